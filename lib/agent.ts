@@ -1,0 +1,150 @@
+// The agent: a transport, the framer, the dispatcher, and the lifecycle around them.
+import { Dispatcher } from './dispatcher';
+import { encodeError, LineFramer, MAX_LINE_BYTES } from './protocol';
+import { Registry, type Command } from './registry';
+import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
+import { silentLogger, type Logger } from './log';
+import type { Transport } from './transports/transport';
+import { VERSION } from './version';
+
+/** Reading pauses while this many requests are in flight or this much output is queued. */
+const MAX_IN_FLIGHT = 256;
+const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
+
+export interface AgentOptions {
+  transport: Transport;
+  commands: Iterable<Command>;
+  config?: Partial<AgentConfig>;
+  log?: Logger;
+  maxLineBytes?: number;
+}
+
+export class Agent {
+  readonly ctx: Context;
+  private readonly transport: Transport;
+  private readonly framer: LineFramer;
+  private readonly dispatcher: Dispatcher;
+  private readonly exitHooks: ExitHook[] = [];
+  private readonly stores = new Map<symbol, unknown>();
+  private inFlight = 0;
+  private paused = false;
+  private stopping: Promise<void> | undefined;
+  private shutdownRequested = false;
+  private idle: (() => void) | undefined;
+  /** Resolves when the agent has stopped (agent-shutdown, stop()). */
+  readonly stopped: Promise<void>;
+  private markStopped!: () => void;
+
+  constructor(opts: AgentOptions) {
+    const log = opts.log ?? silentLogger;
+    const state: AgentState = { frozen: false };
+    const registry = new Registry(opts.commands);
+    this.transport = opts.transport;
+    this.stopped = new Promise((r) => (this.markStopped = r));
+    this.ctx = {
+      config: { ...defaultConfig, ...opts.config },
+      state,
+      registry,
+      log,
+      version: VERSION,
+      shutdown: () => {
+        this.shutdownRequested = true;
+      },
+      onExit: (hook) => {
+        this.exitHooks.push(hook);
+      },
+      store: <T>(key: symbol, create: () => T): T => {
+        if (!this.stores.has(key)) this.stores.set(key, create());
+        return this.stores.get(key) as T;
+      },
+    };
+    this.dispatcher = new Dispatcher(this.ctx);
+    this.framer = new LineFramer(
+      (line) => this.onLine(line),
+      () => {
+        const max = opts.maxLineBytes ?? MAX_LINE_BYTES;
+        log.warn(`request line longer than ${max} bytes dropped`);
+        this.transport.write(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
+      },
+      opts.maxLineBytes ?? MAX_LINE_BYTES,
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start({
+      data: (chunk) => this.framer.push(chunk),
+      reset: () => this.framer.reset(),
+      drain: () => this.updateFlow(),
+    });
+    this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
+  }
+
+  private onLine(line: Buffer): void {
+    if (this.stopping) return;
+    if (isBlank(line)) return; // a blank line is no request: nothing to answer
+    this.inFlight++;
+    this.updateFlow();
+    this.dispatcher.dispatch(line).then((answer) => {
+      this.transport.write(answer);
+      this.inFlight--;
+      this.updateFlow();
+      if (this.shutdownRequested && !this.stopping) {
+        this.ctx.log.info('agent-shutdown requested');
+        void this.stop();
+      }
+      if (this.inFlight === 0) this.idle?.();
+    });
+  }
+
+  /** Backpressure: stop reading while too much is in flight or queued for the host. */
+  private updateFlow(): void {
+    if (this.stopping) return;
+    const over = this.inFlight >= MAX_IN_FLIGHT || this.transport.queued >= MAX_QUEUED_OUTPUT;
+    if (over && !this.paused) {
+      this.paused = true;
+      this.transport.pause();
+    } else if (!over && this.paused) {
+      this.paused = false;
+      this.transport.resume();
+    }
+  }
+
+  /**
+   * Stops reading, lets requests in flight finish and their answers go out, runs the exit hooks
+   * (thaw, close handles) and closes the transport. Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.transport.pause();
+      if (this.inFlight > 0) {
+        await Promise.race([new Promise<void>((r) => (this.idle = r)), delay(10_000)]);
+      }
+      await this.transport.flush(2_000);
+      await this.runExitHooks();
+      await this.transport.close();
+      this.markStopped();
+    })();
+    return this.stopping;
+  }
+
+  /** Runs the exit hooks only (for a fatal error, where nothing else can be trusted). */
+  async runExitHooks(): Promise<void> {
+    const hooks = this.exitHooks.splice(0).reverse();
+    for (const h of hooks) {
+      try {
+        await h();
+      } catch (e) {
+        this.ctx.log.error(`exit hook failed: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+function isBlank(line: Buffer): boolean {
+  for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
+  return true;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// The agent's entry point. Flags follow the reference (-p, -debug, -v) so existing service files
+// keep working; both -flag and --flag are accepted, with "-flag value" or "-flag=value".
+import { Agent } from './agent';
+import { allCommands } from './commands';
+import { defaultConfig, type AgentConfig } from './context';
+import { stderrLogger } from './log';
+import { PortTransport } from './transports/port';
+import { findPort } from './transports/find-port';
+import { UnixTransport } from './transports/unix';
+import type { Transport } from './transports/transport';
+import { VERSION } from './version';
+
+export interface CliOptions {
+  port?: string;
+  listen?: string;
+  debug: boolean;
+  version: boolean;
+  help: boolean;
+  config: Partial<AgentConfig>;
+}
+
+interface FlagSpec {
+  names: string[];
+  value?: string; // the value's name in --help; absent for a boolean flag
+  help: string;
+  set(o: CliOptions, v: string): void;
+}
+
+function positiveNumber(flag: string, v: string, integer: boolean): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`${flag} takes a ${integer ? 'whole ' : ''}number >= 0, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export const FLAGS: FlagSpec[] = [
+  { names: ['p', 'port'], value: 'PATH', help: `virtio-serial port (default: /dev/virtio-ports/org.guest-agent.0, else found by name under /sys/class/virtio-ports)`, set: (o, v) => (o.port = v) },
+  { names: ['listen'], value: 'unix:PATH', help: 'serve one host at a time on a unix socket instead of the port', set: (o, v) => {
+    if (!v.startsWith('unix:') || v.length <= 5) throw new UsageError(`--listen takes unix:PATH, got ${JSON.stringify(v)}`);
+    o.listen = v.slice(5);
+  } },
+  { names: ['debug'], help: 'log every request to stderr', set: (o) => (o.debug = true) },
+  { names: ['v', 'version'], help: 'print the version and exit', set: (o) => (o.version = true) },
+  { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
+  { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
+  { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = positiveNumber('--freeze-timeout', v, false)) },
+  { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
+  { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },
+];
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): CliOptions {
+  const o: CliOptions = { debug: false, version: false, help: false, config: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const m = /^--?([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
+    if (!m) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
+    const spec = FLAGS.find((f) => f.names.includes(m[1]));
+    if (!spec) throw new UsageError(`unknown flag ${arg}`);
+    let value = m[2];
+    if (spec.value) {
+      if (value === undefined) {
+        if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a value (${spec.value})`);
+        value = argv[++i];
+      }
+    } else if (value !== undefined) {
+      throw new UsageError(`${arg.split('=')[0]} takes no value`);
+    }
+    spec.set(o, value ?? '');
+  }
+  if (o.port !== undefined && o.listen !== undefined) throw new UsageError('-p and --listen exclude each other');
+  return o;
+}
+
+export function usage(): string {
+  const lines = FLAGS.map((f) => {
+    const name = f.names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ') + (f.value ? ` ${f.value}` : '');
+    return `  ${name.padEnd(28)} ${f.help}`;
+  });
+  return `Usage: ember-ga [flags]\n\nGuest agent for Linux VMs, wire-compatible with phoenix-guest-agent 0.7.1.\n\n${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: CliOptions;
+  try {
+    opts = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`ember-ga: ${e.message}\n\n${usage()}`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (opts.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const log = stderrLogger(opts.debug);
+  let transport: Transport;
+  try {
+    transport = opts.listen !== undefined ? new UnixTransport(opts.listen, log) : new PortTransport(opts.port ?? findPort(), log);
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+  const agent = new Agent({ transport, commands: allCommands, config: opts.config, log });
+  try {
+    await agent.start();
+  } catch (e) {
+    log.error(`cannot serve on ${transport.description}: ${(e as Error).message}`);
+    return 1;
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    log.info(`${sig}: finishing answers in flight, then exiting`);
+    void agent.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('uncaughtException', (e) => {
+    log.error(`fatal: ${e.stack ?? e.message}`);
+    void agent.runExitHooks().finally(() => process.exit(1));
+  });
+  await agent.stopped;
+  log.info('stopped');
+  return 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`ember-ga: ${(e as Error).stack ?? e}\n`);
+      process.exit(1);
+    },
+  );
+}

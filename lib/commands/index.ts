@@ -1,0 +1,5 @@
+// Every command group, loaded at start-up (never lazily: filesystems may be frozen later).
+import type { Command } from '../registry';
+import { coreCommands } from './core';
+
+export const allCommands: readonly Command[] = [...coreCommands];

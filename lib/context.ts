@@ -1,0 +1,45 @@
+// What a command handler sees of the agent: configuration, shared state, logging and lifecycle.
+import type { Logger } from './log';
+import type { Registry } from './registry';
+
+export interface AgentConfig {
+  /** Mount table read by fs-freeze (a test hands the agent a fixture table). */
+  mountsFile: string;
+  /** Seconds after which a freeze with no fs-unfreeze thaws by itself; 0 = never. */
+  freezeTimeout: number;
+  /** Largest `size` a file-read may ask for, in bytes. */
+  maxReadSize: number;
+  /** Open file handles allowed at once. */
+  maxHandles: number;
+  /** Honour file-read `size` (off: behave exactly like 0.7.1, 4096-byte reads). */
+  largeReads: boolean;
+}
+
+export const defaultConfig: AgentConfig = {
+  mountsFile: '/proc/self/mounts',
+  freezeTimeout: 600,
+  maxReadSize: 4 * 1024 * 1024,
+  maxHandles: 1024,
+  largeReads: true,
+};
+
+export interface AgentState {
+  /** True while fs-freeze holds filesystems frozen; the dispatcher refuses most commands then. */
+  frozen: boolean;
+}
+
+export type ExitHook = () => void | Promise<void>;
+
+export interface Context {
+  readonly config: AgentConfig;
+  readonly state: AgentState;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly version: string;
+  /** Ask the agent to exit once this command's answer is written. */
+  shutdown(): void;
+  /** Run at exit (agent-shutdown, SIGTERM, SIGINT, fatal error): thaw, close handles. */
+  onExit(hook: ExitHook): void;
+  /** Per-agent state of a command group, created on first use. */
+  store<T>(key: symbol, create: () => T): T;
+}

@@ -1,0 +1,33 @@
+// Turns one request line into exactly one answer line. Knows nothing about particular commands:
+// it parses, looks the name up in the registry, applies the freeze rule, checks arguments
+// against the command's schema and runs its handler.
+import { AgentError, wireError } from './errors';
+import { encodeError, encodeReturn, parseRequest, RequestError } from './protocol';
+import { checkArgs } from './registry';
+import type { Context } from './context';
+
+export class Dispatcher {
+  constructor(private readonly ctx: Context) {}
+
+  async dispatch(line: Buffer | string): Promise<string> {
+    let tag = '';
+    try {
+      const req = parseRequest(line);
+      tag = req.tag;
+      const cmd = this.ctx.registry.get(req.execute);
+      if (!cmd) throw new AgentError(`Unknown command: ${req.execute}`);
+      if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
+        throw new AgentError(`All filesystems are frozen. Cannot execute: ${req.execute}`);
+      }
+      const args = checkArgs(cmd.args, req.arguments);
+      this.ctx.log.debug(`<- ${req.execute} tag=${JSON.stringify(tag)}`);
+      const value = await cmd.handler(args as never, this.ctx);
+      return encodeReturn(value, tag);
+    } catch (e) {
+      if (e instanceof RequestError) tag = e.tag;
+      const { message, code } = wireError(e);
+      this.ctx.log.debug(`-> error ${code}: ${message}`);
+      return encodeError(message, code, tag);
+    }
+  }
+}

@@ -1,0 +1,74 @@
+// Errors as they travel: SystemError (a failed system call, with errno) and AgentError (a
+// protocol-level failure with the wire code to answer). wireError() turns anything thrown by a
+// handler into the message and code of an error answer.
+import { getSystemErrorMap } from 'util';
+
+const systemErrors = getSystemErrorMap(); // -errno -> [name, message]
+
+/** The errno name for a positive errno (2 -> "ENOENT"), or "E<n>" when Node does not know it. */
+export function errnoName(errno: number): string {
+  return systemErrors.get(-errno)?.[0] ?? `E${errno}`;
+}
+
+/** The system's description of an errno, lowercase like Go's ("no such file or directory"). */
+export function errnoMessage(errno: number): string {
+  return systemErrors.get(-errno)?.[1] ?? `errno ${errno}`;
+}
+
+/** A failed system call, shaped like Node's fs errors, with a positive errno. */
+export class SystemError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall?: string;
+  readonly path?: string;
+
+  constructor(errno: number, syscall?: string, path?: string, detail?: string) {
+    const where = [syscall, path].filter((s) => s !== undefined && s !== '').join(' ');
+    super(`${where ? where + ': ' : ''}${detail ?? errnoMessage(errno)}`);
+    this.name = 'SystemError';
+    this.errno = errno;
+    this.code = errnoName(errno);
+    this.syscall = syscall;
+    this.path = path;
+  }
+}
+
+/** A failure to answer with a given wire code (-1 unless an errno applies). */
+export class AgentError extends Error {
+  readonly code: number;
+  constructor(message: string, code = -1) {
+    super(message);
+    this.name = 'AgentError';
+    this.code = code;
+  }
+}
+
+interface ErrnoLike {
+  errno?: unknown;
+  code?: unknown;
+  syscall?: unknown;
+  path?: unknown;
+}
+
+/**
+ * Normalises an error from Node (errno negative, code "ENOENT") or from the addon (errno
+ * positive) into a SystemError; anything else comes back unchanged.
+ */
+export function toSystemError(e: unknown): unknown {
+  if (e instanceof SystemError || !(e instanceof Error)) return e;
+  const x = e as ErrnoLike;
+  if (typeof x.errno !== 'number' || x.errno === 0) return e;
+  const errno = Math.abs(x.errno);
+  const syscall = typeof x.syscall === 'string' ? x.syscall : undefined;
+  const path = typeof x.path === 'string' ? x.path : undefined;
+  return new SystemError(errno, syscall, path);
+}
+
+/** Message and code for an error answer: errno for system errors, the AgentError's code, else -1. */
+export function wireError(e: unknown): { message: string; code: number } {
+  const err = toSystemError(e);
+  if (err instanceof SystemError) return { message: err.message, code: err.errno };
+  if (err instanceof AgentError) return { message: err.message, code: err.code };
+  if (err instanceof Error) return { message: err.message, code: -1 };
+  return { message: String(err), code: -1 };
+}

@@ -1,0 +1,12 @@
+// The package's library API: the agent pieces and the native bindings, with types.
+export { Agent, type AgentOptions } from './agent';
+export { allCommands } from './commands';
+export { defaultConfig, type AgentConfig, type Context } from './context';
+export { AgentError, SystemError, errnoName } from './errors';
+export { LineFramer, MAX_LINE_BYTES, encodeError, encodeReturn, parseRequest } from './protocol';
+export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
+export { PortTransport } from './transports/port';
+export { UnixTransport } from './transports/unix';
+export { findPort } from './transports/find-port';
+export type { Transport, TransportSink } from './transports/transport';
+export { VERSION } from './version';

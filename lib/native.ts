@@ -1,0 +1,22 @@
+// Typed loader of the C++ addon (node-gyp-build: build/Release when built from source, else the
+// prebuild for this platform shipped in prebuilds/). Loaded once, at start-up.
+import * as path from 'path';
+import load = require('node-gyp-build');
+
+export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
+
+export interface NativePort {
+  /** Writes what the kernel takes now and queues the rest; returns the bytes still queued. */
+  write(data: Buffer): number;
+  pause(): void;
+  resume(): void;
+  close(): void;
+  readonly queued: number;
+  readonly connected: boolean;
+}
+
+export interface NativeBinding {
+  Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
+}
+
+export const native = load(path.join(__dirname, '..', '..')) as NativeBinding;

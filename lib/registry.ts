@@ -1,0 +1,129 @@
+// The command registry: every command is one declaration (name, aliases, argument schema, doc,
+// handler). Dispatch, argument checking, get-commands and the README's command table all come
+// from these declarations, so adding a command never means touching the dispatcher.
+import { AgentError } from './errors';
+import { describe } from './protocol';
+import type { Context } from './context';
+
+export type ArgType = 'string' | 'int' | 'number' | 'bool' | 'string[]';
+
+export interface ArgSpec {
+  type: ArgType;
+  /** Missing (or null) is an error. Otherwise a missing argument takes `default`. */
+  required?: boolean;
+  default?: unknown;
+  /** Inclusive bounds for int and number arguments. */
+  min?: number;
+  max?: number;
+  /** Allowed values of a string argument. */
+  oneOf?: readonly string[];
+  doc: string;
+}
+
+export type Schema = Record<string, ArgSpec>;
+
+type TypeOf<T extends ArgType> = T extends 'string'
+  ? string
+  : T extends 'int' | 'number'
+    ? number
+    : T extends 'bool'
+      ? boolean
+      : T extends 'string[]'
+        ? string[]
+        : never;
+
+/** The handler's view of its arguments: required or defaulted ones are always present. */
+export type Args<S extends Schema> = {
+  [K in keyof S]: S[K] extends { required: true } | { default: unknown }
+    ? TypeOf<S[K]['type']>
+    : TypeOf<S[K]['type']> | undefined;
+};
+
+export interface Command<S extends Schema = Schema> {
+  name: string;
+  aliases?: readonly string[];
+  doc: string;
+  /** Accepted while filesystems are frozen (PROTOCOL.md lists which). */
+  allowWhileFrozen?: boolean;
+  args: S;
+  handler(args: Args<S>, ctx: Context): unknown | Promise<unknown>;
+}
+
+/** Declares a command with its handler typed from its schema. */
+export function defineCommand<S extends Schema>(c: Command<S>): Command {
+  return c as unknown as Command;
+}
+
+export class Registry {
+  private readonly byName = new Map<string, Command>();
+  private readonly list: Command[] = [];
+
+  constructor(commands: Iterable<Command> = []) {
+    for (const c of commands) this.add(c);
+  }
+
+  add(c: Command): void {
+    for (const n of [c.name, ...(c.aliases ?? [])]) {
+      if (this.byName.has(n)) throw new Error(`command ${n} is registered twice`);
+      this.byName.set(n, c);
+    }
+    this.list.push(c);
+  }
+
+  get(name: string): Command | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Every command in registration order. */
+  commands(): readonly Command[] {
+    return this.list;
+  }
+
+  /** Every name a host may send: each command's name followed by its aliases. */
+  names(): string[] {
+    return this.list.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+  }
+}
+
+function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
+  const bad = (expected: string) =>
+    new AgentError(`Invalid argument "${name}": expected ${expected}, got ${describe(v)}`);
+  switch (spec.type) {
+    case 'string':
+      if (typeof v !== 'string') throw bad('a string');
+      if (spec.oneOf && !spec.oneOf.includes(v)) {
+        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => JSON.stringify(s)).join(', ')}, got ${JSON.stringify(v)}`);
+      }
+      return v;
+    case 'bool':
+      if (typeof v !== 'boolean') throw bad('true or false');
+      return v;
+    case 'int':
+    case 'number': {
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(spec.type === 'int' ? 'an integer' : 'a number');
+      if (spec.type === 'int' && !Number.isSafeInteger(v)) throw bad('an integer');
+      if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
+        throw new AgentError(`Invalid argument "${name}": ${v} is out of range [${spec.min ?? '-inf'}, ${spec.max ?? 'inf'}]`);
+      }
+      return v;
+    }
+    case 'string[]':
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad('an array of strings');
+      return v;
+  }
+}
+
+/** Checks raw request arguments against a schema; throws an AgentError naming the argument. */
+export function checkArgs(schema: Schema, raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(schema)) {
+    const v = raw[name];
+    if (v === undefined || v === null) {
+      if (spec.required) throw new AgentError(`Missing argument "${name}"`);
+      if (spec.default !== undefined) out[name] = spec.default;
+      continue;
+    }
+    out[name] = checkOne(name, spec, v);
+  }
+  return out;
+}

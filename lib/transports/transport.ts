@@ -1,0 +1,23 @@
+// What the agent needs of a connection to the host.
+export interface TransportSink {
+  /** Bytes from the host. */
+  data(chunk: Buffer): void;
+  /** The host went away or a new one arrived: drop any partial line. */
+  reset(): void;
+  /** The output queue emptied. */
+  drain(): void;
+}
+
+export interface Transport {
+  readonly description: string;
+  start(sink: TransportSink): Promise<void>;
+  /** Queues an answer line; never blocks. */
+  write(line: string): void;
+  /** Bytes written but not yet taken by the kernel. */
+  readonly queued: number;
+  pause(): void;
+  resume(): void;
+  /** Resolves once queued output is written (or after timeoutMs). */
+  flush(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,121 @@
+// A unix socket server, one host connection at a time (like qemu-ga's unix-listen): a second
+// connection waits until the first one closes.
+import * as fs from 'fs';
+import * as net from 'net';
+import type { Logger } from '../log';
+import type { Transport, TransportSink } from './transport';
+
+export class UnixTransport implements Transport {
+  private server: net.Server | undefined;
+  private active: net.Socket | undefined;
+  private readonly waiting: net.Socket[] = [];
+  private sink: TransportSink | undefined;
+  private paused = false;
+
+  constructor(
+    readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  get description(): string {
+    return `unix:${this.path}`;
+  }
+
+  async start(sink: TransportSink): Promise<void> {
+    this.sink = sink;
+    removeStaleSocket(this.path);
+    const server = net.createServer((sock) => this.accept(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (e) => this.log.error(`listener: ${e.message}`));
+  }
+
+  private accept(sock: net.Socket): void {
+    sock.on('error', (e) => this.log.debug(`connection: ${e.message}`));
+    if (this.active) {
+      this.log.debug('a second host connection waits for the first to close');
+      sock.pause();
+      this.waiting.push(sock);
+      sock.once('close', () => {
+        const i = this.waiting.indexOf(sock);
+        if (i >= 0) this.waiting.splice(i, 1);
+      });
+      return;
+    }
+    this.activate(sock);
+  }
+
+  private activate(sock: net.Socket): void {
+    const sink = this.sink!;
+    this.active = sock;
+    this.log.info('host connected');
+    sink.reset();
+    sock.on('data', (chunk: Buffer) => sink.data(chunk));
+    sock.on('drain', () => sink.drain());
+    sock.once('close', () => {
+      if (this.active !== sock) return;
+      this.active = undefined;
+      this.log.info('host disconnected');
+      sink.reset();
+      const next = this.waiting.shift();
+      if (next) this.activate(next);
+    });
+    if (this.paused) sock.pause();
+    else sock.resume();
+  }
+
+  write(line: string): void {
+    // With no host connected the answer has nowhere to go (a new connection is a new session).
+    if (this.active && !this.active.destroyed) this.active.write(line);
+  }
+
+  get queued(): number {
+    return this.active?.writableLength ?? 0;
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.active?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.active?.resume();
+  }
+
+  flush(timeoutMs: number): Promise<void> {
+    const sock = this.active;
+    if (!sock || sock.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      sock.write('', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of [this.active, ...this.waiting]) s?.end();
+    this.waiting.length = 0;
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    this.active?.destroy();
+    this.active = undefined;
+  }
+}
+
+function removeStaleSocket(path: string): void {
+  try {
+    if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
+  } catch {
+    // nothing there
+  }
+}

@@ -1,0 +1,49 @@
+// Shared pieces of the addon: module registration, system errors, and the one generic
+// "run this off the main thread, then resolve or reject with errno" helper every binding uses.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace ember {
+
+// Each native/*.cc file registers its exports with a static Module object; addon.cc calls
+// every registered initializer when the addon loads. Adding a file means adding it to
+// binding.gyp and nothing else.
+using InitFn = void (*)(Napi::Env env, Napi::Object exports);
+struct Module {
+  Module(const char* name, InitFn init);
+};
+void InitAll(Napi::Env env, Napi::Object exports);
+
+// A failed system call: errno plus the call and the path it was about (either may be empty).
+struct SysError {
+  int err = 0;
+  std::string syscall;
+  std::string path;
+  static SysError Ok() { return SysError{}; }
+  static SysError Of(int err, std::string syscall, std::string path = "") {
+    return SysError{err, std::move(syscall), std::move(path)};
+  }
+  explicit operator bool() const { return err != 0; }
+};
+
+// A JavaScript Error with `errno` (positive), `syscall` and `path`; lib/errors.ts turns it into a
+// SystemError with the errno name as `code`, the way Node's fs errors look.
+Napi::Error MakeSysError(Napi::Env env, const SysError& e);
+
+// Work runs on the libuv thread pool and returns SysError::Ok() or the failure. Done runs on the
+// main thread after success and builds the value the promise resolves with. State the two share
+// lives in whatever the lambdas capture (typically a shared_ptr).
+using Work = std::function<SysError()>;
+using Done = std::function<Napi::Value(Napi::Env)>;
+Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done);
+
+// Helpers for argument conversion that throw a JavaScript TypeError naming the argument.
+std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+}  // namespace ember

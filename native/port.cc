@@ -1,0 +1,335 @@
+// The virtio-serial port (or a pty standing in for it), driven from the event loop.
+//
+// libuv treats character devices as files and would read them with blocking calls on the thread
+// pool, so the port gets its own driver: one O_RDWR non-blocking fd (the port opens only once),
+// readiness from uv_poll, writes that survive EAGAIN and partial writes.
+//
+// Host disconnected: virtio_console reports POLLHUP at once and read() returns 0 at once, every
+// time (a pty whose master is gone reports POLLHUP and EIO). Both are level-triggered, so a
+// naive loop spins. Instead the driver stops polling and re-checks on a backoff timer (20 ms
+// doubling to 500 ms: near-zero CPU). Once POLLHUP clears, it polls again; QEMU keeps the
+// host's bytes meanwhile, so no request is lost. If the path now names a different device (a
+// new pty behind the same symlink), the driver reopens it.
+//
+// JS sees one callback, onEvent(type, arg): "data" (Buffer), "hangup", "connect", "reopen",
+// "drain", "error" (Error).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <deque>
+#include <string>
+
+#include "common.h"
+
+namespace ember {
+namespace {
+
+constexpr size_t kReadSize = 256 * 1024;
+constexpr int kReadsPerWakeup = 16;
+constexpr uint64_t kBackoffFirstMs = 20;
+constexpr uint64_t kBackoffMaxMs = 500;
+
+int OpenPort(const std::string& path, int* fd_out) {
+  int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return errno;
+  if (isatty(fd)) {
+    // A pty standing in for the port: raw bytes, no echo, no CRLF translation.
+    struct termios t;
+    if (tcgetattr(fd, &t) == 0) {
+      cfmakeraw(&t);
+      tcsetattr(fd, TCSANOW, &t);
+    }
+  }
+  *fd_out = fd;
+  return 0;
+}
+
+template <typename H>
+void CloseHandle(H* h) {
+  if (h == nullptr) return;
+  h->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
+
+class Port : public Napi::ObjectWrap<Port> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("Port", DefineClass(env, "Port",
+                                    {InstanceMethod<&Port::Write>("write"),
+                                     InstanceMethod<&Port::Pause>("pause"),
+                                     InstanceMethod<&Port::Resume>("resume"),
+                                     InstanceMethod<&Port::Close>("close"),
+                                     InstanceAccessor<&Port::Queued>("queued"),
+                                     InstanceAccessor<&Port::Connected>("connected")}));
+  }
+
+  Port(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Port>(info) {
+    Napi::Env env = info.Env();
+    path_ = StringArg(info, 0, "path");
+    if (info.Length() < 2 || !info[1].IsFunction())
+      throw Napi::TypeError::New(env, "argument onEvent must be a function");
+    on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
+    context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:port");
+    int err = OpenPort(path_, &fd_);
+    if (err) throw MakeSysError(env, SysError::Of(err, "open", path_));
+    if (napi_get_uv_event_loop(env, &loop_) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    timer_ = new uv_timer_t;
+    uv_timer_init(loop_, timer_);
+    timer_->data = this;
+    Ref();  // stay alive while the fd is open; released by close()
+    CheckLink();
+  }
+
+  ~Port() override { Shutdown(); }
+
+ private:
+  // ---- JS methods ----
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    if (!info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument data must be a Buffer");
+    auto buf = info[0].As<Napi::Buffer<char>>();
+    if (fd_ < 0) throw Napi::Error::New(info.Env(), "port is closed");
+    const char* p = buf.Data();
+    size_t len = buf.Length();
+    if (queue_.empty() && connected_) {
+      // Fast path: straight from the JS buffer, copy only what the kernel did not take.
+      while (len > 0) {
+        ssize_t n = write(fd_, p, len);
+        if (n > 0) {
+          p += n;
+          len -= n;
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else {
+          if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) Hangup();
+          break;
+        }
+      }
+    }
+    if (len > 0) {
+      queue_.emplace_back(p, len);
+      queued_ += len;
+      UpdatePoll();
+    }
+    return Napi::Number::New(info.Env(), static_cast<double>(queued_));
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    paused_ = true;
+    UpdatePoll();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    paused_ = false;
+    UpdatePoll();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (fd_ >= 0) {
+      Shutdown();
+      Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Queued(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(queued_));
+  }
+
+  Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), connected_); }
+
+  // ---- driver ----
+  void Shutdown() {
+    CloseHandle(poll_);
+    poll_ = nullptr;
+    CloseHandle(timer_);
+    timer_ = nullptr;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    queue_.clear();
+    queued_ = 0;
+  }
+
+  void Emit(const char* type, napi_value arg = nullptr) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      std::vector<napi_value> args{Napi::String::New(env, type)};
+      if (arg != nullptr) args.push_back(arg);
+      on_event_.MakeCallback(env.Global(), args, *context_);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  void EmitError(int err, const char* syscall) {
+    Napi::HandleScope scope(Env());
+    Emit("error", MakeSysError(Env(), SysError::Of(err, syscall, path_)).Value());
+  }
+
+  // Polls for what we currently want: input unless paused, output while the queue is not empty.
+  void UpdatePoll() {
+    if (fd_ < 0 || !connected_) return;
+    int events = (paused_ ? 0 : UV_READABLE) | (queue_.empty() ? 0 : UV_WRITABLE);
+    if (poll_ == nullptr) {
+      poll_ = new uv_poll_t;
+      if (int r = uv_poll_init(loop_, poll_, fd_); r != 0) {
+        delete poll_;
+        poll_ = nullptr;
+        EmitError(-r, "epoll_ctl");
+        return;
+      }
+      poll_->data = this;
+    }
+    if (events == 0) {
+      uv_poll_stop(poll_);
+    } else {
+      uv_poll_start(poll_, events, [](uv_poll_t* h, int status, int ev) {
+        if (h->data != nullptr) static_cast<Port*>(h->data)->OnPoll(status, ev);
+      });
+    }
+  }
+
+  void OnPoll(int status, int events) {
+    if (status < 0) {
+      Hangup();
+      return;
+    }
+    if (events & UV_WRITABLE) Flush();
+    if (fd_ >= 0 && connected_ && (events & (UV_READABLE | UV_DISCONNECT))) ReadSome();
+  }
+
+  void ReadSome() {
+    for (int i = 0; i < kReadsPerWakeup && fd_ >= 0 && connected_ && !paused_; i++) {
+      Napi::HandleScope scope(Env());
+      Napi::Buffer<char> buf = Napi::Buffer<char>::New(Env(), kReadSize);
+      ssize_t n = read(fd_, buf.Data(), kReadSize);
+      if (n > 0) {
+        Emit("data", Napi::Buffer<char>::Copy(Env(), buf.Data(), n));
+        if (static_cast<size_t>(n) < kReadSize) {
+          // Short read: most likely drained. One more try costs a syscall; epoll will wake us.
+          continue;
+        }
+      } else if (n == 0) {
+        Hangup();  // virtio: host side closed
+        return;
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      } else {
+        if (errno != EIO) EmitError(errno, "read");
+        Hangup();  // pty: master gone (EIO)
+        return;
+      }
+    }
+  }
+
+  void Flush() {
+    bool had = !queue_.empty();
+    while (!queue_.empty() && fd_ >= 0) {
+      std::string& front = queue_.front();
+      ssize_t n = write(fd_, front.data() + front_off_, front.size() - front_off_);
+      if (n > 0) {
+        front_off_ += n;
+        queued_ -= n;
+        if (front_off_ == front.size()) {
+          queue_.pop_front();
+          front_off_ = 0;
+        }
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        break;
+      } else {
+        Hangup();
+        return;
+      }
+    }
+    UpdatePoll();
+    if (had && queue_.empty()) Emit("drain");
+  }
+
+  void Hangup() {
+    if (!connected_) return;
+    connected_ = false;
+    if (poll_ != nullptr) uv_poll_stop(poll_);
+    backoff_ms_ = kBackoffFirstMs;
+    ArmTimer();
+    Emit("hangup");
+  }
+
+  void ArmTimer() {
+    if (timer_ == nullptr) return;
+    uv_timer_start(timer_, [](uv_timer_t* t) {
+      if (t->data != nullptr) static_cast<Port*>(t->data)->CheckLink();
+    }, backoff_ms_, 0);
+  }
+
+  // Is the host there? Called at start and on the backoff timer while disconnected.
+  void CheckLink() {
+    if (fd_ < 0) return;
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, 0);
+    bool hup = r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+    if (hup && MaybeReopen()) {
+      p = {fd_, POLLIN, 0};
+      r = ::poll(&p, 1, 0);
+      hup = r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+    }
+    if (!hup) {
+      bool was = connected_;
+      connected_ = true;
+      UpdatePoll();
+      if (!was) Emit("connect");
+      if (!queue_.empty()) Flush();
+      return;
+    }
+    connected_ = false;
+    ArmTimer();
+    backoff_ms_ = std::min(backoff_ms_ * 2, kBackoffMaxMs);
+  }
+
+  // The path may now name another device (a new pty behind the same symlink): switch to it.
+  bool MaybeReopen() {
+    struct stat now, cur;
+    if (stat(path_.c_str(), &now) != 0 || fstat(fd_, &cur) != 0) return false;
+    if (now.st_rdev == cur.st_rdev && now.st_ino == cur.st_ino) return false;
+    int fd;
+    if (OpenPort(path_, &fd) != 0) return false;
+    CloseHandle(poll_);
+    poll_ = nullptr;
+    close(fd_);
+    fd_ = fd;
+    queue_.clear();  // answers meant for the old peer
+    queued_ = 0;
+    front_off_ = 0;
+    Emit("reopen");
+    return true;
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  uv_loop_t* loop_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  bool connected_ = false;
+  bool paused_ = false;
+  uint64_t backoff_ms_ = kBackoffFirstMs;
+  std::deque<std::string> queue_;
+  size_t front_off_ = 0;
+  size_t queued_ = 0;
+  Napi::FunctionReference on_event_;
+  std::unique_ptr<Napi::AsyncContext> context_;
+};
+
+Module reg("port", [](Napi::Env env, Napi::Object exports) { Port::Init(env, exports); });
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System tools the tests use, installed from Debian's packages when missing (as root only;
+# otherwise it lists them, and the tests that need them say so or, under CI, fail).
+set -u
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have socat || need+=(socat)
+have ip || need+=(iproute2)
+have mkfs.ext4 || need+=(e2fsprogs)
+have losetup || need+=(mount)
+have tmux || need+=(tmux)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! have apt-get; then
+  echo "test-deps: missing ${need[*]} (install them as root)" >&2
+  exit 1
+fi
+echo "test-deps: installing ${need[*]}" >&2
+if ! apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+  apt-get update >/dev/null 2>&1
+  apt-get install -y --no-install-recommends "${need[@]}" >/dev/null || exit 1
+fi

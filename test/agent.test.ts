@@ -1,0 +1,170 @@
+// The agent process over a unix socket: framing, bad input, concurrency, lifecycle.
+import * as assert from 'uvu/assert';
+import { errorMessage, startAgent, type RunningAgent, type Answer } from './helpers/agent';
+import { suite, waitFor } from './helpers/harness';
+
+const test = suite<{ agent: RunningAgent }>('agent', {} as { agent: RunningAgent });
+
+test.before(async (ctx) => {
+  ctx.agent = await startAgent();
+});
+test.after(async (ctx) => {
+  await ctx.agent.stop();
+});
+
+test('ping over the socket, CRLF and LF, tag "" when absent', async ({ agent }) => {
+  const c = await agent.connect();
+  c.send('{"execute":"ping"}\r\n{"execute":"ping","tag":"b"}\n');
+  const answers = await c.waitLines(2);
+  assert.equal(answers.map((a) => a.tag).sort(), ['', 'b']);
+  assert.ok(answers.every((a) => typeof a.return === 'string'));
+  c.close();
+});
+
+test('1000 requests in one write: 1000 answers, every tag once', async ({ agent }) => {
+  const c = await agent.connect();
+  let batch = '';
+  for (let i = 0; i < 1000; i++) batch += JSON.stringify({ execute: 'ping', tag: `n${i}` }) + '\r\n';
+  c.send(batch);
+  const answers = await c.waitLines(1000);
+  assert.is(answers.length, 1000);
+  assert.is(new Set(answers.map((a) => a.tag)).size, 1000);
+  c.close();
+});
+
+test('a request split across many small writes', async ({ agent }) => {
+  const c = await agent.connect();
+  const msg = '{"execute":"ping","tag":"split"}\r\n';
+  for (const ch of msg) {
+    c.send(ch);
+    await new Promise((r) => setImmediate(r));
+  }
+  const [a] = await c.waitLines(1);
+  assert.is(a.tag, 'split');
+  c.close();
+});
+
+test('bad input: each gets a clear error and the next request is served', async ({ agent }) => {
+  const c = await agent.connect();
+  const bad: [string, RegExp][] = [
+    ['{not json', /^Invalid JSON/],
+    ['["ping"]', /expected a JSON object, got an array/],
+    ['"ping"', /expected a JSON object, got a string/],
+    ['{"arguments":{}}', /"execute" is missing/],
+    ['{"execute":42}', /"execute" must be a string/],
+    ['{"execute":"no-such-thing"}', /^Unknown command: no-such-thing$/],
+  ];
+  for (const [line, re] of bad) {
+    c.send(line + '\r\n');
+    c.send('{"execute":"ping","tag":"after"}\r\n');
+    const answers = await c.waitLines(2);
+    const err = answers.find((a) => a.error);
+    assert.ok(err, `no error for ${line}`);
+    assert.match(errorMessage(err!), re);
+    assert.is(err!.error!.code, -1);
+    assert.ok(answers.some((a) => a.tag === 'after' && typeof a.return === 'string'));
+    c.lines.length = 0;
+  }
+  c.close();
+});
+
+test('binary garbage: errors, no crash, then served', async ({ agent }) => {
+  const c = await agent.connect();
+  const junk = Buffer.alloc(64 * 1024);
+  for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;
+  c.send(junk);
+  c.send('\n{"execute":"ping","tag":"alive"}\r\n');
+  await waitFor(() => c.lines.some((l) => l.includes('"alive"')), 10_000, 'ping after garbage');
+  for (const l of c.lines) JSON.parse(l); // every answer is well-formed JSON
+  c.close();
+});
+
+test('a 100 MiB line: one error, resync, agent memory stays bounded', async ({ agent }) => {
+  const c = await agent.connect();
+  const chunk = Buffer.alloc(1024 * 1024, 'a');
+  for (let i = 0; i < 100; i++) {
+    if (!c.sock.write(chunk)) await new Promise((r) => c.sock.once('drain', r));
+  }
+  c.send('\r\n{"execute":"ping","tag":"after-huge"}\r\n');
+  const answers = await c.waitLines(2, 30_000);
+  assert.match(errorMessage(answers.find((a) => a.error)!), /Request line too long: the limit is 16777216 bytes/);
+  assert.ok(answers.some((a) => a.tag === 'after-huge'));
+  const rssKiB = Number(/VmHWM:\s+(\d+)/.exec(require('fs').readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]);
+  assert.ok(rssKiB < 150 * 1024, `peak RSS ${rssKiB} KiB`);
+  c.close();
+}, { timeout: 60_000 });
+
+test('fuzz: random and mutated requests, every well-formed line answered', async ({ agent }) => {
+  const c = await agent.connect();
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const seeds = [
+    '{"execute":"ping","tag":"T"}',
+    '{"execute":"get-commands","arguments":{},"tag":"T"}',
+    '{"execute":"file-read","arguments":{"handle_id":1},"tag":"T"}',
+    '{"execute":"file-open","arguments":{"path":"/nonexistent","mode":"r"},"tag":"T"}',
+  ];
+  const alphabet = '{}[]":,\\ \t0123456789abcdefnulltrue\u00e9\u0000';
+  let expected = 0;
+  for (let i = 0; i < 2000; i++) {
+    let line: string;
+    if (rand(4) === 0) {
+      line = Array.from({ length: rand(80) }, () => alphabet[rand(alphabet.length)]).join('');
+    } else {
+      const chars = [...seeds[rand(seeds.length)].replace('T', `f${i}`)];
+      for (let k = rand(4); k > 0; k--) chars[rand(chars.length)] = alphabet[rand(alphabet.length)];
+      line = chars.join('');
+    }
+    line = line.replace(/[\r\n]/g, '');
+    if (line.trim() === '') continue;
+    expected++;
+    c.send(line + '\r\n');
+  }
+  c.send('{"execute":"ping","tag":"fuzz-end"}\r\n');
+  const answers: Answer[] = await c.waitLines(expected + 1, 30_000);
+  assert.is(answers.length, expected + 1);
+  assert.ok(answers.some((a) => a.tag === 'fuzz-end'));
+  assert.is(agent.proc.exitCode, null);
+  c.close();
+}, { timeout: 60_000 });
+
+test('one host at a time: a second connection is served once the first closes', async ({ agent }) => {
+  const first = await agent.connect();
+  await first.call('ping');
+  const second = await agent.connect();
+  second.send('{"execute":"ping","tag":"second"}\r\n');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.is(second.lines.length, 0);
+  first.close();
+  const [a] = await second.waitLines(1);
+  assert.is(a.tag, 'second');
+  second.close();
+});
+
+test.run();
+
+const life = suite('agent lifecycle');
+
+life('agent-shutdown answers true, then the agent exits 0', async () => {
+  const agent = await startAgent();
+  const c = await agent.connect();
+  assert.is(await c.ok('agent-shutdown'), true);
+  assert.is(await agent.exited, 0);
+  await agent.stop();
+});
+
+life('SIGTERM and SIGINT: exit 0', async () => {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    const agent = await startAgent();
+    const c = await agent.connect();
+    await c.ok('ping');
+    agent.proc.kill(sig);
+    assert.is(await agent.exited, 0, sig);
+    await agent.stop();
+  }
+});
+
+life.run();

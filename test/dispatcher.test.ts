@@ -1,0 +1,134 @@
+import * as assert from 'uvu/assert';
+import { Dispatcher } from '../lib/dispatcher';
+import { Registry, defineCommand, checkArgs } from '../lib/registry';
+import { defaultConfig, type Context } from '../lib/context';
+import { silentLogger } from '../lib/log';
+import { coreCommands } from '../lib/commands/core';
+import { AgentError, SystemError } from '../lib/errors';
+import { suite } from './helpers/harness';
+
+const test = suite('dispatcher');
+
+const echo = defineCommand({
+  name: 'echo-args',
+  aliases: ['linux-echo-args'],
+  doc: 'test command',
+  args: {
+    path: { type: 'string', required: true, doc: '' },
+    n: { type: 'int', default: 0, min: 0, doc: '' },
+    mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '' },
+    force: { type: 'bool', default: false, doc: '' },
+    list: { type: 'string[]', doc: '' },
+  },
+  handler: (args) => args,
+});
+const failing = defineCommand({
+  name: 'fail-enoent',
+  doc: 'test command',
+  args: {},
+  handler: () => {
+    throw new SystemError(2, 'open', '/nonexistent');
+  },
+});
+const slow = defineCommand({
+  name: 'slow',
+  doc: 'test command',
+  args: {},
+  handler: () => new Promise((r) => setTimeout(() => r('late'), 50)),
+});
+
+function makeCtx(): Context {
+  const registry = new Registry([...coreCommands, echo, failing, slow]);
+  return {
+    config: defaultConfig,
+    state: { frozen: false },
+    registry,
+    log: silentLogger,
+    version: '9.9.9',
+    shutdown: () => {},
+    onExit: () => {},
+    store: (_k, create) => create(),
+  };
+}
+
+async function run(ctx: Context, req: unknown) {
+  const d = new Dispatcher(ctx);
+  const line = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req));
+  assert.ok(line.endsWith('\n'));
+  const a = JSON.parse(line);
+  return { ...a, message: a.error ? Buffer.from(a.error.bufb64, 'base64').toString() : undefined };
+}
+
+test('ping and get-commands (aliases included)', async () => {
+  const ctx = makeCtx();
+  assert.equal(await run(ctx, { execute: 'ping', tag: 'a' }), { return: '9.9.9', tag: 'a', message: undefined });
+  const names = (await run(ctx, { execute: 'get-commands' })).return;
+  assert.equal(names, ['ping', 'get-commands', 'agent-shutdown', 'echo-args', 'linux-echo-args', 'fail-enoent', 'slow']);
+});
+
+test('unknown command and tag echo', async () => {
+  const a = await run(makeCtx(), { execute: 'bogus', tag: 'z' });
+  assert.is(a.message, 'Unknown command: bogus');
+  assert.is(a.error.code, -1);
+  assert.is(a.tag, 'z');
+});
+
+test('parse errors answer with tag ""', async () => {
+  const a = await run(makeCtx(), '{"execute":"ping","tag":"lost"');
+  assert.match(a.message, /^Invalid JSON/);
+  assert.is(a.tag, '');
+});
+
+test('arguments: defaults, alias, wrong types named', async () => {
+  const ctx = makeCtx();
+  const ok = await run(ctx, { execute: 'linux-echo-args', arguments: { path: '/x' } });
+  assert.equal(ok.return, { path: '/x', n: 0, mode: 'r', force: false });
+  const cases: [Record<string, unknown>, string][] = [
+    [{}, 'Missing argument "path"'],
+    [{ path: 5 }, 'Invalid argument "path": expected a string, got an integer'],
+    [{ path: '/x', n: 'x' }, 'Invalid argument "n": expected an integer, got a string'],
+    [{ path: '/x', n: 1.5 }, 'Invalid argument "n": expected an integer, got a number'],
+    [{ path: '/x', n: -1 }, 'Invalid argument "n": -1 is out of range [0, inf]'],
+    [{ path: '/x', mode: 'a' }, 'Invalid argument "mode": expected one of "r", "w", got "a"'],
+    [{ path: '/x', force: 'yes' }, 'Invalid argument "force": expected true or false, got a string'],
+    [{ path: '/x', list: ['a', 1] }, 'Invalid argument "list": expected an array of strings, got an array'],
+  ];
+  for (const [args, msg] of cases) {
+    const a = await run(ctx, { execute: 'echo-args', arguments: args, tag: 'k' });
+    assert.is(a.message, msg);
+    assert.is(a.error.code, -1);
+    assert.is(a.tag, 'k');
+  }
+});
+
+test('system errors carry errno and a Go-style sentence', async () => {
+  const a = await run(makeCtx(), { execute: 'fail-enoent' });
+  assert.is(a.message, 'open /nonexistent: no such file or directory');
+  assert.is(a.error.code, 2);
+});
+
+test('while frozen only ping, get-commands and commands marked allowWhileFrozen run', async () => {
+  const ctx = makeCtx();
+  ctx.state.frozen = true;
+  assert.is((await run(ctx, { execute: 'ping' })).return, '9.9.9');
+  const a = await run(ctx, { execute: 'linux-echo-args', arguments: { path: '/' } });
+  assert.is(a.message, 'All filesystems are frozen. Cannot execute: linux-echo-args');
+  assert.is((await run(ctx, { execute: 'agent-shutdown' })).message, 'All filesystems are frozen. Cannot execute: agent-shutdown');
+});
+
+test('a slow handler does not hold up a fast one', async () => {
+  const d = new Dispatcher(makeCtx());
+  const order: string[] = [];
+  await Promise.all([
+    d.dispatch('{"execute":"slow","tag":"s"}').then(() => order.push('slow')),
+    d.dispatch('{"execute":"ping","tag":"p"}').then(() => order.push('ping')),
+  ]);
+  assert.equal(order, ['ping', 'slow']);
+});
+
+test('checkArgs ignores unknown arguments and treats null as absent', () => {
+  assert.equal(checkArgs(echo.args, { path: '/a', extra: 1, n: null }), { path: '/a', n: 0, mode: 'r', force: false });
+  assert.instance((() => { try { checkArgs(echo.args, {}); } catch (e) { return e; } })(), AgentError);
+});
+
+test.run();

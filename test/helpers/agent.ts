@@ -1,0 +1,160 @@
+// Starting a real agent process for a test, and a minimal line client for talking to it.
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { waitFor } from './harness';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+export const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
+
+export interface Answer {
+  return?: unknown;
+  error?: { bufb64: string; code: number };
+  tag: string;
+}
+
+/** The decoded message of an error answer. */
+export function errorMessage(a: Answer): string {
+  if (!a.error) throw new Error(`expected an error answer, got ${JSON.stringify(a)}`);
+  return Buffer.from(a.error.bufb64, 'base64').toString('utf8');
+}
+
+export function tmpDir(prefix = 'ember-ga-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A raw connection: send bytes, collect answer lines. */
+export class LineClient {
+  private buf = '';
+  readonly lines: string[] = [];
+  private waiters: (() => void)[] = [];
+  private seq = 0;
+  closed = false;
+
+  constructor(readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      let i;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        this.lines.push(this.buf.slice(0, i));
+        this.buf = this.buf.slice(i + 1);
+      }
+      this.wake();
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    sock.on('error', () => {});
+  }
+
+  static connect(socketPath: string): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection(socketPath, () => resolve(new LineClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  send(data: string | Buffer): void {
+    this.sock.write(data);
+  }
+
+  /** Waits until at least n answer lines have arrived in total, returns all of them parsed. */
+  async waitLines(n: number, ms = 10_000): Promise<Answer[]> {
+    const end = Date.now() + ms;
+    while (this.lines.length < n) {
+      if (this.closed) throw new Error(`connection closed after ${this.lines.length} of ${n} answers`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`got ${this.lines.length} of ${n} answers in ${ms} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.lines.map((l) => JSON.parse(l) as Answer);
+  }
+
+  /** Sends one request with a fresh tag and waits for the answer with that tag. */
+  async call(execute: string, args?: Record<string, unknown>, ms = 10_000): Promise<Answer> {
+    const tag = `t${++this.seq}`;
+    this.send(JSON.stringify(args === undefined ? { execute, tag } : { execute, arguments: args, tag }) + '\r\n');
+    const end = Date.now() + ms;
+    for (;;) {
+      const i = this.lines.findIndex((l) => (JSON.parse(l) as Answer).tag === tag);
+      if (i >= 0) return JSON.parse(this.lines.splice(i, 1)[0]) as Answer;
+      await this.waitLines(this.lines.length + 1, Math.max(1, end - Date.now()));
+    }
+  }
+
+  /** call() that expects success and returns the value. */
+  async ok(execute: string, args?: Record<string, unknown>, ms?: number): Promise<unknown> {
+    const a = await this.call(execute, args, ms);
+    if (a.error) throw new Error(`${execute} failed: ${errorMessage(a)} (code ${a.error.code})`);
+    return a.return;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+export interface RunningAgent {
+  proc: ChildProcess;
+  socket: string;
+  dir: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  connect(): Promise<LineClient>;
+  /** SIGTERM (then SIGKILL after 5 s) and cleanup; returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `ember-ga --listen unix:SOCKET ...extra` and waits until the socket accepts. */
+export async function startAgent(extra: string[] = []): Promise<RunningAgent> {
+  const dir = tmpDir();
+  const socket = path.join(dir, 'ga.sock');
+  return startAgentWith(['--listen', `unix:${socket}`, ...extra], socket, dir);
+}
+
+export async function startAgentWith(args: string[], socket: string, dir: string): Promise<RunningAgent> {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  let dead = false;
+  void exited.then(() => (dead = true));
+  await waitFor(() => {
+    if (dead) throw new Error(`agent exited early: ${err}`);
+    return /serving on/.test(err);
+  }, 10_000, 'the agent to start');
+  const agent: RunningAgent = {
+    proc,
+    socket,
+    dir,
+    stderr: () => err,
+    exited,
+    connect: () => LineClient.connect(socket),
+    stop: async () => {
+      if (!dead) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(t);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+      return exited;
+    },
+  };
+  return agent;
+}

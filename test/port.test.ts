@@ -1,0 +1,90 @@
+// The port transport, with a pty standing in for the virtio-serial port: socat holds the pty's
+// master (the "host side") and bridges it to a unix socket the test talks to.
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { CLI, LineClient, tmpDir } from './helpers/agent';
+import { command, sleep, suite, waitFor } from './helpers/harness';
+
+const test = suite('port (pty)');
+const needs = [command('socat')];
+
+/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST; exits when the host connection closes. */
+async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
+  const port = path.join(dir, 'port');
+  const host = path.join(dir, 'host.sock');
+  fs.rmSync(host, { force: true });
+  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
+  await waitFor(() => fs.existsSync(port) && fs.existsSync(host), 5_000, 'socat to create the pty');
+  return { proc, port, host };
+}
+
+function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (1/100 s)
+}
+
+test('serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there', async () => {
+  const dir = tmpDir();
+  let bridge = await startBridge(dir);
+  const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  agent.stderr!.on('data', (d) => (err += d));
+  try {
+    await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
+    let c = await LineClient.connect(bridge.host);
+    c.send('{"execute":"ping","tag":"one"}\r\n{"execute":"get-commands","tag":"two"}\r\n');
+    const answers = await c.waitLines(2);
+    assert.equal(answers.map((a) => a.tag).sort(), ['one', 'two']);
+
+    // The host goes away: socat exits and the pty's master closes (POLLHUP, EIO on the slave).
+    c.close();
+    await new Promise((r) => bridge.proc.once('exit', r));
+    await waitFor(() => /host disconnected/.test(err), 5_000, 'the agent to see the hangup');
+
+    // Nobody connected: the agent must not spin on the level-triggered hangup.
+    const before = cpuTicks(agent.pid!);
+    await sleep(2_000);
+    const used = cpuTicks(agent.pid!) - before;
+    assert.ok(used <= 10, `agent used ${used} ticks (of 200) while the host was away`);
+
+    // A new host side: a new pty behind the same path. The agent reopens it and serves again.
+    bridge = await startBridge(dir);
+    c = await LineClient.connect(bridge.host);
+    await waitFor(async () => {
+      c.send('{"execute":"ping","tag":"again"}\r\n');
+      await sleep(100);
+      return c.lines.some((l) => l.includes('"again"'));
+    }, 10_000, 'ping after reconnect', 1);
+    assert.is(agent.exitCode, null);
+    c.close();
+  } finally {
+    agent.kill('SIGTERM');
+    bridge.proc.kill();
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs, timeout: 40_000 });
+
+test('requests sent before the agent reads are all answered (several in one write, over the pty)', async () => {
+  const dir = tmpDir();
+  const bridge = await startBridge(dir);
+  const c = await LineClient.connect(bridge.host);
+  let batch = '';
+  for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
+  c.send(batch); // written before the agent even starts: the pty holds it
+  await sleep(100);
+  const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
+  try {
+    const answers = await c.waitLines(200);
+    assert.is(new Set(answers.map((a) => a.tag)).size, 200);
+  } finally {
+    agent.kill('SIGTERM');
+    bridge.proc.kill();
+    c.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs });
+
+test.run();
