@@ -20,3 +20,11 @@ export interface NativeBinding {
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeBinding;
+
+/**
+ * The addon's exports typed as T. Each concern (freeze, netlink, md5 and file I/O) declares the
+ * interface of its own bindings in its own module and reads them through this.
+ */
+export function bindings<T>(): T {
+  return native as unknown as T;
+}
