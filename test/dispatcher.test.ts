@@ -63,7 +63,14 @@ test('ping and get-commands (aliases included)', async () => {
   const ctx = makeCtx();
   assert.equal(await run(ctx, { execute: 'ping', tag: 'a' }), { return: '9.9.9', tag: 'a', message: undefined });
   const names = (await run(ctx, { execute: 'get-commands' })).return;
-  assert.equal(names, ['ping', 'get-commands', 'agent-shutdown', 'echo-args', 'linux-echo-args', 'fail-enoent', 'slow']);
+  assert.equal(names, ['ping', 'get-commands', 'agent-info', 'agent-shutdown', 'echo-args', 'linux-echo-args', 'fail-enoent', 'slow']);
+});
+
+test('agent-info: what a new host may use', async () => {
+  const ctx = makeCtx();
+  assert.equal((await run(ctx, { execute: 'agent-info' })).return, { name: 'ember-ga', version: '9.9.9', max_line_bytes: 16777216, max_read_size: 4194304 });
+  const legacy = { ...ctx, config: { ...ctx.config, largeReads: false } };
+  assert.is((await run(legacy, { execute: 'agent-info' })).return.max_read_size, 4096);
 });
 
 test('unknown command and tag echo', async () => {

@@ -1,4 +1,5 @@
 // ping, get-commands, agent-shutdown.
+import { MAX_LINE_BYTES } from '../protocol';
 import { defineCommand } from '../registry';
 
 export const coreCommands = [
@@ -15,6 +16,18 @@ export const coreCommands = [
     allowWhileFrozen: true,
     args: {},
     handler: (_args, ctx) => ctx.registry.names(),
+  }),
+  defineCommand({
+    name: 'agent-info',
+    doc: 'ember-ga only (the reference answers Unknown command): what this agent supports, so a host can use large chunks and pipelining where they exist and fall back to the 0.7.1 protocol elsewhere.',
+    allowWhileFrozen: true,
+    args: {},
+    handler: (_args, ctx) => ({
+      name: 'ember-ga',
+      version: ctx.version,
+      max_line_bytes: MAX_LINE_BYTES,
+      max_read_size: ctx.config.largeReads ? ctx.config.maxReadSize : 4096,
+    }),
   }),
   defineCommand({
     name: 'agent-shutdown',
