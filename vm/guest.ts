@@ -1,0 +1,174 @@
+// The test guest: its image (built by build-image.sh), its disk, and the QEMU process. QEMU is
+// killed by its PID on every way out of the host process (normal end, exception, signal).
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+export const GUEST_MAC = '52:54:00:12:34:56';
+export const DISK_MIB = 96;
+export const SEED_MIB = 16;
+
+export interface Image {
+  kernel: string;
+  initrd: string;
+}
+
+/** Runs vm/build-image.sh (installs the host tools when missing; rebuilds only on a key change). */
+export function buildImage(cacheDir: string): Image {
+  const out = execFileSync('bash', [path.join(REPO, 'vm', 'build-image.sh'), cacheDir], {
+    cwd: REPO,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 24,
+  });
+  const get = (k: string) => {
+    const m = new RegExp(`^${k}=(.+)$`, 'm').exec(out);
+    if (!m) throw new Error(`build-image.sh printed no ${k}=`);
+    return m[1];
+  };
+  return { kernel: get('kernel'), initrd: get('initrd') };
+}
+
+/**
+ * A fresh ext4 disk image with one seed file of random bytes (for the guest-to-host copy),
+ * made with mkfs.ext4 -d so nothing has to be mounted on the host. Returns the seed's md5.
+ */
+export function makeDisk(dir: string): { path: string; seedMd5: string; seed: string } {
+  const seedDir = path.join(dir, 'seed');
+  fs.mkdirSync(seedDir, { recursive: true });
+  const seed = path.join(seedDir, 'down.bin');
+  const data = crypto.randomBytes(SEED_MIB << 20);
+  fs.writeFileSync(seed, data);
+  const disk = path.join(dir, 'disk.img');
+  fs.rmSync(disk, { force: true });
+  execFileSync('truncate', ['-s', `${DISK_MIB}M`, disk]);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'emberdata', '-d', seedDir, disk], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return { path: disk, seed, seedMd5: crypto.createHash('md5').update(data).digest('hex') };
+}
+
+export class Qemu {
+  readonly proc: ChildProcess;
+  readonly socket: string;
+  readonly consoleLog: string;
+  readonly startedAt = Date.now();
+  private exitCode: number | null | undefined;
+  private console = '';
+
+  constructor(image: Image, disk: string, dir: string) {
+    this.socket = path.join(dir, 'ga.sock');
+    this.consoleLog = path.join(dir, 'console.log');
+    fs.rmSync(this.socket, { force: true });
+    const args = [
+      '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1',
+      '-display', 'none', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', 'none',
+      '-kernel', image.kernel, '-initrd', image.initrd,
+      '-append', 'console=ttyS0 panic=-1 quiet',
+      '-device', 'virtio-serial-pci',
+      '-chardev', `socket,id=ga,path=${this.socket},server=on,wait=off`,
+      '-device', 'virtserialport,chardev=ga,name=org.guest-agent.0',
+      '-drive', `file=${disk},format=raw,if=none,id=d0`,
+      '-device', 'virtio-blk-pci,drive=d0',
+      // a NIC connected to nothing: a hub port with no other member, so no packet leaves
+      '-netdev', 'hubport,id=n0,hubid=0',
+      '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}`,
+    ];
+    this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = fs.createWriteStream(this.consoleLog);
+    const collect = (d: Buffer) => {
+      log.write(d);
+      this.console += d.toString('utf8');
+      if (this.console.length > 1 << 20) this.console = this.console.slice(-65536);
+    };
+    this.proc.stdout!.on('data', collect);
+    this.proc.stderr!.on('data', collect);
+    this.proc.once('exit', (code) => {
+      this.exitCode = code;
+      log.end();
+    });
+    Qemu.live.add(this);
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get exited(): boolean {
+    return this.exitCode !== undefined;
+  }
+
+  consoleText(): string {
+    return this.console;
+  }
+
+  /** Host CPU seconds QEMU has used so far (utime + stime from /proc/PID/stat). */
+  cpuSeconds(): number {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
+    return ticks / clockTicks();
+  }
+
+  /** Connects to the chardev socket QEMU serves (waits for it to appear). */
+  async connect(deadlineMs: number): Promise<net.Socket> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      if (this.exited) throw new Error(`QEMU exited (${this.exitCode}):\n${this.console.slice(-2000)}`);
+      try {
+        return await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.createConnection(this.socket, () => resolve(s));
+          s.once('error', reject);
+        });
+      } catch (e) {
+        if (Date.now() > end) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
+  kill(): void {
+    Qemu.live.delete(this);
+    if (!this.exited) {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Every QEMU still running; killed by killAll() on any exit path. */
+  static live = new Set<Qemu>();
+
+  static killAll(): void {
+    for (const q of [...Qemu.live]) q.kill();
+  }
+}
+
+let clkTck: number | undefined;
+function clockTicks(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// Whatever way the host process ends, QEMU goes with it.
+process.on('exit', () => Qemu.killAll());
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    Qemu.killAll();
+    process.stderr.write(`\ntest:vm: ${sig}, QEMU killed\n`);
+    process.exit(130);
+  });
+}

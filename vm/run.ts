@@ -1,0 +1,459 @@
+#!/usr/bin/env node
+// `npm run test:vm`: ember-ga inside a QEMU guest on a real virtio-serial port, driven from the
+// host over QEMU's chardev socket. Builds (or reuses) the guest image, boots it, runs the checks
+// below, prints boot-to-first-answer and total time, and ends with "N passed, N failed,
+// N skipped". QEMU is killed by PID on every exit path (guest.ts).
+//
+// Checks are gated on command groups. A group counts as present when this tree registers any
+// of its commands (lib/commands); the packed agent is built from the same tree, so a present
+// group the agent does not list is a FAILURE (packing or install lost it), never a skip. Groups
+// this tree does not have yet are skipped, each with its reason.
+import * as crypto from 'crypto';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { allCommands } from '../lib/commands';
+import { Registry } from '../lib/registry';
+import { errorMessage, LineClient, type Answer } from '../test/helpers/agent';
+import { buildImage, DISK_MIB, GUEST_MAC, makeDisk, Qemu, REPO, SEED_MIB, sleep } from './guest';
+
+type Group = 'files' | 'freeze' | 'net' | 'sysinfo';
+const GROUPS: Record<Group, string[]> = {
+  files: ['file-open', 'file-read', 'file-write', 'file-close', 'get-file-md5sum', 'file-chown', 'file-chmod', 'file-stat', 'directory-create', 'directory-list'],
+  freeze: ['fs-freeze', 'fs-unfreeze', 'get-freeze-status'],
+  net: ['get-netifaces', 'ipaddr-add', 'ipaddr-del', 'net-iface-up', 'net-iface-down', 'get-route-list', 'route-add', 'route-del'],
+  sysinfo: ['sysinfo'],
+};
+const treeNames = new Registry(allCommands).names();
+const inTree = (g: Group) => GROUPS[g].some((n) => treeNames.includes(n));
+
+const T0 = Date.now();
+const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
+const DATA = '/mnt/data';
+const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a busy machine
+const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent
+
+// --- the client: the project's line client (switch to lib/client's GuestAgent once merged) ---
+let client: LineClient;
+let qemu: Qemu;
+
+async function ok(cmd: string, args?: Record<string, unknown>, ms = 30_000): Promise<unknown> {
+  return client.ok(cmd, args, ms);
+}
+
+/** Pings (a fresh request every second: bytes sent while no agent holds the port may be lost). */
+async function pingUntil(ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    if (qemu.exited) throw new Error(`QEMU exited:\n${tail(qemu.consoleText())}`);
+    try {
+      const a = await client.call('ping', undefined, 1000);
+      if (!a.error) return;
+      last = errorMessage(a);
+    } catch (e) {
+      last = (e as Error).message;
+    }
+  }
+  throw new Error(`no ping answer within ${ms} ms (last: ${String(last)})`);
+}
+
+async function readGuestFile(p: string, size = 4096): Promise<Buffer> {
+  const h = await ok('file-open', { path: p, mode: 'r' });
+  const parts: Buffer[] = [];
+  for (;;) {
+    const r = (await ok('file-read', { handle_id: h, size })) as { bufb64: string; eof: boolean };
+    parts.push(Buffer.from(r.bufb64, 'base64'));
+    if (r.eof) return Buffer.concat(parts);
+  }
+}
+
+async function writeGuestFile(p: string, data: Buffer, chunk: number): Promise<void> {
+  const h = await ok('file-open', { path: p, mode: 'w', perm: 0o644 });
+  for (let off = 0; off < data.length; off += chunk) {
+    const last = off + chunk >= data.length;
+    await ok('file-write', { handle_id: h, bufb64: data.subarray(off, off + chunk).toString('base64'), eof: last });
+  }
+}
+
+/** The agent's pid, CPU ticks (utime + stime) and the guest uptime, from /init's latest
+ * "agent-cpu" console line (it reads /proc/PID/stat once a second). */
+function agentCpu(): { pid: number; ticks: number; uptime: number } {
+  const re = /^agent-cpu (\d+) (\d+) ([\d.]+)\r?$/gm;
+  let m: RegExpExecArray | null;
+  let last: RegExpExecArray | undefined;
+  while ((m = re.exec(qemu.consoleText()))) last = m;
+  if (!last) throw new Error('no agent-cpu line on the guest console');
+  return { pid: Number(last[1]), ticks: Number(last[2]), uptime: Number(last[3]) };
+}
+
+/** Pids /init has started the agent with, in order, from its console lines. */
+function agentStarts(): string[] {
+  return [...qemu.consoleText().matchAll(/^init: ember-ga started, pid (\d+)/gm)].map((m) => m[1]);
+}
+
+function md5(b: Buffer): string {
+  return crypto.createHash('md5').update(b).digest('hex');
+}
+
+function tail(s: string, n = 3000): string {
+  return s.length > n ? s.slice(-n) : s;
+}
+
+function assert(cond: unknown, msg: string): asserts cond {
+  if (!cond) throw new Error(msg);
+}
+
+function expectError(a: Answer, code: number | undefined, re: RegExp, what: string): void {
+  assert(a.error, `${what}: expected an error, got ${JSON.stringify(a)}`);
+  const m = errorMessage(a);
+  assert(re.test(m), `${what}: message ${JSON.stringify(m)} does not match ${re}`);
+  if (code !== undefined) assert(a.error.code === code, `${what}: code ${a.error.code}, expected ${code}`);
+}
+
+/** The host's view of the guest disk, without the guest: what a snapshot taken now would hold. */
+function hostReadsDisk(disk: string, p: string): string {
+  return execFileSync('debugfs', ['-R', `cat ${p}`, disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+}
+
+function stamps(text: string): number[] {
+  return text.split('\n').filter((l) => l.trim() !== '').map(Number);
+}
+
+function maxGap(xs: number[]): number {
+  let g = 0;
+  for (let i = 1; i < xs.length; i++) g = Math.max(g, xs[i] - xs[i - 1]);
+  return g;
+}
+
+// --- the checks ----------------------------------------------------------------------------
+interface Check {
+  name: string;
+  needs: Group[];
+  fn: () => Promise<string | void>;
+}
+const checks: Check[] = [];
+const check = (name: string, needs: Group[], fn: () => Promise<string | void>) => checks.push({ name, needs, fn });
+
+let disk: { path: string; seedMd5: string; seed: string };
+const timings: Record<string, string> = {};
+
+// core: always present
+check('get-commands lists every command of this tree', [], async () => {
+  const listed = (await ok('get-commands')) as string[];
+  const missing = treeNames.filter((n) => !listed.includes(n));
+  assert(missing.length === 0, `the packed agent lacks ${missing.join(', ')}`);
+  for (const g of Object.keys(GROUPS) as Group[]) {
+    if (inTree(g)) {
+      const lacking = GROUPS[g].filter((n) => !listed.includes(n));
+      assert(lacking.length === 0, `group ${g} is in this tree but the agent lacks ${lacking.join(', ')}`);
+    }
+  }
+  return `${listed.length} commands`;
+});
+
+check('bad input: unknown command and a malformed line get errors, the agent keeps serving', [], async () => {
+  expectError(await client.call('no-such-command'), -1, /Unknown command: no-such-command/, 'unknown command');
+  client.send('{"execute": "ping", \r\n');
+  const end = Date.now() + 15_000;
+  let i;
+  while ((i = client.lines.findIndex((l) => (JSON.parse(l) as Answer).tag === '')) < 0) {
+    await client.waitLines(client.lines.length + 1, Math.max(1, end - Date.now()));
+  }
+  const a = JSON.parse(client.lines.splice(i, 1)[0]) as Answer;
+  expectError(a, -1, /./, 'a malformed line');
+  await ok('ping');
+});
+
+check('sysinfo: uname, and disks lists the virtio disk with sizes', ['sysinfo'], async () => {
+  const s = (await ok('sysinfo')) as {
+    uname: { machine: string; release: string };
+    disks: { name: string; is_mounted: boolean; mountpoint: string; size_total: number; size_used: number; size_avail: number }[];
+  };
+  assert(s.uname.machine === 'x86_64', `uname.machine ${s.uname.machine}`);
+  const kver = fs.readFileSync(path.join(CACHE, 'image', 'kernel-version'), 'utf8');
+  assert(kver.includes(`(${s.uname.release})`), `uname.release ${s.uname.release}, image has ${kver.trim()}`);
+  const vda = s.disks.find((d) => d.name === '/dev/vda');
+  assert(vda, `no /dev/vda in disks: ${JSON.stringify(s.disks)}`);
+  assert(vda.is_mounted && vda.mountpoint === DATA, `vda not shown mounted on ${DATA}: ${JSON.stringify(vda)}`);
+  const kib = DISK_MIB * 1024;
+  assert(vda.size_total > kib * 0.8 && vda.size_total <= kib, `size_total ${vda.size_total} KiB for a ${kib} KiB disk`);
+  assert(vda.size_used >= SEED_MIB * 1024, `size_used ${vda.size_used} KiB, the seed alone is ${SEED_MIB * 1024}`);
+  assert(vda.size_used + vda.size_avail <= vda.size_total, `used + avail > total: ${JSON.stringify(vda)}`);
+  return `/dev/vda ${vda.size_total} KiB, ${vda.size_used} used`;
+});
+
+let readSize = 4096;
+check(`files: ${SEED_MIB} MiB host-to-guest copy, md5 verified`, ['files'], async () => {
+  const info = (await client.call('agent-info')).return as { max_read_size?: number; max_line_bytes?: number } | undefined;
+  readSize = Math.min(info?.max_read_size ?? 4096, 1 << 20);
+  const data = crypto.randomBytes(SEED_MIB << 20);
+  const t = Date.now();
+  await writeGuestFile(`${DATA}/up.bin`, data, 1 << 20);
+  const ms = Date.now() - t;
+  const sum = await ok('get-file-md5sum', { path: `${DATA}/up.bin` });
+  assert(sum === md5(data), `guest md5 ${String(sum)}, host ${md5(data)}`);
+  timings.upload = `${ms} ms (${((SEED_MIB * 1000) / ms).toFixed(1)} MiB/s)`;
+  return timings.upload;
+});
+
+check(`files: ${SEED_MIB} MiB guest-to-host copy, md5 verified`, ['files'], async () => {
+  const t = Date.now();
+  const got = await readGuestFile(`${DATA}/down.bin`, readSize);
+  const ms = Date.now() - t;
+  assert(got.length === SEED_MIB << 20, `read ${got.length} bytes`);
+  assert(md5(got) === disk.seedMd5, `host md5 of the copy ${md5(got)}, seed ${disk.seedMd5}`);
+  const sum = await ok('get-file-md5sum', { path: `${DATA}/down.bin` });
+  assert(sum === disk.seedMd5, `guest md5 ${String(sum)}, seed ${disk.seedMd5}`);
+  timings.download = `${ms} ms (${((SEED_MIB * 1000) / ms).toFixed(1)} MiB/s, ${readSize}-byte reads)`;
+  return timings.download;
+});
+
+type Stat = { name: string; isdir: boolean; stat: { Mode: number; Uid: number; Gid: number; Size: number } };
+check('files: mkdir -p, stat, chmod, chown, ls on the guest disk', ['files'], async () => {
+  assert((await ok('directory-create', { path: `${DATA}/a/b/c`, perm: 0o750 })) === true, 'directory-create');
+  const d = (await ok('file-stat', { path: `${DATA}/a/b/c` })) as Stat;
+  assert(d.isdir && d.name === 'c' && (d.stat.Mode & 0o777) === 0o750, `file-stat of the new dir: ${JSON.stringify(d)}`);
+  const f0 = (await ok('file-stat', { path: `${DATA}/down.bin` })) as Stat;
+  assert(!f0.isdir && f0.stat.Size === SEED_MIB << 20, `file-stat down.bin: ${JSON.stringify(f0)}`);
+  assert((await ok('file-chmod', { path: `${DATA}/down.bin`, perm: 0o600 })) === true, 'file-chmod');
+  assert((await ok('file-chown', { path: `${DATA}/down.bin`, uid: 1234, gid: 5678 })) === true, 'file-chown');
+  const f = (await ok('file-stat', { path: `${DATA}/down.bin` })) as Stat;
+  assert((f.stat.Mode & 0o777) === 0o600, `mode after chmod ${(f.stat.Mode & 0o777).toString(8)}`);
+  assert(f.stat.Uid === 1234 && f.stat.Gid === 5678, `owner after chown ${f.stat.Uid}:${f.stat.Gid}`);
+  const list = (await ok('directory-list', { path: DATA })) as Stat[];
+  const names = list.map((e) => e.name).sort();
+  for (const n of ['a', 'down.bin', 'lost+found', 'ticks']) assert(names.includes(n), `directory-list lacks ${n}: ${names.join(' ')}`);
+  const one = (await ok('directory-list', { path: DATA, n: 1 })) as Stat[];
+  assert(one.length === 1, `directory-list n=1 gave ${one.length}`);
+  expectError(await client.call('file-stat', { path: `${DATA}/nope` }), 2, /no such file or directory/, 'file-stat of a missing path');
+  return names.join(' ');
+});
+
+check('freeze: default rules freeze the guest disk; the writer stalls until fs-unfreeze', ['freeze', 'files'], async () => {
+  assert((await ok('get-freeze-status')) === false, 'frozen before fs-freeze');
+  const t = Date.now();
+  let snap = '';
+  assert((await ok('fs-freeze')) === true, 'fs-freeze');
+  try {
+    assert((await ok('get-freeze-status')) === true, 'get-freeze-status after fs-freeze');
+    expectError(await client.call('file-stat', { path: DATA }), undefined, /frozen/, 'file-stat while frozen');
+    // Frozen means flushed and stable: the host sees the same file twice, 3 s apart.
+    const snapA = hostReadsDisk(disk.path, '/ticks');
+    await sleep(3000);
+    const snapB = hostReadsDisk(disk.path, '/ticks');
+    assert(snapA.length > 0, 'the host sees no ticks on the frozen disk');
+    assert(snapA === snapB, `the disk changed while frozen (${snapA.length} -> ${snapB.length} bytes)`);
+    snap = snapA;
+  } finally {
+    assert((await ok('fs-unfreeze')) === true, 'fs-unfreeze');
+  }
+  const held = (Date.now() - t) / 1000;
+  assert((await ok('get-freeze-status')) === false, 'still frozen after fs-unfreeze');
+  await sleep(1500);
+  const ticks = (await readGuestFile(`${DATA}/ticks`, readSize)).toString();
+  assert(ticks.startsWith(snap), 'what the host saw while frozen is not a prefix of the file after the thaw');
+  const after = stamps(ticks.slice(snap.length));
+  assert(after.length >= 3, `the writer did not resume after fs-unfreeze (${after.length} new stamps)`);
+  const gap = maxGap(stamps(ticks));
+  assert(gap >= held * 0.6, `largest gap between writer stamps ${gap.toFixed(2)} s, freeze held ${held.toFixed(1)} s`);
+  return `held ${held.toFixed(1)} s, writer gap ${gap.toFixed(1)} s, host saw ${stamps(snap).length} stamps unchanged`;
+});
+
+check(`freeze: auto-thaw after --freeze-timeout ${FREEZE_TIMEOUT_S} s without fs-unfreeze`, ['freeze', 'files'], async () => {
+  const before = stamps((await readGuestFile(`${DATA}/ticks`, readSize)).toString()).length;
+  const t = Date.now();
+  assert((await ok('fs-freeze')) === true, 'fs-freeze');
+  let thawed = false;
+  try {
+    while (Date.now() - t < 40_000) {
+      if ((await ok('get-freeze-status')) === false) {
+        thawed = true;
+        break;
+      }
+      await sleep(250);
+    }
+  } finally {
+    if (!thawed) await client.call('fs-unfreeze');
+  }
+  const s = (Date.now() - t) / 1000;
+  assert(thawed, `still frozen after ${s.toFixed(1)} s`);
+  assert(s >= FREEZE_TIMEOUT_S - 1 && s <= FREEZE_TIMEOUT_S + 12, `thawed after ${s.toFixed(1)} s, timeout is ${FREEZE_TIMEOUT_S} s`);
+  await sleep(1500);
+  const all = stamps((await readGuestFile(`${DATA}/ticks`, readSize)).toString());
+  const gap = maxGap(all.slice(Math.max(0, before - 1)));
+  assert(all.length > before + 3, 'the writer did not resume after the auto-thaw');
+  assert(gap >= (FREEZE_TIMEOUT_S - 1) * 0.6, `largest gap ${gap.toFixed(2)} s: the disk was not really frozen`);
+  return `thawed after ${s.toFixed(1)} s, writer gap ${gap.toFixed(1)} s`;
+});
+
+type Iface = { name: string; hwaddr: string; flags: string; ips: string[] };
+type Route = { ifname: string; dst: { ip: string; mask: string }; gateway: string; src: string };
+const eth0 = async () => {
+  const list = (await ok('get-netifaces')) as Iface[];
+  const e = list.find((i) => i.name === 'eth0');
+  assert(e, `no eth0 in ${JSON.stringify(list.map((i) => i.name))}`);
+  return e;
+};
+check('net: get-netifaces shows eth0 with the MAC given to QEMU', ['net'], async () => {
+  const list = (await ok('get-netifaces')) as Iface[];
+  const lo = list.find((i) => i.name === 'lo');
+  assert(lo && lo.flags.split('|').includes('loopback'), `lo: ${JSON.stringify(lo)}`);
+  const e = await eth0();
+  assert(e.hwaddr === GUEST_MAC, `eth0 hwaddr ${e.hwaddr}, QEMU gave ${GUEST_MAC}`);
+  return `eth0 ${e.hwaddr} [${e.flags}]`;
+});
+
+check('net: net-iface-up, ipaddr-add, route-add, get-route-list, route-del, ipaddr-del on eth0', ['net'], async () => {
+  assert((await ok('net-iface-up', { ifname: 'eth0' })) === true, 'net-iface-up');
+  assert((await eth0()).flags.split('|').includes('up'), 'eth0 not up after net-iface-up');
+  assert((await ok('ipaddr-add', { ip: '192.0.2.10/24', ifname: 'eth0' })) === true, 'ipaddr-add v4');
+  assert((await ok('ipaddr-add', { ip: '2001:db8::10/64', ifname: 'eth0' })) === true, 'ipaddr-add v6');
+  const ips = (await eth0()).ips;
+  assert(ips.includes('192.0.2.10/24') && ips.includes('2001:db8::10/64'), `eth0 ips ${ips.join(' ')}`);
+  assert((await ok('route-add', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true, 'route-add');
+  const has = (rs: Route[]) => rs.some((r) => r.ifname === 'eth0' && r.dst.ip === '198.51.100.0' && r.dst.mask === '255.255.255.0' && r.gateway === '192.0.2.1');
+  assert(has((await ok('get-route-list', { family: 2 })) as Route[]), 'the added route is not in get-route-list');
+  expectError(await client.call('route-add', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' }), 17, /exists/, 'route-add twice');
+  assert((await ok('route-del', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true, 'route-del');
+  assert(!has((await ok('get-route-list', { family: 2 })) as Route[]), 'the route is still listed after route-del');
+  assert((await ok('ipaddr-del', { ip: '2001:db8::10/64', ifname: 'eth0' })) === true, 'ipaddr-del');
+  assert(!(await eth0()).ips.includes('2001:db8::10/64'), 'address still there after ipaddr-del');
+  expectError(await client.call('ipaddr-add', { ip: '192.0.2.11/24', ifname: 'nosuch0' }), undefined, /nosuch0|no such/i, 'ipaddr-add on a missing interface');
+});
+
+check('net: net-iface-down and net-iface-up on eth0', ['net'], async () => {
+  assert((await ok('net-iface-down', { ifname: 'eth0' })) === true, 'net-iface-down');
+  assert(!(await eth0()).flags.split('|').includes('up'), 'eth0 still up after net-iface-down');
+  assert((await ok('net-iface-up', { ifname: 'eth0' })) === true, 'net-iface-up');
+  assert((await eth0()).flags.split('|').includes('up'), 'eth0 not up after net-iface-up');
+});
+
+check('port: the host closes and reopens the socket; the agent idles meanwhile and answers again', [], async () => {
+  await sleep(1200); // a fresh agent-cpu line from before the close
+  const g1 = agentCpu();
+  const q1 = qemu.cpuSeconds();
+  const t1 = Date.now();
+  client.close();
+  await sleep(6000);
+  const g2 = agentCpu();
+  const qemuCpu = (qemu.cpuSeconds() - q1) / ((Date.now() - t1) / 1000);
+  client = new LineClient(await qemu.connect(10_000));
+  await pingUntil(20_000);
+  assert(g2.pid === g1.pid, `the agent restarted while the host was away (pid ${g1.pid} -> ${g2.pid})`);
+  assert(g2.uptime - g1.uptime >= 3, `agent-cpu samples only ${(g2.uptime - g1.uptime).toFixed(1)} s apart`);
+  const cpu = (g2.ticks - g1.ticks) / 100 / (g2.uptime - g1.uptime); // USER_HZ is 100
+  const detail = `agent used ${(cpu * 100).toFixed(1)}% CPU in the guest over ${(g2.uptime - g1.uptime).toFixed(1)} s disconnected; QEMU used ${(qemuCpu * 100).toFixed(1)}% of a host core`;
+  assert(cpu < 0.1, `the agent spun while disconnected: ${detail}`);
+  return detail;
+});
+
+check('agent-shutdown: answers true, exits, and /init restarts it', [], async () => {
+  const before = agentStarts();
+  assert(before.length >= 1, 'no "ember-ga started" line on the console');
+  assert((await ok('agent-shutdown')) === true, 'agent-shutdown');
+  await sleep(500);
+  await pingUntil(30_000);
+  const after = agentStarts();
+  assert(after.length === before.length + 1, `/init started the agent ${after.length - before.length} more times`);
+  assert(new RegExp(`^init: ember-ga \\(pid ${before[before.length - 1]}\\) exited with 0;`, 'm').test(qemu.consoleText()), 'the old agent did not exit with status 0');
+  return `pid ${before[before.length - 1]} exited 0, pid ${after[after.length - 1]} answers`;
+});
+
+// --- the run ---------------------------------------------------------------------------------
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function main(): Promise<number> {
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  const fail = (name: string, e: unknown) => {
+    failed++;
+    console.log(`FAIL ${name}: ${(e as Error).message ?? e}`);
+  };
+  const watchdog = setTimeout(() => {
+    console.log('FAIL test:vm: the whole run took over 270 s');
+    Qemu.killAll();
+    console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
+    process.exit(1);
+  }, 270_000);
+  watchdog.unref();
+
+  const runDir = path.join(CACHE, `run-${process.pid}`);
+  fs.mkdirSync(runDir, { recursive: true });
+  try {
+    let image;
+    try {
+      image = buildImage(CACHE);
+      disk = makeDisk(runDir);
+    } catch (e) {
+      fail('build the guest image and disk', e);
+      return 1;
+    }
+    console.log(`image ready after ${((Date.now() - T0) / 1000).toFixed(1)} s`);
+    qemu = new Qemu(image, disk.path, runDir);
+    try {
+      client = new LineClient(await qemu.connect(10_000));
+      await pingUntil(BOOT_DEADLINE_MS);
+      const boot = (Date.now() - qemu.startedAt) / 1000;
+      timings.boot = `${boot.toFixed(1)} s`;
+      passed++;
+      console.log(`ok   boot: first ping answered ${boot.toFixed(1)} s after QEMU started (pid ${qemu.pid})`);
+    } catch (e) {
+      fail('boot to first answer', e);
+      console.log(`--- guest console ---\n${tail(qemu.consoleText())}`);
+      return 1;
+    }
+    for (const c of checks) {
+      const absent = c.needs.filter((g) => !inTree(g));
+      if (absent.length) {
+        skipped++;
+        console.log(`skip ${c.name} (group ${absent.join(', ')} not in this tree yet)`);
+        continue;
+      }
+      const t = Date.now();
+      try {
+        const detail = await withTimeout(c.fn(), 90_000, c.name);
+        passed++;
+        console.log(`ok   ${c.name} (${((Date.now() - t) / 1000).toFixed(1)} s)${detail ? `: ${detail}` : ''}`);
+      } catch (e) {
+        fail(c.name, e);
+        if (qemu.exited || client.closed) {
+          // reconnect so the remaining checks still run and say what they can
+          try {
+            client.close();
+            client = new LineClient(await qemu.connect(5_000));
+          } catch {
+            // QEMU is gone: the remaining checks fail on their own
+          }
+        }
+      }
+    }
+    if (failed) console.log(`--- guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+  } finally {
+    client?.close();
+    Qemu.killAll();
+    clearTimeout(watchdog);
+    fs.rmSync(runDir, { recursive: true, force: true });
+    console.log(`boot to first answer: ${timings.boot ?? 'n/a'}; total: ${((Date.now() - T0) / 1000).toFixed(1)} s`);
+    console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+  }
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    Qemu.killAll();
+    console.log(`FAIL test:vm: ${(e as Error).stack ?? e}`);
+    console.log('\n0 passed, 1 failed, 0 skipped');
+    process.exit(1);
+  },
+);
