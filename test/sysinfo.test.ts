@@ -226,6 +226,29 @@ test('disks over a fake /sys/block and mount table: partitions, device numbers, 
   assert.match(warnings[0], /\/dev\/vdb .*gone: .*no such file or directory/i);
 });
 
+test('disks: a statfs that fails or hangs gives that disk zero sizes; the others keep theirs', async ({ dir }) => {
+  const sysBlock = fakeSysBlock(dir, { vda: { dev: '254:0' }, vdb: { dev: '254:16' }, vdc: { dev: '254:32' } });
+  const mountInfo = path.join(dir, 'mountinfo');
+  fs.writeFileSync(mountInfo, ['1 0 254:0 / / rw - ext4 /dev/vda rw', '2 1 254:16 / /hang rw - nfs4 /dev/vdb rw', '3 1 254:32 / /eio rw - ext4 /dev/vdc rw'].join('\n'));
+  const warnings: string[] = [];
+  const t0 = Date.now();
+  const disks = await listDisks({
+    sysBlock,
+    mountInfo,
+    statfsTimeoutMs: 200,
+    warn: (m) => warnings.push(m),
+    sizes: (mp) =>
+      mp === '/hang' ? new Promise(() => {}) : mp === '/eio' ? Promise.reject(new Error('statfs /eio: input/output error')) : Promise.resolve({ size_total: 30, size_used: 10, size_avail: 20 }),
+  });
+  assert.ok(Date.now() - t0 < 2000, 'the hung statfs was not waited for');
+  assert.equal(disks, [
+    { name: '/dev/vda', is_mounted: true, mountpoint: '/', size_total: 30, size_used: 10, size_avail: 20 },
+    { name: '/dev/vdb', is_mounted: true, mountpoint: '/hang', size_total: 0, size_used: 0, size_avail: 0 },
+    { name: '/dev/vdc', is_mounted: true, mountpoint: '/eio', size_total: 0, size_used: 0, size_avail: 0 },
+  ]);
+  assert.equal(warnings.sort(), ['/dev/vdb at /hang: statfs: no answer within 200 ms', '/dev/vdc at /eio: statfs /eio: input/output error']);
+});
+
 test('disks: unreadable mount table -> every disk unmounted, warned; no /sys/block -> rejects', async ({ dir }) => {
   const sysBlock = fakeSysBlock(dir, { vda: { dev: '254:0' } });
   const warnings: string[] = [];
@@ -386,7 +409,9 @@ test('through the agent: missing utmp -> users [] silently; unreadable -> [] and
   assert.not.match(ctx.agent!.stderr(), /sysinfo:/);
   c.close();
 
-  c = await agentWith(ctx, ctx.dir); // a directory
+  const utmp = path.join(ctx.dir, 'utmp-later');
+  fs.mkdirSync(utmp); // a directory: EISDIR
+  c = await agentWith(ctx, utmp);
   for (let i = 0; i < 3; i++) {
     s = (await c.ok('sysinfo')) as SystemInfo;
     assertShape(s);
@@ -395,6 +420,12 @@ test('through the agent: missing utmp -> users [] silently; unreadable -> [] and
   }
   await waitFor(() => /sysinfo: users: .*directory/.test(ctx.agent!.stderr()), 2000, 'the warning');
   assert.is(ctx.agent!.stderr().match(/sysinfo: users:/g)!.length, 1, 'logged once, not on every poll');
+  // The file becomes readable: users again, and one line saying so.
+  fs.rmdirSync(utmp);
+  fs.writeFileSync(utmp, encodeUtmp(FIXTURE));
+  s = (await c.ok('sysinfo')) as SystemInfo;
+  assert.equal(s.users, REMOTE);
+  await waitFor(() => /sysinfo: users: working again/.test(ctx.agent!.stderr()), 2000, 'the recovery line');
   c.close();
 });
 

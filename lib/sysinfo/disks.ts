@@ -29,7 +29,13 @@ export interface DiskOptions {
   mountInfo?: string;
   /** Told about a part that failed without failing the list (unreadable mount table, statfs). */
   warn?: (message: string) => void;
+  /** A statfs that has not answered by then (a hung filesystem) gives zero sizes (default 1000 ms). */
+  statfsTimeoutMs?: number;
+  /** Sizes of the filesystem at a mount point (default fsSizes: statfs(2)); tests inject failures. */
+  sizes?: (mountpoint: string) => Promise<Sizes>;
 }
+
+export type Sizes = Pick<Disk, 'size_total' | 'size_used' | 'size_avail'>;
 
 export const DEFAULT_SYS_BLOCK = '/sys/block';
 export const DEFAULT_MOUNTINFO = '/proc/self/mountinfo';
@@ -105,6 +111,15 @@ async function blockDevice(sysBlock: string, name: string): Promise<BlockDevice 
   };
 }
 
+/** p, or a rejection with `message` when it has not settled within ms (p is left to finish). */
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Path depth for choosing a disk's mount: "/" is 0, "/boot/efi" is 2. */
 function depth(mountpoint: string): number {
   return mountpoint.split('/').filter((s) => s !== '').length;
@@ -121,7 +136,7 @@ export function mountOf(devs: Set<string>, paths: Set<string>, mounts: Mount[]):
 }
 
 /** `df -k` figures of the filesystem mounted at mountpoint, in KiB. */
-export async function fsSizes(mountpoint: string): Promise<Pick<Disk, 'size_total' | 'size_used' | 'size_avail'>> {
+export async function fsSizes(mountpoint: string): Promise<Sizes> {
   const s = await fs.statfs(mountpoint, { bigint: true });
   const kib = (blocks: bigint) => Number((blocks * s.bsize) / 1024n);
   return { size_total: kib(s.blocks), size_used: kib(s.blocks - s.bfree), size_avail: kib(s.bavail) };
@@ -136,10 +151,12 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
   const sysBlock = opts.sysBlock ?? DEFAULT_SYS_BLOCK;
   const mountInfo = opts.mountInfo ?? DEFAULT_MOUNTINFO;
   const warn = opts.warn ?? (() => {});
+  const sizes = opts.sizes ?? fsSizes;
+  const timeoutMs = opts.statfsTimeoutMs ?? 1000;
   const [names, mounts] = await Promise.all([
     fs.readdir(sysBlock),
     fs.readFile(mountInfo, 'utf8').then(parseMountInfo, (e: Error) => {
-      warn(`disks: cannot read the mount table: ${e.message}`);
+      warn(`cannot read the mount table: ${e.message}`);
       return [] as Mount[];
     }),
   ]);
@@ -150,9 +167,9 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
       const disk: Disk = { name: `/dev/${d.name}`, is_mounted: m !== undefined, mountpoint: m?.mountpoint ?? '', size_total: 0, size_used: 0, size_avail: 0 };
       if (m === undefined) return disk;
       try {
-        return { ...disk, ...(await fsSizes(m.mountpoint)) };
+        return { ...disk, ...(await withTimeout(sizes(m.mountpoint), timeoutMs, `statfs: no answer within ${timeoutMs} ms`)) };
       } catch (e) {
-        warn(`disks: ${disk.name} at ${m.mountpoint}: ${(e as Error).message}`);
+        warn(`${disk.name} at ${m.mountpoint}: ${(e as Error).message}`);
         return disk;
       }
     }),

@@ -1,7 +1,7 @@
 // The sysinfo report: every part gathered at once, none able to fail the whole answer. A part
 // that fails or takes too long (a hung statfs) is answered with its empty value (zeros, "", [])
 // and reported through onPartError, so a host's dashboard always gets the full shape.
-import { listDisks, type Disk, type DiskOptions } from './disks';
+import { listDisks, withTimeout, type Disk, type DiskOptions } from './disks';
 import { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 import { DEFAULT_UTMP_PATH, readUsers, type User } from './utmp';
 
@@ -14,7 +14,7 @@ export interface SystemInfo extends Memory {
 
 export type SystemInfoPart = 'uname' | 'memory' | 'users' | 'disks';
 
-export interface SystemInfoOptions extends Omit<DiskOptions, 'warn'> {
+export interface SystemInfoOptions extends Omit<DiskOptions, 'warn' | 'sizes'> {
   /** utmp file (default /var/run/utmp). */
   utmpPath?: string;
   /** A part that has not answered by then is given up on (default 2000 ms). */
@@ -33,16 +33,10 @@ const emptyMemory: Memory = {
 
 /** p, or `empty` (after telling onError) when p rejects or does not settle within ms. */
 function part<T>(name: SystemInfoPart, p: Promise<T>, empty: T, ms: number, onError: (part: SystemInfoPart, e: Error) => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  return withTimeout(p, ms, `no answer within ${ms} ms`).catch((e: unknown) => {
+    onError(name, e instanceof Error ? e : new Error(String(e)));
+    return empty;
   });
-  return Promise.race([p, timeout])
-    .catch((e: unknown) => {
-      onError(name, e instanceof Error ? e : new Error(String(e)));
-      return empty;
-    })
-    .finally(() => clearTimeout(timer));
 }
 
 /** The whole report; never rejects. */
@@ -54,11 +48,11 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
     part('uname', uname(), emptyUname, ms, onError),
     part('memory', memory(), emptyMemory, ms, onError),
     part('users', readUsers(opts.utmpPath ?? DEFAULT_UTMP_PATH), [], ms, onError),
-    part('disks', listDisks({ sysBlock: opts.sysBlock, mountInfo: opts.mountInfo, warn }), [], ms, onError),
+    part('disks', listDisks({ sysBlock: opts.sysBlock, mountInfo: opts.mountInfo, statfsTimeoutMs: opts.statfsTimeoutMs, warn }), [], ms, onError),
   ]);
   return { uname: u, long_bit: LONG_BIT, uptime: m.uptime, loadavg: m.loadavg, ram: m.ram, swap: m.swap, users, disks };
 }
 
-export { listDisks, parseMountInfo, mountOf, fsSizes, type Disk, type DiskOptions, type Mount } from './disks';
+export { listDisks, parseMountInfo, mountOf, fsSizes, type Disk, type DiskOptions, type Mount, type Sizes } from './disks';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 export { UTMP_RECORD_SIZE, UtType, encodeUtmp, parseUtmp, readUsers, remoteUsers, type User, type UtmpRecord } from './utmp';
