@@ -11,6 +11,7 @@
 // "/boot/efi"; its sizes are that filesystem's, as `df -k MOUNTPOINT` shows them.
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { withTimeout } from './timeout';
 
 export interface Disk {
   name: string;
@@ -109,15 +110,6 @@ async function blockDevice(sysBlock: string, name: string): Promise<BlockDevice 
     devs: new Set(all.flatMap((p) => (p.dev ? [p.dev] : []))),
     paths: new Set(all.map((p) => `/dev/${p.name}`)),
   };
-}
-
-/** p, or a rejection with `message` when it has not settled within ms (p is left to finish). */
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Path depth for choosing a disk's mount: "/" is 0, "/boot/efi" is 2. */

@@ -1,8 +1,9 @@
 // The sysinfo report: every part gathered at once, none able to fail the whole answer. A part
 // that fails or takes too long (a hung statfs) is answered with its empty value (zeros, "", [])
 // and reported through onPartError, so a host's dashboard always gets the full shape.
-import { listDisks, withTimeout, type Disk, type DiskOptions } from './disks';
+import { listDisks, type Disk, type DiskOptions } from './disks';
 import { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
+import { withTimeout } from './timeout';
 import { DEFAULT_UTMP_PATH, readUsers, type User } from './utmp';
 
 export interface SystemInfo extends Memory {
