@@ -1,6 +1,7 @@
 // Logged-in users from the utmp file, parsed in TypeScript: the file is an array of fixed-size
-// `struct utmp` records (glibc, <bits/utmp.h>). On x86_64 and aarch64 (and every 64-bit glibc
-// target with __WORDSIZE_TIME64_COMPAT32 or 32-bit time fields) a record is 384 bytes:
+// `struct utmp` records (glibc, <bits/utmp.h>). Where glibc keeps ut_session and ut_tv 32-bit
+// (__WORDSIZE_TIME64_COMPAT32: x86_64, aarch64; and 32-bit targets) a record is 384 bytes, checked
+// against the C library by the tests. Targets with 64-bit fields there are not supported.
 //
 //   offset  size  field
 //        0     2  ut_type     short (2 bytes of padding follow)
@@ -14,7 +15,10 @@
 //      340     8  ut_tv       {int32 tv_sec, int32 tv_usec}
 //      348    16  ut_addr_v6
 //      364    20  reserved
+//
+// Integers are in the machine's byte order (the file is written by this machine's libc).
 import { promises as fs } from 'fs';
+import { endianness } from 'os';
 
 export const UTMP_RECORD_SIZE = 384;
 export const DEFAULT_UTMP_PATH = '/var/run/utmp';
@@ -67,6 +71,11 @@ export interface User {
   login_time: number;
 }
 
+const LE = endianness() === 'LE';
+const readI16 = (b: Buffer, o: number) => (LE ? b.readInt16LE(o) : b.readInt16BE(o));
+const readI32 = (b: Buffer, o: number) => (LE ? b.readInt32LE(o) : b.readInt32BE(o));
+const readU32 = (b: Buffer, o: number) => (LE ? b.readUInt32LE(o) : b.readUInt32BE(o));
+
 /** A fixed-size char field: up to the first NUL (or the whole field), decoded as UTF-8. */
 function cstring(buf: Buffer, [offset, size]: readonly [number, number]): string {
   const field = buf.subarray(offset, offset + size);
@@ -80,15 +89,15 @@ export function parseUtmp(data: Buffer): UtmpRecord[] {
   for (let off = 0; off + UTMP_RECORD_SIZE <= data.length; off += UTMP_RECORD_SIZE) {
     const r = data.subarray(off, off + UTMP_RECORD_SIZE);
     out.push({
-      type: r.readInt16LE(F.type),
-      pid: r.readInt32LE(F.pid),
+      type: readI16(r, F.type),
+      pid: readI32(r, F.pid),
       line: cstring(r, F.line),
       id: cstring(r, F.id),
       user: cstring(r, F.user),
       host: cstring(r, F.host),
-      session: r.readInt32LE(F.session),
-      time: r.readUInt32LE(F.tvSec), // unsigned, so times after 2038 stay positive
-      usec: r.readInt32LE(F.tvUsec),
+      session: readI32(r, F.session),
+      time: readU32(r, F.tvSec), // unsigned, so times after 2038 stay positive
+      usec: readI32(r, F.tvUsec),
     });
   }
   return out;
@@ -103,15 +112,18 @@ export function encodeUtmp(records: Partial<UtmpRecord>[]): Buffer {
       r.fill(0, offset, offset + size);
       Buffer.from(s, 'utf8').copy(r, offset, 0, size);
     };
-    r.writeInt16LE(rec.type ?? UtType.EMPTY, F.type);
-    r.writeInt32LE(rec.pid ?? 0, F.pid);
+    const i16 = (v: number, o: number) => (LE ? r.writeInt16LE(v, o) : r.writeInt16BE(v, o));
+    const i32 = (v: number, o: number) => (LE ? r.writeInt32LE(v, o) : r.writeInt32BE(v, o));
+    const u32 = (v: number, o: number) => (LE ? r.writeUInt32LE(v, o) : r.writeUInt32BE(v, o));
+    i16(rec.type ?? UtType.EMPTY, F.type);
+    i32(rec.pid ?? 0, F.pid);
     put(F.line, rec.line);
     put(F.id, rec.id);
     put(F.user, rec.user);
     put(F.host, rec.host);
-    r.writeInt32LE(rec.session ?? 0, F.session);
-    r.writeUInt32LE(rec.time ?? 0, F.tvSec);
-    r.writeInt32LE(rec.usec ?? 0, F.tvUsec);
+    i32(rec.session ?? 0, F.session);
+    u32(rec.time ?? 0, F.tvSec);
+    i32(rec.usec ?? 0, F.tvUsec);
   });
   return buf;
 }
