@@ -9,6 +9,7 @@ import { startAgent, tmpDir, type LineClient, type RunningAgent } from './helper
 import { command, suite, waitFor } from './helpers/harness';
 import {
   UTMP_RECORD_SIZE,
+  coalesce,
   UtType,
   encodeUtmp,
   fsSizes,
@@ -384,6 +385,31 @@ test('a part that hangs (utmp is a FIFO with no writer) is given up on after the
     fs.closeSync(fs.openSync(fifo, fs.constants.O_RDWR));
   }
 }, { needs: [command('mkfifo')] });
+
+test('coalesce: calls while one is in flight join it; the next call after it settles starts anew', async () => {
+  let calls = 0;
+  let release!: (v: string) => void;
+  const slow = coalesce((arg: string) => {
+    calls++;
+    return new Promise<string>((r) => (release = (v) => r(`${arg}:${v}`)));
+  });
+  const a = slow('x');
+  const b = slow('x');
+  assert.is(calls, 1, 'the second call joined the first');
+  release('1');
+  assert.equal(await Promise.all([a, b]), ['x:1', 'x:1']);
+  const c = slow('x');
+  assert.is(calls, 2);
+  release('2');
+  assert.is(await c, 'x:2');
+  const failing = coalesce(async (n: number) => {
+    calls++;
+    throw new Error(`fail ${n}`);
+  });
+  await failing(1).catch(() => {});
+  await failing(1).catch(() => {});
+  assert.is(calls, 4, 'a rejected call is not kept either');
+});
 
 // ---- through a real agent --------------------------------------------------------------------
 

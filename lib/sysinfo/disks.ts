@@ -11,7 +11,7 @@
 // "/boot/efi"; its sizes are that filesystem's, as `df -k MOUNTPOINT` shows them.
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { withTimeout } from './timeout';
+import { coalesce, withTimeout } from './async';
 
 export interface Disk {
   name: string;
@@ -32,7 +32,7 @@ export interface DiskOptions {
   warn?: (message: string) => void;
   /** A statfs that has not answered by then (a hung filesystem) gives zero sizes (default 1000 ms). */
   statfsTimeoutMs?: number;
-  /** Sizes of the filesystem at a mount point (default fsSizes: statfs(2)); tests inject failures. */
+  /** Sizes of the filesystem at a mount point (default fsSizes, coalesced); tests inject failures. */
   sizes?: (mountpoint: string) => Promise<Sizes>;
 }
 
@@ -134,6 +134,9 @@ export async function fsSizes(mountpoint: string): Promise<Sizes> {
   return { size_total: kib(s.blocks), size_used: kib(s.blocks - s.bfree), size_avail: kib(s.bavail) };
 }
 
+/** fsSizes, one statfs per mount point at a time (see async.ts). */
+const sharedFsSizes = coalesce(fsSizes);
+
 /**
  * Every disk, sorted by name. Only an unreadable sysBlock directory throws: an unreadable mount
  * table lists every disk as not mounted, and a disk whose statfs fails is listed as mounted with
@@ -143,7 +146,7 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
   const sysBlock = opts.sysBlock ?? DEFAULT_SYS_BLOCK;
   const mountInfo = opts.mountInfo ?? DEFAULT_MOUNTINFO;
   const warn = opts.warn ?? (() => {});
-  const sizes = opts.sizes ?? fsSizes;
+  const sizes = opts.sizes ?? sharedFsSizes;
   const timeoutMs = opts.statfsTimeoutMs ?? 1000;
   const [names, mounts] = await Promise.all([
     fs.readdir(sysBlock),

@@ -3,7 +3,7 @@
 // and reported through onPartError, so a host's dashboard always gets the full shape.
 import { listDisks, type Disk, type DiskOptions } from './disks';
 import { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
-import { withTimeout } from './timeout';
+import { coalesce, withTimeout } from './async';
 import { DEFAULT_UTMP_PATH, readUsers, type User } from './utmp';
 
 export interface SystemInfo extends Memory {
@@ -23,6 +23,9 @@ export interface SystemInfoOptions extends Omit<DiskOptions, 'warn' | 'sizes'> {
   /** Told about each part that failed (the answer then carries its empty value). */
   onPartError?: (part: SystemInfoPart, error: Error) => void;
 }
+
+/** One utmp read per path at a time (see async.ts). */
+const sharedReadUsers = coalesce(readUsers);
 
 const emptyUname: Uname = { sysname: '', nodename: '', release: '', version: '', machine: '', domain: '' };
 const emptyMemory: Memory = {
@@ -48,7 +51,7 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
   const [u, m, users, disks] = await Promise.all([
     part('uname', uname(), emptyUname, ms, onError),
     part('memory', memory(), emptyMemory, ms, onError),
-    part('users', readUsers(opts.utmpPath ?? DEFAULT_UTMP_PATH), [], ms, onError),
+    part('users', sharedReadUsers(opts.utmpPath ?? DEFAULT_UTMP_PATH), [], ms, onError),
     part('disks', listDisks({ sysBlock: opts.sysBlock, mountInfo: opts.mountInfo, statfsTimeoutMs: opts.statfsTimeoutMs, warn }), [], ms, onError),
   ]);
   return { uname: u, long_bit: LONG_BIT, uptime: m.uptime, loadavg: m.loadavg, ram: m.ram, swap: m.swap, users, disks };
@@ -56,4 +59,5 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
 
 export { listDisks, parseMountInfo, mountOf, fsSizes, type Disk, type DiskOptions, type Mount, type Sizes } from './disks';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
+export { coalesce, withTimeout } from './async';
 export { UTMP_RECORD_SIZE, UtType, encodeUtmp, parseUtmp, readUsers, remoteUsers, type User, type UtmpRecord } from './utmp';
