@@ -16,20 +16,44 @@ export interface Image {
   initrd: string;
 }
 
-/** Runs vm/build-image.sh (installs the host tools when missing; rebuilds only on a key change). */
-export function buildImage(cacheDir: string): Image {
-  const out = execFileSync('bash', [path.join(REPO, 'vm', 'build-image.sh'), cacheDir], {
-    cwd: REPO,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 1 << 24,
+/**
+ * Runs vm/build-image.sh (installs the host tools when missing; rebuilds only on a key change).
+ * Its own process group, killed whole when it overruns `timeoutMs` or the host process exits.
+ */
+export function buildImage(cacheDir: string, timeoutMs: number): Promise<Image> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(REPO, 'vm', 'build-image.sh'), cacheDir], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.on('exit', killGroup);
+    const timer = setTimeout(() => {
+      killGroup();
+      reject(new Error(`build-image.sh took over ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => (out += d));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      process.off('exit', killGroup);
+      if (code !== 0) return reject(new Error(`build-image.sh exited with ${code ?? signal}`));
+      const get = (k: string) => new RegExp(`^${k}=(.+)$`, 'm').exec(out)?.[1];
+      const kernel = get('kernel');
+      const initrd = get('initrd');
+      if (!kernel || !initrd) return reject(new Error(`build-image.sh printed no kernel=/initrd=: ${out}`));
+      resolve({ kernel, initrd });
+    });
   });
-  const get = (k: string) => {
-    const m = new RegExp(`^${k}=(.+)$`, 'm').exec(out);
-    if (!m) throw new Error(`build-image.sh printed no ${k}=`);
-    return m[1];
-  };
-  return { kernel: get('kernel'), initrd: get('initrd') };
 }
 
 /**
@@ -163,11 +187,20 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Directories removed on any exit path, after QEMU is killed. */
+export const scratchDirs = new Set<string>();
+
+function cleanUp(): void {
+  Qemu.killAll();
+  for (const d of scratchDirs) fs.rmSync(d, { recursive: true, force: true });
+  scratchDirs.clear();
+}
+
 // Whatever way the host process ends, QEMU goes with it.
-process.on('exit', () => Qemu.killAll());
+process.on('exit', cleanUp);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
-    Qemu.killAll();
+    cleanUp();
     process.stderr.write(`\ntest:vm: ${sig}, QEMU killed\n`);
     process.exit(130);
   });
