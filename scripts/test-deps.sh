@@ -8,6 +8,7 @@ have socat || need+=(socat)
 have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
 have losetup || need+=(mount)
+have fsfreeze || need+=(util-linux)
 have tmux || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
