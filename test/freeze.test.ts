@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, parseMountTable, thaw } from '../lib';
-import { errorMessage, REPO, startAgent, tmpDir, type LineClient, type RunningAgent } from './helpers/agent';
+import { CLI, errorMessage, LineClient, REPO, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
 import { command, root, sleep, suite, waitFor, type Requirement } from './helpers/harness';
 
 const GUARD = [path.join(REPO, '..', 'shared', 'tools', 'freeze-guard'), '/work/shared/tools/freeze-guard'].find((p) => fs.existsSync(p));
@@ -327,6 +327,33 @@ test('a thaw is never queued behind writers blocked on the frozen filesystem (th
     await Promise.all(writes);
     assert.is(done, 8);
   }, 10_000), { needs });
+
+test('stderr redirected to a file on the frozen filesystem: the agent still answers and auto-thaws', (ctx) =>
+  withThawGuard(ctx, async () => {
+    // Node writes to a file synchronously: one log line written while frozen would hang the
+    // event loop for good. The freezer holds its log lines back until the thaw.
+    const logFile = path.join(ctx.a, 'agent.log');
+    const fd = fs.openSync(logFile, 'a');
+    const socket = path.join(ctx.dir, 'stderr-file.sock');
+    const proc = spawn(process.execPath, [CLI, '--listen', `unix:${socket}`, '--mounts-file', ctx.table], { stdio: ['ignore', 'ignore', fd] });
+    fs.closeSync(fd);
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      const c = await LineClient.connect(socket);
+      assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0.5 }, 5_000), true);
+      assert.is(await status(c), true);
+      await waitFor(async () => (await status(c)) === false, 5_000, 'the auto-thaw');
+      assert.equal(await frozenSet(ctx), []);
+      c.close();
+      const log = fs.readFileSync(logFile, 'utf8');
+      assert.match(log, /frozen: .*\/a; thawing by itself in 0.5 s \(at .*, held back while frozen\)/);
+      assert.match(log, /auto-thaw: every filesystem thawed/);
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  }), { needs });
 
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   test(`${sig} thaws before the agent exits`, (ctx) =>

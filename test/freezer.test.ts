@@ -175,6 +175,22 @@ test('release (exit path) thaws at once, also during a freeze that hangs', async
   assert.not.ok(z.frozen);
 });
 
+test('logBlocksOn: log lines are held back while frozen and written after the thaw', async () => {
+  const f = fakeOps();
+  const { lines, log } = logSink();
+  const z = new Freezer({ ops: f.ops, log, logBlocksOn: (ms) => ms.includes('/var') });
+  await z.freeze(['/var', '/a'], 0.05);
+  await waitFor(() => !z.frozen, 2000, 'the auto-thaw');
+  const i = lines.findIndex((l) => l.startsWith('info frozen: /var, /a'));
+  assert.ok(i >= 0 && /held back while frozen/.test(lines[i]), lines.join('\n'));
+  assert.ok(lines.some((l) => /^warn no fs-unfreeze within 0.05 s: .*held back while frozen/.test(l)), lines.join('\n'));
+  // Not on a frozen filesystem: written at once.
+  lines.length = 0;
+  await z.freeze(['/b']);
+  assert.ok(lines.some((l) => l === 'info frozen: /b'), lines.join('\n'));
+  await z.unfreeze();
+});
+
 test('bad timeout values are refused before anything is frozen', async () => {
   const f = fakeOps();
   const z = new Freezer({ ops: f.ops });

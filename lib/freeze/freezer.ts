@@ -13,7 +13,8 @@
 // - Operations run one after another. An unfreeze or release arriving during a freeze cancels
 //   it (the freeze rolls back after its current mount point and fails).
 // - Nothing here touches the disk: thaws go through the addon's own threads (native/freeze.cc),
-//   the timer is a plain event-loop timer, logging goes to the injected logger.
+//   the timer is a plain event-loop timer, and when the log would land on a filesystem being
+//   frozen (logBlocksOn), log lines wait in memory until the thaw.
 import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../errors';
 import { silentLogger, type Logger } from '../log';
@@ -32,7 +33,16 @@ export interface FreezerOptions {
   onChange?: (frozen: boolean) => void;
   /** Delay before an auto-thaw that failed is tried again, in ms (default 5000). */
   retryMs?: number;
+  /**
+   * True when writing to `log` would block while these mount points are frozen (stderr is a
+   * file on one of them: Node writes files synchronously, so the event loop itself would hang
+   * and nothing could thaw). Log lines are then held back until everything is thawed.
+   */
+  logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
+
+/** Most log lines held back during one freeze; past it they are counted, not kept. */
+const MAX_DEFERRED_LINES = 200;
 
 /** Longest auto-thaw timeout setTimeout can wait for, in seconds (2^31-1 ms). */
 export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
@@ -58,11 +68,21 @@ export class Freezer {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly ops: FreezeOps;
+  private readonly out: Logger;
   private readonly log: Logger;
+  private deferring = false;
+  private deferred: [keyof Logger, string][] = [];
+  private dropped = 0;
 
   constructor(private readonly opts: FreezerOptions = {}) {
     this.ops = opts.ops ?? { freeze, thaw };
-    this.log = opts.log ?? silentLogger;
+    this.out = opts.log ?? silentLogger;
+    const level = (l: keyof Logger) => (m: string) => {
+      if (!this.deferring) this.out[l](m);
+      else if (this.deferred.length < MAX_DEFERRED_LINES) this.deferred.push([l, `${m} (at ${new Date().toISOString()}, held back while frozen)`]);
+      else this.dropped++;
+    };
+    this.log = { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
   }
 
   /** True from the start of a freeze until everything it holds is thawed. */
@@ -85,6 +105,7 @@ export class Freezer {
       return Promise.reject(new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`));
     }
     if (this.active) return Promise.reject(new AgentError('Filesystems are already frozen: fs-unfreeze first'));
+    this.deferring = this.opts.logBlocksOn?.(mountpoints) ?? false;
     this.setActive(true);
     this.freezing = true;
     this.cancelled = false;
@@ -213,7 +234,15 @@ export class Freezer {
   private setActive(v: boolean): void {
     if (this.active === v) return;
     this.active = v;
+    if (!v) this.flushLog();
     this.opts.onChange?.(v);
+  }
+
+  private flushLog(): void {
+    this.deferring = false;
+    for (const [l, m] of this.deferred.splice(0)) this.out[l](m);
+    if (this.dropped > 0) this.out.warn(`${this.dropped} more log lines were dropped while frozen`);
+    this.dropped = 0;
   }
 
   private describe(): string {
