@@ -18,9 +18,32 @@ const FREEZER = Symbol('freezer');
 /** The agent's Freezer; created on first use, with the exit hook that thaws whatever it holds. */
 function freezerOf(ctx: Context): Freezer {
   return ctx.store(FREEZER, () => {
-    const f = new Freezer({ log: ctx.log, onChange: (frozen) => (ctx.state.frozen = frozen) });
+    const f = new Freezer({ log: ctx.log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (ctx.state.frozen = frozen) });
     ctx.onExit(() => f.release());
     return f;
+  });
+}
+
+/**
+ * True when stderr (the log) is a file on one of these filesystems: Node writes files
+ * synchronously, so a log line written while it is frozen would hang the event loop, and with it
+ * every thaw. (A pipe, a tty or the journal's socket never blocks on a freeze.)
+ */
+function stderrIsFileOn(mountpoints: readonly string[]): boolean {
+  let dev: number;
+  try {
+    const st = fs.fstatSync(2);
+    if (!st.isFile()) return false;
+    dev = st.dev;
+  } catch {
+    return false;
+  }
+  return mountpoints.some((m) => {
+    try {
+      return fs.statSync(m).dev === dev;
+    } catch {
+      return false;
+    }
   });
 }
 
