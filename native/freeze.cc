@@ -81,7 +81,7 @@ Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
   try {
     std::thread([channel, call]() mutable {
       call->result = FreezeOp(call->op, call->mountpoint);
-      channel.BlockingCall(call);
+      if (channel.BlockingCall(call) != napi_ok) delete call;  // the environment is closing
       channel.Release();
     }).detach();
   } catch (const std::system_error& e) {

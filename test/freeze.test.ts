@@ -15,7 +15,7 @@ import { command, root, sleep, suite, waitFor, type Requirement } from './helper
 
 const GUARD = [path.join(REPO, '..', 'shared', 'tools', 'freeze-guard'), '/work/shared/tools/freeze-guard'].find((p) => fs.existsSync(p));
 const freezeGuard: Requirement = () => (GUARD ? undefined : 'needs ../shared/tools/freeze-guard');
-const needs = [root, command('mkfs.ext4'), command('fsfreeze'), freezeGuard];
+const needs = [root, command('mkfs.ext4'), command('fsfreeze'), command('python3'), freezeGuard];
 const ready = () => needs.every((r) => r() === undefined);
 
 interface Ctx {
@@ -36,12 +36,19 @@ interface Ctx {
 
 const test = suite<Ctx>('freeze', {} as Ctx);
 
-test.before((ctx) => {
+test.before(async (ctx) => {
   if (!ready()) return; // the tests themselves report what is missing (a failure under CI)
   ctx.dir = tmpDir('ember-ga-freeze-');
   ctx.guardReport = path.join(ctx.dir, 'guard.json');
-  ctx.guard = spawn(GUARD!, ['--report', ctx.guardReport, '--max-seconds', '600'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  ctx.guardExit = new Promise((r) => ctx.guard.once('exit', (code) => r(code)));
+  // Through python3: the copy of shared/ beside a CI checkout may lack exec bits.
+  ctx.guard = spawn('python3', [GUARD!, '--report', ctx.guardReport, '--max-seconds', '600'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  ctx.guardExit = new Promise((r) => {
+    ctx.guard.once('exit', (code) => r(code));
+    ctx.guard.once('error', (e) => {
+      process.stderr.write(`freeze test: cannot run freeze-guard: ${e.message}\n`);
+      r(-1);
+    });
+  });
   ctx.mounts = [];
   ctx.loop = {};
   for (const name of ['a', 'b', 'with space']) {
@@ -60,6 +67,8 @@ test.before((ctx) => {
   assert.is(mine.length, 3, 'all three loop mounts are in /proc/self/mounts');
   ctx.table = path.join(ctx.dir, 'mounts');
   fs.writeFileSync(ctx.table, mine.map((m) => `${m.source} ${escape(m.mountpoint)} ext4 rw,relatime 0 0\n`).join(''));
+  await sleep(300); // freeze-guard is up and watching before the first freeze
+  assert.is(ctx.guard.exitCode, null, 'freeze-guard is running');
 });
 
 test.after(async (ctx) => {
@@ -119,8 +128,9 @@ function writer(dir: string): { proc: ChildProcess; exited: Promise<number | nul
   return { proc, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
 }
 
-async function withAgent(ctx: Ctx, flags: string[], fn: (c: LineClient, agent: RunningAgent) => Promise<void>): Promise<void> {
-  const agent = await startAgent(['--mounts-file', ctx.table, ...flags]);
+/** Runs fn with an agent reading `mountsFile` (default: the loop mounts as /dev/loopN) and a client. */
+async function withAgent(ctx: Ctx, flags: string[], fn: (c: LineClient, agent: RunningAgent) => Promise<void>, mountsFile = ctx.table): Promise<void> {
+  const agent = await startAgent(['--mounts-file', mountsFile, ...flags]);
   const c = await agent.connect();
   try {
     await fn(c, agent);
@@ -176,18 +186,13 @@ test('fs-freeze with the default rules freezes exactly what the mount table sele
     ].join('\n');
     const file = path.join(ctx.dir, 'default-rules-mounts');
     fs.writeFileSync(file, table + '\n');
-    const agent = await startAgent(['--mounts-file', file, '--debug']);
-    const c = await agent.connect();
-    try {
+    await withAgent(ctx, [], async (c, agent) => {
       assert.is(await c.ok('fs-freeze'), true);
       assert.equal(await frozenSet(ctx), ['a', 'with space']);
       assert.match(agent.stderr(), `frozen: ${ctx.a}, ${ctx.c}`);
       assert.is(await c.ok('fs-unfreeze'), true);
       assert.equal(await frozenSet(ctx), []);
-    } finally {
-      c.close();
-      await agent.stop();
-    }
+    }, file);
   }), { needs });
 
 test('auto-thaw: after the timeout argument, and after --freeze-timeout; timeout 0 never thaws', (ctx) =>
@@ -280,16 +285,11 @@ test('fs-unfreeze with no freeze held thaws what the mount table selects (a prev
     const file = path.join(ctx.dir, 'recover-mounts');
     fs.writeFileSync(file, `/dev/ember-test-${process.pid}-a ${ctx.a} ext4 rw 0 0\n`);
     await freeze(ctx.a);
-    const agent = await startAgent(['--mounts-file', file]);
-    const c = await agent.connect();
-    try {
+    await withAgent(ctx, [], async (c) => {
       assert.is(await status(c), false, 'this agent holds no freeze');
       assert.is(await c.ok('fs-unfreeze'), true);
       assert.equal(await frozenSet(ctx), []);
-    } finally {
-      c.close();
-      await agent.stop();
-    }
+    }, file);
   }), { needs });
 
 test('bad arguments: clear errors, nothing frozen, the agent keeps serving', (ctx) =>
