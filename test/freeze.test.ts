@@ -280,6 +280,21 @@ test('while frozen other commands are refused; double freeze refused, double tha
     }),
   ), { needs });
 
+test('fs-freeze and fs-unfreeze in one write: the unfreeze cancels the freeze, nothing stays frozen', (ctx) =>
+  withThawGuard(ctx, () =>
+    withAgent(ctx, [], async (c) => {
+      c.send(JSON.stringify({ execute: 'fs-freeze', arguments: { mountpoints: [ctx.a, ctx.b] }, tag: 'f' }) + '\r\n' + JSON.stringify({ execute: 'fs-unfreeze', tag: 'u' }) + '\r\n');
+      const answers = await c.waitLines(2);
+      const f = answers.find((a) => a.tag === 'f')!;
+      const u = answers.find((a) => a.tag === 'u')!;
+      assert.match(errorMessage(f), /^fs-freeze cancelled/);
+      assert.is(u.return, true);
+      c.lines.length = 0;
+      assert.is(await status(c), false);
+      assert.equal(await frozenSet(ctx), []);
+    }),
+  ), { needs });
+
 test('fs-unfreeze with no freeze held thaws what the mount table selects (a previous agent died frozen)', (ctx) =>
   withThawGuard(ctx, async () => {
     const file = path.join(ctx.dir, 'recover-mounts');
