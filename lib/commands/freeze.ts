@@ -19,7 +19,7 @@ const FREEZER = Symbol('freezer');
 function freezerOf(ctx: Context): Freezer {
   return ctx.store(FREEZER, () => {
     const f = new Freezer({ log: ctx.log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (ctx.state.frozen = frozen) });
-    ctx.onExit(() => f.release());
+    ctx.onExit(() => f.release(), true); // urgent: commands in flight may be blocked on the freeze
     return f;
   });
 }
