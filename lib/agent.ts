@@ -25,6 +25,7 @@ export class Agent {
   private readonly framer: LineFramer;
   private readonly dispatcher: Dispatcher;
   private readonly exitHooks: ExitHook[] = [];
+  private readonly urgentExitHooks: ExitHook[] = [];
   private readonly stores = new Map<symbol, unknown>();
   private inFlight = 0;
   private paused = false;
@@ -50,8 +51,8 @@ export class Agent {
       shutdown: () => {
         this.shutdownRequested = true;
       },
-      onExit: (hook) => {
-        this.exitHooks.push(hook);
+      onExit: (hook, urgent = false) => {
+        (urgent ? this.urgentExitHooks : this.exitHooks).push(hook);
       },
       store: <T>(key: symbol, create: () => T): T => {
         if (!this.stores.has(key)) this.stores.set(key, create());
@@ -123,6 +124,7 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.transport.pause();
+      await this.runHooks(this.urgentExitHooks);
       if (this.inFlight > 0) {
         await Promise.race([this.settled(), delay(10_000)]);
       }
@@ -134,9 +136,14 @@ export class Agent {
     return this.stopping;
   }
 
-  /** Runs the exit hooks only (for a fatal error, where nothing else can be trusted). */
+  /** Runs the exit hooks only, urgent ones first (for a fatal error, where nothing else can be trusted). */
   async runExitHooks(): Promise<void> {
-    const hooks = this.exitHooks.splice(0).reverse();
+    await this.runHooks(this.urgentExitHooks);
+    await this.runHooks(this.exitHooks);
+  }
+
+  private async runHooks(list: ExitHook[]): Promise<void> {
+    const hooks = list.splice(0).reverse();
     for (const h of hooks) {
       try {
         await h();
