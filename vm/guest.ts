@@ -81,9 +81,10 @@ export class Qemu {
   private exitCode: number | null | undefined;
   private console = '';
 
-  constructor(image: Image, disk: string, dir: string) {
+  /** `consoleLog`: where the guest's serial console is written (kept after the run). */
+  constructor(image: Image, disk: string, dir: string, consoleLog: string) {
     this.socket = path.join(dir, 'ga.sock');
-    this.consoleLog = path.join(dir, 'console.log');
+    this.consoleLog = consoleLog;
     fs.rmSync(this.socket, { force: true });
     const args = [
       '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1',
