@@ -75,7 +75,7 @@ function elfMachine(file) {
 
 /**
  * What a built file needs from the C and C++ runtimes, via objdump when installed: the newest
- * GLIBC_x.y and GLIBCXX_x.y.z symbol versions it references ("-" when it references none).
+ * GLIBC_x.y and GLIBCXX_x.y.z symbol versions it references. README states them.
  */
 function baseline(file, arch) {
   const t = arch === process.arch ? '' : `${ARCHES[arch].triplet}-`;
@@ -87,9 +87,9 @@ function baseline(file, arch) {
       for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
       return 0;
     });
-    return vs.length ? vs[vs.length - 1].join('.') : '-';
+    return vs.length ? `${prefix}_${vs[vs.length - 1].join('.')}` : `no ${prefix}`;
   };
-  return `needs GLIBC_${newest('GLIBC')}, GLIBCXX_${newest('GLIBCXX')}`;
+  return `${newest('GLIBC')}, ${newest('GLIBCXX')}`;
 }
 
 function parseArches(argv) {
@@ -166,7 +166,7 @@ function main() {
     fs.rmSync(path.join(repo, 'prebuilds'), { recursive: true, force: true });
     fs.cpSync(out, path.join(repo, 'prebuilds'), { recursive: true });
     for (const b of builds) {
-      process.stdout.write(`prebuild: ${b.rel} (${(b.size / 1024).toFixed(0)} KiB, ${b.needs})\n`);
+      process.stdout.write(`prebuild: linux-${b.arch}: ${b.needs} (${b.rel}, ${(b.size / 1024).toFixed(0)} KiB)\n`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
