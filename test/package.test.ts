@@ -19,10 +19,13 @@ const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
 const work = tmpDir('ember-ga-package-');
 const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
 
-/** The environment without what `npm test` exported to us (npm_config_*, npm_package_*...). */
+/**
+ * The environment without what `npm test` exported to us (npm_config_prefix, npm_package_*...),
+ * but with the npm cache `npm ci` filled: the offline install takes its dependencies from there.
+ */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) || /^npm_config_cache$/i.test(k)) env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -151,7 +154,7 @@ interface Installed {
 let installed: Installed | undefined;
 const gypCalled = path.join(work, 'node-gyp-was-called');
 
-test('npm install -g of the tarball, offline, with no compiler: uses the prebuild, never builds', async () => {
+test('npm install -g of the tarball (deps from the npm cache), with no compiler: uses the prebuild, never builds', async () => {
   const { tarball } = await pack();
   const bin = guestBin();
   // node-gyp-build compiles with the node-gyp that require() finds (NODE_PATH is searched),
@@ -171,7 +174,7 @@ process.exit(97);
   assert.is(probe.status, 0, `the guest PATH still has a compiler: ${probe.out}`);
 
   const prefix = path.join(work, 'prefix');
-  const r = run('npm', ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { env, cwd: work });
+  const r = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { env, cwd: work });
   assert.is(r.status, 0, `install failed:\n${r.out}`);
   assert.not.ok(fs.existsSync(gypCalled), `node-gyp was called: ${fs.existsSync(gypCalled) ? fs.readFileSync(gypCalled, 'utf8') : ''}\n${r.out}`);
   const root = path.join(prefix, 'lib', 'node_modules', pkg.name);
