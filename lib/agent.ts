@@ -30,7 +30,7 @@ export class Agent {
   private paused = false;
   private stopping: Promise<void> | undefined;
   private shutdownRequested = false;
-  private idle: (() => void) | undefined;
+  private idleWaiters: (() => void)[] = [];
   /** Resolves when the agent has stopped (agent-shutdown, stop()). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -75,6 +75,7 @@ export class Agent {
       data: (chunk) => this.framer.push(chunk),
       reset: () => this.framer.reset(),
       drain: () => this.updateFlow(),
+      settled: () => this.settled(),
     });
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
   }
@@ -92,8 +93,14 @@ export class Agent {
         this.ctx.log.info('agent-shutdown requested');
         void this.stop();
       }
-      if (this.inFlight === 0) this.idle?.();
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
+  }
+
+  /** Resolves when no request is in flight. */
+  private settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
   }
 
   /** Backpressure: stop reading while too much is in flight or queued for the host. */
@@ -117,7 +124,7 @@ export class Agent {
     this.stopping ??= (async () => {
       this.transport.pause();
       if (this.inFlight > 0) {
-        await Promise.race([new Promise<void>((r) => (this.idle = r)), delay(10_000)]);
+        await Promise.race([this.settled(), delay(10_000)]);
       }
       await this.transport.flush(2_000);
       await this.runExitHooks();

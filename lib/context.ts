@@ -13,6 +13,8 @@ export interface AgentConfig {
   maxHandles: number;
   /** Honour file-read `size` (off: behave exactly like 0.7.1, 4096-byte reads). */
   largeReads: boolean;
+  /** utmp file sysinfo reads its users from. */
+  utmpFile: string;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -21,6 +23,7 @@ export const defaultConfig: AgentConfig = {
   maxReadSize: 4 * 1024 * 1024,
   maxHandles: 1024,
   largeReads: true,
+  utmpFile: '/var/run/utmp',
 };
 
 export interface AgentState {

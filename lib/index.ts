@@ -10,3 +10,4 @@ export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
+export * as sysinfo from './sysinfo';

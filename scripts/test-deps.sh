@@ -9,6 +9,8 @@ have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
 have losetup || need+=(mount)
 have tmux || need+=(tmux)
+have free || need+=(procps)
+have cc && [ -f /usr/include/utmp.h ] || need+=(gcc libc6-dev)
 have systemd-analyze || need+=(systemd)
 have aarch64-linux-gnu-g++ || need+=(g++-aarch64-linux-gnu)
 [ ${#need[@]} -eq 0 ] && exit 0
