@@ -6,6 +6,9 @@
 //   npm run prebuild                  this machine's arch, plus each arch a cross compiler is
 //                                     installed for (Debian: g++-aarch64-linux-gnu for arm64)
 //   npm run prebuild -- --arch x64    only these (comma-separated); a missing compiler is an error
+//   node scripts/prebuild.js --clean  removes prebuilds/ (postpack: node-gyp-build would load a
+//                                     prebuild left in the checkout when build/ is gone, even
+//                                     after the C++ sources changed)
 //
 // It builds whatever binding.gyp lists: the build runs in a scratch copy of exactly the files the
 // package ships for a source build (package.json "files" minus dist/ and prebuilds/), so it also
@@ -116,6 +119,10 @@ function stage() {
 
 function main() {
   if (process.platform !== 'linux') fail(`linux only (this is ${process.platform})`);
+  if (process.argv.includes('--clean')) {
+    fs.rmSync(path.join(repo, 'prebuilds'), { recursive: true, force: true });
+    return;
+  }
   const asked = parseArches(process.argv.slice(2));
   const wanted = asked ?? [process.arch, ...Object.keys(ARCHES).filter((a) => a !== process.arch)];
   const builds = [];
