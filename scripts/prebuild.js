@@ -30,9 +30,9 @@ const ARCHES = {
   arm64: { triplet: 'aarch64-linux-gnu', machine: 183 },
 };
 
+class PrebuildError extends Error {}
 function fail(msg) {
-  process.stderr.write(`prebuild: ${msg}\n`);
-  process.exit(1);
+  throw new PrebuildError(msg);
 }
 
 function onPath(cmd) {
@@ -52,10 +52,12 @@ function toolchain(arch) {
   };
 }
 
-/** node-gyp: npm's own (npm sets npm_config_node_gyp for scripts), else one on PATH. */
+/** node-gyp: npm's own (npm sets npm_config_node_gyp for scripts, or next to node), else PATH's. */
 function nodeGyp() {
   const npmGyp = process.env.npm_config_node_gyp;
   if (npmGyp && fs.existsSync(npmGyp)) return npmGyp;
+  const bundled = path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (fs.existsSync(bundled)) return bundled;
   if (onPath('node-gyp')) return 'node-gyp';
   fail('node-gyp not found: run this as `npm run prebuild`, or put node-gyp on PATH');
 }
@@ -161,7 +163,7 @@ function main() {
       const files = fs.readdirSync(sub).filter((f) => f.endsWith('.node'));
       if (files.length !== 1) fail(`expected one .node in ${sub}, found ${files.join(', ') || 'none'}`);
       const file = path.join(sub, files[0]);
-      if (elfMachine(file) !== ARCHES[b.arch]?.machine) fail(`${file} is not a ${b.arch} ELF file (e_machine ${elfMachine(file)})`);
+      if (ARCHES[b.arch] && elfMachine(file) !== ARCHES[b.arch].machine) fail(`${file} is not a ${b.arch} ELF file (e_machine ${elfMachine(file)})`);
       if (b.arch === process.arch) {
         const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', file], { encoding: 'utf8' });
         if (r.status !== 0) fail(`${file} does not load: ${r.stderr}`);
@@ -180,4 +182,10 @@ function main() {
   }
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  if (!(e instanceof PrebuildError)) throw e;
+  process.stderr.write(`prebuild: ${e.message}\n`);
+  process.exit(1);
+}
