@@ -145,11 +145,8 @@ function guestBin(): string {
 
 interface Installed {
   prefix: string;
+  root: string;
   env: NodeJS.ProcessEnv;
-  agent?: ChildProcess;
-  socket: string;
-  client?: LineClient;
-  stderr: string;
 }
 let installed: Installed | undefined;
 const gypCalled = path.join(work, 'node-gyp-was-called');
@@ -184,47 +181,85 @@ process.exit(97);
   const version = run(path.join(prefix, 'bin', 'ember-ga'), ['--version'], { env });
   assert.is(version.status, 0, version.out);
   assert.is(version.out, `${pkg.version}\n`);
-  installed = { prefix, env, socket: path.join(work, 'ga.sock'), stderr: '' };
+  installed = { prefix, root, env };
 }, { timeout: PACK_TIMEOUT });
 
-async function installedAgent(): Promise<Installed & { client: LineClient; agent: ChildProcess }> {
-  if (!installed) throw new Error('the install test did not pass');
-  const inst = installed;
-  if (!inst.agent) {
-    const proc = spawn(path.join(inst.prefix, 'bin', 'ember-ga'), ['--listen', `unix:${inst.socket}`], { env: inst.env, stdio: ['ignore', 'ignore', 'pipe'] });
-    inst.agent = proc;
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => (inst.stderr += d));
-    await waitFor(() => {
-      if (proc.exitCode !== null) throw new Error(`the installed agent exited: ${inst.stderr}`);
-      return /serving on/.test(inst.stderr);
-    }, 10_000, 'the installed agent to start');
-    inst.client = await LineClient.connect(inst.socket);
+interface Started {
+  proc: ChildProcess;
+  client: LineClient;
+}
+const started = new Map<string, Promise<Started>>();
+
+/** The installed agent on a unix socket, started once per `key` by `argv` (+ --listen). */
+function startInstalled(key: string, argv: (inst: Installed) => string[], ms = 10_000): Promise<Started> {
+  let p = started.get(key);
+  if (!p) {
+    p = (async () => {
+      if (!installed) throw new Error('the install test did not pass');
+      const socket = path.join(work, `${key}.sock`);
+      const [cmd, ...args] = [...argv(installed), '--listen', `unix:${socket}`];
+      const proc = spawn(cmd, args, { env: installed.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      proc.stderr!.setEncoding('utf8');
+      proc.stderr!.on('data', (d: string) => (err += d));
+      const stop = () => proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL');
+      try {
+        await waitFor(() => {
+          if (proc.exitCode !== null) throw new Error(`the installed agent (${key}) exited: ${err}`);
+          return /serving on/.test(err);
+        }, ms, `the installed agent (${key}) to start`);
+        return { proc, client: await LineClient.connect(socket) };
+      } catch (e) {
+        stop();
+        throw e;
+      }
+    })();
+    started.set(key, p);
   }
-  return inst as Installed & { client: LineClient; agent: ChildProcess };
+  return p;
 }
 
-/** The addon file mapped into a process: proof of which build it loaded. */
+const nativeAgent = () => startInstalled('native', (i) => [path.join(i.prefix, 'bin', 'ember-ga')]);
+
+/** The addon files mapped into a process: proof of which build it loaded. */
 function loadedAddons(pid: number): string[] {
   const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
   return [...new Set(maps.split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((p) => p.endsWith('.node')))];
 }
 
-test('the installed agent answers ping, with the prebuilt addon loaded', async () => {
-  const { client, agent, prefix } = await installedAgent();
-  assert.equal(await client.ok('ping'), pkg.version);
-  const prebuild = fs.realpathSync(path.join(prefix, 'lib', 'node_modules', pkg.name, 'prebuilds', `linux-${process.arch}`));
-  const addons = loadedAddons(agent.pid!);
-  assert.ok(addons.length === 1 && addons[0].startsWith(prebuild + path.sep), `expected the prebuild from ${prebuild}, the agent mapped: ${addons.join(', ') || 'no addon'}`);
-});
+function assertPrebuildLoaded(pid: number, arch: string): void {
+  const dir = fs.realpathSync(path.join(installed!.root, 'prebuilds', `linux-${arch}`));
+  const addons = loadedAddons(pid);
+  assert.ok(addons.length === 1 && addons[0].startsWith(dir + path.sep), `expected the prebuild from ${dir}, the agent mapped: ${addons.join(', ') || 'no addon'}`);
+}
 
-test('the installed agent answers get-file-md5sum from the prebuilt addon', async () => {
-  const { client } = await installedAgent();
+async function assertMd5(client: LineClient): Promise<void> {
   const file = path.join(work, 'random.bin');
   const data = crypto.randomBytes(1 << 20);
   fs.writeFileSync(file, data);
   assert.is(await client.ok('get-file-md5sum', { path: file }), crypto.createHash('md5').update(data).digest('hex'));
+}
+
+test('the installed agent answers ping, with the prebuilt addon loaded', async () => {
+  const { client, proc } = await nativeAgent();
+  assert.equal(await client.ok('ping'), pkg.version);
+  assertPrebuildLoaded(proc.pid!, process.arch);
+});
+
+test('the installed agent answers get-file-md5sum from the prebuilt addon', async () => {
+  await assertMd5((await nativeAgent()).client);
 }, { needs: [filesMerged] });
+
+// Debian's arm64 Node under qemu-user (scripts/arm64-node.sh unpacks it; test-deps.sh runs that).
+const ARM64_ROOT = path.join(REPO, '.cache', 'arm64-node', 'root');
+const arm64Node: Requirement = () => (fs.existsSync(path.join(ARM64_ROOT, '.complete')) ? undefined : 'needs the arm64 Node from scripts/arm64-node.sh');
+
+test('on arm64 (qemu-user, Debian\'s arm64 Node) the installed agent answers from the arm64 prebuild', async () => {
+  const { client, proc } = await startInstalled('arm64', (i) => ['qemu-aarch64-static', '-L', ARM64_ROOT, path.join(ARM64_ROOT, 'usr', 'bin', 'node'), path.join(i.root, 'dist', 'lib', 'cli.js')], 30_000);
+  assert.equal(await client.ok('ping', undefined, 20_000), pkg.version);
+  assertPrebuildLoaded(proc.pid!, 'arm64');
+  if (FILES_MERGED) await assertMd5(client);
+}, { timeout: 60_000, needs: [command('qemu-aarch64-static'), command('aarch64-linux-gnu-g++'), arm64Node] });
 
 // --- The systemd unit and udev rule ---
 
@@ -261,13 +296,17 @@ test('systemd-analyze verify accepts the unit without a warning', () => {
 }, { needs: [command('systemd-analyze')] });
 
 test.after(async () => {
-  if (installed?.agent && installed.agent.exitCode === null) {
-    installed.client?.close();
-    const exited = new Promise((r) => installed!.agent!.once('exit', r));
-    installed.agent.kill('SIGTERM');
-    const t = setTimeout(() => installed?.agent?.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(t);
+  for (const p of started.values()) {
+    const a = await p.catch(() => undefined);
+    if (!a) continue;
+    a.client.close();
+    if (a.proc.exitCode === null && a.proc.signalCode === null) {
+      const exited = new Promise((r) => a.proc.once('exit', r));
+      a.proc.kill('SIGTERM');
+      const t = setTimeout(() => a.proc.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    }
   }
   fs.rmSync(work, { recursive: true, force: true });
 });
