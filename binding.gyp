@@ -5,7 +5,9 @@
       "sources": [
         "native/addon.cc",
         "native/async.cc",
-        "native/port.cc"
+        "native/port.cc",
+        "native/netlink.cc",
+        "native/rtnl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -10,3 +10,20 @@ export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
+export {
+  links,
+  addresses,
+  routes,
+  addAddress,
+  deleteAddress,
+  setLinkUp,
+  setLinkDown,
+  addRoute,
+  deleteRoute,
+  NetInputError,
+  type Link,
+  type Address,
+  type Route,
+  type RouteSpec,
+  type NetOptions,
+} from './net';

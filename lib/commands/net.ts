@@ -1,0 +1,174 @@
+// get-netifaces, ipaddr-add/del, net-iface-up/down, get-route-list, route-add/del: the answer
+// shapes of phoenix-guest-agent 0.7.1 (Go's net.Interfaces and netlink.RouteList), with the errno
+// as the error code where the reference gives -1.
+import { AgentError } from '../errors';
+import {
+  NetInputError,
+  addAddress,
+  addRoute,
+  addresses,
+  deleteAddress,
+  deleteRoute,
+  links,
+  maskText,
+  parseCidr,
+  parseIp,
+  routes,
+  setLinkDown,
+  setLinkUp,
+  checkIfname,
+  type Family,
+  type Link,
+} from '../net';
+import { defineCommand } from '../registry';
+
+// Go's net.Flags names, in its order.
+const FLAG_NAMES: [number, string][] = [
+  [0x1, 'up'],
+  [0x2, 'broadcast'],
+  [0x8, 'loopback'],
+  [0x10, 'pointtopoint'],
+  [0x1000, 'multicast'],
+];
+
+// ARPHRD_ types of IP tunnels, whose IFLA_ADDRESS is an IP address, not a hardware address.
+const TUNNEL_TYPES = new Set([768, 769, 776, 778, 823]);
+
+/** Go's HardwareAddr: "" for none, for all zeros (loopback) and for IP tunnel endpoints. */
+function hwaddr(l: Link): string {
+  if (l.hwaddr === '' || /^[0:]*$/.test(l.hwaddr)) return '';
+  if (TUNNEL_TYPES.has(l.type)) return '';
+  return l.hwaddr;
+}
+
+function flagsText(flags: number): string {
+  return FLAG_NAMES.filter(([bit]) => flags & bit)
+    .map(([, name]) => name)
+    .join('|');
+}
+
+/** Runs a parser on one argument; malformed input becomes `Invalid argument "NAME": ...`. */
+function checked<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof NetInputError) throw new AgentError(`Invalid argument "${name}": ${e.message}`);
+    throw e;
+  }
+}
+
+const FAMILIES: Record<number, Family | 0> = { 0: 0, 2: 4, 10: 6 };
+
+const ifnameArg = { type: 'string', required: true, doc: 'interface name' } as const;
+const routeArgs = {
+  ifname: { type: 'string', default: '', doc: 'output interface ("" for none)' },
+  dst: { type: 'string', required: true, doc: 'destination prefix, "192.0.2.0/24" (a bare address is a host route; "", "default", "0.0.0.0/0" or "::/0" the default route)' },
+  src: { type: 'string', default: '', doc: 'preferred source address ("" for none)' },
+  gateway: { type: 'string', default: '', doc: 'next hop ("" for a route to a directly attached network)' },
+  scope: { type: 'int', min: 0, max: 255, doc: 'RT_SCOPE_* (0 universe, 253 link, 254 host); when absent, as `ip route`' },
+} as const;
+
+function routeSpec(a: { ifname: string; dst: string; src: string; gateway: string; scope: number | undefined }) {
+  if (a.ifname) checked('ifname', () => checkIfname(a.ifname));
+  const gateway = a.gateway ? checked('gateway', () => parseIp(a.gateway)) : undefined;
+  const src = a.src ? checked('src', () => parseIp(a.src)) : undefined;
+  const isDefault = a.dst === '' || a.dst === 'default';
+  const dst = isDefault ? undefined : checked('dst', () => parseCidr(a.dst));
+  const family = dst?.family ?? gateway?.family ?? src?.family;
+  if (!family) throw new AgentError('Invalid argument "dst": a default route needs a gateway or src to tell IPv4 from IPv6');
+  for (const [name, v] of [['gateway', gateway], ['src', src]] as const) {
+    if (v && v.family !== family) throw new AgentError(`Invalid argument "${name}": ${v.address} is not an IPv${family} address like "dst"`);
+  }
+  return { dst: dst ? `${dst.address}/${dst.length}` : 'default', gateway: a.gateway, src: a.src, ifname: a.ifname, scope: a.scope };
+}
+
+function addressCommand(name: string, alias: string, add: boolean) {
+  return defineCommand({
+    name,
+    aliases: [alias],
+    doc: `${add ? 'Adds' : 'Removes'} an address on an interface, like \`ip address ${add ? 'add' : 'del'} IP dev IFNAME\`.`,
+    args: {
+      ip: { type: 'string', required: true, doc: 'address in CIDR notation, "192.0.2.1/24" (a bare address is a /32 or /128)' },
+      ifname: ifnameArg,
+    },
+    handler: async (a) => {
+      const p = checked('ip', () => parseCidr(a.ip));
+      checked('ifname', () => checkIfname(a.ifname));
+      await (add ? addAddress : deleteAddress)(a.ifname, `${p.address}/${p.length}`);
+      return true;
+    },
+  });
+}
+
+export const netCommands = [
+  defineCommand({
+    name: 'get-netifaces',
+    doc: 'Every interface: `[{"index","name","hwaddr","flags","ips"}]`, flags the set ones of up|broadcast|loopback|pointtopoint|multicast joined by "|", hwaddr "" when none, ips in CIDR notation.',
+    args: {},
+    handler: async () => {
+      const [ls, as] = await Promise.all([links(), addresses()]);
+      return ls.map((l) => ({
+        index: l.index,
+        name: l.name,
+        hwaddr: hwaddr(l),
+        flags: flagsText(l.flags),
+        ips: as.filter((x) => x.index === l.index).map((x) => `${x.address}/${x.prefixlen}`),
+      }));
+    },
+  }),
+  addressCommand('ipaddr-add', 'linux-ipaddr-add', true),
+  addressCommand('ipaddr-del', 'linux-ipaddr-del', false),
+  defineCommand({
+    name: 'net-iface-up',
+    doc: 'Brings an interface up, like `ip link set dev IFNAME up`.',
+    args: { ifname: ifnameArg },
+    handler: async (a) => {
+      await setLinkUp(checked('ifname', () => checkIfname(a.ifname)));
+      return true;
+    },
+  }),
+  defineCommand({
+    name: 'net-iface-down',
+    doc: 'Brings an interface down, like `ip link set dev IFNAME down`.',
+    args: { ifname: ifnameArg },
+    handler: async (a) => {
+      await setLinkDown(checked('ifname', () => checkIfname(a.ifname)));
+      return true;
+    },
+  }),
+  defineCommand({
+    name: 'get-route-list',
+    doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation.',
+    args: { family: { type: 'int', default: 0, doc: '0 all, 2 IPv4, 10 IPv6' } },
+    handler: async (a) => {
+      const family = FAMILIES[a.family];
+      if (family === undefined) throw new AgentError(`Invalid argument "family": expected 0, 2 (AF_INET) or 10 (AF_INET6), got ${a.family}`);
+      const list = await routes({ family });
+      return list.map((r) => ({
+        ifname: r.ifname,
+        scope: r.scope,
+        dst: r.dstLen === 0 ? { ip: '', mask: '' } : { ip: r.dst, mask: maskText(r.family, r.dstLen) },
+        src: r.prefsrc,
+        gateway: r.gateway,
+      }));
+    },
+  }),
+  defineCommand({
+    name: 'route-add',
+    doc: 'Adds a route to the main table, like `ip route add DST via GATEWAY dev IFNAME [src SRC] [scope S]`.',
+    args: routeArgs,
+    handler: async (a) => {
+      await addRoute(routeSpec(a));
+      return true;
+    },
+  }),
+  defineCommand({
+    name: 'route-del',
+    doc: 'Removes a route from the main table, like `ip route del DST via GATEWAY dev IFNAME [src SRC] [scope S]`.',
+    args: routeArgs,
+    handler: async (a) => {
+      await deleteRoute(routeSpec(a));
+      return true;
+    },
+  }),
+];
