@@ -1,9 +1,13 @@
 // N-API glue for rtnl.h: converts arguments, runs each operation off the main thread with
-// Schedule(), and turns the results into plain JS objects. lib/net/ wraps these in a typed API.
+// Schedule(), and hands dump results over as tables (below). lib/net/ wraps these in a typed
+// API; the column order of each table is written once here and once in lib/net/index.ts.
 //
 // A failure rejects with errno, syscall "rtnetlink" and, as `path`, the kernel's extended-ACK
 // message (or ""), or with the system call that failed before any request (syscall "setns",
 // path the namespace file); lib/net/ turns that into a SystemError naming the operation.
+#include <sys/socket.h>
+
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -18,106 +22,92 @@ SysError ToSysError(const rtnl::Status& s) {
   return SysError::Of(s.err, s.syscall.empty() ? "rtnetlink" : s.syscall, s.detail);
 }
 
-// Property keys created once per result, not once per object: a 10,000-route answer sets
-// ~100,000 properties.
-struct Keys {
-  Napi::Env env;
-  std::vector<Napi::String> keys;
-  Keys(Napi::Env e, std::initializer_list<const char*> names) : env(e) {
-    for (const char* n : names) keys.push_back(Napi::String::New(env, n));
+// Results travel as a table: every string field in one string (each followed by NUL) and every
+// number in one Float64Array, built on the worker thread; lib/net/ makes the objects. Creating
+// 10,000 objects property by property through N-API costs more than the dump itself.
+struct Table {
+  std::string text;
+  std::vector<double> nums;
+  size_t rows = 0;
+  void Str(const std::string& s) {
+    text += s;
+    text += '\0';
   }
-  const Napi::String& operator[](size_t i) const { return keys[i]; }
-};
-
-Napi::Value Str(Napi::Env env, const std::string& s) { return Napi::String::New(env, s); }
-Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
-
-template <typename T, typename Fill>
-Napi::Array ToArray(Napi::Env env, const std::vector<T>& items, Fill fill) {
-  Napi::Array arr = Napi::Array::New(env, items.size());
-  for (size_t i = 0; i < items.size(); i++) {
+  void Num(double v) { nums.push_back(v); }
+  Napi::Value ToJs(Napi::Env env) const {
     Napi::Object o = Napi::Object::New(env);
-    fill(o, items[i]);
-    arr.Set(static_cast<uint32_t>(i), o);
+    o.Set("rows", Napi::Number::New(env, static_cast<double>(rows)));
+    o.Set("text", Napi::String::New(env, text));
+    Napi::Float64Array nums_js = Napi::Float64Array::New(env, nums.size());
+    if (!nums.empty()) memcpy(nums_js.Data(), nums.data(), nums.size() * sizeof(double));
+    o.Set("nums", nums_js);
+    return o;
   }
-  return arr;
-}
+};
 
 std::string NetnsArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return "";
   return StringArg(info, i, "netns");
 }
 
-// netLinks(netns) -> [{index, name, flags, type, mtu, hwaddr, operstate}]
+int Family(uint8_t af) { return af == AF_INET6 ? 6 : 4; }
+
+// Runs a dump into a vector, then turns each element into one table row, both off the main
+// thread; the promise resolves with the table.
+template <typename T, typename Dump, typename Row>
+Napi::Value DumpTable(Napi::Env env, const char* name, Dump dump, Row row) {
+  auto table = std::make_shared<Table>();
+  return Schedule(
+      env, name,
+      [dump, row, table] {
+        std::vector<T> items;
+        rtnl::Status s = dump(&items);
+        if (s) return ToSysError(s);
+        table->rows = items.size();
+        for (const T& item : items) row(*table, item);
+        return SysError::Ok();
+      },
+      [table](Napi::Env env) { return table->ToJs(env); });
+}
+
+// netLinks(netns) -> rows of strings [name, hwaddr], numbers [index, flags, type, mtu, operstate]
 Napi::Value Links(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
-  auto out = std::make_shared<std::vector<rtnl::Link>>();
-  return Schedule(
-      info.Env(), "ember-ga:netLinks", [ns, out] { return ToSysError(rtnl::DumpLinks(ns, out.get())); },
-      [out](Napi::Env env) -> Napi::Value {
-        Keys k(env, {"index", "name", "flags", "type", "mtu", "hwaddr", "operstate"});
-        return ToArray(env, *out, [&](Napi::Object o, const rtnl::Link& l) {
-          o.Set(k[0], Num(env, l.index));
-          o.Set(k[1], Str(env, l.name));
-          o.Set(k[2], Num(env, l.flags));
-          o.Set(k[3], Num(env, l.type));
-          o.Set(k[4], Num(env, l.mtu));
-          o.Set(k[5], Str(env, l.hwaddr));
-          o.Set(k[6], Num(env, l.operstate));
-        });
+  return DumpTable<rtnl::Link>(
+      info.Env(), "ember-ga:netLinks", [ns](std::vector<rtnl::Link>* out) { return rtnl::DumpLinks(ns, out); },
+      [](Table& t, const rtnl::Link& l) {
+        t.Str(l.name), t.Str(l.hwaddr);
+        t.Num(l.index), t.Num(l.flags), t.Num(l.type), t.Num(l.mtu), t.Num(l.operstate);
       });
 }
 
-// netAddresses(netns, family) -> [{index, family, address, prefixlen, scope, flags, peer, label}]
+// netAddresses(netns, family) -> strings [address, peer, label],
+//   numbers [index, family (4|6), prefixlen, scope, flags]
 Napi::Value Addresses(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
   int family = static_cast<int>(IntArg(info, 1, "family"));
-  auto out = std::make_shared<std::vector<rtnl::Address>>();
-  return Schedule(
+  return DumpTable<rtnl::Address>(
       info.Env(), "ember-ga:netAddresses",
-      [ns, family, out] { return ToSysError(rtnl::DumpAddresses(ns, family, out.get())); },
-      [out](Napi::Env env) -> Napi::Value {
-        Keys k(env, {"index", "family", "address", "prefixlen", "scope", "flags", "peer", "label"});
-        return ToArray(env, *out, [&](Napi::Object o, const rtnl::Address& a) {
-          o.Set(k[0], Num(env, a.index));
-          o.Set(k[1], Num(env, a.family));
-          o.Set(k[2], Str(env, a.address));
-          o.Set(k[3], Num(env, a.prefixlen));
-          o.Set(k[4], Num(env, a.scope));
-          o.Set(k[5], Num(env, a.flags));
-          o.Set(k[6], Str(env, a.peer));
-          o.Set(k[7], Str(env, a.label));
-        });
+      [ns, family](std::vector<rtnl::Address>* out) { return rtnl::DumpAddresses(ns, family, out); },
+      [](Table& t, const rtnl::Address& a) {
+        t.Str(a.address), t.Str(a.peer), t.Str(a.label);
+        t.Num(a.index), t.Num(Family(a.family)), t.Num(a.prefixlen), t.Num(a.scope), t.Num(a.flags);
       });
 }
 
-// netRoutes(netns, family, table) ->
-//   [{family, dst, dstLen, gateway, prefsrc, oif, ifname, scope, table, protocol, type, priority}]
+// netRoutes(netns, family, table) -> strings [dst, gateway, prefsrc, ifname],
+//   numbers [family (4|6), dstLen, oif, scope, table, protocol, type, metric]
 Napi::Value Routes(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
   int family = static_cast<int>(IntArg(info, 1, "family"));
   uint32_t table = static_cast<uint32_t>(IntArg(info, 2, "table"));
-  auto out = std::make_shared<std::vector<rtnl::Route>>();
-  return Schedule(
+  return DumpTable<rtnl::Route>(
       info.Env(), "ember-ga:netRoutes",
-      [ns, family, table, out] { return ToSysError(rtnl::DumpRoutes(ns, family, table, out.get())); },
-      [out](Napi::Env env) -> Napi::Value {
-        Keys k(env, {"family", "dst", "dstLen", "gateway", "prefsrc", "oif", "ifname", "scope", "table",
-                     "protocol", "type", "priority"});
-        return ToArray(env, *out, [&](Napi::Object o, const rtnl::Route& r) {
-          o.Set(k[0], Num(env, r.family));
-          o.Set(k[1], Str(env, r.dst));
-          o.Set(k[2], Num(env, r.dst_len));
-          o.Set(k[3], Str(env, r.gateway));
-          o.Set(k[4], Str(env, r.prefsrc));
-          o.Set(k[5], Num(env, r.oif));
-          o.Set(k[6], Str(env, r.ifname));
-          o.Set(k[7], Num(env, r.scope));
-          o.Set(k[8], Num(env, r.table));
-          o.Set(k[9], Num(env, r.protocol));
-          o.Set(k[10], Num(env, r.type));
-          o.Set(k[11], Num(env, r.priority));
-        });
+      [ns, family, table](std::vector<rtnl::Route>* out) { return rtnl::DumpRoutes(ns, family, table, out); },
+      [](Table& t, const rtnl::Route& r) {
+        t.Str(r.dst), t.Str(r.gateway), t.Str(r.prefsrc), t.Str(r.ifname);
+        t.Num(Family(r.family)), t.Num(r.dst_len), t.Num(r.oif), t.Num(r.scope), t.Num(r.table);
+        t.Num(r.protocol), t.Num(r.type), t.Num(r.priority);
       });
 }
 

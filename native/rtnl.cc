@@ -230,7 +230,7 @@ class Socket {
   // One datagram, sized first with MSG_PEEK | MSG_TRUNC so nothing is ever cut off.
   Status Receive(ssize_t* len) {
     for (;;) {
-      ssize_t n = recv(fd_, buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC);
+      ssize_t n = recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Status::Of(errno);
       if (static_cast<size_t>(n) > buf_.size()) buf_.resize(static_cast<size_t>(n));

@@ -59,8 +59,17 @@ export function checkIfname(name: string): string {
   return name;
 }
 
+const masks = new Map<number, string>();
+
 /** The netmask of a prefix length: "255.255.255.0" for IPv4, "ffff:ffff:ffff:ffff::" for IPv6. */
 export function maskText(family: Family, length: number): string {
+  const key = family * 256 + length;
+  let m = masks.get(key);
+  if (m === undefined) masks.set(key, (m = computeMask(family, length)));
+  return m;
+}
+
+function computeMask(family: Family, length: number): string {
   const bytes = family === 4 ? 4 : 16;
   const b: number[] = [];
   for (let i = 0; i < bytes; i++) {

@@ -82,18 +82,28 @@ export interface RouteSpec {
   metric?: number;
 }
 
-interface NativeRoute extends Omit<Route, 'family' | 'metric'> {
-  family: number;
-  priority: number;
+/** A dump result: string fields NUL-terminated in `text`, numbers in `nums`, row after row. */
+interface NativeTable {
+  rows: number;
+  text: string;
+  nums: Float64Array;
 }
 
 interface NetBindings {
-  netLinks(netns?: string): Promise<Omit<Link, 'up'>[]>;
-  netAddresses(netns: string | undefined, family: number): Promise<(Omit<Address, 'family'> & { family: number })[]>;
-  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeRoute[]>;
+  netLinks(netns?: string): Promise<NativeTable>;
+  netAddresses(netns: string | undefined, family: number): Promise<NativeTable>;
+  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeTable>;
   netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
   netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
   netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
+}
+
+/** Objects from a table with `strs` strings and `nums` numbers per row (native/netlink.cc). */
+function fromTable<T>(t: NativeTable, strs: number, nums: number, make: (s: string[], i: number, n: Float64Array, j: number) => T): T[] {
+  const s = t.text.split('\0');
+  const out = new Array<T>(t.rows);
+  for (let r = 0; r < t.rows; r++) out[r] = make(s, r * strs, t.nums, r * nums);
+  return out;
 }
 
 interface NativeRouteSpec {
@@ -116,7 +126,6 @@ const IFF_UP = 1;
 export const RT_TABLE_MAIN = 254;
 
 const toAf = (f: Family | undefined): number => (f === 4 ? AF_INET : f === 6 ? AF_INET6 : 0);
-const fromAf = (af: number): Family => (af === AF_INET6 ? 6 : 4);
 
 // What an errno means for each kind of change, when the system's own words would mislead.
 const READABLE: Record<string, Record<number, string>> = {
@@ -169,14 +178,32 @@ function familyOption(f: unknown): Family | undefined {
 
 /** Every link (interface), in index order. */
 export async function links(opts?: NetOptions): Promise<Link[]> {
-  const list = await run('link list', '', native.netLinks(netnsOf(opts)));
-  return list.map((l) => ({ ...l, up: (l.flags & IFF_UP) !== 0 }));
+  const t = await run('link list', '', native.netLinks(netnsOf(opts)));
+  return fromTable(t, 2, 5, (s, i, n, j) => ({
+    index: n[j],
+    name: s[i],
+    flags: n[j + 1],
+    up: (n[j + 1] & IFF_UP) !== 0,
+    type: n[j + 2],
+    mtu: n[j + 3],
+    hwaddr: s[i + 1],
+    operstate: n[j + 4],
+  }));
 }
 
 /** Every address, IPv4 first, in the kernel's order; `family` limits to one. */
 export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Promise<Address[]> {
-  const list = await run('address list', '', native.netAddresses(netnsOf(opts), toAf(familyOption(opts?.family))));
-  return list.map((a) => ({ ...a, family: fromAf(a.family) }));
+  const t = await run('address list', '', native.netAddresses(netnsOf(opts), toAf(familyOption(opts?.family))));
+  return fromTable(t, 3, 5, (s, i, n, j) => ({
+    index: n[j],
+    family: n[j + 1] as Family,
+    address: s[i],
+    prefixlen: n[j + 2],
+    scope: n[j + 3],
+    flags: n[j + 4],
+    peer: s[i + 1],
+    label: s[i + 2],
+  }));
 }
 
 /**
@@ -186,8 +213,21 @@ export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Pr
 export async function routes(opts?: NetOptions & { family?: Family | 0; table?: number }): Promise<Route[]> {
   const table = opts?.table ?? RT_TABLE_MAIN;
   if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${JSON.stringify(table)}`, table);
-  const list = await run('route list', '', native.netRoutes(netnsOf(opts), toAf(familyOption(opts?.family)), table));
-  return list.map(({ priority, family, ...r }) => ({ ...r, family: fromAf(family), metric: priority }));
+  const t = await run('route list', '', native.netRoutes(netnsOf(opts), toAf(familyOption(opts?.family)), table));
+  return fromTable(t, 4, 8, (s, i, n, j) => ({
+    family: n[j] as Family,
+    dst: s[i],
+    dstLen: n[j + 1],
+    gateway: s[i + 1],
+    prefsrc: s[i + 2],
+    oif: n[j + 2],
+    ifname: s[i + 3],
+    scope: n[j + 3],
+    table: n[j + 4],
+    protocol: n[j + 5],
+    type: n[j + 6],
+    metric: n[j + 7],
+  }));
 }
 
 async function changeAddress(add: boolean, ifname: string, cidr: string, opts?: NetOptions): Promise<void> {
