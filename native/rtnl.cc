@@ -26,7 +26,7 @@ namespace {
 
 constexpr size_t kRecvBuffer = 64 * 1024;  // the kernel fills at most 32 KiB per dump message
 constexpr int kSocketBuffer = 1024 * 1024;
-constexpr int kDumpRetries = 8;
+constexpr int kDumpRetries = 10;
 
 // ---- Requests ---------------------------------------------------------------------------------
 
@@ -297,6 +297,7 @@ Status DumpInto(const Netns& ns, uint16_t type, const Body& body, std::vector<T>
   Socket sock;
   if (Status s = sock.Open(ns)) return s;
   for (int attempt = 0; attempt < kDumpRetries; attempt++) {
+    if (attempt) usleep(1000 * attempt);  // let a burst of changes pass (worker thread only)
     out->clear();
     Request req(type, NLM_F_REQUEST, body);
     bool interrupted = false;
@@ -405,11 +406,31 @@ Status DumpLinks(const Netns& ns, std::vector<Link>* out) {
   return DumpInto(ns, RTM_GETLINK, FamilyBody(&ifinfomsg::ifi_family, AF_UNSPEC), out, ParseLink);
 }
 
+// In namespace rtnl (not the anonymous one) so std::vector's == finds it.
+static bool operator==(const Address& x, const Address& y) {
+  return x.index == y.index && x.family == y.family && x.prefixlen == y.prefixlen && x.scope == y.scope &&
+         x.flags == y.flags && x.address == y.address && x.peer == y.peer && x.label == y.label;
+}
+
 Status DumpAddresses(const Netns& ns, int family, std::vector<Address>* out) {
-  return DumpInto(ns, RTM_GETADDR, FamilyBody(&ifaddrmsg::ifa_family, family), out,
-                  [family](const nlmsghdr* n, Address* a) {
-                    return ParseAddress(n, a) && (!family || a->family == family);
-                  });
+  // Address dumps resume by position in each link's address list, and the kernel does not flag
+  // every change that shifts it (an address added or removed while the last part is filled).
+  // So a dump counts only when the next one agrees with it: addresses are few, this is cheap.
+  auto dump = [&](std::vector<Address>* v) {
+    return DumpInto(ns, RTM_GETADDR, FamilyBody(&ifaddrmsg::ifa_family, family), v,
+                    [family](const nlmsghdr* n, Address* a) {
+                      return ParseAddress(n, a) && (!family || a->family == family);
+                    });
+  };
+  if (Status s = dump(out)) return s;
+  std::vector<Address> again;
+  for (int attempt = 0; attempt < kDumpRetries; attempt++) {
+    if (Status s = dump(&again)) return s;
+    if (again == *out) return Status{};
+    out->swap(again);
+    usleep(1000 * attempt);
+  }
+  return Status::Of(EAGAIN, "the addresses kept changing during the dump");
 }
 
 Status DumpRoutes(const Netns& ns, int family, uint32_t table, std::vector<Route>* out) {

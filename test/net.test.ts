@@ -357,6 +357,41 @@ test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors
   }
 }, opts);
 
+test('library: address dumps stay whole while addresses change', async ({ ns }) => {
+  // 400 addresses make the dump multi-part; ip adds and removes 20 others on the same link in
+  // bursts meanwhile. Without the retry of interrupted dumps and the confirming second dump,
+  // this sees duplicates or gaps within a few dozen dumps.
+  const fixed = Array.from({ length: 400 }, (_, i) => `2001:db8:70::${(i + 1).toString(16)}/64`);
+  ns.batch(fixed.map((c) => `address add ${c} dev b`));
+  const churn = Array.from({ length: 20 }, (_, i) => `2001:db8:71::${(i + 1).toString(16)}/64`);
+  const lines = [...churn.map((c) => `address add ${c} dev b`), ...churn.map((c) => `address del ${c} dev b`)];
+  const { spawn } = await import('child_process');
+  let done = false;
+  const churner = (async () => {
+    while (!done) {
+      await new Promise<void>((resolve, reject) => {
+        const p = spawn('ip', ['-n', ns.name, '-batch', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
+        p.once('error', reject).once('exit', () => resolve());
+        p.stdin!.end(lines.join('\n') + '\n');
+      });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  try {
+    for (let i = 0; i < 100; i++) {
+      const list = await net.addresses({ netns: ns.name, family: 6 });
+      const keys = list.map((a) => `${a.index} ${a.address}/${a.prefixlen}`);
+      assert.is(new Set(keys).size, keys.length, 'no address twice');
+      const onB = new Set(list.filter((a) => a.label === '' && a.address.startsWith('2001:db8:70::')).map((a) => `${a.address}/${a.prefixlen}`));
+      assert.is(onB.size, fixed.length, `every unchanged address present (dump ${i}: ${onB.size} of ${fixed.length}, ${list.length} in all)`);
+    }
+  } finally {
+    done = true;
+    await churner;
+    ns.batch(fixed.map((c) => `address del ${c} dev b`));
+  }
+}, { ...opts, timeout: 30_000 });
+
 test('library: worker threads return to their own namespace after netns calls', async ({ ns }) => {
   // Interleave calls in the test namespace with calls in this process's namespace; each must
   // see its own links (read-only on this machine).
