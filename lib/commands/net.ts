@@ -12,13 +12,13 @@ import {
   links,
   maskText,
   parseCidr,
-  parseIp,
   routes,
   setLinkDown,
   setLinkUp,
   checkIfname,
   type Family,
   type Link,
+  type RouteSpec,
 } from '../net';
 import { defineCommand } from '../registry';
 
@@ -47,12 +47,15 @@ function flagsText(flags: number): string {
     .join('|');
 }
 
-/** Runs a parser on one argument; malformed input becomes `Invalid argument "NAME": ...`. */
-function checked<T>(name: string, parse: () => T): T {
+/**
+ * Runs a parser or a library call; malformed input becomes `Invalid argument "NAME": ...`,
+ * NAME the field the library names, else `name`.
+ */
+async function checked<T>(name: string, parse: () => T | Promise<T>): Promise<T> {
   try {
-    return parse();
+    return await parse();
   } catch (e) {
-    if (e instanceof NetInputError) throw new AgentError(`Invalid argument "${name}": ${e.message}`);
+    if (e instanceof NetInputError) throw new AgentError(`Invalid argument "${e.field ?? name}": ${e.message}`);
     throw e;
   }
 }
@@ -68,18 +71,9 @@ const routeArgs = {
   scope: { type: 'int', min: 0, max: 255, doc: 'RT_SCOPE_* (0 universe, 253 link, 254 host); when absent, as `ip route`' },
 } as const;
 
-function routeSpec(a: { ifname: string; dst: string; src: string; gateway: string; scope: number | undefined }) {
-  if (a.ifname) checked('ifname', () => checkIfname(a.ifname));
-  const gateway = a.gateway ? checked('gateway', () => parseIp(a.gateway)) : undefined;
-  const src = a.src ? checked('src', () => parseIp(a.src)) : undefined;
-  const isDefault = a.dst === '' || a.dst === 'default';
-  const dst = isDefault ? undefined : checked('dst', () => parseCidr(a.dst));
-  const family = dst?.family ?? gateway?.family ?? src?.family;
-  if (!family) throw new AgentError('Invalid argument "dst": a default route needs a gateway or src to tell IPv4 from IPv6');
-  for (const [name, v] of [['gateway', gateway], ['src', src]] as const) {
-    if (v && v.family !== family) throw new AgentError(`Invalid argument "${name}": ${v.address} is not an IPv${family} address like "dst"`);
-  }
-  return { dst: dst ? `${dst.address}/${dst.length}` : 'default', gateway: a.gateway, src: a.src, ifname: a.ifname, scope: a.scope };
+/** The arguments as a RouteSpec; the library checks them (its errors name the field). */
+function routeSpec(a: { ifname: string; dst: string; src: string; gateway: string; scope: number | undefined }): RouteSpec {
+  return { dst: a.dst, gateway: a.gateway || undefined, src: a.src || undefined, ifname: a.ifname || undefined, scope: a.scope };
 }
 
 function addressCommand(name: string, alias: string, add: boolean) {
@@ -92,9 +86,34 @@ function addressCommand(name: string, alias: string, add: boolean) {
       ifname: ifnameArg,
     },
     handler: async (a) => {
-      const p = checked('ip', () => parseCidr(a.ip));
-      checked('ifname', () => checkIfname(a.ifname));
+      const p = await checked('ip', () => parseCidr(a.ip));
+      await checked('ifname', () => checkIfname(a.ifname));
       await (add ? addAddress : deleteAddress)(a.ifname, `${p.address}/${p.length}`);
+      return true;
+    },
+  });
+}
+
+function linkCommand(name: string, up: boolean) {
+  const word = up ? 'up' : 'down';
+  return defineCommand({
+    name,
+    doc: `Brings an interface ${word}, like \`ip link set dev IFNAME ${word}\`.`,
+    args: { ifname: ifnameArg },
+    handler: async (a) => {
+      await checked('ifname', () => (up ? setLinkUp : setLinkDown)(a.ifname));
+      return true;
+    },
+  });
+}
+
+function routeCommand(name: string, add: boolean) {
+  return defineCommand({
+    name,
+    doc: `${add ? 'Adds a route to' : 'Removes a route from'} the main table, like \`ip route ${add ? 'add' : 'del'} DST via GATEWAY dev IFNAME [src SRC] [scope S]\`.`,
+    args: routeArgs,
+    handler: async (a) => {
+      await checked('dst', () => (add ? addRoute : deleteRoute)(routeSpec(a)));
       return true;
     },
   });
@@ -118,24 +137,8 @@ export const netCommands = [
   }),
   addressCommand('ipaddr-add', 'linux-ipaddr-add', true),
   addressCommand('ipaddr-del', 'linux-ipaddr-del', false),
-  defineCommand({
-    name: 'net-iface-up',
-    doc: 'Brings an interface up, like `ip link set dev IFNAME up`.',
-    args: { ifname: ifnameArg },
-    handler: async (a) => {
-      await setLinkUp(checked('ifname', () => checkIfname(a.ifname)));
-      return true;
-    },
-  }),
-  defineCommand({
-    name: 'net-iface-down',
-    doc: 'Brings an interface down, like `ip link set dev IFNAME down`.',
-    args: { ifname: ifnameArg },
-    handler: async (a) => {
-      await setLinkDown(checked('ifname', () => checkIfname(a.ifname)));
-      return true;
-    },
-  }),
+  linkCommand('net-iface-up', true),
+  linkCommand('net-iface-down', false),
   defineCommand({
     name: 'get-route-list',
     doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation.',
@@ -153,22 +156,6 @@ export const netCommands = [
       }));
     },
   }),
-  defineCommand({
-    name: 'route-add',
-    doc: 'Adds a route to the main table, like `ip route add DST via GATEWAY dev IFNAME [src SRC] [scope S]`.',
-    args: routeArgs,
-    handler: async (a) => {
-      await addRoute(routeSpec(a));
-      return true;
-    },
-  }),
-  defineCommand({
-    name: 'route-del',
-    doc: 'Removes a route from the main table, like `ip route del DST via GATEWAY dev IFNAME [src SRC] [scope S]`.',
-    args: routeArgs,
-    handler: async (a) => {
-      await deleteRoute(routeSpec(a));
-      return true;
-    },
-  }),
+  routeCommand('route-add', true),
+  routeCommand('route-del', false),
 ];

@@ -10,12 +10,25 @@ export interface Prefix {
   length: number;
 }
 
-/** Malformed input (an address, prefix or interface name); `value` is what was given. */
+/**
+ * Malformed input (an address, prefix or interface name); `value` is what was given, `field`
+ * the RouteSpec field it came from, when it came from one.
+ */
 export class NetInputError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_VALUE';
-  constructor(message: string, readonly value: unknown) {
+  constructor(message: string, readonly value: unknown, public field?: string) {
     super(message);
     this.name = 'NetInputError';
+  }
+}
+
+/** Runs a parser on one field, so that its NetInputError names the field. */
+export function inField<T>(field: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof NetInputError && e.field === undefined) e.field = field;
+    throw e;
   }
 }
 

@@ -2,7 +2,7 @@
 // call runs off the main thread; `netns` runs it in a named network namespace instead.
 import { SystemError, errnoMessage } from '../errors';
 import { bindings } from '../native';
-import { NetInputError, checkIfname, parseCidr, parseIp, type Family, type Prefix } from './addr';
+import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
 export { NetInputError, checkIfname, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
@@ -264,23 +264,23 @@ export function setLinkDown(ifname: string, opts?: NetOptions): Promise<void> {
 
 /** A RouteSpec checked and in the addon's terms, with the `ip route` line describing it. */
 function routeRequest(spec: RouteSpec): { native: NativeRouteSpec; text: string } {
-  if (spec === null || typeof spec !== 'object') throw new NetInputError('a route needs at least "dst"', spec);
-  const gateway = spec.gateway ? parseIp(spec.gateway) : undefined;
-  const src = spec.src ? parseIp(spec.src) : undefined;
-  let dst: Prefix | undefined;
+  if (spec === null || typeof spec !== 'object') throw new NetInputError('a route needs at least "dst"', spec, 'dst');
+  const gateway = spec.gateway ? inField('gateway', () => parseIp(spec.gateway!)) : undefined;
+  const src = spec.src ? inField('src', () => parseIp(spec.src!)) : undefined;
+  let dst: Prefix;
   if (spec.dst === '' || spec.dst === 'default' || spec.dst === undefined) {
     const family = gateway?.family ?? src?.family;
-    if (!family) throw new NetInputError('a default route needs a gateway or src to tell IPv4 from IPv6', spec.dst);
+    if (!family) throw new NetInputError('a default route needs a gateway or src to tell IPv4 from IPv6', spec.dst, 'dst');
     dst = { family, address: '', length: 0 };
   } else {
-    dst = parseCidr(spec.dst);
+    dst = inField('dst', () => parseCidr(spec.dst));
   }
   for (const [name, a] of [['gateway', gateway], ['src', src]] as const) {
-    if (a && a.family !== dst.family) throw new NetInputError(`${name} ${a.address} is not an IPv${dst.family} address like the destination`, a.address);
+    if (a && a.family !== dst.family) throw new NetInputError(`${a.address} is not an IPv${dst.family} address like "dst"`, a.address, name);
   }
-  if (spec.ifname) checkIfname(spec.ifname);
+  if (spec.ifname) inField('ifname', () => checkIfname(spec.ifname!));
   for (const [name, v, max] of [['scope', spec.scope, 255], ['table', spec.table, 0xffffffff], ['metric', spec.metric, 0xffffffff]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`, v);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`, v, name);
   }
   const words = [dst.length === 0 ? 'default' : `${dst.address}/${dst.length}`];
   if (gateway) words.push('via', gateway.address);
