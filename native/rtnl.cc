@@ -466,6 +466,15 @@ Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int f
               add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL : NLM_F_REQUEST, ifa);
   req.Add(IFA_LOCAL, bytes, AddressLength(family));
   req.Add(IFA_ADDRESS, bytes, AddressLength(family));
+  if (add && family == AF_INET && prefixlen < 31) {
+    // The subnet's broadcast address, as `ip address add ... brd +` (and Go's netlink.AddrAdd)
+    // set it: without it the kernel adds no broadcast route for the subnet.
+    uint32_t host_mask = prefixlen == 0 ? 0xffffffffu : (1u << (32 - prefixlen)) - 1;
+    uint32_t brd;
+    memcpy(&brd, bytes, 4);
+    brd = htonl(ntohl(brd) | host_mask);
+    req.Add(IFA_BROADCAST, &brd, 4);
+  }
   return sock.Talk(req);
 }
 

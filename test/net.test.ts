@@ -164,6 +164,11 @@ test('ipaddr-add / ipaddr-del, IPv4 and IPv6, and the linux- aliases', async ({ 
     assert.is(await c.ok(del, { ip: cidr, ifname: 'b' }), true);
     assert.not.ok(hasAddr(ns, 'b', cidr), `${cidr} removed`);
   }
+  // IPv4 addresses get the subnet's broadcast address, as with `ip address add ... brd +`.
+  await c.ok('ipaddr-add', { ip: '203.0.113.66/26', ifname: 'b' });
+  const [withBrd] = ns.json<{ addr_info: { local: string; broadcast?: string }[] }[]>('address', 'show', 'dev', 'b');
+  assert.is(withBrd.addr_info.find((x) => x.local === '203.0.113.66')?.broadcast, '203.0.113.127');
+  await c.ok('ipaddr-del', { ip: '203.0.113.66/26', ifname: 'b' });
   // A bare address is a host address, as with `ip address add`.
   assert.is(await c.ok('ipaddr-add', { ip: '203.0.113.9', ifname: 'b' }), true);
   assert.ok(hasAddr(ns, 'b', '203.0.113.9/32'));
@@ -322,6 +327,8 @@ test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors
   const addrs = await net.addresses({ ...o, family: 6 });
   assert.ok(addrs.length > 0 && addrs.every((a) => a.family === 6));
   assert.equal(addrs.map((a) => `${a.address}/${a.prefixlen}`), ipLinks.flatMap((l) => (l.addr_info ?? []).filter((x) => x.family === 'inet6').map((x) => `${x.local}/${x.prefixlen}`)));
+  // A namespace file's path works as well as a name.
+  assert.equal((await net.links({ netns: `/run/netns/${ns.name}` })).map((l) => l.name), links.map((l) => l.name));
   const v4 = await net.routes({ ...o, family: 4 });
   assert.is(v4.length, ns.json<IpRoute[]>('-4', 'route', 'show').length);
 

@@ -126,12 +126,18 @@ export const netCommands = [
     args: {},
     handler: async () => {
       const [ls, as] = await Promise.all([links(), addresses()]);
+      const ips = new Map<number, string[]>();
+      for (const x of as) {
+        const list = ips.get(x.index) ?? [];
+        if (list.length === 0) ips.set(x.index, list);
+        list.push(`${x.address}/${x.prefixlen}`);
+      }
       return ls.map((l) => ({
         index: l.index,
         name: l.name,
         hwaddr: hwaddr(l),
         flags: flagsText(l.flags),
-        ips: as.filter((x) => x.index === l.index).map((x) => `${x.address}/${x.prefixlen}`),
+        ips: ips.get(l.index) ?? [],
       }));
     },
   }),
