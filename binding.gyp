@@ -6,6 +6,8 @@
         "native/addon.cc",
         "native/async.cc",
         "native/port.cc",
+        "native/sysinfo.cc",
+        "native/freeze.cc",
         "native/netlink.cc",
         "native/rtnl.cc"
       ],

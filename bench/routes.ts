@@ -11,12 +11,6 @@ const execFileP = promisify(execFile);
 const ROUTES = 10_000;
 const RUNS = 9;
 
-type Out = ((line: string) => void) | { write(s: string): unknown };
-
-function printer(out: Out): (line: string) => void {
-  return typeof out === 'function' ? out : (line) => out.write(line + '\n');
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -48,8 +42,7 @@ async function timeIp(ns: TestNetns, args = ['-j', '-6', 'route', 'show', 'table
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, output: stdout };
 }
 
-export async function run(out: Out = process.stdout): Promise<void> {
-  const print = printer(out);
+export async function run(print: (line: string) => void): Promise<void> {
   if (process.getuid?.() !== 0) {
     print('routes: skipped (needs root for a network namespace)');
     return;
@@ -105,8 +98,8 @@ export async function run(out: Out = process.stdout): Promise<void> {
 }
 
 if (require.main === module) {
-  run().catch((e) => {
-    process.stderr.write(`${(e as Error).stack ?? e}\n`);
-    process.exitCode = 1;
+  run((line) => process.stdout.write(line + '\n')).catch((e: Error) => {
+    process.stderr.write(`bench routes: ${e.stack ?? e.message}\n`);
+    process.exit(1);
   });
 }

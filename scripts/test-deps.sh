@@ -8,7 +8,10 @@ have socat || need+=(socat)
 have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
 have losetup || need+=(mount)
+have fsfreeze || need+=(util-linux)
 have tmux || need+=(tmux)
+have free || need+=(procps)
+have cc && [ -f /usr/include/utmp.h ] || need+=(gcc libc6-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
   echo "test-deps: missing ${need[*]} (install them as root)" >&2
