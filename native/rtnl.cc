@@ -11,6 +11,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,7 @@ namespace {
 constexpr size_t kRecvBuffer = 64 * 1024;  // the kernel fills at most 32 KiB per dump message
 constexpr int kSocketBuffer = 1024 * 1024;
 constexpr int kDumpRetries = 10;
+constexpr int kReceiveTimeoutSeconds = 10;
 
 // ---- Requests ---------------------------------------------------------------------------------
 
@@ -204,6 +206,9 @@ class Socket {
     setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     int one = 1;
     setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));  // best effort
+    // The kernel always answers; should it not, a thread-pool thread must not wait forever.
+    timeval timeout{kReceiveTimeoutSeconds, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     sockaddr_nl local{};
     local.nl_family = AF_NETLINK;
     if (bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) return Status::Of(errno);
@@ -232,6 +237,7 @@ class Socket {
     for (;;) {
       ssize_t n = recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::Of(ETIMEDOUT, "no answer from the kernel");
       if (n < 0) return Status::Of(errno);
       if (static_cast<size_t>(n) > buf_.size()) buf_.resize(static_cast<size_t>(n));
       n = recv(fd_, buf_.data(), buf_.size(), 0);
