@@ -331,6 +331,11 @@ test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors
   assert.equal((await net.links({ netns: `/run/netns/${ns.name}` })).map((l) => l.name), links.map((l) => l.name));
   const v4 = await net.routes({ ...o, family: 4 });
   assert.is(v4.length, ns.json<IpRoute[]>('-4', 'route', 'show').length);
+  assert.ok(v4.every((r) => r.table === 254));
+  // table 0: every table, as `ip route show table all` (the local table's routes included).
+  const all = await net.routes({ ...o, family: 4, table: 0 });
+  assert.is(all.length, ns.json<IpRoute[]>('-4', 'route', 'show', 'table', 'all').length);
+  assert.ok(all.some((r) => r.table === 255 && r.dst === '192.0.2.1' && r.type === 2), 'the local route of 192.0.2.1');
 
   await net.addRoute({ dst: '198.51.100.200/30', gateway: '192.0.2.254', ifname: 'a', metric: 7 }, o);
   const r = ns.json<(IpRoute & { metric?: number })[]>('-4', 'route', 'show', '198.51.100.200/30')[0];
