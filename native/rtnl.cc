@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <functional>
 #include <unordered_map>
 
@@ -28,6 +29,7 @@ namespace {
 constexpr size_t kRecvBuffer = 64 * 1024;  // the kernel fills at most 32 KiB per dump message
 constexpr int kSocketBuffer = 1024 * 1024;
 constexpr int kDumpRetries = 10;
+constexpr int kConfirmAttempts = 25;  // ~200 ms of changes that never pause, then EAGAIN
 constexpr int kReceiveTimeoutSeconds = 10;
 
 // ---- Requests ---------------------------------------------------------------------------------
@@ -430,11 +432,11 @@ Status DumpAddresses(const Netns& ns, int family, std::vector<Address>* out) {
   };
   if (Status s = dump(out)) return s;
   std::vector<Address> again;
-  for (int attempt = 0; attempt < kDumpRetries; attempt++) {
+  for (int attempt = 1; attempt <= kConfirmAttempts; attempt++) {
     if (Status s = dump(&again)) return s;
     if (again == *out) return Status{};
     out->swap(again);
-    usleep(1000 * attempt);
+    usleep(1000 * std::min(attempt, 10));  // let a burst of changes pass
   }
   return Status::Of(EAGAIN, "the addresses kept changing during the dump");
 }
