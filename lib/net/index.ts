@@ -1,5 +1,6 @@
 // Links, addresses and routes over rtnetlink (native/rtnl.cc), usable without the agent. Every
 // call runs off the main thread; `netns` runs it in a named network namespace instead.
+import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
 import { bindings } from '../native';
 import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
@@ -127,13 +128,15 @@ export const RT_TABLE_MAIN = 254;
 
 const toAf = (f: Family | undefined): number => (f === 4 ? AF_INET : f === 6 ? AF_INET6 : 0);
 
+const { EADDRNOTAVAIL, EEXIST, ENETUNREACH, ENODEV, ESRCH } = osConstants.errno;
+
 // What an errno means for each kind of change, when the system's own words would mislead.
 const READABLE: Record<string, Record<number, string>> = {
-  'address add': { 17: 'address already assigned', 19: 'no such network interface' },
-  'address del': { 99: 'address not assigned to the interface', 19: 'no such network interface' },
-  'link set': { 19: 'no such network interface' },
-  'route add': { 17: 'route already exists', 19: 'no such network interface', 101: 'gateway unreachable' },
-  'route del': { 3: 'no such route', 19: 'no such network interface' },
+  'address add': { [EEXIST]: 'address already assigned', [ENODEV]: 'no such network interface' },
+  'address del': { [EADDRNOTAVAIL]: 'address not assigned to the interface', [ENODEV]: 'no such network interface' },
+  'link set': { [ENODEV]: 'no such network interface' },
+  'route add': { [EEXIST]: 'route already exists', [ENODEV]: 'no such network interface', [ENETUNREACH]: 'gateway unreachable' },
+  'route del': { [ESRCH]: 'no such route', [ENODEV]: 'no such network interface' },
 };
 
 interface NativeError {
