@@ -22,16 +22,22 @@ import {
 } from '../net';
 import { defineCommand } from '../registry';
 
-// Go's net.Flags names, in its order.
+// Go's net.Flags names for the IFF_* bits (linux/if.h), in its order.
+const IFF_UP = 0x1;
+const IFF_BROADCAST = 0x2;
+const IFF_LOOPBACK = 0x8;
+const IFF_POINTOPOINT = 0x10;
+const IFF_MULTICAST = 0x1000;
 const FLAG_NAMES: [number, string][] = [
-  [0x1, 'up'],
-  [0x2, 'broadcast'],
-  [0x8, 'loopback'],
-  [0x10, 'pointtopoint'],
-  [0x1000, 'multicast'],
+  [IFF_UP, 'up'],
+  [IFF_BROADCAST, 'broadcast'],
+  [IFF_LOOPBACK, 'loopback'],
+  [IFF_POINTOPOINT, 'pointtopoint'],
+  [IFF_MULTICAST, 'multicast'],
 ];
 
-// ARPHRD_ types of IP tunnels, whose IFLA_ADDRESS is an IP address, not a hardware address.
+// ARPHRD_* types (linux/if_arp.h) of IP tunnels, whose IFLA_ADDRESS is an IP address, not a
+// hardware address: TUNNEL, TUNNEL6, SIT, IPGRE, IP6GRE.
 const TUNNEL_TYPES = new Set([768, 769, 776, 778, 823]);
 
 /** Go's HardwareAddr: "" for none, for all zeros (loopback) and for IP tunnel endpoints. */
