@@ -7,7 +7,9 @@
         "native/async.cc",
         "native/port.cc",
         "native/sysinfo.cc",
-        "native/freeze.cc"
+        "native/freeze.cc",
+        "native/netlink.cc",
+        "native/rtnl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

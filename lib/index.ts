@@ -12,3 +12,20 @@ export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export * as sysinfo from './sysinfo';
+export {
+  links,
+  addresses,
+  routes,
+  addAddress,
+  deleteAddress,
+  setLinkUp,
+  setLinkDown,
+  addRoute,
+  deleteRoute,
+  NetInputError,
+  type Link,
+  type Address,
+  type Route,
+  type RouteSpec,
+  type NetOptions,
+} from './net';

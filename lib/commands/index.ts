@@ -2,6 +2,7 @@
 import type { Command } from '../registry';
 import { coreCommands } from './core';
 import { freezeCommands } from './freeze';
+import { netCommands } from './net';
 import { sysinfoCommands } from './sysinfo';
 
-export const allCommands: readonly Command[] = [...coreCommands, ...sysinfoCommands, ...freezeCommands];
+export const allCommands: readonly Command[] = [...coreCommands, ...sysinfoCommands, ...freezeCommands, ...netCommands];
