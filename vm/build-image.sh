@@ -111,13 +111,16 @@ done
 
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 
-# The agent, installed from the tarball into a staging prefix with the host's compiler (same
-# arch as the guest), then node and every library ldd lists for node and the addon.
+# The agent, installed from the tarball into a staging prefix the way a user installs it: the
+# tarball's x64 prebuild when it has one (prepack makes them), else compiled by the host's
+# compiler (same arch as the guest). Then node and every library ldd lists for node and addon.
 stage="$root/opt/ember-ga"
 say "installing $(basename "$tgz") into the image"
 npm install -g --prefix "$stage" "$tgz" --prefer-offline --no-audit --no-fund --loglevel=error >"$work/npm.log" 2>&1 ||
   { cat "$work/npm.log" >&2; exit 1; }
 [ -f "$stage/lib/node_modules/ember-ga/dist/lib/cli.js" ] || { say "npm install left no cli.js"; exit 1; }
+addon=$(cd "$stage/lib/node_modules/ember-ga" && node -e 'process.stdout.write(require("node-gyp-build").path("."))')
+say "the guest loads ${addon#"$stage/lib/node_modules/ember-ga/"}"
 mkdir -p "$root/usr/bin"
 cp "$node_bin" "$root/usr/bin/node"
 {
