@@ -10,3 +10,7 @@ export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
+export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
+export { GuestAgentError } from './client/errors';
+export { Transfer, type CopyOptions, type CopyFromOptions, type CopyToOptions, type CopyResult, type Progress } from './client/copy';
+export type * from './client/types';
