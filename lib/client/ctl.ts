@@ -126,7 +126,7 @@ export function program(): Command {
     .addOption(new Option('--listen <path>', 'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)'))
     .addOption(new Option('-t, --timeout <seconds>', 'per-request timeout').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
-    .showHelpAfterError()
+    .showHelpAfterError('(ember-ga-ctl --help lists the commands)')
     .exitOverride();
   p.configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'ember-ga-ctl: ')) });
 

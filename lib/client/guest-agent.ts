@@ -71,7 +71,12 @@ export class GuestAgent extends EventEmitter {
   /** Creates a client and connects it. */
   static async connect(opts: GuestAgentOptions): Promise<GuestAgent> {
     const ga = new GuestAgent(opts);
-    await ga.connect();
+    try {
+      await ga.connect();
+    } catch (e) {
+      await ga.close();
+      throw e;
+    }
     return ga;
   }
 

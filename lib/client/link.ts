@@ -4,6 +4,7 @@
 // A Link is one connection; a Connector makes a new one each time the GuestAgent (re)connects.
 import * as fs from 'fs';
 import * as net from 'net';
+import { errnoMessage, SystemError, toSystemError } from '../errors';
 import { native, type NativePort, type PortEvent } from '../native';
 import { hostError } from './errors';
 
@@ -61,9 +62,9 @@ function socketLink(sock: net.Socket, handlers: LinkHandlers): Link {
 }
 
 function connectFailure(what: string, e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  const reason = err.code === 'ENOENT' ? 'no such file or directory' : err.code === 'ECONNREFUSED' ? 'connection refused' : err.message;
-  return hostError(err.code ?? 'ENOTCONN', `cannot connect to ${what}: ${reason}`, undefined, e);
+  const err = toSystemError(e);
+  if (err instanceof SystemError) return hostError(err.code, `cannot connect to ${what}: ${errnoMessage(err.errno)}`, undefined, e);
+  return hostError('ENOTCONN', `cannot connect to ${what}: ${(e as Error).message}`, undefined, e);
 }
 
 class SocketConnector implements Connector {
