@@ -10,3 +10,6 @@ export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
+export { md5File } from './files/md5';
+export { openFile, FileHandle, DEFAULT_READ_SIZE, type OpenMode, type OpenOptions } from './files/handle';
+export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Timespec } from './files/stat';
