@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/async.cc",
-        "native/port.cc"
+        "native/port.cc",
+        "native/fileio.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

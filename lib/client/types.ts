@@ -26,36 +26,8 @@ export interface Features {
   orderedHandles: boolean;
 }
 
-export interface Timespec {
-  Sec: number;
-  Nsec: number;
-}
-
-/** Linux `struct stat` with the field names Go prints. */
-export interface Stat {
-  Dev: number;
-  Ino: number;
-  Nlink: number;
-  Mode: number;
-  Uid: number;
-  Gid: number;
-  X__pad0: number;
-  Rdev: number;
-  Size: number;
-  Blksize: number;
-  Blocks: number;
-  Atim: Timespec;
-  Mtim: Timespec;
-  Ctim: Timespec;
-  X__unused: number[];
-}
-
-/** file-stat (from lstat) and the entries of directory-list. */
-export interface FileStat {
-  name: string;
-  isdir: boolean;
-  stat: Stat;
-}
+/** file-stat (from lstat) and the entries of directory-list: the agent's own types. */
+export type { FileStat, GoStat, Timespec } from '../files/stat';
 
 export interface SysInfo {
   uname: { sysname: string; nodename: string; release: string; version: string; machine: string; domain: string };

@@ -1,5 +1,6 @@
 // Every command group, loaded at start-up (never lazily: filesystems may be frozen later).
 import type { Command } from '../registry';
 import { coreCommands } from './core';
+import { fileCommands } from './files';
 
-export const allCommands: readonly Command[] = [...coreCommands];
+export const allCommands: readonly Command[] = [...coreCommands, ...fileCommands];

@@ -1,0 +1,158 @@
+// The pty bridge the benchmarks run through, the way the reference figures were taken:
+// `socat PTY,link=DIR/pty,raw,echo=0 UNIX-LISTEN:DIR/host.sock` stands in for QEMU's
+// virtio-serial chardev: the agent opens the pty with -p, the host connects to the socket.
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { native, type NativePort } from '../../lib/native';
+import { Driver } from './driver';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
+
+export interface Bridge {
+  dir: string;
+  /** The guest side: the pty's slave, a symlink made by socat. */
+  pty: string;
+  /** The host side: a unix socket socat listens on (one connection). */
+  hostSocket: string;
+  close(): Promise<void>;
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function kill(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+export async function startBridge(): Promise<Bridge> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-bench-'));
+  const pty = path.join(dir, 'pty');
+  const hostSocket = path.join(dir, 'host.sock');
+  const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
+  await until(() => fs.existsSync(pty) && fs.existsSync(hostSocket), 5000, 'socat to create the pty and the socket');
+  return {
+    dir,
+    pty,
+    hostSocket,
+    close: async () => {
+      await kill(socat);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BridgedAgent {
+  bridge: Bridge;
+  pid: number;
+  driver: Driver;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * socat bridge + `ember-ga -p PTY ...extra` + a connected Driver. EMBER_BENCH_NODE_FLAGS adds
+ * node flags for the agent (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
+ */
+export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAgent> {
+  const bridge = await startBridge();
+  const nodeFlags = (process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeFlags, CLI, '-p', bridge.pty, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  await until(() => /serving on/.test(err) || proc.exitCode !== null, 10_000, 'the agent to start');
+  if (proc.exitCode !== null) throw new Error(`agent exited: ${err}`);
+  const driver = await Driver.connect(bridge.hostSocket);
+  await driver.call('ping');
+  return {
+    bridge,
+    pid: proc.pid!,
+    driver,
+    stderr: () => err,
+    stop: async () => {
+      driver.close();
+      await kill(proc);
+      await bridge.close();
+    },
+  };
+}
+
+export interface RawThroughput {
+  /** Guest to host (what a download moves), MiB/s. */
+  down: number;
+  /** Host to guest (what an upload moves), MiB/s. */
+  up: number;
+}
+
+let rawMemo: Promise<RawThroughput> | undefined;
+
+/**
+ * The bridge's own throughput in each direction, with the agent's port driver on the guest side
+ * and a plain socket on the host side: the ceiling any agent could reach. Measured once per run.
+ */
+export function bridgeThroughput(bytes = 256 * 1024 * 1024): Promise<RawThroughput> {
+  rawMemo ??= (async () => ({ down: await rawOneWay('down', bytes), up: await rawOneWay('up', bytes) }))();
+  return rawMemo;
+}
+
+async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
+  const bridge = await startBridge();
+  let port: NativePort | undefined;
+  let sock: net.Socket | undefined;
+  try {
+    let received = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const drains: (() => void)[] = [];
+    port = new native.Port(bridge.pty, (type, arg) => {
+      if (type === 'data' && dir === 'up') {
+        received += (arg as Buffer).length;
+        if (received >= bytes) done();
+      } else if (type === 'drain') {
+        drains.splice(0).forEach((f) => f());
+      }
+    });
+    sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection(bridge.hostSocket, () => resolve(s));
+      s.once('error', reject);
+    });
+    if (dir === 'down') {
+      sock.on('data', (d: Buffer) => {
+        received += d.length;
+        if (received >= bytes) done();
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const chunk = Buffer.alloc(256 * 1024, 0x41);
+    const t0 = process.hrtime.bigint();
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      if (dir === 'down') {
+        if (port.write(chunk) > 4 * chunk.length) await new Promise<void>((r) => drains.push(r));
+      } else if (!sock.write(chunk)) {
+        await new Promise((r) => sock!.once('drain', r));
+      }
+    }
+    await finished;
+    return bytes / (1024 * 1024) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  } finally {
+    sock?.destroy();
+    port?.close();
+    await bridge.close();
+  }
+}
