@@ -6,7 +6,11 @@
         "native/addon.cc",
         "native/async.cc",
         "native/port.cc",
-        "native/fileio.cc"
+        "native/fileio.cc",
+        "native/sysinfo.cc",
+        "native/freeze.cc",
+        "native/netlink.cc",
+        "native/rtnl.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

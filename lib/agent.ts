@@ -25,12 +25,13 @@ export class Agent {
   private readonly framer: LineFramer;
   private readonly dispatcher: Dispatcher;
   private readonly exitHooks: ExitHook[] = [];
+  private readonly urgentExitHooks: ExitHook[] = [];
   private readonly stores = new Map<symbol, unknown>();
   private inFlight = 0;
   private paused = false;
   private stopping: Promise<void> | undefined;
   private shutdownRequested = false;
-  private idle: (() => void) | undefined;
+  private idleWaiters: (() => void)[] = [];
   /** Resolves when the agent has stopped (agent-shutdown, stop()). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -50,8 +51,8 @@ export class Agent {
       shutdown: () => {
         this.shutdownRequested = true;
       },
-      onExit: (hook) => {
-        this.exitHooks.push(hook);
+      onExit: (hook, urgent = false) => {
+        (urgent ? this.urgentExitHooks : this.exitHooks).push(hook);
       },
       store: <T>(key: symbol, create: () => T): T => {
         if (!this.stores.has(key)) this.stores.set(key, create());
@@ -75,6 +76,7 @@ export class Agent {
       data: (chunk) => this.framer.push(chunk),
       reset: () => this.framer.reset(),
       drain: () => this.updateFlow(),
+      settled: () => this.settled(),
     });
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
   }
@@ -92,8 +94,14 @@ export class Agent {
         this.ctx.log.info('agent-shutdown requested');
         void this.stop();
       }
-      if (this.inFlight === 0) this.idle?.();
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
+  }
+
+  /** Resolves when no request is in flight. */
+  private settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
   }
 
   /** Backpressure: stop reading while too much is in flight or queued for the host. */
@@ -116,8 +124,9 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.transport.pause();
+      await this.runHooks(this.urgentExitHooks);
       if (this.inFlight > 0) {
-        await Promise.race([new Promise<void>((r) => (this.idle = r)), delay(10_000)]);
+        await Promise.race([this.settled(), delay(10_000)]);
       }
       await this.transport.flush(2_000);
       await this.runExitHooks();
@@ -127,9 +136,14 @@ export class Agent {
     return this.stopping;
   }
 
-  /** Runs the exit hooks only (for a fatal error, where nothing else can be trusted). */
+  /** Runs the exit hooks only, urgent ones first (for a fatal error, where nothing else can be trusted). */
   async runExitHooks(): Promise<void> {
-    const hooks = this.exitHooks.splice(0).reverse();
+    await this.runHooks(this.urgentExitHooks);
+    await this.runHooks(this.exitHooks);
+  }
+
+  private async runHooks(list: ExitHook[]): Promise<void> {
+    const hooks = list.splice(0).reverse();
     for (const h of hooks) {
       try {
         await h();

@@ -47,6 +47,7 @@ export const FLAGS: FlagSpec[] = [
   { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
   { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = positiveNumber('--freeze-timeout', v, false)) },
   { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
+  { names: ['utmp-file'], value: 'PATH', help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`, set: (o, v) => (o.config.utmpFile = v) },
   { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },
 ];
 

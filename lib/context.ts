@@ -13,6 +13,8 @@ export interface AgentConfig {
   maxHandles: number;
   /** Honour file-read `size` (off: behave exactly like 0.7.1, 4096-byte reads). */
   largeReads: boolean;
+  /** utmp file sysinfo reads its users from. */
+  utmpFile: string;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -21,6 +23,7 @@ export const defaultConfig: AgentConfig = {
   maxReadSize: 4 * 1024 * 1024,
   maxHandles: 1024,
   largeReads: true,
+  utmpFile: '/var/run/utmp',
 };
 
 export interface AgentState {
@@ -38,8 +41,13 @@ export interface Context {
   readonly version: string;
   /** Ask the agent to exit once this command's answer is written. */
   shutdown(): void;
-  /** Run at exit (agent-shutdown, SIGTERM, SIGINT, fatal error): thaw, close handles. */
-  onExit(hook: ExitHook): void;
+  /**
+   * Run at exit (agent-shutdown, SIGTERM, SIGINT, fatal error), in reverse order of
+   * registration. An `urgent` hook (thaw) runs as soon as the agent starts stopping, before it
+   * waits for commands in flight, which may be blocked on a frozen filesystem; the others (close
+   * handles) run after those commands have finished.
+   */
+  onExit(hook: ExitHook, urgent?: boolean): void;
   /** Per-agent state of a command group, created on first use. */
   store<T>(key: symbol, create: () => T): T;
 }

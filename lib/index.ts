@@ -3,6 +3,7 @@ export { Agent, type AgentOptions } from './agent';
 export { allCommands } from './commands';
 export { defaultConfig, type AgentConfig, type Context } from './context';
 export { AgentError, SystemError, errnoName } from './errors';
+export * from './freeze'; // freeze, thaw, Freezer, selectFreezable, parseMountTable...
 export { LineFramer, MAX_LINE_BYTES, encodeError, encodeReturn, parseRequest } from './protocol';
 export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
 export { PortTransport } from './transports/port';
@@ -16,4 +17,22 @@ export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Tim
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
 export { GuestAgentError } from './client/errors';
 export { Transfer, type CopyOptions, type CopyFromOptions, type CopyToOptions, type CopyResult, type Progress } from './client/copy';
-export type { AgentInfo, Features, NetIface, ReadResult, Route, RouteSpec, SysInfo } from './client/types';
+export type { AgentInfo, Features, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './client/types';
+export * as sysinfo from './sysinfo';
+export {
+  links,
+  addresses,
+  routes,
+  addAddress,
+  deleteAddress,
+  setLinkUp,
+  setLinkDown,
+  addRoute,
+  deleteRoute,
+  NetInputError,
+  type Link,
+  type Address,
+  type Route,
+  type RouteSpec,
+  type NetOptions,
+} from './net';

@@ -8,7 +8,15 @@ have socat || need+=(socat)
 have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
 have losetup || need+=(mount)
+have fsfreeze || need+=(util-linux)
 have tmux || need+=(tmux)
+have free || need+=(procps)
+have cc && [ -f /usr/include/utmp.h ] || need+=(gcc libc6-dev)
+have systemd-analyze || need+=(systemd)
+have aarch64-linux-gnu-g++ || need+=(g++-aarch64-linux-gnu)
+have qemu-aarch64-static || need+=(qemu-user-static)
+# An arm64 Node (Debian's, unpacked under .cache) to run the arm64 prebuild with qemu-user.
+bash "$(dirname "$0")/arm64-node.sh" || echo "test-deps: no arm64 Node for the arm64 prebuild test" >&2
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
   echo "test-deps: missing ${need[*]} (install them as root)" >&2

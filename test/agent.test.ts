@@ -131,6 +131,16 @@ test('fuzz: random and mutated requests, every well-formed line answered', async
   c.close();
 }, { timeout: 60_000 });
 
+test('a host that half-closes after its requests still gets every answer', async ({ agent }) => {
+  const c = await agent.connect();
+  let batch = '';
+  for (let i = 0; i < 50; i++) batch += `{"execute":"ping","tag":"h${i}"}\r\n`;
+  c.sock.end(batch);
+  const answers = await c.waitLines(50);
+  assert.is(new Set(answers.map((a) => a.tag)).size, 50);
+  await waitFor(() => c.closed, 5_000, 'the agent to close its side');
+});
+
 test('one host at a time: a second connection is served once the first closes', async ({ agent }) => {
   const first = await agent.connect();
   await first.call('ping');

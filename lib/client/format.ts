@@ -1,5 +1,5 @@
 // Human output for ember-ga-ctl: sizes, modes, times, tables.
-import type { FileStat, NetIface, Route, SysInfo, Features } from './types';
+import type { FileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
 
 /** 1536 -> "1.5 KiB". */
 export function bytes(n: number): string {
@@ -141,13 +141,13 @@ function popcount(n: number): number {
   return c;
 }
 
-export function routeDst(r: Route): string {
+export function routeDst(r: GuestRoute): string {
   return r.dst.ip === '' ? 'default' : `${r.dst.ip}/${maskBits(r.dst.mask)}`;
 }
 
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 
-export function routesText(list: Route[]): string {
+export function routesText(list: GuestRoute[]): string {
   return table(
     ['DESTINATION', 'GATEWAY', 'DEV', 'SRC', 'SCOPE'],
     list.map((r) => [routeDst(r), r.gateway || '-', r.ifname || '-', r.src || '-', SCOPES[r.scope] ?? String(r.scope)]),

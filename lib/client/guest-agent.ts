@@ -8,7 +8,7 @@ import { LineFramer } from '../protocol';
 import { copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { GuestAgentError, hostError } from './errors';
 import { connectorFor, type Connector, type Link, type Target } from './link';
-import type { AgentInfo, Features, FileStat, NetIface, ReadResult, Route, RouteSpec, SysInfo } from './types';
+import type { AgentInfo, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
 
 export type GuestAgentOptions = Target & {
   /** Milliseconds a request may wait for its answer (default 30 s). */
@@ -333,15 +333,15 @@ export class GuestAgent extends EventEmitter {
   }
 
   /** get-route-list of the main table; family 0 (all, default), 2 (IPv4) or 10 (IPv6). */
-  routes(family: 0 | 2 | 10 = 0, opts?: CallOptions): Promise<Route[]> {
+  routes(family: 0 | 2 | 10 = 0, opts?: CallOptions): Promise<GuestRoute[]> {
     return this.call('get-route-list', { family }, opts);
   }
 
-  addRoute(r: RouteSpec, opts?: CallOptions): Promise<boolean> {
+  addRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
     return this.call('route-add', routeArgs(r), opts);
   }
 
-  deleteRoute(r: RouteSpec, opts?: CallOptions): Promise<boolean> {
+  deleteRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
     return this.call('route-del', routeArgs(r), opts);
   }
 
@@ -371,6 +371,6 @@ function compact(o: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function routeArgs(r: RouteSpec): Record<string, unknown> {
-  return { ifname: r.ifname, dst: r.dst, src: r.src ?? '', gateway: r.gateway ?? '', scope: r.scope ?? 0 };
+function routeArgs(r: GuestRouteSpec): Record<string, unknown> {
+  return compact({ dst: r.dst, gateway: r.gateway, ifname: r.ifname, src: r.src, scope: r.scope });
 }

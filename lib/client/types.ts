@@ -51,7 +51,7 @@ export interface NetIface {
   ips: string[];
 }
 
-export interface Route {
+export interface GuestRoute {
   ifname: string;
   scope: number;
   /** A default route has `{ip: "", mask: ""}`. */
@@ -61,7 +61,7 @@ export interface Route {
 }
 
 /** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */
-export interface RouteSpec {
+export interface GuestRouteSpec {
   ifname: string;
   dst: string;
   gateway?: string;

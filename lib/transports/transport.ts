@@ -6,6 +6,8 @@ export interface TransportSink {
   reset(): void;
   /** The output queue emptied. */
   drain(): void;
+  /** Resolves once every request read so far has been answered (for a host that half-closes). */
+  settled(): Promise<void>;
 }
 
 export interface Transport {

@@ -24,7 +24,9 @@ export class UnixTransport implements Transport {
   async start(sink: TransportSink): Promise<void> {
     this.sink = sink;
     removeStaleSocket(this.path);
-    const server = net.createServer((sock) => this.accept(sock));
+    // allowHalfOpen: a host may send its requests and shut down its side (`socat -` at end of
+    // input); it still gets every answer before the agent closes the connection.
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -58,6 +60,9 @@ export class UnixTransport implements Transport {
     sink.reset();
     sock.on('data', (chunk: Buffer) => sink.data(chunk));
     sock.on('drain', () => sink.drain());
+    sock.once('end', () => {
+      void sink.settled().then(() => sock.end());
+    });
     sock.once('close', () => {
       if (this.active !== sock) return;
       this.active = undefined;

@@ -126,8 +126,10 @@ export async function startAgent(extra: string[] = []): Promise<RunningAgent> {
   return startAgentWith(['--listen', `unix:${socket}`, ...extra], socket, dir);
 }
 
-export async function startAgentWith(args: string[], socket: string, dir: string): Promise<RunningAgent> {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `wrap` runs the agent under a command, e.g. ['ip', 'netns', 'exec', NS] (which execs it). */
+export async function startAgentWith(args: string[], socket: string, dir: string, wrap: string[] = []): Promise<RunningAgent> {
+  const argv = [...wrap, process.execPath, CLI, ...args];
+  const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8');
   proc.stderr!.on('data', (d: string) => (err += d));

@@ -1,0 +1,95 @@
+// fs-freeze, fs-unfreeze, get-freeze-status: a Freezer per agent (lib/freeze/freezer.ts has the
+// rules), the mount selection of lib/freeze/mounts.ts, and the exit hook that thaws.
+//
+// While frozen nothing here touches a frozen disk: this module and the addon are loaded at
+// start-up (lib/commands/index.ts imports every group), the mount table is read synchronously
+// (reads never wait on a frozen filesystem, and this keeps it off libuv's thread pool, which
+// writers blocked on the frozen filesystem may fill), and thaws run on the addon's own threads.
+import * as fs from 'fs';
+import * as path from 'path';
+import { AgentError } from '../errors';
+import { Freezer, MAX_TIMEOUT_SECONDS } from '../freeze/freezer';
+import { selectFreezable } from '../freeze/mounts';
+import { defineCommand } from '../registry';
+import type { Context } from '../context';
+
+const FREEZER = Symbol('freezer');
+
+/** The agent's Freezer; created on first use, with the exit hook that thaws whatever it holds. */
+function freezerOf(ctx: Context): Freezer {
+  return ctx.store(FREEZER, () => {
+    const f = new Freezer({ log: ctx.log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (ctx.state.frozen = frozen) });
+    ctx.onExit(() => f.release(), true); // urgent: commands in flight may be blocked on the freeze
+    return f;
+  });
+}
+
+/**
+ * True when stderr (the log) is a file on one of these filesystems: Node writes files
+ * synchronously, so a log line written while it is frozen would hang the event loop, and with it
+ * every thaw. (A pipe, a tty or the journal's socket never blocks on a freeze.)
+ */
+function stderrIsFileOn(mountpoints: readonly string[]): boolean {
+  let dev: number;
+  try {
+    const st = fs.fstatSync(2);
+    if (!st.isFile()) return false;
+    dev = st.dev;
+  } catch {
+    return false;
+  }
+  return mountpoints.some((m) => {
+    try {
+      return fs.statSync(m).dev === dev;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The default selection: the reference's rules applied to the agent's mount table. */
+function defaultMountpoints(ctx: Context): string[] {
+  return selectFreezable(fs.readFileSync(ctx.config.mountsFile, 'utf8'));
+}
+
+function checkMountpoints(list: string[]): string[] {
+  if (list.length === 0) throw new AgentError('Invalid argument "mountpoints": expected at least one mount point (omit it to freeze the default selection)');
+  for (const m of list) {
+    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${JSON.stringify(m)} is not an absolute path`);
+  }
+  return list;
+}
+
+export const freezeCommands = [
+  defineCommand({
+    name: 'fs-freeze',
+    doc: 'Freezes filesystems, all or nothing: if one fails, the ones already frozen are thawed and the error is answered. Answers true.',
+    args: {
+      mountpoints: { type: 'string[]', doc: 'ember-ga only: freeze exactly these mount points, in this order (default: the reference\'s selection from the mount table)' },
+      timeout: { type: 'number', min: 0, max: MAX_TIMEOUT_SECONDS, doc: 'ember-ga only: seconds after which the agent thaws by itself if no fs-unfreeze came; 0 = never (default: --freeze-timeout, 600)' },
+    },
+    handler: async (args, ctx) => {
+      const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : defaultMountpoints(ctx);
+      await freezerOf(ctx).freeze(targets, args.timeout ?? ctx.config.freezeTimeout);
+      return true;
+    },
+  }),
+  defineCommand({
+    name: 'fs-unfreeze',
+    doc: 'Thaws what fs-freeze froze, in reverse order (when the agent holds no freeze, the default selection, so filesystems a previous agent process left frozen can be recovered). Answers true.',
+    allowWhileFrozen: true,
+    args: {},
+    handler: async (_args, ctx) => {
+      const freezer = freezerOf(ctx);
+      await freezer.unfreeze(freezer.frozen ? [] : defaultMountpoints(ctx));
+      return true;
+    },
+  }),
+  defineCommand({
+    name: 'get-freeze-status',
+    doc: 'true while the agent holds filesystems frozen (also while a freeze is in progress, or when a thaw failed and left some frozen).',
+    allowWhileFrozen: true,
+    args: {},
+    handler: (_args, ctx) => ctx.state.frozen,
+  }),
+];

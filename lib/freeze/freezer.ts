@@ -1,0 +1,257 @@
+// Freezer: holds a freeze of several filesystems, all or nothing, with an auto-thaw timer and a
+// release for the exit path. It is what fs-freeze / fs-unfreeze drive, and usable on its own.
+//
+// Rules (PROTOCOL.md plus ember-ga's improvements):
+// - Freeze in the order given. EOPNOTSUPP (cannot freeze) is skipped; EBUSY (already frozen,
+//   e.g. by an agent that died while frozen, or the same filesystem twice) is tolerated and held
+//   like the others, so the next unfreeze thaws it. Any other error rolls back: what this call
+//   froze is thawed in reverse order and the error is thrown; the freeze is not held.
+// - Thaw in reverse order, every mount point even after a failure. EINVAL (not frozen) is fine;
+//   ENOENT/ENOTDIR (the mount point is gone) is logged and dropped. Any other failure keeps that
+//   mount point held, `frozen` stays true, and the first error is thrown: the state tells the
+//   truth and a retry of unfreeze tries again.
+// - Operations run one after another. An unfreeze or release arriving during a freeze cancels
+//   it (the freeze rolls back after its current mount point and fails).
+// - Nothing here touches the disk: thaws go through the addon's own threads (native/freeze.cc),
+//   the timer is a plain event-loop timer, and when the log would land on a filesystem being
+//   frozen (logBlocksOn), log lines wait in memory until the thaw.
+import { constants } from 'os';
+import { AgentError, SystemError, toSystemError } from '../errors';
+import { silentLogger, type Logger } from '../log';
+import { freeze, thaw } from './ioctl';
+
+export interface FreezeOps {
+  freeze(mountpoint: string): Promise<unknown>;
+  thaw(mountpoint: string): Promise<unknown>;
+}
+
+export interface FreezerOptions {
+  /** The ioctls (default: the addon's freeze/thaw); tests inject fakes. */
+  ops?: FreezeOps;
+  log?: Logger;
+  /** Called with the new value whenever `frozen` changes. */
+  onChange?: (frozen: boolean) => void;
+  /** Delay before an auto-thaw that failed is tried again, in ms (default 5000). */
+  retryMs?: number;
+  /**
+   * True when writing to `log` would block while these mount points are frozen (stderr is a
+   * file on one of them: Node writes files synchronously, so the event loop itself would hang
+   * and nothing could thaw). Log lines are then held back until everything is thawed.
+   */
+  logBlocksOn?: (mountpoints: readonly string[]) => boolean;
+}
+
+/** Most log lines held back during one freeze; past it they are counted, not kept. */
+const MAX_DEFERRED_LINES = 200;
+
+/** Longest auto-thaw timeout setTimeout can wait for, in seconds (2^31-1 ms). */
+export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
+
+const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
+
+/** The errno of a failed call, 0 for anything that is not a system error. */
+function errnoOf(err: unknown): number {
+  return err instanceof SystemError ? err.errno : 0;
+}
+
+interface Held {
+  mountpoint: string;
+  /** Frozen by this freeze (false: it was already frozen, EBUSY). */
+  ours: boolean;
+}
+
+export class Freezer {
+  private held: Held[] = [];
+  private active = false;
+  private freezing = false;
+  private cancelled = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly ops: FreezeOps;
+  private readonly out: Logger;
+  private readonly log: Logger;
+  private deferring = false;
+  private deferred: [keyof Logger, string][] = [];
+  private dropped = 0;
+
+  constructor(private readonly opts: FreezerOptions = {}) {
+    this.ops = opts.ops ?? { freeze, thaw };
+    this.out = opts.log ?? silentLogger;
+    const level = (l: keyof Logger) => (m: string) => {
+      if (!this.deferring) this.out[l](m);
+      else if (this.deferred.length < MAX_DEFERRED_LINES) this.deferred.push([l, `${m} (at ${new Date().toISOString()}, held back while frozen)`]);
+      else this.dropped++;
+    };
+    this.log = { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
+  }
+
+  /** True from the start of a freeze until everything it holds is thawed. */
+  get frozen(): boolean {
+    return this.active;
+  }
+
+  /** The mount points held frozen, in freeze order. */
+  get mountpoints(): string[] {
+    return this.held.map((h) => h.mountpoint);
+  }
+
+  /**
+   * Freezes `mountpoints` in order, all or nothing; resolves to the ones now held frozen. With
+   * `timeoutSeconds` > 0 everything is thawed by itself if unfreeze() has not come by then.
+   * `frozen` turns true synchronously, before the first ioctl.
+   */
+  freeze(mountpoints: readonly string[], timeoutSeconds = 0): Promise<string[]> {
+    if (!(timeoutSeconds >= 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
+      return Promise.reject(new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`));
+    }
+    if (this.active) return Promise.reject(new AgentError('Filesystems are already frozen: fs-unfreeze first'));
+    this.deferring = this.opts.logBlocksOn?.(mountpoints) ?? false;
+    this.setActive(true);
+    this.freezing = true;
+    this.cancelled = false;
+    return this.serial(async () => {
+      try {
+        await this.freezeEach([...new Set(mountpoints)]);
+      } catch (e) {
+        this.freezing = false;
+        this.held = this.held.filter((h) => h.ours); // leave what was frozen before as we found it
+        if (this.held.length > 0) this.log.warn(`freeze failed (${(e as Error).message}); thawing ${this.describe()}`);
+        try {
+          await this.thawHeld();
+        } catch (rollback) {
+          this.log.error(`rollback: ${(rollback as Error).message}`);
+        }
+        throw e;
+      }
+      this.freezing = false;
+      this.armTimer(timeoutSeconds);
+      this.log.info(`frozen: ${this.describe()}${timeoutSeconds > 0 ? `; thawing by itself in ${timeoutSeconds} s` : ''}`);
+      return this.mountpoints;
+    });
+  }
+
+  /**
+   * Thaws everything held, in reverse order. When nothing is held, thaws `fallback` instead (in
+   * reverse order, EINVAL tolerated): how a host recovers filesystems a previous agent process
+   * left frozen. Cancels a freeze in progress.
+   */
+  unfreeze(fallback: readonly string[] = []): Promise<void> {
+    this.clearTimer();
+    if (this.freezing) this.cancelled = true;
+    return this.serial(async () => {
+      this.clearTimer(); // a freeze queued ahead of us may have armed it
+      if (!this.active && this.held.length === 0) this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false }));
+      await this.thawHeld();
+    });
+  }
+
+  /**
+   * For the exit path: cancels a freeze in progress and thaws everything held at once, without
+   * waiting behind a queued operation (then again once the queue settles, at most `waitMs`).
+   */
+  async release(waitMs = 5_000): Promise<void> {
+    this.clearTimer();
+    if (this.freezing) this.cancelled = true;
+    if (!this.active) return;
+    this.log.info(`exiting: thawing ${this.describe()}`);
+    await this.thawHeld().catch((e) => this.log.error(`exit: ${(e as Error).message}`));
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.queue, new Promise((r) => (t = setTimeout(r, waitMs)))]);
+    clearTimeout(t);
+    await this.thawHeld().catch((e) => this.log.error(`exit: ${(e as Error).message}`));
+  }
+
+  private async freezeEach(mountpoints: string[]): Promise<void> {
+    for (const mountpoint of mountpoints) {
+      if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
+      try {
+        await this.ops.freeze(mountpoint);
+        this.held.push({ mountpoint, ours: true });
+      } catch (e) {
+        const err = toSystemError(e);
+        const errno = errnoOf(err);
+        if (errno === EBUSY) {
+          this.log.info(`${mountpoint} is already frozen; holding it with the others`);
+          this.held.push({ mountpoint, ours: false });
+        } else if (errno === EOPNOTSUPP) {
+          this.log.info(`${mountpoint} cannot be frozen (EOPNOTSUPP); skipped`);
+        } else {
+          throw err;
+        }
+      }
+    }
+    if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
+  }
+
+  /** Thaws every held mount point in reverse order; keeps the ones that failed; updates `frozen`. */
+  private async thawHeld(): Promise<void> {
+    const failed = new Set<Held>();
+    let first: unknown;
+    for (const h of [...this.held].reverse()) {
+      try {
+        await this.ops.thaw(h.mountpoint);
+      } catch (e) {
+        const err = toSystemError(e);
+        const errno = errnoOf(err);
+        if (errno === EINVAL) continue; // not frozen (any more)
+        if (errno === ENOENT || errno === ENOTDIR) {
+          this.log.warn(`${h.mountpoint} is gone; nothing to thaw there`);
+          continue;
+        }
+        this.log.error(`thaw ${h.mountpoint}: ${(err as Error).message}`);
+        failed.add(h);
+        first ??= err;
+      }
+    }
+    this.held = this.held.filter((h) => failed.has(h));
+    if (this.held.length === 0 && !this.freezing) this.setActive(false);
+    if (first !== undefined) throw first;
+  }
+
+  private armTimer(seconds: number): void {
+    this.clearTimer();
+    if (seconds <= 0) return;
+    this.timer = setTimeout(() => this.autoThaw(seconds), seconds * 1000);
+  }
+
+  private autoThaw(seconds: number): void {
+    this.timer = undefined;
+    this.log.warn(`no fs-unfreeze within ${seconds} s: thawing ${this.describe()} by itself`);
+    this.unfreeze().then(
+      () => this.log.info('auto-thaw: every filesystem thawed'),
+      (e) => {
+        this.log.error(`auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`);
+        this.timer = setTimeout(() => this.autoThaw(seconds), this.opts.retryMs ?? 5000);
+      },
+    );
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private setActive(v: boolean): void {
+    if (this.active === v) return;
+    this.active = v;
+    if (!v) this.flushLog();
+    this.opts.onChange?.(v);
+  }
+
+  private flushLog(): void {
+    this.deferring = false;
+    for (const [l, m] of this.deferred.splice(0)) this.out[l](m);
+    if (this.dropped > 0) this.out.warn(`${this.dropped} more log lines were dropped while frozen`);
+    this.dropped = 0;
+  }
+
+  private describe(): string {
+    return this.held.length ? this.held.map((h) => h.mountpoint).join(', ') : '(nothing)';
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+}

@@ -1,0 +1,70 @@
+// Which mount points fs-freeze freezes by default: a pure function of the mount table text
+// (the format of /proc/self/mounts), with symlink resolution injected so it can be tested on
+// fixture tables without the devices existing.
+import * as fs from 'fs';
+
+export interface MountEntry {
+  source: string;
+  mountpoint: string;
+  fstype: string;
+  options: string;
+}
+
+/** Undoes the kernel's octal escapes in a mount table field (`\040` space, `\011` tab, `\012` newline, `\134` backslash). */
+export function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Parses mount table text; blank and malformed lines (fewer than three fields) are skipped. */
+export function parseMountTable(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/[ \t]+/);
+    if (f.length < 3 || f[0] === '') continue;
+    out.push({
+      source: unescapeMountField(f[0]),
+      mountpoint: unescapeMountField(f[1]),
+      fstype: f[2],
+      options: f[3] ?? '',
+    });
+  }
+  return out;
+}
+
+/** Maps a device path to the path it really names (follows symlinks); returns it unchanged when it cannot. */
+export type DeviceResolver = (source: string) => string;
+
+/** The real resolver: realpath, or the source itself when it does not exist. Synchronous on purpose (see freezer.ts). */
+export const realDevice: DeviceResolver = (source) => {
+  try {
+    return fs.realpathSync(source);
+  } catch {
+    return source;
+  }
+};
+
+const isLoop = (dev: string) => dev.startsWith('/dev/loop');
+const isDeviceMapper = (dev: string) => dev.startsWith('/dev/mapper/') || /^dm-/.test(dev.slice(dev.lastIndexOf('/') + 1));
+
+/**
+ * The mount points phoenix-guest-agent 0.7.1 freezes, in mount table order: each device once
+ * (the first mount of it; bind mounts and btrfs subvolumes share the device), skipping sources
+ * that do not start with `/` (tmpfs, proc, overlay...), smbfs and cifs, loop devices and
+ * device-mapper devices (`dm-*`, also behind /dev/mapper or other symlinks). Loop and
+ * device-mapper checks apply to the source and to what it resolves to, and "the same device"
+ * means the same resolved path, so `/dev/disk/by-uuid/X` and `/dev/sda1` count once.
+ */
+export function selectFreezable(table: string, resolve: DeviceResolver = realDevice): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const m of parseMountTable(table)) {
+    if (!m.source.startsWith('/')) continue;
+    if (m.fstype === 'smbfs' || m.fstype === 'cifs') continue;
+    const dev = resolve(m.source);
+    if (isLoop(m.source) || isLoop(dev) || isDeviceMapper(m.source) || isDeviceMapper(dev)) continue;
+    if (seen.has(dev)) continue;
+    seen.add(dev);
+    out.push(m.mountpoint);
+  }
+  return out;
+}

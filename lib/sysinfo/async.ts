@@ -1,0 +1,26 @@
+// Living with reads that may never finish (a hung statfs, a utmp that is a FIFO): give up on
+// them after a while, and never start a second one while the first is still stuck (each stuck
+// read holds a thread-pool thread; a dashboard polling every few seconds would otherwise take
+// all four, and with them every file operation of the agent).
+
+/** p, or a rejection with `message` when it has not settled within ms (p is left to finish). */
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** fn, except that a call while one with the same argument is in flight joins that one. */
+export function coalesce<A, T>(fn: (arg: A) => Promise<T>): (arg: A) => Promise<T> {
+  const inflight = new Map<A, Promise<T>>();
+  return (arg: A) => {
+    let p = inflight.get(arg);
+    if (p === undefined) {
+      p = fn(arg).finally(() => inflight.delete(arg));
+      inflight.set(arg, p);
+    }
+    return p;
+  };
+}

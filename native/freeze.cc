@@ -1,0 +1,107 @@
+// Filesystem freeze: FIFREEZE / FITHAW on a mount point, off the main thread.
+//
+// Why not Schedule() (the libuv thread pool) like every other binding: the pool has 4 threads
+// (UV_THREADPOOL_SIZE), shared with every fs call in the process. While a filesystem is frozen,
+// any write or fsync to it blocks in the kernel until the thaw: a file-write from a command in
+// flight when the freeze began, a flush, an fs call of an embedding application. Four of those
+// fill the pool, and a thaw queued behind them never runs: the guest stays frozen for good.
+// So freeze and thaw never touch the pool: each call runs on a thread of its own, started for
+// that call, and hands its result back to the event loop through a thread-safe function.
+//
+// A thread per call rather than one long-lived freezer thread with a queue: a FIFREEZE can
+// itself block for a long time (it syncs the filesystem first; a filesystem on a loop device
+// whose image lives on an already frozen filesystem never finishes syncing), and a thaw queued
+// behind it on a single thread would wait just as long. With a thread per call a thaw always
+// starts at once. Freezes are rare (one per snapshot, a few mount points each), so the cost
+// of a thread start is nothing next to the sync FIFREEZE does.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "common.h"
+
+namespace ember {
+namespace {
+
+enum class Op { kFreeze, kThaw };
+
+// The kernel-facing part: plain values in, SysError out.
+SysError FreezeOp(Op op, const std::string& mountpoint) {
+  // O_RDONLY: opening for reading never waits on a frozen filesystem, so a thaw can always open.
+  int fd = open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return SysError::Of(errno, "open", mountpoint);
+  int rc;
+  do {
+    rc = ioctl(fd, op == Op::kFreeze ? FIFREEZE : FITHAW, 0);
+  } while (rc < 0 && errno == EINTR);
+  int err = rc < 0 ? errno : 0;
+  close(fd);
+  if (err) return SysError::Of(err, op == Op::kFreeze ? "freeze" : "thaw", mountpoint);
+  return SysError::Ok();
+}
+
+// One call in flight: created on the main thread, filled by its own thread, delivered (and
+// deleted) back on the main thread.
+struct Call {
+  Call(Napi::Env env, Op op, std::string mountpoint)
+      : deferred(Napi::Promise::Deferred::New(env)), op(op), mountpoint(std::move(mountpoint)) {}
+  Napi::Promise::Deferred deferred;
+  Op op;
+  std::string mountpoint;
+  SysError result;
+};
+
+void Deliver(Napi::Env env, Napi::Function, std::nullptr_t*, Call* raw) {
+  std::unique_ptr<Call> call(raw);
+  if (env == nullptr) return;  // the environment is going away: nobody to answer
+  if (call->result) {
+    call->deferred.Reject(MakeSysError(env, call->result).Value());
+    return;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mountpoint", Napi::String::New(env, call->mountpoint));
+  out.Set("frozen", Napi::Boolean::New(env, call->op == Op::kFreeze));
+  call->deferred.Resolve(out);
+}
+
+using Channel = Napi::TypedThreadSafeFunction<std::nullptr_t, Call, Deliver>;
+
+Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
+  Napi::Env env = info.Env();
+  auto* call = new Call(env, op, StringArg(info, 0, "mountpoint"));
+  Napi::Promise promise = call->deferred.Promise();
+  // The channel keeps the event loop alive until the answer is back, like a pending fs call.
+  Channel channel = Channel::New(env, op == Op::kFreeze ? "ember:freeze" : "ember:thaw", 0, 1);
+  try {
+    std::thread([channel, call]() mutable {
+      call->result = FreezeOp(call->op, call->mountpoint);
+      if (channel.BlockingCall(call) != napi_ok) delete call;  // the environment is closing
+      channel.Release();
+    }).detach();
+  } catch (const std::system_error& e) {
+    // No thread to be had (EAGAIN): answer at once, nothing was done.
+    call->result = SysError::Of(e.code().value() ? e.code().value() : EAGAIN, "thread", call->mountpoint);
+    Deliver(env, Napi::Function(), nullptr, call);
+    channel.Release();
+  }
+  return promise;
+}
+
+Napi::Value Freeze(const Napi::CallbackInfo& info) { return Start(info, Op::kFreeze); }
+Napi::Value Thaw(const Napi::CallbackInfo& info) { return Start(info, Op::kThaw); }
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("freeze", Napi::Function::New(env, Freeze, "freeze"));
+  exports.Set("thaw", Napi::Function::New(env, Thaw, "thaw"));
+}
+
+Module module("freeze", Init);
+
+}  // namespace
+}  // namespace ember

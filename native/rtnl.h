@@ -1,0 +1,93 @@
+// A NETLINK_ROUTE client on the Linux UAPI headers, in the manner of iproute2's lib/libnetlink.c:
+// a few helpers (open, dump with a per-message callback, talk = request + ACK, add attribute,
+// parse attributes) carry every operation. Plain C++: no N-API types here; the glue in
+// netlink.cc converts. Every function returns 0 or a positive errno and fills Status::detail
+// with the kernel's extended-ACK message when it sent one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ember {
+namespace rtnl {
+
+struct Status {
+  int err = 0;
+  std::string detail;   // the kernel's extended ACK message, or what `syscall` was about
+  std::string syscall;  // "" for a netlink request, else the call that failed ("setns")
+  explicit operator bool() const { return err != 0; }
+  static Status Of(int err, std::string detail = "", std::string syscall = "") {
+    return Status{err, std::move(detail), std::move(syscall)};
+  }
+};
+
+struct Link {
+  int index = 0;
+  std::string name;
+  uint32_t flags = 0;  // IFF_*
+  uint16_t type = 0;   // ARPHRD_*
+  uint32_t mtu = 0;
+  std::string hwaddr;  // "aa:bb:cc:dd:ee:ff", "" when the link has none
+  uint8_t operstate = 0;
+};
+
+struct Address {
+  int index = 0;
+  uint8_t family = 0;
+  uint8_t prefixlen = 0;
+  uint8_t scope = 0;
+  uint32_t flags = 0;   // IFA_F_*
+  std::string address;  // IFA_LOCAL when present, else IFA_ADDRESS (what `ip` prints as local)
+  std::string peer;     // IFA_ADDRESS when it differs from IFA_LOCAL (point-to-point)
+  std::string label;
+};
+
+struct Route {
+  uint8_t family = 0;
+  uint8_t dst_len = 0;
+  uint8_t scope = 0;
+  uint8_t protocol = 0;
+  uint8_t type = 0;
+  uint32_t table = 0;
+  uint32_t priority = 0;
+  int oif = 0;
+  std::string ifname;  // name of oif, "" when none
+  std::string dst;     // "" for a default route
+  std::string gateway;
+  std::string prefsrc;
+};
+
+// Where an operation runs: "" for the caller's network namespace, a name under /run/netns, or
+// an absolute path to a namespace file (/proc/PID/ns/net).
+using Netns = std::string;
+
+// family: 0 (both), AF_INET or AF_INET6. table: 0 for every table.
+Status DumpLinks(const Netns& ns, std::vector<Link>* out);
+Status DumpAddresses(const Netns& ns, int family, std::vector<Address>* out);
+Status DumpRoutes(const Netns& ns, int family, uint32_t table, std::vector<Route>* out);
+
+// RTM_NEWADDR (create, exclusive) or RTM_DELADDR of address/prefixlen on the named link.
+Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int family,
+                     const std::string& address, int prefixlen);
+
+// RTM_NEWLINK changing only IFF_UP.
+Status SetLinkUp(const Netns& ns, const std::string& ifname, bool up);
+
+struct RouteSpec {
+  int family = 0;
+  std::string dst;  // "" with dst_len 0: default route
+  int dst_len = 0;
+  std::string gateway;
+  std::string prefsrc;
+  std::string ifname;  // "" for none
+  int scope = -1;      // -1: what `ip route` picks (add: link without gateway, else universe; del: any)
+  uint32_t table = 254;
+  uint32_t metric = 0;
+};
+
+// RTM_NEWROUTE (create, exclusive) or RTM_DELROUTE, like `ip route add|del`.
+Status ChangeRoute(const Netns& ns, bool add, const RouteSpec& spec);
+
+}  // namespace rtnl
+}  // namespace ember
