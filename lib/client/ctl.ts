@@ -9,13 +9,14 @@ import { GuestAgent } from './guest-agent';
 import { GuestAgentError } from './errors';
 import type { CopyResult, Transfer } from './copy';
 import * as fmt from './format';
+import type { GuestRouteSpec } from './types';
 import { progressBar } from './progress';
 
 interface Globals {
   socket?: string;
   device?: string;
   listen?: string;
-  timeout: number;
+  wait: number;
   json?: boolean;
 }
 
@@ -24,6 +25,12 @@ type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
 function seconds(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds > 0');
+  return n;
+}
+
+function secondsOrZero(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds >= 0 (0: never)');
   return n;
 }
 
@@ -57,7 +64,7 @@ function usage(message: string): never {
 function connectOptions(g: Globals) {
   const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
   if (given !== 1) usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
-  const timeout = g.timeout * 1000;
+  const timeout = g.wait * 1000;
   if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false };
   if (g.device !== undefined) return { device: g.device, timeout, reconnect: false };
   return { listen: g.listen!, timeout, connectTimeout: timeout, reconnect: false };
@@ -67,7 +74,7 @@ function connectOptions(g: Globals) {
 function act(fn: Action) {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
-    const g = cmd.optsWithGlobals() as Globals & Record<string, unknown>;
+    const g = cmd.optsWithGlobals() as Globals;
     const ga = new GuestAgent(connectOptions(g));
     try {
       await ga.connect();
@@ -124,7 +131,7 @@ export function program(): Command {
     .addOption(new Option('-s, --socket <path>', "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on)").env('EMBER_GA_SOCKET'))
     .addOption(new Option('-d, --device <path>', "pty or character device of the port (QEMU chardev pty)").env('EMBER_GA_DEVICE'))
     .addOption(new Option('--listen <path>', 'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)'))
-    .addOption(new Option('-t, --timeout <seconds>', 'per-request timeout').argParser(seconds).default(30))
+    .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
     .showHelpAfterError('(ember-ga-ctl --help lists the commands)')
     .exitOverride();
@@ -162,7 +169,7 @@ export function program(): Command {
   }));
 
   p.command('md5').argument('<path>', 'guest file').description('md5 of a guest file').action(act(async (ga, g, file: string) => {
-    const sum = await ga.md5sum(file, { timeout: Math.max(g.timeout * 1000, 600_000) });
+    const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
     out(g, sum, () => `${sum}  ${file}\n`);
   }));
 
@@ -212,19 +219,18 @@ export function program(): Command {
       out(g, await ga.mkdir(dir, o.mode), () => '');
     }));
 
-  p.command('chmod').argument('<mode>', 'octal mode, e.g. 644').argument('<path>', 'guest path')
-    .description('change mode bits of a guest path').action(act(async (ga, g, mode: string, file: string) => {
-      out(g, await ga.chmod(file, octalMode(mode)), () => '');
+  p.command('chmod').argument('<mode>', 'octal mode, e.g. 644', octalMode).argument('<path>', 'guest path')
+    .description('change mode bits of a guest path').action(act(async (ga, g, mode: number, file: string) => {
+      out(g, await ga.chmod(file, mode), () => '');
     }));
 
-  p.command('chown').argument('<owner>', 'UID[:GID], numeric').argument('<path>', 'guest path')
-    .description('change owner (and group) of a guest path').action(act(async (ga, g, who: string, file: string) => {
-      const { uid, gid } = owner(who);
+  p.command('chown').argument('<owner>', 'UID[:GID], numeric', owner).argument('<path>', 'guest path')
+    .description('change owner (and group) of a guest path').action(act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
       out(g, await ga.chown(file, uid, gid), () => '');
     }));
 
   p.command('freeze').argument('[mount...]', 'mount points to freeze, in order (default: the agent picks, like the reference)')
-    .option('--timeout <seconds>', 'the agent thaws by itself if no thaw comes within this time', seconds)
+    .option('--timeout <seconds>', 'the agent thaws by itself if no thaw comes within this time (0: never; default: the agent\'s --freeze-timeout)', secondsOrZero)
     .description('freeze guest filesystems (before a snapshot)').action(act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
       out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
     }));
@@ -299,15 +305,12 @@ function devName(rest: string[]): string {
 
 const SCOPE_NAMES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
 
-/** `DST [via GW] [dev IFNAME] [src SRC] [scope S]` -> route-add / route-del arguments. */
-export function routeSpec(words: string[]): { dst: string; gateway: string; ifname: string; src: string; scope: number } {
-  const r = { dst: '', gateway: '', ifname: '', src: '', scope: 0 };
-  let i = 0;
+/** `DST [via GW] [dev IFNAME] [src SRC] [scope S]` -> route-add / route-del arguments (absent ones left out). */
+export function routeSpec(words: string[]): GuestRouteSpec {
   if (words.length === 0 || ['via', 'dev', 'src', 'scope'].includes(words[0])) usage('route: the destination comes first (CIDR or default)');
-  r.dst = words[i++];
-  while (i < words.length) {
-    const key = words[i++];
-    const value = words[i++];
+  const r: GuestRouteSpec = { dst: words[0] };
+  for (let i = 1; i < words.length; i += 2) {
+    const [key, value] = [words[i], words[i + 1]];
     if (value === undefined) usage(`route: ${key} needs a value`);
     if (key === 'via') r.gateway = value;
     else if (key === 'dev') r.ifname = value;
@@ -318,7 +321,7 @@ export function routeSpec(words: string[]): { dst: string; gateway: string; ifna
       r.scope = n;
     } else usage(`route: unknown keyword ${JSON.stringify(key)} (expected via, dev, src, scope)`);
   }
-  if (r.dst === 'default') r.dst = r.gateway.includes(':') ? '::/0' : '0.0.0.0/0';
+  if (r.dst === 'default') r.dst = r.gateway?.includes(':') ? '::/0' : '0.0.0.0/0';
   return r;
 }
 
@@ -329,6 +332,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);
+      else if (e.code === 'commander.help' && e.exitCode !== 0) process.stderr.write('ember-ga-ctl: which command? (see above)\n');
       // commander printed its own message; help and version exit 0
       return e.exitCode === 0 ? 0 : 2;
     }

@@ -62,7 +62,7 @@ export interface GuestRoute {
 
 /** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */
 export interface GuestRouteSpec {
-  ifname: string;
+  ifname?: string;
   dst: string;
   gateway?: string;
   src?: string;

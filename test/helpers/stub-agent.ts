@@ -16,6 +16,8 @@ export interface StubOptions {
   silent?: string[];
   /** Milliseconds before answering a request (default: a random 0-1 ms, like concurrent goroutines). */
   delay?: (req: Request) => number;
+  /** Canned return values by command (checked first), for commands the stub does not implement. */
+  answers?: Record<string, unknown>;
 }
 
 export interface Stub {
@@ -50,6 +52,7 @@ export async function startStub(path: string, opts: StubOptions = {}): Promise<S
 
   const run = (req: Request): unknown => {
     const a = req.arguments as Record<string, never>;
+    if (opts.answers && req.execute in opts.answers) return opts.answers[req.execute];
     switch (req.execute) {
       case 'ping':
         return opts.reference ? '0.7.1' : '0.1.0-stub';
