@@ -1,5 +1,6 @@
-// File transfer through the pty bridge: download and upload with 4 KiB and 1 MiB chunks (every
-// copy md5-verified), get-file-md5sum against md5sum on the same warm file, ping latency, and the
+// File transfer through the pty bridge, driven by the project's client (GuestAgent copies with
+// their own md5 check off; every copy is md5-checked here): download and upload with 4 KiB and
+// 1 MiB chunks, get-file-md5sum against md5sum on the same warm file, ping latency, and the
 // agent's peak RSS while moving 1 GiB. Every figure is also a ratio to a baseline: the bridge's
 // ideal base64 payload rate (3/4 of its raw rate, measured in this run), md5sum's time, or the
 // reference agent's figures from the issue.
@@ -8,7 +9,8 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { bridgeThroughput, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
-import type { Driver } from './helpers/driver';
+import { Writable } from 'stream';
+import type { GuestAgent } from '../lib/client/guest-agent';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
 /** phoenix-guest-agent 0.7.1 on this machine through the same bridge (issue 4). */
@@ -21,53 +23,23 @@ const LARGE_FILE = 512 * MiB; // moved with 1 MiB chunks, hashed by get-file-md5
 const DEPTH_4K = 16;
 const DEPTH_1M = 4;
 
-interface ReadAnswer {
-  bufb64: string;
-  eof: boolean;
+/** A sink that drops what it gets: a download measures the transfer, not the host's disk. */
+function nullSink(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }
 
-/** Downloads path in chunks of `size` (undefined: the 0.7.1 default) with `depth` reads in flight. */
-async function download(d: Driver, file: string, size: number | undefined, depth: number): Promise<{ bytes: number; md5: string; seconds: number }> {
+/** Downloads path through the client in chunks of `size` with `depth` reads in flight. */
+async function download(ga: GuestAgent, file: string, size: number, depth: number): Promise<{ bytes: number; md5: string; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  const handle = await d.call<number>('file-open', { path: file });
-  const read = () => d.call<ReadAnswer>('file-read', size ? { handle_id: handle, size } : { handle_id: handle });
-  const hash = crypto.createHash('md5');
-  const inflight: Promise<ReadAnswer>[] = [];
-  for (let i = 0; i < depth; i++) inflight.push(read());
-  let bytes = 0;
-  for (;;) {
-    const r = await inflight.shift()!;
-    if (r.eof) break;
-    const buf = Buffer.from(r.bufb64, 'base64');
-    hash.update(buf);
-    bytes += buf.length;
-    inflight.push(read());
-  }
-  await Promise.all(inflight); // reads sent past the end answer eof too
-  return { bytes, md5: hash.digest('hex'), seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const r = await ga.copyFrom(file, nullSink(), { chunkSize: size, inFlight: depth, verify: false });
+  return { bytes: r.bytes, md5: r.md5, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
-/** Uploads src to dst in chunks of `chunk` bytes with `depth` writes in flight; the last carries eof. */
-async function upload(d: Driver, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
-  const fd = fs.openSync(src, 'r');
-  const total = fs.fstatSync(fd).size;
-  const buf = Buffer.allocUnsafe(chunk);
+/** Uploads src to dst through the client in chunks of `chunk` bytes with `depth` writes in flight. */
+async function upload(ga: GuestAgent, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  try {
-    const handle = await d.call<number>('file-open', { path: dst, mode: 'w' });
-    const inflight: Promise<unknown>[] = [];
-    let off = 0;
-    do {
-      const n = fs.readSync(fd, buf, 0, chunk, off);
-      off += n;
-      inflight.push(d.call('file-write', { handle_id: handle, bufb64: buf.toString('base64', 0, n), eof: off >= total }));
-      if (inflight.length >= depth) await inflight.shift();
-    } while (off < total);
-    await Promise.all(inflight);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { bytes: total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false });
+  return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
 function md5Local(file: string): string {
@@ -109,13 +81,13 @@ export async function run(out: Reporter): Promise<void> {
   const agent: BridgedAgent = await startBridgedAgent();
   const dir = fs.mkdtempSync(path.join(agent.bridge.dir, 'files-'));
   try {
-    const d = agent.driver;
+    const d = agent.client;
 
     out.heading('ping (one at a time)');
     const lat: number[] = [];
     for (let i = 0; i < 3000; i++) {
       const t0 = process.hrtime.bigint();
-      await d.call('ping');
+      await d.ping();
       if (i >= 200) lat.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     lat.sort((a, b) => a - b);
@@ -131,7 +103,7 @@ export async function run(out: Reporter): Promise<void> {
     const check = (what: string, got: string, want: string) => {
       if (got !== want) throw new Error(`${what}: md5 ${got}, expected ${want}`);
     };
-    const down = async (label: string, file: string, want: string, size: number | undefined, depth: number, ref?: number) => {
+    const down = async (label: string, file: string, want: string, size: number, depth: number, ref?: number) => {
       const r = await download(d, file, size, depth);
       check(label, r.md5, want);
       const rate = mibps(r.bytes, r.seconds);
@@ -147,8 +119,8 @@ export async function run(out: Reporter): Promise<void> {
     };
 
     out.heading(`4 KiB chunks, ${SMALL_FILE / MiB} MiB file, md5-verified (reference: ${REFERENCE.down4k} down, ${REFERENCE.up4k} up)`);
-    await down('download 4 KiB, 1 in flight', small, smallMd5, undefined, 1, REFERENCE.down4k);
-    await down(`download 4 KiB, ${DEPTH_4K} in flight`, small, smallMd5, undefined, DEPTH_4K, REFERENCE.down4k);
+    await down('download 4 KiB, 1 in flight', small, smallMd5, 4096, 1, REFERENCE.down4k);
+    await down(`download 4 KiB, ${DEPTH_4K} in flight`, small, smallMd5, 4096, DEPTH_4K, REFERENCE.down4k);
     await up('upload 4 KiB, 1 in flight', small, smallMd5, 4096, 1, REFERENCE.up4k);
     await up(`upload 4 KiB, ${DEPTH_4K} in flight`, small, smallMd5, 4096, DEPTH_4K, REFERENCE.up4k);
 
@@ -166,7 +138,7 @@ export async function run(out: Reporter): Promise<void> {
     for (let i = 0; i < 3; i++) {
       toolBest = Math.min(toolBest, timeIt(() => check('md5sum', md5Local(large), largeMd5)));
       const t0 = process.hrtime.bigint();
-      check('get-file-md5sum', await d.call<string>('get-file-md5sum', { path: large }), largeMd5);
+      check('get-file-md5sum', await d.md5sum(large), largeMd5);
       agentBest = Math.min(agentBest, Number(process.hrtime.bigint() - t0) / 1e9);
     }
     out.row('md5sum', `${(toolBest * 1000).toFixed(0)} ms`);
