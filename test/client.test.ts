@@ -289,14 +289,14 @@ test('100 MiB each way over the unix socket, md5-verified, progress to the end, 
   }
 }, { needs: files, timeout: 60_000 });
 
-test('over a pty: 16 MiB each way, md5-verified', async () => {
+test('over a pty: 100 MiB each way, md5-verified', async () => {
   const agent = await startAgent();
   const dir = tmpDir();
   const bridge = await startPtyBridge(dir, agent.socket);
   const ga = await GuestAgent.connect({ device: bridge.device });
   try {
     const src = path.join(dir, 'src');
-    const sum = randomFile(src, 16 * MiB + 5);
+    const sum = randomFile(src, 100 * MiB + 5);
     assert.is((await ga.copyTo(src, path.join(dir, 'guest'))).md5, sum);
     assert.is((await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'))).md5, sum);
     assert.is(md5Of(path.join(dir, 'back')), sum);
