@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
-import { startAgent, startAgentWith, tmpDir } from './helpers/agent';
+import { startAgent, startAgentWith, tmpDir, type RunningAgent } from './helpers/agent';
 import { agentHas, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
 import { command, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
@@ -40,50 +40,55 @@ async function withStub<T>(opts: Parameters<typeof startStub>[1], fn: (ga: Guest
   }
 }
 
-test('real agent: typed calls, 300 requests in flight matched by tag, features', async () => {
-  const agent = await startAgent();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
+/** A real agent (flags), a temp dir, a client on its socket or through a pty bridge; all cleaned up. */
+async function withAgent(fn: (ga: GuestAgent, dir: string, agent: RunningAgent) => Promise<void>, opts: { flags?: string[]; pty?: boolean } = {}): Promise<void> {
+  const agent = await startAgent(opts.flags);
+  const dir = tmpDir();
+  const bridge = opts.pty ? await startPtyBridge(dir, agent.socket) : undefined;
+  let ga: GuestAgent | undefined;
   try {
-    const version = await ga.ping();
-    assert.match(version, /^\d+\.\d+\.\d+/);
-    const all = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? ga.ping() : ga.commands())));
-    all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
-    assert.is(ga.inFlight, 0);
-    const f = await ga.features();
-    assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true });
-    assert.is((await ga.agentInfo()).name, 'ember-ga');
-    assert.is(await ga.call('ping'), version);
+    ga = await GuestAgent.connect(bridge ? { device: bridge.device } : { socket: agent.socket });
+    await fn(ga, dir, agent);
   } finally {
-    await ga.close();
+    await ga?.close();
+    await bridge?.stop();
     await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
-test('real agent: guest errors are GuestAgentError with the decoded message and code', async () => {
-  const agent = await startAgent();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
-  try {
-    let e = await rejects(ga.call('no-such-command'));
-    assert.is(e.message, 'Unknown command: no-such-command');
-    assert.is(e.code, 'EGUEST');
-    assert.is(e.errno, -1);
-    assert.is(e.remote, true);
-    assert.is(e.command, 'no-such-command');
-    // The agent keeps serving after errors.
-    assert.ok(await ga.ping());
-    if (agentHas('file-open')() === undefined) {
-      e = await rejects(ga.stat('/nonexistent/ember-ga'));
-      assert.is(e.code, 'ENOENT');
-      assert.is(e.errno, 2);
-      assert.match(e.message, /no such file or directory/);
-      e = await rejects(ga.call('file-read', { handle_id: 'x' }));
-      assert.match(e.message, /handle_id/);
-    }
-  } finally {
-    await ga.close();
-    await agent.stop();
-  }
-});
+test('real agent: typed calls, 300 requests in flight matched by tag, features', () =>
+  withAgent(async (ga) => {
+      const version = await ga.ping();
+      assert.match(version, /^\d+\.\d+\.\d+/);
+      const all = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? ga.ping() : ga.commands())));
+      all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
+      assert.is(ga.inFlight, 0);
+      const f = await ga.features();
+      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true });
+      assert.is((await ga.agentInfo()).name, 'ember-ga');
+      assert.is(await ga.call('ping'), version);
+  }));
+
+test('real agent: guest errors are GuestAgentError with the decoded message and code', () =>
+  withAgent(async (ga) => {
+      let e = await rejects(ga.call('no-such-command'));
+      assert.is(e.message, 'Unknown command: no-such-command');
+      assert.is(e.code, 'EGUEST');
+      assert.is(e.errno, -1);
+      assert.is(e.remote, true);
+      assert.is(e.command, 'no-such-command');
+      // The agent keeps serving after errors.
+      assert.ok(await ga.ping());
+      if (agentHas('file-open')() === undefined) {
+        e = await rejects(ga.stat('/nonexistent/ember-ga'));
+        assert.is(e.code, 'ENOENT');
+        assert.is(e.errno, 2);
+        assert.match(e.message, /no such file or directory/);
+        e = await rejects(ga.call('file-read', { handle_id: 'x' }));
+        assert.match(e.message, /handle_id/);
+      }
+  }));
 
 test('connection failures: missing socket, missing device, nobody listening', async () => {
   const dir = tmpDir();
@@ -258,11 +263,8 @@ test('pty (QEMU chardev pty): calls, hang-up fails requests in flight, reconnect
 
 // ---- copies against the real agent (need the file commands) ----
 
-test('100 MiB each way over the unix socket, md5-verified, progress to the end, no temp files', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
-  try {
+test('100 MiB each way over the unix socket, md5-verified, progress to the end, no temp files', () =>
+  withAgent(async (ga, dir) => {
     const src = path.join(dir, 'src');
     const sum = randomFile(src, 100 * MiB);
     const seen: Progress[] = [];
@@ -282,37 +284,19 @@ test('100 MiB each way over the unix socket, md5-verified, progress to the end, 
     assert.ok(events >= 100);
     assert.is(md5Of(path.join(dir, 'back')), sum);
     assert.equal(partFiles(dir), []);
-  } finally {
-    await ga.close();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: files, timeout: 60_000 });
+  }), { needs: files, timeout: 60_000 });
 
-test('over a pty: 100 MiB each way, md5-verified', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  const bridge = await startPtyBridge(dir, agent.socket);
-  const ga = await GuestAgent.connect({ device: bridge.device });
-  try {
+test('over a pty: 100 MiB each way, md5-verified', () =>
+  withAgent(async (ga, dir) => {
     const src = path.join(dir, 'src');
     const sum = randomFile(src, 100 * MiB + 5);
     assert.is((await ga.copyTo(src, path.join(dir, 'guest'))).md5, sum);
     assert.is((await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'))).md5, sum);
     assert.is(md5Of(path.join(dir, 'back')), sum);
-  } finally {
-    await ga.close();
-    await bridge.stop();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: [...files, command('socat')], timeout: 60_000 });
+  }, { pty: true }), { needs: [...files, command('socat')], timeout: 60_000 });
 
-test('agent with --no-large-reads: 4096-byte reads, still pipelined and verified', async () => {
-  const agent = await startAgent(['--no-large-reads']);
-  const dir = tmpDir();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
-  try {
+test('agent with --no-large-reads: 4096-byte reads, still pipelined and verified', () =>
+  withAgent(async (ga, dir) => {
     const f = await ga.features();
     assert.is(f.maxReadSize, 4096);
     const src = path.join(dir, 'src');
@@ -322,12 +306,7 @@ test('agent with --no-large-reads: 4096-byte reads, still pipelined and verified
     const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
     assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, 4096, 64]);
     assert.is(md5Of(path.join(dir, 'back')), sum);
-  } finally {
-    await ga.close();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: files });
+  }, { flags: ['--no-large-reads'] }), { needs: files });
 
 test('agent killed mid-copy: a clear error, no partial file (unless keepPartial)', async () => {
   const dir = tmpDir();
@@ -373,11 +352,8 @@ test('agent killed mid-copy: a clear error, no partial file (unless keepPartial)
   }
 }, { needs: files, timeout: 60_000 });
 
-test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
-  try {
+test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', () =>
+  withAgent(async (ga, dir) => {
     let e = await rejects(ga.copyFrom('/nonexistent/ember-ga/x', path.join(dir, 'x')));
     assert.is(e.code, 'ENOENT');
     assert.is(e.remote, true);
@@ -393,18 +369,10 @@ test('copy errors: missing guest file, a directory, a missing guest directory, a
     );
     assert.equal(partFiles(dir), []);
     assert.ok(await ga.ping());
-  } finally {
-    await ga.close();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: files });
+  }), { needs: files });
 
-test('streams: copyTo from a Readable, copyFrom into a Writable, empty files', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  const ga = await GuestAgent.connect({ socket: agent.socket });
-  try {
+test('streams: copyTo from a Readable, copyFrom into a Writable, empty files', () =>
+  withAgent(async (ga, dir) => {
     const parts = Array.from({ length: 50 }, (_, i) => Buffer.alloc(30_001 + i, i));
     const whole = Buffer.concat(parts);
     const up = await ga.copyTo(Readable.from(parts), path.join(dir, 'g'), { perm: 0o600 });
@@ -419,12 +387,7 @@ test('streams: copyTo from a Readable, copyFrom into a Writable, empty files', a
     assert.is((await ga.copyTo(path.join(dir, 'empty'), path.join(dir, 'g-empty'))).bytes, 0);
     assert.is((await ga.copyFrom(path.join(dir, 'g-empty'), path.join(dir, 'back-empty'))).bytes, 0);
     assert.is(fs.readFileSync(path.join(dir, 'back-empty')).length, 0);
-  } finally {
-    await ga.close();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: files });
+  }), { needs: files });
 
 test.run();
 void sleep;
