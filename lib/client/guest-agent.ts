@@ -175,8 +175,9 @@ export class GuestAgent extends EventEmitter {
     }
     const tag = this.tagPrefix + ++this.seq;
     const line = JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n';
-    if (line.length - 2 > this.maxLineBytes) {
-      throw hostError('EMSGSIZE', `${command}: request of ${line.length - 2} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command);
+    if (line.length - 2 > this.maxLineBytes / 3) {
+      const bytes = Buffer.byteLength(line) - 2; // only when it could matter: a scan of the line
+      if (bytes > this.maxLineBytes) throw hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command);
     }
     const timeout = opts.timeout ?? this.timeout;
     return new Promise<T>((resolve, reject) => {
