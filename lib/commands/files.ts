@@ -148,8 +148,8 @@ export const fileCommands = [
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return { bufb64: '', eof: true };
-      return handleFor(ctx, id, 'r', 'file-read').read(size).then((buf) => {
-        if (buf.length > 0) return { bufb64: buf.toString('base64'), eof: false };
+      return handleFor(ctx, id, 'r', 'file-read').readBase64(size).then((text) => {
+        if (text.length > 0) return { bufb64: text, eof: false };
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return { bufb64: '', eof: true };
       });
