@@ -168,3 +168,53 @@ async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
     await bridge.close();
   }
 }
+
+/**
+ * The bridge's ceiling for downloads in request/response form, with no agent: the guest side
+ * answers each small request line with a line as long as the base64 of `chunk` bytes, with
+ * `depth` requests in flight. Returns the payload rate (chunk bytes per answer), MiB/s. Traffic
+ * in both directions at once costs the pty bridge throughput, which this shows apart from
+ * anything the agent does.
+ */
+export async function bridgeRequestResponse(chunk: number, depth: number, bytes = 128 * 1024 * 1024): Promise<number> {
+  const bridge = await startBridge();
+  let port: NativePort | undefined;
+  let sock: net.Socket | undefined;
+  try {
+    const answer = Buffer.alloc(Math.ceil(chunk / 3) * 4 + 1, 0x41);
+    answer[answer.length - 1] = 0x0a;
+    port = new native.Port(bridge.pty, (type, arg) => {
+      if (type !== 'data') return;
+      const d = arg as Buffer;
+      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) port!.write(answer);
+    });
+    const s = await new Promise<net.Socket>((resolve, reject) => {
+      const c = net.createConnection(bridge.hostSocket, () => resolve(c));
+      c.once('error', reject);
+    });
+    sock = s;
+    const total = Math.ceil(bytes / chunk);
+    let sent = 0;
+    let got = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    s.on('data', (d: Buffer) => {
+      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) {
+        if (++got >= total) done();
+        else if (sent < total) {
+          sent++;
+          s.write('r\n');
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = process.hrtime.bigint();
+    for (; sent < Math.min(depth, total); sent++) s.write('r\n');
+    await finished;
+    return (total * chunk) / (1024 * 1024) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  } finally {
+    sock?.destroy();
+    port?.close();
+    await bridge.close();
+  }
+}

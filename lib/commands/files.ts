@@ -109,6 +109,16 @@ function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): 
   return h;
 }
 
+/** `true` once p fulfils; a Node fs error becomes a SystemError (errno code, Go-style message). */
+function succeeds(p: Promise<unknown>): Promise<true> {
+  return p.then(
+    () => true,
+    (e) => {
+      throw toSystemError(e);
+    },
+  );
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -177,7 +187,7 @@ export const fileCommands = [
     name: 'file-close',
     doc: 'Closes a handle after its queued operations; true also for an unknown handle.',
     args: { handle_id: handleId },
-    handler: (args, ctx) => handles(ctx).close(args.handle_id).then(() => true),
+    handler: (args, ctx) => succeeds(handles(ctx).close(args.handle_id)),
   }),
   defineCommand({
     name: 'get-file-md5sum',
@@ -193,14 +203,7 @@ export const fileCommands = [
       uid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric uid; -1 leaves it.' },
       gid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric gid; -1 leaves it.' },
     },
-    handler: async (args) => {
-      try {
-        await fs.promises.chown(args.path, args.uid, args.gid);
-      } catch (e) {
-        throw toSystemError(e);
-      }
-      return true;
-    },
+    handler: (args) => succeeds(fs.promises.chown(args.path, args.uid, args.gid)),
   }),
   defineCommand({
     name: 'file-chmod',
@@ -209,14 +212,7 @@ export const fileCommands = [
       path,
       perm: { type: 'int', required: true, min: 0, max: 0xffffffff, doc: 'Mode bits, decimal (493 = 0755).' },
     },
-    handler: async (args) => {
-      try {
-        await fs.promises.chmod(args.path, args.perm & 0o7777);
-      } catch (e) {
-        throw toSystemError(e);
-      }
-      return true;
-    },
+    handler: (args) => succeeds(fs.promises.chmod(args.path, args.perm & 0o7777)),
   }),
   defineCommand({
     name: 'file-stat',
@@ -231,7 +227,7 @@ export const fileCommands = [
       path,
       perm: { type: 'int', default: 493, min: 0, max: 0xffffffff, doc: 'Mode bits of created directories, decimal.' },
     },
-    handler: (args) => mkdirAll(args.path, args.perm).then(() => true),
+    handler: (args) => succeeds(mkdirAll(args.path, args.perm)),
   }),
   defineCommand({
     name: 'directory-list',
