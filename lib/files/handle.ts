@@ -111,7 +111,7 @@ export class FileHandle {
   private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean): Promise<T> {
     const bad = this.refuse('read', 'r');
     if (bad) return Promise.reject(bad);
-    if (!Number.isSafeInteger(size) || size < 0) return Promise.reject(new RangeError(`read size must be an integer >= 0, got ${size}`));
+    if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
     if (this.pending === 0 && this.cacheReads && !this.stream) {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
       const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
