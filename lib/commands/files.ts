@@ -6,6 +6,7 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { AgentError, toSystemError } from '../errors';
+import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
 import { DEFAULT_READ_SIZE, openFile, type FileHandle } from '../files/handle';
@@ -159,7 +160,8 @@ export const fileCommands = [
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return { bufb64: '', eof: true };
       return handleFor(ctx, id, 'r', 'file-read').readBase64(size).then((text) => {
-        if (text.length > 0) return { bufb64: text, eof: false };
+        // Base64 needs no JSON escaping: the answer is spliced, not stringified.
+        if (text.length > 0) return new RawJson(`{"bufb64":"${text}","eof":false}`);
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return { bufb64: '', eof: true };
       });
