@@ -1,6 +1,5 @@
-// File transfer through the pty bridge, driven by the project's client (GuestAgent copies with
-// their own md5 check off; every copy is md5-checked here): download and upload with 4 KiB and
-// 1 MiB chunks, get-file-md5sum against md5sum on the same warm file, ping latency, and the
+// File transfer through the pty bridge: download and upload with 4 KiB and 1 MiB chunks (every
+// copy md5-verified), get-file-md5sum against md5sum on the same warm file, ping latency, and the
 // agent's peak RSS while moving 1 GiB. Every figure is also a ratio to a baseline: the bridge's
 // ideal base64 payload rate (3/4 of its raw rate, measured in this run), md5sum's time, or the
 // reference agent's figures from the issue.
@@ -8,38 +7,74 @@ import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { bridgeThroughput, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
-import { Writable } from 'stream';
-import type { GuestAgent } from '../lib/client/guest-agent';
+import { bridgeRequestResponse, bridgeThroughput, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
+import type { Driver } from './helpers/driver';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
 /** phoenix-guest-agent 0.7.1 on this machine through the same bridge (issue 4). */
 const REFERENCE = { down4k: 17.3, up4k: 13.1, md5: 0.96, pingP50us: 134 };
 
 const MiB = 1024 * 1024;
-const SMALL_FILE = 64 * MiB; // moved with 4 KiB chunks
-const LARGE_FILE = 512 * MiB; // moved with 1 MiB chunks, hashed by get-file-md5sum
+const SMALL_FILE = 32 * MiB; // moved with 4 KiB chunks
+const LARGE_FILE = 256 * MiB; // moved with 1 MiB chunks; twice over, hashed by get-file-md5sum
+/** Every transfer runs this many times (the 1 MiB ones alone move 3 x 2 x 256 MiB = 1.5 GiB). */
+const ROUNDS = 3;
 /** Requests in flight on one handle, the way a pipelining host moves data. */
 const DEPTH_4K = 16;
 const DEPTH_1M = 4;
 
-/** A sink that drops what it gets: a download measures the transfer, not the host's disk. */
-function nullSink(): Writable {
-  return new Writable({ write: (_chunk, _enc, cb) => cb() });
+interface ReadAnswer {
+  bufb64: string;
+  eof: boolean;
 }
 
-/** Downloads path through the client in chunks of `size` with `depth` reads in flight. */
-async function download(ga: GuestAgent, file: string, size: number, depth: number): Promise<{ bytes: number; md5: string; seconds: number }> {
+/**
+ * Downloads `file` into `dst` in chunks of `size` (undefined: the 0.7.1 default) with `depth`
+ * reads in flight. The copy is md5-verified afterwards, like a host that saves what it receives.
+ */
+async function download(d: Driver, file: string, dst: string, size: number | undefined, depth: number): Promise<{ bytes: number; seconds: number }> {
+  const out = fs.openSync(dst, 'w');
   const t0 = process.hrtime.bigint();
-  const r = await ga.copyFrom(file, nullSink(), { chunkSize: size, inFlight: depth, verify: false });
-  return { bytes: r.bytes, md5: r.md5, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  let bytes = 0;
+  try {
+    const handle = await d.call<number>('file-open', { path: file });
+    const inflight: Promise<{ data: Buffer; eof: boolean }>[] = [];
+    for (let i = 0; i < depth; i++) inflight.push(d.read(handle, size));
+    for (;;) {
+      const r = await inflight.shift()!;
+      if (r.eof) break;
+      fs.writeSync(out, r.data);
+      bytes += r.data.length;
+      inflight.push(d.read(handle, size));
+    }
+    await Promise.all(inflight); // reads sent past the end answer eof too
+  } finally {
+    fs.closeSync(out);
+  }
+  return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
-/** Uploads src to dst through the client in chunks of `chunk` bytes with `depth` writes in flight. */
-async function upload(ga: GuestAgent, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
+/** Uploads src to dst in chunks of `chunk` bytes with `depth` writes in flight; the last carries eof. */
+async function upload(d: Driver, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
+  const fd = fs.openSync(src, 'r');
+  const total = fs.fstatSync(fd).size;
+  const buf = Buffer.allocUnsafe(chunk);
   const t0 = process.hrtime.bigint();
-  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false });
-  return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  try {
+    const handle = await d.call<number>('file-open', { path: dst, mode: 'w' });
+    const inflight: Promise<unknown>[] = [];
+    let off = 0;
+    do {
+      const n = fs.readSync(fd, buf, 0, chunk, off);
+      off += n;
+      inflight.push(d.write(handle, buf.subarray(0, n), off >= total));
+      if (inflight.length >= depth) await inflight.shift();
+    } while (off < total);
+    await Promise.all(inflight);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { bytes: total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
 function md5Local(file: string): string {
@@ -71,78 +106,107 @@ function timeIt(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-export async function run(out: Reporter): Promise<void> {
-  out.heading('transport: socat PTY,raw,echo=0 <-> UNIX-LISTEN (the bridge, no agent)');
-  const raw = await bridgeThroughput();
-  const ideal = { down: raw.down * 0.75, up: raw.up * 0.75 };
-  out.row('raw guest->host', `${raw.down.toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.down.toFixed(1)} MiB/s`);
-  out.row('raw host->guest', `${raw.up.toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`);
+/** Best (highest) value seen per key, over the rounds of a noisy run. */
+class Best {
+  private readonly v = new Map<string, number>();
+  add(key: string, x: number): void {
+    this.v.set(key, Math.max(this.v.get(key) ?? -Infinity, x));
+  }
+  get(key: string): number {
+    return this.v.get(key)!;
+  }
+}
 
+export async function run(out: Reporter): Promise<void> {
   const agent: BridgedAgent = await startBridgedAgent();
   const dir = fs.mkdtempSync(path.join(agent.bridge.dir, 'files-'));
   try {
-    const d = agent.client;
-
-    out.heading('ping (one at a time)');
-    const lat: number[] = [];
-    for (let i = 0; i < 3000; i++) {
-      const t0 = process.hrtime.bigint();
-      await d.ping();
-      if (i >= 200) lat.push(Number(process.hrtime.bigint() - t0) / 1000);
-    }
-    lat.sort((a, b) => a - b);
-    const p50 = percentile(lat, 50);
-    out.row('ping p50', `${p50.toFixed(0)} us`, `${ratio(p50 / REFERENCE.pingP50us)} reference's ${REFERENCE.pingP50us} us (lower is better)`);
-    out.row('ping p99', `${percentile(lat, 99).toFixed(0)} us`);
-
+    const d = agent.driver;
     const small = path.join(dir, 'small.bin');
     const smallMd5 = makeRandomFile(small, SMALL_FILE);
     const large = path.join(dir, 'large.bin');
     const largeMd5 = makeRandomFile(large, LARGE_FILE);
-
     const check = (what: string, got: string, want: string) => {
       if (got !== want) throw new Error(`${what}: md5 ${got}, expected ${want}`);
     };
-    const down = async (label: string, file: string, want: string, size: number, depth: number, ref?: number) => {
-      const r = await download(d, file, size, depth);
-      check(label, r.md5, want);
-      const rate = mibps(r.bytes, r.seconds);
-      out.row(label, `${rate.toFixed(1)} MiB/s`, `${ref ? `${ratio(rate / ref)} reference, ` : ''}${ratio(rate / ideal.down)} ideal`);
-    };
-    const up = async (label: string, file: string, want: string, chunk: number, depth: number, ref?: number) => {
-      const dst = path.join(dir, 'upload.bin');
-      const r = await upload(d, file, dst, chunk, depth);
-      check(label, md5Local(dst), want);
-      fs.rmSync(dst);
-      const rate = mibps(r.bytes, r.seconds);
-      out.row(label, `${rate.toFixed(1)} MiB/s`, `${ref ? `${ratio(rate / ref)} reference, ` : ''}${ratio(rate / ideal.up)} ideal`);
-    };
 
-    out.heading(`4 KiB chunks, ${SMALL_FILE / MiB} MiB file, md5-verified (reference: ${REFERENCE.down4k} down, ${REFERENCE.up4k} up)`);
-    await down('download 4 KiB, 1 in flight', small, smallMd5, 4096, 1, REFERENCE.down4k);
-    await down(`download 4 KiB, ${DEPTH_4K} in flight`, small, smallMd5, 4096, DEPTH_4K, REFERENCE.down4k);
-    await up('upload 4 KiB, 1 in flight', small, smallMd5, 4096, 1, REFERENCE.up4k);
-    await up(`upload 4 KiB, ${DEPTH_4K} in flight`, small, smallMd5, 4096, DEPTH_4K, REFERENCE.up4k);
-
-    out.heading(`1 MiB chunks, ${LARGE_FILE / MiB} MiB file, md5-verified (goal: >= 0.60x ideal)`);
-    fs.writeFileSync(`/proc/${agent.pid}/clear_refs`, '5'); // reset VmHWM: measure the peak of this 1 GiB only
-    await down(`download 1 MiB, ${DEPTH_1M} in flight`, large, largeMd5, MiB, DEPTH_1M);
-    await up(`upload 1 MiB, ${DEPTH_1M} in flight`, large, largeMd5, MiB, DEPTH_1M);
+    // Transfers, ROUNDS times, each round next to a fresh measurement of the bridge itself; the
+    // best of each is kept (load from other processes only ever slows things down).
+    const best = new Best();
+    const transfers: { key: string; dir: 'down' | 'up'; file: string; want: string; chunk: number; depth: number }[] = [
+      { key: 'download 4 KiB, 1 in flight', dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: 1 },
+      { key: `download 4 KiB, ${DEPTH_4K} in flight`, dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
+      { key: 'upload 4 KiB, 1 in flight', dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: 1 },
+      { key: `upload 4 KiB, ${DEPTH_4K} in flight`, dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
+      { key: `download 1 MiB, ${DEPTH_1M} in flight`, dir: 'down', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
+      { key: `upload 1 MiB, ${DEPTH_1M} in flight`, dir: 'up', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
+    ];
+    fs.writeFileSync(`/proc/${agent.pid}/clear_refs`, '5'); // reset VmHWM: the peak of the transfers only
+    let moved = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const raw = await bridgeThroughput();
+      best.add('raw down', raw.down);
+      best.add('raw up', raw.up);
+      for (const t of transfers) {
+        if (t.dir === 'down') best.add(`ceiling ${t.key}`, await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? 128 * MiB : 16 * MiB));
+      }
+      for (const t of transfers) {
+        const copy = path.join(dir, 'copy.bin');
+        const r = t.dir === 'down'
+          ? await download(d, t.file, copy, t.chunk === 4096 ? undefined : t.chunk, t.depth)
+          : await upload(d, t.file, copy, t.chunk, t.depth);
+        check(t.key, md5Local(copy), t.want);
+        fs.rmSync(copy);
+        moved += r.bytes;
+        best.add(t.key, mibps(r.bytes, r.seconds));
+      }
+    }
     const hwm = vmHWMKiB(agent.pid);
-    out.row('agent peak RSS moving 1 GiB', `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
 
-    out.heading(`get-file-md5sum vs md5sum, ${LARGE_FILE / MiB} MiB warm file (best of 3; reference ${REFERENCE.md5}x)`);
-    md5Local(large); // warm the page cache
+    const ideal = { down: best.get('raw down') * 0.75, up: best.get('raw up') * 0.75 };
+    out.heading(`transport: socat PTY,raw,echo=0 <-> UNIX-LISTEN, no agent (best of ${ROUNDS})`);
+    out.row('raw guest->host', `${best.get('raw down').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.down.toFixed(1)} MiB/s`);
+    out.row('raw host->guest', `${best.get('raw up').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`);
+    out.note('ceiling: the bridge alone answering each request with a line of that size (a download with no agent work)');
+    for (const t of transfers) {
+      if (t.dir === 'down') out.row(`ceiling ${t.key.replace('download ', '')}`, `${best.get(`ceiling ${t.key}`).toFixed(1)} MiB/s`, `${ratio(best.get(`ceiling ${t.key}`) / ideal.down)} ideal`);
+    }
+    out.heading(`transfers, md5-verified, best of ${ROUNDS} (4 KiB: ${SMALL_FILE / MiB} MiB file, goal >= 2x reference; 1 MiB: ${LARGE_FILE / MiB} MiB file, goal >= 0.60x ideal)`);
+    for (const t of transfers) {
+      const rate = best.get(t.key);
+      const ref = t.chunk === 4096 ? (t.dir === 'down' ? REFERENCE.down4k : REFERENCE.up4k) : undefined;
+      const rr = t.dir === 'down' ? `, ${ratio(rate / best.get(`ceiling ${t.key}`))} ceiling` : '';
+      out.row(t.key, `${rate.toFixed(1)} MiB/s`, `${ref ? `${ratio(rate / ref)} reference (${ref}), ` : ''}${ratio(rate / ideal[t.dir])} ideal${rr}`);
+    }
+    out.row(`agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`, `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
+
+    out.heading('ping, one at a time, 3000 after 200 warm-up');
+    const lat: number[] = [];
+    for (let i = 0; i < 3200; i++) {
+      const t0 = process.hrtime.bigint();
+      await d.call('ping');
+      if (i >= 200) lat.push(Number(process.hrtime.bigint() - t0) / 1000);
+    }
+    lat.sort((a, b) => a - b);
+    const p50 = percentile(lat, 50);
+    out.row('ping p50', `${p50.toFixed(0)} us`, `${ratio(p50 / REFERENCE.pingP50us)} the reference's ${REFERENCE.pingP50us} us (lower is better)`);
+    out.row('ping p99', `${percentile(lat, 99).toFixed(0)} us`);
+
+    const md5file = path.join(dir, 'md5.bin');
+    fs.copyFileSync(large, md5file);
+    fs.appendFileSync(md5file, fs.readFileSync(large));
+    const md5want = md5Local(md5file); // also warms the page cache
+    out.heading(`get-file-md5sum vs md5sum, ${(2 * LARGE_FILE) / MiB} MiB warm file, best of 3 (goal <= 0.90x; reference ${REFERENCE.md5}x)`);
     let agentBest = Infinity;
     let toolBest = Infinity;
     for (let i = 0; i < 3; i++) {
-      toolBest = Math.min(toolBest, timeIt(() => check('md5sum', md5Local(large), largeMd5)));
+      toolBest = Math.min(toolBest, timeIt(() => check('md5sum', md5Local(md5file), md5want)));
       const t0 = process.hrtime.bigint();
-      check('get-file-md5sum', await d.md5sum(large), largeMd5);
+      check('get-file-md5sum', await d.call<string>('get-file-md5sum', { path: md5file }), md5want);
       agentBest = Math.min(agentBest, Number(process.hrtime.bigint() - t0) / 1e9);
     }
     out.row('md5sum', `${(toolBest * 1000).toFixed(0)} ms`);
-    out.row('get-file-md5sum', `${(agentBest * 1000).toFixed(0)} ms`, `${ratio(agentBest / toolBest)} md5sum's time (goal <= 0.90x)`);
+    out.row('get-file-md5sum', `${(agentBest * 1000).toFixed(0)} ms`, `${ratio(agentBest / toolBest)} md5sum's time`);
   } finally {
     await agent.stop();
   }

@@ -7,6 +7,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
 import { decodeBase64 } from '../lib/commands/files';
+import { RawJson, encodeReturn } from '../lib/protocol';
 import { baseName } from '../lib/files/stat';
 import { tmpDir } from './helpers/agent';
 import { command, suite } from './helpers/harness';
@@ -156,6 +157,12 @@ test('decodeBase64 is strict: bad characters, bad length, URL alphabet, inner pa
   for (const bad of ['aGVsbG8', 'aGVsbG8!', 'aG Vs', 'aGk', '-_-_', 'aG==aGk=', 'a===', '====', 'aGVsbG8K\u00e9AAA']) {
     assert.is(decodeBase64(bad), undefined, JSON.stringify(bad));
   }
+});
+
+test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () => {
+  const line = encodeReturn(new RawJson('{"bufb64":"QUJD","eof":false}'), '<t>');
+  assert.is(line, '{"return":{"bufb64":"QUJD","eof":false},"tag":"\\u003ct\\u003e"}\n');
+  assert.equal(JSON.parse(line), { return: { bufb64: 'QUJD', eof: false }, tag: '<t>' });
 });
 
 test.run();

@@ -182,6 +182,35 @@ test('get-file-md5sum: lowercase hex; empty file; directory is EISDIR', async ({
   await fails(c, 'get-file-md5sum', { path: dir }, 21, /^read /);
 });
 
+test('a directory opened for reading: file-read is EISDIR, the agent goes on', async ({ c, dir }) => {
+  const h = (await c.ok('file-open', { path: dir })) as number;
+  await fails(c, 'file-read', { handle_id: h }, 21, /^read .*: /);
+  assert.is(await c.ok('file-close', { handle_id: h }), true);
+});
+
+test('a full filesystem: ENOSPC, then every later write on the handle fails too', async ({ c, dir }) => {
+  const mnt = path.join(dir, 'tiny');
+  fs.mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+  try {
+    const h = (await c.ok('file-open', { path: path.join(mnt, 'f'), mode: 'w' })) as number;
+    const chunk = crypto.randomBytes(16 * 1024).toString('base64');
+    const answers: Answer[] = [];
+    for (let i = 0; i < 8; i++) answers.push(await c.call('file-write', { handle_id: h, bufb64: chunk }));
+    const first = answers.findIndex((a) => a.error);
+    assert.ok(first > 0 && first <= 4, `first failure at ${first}`);
+    assert.is(answers[first].error!.code, 28);
+    assert.match(errorMessage(answers[first]), /^write .*: no space left on device$/);
+    for (const a of answers.slice(first + 1)) {
+      assert.is(a.error?.code, 28);
+      assert.match(errorMessage(a), /an earlier write failed .*nothing more is written to this handle/);
+    }
+    assert.is(await c.ok('file-close', { handle_id: h }), true);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+}, { needs: [root, command('mount')] });
+
 test('empty file: first read is eof; an empty upload creates an empty file', async ({ c, dir }) => {
   const f = path.join(dir, 'empty');
   fs.writeFileSync(f, '');

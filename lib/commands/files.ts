@@ -6,6 +6,7 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { AgentError, toSystemError } from '../errors';
+import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
 import { DEFAULT_READ_SIZE, openFile, type FileHandle } from '../files/handle';
@@ -109,6 +110,16 @@ function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): 
   return h;
 }
 
+/** `true` once p fulfils; a Node fs error becomes a SystemError (errno code, Go-style message). */
+function succeeds(p: Promise<unknown>): Promise<true> {
+  return p.then(
+    () => true,
+    (e) => {
+      throw toSystemError(e);
+    },
+  );
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -148,8 +159,9 @@ export const fileCommands = [
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return { bufb64: '', eof: true };
-      return handleFor(ctx, id, 'r', 'file-read').read(size).then((buf) => {
-        if (buf.length > 0) return { bufb64: buf.toString('base64'), eof: false };
+      return handleFor(ctx, id, 'r', 'file-read').readBase64(size).then((text) => {
+        // Base64 needs no JSON escaping: the answer is spliced, not stringified.
+        if (text.length > 0) return new RawJson(`{"bufb64":"${text}","eof":false}`);
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return { bufb64: '', eof: true };
       });
@@ -177,7 +189,7 @@ export const fileCommands = [
     name: 'file-close',
     doc: 'Closes a handle after its queued operations; true also for an unknown handle.',
     args: { handle_id: handleId },
-    handler: (args, ctx) => handles(ctx).close(args.handle_id).then(() => true),
+    handler: (args, ctx) => succeeds(handles(ctx).close(args.handle_id)),
   }),
   defineCommand({
     name: 'get-file-md5sum',
@@ -193,14 +205,7 @@ export const fileCommands = [
       uid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric uid; -1 leaves it.' },
       gid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric gid; -1 leaves it.' },
     },
-    handler: async (args) => {
-      try {
-        await fs.promises.chown(args.path, args.uid, args.gid);
-      } catch (e) {
-        throw toSystemError(e);
-      }
-      return true;
-    },
+    handler: (args) => succeeds(fs.promises.chown(args.path, args.uid, args.gid)),
   }),
   defineCommand({
     name: 'file-chmod',
@@ -209,14 +214,7 @@ export const fileCommands = [
       path,
       perm: { type: 'int', required: true, min: 0, max: 0xffffffff, doc: 'Mode bits, decimal (493 = 0755).' },
     },
-    handler: async (args) => {
-      try {
-        await fs.promises.chmod(args.path, args.perm & 0o7777);
-      } catch (e) {
-        throw toSystemError(e);
-      }
-      return true;
-    },
+    handler: (args) => succeeds(fs.promises.chmod(args.path, args.perm & 0o7777)),
   }),
   defineCommand({
     name: 'file-stat',
@@ -231,7 +229,7 @@ export const fileCommands = [
       path,
       perm: { type: 'int', default: 493, min: 0, max: 0xffffffff, doc: 'Mode bits of created directories, decimal.' },
     },
-    handler: (args) => mkdirAll(args.path, args.perm).then(() => true),
+    handler: (args) => succeeds(mkdirAll(args.path, args.perm)),
   }),
   defineCommand({
     name: 'directory-list',

@@ -38,6 +38,13 @@ export interface OpenOptions {
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
 export const DEFAULT_READ_SIZE = 4096;
 
+/** The buffer synchronous cached reads go through when their bytes are consumed at once. */
+let scratchBuf = Buffer.alloc(0);
+function scratch(size: number): Buffer {
+  if (scratchBuf.length < size) scratchBuf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
+  return scratchBuf;
+}
+
 /**
  * Opens `path` for chunked reading ("r") or writing ("w": create + truncate with `perm`).
  * Rejects with a SystemError (`code` 'ENOENT', 'EACCES', ...) like Node's fs.
@@ -89,20 +96,38 @@ export class FileHandle {
    * (a file that grows later can still be read further).
    */
   read(size = DEFAULT_READ_SIZE): Promise<Buffer> {
+    return this.readAs(size, (buf, n) => buf.subarray(0, n), false);
+  }
+
+  /**
+   * read() for protocols that carry base64 (the agent's file-read): resolves with the chunk as
+   * base64 text, "" at end of file. A read served from the page cache goes through one reused
+   * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
+   */
+  readBase64(size = DEFAULT_READ_SIZE): Promise<string> {
+    return this.readAs(size, (buf, n) => buf.toString('base64', 0, n), true);
+  }
+
+  private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean): Promise<T> {
     const bad = this.refuse('read', 'r');
     if (bad) return Promise.reject(bad);
-    if (!Number.isSafeInteger(size) || size < 0) return Promise.reject(new RangeError(`read size must be an integer >= 0, got ${size}`));
+    if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
     if (this.pending === 0 && this.cacheReads && !this.stream) {
-      const buf = Buffer.allocUnsafe(size);
-      const n = fileio.preadCached(this.fd, buf, this.position);
+      const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
+      const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
         this.position += n;
-        return Promise.resolve(buf.subarray(0, n));
+        return Promise.resolve(take(buf, n));
       }
       if (n === -EOPNOTSUPP) this.cacheReads = false;
       // -EAGAIN (not cached), -ESPIPE (a pipe) and real errors: the thread pool answers.
     }
-    return this.enqueue(() => this.readFromPool(size));
+    return this.enqueue(async () => {
+      const buf = Buffer.allocUnsafe(size);
+      const n = await this.onPool((offset) => fileio.pread(this.fd, buf, offset, this.path));
+      this.position += n;
+      return take(buf, n);
+    });
   }
 
   /** Writes all of `data` at the handle's position. After a failed write every later write fails too. */
@@ -138,13 +163,6 @@ export class FileHandle {
       }
     });
     return this.closing;
-  }
-
-  private async readFromPool(size: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(size);
-    const n = await this.onPool((offset) => fileio.pread(this.fd, buf, offset, this.path));
-    this.position += n;
-    return buf.subarray(0, n);
   }
 
   /** Runs a positional call; on ESPIPE the handle becomes a stream and the call is retried at the fd's position. */
