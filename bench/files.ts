@@ -1,14 +1,14 @@
-// File transfer through the pty bridge: download and upload with 4 KiB and 1 MiB chunks (every
-// copy md5-verified), get-file-md5sum against md5sum on the same warm file, ping latency, and the
-// agent's peak RSS while moving 1 GiB. Every figure is also a ratio to a baseline: the bridge's
-// ideal base64 payload rate (3/4 of its raw rate, measured in this run), md5sum's time, or the
-// reference agent's figures from the issue.
+// File transfer through the pty bridge, driven by the project's client (GuestAgent copies):
+// download and upload with 4 KiB and 1 MiB chunks (every copy md5-verified), get-file-md5sum
+// against md5sum on the same warm file, ping latency, and the agent's peak RSS while moving 1 GiB.
+// Every figure is also a ratio to a baseline: the bridge's ideal base64 payload rate (3/4 of its
+// raw rate, measured in this run), md5sum's time, or the reference agent's figures from the issue.
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { bridgeRequestResponse, bridgeThroughput, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
-import type { Driver } from './helpers/driver';
+import type { GuestAgent } from '../lib/client/guest-agent';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
 /** phoenix-guest-agent 0.7.1 on this machine through the same bridge (issue 4). */
@@ -23,58 +23,21 @@ const ROUNDS = 3;
 const DEPTH_4K = 16;
 const DEPTH_1M = 4;
 
-interface ReadAnswer {
-  bufb64: string;
-  eof: boolean;
-}
-
 /**
- * Downloads `file` into `dst` in chunks of `size` (undefined: the 0.7.1 default) with `depth`
- * reads in flight. The copy is md5-verified afterwards, like a host that saves what it receives.
+ * Downloads `file` into `dst` through the client (GuestAgent.copyFrom) in chunks of `size` with
+ * `depth` reads in flight; its own md5 check and fsync off: the copy is md5-verified afterwards.
  */
-async function download(d: Driver, file: string, dst: string, size: number | undefined, depth: number): Promise<{ bytes: number; seconds: number }> {
-  const out = fs.openSync(dst, 'w');
+async function download(ga: GuestAgent, file: string, dst: string, size: number, depth: number): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  let bytes = 0;
-  try {
-    const handle = await d.call<number>('file-open', { path: file });
-    const inflight: Promise<{ data: Buffer; eof: boolean }>[] = [];
-    for (let i = 0; i < depth; i++) inflight.push(d.read(handle, size));
-    for (;;) {
-      const r = await inflight.shift()!;
-      if (r.eof) break;
-      fs.writeSync(out, r.data);
-      bytes += r.data.length;
-      inflight.push(d.read(handle, size));
-    }
-    await Promise.all(inflight); // reads sent past the end answer eof too
-  } finally {
-    fs.closeSync(out);
-  }
-  return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const r = await ga.copyFrom(file, dst, { chunkSize: size, inFlight: depth, verify: false, fsync: false });
+  return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
-/** Uploads src to dst in chunks of `chunk` bytes with `depth` writes in flight; the last carries eof. */
-async function upload(d: Driver, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
-  const fd = fs.openSync(src, 'r');
-  const total = fs.fstatSync(fd).size;
-  const buf = Buffer.allocUnsafe(chunk);
+/** Uploads src to dst through the client (GuestAgent.copyTo), `chunk` bytes a write, `depth` in flight. */
+async function upload(ga: GuestAgent, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  try {
-    const handle = await d.call<number>('file-open', { path: dst, mode: 'w' });
-    const inflight: Promise<unknown>[] = [];
-    let off = 0;
-    do {
-      const n = fs.readSync(fd, buf, 0, chunk, off);
-      off += n;
-      inflight.push(d.write(handle, buf.subarray(0, n), off >= total));
-      if (inflight.length >= depth) await inflight.shift();
-    } while (off < total);
-    await Promise.all(inflight);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { bytes: total, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false });
+  return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
 function md5Local(file: string): string {
@@ -121,7 +84,7 @@ export async function run(out: Reporter): Promise<void> {
   const agent: BridgedAgent = await startBridgedAgent();
   const dir = fs.mkdtempSync(path.join(agent.bridge.dir, 'files-'));
   try {
-    const d = agent.driver;
+    const d = agent.client;
     const small = path.join(dir, 'small.bin');
     const smallMd5 = makeRandomFile(small, SMALL_FILE);
     const large = path.join(dir, 'large.bin');
@@ -153,7 +116,7 @@ export async function run(out: Reporter): Promise<void> {
       for (const t of transfers) {
         const copy = path.join(dir, 'copy.bin');
         const r = t.dir === 'down'
-          ? await download(d, t.file, copy, t.chunk === 4096 ? undefined : t.chunk, t.depth)
+          ? await download(d, t.file, copy, t.chunk, t.depth)
           : await upload(d, t.file, copy, t.chunk, t.depth);
         check(t.key, md5Local(copy), t.want);
         fs.rmSync(copy);
@@ -184,7 +147,7 @@ export async function run(out: Reporter): Promise<void> {
     const lat: number[] = [];
     for (let i = 0; i < 3200; i++) {
       const t0 = process.hrtime.bigint();
-      await d.call('ping');
+      await d.ping();
       if (i >= 200) lat.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     lat.sort((a, b) => a - b);
@@ -202,7 +165,7 @@ export async function run(out: Reporter): Promise<void> {
     for (let i = 0; i < 3; i++) {
       toolBest = Math.min(toolBest, timeIt(() => check('md5sum', md5Local(md5file), md5want)));
       const t0 = process.hrtime.bigint();
-      check('get-file-md5sum', await d.call<string>('get-file-md5sum', { path: md5file }), md5want);
+      check('get-file-md5sum', await d.md5sum(md5file), md5want);
       agentBest = Math.min(agentBest, Number(process.hrtime.bigint() - t0) / 1e9);
     }
     out.row('md5sum', `${(toolBest * 1000).toFixed(0)} ms`);

@@ -7,7 +7,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { native, type NativePort } from '../../lib/native';
-import { Driver } from './driver';
+import { GuestAgent } from '../../lib/client/guest-agent';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
@@ -70,13 +70,13 @@ export async function startBridge(): Promise<Bridge> {
 export interface BridgedAgent {
   bridge: Bridge;
   pid: number;
-  driver: Driver;
+  client: GuestAgent;
   stderr(): string;
   stop(): Promise<void>;
 }
 
 /**
- * socat bridge + `ember-ga -p PTY ...extra` + a connected Driver. EMBER_BENCH_NODE_FLAGS adds
+ * socat bridge + `ember-ga -p PTY ...extra` + a connected GuestAgent (the project's client). EMBER_BENCH_NODE_FLAGS adds
  * node flags for the agent (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
  */
 export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAgent> {
@@ -92,15 +92,15 @@ export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAg
   const err = () => fs.readFileSync(logPath, 'utf8');
   await until(() => /serving on/.test(err()) || proc.exitCode !== null, 10_000, 'the agent to start');
   if (proc.exitCode !== null) throw new Error(`agent exited: ${err()}`);
-  const driver = await Driver.connect(bridge.hostSocket);
-  await driver.call('ping');
+  const client = await GuestAgent.connect({ socket: bridge.hostSocket, timeout: 120_000 });
+  await client.ping();
   return {
     bridge,
     pid: proc.pid!,
-    driver,
+    client,
     stderr: err,
     stop: async () => {
-      driver.close();
+      await client.close();
       await kill(proc);
       await bridge.close();
     },

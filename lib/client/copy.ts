@@ -12,7 +12,7 @@ import type { GuestAgent } from './guest-agent';
 import type { Features } from './types';
 
 export interface CopyOptions {
-  /** Compare md5 sums of both ends when done (default true). */
+  /** Compare md5 sums of both ends when done (default true); false also skips hashing here. */
   verify?: boolean;
   /** Bytes per request (default 1 MiB with ember-ga, clamped to what the agent allows; 4096 otherwise). */
   chunkSize?: number;
@@ -53,7 +53,7 @@ export interface Progress {
 
 export interface CopyResult {
   bytes: number;
-  /** md5 of the data copied (lowercase hex). */
+  /** md5 of the data copied (lowercase hex); "" when verify was false (nothing hashed). */
   md5: string;
   verified: boolean;
   chunkSize: number;
@@ -93,6 +93,8 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const noop = () => {};
+/** Bytes gathered before a local write. */
+const WRITE_BATCH = 1024 * 1024;
 
 interface Plan {
   chunk: number;
@@ -128,9 +130,15 @@ async function writeTo(dest: Writable, buf: Buffer): Promise<void> {
   await Promise.race([once(dest, 'drain'), once(dest, 'close').then(() => Promise.reject(new Error('destination closed')))]);
 }
 
-/** A local file written under a temporary name next to it and renamed into place on success. */
+/**
+ * A local file written under a temporary name next to it and renamed into place on success.
+ * Small chunks are gathered and written together (one writev per MiB), so a 4 KiB copy does not
+ * pay a thread-pool round trip per chunk.
+ */
 class LocalDest {
   private fh: fs.promises.FileHandle | undefined;
+  private bufs: Buffer[] = [];
+  private size = 0;
   readonly tmp: string;
 
   constructor(readonly dest: string) {
@@ -142,11 +150,26 @@ class LocalDest {
   }
 
   async write(buf: Buffer): Promise<void> {
-    let off = 0;
-    while (off < buf.length) off += (await this.fh!.write(buf, off, buf.length - off)).bytesWritten;
+    this.bufs.push(buf);
+    this.size += buf.length;
+    if (this.size >= WRITE_BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.size === 0) return;
+    const bufs = this.bufs;
+    const size = this.size;
+    this.bufs = [];
+    this.size = 0;
+    let done = (await this.fh!.writev(bufs)).bytesWritten;
+    if (done < size) {
+      const all = Buffer.concat(bufs, size);
+      while (done < size) done += (await this.fh!.write(all, done, size - done)).bytesWritten;
+    }
   }
 
   async commit(fsync: boolean): Promise<void> {
+    await this.flush();
     if (fsync) await this.fh!.sync();
     await this.fh!.close();
     this.fh = undefined;
@@ -154,6 +177,7 @@ class LocalDest {
   }
 
   async abandon(keep: boolean): Promise<void> {
+    if (keep) await this.flush().catch(noop);
     await this.fh?.close().catch(noop);
     this.fh = undefined;
     if (keep) await fs.promises.rename(this.tmp, this.dest).catch(noop);
@@ -183,19 +207,23 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
     // The guest's digest runs alongside the reads; either order detects a file that changes.
     const remoteMd5 = verify ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
-    const md5 = createHash('md5');
+    const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;
     let eof = false;
-    while (!eof) {
-      checkAbort(opts.signal, what);
+    const topUp = () => {
       while (inflight.length < depth) {
-        const p = ga.fileRead(handle, f.emberGa ? chunk : undefined);
+        const p = ga.fileRead(handle!, f.emberGa ? chunk : undefined);
         p.catch(noop); // awaited below, in request order
         inflight.push(p);
       }
+    };
+    topUp();
+    while (!eof) {
+      checkAbort(opts.signal, what);
       const r = await inflight.shift()!;
+      if (!r.eof) topUp(); // the agent has the next reads before this chunk is written out
       if (r.data.length > 0) {
-        md5.update(r.data);
+        md5?.update(r.data);
         if (local) await local.write(r.data);
         else await writeTo(stream!, r.data);
         bytes += r.data.length;
@@ -204,7 +232,7 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
       eof = r.eof;
     }
     handleOpen = false; // the agent closed it at eof; reads still in flight fail harmlessly
-    const digest = md5.digest('hex');
+    const digest = md5?.digest('hex') ?? '';
     if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
       const remote = await remoteMd5;
@@ -241,14 +269,14 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   let handle: number | undefined;
   let handleOpen = false;
   const inflight: Promise<void>[] = [];
-  const md5 = createHash('md5');
+  const md5 = verify ? createHash('md5') : undefined;
   let sent = 0;
   let acked = 0;
 
   const send = async (buf: Buffer, eof: boolean) => {
     checkAbort(opts.signal, what);
     if (inflight.length >= depth) await inflight.shift();
-    md5.update(buf);
+    md5?.update(buf);
     sent += buf.length;
     const p = ga.fileWrite(handle!, buf, eof).then(() => {
       acked += buf.length;
@@ -292,7 +320,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       await send(Buffer.alloc(0), true); // the reference drops data sent with eof:true
     }
     while (inflight.length > 0) await inflight.shift();
-    const digest = md5.digest('hex');
+    const digest = md5?.digest('hex') ?? '';
     if (verify) {
       t.progress({ bytes: acked, total, phase: 'verify' }, opts);
       const remote = await ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) });

@@ -34,6 +34,8 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 interface Pending {
   command: string;
+  /** A fileRead(): its answer may be decoded without JSON.parse (see readAnswer). */
+  decodeRead?: boolean;
   resolve(value: unknown): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -144,6 +146,16 @@ export class GuestAgent extends EventEmitter {
   }
 
   private onLine(line: Buffer): void {
+    const read = readAnswer(line);
+    if (read) {
+      const p = this.pending.get(read.tag);
+      if (p?.decodeRead) {
+        this.pending.delete(read.tag);
+        clearTimeout(p.timer);
+        p.resolve(read.result);
+        return;
+      }
+    }
     let answer: { tag?: unknown; return?: unknown; error?: { bufb64?: unknown; code?: unknown } };
     try {
       answer = JSON.parse(line.toString('utf8'));
@@ -167,17 +179,22 @@ export class GuestAgent extends EventEmitter {
    * Sends one request and resolves with its `return` value; rejects with GuestAgentError (the
    * guest's message and errno, or ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
    */
-  async call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
+  call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
+    return this.request<T>(command, (tag) => JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n', opts);
+  }
+
+  /** Sends the line build(tag) makes; `ascii`: the line is known to be ASCII (a file-write). */
+  private request<T>(command: string, build: (tag: string) => string, opts: CallOptions, how: { ascii?: boolean; decodeRead?: boolean } = {}): Promise<T> {
     if (!this.link) {
-      if (this.closed) throw hostError('ENOTCONN', `${command}: the client is closed`, command);
-      if (opts.noReconnect || (this.everConnected && !this.reconnect)) throw hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command);
-      await this.connect();
+      if (this.closed) return Promise.reject(hostError('ENOTCONN', `${command}: the client is closed`, command));
+      if (opts.noReconnect || (this.everConnected && !this.reconnect)) return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
+      return this.connect().then(() => this.request<T>(command, build, opts, how));
     }
     const tag = this.tagPrefix + ++this.seq;
-    const line = JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n';
+    const line = build(tag);
     if (line.length - 2 > this.maxLineBytes / 3) {
-      const bytes = Buffer.byteLength(line) - 2; // only when it could matter: a scan of the line
-      if (bytes > this.maxLineBytes) throw hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command);
+      const bytes = how.ascii ? line.length - 2 : Buffer.byteLength(line) - 2; // a scan only when it could matter
+      if (bytes > this.maxLineBytes) return Promise.reject(hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command));
     }
     const timeout = opts.timeout ?? this.timeout;
     return new Promise<T>((resolve, reject) => {
@@ -185,8 +202,8 @@ export class GuestAgent extends EventEmitter {
         this.pending.delete(tag);
         reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${timeout} ms`, command));
       }, timeout);
-      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer });
-      this.link!.write(line);
+      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer, decodeRead: how.decodeRead });
+      this.link!.write(line, how.ascii);
     });
   }
 
@@ -252,15 +269,29 @@ export class GuestAgent extends EventEmitter {
   }
 
   /** file-read: up to `size` bytes (ember-ga; the reference reads 4096 whatever is asked). */
-  async fileRead(handle: number, size?: number, opts?: CallOptions): Promise<ReadResult> {
-    const r = await this.call<{ bufb64: string; eof: boolean }>('file-read', compact({ handle_id: handle, size }), opts);
+  async fileRead(handle: number, size?: number, opts: CallOptions = {}): Promise<ReadResult> {
+    const args = compact({ handle_id: handle, size });
+    const r = await this.request<DecodedRead | { bufb64?: unknown; eof?: unknown } | null>(
+      'file-read',
+      (tag) => JSON.stringify({ execute: 'file-read', arguments: args, tag }) + '\r\n',
+      opts,
+      { decodeRead: true },
+    );
+    if (r instanceof DecodedRead) return r;
     if (r === null || typeof r !== 'object' || typeof r.bufb64 !== 'string') throw hostError('EPROTO', 'file-read: answer is not {bufb64, eof}', 'file-read');
     return { data: Buffer.from(r.bufb64, 'base64'), eof: r.eof === true };
   }
 
   /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
-  fileWrite(handle: number, data: Buffer, eof = false, opts?: CallOptions): Promise<boolean> {
-    return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+  fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<boolean> {
+    if (!Number.isSafeInteger(handle)) return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+    // Built around the base64 text, which needs no JSON escaping: no JSON pass over the payload.
+    return this.request(
+      'file-write',
+      (tag) => `{"execute":"file-write","arguments":{"handle_id":${handle},"bufb64":"${data.toString('base64')}","eof":${eof === true}},"tag":${JSON.stringify(tag)}}\r\n`,
+      opts,
+      { ascii: true },
+    );
   }
 
   fileClose(handle: number, opts?: CallOptions): Promise<boolean> {
@@ -374,4 +405,37 @@ function compact(o: Record<string, unknown>): Record<string, unknown> {
 
 function routeArgs(r: GuestRouteSpec): Record<string, unknown> {
   return compact({ dst: r.dst, gateway: r.gateway, ifname: r.ifname, src: r.src, scope: r.scope });
+}
+
+/** A file-read answer decoded by readAnswer. */
+class DecodedRead implements ReadResult {
+  constructor(
+    readonly data: Buffer,
+    readonly eof: boolean,
+  ) {}
+}
+
+const READ_HEAD = Buffer.from('{"return":{"bufb64":"');
+const READ_EOF = Buffer.from('","eof":');
+
+/**
+ * `{"return":{"bufb64":"B64","eof":BOOL},"tag":"TAG"}` (how ember-ga and 0.7.1 both write a
+ * file-read answer), decoded without a JSON pass over the payload: base64 needs no escaping, so
+ * it is sliced out of the line. Anything else: undefined, and the answer takes the JSON path.
+ */
+function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefined {
+  if (line.length < READ_HEAD.length + READ_EOF.length || line.compare(READ_HEAD, 0, READ_HEAD.length, 0, READ_HEAD.length) !== 0) return undefined;
+  const mid = line.lastIndexOf(READ_EOF); // from the end: the tag is short; an encoded string cannot contain `","eof":`
+  if (mid < READ_HEAD.length) return undefined;
+  // The rest is `false},"tag":"T"}`; without its first `}` it ends the object `{"eof":...`.
+  const rest = line.toString('utf8', mid + READ_EOF.length);
+  const brace = rest.indexOf('}');
+  let tail: { eof?: unknown; tag?: unknown };
+  try {
+    tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`);
+  } catch {
+    return undefined;
+  }
+  if (typeof tail.tag !== 'string' || typeof tail.eof !== 'boolean') return undefined;
+  return { tag: tail.tag, result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof) };
 }

@@ -15,7 +15,8 @@ export interface LinkHandlers {
 }
 
 export interface Link {
-  write(data: string): void;
+  /** Queues a request line; `ascii`: it is known to be ASCII (written as latin1, no UTF-8 scan). */
+  write(data: string, ascii?: boolean): void;
   /** Bytes accepted by write() but not yet taken by the kernel. */
   readonly queued: number;
   /** Ends the connection; the close handler is not called. */
@@ -50,7 +51,7 @@ function socketLink(sock: net.Socket, handlers: LinkHandlers): Link {
     handlers.close(error);
   });
   return {
-    write: (data) => void sock.write(data),
+    write: (data, ascii) => void sock.write(data, ascii ? 'latin1' : 'utf8'),
     get queued() {
       return sock.writableLength;
     },
@@ -182,7 +183,7 @@ class DeviceConnector implements Connector {
       let connectedEarly = false;
       let timer: NodeJS.Timeout | undefined;
       const link: Link = {
-        write: (data) => void port?.write(Buffer.from(data, 'utf8')),
+        write: (data, ascii) => void port?.write(Buffer.from(data, ascii ? 'latin1' : 'utf8')),
         get queued() {
           return port?.queued ?? 0;
         },
