@@ -221,6 +221,16 @@ test('ember-ga protocol (stub): large chunks, several requests in flight, data w
     assert.ok(stub.requests.filter((r) => r.execute === 'file-read').every((r) => r.arguments.size === MiB));
   }));
 
+test('file-read answers in another key order are decoded through JSON; raw calls get the wire shape', () =>
+  withStub({ eofFirst: true }, async (ga, _stub, dir) => {
+    const src = path.join(dir, 'src');
+    const sum = randomFile(src, 2 * MiB + 9);
+    assert.is((await ga.copyFrom(src, path.join(dir, 'back'))).md5, sum);
+    assert.is(md5Of(path.join(dir, 'back')), sum);
+    const h = await ga.fileOpen(src);
+    assert.equal(Object.keys(await ga.call<object>('file-read', { handle_id: h, size: 3 })), ['eof', 'bufb64']);
+  }));
+
 test('listen mode (QEMU chardev socket server=off): the client waits for the connection', async () => {
   const agent = await startAgent();
   const dir = tmpDir();
@@ -383,6 +393,12 @@ test('streams: copyTo from a Readable, copyFrom into a Writable, empty files', (
     sink.on('data', (d: Buffer) => got.push(d));
     await ga.copyFrom(path.join(dir, 'g'), sink);
     assert.ok(Buffer.concat(got).equals(whole));
+    // fileRead decodes; call('file-read') gives the wire shape.
+    const h = await ga.fileOpen(path.join(dir, 'g'));
+    assert.equal(await ga.call('file-read', { handle_id: h, size: 5 }), { bufb64: whole.subarray(0, 5).toString('base64'), eof: false });
+    const r = await ga.fileRead(h, 7);
+    assert.ok(r.data.equals(whole.subarray(5, 12)) && r.eof === false);
+    assert.is(await ga.fileClose(h), true);
     fs.writeFileSync(path.join(dir, 'empty'), '');
     assert.is((await ga.copyTo(path.join(dir, 'empty'), path.join(dir, 'g-empty'))).bytes, 0);
     assert.is((await ga.copyFrom(path.join(dir, 'g-empty'), path.join(dir, 'back-empty'))).bytes, 0);

@@ -18,6 +18,8 @@ export interface StubOptions {
   delay?: (req: Request) => number;
   /** Canned return values by command (checked first), for commands the stub does not implement. */
   answers?: Record<string, unknown>;
+  /** file-read answers as {"eof","bufb64"} (a key order the client's fast path does not take). */
+  eofFirst?: boolean;
 }
 
 export interface Stub {
@@ -73,9 +75,10 @@ export async function startStub(path: string, opts: StubOptions = {}): Promise<S
         if (n === 0) {
           fs.closeSync(h.fd);
           handles.delete(a.handle_id);
-          return { bufb64: '', eof: true };
+          return opts.eofFirst ? { eof: true, bufb64: '' } : { bufb64: '', eof: true };
         }
-        return { bufb64: buf.subarray(0, n).toString('base64'), eof: false };
+        const b64 = buf.subarray(0, n).toString('base64');
+        return opts.eofFirst ? { eof: false, bufb64: b64 } : { bufb64: b64, eof: false };
       }
       case 'file-write': {
         const h = handles.get(a.handle_id);
