@@ -38,6 +38,19 @@ export interface OpenOptions {
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
 export const DEFAULT_READ_SIZE = 4096;
 
+/**
+ * Node returns base64 text longer than about 1 MB as an external string, whose memory V8 frees
+ * only once ~64 MB of such memory has piled up: an agent moving data in 1 MiB chunks grew by
+ * that much. Encoding in slices keeps every piece an ordinary heap string.
+ */
+const BASE64_SLICE = 3 * 174_763; // ~512 KiB and a multiple of 3: slices encode without padding
+function base64(buf: Buffer, n: number): string {
+  if (n <= BASE64_SLICE) return buf.toString('base64', 0, n);
+  let text = '';
+  for (let off = 0; off < n; off += BASE64_SLICE) text += buf.toString('base64', off, Math.min(n, off + BASE64_SLICE));
+  return text;
+}
+
 /** The buffer synchronous cached reads go through when their bytes are consumed at once. */
 let scratchBuf = Buffer.alloc(0);
 function scratch(size: number): Buffer {
@@ -105,7 +118,7 @@ export class FileHandle {
    * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
    */
   readBase64(size = DEFAULT_READ_SIZE): Promise<string> {
-    return this.readAs(size, (buf, n) => buf.toString('base64', 0, n), true);
+    return this.readAs(size, base64, true);
   }
 
   private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean): Promise<T> {
