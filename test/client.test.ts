@@ -101,6 +101,14 @@ test('connection failures: missing socket, missing device, nobody listening', as
     assert.is(e.code, 'ENOENT');
     e = await rejects(GuestAgent.connect({ listen: path.join(dir, 'l.sock'), connectTimeout: 100 }));
     assert.is(e.code, 'ETIMEDOUT');
+    // close() while waiting for QEMU to connect: the wait ends at once.
+    const ga = new GuestAgent({ listen: path.join(dir, 'l2.sock'), connectTimeout: 10_000 });
+    const waiting = ga.connect();
+    await waitFor(() => fs.existsSync(path.join(dir, 'l2.sock')), 2_000, 'the client to listen');
+    const t0 = Date.now();
+    await ga.close();
+    assert.is((await rejects(waiting)).code, 'ENOTCONN');
+    assert.ok(Date.now() - t0 < 1_000);
     assert.not.ok(fs.existsSync(path.join(dir, 'l.sock')), 'the listening socket is removed');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -97,10 +97,15 @@ export class GuestAgent extends EventEmitter {
     this.connecting ??= (async () => {
       try {
         this.framer = this.newFramer();
-        this.link = await this.connector.connect(
+        const link = await this.connector.connect(
           { data: (chunk) => this.framer.push(chunk), close: (reason) => this.lost(reason) },
           this.connectTimeout,
         );
+        if (this.closed) {
+          link.destroy();
+          throw hostError('ENOTCONN', 'the client was closed while connecting');
+        }
+        this.link = link;
         this.everConnected = true;
         this.emit('connect');
       } finally {

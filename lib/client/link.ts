@@ -103,6 +103,8 @@ class ListenConnector implements Connector {
   private ready: Promise<void> | undefined;
   private readonly accepted: net.Socket[] = [];
   private waiter: ((s: net.Socket) => void) | undefined;
+  private cancelWait: ((e: Error) => void) | undefined;
+  private cancelListen: ((e: Error) => void) | undefined;
 
   constructor(readonly path: string) {}
 
@@ -112,6 +114,7 @@ class ListenConnector implements Connector {
 
   private listen(): Promise<void> {
     this.ready ??= new Promise<void>((resolve, reject) => {
+      this.cancelListen = reject;
       try {
         if (fs.lstatSync(this.path).isSocket()) fs.unlinkSync(this.path);
       } catch {
@@ -129,28 +132,42 @@ class ListenConnector implements Connector {
       });
       this.server = server;
       server.once('error', (e) => reject(hostError((e as NodeJS.ErrnoException).code ?? 'EADDRINUSE', `cannot listen on ${this.path}: ${e.message}`)));
-      server.listen(this.path, () => resolve());
+      server.listen(this.path, () => {
+        server.on('error', () => {}); // later accept errors: the next connect() times out or succeeds
+        resolve();
+      });
     });
     return this.ready;
   }
 
   async connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {
     await this.listen();
+    if (!this.server) throw hostError('ENOTCONN', `stopped listening on ${this.path}: the client was closed`);
     const ready = this.accepted.shift();
     if (ready) return socketLink(ready, handlers);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.waiter = undefined;
+        this.waiter = this.cancelWait = undefined;
         reject(hostError('ETIMEDOUT', `nobody connected to ${this.path} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiter = (sock) => {
         clearTimeout(timer);
+        this.cancelWait = undefined;
         resolve(socketLink(sock, handlers));
+      };
+      this.cancelWait = (e) => {
+        clearTimeout(timer);
+        this.waiter = this.cancelWait = undefined;
+        reject(e);
       };
     });
   }
 
   close(): void {
+    const closed = hostError('ENOTCONN', `stopped listening on ${this.path}: the client was closed`);
+    this.cancelListen?.(closed); // no effect once listening
+    this.cancelListen = undefined;
+    this.cancelWait?.(closed);
     for (const s of this.accepted.splice(0)) s.destroy();
     this.server?.close();
     this.server = undefined;
