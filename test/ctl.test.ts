@@ -147,6 +147,10 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   assert.match(r.stderr, /^ember-ga-ctl: cannot connect to unix:.*no\.sock: no such file or directory\n$/);
   r = await ctl(['ping'], { env: { EMBER_GA_SOCKET: agent.socket } });
   assert.is(r.status, 0, r.stderr);
+  r = await ctl(['-s', agent.socket, 'ping'], { env: { EMBER_GA_DEVICE: '/nonexistent/dev' } }); // the command line wins
+  assert.is(r.status, 0, r.stderr);
+  r = await ctl(['-s', agent.socket, '-d', '/dev/null', 'ping']);
+  assert.is(r.status, 2);
 });
 
 test('raw: any request, its answer as JSON; a guest error exits 1', async ({ agent }) => {

@@ -75,6 +75,11 @@ function act(fn: Action) {
   return async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command;
     const g = cmd.optsWithGlobals() as Globals;
+    let top = cmd;
+    while (top.parent) top = top.parent;
+    // EMBER_GA_SOCKET / EMBER_GA_DEVICE are defaults: a location given on the command line wins.
+    const explicit = (['socket', 'device', 'listen'] as const).filter((k) => g[k] !== undefined && top.getOptionValueSource(k) !== 'env');
+    if (explicit.length > 0) for (const k of ['socket', 'device', 'listen'] as const) if (!explicit.includes(k)) g[k] = undefined;
     const ga = new GuestAgent(connectOptions(g));
     try {
       await ga.connect();
