@@ -469,6 +469,29 @@ limits('handles left open are closed at exit, and the written data is there', as
   }
 });
 
+limits('exit is not held up by a read blocked on a pipe nobody writes to', async () => {
+  const agent = await startAgent();
+  const dir = tmpDir('ember-ga-files-');
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR); // lets the agent's open return; never writes
+  try {
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: fifo })) as number;
+    c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.is(c.lines.length, 0, 'the read waits for data');
+    agent.proc.kill('SIGTERM');
+    const code = await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+    assert.is(code, 0);
+  } finally {
+    agent.proc.kill('SIGKILL');
+    fs.closeSync(writer);
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs: [command('mkfifo')], timeout: 30_000 });
+
 const setpriv: Requirement = command('setpriv');
 
 limits('permission denied as an unprivileged user (nobody): EACCES and EPERM', async () => {
