@@ -11,6 +11,8 @@
 // into a small ring of buffers while the first hashes the previous ones.
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,13 +34,44 @@ constexpr size_t kMd5Chunk = 1 << 20;          // bytes per read() while hashing
 constexpr size_t kMd5Slots = 4;                // buffers in the read-ahead ring
 constexpr int64_t kMd5ThreadedMin = 8 << 20;   // smaller files are hashed on one thread
 
-// One read(2) or pread(2) (offset < 0: at the current position), retried on EINTR.
+// Stream I/O (pipes, character devices: offset < 0) can block forever, and a thread-pool thread
+// blocked in read() would keep the process from exiting (Node joins its pool at exit). So stream
+// calls first poll the fd together with this eventfd; CancelStreams() makes it readable for
+// good, and every stream call, waiting or future, fails with ECANCELED.
+int CancelFd() {
+  static int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd;
+}
+
+void CancelStreams() {
+  uint64_t one = 1;
+  if (write(CancelFd(), &one, sizeof one) < 0) {
+    // Only fails if the counter would overflow: it is already set.
+  }
+}
+
+// Waits until fd is ready for `events` or streams are cancelled: 0, or -ECANCELED / -errno.
+int WaitStream(int fd, short events) {
+  struct pollfd p[2] = {{fd, events, 0}, {CancelFd(), POLLIN, 0}};
+  for (;;) {
+    int r = poll(p, CancelFd() >= 0 ? 2 : 1, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    if (p[1].revents & POLLIN) return -ECANCELED;
+    return 0;  // ready, or an error/hang-up the read or write itself will report
+  }
+}
+
+// One read(2) or pread(2) (offset < 0: a stream, at the current position), retried on EINTR.
 // Returns the byte count (0 at end of file) or -errno.
 ssize_t ReadAt(int fd, void* buf, size_t len, int64_t offset) {
   for (;;) {
+    if (offset < 0) {
+      if (int w = WaitStream(fd, POLLIN); w < 0) return w;
+    }
     ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
     if (n >= 0) return n;
-    if (errno != EINTR) return -errno;
+    if (errno != EINTR && errno != EAGAIN) return -errno;
   }
 }
 
@@ -62,10 +95,16 @@ size_t WriteAll(int fd, const char* buf, size_t len, int64_t offset, int* err) {
   size_t done = 0;
   *err = 0;
   while (done < len) {
+    if (offset < 0) {
+      if (int w = WaitStream(fd, POLLOUT); w < 0) {
+        *err = -w;
+        break;
+      }
+    }
     ssize_t n = offset < 0 ? write(fd, buf + done, len - done)
                            : pwrite(fd, buf + done, len - done, offset + static_cast<int64_t>(done));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN) continue;
       *err = errno;
       break;
     }
@@ -268,6 +307,10 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
+  exports.Set("cancelStreams", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    fileio::CancelStreams();
+    return info.Env().Undefined();
+  }, "cancelStreams"));
 }
 
 Module fileio_module("fileio", Init);

@@ -412,6 +412,21 @@ test.run();
 
 const limits = suite('file handle limits and lifecycle');
 
+/** Runs fn against a fresh agent started with flags and a fresh temp dir; cleans both up. */
+async function withAgent(flags: string[], fn: (agent: RunningAgent, c: LineClient, dir: string) => Promise<void>): Promise<void> {
+  const agent = await startAgent(flags);
+  const dir = tmpDir('ember-ga-files-');
+  try {
+    const c = await agent.connect();
+    await fn(agent, c, dir);
+    c.close();
+  } finally {
+    agent.proc.kill('SIGKILL'); // no-op once it exited
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 limits('--max-handles 8: the ninth open is a clear EMFILE error until one closes', async () => {
   const agent = await startAgent(['--max-handles', '8']);
   try {
@@ -433,28 +448,17 @@ limits('--max-handles 8: the ninth open is a clear EMFILE error until one closes
   }
 });
 
-limits('--no-large-reads: size is ignored, 4096-byte reads like 0.7.1', async () => {
-  const agent = await startAgent(['--no-large-reads']);
-  const dir = tmpDir('ember-ga-files-');
-  try {
-    const c = await agent.connect();
+limits('--no-large-reads: size is ignored, 4096-byte reads like 0.7.1', () =>
+  withAgent(['--no-large-reads'], async (_agent, c, dir) => {
     const f = path.join(dir, 'f');
     fs.writeFileSync(f, Buffer.alloc(100_000, 7));
     const h = (await c.ok('file-open', { path: f })) as number;
     const r = (await c.ok('file-read', { handle_id: h, size: 65536 })) as Read;
     assert.is(Buffer.from(r.bufb64, 'base64').length, 4096);
-    c.close();
-  } finally {
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-limits('handles left open are closed at exit, and the written data is there', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir('ember-ga-files-');
-  try {
-    const c = await agent.connect();
+limits('handles left open are closed at exit, and the written data is there', () =>
+  withAgent([], async (agent, c, dir) => {
     const f = path.join(dir, 'left-open');
     const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
     await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('kept').toString('base64') });
@@ -463,11 +467,24 @@ limits('handles left open are closed at exit, and the written data is there', as
     assert.is(await agent.exited, 0);
     assert.match(agent.stderr(), /closing 2 file handle\(s\) left open/);
     assert.is(fs.readFileSync(f, 'utf8'), 'kept');
-  } finally {
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
+
+limits('exit is not held up by a read blocked on a pipe nobody writes to', () =>
+  withAgent([], async (agent, c, dir) => {
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = fs.openSync(fifo, fs.constants.O_RDWR); // lets the agent's open return; never writes
+    try {
+      const h = (await c.ok('file-open', { path: fifo })) as number;
+      c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.is(c.lines.length, 0, 'the read waits for data');
+      agent.proc.kill('SIGTERM');
+      assert.is(await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]), 0);
+    } finally {
+      fs.closeSync(writer);
+    }
+  }), { needs: [command('mkfifo')], timeout: 30_000 });
 
 const setpriv: Requirement = command('setpriv');
 

@@ -9,12 +9,15 @@ import { AgentError, toSystemError } from '../errors';
 import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
-import { DEFAULT_READ_SIZE, openFile, type FileHandle } from '../files/handle';
+import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
 import { listDirectory, mkdirAll, statFile } from '../files/stat';
 
 const EBADF = 9;
 const EMFILE = 24;
+
+/** How long exit waits for handles with operations still running before it goes anyway. */
+const EXIT_CLOSE_MS = 2000;
 
 /** Ids of handles closed at end of file that are remembered, so late pipelined reads answer eof again. */
 const EOF_MEMORY = 4096;
@@ -74,10 +77,19 @@ class HandleTable {
     return h.close();
   }
 
+  /**
+   * At exit. A read on a pipe nobody writes to must not keep the agent from exiting: waiting
+   * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
+   */
   private async closeAll(): Promise<void> {
     const ids = [...this.open.keys()];
-    if (ids.length) this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
-    await Promise.allSettled(ids.map((id) => this.close(id)));
+    if (ids.length === 0) return;
+    this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
+    cancelBlockedStreams();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
+    await Promise.race([Promise.allSettled(ids.map((id) => this.close(id))), late]);
+    clearTimeout(timer);
   }
 }
 

@@ -79,6 +79,15 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   }
 }
 
+/**
+ * For process exit: reads and writes on pipes and character devices that are waiting (for a
+ * writer that never writes, say) fail at once with ECANCELED, and so do later ones, so no
+ * thread stays blocked (Node waits for its thread pool when the process exits).
+ */
+export function cancelBlockedStreams(): void {
+  fileio.cancelStreams();
+}
+
 export class FileHandle {
   /** Bytes read or written so far: where the next operation starts. */
   position = 0;

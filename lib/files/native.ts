@@ -10,6 +10,8 @@ export interface FileBindings {
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
+  cancelStreams(): void;
 }
 
 export const fileio = bindings<FileBindings>();
