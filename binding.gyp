@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/async.cc",
         "native/port.cc",
+        "native/fileio.cc",
         "native/sysinfo.cc",
         "native/freeze.cc",
         "native/netlink.cc",

@@ -91,8 +91,19 @@ function goJson(value: unknown): string {
   return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
 }
 
+/**
+ * A return value that is already JSON text, exactly as Go's encoding/json would write it. For
+ * answers whose bulk needs no escaping (base64): JSON.stringify would scan megabytes of it on
+ * the main thread for nothing, and every millisecond the main thread spends there is a
+ * millisecond the port is not fed (file-read with large chunks, issue 4).
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
+
 /** `{"return":VALUE,"tag":TAG}\n` */
 export function encodeReturn(value: unknown, tag: string): string {
+  if (value instanceof RawJson) return `{"return":${value.json},"tag":${goJson(tag)}}\n`;
   return goJson({ return: value === undefined ? null : value, tag }) + '\n';
 }
 

@@ -1,0 +1,220 @@
+// The pty bridge the benchmarks run through, the way the reference figures were taken:
+// `socat PTY,link=DIR/pty,raw,echo=0 UNIX-LISTEN:DIR/host.sock` stands in for QEMU's
+// virtio-serial chardev: the agent opens the pty with -p, the host connects to the socket.
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { native, type NativePort } from '../../lib/native';
+import { GuestAgent } from '../../lib/client/guest-agent';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
+
+/** Processes this run started; killed if it exits early (a crash, ^C) so none is left behind. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => process.exit(130));
+}
+
+export interface Bridge {
+  dir: string;
+  /** The guest side: the pty's slave, a symlink made by socat. */
+  pty: string;
+  /** The host side: a unix socket socat listens on (one connection). */
+  hostSocket: string;
+  close(): Promise<void>;
+}
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function kill(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+export async function startBridge(): Promise<Bridge> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-bench-'));
+  const pty = path.join(dir, 'pty');
+  const hostSocket = path.join(dir, 'host.sock');
+  const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
+  children.add(socat);
+  socat.once('exit', () => children.delete(socat));
+  await until(() => fs.existsSync(pty) && fs.existsSync(hostSocket), 5000, 'socat to create the pty and the socket');
+  return {
+    dir,
+    pty,
+    hostSocket,
+    close: async () => {
+      await kill(socat);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BridgedAgent {
+  bridge: Bridge;
+  pid: number;
+  client: GuestAgent;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * socat bridge + `ember-ga -p PTY ...extra` + a connected GuestAgent (the project's client). EMBER_BENCH_NODE_FLAGS adds
+ * node flags for the agent (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
+ */
+export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAgent> {
+  const bridge = await startBridge();
+  const nodeFlags = (process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The log goes to a file, not a pipe: a pipe would break if this process died first.
+  const logPath = path.join(bridge.dir, 'agent.log');
+  const log = fs.openSync(logPath, 'w');
+  const proc = spawn(process.execPath, [...nodeFlags, CLI, '-p', bridge.pty, ...extra], { stdio: ['ignore', 'ignore', log] });
+  fs.closeSync(log);
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  const err = () => fs.readFileSync(logPath, 'utf8');
+  await until(() => /serving on/.test(err()) || proc.exitCode !== null, 10_000, 'the agent to start');
+  if (proc.exitCode !== null) throw new Error(`agent exited: ${err()}`);
+  const client = await GuestAgent.connect({ socket: bridge.hostSocket, timeout: 120_000 });
+  await client.ping();
+  return {
+    bridge,
+    pid: proc.pid!,
+    client,
+    stderr: err,
+    stop: async () => {
+      await client.close();
+      await kill(proc);
+      await bridge.close();
+    },
+  };
+}
+
+export interface RawThroughput {
+  /** Guest to host (what a download moves), MiB/s. */
+  down: number;
+  /** Host to guest (what an upload moves), MiB/s. */
+  up: number;
+}
+
+/**
+ * The bridge's own throughput in each direction, with the agent's port driver on the guest side
+ * and a plain socket on the host side: the ceiling any agent could reach. On a shared machine,
+ * take it more than once, next to the measurements it is the baseline of, and keep the best.
+ */
+export async function bridgeThroughput(bytes = 64 * 1024 * 1024): Promise<RawThroughput> {
+  return { down: await rawOneWay('down', bytes), up: await rawOneWay('up', bytes) };
+}
+
+async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
+  const bridge = await startBridge();
+  let port: NativePort | undefined;
+  let sock: net.Socket | undefined;
+  try {
+    let received = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const drains: (() => void)[] = [];
+    port = new native.Port(bridge.pty, (type, arg) => {
+      if (type === 'data' && dir === 'up') {
+        received += (arg as Buffer).length;
+        if (received >= bytes) done();
+      } else if (type === 'drain') {
+        drains.splice(0).forEach((f) => f());
+      }
+    });
+    sock = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection(bridge.hostSocket, () => resolve(s));
+      s.once('error', reject);
+    });
+    if (dir === 'down') {
+      sock.on('data', (d: Buffer) => {
+        received += d.length;
+        if (received >= bytes) done();
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const chunk = Buffer.alloc(256 * 1024, 0x41);
+    const t0 = process.hrtime.bigint();
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      if (dir === 'down') {
+        if (port.write(chunk) > 4 * chunk.length) await new Promise<void>((r) => drains.push(r));
+      } else if (!sock.write(chunk)) {
+        await new Promise((r) => sock!.once('drain', r));
+      }
+    }
+    await finished;
+    return bytes / (1024 * 1024) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  } finally {
+    sock?.destroy();
+    port?.close();
+    await bridge.close();
+  }
+}
+
+/**
+ * The bridge's ceiling for downloads in request/response form, with no agent: the guest side
+ * answers each small request line with a line as long as the base64 of `chunk` bytes, with
+ * `depth` requests in flight. Returns the payload rate (chunk bytes per answer), MiB/s. Traffic
+ * in both directions at once costs the pty bridge throughput, which this shows apart from
+ * anything the agent does.
+ */
+export async function bridgeRequestResponse(chunk: number, depth: number, bytes = 128 * 1024 * 1024): Promise<number> {
+  const bridge = await startBridge();
+  let port: NativePort | undefined;
+  let sock: net.Socket | undefined;
+  try {
+    const answer = Buffer.alloc(Math.ceil(chunk / 3) * 4 + 1, 0x41);
+    answer[answer.length - 1] = 0x0a;
+    port = new native.Port(bridge.pty, (type, arg) => {
+      if (type !== 'data') return;
+      const d = arg as Buffer;
+      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) port!.write(answer);
+    });
+    const s = await new Promise<net.Socket>((resolve, reject) => {
+      const c = net.createConnection(bridge.hostSocket, () => resolve(c));
+      c.once('error', reject);
+    });
+    sock = s;
+    const total = Math.ceil(bytes / chunk);
+    let sent = 0;
+    let got = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    s.on('data', (d: Buffer) => {
+      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) {
+        if (++got >= total) done();
+        else if (sent < total) {
+          sent++;
+          s.write('r\n');
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = process.hrtime.bigint();
+    for (; sent < Math.min(depth, total); sent++) s.write('r\n');
+    await finished;
+    return (total * chunk) / (1024 * 1024) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  } finally {
+    sock?.destroy();
+    port?.close();
+    await bridge.close();
+  }
+}

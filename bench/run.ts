@@ -1,0 +1,40 @@
+// `npm run bench [-- NAME...]`: runs every benchmark section (or those named) and prints their
+// figures, each also as a ratio to a baseline measured in the same run (the machine is shared
+// and noisy, so absolute numbers mean little on their own).
+//
+// A section is a module bench/<name>.ts exporting `async function run(out: Reporter)`; adding
+// one is one file and one line in SECTIONS.
+import { consoleReporter, type Reporter } from './report';
+
+type Section = { run(out: Reporter): Promise<void> };
+
+const SECTIONS: [name: string, load: () => Promise<Section>][] = [
+  ['files', () => import('./files')],
+];
+
+async function main(argv: string[]): Promise<number> {
+  const wanted = argv.filter((a) => !a.startsWith('-'));
+  const unknown = wanted.filter((w) => !SECTIONS.some(([n]) => n === w));
+  if (unknown.length) {
+    process.stderr.write(`unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map(([n]) => n).join(', ')}\n`);
+    return 2;
+  }
+  const out = consoleReporter();
+  let failed = 0;
+  const started = Date.now();
+  for (const [name, load] of SECTIONS) {
+    if (wanted.length && !wanted.includes(name)) continue;
+    const t0 = Date.now();
+    try {
+      await (await load()).run(out);
+      out.note(`section ${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      failed++;
+      process.stderr.write(`\nsection ${name} failed: ${(e as Error).stack ?? e}\n`);
+    }
+  }
+  process.stdout.write(`\nbench finished in ${((Date.now() - started) / 1000).toFixed(1)} s${failed ? `, ${failed} section(s) failed` : ''}\n`);
+  return failed ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,335 @@
+// Streaming copies between host and guest over file-open / file-read / file-write, verified
+// end to end with get-file-md5sum. With ember-ga: large chunks (file-read `size`) and several
+// requests in flight per handle (ember-ga runs a handle's requests in order). With the 0.7.1
+// protocol: 4096-byte chunks, one request at a time, and an empty last write with eof:true.
+import { createHash, randomBytes } from 'crypto';
+import { EventEmitter, once } from 'events';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Readable, Writable } from 'stream';
+import { GuestAgentError, hostError } from './errors';
+import type { GuestAgent } from './guest-agent';
+import type { Features } from './types';
+
+export interface CopyOptions {
+  /** Compare md5 sums of both ends when done (default true); false also skips hashing here. */
+  verify?: boolean;
+  /** Bytes per request (default 1 MiB with ember-ga, clamped to what the agent allows; 4096 otherwise). */
+  chunkSize?: number;
+  /** Requests in flight per copy (ember-ga only; default: enough for 4 MiB, 2 to 64). */
+  inFlight?: number;
+  /** Called like the 'progress' event. */
+  onProgress?: (p: Progress) => void;
+  /** Stops the copy; it rejects with code 'ABORT_ERR' and cleans up like any failure. */
+  signal?: AbortSignal;
+}
+
+export interface CopyFromOptions extends CopyOptions {
+  /** On failure, keep what arrived at the local destination (default: nothing is left). */
+  keepPartial?: boolean;
+  /** End a Writable destination when done (default true). */
+  end?: boolean;
+  /** fsync a local destination before renaming it into place (default true). */
+  fsync?: boolean;
+}
+
+export interface CopyToOptions extends CopyOptions {
+  /** Mode of the guest file when created (default 0o644). */
+  perm?: number;
+  /** Replace a busy executable (file-open `force`). */
+  force?: boolean;
+  /** Size of a Readable source, for progress (a local path is stat'ed). */
+  total?: number;
+}
+
+export interface Progress {
+  /** Bytes copied so far. */
+  bytes: number;
+  /** Size of the source when known. */
+  total?: number;
+  /** 'copy' while data moves, 'verify' while md5 sums are compared. */
+  phase: 'copy' | 'verify';
+}
+
+export interface CopyResult {
+  bytes: number;
+  /** md5 of the data copied (lowercase hex); "" when verify was false (nothing hashed). */
+  md5: string;
+  verified: boolean;
+  chunkSize: number;
+  inFlight: number;
+  /** True when the agent spoke ember-ga's protocol (large chunks, pipelining). */
+  emberGa: boolean;
+}
+
+/** A copy under way: a promise of its result that also emits 'progress' (Progress). */
+export class Transfer extends EventEmitter implements PromiseLike<CopyResult> {
+  private readonly result: Promise<CopyResult>;
+
+  constructor(run: (t: Transfer) => Promise<CopyResult>) {
+    super();
+    // Start on the next turn, so listeners attached right after the call see every event.
+    this.result = new Promise<void>((r) => setImmediate(r)).then(() => run(this));
+  }
+
+  then<A = CopyResult, B = never>(ok?: ((v: CopyResult) => A | PromiseLike<A>) | null, fail?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    return this.result.then(ok, fail);
+  }
+
+  catch<B = never>(fail?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<CopyResult | B> {
+    return this.result.catch(fail);
+  }
+
+  /** @internal */
+  progress(p: Progress, opts: CopyOptions): void {
+    opts.onProgress?.(p);
+    this.emit('progress', p);
+  }
+}
+
+const MiB = 1024 * 1024;
+const REFERENCE_CHUNK = 4096;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const noop = () => {};
+/** Bytes gathered before a local write. */
+const WRITE_BATCH = 1024 * 1024;
+
+interface Plan {
+  chunk: number;
+  depth: number;
+}
+
+function plan(f: Features, opts: CopyOptions, limit: number): Plan {
+  const chunk = Math.max(1, Math.min(opts.chunkSize ?? (f.emberGa ? MiB : REFERENCE_CHUNK), f.emberGa ? limit : REFERENCE_CHUNK));
+  const depth = f.orderedHandles ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk)))) : 1;
+  return { chunk, depth };
+}
+
+/** Largest file-write payload whose request line stays well under the agent's limit. */
+function writeLimit(f: Features): number {
+  return Math.floor((f.maxLineBytes - 4096) / 4) * 3;
+}
+
+/** Generous time for get-file-md5sum: the client's timeout, or more for a large file. */
+function md5Timeout(ga: GuestAgent, size: number | undefined): number {
+  return Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000);
+}
+
+function checkAbort(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw hostError('ABORT_ERR', `${what}: aborted`);
+}
+
+function checksumError(what: string, local: string, remote: string): GuestAgentError {
+  return hostError('ECHECKSUM', `${what}: md5 mismatch after the copy (host ${local}, guest ${remote})`);
+}
+
+async function writeTo(dest: Writable, buf: Buffer): Promise<void> {
+  if (dest.write(buf)) return;
+  await Promise.race([once(dest, 'drain'), once(dest, 'close').then(() => Promise.reject(new Error('destination closed')))]);
+}
+
+/**
+ * A local file written under a temporary name next to it and renamed into place on success.
+ * Small chunks are gathered and written together (one writev per MiB), so a 4 KiB copy does not
+ * pay a thread-pool round trip per chunk.
+ */
+class LocalDest {
+  private fh: fs.promises.FileHandle | undefined;
+  private bufs: Buffer[] = [];
+  private size = 0;
+  readonly tmp: string;
+
+  constructor(readonly dest: string) {
+    this.tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.ember-ga-part`);
+  }
+
+  async open(): Promise<void> {
+    this.fh = await fs.promises.open(this.tmp, 'wx', 0o666);
+  }
+
+  async write(buf: Buffer): Promise<void> {
+    this.bufs.push(buf);
+    this.size += buf.length;
+    if (this.size >= WRITE_BATCH) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.size === 0) return;
+    const bufs = this.bufs;
+    const size = this.size;
+    this.bufs = [];
+    this.size = 0;
+    let done = (await this.fh!.writev(bufs)).bytesWritten;
+    if (done < size) {
+      const all = Buffer.concat(bufs, size);
+      while (done < size) done += (await this.fh!.write(all, done, size - done)).bytesWritten;
+    }
+  }
+
+  async commit(fsync: boolean): Promise<void> {
+    await this.flush();
+    if (fsync) await this.fh!.sync();
+    await this.fh!.close();
+    this.fh = undefined;
+    await fs.promises.rename(this.tmp, this.dest);
+  }
+
+  async abandon(keep: boolean): Promise<void> {
+    if (keep) await this.flush().catch(noop);
+    await this.fh?.close().catch(noop);
+    this.fh = undefined;
+    if (keep) await fs.promises.rename(this.tmp, this.dest).catch(noop);
+    else await fs.promises.rm(this.tmp, { force: true });
+  }
+}
+
+export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string | Writable, opts: CopyFromOptions, t: Transfer): Promise<CopyResult> {
+  const what = `copy guest:${guestPath}`;
+  const f = await ga.features();
+  const { chunk, depth } = plan(f, opts, f.maxReadSize);
+  const st = await ga.stat(guestPath);
+  const type = st.stat.Mode & S_IFMT;
+  if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: 21 });
+  const total = type === S_IFREG ? st.stat.Size : undefined;
+  const verify = opts.verify ?? true;
+
+  const local = typeof dest === 'string' ? new LocalDest(dest) : undefined;
+  const stream = typeof dest === 'string' ? undefined : dest;
+  await local?.open();
+  let handle: number | undefined;
+  let handleOpen = false;
+  const inflight: Promise<{ data: Buffer; eof: boolean }>[] = [];
+  try {
+    handle = await ga.fileOpen(guestPath, { mode: 'r' });
+    handleOpen = true;
+    // The guest's digest runs alongside the reads; either order detects a file that changes.
+    const remoteMd5 = verify ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    remoteMd5?.catch(noop);
+    const md5 = verify ? createHash('md5') : undefined;
+    let bytes = 0;
+    let eof = false;
+    const topUp = () => {
+      while (inflight.length < depth) {
+        const p = ga.fileRead(handle!, f.emberGa ? chunk : undefined);
+        p.catch(noop); // awaited below, in request order
+        inflight.push(p);
+      }
+    };
+    topUp();
+    while (!eof) {
+      checkAbort(opts.signal, what);
+      const r = await inflight.shift()!;
+      if (!r.eof) topUp(); // the agent has the next reads before this chunk is written out
+      if (r.data.length > 0) {
+        md5?.update(r.data);
+        if (local) await local.write(r.data);
+        else await writeTo(stream!, r.data);
+        bytes += r.data.length;
+        t.progress({ bytes, total, phase: 'copy' }, opts);
+      }
+      eof = r.eof;
+    }
+    handleOpen = false; // the agent closed it at eof; reads still in flight fail harmlessly
+    const digest = md5?.digest('hex') ?? '';
+    if (remoteMd5) {
+      t.progress({ bytes, total, phase: 'verify' }, opts);
+      const remote = await remoteMd5;
+      if (remote !== digest) throw checksumError(what, digest, remote);
+    }
+    if (local) await local.commit(opts.fsync ?? true);
+    else if (opts.end ?? true) {
+      stream!.end();
+      await once(stream!, 'finish');
+    }
+    return { bytes, md5: digest, verified: verify, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+  } catch (e) {
+    if (handleOpen && handle !== undefined) ga.fileClose(handle, { noReconnect: true }).catch(noop);
+    await local?.abandon(opts.keepPartial ?? false);
+    throw e;
+  }
+}
+
+export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: string, opts: CopyToOptions, t: Transfer): Promise<CopyResult> {
+  const what = `copy to guest:${guestPath}`;
+  const f = await ga.features();
+  const { chunk, depth } = plan(f, opts, writeLimit(f));
+  let total = opts.total;
+  let input: Readable;
+  if (typeof src === 'string') {
+    const st = await fs.promises.stat(src);
+    if (st.isDirectory()) throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: 21 });
+    if (st.isFile()) total = st.size;
+    input = fs.createReadStream(src, { highWaterMark: Math.max(chunk, 64 * 1024) });
+  } else {
+    input = src;
+  }
+  const verify = opts.verify ?? true;
+  let handle: number | undefined;
+  let handleOpen = false;
+  const inflight: Promise<void>[] = [];
+  const md5 = verify ? createHash('md5') : undefined;
+  let sent = 0;
+  let acked = 0;
+
+  const send = async (buf: Buffer, eof: boolean) => {
+    checkAbort(opts.signal, what);
+    if (inflight.length >= depth) await inflight.shift();
+    md5?.update(buf);
+    sent += buf.length;
+    const p = ga.fileWrite(handle!, buf, eof).then(() => {
+      acked += buf.length;
+      if (eof) handleOpen = false;
+      if (buf.length > 0) t.progress({ bytes: acked, total, phase: 'copy' }, opts);
+    });
+    p.catch(noop); // awaited in order
+    inflight.push(p);
+  };
+
+  try {
+    handle = await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
+    handleOpen = true;
+    // Chunks of exactly `chunk` bytes; the last one is held back to go out with eof.
+    let held: Buffer | undefined;
+    const parts: Buffer[] = [];
+    let have = 0;
+    const full = async (buf: Buffer) => {
+      if (held) await send(held, false);
+      held = buf;
+    };
+    for await (const piece of input) {
+      let p: Buffer = typeof piece === 'string' ? Buffer.from(piece) : (piece as Buffer);
+      while (p.length > 0) {
+        const take = Math.min(chunk - have, p.length);
+        parts.push(p.subarray(0, take));
+        have += take;
+        p = p.subarray(take);
+        if (have === chunk) {
+          await full(parts.length === 1 ? parts[0] : Buffer.concat(parts, have));
+          parts.length = 0;
+          have = 0;
+        }
+      }
+    }
+    if (have > 0) await full(Buffer.concat(parts, have));
+    if (held && f.orderedHandles) {
+      await send(held, true); // ember-ga writes data sent with eof, then closes
+    } else {
+      if (held) await send(held, false);
+      await send(Buffer.alloc(0), true); // the reference drops data sent with eof:true
+    }
+    while (inflight.length > 0) await inflight.shift();
+    const digest = md5?.digest('hex') ?? '';
+    if (verify) {
+      t.progress({ bytes: acked, total, phase: 'verify' }, opts);
+      const remote = await ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) });
+      if (remote !== digest) throw checksumError(what, digest, remote);
+    }
+    return { bytes: sent, md5: digest, verified: verify, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+  } catch (e) {
+    input.destroy();
+    if (handleOpen && handle !== undefined) ga.fileClose(handle, { noReconnect: true }).catch(noop);
+    throw e;
+  }
+}

@@ -1,0 +1,354 @@
+#!/usr/bin/env node
+// ember-ga-ctl: drive a guest agent from the host. One subcommand per agent command, in human
+// form (tables) or --json for scripts; `cp` with a progress bar when stderr is a terminal.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as fs from 'fs';
+import * as path from 'path';
+import { VERSION } from '../version';
+import { GuestAgent } from './guest-agent';
+import { GuestAgentError } from './errors';
+import type { CopyResult, Transfer } from './copy';
+import * as fmt from './format';
+import type { GuestRouteSpec } from './types';
+import { progressBar } from './progress';
+
+interface Globals {
+  socket?: string;
+  device?: string;
+  listen?: string;
+  wait: number;
+  json?: boolean;
+}
+
+type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds > 0');
+  return n;
+}
+
+function secondsOrZero(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds >= 0 (0: never)');
+  return n;
+}
+
+function integer(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number >= 0');
+  return Number(v);
+}
+
+/** "755", "0755", "0o755" -> 493. */
+function octalMode(v: string): number {
+  const m = /^(?:0o?)?([0-7]{1,4})$/i.exec(v);
+  if (!m) throw new InvalidArgumentError(`expected an octal mode such as 644 or 0755, got ${JSON.stringify(v)}`);
+  return parseInt(m[1], 8);
+}
+
+/** "UID[:GID]" (numbers: the guest's user names mean nothing on the host). */
+function owner(v: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`expected UID or UID:GID as numbers, got ${JSON.stringify(v)}`);
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+function out(g: Globals, value: unknown, human: () => string): void {
+  process.stdout.write(g.json ? JSON.stringify(value) + '\n' : human());
+}
+
+function usage(message: string): never {
+  throw new CommanderError(2, 'ember-ga-ctl.usage', message);
+}
+
+function connectOptions(g: Globals) {
+  const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
+  if (given !== 1) usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
+  const timeout = g.wait * 1000;
+  if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false };
+  if (g.device !== undefined) return { device: g.device, timeout, reconnect: false };
+  return { listen: g.listen!, timeout, connectTimeout: timeout, reconnect: false };
+}
+
+/** Wraps a subcommand: connect, run, close. */
+function act(fn: Action) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = cmd.optsWithGlobals() as Globals;
+    let top = cmd;
+    while (top.parent) top = top.parent;
+    // EMBER_GA_SOCKET / EMBER_GA_DEVICE are defaults: a location given on the command line wins.
+    const explicit = (['socket', 'device', 'listen'] as const).filter((k) => g[k] !== undefined && top.getOptionValueSource(k) !== 'env');
+    if (explicit.length > 0) for (const k of ['socket', 'device', 'listen'] as const) if (!explicit.includes(k)) g[k] = undefined;
+    const ga = new GuestAgent(connectOptions(g));
+    try {
+      await ga.connect();
+      await (fn as (...a: unknown[]) => Promise<void>)(ga, g, ...args.slice(0, -1));
+    } finally {
+      await ga.close();
+    }
+  };
+}
+
+type Location = { guest: string } | { local: string } | { stdio: true };
+
+function location(arg: string): Location {
+  if (arg.startsWith('guest:')) {
+    const p = arg.slice(6);
+    if (!p.startsWith('/')) usage(`guest paths are absolute: ${JSON.stringify(arg)}`);
+    return { guest: p };
+  }
+  if (arg === '-') return { stdio: true };
+  return { local: arg };
+}
+
+/** Runs a copy with a progress bar on a terminal; SIGINT / SIGTERM stop it cleanly (exit 130). */
+async function runCopy(start: (signal: AbortSignal) => Transfer, label: string, opts: { progress: boolean }): Promise<CopyResult> {
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  const bar = opts.progress && process.stderr.isTTY ? progressBar(label, process.stderr) : undefined;
+  const started = Date.now();
+  const t = start(ac.signal);
+  if (bar) t.on('progress', (p) => bar.update(p));
+  try {
+    const r = await t;
+    bar?.stop();
+    if (process.stderr.isTTY && opts.progress) {
+      const s = (Date.now() - started) / 1000;
+      process.stderr.write(`${label}: ${fmt.bytes(r.bytes)} in ${s.toFixed(1)} s (${fmt.bytes(r.bytes / Math.max(s, 0.001))}/s)${r.verified ? ', md5 verified' : ''}\n`);
+    }
+    return r;
+  } catch (e) {
+    bar?.stop();
+    throw e;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
+export function program(): Command {
+  const p = new Command('ember-ga-ctl')
+    .description('Drive an ember-ga guest agent (or phoenix-guest-agent 0.7.1) from the host.')
+    .version(VERSION, '-V, --version')
+    .addOption(new Option('-s, --socket <path>', "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on)").env('EMBER_GA_SOCKET'))
+    .addOption(new Option('-d, --device <path>', "pty or character device of the port (QEMU chardev pty)").env('EMBER_GA_DEVICE'))
+    .addOption(new Option('--listen <path>', 'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)'))
+    .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
+    .option('--json', 'print answers as JSON (one line) for scripts')
+    .showHelpAfterError('(ember-ga-ctl --help lists the commands)')
+    .exitOverride();
+  p.configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'ember-ga-ctl: ')) });
+
+  p.command('ping').description("the agent's version").action(act(async (ga, g) => {
+    const v = await ga.ping();
+    out(g, v, () => `${v}\n`);
+  }));
+
+  p.command('info').alias('sysinfo').description('the agent and the guest system: uname, uptime, load, memory, disks, users').action(act(async (ga, g) => {
+    const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
+    out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
+  }));
+
+  p.command('commands').description('every command the agent accepts').action(act(async (ga, g) => {
+    const list = await ga.commands();
+    out(g, list, () => list.join('\n') + '\n');
+  }));
+
+  p.command('shutdown').description('agent-shutdown: the agent exits (its supervisor restarts it)').action(act(async (ga, g) => {
+    const r = await ga.shutdown();
+    out(g, r, () => 'agent shutting down\n');
+  }));
+
+  p.command('ls').argument('<path>', 'guest directory').option('-n, --limit <n>', 'at most n entries', integer)
+    .description('list a guest directory').action(act(async (ga, g, dir: string, o: { limit?: number }) => {
+      const list = await ga.readdir(dir, o.limit);
+      out(g, list, () => fmt.listing(list));
+    }));
+
+  p.command('stat').argument('<path>', 'guest path').description('file-stat (lstat) of a guest path').action(act(async (ga, g, file: string) => {
+    const s = await ga.stat(file);
+    out(g, s, () => fmt.statText(s));
+  }));
+
+  p.command('md5').argument('<path>', 'guest file').description('md5 of a guest file').action(act(async (ga, g, file: string) => {
+    const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
+    out(g, sum, () => `${sum}  ${file}\n`);
+  }));
+
+  p.command('cat').argument('<path>', 'guest file').option('--no-verify', 'skip the md5 check')
+    .description('write a guest file to stdout (md5-verified at the end)').action(act(async (ga, _g, file: string, o: { verify: boolean }) => {
+      await ga.copyFrom(file, process.stdout, { end: false, verify: o.verify });
+    }));
+
+  p.command('cp').argument('<src>', 'guest:PATH, a local path, or - for stdin').argument('<dst>', 'guest:PATH, a local path, or - for stdout')
+    .option('-m, --perm <mode>', 'mode of a file created in the guest (octal, default 644)', octalMode)
+    .option('-f, --force', 'replace a busy executable in the guest')
+    .option('--keep-partial', 'keep what arrived at a local destination if the copy fails')
+    .option('--no-verify', 'skip the md5 check at the end')
+    .option('--no-progress', 'no progress bar')
+    .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', integer)
+    .description('copy between host and guest; guest paths start with guest:')
+    .action(act(async (ga, g, srcArg: string, dstArg: string, o: { perm?: number; force?: boolean; keepPartial?: boolean; verify: boolean; progress: boolean; chunkSize?: number }) => {
+      const src = location(srcArg);
+      const dst = location(dstArg);
+      const common = { verify: o.verify, chunkSize: o.chunkSize };
+      let r: CopyResult;
+      if ('guest' in src && !('guest' in dst)) {
+        let dest: string | NodeJS.WritableStream = process.stdout;
+        if ('local' in dst) {
+          dest = dst.local;
+          if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) dest = path.join(dest, path.posix.basename(src.guest));
+        }
+        const to = dest as string;
+        r = await runCopy((signal) => ga.copyFrom(src.guest, to, { ...common, signal, keepPartial: o.keepPartial, end: typeof to === 'string' }), path.posix.basename(src.guest), { progress: o.progress });
+      } else if ('guest' in dst && !('guest' in src)) {
+        let target = dst.guest;
+        const name = 'local' in src ? path.basename(src.local) : undefined;
+        if (target.endsWith('/') || (await ga.stat(target).then((s) => s.isdir, () => false))) {
+          if (!name) usage('copying stdin into a guest directory: name the guest file');
+          target = path.posix.join(target, name);
+        }
+        const input = 'local' in src ? src.local : process.stdin;
+        r = await runCopy((signal) => ga.copyTo(input, target, { ...common, signal, perm: o.perm, force: o.force }), name ?? path.posix.basename(target), { progress: o.progress });
+      } else {
+        usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
+      }
+      if (g.json) out(g, r, () => '');
+    }));
+
+  p.command('mkdir').argument('<path>', 'guest directory').option('-m, --mode <mode>', 'mode (octal, default 755)', octalMode)
+    .description('create a guest directory and its missing parents').action(act(async (ga, g, dir: string, o: { mode?: number }) => {
+      out(g, await ga.mkdir(dir, o.mode), () => '');
+    }));
+
+  p.command('chmod').argument('<mode>', 'octal mode, e.g. 644', octalMode).argument('<path>', 'guest path')
+    .description('change mode bits of a guest path').action(act(async (ga, g, mode: number, file: string) => {
+      out(g, await ga.chmod(file, mode), () => '');
+    }));
+
+  p.command('chown').argument('<owner>', 'UID[:GID], numeric', owner).argument('<path>', 'guest path')
+    .description('change owner (and group) of a guest path').action(act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
+      out(g, await ga.chown(file, uid, gid), () => '');
+    }));
+
+  p.command('freeze').argument('[mount...]', 'mount points to freeze, in order (default: the agent picks, like the reference)')
+    .option('--timeout <seconds>', 'the agent thaws by itself if no thaw comes within this time (0: never; default: the agent\'s --freeze-timeout)', secondsOrZero)
+    .description('freeze guest filesystems (before a snapshot)').action(act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
+      out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
+    }));
+
+  p.command('thaw').description('thaw guest filesystems (after a snapshot)').action(act(async (ga, g) => {
+    out(g, await ga.thaw(), () => 'thawed\n');
+  }));
+
+  p.command('frozen').description('whether guest filesystems are frozen').action(act(async (ga, g) => {
+    const f = await ga.frozen();
+    out(g, f, () => (f ? 'frozen\n' : 'thawed\n'));
+  }));
+
+  p.command('ifaces').description('network interfaces and their addresses').action(act(async (ga, g) => {
+    const list = await ga.interfaces();
+    out(g, list, () => fmt.ifacesText(list));
+  }));
+
+  p.command('addr').argument('<add|del>').argument('<cidr>', 'address/prefix, e.g. 192.0.2.10/24').argument('<ifname...>', '[dev] IFNAME')
+    .description('add or delete an address: addr add 192.0.2.10/24 dev eth0')
+    .action(act(async (ga, g, op: string, cidr: string, rest: string[]) => {
+      const ifname = devName(rest);
+      if (op === 'add') out(g, await ga.addAddress(cidr, ifname), () => '');
+      else if (op === 'del' || op === 'delete') out(g, await ga.deleteAddress(cidr, ifname), () => '');
+      else usage(`addr takes add or del, got ${JSON.stringify(op)}`);
+    }));
+
+  p.command('link').argument('<up|down>').argument('<ifname>').description('bring an interface up or down')
+    .action(act(async (ga, g, op: string, ifname: string) => {
+      if (op === 'up') out(g, await ga.linkUp(ifname), () => '');
+      else if (op === 'down') out(g, await ga.linkDown(ifname), () => '');
+      else usage(`link takes up or down, got ${JSON.stringify(op)}`);
+    }));
+
+  p.command('routes').option('-4', 'IPv4 only').option('-6', 'IPv6 only').description('the main routing table')
+    .action(act(async (ga, g, o: { 4?: boolean; 6?: boolean }) => {
+      const list = await ga.routes(o[4] ? 2 : o[6] ? 10 : 0);
+      out(g, list, () => fmt.routesText(list));
+    }));
+
+  p.command('route').argument('<add|del>').argument('<spec...>', 'DST [via GW] [dev IFNAME] [src SRC] [scope N|link|host|global]')
+    .description('add or delete a route, like ip route: route add 198.51.100.0/24 via 192.0.2.1 dev eth0')
+    .action(act(async (ga, g, op: string, spec: string[]) => {
+      const r = routeSpec(spec);
+      if (op === 'add') out(g, await ga.addRoute(r), () => '');
+      else if (op === 'del' || op === 'delete') out(g, await ga.deleteRoute(r), () => '');
+      else usage(`route takes add or del, got ${JSON.stringify(op)}`);
+    }));
+
+  p.command('raw').argument('<json>', '{"execute": NAME, "arguments": {...}}').description('send one request as JSON and print its answer as JSON')
+    .action(act(async (ga, _g, text: string) => {
+      let req: { execute?: unknown; arguments?: unknown };
+      try {
+        req = JSON.parse(text);
+      } catch (e) {
+        usage(`raw: not JSON: ${(e as Error).message}`);
+      }
+      if (req === null || typeof req !== 'object' || typeof req.execute !== 'string') usage('raw: expected {"execute": NAME, "arguments": {...}}');
+      const args = req.arguments === undefined || req.arguments === null ? undefined : (req.arguments as Record<string, unknown>);
+      const v = await ga.call(req.execute as string, args);
+      process.stdout.write(JSON.stringify(v) + '\n');
+    }));
+
+  return p;
+}
+
+function devName(rest: string[]): string {
+  const words = rest[0] === 'dev' ? rest.slice(1) : rest;
+  if (words.length !== 1) usage('expected [dev] IFNAME');
+  return words[0];
+}
+
+const SCOPE_NAMES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+
+/** `DST [via GW] [dev IFNAME] [src SRC] [scope S]` -> route-add / route-del arguments (absent ones left out). */
+export function routeSpec(words: string[]): GuestRouteSpec {
+  if (words.length === 0 || ['via', 'dev', 'src', 'scope'].includes(words[0])) usage('route: the destination comes first (CIDR or default)');
+  const r: GuestRouteSpec = { dst: words[0] };
+  for (let i = 1; i < words.length; i += 2) {
+    const [key, value] = [words[i], words[i + 1]];
+    if (value === undefined) usage(`route: ${key} needs a value`);
+    if (key === 'via') r.gateway = value;
+    else if (key === 'dev') r.ifname = value;
+    else if (key === 'src') r.src = value;
+    else if (key === 'scope') {
+      const n = SCOPE_NAMES[value] ?? (/^\d+$/.test(value) ? Number(value) : NaN);
+      if (!(n >= 0 && n <= 255)) usage(`route: scope is a number 0-255 or global|site|link|host, got ${JSON.stringify(value)}`);
+      r.scope = n;
+    } else usage(`route: unknown keyword ${JSON.stringify(key)} (expected via, dev, src, scope)`);
+  }
+  if (r.dst === 'default') r.dst = r.gateway?.includes(':') ? '::/0' : '0.0.0.0/0';
+  return r;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);
+      else if (e.code === 'commander.help' && e.exitCode !== 0) process.stderr.write('ember-ga-ctl: which command? (see above)\n');
+      // commander printed its own message; help and version exit 0
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const msg = e instanceof GuestAgentError ? e.message : (e as Error).message ?? String(e);
+    process.stderr.write(`ember-ga-ctl: ${msg}\n`);
+    return e instanceof GuestAgentError && e.code === 'ABORT_ERR' ? 130 : 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,155 @@
+// Human output for ember-ga-ctl: sizes, modes, times, tables.
+import type { FileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
+
+/** 1536 -> "1.5 KiB". */
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+/** Seconds -> "3d 4h 05m" / "4m 02s". */
+export function duration(sec: number): string {
+  const s = Math.floor(sec);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h ${String(m).padStart(2, '0')}m`;
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
+  return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+}
+
+const TYPES: Record<number, [string, string]> = {
+  0o140000: ['s', 'socket'],
+  0o120000: ['l', 'symbolic link'],
+  0o100000: ['-', 'regular file'],
+  0o060000: ['b', 'block device'],
+  0o040000: ['d', 'directory'],
+  0o020000: ['c', 'character device'],
+  0o010000: ['p', 'fifo'],
+};
+
+/** st_mode -> "drwxr-xr-x" like ls. */
+export function modeString(mode: number): string {
+  const t = TYPES[mode & 0o170000]?.[0] ?? '?';
+  const rwx = (bits: number, special: boolean, ch: string) =>
+    (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
+  return t + rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') + rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') + rwx(mode & 7, (mode & 0o1000) !== 0, 't');
+}
+
+export function fileType(mode: number): string {
+  return TYPES[mode & 0o170000]?.[1] ?? 'unknown';
+}
+
+function time(t: { Sec: number; Nsec: number }): string {
+  return new Date(t.Sec * 1000 + Math.floor(t.Nsec / 1e6)).toISOString().replace('T', ' ').replace('Z', ' UTC');
+}
+
+/** Left-aligned columns; `right` lists the columns aligned right (numbers). */
+export function table(header: string[], rows: (string | number)[][], right: number[] = []): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : right.includes(i) ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  ').trimEnd())
+    .join('\n') + '\n';
+}
+
+export function listing(entries: FileStat[]): string {
+  const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return table(
+    ['MODE', 'LINKS', 'UID', 'GID', 'SIZE', 'MODIFIED', 'NAME'],
+    sorted.map((e) => [modeString(e.stat.Mode), e.stat.Nlink, e.stat.Uid, e.stat.Gid, e.stat.Size, time(e.stat.Mtim).slice(0, 19), e.name + (e.isdir ? '/' : '')]),
+    [1, 2, 3, 4],
+  );
+}
+
+export function statText(s: FileStat): string {
+  const st = s.stat;
+  return [
+    `  File: ${s.name}`,
+    `  Type: ${fileType(st.Mode)}`,
+    `  Size: ${st.Size} (${bytes(st.Size)})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
+    `  Mode: ${(st.Mode & 0o7777).toString(8).padStart(4, '0')} (${modeString(st.Mode)})   Uid: ${st.Uid}   Gid: ${st.Gid}`,
+    `Device: ${st.Dev}   Inode: ${st.Ino}   Links: ${st.Nlink}${st.Rdev ? `   Rdev: ${st.Rdev}` : ''}`,
+    `Access: ${time(st.Atim)}`,
+    `Modify: ${time(st.Mtim)}`,
+    `Change: ${time(st.Ctim)}`,
+  ].join('\n') + '\n';
+}
+
+export function agentLine(f: Features): string {
+  return f.emberGa
+    ? `ember-ga ${f.version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies)`
+    : `${f.version}, 0.7.1 protocol (4 KiB chunks, one request per handle)`;
+}
+
+export function sysinfoText(f: Features, s: SysInfo): string {
+  const u = s.uname;
+  const lines = [
+    `agent:    ${agentLine(f)}`,
+    `host:     ${u.nodename} (${u.sysname} ${u.release} ${u.machine}, ${s.long_bit}-bit)`,
+    `uptime:   ${duration(s.uptime)}`,
+    `load:     ${s.loadavg['1m'].toFixed(2)} ${s.loadavg['5m'].toFixed(2)} ${s.loadavg['15m'].toFixed(2)}`,
+    `memory:   ${bytes(s.ram.total * 1024)} total, ${bytes(s.ram.free * 1024)} free, ${bytes(s.ram.buffer * 1024)} buffers`,
+    `swap:     ${bytes(s.swap.total * 1024)} total, ${bytes(s.swap.free * 1024)} free`,
+  ];
+  let out = lines.join('\n') + '\n';
+  if (s.disks.length > 0) {
+    out += '\n' + table(
+      ['DISK', 'MOUNTED ON', 'SIZE', 'USED', 'AVAIL'],
+      s.disks.map((d) => [d.name, d.is_mounted ? d.mountpoint : '-', bytes(d.size_total * 1024), bytes(d.size_used * 1024), bytes(d.size_avail * 1024)]),
+      [2, 3, 4],
+    );
+  }
+  if (s.users.length > 0) {
+    out += '\n' + table(
+      ['USER', 'TTY', 'FROM', 'LOGIN'],
+      s.users.map((x) => [x.name, x.device, x.host, new Date(x.login_time * 1000).toISOString().slice(0, 16).replace('T', ' ')]),
+    );
+  }
+  return out;
+}
+
+export function ifacesText(list: NetIface[]): string {
+  return table(
+    ['INDEX', 'NAME', 'FLAGS', 'HWADDR', 'ADDRESSES'],
+    list.map((i) => [i.index, i.name, i.flags || '-', i.hwaddr || '-', i.ips.join(' ') || '-']),
+    [0],
+  );
+}
+
+/** Prefix length of a mask: "255.255.255.0" -> 24, "ffff:ffff::" -> 32. */
+export function maskBits(mask: string): number {
+  let bits = 0;
+  if (mask.includes('.')) {
+    for (const o of mask.split('.')) bits += popcount(Number(o));
+  } else {
+    const [head, tail = ''] = mask.split('::');
+    for (const g of [...head.split(':'), ...tail.split(':')]) if (g) bits += popcount(parseInt(g, 16));
+  }
+  return bits;
+}
+
+function popcount(n: number): number {
+  let c = 0;
+  for (let v = n; v; v >>>= 1) c += v & 1;
+  return c;
+}
+
+export function routeDst(r: GuestRoute): string {
+  return r.dst.ip === '' ? 'default' : `${r.dst.ip}/${maskBits(r.dst.mask)}`;
+}
+
+const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
+
+export function routesText(list: GuestRoute[]): string {
+  return table(
+    ['DESTINATION', 'GATEWAY', 'DEV', 'SRC', 'SCOPE'],
+    list.map((r) => [routeDst(r), r.gateway || '-', r.ifname || '-', r.src || '-', SCOPES[r.scope] ?? String(r.scope)]),
+  );
+}

@@ -1,0 +1,446 @@
+// GuestAgent: a typed client for ember-ga and phoenix-guest-agent 0.7.1. Every request gets a
+// fresh tag and its answer is matched by tag (answers come in completion order), each with its
+// own timeout. A lost connection fails the requests in flight; the next call connects again.
+import { EventEmitter } from 'events';
+import { randomBytes } from 'crypto';
+import type { Readable, Writable } from 'stream';
+import { LineFramer } from '../protocol';
+import { copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
+import { GuestAgentError, hostError } from './errors';
+import { connectorFor, type Connector, type Link, type Target } from './link';
+import type { AgentInfo, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
+
+export type GuestAgentOptions = Target & {
+  /** Milliseconds a request may wait for its answer (default 30 s). */
+  timeout?: number;
+  /** Milliseconds to wait for a connection (default 10 s). */
+  connectTimeout?: number;
+  /** Connect again on the next call after the connection was lost (default true). */
+  reconnect?: boolean;
+};
+
+export interface CallOptions {
+  /** This request's timeout in milliseconds (default: the client's). */
+  timeout?: number;
+  /** Do not connect for this call: fail with ENOTCONN when there is no connection. */
+  noReconnect?: boolean;
+}
+
+/** The reference protocol's file-read size, and its safe line length (Go's bufio.Scanner). */
+const REFERENCE_READ_SIZE = 4096;
+const REFERENCE_LINE_BYTES = 64 * 1024;
+/** Longest answer line accepted (a 4 MiB file-read is 5.6 MiB of base64). */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+interface Pending {
+  command: string;
+  /** A fileRead(): its answer may be decoded without JSON.parse (see readAnswer). */
+  decodeRead?: boolean;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Events: 'connect' (), 'disconnect' (error), 'unmatched' (answer object whose tag is not
+ * ours: a late answer to a timed-out request, or another host's).
+ */
+export class GuestAgent extends EventEmitter {
+  readonly timeout: number;
+  readonly connectTimeout: number;
+  readonly reconnect: boolean;
+  private readonly connector: Connector;
+  private link: Link | undefined;
+  private connecting: Promise<void> | undefined;
+  private everConnected = false;
+  private closed = false;
+  private readonly pending = new Map<string, Pending>();
+  private readonly tagPrefix = randomBytes(4).toString('hex') + '-';
+  private seq = 0;
+  private framer: LineFramer;
+  private featuresP: Promise<Features> | undefined;
+  private maxLineBytes = Infinity;
+
+  constructor(opts: GuestAgentOptions) {
+    super();
+    this.connector = connectorFor(opts);
+    this.timeout = opts.timeout ?? 30_000;
+    this.connectTimeout = opts.connectTimeout ?? 10_000;
+    this.reconnect = opts.reconnect ?? true;
+    this.framer = this.newFramer();
+  }
+
+  /** Creates a client and connects it. */
+  static async connect(opts: GuestAgentOptions): Promise<GuestAgent> {
+    const ga = new GuestAgent(opts);
+    try {
+      await ga.connect();
+    } catch (e) {
+      await ga.close();
+      throw e;
+    }
+    return ga;
+  }
+
+  get description(): string {
+    return this.connector.description;
+  }
+
+  get connected(): boolean {
+    return this.link !== undefined;
+  }
+
+  /** Connects (again) if not connected. */
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(hostError('ENOTCONN', 'the client is closed'));
+    if (this.link) return Promise.resolve();
+    this.connecting ??= (async () => {
+      try {
+        this.framer = this.newFramer();
+        const link = await this.connector.connect(
+          { data: (chunk) => this.framer.push(chunk), close: (reason) => this.lost(reason) },
+          this.connectTimeout,
+        );
+        if (this.closed) {
+          link.destroy();
+          throw hostError('ENOTCONN', 'the client was closed while connecting');
+        }
+        this.link = link;
+        this.everConnected = true;
+        this.emit('connect');
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
+  }
+
+  /** Closes the connection; requests in flight fail with ECONNRESET. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const link = this.link;
+    this.link = undefined;
+    link?.destroy();
+    this.connector.close();
+    this.failPending(hostError('ECONNRESET', 'the client was closed'));
+  }
+
+  private newFramer(): LineFramer {
+    return new LineFramer(
+      (line) => this.onLine(line),
+      () => this.emit('unmatched', { error: `answer longer than ${MAX_ANSWER_BYTES} bytes dropped` }),
+      MAX_ANSWER_BYTES,
+    );
+  }
+
+  private lost(reason: Error | undefined): void {
+    this.link = undefined;
+    this.featuresP = undefined;
+    this.maxLineBytes = Infinity;
+    const err = hostError('ECONNRESET', `connection to ${this.description} lost${reason ? `: ${reason.message}` : ''}`, undefined, reason);
+    this.failPending(err);
+    this.emit('disconnect', err);
+  }
+
+  private failPending(err: GuestAgentError): void {
+    for (const [tag, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(tag);
+      p.reject(new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }));
+    }
+  }
+
+  private onLine(line: Buffer): void {
+    const read = readAnswer(line);
+    if (read) {
+      const p = this.pending.get(read.tag);
+      if (p?.decodeRead) {
+        this.pending.delete(read.tag);
+        clearTimeout(p.timer);
+        p.resolve(read.result);
+        return;
+      }
+    }
+    let answer: { tag?: unknown; return?: unknown; error?: { bufb64?: unknown; code?: unknown } };
+    try {
+      answer = JSON.parse(line.toString('utf8'));
+    } catch {
+      if (line.length > 0) this.emit('unmatched', { invalid: line.toString('utf8', 0, 200) });
+      return;
+    }
+    const p = typeof answer?.tag === 'string' ? this.pending.get(answer.tag) : undefined;
+    if (!p) {
+      this.emit('unmatched', answer);
+      return;
+    }
+    this.pending.delete(answer.tag as string);
+    clearTimeout(p.timer);
+    if (answer.error !== undefined && answer.error !== null) p.reject(GuestAgentError.fromAnswer(answer.error, p.command));
+    else if ('return' in answer) p.resolve(answer.return);
+    else p.reject(hostError('EPROTO', `${p.command}: answer has neither "return" nor "error"`, p.command));
+  }
+
+  /**
+   * Sends one request and resolves with its `return` value; rejects with GuestAgentError (the
+   * guest's message and errno, or ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
+   */
+  call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
+    return this.request<T>(command, (tag) => JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n', opts);
+  }
+
+  /** Sends the line build(tag) makes; `ascii`: the line is known to be ASCII (a file-write). */
+  private request<T>(command: string, build: (tag: string) => string, opts: CallOptions, how: { ascii?: boolean; decodeRead?: boolean } = {}): Promise<T> {
+    if (!this.link) {
+      if (this.closed) return Promise.reject(hostError('ENOTCONN', `${command}: the client is closed`, command));
+      if (opts.noReconnect || (this.everConnected && !this.reconnect)) return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
+      return this.connect().then(() => this.request<T>(command, build, opts, how));
+    }
+    const tag = this.tagPrefix + ++this.seq;
+    const line = build(tag);
+    if (line.length - 2 > this.maxLineBytes / 3) {
+      const bytes = how.ascii ? line.length - 2 : Buffer.byteLength(line) - 2; // a scan only when it could matter
+      if (bytes > this.maxLineBytes) return Promise.reject(hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command));
+    }
+    const timeout = opts.timeout ?? this.timeout;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(tag);
+        reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${timeout} ms`, command));
+      }, timeout);
+      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer, decodeRead: how.decodeRead });
+      this.link!.write(line, how.ascii);
+    });
+  }
+
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * What the agent supports, asked once per connection: ember-ga answers agent-info; an agent
+   * that answers "Unknown command" speaks the 0.7.1 protocol (4096-byte reads, one request per
+   * handle at a time, data sent with eof:true dropped).
+   */
+  features(): Promise<Features> {
+    this.featuresP ??= this.detect().catch((e) => {
+      this.featuresP = undefined;
+      throw e;
+    });
+    return this.featuresP;
+  }
+
+  private async detect(): Promise<Features> {
+    try {
+      const info = await this.call<AgentInfo>('agent-info');
+      this.maxLineBytes = info.max_line_bytes;
+      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true };
+    } catch (e) {
+      if (!(e instanceof GuestAgentError && e.remote && /^Unknown command/.test(e.message))) throw e;
+    }
+    const version = await this.ping();
+    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false };
+  }
+
+  // ---- typed commands (../shared/PROTOCOL.md) ----
+
+  /** The agent's version. */
+  ping(opts?: CallOptions): Promise<string> {
+    return this.call('ping', undefined, opts);
+  }
+
+  /** Every command name the agent accepts, aliases included. */
+  commands(opts?: CallOptions): Promise<string[]> {
+    return this.call('get-commands', undefined, opts);
+  }
+
+  /** agent-info (ember-ga only; the reference answers "Unknown command"). */
+  agentInfo(opts?: CallOptions): Promise<AgentInfo> {
+    return this.call('agent-info', undefined, opts);
+  }
+
+  /** agent-shutdown: the agent answers true, then exits (its supervisor restarts it). */
+  shutdown(opts?: CallOptions): Promise<boolean> {
+    return this.call('agent-shutdown', undefined, opts);
+  }
+
+  sysinfo(opts?: CallOptions): Promise<SysInfo> {
+    return this.call('sysinfo', undefined, opts);
+  }
+
+  /** file-open: a handle id. `perm` is the mode of a created file (default 0o644). */
+  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean } = {}, opts?: CallOptions): Promise<number> {
+    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force }), opts);
+  }
+
+  /** file-read: up to `size` bytes (ember-ga; the reference reads 4096 whatever is asked). */
+  async fileRead(handle: number, size?: number, opts: CallOptions = {}): Promise<ReadResult> {
+    const args = compact({ handle_id: handle, size });
+    const r = await this.request<DecodedRead | { bufb64?: unknown; eof?: unknown } | null>(
+      'file-read',
+      (tag) => JSON.stringify({ execute: 'file-read', arguments: args, tag }) + '\r\n',
+      opts,
+      { decodeRead: true },
+    );
+    if (r instanceof DecodedRead) return r;
+    if (r === null || typeof r !== 'object' || typeof r.bufb64 !== 'string') throw hostError('EPROTO', 'file-read: answer is not {bufb64, eof}', 'file-read');
+    return { data: Buffer.from(r.bufb64, 'base64'), eof: r.eof === true };
+  }
+
+  /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
+  fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<boolean> {
+    if (!Number.isSafeInteger(handle)) return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+    // Built around the base64 text, which needs no JSON escaping: no JSON pass over the payload.
+    return this.request(
+      'file-write',
+      (tag) => `{"execute":"file-write","arguments":{"handle_id":${handle},"bufb64":"${data.toString('base64')}","eof":${eof === true}},"tag":${JSON.stringify(tag)}}\r\n`,
+      opts,
+      { ascii: true },
+    );
+  }
+
+  fileClose(handle: number, opts?: CallOptions): Promise<boolean> {
+    return this.call('file-close', { handle_id: handle }, opts);
+  }
+
+  /** get-file-md5sum: lowercase hex. */
+  md5sum(path: string, opts?: CallOptions): Promise<string> {
+    return this.call('get-file-md5sum', { path }, opts);
+  }
+
+  /** file-stat (lstat). */
+  stat(path: string, opts?: CallOptions): Promise<FileStat> {
+    return this.call('file-stat', { path }, opts);
+  }
+
+  chmod(path: string, perm: number, opts?: CallOptions): Promise<boolean> {
+    return this.call('file-chmod', { path, perm }, opts);
+  }
+
+  chown(path: string, uid: number, gid: number, opts?: CallOptions): Promise<boolean> {
+    return this.call('file-chown', { path, uid, gid }, opts);
+  }
+
+  /** directory-create: creates missing parents too (default perm 0o755). */
+  mkdir(path: string, perm?: number, opts?: CallOptions): Promise<boolean> {
+    return this.call('directory-create', compact({ path, perm }), opts);
+  }
+
+  /** directory-list: at most n entries (0 = all). */
+  readdir(path: string, n?: number, opts?: CallOptions): Promise<FileStat[]> {
+    return this.call('directory-list', compact({ path, n }), opts);
+  }
+
+  /**
+   * fs-freeze. ember-ga: `mountpoints` freezes just those, in order; `timeout` (seconds) thaws
+   * by itself if no fs-unfreeze comes in time.
+   */
+  freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<boolean> {
+    const args = compact({ mountpoints: o.mountpoints?.length ? o.mountpoints : undefined, timeout: o.timeout });
+    return this.call('fs-freeze', Object.keys(args).length ? args : undefined, opts);
+  }
+
+  thaw(opts?: CallOptions): Promise<boolean> {
+    return this.call('fs-unfreeze', undefined, opts);
+  }
+
+  /** get-freeze-status: true while frozen. */
+  frozen(opts?: CallOptions): Promise<boolean> {
+    return this.call('get-freeze-status', undefined, opts);
+  }
+
+  interfaces(opts?: CallOptions): Promise<NetIface[]> {
+    return this.call('get-netifaces', undefined, opts);
+  }
+
+  addAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
+    return this.call('ipaddr-add', { ip, ifname }, opts);
+  }
+
+  deleteAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
+    return this.call('ipaddr-del', { ip, ifname }, opts);
+  }
+
+  linkUp(ifname: string, opts?: CallOptions): Promise<boolean> {
+    return this.call('net-iface-up', { ifname }, opts);
+  }
+
+  linkDown(ifname: string, opts?: CallOptions): Promise<boolean> {
+    return this.call('net-iface-down', { ifname }, opts);
+  }
+
+  /** get-route-list of the main table; family 0 (all, default), 2 (IPv4) or 10 (IPv6). */
+  routes(family: 0 | 2 | 10 = 0, opts?: CallOptions): Promise<GuestRoute[]> {
+    return this.call('get-route-list', { family }, opts);
+  }
+
+  addRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
+    return this.call('route-add', routeArgs(r), opts);
+  }
+
+  deleteRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
+    return this.call('route-del', routeArgs(r), opts);
+  }
+
+  // ---- copies ----
+
+  /**
+   * Copies a guest file to a local path (written under a temporary name, renamed on success;
+   * nothing is left behind on failure unless keepPartial) or into a Writable. Verified against
+   * get-file-md5sum unless verify is false. The Transfer emits 'progress' ({bytes, total}).
+   */
+  copyFrom(guestPath: string, dest: string | Writable, opts: CopyFromOptions = {}): Transfer {
+    return new Transfer((t) => copyFrom(this, guestPath, dest, opts, t));
+  }
+
+  /**
+   * Copies a local file or a Readable to a guest path (created or truncated, `perm` default
+   * 0o644), verified against get-file-md5sum unless verify is false.
+   */
+  copyTo(src: string | Readable, guestPath: string, opts: CopyToOptions = {}): Transfer {
+    return new Transfer((t) => copyTo(this, src, guestPath, opts, t));
+  }
+}
+
+function compact(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function routeArgs(r: GuestRouteSpec): Record<string, unknown> {
+  return compact({ dst: r.dst, gateway: r.gateway, ifname: r.ifname, src: r.src, scope: r.scope });
+}
+
+/** A file-read answer decoded by readAnswer. */
+class DecodedRead implements ReadResult {
+  constructor(
+    readonly data: Buffer,
+    readonly eof: boolean,
+  ) {}
+}
+
+const READ_HEAD = Buffer.from('{"return":{"bufb64":"');
+const READ_EOF = Buffer.from('","eof":');
+
+/**
+ * `{"return":{"bufb64":"B64","eof":BOOL},"tag":"TAG"}` (how ember-ga and 0.7.1 both write a
+ * file-read answer), decoded without a JSON pass over the payload: base64 needs no escaping, so
+ * it is sliced out of the line. Anything else: undefined, and the answer takes the JSON path.
+ */
+function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefined {
+  if (line.length < READ_HEAD.length + READ_EOF.length || line.compare(READ_HEAD, 0, READ_HEAD.length, 0, READ_HEAD.length) !== 0) return undefined;
+  const mid = line.lastIndexOf(READ_EOF); // from the end: the tag is short; an encoded string cannot contain `","eof":`
+  if (mid < READ_HEAD.length) return undefined;
+  // The rest is `false},"tag":"T"}`; without its first `}` it ends the object `{"eof":...`.
+  const rest = line.toString('utf8', mid + READ_EOF.length);
+  const brace = rest.indexOf('}');
+  let tail: { eof?: unknown; tag?: unknown };
+  try {
+    tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`);
+  } catch {
+    return undefined;
+  }
+  if (typeof tail.tag !== 'string' || typeof tail.eof !== 'boolean') return undefined;
+  return { tag: tail.tag, result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof) };
+}

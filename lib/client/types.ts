@@ -1,0 +1,76 @@
+// The shapes of the agent's answers (../shared/PROTOCOL.md "Commands"), as the client returns them.
+
+/** agent-info (ember-ga only). */
+export interface AgentInfo {
+  name: string;
+  version: string;
+  max_line_bytes: number;
+  max_read_size: number;
+}
+
+/** What the client found out about the agent on the other end (GuestAgent.features()). */
+export interface Features {
+  /** ember-ga (answers agent-info); false for phoenix-guest-agent 0.7.1 and other agents. */
+  emberGa: boolean;
+  /** ping's answer. */
+  version: string;
+  /** Largest file-read `size` honoured (4096 for the reference protocol). */
+  maxReadSize: number;
+  /** Longest request line the agent accepts. */
+  maxLineBytes: number;
+  /**
+   * Requests on one handle run in request order, so a copy may keep several in flight and
+   * file-write's last chunk may carry data with eof:true. False for the reference, which runs
+   * requests concurrently (it could reorder them) and drops data sent with eof:true.
+   */
+  orderedHandles: boolean;
+}
+
+/** file-stat (from lstat) and the entries of directory-list: the agent's own types. */
+export type { FileStat, GoStat, Timespec } from '../files/stat';
+
+export interface SysInfo {
+  uname: { sysname: string; nodename: string; release: string; version: string; machine: string; domain: string };
+  long_bit: number;
+  uptime: number;
+  loadavg: { '1m': number; '5m': number; '15m': number };
+  ram: { total: number; free: number; buffer: number };
+  swap: { total: number; free: number };
+  users: { name: string; device: string; host: string; login_time: number }[];
+  disks: { name: string; is_mounted: boolean; mountpoint: string; size_total: number; size_used: number; size_avail: number }[];
+}
+
+export interface NetIface {
+  index: number;
+  name: string;
+  /** "" when none. */
+  hwaddr: string;
+  /** "up|broadcast|multicast", "" when none set. */
+  flags: string;
+  /** CIDR strings. */
+  ips: string[];
+}
+
+export interface GuestRoute {
+  ifname: string;
+  scope: number;
+  /** A default route has `{ip: "", mask: ""}`. */
+  dst: { ip: string; mask: string };
+  src: string;
+  gateway: string;
+}
+
+/** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */
+export interface GuestRouteSpec {
+  ifname?: string;
+  dst: string;
+  gateway?: string;
+  src?: string;
+  scope?: number;
+}
+
+/** file-read's answer, decoded. */
+export interface ReadResult {
+  data: Buffer;
+  eof: boolean;
+}

@@ -1,0 +1,255 @@
+// file-open, file-read, file-write, file-close, get-file-md5sum, file-chown, file-chmod,
+// file-stat, directory-create, directory-list (PROTOCOL.md), on lib/files.
+//
+// Hosts pipeline reads and writes on one handle and the dispatcher runs handlers concurrently:
+// each handler reaches its FileHandle synchronously (no await first), so operations enter the
+// handle's queue in request order and run in that order.
+import * as fs from 'fs';
+import { AgentError, toSystemError } from '../errors';
+import { RawJson } from '../protocol';
+import { defineCommand } from '../registry';
+import type { Context } from '../context';
+import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type FileHandle } from '../files/handle';
+import { md5File } from '../files/md5';
+import { listDirectory, mkdirAll, statFile } from '../files/stat';
+
+const EBADF = 9;
+const EMFILE = 24;
+
+/** How long exit waits for handles with operations still running before it goes anyway. */
+const EXIT_CLOSE_MS = 2000;
+
+/** Ids of handles closed at end of file that are remembered, so late pipelined reads answer eof again. */
+const EOF_MEMORY = 4096;
+
+/** The agent's open handles: ids from 1 upward, never reused while the agent runs. */
+class HandleTable {
+  private next = 1;
+  private opening = 0;
+  private readonly open = new Map<number, FileHandle>();
+  private readonly atEof = new Set<number>();
+
+  constructor(private readonly ctx: Context) {
+    ctx.onExit(() => this.closeAll());
+  }
+
+  /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
+  reserve(): void {
+    const max = this.ctx.config.maxHandles;
+    if (this.open.size + this.opening >= max) {
+      throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
+    }
+    this.opening++;
+  }
+
+  /** Adds an opened handle in a reserved slot; returns its id. */
+  add(h: FileHandle): number {
+    this.opening--;
+    const id = this.next++;
+    this.open.set(id, h);
+    return id;
+  }
+
+  unreserve(): void {
+    this.opening--;
+  }
+
+  get(id: number): FileHandle {
+    const h = this.open.get(id);
+    if (!h) throw new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
+    return h;
+  }
+
+  /** True for a handle that a read closed at end of file. */
+  closedAtEof(id: number): boolean {
+    return this.atEof.has(id);
+  }
+
+  /** Forgets the id and closes the handle after the operations queued on it. */
+  close(id: number, atEof = false): Promise<void> {
+    const h = this.open.get(id);
+    if (!h) return Promise.resolve();
+    this.open.delete(id);
+    if (atEof) {
+      this.atEof.add(id);
+      if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.values().next().value as number);
+    }
+    return h.close();
+  }
+
+  /**
+   * At exit. A read on a pipe nobody writes to must not keep the agent from exiting: waiting
+   * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
+   */
+  private async closeAll(): Promise<void> {
+    const ids = [...this.open.keys()];
+    if (ids.length === 0) return;
+    this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
+    cancelBlockedStreams();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
+    await Promise.race([Promise.allSettled(ids.map((id) => this.close(id))), late]);
+    clearTimeout(timer);
+  }
+}
+
+const HANDLES = Symbol('file handles');
+const handles = (ctx: Context) => ctx.store(HANDLES, () => new HandleTable(ctx));
+
+/**
+ * Strict base64 (standard alphabet, padded, as Go's encoding/json writes []byte; line breaks
+ * are skipped like Go does). Buffer.from alone silently drops bad characters, so the decoded
+ * length is checked against the length the text implies.
+ */
+export function decodeBase64(text: string): Buffer | undefined {
+  let s = text;
+  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) {
+    if (!/[\r\n]/.test(s)) return undefined;
+    s = s.replace(/[\r\n]/g, '');
+    if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return undefined;
+  }
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const buf = Buffer.from(s, 'base64');
+  return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
+}
+
+/** The handle, checked to be open in the direction the command needs. */
+function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): FileHandle {
+  const h = handles(ctx).get(id);
+  if (h.mode !== mode) {
+    throw new AgentError(`${command}: handle ${id} (${h.path}) is open for ${h.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}; open it with mode "${mode}" to ${mode === 'r' ? 'read' : 'write'}`, EBADF);
+  }
+  return h;
+}
+
+/** `true` once p fulfils; a Node fs error becomes a SystemError (errno code, Go-style message). */
+function succeeds(p: Promise<unknown>): Promise<true> {
+  return p.then(
+    () => true,
+    (e) => {
+      throw toSystemError(e);
+    },
+  );
+}
+
+const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
+const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
+
+export const fileCommands = [
+  defineCommand({
+    name: 'file-open',
+    doc: 'Opens a file; answers its handle id (1, 2, ... never reused while the agent runs).',
+    args: {
+      path,
+      mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '"r" to read, "w" to create or truncate and write.' },
+      perm: { type: 'int', default: 420, min: 0, max: 0xffffffff, doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.' },
+      force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
+    },
+    handler: async (args, ctx) => {
+      const table = handles(ctx);
+      table.reserve();
+      let h: FileHandle;
+      try {
+        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force });
+      } catch (e) {
+        table.unreserve();
+        throw e;
+      }
+      return table.add(h);
+    },
+  }),
+  defineCommand({
+    name: 'file-read',
+    doc: 'Reads the next chunk: {bufb64, eof}. At end of file an empty buffer with eof true, and the handle is closed.',
+    args: {
+      handle_id: handleId,
+      size: { type: 'int', min: 0, doc: 'ember-ga: bytes to read (0 or absent: 4096); more than the maximum agent-info reports reads that maximum; ignored under --no-large-reads.' },
+    },
+    handler: (args, ctx) => {
+      const table = handles(ctx);
+      const id = args.handle_id;
+      // A size past the maximum is clamped, not refused: any read may return less than asked.
+      const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
+      if (table.closedAtEof(id)) return { bufb64: '', eof: true };
+      return handleFor(ctx, id, 'r', 'file-read').readBase64(size).then((text) => {
+        // Base64 needs no JSON escaping: the answer is spliced, not stringified.
+        if (text.length > 0) return new RawJson(`{"bufb64":"${text}","eof":false}`);
+        void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
+        return { bufb64: '', eof: true };
+      });
+    },
+  }),
+  defineCommand({
+    name: 'file-write',
+    doc: 'Writes a chunk; with eof true writes it, then closes the handle (reporting any close error).',
+    args: {
+      handle_id: handleId,
+      bufb64: { type: 'string', default: '', doc: 'The data, base64 (standard alphabet, padded).' },
+      eof: { type: 'bool', default: false, doc: 'This is the last chunk: write it, then close.' },
+    },
+    handler: (args, ctx) => {
+      const h = handleFor(ctx, args.handle_id, 'w', 'file-write');
+      const data = decodeBase64(args.bufb64);
+      if (!data) throw new AgentError('Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written');
+      const written = h.write(data);
+      if (!args.eof) return written.then(() => true);
+      const closed = handles(ctx).close(args.handle_id);
+      return Promise.all([written, closed]).then(() => true);
+    },
+  }),
+  defineCommand({
+    name: 'file-close',
+    doc: 'Closes a handle after its queued operations; true also for an unknown handle.',
+    args: { handle_id: handleId },
+    handler: (args, ctx) => succeeds(handles(ctx).close(args.handle_id)),
+  }),
+  defineCommand({
+    name: 'get-file-md5sum',
+    doc: 'The md5 of a file, lowercase hex.',
+    args: { path },
+    handler: (args) => md5File(args.path),
+  }),
+  defineCommand({
+    name: 'file-chown',
+    doc: 'Sets owner and group (follows symlinks).',
+    args: {
+      path,
+      uid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric uid; -1 leaves it.' },
+      gid: { type: 'int', default: 0, min: -1, max: 0xffffffff, doc: 'Numeric gid; -1 leaves it.' },
+    },
+    handler: (args) => succeeds(fs.promises.chown(args.path, args.uid, args.gid)),
+  }),
+  defineCommand({
+    name: 'file-chmod',
+    doc: 'Sets the permission bits (decimal; & 07777, so setuid, setgid and sticky are honoured).',
+    args: {
+      path,
+      perm: { type: 'int', required: true, min: 0, max: 0xffffffff, doc: 'Mode bits, decimal (493 = 0755).' },
+    },
+    handler: (args) => succeeds(fs.promises.chmod(args.path, args.perm & 0o7777)),
+  }),
+  defineCommand({
+    name: 'file-stat',
+    doc: 'lstat of a path: {name, isdir, stat} with Go\'s struct stat field names.',
+    args: { path },
+    handler: (args) => statFile(args.path),
+  }),
+  defineCommand({
+    name: 'directory-create',
+    doc: 'mkdir -p with perm (decimal, default 493 = 0755; umask applies).',
+    args: {
+      path,
+      perm: { type: 'int', default: 493, min: 0, max: 0xffffffff, doc: 'Mode bits of created directories, decimal.' },
+    },
+    handler: (args) => succeeds(mkdirAll(args.path, args.perm)),
+  }),
+  defineCommand({
+    name: 'directory-list',
+    doc: 'The entries of a directory as file-stat objects, sorted by name; n > 0: at most n.',
+    args: {
+      path,
+      n: { type: 'int', default: 0, doc: 'At most this many entries; 0 or less: all.' },
+    },
+    handler: (args) => listDirectory(args.path, args.n),
+  }),
+];

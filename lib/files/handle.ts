@@ -1,0 +1,222 @@
+// FileHandle: a chunked reader or writer on one open file, for the file commands and for any
+// Node tool that moves files in chunks.
+//
+// Every operation on a handle runs in call order, one at a time, at the handle's own offset
+// (pread/pwrite at an explicit position, never the fd's shared file position): a caller may
+// issue many reads or writes without waiting and they still apply in order. Reads whose data
+// is already in the page cache are done at once on the calling thread (preadv2 RWF_NOWAIT,
+// which never waits for the disk); everything else runs in the addon on the thread pool.
+import * as fs from 'fs';
+import { promisify } from 'util';
+import { SystemError, toSystemError } from '../errors';
+import { fileio } from './native';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL } = fs.constants;
+const EBADF = 9;
+const ESPIPE = 29;
+const EOPNOTSUPP = 95;
+
+const openAsync = promisify(fs.open);
+const closeAsync = promisify(fs.close);
+const unlinkAsync = promisify(fs.unlink);
+
+/** "r": read an existing file; "w": create or truncate it, then write. */
+export type OpenMode = 'r' | 'w';
+
+export interface OpenOptions {
+  /** Default "r". */
+  mode?: OpenMode;
+  /** Permission bits for a file that "w" creates (the umask applies). Default 0o644. */
+  perm?: number;
+  /**
+   * "w" only: when the file is an executable that is running (ETXTBSY), unlink it and create
+   * it anew (the running program keeps its copy).
+   */
+  force?: boolean;
+}
+
+/** Bytes a read returns when no size is given: the reference agent's chunk. */
+export const DEFAULT_READ_SIZE = 4096;
+
+/**
+ * Node returns base64 text longer than about 1 MB as an external string, whose memory V8 frees
+ * only once ~64 MB of such memory has piled up: an agent moving data in 1 MiB chunks grew by
+ * that much. Encoding in slices keeps every piece an ordinary heap string.
+ */
+const BASE64_SLICE = 3 * 174_763; // ~512 KiB and a multiple of 3: slices encode without padding
+function base64(buf: Buffer, n: number): string {
+  if (n <= BASE64_SLICE) return buf.toString('base64', 0, n);
+  let text = '';
+  for (let off = 0; off < n; off += BASE64_SLICE) text += buf.toString('base64', off, Math.min(n, off + BASE64_SLICE));
+  return text;
+}
+
+/** The buffer synchronous cached reads go through when their bytes are consumed at once. */
+let scratchBuf = Buffer.alloc(0);
+function scratch(size: number): Buffer {
+  if (scratchBuf.length < size) scratchBuf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
+  return scratchBuf;
+}
+
+/**
+ * Opens `path` for chunked reading ("r") or writing ("w": create + truncate with `perm`).
+ * Rejects with a SystemError (`code` 'ENOENT', 'EACCES', ...) like Node's fs.
+ */
+export async function openFile(path: string, options: OpenOptions = {}): Promise<FileHandle> {
+  const mode = options.mode ?? 'r';
+  const perm = (options.perm ?? 0o644) & 0o7777;
+  try {
+    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY), path, mode);
+    try {
+      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC, perm), path, mode);
+    } catch (e) {
+      if (!options.force || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
+      await unlinkAsync(path);
+      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_EXCL, perm), path, mode);
+    }
+  } catch (e) {
+    throw toSystemError(e);
+  }
+}
+
+/**
+ * For process exit: reads and writes on pipes and character devices that are waiting (for a
+ * writer that never writes, say) fail at once with ECANCELED, and so do later ones, so no
+ * thread stays blocked (Node waits for its thread pool when the process exits).
+ */
+export function cancelBlockedStreams(): void {
+  fileio.cancelStreams();
+}
+
+export class FileHandle {
+  /** Bytes read or written so far: where the next operation starts. */
+  position = 0;
+  /** Operations queued or running. */
+  private pending = 0;
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Not a seekable file (a pipe, a character device): plain read/write at the fd's position. */
+  private stream = false;
+  /** False once preadv2(RWF_NOWAIT) proved unsupported here (tmpfs, NFS, FUSE...). */
+  private cacheReads = true;
+  private closing: Promise<void> | undefined;
+  private writeError: SystemError | undefined;
+
+  /** Use openFile(). */
+  constructor(
+    readonly fd: number,
+    readonly path: string,
+    readonly mode: OpenMode,
+  ) {}
+
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Reads up to `size` bytes at the handle's position; an empty buffer means end of file
+   * (a file that grows later can still be read further).
+   */
+  read(size = DEFAULT_READ_SIZE): Promise<Buffer> {
+    return this.readAs(size, (buf, n) => buf.subarray(0, n), false);
+  }
+
+  /**
+   * read() for protocols that carry base64 (the agent's file-read): resolves with the chunk as
+   * base64 text, "" at end of file. A read served from the page cache goes through one reused
+   * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
+   */
+  readBase64(size = DEFAULT_READ_SIZE): Promise<string> {
+    return this.readAs(size, base64, true);
+  }
+
+  private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean): Promise<T> {
+    const bad = this.refuse('read', 'r');
+    if (bad) return Promise.reject(bad);
+    if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
+    if (this.pending === 0 && this.cacheReads && !this.stream) {
+      const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
+      const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      if (n >= 0) {
+        this.position += n;
+        return Promise.resolve(take(buf, n));
+      }
+      if (n === -EOPNOTSUPP) this.cacheReads = false;
+      // -EAGAIN (not cached), -ESPIPE (a pipe) and real errors: the thread pool answers.
+    }
+    return this.enqueue(async () => {
+      const buf = Buffer.allocUnsafe(size);
+      const n = await this.onPool((offset) => fileio.pread(this.fd, buf, offset, this.path));
+      this.position += n;
+      return take(buf, n);
+    });
+  }
+
+  /** Writes all of `data` at the handle's position. After a failed write every later write fails too. */
+  write(data: Buffer): Promise<void> {
+    const bad = this.refuse('write', 'w');
+    if (bad) return Promise.reject(bad);
+    return this.enqueue(async () => {
+      if (this.writeError) {
+        const e = this.writeError;
+        throw new SystemError(e.errno, 'write', this.path, `an earlier write failed (${e.message}); nothing more is written to this handle`);
+      }
+      if (data.length === 0) return;
+      try {
+        await this.onPool((offset) => fileio.pwrite(this.fd, data, offset, this.path));
+      } catch (e) {
+        this.writeError = toSystemError(e) as SystemError;
+        throw this.writeError;
+      }
+      this.position += data.length;
+    });
+  }
+
+  /**
+   * Closes the file once the operations already queued have run. A failing close (a delayed
+   * write error on NFS, say) rejects. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.enqueue(async () => {
+      try {
+        await closeAsync(this.fd);
+      } catch (e) {
+        throw toSystemError(e);
+      }
+    });
+    return this.closing;
+  }
+
+  /** Runs a positional call; on ESPIPE the handle becomes a stream and the call is retried at the fd's position. */
+  private async onPool(call: (offset: number) => Promise<number>): Promise<number> {
+    try {
+      return await call(this.stream ? -1 : this.position);
+    } catch (e) {
+      const err = toSystemError(e);
+      if (!(err instanceof SystemError) || err.errno !== ESPIPE || this.stream) throw err;
+      this.stream = true;
+      try {
+        return await call(-1);
+      } catch (e2) {
+        throw toSystemError(e2);
+      }
+    }
+  }
+
+  /** The error for an operation this handle cannot do (closed, wrong direction), else undefined. */
+  private refuse(op: 'read' | 'write', needs: OpenMode): SystemError | undefined {
+    if (this.closing) return new SystemError(EBADF, op, this.path, 'file already closed');
+    if (this.mode !== needs) {
+      return new SystemError(EBADF, op, this.path, `bad file descriptor: the file is open for ${this.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}, not ${op === 'read' ? 'reading' : 'writing'}`);
+    }
+    return undefined;
+  }
+
+  /** Runs op after every operation queued before it, whatever their outcome. */
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    this.pending++;
+    const run = this.tail.then(op).finally(() => this.pending--);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}

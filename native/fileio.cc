@@ -1,0 +1,319 @@
+// File I/O for the file commands: the md5 of a whole file, and chunked reads and writes on an
+// open descriptor at an explicit offset.
+//
+// The kernel-facing part (namespace fileio) is plain functions on fds and byte ranges that
+// return SysError or -errno; the glue at the bottom only converts arguments and results and
+// runs the blocking calls on the thread pool through ember::Schedule.
+//
+// md5: OpenSSL's MD5 (the node binary exports libcrypto's symbols, so nothing extra is linked).
+// A whole-file digest is CPU-bound (MD5 is one serial chain), so the way to beat md5sum is to
+// keep the hashing thread hashing: for large regular files a second thread reads 1 MiB chunks
+// into a small ring of buffers while the first hashes the previous ones.
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common.h"
+
+namespace ember {
+namespace fileio {
+
+constexpr size_t kMd5Chunk = 1 << 20;          // bytes per read() while hashing
+constexpr size_t kMd5Slots = 4;                // buffers in the read-ahead ring
+constexpr int64_t kMd5ThreadedMin = 8 << 20;   // smaller files are hashed on one thread
+
+// Stream I/O (pipes, character devices: offset < 0) can block forever, and a thread-pool thread
+// blocked in read() would keep the process from exiting (Node joins its pool at exit). So stream
+// calls first poll the fd together with this eventfd; CancelStreams() makes it readable for
+// good, and every stream call, waiting or future, fails with ECANCELED.
+int CancelFd() {
+  static int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd;
+}
+
+void CancelStreams() {
+  uint64_t one = 1;
+  if (write(CancelFd(), &one, sizeof one) < 0) {
+    // Only fails if the counter would overflow: it is already set.
+  }
+}
+
+// Waits until fd is ready for `events` or streams are cancelled: 0, or -ECANCELED / -errno.
+int WaitStream(int fd, short events) {
+  struct pollfd p[2] = {{fd, events, 0}, {CancelFd(), POLLIN, 0}};
+  for (;;) {
+    int r = poll(p, CancelFd() >= 0 ? 2 : 1, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    if (p[1].revents & POLLIN) return -ECANCELED;
+    return 0;  // ready, or an error/hang-up the read or write itself will report
+  }
+}
+
+// One read(2) or pread(2) (offset < 0: a stream, at the current position), retried on EINTR.
+// Returns the byte count (0 at end of file) or -errno.
+ssize_t ReadAt(int fd, void* buf, size_t len, int64_t offset) {
+  for (;;) {
+    if (offset < 0) {
+      if (int w = WaitStream(fd, POLLIN); w < 0) return w;
+    }
+    ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
+    if (n >= 0) return n;
+    if (errno != EINTR && errno != EAGAIN) return -errno;
+  }
+}
+
+// The page-cache-only read: preadv2(RWF_NOWAIT) never blocks on the disk. Returns the byte
+// count, or -errno: -EAGAIN when the data is not cached, -EOPNOTSUPP where the filesystem
+// (tmpfs, NFS, FUSE...) or the file (a pipe) does not support it.
+ssize_t ReadCached(int fd, void* buf, size_t len, int64_t offset) {
+#ifdef RWF_NOWAIT
+  if (offset < 0) return -EOPNOTSUPP;
+  struct iovec iov = {buf, len};
+  ssize_t n = preadv2(fd, &iov, 1, offset, RWF_NOWAIT);
+  return n >= 0 ? n : -errno;
+#else
+  return -EOPNOTSUPP;
+#endif
+}
+
+// Writes all of buf (a short write is continued; offset < 0: at the current position).
+// Returns the bytes written, which is len unless an error stopped it (then *err is set).
+size_t WriteAll(int fd, const char* buf, size_t len, int64_t offset, int* err) {
+  size_t done = 0;
+  *err = 0;
+  while (done < len) {
+    if (offset < 0) {
+      if (int w = WaitStream(fd, POLLOUT); w < 0) {
+        *err = -w;
+        break;
+      }
+    }
+    ssize_t n = offset < 0 ? write(fd, buf + done, len - done)
+                           : pwrite(fd, buf + done, len - done, offset + static_cast<int64_t>(done));
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      *err = errno;
+      break;
+    }
+    if (n == 0) {  // should not happen for a regular file; do not spin
+      *err = EIO;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+namespace {
+
+struct Md5Ctx {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~Md5Ctx() { EVP_MD_CTX_free(ctx); }
+  bool Init() { return ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_md5(), nullptr) == 1; }
+  void Update(const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); }
+  void Final(unsigned char out[16]) {
+    unsigned int len = 16;
+    EVP_DigestFinal_ex(ctx, out, &len);
+  }
+};
+
+// Reads the whole fd into md5 on this thread.
+SysError HashSerial(int fd, Md5Ctx& md5, const std::string& path) {
+  std::unique_ptr<char[]> buf(new char[kMd5Chunk]);
+  for (;;) {
+    ssize_t n = ReadAt(fd, buf.get(), kMd5Chunk, -1);
+    if (n < 0) return SysError::Of(static_cast<int>(-n), "read", path);
+    if (n == 0) return SysError::Ok();
+    md5.Update(buf.get(), static_cast<size_t>(n));
+  }
+}
+
+// A reader thread fills a ring of kMd5Slots buffers; this thread hashes them in order.
+SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
+  struct Slot {
+    std::unique_ptr<char[]> data{new char[kMd5Chunk]};
+    size_t len = 0;
+  };
+  std::vector<Slot> slots(kMd5Slots);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t filled = 0;    // slots the reader has produced (monotonic)
+  size_t consumed = 0;  // slots the hasher has finished (monotonic)
+  bool done = false;    // reader reached end of file or failed
+  int read_err = 0;
+  bool stop = false;    // hasher gave up; reader must exit
+
+  std::thread reader([&] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || filled - consumed < kMd5Slots; });
+        if (stop) return;
+      }
+      Slot& s = slots[filled % kMd5Slots];
+      ssize_t n = ReadAt(fd, s.data.get(), kMd5Chunk, -1);
+      std::lock_guard<std::mutex> lock(mu);
+      if (n <= 0) {
+        done = true;
+        read_err = n < 0 ? static_cast<int>(-n) : 0;
+        cv.notify_all();
+        return;
+      }
+      s.len = static_cast<size_t>(n);
+      filled++;
+      cv.notify_all();
+    }
+  });
+
+  for (;;) {
+    size_t index;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return filled > consumed || done; });
+      if (filled == consumed) break;  // done and everything hashed
+      index = consumed % kMd5Slots;
+    }
+    md5.Update(slots[index].data.get(), slots[index].len);
+    std::lock_guard<std::mutex> lock(mu);
+    consumed++;
+    cv.notify_all();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+    cv.notify_all();
+  }
+  reader.join();
+  return read_err ? SysError::Of(read_err, "read", path) : SysError::Ok();
+}
+
+}  // namespace
+
+// The md5 of the file at path, as 32 lowercase hex digits in *hex.
+SysError Md5File(const std::string& path, std::string* hex) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError::Of(errno, "open", path);
+  struct stat st;
+  bool large = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMd5ThreadedMin;
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: failure changes nothing
+  Md5Ctx md5;
+  SysError err;
+  if (!md5.Init()) {
+    err = SysError::Of(ENOSYS, "md5", path);
+  } else {
+    err = large ? HashPipelined(fd, md5, path) : HashSerial(fd, md5, path);
+  }
+  close(fd);
+  if (err) return err;
+  unsigned char digest[16];
+  md5.Final(digest);
+  static const char kHex[] = "0123456789abcdef";
+  hex->resize(32);
+  for (int i = 0; i < 16; i++) {
+    (*hex)[2 * i] = kHex[digest[i] >> 4];
+    (*hex)[2 * i + 1] = kHex[digest[i] & 15];
+  }
+  return SysError::Ok();
+}
+
+}  // namespace fileio
+
+namespace {
+
+// A Buffer argument kept alive (and its bytes addressable) while a thread-pool task uses it.
+// Created and destroyed on the main thread: the task's lambdas are destroyed there.
+struct PinnedBuffer {
+  Napi::Reference<Napi::Buffer<char>> ref;
+  char* data;
+  size_t len;
+};
+
+std::shared_ptr<PinnedBuffer> PinBuffer(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsBuffer())
+    throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
+  auto b = info[i].As<Napi::Buffer<char>>();
+  return std::make_shared<PinnedBuffer>(PinnedBuffer{Napi::Persistent(b), b.Data(), b.Length()});
+}
+
+// md5File(path): Promise<string>
+Napi::Value Md5File(const Napi::CallbackInfo& info) {
+  auto path = StringArg(info, 0, "path");
+  auto hex = std::make_shared<std::string>();
+  return Schedule(
+      info.Env(), "ember-ga:md5", [path, hex] { return fileio::Md5File(path, hex.get()); },
+      [hex](Napi::Env env) { return Napi::String::New(env, *hex); });
+}
+
+// pread(fd, buffer, offset, path): Promise<number>. One read into buffer (offset -1: at the
+// current position, for pipes and character devices); 0 at end of file.
+Napi::Value Pread(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(IntArg(info, 0, "fd"));
+  auto buf = PinBuffer(info, 1);
+  int64_t offset = IntArg(info, 2, "offset");
+  auto path = StringArg(info, 3, "path");
+  auto n = std::make_shared<ssize_t>(0);
+  return Schedule(
+      info.Env(), "ember-ga:pread",
+      [fd, buf, offset, path, n] {
+        *n = fileio::ReadAt(fd, buf->data, buf->len, offset);
+        return *n < 0 ? SysError::Of(static_cast<int>(-*n), "read", path) : SysError::Ok();
+      },
+      [n](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(*n)); });
+}
+
+// preadCached(fd, buffer, offset): number, synchronous: the bytes read when the data is in the
+// page cache, else -errno (-EAGAIN, -EOPNOTSUPP, ...) and the caller uses pread().
+Napi::Value PreadCached(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(IntArg(info, 0, "fd"));
+  if (info.Length() <= 1 || !info[1].IsBuffer())
+    throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
+  auto b = info[1].As<Napi::Buffer<char>>();
+  int64_t offset = IntArg(info, 2, "offset");
+  return Napi::Number::New(info.Env(), static_cast<double>(fileio::ReadCached(fd, b.Data(), b.Length(), offset)));
+}
+
+// pwrite(fd, buffer, offset, path): Promise<number>. Writes the whole buffer (offset -1: at the
+// current position); resolves with its length, or rejects with errno.
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(IntArg(info, 0, "fd"));
+  auto buf = PinBuffer(info, 1);
+  int64_t offset = IntArg(info, 2, "offset");
+  auto path = StringArg(info, 3, "path");
+  return Schedule(
+      info.Env(), "ember-ga:pwrite",
+      [fd, buf, offset, path] {
+        int err;
+        fileio::WriteAll(fd, buf->data, buf->len, offset, &err);
+        return err ? SysError::Of(err, "write", path) : SysError::Ok();
+      },
+      [buf](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(buf->len)); });
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("md5File", Napi::Function::New<Md5File>(env, "md5File"));
+  exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
+  exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
+  exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
+  exports.Set("cancelStreams", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    fileio::CancelStreams();
+    return info.Env().Undefined();
+  }, "cancelStreams"));
+}
+
+Module fileio_module("fileio", Init);
+
+}  // namespace
+}  // namespace ember

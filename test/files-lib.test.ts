@@ -1,0 +1,168 @@
+// The file library on its own (lib/files): FileHandle ordering, streams, errors; md5File; the
+// Go-shaped stat helpers; strict base64.
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
+import { decodeBase64 } from '../lib/commands/files';
+import { RawJson, encodeReturn } from '../lib/protocol';
+import { baseName } from '../lib/files/stat';
+import { tmpDir } from './helpers/agent';
+import { command, suite } from './helpers/harness';
+
+const test = suite<{ dir: string }>('files library', { dir: '' });
+
+test.before((ctx) => {
+  ctx.dir = tmpDir('ember-ga-files-lib-');
+});
+test.after((ctx) => {
+  fs.rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<SystemError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.instance(e, SystemError);
+    assert.is((e as SystemError).code, code);
+    if (re) assert.match((e as SystemError).message, re);
+    return e as SystemError;
+  }
+  throw new Error(`expected a rejection with ${code}`);
+}
+
+test('md5File matches crypto for empty, small and multi-chunk files', async ({ dir }) => {
+  for (const size of [0, 1, 4096, 3 * 1024 * 1024 + 17, 9 * 1024 * 1024 + 5]) {
+    const data = crypto.randomBytes(size);
+    const f = path.join(dir, `md5-${size}`);
+    fs.writeFileSync(f, data);
+    assert.is(await md5File(f), crypto.createHash('md5').update(data).digest('hex'), `size ${size}`);
+  }
+});
+
+test('md5File errors carry code and errno like Node fs errors', async ({ dir }) => {
+  const e = await rejects(md5File(path.join(dir, 'missing')), 'ENOENT', /^open .*missing: no such file or directory$/);
+  assert.is(e.errno, 2);
+  await rejects(md5File(dir), 'EISDIR', /^read /);
+});
+
+test('reads and writes issued without waiting run in call order', async ({ dir }) => {
+  const f = path.join(dir, 'ordered');
+  const w = await openFile(f, { mode: 'w' });
+  const chunks = Array.from({ length: 200 }, (_, i) => crypto.randomBytes(1 + ((i * 7919) % 5000)));
+  await Promise.all(chunks.map((c) => w.write(c)));
+  await w.close();
+  const want = Buffer.concat(chunks);
+  assert.ok(fs.readFileSync(f).equals(want));
+
+  const r = await openFile(f);
+  const parts = await Promise.all(Array.from({ length: 100 }, () => r.read(777)));
+  assert.ok(Buffer.concat(parts).equals(want.subarray(0, 77_700)));
+  assert.is(r.position, 77_700);
+  await r.close();
+});
+
+test('read at end of file gives an empty buffer; a grown file reads on', async ({ dir }) => {
+  const f = path.join(dir, 'grow');
+  fs.writeFileSync(f, 'abc');
+  const h = await openFile(f);
+  assert.is((await h.read(10)).toString(), 'abc');
+  assert.is((await h.read(10)).length, 0);
+  fs.appendFileSync(f, 'def');
+  assert.is((await h.read(10)).toString(), 'def');
+  await h.close();
+});
+
+test('wrong direction, closed handle and double close', async ({ dir }) => {
+  const f = path.join(dir, 'dir-check');
+  const w = await openFile(f, { mode: 'w', perm: 0o600 });
+  await rejects(w.read(), 'EBADF', /open for writing/);
+  await w.close();
+  await w.close(); // same promise, no error
+  await rejects(w.write(Buffer.from('x')), 'EBADF', /file already closed/);
+  const r = await openFile(f);
+  await rejects(r.write(Buffer.from('x')), 'EBADF', /open for reading/);
+  await r.close();
+  assert.is(fs.statSync(f).mode & 0o777, 0o600 & ~process.umask());
+});
+
+test('a pipe (no pread) is read and written as a stream', async ({ dir }) => {
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const [w, r] = await Promise.all([openFile(fifo, { mode: 'w' }), openFile(fifo)]);
+  assert.instance(w, FileHandle);
+  await w.write(Buffer.from('through a pipe'));
+  await w.close();
+  assert.is((await r.read()).toString(), 'through a pipe');
+  assert.is((await r.read()).length, 0);
+  await r.close();
+}, { needs: [command('mkfifo')] });
+
+test('openFile errors: ENOENT, EISDIR for "w" on a directory', async ({ dir }) => {
+  await rejects(openFile(path.join(dir, 'nope')), 'ENOENT', /^open .*nope: no such file or directory$/);
+  await rejects(openFile(dir, { mode: 'w' }), 'EISDIR');
+});
+
+test('statFile: Go field names in order, lstat, nanosecond times', async ({ dir }) => {
+  const f = path.join(dir, 'stat-me');
+  fs.writeFileSync(f, 'hello');
+  fs.utimesSync(f, new Date(1_000_000_123), new Date(2_000_000_456));
+  fs.symlinkSync(f, path.join(dir, 'stat-link'));
+  const s = await statFile(f);
+  const want = fs.lstatSync(f, { bigint: true });
+  assert.equal(Object.keys(s), ['name', 'isdir', 'stat']);
+  assert.equal(Object.keys(s.stat), ['Dev', 'Ino', 'Nlink', 'Mode', 'Uid', 'Gid', 'X__pad0', 'Rdev', 'Size', 'Blksize', 'Blocks', 'Atim', 'Mtim', 'Ctim', 'X__unused']);
+  assert.is(s.name, 'stat-me');
+  assert.is(s.isdir, false);
+  assert.is(s.stat.Size, 5);
+  assert.is(s.stat.Ino, Number(want.ino));
+  assert.is(s.stat.Mode, Number(want.mode));
+  assert.equal(s.stat.Atim, { Sec: 1_000_000, Nsec: 123_000_000 });
+  assert.equal(s.stat.Mtim, { Sec: 2_000_000, Nsec: 456_000_000 });
+  assert.equal(s.stat.Ctim, { Sec: Number(want.ctimeNs / 1_000_000_000n), Nsec: Number(want.ctimeNs % 1_000_000_000n) });
+  assert.equal(s.stat.X__unused, [0, 0, 0]);
+  const l = await statFile(path.join(dir, 'stat-link'));
+  assert.is(l.stat.Mode & 0o170000, 0o120000); // the link itself
+  assert.is((await statFile(dir + '/')).isdir, true);
+});
+
+test('baseName follows Go: trailing slashes dropped, "/" stays', () => {
+  assert.is(baseName('/a/b'), 'b');
+  assert.is(baseName('/a/b//'), 'b');
+  assert.is(baseName('/'), '/');
+  assert.is(baseName('rel'), 'rel');
+});
+
+test('listDirectory sorted by name, n limits, mkdirAll creates parents with perm', async ({ dir }) => {
+  const d = path.join(dir, 'list', 'deep', 'er');
+  await mkdirAll(d, 0o700);
+  await mkdirAll(d, 0o700); // existing: fine
+  assert.is(fs.statSync(d).mode & 0o777, 0o700);
+  assert.is(fs.statSync(path.dirname(d)).mode & 0o777, 0o700);
+  for (const n of ['b', 'a', 'C', 'é', 'a b']) fs.writeFileSync(path.join(d, n), n);
+  const all = await listDirectory(d);
+  assert.equal(all.map((e) => e.name), ['C', 'a', 'a b', 'b', 'é']);
+  assert.equal((await listDirectory(d, 2)).map((e) => e.name), ['C', 'a']);
+  assert.equal(await listDirectory(path.join(dir, 'list', 'deep', 'er', 'a'), 0).catch((e: SystemError) => e.code), 'ENOTDIR');
+  await rejects(mkdirAll(path.join(d, 'a', 'sub')), 'ENOTDIR', /^mkdir .*\/a: not a directory$/);
+});
+
+test('decodeBase64 is strict: bad characters, bad length, URL alphabet, inner padding', () => {
+  assert.equal(decodeBase64('aGVsbG8K'), Buffer.from('hello\n'));
+  assert.equal(decodeBase64(''), Buffer.alloc(0));
+  assert.equal(decodeBase64('aGk='), Buffer.from('hi'));
+  assert.equal(decodeBase64('aGVs\r\nbG8K'), Buffer.from('hello\n')); // line breaks, as Go accepts
+  for (const bad of ['aGVsbG8', 'aGVsbG8!', 'aG Vs', 'aGk', '-_-_', 'aG==aGk=', 'a===', '====', 'aGVsbG8K\u00e9AAA']) {
+    assert.is(decodeBase64(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () => {
+  const line = encodeReturn(new RawJson('{"bufb64":"QUJD","eof":false}'), '<t>');
+  assert.is(line, '{"return":{"bufb64":"QUJD","eof":false},"tag":"\\u003ct\\u003e"}\n');
+  assert.equal(JSON.parse(line), { return: { bufb64: 'QUJD', eof: false }, tag: '<t>' });
+});
+
+test.run();
