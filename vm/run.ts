@@ -14,9 +14,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { allCommands } from '../lib/commands';
 import { Registry } from '../lib/registry';
-// TEMPORARY (vm/driver.ts): GuestAgent from '../lib/client/guest-agent' and GuestAgentError
-// from '../lib/client/errors' once the client branch is in main.
-import { GuestAgent, GuestAgentError } from './driver';
+import { GuestAgentError } from '../lib/client/errors';
+import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';
 import { buildImage, DISK_MIB, GUEST_MAC, makeDisk, Qemu, REPO, scratchDirs, SEED_MIB, sleep } from './guest';
 
@@ -38,7 +37,7 @@ const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
 const RUN_DEADLINE_MS = 180_000; // boot and every check (about 60 s when all groups are in)
 
-// --- the client: GuestAgent over QEMU's chardev socket ----------------------------------------
+// --- the client: the project's GuestAgent (lib/client) over QEMU's chardev socket ------------
 let ga: GuestAgent | undefined;
 let qemu: Qemu;
 
