@@ -113,6 +113,11 @@ export class Qemu {
       this.exitCode = code;
       log.end();
     });
+    this.proc.once('error', (e) => {
+      // not started at all (no qemu-system-x86_64): report it like an exit
+      collect(Buffer.from(`cannot run qemu-system-x86_64: ${e.message}\n`));
+      this.exitCode ??= -1;
+    });
     Qemu.live.add(this);
   }
 
