@@ -81,8 +81,11 @@ export class Qemu {
   private exitCode: number | null | undefined;
   private console = '';
 
-  /** `consoleLog`: where the guest's serial console is written (kept after the run). */
-  constructor(image: Image, disk: string, dir: string, consoleLog: string) {
+  /**
+   * `consoleLog`: where the guest's serial console is written (kept after the run).
+   * `initEnv`: name=value pairs for /init, passed on the kernel command line.
+   */
+  constructor(image: Image, disk: string, dir: string, consoleLog: string, initEnv: Record<string, string | number> = {}) {
     this.socket = path.join(dir, 'ga.sock');
     this.consoleLog = consoleLog;
     fs.rmSync(this.socket, { force: true });
@@ -90,7 +93,7 @@ export class Qemu {
       '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1',
       '-display', 'none', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', 'none',
       '-kernel', image.kernel, '-initrd', image.initrd,
-      '-append', 'console=ttyS0 panic=-1 quiet',
+      '-append', ['console=ttyS0 panic=-1 quiet', ...Object.entries(initEnv).map(([k, v]) => `${k}=${v}`)].join(' '),
       '-device', 'virtio-serial-pci',
       '-chardev', `socket,id=ga,path=${this.socket},server=on,wait=off`,
       '-device', 'virtserialport,chardev=ga,name=org.guest-agent.0',

@@ -33,7 +33,7 @@ const T0 = Date.now();
 const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
 const DATA = '/mnt/data';
 const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a busy machine
-const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent
+const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent (kernel command line)
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
 const RUN_DEADLINE_MS = 180_000; // boot and every check (about 60 s when all groups are in)
 
@@ -439,7 +439,7 @@ async function main(): Promise<number> {
       console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
       process.exit(1);
     }, RUN_DEADLINE_MS);
-    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'));
+    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), { ember_freeze_timeout: FREEZE_TIMEOUT_S });
     try {
       await pingUntil(BOOT_DEADLINE_MS);
       const boot = (Date.now() - qemu.startedAt) / 1000;
