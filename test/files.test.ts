@@ -477,8 +477,9 @@ limits('exit is not held up by a read blocked on a pipe nobody writes to', () =>
     try {
       const h = (await c.ok('file-open', { path: fifo })) as number;
       c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
+      c.send(JSON.stringify({ execute: 'get-file-md5sum', arguments: { path: fifo }, tag: 'stuck-md5' }) + '\r\n');
       await new Promise((r) => setTimeout(r, 300));
-      assert.is(c.lines.length, 0, 'the read waits for data');
+      assert.is(c.lines.length, 0, 'the read and the md5 wait for data');
       agent.proc.kill('SIGTERM');
       assert.is(await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]), 0);
     } finally {
