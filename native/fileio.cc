@@ -206,7 +206,8 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
 
 // The md5 of the file at path, as 32 lowercase hex digits in *hex.
 SysError Md5File(const std::string& path, std::string* hex) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO with no writer must not block the open (only poll() can be cancelled).
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SysError::Of(errno, "open", path);
   struct stat st;
   bool large = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMd5ThreadedMin;

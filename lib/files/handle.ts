@@ -11,7 +11,10 @@ import { promisify } from 'util';
 import { SystemError, toSystemError } from '../errors';
 import { fileio } from './native';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL } = fs.constants;
+// O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
+// could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
+// reads and writes wait for readiness in poll(), where exit can cancel them.
+const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
 const EBADF = 9;
 const ESPIPE = 29;
 const EOPNOTSUPP = 95;
@@ -66,13 +69,13 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   const mode = options.mode ?? 'r';
   const perm = (options.perm ?? 0o644) & 0o7777;
   try {
-    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY), path, mode);
+    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY | O_NONBLOCK), path, mode);
     try {
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC, perm), path, mode);
+      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, perm), path, mode);
     } catch (e) {
       if (!options.force || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
       await unlinkAsync(path);
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_EXCL, perm), path, mode);
+      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, perm), path, mode);
     }
   } catch (e) {
     throw toSystemError(e);
