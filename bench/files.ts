@@ -17,8 +17,8 @@ const REFERENCE = { down4k: 17.3, up4k: 13.1, md5: 0.96, pingP50us: 134 };
 const MiB = 1024 * 1024;
 const SMALL_FILE = 32 * MiB; // moved with 4 KiB chunks
 const LARGE_FILE = 256 * MiB; // moved with 1 MiB chunks; twice over, hashed by get-file-md5sum
-/** Every transfer runs this many times (the 1 MiB ones alone move 3 x 2 x 256 MiB = 1.5 GiB). */
-const ROUNDS = 3;
+/** Every transfer runs this many times (the 1 MiB ones alone move 4 x 2 x 256 MiB = 2 GiB). */
+const ROUNDS = 4;
 /** Requests in flight on one handle, the way a pipelining host moves data. */
 const DEPTH_4K = 16;
 const DEPTH_1M = 4;

@@ -155,6 +155,7 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
   bool done = false;    // reader reached end of file or failed
   int read_err = 0;
   bool stop = false;    // hasher gave up; reader must exit
+  int64_t offset = 0;   // the reader's position (only it touches this)
 
   std::thread reader([&] {
     for (;;) {
@@ -164,7 +165,8 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
         if (stop) return;
       }
       Slot& s = slots[filled % kMd5Slots];
-      ssize_t n = ReadAt(fd, s.data.get(), kMd5Chunk, -1);
+      ssize_t n = ReadAt(fd, s.data.get(), kMd5Chunk, offset);  // a regular file: no poll
+      if (n > 0) offset += n;
       std::lock_guard<std::mutex> lock(mu);
       if (n <= 0) {
         done = true;
@@ -204,7 +206,8 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
 
 // The md5 of the file at path, as 32 lowercase hex digits in *hex.
 SysError Md5File(const std::string& path, std::string* hex) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO with no writer must not block the open (only poll() can be cancelled).
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SysError::Of(errno, "open", path);
   struct stat st;
   bool large = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMd5ThreadedMin;

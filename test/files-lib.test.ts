@@ -91,13 +91,20 @@ test('wrong direction, closed handle and double close', async ({ dir }) => {
 test('a pipe (no pread) is read and written as a stream', async ({ dir }) => {
   const fifo = path.join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
-  const [w, r] = await Promise.all([openFile(fifo, { mode: 'w' }), openFile(fifo)]);
+  const r = await openFile(fifo); // returns at once: no writer needed (O_NONBLOCK)
+  const w = await openFile(fifo, { mode: 'w' });
   assert.instance(w, FileHandle);
   await w.write(Buffer.from('through a pipe'));
   await w.close();
   assert.is((await r.read()).toString(), 'through a pipe');
   assert.is((await r.read()).length, 0);
   await r.close();
+}, { needs: [command('mkfifo')] });
+
+test('a FIFO with no reader: "w" fails at once with ENXIO instead of waiting', async ({ dir }) => {
+  const fifo = path.join(dir, 'lonely-fifo');
+  execFileSync('mkfifo', [fifo]);
+  await rejects(openFile(fifo, { mode: 'w' }), 'ENXIO');
 }, { needs: [command('mkfifo')] });
 
 test('openFile errors: ENOENT, EISDIR for "w" on a directory', async ({ dir }) => {

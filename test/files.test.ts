@@ -469,16 +469,17 @@ limits('handles left open are closed at exit, and the written data is there', ()
     assert.is(fs.readFileSync(f, 'utf8'), 'kept');
   }));
 
-limits('exit is not held up by a read blocked on a pipe nobody writes to', () =>
+limits('a FIFO nobody writes to: open returns, reads wait, and exit is not held up', () =>
   withAgent([], async (agent, c, dir) => {
     const fifo = path.join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    const writer = fs.openSync(fifo, fs.constants.O_RDWR); // lets the agent's open return; never writes
+    const h = (await c.ok('file-open', { path: fifo })) as number; // no writer: does not wait
+    c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
+    c.send(JSON.stringify({ execute: 'get-file-md5sum', arguments: { path: fifo }, tag: 'stuck-md5' }) + '\r\n');
+    const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); // connects, never writes
     try {
-      const h = (await c.ok('file-open', { path: fifo })) as number;
-      c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
       await new Promise((r) => setTimeout(r, 300));
-      assert.is(c.lines.length, 0, 'the read waits for data');
+      assert.is(c.lines.length, 0, 'the read and the md5 wait for data');
       agent.proc.kill('SIGTERM');
       assert.is(await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]), 0);
     } finally {

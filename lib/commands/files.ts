@@ -82,10 +82,10 @@ class HandleTable {
    * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
    */
   private async closeAll(): Promise<void> {
+    cancelBlockedStreams(); // also frees a get-file-md5sum waiting on a pipe
     const ids = [...this.open.keys()];
     if (ids.length === 0) return;
     this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
-    cancelBlockedStreams();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
     await Promise.race([Promise.allSettled(ids.map((id) => this.close(id))), late]);
@@ -207,7 +207,10 @@ export const fileCommands = [
     name: 'get-file-md5sum',
     doc: 'The md5 of a file, lowercase hex.',
     args: { path },
-    handler: (args) => md5File(args.path),
+    handler: (args, ctx) => {
+      handles(ctx); // its exit hook cancels a read blocked on a pipe (get-file-md5sum of a FIFO)
+      return md5File(args.path);
+    },
   }),
   defineCommand({
     name: 'file-chown',
