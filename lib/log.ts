@@ -7,6 +7,9 @@ export interface Logger {
 }
 
 export function stderrLogger(debug: boolean): Logger {
+  // A broken stderr (EPIPE: whoever read our log went away) must not become an uncaught
+  // exception, whose handler logs, which fails again: a loop at full CPU. Lines are dropped.
+  process.stderr.on('error', () => {});
   const write = (level: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ember-ga ${level}: ${msg}\n`);
   return {
     debug: debug ? (m) => write('debug', m) : () => {},

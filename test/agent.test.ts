@@ -177,4 +177,26 @@ life('SIGTERM and SIGINT: exit 0', async () => {
   }
 });
 
+life('a broken stderr (EPIPE) neither kills the agent nor makes it spin', async () => {
+  const agent = await startAgent();
+  agent.proc.stderr!.destroy(); // whoever read the log went away
+  const cpu = () => {
+    const f = require('fs').readFileSync(`/proc/${agent.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  for (let i = 0; i < 3; i++) {
+    const c = await agent.connect(); // connect and disconnect are logged
+    await c.ok('ping');
+    c.close();
+  }
+  const before = cpu();
+  await new Promise((r) => setTimeout(r, 1_000));
+  assert.ok(cpu() - before <= 10, `agent used ${cpu() - before} ticks of 100 idle`);
+  const c = await agent.connect();
+  await c.ok('ping');
+  c.close();
+  assert.is(agent.proc.exitCode, null);
+  await agent.stop();
+});
+
 life.run();
