@@ -2,17 +2,29 @@
 // protocol-level failure with the wire code to answer). wireError() turns anything thrown by a
 // handler into the message and code of an error answer.
 import { getSystemErrorMap } from 'util';
+import { bindings } from './native';
 
 const systemErrors = getSystemErrorMap(); // -errno -> [name, message]
+const { strerror } = bindings<{ strerror(errno: number): string }>();
+const messages = new Map<number, string>();
 
 /** The errno name for a positive errno (2 -> "ENOENT"), or "E<n>" when Node does not know it. */
 export function errnoName(errno: number): string {
   return systemErrors.get(-errno)?.[0] ?? `E${errno}`;
 }
 
-/** The system's description of an errno, lowercase like Go's ("no such file or directory"). */
+/**
+ * The C library's description of an errno with its first letter lowercased, which is the text
+ * Go prints ("no such file or directory", "is a directory", "text file busy").
+ */
 export function errnoMessage(errno: number): string {
-  return systemErrors.get(-errno)?.[1] ?? `errno ${errno}`;
+  let m = messages.get(errno);
+  if (m === undefined) {
+    const s = strerror(errno);
+    m = s.startsWith('Unknown error') ? `errno ${errno}` : s.charAt(0).toLowerCase() + s.slice(1);
+    messages.set(errno, m);
+  }
+  return m;
 }
 
 /** A failed system call, shaped like Node's fs errors, with a positive errno. */

@@ -114,6 +114,17 @@ test('system errors carry errno and a Go-style sentence', async () => {
   assert.is(a.error.code, 2);
 });
 
+test('errno texts are the ones Go prints, not libuv texts', async () => {
+  const { errnoMessage } = await import('../lib/errors');
+  assert.is(errnoMessage(21), 'is a directory');
+  assert.is(errnoMessage(26), 'text file busy');
+  assert.is(errnoMessage(17), 'file exists');
+  assert.is(errnoMessage(2), 'no such file or directory');
+  assert.is(errnoMessage(5), 'input/output error');
+  assert.is(errnoMessage(95), 'operation not supported');
+  assert.is(errnoMessage(4095), 'errno 4095');
+});
+
 test('while frozen only ping, get-commands and commands marked allowWhileFrozen run', async () => {
   const ctx = makeCtx();
   ctx.state.frozen = true;
