@@ -6,6 +6,8 @@ export interface Reporter {
   row(label: string, value: string, comparison?: string): void;
   /** A line of context (setup, sizes, caveats). */
   note(text: string): void;
+  /** A line as it is. */
+  line(text: string): void;
 }
 
 export function consoleReporter(write: (s: string) => void = (s) => process.stdout.write(s)): Reporter {
@@ -13,6 +15,7 @@ export function consoleReporter(write: (s: string) => void = (s) => process.stdo
     heading: (title) => write(`\n== ${title}\n`),
     row: (label, value, comparison) => write(`  ${label.padEnd(34)} ${value.padStart(14)}${comparison ? `   ${comparison}` : ''}\n`),
     note: (text) => write(`  (${text})\n`),
+    line: (text) => write(`${text}\n`),
   };
 }
 

@@ -2,6 +2,7 @@
 // namespace of its own (created and deleted here; documentation addresses only, no traffic).
 // A section of `npm run bench`; also runs alone: node dist/bench/routes.js (as root).
 import { execFile } from 'child_process';
+import { consoleReporter, type Reporter } from './report';
 import { promisify } from 'util';
 import * as net from 'net';
 import { TestNetns } from '../test/helpers/netns';
@@ -42,7 +43,9 @@ async function timeIp(ns: TestNetns, args = ['-j', '-6', 'route', 'show', 'table
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, output: stdout };
 }
 
-export async function run(print: (line: string) => void): Promise<void> {
+export async function run(out: Reporter): Promise<void> {
+  const print = (line: string) => out.line(line);
+  out.heading('get-route-list: 10,000 routes in a network namespace, against ip -j route show');
   if (process.getuid?.() !== 0) {
     print('routes: skipped (needs root for a network namespace)');
     return;
@@ -98,7 +101,7 @@ export async function run(print: (line: string) => void): Promise<void> {
 }
 
 if (require.main === module) {
-  run((line) => process.stdout.write(line + '\n')).catch((e: Error) => {
+  run(consoleReporter()).catch((e: Error) => {
     process.stderr.write(`bench routes: ${e.stack ?? e.message}\n`);
     process.exit(1);
   });

@@ -10,6 +10,9 @@ type Section = { run(out: Reporter): Promise<void> };
 
 const SECTIONS: [name: string, load: () => Promise<Section>][] = [
   ['files', () => import('./files')],
+  ['routes', () => import('./routes')],
+  ['sysinfo', () => import('./sysinfo')],
+  ['startup', () => import('./startup')],
 ];
 
 async function main(argv: string[]): Promise<number> {

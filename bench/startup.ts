@@ -5,6 +5,7 @@
 // A section of `npm run bench` (`export async function run(out)`), and runnable on its own:
 //   node dist/bench/startup.js [RUNS]
 import { spawn } from 'child_process';
+import { consoleReporter, type Reporter } from './report';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -14,11 +15,7 @@ const CLI = path.resolve(__dirname, '..', 'lib', 'cli.js');
 const GOAL_MS = 150;
 
 /** The reporter bench/run.ts passes (heading, row, note). */
-export interface Out {
-  heading(title: string): void;
-  row(label: string, value: string, comparison?: string): void;
-  note(text: string): void;
-}
+type Out = Pick<Reporter, 'heading' | 'row' | 'note'>;
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
@@ -111,12 +108,7 @@ export async function run(out: Out, runs = 20): Promise<void> {
 
 if (require.main === module) {
   const runs = Number(process.argv[2] ?? 20);
-  const out: Out = {
-    heading: (t) => process.stdout.write(`\n== ${t}\n`),
-    row: (l, v, c) => process.stdout.write(`  ${l.padEnd(34)} ${v.padStart(14)}${c ? `   ${c}` : ''}\n`),
-    note: (t) => process.stdout.write(`  (${t})\n`),
-  };
-  run(out, Number.isInteger(runs) && runs > 0 ? runs : 20).catch((e) => {
+  run(consoleReporter(), Number.isInteger(runs) && runs > 0 ? runs : 20).catch((e) => {
     process.stderr.write(`${(e as Error).stack ?? e}\n`);
     process.exit(1);
   });

@@ -3,6 +3,7 @@
 // anything). Also the kernel figures by the addon's sysinfo(2) against reading /proc, the choice
 // native/sysinfo.cc makes. Part of `npm run bench`; alone: node dist/bench/sysinfo.js [calls]
 import { promises as fs } from 'fs';
+import { consoleReporter, type Reporter } from './report';
 import { startAgent } from '../test/helpers/agent';
 import { memory, systemInfo } from '../lib/sysinfo';
 
@@ -54,7 +55,9 @@ async function fromProc(): Promise<unknown> {
   return { uptime: Math.ceil(Number(uptime.split(' ')[0])), loads: l.slice(0, 3), total: kb('MemTotal'), free: kb('MemFree'), buffer: kb('Buffers'), swap: kb('SwapTotal'), swapFree: kb('SwapFree') };
 }
 
-export async function run(out: (line: string) => void, calls = 200): Promise<void> {
+export async function run(reporter: Reporter, calls = 200): Promise<void> {
+  const out = (line: string) => reporter.line(line);
+  reporter.heading('sysinfo latency');
   const agent = await startAgent();
   try {
     const c = await agent.connect();
@@ -79,7 +82,7 @@ export async function run(out: (line: string) => void, calls = 200): Promise<voi
 
 if (require.main === module) {
   const n = Number(process.argv[2] ?? 200);
-  run((line) => process.stdout.write(line + '\n'), n).catch((e: Error) => {
+  run(consoleReporter(), n).catch((e: Error) => {
     process.stderr.write(`bench sysinfo: ${e.stack ?? e.message}\n`);
     process.exit(1);
   });
