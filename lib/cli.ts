@@ -5,7 +5,7 @@ import * as v8 from 'v8';
 import { Agent } from './agent';
 import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
-import { stderrLogger } from './log';
+import { HoldingLogger, stderrLogger } from './log';
 import { PortTransport } from './transports/port';
 import { findPort } from './transports/find-port';
 import { UnixTransport } from './transports/unix';
@@ -109,7 +109,8 @@ export async function main(argv: string[]): Promise<number> {
   // CPU and the same throughput.
   v8.setFlagsFromString('--semi-space-growth-factor=1');
   v8.setFlagsFromString('--heap-growing-percent=10');
-  const log = stderrLogger(opts.debug);
+  // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
+  const log = new HoldingLogger(stderrLogger(opts.debug));
   let transport: Transport;
   try {
     transport = opts.listen !== undefined ? new UnixTransport(opts.listen, log) : new PortTransport(opts.port ?? findPort(), log);

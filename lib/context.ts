@@ -1,5 +1,5 @@
 // What a command handler sees of the agent: configuration, shared state, logging and lifecycle.
-import type { Logger } from './log';
+import type { HoldingLogger } from './log';
 import type { Registry } from './registry';
 
 export interface AgentConfig {
@@ -37,7 +37,8 @@ export interface Context {
   readonly config: AgentConfig;
   readonly state: AgentState;
   readonly registry: Registry;
-  readonly log: Logger;
+  /** Holds lines back while a freeze would make writing them block (see HoldingLogger). */
+  readonly log: HoldingLogger;
   readonly version: string;
   /** Ask the agent to exit once this command's answer is written. */
   shutdown(): void;

@@ -20,3 +20,54 @@ export function stderrLogger(debug: boolean): Logger {
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Most lines a HoldingLogger keeps while holding; past it they are counted, not kept. */
+const MAX_HELD_LINES = 1000;
+
+/**
+ * The agent's logger. While stderr is a file on a filesystem the agent has frozen, a write would
+ * block the event loop (Node writes files synchronously), and with it every thaw. hold() keeps
+ * lines in memory instead; release() writes them out once everything is thawed.
+ */
+export class HoldingLogger implements Logger {
+  private held: [keyof Logger, string][] | undefined;
+  private dropped = 0;
+
+  constructor(private readonly inner: Logger) {}
+
+  get holding(): boolean {
+    return this.held !== undefined;
+  }
+
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const lines = this.held;
+    this.held = undefined;
+    if (!lines) return;
+    for (const [level, msg] of lines) this.inner[level](msg);
+    if (this.dropped > 0) this.inner.warn(`${this.dropped} log lines dropped while frozen`);
+    this.dropped = 0;
+  }
+
+  private emit(level: keyof Logger, msg: string): void {
+    if (!this.held) this.inner[level](msg);
+    else if (this.held.length < MAX_HELD_LINES) this.held.push([level, `${msg} (at ${new Date().toISOString()}, held back while frozen)`]);
+    else this.dropped++;
+  }
+
+  debug(m: string): void {
+    this.emit('debug', m);
+  }
+  info(m: string): void {
+    this.emit('info', m);
+  }
+  warn(m: string): void {
+    this.emit('warn', m);
+  }
+  error(m: string): void {
+    this.emit('error', m);
+  }
+}

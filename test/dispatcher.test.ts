@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { Dispatcher } from '../lib/dispatcher';
 import { Registry, defineCommand, checkArgs } from '../lib/registry';
 import { defaultConfig, type Context } from '../lib/context';
-import { silentLogger } from '../lib/log';
+import { HoldingLogger, silentLogger } from '../lib/log';
 import { coreCommands } from '../lib/commands/core';
 import { AgentError, SystemError } from '../lib/errors';
 import { suite } from './helpers/harness';
@@ -43,7 +43,7 @@ function makeCtx(): Context {
     config: defaultConfig,
     state: { frozen: false },
     registry,
-    log: silentLogger,
+    log: new HoldingLogger(silentLogger),
     version: '9.9.9',
     shutdown: () => {},
     onExit: () => {},
@@ -99,6 +99,8 @@ test('arguments: defaults, alias, wrong types named', async () => {
     [{ path: '/x', mode: 'a' }, 'Invalid argument "mode": expected one of "r", "w", got "a"'],
     [{ path: '/x', force: 'yes' }, 'Invalid argument "force": expected true or false, got a string'],
     [{ path: '/x', list: ['a', 1] }, 'Invalid argument "list": expected an array of strings, got an array'],
+    [{ path: '/etc/passwd\u0000x' }, 'Invalid argument "path": contains a NUL character'],
+    [{ path: '/x', list: ['/\u0000x'] }, 'Invalid argument "list": contains a NUL character'],
   ];
   for (const [args, msg] of cases) {
     const a = await run(ctx, { execute: 'echo-args', arguments: args, tag: 'k' });

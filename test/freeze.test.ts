@@ -370,6 +370,33 @@ test('stderr redirected to a file on the frozen filesystem: the agent still answ
     }
   }), { needs });
 
+test('stderr a file on the frozen filesystem, --debug, the host reconnecting: every log line is held, fs-unfreeze answers', (ctx) =>
+  withThawGuard(ctx, async () => {
+    // Not only the freezer logs: the dispatcher (--debug) and the transport (host connected /
+    // disconnected) do too, and any of their lines written while frozen would hang the agent.
+    const logFile = path.join(ctx.a, 'agent-debug.log');
+    const fd = fs.openSync(logFile, 'a');
+    const socket = path.join(ctx.dir, 'stderr-debug.sock');
+    const proc = spawn(process.execPath, [CLI, '--debug', '--listen', `unix:${socket}`, '--mounts-file', ctx.table], { stdio: ['ignore', 'ignore', fd] });
+    fs.closeSync(fd);
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      let c = await LineClient.connect(socket);
+      assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0 }, 5_000), true);
+      c.close(); // "host disconnected" is logged while frozen
+      c = await LineClient.connect(socket);
+      assert.is(await status(c), true);
+      assert.is(await c.ok('fs-unfreeze', undefined, 5_000), true);
+      assert.equal(await frozenSet(ctx), []);
+      c.close();
+      await waitFor(() => /host disconnected \(at .*, held back while frozen\)/.test(fs.readFileSync(logFile, 'utf8')), 5_000, 'the held lines');
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  }), { needs });
+
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   test(`${sig} thaws before the agent exits`, (ctx) =>
     withThawGuard(ctx, async () => {
