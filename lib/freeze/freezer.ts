@@ -205,7 +205,25 @@ export class Freezer {
     }
     this.held = this.held.filter((h) => failed.has(h));
     if (this.held.length === 0 && !this.freezing) this.setActive(false);
-    if (first !== undefined) throw first;
+    if (first !== undefined) {
+      // Some filesystem is still frozen (a failed rollback, unfreeze or auto-thaw): keep trying,
+      // since a host that got an error may never send fs-unfreeze.
+      if (!this.timer) this.armRetry();
+      throw first;
+    }
+  }
+
+  private armRetry(): void {
+    const ms = this.opts.retryMs ?? 5000;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.log.warn(`still frozen after a failed thaw: trying ${this.describe()} again`);
+      this.unfreeze().then(
+        () => this.log.info('retry: every filesystem thawed'),
+        (e) => this.log.error(`retry failed (${(e as Error).message}); trying again in ${ms / 1000} s`),
+      );
+    }, ms);
+    this.timer.unref(); // the agent's transport keeps the process alive; a library user's need not
   }
 
   private armTimer(seconds: number): void {
@@ -219,10 +237,7 @@ export class Freezer {
     this.log.warn(`no fs-unfreeze within ${seconds} s: thawing ${this.describe()} by itself`);
     this.unfreeze().then(
       () => this.log.info('auto-thaw: every filesystem thawed'),
-      (e) => {
-        this.log.error(`auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`);
-        this.timer = setTimeout(() => this.autoThaw(seconds), this.opts.retryMs ?? 5000);
-      },
+      (e) => this.log.error(`auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`),
     );
   }
 
