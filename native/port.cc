@@ -245,6 +245,13 @@ class Port : public Napi::ObjectWrap<Port> {
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // virtio_console refuses writes while the host is away; with reading paused nothing
+        // else would notice the hang-up, and the level-triggered POLLOUT would spin.
+        struct pollfd p = {fd_, POLLOUT, 0};
+        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+          Hangup();
+          return;
+        }
         break;
       } else {
         Hangup();
