@@ -71,6 +71,12 @@ ssize_t ReadAt(int fd, void* buf, size_t len, int64_t offset) {
     }
     ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
     if (n >= 0) return n;
+    if (errno == EAGAIN && offset >= 0) {
+      // A positional read on a device that says "not yet" (/dev/kmsg): wait, cancellably,
+      // rather than spin on a pool thread.
+      if (int w = WaitStream(fd, POLLIN); w < 0) return w;
+      continue;
+    }
     if (errno != EINTR && errno != EAGAIN) return -errno;
   }
 }
@@ -104,6 +110,13 @@ size_t WriteAll(int fd, const char* buf, size_t len, int64_t offset, int* err) {
     ssize_t n = offset < 0 ? write(fd, buf + done, len - done)
                            : pwrite(fd, buf + done, len - done, offset + static_cast<int64_t>(done));
     if (n < 0) {
+      if (errno == EAGAIN && offset >= 0) {  // as in ReadAt: wait, do not spin
+        if (int w = WaitStream(fd, POLLOUT); w < 0) {
+          *err = -w;
+          break;
+        }
+        continue;
+      }
       if (errno == EINTR || errno == EAGAIN) continue;
       *err = errno;
       break;
