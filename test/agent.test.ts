@@ -177,6 +177,21 @@ life('SIGTERM and SIGINT: exit 0', async () => {
   }
 });
 
+life('SIGTERM exits even with a second host waiting (unread request) and the first never closing', async () => {
+  const agent = await startAgent();
+  const first = await agent.connect();
+  await first.ok('ping');
+  const second = await agent.connect();
+  second.send('{"execute":"ping","tag":"waiting"}\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  agent.proc.kill('SIGTERM');
+  const code = await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('hung'), 5_000))]);
+  assert.is(code, 0);
+  first.close();
+  second.close();
+  await agent.stop();
+});
+
 life('a broken stderr (EPIPE) neither kills the agent nor makes it spin', async () => {
   const agent = await startAgent();
   agent.proc.stderr!.destroy(); // whoever read the log went away

@@ -107,12 +107,19 @@ export class UnixTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    for (const s of [this.active, ...this.waiting]) s?.end();
+    // Waiting hosts were never served; the active one has had its answers (the agent flushed).
+    // Neither may hold up the exit: a peer that never closes its side is cut off.
+    for (const s of this.waiting) s.destroy();
     this.waiting.length = 0;
+    const active = this.active;
+    if (active) {
+      active.end();
+      const t = setTimeout(() => active.destroy(), 500);
+      active.once('close', () => clearTimeout(t));
+    }
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((r) => server.close(() => r()));
-    this.active?.destroy();
     this.active = undefined;
   }
 }
