@@ -91,6 +91,8 @@ function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
   switch (spec.type) {
     case 'string':
       if (typeof v !== 'string') throw bad('a string');
+      // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
+      if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       if (spec.oneOf && !spec.oneOf.includes(v)) {
         throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => JSON.stringify(s)).join(', ')}, got ${JSON.stringify(v)}`);
       }
@@ -109,6 +111,7 @@ function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
     }
     case 'string[]':
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad('an array of strings');
+      if (v.some((x) => x.includes('\0'))) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       return v;
   }
 }

@@ -77,7 +77,11 @@ Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done) {
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsString())
     throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a string");
-  return info[i].As<Napi::String>().Utf8Value();
+  std::string s = info[i].As<Napi::String>().Utf8Value();
+  // A C string ends at the first NUL: "/etc/passwd\0x" would silently name /etc/passwd.
+  if (s.find('\0') != std::string::npos)
+    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " contains a NUL byte");
+  return s;
 }
 
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
