@@ -1,7 +1,8 @@
 // The wire format of ../shared/PROTOCOL.md "Framing": line framing and answer encoding.
 
 /**
- * Longest request line accepted, in bytes (16 MiB: a file-write of 12 MiB of data fits).
+ * Longest request line accepted, in bytes (16 MiB: a file-write of up to ~11.9 MiB of data fits;
+ * its base64 is 4/3 of that, plus the JSON around it).
  * A longer line is answered with one error and skipped up to its newline without being held
  * in memory.
  */
@@ -62,7 +63,8 @@ export class LineFramer {
           this.size = 0;
         }
         if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
-        this.onLine(line);
+        if (line.length > this.maxLine) this.onOverflow(); // maxLine + 1 bytes without a CR
+        else this.onLine(line);
       }
       start = end + 1;
     }

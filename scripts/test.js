@@ -12,7 +12,7 @@ const repo = path.resolve(__dirname, '..');
 const deps = spawnSync('bash', [path.join(__dirname, 'test-deps.sh')], { stdio: 'inherit' });
 if (deps.status !== 0) process.stderr.write('test-deps.sh failed; tests that need those tools will say so\n');
 
-const pattern = process.argv[2] ? `(${process.argv[2]}).*\\.test\\.js$` : '\\.test\\.js$';
+const pattern = process.argv[2] ? `^(?=.*(?:${process.argv[2]})).*\\.test\\.js$` : '\\.test\\.js$';
 const uvu = path.join(repo, 'node_modules', 'uvu', 'bin.js');
 const child = spawn(process.execPath, [uvu, path.join('dist', 'test'), pattern], {
   cwd: repo,

@@ -54,6 +54,8 @@ test('a line of exactly the limit passes, with or without CR', () => {
   assert.equal(lines, [line, line]);
   assert.is(overflows, 0);
   assert.is(frame(['y'.repeat(102) + '\n'], 100).overflows, 1);
+  assert.is(frame(['y'.repeat(101) + '\n'], 100).overflows, 1);
+  assert.is(frame(['y'.repeat(100) + '\r\n'], 100).overflows, 0);
 });
 
 test('reset drops a partial line', () => {
