@@ -32,6 +32,8 @@ export class Agent {
   private stopping: Promise<void> | undefined;
   private shutdownRequested = false;
   private idleWaiters: (() => void)[] = [];
+  private roomWaiters: (() => void)[] = [];
+  private heldOutput = 0;
   /** Resolves when the agent has stopped (agent-shutdown, stop()). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -54,6 +56,17 @@ export class Agent {
       onExit: (hook, urgent = false) => {
         (urgent ? this.urgentExitHooks : this.exitHooks).push(hook);
       },
+      outputRoom: () => {
+        if (this.hasRoom()) return undefined;
+        return new Promise<void>((r) => this.roomWaiters.push(r));
+      },
+      holdOutput: (bytes) => {
+        this.heldOutput += bytes;
+        setImmediate(() => {
+          this.heldOutput -= bytes;
+          this.wakeRoomWaiters();
+        });
+      },
       store: <T>(key: symbol, create: () => T): T => {
         if (!this.stores.has(key)) this.stores.set(key, create());
         return this.stores.get(key) as T;
@@ -74,8 +87,14 @@ export class Agent {
   async start(): Promise<void> {
     await this.transport.start({
       data: (chunk) => this.framer.push(chunk),
-      reset: () => this.framer.reset(),
-      drain: () => this.updateFlow(),
+      reset: () => {
+        this.framer.reset();
+        this.wakeRoomWaiters();
+      },
+      drain: () => {
+        this.wakeRoomWaiters();
+        this.updateFlow();
+      },
       settled: () => this.settled(),
     });
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
@@ -104,6 +123,15 @@ export class Agent {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  /** Lets waiting producers go on once output is under the limit (or nothing is queued any more). */
+  private wakeRoomWaiters(): void {
+    if (this.hasRoom()) for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  private hasRoom(): boolean {
+    return this.stopping !== undefined || this.transport.queued + this.heldOutput < MAX_QUEUED_OUTPUT;
+  }
+
   /** Backpressure: stop reading while too much is in flight or queued for the host. */
   private updateFlow(): void {
     if (this.stopping) return;
@@ -124,6 +152,7 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.transport.pause();
+      this.wakeRoomWaiters();
       await this.runHooks(this.urgentExitHooks);
       if (this.inFlight > 0) {
         await Promise.race([this.settled(), delay(10_000)]);

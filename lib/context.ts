@@ -49,6 +49,20 @@ export interface Context {
    * handles) run after those commands have finished.
    */
   onExit(hook: ExitHook, urgent?: boolean): void;
+  /**
+   * undefined while the host is taking our answers; otherwise a promise that resolves once the
+   * output queued for it is back under the agent's limit. Producers of large answers (file-read)
+   * wait on it, so a host that pipelines big reads and reads slowly cannot make the agent
+   * buffer without bound (pausing input alone still lets every request in flight complete).
+   */
+  outputRoom(): Promise<void> | undefined;
+  /**
+   * Counts `bytes` of an answer being produced now against the output limit until the next turn
+   * of the event loop, by which time the agent has handed the answer to the transport (whose
+   * queue then counts it). Without it, reads served synchronously in one burst of pipelined
+   * requests would all pass outputRoom() before any answer is queued.
+   */
+  holdOutput(bytes: number): void;
   /** Per-agent state of a command group, created on first use. */
   store<T>(key: symbol, create: () => T): T;
 }

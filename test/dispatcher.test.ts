@@ -47,6 +47,8 @@ function makeCtx(): Context {
     version: '9.9.9',
     shutdown: () => {},
     onExit: () => {},
+    outputRoom: () => undefined,
+    holdOutput: () => {},
     store: (_k, create) => create(),
   };
 }

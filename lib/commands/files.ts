@@ -171,7 +171,9 @@ export const fileCommands = [
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return { bufb64: '', eof: true };
-      return handleFor(ctx, id, 'r', 'file-read').readBase64(size).then((text) => {
+      // Reads wait while the host is behind on its answers (the agent's output limit).
+      const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
+      return handleFor(ctx, id, 'r', 'file-read').readBase64(size, gate).then((text) => {
         // Base64 needs no JSON escaping: the answer is spliced, not stringified.
         if (text.length > 0) return new RawJson(`{"bufb64":"${text}","eof":false}`);
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));

@@ -91,6 +91,16 @@ export function cancelBlockedStreams(): void {
   fileio.cancelStreams();
 }
 
+/**
+ * How a consumer of reads that cannot keep up holds them back (the agent's output limit):
+ * room() is undefined when a read may go ahead, else a promise to wait on before asking again;
+ * hold(n) counts n bytes just read as output on its way.
+ */
+export interface OutputGate {
+  room(): Promise<void> | undefined;
+  hold(bytes: number): void;
+}
+
 /** Most bytes gathered into one write of queued small writes. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -140,28 +150,31 @@ export class FileHandle {
    * base64 text, "" at end of file. A read served from the page cache goes through one reused
    * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
    */
-  readBase64(size = DEFAULT_READ_SIZE): Promise<string> {
-    return this.readAs(size, base64, true);
+  readBase64(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string> {
+    return this.readAs(size, base64, true, gate);
   }
 
-  private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean): Promise<T> {
+  private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean, gate?: OutputGate): Promise<T> {
     const bad = this.refuse('read', 'r');
     if (bad) return Promise.reject(bad);
     if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
-    if (this.pending === 0 && this.cacheReads && !this.stream) {
+    if (this.pending === 0 && this.cacheReads && !this.stream && gate?.room() === undefined) {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
       const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
         this.position += n;
+        gate?.hold(n);
         return Promise.resolve(take(buf, n));
       }
       if (n === -EOPNOTSUPP) this.cacheReads = false;
       // -EAGAIN (not cached), -ESPIPE (a pipe) and real errors: the thread pool answers.
     }
     return this.enqueue(async () => {
+      for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
       const buf = Buffer.allocUnsafe(size);
       const n = await this.onPool((offset) => fileio.pread(this.fd, buf, offset, this.path));
       this.position += n;
+      gate?.hold(n);
       return take(buf, n);
     });
   }
