@@ -18,20 +18,9 @@ const FREEZER = Symbol('freezer');
 /** The agent's Freezer; created on first use, with the exit hook that thaws whatever it holds. */
 function freezerOf(ctx: Context): Freezer {
   return ctx.store(FREEZER, () => {
-    // While stderr is a file on a filesystem being frozen, every log line of the agent (not only
-    // the freezer's) is held back until the thaw: writing it would block the event loop.
-    const f = new Freezer({
-      log: ctx.log,
-      logBlocksOn: (mountpoints) => {
-        const blocks = stderrIsFileOn(mountpoints);
-        if (blocks) ctx.log.hold();
-        return blocks;
-      },
-      onChange: (frozen) => {
-        ctx.state.frozen = frozen;
-        if (!frozen) ctx.log.release();
-      },
-    });
+    // ctx.log is the agent's HoldingLogger: while stderr is a file on a filesystem being frozen,
+    // the Freezer holds every log line of the agent (not only its own) until the thaw.
+    const f = new Freezer({ log: ctx.log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (ctx.state.frozen = frozen) });
     ctx.onExit(() => f.release(), true); // urgent: commands in flight may be blocked on the freeze
     return f;
   });

@@ -17,7 +17,7 @@
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
 import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../errors';
-import { silentLogger, type Logger } from '../log';
+import { HoldingLogger, silentLogger, type Logger } from '../log';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
@@ -40,9 +40,6 @@ export interface FreezerOptions {
    */
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
-
-/** Most log lines held back during one freeze; past it they are counted, not kept. */
-const MAX_DEFERRED_LINES = 200;
 
 /** Longest auto-thaw timeout setTimeout can wait for, in seconds (2^31-1 ms). */
 export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
@@ -68,21 +65,12 @@ export class Freezer {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private readonly ops: FreezeOps;
-  private readonly out: Logger;
-  private readonly log: Logger;
-  private deferring = false;
-  private deferred: [keyof Logger, string][] = [];
-  private dropped = 0;
+  private readonly log: HoldingLogger;
 
   constructor(private readonly opts: FreezerOptions = {}) {
     this.ops = opts.ops ?? { freeze, thaw };
-    this.out = opts.log ?? silentLogger;
-    const level = (l: keyof Logger) => (m: string) => {
-      if (!this.deferring) this.out[l](m);
-      else if (this.deferred.length < MAX_DEFERRED_LINES) this.deferred.push([l, `${m} (at ${new Date().toISOString()}, held back while frozen)`]);
-      else this.dropped++;
-    };
-    this.log = { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') };
+    // The agent passes its own HoldingLogger, so holding it holds every line of the agent.
+    this.log = opts.log instanceof HoldingLogger ? opts.log : new HoldingLogger(opts.log ?? silentLogger);
   }
 
   /** True from the start of a freeze until everything it holds is thawed. */
@@ -105,7 +93,7 @@ export class Freezer {
       return Promise.reject(new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`));
     }
     if (this.active) return Promise.reject(new AgentError('Filesystems are already frozen: fs-unfreeze first'));
-    this.deferring = this.opts.logBlocksOn?.(mountpoints) ?? false;
+    if (this.opts.logBlocksOn?.(mountpoints)) this.log.hold();
     this.setActive(true);
     this.freezing = true;
     this.cancelled = false;
@@ -249,15 +237,8 @@ export class Freezer {
   private setActive(v: boolean): void {
     if (this.active === v) return;
     this.active = v;
-    if (!v) this.flushLog();
+    if (!v) this.log.release();
     this.opts.onChange?.(v);
-  }
-
-  private flushLog(): void {
-    this.deferring = false;
-    for (const [l, m] of this.deferred.splice(0)) this.out[l](m);
-    if (this.dropped > 0) this.out.warn(`${this.dropped} more log lines were dropped while frozen`);
-    this.dropped = 0;
   }
 
   private describe(): string {
