@@ -1,6 +1,6 @@
 // The agent process over a unix socket: framing, bad input, concurrency, lifecycle.
 import * as assert from 'uvu/assert';
-import { errorMessage, startAgent, type RunningAgent, type Answer } from './helpers/agent';
+import { cpuTicks, errorMessage, memKiB, startAgent, type RunningAgent, type Answer } from './helpers/agent';
 import { suite, waitFor } from './helpers/harness';
 
 const test = suite<{ agent: RunningAgent }>('agent', {} as { agent: RunningAgent });
@@ -89,7 +89,7 @@ test('a 100 MiB line: one error, resync, agent memory stays bounded', async ({ a
   const answers = await c.waitLines(2, 30_000);
   assert.match(errorMessage(answers.find((a) => a.error)!), /Request line too long: the limit is 16777216 bytes/);
   assert.ok(answers.some((a) => a.tag === 'after-huge'));
-  const rssKiB = Number(/VmHWM:\s+(\d+)/.exec(require('fs').readFileSync(`/proc/${agent.proc.pid}/status`, 'utf8'))![1]);
+  const rssKiB = memKiB(agent.proc.pid!, 'VmHWM');
   assert.ok(rssKiB < 150 * 1024, `peak RSS ${rssKiB} KiB`);
   c.close();
 }, { timeout: 60_000 });
@@ -195,10 +195,7 @@ life('SIGTERM exits even with a second host waiting (unread request) and the fir
 life('a broken stderr (EPIPE) neither kills the agent nor makes it spin', async () => {
   const agent = await startAgent();
   agent.proc.stderr!.destroy(); // whoever read the log went away
-  const cpu = () => {
-    const f = require('fs').readFileSync(`/proc/${agent.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(f[11]) + Number(f[12]);
-  };
+  const cpu = () => cpuTicks(agent.proc.pid!);
   for (let i = 0; i < 3; i++) {
     const c = await agent.connect(); // connect and disconnect are logged
     await c.ok('ping');

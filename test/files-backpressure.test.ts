@@ -3,14 +3,10 @@
 import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { startAgent } from './helpers/agent';
+import { memKiB, startAgent } from './helpers/agent';
 import { sleep, suite, waitFor } from './helpers/harness';
 
 const test = suite('files backpressure');
-
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
 
 test('100 pipelined 4 MiB reads, host not reading: agent RSS stays bounded, then every answer arrives', async () => {
   const agent = await startAgent();
@@ -25,7 +21,7 @@ test('100 pipelined 4 MiB reads, host not reading: agent RSS stays bounded, then
     for (let i = 0; i < 100; i++) batch += JSON.stringify({ execute: 'file-read', arguments: { handle_id: id, size: 4 << 20 }, tag: `r${i}` }) + '\r\n';
     c.send(batch);
     await sleep(3_000); // without the bound the agent reads all 400 MiB and queues 560 MB of answers
-    const rss = rssKiB(agent.proc.pid!);
+    const rss = memKiB(agent.proc.pid!, 'VmRSS');
     assert.ok(rss < 200 * 1024, `agent RSS ${rss} KiB while the host was not reading`);
     // The host catches up: every read is answered, in order, none lost.
     let answered = 0;

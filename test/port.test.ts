@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLI, LineClient, tmpDir } from './helpers/agent';
+import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
 import { command, sleep, suite, waitFor } from './helpers/harness';
 
 const test = suite('port (pty)');
@@ -18,11 +18,6 @@ async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: str
   const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
   await waitFor(() => fs.existsSync(port) && fs.existsSync(host), 5_000, 'socat to create the pty');
   return { proc, port, host };
-}
-
-function cpuTicks(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (1/100 s)
 }
 
 test('serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there', async () => {

@@ -21,6 +21,17 @@ export function errorMessage(a: Answer): string {
   return Buffer.from(a.error.bufb64, 'base64').toString('utf8');
 }
 
+/** CPU time a process has used: utime + stime, in clock ticks (1/100 s). */
+export function cpuTicks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** A memory figure of a process from /proc/PID/status, in KiB ('VmRSS', 'VmHWM'). */
+export function memKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
 export function tmpDir(prefix = 'ember-ga-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
