@@ -3,7 +3,7 @@ import { Dispatcher } from './dispatcher';
 import { encodeError, LineFramer, MAX_LINE_BYTES } from './protocol';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
-import { HoldingLogger, silentLogger, type Logger } from './log';
+import { holdingLogger, type HoldingLogger, type Logger } from './log';
 import type { Transport } from './transports/transport';
 import { VERSION } from './version';
 
@@ -39,7 +39,7 @@ export class Agent {
   private markStopped!: () => void;
 
   constructor(opts: AgentOptions) {
-    const log = opts.log instanceof HoldingLogger ? opts.log : new HoldingLogger(opts.log ?? silentLogger);
+    const log = holdingLogger(opts.log);
     const state: AgentState = { frozen: false };
     const registry = new Registry(opts.commands);
     this.transport = opts.transport;

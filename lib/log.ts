@@ -35,10 +35,6 @@ export class HoldingLogger implements Logger {
 
   constructor(private readonly inner: Logger) {}
 
-  get holding(): boolean {
-    return this.held !== undefined;
-  }
-
   hold(): void {
     this.held ??= [];
   }
@@ -70,4 +66,9 @@ export class HoldingLogger implements Logger {
   error(m: string): void {
     this.emit('error', m);
   }
+}
+
+/** `log` itself when it is already a HoldingLogger (so one hold covers every user), else one wrapping it. */
+export function holdingLogger(log: Logger = silentLogger): HoldingLogger {
+  return log instanceof HoldingLogger ? log : new HoldingLogger(log);
 }

@@ -17,7 +17,7 @@
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
 import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../errors';
-import { HoldingLogger, silentLogger, type Logger } from '../log';
+import { holdingLogger, type HoldingLogger, type Logger } from '../log';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
@@ -70,7 +70,7 @@ export class Freezer {
   constructor(private readonly opts: FreezerOptions = {}) {
     this.ops = opts.ops ?? { freeze, thaw };
     // The agent passes its own HoldingLogger, so holding it holds every line of the agent.
-    this.log = opts.log instanceof HoldingLogger ? opts.log : new HoldingLogger(opts.log ?? silentLogger);
+    this.log = holdingLogger(opts.log);
   }
 
   /** True from the start of a freeze until everything it holds is thawed. */
