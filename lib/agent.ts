@@ -61,11 +61,15 @@ export class Agent {
         return new Promise<void>((r) => this.roomWaiters.push(r));
       },
       holdOutput: (bytes) => {
+        // Everything held in this turn is released together at the next one: one timer, not
+        // one per read (a 4 KiB download makes thousands of these a second).
+        if (this.heldOutput === 0) {
+          setImmediate(() => {
+            this.heldOutput = 0;
+            this.wakeRoomWaiters();
+          });
+        }
         this.heldOutput += bytes;
-        setImmediate(() => {
-          this.heldOutput -= bytes;
-          this.wakeRoomWaiters();
-        });
       },
       store: <T>(key: symbol, create: () => T): T => {
         if (!this.stores.has(key)) this.stores.set(key, create());
