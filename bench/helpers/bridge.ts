@@ -169,25 +169,34 @@ async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
   }
 }
 
+/** A line as long as the base64 of `chunk` bytes, newline included: a file-read answer's or a file-write request's size. */
+function base64LineBytes(chunk: number): number {
+  return Math.ceil(chunk / 3) * 4 + 1;
+}
+
 /**
- * The bridge's ceiling for downloads in request/response form, with no agent: the guest side
- * answers each small request line with a line as long as the base64 of `chunk` bytes, with
- * `depth` requests in flight. Returns the payload rate (chunk bytes per answer), MiB/s. Traffic
- * in both directions at once costs the pty bridge throughput, which this shows apart from
- * anything the agent does.
+ * The bridge's request/response ceiling, with no agent: a stand-in guest in a process of its own
+ * (as the agent is) answers each request line at once. 'down' (a download): short requests,
+ * answers as long as the base64 of `chunk` bytes. 'up' (an upload): requests that long, short
+ * answers. `depth` requests in flight. Returns the payload rate (chunk bytes per exchange),
+ * MiB/s. Traffic in both directions at once costs the pty bridge throughput, which this shows
+ * apart from anything an agent does.
  */
-export async function bridgeRequestResponse(chunk: number, depth: number, bytes = 128 * 1024 * 1024): Promise<number> {
+export async function bridgeRequestResponse(chunk: number, depth: number, bytes: number, dir: 'down' | 'up' = 'down'): Promise<number> {
   const bridge = await startBridge();
-  let port: NativePort | undefined;
+  const guest = spawn(process.execPath, [path.join(__dirname, 'stand-in-guest.js'), bridge.pty, String(dir === 'down' ? base64LineBytes(chunk) : 16)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(guest);
+  guest.once('exit', () => children.delete(guest));
   let sock: net.Socket | undefined;
   try {
-    const answer = Buffer.alloc(Math.ceil(chunk / 3) * 4 + 1, 0x41);
-    answer[answer.length - 1] = 0x0a;
-    port = new native.Port(bridge.pty, (type, arg) => {
-      if (type !== 'data') return;
-      const d = arg as Buffer;
-      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) port!.write(answer);
+    await new Promise<void>((resolve, reject) => {
+      guest.stdout!.once('data', () => resolve());
+      guest.once('exit', (code) => reject(new Error(`stand-in guest exited (${code})`)));
     });
+    const request = dir === 'down' ? Buffer.from('r\n') : Buffer.alloc(base64LineBytes(chunk), 0x41);
+    request[request.length - 1] = 0x0a;
     const s = await new Promise<net.Socket>((resolve, reject) => {
       const c = net.createConnection(bridge.hostSocket, () => resolve(c));
       c.once('error', reject);
@@ -203,18 +212,18 @@ export async function bridgeRequestResponse(chunk: number, depth: number, bytes 
         if (++got >= total) done();
         else if (sent < total) {
           sent++;
-          s.write('r\n');
+          s.write(request);
         }
       }
     });
     await new Promise((r) => setTimeout(r, 50));
     const t0 = process.hrtime.bigint();
-    for (; sent < Math.min(depth, total); sent++) s.write('r\n');
+    for (; sent < Math.min(depth, total); sent++) s.write(request);
     await finished;
     return (total * chunk) / (1024 * 1024) / (Number(process.hrtime.bigint() - t0) / 1e9);
   } finally {
     sock?.destroy();
-    port?.close();
+    await kill(guest);
     await bridge.close();
   }
 }
