@@ -11,6 +11,7 @@
 // into a small ring of buffers while the first hashes the previous ones.
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <uv.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -223,7 +224,22 @@ SysError Md5File(const std::string& path, std::string* hex) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SysError::Of(errno, "open", path);
   struct stat st;
-  bool large = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= kMd5ThreadedMin;
+  if (fstat(fd, &st) != 0) {
+    SysError e = SysError::Of(errno, "fstat", path);
+    close(fd);
+    return e;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close(fd);
+    return SysError::Of(EISDIR, "read", path);
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    // A pipe, socket or character device has no end the agent can count on (/dev/zero never
+    // ends, a FIFO ends when its writer says so): hashing one would hold a thread for as long.
+    close(fd);
+    return SysError::Of(EINVAL, "md5", path);
+  }
+  bool large = S_ISREG(st.st_mode) && st.st_size >= kMd5ThreadedMin;
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: failure changes nothing
   Md5Ctx md5;
   SysError err;
@@ -318,7 +334,88 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
       [buf](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(buf->len)); });
 }
 
+// Readiness of a pipe, FIFO or character device from the event loop (epoll through uv_poll), so
+// stream I/O that has to wait holds no thread-pool thread: `new FdPoll(fd, onReady)` throws
+// (errno EPERM) for an fd epoll refuses (regular files, devices without poll support);
+// wait(writable) arms one notification: onReady() runs once the fd is readable (writable), hung
+// up or in error; close() stops waiting for good. The fd stays open: its owner closes it.
+class FdPoll : public Napi::ObjectWrap<FdPoll> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FdPoll", {InstanceMethod<&FdPoll::Wait>("wait"), InstanceMethod<&FdPoll::Close>("close")});
+  }
+
+  FdPoll(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdPoll>(info) {
+    Napi::Env env = info.Env();
+    int fd = static_cast<int>(IntArg(info, 0, "fd"));
+    if (info.Length() < 2 || !info[1].IsFunction())
+      throw Napi::TypeError::New(env, "argument onReady must be a function");
+    on_ready_ = Napi::Persistent(info[1].As<Napi::Function>());
+    context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:fdpoll");
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    poll_ = new uv_poll_t;
+    if (int r = uv_poll_init(loop, poll_, fd); r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      throw MakeSysError(env, SysError::Of(-r, "epoll_ctl"));
+    }
+    poll_->data = this;
+  }
+
+  ~FdPoll() override { Stop(); }
+
+ private:
+  Napi::Value Wait(const Napi::CallbackInfo& info) {
+    if (poll_ == nullptr) throw Napi::Error::New(info.Env(), "FdPoll is closed");
+    int events = (info.Length() > 0 && info[0].ToBoolean().Value() ? UV_WRITABLE : UV_READABLE) | UV_DISCONNECT;
+    if (!armed_) {
+      Ref();  // the callback must outlive a wait nobody else holds on to
+      armed_ = true;
+    }
+    uv_poll_start(poll_, events, [](uv_poll_t* h, int, int) {
+      if (h->data != nullptr) static_cast<FdPoll*>(h->data)->Fire();
+    });
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Stop();
+    if (armed_) {
+      armed_ = false;
+      Unref();
+    }
+    return info.Env().Undefined();
+  }
+
+  void Fire() {
+    uv_poll_stop(poll_);
+    armed_ = false;
+    Unref();
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      on_ready_.MakeCallback(env.Global(), std::initializer_list<napi_value>{}, *context_);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  void Stop() {
+    if (poll_ == nullptr) return;
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+
+  uv_poll_t* poll_ = nullptr;
+  bool armed_ = false;
+  Napi::FunctionReference on_ready_;
+  std::unique_ptr<Napi::AsyncContext> context_;
+};
+
 void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("FdPoll", FdPoll::Define(env));
   exports.Set("md5File", Napi::Function::New<Md5File>(env, "md5File"));
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));

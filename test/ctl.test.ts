@@ -153,8 +153,10 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   assert.is(r.status, 2);
 });
 
-test('raw: any request, its answer as JSON; a guest error exits 1', async ({ agent }) => {
-  let r = await ctl(['-s', agent.socket, 'raw', '{"execute":"get-file-md5sum","arguments":{"path":"/dev/null"}}']);
+test('raw: any request, its answer as JSON; a guest error exits 1', async ({ agent, dir }) => {
+  const empty = path.join(dir, 'empty');
+  fs.writeFileSync(empty, '');
+  let r = await ctl(['-s', agent.socket, 'raw', JSON.stringify({ execute: 'get-file-md5sum', arguments: { path: empty } })]);
   assert.is(r.stdout, '"d41d8cd98f00b204e9800998ecf8427e"\n');
   r = await ctl(['-s', agent.socket, 'raw', '{"execute":"file-read","arguments":{"handle_id":"x"}}']);
   assert.is(r.status, 1);

@@ -101,6 +101,86 @@ test('a pipe (no pread) is read and written as a stream', async ({ dir }) => {
   await r.close();
 }, { needs: [command('mkfifo')] });
 
+/** Resolves with what p settles to, or 'timeout' after ms (a wedged call must fail the test, not hang it). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(t));
+}
+
+test('idle FIFO reads wait on the event loop: more of them than pool threads leave the pool free', async ({ dir }) => {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const readers: FileHandle[] = [];
+  const writers: number[] = [];
+  const reads: Promise<unknown>[] = [];
+  try {
+    for (let i = 0; i < pool + 4; i++) {
+      const fifo = path.join(dir, `idle-${i}`);
+      execFileSync('mkfifo', [fifo]);
+      readers.push(await openFile(fifo));
+      if (i % 2 === 0) writers.push(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); // half with a writer that never writes
+      const p = readers[i].read();
+      p.catch(() => undefined);
+      reads.push(p);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    // Everything below needs the thread pool: with a thread per waiting read it would never run.
+    const f = path.join(dir, 'plain');
+    fs.writeFileSync(f, 'still served');
+    assert.is(await within(md5File(f), 5000), crypto.createHash('md5').update('still served').digest('hex'));
+    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'still served');
+    // A waiting read still gets its data when it comes.
+    fs.writeSync(writers[0], 'late');
+    assert.is(String(await within(reads[0], 5000)), 'late');
+  } finally {
+    // Closing a read handle cancels its waiting read at once (ECANCELED), and the close completes.
+    const closed = await within(Promise.all(readers.map((r) => r.close())), 5000);
+    writers.forEach((w) => fs.closeSync(w));
+    assert.is.not(closed, 'timeout');
+  }
+  for (const p of reads.slice(1)) await rejects(p, 'ECANCELED', /the handle was closed/);
+}, { needs: [command('mkfifo')] });
+
+test('a write to a full FIFO waits on the event loop for the reader, and nothing is lost', async ({ dir }) => {
+  const fifo = path.join(dir, 'full');
+  execFileSync('mkfifo', [fifo]);
+  const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const w = await openFile(fifo, { mode: 'w' });
+    const data = crypto.randomBytes(1024 * 1024); // 16 times a pipe's default buffer
+    let wrote = false;
+    const writing = w.write(data).then(() => (wrote = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(wrote, false, 'the pipe is full and nobody reads yet');
+    const f = path.join(dir, 'plain2');
+    fs.writeFileSync(f, 'x');
+    assert.is.not(await within(fs.promises.readFile(f, 'utf8'), 5000), 'timeout'); // the pool is free
+    const got: Buffer[] = [];
+    const buf = Buffer.alloc(65536);
+    for (let n = 0; n < data.length; ) {
+      try {
+        const k = fs.readSync(rfd, buf, 0, buf.length, null);
+        got.push(Buffer.from(buf.subarray(0, k)));
+        n += k;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }
+    assert.is(await within(writing, 5000), true);
+    assert.ok(Buffer.concat(got).equals(data));
+    await w.close();
+  } finally {
+    fs.closeSync(rfd);
+  }
+}, { needs: [command('mkfifo')] });
+
+test('md5File refuses streams (a FIFO, /dev/zero) with EINVAL instead of hashing forever', async ({ dir }) => {
+  const fifo = path.join(dir, 'md5-fifo');
+  execFileSync('mkfifo', [fifo]);
+  await rejects(md5File(fifo), 'EINVAL', /not a regular file or block device/);
+  await rejects(md5File('/dev/zero'), 'EINVAL', /md5 \/dev\/zero: not a regular file/);
+}, { needs: [command('mkfifo')] });
+
 test('a FIFO with no reader: "w" fails at once with ENXIO instead of waiting', async ({ dir }) => {
   const fifo = path.join(dir, 'lonely-fifo');
   execFileSync('mkfifo', [fifo]);

@@ -469,17 +469,31 @@ limits('handles left open are closed at exit, and the written data is there', ()
     assert.is(fs.readFileSync(f, 'utf8'), 'kept');
   }));
 
-limits('a FIFO nobody writes to: open returns, reads wait, and exit is not held up', () =>
+limits('FIFOs nobody writes to: reads wait without holding threads, file-close cancels one, md5 refuses, exit is not held up', () =>
   withAgent([], async (agent, c, dir) => {
     const fifo = path.join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    const h = (await c.ok('file-open', { path: fifo })) as number; // no writer: does not wait
-    c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'stuck' }) + '\r\n');
-    c.send(JSON.stringify({ execute: 'get-file-md5sum', arguments: { path: fifo }, tag: 'stuck-md5' }) + '\r\n');
+    // More waiting reads than libuv has pool threads (4): each once held one, and file-open,
+    // get-file-md5sum and the rest then waited behind them for good.
+    const ids: number[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await c.ok('file-open', { path: fifo })) as number); // no writer: does not wait
+    for (const id of ids) c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: id }, tag: `stuck-${id}` }) + '\r\n');
     const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); // connects, never writes
     try {
       await new Promise((r) => setTimeout(r, 300));
-      assert.is(c.lines.length, 0, 'the read and the md5 wait for data');
+      assert.is(c.lines.length, 0, 'the reads wait for data');
+      await fails(c, 'get-file-md5sum', { path: fifo }, 22, /not a regular file or block device/);
+      const f = path.join(dir, 'plain');
+      fs.writeFileSync(f, 'served');
+      const h = (await c.ok('file-open', { path: f }, 5000)) as number;
+      assert.is(Buffer.from(((await c.ok('file-read', { handle_id: h }, 5000)) as Read).bufb64, 'base64').toString(), 'served');
+      assert.is(await c.ok('get-file-md5sum', { path: f }, 5000), crypto.createHash('md5').update('served').digest('hex'));
+      // Closing a handle whose read waits: the close answers, and so does the read (ECANCELED).
+      assert.is(await c.ok('file-close', { handle_id: ids[0] }, 5000), true);
+      const stuck = (await c.waitLines(1, 5000)).find((a) => a.tag === `stuck-${ids[0]}`);
+      assert.ok(stuck?.error, 'the cancelled read answers an error');
+      assert.is(stuck!.error!.code, 125);
+      assert.match(errorMessage(stuck!), /cancelled: the handle was closed/);
       agent.proc.kill('SIGTERM');
       assert.is(await Promise.race([agent.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]), 0);
     } finally {

@@ -82,7 +82,8 @@ class HandleTable {
    * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
    */
   private async closeAll(): Promise<void> {
-    cancelBlockedStreams(); // also frees a get-file-md5sum waiting on a pipe
+    cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
+    for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
     const ids = [...this.open.keys()];
     if (ids.length === 0) return;
     this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
@@ -207,12 +208,9 @@ export const fileCommands = [
   }),
   defineCommand({
     name: 'get-file-md5sum',
-    doc: 'The md5 of a file, lowercase hex.',
+    doc: 'The md5 of a regular file or block device, lowercase hex (EINVAL for a pipe, socket or character device: a stream has no end to hash up to).',
     args: { path },
-    handler: (args, ctx) => {
-      handles(ctx); // its exit hook cancels a read blocked on a pipe (get-file-md5sum of a FIFO)
-      return md5File(args.path);
-    },
+    handler: (args) => md5File(args.path),
   }),
   defineCommand({
     name: 'file-chown',

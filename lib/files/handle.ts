@@ -6,10 +6,14 @@
 // issue many reads or writes without waiting and they still apply in order. Reads whose data
 // is already in the page cache are done at once on the calling thread (preadv2 RWF_NOWAIT,
 // which never waits for the disk); everything else runs in the addon on the thread pool.
+// Pipes, FIFOs and character devices (streams, found by pread's ESPIPE) can wait forever for
+// the other end; they wait on the event loop (the addon's FdPoll), never on a pool thread, so
+// any number of idle streams cannot starve the pool that every other file operation needs. A
+// device epoll cannot watch falls back to the pool, where exit can still cancel it.
 import * as fs from 'fs';
 import { promisify } from 'util';
 import { SystemError, toSystemError } from '../errors';
-import { fileio } from './native';
+import { fileio, type NativeFdPoll } from './native';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
@@ -17,6 +21,7 @@ import { fileio } from './native';
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
 const EBADF = 9;
 const ESPIPE = 29;
+const ECANCELED = 125;
 const EOPNOTSUPP = 95;
 
 const openAsync = promisify(fs.open);
@@ -110,6 +115,41 @@ interface WriteBatch {
   done: Promise<void>;
 }
 
+/** One stream's readiness on the event loop: at most one wait at a time (a handle runs one operation at a time). */
+class StreamWaiter {
+  private readonly poll: NativeFdPoll;
+  private pending: { resolve(): void; reject(e: Error): void } | undefined;
+  private cancelled: SystemError | undefined;
+
+  /** Throws when epoll cannot watch fd (a regular file, a device without poll support). */
+  constructor(fd: number) {
+    this.poll = new fileio.FdPoll(fd, () => {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve();
+    });
+  }
+
+  /** Resolves when the fd is readable (writable), has hung up or is in error: the I/O call then says which. */
+  wait(writable: boolean): Promise<void> {
+    if (this.cancelled) return Promise.reject(this.cancelled);
+    return new Promise<void>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.poll.wait(writable);
+    });
+  }
+
+  /** Fails the wait under way, and every later one, with `err`. */
+  cancel(err: SystemError): void {
+    if (this.cancelled) return;
+    this.cancelled = err;
+    this.poll.close();
+    const p = this.pending;
+    this.pending = undefined;
+    p?.reject(err);
+  }
+}
+
 export class FileHandle {
   /** Bytes read or written so far: where the next operation starts. */
   position = 0;
@@ -124,6 +164,8 @@ export class FileHandle {
   private writeError: SystemError | undefined;
   /** Writes queued behind a running one and not started yet, which later small writes join. */
   private batch: WriteBatch | undefined;
+  /** A stream's readiness on the event loop; null once epoll proved unable to watch this fd. */
+  private waiter: StreamWaiter | null | undefined;
 
   /** Use openFile(). */
   constructor(
@@ -172,7 +214,7 @@ export class FileHandle {
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
       const buf = Buffer.allocUnsafe(size);
-      const n = await this.onPool((offset) => fileio.pread(this.fd, buf, offset, this.path));
+      const n = await this.io((offset) => fileio.pread(this.fd, buf, offset, this.path), () => this.streamRead(buf));
       this.position += n;
       gate?.hold(n);
       return take(buf, n);
@@ -205,7 +247,7 @@ export class FileHandle {
       if (batch.bytes === 0) return;
       const buf = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
       try {
-        await this.onPool((offset) => fileio.pwrite(this.fd, buf, offset, this.path));
+        await this.io((offset) => fileio.pwrite(this.fd, buf, offset, this.path), () => this.streamWrite(buf));
       } catch (e) {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
@@ -217,9 +259,12 @@ export class FileHandle {
 
   /**
    * Closes the file once the operations already queued have run. A failing close (a delayed
-   * write error on NFS, say) rejects. Calling it again returns the same promise.
+   * write error on NFS, say) rejects. Calling it again returns the same promise. A read handle
+   * on a stream stops waiting for data first: its waiting or queued reads fail with ECANCELED
+   * (nothing is lost: those bytes stay unread). Queued writes still wait to be written.
    */
   close(): Promise<void> {
+    if (!this.closing && this.mode === 'r') this.cancelWaits('the handle was closed');
     this.closing ??= this.enqueue(async () => {
       try {
         await closeAsync(this.fd);
@@ -230,20 +275,83 @@ export class FileHandle {
     return this.closing;
   }
 
-  /** Runs a positional call; on ESPIPE the handle becomes a stream and the call is retried at the fd's position. */
-  private async onPool(call: (offset: number) => Promise<number>): Promise<number> {
-    try {
-      return await call(this.stream ? -1 : this.position);
-    } catch (e) {
-      const err = toSystemError(e);
-      if (!(err instanceof SystemError) || err.errno !== ESPIPE || this.stream) throw err;
-      this.stream = true;
+  /**
+   * For exit: stream reads and writes that wait for the other end (or will) fail with ECANCELED
+   * at once, so no waiting handle keeps the agent from exiting.
+   */
+  cancelWaits(why = 'the agent is exiting'): void {
+    if (this.waiter) this.waiter.cancel(new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`));
+    else if (this.waiter === undefined) this.waiter = null; // never waited: later stream I/O takes the pool path, which exit cancels
+  }
+
+  /** Runs a positional call on the pool; on ESPIPE the handle becomes a stream and `streamed` does it instead. */
+  private async io(positional: (offset: number) => Promise<number>, streamed: () => Promise<number>): Promise<number> {
+    if (!this.stream) {
       try {
-        return await call(-1);
-      } catch (e2) {
-        throw toSystemError(e2);
+        return await positional(this.position);
+      } catch (e) {
+        const err = toSystemError(e);
+        if (!(err instanceof SystemError) || err.errno !== ESPIPE) throw err;
+        this.stream = true;
       }
     }
+    return streamed();
+  }
+
+  /** The stream's waiter, made on first use; undefined when epoll cannot watch the fd. */
+  private streamWaiter(): StreamWaiter | undefined {
+    if (this.waiter === undefined) {
+      try {
+        this.waiter = new StreamWaiter(this.fd);
+      } catch {
+        this.waiter = null;
+      }
+    }
+    return this.waiter ?? undefined;
+  }
+
+  /** One read from a stream: waits (on the event loop) for data, end of stream or an error. */
+  private async streamRead(buf: Buffer): Promise<number> {
+    const waiter = this.streamWaiter();
+    if (!waiter) return this.onPoolStream(() => fileio.pread(this.fd, buf, -1, this.path));
+    for (;;) {
+      // Wait first: a FIFO whose writer has not come yet would read as end of file.
+      await waiter.wait(false);
+      try {
+        return fs.readSync(this.fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw this.streamError(e, 'read');
+      }
+    }
+  }
+
+  /** Writes all of buf to a stream, waiting (on the event loop) while it is full. */
+  private async streamWrite(buf: Buffer): Promise<number> {
+    const waiter = this.streamWaiter();
+    if (!waiter) return this.onPoolStream(() => fileio.pwrite(this.fd, buf, -1, this.path));
+    for (let done = 0; done < buf.length; ) {
+      try {
+        done += fs.writeSync(this.fd, buf, done, buf.length - done, null);
+        continue;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw this.streamError(e, 'write');
+      }
+      await waiter.wait(true);
+    }
+    return buf.length;
+  }
+
+  private async onPoolStream(call: () => Promise<number>): Promise<number> {
+    try {
+      return await call();
+    } catch (e) {
+      throw toSystemError(e);
+    }
+  }
+
+  private streamError(e: unknown, op: string): unknown {
+    const err = toSystemError(e);
+    return err instanceof SystemError ? new SystemError(err.errno, op, this.path) : err;
   }
 
   /** The error for an operation this handle cannot do (closed, wrong direction), else undefined. */

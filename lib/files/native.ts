@@ -10,8 +10,19 @@ export interface FileBindings {
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /**
+   * Readiness of a pipe, FIFO or character device from the event loop, holding no thread. The
+   * constructor throws (errno EPERM) for an fd epoll refuses. wait(writable) arms one call of
+   * onReady (ready, hung up or in error); close() stops it for good (the fd stays open).
+   */
+  FdPoll: new (fd: number, onReady: () => void) => NativeFdPoll;
   /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
   cancelStreams(): void;
+}
+
+export interface NativeFdPoll {
+  wait(writable: boolean): void;
+  close(): void;
 }
 
 export const fileio = bindings<FileBindings>();
