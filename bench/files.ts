@@ -7,7 +7,8 @@ import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { bridgeRequestResponse, bridgeThroughput, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
+import { bareDownload, bareUpload } from './helpers/bare-host';
+import { bridgeRequestResponse, bridgeThroughput, startBareBridgedAgent, startBridgedAgent, type BridgedAgent } from './helpers/bridge';
 import type { GuestAgent } from '../lib/client/guest-agent';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
@@ -83,6 +84,11 @@ function timeIt(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** The request/response ceiling a transfer is compared with (the minimal host's is the client's). */
+function ceilingKey(t: { dir: 'down' | 'up'; chunk: number; depth: number }): string {
+  return `ceiling ${t.dir} ${t.chunk} ${t.depth}`;
+}
+
 /** Best (highest) value seen per key, over the rounds of a noisy run. */
 class Best {
   private readonly v = new Map<string, number>();
@@ -96,6 +102,11 @@ class Best {
 
 export async function run(out: Reporter): Promise<void> {
   const agent: BridgedAgent = await startBridgedAgent();
+  // A second agent, for the minimal host (socat's UNIX-LISTEN serves one connection).
+  const bare = await startBareBridgedAgent().catch(async (e) => {
+    await agent.stop();
+    throw e;
+  });
   const dir = fs.mkdtempSync(path.join(agent.bridge.dir, 'files-'));
   try {
     const d = agent.client;
@@ -110,10 +121,12 @@ export async function run(out: Reporter): Promise<void> {
     // Transfers, ROUNDS times, each round next to a fresh measurement of the bridge itself; the
     // best of each is kept (load from other processes only ever slows things down).
     const best = new Best();
-    const transfers: { key: string; dir: 'down' | 'up'; file: string; want: string; chunk: number; depth: number }[] = [
+    const transfers: { key: string; dir: 'down' | 'up'; file: string; want: string; chunk: number; depth: number; bare?: boolean }[] = [
       { key: 'download 4 KiB, 1 in flight', dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: 1 },
+      { key: 'download 4 KiB, 1 in flight, minimal host', dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: 1, bare: true },
       { key: `download 4 KiB, ${DEPTH_4K} in flight`, dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
       { key: 'upload 4 KiB, 1 in flight', dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: 1 },
+      { key: 'upload 4 KiB, 1 in flight, minimal host', dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: 1, bare: true },
       { key: `upload 4 KiB, ${DEPTH_4K} in flight`, dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
       { key: `download 1 MiB, ${DEPTH_1M} in flight`, dir: 'down', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
       { key: `upload 1 MiB, ${DEPTH_1M} in flight`, dir: 'up', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
@@ -125,16 +138,24 @@ export async function run(out: Reporter): Promise<void> {
       best.add('raw down', raw.down);
       best.add('raw up', raw.up);
       for (const t of transfers) {
-        best.add(`ceiling ${t.key}`, await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? 128 * MiB : 16 * MiB, t.dir));
+        if (!t.bare) best.add(ceilingKey(t), await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? 128 * MiB : SMALL_FILE, t.dir));
       }
       for (const t of transfers) {
         const copy = path.join(dir, 'copy.bin');
-        const r = t.dir === 'down'
-          ? await download(d, t.file, copy, t.chunk, t.depth)
-          : await upload(d, t.file, copy, t.chunk, t.depth);
+        if (t.bare && t.dir === 'down') {
+          const r = await bareDownload(bare.sock, t.file);
+          check(t.key, r.md5, t.want);
+          best.add(t.key, mibps(r.bytes, r.seconds));
+          continue;
+        }
+        const r = t.bare
+          ? await bareUpload(bare.sock, t.file, copy)
+          : t.dir === 'down'
+            ? await download(d, t.file, copy, t.chunk, t.depth)
+            : await upload(d, t.file, copy, t.chunk, t.depth);
         check(t.key, md5Local(copy), t.want);
         fs.rmSync(copy);
-        moved += r.bytes;
+        if (!t.bare) moved += r.bytes;
         best.add(t.key, mibps(r.bytes, r.seconds));
       }
     }
@@ -146,7 +167,8 @@ export async function run(out: Reporter): Promise<void> {
     out.row('raw host->guest', `${best.get('raw up').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`);
     out.note('ceiling: the same exchanges with no agent work: a stand-in guest process answers each request at once (download: a line the size of the base64 answer; upload: a short answer to a line that size)');
     for (const t of transfers) {
-      const c = best.get(`ceiling ${t.key}`);
+      if (t.bare) continue;
+      const c = best.get(ceilingKey(t));
       const ref = t.chunk === 4096 ? (t.dir === 'down' ? REFERENCE.down4k : REFERENCE.up4k) : undefined;
       out.row(`ceiling ${t.key}`, `${c.toFixed(1)} MiB/s`, `${ref ? `${ratio(c / ref)} reference, ` : ''}${ratio(c / ideal[t.dir])} ideal`);
     }
@@ -154,9 +176,10 @@ export async function run(out: Reporter): Promise<void> {
     for (const t of transfers) {
       const rate = best.get(t.key);
       const ref = t.chunk === 4096 ? (t.dir === 'down' ? REFERENCE.down4k : REFERENCE.up4k) : undefined;
-      const rr = `, ${ratio(rate / best.get(`ceiling ${t.key}`))} ceiling`;
+      const rr = `, ${ratio(rate / best.get(ceilingKey(t)))} ceiling`;
       out.row(t.key, `${rate.toFixed(1)} MiB/s`, `${ref ? `${ratio(rate / ref)} reference (${ref}), ` : ''}${ratio(rate / ideal[t.dir])} ideal${rr}`);
     }
+    out.note('minimal host: one request at a time over the raw socket, lines from a template, no client library (bench/helpers/bare-host.ts): the agent apart from the client');
     out.row(`agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`, `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
 
     out.heading('ping, one at a time, 3000 after 200 warm-up');
@@ -191,6 +214,7 @@ export async function run(out: Reporter): Promise<void> {
     out.row('OpenSSL MD5 alone, in memory', `${(floor * 1000).toFixed(0)} ms`, `${ratio(floor / toolBest)} md5sum's time: the floor with OpenSSL's MD5`);
     out.row('get-file-md5sum', `${(agentBest * 1000).toFixed(0)} ms`, `${ratio(agentBest / toolBest)} md5sum's time, ${ratio(agentBest / floor)} the floor`);
   } finally {
+    await bare.stop();
     await agent.stop();
   }
 }

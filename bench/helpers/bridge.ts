@@ -80,18 +80,7 @@ export interface BridgedAgent {
  * node flags for the agent (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
  */
 export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAgent> {
-  const bridge = await startBridge();
-  const nodeFlags = (process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  // The log goes to a file, not a pipe: a pipe would break if this process died first.
-  const logPath = path.join(bridge.dir, 'agent.log');
-  const log = fs.openSync(logPath, 'w');
-  const proc = spawn(process.execPath, [...nodeFlags, CLI, '-p', bridge.pty, ...extra], { stdio: ['ignore', 'ignore', log] });
-  fs.closeSync(log);
-  children.add(proc);
-  proc.once('exit', () => children.delete(proc));
-  const err = () => fs.readFileSync(logPath, 'utf8');
-  await until(() => /serving on/.test(err()) || proc.exitCode !== null, 10_000, 'the agent to start');
-  if (proc.exitCode !== null) throw new Error(`agent exited: ${err()}`);
+  const { bridge, proc, err } = await spawnBridgedAgent(extra);
   const client = await GuestAgent.connect({ socket: bridge.hostSocket, timeout: 120_000 });
   await client.ping();
   return {
@@ -105,6 +94,39 @@ export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAg
       await bridge.close();
     },
   };
+}
+
+/** startBridgedAgent() with a plain socket to the bridge instead of the client, for a host of one's own. */
+export async function startBareBridgedAgent(): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
+  const { bridge, proc } = await spawnBridgedAgent([]);
+  const sock = await new Promise<net.Socket>((resolve, reject) => {
+    const c = net.createConnection(bridge.hostSocket, () => resolve(c));
+    c.once('error', reject);
+  });
+  return {
+    sock,
+    stop: async () => {
+      sock.destroy();
+      await kill(proc);
+      await bridge.close();
+    },
+  };
+}
+
+async function spawnBridgedAgent(extra: string[]): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
+  const bridge = await startBridge();
+  const nodeFlags = (process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  // The log goes to a file, not a pipe: a pipe would break if this process died first.
+  const logPath = path.join(bridge.dir, 'agent.log');
+  const log = fs.openSync(logPath, 'w');
+  const proc = spawn(process.execPath, [...nodeFlags, CLI, '-p', bridge.pty, ...extra], { stdio: ['ignore', 'ignore', log] });
+  fs.closeSync(log);
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  const err = () => fs.readFileSync(logPath, 'utf8');
+  await until(() => /serving on/.test(err()) || proc.exitCode !== null, 10_000, 'the agent to start');
+  if (proc.exitCode !== null) throw new Error(`agent exited: ${err()}`);
+  return { bridge, proc, err };
 }
 
 export interface RawThroughput {

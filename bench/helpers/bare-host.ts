@@ -1,0 +1,78 @@
+// A minimal host for the 4 KiB transfers: one request at a time over the raw socket, each line
+// built from a template, each answer taken apart with indexOf, no client library. It shows what
+// the agent itself does per request, apart from the project's client (GuestAgent), whose
+// bookkeeping (tags, timers, promises, progress) is part of the other figures. Every byte is
+// md5-verified all the same.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+
+/** Sends one line, resolves with the next answer line (a host with one request in flight). */
+class OneAtATime {
+  private parts: Buffer[] = [];
+  private waiter: ((line: Buffer) => void) | undefined;
+
+  constructor(private readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      const nl = d.indexOf(0x0a);
+      if (nl < 0) {
+        this.parts.push(d);
+        return;
+      }
+      this.parts.push(d.subarray(0, nl));
+      const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
+      this.parts = nl + 1 < d.length ? [d.subarray(nl + 1)] : [];
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.(line);
+    });
+  }
+
+  ask(line: string): Promise<Buffer> {
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+      this.sock.write(line);
+    });
+  }
+}
+
+function check(line: Buffer): Buffer {
+  if (line.indexOf('"error"') >= 0) throw new Error(`agent: ${line.toString('utf8', 0, 300)}`);
+  return line;
+}
+
+const B64 = Buffer.from('"bufb64":"');
+
+/** Downloads `file` in 4096-byte reads (the default size); returns the seconds taken and the data's md5. */
+export async function bareDownload(sock: net.Socket, file: string): Promise<{ bytes: number; seconds: number; md5: string }> {
+  const host = new OneAtATime(sock);
+  const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(file)}}}\n`));
+  const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
+  const read = `{"execute":"file-read","arguments":{"handle_id":${id}}}\n`;
+  const md5 = createHash('md5');
+  let bytes = 0;
+  const t0 = process.hrtime.bigint();
+  for (;;) {
+    const line = check(await host.ask(read));
+    const at = line.indexOf(B64) + B64.length;
+    const data = Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
+    if (data.length === 0) break; // eof: the agent closed the handle
+    md5.update(data);
+    bytes += data.length;
+  }
+  return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9, md5: md5.digest('hex') };
+}
+
+/** Uploads local `src` to guest `dst` in 4096-byte writes, the last with eof: true; returns the seconds taken. */
+export async function bareUpload(sock: net.Socket, src: string, dst: string): Promise<{ bytes: number; seconds: number }> {
+  const host = new OneAtATime(sock);
+  const data = fs.readFileSync(src);
+  const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(dst)},"mode":"w"}}\n`));
+  const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
+  const t0 = process.hrtime.bigint();
+  for (let off = 0; off < data.length; off += 4096) {
+    const end = Math.min(data.length, off + 4096);
+    check(await host.ask(`{"execute":"file-write","arguments":{"handle_id":${id},"bufb64":"${data.toString('base64', off, end)}","eof":${end === data.length}}}\n`));
+  }
+  return { bytes: data.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
