@@ -2,14 +2,15 @@
 // it parses, looks the name up in the registry, applies the freeze rule, checks arguments
 // against the command's schema and runs its handler.
 import { AgentError, wireError } from './errors';
-import { encodeError, encodeReturn, parseRequest, RequestError } from './protocol';
+import { encodeError, encodeRawReturn, encodeReturn, parseRequest, RawJson, RequestError } from './protocol';
 import { checkArgs } from './registry';
 import type { Context } from './context';
 
 export class Dispatcher {
   constructor(private readonly ctx: Context) {}
 
-  async dispatch(line: Buffer | string): Promise<string> {
+  /** The answer line: a string, or bytes for a RawJson answer (see encodeRawReturn). */
+  async dispatch(line: Buffer | string): Promise<string | Buffer> {
     let tag = '';
     try {
       const req = parseRequest(line);
@@ -22,7 +23,7 @@ export class Dispatcher {
       const args = checkArgs(cmd.args, req.arguments);
       this.ctx.log.debug(`<- ${req.execute} tag=${JSON.stringify(tag)}`);
       const value = await cmd.handler(args as never, this.ctx);
-      return encodeReturn(value, tag);
+      return value instanceof RawJson ? encodeRawReturn(value, tag) : encodeReturn(value, tag);
     } catch (e) {
       if (e instanceof RequestError) tag = e.tag;
       const { message, code } = wireError(e);

@@ -4,7 +4,7 @@ export { allCommands } from './commands';
 export { defaultConfig, type AgentConfig, type Context } from './context';
 export { AgentError, SystemError, errnoName } from './errors';
 export * from './freeze'; // freeze, thaw, Freezer, selectFreezable, parseMountTable...
-export { LineFramer, MAX_LINE_BYTES, encodeError, encodeReturn, parseRequest } from './protocol';
+export { LineFramer, MAX_LINE_BYTES, encodeError, encodeRawReturn, encodeReturn, parseRequest } from './protocol';
 export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
 export { PortTransport } from './transports/port';
 export { UnixTransport } from './transports/unix';

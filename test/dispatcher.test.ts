@@ -55,7 +55,8 @@ function makeCtx(): Context {
 
 async function run(ctx: Context, req: unknown) {
   const d = new Dispatcher(ctx);
-  const line = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req));
+  const answer = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req));
+  const line = answer.toString();
   assert.ok(line.endsWith('\n'));
   const a = JSON.parse(line);
   return { ...a, message: a.error ? Buffer.from(a.error.bufb64, 'base64').toString() : undefined };

@@ -174,9 +174,9 @@ export const fileCommands = [
       if (table.closedAtEof(id)) return { bufb64: '', eof: true };
       // Reads wait while the host is behind on its answers (the agent's output limit).
       const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
-      return handleFor(ctx, id, 'r', 'file-read').readBase64(size, gate).then((text) => {
-        // Base64 needs no JSON escaping: the answer is spliced, not stringified.
-        if (text.length > 0) return new RawJson(`{"bufb64":"${text}","eof":false}`);
+      return handleFor(ctx, id, 'r', 'file-read').readBase64Parts(size, gate).then((parts) => {
+        // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
+        if (parts.length > 0) return new RawJson(['{"bufb64":"', ...parts, '","eof":false}']);
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return { bufb64: '', eof: true };
       });

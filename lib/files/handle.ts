@@ -49,14 +49,16 @@ export const DEFAULT_READ_SIZE = 4096;
 /**
  * Node returns base64 text longer than about 1 MB as an external string, whose memory V8 frees
  * only once ~64 MB of such memory has piled up: an agent moving data in 1 MiB chunks grew by
- * that much. Encoding in slices keeps every piece an ordinary heap string.
+ * that much. Encoding in 64 KiB slices keeps every piece a small heap string (young generation,
+ * cheap to allocate and free; slices of 512 KiB, in the large-object space, took twice as long),
+ * and the pieces are kept apart: the answer copies them into its bytes (RawJson).
  */
-const BASE64_SLICE = 3 * 174_763; // ~512 KiB and a multiple of 3: slices encode without padding
-function base64(buf: Buffer, n: number): string {
-  if (n <= BASE64_SLICE) return buf.toString('base64', 0, n);
-  let text = '';
-  for (let off = 0; off < n; off += BASE64_SLICE) text += buf.toString('base64', off, Math.min(n, off + BASE64_SLICE));
-  return text;
+const BASE64_SLICE = 3 * 21_845; // 65535 bytes, a multiple of 3: slices encode without padding
+function base64Parts(buf: Buffer, n: number): string[] {
+  if (n <= BASE64_SLICE) return n === 0 ? [] : [buf.toString('base64', 0, n)];
+  const parts: string[] = [];
+  for (let off = 0; off < n; off += BASE64_SLICE) parts.push(buf.toString('base64', off, Math.min(n, off + BASE64_SLICE)));
+  return parts;
 }
 
 /** The buffer synchronous cached reads go through when their bytes are consumed at once. */
@@ -193,7 +195,12 @@ export class FileHandle {
    * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
    */
   readBase64(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string> {
-    return this.readAs(size, base64, true, gate);
+    return this.readAs(size, (buf, n) => base64Parts(buf, n).join(''), true, gate);
+  }
+
+  /** readBase64() as slices of the text, in order (none at end of file), for answers built from pieces. */
+  readBase64Parts(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string[]> {
+    return this.readAs(size, base64Parts, true, gate);
   }
 
   private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean, gate?: OutputGate): Promise<T> {

@@ -49,8 +49,8 @@ export class PortTransport implements Transport {
     }
   }
 
-  write(line: string): void {
-    this.port?.write(Buffer.from(line, 'utf8'));
+  write(line: string | Buffer): void {
+    this.port?.write(typeof line === 'string' ? Buffer.from(line, 'utf8') : line);
   }
 
   get queued(): number {

@@ -13,8 +13,8 @@ export interface TransportSink {
 export interface Transport {
   readonly description: string;
   start(sink: TransportSink): Promise<void>;
-  /** Queues an answer line; never blocks. */
-  write(line: string): void;
+  /** Queues an answer line (text, or its bytes); never blocks. */
+  write(line: string | Buffer): void;
   /** Bytes written but not yet taken by the kernel. */
   readonly queued: number;
   pause(): void;

@@ -75,7 +75,7 @@ export class UnixTransport implements Transport {
     else sock.resume();
   }
 
-  write(line: string): void {
+  write(line: string | Buffer): void {
     // With no host connected the answer has nowhere to go (a new connection is a new session).
     if (this.active && !this.active.destroyed) this.active.write(line);
   }
