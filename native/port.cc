@@ -11,6 +11,13 @@
 // host's bytes meanwhile, so no request is lost. If the path now names a different device (a
 // new pty behind the same symlink), the driver reopens it.
 //
+// Output: write() tries the port at once on the main thread when nothing is queued (the low-
+// latency path for small answers); whatever the port does not take is queued for a writer
+// thread, which waits for POLLOUT and writes on its own. A pty or virtio port buffers only a few
+// KiB, so while output waited on the event loop, every main-thread pause (a GC, encoding the
+// next answer) left the port idle; the writer keeps it fed whatever the main thread is doing.
+// The writer reports "drain" and hang-ups to the main thread through a uv_async_t.
+//
 // JS sees one callback, onEvent(type, arg): "data" (Buffer), "hangup", "connect", "reopen",
 // "drain", "error" (Error).
 #include <fcntl.h>
@@ -20,9 +27,15 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <sys/eventfd.h>
+
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "common.h"
 
@@ -81,6 +94,15 @@ class Port : public Napi::ObjectWrap<Port> {
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;
+    async_ = new uv_async_t;
+    uv_async_init(loop_, async_, [](uv_async_t* a) {
+      if (a->data != nullptr) static_cast<Port*>(a->data)->OnWriterEvent();
+    });
+    async_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));  // the poll and timer say whether the port keeps the loop alive
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    wfd_ = fd_;
+    writer_ = std::thread([this] { WriterLoop(); });
     Ref();  // stay alive while the fd is open; released by close()
     CheckLink();
   }
@@ -95,27 +117,33 @@ class Port : public Napi::ObjectWrap<Port> {
     if (fd_ < 0) throw Napi::Error::New(info.Env(), "port is closed");
     const char* p = buf.Data();
     size_t len = buf.Length();
-    if (queue_.empty() && connected_) {
-      // Fast path: straight from the JS buffer, copy only what the kernel did not take.
-      while (len > 0) {
-        ssize_t n = write(fd_, p, len);
-        if (n > 0) {
-          p += n;
-          len -= n;
-        } else if (n < 0 && errno == EINTR) {
-          continue;
-        } else {
-          if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) Hangup();
-          break;
+    bool failed = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.empty() && connected_) {
+        // Fast path: straight from the JS buffer, copy only what the kernel did not take. The
+        // writer is idle (its queue is empty), so the fd is ours for this write.
+        while (len > 0) {
+          ssize_t n = write(fd_, p, len);
+          if (n > 0) {
+            p += n;
+            len -= n;
+          } else if (n < 0 && errno == EINTR) {
+            continue;
+          } else {
+            failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+            break;
+          }
         }
       }
+      if (len > 0 && !failed) {
+        queue_.emplace_back(p, len);
+        queued_ += len;
+        cv_.notify_one();
+      }
     }
-    if (len > 0) {
-      queue_.emplace_back(p, len);
-      queued_ += len;
-      UpdatePoll();
-    }
-    return Napi::Number::New(info.Env(), static_cast<double>(queued_));
+    if (failed) Hangup();
+    return Napi::Number::New(info.Env(), static_cast<double>(queued_.load()));
   }
 
   Napi::Value Pause(const Napi::CallbackInfo& info) {
@@ -139,21 +167,117 @@ class Port : public Napi::ObjectWrap<Port> {
   }
 
   Napi::Value Queued(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(queued_));
+    return Napi::Number::New(info.Env(), static_cast<double>(queued_.load()));
   }
 
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), connected_); }
 
   // ---- driver ----
   void Shutdown() {
+    if (writer_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+        cv_.notify_all();
+      }
+      WakeWriter();
+      writer_.join();  // never long: the writer only ever waits in poll() with wake_fd_
+    }
+    CloseHandle(async_);
+    async_ = nullptr;
     CloseHandle(poll_);
     poll_ = nullptr;
     CloseHandle(timer_);
     timer_ = nullptr;
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+    if (wake_fd_ >= 0) close(wake_fd_);
+    wake_fd_ = -1;
     queue_.clear();
     queued_ = 0;
+  }
+
+  // ---- the writer thread ----
+  void WakeWriter() {
+    uint64_t one = 1;
+    if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) {
+      // EAGAIN: the counter is already set, the writer will wake anyway.
+    }
+  }
+
+  // Writes the queue out while the link is up, waiting for POLLOUT (or a wake-up) in poll().
+  void WriterLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || (link_up_ && wfd_ >= 0 && !queue_.empty()); });
+      if (stop_) return;
+      int fd = wfd_;
+      const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
+      const char* p = front.data() + front_off_;
+      size_t len = front.size() - front_off_;
+      in_write_ = true;
+      lock.unlock();
+      ssize_t n = write(fd, p, len);
+      int err = n < 0 ? errno : 0;
+      bool hup = false;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        struct pollfd pf[2] = {{fd, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
+        if (::poll(pf, 2, -1) > 0) {
+          uint64_t v;
+          if ((pf[1].revents & POLLIN) && read(wake_fd_, &v, sizeof v) < 0) {
+            // Nothing to do: a racing wake-up already reset the counter.
+          }
+          // virtio_console refuses writes while the host is away and reports POLLHUP; without
+          // this the writer would spin on a level-triggered POLLOUT.
+          hup = (pf[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+        }
+      } else if (n < 0 && err != EINTR) {
+        hup = true;  // EIO: a pty whose master is gone
+      }
+      lock.lock();
+      in_write_ = false;
+      cv_.notify_all();  // the main thread may be waiting to swap or close the fd
+      if (wfd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
+      if (n > 0) {
+        front_off_ += static_cast<size_t>(n);
+        queued_ -= static_cast<size_t>(n);
+        if (front_off_ == queue_.front().size()) {
+          queue_.pop_front();
+          front_off_ = 0;
+          if (queue_.empty()) Notify(kDrained);
+        }
+      } else if (hup) {
+        link_up_ = false;  // until the main thread sees the host again (CheckLink)
+        Notify(kHungUp);
+      }
+    }
+  }
+
+  static constexpr int kDrained = 1;
+  static constexpr int kHungUp = 2;
+
+  // From the writer, with mu_ held: tell the main thread.
+  void Notify(int what) {
+    pending_events_ |= what;
+    if (async_ != nullptr) uv_async_send(async_);
+  }
+
+  // On the main thread: what the writer reported.
+  void OnWriterEvent() {
+    int what;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      what = pending_events_;
+      pending_events_ = 0;
+    }
+    if (what & kHungUp) Hangup();
+    if ((what & kDrained) && queued_.load() == 0) Emit("drain");
+  }
+
+  // Main thread: wait until the writer is not inside a write on the current fd (mu_ held by `lock`).
+  void QuiesceWriter(std::unique_lock<std::mutex>& lock) {
+    WakeWriter();
+    cv_.wait(lock, [this] { return !in_write_; });
   }
 
   void Emit(const char* type, napi_value arg = nullptr) {
@@ -176,7 +300,7 @@ class Port : public Napi::ObjectWrap<Port> {
   // Polls for what we currently want: input unless paused, output while the queue is not empty.
   void UpdatePoll() {
     if (fd_ < 0 || !connected_) return;
-    int events = (paused_ ? 0 : UV_READABLE) | (queue_.empty() ? 0 : UV_WRITABLE);
+    int events = paused_ ? 0 : UV_READABLE;  // output is the writer thread's
     if (poll_ == nullptr) {
       poll_ = new uv_poll_t;
       if (int r = uv_poll_init(loop_, poll_, fd_); r != 0) {
@@ -201,7 +325,6 @@ class Port : public Napi::ObjectWrap<Port> {
       Hangup();
       return;
     }
-    if (events & UV_WRITABLE) Flush();
     if (fd_ >= 0 && connected_ && (events & (UV_READABLE | UV_DISCONNECT))) ReadSome();
   }
 
@@ -230,41 +353,13 @@ class Port : public Napi::ObjectWrap<Port> {
     }
   }
 
-  void Flush() {
-    bool had = !queue_.empty();
-    while (!queue_.empty() && fd_ >= 0) {
-      std::string& front = queue_.front();
-      ssize_t n = write(fd_, front.data() + front_off_, front.size() - front_off_);
-      if (n > 0) {
-        front_off_ += n;
-        queued_ -= n;
-        if (front_off_ == front.size()) {
-          queue_.pop_front();
-          front_off_ = 0;
-        }
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        // virtio_console refuses writes while the host is away; with reading paused nothing
-        // else would notice the hang-up, and the level-triggered POLLOUT would spin.
-        struct pollfd p = {fd_, POLLOUT, 0};
-        if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-          Hangup();
-          return;
-        }
-        break;
-      } else {
-        Hangup();
-        return;
-      }
-    }
-    UpdatePoll();
-    if (had && queue_.empty()) Emit("drain");
-  }
-
   void Hangup() {
     if (!connected_) return;
     connected_ = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      link_up_ = false;
+    }
     if (poll_ != nullptr) uv_poll_stop(poll_);
     backoff_ms_ = kBackoffFirstMs;
     ArmTimer();
@@ -292,9 +387,13 @@ class Port : public Napi::ObjectWrap<Port> {
     if (!hup) {
       bool was = connected_;
       connected_ = true;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        link_up_ = true;
+        cv_.notify_one();  // anything queued goes out now
+      }
       UpdatePoll();
       if (!was) Emit("connect");
-      if (!queue_.empty()) Flush();
       return;
     }
     connected_ = false;
@@ -311,11 +410,16 @@ class Port : public Napi::ObjectWrap<Port> {
     if (OpenPort(path_, &fd) != 0) return false;
     CloseHandle(poll_);
     poll_ = nullptr;
-    close(fd_);
-    fd_ = fd;
-    queue_.clear();  // answers meant for the old peer
-    queued_ = 0;
-    front_off_ = 0;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      QuiesceWriter(lock);
+      close(fd_);
+      fd_ = fd;
+      wfd_ = fd;
+      queue_.clear();  // answers meant for the old peer
+      queued_ = 0;
+      front_off_ = 0;
+    }
     Emit("reopen");
     return true;
   }
@@ -328,12 +432,23 @@ class Port : public Napi::ObjectWrap<Port> {
   uv_loop_t* loop_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
+  uv_async_t* async_ = nullptr;
   bool connected_ = false;
   bool paused_ = false;
   uint64_t backoff_ms_ = kBackoffFirstMs;
+  // Shared with the writer thread, under mu_ (queued_ is also read without it).
+  std::mutex mu_;
+  std::condition_variable cv_;
   std::deque<std::string> queue_;
   size_t front_off_ = 0;
-  size_t queued_ = 0;
+  std::atomic<size_t> queued_{0};
+  int wfd_ = -1;            // the fd the writer writes to
+  bool link_up_ = false;    // the host is there: the writer may write
+  bool in_write_ = false;   // the writer is using wfd_ outside the lock
+  bool stop_ = false;
+  int pending_events_ = 0;  // kDrained | kHungUp, for OnWriterEvent
+  int wake_fd_ = -1;        // eventfd: wakes the writer out of poll()
+  std::thread writer_;
   Napi::FunctionReference on_event_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
 import { command, sleep, suite, waitFor } from './helpers/harness';
+import { native } from '../lib/native';
 
 const test = suite('port (pty)');
 const needs = [command('socat')];
@@ -78,6 +79,34 @@ test('requests sent before the agent reads are all answered (several in one writ
     agent.kill('SIGTERM');
     bridge.proc.kill();
     c.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs });
+
+
+test('output the port cannot take at once keeps going out while the main thread is busy (writer thread)', async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'out');
+  const pty = path.join(dir, 'pty');
+  // socat holds the master and copies everything the port writes into a file, in its own process.
+  const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+  let port: InstanceType<typeof native.Port> | undefined;
+  try {
+    await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
+    port = new native.Port(pty, () => undefined);
+    const data = Buffer.alloc(4 * 1024 * 1024, 0x41);
+    port.write(data); // a pty takes a few KiB; the rest is queued
+    assert.ok(port.queued > 3 * 1024 * 1024, `queued ${port.queued}`);
+    // Block the event loop: only a thread of the driver's own can move the queue now.
+    const until = Date.now() + 1500;
+    while (Date.now() < until && fs.statSync(out).size < data.length);
+    const during = fs.statSync(out).size;
+    assert.ok(during >= 1024 * 1024, `only ${during} bytes left while the main thread was busy`);
+    await waitFor(() => fs.statSync(out).size === data.length, 10_000, 'everything to arrive');
+    assert.is(port.queued, 0);
+  } finally {
+    port?.close();
+    socat.kill();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, { needs });
