@@ -7,7 +7,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
 import { decodeBase64 } from '../lib/commands/files';
-import { RawJson, encodeReturn } from '../lib/protocol';
+import { RawJson, encodeRawReturn, encodeReturn } from '../lib/protocol';
 import { baseName } from '../lib/files/stat';
 import { tmpDir } from './helpers/agent';
 import { command, suite } from './helpers/harness';
@@ -250,6 +250,13 @@ test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () =
   const line = encodeReturn(new RawJson('{"bufb64":"QUJD","eof":false}'), '<t>');
   assert.is(line, '{"return":{"bufb64":"QUJD","eof":false},"tag":"\\u003ct\\u003e"}\n');
   assert.equal(JSON.parse(line), { return: { bufb64: 'QUJD', eof: false }, tag: '<t>' });
+  // The same answer as bytes from pieces (what the agent writes), with a non-ASCII tag.
+  const pieces = new RawJson(['{"bufb64":"', 'QUJD', 'RUZH', '","eof":false}']);
+  for (const tag of ['<t>', 'é-ü-\u2028', '']) {
+    const bytes = encodeRawReturn(pieces, tag);
+    assert.instance(bytes, Buffer);
+    assert.is(bytes.toString('utf8'), encodeReturn(new RawJson('{"bufb64":"QUJDRUZH","eof":false}'), tag));
+  }
 });
 
 test.run();
