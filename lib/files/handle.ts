@@ -273,6 +273,9 @@ export class FileHandle {
   close(): Promise<void> {
     if (!this.closing && this.mode === 'r') this.cancelWaits('the handle was closed');
     this.closing ??= this.enqueue(async () => {
+      // The FdPoll goes before the fd: closing it removes the fd from epoll by number, and
+      // once the fd is closed that number may already belong to something else.
+      this.cancelWaits('the handle was closed');
       try {
         await closeAsync(this.fd);
       } catch (e) {
