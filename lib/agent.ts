@@ -94,6 +94,7 @@ export class Agent {
       reset: () => {
         this.framer.reset();
         this.wakeRoomWaiters();
+        this.updateFlow(); // output meant for the old host may be gone: reading may go on
       },
       drain: () => {
         this.wakeRoomWaiters();

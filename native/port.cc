@@ -101,6 +101,11 @@ class Port : public Napi::ObjectWrap<Port> {
     async_->data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(async_));  // the poll and timer say whether the port keeps the loop alive
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) {
+      int e = errno;
+      Shutdown();  // no writer yet: closes the handles and the fd
+      throw MakeSysError(env, SysError::Of(e, "eventfd", path_));
+    }
     wfd_ = fd_;
     writer_ = std::thread([this] { WriterLoop(); });
     Ref();  // stay alive while the fd is open; released by close()
@@ -136,7 +141,9 @@ class Port : public Napi::ObjectWrap<Port> {
           }
         }
       }
-      if (len > 0 && !failed) {
+      if (len > 0) {
+        // Also after a failed write: the answer's rest waits for the link to come back (a
+        // passing error must not leave half a line on the wire with nothing to finish it).
         queue_.emplace_back(p, len);
         queued_ += len;
         cv_.notify_one();
@@ -212,6 +219,7 @@ class Port : public Napi::ObjectWrap<Port> {
       cv_.wait(lock, [this] { return stop_ || (link_up_ && wfd_ >= 0 && !queue_.empty()); });
       if (stop_) return;
       int fd = wfd_;
+      uint64_t gen = link_gen_;  // which connection this write belongs to
       const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
       const char* p = front.data() + front_off_;
       size_t len = front.size() - front_off_;
@@ -246,8 +254,10 @@ class Port : public Napi::ObjectWrap<Port> {
           front_off_ = 0;
           if (queue_.empty()) Notify(kDrained);
         }
-      } else if (hup) {
+      } else if (hup && gen == link_gen_) {
+        // (A hang-up seen on a connection the main thread has since found back up is old news.)
         link_up_ = false;  // until the main thread sees the host again (CheckLink)
+        hup_gen_ = gen;
         Notify(kHungUp);
       }
     }
@@ -265,12 +275,14 @@ class Port : public Napi::ObjectWrap<Port> {
   // On the main thread: what the writer reported.
   void OnWriterEvent() {
     int what;
+    bool current;
     {
       std::lock_guard<std::mutex> lock(mu_);
       what = pending_events_;
       pending_events_ = 0;
+      current = hup_gen_ == link_gen_;
     }
-    if (what & kHungUp) Hangup();
+    if ((what & kHungUp) && current) Hangup();
     if ((what & kDrained) && queued_.load() == 0) Emit("drain");
   }
 
@@ -389,6 +401,7 @@ class Port : public Napi::ObjectWrap<Port> {
       connected_ = true;
       {
         std::lock_guard<std::mutex> lock(mu_);
+        if (!link_up_) link_gen_++;  // a new connection: hang-ups seen on the old one are old news
         link_up_ = true;
         cv_.notify_one();  // anything queued goes out now
       }
@@ -410,17 +423,20 @@ class Port : public Napi::ObjectWrap<Port> {
     if (OpenPort(path_, &fd) != 0) return false;
     CloseHandle(poll_);
     poll_ = nullptr;
+    bool had;
     {
       std::unique_lock<std::mutex> lock(mu_);
       QuiesceWriter(lock);
       close(fd_);
       fd_ = fd;
       wfd_ = fd;
+      had = !queue_.empty();
       queue_.clear();  // answers meant for the old peer
       queued_ = 0;
       front_off_ = 0;
     }
     Emit("reopen");
+    if (had) Emit("drain");  // the queue is empty now: a reader paused on it may go on
     return true;
   }
 
@@ -447,6 +463,8 @@ class Port : public Napi::ObjectWrap<Port> {
   bool in_write_ = false;   // the writer is using wfd_ outside the lock
   bool stop_ = false;
   int pending_events_ = 0;  // kDrained | kHungUp, for OnWriterEvent
+  uint64_t link_gen_ = 0;   // raised each time the link comes back up
+  uint64_t hup_gen_ = 0;    // the connection the writer last saw hang up
   int wake_fd_ = -1;        // eventfd: wakes the writer out of poll()
   std::thread writer_;
   Napi::FunctionReference on_event_;
