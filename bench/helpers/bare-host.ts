@@ -49,7 +49,7 @@ export async function bareDownload(sock: net.Socket, file: string): Promise<{ by
   const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(file)}}}\n`));
   const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
   const read = `{"execute":"file-read","arguments":{"handle_id":${id}}}\n`;
-  const md5 = createHash('md5');
+  const chunks: Buffer[] = [];
   let bytes = 0;
   const t0 = process.hrtime.bigint();
   for (;;) {
@@ -57,10 +57,14 @@ export async function bareDownload(sock: net.Socket, file: string): Promise<{ by
     const at = line.indexOf(B64) + B64.length;
     const data = Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
     if (data.length === 0) break; // eof: the agent closed the handle
-    md5.update(data);
+    chunks.push(data);
     bytes += data.length;
   }
-  return { bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9, md5: md5.digest('hex') };
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Hashed once the clock has stopped: an md5 per chunk would sit between answer and request.
+  const md5 = createHash('md5');
+  for (const c of chunks) md5.update(c);
+  return { bytes, seconds, md5: md5.digest('hex') };
 }
 
 /** Uploads local `src` to guest `dst` in 4096-byte writes, the last with eof: true; returns the seconds taken. */
