@@ -42,6 +42,12 @@ using Work = std::function<SysError()>;
 using Done = std::function<Napi::Value(Napi::Env)>;
 Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done);
 
+// Schedule() on a thread of its own, started for this call, instead of the libuv pool: for work
+// that may take minutes or block on the kernel for as long (FIFREEZE, FITHAW, the md5 of a whole
+// disk). The pool has 4 threads shared with every fs call in the process; a few such calls
+// would hold all of them. Callers bound how many run at once.
+Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done done);
+
 // Helpers for argument conversion that throw a JavaScript TypeError naming the argument.
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name);
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name);

@@ -284,7 +284,10 @@ std::shared_ptr<PinnedBuffer> PinBuffer(const Napi::CallbackInfo& info, size_t i
 Napi::Value Md5File(const Napi::CallbackInfo& info) {
   auto path = StringArg(info, 0, "path");
   auto hex = std::make_shared<std::string>();
-  return Schedule(
+  // Its own thread, not the pool: the md5 of a large file or a whole disk may take minutes, and
+  // a few of them would hold every pool thread the file commands need (lib/files/md5.ts caps
+  // how many run at once).
+  return ScheduleOnThread(
       info.Env(), "ember-ga:md5", [path, hex] { return fileio::Md5File(path, hex.get()); },
       [hex](Napi::Env env) { return Napi::String::New(env, *hex); });
 }

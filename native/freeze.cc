@@ -6,7 +6,7 @@
 // flight when the freeze began, a flush, an fs call of an embedding application. Four of those
 // fill the pool, and a thaw queued behind them never runs: the guest stays frozen for good.
 // So freeze and thaw never touch the pool: each call runs on a thread of its own, started for
-// that call, and hands its result back to the event loop through a thread-safe function.
+// that call, and hands its result back to the event loop (ScheduleOnThread in async.cc).
 //
 // A thread per call rather than one long-lived freezer thread with a queue: a FIFREEZE can
 // itself block for a long time (it syncs the filesystem first; a filesystem on a loop device
@@ -21,8 +21,6 @@
 
 #include <cerrno>
 #include <string>
-#include <system_error>
-#include <thread>
 
 #include "common.h"
 
@@ -46,51 +44,16 @@ SysError FreezeOp(Op op, const std::string& mountpoint) {
   return SysError::Ok();
 }
 
-// One call in flight: created on the main thread, filled by its own thread, delivered (and
-// deleted) back on the main thread.
-struct Call {
-  Call(Napi::Env env, Op op, std::string mountpoint)
-      : deferred(Napi::Promise::Deferred::New(env)), op(op), mountpoint(std::move(mountpoint)) {}
-  Napi::Promise::Deferred deferred;
-  Op op;
-  std::string mountpoint;
-  SysError result;
-};
-
-void Deliver(Napi::Env env, Napi::Function, std::nullptr_t*, Call* raw) {
-  std::unique_ptr<Call> call(raw);
-  if (env == nullptr) return;  // the environment is going away: nobody to answer
-  if (call->result) {
-    call->deferred.Reject(MakeSysError(env, call->result).Value());
-    return;
-  }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("mountpoint", Napi::String::New(env, call->mountpoint));
-  out.Set("frozen", Napi::Boolean::New(env, call->op == Op::kFreeze));
-  call->deferred.Resolve(out);
-}
-
-using Channel = Napi::TypedThreadSafeFunction<std::nullptr_t, Call, Deliver>;
-
 Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
-  Napi::Env env = info.Env();
-  auto* call = new Call(env, op, StringArg(info, 0, "mountpoint"));
-  Napi::Promise promise = call->deferred.Promise();
-  // The channel keeps the event loop alive until the answer is back, like a pending fs call.
-  Channel channel = Channel::New(env, op == Op::kFreeze ? "ember:freeze" : "ember:thaw", 0, 1);
-  try {
-    std::thread([channel, call]() mutable {
-      call->result = FreezeOp(call->op, call->mountpoint);
-      if (channel.BlockingCall(call) != napi_ok) delete call;  // the environment is closing
-      channel.Release();
-    }).detach();
-  } catch (const std::system_error& e) {
-    // No thread to be had (EAGAIN): answer at once, nothing was done.
-    call->result = SysError::Of(e.code().value() ? e.code().value() : EAGAIN, "thread", call->mountpoint);
-    Deliver(env, Napi::Function(), nullptr, call);
-    channel.Release();
-  }
-  return promise;
+  std::string mountpoint = StringArg(info, 0, "mountpoint");
+  return ScheduleOnThread(
+      info.Env(), op == Op::kFreeze ? "ember:freeze" : "ember:thaw", [op, mountpoint] { return FreezeOp(op, mountpoint); },
+      [op, mountpoint](Napi::Env env) {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("mountpoint", Napi::String::New(env, mountpoint));
+        out.Set("frozen", Napi::Boolean::New(env, op == Op::kFreeze));
+        return out;
+      });
 }
 
 Napi::Value Freeze(const Napi::CallbackInfo& info) { return Start(info, Op::kFreeze); }

@@ -140,6 +140,22 @@ test('idle FIFO reads wait on the event loop: more of them than pool threads lea
   for (const p of reads.slice(1)) await rejects(p, 'ECANCELED', /the handle was closed/);
 }, { needs: [command('mkfifo')] });
 
+test('long md5s (disk-sized files) run on threads of their own: the thread pool stays free', async ({ dir }) => {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const big = path.join(dir, 'sparse-2g');
+  fs.closeSync(fs.openSync(big, 'w'));
+  fs.truncateSync(big, 2 * 1024 * 1024 * 1024); // holes read as zeros: seconds of hashing each
+  const sums = Array.from({ length: pool }, () => md5File(big));
+  await new Promise((r) => setTimeout(r, 100));
+  const f = path.join(dir, 'small');
+  fs.writeFileSync(f, 'x');
+  const t0 = Date.now();
+  assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'x');
+  assert.ok(Date.now() - t0 < 1000, `a pool call waited ${Date.now() - t0} ms behind the md5s`);
+  const got = await Promise.all(sums);
+  assert.ok(got.every((g) => /^[0-9a-f]{32}$/.test(g) && g === got[0]), got.join(' '));
+}, { timeout: 60_000 });
+
 test('a write to a full FIFO waits on the event loop for the reader, and nothing is lost', async ({ dir }) => {
   const fifo = path.join(dir, 'full');
   execFileSync('mkfifo', [fifo]);

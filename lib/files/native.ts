@@ -2,7 +2,7 @@
 import { bindings } from '../native';
 
 export interface FileBindings {
-  /** md5 of the whole file, 32 lowercase hex digits (thread pool; large reads, read-ahead). */
+  /** md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead). */
   md5File(path: string): Promise<string>;
   /** One read into buffer at offset (-1: at the current position); 0 at end of file. */
   pread(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
