@@ -156,6 +156,28 @@ test('long md5s (disk-sized files) run on threads of their own: the thread pool 
   assert.ok(got.every((g) => /^[0-9a-f]{32}$/.test(g) && g === got[0]), got.join(' '));
 }, { timeout: 60_000 });
 
+test('a FIFO read sent just ahead of close (pipelined, not started yet) is cancelled too, holding no thread', async ({ dir }) => {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const handles: FileHandle[] = [];
+  const reads: Promise<unknown>[] = [];
+  const closes: Promise<unknown>[] = [];
+  for (let i = 0; i < pool + 2; i++) {
+    const fifo = path.join(dir, `pipelined-${i}`);
+    execFileSync('mkfifo', [fifo]);
+    const h = await openFile(fifo);
+    handles.push(h);
+    const r = h.read(); // queued; its first call finds out the file is a stream
+    r.catch(() => undefined);
+    reads.push(r);
+    closes.push(h.close()); // before that read has started
+  }
+  assert.is.not(await within(Promise.all(closes), 5000), 'timeout');
+  for (const r of reads) await rejects(r as Promise<unknown>, 'ECANCELED', /the handle was closed/);
+  const f = path.join(dir, 'after');
+  fs.writeFileSync(f, 'free');
+  assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free');
+}, { needs: [command('mkfifo')] });
+
 test('a write to a full FIFO waits on the event loop for the reader, and nothing is lost', async ({ dir }) => {
   const fifo = path.join(dir, 'full');
   execFileSync('mkfifo', [fifo]);

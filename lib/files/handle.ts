@@ -168,6 +168,8 @@ export class FileHandle {
   private batch: WriteBatch | undefined;
   /** A stream's readiness on the event loop; null once epoll proved unable to watch this fd. */
   private waiter: StreamWaiter | null | undefined;
+  /** Set by cancelWaits(): every stream read or write from then on fails with it. */
+  private streamCancel: SystemError | undefined;
 
   /** Use openFile(). */
   constructor(
@@ -290,8 +292,8 @@ export class FileHandle {
    * at once, so no waiting handle keeps the agent from exiting.
    */
   cancelWaits(why = 'the agent is exiting'): void {
-    if (this.waiter) this.waiter.cancel(new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`));
-    else if (this.waiter === undefined) this.waiter = null; // never waited: later stream I/O takes the pool path, which exit cancels
+    this.streamCancel ??= new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`);
+    this.waiter?.cancel(this.streamCancel);
   }
 
   /** Runs a positional call on the pool; on ESPIPE the handle becomes a stream and `streamed` does it instead. */
@@ -310,6 +312,9 @@ export class FileHandle {
 
   /** The stream's waiter, made on first use; undefined when epoll cannot watch the fd. */
   private streamWaiter(): StreamWaiter | undefined {
+    // Cancelled before its first stream call (a read queued just ahead of file-close): fail
+    // now, rather than wait on the pool for data that may never come.
+    if (this.streamCancel) throw this.streamCancel;
     if (this.waiter === undefined) {
       try {
         this.waiter = new StreamWaiter(this.fd);
