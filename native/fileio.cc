@@ -64,7 +64,9 @@ int WaitStream(int fd, short events) {
 }
 
 // One read(2) or pread(2) (offset < 0: a stream, at the current position), retried on EINTR.
-// Returns the byte count (0 at end of file) or -errno.
+// Returns the byte count (0 at end of file) or -errno. A positional read on a device that says
+// "not yet" (/dev/kmsg at its end) returns -EAGAIN at once: the caller waits for it on the event
+// loop (lib/files/handle.ts), so no pool thread is held for as long as no data comes.
 ssize_t ReadAt(int fd, void* buf, size_t len, int64_t offset) {
   for (;;) {
     if (offset < 0) {
@@ -72,12 +74,7 @@ ssize_t ReadAt(int fd, void* buf, size_t len, int64_t offset) {
     }
     ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
     if (n >= 0) return n;
-    if (errno == EAGAIN && offset >= 0) {
-      // A positional read on a device that says "not yet" (/dev/kmsg): wait, cancellably,
-      // rather than spin on a pool thread.
-      if (int w = WaitStream(fd, POLLIN); w < 0) return w;
-      continue;
-    }
+    if (errno == EAGAIN && offset >= 0) return -EAGAIN;
     if (errno != EINTR && errno != EAGAIN) return -errno;
   }
 }

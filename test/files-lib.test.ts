@@ -3,6 +3,7 @@
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
@@ -10,7 +11,7 @@ import { decodeBase64 } from '../lib/commands/files';
 import { RawJson, encodeRawReturn, encodeReturn } from '../lib/protocol';
 import { baseName } from '../lib/files/stat';
 import { tmpDir } from './helpers/agent';
-import { command, suite } from './helpers/harness';
+import { command, root, suite } from './helpers/harness';
 
 const test = suite<{ dir: string }>('files library', { dir: '' });
 
@@ -177,6 +178,53 @@ test('a FIFO read sent just ahead of close (pipelined, not started yet) is cance
   fs.writeFileSync(f, 'free');
   assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free');
 }, { needs: [command('mkfifo')] });
+
+test('/dev/kmsg read to its end: reads wait on the event loop (no pool thread), get new records, and close cancels them', async () => {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const handles: FileHandle[] = [];
+  const pending: Promise<Buffer>[] = [];
+  try {
+    for (let i = 0; i < pool + 1; i++) {
+      const h = await openFile('/dev/kmsg');
+      handles.push(h);
+      // Read every record there is (one per read), until a read waits: the end of the log.
+      for (;;) {
+        const r = h.read(8192);
+        const got = await within(r, 200);
+        if (got === 'timeout') {
+          r.catch(() => undefined);
+          pending.push(r);
+          break;
+        }
+        assert.ok(got.length > 0);
+      }
+    }
+    const f = path.join(os.tmpdir(), `ember-kmsg-${process.pid}`);
+    fs.writeFileSync(f, 'free');
+    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free', 'the pool is free');
+    fs.rmSync(f);
+    // A new record wakes a waiting read (records that came meanwhile are read first).
+    const mark = `ember-ga test ${process.pid} ${Date.now()}`;
+    fs.writeFileSync('/dev/kmsg', `${mark}\n`); // without the newline the record stays open, unreadable
+    let next: Promise<Buffer> = pending[0];
+    let seen = '';
+    for (let i = 0; i < 100 && !seen.includes(mark); i++) {
+      const got = await within(next, 5000);
+      assert.is.not(got, 'timeout', `a read still waits after the new record (read so far: ${seen.slice(-200)})`);
+      seen += (got as Buffer).toString();
+      if (!seen.includes(mark)) next = handles[0].read(8192);
+    }
+    assert.match(seen, mark);
+  } finally {
+    const closed = await within(Promise.all(handles.map((h) => h.close())), 5000);
+    assert.is.not(closed, 'timeout');
+  }
+  // The others, waiting again or not woken, were cancelled by close or got the record.
+  for (const p of pending.slice(1)) {
+    const r = await p.then((b) => b.toString(), (e: SystemError) => e.code);
+    assert.ok(r === 'ECANCELED' || r.includes('ember-ga test'), r);
+  }
+}, { needs: [root] });
 
 test('a write to a full FIFO waits on the event loop for the reader, and nothing is lost', async ({ dir }) => {
   const fifo = path.join(dir, 'full');

@@ -8,8 +8,9 @@
 // which never waits for the disk); everything else runs in the addon on the thread pool.
 // Pipes, FIFOs and character devices (streams, found by pread's ESPIPE) can wait forever for
 // the other end; they wait on the event loop (the addon's FdPoll), never on a pool thread, so
-// any number of idle streams cannot starve the pool that every other file operation needs. A
-// device epoll cannot watch falls back to the pool, where exit can still cancel it.
+// any number of idle streams cannot starve the pool that every other file operation needs; so
+// does a positional read that answers EAGAIN (/dev/kmsg at its end). A device epoll cannot
+// watch falls back to the pool, where exit can still cancel it.
 import * as fs from 'fs';
 import { promisify } from 'util';
 import { SystemError, toSystemError } from '../errors';
@@ -22,6 +23,9 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constant
 const EBADF = 9;
 const ESPIPE = 29;
 const ECANCELED = 125;
+const EAGAIN = 11;
+/** How often a device that says "not yet" but that epoll cannot watch is asked again. */
+const RETRY_UNPOLLABLE_MS = 50;
 const EOPNOTSUPP = 95;
 
 const openAsync = promisify(fs.open);
@@ -223,7 +227,7 @@ export class FileHandle {
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
       const buf = Buffer.allocUnsafe(size);
-      const n = await this.io((offset) => fileio.pread(this.fd, buf, offset, this.path), () => this.streamRead(buf));
+      const n = await this.io((offset) => this.preadWaiting(buf, offset), () => this.streamRead(buf));
       this.position += n;
       gate?.hold(n);
       return take(buf, n);
@@ -308,6 +312,24 @@ export class FileHandle {
       }
     }
     return streamed();
+  }
+
+  /**
+   * A positional read; on a device that answers EAGAIN (/dev/kmsg once everything is read), it
+   * waits for data on the event loop and asks again, holding no pool thread meanwhile.
+   */
+  private async preadWaiting(buf: Buffer, offset: number): Promise<number> {
+    for (;;) {
+      try {
+        return await fileio.pread(this.fd, buf, offset, this.path);
+      } catch (e) {
+        const err = toSystemError(e);
+        if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
+      }
+      const waiter = this.streamWaiter();
+      if (waiter) await waiter.wait(false);
+      else await new Promise((r) => setTimeout(r, RETRY_UNPOLLABLE_MS));
+    }
   }
 
   /** The stream's waiter, made on first use; undefined when epoll cannot watch the fd. */
