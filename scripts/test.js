@@ -19,13 +19,27 @@ const child = spawn(process.execPath, [uvu, path.join('dist', 'test'), pattern],
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, NO_COLOR: '1' },
 });
+// After uvu's summary the process should exit at once. A thread stuck in the kernel (a pool
+// thread blocked on a pipe, say: Node joins its pool at exit) would keep it, and CI, waiting for
+// ever; after EXIT_GRACE_MS it is killed and counted as a failure.
+const EXIT_GRACE_MS = 30_000;
+let exitWatch;
+let wedged = false;
 let out = '';
 child.stdout.on('data', (d) => {
   process.stdout.write(d);
   out += d.toString();
   if (out.length > 1 << 20) out = out.slice(-65536);
+  if (!exitWatch && /Duration:/.test(out)) {
+    exitWatch = setTimeout(() => {
+      wedged = true;
+      process.stderr.write(`\nthe test process did not exit ${EXIT_GRACE_MS / 1000} s after its summary (a stuck thread?): killed\n`);
+      child.kill('SIGKILL');
+    }, EXIT_GRACE_MS);
+  }
 });
 child.on('close', (code, signal) => {
+  clearTimeout(exitWatch);
   const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label) => {
     const m = new RegExp(`${label}:\\s+(\\d+)`).exec(plain);
@@ -35,7 +49,8 @@ child.on('close', (code, signal) => {
   const passed = num('Passed') ?? 0;
   const skipped = num('Skipped') ?? 0;
   let failed = total === undefined ? 0 : total - passed;
-  if ((code !== 0 || signal) && failed === 0) failed = 1; // the runner died: that is a failure
+  if (wedged) failed += 1; // every test passed or failed, then the process would not exit
+  else if ((code !== 0 || signal) && failed === 0) failed = 1; // the runner died: that is a failure
   process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   process.exit(failed > 0 ? 1 : 0);
 });
