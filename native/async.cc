@@ -98,7 +98,7 @@ Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done) {
   return promise;
 }
 
-Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done done) {
+Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done done, const std::string& path) {
   auto* call = new ThreadCall(env, std::move(work), std::move(done));
   Napi::Promise promise = call->deferred.Promise();
   // The channel keeps the event loop alive until the answer is back, like a pending fs call.
@@ -111,7 +111,7 @@ Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done 
     }).detach();
   } catch (const std::system_error& e) {
     // No thread to be had (EAGAIN): answer at once, nothing was done.
-    call->result = SysError::Of(e.code().value() ? e.code().value() : EAGAIN, "thread");
+    call->result = SysError::Of(e.code().value() ? e.code().value() : EAGAIN, "thread", path);
     DeliverThreadCall(env, Napi::Function(), nullptr, call);
     channel.Release();
   }

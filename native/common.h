@@ -3,6 +3,7 @@
 #pragma once
 
 #include <napi.h>
+#include <uv.h>
 
 #include <functional>
 #include <memory>
@@ -45,8 +46,18 @@ Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done);
 // Schedule() on a thread of its own, started for this call, instead of the libuv pool: for work
 // that may take minutes or block on the kernel for as long (FIFREEZE, FITHAW, the md5 of a whole
 // disk). The pool has 4 threads shared with every fs call in the process; a few such calls
-// would hold all of them. Callers bound how many run at once.
-Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done done);
+// would hold all of them. Callers bound how many run at once. `path` names what the work is
+// about in the error when no thread can be started.
+Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done done, const std::string& path = "");
+
+// Closes a libuv handle the addon allocated with `new` and deletes it once libuv is done with
+// it; `data` is cleared first, so a callback already queued sees nullptr and does nothing.
+template <typename H>
+void CloseHandle(H* h) {
+  if (h == nullptr) return;
+  h->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
 
 // Helpers for argument conversion that throw a JavaScript TypeError naming the argument.
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name);

@@ -3,7 +3,8 @@
 //
 // The kernel-facing part (namespace fileio) is plain functions on fds and byte ranges that
 // return SysError or -errno; the glue at the bottom only converts arguments and results and
-// runs the blocking calls on the thread pool through ember::Schedule.
+// runs the blocking calls on the thread pool through ember::Schedule (md5 on a thread of its
+// own through ember::ScheduleOnThread).
 //
 // md5: OpenSSL's MD5 (the node binary exports libcrypto's symbols, so nothing extra is linked).
 // A whole-file digest is CPU-bound (MD5 is one serial chain), so the way to beat md5sum is to
@@ -11,7 +12,6 @@
 // into a small ring of buffers while the first hashes the previous ones.
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <uv.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -35,10 +35,12 @@ constexpr size_t kMd5Chunk = 1 << 20;          // bytes per read() while hashing
 constexpr size_t kMd5Slots = 4;                // buffers in the read-ahead ring
 constexpr int64_t kMd5ThreadedMin = 8 << 20;   // smaller files are hashed on one thread
 
-// Stream I/O (pipes, character devices: offset < 0) can block forever, and a thread-pool thread
-// blocked in read() would keep the process from exiting (Node joins its pool at exit). So stream
-// calls first poll the fd together with this eventfd; CancelStreams() makes it readable for
-// good, and every stream call, waiting or future, fails with ECANCELED.
+// Stream I/O (pipes, character devices: offset < 0) can block forever. FileHandle waits for
+// streams on the event loop (FdPoll, below) and comes here only for a device epoll cannot watch;
+// a thread-pool thread blocked in read() there would keep the process from exiting (Node joins
+// its pool at exit). So stream calls first poll the fd together with this eventfd;
+// CancelStreams() makes it readable for good, and every stream call, waiting or future, fails
+// with ECANCELED.
 int CancelFd() {
   static int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   return fd;
@@ -108,7 +110,7 @@ size_t WriteAll(int fd, const char* buf, size_t len, int64_t offset, int* err) {
     ssize_t n = offset < 0 ? write(fd, buf + done, len - done)
                            : pwrite(fd, buf + done, len - done, offset + static_cast<int64_t>(done));
     if (n < 0) {
-      if (errno == EAGAIN && offset >= 0) {  // as in ReadAt: wait, do not spin
+      if (errno == EAGAIN && offset >= 0) {  // a device that says "not yet": wait, do not spin
         if (int w = WaitStream(fd, POLLOUT); w < 0) {
           *err = -w;
           break;
@@ -286,7 +288,7 @@ Napi::Value Md5File(const Napi::CallbackInfo& info) {
   // how many run at once).
   return ScheduleOnThread(
       info.Env(), "ember-ga:md5", [path, hex] { return fileio::Md5File(path, hex.get()); },
-      [hex](Napi::Env env) { return Napi::String::New(env, *hex); });
+      [hex](Napi::Env env) { return Napi::String::New(env, *hex); }, path);
 }
 
 // pread(fd, buffer, offset, path): Promise<number>. One read into buffer (offset -1: at the
@@ -402,9 +404,7 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
   }
 
   void Stop() {
-    if (poll_ == nullptr) return;
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    CloseHandle(poll_);
     poll_ = nullptr;
   }
 

@@ -53,7 +53,8 @@ Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
         out.Set("mountpoint", Napi::String::New(env, mountpoint));
         out.Set("frozen", Napi::Boolean::New(env, op == Op::kFreeze));
         return out;
-      });
+      },
+      mountpoint);
 }
 
 Napi::Value Freeze(const Napi::CallbackInfo& info) { return Start(info, Op::kFreeze); }

@@ -62,13 +62,6 @@ int OpenPort(const std::string& path, int* fd_out) {
   return 0;
 }
 
-template <typename H>
-void CloseHandle(H* h) {
-  if (h == nullptr) return;
-  h->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
-}
-
 class Port : public Napi::ObjectWrap<Port> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -106,7 +99,6 @@ class Port : public Napi::ObjectWrap<Port> {
       Shutdown();  // no writer yet: closes the handles and the fd
       throw MakeSysError(env, SysError::Of(e, "eventfd", path_));
     }
-    wfd_ = fd_;
     writer_ = std::thread([this] { WriterLoop(); });
     Ref();  // stay alive while the fd is open; released by close()
     CheckLink();
@@ -216,9 +208,9 @@ class Port : public Napi::ObjectWrap<Port> {
   void WriterLoop() {
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      cv_.wait(lock, [this] { return stop_ || (link_up_ && wfd_ >= 0 && !queue_.empty()); });
+      cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
       if (stop_) return;
-      int fd = wfd_;
+      int fd = fd_;
       uint64_t gen = link_gen_;  // which connection this write belongs to
       const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
       const char* p = front.data() + front_off_;
@@ -245,7 +237,7 @@ class Port : public Napi::ObjectWrap<Port> {
       lock.lock();
       in_write_ = false;
       cv_.notify_all();  // the main thread may be waiting to swap or close the fd
-      if (wfd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
+      if (fd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
       if (n > 0) {
         front_off_ += static_cast<size_t>(n);
         queued_ -= static_cast<size_t>(n);
@@ -286,7 +278,7 @@ class Port : public Napi::ObjectWrap<Port> {
     if ((what & kDrained) && queued_.load() == 0) Emit("drain");
   }
 
-  // Main thread: wait until the writer is not inside a write on the current fd (mu_ held by `lock`).
+  // Main thread: wait until the writer is not inside a write on fd_ (mu_ held by `lock`).
   void QuiesceWriter(std::unique_lock<std::mutex>& lock) {
     WakeWriter();
     cv_.wait(lock, [this] { return !in_write_; });
@@ -309,10 +301,10 @@ class Port : public Napi::ObjectWrap<Port> {
     Emit("error", MakeSysError(Env(), SysError::Of(err, syscall, path_)).Value());
   }
 
-  // Polls for what we currently want: input unless paused, output while the queue is not empty.
+  // Polls for input unless paused (output is the writer thread's).
   void UpdatePoll() {
     if (fd_ < 0 || !connected_) return;
-    int events = paused_ ? 0 : UV_READABLE;  // output is the writer thread's
+    int events = paused_ ? 0 : UV_READABLE;
     if (poll_ == nullptr) {
       poll_ = new uv_poll_t;
       if (int r = uv_poll_init(loop_, poll_, fd_); r != 0) {
@@ -429,7 +421,6 @@ class Port : public Napi::ObjectWrap<Port> {
       QuiesceWriter(lock);
       close(fd_);
       fd_ = fd;
-      wfd_ = fd;
       had = !queue_.empty();
       queue_.clear();  // answers meant for the old peer
       queued_ = 0;
@@ -452,13 +443,14 @@ class Port : public Napi::ObjectWrap<Port> {
   bool connected_ = false;
   bool paused_ = false;
   uint64_t backoff_ms_ = kBackoffFirstMs;
-  // Shared with the writer thread, under mu_ (queued_ is also read without it).
+  // Shared with the writer thread, under mu_ (queued_ is also read without it). fd_ too: the
+  // main thread changes it only under mu_ once the writer has started (MaybeReopen), or after
+  // joining it (Shutdown); the writer reads it under mu_.
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
   size_t front_off_ = 0;
   std::atomic<size_t> queued_{0};
-  int wfd_ = -1;            // the fd the writer writes to
   bool link_up_ = false;    // the host is there: the writer may write
   bool in_write_ = false;   // the writer is using wfd_ outside the lock
   bool stop_ = false;
