@@ -67,6 +67,14 @@ export async function startBridge(): Promise<Bridge> {
   };
 }
 
+/** A plain socket to the bridge's host side (socat serves one connection). */
+function connectHost(bridge: Bridge): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net.createConnection(bridge.hostSocket, () => resolve(c));
+    c.once('error', reject);
+  });
+}
+
 export interface BridgedAgent {
   bridge: Bridge;
   pid: number;
@@ -99,10 +107,7 @@ export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAg
 /** startBridgedAgent() with a plain socket to the bridge instead of the client, for a host of one's own. */
 export async function startBareBridgedAgent(): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
   const { bridge, proc } = await spawnBridgedAgent([]);
-  const sock = await new Promise<net.Socket>((resolve, reject) => {
-    const c = net.createConnection(bridge.hostSocket, () => resolve(c));
-    c.once('error', reject);
-  });
+  const sock = await connectHost(bridge);
   return {
     sock,
     stop: async () => {
@@ -162,10 +167,7 @@ async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
         drains.splice(0).forEach((f) => f());
       }
     });
-    sock = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.createConnection(bridge.hostSocket, () => resolve(s));
-      s.once('error', reject);
-    });
+    sock = await connectHost(bridge);
     if (dir === 'down') {
       sock.on('data', (d: Buffer) => {
         received += d.length;
@@ -219,10 +221,7 @@ export async function bridgeRequestResponse(chunk: number, depth: number, bytes:
     });
     const request = dir === 'down' ? Buffer.from('r\n') : Buffer.alloc(base64LineBytes(chunk), 0x41);
     request[request.length - 1] = 0x0a;
-    const s = await new Promise<net.Socket>((resolve, reject) => {
-      const c = net.createConnection(bridge.hostSocket, () => resolve(c));
-      c.once('error', reject);
-    });
+    const s = await connectHost(bridge);
     sock = s;
     const total = Math.ceil(bytes / chunk);
     let sent = 0;

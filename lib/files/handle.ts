@@ -18,7 +18,7 @@ import { fileio, type NativeFdPoll } from './native';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
-// reads and writes wait for readiness in poll(), where exit can cancel them.
+// reads and writes wait for readiness on the event loop (StreamWaiter).
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
 const EBADF = 9;
 const ESPIPE = 29;
@@ -292,8 +292,8 @@ export class FileHandle {
   }
 
   /**
-   * For exit: stream reads and writes that wait for the other end (or will) fail with ECANCELED
-   * at once, so no waiting handle keeps the agent from exiting.
+   * Stream reads and writes that wait for the other end (or will) fail with ECANCELED at once:
+   * at exit, so no waiting handle keeps the agent from exiting, and from close().
    */
   cancelWaits(why = 'the agent is exiting'): void {
     this.streamCancel ??= new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`);
