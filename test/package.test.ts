@@ -57,6 +57,14 @@ function pack() {
 const PACK_TIMEOUT = 240_000;
 const test = suite('package');
 
+test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist/lib/cli.js as it is', () => {
+  for (const [name, file] of Object.entries(pkg.bin)) {
+    const full = path.join(REPO, file);
+    assert.ok((fs.statSync(full).mode & 0o111) === 0o111, `${name} (${file}) is not executable`);
+    assert.ok(fs.readFileSync(full, 'utf8').startsWith('#!/usr/bin/env node\n'), `${name} (${file}) has no node shebang`);
+  }
+});
+
 test('npm pack ships prebuilds, compiled JS with types, the native sources, the unit, nothing else', async () => {
   const { entries } = await pack();
   const allowed = [
