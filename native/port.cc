@@ -338,10 +338,9 @@ class Port : public Napi::ObjectWrap<Port> {
       ssize_t n = read(fd_, read_buf_.get(), kReadSize);
       if (n > 0) {
         Emit("data", Napi::Buffer<char>::Copy(Env(), read_buf_.get(), n));
-        if (static_cast<size_t>(n) < kReadSize) {
-          // Short read: most likely drained. One more try costs a syscall; epoll will wake us.
-          continue;
-        }
+        // Short read: drained. Another read would only answer EAGAIN, a syscall per request;
+        // the poll is level-triggered, so data that arrives meanwhile wakes us again.
+        if (static_cast<size_t>(n) < kReadSize) return;
       } else if (n == 0) {
         Hangup();  // virtio: host side closed
         return;
