@@ -7,25 +7,30 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as net from 'net';
 
-/** Sends one line, resolves with the next answer line (a host with one request in flight). */
+/**
+ * Sends one line, resolves with the next answer line (a host with one request in flight). Each
+ * transfer makes one on the bench's shared socket and must end() it: a listener left behind
+ * would go on scanning and joining every later answer, slowing the next transfers down.
+ */
 class OneAtATime {
   private parts: Buffer[] = [];
   private waiter: ((line: Buffer) => void) | undefined;
+  private readonly onData = (d: Buffer) => {
+    const nl = d.indexOf(0x0a);
+    if (nl < 0) {
+      this.parts.push(d);
+      return;
+    }
+    this.parts.push(d.subarray(0, nl));
+    const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
+    this.parts = nl + 1 < d.length ? [d.subarray(nl + 1)] : [];
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(line);
+  };
 
   constructor(private readonly sock: net.Socket) {
-    sock.on('data', (d: Buffer) => {
-      const nl = d.indexOf(0x0a);
-      if (nl < 0) {
-        this.parts.push(d);
-        return;
-      }
-      this.parts.push(d.subarray(0, nl));
-      const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
-      this.parts = nl + 1 < d.length ? [d.subarray(nl + 1)] : [];
-      const w = this.waiter;
-      this.waiter = undefined;
-      w?.(line);
-    });
+    sock.on('data', this.onData);
   }
 
   ask(line: string): Promise<Buffer> {
@@ -33,6 +38,10 @@ class OneAtATime {
       this.waiter = resolve;
       this.sock.write(line);
     });
+  }
+
+  end(): void {
+    this.sock.off('data', this.onData);
   }
 }
 
@@ -43,9 +52,21 @@ function check(line: Buffer): Buffer {
 
 const B64 = Buffer.from('"bufb64":"');
 
-/** Downloads `file` in 4096-byte reads (the default size); returns the seconds taken and the data's md5. */
-export async function bareDownload(sock: net.Socket, file: string): Promise<{ bytes: number; seconds: number; md5: string }> {
+async function withHost<T>(sock: net.Socket, run: (host: OneAtATime) => Promise<T>): Promise<T> {
   const host = new OneAtATime(sock);
+  try {
+    return await run(host);
+  } finally {
+    host.end();
+  }
+}
+
+/** Downloads `file` in 4096-byte reads (the default size); returns the seconds taken and the data's md5. */
+export function bareDownload(sock: net.Socket, file: string): Promise<{ bytes: number; seconds: number; md5: string }> {
+  return withHost(sock, (host) => download(host, file));
+}
+
+async function download(host: OneAtATime, file: string): Promise<{ bytes: number; seconds: number; md5: string }> {
   const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(file)}}}\n`));
   const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
   const read = `{"execute":"file-read","arguments":{"handle_id":${id}}}\n`;
@@ -68,8 +89,11 @@ export async function bareDownload(sock: net.Socket, file: string): Promise<{ by
 }
 
 /** Uploads local `src` to guest `dst` in 4096-byte writes, the last with eof: true; returns the seconds taken. */
-export async function bareUpload(sock: net.Socket, src: string, dst: string): Promise<{ bytes: number; seconds: number }> {
-  const host = new OneAtATime(sock);
+export function bareUpload(sock: net.Socket, src: string, dst: string): Promise<{ bytes: number; seconds: number }> {
+  return withHost(sock, (host) => upload(host, src, dst));
+}
+
+async function upload(host: OneAtATime, src: string, dst: string): Promise<{ bytes: number; seconds: number }> {
   const data = fs.readFileSync(src);
   const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(dst)},"mode":"w"}}\n`));
   const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
