@@ -1,4 +1,5 @@
 // The wire format of ../shared/PROTOCOL.md "Framing": line framing and answer encoding.
+import { randomBytes } from 'crypto';
 
 /**
  * Longest request line accepted, in bytes (16 MiB: a file-write of up to ~11.9 MiB of data fits;
@@ -89,8 +90,27 @@ const GO_ESCAPES: Record<string, string> = {
 const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
 
 function goJson(value: unknown): string {
-  const s = JSON.stringify(value);
+  let s: string;
+  try {
+    s = JSON.stringify(value);
+  } catch (e) {
+    if (!(e instanceof TypeError && /BigInt/.test(e.message))) throw e;
+    s = stringifyWithBigInts(value);
+  }
   return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
+}
+
+/**
+ * JSON.stringify with bigints written as plain digits, the way Go prints an int64 or uint64
+ * (file-stat: an inode number past 2^53). Each bigint goes out first as a string holding a
+ * marker no other string can hold (a control character and a random nonce), which is then
+ * replaced by the digits.
+ */
+function stringifyWithBigInts(value: unknown): string {
+  const nonce = randomBytes(8).toString('hex');
+  const big: bigint[] = [];
+  const s = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `\u0000${nonce}:${big.push(v) - 1}` : v));
+  return s.replace(new RegExp(`"\\\\u0000${nonce}:(\\d+)"`, 'g'), (_m, i: string) => big[Number(i)].toString());
 }
 
 /**

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
 import { decodeBase64 } from '../lib/commands/files';
 import { RawJson, encodeRawReturn, encodeReturn } from '../lib/protocol';
-import { baseName } from '../lib/files/stat';
+import { baseName, goStat } from '../lib/files/stat';
 import { tmpDir } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 
@@ -276,6 +276,18 @@ test('a FIFO with no reader: "w" fails at once with ENXIO instead of waiting', a
 test('openFile errors: ENOENT, EISDIR for "w" on a directory', async ({ dir }) => {
   await rejects(openFile(path.join(dir, 'nope')), 'ENOENT', /^open .*nope: no such file or directory$/);
   await rejects(openFile(dir, { mode: 'w' }), 'EISDIR');
+});
+
+test('goStat: 64-bit fields exact; Node\'s signed dev/ino/nlink/rdev read as Go\'s uint64', () => {
+  const fields = { dev: 2049n, ino: -(2n ** 63n) + 2n, nlink: 1n, mode: 0o100644n, uid: 0n, gid: 0n, rdev: -1n, size: 2n ** 60n, blksize: 4096n, blocks: 8n };
+  const times = { atimeNs: 1_500_000_000n, mtimeNs: 0n, ctimeNs: -1n };
+  const st = goStat({ ...fields, ...times } as unknown as fs.BigIntStats);
+  assert.is(st.Ino, 2n ** 63n + 2n); // overlayfs xino: top bit set, negative in Node's BigIntStats
+  assert.is(st.Rdev, 2n ** 64n - 1n);
+  assert.is(st.Size, 2n ** 60n);
+  assert.is(st.Dev, 2049); // small values stay numbers
+  assert.is(st.Blocks, 8);
+  assert.equal(st.Ctim, { Sec: -1, Nsec: 999_999_999 });
 });
 
 test('statFile: Go field names in order, lstat, nanosecond times', async ({ dir }) => {

@@ -287,6 +287,32 @@ test('file-stat: lstat with Go field names; isdir false for a symlink to a direc
   assert.match(line, /^\{"return":\{"name":"[^"]+","isdir":true,"stat":\{"Dev":\d+,"Ino":\d+,"Nlink":\d+,"Mode":\d+,"Uid":\d+,"Gid":\d+,"X__pad0":0,"Rdev":\d+,"Size":\d+,"Blksize":\d+,"Blocks":\d+,"Atim":\{"Sec":\d+,"Nsec":\d+\},"Mtim":\{"Sec":\d+,"Nsec":\d+\},"Ctim":\{"Sec":\d+,"Nsec":\d+\},"X__unused":\[0,0,0\]\}\},"tag":"order"\}$/);
 });
 
+test('file-stat and directory-list: an inode number past 2^53 (overlayfs xino) goes out exact', async ({ c, dir }) => {
+  // Lower layer on a tmpfs, upper on this filesystem: with xino the merged inode numbers carry
+  // the layer in their top bits.
+  const o = path.join(dir, 'overlay');
+  for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', path.join(o, 'lower')]);
+  try {
+    fs.writeFileSync(path.join(o, 'lower', 'f'), 'x');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work,xino=on`, path.join(o, 'merged')]);
+    try {
+      const f = path.join(o, 'merged', 'f');
+      const ino = execFileSync('stat', ['-c', '%i', f], { encoding: 'utf8' }).trim();
+      assert.ok(BigInt(ino) > BigInt(Number.MAX_SAFE_INTEGER), `inode ${ino} is not past 2^53: xino did not apply`);
+      for (const [cmd, args, tag] of [['file-stat', { path: f }, 'big-stat'], ['directory-list', { path: path.join(o, 'merged') }, 'big-list']] as const) {
+        c.send(JSON.stringify({ execute: cmd, arguments: args, tag }) + '\r\n');
+        const line = (await waitFor(() => c.lines.find((l) => l.includes(`"${tag}"`)), 5000, `the ${cmd} answer`))!;
+        assert.ok(line.includes(`"Ino":${ino},`), `${cmd}: ${line}`);
+      }
+    } finally {
+      execFileSync('umount', [path.join(o, 'merged')]);
+    }
+  } finally {
+    execFileSync('umount', [path.join(o, 'lower')]);
+  }
+}, { needs: [root, command('mount'), command('stat')] });
+
 test('directory-create (mkdir -p, perm) and directory-list (sorted, n)', async ({ c, dir }) => {
   const d = path.join(dir, 'tree', 'a', 'b');
   assert.is(await c.ok('directory-create', { path: d, perm: 0o750 }), true);

@@ -76,6 +76,13 @@ test('answers are byte-compatible with the reference (Go encoding/json)', () => 
   assert.is(encodeError(msg, 2, 'q'), `{"error":{"bufb64":"${Buffer.from(msg).toString('base64')}","code":2},"tag":"q"}\n`);
 });
 
+test('64-bit integers past 2^53 are written exactly, as Go prints them', () => {
+  const big = 2n ** 63n + 2n; // an overlayfs inode number with xino
+  assert.is(encodeReturn({ Ino: big, Size: -(2n ** 62n), n: 7 }, 't'), `{"return":{"Ino":9223372036854775810,"Size":-4611686018427387904,"n":7},"tag":"t"}\n`);
+  // A string that looks like a bigint stays a string, NUL and all, and Go's escapes still apply.
+  assert.is(encodeReturn([big, '\u00000:0', '<'], ''), '{"return":[9223372036854775810,"\\u00000:0","\\u003c"],"tag":""}\n');
+});
+
 test('parseRequest: shapes and clear errors', () => {
   assert.equal(parseRequest('{"execute":"ping"}'), { execute: 'ping', arguments: {}, tag: '' });
   assert.equal(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}'), { execute: 'x', arguments: { a: 1 }, tag: 't' });

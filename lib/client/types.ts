@@ -26,8 +26,15 @@ export interface Features {
   orderedHandles: boolean;
 }
 
-/** file-stat (from lstat) and the entries of directory-list: the agent's own types. */
-export type { FileStat, GoStat, Timespec } from '../files/stat';
+import type { FileStat as AgentFileStat, GoStat as AgentGoStat } from '../files/stat';
+export type { Timespec } from '../files/stat';
+
+/**
+ * file-stat (from lstat) and the entries of directory-list, as the client hands them over: the
+ * agent's types with JSON.parse's numbers, exact up to 2^53 (the wire carries every digit).
+ */
+export type FileStat = AgentFileStat<number>;
+export type GoStat = AgentGoStat<number>;
 
 export interface SysInfo {
   uname: { sysname: string; nodename: string; release: string; version: string; machine: string; domain: string };

@@ -13,19 +13,31 @@ export interface Timespec {
   Nsec: number;
 }
 
-/** Linux x86-64 `struct stat` as Go's syscall.Stat_t marshals it (field names and order). */
-export interface GoStat {
-  Dev: number;
-  Ino: number;
-  Nlink: number;
+/**
+ * A 64-bit field: a number, or a bigint when it is past Number.MAX_SAFE_INTEGER (overlayfs
+ * inode numbers with xino, for one, have the top bit set). The agent's answers print either as
+ * exact JSON digits, as Go does. A host parsing them with JSON.parse (the client does) gets a
+ * number, which is exact up to 2^53.
+ */
+export type Int64 = number | bigint;
+
+/**
+ * Linux x86-64 `struct stat` as Go's syscall.Stat_t marshals it (field names and order). `I`, the
+ * type of the 64-bit fields, is Int64 here; a host that parsed the answer with JSON.parse has
+ * GoStat<number>.
+ */
+export interface GoStat<I extends Int64 = Int64> {
+  Dev: I;
+  Ino: I;
+  Nlink: I;
   Mode: number;
   Uid: number;
   Gid: number;
   X__pad0: number;
-  Rdev: number;
-  Size: number;
-  Blksize: number;
-  Blocks: number;
+  Rdev: I;
+  Size: I;
+  Blksize: I;
+  Blocks: I;
   Atim: Timespec;
   Mtim: Timespec;
   Ctim: Timespec;
@@ -33,10 +45,10 @@ export interface GoStat {
 }
 
 /** One file-stat answer: the base name, whether it is a directory (lstat: a symlink is not), and its stat. */
-export interface FileStat {
+export interface FileStat<I extends Int64 = Int64> {
   name: string;
   isdir: boolean;
-  stat: GoStat;
+  stat: GoStat<I>;
 }
 
 const NS = 1_000_000_000n;
@@ -51,20 +63,35 @@ function timespec(ns: bigint): Timespec {
   return { Sec: Number(sec), Nsec: Number(nsec) };
 }
 
-/** Go's stat fields from Node's bigint lstat (integers past 2^53 lose precision in JSON numbers). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A number when it is exact as one, else the bigint itself. */
+function int64(v: bigint): Int64 {
+  return v <= MAX_SAFE && v >= -MAX_SAFE ? Number(v) : v;
+}
+
+/**
+ * Go's uint64 fields. Node's bigint stat hands dev, ino, nlink and rdev over as signed 64-bit
+ * values, so an inode number with the top bit set (overlayfs xino) arrives negative.
+ */
+function uint64(v: bigint): Int64 {
+  return int64(BigInt.asUintN(64, v));
+}
+
+/** Go's stat fields from Node's bigint lstat, every value exact (see Int64). */
 export function goStat(s: fs.BigIntStats): GoStat {
   return {
-    Dev: Number(s.dev),
-    Ino: Number(s.ino),
-    Nlink: Number(s.nlink),
+    Dev: uint64(s.dev),
+    Ino: uint64(s.ino),
+    Nlink: uint64(s.nlink),
     Mode: Number(s.mode),
     Uid: Number(s.uid),
     Gid: Number(s.gid),
     X__pad0: 0,
-    Rdev: Number(s.rdev),
-    Size: Number(s.size),
-    Blksize: Number(s.blksize),
-    Blocks: Number(s.blocks),
+    Rdev: uint64(s.rdev),
+    Size: int64(s.size),
+    Blksize: int64(s.blksize),
+    Blocks: int64(s.blocks),
     Atim: timespec(s.atimeNs),
     Mtim: timespec(s.mtimeNs),
     Ctim: timespec(s.ctimeNs),
