@@ -275,8 +275,9 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
 
   const send = async (buf: Buffer, eof: boolean) => {
     checkAbort(opts.signal, what);
-    if (inflight.length >= depth) await inflight.shift();
+    // Hashed while the previous write is still in flight, not between its answer and this request.
     md5?.update(buf);
+    if (inflight.length >= depth) await inflight.shift();
     sent += buf.length;
     const p = ga.fileWrite(handle!, buf, eof).then(() => {
       acked += buf.length;
