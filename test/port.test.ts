@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
+import { CLI, LineClient, cpuTicks, tmpDir, unixListening } from './helpers/agent';
 import { command, sleep, suite, waitFor } from './helpers/harness';
 import { native } from '../lib/native';
 
@@ -17,7 +17,12 @@ async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: str
   const host = path.join(dir, 'host.sock');
   fs.rmSync(host, { force: true });
   const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-  await waitFor(() => fs.existsSync(port) && fs.existsSync(host), 5_000, 'socat to create the pty');
+  try {
+    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
+  } catch (e) {
+    proc.kill();
+    throw e;
+  }
   return { proc, port, host };
 }
 
@@ -66,19 +71,21 @@ test('serves over a pty; survives the host closing and a new host side appearing
 test('requests sent before the agent reads are all answered (several in one write, over the pty)', async () => {
   const dir = tmpDir();
   const bridge = await startBridge(dir);
-  const c = await LineClient.connect(bridge.host);
-  let batch = '';
-  for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
-  c.send(batch); // written before the agent even starts: the pty holds it
-  await sleep(100);
-  const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
+  let c: LineClient | undefined;
+  let agent: ChildProcess | undefined;
   try {
+    c = await LineClient.connect(bridge.host);
+    let batch = '';
+    for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
+    c.send(batch); // written before the agent even starts: the pty holds it
+    await sleep(100);
+    agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
     const answers = await c.waitLines(200);
     assert.is(new Set(answers.map((a) => a.tag)).size, 200);
   } finally {
-    agent.kill('SIGTERM');
-    bridge.proc.kill();
-    c.close();
+    agent?.kill('SIGTERM');
+    bridge.proc.kill(); // a child still running would keep this test process from exiting
+    c?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, { needs });
