@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLI, LineClient, cpuTicks, tmpDir, unixListening } from './helpers/agent';
+import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
+import { unixListening } from './helpers/unix-socket';
 import { command, sleep, suite, waitFor } from './helpers/harness';
 import { native } from '../lib/native';
 

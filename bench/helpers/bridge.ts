@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { native, type NativePort } from '../../lib/native';
 import { GuestAgent } from '../../lib/client/guest-agent';
+import { unixListening } from '../../test/helpers/unix-socket';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
@@ -55,7 +56,7 @@ export async function startBridge(): Promise<Bridge> {
   const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
   children.add(socat);
   socat.once('exit', () => children.delete(socat));
-  await until(() => fs.existsSync(pty) && fs.existsSync(hostSocket), 5000, 'socat to create the pty and the socket');
+  await until(() => fs.existsSync(pty) && unixListening(hostSocket), 5000, 'socat to create the pty and listen on the socket');
   return {
     dir,
     pty,

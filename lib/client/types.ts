@@ -1,4 +1,5 @@
 // The shapes of the agent's answers (../shared/PROTOCOL.md "Commands"), as the client returns them.
+import type { FileStat as AgentFileStat, GoStat as AgentGoStat } from '../files/stat';
 
 /** agent-info (ember-ga only). */
 export interface AgentInfo {
@@ -26,7 +27,6 @@ export interface Features {
   orderedHandles: boolean;
 }
 
-import type { FileStat as AgentFileStat, GoStat as AgentGoStat } from '../files/stat';
 export type { Timespec } from '../files/stat';
 
 /**

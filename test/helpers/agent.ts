@@ -32,17 +32,6 @@ export function memKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
-/**
- * True once a unix socket at `socketPath` is listening (/proc/net/unix: flag __SO_ACCEPTCON).
- * Its file appears at bind(), a moment before listen(): a connect in between is refused.
- */
-export function unixListening(socketPath: string): boolean {
-  return fs
-    .readFileSync('/proc/net/unix', 'utf8')
-    .split('\n')
-    .some((l) => l.endsWith(` ${socketPath}`) && (parseInt(l.split(/\s+/)[3], 16) & 0x10000) !== 0);
-}
-
 export function tmpDir(prefix = 'ember-ga-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
