@@ -8,9 +8,12 @@ const systemErrors = getSystemErrorMap(); // -errno -> [name, message]
 const { strerror } = bindings<{ strerror(errno: number): string }>();
 const messages = new Map<number, string>();
 
-/** The errno name for a positive errno (2 -> "ENOENT"), or "E<n>" when Node does not know it. */
+/** Linux errnos a file operation can give that libuv (Node's map) has no name for. */
+const LINUX_ONLY: Record<number, string> = { 74: 'EBADMSG', 116: 'ESTALE', 122: 'EDQUOT' };
+
+/** The errno name for a positive errno (2 -> "ENOENT"), or "E<n>" when neither Node nor we know it. */
 export function errnoName(errno: number): string {
-  return systemErrors.get(-errno)?.[0] ?? `E${errno}`;
+  return systemErrors.get(-errno)?.[0] ?? LINUX_ONLY[errno] ?? `E${errno}`;
 }
 
 /**

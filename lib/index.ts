@@ -12,7 +12,7 @@ export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File } from './files/md5';
-export { openFile, FileHandle, DEFAULT_READ_SIZE, type OpenMode, type OpenOptions } from './files/handle';
+export { openFile, FileHandle, DEFAULT_READ_SIZE, type CloseOptions, type OpenMode, type OpenOptions } from './files/handle';
 export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int64, type Timespec } from './files/stat';
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
 export { GuestAgentError } from './client/errors';

@@ -278,6 +278,32 @@ test('openFile errors: ENOENT, EISDIR for "w" on a directory', async ({ dir }) =
   await rejects(openFile(dir, { mode: 'w' }), 'EISDIR');
 });
 
+test('atomic handles: close() renames into place, close({ discard }) and a failed md5 leave the original', async ({ dir }) => {
+  const f = path.join(dir, 'atomic');
+  fs.writeFileSync(f, 'old');
+  const parts = () => fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part'));
+  const a = await openFile(f, { mode: 'w', atomic: true });
+  assert.ok(a.atomic);
+  void a.write(Buffer.from('new'));
+  await rejects(a.close({ md5: '0'.repeat(32) }), 'EBADMSG', /md5 mismatch: .* not replaced: the file is as it was$/);
+  assert.is(fs.readFileSync(f, 'utf8'), 'old');
+  const b = await openFile(f, { mode: 'w', atomic: true });
+  await b.write(Buffer.from('dropped'));
+  await b.close({ discard: true });
+  assert.is(fs.readFileSync(f, 'utf8'), 'old');
+  const c = await openFile(f, { mode: 'w', atomic: true });
+  await c.write(Buffer.from('new'));
+  await c.close({ md5: crypto.createHash('md5').update('new').digest('hex'), fsync: true });
+  assert.is(fs.readFileSync(f, 'utf8'), 'new');
+  assert.equal(parts(), []);
+  const plain = await openFile(f, { mode: 'w' });
+  assert.not.ok(plain.atomic);
+  await rejects(plain.close({ discard: true }), 'EINVAL', /discard needs a handle opened with atomic/);
+  assert.not.ok(plain.closed, 'a refused close leaves the handle open');
+  await plain.close();
+  await rejects(openFile(f, { atomic: true }), 'EINVAL', /atomic needs mode "w"/);
+});
+
 test('goStat: 64-bit fields exact; Node\'s signed dev/ino/nlink/rdev read as Go\'s uint64', () => {
   const fields = { dev: 2049n, ino: -(2n ** 63n) + 2n, nlink: 1n, mode: 0o100644n, uid: 0n, gid: 0n, rdev: -1n, size: 2n ** 60n, blksize: 4096n, blocks: 8n };
   const times = { atimeNs: 1_500_000_000n, mtimeNs: 0n, ctimeNs: -1n };

@@ -27,6 +27,7 @@ export const coreCommands = [
       version: ctx.version,
       max_line_bytes: MAX_LINE_BYTES,
       max_read_size: ctx.config.largeReads ? ctx.config.maxReadSize : 4096,
+      atomic_write: true,
     }),
   }),
   defineCommand({

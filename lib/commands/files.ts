@@ -9,7 +9,7 @@ import { AgentError, toSystemError } from '../errors';
 import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
-import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type FileHandle } from '../files/handle';
+import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
 import { listDirectory, mkdirAll, statFile } from '../files/stat';
 
@@ -65,16 +65,25 @@ class HandleTable {
     return this.atEof.has(id);
   }
 
-  /** Forgets the id and closes the handle after the operations queued on it. */
-  close(id: number, atEof = false): Promise<void> {
+  /**
+   * Forgets the id and closes the handle after the operations queued on it. Options the handle
+   * cannot honour (discard on a handle not opened with atomic) reject and leave it open.
+   */
+  close(id: number, atEof = false, options: CloseOptions = {}): Promise<void> {
     const h = this.open.get(id);
     if (!h) return Promise.resolve();
+    const bad = h.refuseClose(options);
+    if (bad) return Promise.reject(bad);
     this.open.delete(id);
     if (atEof) {
       this.atEof.add(id);
       if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.values().next().value as number);
     }
-    return h.close();
+    return h.close(options);
+  }
+
+  has(id: number): boolean {
+    return this.open.has(id);
   }
 
   /**
@@ -89,7 +98,8 @@ class HandleTable {
     this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
-    await Promise.race([Promise.allSettled(ids.map((id) => this.close(id))), late]);
+    // An atomic handle's data was never committed: its temporary file goes, the original stays.
+    await Promise.race([Promise.allSettled(ids.map((id) => this.close(id, false, { discard: this.open.get(id)!.atomic }))), late]);
     clearTimeout(timer);
   }
 }
@@ -145,13 +155,15 @@ export const fileCommands = [
       mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '"r" to read, "w" to create or truncate and write.' },
       perm: { type: 'int', default: 420, min: 0, max: 0xffffffff, doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.' },
       force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
+      atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a temporary file beside path and rename it over path when the handle is closed; file-close discard drops it.' },
     },
     handler: async (args, ctx) => {
+      if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
       const table = handles(ctx);
       table.reserve();
       let h: FileHandle;
       try {
-        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force });
+        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic });
       } catch (e) {
         table.unreserve();
         throw e;
@@ -202,9 +214,23 @@ export const fileCommands = [
   }),
   defineCommand({
     name: 'file-close',
-    doc: 'Closes a handle after its queued operations; true also for an unknown handle.',
-    args: { handle_id: handleId },
-    handler: (args, ctx) => succeeds(handles(ctx).close(args.handle_id)),
+    doc: 'Closes a handle after its queued operations (an atomic handle: renames its data into place); true also for an unknown handle.',
+    args: {
+      handle_id: handleId,
+      discard: { type: 'bool', default: false, doc: 'ember-ga, an atomic handle: drop the data written; the original file stays as it was.' },
+      fsync: { type: 'bool', default: false, doc: 'ember-ga, a "w" handle: flush the data to disk before closing.' },
+      md5: { type: 'string', doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have; otherwise EBADMSG (74), and an atomic handle is discarded.' },
+    },
+    handler: (args, ctx) => {
+      const table = handles(ctx);
+      const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
+      // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close
+      // (a check, a discard) must learn that nothing was checked or discarded.
+      if (!table.has(args.handle_id) && (args.discard || args.fsync || args.md5 !== undefined)) {
+        throw new AgentError(`Incorrect handle id: ${args.handle_id} is not an open file handle (nothing was ${args.discard ? 'discarded' : args.md5 !== undefined ? 'checked' : 'synced'})`);
+      }
+      return succeeds(table.close(args.handle_id, false, options));
+    },
   }),
   defineCommand({
     name: 'get-file-md5sum',

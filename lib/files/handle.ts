@@ -11,9 +11,12 @@
 // any number of idle streams cannot starve the pool that every other file operation needs; so
 // does a positional read that answers EAGAIN (/dev/kmsg at its end). A device epoll cannot
 // watch falls back to the pool, where exit can still cancel it.
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as nodePath from 'path';
 import { promisify } from 'util';
-import { SystemError, toSystemError } from '../errors';
+import { SystemError, errnoMessage, toSystemError } from '../errors';
+import { md5File } from './md5';
 import { fileio, type NativeFdPoll } from './native';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
@@ -27,10 +30,16 @@ const EAGAIN = 11;
 /** How often a device that says "not yet" but that epoll cannot watch is asked again. */
 const RETRY_UNPOLLABLE_MS = 50;
 const EOPNOTSUPP = 95;
+const EINVAL = 22;
+const ENOENT = 2;
+const EBADMSG = 74;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
 const unlinkAsync = promisify(fs.unlink);
+const fsyncAsync = promisify(fs.fsync);
+const fchmodAsync = promisify(fs.fchmod);
+const fchownAsync = promisify(fs.fchown);
 
 /** "r": read an existing file; "w": create or truncate it, then write. */
 export type OpenMode = 'r' | 'w';
@@ -45,6 +54,36 @@ export interface OpenOptions {
    * it anew (the running program keeps its copy).
    */
   force?: boolean;
+  /**
+   * "w" only: write into a new temporary file beside `path` (`.NAME.XXXXXXXX.ember-ga-part`)
+   * and rename it over `path` when the handle is closed, so `path` holds either its old content
+   * or all of the new, never a part; close({ discard: true }), a failed write, a failed md5
+   * check or the agent's exit remove the temporary file instead. An existing file's mode and
+   * owner carry over to the new one (the inode is new: hard links keep the old data, ACLs and
+   * extended attributes are not copied). A symlink to a regular file has its target replaced;
+   * anything else but a regular file or nothing there is refused (EINVAL).
+   */
+  atomic?: boolean;
+}
+
+/** How close() ends a handle. */
+export interface CloseOptions {
+  /** An atomic handle: drop what was written (the temporary file); the original stays as it was. */
+  discard?: boolean;
+  /** "w": fsync the data to disk before closing (before the rename of an atomic handle). */
+  fsync?: boolean;
+  /**
+   * "w": 32 hex digits the md5 of the file's content must equal before it is closed (read back
+   * from the file itself). A mismatch rejects with EBADMSG; an atomic handle is then discarded,
+   * leaving the original as it was.
+   */
+  md5?: string;
+}
+
+/** Where an atomic handle's data goes on close: `temp` is renamed to `target`. */
+interface AtomicTarget {
+  target: string;
+  temp: string;
 }
 
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
@@ -79,6 +118,10 @@ function scratch(size: number): Buffer {
 export async function openFile(path: string, options: OpenOptions = {}): Promise<FileHandle> {
   const mode = options.mode ?? 'r';
   const perm = (options.perm ?? 0o644) & 0o7777;
+  if (options.atomic) {
+    if (mode !== 'w') throw new SystemError(EINVAL, 'open', path, 'atomic needs mode "w"');
+    return openAtomic(path, perm);
+  }
   try {
     if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY | O_NONBLOCK), path, mode);
     try {
@@ -91,6 +134,58 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   } catch (e) {
     throw toSystemError(e);
   }
+}
+
+/** Longest base name kept in a temporary file's name (NAME_MAX is 255 bytes; the rest is ours). */
+const TEMP_BASE_BYTES = 200;
+
+/** `.NAME.XXXXXXXX.ember-ga-part` beside `target`. */
+function tempPathFor(target: string): string {
+  let base = nodePath.basename(target);
+  while (Buffer.byteLength(base) > TEMP_BASE_BYTES) base = base.slice(0, -1);
+  return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
+}
+
+/** openFile() with `atomic`: a temporary file beside the (symlink-resolved) target. */
+async function openAtomic(path: string, perm: number): Promise<FileHandle> {
+  let target = path;
+  let old: fs.Stats | undefined;
+  try {
+    old = await fs.promises.stat(path);
+  } catch (e) {
+    const err = toSystemError(e);
+    if (!(err instanceof SystemError) || err.errno !== ENOENT) throw new SystemError(err instanceof SystemError ? err.errno : EINVAL, 'open', path);
+    if ((await fs.promises.lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+      throw new SystemError(ENOENT, 'open', path, 'a symlink to a missing file: atomic replaces an existing file or creates one, not a symlink\'s target');
+    }
+  }
+  if (old) {
+    if (!old.isFile()) throw new SystemError(EINVAL, 'open', path, 'not a regular file: atomic replaces regular files only (write a device or FIFO without it)');
+    target = await fs.promises.realpath(path);
+  }
+  const temp = tempPathFor(target);
+  let fd: number;
+  try {
+    fd = await openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, old ? 0o600 : perm);
+  } catch (e) {
+    const err = toSystemError(e);
+    throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err; // the path asked for, not ours
+  }
+  try {
+    if (old) {
+      // Owner first: chown clears setuid and setgid, which the chmod then restores.
+      await fchownAsync(fd, old.uid, old.gid).catch((e) => {
+        if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; // not root: the file stays ours
+      });
+      await fchmodAsync(fd, old.mode & 0o7777);
+    }
+  } catch (e) {
+    await closeAsync(fd).catch(() => undefined);
+    await unlinkAsync(temp).catch(() => undefined);
+    const err = toSystemError(e);
+    throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
+  }
+  return new FileHandle(fd, path, 'w', { target, temp });
 }
 
 /**
@@ -180,11 +275,17 @@ export class FileHandle {
     readonly fd: number,
     readonly path: string,
     readonly mode: OpenMode,
+    private readonly replace?: AtomicTarget,
   ) {}
 
   /** True once close() was called. */
   get closed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** Opened with `atomic`: the data replaces the file only when the handle is closed. */
+  get atomic(): boolean {
+    return this.replace !== undefined;
   }
 
   /**
@@ -276,19 +377,89 @@ export class FileHandle {
    * on a stream stops waiting for data first: its waiting or queued reads fail with ECANCELED
    * (nothing is lost: those bytes stay unread). Queued writes still wait to be written.
    */
-  close(): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
+    const bad = this.closing ? undefined : this.refuseClose(options);
+    if (bad) return Promise.reject(bad);
     if (!this.closing && this.mode === 'r') this.cancelWaits('the handle was closed');
-    this.closing ??= this.enqueue(async () => {
-      // The FdPoll goes before the fd: closing it removes the fd from epoll by number, and
-      // once the fd is closed that number may already belong to something else.
-      this.cancelWaits('the handle was closed');
-      try {
-        await closeAsync(this.fd);
-      } catch (e) {
-        throw toSystemError(e);
-      }
-    });
+    this.closing ??= this.enqueue(() => this.finish(options));
     return this.closing;
+  }
+
+  /** Why close(options) cannot be done on this handle (the handle stays open), else undefined. */
+  refuseClose(options: CloseOptions): SystemError | undefined {
+    if (options.discard && !this.replace) {
+      return new SystemError(EINVAL, 'close', this.path, 'discard needs a handle opened with atomic (the data written so far is already in the file)');
+    }
+    if ((options.md5 !== undefined || options.fsync) && this.mode !== 'w') return new SystemError(EINVAL, 'close', this.path, 'md5 and fsync apply to a handle opened with mode "w"');
+    if (options.md5 !== undefined && !/^[0-9a-fA-F]{32}$/.test(options.md5)) return new SystemError(EINVAL, 'close', this.path, `md5 must be 32 hex digits, got ${JSON.stringify(options.md5)}`);
+    return undefined;
+  }
+
+  /** close()'s work, after every queued operation: checks, fsync, close, then rename or discard. */
+  private async finish(options: CloseOptions): Promise<void> {
+    // The FdPoll goes before the fd: closing it removes the fd from epoll by number, and
+    // once the fd is closed that number may already belong to something else.
+    this.cancelWaits('the handle was closed');
+    const replace = this.replace;
+    let failure: SystemError | undefined;
+    let discard = options.discard === true;
+    if (this.mode === 'w' && !discard) {
+      if (replace && this.writeError) {
+        failure = new SystemError(this.writeError.errno, undefined, this.path, `not replaced: an earlier write failed (${this.writeError.message}); the file is as it was`);
+      } else {
+        failure = await this.verifyAndSync(options);
+      }
+      discard = failure !== undefined && replace !== undefined;
+    }
+    try {
+      await closeAsync(this.fd);
+    } catch (e) {
+      failure ??= this.asOwn(toSystemError(e), 'close');
+      discard = replace !== undefined;
+    }
+    if (!replace) {
+      if (failure) throw failure;
+      return;
+    }
+    if (!discard) {
+      try {
+        await fs.promises.rename(replace.temp, replace.target);
+        return;
+      } catch (e) {
+        failure = this.asOwn(toSystemError(e), 'rename', `not replaced: renaming the new data into place failed`);
+      }
+    }
+    await unlinkAsync(replace.temp).catch(() => undefined);
+    if (failure) throw failure;
+  }
+
+  /** The md5 check and the fsync close() was asked for; the failure, if any. */
+  private async verifyAndSync(options: CloseOptions): Promise<SystemError | undefined> {
+    const outcome = this.replace ? 'not replaced: the file is as it was' : 'the data written stays in the file';
+    if (options.md5 !== undefined) {
+      let got: string;
+      try {
+        got = await md5File(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
+      } catch (e) {
+        return this.asOwn(toSystemError(e), 'md5', `md5 check failed (${outcome})`);
+      }
+      const want = options.md5.toLowerCase();
+      if (got !== want) return new SystemError(EBADMSG, undefined, this.path, `md5 mismatch: the data written has md5 ${got}, not ${want}; ${outcome}`);
+    }
+    if (options.fsync) {
+      try {
+        await fsyncAsync(this.fd);
+      } catch (e) {
+        return this.asOwn(toSystemError(e), 'fsync', `fsync failed (${outcome})`);
+      }
+    }
+    return undefined;
+  }
+
+  /** A failure of ours as a SystemError about this handle's path, errno kept. */
+  private asOwn(e: unknown, syscall: string, why?: string): SystemError {
+    if (!(e instanceof SystemError)) return new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
+    return new SystemError(e.errno, syscall, this.path, why ? `${why}: ${errnoMessage(e.errno)}` : undefined);
   }
 
   /**

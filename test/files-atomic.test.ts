@@ -1,0 +1,199 @@
+// file-open `atomic` and file-close `discard` / `md5` / `fsync` (ember-ga): a file replaced
+// through an atomic handle holds its old content or all of the new, never a part, whatever goes
+// wrong on the way (a discard, a failed md5 check, a full disk, the agent exiting).
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { LineClient, errorMessage, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
+import { command, root, suite } from './helpers/harness';
+
+interface Ctx {
+  agent: RunningAgent;
+  c: LineClient;
+  dir: string;
+}
+const test = suite<Ctx>('atomic writes and file-close options', {} as Ctx);
+
+test.before(async (ctx) => {
+  ctx.agent = await startAgent();
+  ctx.c = await ctx.agent.connect();
+  ctx.dir = tmpDir('ember-ga-atomic-');
+});
+test.after(async (ctx) => {
+  ctx.c.close();
+  await ctx.agent.stop();
+  fs.rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+async function fails(c: LineClient, execute: string, args: Record<string, unknown>, code: number, re: RegExp): Promise<void> {
+  const a = await c.call(execute, args);
+  assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
+  assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
+  assert.match(errorMessage(a), re);
+}
+
+const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+const md5 = (s: string | Buffer) => crypto.createHash('md5').update(s).digest('hex');
+/** Temporary files an atomic handle left in dir. */
+const temps = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part'));
+
+test('atomic: the file changes only at close, all at once; mode and owner carry over', async ({ c, dir }) => {
+  const f = path.join(dir, 'config');
+  fs.writeFileSync(f, 'old content');
+  fs.chmodSync(f, 0o4751); // setuid too: chown would clear it if done after chmod
+  if (process.getuid?.() === 0) fs.chownSync(f, 1234, 5678);
+  const before = fs.statSync(f);
+  const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true, perm: 0o600 })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64('new ') });
+  await c.ok('file-write', { handle_id: h, bufb64: b64('content') });
+  assert.is(fs.readFileSync(f, 'utf8'), 'old content', 'not replaced before close');
+  assert.is(await c.ok('get-file-md5sum', { path: f }), md5('old content'));
+  const [temp] = temps(dir);
+  assert.match(temp, /^\.config\.[0-9a-f]{8}\.ember-ga-part$/);
+  assert.is(fs.readFileSync(path.join(dir, temp), 'utf8'), 'new content');
+  assert.is(await c.ok('file-close', { handle_id: h }), true);
+  const after = fs.statSync(f);
+  assert.is(fs.readFileSync(f, 'utf8'), 'new content');
+  assert.is(after.mode, before.mode, 'mode carried over (perm only applies to a new file)');
+  assert.is(`${after.uid}:${after.gid}`, `${before.uid}:${before.gid}`);
+  assert.is.not(after.ino, before.ino, 'a new inode, renamed into place');
+  assert.equal(temps(dir), []);
+});
+
+test('atomic: a new file gets perm; the eof write commits; 0.7.1-style empty eof chunk too', async ({ c, dir }) => {
+  const f = path.join(dir, 'new-file');
+  const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true, perm: 0o640 })) as number;
+  assert.not.ok(fs.existsSync(f), 'nothing at the path until the commit');
+  await c.ok('file-write', { handle_id: h, bufb64: b64('one chunk'), eof: true });
+  assert.is(fs.readFileSync(f, 'utf8'), 'one chunk');
+  assert.is(fs.statSync(f).mode & 0o777, 0o640 & ~process.umask());
+  const h2 = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h2, bufb64: b64('two') });
+  await c.ok('file-write', { handle_id: h2, bufb64: '', eof: true });
+  assert.is(fs.readFileSync(f, 'utf8'), 'two');
+  await fails(c, 'file-write', { handle_id: h2, bufb64: '' }, -1, /^Incorrect handle id/);
+  assert.equal(temps(dir), []);
+});
+
+test('atomic: discard and a failed md5 check leave the original as it was', async ({ c, dir }) => {
+  const f = path.join(dir, 'keep');
+  fs.writeFileSync(f, 'original');
+  const ino = fs.statSync(f).ino;
+  const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64('half an upl') });
+  assert.is(await c.ok('file-close', { handle_id: h, discard: true }), true);
+  assert.is(fs.readFileSync(f, 'utf8'), 'original');
+  assert.equal(temps(dir), []);
+
+  const h2 = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h2, bufb64: b64('corrupted') });
+  await fails(c, 'file-close', { handle_id: h2, md5: md5('expected data') }, 74, new RegExp(`^.*keep: md5 mismatch: the data written has md5 ${md5('corrupted')}, not ${md5('expected data')}; not replaced: the file is as it was$`));
+  assert.is(fs.readFileSync(f, 'utf8'), 'original');
+  assert.is(fs.statSync(f).ino, ino);
+  assert.equal(temps(dir), []);
+  await fails(c, 'file-write', { handle_id: h2, bufb64: '' }, -1, /^Incorrect handle id/); // closed all the same
+
+  // The right md5 (any case) and fsync: replaced.
+  const h3 = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h3, bufb64: b64('expected data') });
+  assert.is(await c.ok('file-close', { handle_id: h3, md5: md5('expected data').toUpperCase(), fsync: true }), true);
+  assert.is(fs.readFileSync(f, 'utf8'), 'expected data');
+  assert.equal(temps(dir), []);
+});
+
+test('atomic: a symlink keeps pointing at the replaced file; a directory, FIFO, dangling link or mode "r" is refused', async ({ c, dir }) => {
+  const real = path.join(dir, 'real');
+  const link = path.join(dir, 'link');
+  fs.writeFileSync(real, 'old');
+  fs.symlinkSync('real', link);
+  const h = (await c.ok('file-open', { path: link, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64('new'), eof: true });
+  assert.ok(fs.lstatSync(link).isSymbolicLink());
+  assert.is(fs.readFileSync(real, 'utf8'), 'new');
+
+  await fails(c, 'file-open', { path: dir, mode: 'w', atomic: true }, 22, /^open .*: not a regular file: atomic replaces regular files only/);
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  await fails(c, 'file-open', { path: fifo, mode: 'w', atomic: true }, 22, /not a regular file/);
+  fs.symlinkSync('missing', path.join(dir, 'dangling'));
+  await fails(c, 'file-open', { path: path.join(dir, 'dangling'), mode: 'w', atomic: true }, 2, /^open .*dangling: a symlink to a missing file/);
+  await fails(c, 'file-open', { path: real, atomic: true }, -1, /^Invalid argument "atomic": only with mode "w"$/);
+  await fails(c, 'file-open', { path: path.join(dir, 'no-such-dir', 'f'), mode: 'w', atomic: true }, 2, /^open .*no-such-dir\/f: no such file or directory$/);
+  assert.equal(temps(dir), []);
+}, { needs: [command('mkfifo')] });
+
+test('file-close options on other handles: discard refused (handle stays open), md5 checked, unknown handle named', async ({ c, dir }) => {
+  const f = path.join(dir, 'plain');
+  const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64('in place') });
+  await fails(c, 'file-close', { handle_id: h, discard: true }, 22, /^close .*plain: discard needs a handle opened with atomic/);
+  await c.ok('file-write', { handle_id: h, bufb64: b64('!') }); // still open
+  await fails(c, 'file-close', { handle_id: h, md5: 'xyz' }, 22, /md5 must be 32 hex digits, got "xyz"/);
+  await fails(c, 'file-close', { handle_id: h, md5: md5('something else') }, 74, /md5 mismatch: .*; the data written stays in the file$/);
+  assert.is(fs.readFileSync(f, 'utf8'), 'in place!');
+
+  const h2 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+  await c.ok('file-write', { handle_id: h2, bufb64: b64('checked') });
+  assert.is(await c.ok('file-close', { handle_id: h2, md5: md5('checked'), fsync: true }), true);
+
+  const r = (await c.ok('file-open', { path: f })) as number;
+  await fails(c, 'file-close', { handle_id: r, md5: md5('checked') }, 22, /md5 and fsync apply to a handle opened with mode "w"/);
+  assert.is(await c.ok('file-close', { handle_id: r }), true);
+
+  assert.is(await c.ok('file-close', { handle_id: 999_999 }), true); // 0.7.1's answer
+  await fails(c, 'file-close', { handle_id: 999_999, md5: md5('x') }, -1, /^Incorrect handle id: 999999 is not an open file handle \(nothing was checked\)$/);
+  await fails(c, 'file-close', { handle_id: 999_999, discard: true }, -1, /nothing was discarded/);
+  await fails(c, 'file-close', { handle_id: h2, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
+});
+
+test('atomic: a full filesystem fails the writes, then the close; the original stays', async ({ c, dir }) => {
+  const mnt = path.join(dir, 'tiny');
+  fs.mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+  try {
+    const f = path.join(mnt, 'f');
+    fs.writeFileSync(f, 'small original');
+    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+    const chunk = b64(crypto.randomBytes(16 * 1024));
+    let failed = 0;
+    for (let i = 0; i < 8; i++) if ((await c.call('file-write', { handle_id: h, bufb64: chunk })).error?.code === 28) failed++;
+    assert.ok(failed > 0, 'the writes filled the filesystem');
+    await fails(c, 'file-close', { handle_id: h }, 28, /^.*\/f: not replaced: an earlier write failed \(write .*: no space left on device\); the file is as it was$/);
+    assert.is(fs.readFileSync(f, 'utf8'), 'small original');
+    assert.equal(temps(mnt), []);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+}, { needs: [root, command('mount')] });
+
+test('atomic: handles still open when the agent exits are discarded, not committed', async () => {
+  const agent = await startAgent();
+  const dir = tmpDir('ember-ga-atomic-exit-');
+  try {
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, 'before');
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: b64('partial') });
+    const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
+    await c.ok('file-write', { handle_id: plain, bufb64: b64('kept') });
+    assert.is(temps(dir).length, 1);
+    c.close();
+    assert.is(await agent.stop(), 0);
+    assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    assert.equal(temps(dir), []);
+    assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'kept'); // a plain handle's data stays
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('agent-info says atomic_write', async ({ c }) => {
+  const info = (await c.ok('agent-info')) as { atomic_write?: unknown };
+  assert.is(info.atomic_write, true);
+});
+
+test.run();
