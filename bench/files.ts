@@ -34,10 +34,15 @@ async function download(ga: GuestAgent, file: string, dst: string, size: number,
   return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
-/** Uploads src to dst through the client (GuestAgent.copyTo), `chunk` bytes a write, `depth` in flight. */
+/**
+ * Uploads src to dst through the client (GuestAgent.copyTo), `chunk` bytes a write, `depth` in
+ * flight; atomic (the client's default: a temporary file renamed into place), its own md5 check
+ * and fsync off, as for downloads: the copy is md5-verified afterwards.
+ */
 async function upload(ga: GuestAgent, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false });
+  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false, fsync: false });
+  if (!r.atomic) throw new Error(`upload to ${dst} was not atomic`);
   return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 

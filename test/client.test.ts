@@ -4,7 +4,9 @@
 import * as assert from 'uvu/assert';
 import { spawn } from 'child_process';
 import { createHash } from 'crypto';
+import { once } from 'events';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
@@ -65,7 +67,7 @@ test('real agent: typed calls, 300 requests in flight matched by tag, features',
       all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
       assert.is(ga.inFlight, 0);
       const f = await ga.features();
-      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true });
+      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true, atomicWrite: true });
       assert.is((await ga.agentInfo()).name, 'ember-ga');
       assert.is(await ga.call('ping'), version);
   }));
@@ -193,7 +195,7 @@ test('real agent restarted on the same socket: the client reconnects', async () 
 test('0.7.1 protocol (stub): detected, 4096-byte chunks, one request per handle, empty eof write', () =>
   withStub({ reference: true }, async (ga, stub, dir) => {
     const f = await ga.features();
-    assert.equal(f, { emberGa: false, version: '0.7.1', maxReadSize: 4096, maxLineBytes: 65536, orderedHandles: false });
+    assert.equal(f, { emberGa: false, version: '0.7.1', maxReadSize: 4096, maxLineBytes: 65536, orderedHandles: false, atomicWrite: false });
     const src = path.join(dir, 'src');
     const sum = randomFile(src, MiB + 123);
     const up = await ga.copyTo(src, path.join(dir, 'guest'));
@@ -227,6 +229,11 @@ test('ember-ga protocol (stub): large chunks, several requests in flight, data w
     assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, MiB, 4]);
     assert.ok(stub.maxPerHandle > 1, 'requests were pipelined');
     assert.ok(stub.requests.filter((r) => r.execute === 'file-read').every((r) => r.arguments.size === MiB));
+    // An ember-ga without atomic_write ignores unknown arguments: none are sent to it.
+    assert.is((await ga.features()).atomicWrite, false);
+    assert.ok(stub.requests.every((r) => !('atomic' in (r.arguments ?? {})) && !('md5' in (r.arguments ?? {}))));
+    const e = await rejects(ga.copyTo(src, path.join(dir, 'guest'), { atomic: true }));
+    assert.is(e.code, 'ENOTSUP');
   }));
 
 test('file-read answers in another key order are decoded through JSON; raw calls get the wire shape', () =>
@@ -353,22 +360,106 @@ test('agent killed mid-copy: a clear error, no partial file (unless keepPartial)
       await ga.close();
       await agent.stop();
     }
-    // Upload: the error names the failed request; the guest file is what arrived (the
-    // protocol has no unlink).
+    // Upload: the error names the failed request; the guest file is as it was (an atomic
+    // upload), though an agent killed outright cannot remove its temporary file.
     const agent = await startAgent();
     const ga = await GuestAgent.connect({ socket: agent.socket });
-    const t = ga.copyTo(src, path.join(dir, 'up'), { chunkSize: 256 * 1024 });
+    const up = path.join(dir, 'up');
+    fs.writeFileSync(up, 'the previous version');
+    const t = ga.copyTo(src, up, { chunkSize: 256 * 1024 });
     t.on('progress', (p: Progress) => {
       if (p.bytes >= 4 * MiB && agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
     });
     const e = await rejects(t);
     assert.is(e.code, 'ECONNRESET');
+    assert.is(fs.readFileSync(up, 'utf8'), 'the previous version');
+    assert.is(partFiles(dir).filter((n) => n.startsWith('.up.')).length, 1, 'the killed agent left its temporary file');
     await ga.close();
     await agent.stop();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, { needs: files, timeout: 60_000 });
+
+test('uploads replace the guest file atomically: an aborted copy leaves it as it was; a FIFO is written in place', () =>
+  withAgent(async (ga, dir) => {
+    assert.is((await ga.features()).atomicWrite, true);
+    const src = path.join(dir, 'src');
+    const sum = randomFile(src, 16 * MiB);
+    const dst = path.join(dir, 'guest');
+    fs.writeFileSync(dst, 'version 1');
+    fs.chmodSync(dst, 0o640);
+    const ac = new AbortController();
+    const t = ga.copyTo(src, dst, { chunkSize: 256 * 1024, signal: ac.signal });
+    t.on('progress', (p: Progress) => {
+      if (p.bytes >= 4 * MiB) ac.abort();
+    });
+    assert.is((await rejects(t)).code, 'ABORT_ERR');
+    await waitFor(() => partFiles(dir).length === 0, 5000, 'the discarded temporary file to go');
+    assert.is(fs.readFileSync(dst, 'utf8'), 'version 1');
+    const r = await ga.copyTo(src, dst);
+    assert.equal([r.atomic, r.verified, r.md5], [true, true, sum]);
+    assert.is(md5Of(dst), sum);
+    assert.is(fs.statSync(dst).mode & 0o777, 0o640, 'an existing file keeps its mode');
+    // A FIFO cannot be replaced: written in place (unless atomic is asked for).
+    const fifo = path.join(dir, 'fifo');
+    await new Promise<void>((res, rej) => spawn('mkfifo', [fifo]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mkfifo ${c}`)))));
+    const reader = fs.createReadStream(fifo);
+    const got: Buffer[] = [];
+    reader.on('data', (d) => got.push(d as Buffer));
+    const ended = once(reader, 'end'); // may come before the copy's last answer
+    const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), fifo, { atomic: true }));
+    assert.is(e.code, 'EINVAL');
+    const w = await ga.copyTo(Readable.from([Buffer.from('through the fifo')]), fifo, { verify: false });
+    assert.is(w.atomic, false);
+    await ended;
+    assert.is(Buffer.concat(got).toString(), 'through the fifo');
+    assert.equal(partFiles(dir), []);
+  }), { needs: [...files, command('mkfifo')] });
+
+test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
+  withAgent(async (direct, dir, agent) => {
+    await direct.close(); // the agent serves one host connection at a time: the proxy's
+    // A proxy between client and agent that changes one base64 character of the second write.
+    const proxyPath = path.join(dir, 'proxy.sock');
+    let writes = 0;
+    const proxy = net.createServer((c) => {
+      const up = net.createConnection(agent.socket);
+      up.pipe(c);
+      let pending = '';
+      c.on('data', (d: Buffer) => {
+        pending += d.toString('latin1');
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          let line = pending.slice(0, nl + 1);
+          pending = pending.slice(nl + 1);
+          if (line.includes('"file-write"') && ++writes === 2) {
+            const at = line.indexOf('"bufb64":"') + 20;
+            line = line.slice(0, at) + (line[at] === 'A' ? 'B' : 'A') + line.slice(at + 1);
+          }
+          up.write(line, 'latin1');
+        }
+      });
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(proxyPath, r));
+    const ga = await GuestAgent.connect({ socket: proxyPath });
+    try {
+      const dst = path.join(dir, 'guest');
+      fs.writeFileSync(dst, 'intact');
+      const src = path.join(dir, 'src');
+      const sum = randomFile(src, 3 * MiB);
+      const e = await rejects(ga.copyTo(src, dst, { chunkSize: MiB }));
+      assert.is(e.code, 'ECHECKSUM');
+      assert.match(e.message, new RegExp(`^copy to guest:.*guest: .*md5 mismatch: the data written has md5 [0-9a-f]{32}, not ${sum}; not replaced: the file is as it was$`));
+      assert.is(fs.readFileSync(dst, 'utf8'), 'intact');
+      assert.equal(partFiles(dir), []);
+    } finally {
+      await ga.close();
+      proxy.close();
+    }
+  }), { needs: files });
 
 test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', () =>
   withAgent(async (ga, dir) => {

@@ -93,6 +93,15 @@ test('cp both ways, into directories, stdin and stdout; cat; nothing on stderr w
   assert.is(md5Of(path.join(gdir, 'payload.bin')), sum);
   r = await ctl([...s, 'cp', '--perm', '600', src, `guest:${gdir}`]); // an existing directory, no slash
   assert.is(fs.statSync(path.join(gdir, 'payload.bin')).mode & 0o777, 0o644); // existing file keeps its mode
+  // Replaced (a new inode renamed into place) by default; --in-place writes the same inode.
+  const ino = fs.statSync(path.join(gdir, 'payload.bin')).ino;
+  r = await ctl([...s, '--json', 'cp', '--in-place', src, `guest:${gdir}/payload.bin`]);
+  assert.is(JSON.parse(r.stdout).atomic, false);
+  assert.is(fs.statSync(path.join(gdir, 'payload.bin')).ino, ino);
+  r = await ctl([...s, '--json', 'cp', src, `guest:${gdir}/payload.bin`]);
+  assert.is(JSON.parse(r.stdout).atomic, true);
+  assert.is.not(fs.statSync(path.join(gdir, 'payload.bin')).ino, ino);
+  assert.is(md5Of(path.join(gdir, 'payload.bin')), sum);
   const ldir = path.join(dir, 'host-side');
   fs.mkdirSync(ldir);
   r = await ctl([...s, 'cp', `guest:${gdir}/payload.bin`, ldir]);

@@ -34,12 +34,22 @@ export interface CopyFromOptions extends CopyOptions {
 }
 
 export interface CopyToOptions extends CopyOptions {
-  /** Mode of the guest file when created (default 0o644). */
+  /** Mode of the guest file when created (default 0o644; an existing file keeps its mode). */
   perm?: number;
   /** Replace a busy executable (file-open `force`). */
   force?: boolean;
   /** Size of a Readable source, for progress (a local path is stat'ed). */
   total?: number;
+  /**
+   * Replace the guest file only once every byte arrived and (verify) matched: file-open
+   * `atomic`, so a failed copy leaves the file as it was. Default: atomic where the agent can
+   * (features().atomicWrite) and the path is a regular file or new; a device or FIFO is written
+   * in place. true: fail rather than write in place; false: always in place (the old file is
+   * truncated first, as with the 0.7.1 protocol).
+   */
+  atomic?: boolean;
+  /** fsync the guest file before it is closed (default true; needs features().atomicWrite). */
+  fsync?: boolean;
 }
 
 export interface Progress {
@@ -56,6 +66,8 @@ export interface CopyResult {
   /** md5 of the data copied (lowercase hex); "" when verify was false (nothing hashed). */
   md5: string;
   verified: boolean;
+  /** An upload that replaced the guest file atomically (false for downloads). */
+  atomic: boolean;
   chunkSize: number;
   inFlight: number;
   /** True when the agent spoke ember-ga's protocol (large chunks, pipelining). */
@@ -243,9 +255,9 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
       stream!.end();
       await once(stream!, 'finish');
     }
-    return { bytes, md5: digest, verified: verify, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+    return { bytes, md5: digest, verified: verify, atomic: false, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, { noReconnect: true }).catch(noop);
+    if (handleOpen && handle !== undefined) ga.fileClose(handle, {}, { noReconnect: true }).catch(noop);
     await local?.abandon(opts.keepPartial ?? false);
     throw e;
   }
@@ -255,6 +267,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   const what = `copy to guest:${guestPath}`;
   const f = await ga.features();
   const { chunk, depth } = plan(f, opts, writeLimit(f));
+  if (opts.atomic === true && !f.atomicWrite) throw hostError('ENOTSUP', `${what}: the agent cannot replace a file atomically (it is not an ember-ga with atomic_write)`);
   let total = opts.total;
   let input: Readable;
   if (typeof src === 'string') {
@@ -268,6 +281,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   const verify = opts.verify ?? true;
   let handle: number | undefined;
   let handleOpen = false;
+  let atomic = false;
   const inflight: Promise<void>[] = [];
   const md5 = verify ? createHash('md5') : undefined;
   let sent = 0;
@@ -289,7 +303,17 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   };
 
   try {
-    handle = await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
+    if (f.atomicWrite && opts.atomic !== false) {
+      try {
+        handle = await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, atomic: true });
+        atomic = true;
+      } catch (e) {
+        // Not a regular file (a device, a FIFO) or a dangling symlink: written in place, unless
+        // atomic was asked for. Anything else (a missing directory...) fails the same either way.
+        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && (e.code === 'EINVAL' || e.code === 'ENOENT'))) throw e;
+      }
+    }
+    handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
     handleOpen = true;
     // Chunks of exactly `chunk` bytes; the last one is held back to go out with eof.
     let held: Buffer | undefined;
@@ -314,7 +338,13 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       }
     }
     if (have > 0) await full(Buffer.concat(parts, have));
-    if (held && f.orderedHandles) {
+    // An agent with the file-close options ends with one: the md5 is checked (and the data
+    // synced) before an atomic handle's data replaces the file. Otherwise the last write
+    // carries eof, and get-file-md5sum checks the file afterwards.
+    const closeChecks = f.atomicWrite;
+    if (closeChecks) {
+      if (held) await send(held, false);
+    } else if (held && f.orderedHandles) {
       await send(held, true); // ember-ga writes data sent with eof, then closes
     } else {
       if (held) await send(held, false);
@@ -322,15 +352,25 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
     }
     while (inflight.length > 0) await inflight.shift();
     const digest = md5?.digest('hex') ?? '';
-    if (verify) {
-      t.progress({ bytes: acked, total, phase: 'verify' }, opts);
+    if (verify) t.progress({ bytes: acked, total, phase: 'verify' }, opts);
+    if (closeChecks) {
+      checkAbort(opts.signal, what);
+      handleOpen = false; // closed by this request, whatever its answer
+      try {
+        await ga.fileClose(handle, { md5: verify ? digest : undefined, fsync: opts.fsync ?? true }, { timeout: md5Timeout(ga, sent) });
+      } catch (e) {
+        if (e instanceof GuestAgentError && e.remote && e.code === 'EBADMSG') throw hostError('ECHECKSUM', `${what}: ${e.message}`, 'file-close', e);
+        throw e;
+      }
+    } else if (verify) {
       const remote = await ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) });
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
-    return { bytes: sent, md5: digest, verified: verify, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+    return { bytes: sent, md5: digest, verified: verify, atomic, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
     input.destroy();
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, { noReconnect: true }).catch(noop);
+    // An atomic handle's data is dropped: the guest file stays as it was.
+    if (handleOpen && handle !== undefined) ga.fileClose(handle, { discard: atomic }, { noReconnect: true }).catch(noop);
     throw e;
   }
 }

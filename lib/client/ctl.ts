@@ -187,11 +187,12 @@ export function program(): Command {
     .option('-m, --perm <mode>', 'mode of a file created in the guest (octal, default 644)', octalMode)
     .option('-f, --force', 'replace a busy executable in the guest')
     .option('--keep-partial', 'keep what arrived at a local destination if the copy fails')
+    .option('--in-place', 'write the guest file in place (default: replace it only when the copy is complete and verified)')
     .option('--no-verify', 'skip the md5 check at the end')
     .option('--no-progress', 'no progress bar')
     .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', integer)
     .description('copy between host and guest; guest paths start with guest:')
-    .action(act(async (ga, g, srcArg: string, dstArg: string, o: { perm?: number; force?: boolean; keepPartial?: boolean; verify: boolean; progress: boolean; chunkSize?: number }) => {
+    .action(act(async (ga, g, srcArg: string, dstArg: string, o: { perm?: number; force?: boolean; keepPartial?: boolean; inPlace?: boolean; verify: boolean; progress: boolean; chunkSize?: number }) => {
       const src = location(srcArg);
       const dst = location(dstArg);
       const common = { verify: o.verify, chunkSize: o.chunkSize };
@@ -212,7 +213,7 @@ export function program(): Command {
           target = path.posix.join(target, name);
         }
         const input = 'local' in src ? src.local : process.stdin;
-        r = await runCopy((signal) => ga.copyTo(input, target, { ...common, signal, perm: o.perm, force: o.force }), name ?? path.posix.basename(target), { progress: o.progress });
+        r = await runCopy((signal) => ga.copyTo(input, target, { ...common, signal, perm: o.perm, force: o.force, atomic: o.inPlace ? false : undefined }), name ?? path.posix.basename(target), { progress: o.progress });
       } else {
         usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
       }

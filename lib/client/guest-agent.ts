@@ -234,12 +234,12 @@ export class GuestAgent extends EventEmitter {
     try {
       const info = await this.call<AgentInfo>('agent-info');
       this.maxLineBytes = info.max_line_bytes;
-      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true };
+      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true, atomicWrite: info.atomic_write === true };
     } catch (e) {
       if (!(e instanceof GuestAgentError && e.remote && /^Unknown command/.test(e.message))) throw e;
     }
     const version = await this.ping();
-    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false };
+    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false, atomicWrite: false };
   }
 
   // ---- typed commands (../shared/PROTOCOL.md) ----
@@ -268,9 +268,12 @@ export class GuestAgent extends EventEmitter {
     return this.call('sysinfo', undefined, opts);
   }
 
-  /** file-open: a handle id. `perm` is the mode of a created file (default 0o644). */
-  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean } = {}, opts?: CallOptions): Promise<number> {
-    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force }), opts);
+  /**
+   * file-open: a handle id. `perm` is the mode of a created file (default 0o644). `atomic` (with
+   * "w", when features().atomicWrite): the data replaces the file only when the handle is closed.
+   */
+  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean } = {}, opts?: CallOptions): Promise<number> {
+    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force, atomic: o.atomic || undefined }), opts);
   }
 
   /** file-read: up to `size` bytes (ember-ga; the reference reads 4096 whatever is asked). */
@@ -302,8 +305,13 @@ export class GuestAgent extends EventEmitter {
     );
   }
 
-  fileClose(handle: number, opts?: CallOptions): Promise<boolean> {
-    return this.call('file-close', { handle_id: handle }, opts);
+  /**
+   * file-close. The options need features().atomicWrite (older agents ignore them): `discard`
+   * drops an atomic handle's data, `md5` closes only if the file has that md5 (else EBADMSG),
+   * `fsync` flushes it to disk first.
+   */
+  fileClose(handle: number, o: { discard?: boolean; fsync?: boolean; md5?: string } = {}, opts?: CallOptions): Promise<boolean> {
+    return this.call('file-close', compact({ handle_id: handle, discard: o.discard || undefined, fsync: o.fsync || undefined, md5: o.md5 }), opts);
   }
 
   /** get-file-md5sum: lowercase hex. */

@@ -7,6 +7,8 @@ export interface AgentInfo {
   version: string;
   max_line_bytes: number;
   max_read_size: number;
+  /** file-open `atomic` and file-close `discard`, `fsync`, `md5` (absent from agents before them). */
+  atomic_write?: boolean;
 }
 
 /** What the client found out about the agent on the other end (GuestAgent.features()). */
@@ -25,6 +27,12 @@ export interface Features {
    * requests concurrently (it could reorder them) and drops data sent with eof:true.
    */
   orderedHandles: boolean;
+  /**
+   * file-open `atomic` (write beside the file, rename into place on close) and the file-close
+   * options `discard`, `fsync` and `md5`. Agents without them ignore unknown arguments, so a
+   * client must not send them there.
+   */
+  atomicWrite: boolean;
 }
 
 export type { Timespec } from '../files/stat';

@@ -450,7 +450,9 @@ export class FileHandle {
       try {
         await fsyncAsync(this.fd);
       } catch (e) {
-        return this.asOwn(toSystemError(e), 'fsync', `fsync failed (${outcome})`);
+        const err = toSystemError(e);
+        // EINVAL: a pipe, FIFO or character device, which has nothing to flush.
+        if (!(err instanceof SystemError && err.errno === EINVAL)) return this.asOwn(err, 'fsync', `fsync failed (${outcome})`);
       }
     }
     return undefined;
