@@ -161,7 +161,12 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   }
   if (old) {
     if (!old.isFile()) throw new SystemError(EINVAL, 'open', path, 'not a regular file: atomic replaces regular files only (write a device or FIFO without it)');
-    target = await fs.promises.realpath(path);
+    try {
+      target = await fs.promises.realpath(path);
+    } catch (e) {
+      const err = toSystemError(e);
+      throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
+    }
   }
   const temp = tempPathFor(target);
   let fd: number;
