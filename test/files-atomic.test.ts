@@ -6,33 +6,10 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { LineClient, errorMessage, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
-import { command, root, suite } from './helpers/harness';
+import { agentSuite, fails, startAgent, tmpDir } from './helpers/agent';
+import { command, root } from './helpers/harness';
 
-interface Ctx {
-  agent: RunningAgent;
-  c: LineClient;
-  dir: string;
-}
-const test = suite<Ctx>('atomic writes and file-close options', {} as Ctx);
-
-test.before(async (ctx) => {
-  ctx.agent = await startAgent();
-  ctx.c = await ctx.agent.connect();
-  ctx.dir = tmpDir('ember-ga-atomic-');
-});
-test.after(async (ctx) => {
-  ctx.c.close();
-  await ctx.agent.stop();
-  fs.rmSync(ctx.dir, { recursive: true, force: true });
-});
-
-async function fails(c: LineClient, execute: string, args: Record<string, unknown>, code: number, re: RegExp): Promise<void> {
-  const a = await c.call(execute, args);
-  assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
-  assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
-  assert.match(errorMessage(a), re);
-}
+const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const md5 = (s: string | Buffer) => crypto.createHash('md5').update(s).digest('hex');

@@ -5,34 +5,10 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, errorMessage, startAgent, tmpDir, type Answer, type RunningAgent } from './helpers/agent';
+import { CLI, LineClient, agentSuite, errorMessage, fails, startAgent, tmpDir, type Answer, type RunningAgent } from './helpers/agent';
 import { command, root, suite, waitFor, type Requirement } from './helpers/harness';
 
-interface Ctx {
-  agent: RunningAgent;
-  c: LineClient;
-  dir: string;
-}
-const test = suite<Ctx>('file commands', {} as Ctx);
-
-test.before(async (ctx) => {
-  ctx.agent = await startAgent();
-  ctx.c = await ctx.agent.connect();
-  ctx.dir = tmpDir('ember-ga-files-');
-});
-test.after(async (ctx) => {
-  ctx.c.close();
-  await ctx.agent.stop();
-  fs.rmSync(ctx.dir, { recursive: true, force: true });
-});
-
-/** Expects an error answer with this code and a message matching re. */
-async function fails(c: LineClient, execute: string, args: Record<string, unknown>, code: number, re: RegExp): Promise<void> {
-  const a = await c.call(execute, args);
-  assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
-  assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
-  assert.match(errorMessage(a), re);
-}
+const test = agentSuite('file commands', 'ember-ga-files-');
 
 type Read = { bufb64: string; eof: boolean };
 

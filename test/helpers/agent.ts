@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { waitFor } from './harness';
+import * as assert from 'uvu/assert';
+import { suite, waitFor, type Suite } from './harness';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
@@ -170,4 +171,34 @@ export async function startAgentWith(args: string[], socket: string, dir: string
     },
   };
   return agent;
+}
+
+export interface AgentContext {
+  agent: RunningAgent;
+  c: LineClient;
+  dir: string;
+}
+
+/** A suite whose tests share one agent (started with `flags`), a connection to it and a scratch directory; all cleaned up after. */
+export function agentSuite(title: string, dirPrefix: string, flags: string[] = []): Suite<AgentContext> {
+  const test = suite<AgentContext>(title, {} as AgentContext);
+  test.before(async (ctx) => {
+    ctx.agent = await startAgent(flags);
+    ctx.c = await ctx.agent.connect();
+    ctx.dir = tmpDir(dirPrefix);
+  });
+  test.after(async (ctx) => {
+    ctx.c.close();
+    await ctx.agent.stop();
+    fs.rmSync(ctx.dir, { recursive: true, force: true });
+  });
+  return test;
+}
+
+/** Expects an error answer with this code and a message matching re. */
+export async function fails(c: LineClient, execute: string, args: Record<string, unknown>, code: number, re: RegExp): Promise<void> {
+  const a = await c.call(execute, args);
+  assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
+  assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
+  assert.match(errorMessage(a), re);
 }
