@@ -197,7 +197,7 @@ check('sysinfo: uname, and disks lists the virtio disk with sizes', ['sysinfo'],
   return `/dev/vda ${vda.size_total} KiB, ${vda.size_used} used`;
 });
 
-check(`files: ${SEED_MIB} MiB host-to-guest copy, md5 verified`, ['files'], async () => {
+check(`files: ${SEED_MIB} MiB host-to-guest copy, atomic (md5 checked and fsync'ed in the guest before the rename)`, ['files'], async () => {
   const src = path.join(path.dirname(disk.path), 'up.bin');
   const data = crypto.randomBytes(SEED_MIB << 20);
   fs.writeFileSync(src, data);
@@ -206,6 +206,7 @@ check(`files: ${SEED_MIB} MiB host-to-guest copy, md5 verified`, ['files'], asyn
   const ms = Date.now() - t;
   const sum = await ok('get-file-md5sum', { path: `${DATA}/up.bin` });
   assert(r.bytes === data.length && sum === md5(data), `guest md5 ${String(sum)} after ${r.bytes} bytes, host ${md5(data)}`);
+  assert(r.atomic && r.verified, `copy result ${JSON.stringify(r)}: not an atomic, verified replace`);
   timings.upload = `${ms} ms (${((SEED_MIB * 1000) / ms).toFixed(1)} MiB/s, ${r.chunkSize}-byte chunks, ${r.inFlight} in flight)`;
   return timings.upload;
 });
