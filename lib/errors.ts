@@ -36,10 +36,14 @@ export class SystemError extends Error {
   readonly errno: number;
   readonly syscall?: string;
   readonly path?: string;
+  /** The message without its "syscall path: " prefix. */
+  readonly reason: string;
 
   constructor(errno: number, syscall?: string, path?: string, detail?: string) {
     const where = [syscall, path].filter((s) => s !== undefined && s !== '').join(' ');
-    super(`${where ? where + ': ' : ''}${detail ?? errnoMessage(errno)}`);
+    const reason = detail ?? errnoMessage(errno);
+    super(`${where ? where + ': ' : ''}${reason}`);
+    this.reason = reason;
     this.name = 'SystemError';
     this.errno = errno;
     this.code = errnoName(errno);

@@ -12,7 +12,7 @@ import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
 import { startAgent, startAgentWith, tmpDir, type RunningAgent } from './helpers/agent';
 import { agentHas, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
-import { command, sleep, suite, waitFor } from './helpers/harness';
+import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
 
 const test = suite('client');
@@ -416,6 +416,25 @@ test('uploads replace the guest file atomically: an aborted copy leaves it as it
     assert.is(Buffer.concat(got).toString(), 'through the fifo');
     assert.equal(partFiles(dir), []);
   }), { needs: [...files, command('mkfifo')] });
+
+test('an upload to a bind-mounted file (rename cannot replace it) is written in place', () =>
+  withAgent(async (ga, dir) => {
+    const target = path.join(dir, 'resolv.conf');
+    const source = path.join(dir, 'source');
+    fs.writeFileSync(target, 'underneath');
+    fs.writeFileSync(source, 'nameserver 192.0.2.1\n');
+    await new Promise<void>((res, rej) => spawn('mount', ['--bind', source, target]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mount ${c}`)))));
+    try {
+      const r = await ga.copyTo(Readable.from([Buffer.from('nameserver 198.51.100.7\n')]), target);
+      assert.equal([r.atomic, r.verified], [false, true]);
+      assert.is(fs.readFileSync(target, 'utf8'), 'nameserver 198.51.100.7\n');
+      assert.is(fs.readFileSync(source, 'utf8'), 'nameserver 198.51.100.7\n'); // the same file
+      assert.is((await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), target, { atomic: true }))).code, 'EINVAL');
+    } finally {
+      await new Promise((res) => spawn('umount', [target]).once('exit', res));
+    }
+    assert.equal(partFiles(dir), []);
+  }), { needs: [...files, root, command('mount')] });
 
 test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
   withAgent(async (direct, dir, agent) => {

@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, fails, startAgent, tmpDir } from './helpers/agent';
+import { agentSuite, errorMessage, fails, startAgent, tmpDir } from './helpers/agent';
 import { command, root } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -122,8 +122,57 @@ test('file-close options on other handles: discard refused (handle stays open), 
   assert.is(await c.ok('file-close', { handle_id: 999_999 }), true); // 0.7.1's answer
   await fails(c, 'file-close', { handle_id: 999_999, md5: md5('x') }, -1, /^Incorrect handle id: 999999 is not an open file handle \(nothing was checked\)$/);
   await fails(c, 'file-close', { handle_id: 999_999, discard: true }, -1, /nothing was discarded/);
-  await fails(c, 'file-close', { handle_id: h2, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
+  const h3 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+  await fails(c, 'file-close', { handle_id: h3, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
+  assert.is(await c.ok('file-close', { handle_id: h3 }), true); // the refused close left it open
 });
+
+test('atomic: a chunk refused as invalid base64 in a pipelined upload: nothing more is written, and nothing replaced', async ({ c, dir }) => {
+  const f = path.join(dir, 'pipelined');
+  fs.writeFileSync(f, 'original');
+  const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  const lines = [b64('AAA'), 'not*base64', b64('CCC')].map((bufb64, i) => JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64, eof: i === 2 }, tag: `p${i}` }) + '\n');
+  c.send(lines.join(''));
+  const answers = await c.waitLines(3);
+  c.lines.length = 0;
+  const by = (tag: string) => answers.find((a) => a.tag === tag)!;
+  assert.is(by('p0').return, true);
+  assert.match(errorMessage(by('p1')), /not valid base64 \(standard alphabet with = padding\); nothing was written, and this atomic handle will not replace the file$/);
+  assert.is(by('p2').error?.code, 22);
+  assert.match(errorMessage(by('p2')), /a chunk was refused as invalid base64/);
+  assert.is(fs.readFileSync(f, 'utf8'), 'original');
+  assert.equal(temps(dir), []);
+  // A plain handle stays usable after the same refusal (the host may send the chunk again).
+  const p = (await c.ok('file-open', { path: f + '.plain', mode: 'w' })) as number;
+  await fails(c, 'file-write', { handle_id: p, bufb64: 'not*base64' }, -1, /nothing was written$/);
+  await c.ok('file-write', { handle_id: p, bufb64: b64('ok'), eof: true });
+  assert.is(fs.readFileSync(f + '.plain', 'utf8'), 'ok');
+});
+
+test('atomic: refused early where rename cannot work: a bind-mounted file, a trailing slash, a read-only directory', async ({ c, dir }) => {
+  const f = path.join(dir, 'bind-target');
+  const src = path.join(dir, 'bind-source');
+  fs.writeFileSync(f, 'target');
+  fs.writeFileSync(src, 'mounted over it');
+  execFileSync('mount', ['--bind', src, f]);
+  try {
+    await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 22, /^open .*bind-target: a mount point \(a bind-mounted file\): rename cannot replace it; write it without atomic$/);
+  } finally {
+    execFileSync('umount', [f]);
+  }
+  await fails(c, 'file-open', { path: path.join(dir, 'new-name/'), mode: 'w', atomic: true }, 21, /^open .*new-name\/: is a directory$/);
+  const ro = path.join(dir, 'ro');
+  fs.mkdirSync(ro);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', ro]);
+  try {
+    fs.writeFileSync(path.join(ro, 'f'), 'x');
+    execFileSync('mount', ['-o', 'remount,ro', ro]);
+    await fails(c, 'file-open', { path: path.join(ro, 'f'), mode: 'w', atomic: true }, 30, /^open .*ro\/f: cannot create the temporary file beside it: read-only file system; without atomic the file is written in place$/);
+  } finally {
+    execFileSync('umount', [ro]);
+  }
+  assert.equal(temps(dir), []);
+}, { needs: [root, command('mount')] });
 
 test('atomic: a full filesystem fails the writes, then the close; the original stays', async ({ c, dir }) => {
   const mnt = path.join(dir, 'tiny');

@@ -302,6 +302,14 @@ test('atomic handles: close() renames into place, close({ discard }) and a faile
   assert.not.ok(plain.closed, 'a refused close leaves the handle open');
   await plain.close();
   await rejects(openFile(f, { atomic: true }), 'EINVAL', /atomic needs mode "w"/);
+  // A second close asking for something else is refused, not silently ignored.
+  const d = await openFile(f, { mode: 'w', atomic: true });
+  await d.write(Buffer.from('newer'));
+  const first = d.close();
+  await rejects(d.close({ discard: true }), 'EBUSY', /already being closed with other options/);
+  assert.is(d.close(), first);
+  await first;
+  assert.is(fs.readFileSync(f, 'utf8'), 'newer');
 });
 
 test('goStat: 64-bit fields exact; Node\'s signed dev/ino/nlink/rdev read as Go\'s uint64', () => {

@@ -308,9 +308,10 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         handle = await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, atomic: true });
         atomic = true;
       } catch (e) {
-        // Not a regular file (a device, a FIFO) or a dangling symlink: written in place, unless
-        // atomic was asked for. Anything else (a missing directory...) fails the same either way.
-        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && (e.code === 'EINVAL' || e.code === 'ENOENT'))) throw e;
+        // Not replaceable (a device, a FIFO, a bind-mounted file, a directory the agent cannot
+        // create a file in, sysfs...): written in place, unless atomic was asked for. Where the
+        // plain open fails too (a missing directory), its error is the one reported.
+        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote)) throw e;
       }
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
@@ -359,7 +360,13 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       try {
         await ga.fileClose(handle, { md5: verify ? digest : undefined, fsync: opts.fsync ?? true }, { timeout: md5Timeout(ga, sent) });
       } catch (e) {
-        if (e instanceof GuestAgentError && e.remote && e.code === 'EBADMSG') throw hostError('ECHECKSUM', `${what}: ${e.message}`, 'file-close', e);
+        if (!(e instanceof GuestAgentError)) throw e;
+        if (e.remote && e.code === 'EBADMSG') throw hostError('ECHECKSUM', `${what}: ${e.message}`, 'file-close', e);
+        if (!e.remote && atomic) {
+          // The agent may still finish the close: the guest file is either as it was or all of
+          // the new data, checked; which one, only a look at the guest file tells.
+          throw new GuestAgentError(`${what}: ${e.message}; the guest file is either unchanged or completely replaced (the agent may still have checked and renamed it)`, { code: e.code, errno: e.errno, command: e.command, cause: e });
+        }
         throw e;
       }
     } else if (verify) {

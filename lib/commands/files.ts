@@ -5,7 +5,7 @@
 // each handler reaches its FileHandle synchronously (no await first), so operations enter the
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
-import { AgentError, toSystemError } from '../errors';
+import { AgentError, SystemError, toSystemError } from '../errors';
 import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
@@ -14,6 +14,7 @@ import { md5File } from '../files/md5';
 import { listDirectory, mkdirAll, statFile } from '../files/stat';
 
 const EBADF = 9;
+const EINVAL = 22;
 const EMFILE = 24;
 
 /** How long exit waits for handles with operations still running before it goes anyway. */
@@ -205,11 +206,21 @@ export const fileCommands = [
     handler: (args, ctx) => {
       const h = handleFor(ctx, args.handle_id, 'w', 'file-write');
       const data = decodeBase64(args.bufb64);
-      if (!data) throw new AgentError('Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written');
+      if (!data) {
+        // A plain handle stays usable (the host may send the chunk again); an atomic one could
+        // only commit a file with a chunk missing, so it fails from here on.
+        h.poison(new SystemError(EINVAL, 'write', h.path, 'a chunk was refused as invalid base64; nothing more is written to this handle'));
+        throw new AgentError(`Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written${h.atomic ? ', and this atomic handle will not replace the file' : ''}`);
+      }
       const written = h.write(data);
       if (!args.eof) return written.then(() => true);
       const closed = handles(ctx).close(args.handle_id);
-      return Promise.all([written, closed]).then(() => true);
+      // Answered once the close is done too (an atomic handle's rename or discard), with the
+      // write's error first.
+      return Promise.allSettled([written, closed]).then((r) => {
+        for (const x of r) if (x.status === 'rejected') throw x.reason;
+        return true;
+      });
     },
   }),
   defineCommand({

@@ -15,7 +15,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as nodePath from 'path';
 import { promisify } from 'util';
-import { SystemError, errnoMessage, toSystemError } from '../errors';
+import { SystemError, toSystemError } from '../errors';
 import { md5File } from './md5';
 import { fileio, type NativeFdPoll } from './native';
 
@@ -33,6 +33,9 @@ const EOPNOTSUPP = 95;
 const EINVAL = 22;
 const ENOENT = 2;
 const EBADMSG = 74;
+const EISDIR = 21;
+const ENOTDIR = 20;
+const EBUSY = 16;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
@@ -139,6 +142,20 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
 /** Longest base name kept in a temporary file's name (NAME_MAX is 255 bytes; the rest is ours). */
 const TEMP_BASE_BYTES = 200;
 
+/** fsync of a directory (after a rename in it); a failure names `path`, whose replacement it made durable. */
+async function syncDirectory(dir: string, path: string): Promise<void> {
+  let fd: number | undefined;
+  try {
+    fd = await openAsync(dir, O_RDONLY);
+    await fsyncAsync(fd);
+  } catch (e) {
+    const err = toSystemError(e);
+    throw err instanceof SystemError ? new SystemError(err.errno, 'fsync', path, `replaced, but syncing its directory failed: ${err.reason}`) : err;
+  } finally {
+    if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
+  }
+}
+
 /** `.NAME.XXXXXXXX.ember-ga-part` beside `target`. */
 function tempPathFor(target: string): string {
   let base = nodePath.basename(target);
@@ -146,8 +163,27 @@ function tempPathFor(target: string): string {
   return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
 }
 
+/** `\040`-style escapes of /proc/self/mountinfo undone. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** True when `target` is a mount point (a bind-mounted file): rename cannot replace it (EBUSY). */
+async function isMountPoint(target: string): Promise<boolean> {
+  let info: string;
+  try {
+    info = await fs.promises.readFile('/proc/self/mountinfo', 'latin1');
+  } catch {
+    return false; // no /proc: the rename would say EBUSY at close
+  }
+  const want = Buffer.from(target).toString('latin1');
+  return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === want);
+}
+
 /** openFile() with `atomic`: a temporary file beside the (symlink-resolved) target. */
 async function openAtomic(path: string, perm: number): Promise<FileHandle> {
+  // A plain open of "dir/name/" fails at once (EISDIR); so does this, not the rename at close.
+  if (path.endsWith('/')) throw new SystemError(EISDIR, 'open', path);
   let target = path;
   let old: fs.Stats | undefined;
   try {
@@ -167,6 +203,9 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
       const err = toSystemError(e);
       throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
     }
+    if (await isMountPoint(target)) {
+      throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
+    }
   }
   const temp = tempPathFor(target);
   let fd: number;
@@ -174,7 +213,11 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
     fd = await openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, old ? 0o600 : perm);
   } catch (e) {
     const err = toSystemError(e);
-    throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err; // the path asked for, not ours
+    if (!(err instanceof SystemError)) throw err;
+    // A missing directory reads as a plain open's error; anything else says what failed, since
+    // the file itself may well be writable (a read-only directory, sysfs, procfs).
+    if (err.errno === ENOENT || err.errno === ENOTDIR) throw new SystemError(err.errno, 'open', path);
+    throw new SystemError(err.errno, 'open', path, `cannot create the temporary file beside it: ${err.reason}; without atomic the file is written in place`);
   }
   try {
     if (old) {
@@ -267,6 +310,7 @@ export class FileHandle {
   /** False once preadv2(RWF_NOWAIT) proved unsupported here (tmpfs, NFS, FUSE...). */
   private cacheReads = true;
   private closing: Promise<void> | undefined;
+  private closeOptions: CloseOptions | undefined;
   private writeError: SystemError | undefined;
   /** Writes queued behind a running one and not started yet, which later small writes join. */
   private batch: WriteBatch | undefined;
@@ -383,11 +427,33 @@ export class FileHandle {
    * (nothing is lost: those bytes stay unread). Queued writes still wait to be written.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    const bad = this.closing ? undefined : this.refuseClose(options);
+    if (this.closing) {
+      // Asked again: the same close, unless it asks for something the first one did not do.
+      const same = (a: CloseOptions, b: CloseOptions) => !!a.discard === !!b.discard && !!a.fsync === !!b.fsync && a.md5?.toLowerCase() === b.md5?.toLowerCase();
+      if (!same(options, this.closeOptions!) && (options.discard || options.fsync || options.md5 !== undefined)) {
+        return Promise.reject(new SystemError(EBUSY, 'close', this.path, `already being closed with other options (${JSON.stringify(this.closeOptions)})`));
+      }
+      return this.closing;
+    }
+    const bad = this.refuseClose(options);
     if (bad) return Promise.reject(bad);
-    if (!this.closing && this.mode === 'r') this.cancelWaits('the handle was closed');
-    this.closing ??= this.enqueue(() => this.finish(options));
+    if (this.mode === 'r') this.cancelWaits('the handle was closed');
+    this.closeOptions = { ...options };
+    this.closing = this.enqueue(() => this.finish(options));
     return this.closing;
+  }
+
+  /**
+   * An atomic handle whose data can no longer be what the host sent (a write it sent was
+   * refused before reaching the file, and later ones would land at the wrong offset): every
+   * later write fails with `err`, and closing discards instead of replacing the file.
+   */
+  poison(err: SystemError): void {
+    if (!this.replace) return;
+    this.batch = undefined; // no later write joins a batch queued before this point
+    void this.enqueue(async () => {
+      this.writeError ??= err;
+    });
   }
 
   /** Why close(options) cannot be done on this handle (the handle stays open), else undefined. */
@@ -429,9 +495,13 @@ export class FileHandle {
     if (!discard) {
       try {
         await fs.promises.rename(replace.temp, replace.target);
-        return;
       } catch (e) {
         failure = this.asOwn(toSystemError(e), 'rename', `not replaced: renaming the new data into place failed`);
+      }
+      if (!failure) {
+        // The rename itself is durable once the directory is synced.
+        if (options.fsync) await syncDirectory(nodePath.dirname(replace.target), this.path);
+        return;
       }
     }
     await unlinkAsync(replace.temp).catch(() => undefined);
@@ -466,7 +536,7 @@ export class FileHandle {
   /** A failure of ours as a SystemError about this handle's path, errno kept. */
   private asOwn(e: unknown, syscall: string, why?: string): SystemError {
     if (!(e instanceof SystemError)) return new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
-    return new SystemError(e.errno, syscall, this.path, why ? `${why}: ${errnoMessage(e.errno)}` : undefined);
+    return new SystemError(e.errno, syscall, this.path, why ? `${why}: ${e.reason}` : undefined);
   }
 
   /**
