@@ -40,7 +40,7 @@ test('ping, commands, info (human and --json), version', async ({ agent }) => {
   assert.ok(r.stdout.split('\n').includes('file-open'));
   r = await ctl([...s, 'info']);
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB/m);
+  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB, lines up to 16\.0 MiB, pipelined copies, atomic uploads\)$/m);
   assert.match(r.stdout, new RegExp(`^host: +${execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim()} \\(Linux `, 'm'));
   assert.match(r.stdout, /^memory: +\d/m);
   r = await ctl(['--json', 'sysinfo', '-s', agent.socket]); // global options after the subcommand too
