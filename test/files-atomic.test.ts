@@ -101,7 +101,7 @@ test('atomic: a symlink keeps pointing at the replaced file; a directory, FIFO, 
   assert.equal(temps(dir), []);
 }, { needs: [command('mkfifo')] });
 
-test('file-close options on other handles: discard refused (handle stays open), md5 checked, unknown handle named', async ({ c, dir }) => {
+test('file-close options on other handles: discard refused (handle stays open), md5 checked, a FIFO, unknown handle named', async ({ c, dir }) => {
   const f = path.join(dir, 'plain');
   const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
   await c.ok('file-write', { handle_id: h, bufb64: b64('in place') });
@@ -117,6 +117,20 @@ test('file-close options on other handles: discard refused (handle stays open), 
 
   const r = (await c.ok('file-open', { path: f })) as number;
   await fails(c, 'file-close', { handle_id: r, md5: md5('checked') }, 22, /md5 and fsync apply to a handle opened with mode "w"/);
+
+  // A FIFO has nothing to hash: the check says why (md5File's reason kept); fsync alone is fine.
+  const fifo = path.join(dir, 'close-fifo');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const w = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+    await c.ok('file-write', { handle_id: w, bufb64: b64('x') });
+    await fails(c, 'file-close', { handle_id: w, md5: md5('x') }, 22, /^md5 .*close-fifo: md5 check failed \(the data written stays in the file\): not a regular file or block device/);
+    const w2 = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+    assert.is(await c.ok('file-close', { handle_id: w2, fsync: true }), true);
+  } finally {
+    fs.closeSync(reader);
+  }
   assert.is(await c.ok('file-close', { handle_id: r }), true);
 
   assert.is(await c.ok('file-close', { handle_id: 999_999 }), true); // 0.7.1's answer
@@ -125,7 +139,7 @@ test('file-close options on other handles: discard refused (handle stays open), 
   const h3 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
   await fails(c, 'file-close', { handle_id: h3, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
   assert.is(await c.ok('file-close', { handle_id: h3 }), true); // the refused close left it open
-});
+}, { needs: [command('mkfifo')] });
 
 test('atomic: a chunk refused as invalid base64 in a pipelined upload: nothing more is written, and nothing replaced', async ({ c, dir }) => {
   const f = path.join(dir, 'pipelined');
