@@ -1,13 +1,13 @@
 // file-open `atomic` and file-close `discard` / `md5` / `fsync` (ember-ga): a file replaced
 // through an atomic handle holds its old content or all of the new, never a part, whatever goes
 // wrong on the way (a discard, a failed md5 check, a full disk, the agent exiting).
-import { execFileSync, spawn } from 'child_process';
+import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, startAgent, tmpDir } from './helpers/agent';
-import { command, root, waitFor } from './helpers/harness';
+import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir } from './helpers/agent';
+import { command, root } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
 
@@ -232,12 +232,8 @@ test('atomic: handles still open when the agent exits are discarded, not committ
 });
 
 test('atomic: a running executable is replaced without force (no ETXTBSY: its inode is not written)', async ({ c, dir }) => {
-  const exe = path.join(dir, 'busy-sleep');
-  fs.copyFileSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), exe);
-  fs.chmodSync(exe, 0o755);
-  const proc = spawn(exe, ['30'], { stdio: 'ignore' });
+  const { exe, proc } = await runningExecutable(dir);
   try {
-    await waitFor(() => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').includes('busy-sleep'), 5000, 'the executable to run');
     await fails(c, 'file-open', { path: exe, mode: 'w' }, 26, /text file (is )?busy/);
     const h = (await c.ok('file-open', { path: exe, mode: 'w', atomic: true })) as number;
     await c.ok('file-write', { handle_id: h, bufb64: b64('#!/bin/sh\n'), eof: true });

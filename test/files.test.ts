@@ -5,7 +5,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, agentSuite, errorMessage, fails, startAgent, tmpDir, type Answer, type RunningAgent } from './helpers/agent';
+import { CLI, LineClient, agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, type Answer, type RunningAgent } from './helpers/agent';
 import { command, root, suite, waitFor, type Requirement } from './helpers/harness';
 
 const test = agentSuite('file commands', 'ember-ga-files-');
@@ -131,12 +131,8 @@ test('wrong direction: write to "r", read from "w" are clear EBADF errors', asyn
 });
 
 test('force: a running executable (ETXTBSY) is replaced only with force', async ({ c, dir }) => {
-  const exe = path.join(dir, 'busy-sleep');
-  fs.copyFileSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), exe);
-  fs.chmodSync(exe, 0o755);
-  const proc = spawn(exe, ['30'], { stdio: 'ignore' });
+  const { exe, proc } = await runningExecutable(dir);
   try {
-    await waitFor(() => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').includes('busy-sleep'), 5000, 'the executable to run');
     await fails(c, 'file-open', { path: exe, mode: 'w' }, 26, /^open .*busy-sleep: text file (is )?busy$/);
     const h = (await c.ok('file-open', { path: exe, mode: 'w', force: true, perm: 0o700 })) as number;
     await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('#!/bin/sh\n').toString('base64'), eof: true });

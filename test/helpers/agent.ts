@@ -1,5 +1,5 @@
 // Starting a real agent process for a test, and a minimal line client for talking to it.
-import { spawn, type ChildProcess } from 'child_process';
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -201,4 +201,22 @@ export async function fails(c: LineClient, execute: string, args: Record<string,
   assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
   assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
   assert.match(errorMessage(a), re);
+}
+
+/**
+ * A copy of `sleep` at DIR/busy-sleep, running (so opening it for writing is ETXTBSY); the caller
+ * kills `proc`.
+ */
+export async function runningExecutable(dir: string): Promise<{ exe: string; proc: ChildProcess }> {
+  const exe = path.join(dir, 'busy-sleep');
+  fs.copyFileSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), exe);
+  fs.chmodSync(exe, 0o755);
+  const proc = spawn(exe, ['30'], { stdio: 'ignore' });
+  try {
+    await waitFor(() => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').includes('busy-sleep'), 5000, 'the executable to run');
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  return { exe, proc };
 }
