@@ -533,6 +533,16 @@ limits('permission denied as an unprivileged user (nobody): EACCES and EPERM', a
     await fails(c, 'file-chown', { path: secret, uid: 65534, gid: 65534 }, 1, /^chown .*secret: operation not permitted$/);
     await fails(c, 'file-chmod', { path: secret, perm: 0o777 }, 1, /^chmod .*secret: operation not permitted$/);
     assert.is(fs.readFileSync(secret, 'utf8'), 'root only');
+    // An atomic replace that could not keep the file's owner is refused, the file untouched.
+    const shared = path.join(dir, 'shared');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o777);
+    const theirs = path.join(shared, 'theirs');
+    fs.writeFileSync(theirs, 'owned by root, writable by all');
+    fs.chmodSync(theirs, 0o666);
+    await fails(c, 'file-open', { path: theirs, mode: 'w', atomic: true }, 1, /^open .*theirs: cannot give the new file the owner of the old one \(0:0\): operation not permitted; without atomic the file is written in place$/);
+    assert.is(fs.readFileSync(theirs, 'utf8'), 'owned by root, writable by all');
+    assert.equal(fs.readdirSync(shared), ['theirs']);
     assert.ok(typeof (await c.ok('ping')) === 'string'); // still serving
     c.close();
   } finally {

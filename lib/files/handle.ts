@@ -221,16 +221,28 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   }
   try {
     if (old) {
-      // Owner first: chown clears setuid and setgid, which the chmod then restores.
-      await fchownAsync(fd, old.uid, old.gid).catch((e) => {
-        if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; // not root: the file stays ours
-      });
+      // Owner first: chown clears setuid and setgid, which the chmod then restores. An owner
+      // the agent cannot give (not root, NFS root_squash) refuses the replacement rather than
+      // silently changing whose file it is.
+      const mine = fs.fstatSync(fd);
+      if (mine.uid !== old.uid || mine.gid !== old.gid) {
+        try {
+          await fchownAsync(fd, old.uid, old.gid);
+        } catch (e) {
+          const err = toSystemError(e);
+          if (err instanceof SystemError) {
+            throw new SystemError(err.errno, 'open', path, `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${err.reason}; without atomic the file is written in place`);
+          }
+          throw err;
+        }
+      }
       await fchmodAsync(fd, old.mode & 0o7777);
     }
   } catch (e) {
     await closeAsync(fd).catch(() => undefined);
     await unlinkAsync(temp).catch(() => undefined);
     const err = toSystemError(e);
+    if (err instanceof SystemError && err.path === path) throw err; // already about the path asked for
     throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
   }
   return new FileHandle(fd, path, 'w', { target, temp });
