@@ -43,6 +43,7 @@ const unlinkAsync = promisify(fs.unlink);
 const fsyncAsync = promisify(fs.fsync);
 const fchmodAsync = promisify(fs.fchmod);
 const fchownAsync = promisify(fs.fchown);
+const fstatAsync = promisify(fs.fstat);
 
 /** "r": read an existing file; "w": create or truncate it, then write. */
 export type OpenMode = 'r' | 'w';
@@ -224,7 +225,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
       // Owner first: chown clears setuid and setgid, which the chmod then restores. An owner
       // the agent cannot give (not root, NFS root_squash) refuses the replacement rather than
       // silently changing whose file it is.
-      const mine = fs.fstatSync(fd);
+      const mine = await fstatAsync(fd); // on the pool: an fstat on a dead NFS server can hang
       if (mine.uid !== old.uid || mine.gid !== old.gid) {
         try {
           await fchownAsync(fd, old.uid, old.gid);
