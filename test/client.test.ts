@@ -436,6 +436,28 @@ test('an upload to a bind-mounted file (rename cannot replace it) is written in 
     assert.equal(partFiles(dir), []);
   }), { needs: [...files, root, command('mount')] });
 
+test('no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched', () =>
+  withAgent(async (ga, dir) => {
+    const mnt = path.join(dir, 'full');
+    fs.mkdirSync(mnt);
+    // Two inodes: the root directory and the file. Writing in place would fit, but would
+    // truncate the file first; the copy must fail instead.
+    await new Promise<void>((res, rej) => spawn('mount', ['-t', 'tmpfs', '-o', 'size=1m,nr_inodes=2', 'tmpfs', mnt]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mount ${c}`)))));
+    try {
+      const f = path.join(mnt, 'f');
+      fs.writeFileSync(f, 'precious');
+      const e = await rejects(ga.copyTo(Readable.from([Buffer.from('new content')]), f));
+      assert.is(e.code, 'ENOSPC');
+      assert.match(e.message, /cannot create the temporary file beside it: no space left on device/);
+      assert.is(fs.readFileSync(f, 'utf8'), 'precious');
+      const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f, { atomic: false }); // asked for: in place
+      assert.is(r.atomic, false);
+      assert.is(fs.readFileSync(f, 'utf8'), 'new content');
+    } finally {
+      await new Promise((res) => spawn('umount', [mnt]).once('exit', res));
+    }
+  }), { needs: [...files, root, command('mount')] });
+
 test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
   withAgent(async (direct, dir, agent) => {
     await direct.close(); // the agent serves one host connection at a time: the proxy's

@@ -105,6 +105,8 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const noop = () => {};
+/** Errors of an atomic file-open after which copyTo writes in place instead (see there). */
+const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS']);
 /** Bytes gathered before a local write. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -309,9 +311,11 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         atomic = true;
       } catch (e) {
         // Not replaceable (a device, a FIFO, a bind-mounted file, a directory the agent cannot
-        // create a file in, sysfs...): written in place, unless atomic was asked for. Where the
-        // plain open fails too (a missing directory), its error is the one reported.
-        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote)) throw e;
+        // create a file in, an owner it cannot give, sysfs...): written in place, unless atomic
+        // was asked for. Where the plain open fails too (a missing directory), its error is the
+        // one reported. Not for a full disk or quota (ENOSPC, EDQUOT) and the like: writing in
+        // place would truncate the file first and then likely fail the same way.
+        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && IN_PLACE_INSTEAD.has(e.code))) throw e;
       }
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
