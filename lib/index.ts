@@ -17,7 +17,7 @@ export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
 export { GuestAgentError } from './client/errors';
 export { Transfer, type CopyOptions, type CopyFromOptions, type CopyToOptions, type CopyResult, type Progress } from './client/copy';
-export type { AgentInfo, Features, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './client/types';
+export type { AgentInfo, ExactFileStat, Features, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './client/types';
 export * as sysinfo from './sysinfo';
 export {
   links,

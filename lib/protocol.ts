@@ -90,14 +90,18 @@ const GO_ESCAPES: Record<string, string> = {
 const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
 
 function goJson(value: unknown): string {
-  let s: string;
+  const s = jsonWithBigInts(value);
+  return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
+}
+
+/** JSON.stringify, with any bigint in `value` written as its plain digits (the way Go prints an int64). */
+export function jsonWithBigInts(value: unknown): string {
   try {
-    s = JSON.stringify(value);
+    return JSON.stringify(value);
   } catch (e) {
     if (!(e instanceof TypeError && /BigInt/.test(e.message))) throw e;
-    s = stringifyWithBigInts(value);
+    return stringifyWithBigInts(value);
   }
-  return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
 }
 
 /**

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
 import { startAgent, startAgentWith, tmpDir, type RunningAgent } from './helpers/agent';
-import { agentHas, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
+import { CTL, agentHas, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
 
@@ -501,6 +501,45 @@ test('an upload corrupted on the way fails its md5 check before it replaces anyt
       proxy.close();
     }
   }), { needs: files });
+
+test('stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint', () =>
+  withAgent(async (ga, dir, agent) => {
+    const o = path.join(dir, 'overlay');
+    for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
+    const sh = (cmd: string, args: string[]) => new Promise<string>((res, rej) => {
+      let out = '';
+      const p = spawn(cmd, args);
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.once('exit', (c) => (c === 0 ? res(out.trim()) : rej(new Error(`${cmd} ${args.join(' ')}: ${c}`))));
+    });
+    await sh('mount', ['-t', 'tmpfs', 'tmpfs', path.join(o, 'lower')]);
+    try {
+      fs.writeFileSync(path.join(o, 'lower', 'f'), 'x');
+      await sh('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work,xino=on`, path.join(o, 'merged')]);
+      try {
+        const f = path.join(o, 'merged', 'f');
+        const ino = BigInt(await sh('stat', ['-c', '%i', f]));
+        assert.ok(ino > BigInt(Number.MAX_SAFE_INTEGER), `inode ${ino} is not past 2^53: xino did not apply`);
+        assert.is((await ga.stat(f, { exact: true })).stat.Ino, ino);
+        const [entry] = await ga.readdir(path.join(o, 'merged'), 0, { exact: true });
+        assert.is(entry.stat.Ino, ino);
+        assert.is(typeof entry.stat.Size, 'number'); // small values stay numbers
+        const plain = await ga.stat(f); // JSON.parse: a number, rounded
+        assert.is(typeof plain.stat.Ino, 'number');
+        assert.is.not(BigInt(plain.stat.Ino), ino);
+        // ember-ga-ctl stat and ls print it exact, as text and as --json (the agent serves one
+        // host connection at a time: the client steps aside).
+        await ga.close();
+        assert.match(await sh(process.execPath, [CTL, '-s', agent.socket, 'stat', f]), new RegExp(`Inode: ${ino}\\b`));
+        assert.ok((await sh(process.execPath, [CTL, '-s', agent.socket, '--json', 'stat', f])).includes(`"Ino":${ino},`));
+        assert.ok((await sh(process.execPath, [CTL, '-s', agent.socket, '--json', 'ls', path.join(o, 'merged')])).includes(`"Ino":${ino},`));
+      } finally {
+        await sh('umount', [path.join(o, 'merged')]);
+      }
+    } finally {
+      await sh('umount', [path.join(o, 'lower')]);
+    }
+  }), { needs: [...files, root, command('mount'), command('stat')] });
 
 test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', () =>
   withAgent(async (ga, dir) => {

@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
+import { jsonWithBigInts } from '../protocol';
 import { VERSION } from '../version';
 import { GuestAgent } from './guest-agent';
 import { GuestAgentError } from './errors';
@@ -54,7 +55,7 @@ function owner(v: string): { uid: number; gid: number } {
 }
 
 function out(g: Globals, value: unknown, human: () => string): void {
-  process.stdout.write(g.json ? JSON.stringify(value) + '\n' : human());
+  process.stdout.write(g.json ? jsonWithBigInts(value) + '\n' : human()); // stat's exact 64-bit fields as digits
 }
 
 function usage(message: string): never {
@@ -164,12 +165,12 @@ export function program(): Command {
 
   p.command('ls').argument('<path>', 'guest directory').option('-n, --limit <n>', 'at most n entries', integer)
     .description('list a guest directory').action(act(async (ga, g, dir: string, o: { limit?: number }) => {
-      const list = await ga.readdir(dir, o.limit);
+      const list = await ga.readdir(dir, o.limit, { exact: true });
       out(g, list, () => fmt.listing(list));
     }));
 
   p.command('stat').argument('<path>', 'guest path').description('file-stat (lstat) of a guest path').action(act(async (ga, g, file: string) => {
-    const s = await ga.stat(file);
+    const s = await ga.stat(file, { exact: true });
     out(g, s, () => fmt.statText(s));
   }));
 

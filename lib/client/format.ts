@@ -1,5 +1,5 @@
 // Human output for ember-ga-ctl: sizes, modes, times, tables.
-import type { FileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
+import type { ExactFileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
 
 /** 1536 -> "1.5 KiB". */
 export function bytes(n: number): string {
@@ -51,7 +51,7 @@ function time(t: { Sec: number; Nsec: number }): string {
 }
 
 /** Left-aligned columns; `right` lists the columns aligned right (numbers). */
-export function table(header: string[], rows: (string | number)[][], right: number[] = []): string {
+export function table(header: string[], rows: (string | number | bigint)[][], right: number[] = []): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
@@ -59,7 +59,7 @@ export function table(header: string[], rows: (string | number)[][], right: numb
     .join('\n') + '\n';
 }
 
-export function listing(entries: FileStat[]): string {
+export function listing(entries: ExactFileStat[]): string {
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return table(
     ['MODE', 'LINKS', 'UID', 'GID', 'SIZE', 'MODIFIED', 'NAME'],
@@ -68,12 +68,12 @@ export function listing(entries: FileStat[]): string {
   );
 }
 
-export function statText(s: FileStat): string {
+export function statText(s: ExactFileStat): string {
   const st = s.stat;
   return [
     `  File: ${s.name}`,
     `  Type: ${fileType(st.Mode)}`,
-    `  Size: ${st.Size} (${bytes(st.Size)})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
+    `  Size: ${st.Size} (${bytes(Number(st.Size))})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
     `  Mode: ${(st.Mode & 0o7777).toString(8).padStart(4, '0')} (${modeString(st.Mode)})   Uid: ${st.Uid}   Gid: ${st.Gid}`,
     `Device: ${st.Dev}   Inode: ${st.Ino}   Links: ${st.Nlink}${st.Rdev ? `   Rdev: ${st.Rdev}` : ''}`,
     `Access: ${time(st.Atim)}`,

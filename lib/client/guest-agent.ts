@@ -7,8 +7,9 @@ import type { Readable, Writable } from 'stream';
 import { LineFramer } from '../protocol';
 import { copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { GuestAgentError, hostError } from './errors';
+import { parseExactJson } from './exact-json';
 import { connectorFor, type Connector, type Link, type Target } from './link';
-import type { AgentInfo, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
+import type { AgentInfo, ExactFileStat, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
 
 export type GuestAgentOptions = Target & {
   /** Milliseconds a request may wait for its answer (default 30 s). */
@@ -36,6 +37,8 @@ interface Pending {
   command: string;
   /** A fileRead(): its answer may be decoded without JSON.parse (see readAnswer). */
   decodeRead?: boolean;
+  /** Integers past 2^53 in the answer come back as bigints (parseExactJson). */
+  exactInts?: boolean;
   resolve(value: unknown): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
@@ -55,6 +58,8 @@ export class GuestAgent extends EventEmitter {
   private everConnected = false;
   private closed = false;
   private readonly pending = new Map<string, Pending>();
+  /** Pending requests with exactInts: only while there are any is an answer's tag looked at first. */
+  private exactPending = 0;
   private readonly tagPrefix = randomBytes(4).toString('hex') + '-';
   private seq = 0;
   private framer: LineFramer;
@@ -145,7 +150,7 @@ export class GuestAgent extends EventEmitter {
   private failPending(err: GuestAgentError): void {
     for (const [tag, p] of this.pending) {
       clearTimeout(p.timer);
-      this.pending.delete(tag);
+      this.take(tag);
       p.reject(new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }));
     }
   }
@@ -155,7 +160,7 @@ export class GuestAgent extends EventEmitter {
     if (read) {
       const p = this.pending.get(read.tag);
       if (p?.decodeRead) {
-        this.pending.delete(read.tag);
+        this.take(read.tag);
         clearTimeout(p.timer);
         p.resolve(read.result);
         return;
@@ -163,7 +168,8 @@ export class GuestAgent extends EventEmitter {
     }
     let answer: { tag?: unknown; return?: unknown; error?: { bufb64?: unknown; code?: unknown } };
     try {
-      answer = JSON.parse(line.toString('utf8'));
+      const text = line.toString('utf8');
+      answer = (this.exactPending > 0 && this.pending.get(tagOf(text) ?? '')?.exactInts ? parseExactJson(text) : JSON.parse(text)) as typeof answer;
     } catch {
       if (line.length > 0) this.emit('unmatched', { invalid: line.toString('utf8', 0, 200) });
       return;
@@ -173,7 +179,7 @@ export class GuestAgent extends EventEmitter {
       this.emit('unmatched', answer);
       return;
     }
-    this.pending.delete(answer.tag as string);
+    this.take(answer.tag as string);
     clearTimeout(p.timer);
     if (answer.error !== undefined && answer.error !== null) p.reject(GuestAgentError.fromAnswer(answer.error, p.command));
     else if ('return' in answer) p.resolve(answer.return);
@@ -189,7 +195,7 @@ export class GuestAgent extends EventEmitter {
   }
 
   /** Sends the line build(tag) makes; `ascii`: the line is known to be ASCII (a file-write). */
-  private request<T>(command: string, build: (tag: string) => string, opts: CallOptions, how: { ascii?: boolean; decodeRead?: boolean } = {}): Promise<T> {
+  private request<T>(command: string, build: (tag: string) => string, opts: CallOptions, how: { ascii?: boolean; decodeRead?: boolean; exactInts?: boolean } = {}): Promise<T> {
     if (!this.link) {
       if (this.closed) return Promise.reject(hostError('ENOTCONN', `${command}: the client is closed`, command));
       if (opts.noReconnect || (this.everConnected && !this.reconnect)) return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
@@ -204,12 +210,23 @@ export class GuestAgent extends EventEmitter {
     const timeout = opts.timeout ?? this.timeout;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.pending.delete(tag);
+        this.take(tag);
         reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${timeout} ms`, command));
       }, timeout);
-      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer, decodeRead: how.decodeRead });
+      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer, decodeRead: how.decodeRead, exactInts: how.exactInts });
+      if (how.exactInts) this.exactPending++;
       this.link!.write(line, how.ascii);
     });
+  }
+
+  /** Forgets a pending request (answered, timed out or failed). */
+  private take(tag: string): Pending | undefined {
+    const p = this.pending.get(tag);
+    if (p) {
+      this.pending.delete(tag);
+      if (p.exactInts) this.exactPending--;
+    }
+    return p;
   }
 
   /** Requests sent and not yet answered. */
@@ -319,9 +336,14 @@ export class GuestAgent extends EventEmitter {
     return this.call('get-file-md5sum', { path }, opts);
   }
 
-  /** file-stat (lstat). */
-  stat(path: string, opts?: CallOptions): Promise<FileStat> {
-    return this.call('file-stat', { path }, opts);
+  /**
+   * file-stat (lstat). Numbers are JSON.parse's, exact up to 2^53; with `exact: true` the 64-bit
+   * fields are Int64 (a bigint past 2^53: an overlayfs inode number with xino, say).
+   */
+  stat(path: string, opts: CallOptions & { exact: true }): Promise<ExactFileStat>;
+  stat(path: string, opts?: CallOptions & { exact?: false }): Promise<FileStat>;
+  stat(path: string, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat | ExactFileStat> {
+    return this.callExact('file-stat', { path }, opts);
   }
 
   chmod(path: string, perm: number, opts?: CallOptions): Promise<boolean> {
@@ -337,9 +359,16 @@ export class GuestAgent extends EventEmitter {
     return this.call('directory-create', compact({ path, perm }), opts);
   }
 
-  /** directory-list: at most n entries (0 = all). */
-  readdir(path: string, n?: number, opts?: CallOptions): Promise<FileStat[]> {
-    return this.call('directory-list', compact({ path, n }), opts);
+  /** directory-list: at most n entries (0 = all); `exact` as for stat(). */
+  readdir(path: string, n: number | undefined, opts: CallOptions & { exact: true }): Promise<ExactFileStat[]>;
+  readdir(path: string, n?: number, opts?: CallOptions & { exact?: false }): Promise<FileStat[]>;
+  readdir(path: string, n?: number, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat[] | ExactFileStat[]> {
+    return this.callExact('directory-list', compact({ path, n }), opts);
+  }
+
+  /** call(), with integers past 2^53 kept as bigints when opts.exact. */
+  private callExact<T>(command: string, args: Record<string, unknown>, opts: CallOptions & { exact?: boolean }): Promise<T> {
+    return this.request<T>(command, (tag) => JSON.stringify({ execute: command, arguments: args, tag }) + '\r\n', opts, { exactInts: opts.exact === true });
   }
 
   /**
@@ -421,6 +450,17 @@ function compact(o: Record<string, unknown>): Record<string, unknown> {
 
 function routeArgs(r: GuestRouteSpec): Record<string, unknown> {
   return compact({ dst: r.dst, gateway: r.gateway, ifname: r.ifname, src: r.src, scope: r.scope });
+}
+
+/** The tag of an answer line (`...,"tag":"T"}` at its end, as both agents write it), or undefined. */
+function tagOf(text: string): string | undefined {
+  const m = /"tag":("(?:[^"\\]|\\.)*")\}\s*$/.exec(text.length > 4096 ? text.slice(-4096) : text);
+  if (!m) return undefined;
+  try {
+    return JSON.parse(m[1]) as string;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A file-read answer decoded by readAnswer. */

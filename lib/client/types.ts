@@ -1,5 +1,5 @@
 // The shapes of the agent's answers (../shared/PROTOCOL.md "Commands"), as the client returns them.
-import type { FileStat as AgentFileStat, GoStat as AgentGoStat } from '../files/stat';
+import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../files/stat';
 
 /** agent-info (ember-ga only). */
 export interface AgentInfo {
@@ -43,6 +43,8 @@ export type { Timespec } from '../files/stat';
  */
 export type FileStat = AgentFileStat<number>;
 export type GoStat = AgentGoStat<number>;
+/** file-stat as stat(path, { exact: true }) gives it: 64-bit fields exact (Int64: a bigint past 2^53). */
+export type ExactFileStat = AgentFileStat<Int64>;
 
 export interface SysInfo {
   uname: { sysname: string; nodename: string; release: string; version: string; machine: string; domain: string };
