@@ -143,6 +143,15 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
 /** Longest base name kept in a temporary file's name (NAME_MAX is 255 bytes; the rest is ours). */
 const TEMP_BASE_BYTES = 200;
 
+/**
+ * `e` as a SystemError of `syscall` on `path`, its errno kept; `detail` rewrites the reason
+ * (given the original one). Anything that is not a system error comes back as it is.
+ */
+function about(e: unknown, syscall: string | undefined, path: string, detail?: (reason: string) => string): unknown {
+  const err = toSystemError(e);
+  return err instanceof SystemError ? new SystemError(err.errno, syscall, path, detail?.(err.reason)) : err;
+}
+
 /** fsync of a directory (after a rename in it); a failure names `path`, whose replacement it made durable. */
 async function syncDirectory(dir: string, path: string): Promise<void> {
   let fd: number | undefined;
@@ -150,8 +159,7 @@ async function syncDirectory(dir: string, path: string): Promise<void> {
     fd = await openAsync(dir, O_RDONLY);
     await fsyncAsync(fd);
   } catch (e) {
-    const err = toSystemError(e);
-    throw err instanceof SystemError ? new SystemError(err.errno, 'fsync', path, `replaced, but syncing its directory failed: ${err.reason}`) : err;
+    throw about(e, 'fsync', path, (reason) => `replaced, but syncing its directory failed: ${reason}`);
   } finally {
     if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
   }
@@ -201,8 +209,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
     try {
       target = await fs.promises.realpath(path);
     } catch (e) {
-      const err = toSystemError(e);
-      throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
+      throw about(e, 'open', path);
     }
     if (await isMountPoint(target)) {
       throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
@@ -213,12 +220,11 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   try {
     fd = await openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, old ? 0o600 : perm);
   } catch (e) {
-    const err = toSystemError(e);
-    if (!(err instanceof SystemError)) throw err;
     // A missing directory reads as a plain open's error; anything else says what failed, since
     // the file itself may well be writable (a read-only directory, sysfs, procfs).
-    if (err.errno === ENOENT || err.errno === ENOTDIR) throw new SystemError(err.errno, 'open', path);
-    throw new SystemError(err.errno, 'open', path, `cannot create the temporary file beside it: ${err.reason}; without atomic the file is written in place`);
+    const err = toSystemError(e);
+    const missing = err instanceof SystemError && (err.errno === ENOENT || err.errno === ENOTDIR);
+    throw about(err, 'open', path, missing ? undefined : (reason) => `cannot create the temporary file beside it: ${reason}; without atomic the file is written in place`);
   }
   try {
     if (old) {
@@ -230,11 +236,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
         try {
           await fchownAsync(fd, old.uid, old.gid);
         } catch (e) {
-          const err = toSystemError(e);
-          if (err instanceof SystemError) {
-            throw new SystemError(err.errno, 'open', path, `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${err.reason}; without atomic the file is written in place`);
-          }
-          throw err;
+          throw about(e, 'open', path, (reason) => `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${reason}; without atomic the file is written in place`);
         }
       }
       await fchmodAsync(fd, old.mode & 0o7777);
@@ -242,9 +244,8 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   } catch (e) {
     await closeAsync(fd).catch(() => undefined);
     await unlinkAsync(temp).catch(() => undefined);
-    const err = toSystemError(e);
-    if (err instanceof SystemError && err.path === path) throw err; // already about the path asked for
-    throw err instanceof SystemError ? new SystemError(err.errno, 'open', path) : err;
+    if (e instanceof SystemError && e.path === path) throw e; // already about the path asked for
+    throw about(e, 'open', path);
   }
   return new FileHandle(fd, path, 'w', { target, temp });
 }
@@ -546,10 +547,10 @@ export class FileHandle {
     return undefined;
   }
 
-  /** A failure of ours as a SystemError about this handle's path, errno kept. */
+  /** A failure of ours as a SystemError about this handle's path, errno kept (EINVAL for anything else). */
   private asOwn(e: unknown, syscall: string, why?: string): SystemError {
-    if (!(e instanceof SystemError)) return new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
-    return new SystemError(e.errno, syscall, this.path, why ? `${why}: ${e.reason}` : undefined);
+    const err = about(e, syscall, this.path, why === undefined ? undefined : (reason) => `${why}: ${reason}`);
+    return err instanceof SystemError ? err : new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
   }
 
   /**
@@ -648,8 +649,7 @@ export class FileHandle {
   }
 
   private streamError(e: unknown, op: string): unknown {
-    const err = toSystemError(e);
-    return err instanceof SystemError ? new SystemError(err.errno, op, this.path) : err;
+    return about(e, op, this.path);
   }
 
   /** The error for an operation this handle cannot do (closed, wrong direction), else undefined. */
