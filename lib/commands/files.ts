@@ -73,14 +73,14 @@ class HandleTable {
   close(id: number, atEof = false, options: CloseOptions = {}): Promise<void> {
     const h = this.open.get(id);
     if (!h) return Promise.resolve();
-    const bad = h.refuseClose(options);
-    if (bad) return Promise.reject(bad);
+    const closing = h.close(options);
+    if (!h.closed) return closing; // refused: the handle stays open, and in the table
     this.open.delete(id);
     if (atEof) {
       this.atEof.add(id);
       if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.values().next().value as number);
     }
-    return h.close(options);
+    return closing;
   }
 
   has(id: number): boolean {

@@ -471,7 +471,7 @@ export class FileHandle {
   }
 
   /** Why close(options) cannot be done on this handle (the handle stays open), else undefined. */
-  refuseClose(options: CloseOptions): SystemError | undefined {
+  private refuseClose(options: CloseOptions): SystemError | undefined {
     if (options.discard && !this.replace) {
       return new SystemError(EINVAL, 'close', this.path, 'discard needs a handle opened with atomic (the data written so far is already in the file)');
     }
