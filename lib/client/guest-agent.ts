@@ -191,7 +191,12 @@ export class GuestAgent extends EventEmitter {
    * guest's message and errno, or ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
    */
   call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
-    return this.request<T>(command, (tag) => JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n', opts);
+    return this.callWith<T>(command, args, opts);
+  }
+
+  /** call(), with how the answer is taken (exactInts: integers past 2^53 as bigints). */
+  private callWith<T>(command: string, args: Record<string, unknown> | undefined, opts: CallOptions, how: { exactInts?: boolean } = {}): Promise<T> {
+    return this.request<T>(command, (tag) => JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n', opts, how);
   }
 
   /** Sends the line build(tag) makes; `ascii`: the line is known to be ASCII (a file-write). */
@@ -343,7 +348,7 @@ export class GuestAgent extends EventEmitter {
   stat(path: string, opts: CallOptions & { exact: true }): Promise<ExactFileStat>;
   stat(path: string, opts?: CallOptions & { exact?: false }): Promise<FileStat>;
   stat(path: string, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat | ExactFileStat> {
-    return this.callExact('file-stat', { path }, opts);
+    return this.callWith('file-stat', { path }, opts, { exactInts: opts.exact === true });
   }
 
   chmod(path: string, perm: number, opts?: CallOptions): Promise<boolean> {
@@ -363,12 +368,7 @@ export class GuestAgent extends EventEmitter {
   readdir(path: string, n: number | undefined, opts: CallOptions & { exact: true }): Promise<ExactFileStat[]>;
   readdir(path: string, n?: number, opts?: CallOptions & { exact?: false }): Promise<FileStat[]>;
   readdir(path: string, n?: number, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat[] | ExactFileStat[]> {
-    return this.callExact('directory-list', compact({ path, n }), opts);
-  }
-
-  /** call(), with integers past 2^53 kept as bigints when opts.exact. */
-  private callExact<T>(command: string, args: Record<string, unknown>, opts: CallOptions & { exact?: boolean }): Promise<T> {
-    return this.request<T>(command, (tag) => JSON.stringify({ execute: command, arguments: args, tag }) + '\r\n', opts, { exactInts: opts.exact === true });
+    return this.callWith('directory-list', compact({ path, n }), opts, { exactInts: opts.exact === true });
   }
 
   /**
