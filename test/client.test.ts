@@ -2,7 +2,7 @@
 // stub agents for what a real ember-ga cannot show (0.7.1 protocol, answers in reverse order,
 // silence).
 import * as assert from 'uvu/assert';
-import { spawn } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import { createHash } from 'crypto';
 import { once } from 'events';
 import * as fs from 'fs';
@@ -10,8 +10,8 @@ import * as net from 'net';
 import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
-import { startAgent, startAgentWith, tmpDir, type RunningAgent } from './helpers/agent';
-import { CTL, agentHas, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
+import { startAgent, startAgentWith, tmpDir, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from './helpers/agent';
+import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
 
@@ -403,7 +403,7 @@ test('uploads replace the guest file atomically: an aborted copy leaves it as it
     assert.is(fs.statSync(dst).mode & 0o777, 0o640, 'an existing file keeps its mode');
     // A FIFO cannot be replaced: written in place (unless atomic is asked for).
     const fifo = path.join(dir, 'fifo');
-    await new Promise<void>((res, rej) => spawn('mkfifo', [fifo]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mkfifo ${c}`)))));
+    execFileSync('mkfifo', [fifo]);
     const reader = fs.createReadStream(fifo);
     const got: Buffer[] = [];
     reader.on('data', (d) => got.push(d as Buffer));
@@ -423,27 +423,21 @@ test('an upload to a bind-mounted file (rename cannot replace it) is written in 
     const source = path.join(dir, 'source');
     fs.writeFileSync(target, 'underneath');
     fs.writeFileSync(source, 'nameserver 192.0.2.1\n');
-    await new Promise<void>((res, rej) => spawn('mount', ['--bind', source, target]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mount ${c}`)))));
-    try {
+    await withBindMount(source, target, async () => {
       const r = await ga.copyTo(Readable.from([Buffer.from('nameserver 198.51.100.7\n')]), target);
       assert.equal([r.atomic, r.verified], [false, true]);
       assert.is(fs.readFileSync(target, 'utf8'), 'nameserver 198.51.100.7\n');
       assert.is(fs.readFileSync(source, 'utf8'), 'nameserver 198.51.100.7\n'); // the same file
       assert.is((await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), target, { atomic: true }))).code, 'EINVAL');
-    } finally {
-      await new Promise((res) => spawn('umount', [target]).once('exit', res));
-    }
+    });
     assert.equal(partFiles(dir), []);
   }), { needs: [...files, root, command('mount')] });
 
 test('no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched', () =>
   withAgent(async (ga, dir) => {
-    const mnt = path.join(dir, 'full');
-    fs.mkdirSync(mnt);
     // Two inodes: the root directory and the file. Writing in place would fit, but would
     // truncate the file first; the copy must fail instead.
-    await new Promise<void>((res, rej) => spawn('mount', ['-t', 'tmpfs', '-o', 'size=1m,nr_inodes=2', 'tmpfs', mnt]).once('exit', (c) => (c === 0 ? res() : rej(new Error(`mount ${c}`)))));
-    try {
+    await withTmpfs(dir, 'full', 'size=1m,nr_inodes=2', async (mnt) => {
       const f = path.join(mnt, 'f');
       fs.writeFileSync(f, 'precious');
       const e = await rejects(ga.copyTo(Readable.from([Buffer.from('new content')]), f));
@@ -453,9 +447,7 @@ test('no room for the new file beside the old one (ENOSPC): the upload fails, th
       const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f, { atomic: false }); // asked for: in place
       assert.is(r.atomic, false);
       assert.is(fs.readFileSync(f, 'utf8'), 'new content');
-    } finally {
-      await new Promise((res) => spawn('umount', [mnt]).once('exit', res));
-    }
+    });
   }), { needs: [...files, root, command('mount')] });
 
 test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
@@ -504,41 +496,26 @@ test('an upload corrupted on the way fails its md5 check before it replaces anyt
 
 test('stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint', () =>
   withAgent(async (ga, dir, agent) => {
-    const o = path.join(dir, 'overlay');
-    for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
-    const sh = (cmd: string, args: string[]) => new Promise<string>((res, rej) => {
-      let out = '';
-      const p = spawn(cmd, args);
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.once('exit', (c) => (c === 0 ? res(out.trim()) : rej(new Error(`${cmd} ${args.join(' ')}: ${c}`))));
+    await withXinoOverlay(dir, async (merged, f, ino) => {
+      assert.is((await ga.stat(f, { exact: true })).stat.Ino, ino);
+      const [entry] = await ga.readdir(merged, 0, { exact: true });
+      assert.is(entry.stat.Ino, ino);
+      assert.is(typeof entry.stat.Size, 'number'); // small values stay numbers
+      const plain = await ga.stat(f); // JSON.parse: a number, rounded
+      assert.is(typeof plain.stat.Ino, 'number');
+      assert.is.not(BigInt(plain.stat.Ino), ino);
+      // ember-ga-ctl stat and ls print it exact, as text and as --json (the agent serves one
+      // host connection at a time: the client steps aside).
+      await ga.close();
+      const run = async (...args: string[]) => {
+        const r = await ctl(['-s', agent.socket, ...args]);
+        assert.is(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      assert.match(await run('stat', f), new RegExp(`Inode: ${ino}\\b`));
+      assert.ok((await run('--json', 'stat', f)).includes(`"Ino":${ino},`));
+      assert.ok((await run('--json', 'ls', merged)).includes(`"Ino":${ino},`));
     });
-    await sh('mount', ['-t', 'tmpfs', 'tmpfs', path.join(o, 'lower')]);
-    try {
-      fs.writeFileSync(path.join(o, 'lower', 'f'), 'x');
-      await sh('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work,xino=on`, path.join(o, 'merged')]);
-      try {
-        const f = path.join(o, 'merged', 'f');
-        const ino = BigInt(await sh('stat', ['-c', '%i', f]));
-        assert.ok(ino > BigInt(Number.MAX_SAFE_INTEGER), `inode ${ino} is not past 2^53: xino did not apply`);
-        assert.is((await ga.stat(f, { exact: true })).stat.Ino, ino);
-        const [entry] = await ga.readdir(path.join(o, 'merged'), 0, { exact: true });
-        assert.is(entry.stat.Ino, ino);
-        assert.is(typeof entry.stat.Size, 'number'); // small values stay numbers
-        const plain = await ga.stat(f); // JSON.parse: a number, rounded
-        assert.is(typeof plain.stat.Ino, 'number');
-        assert.is.not(BigInt(plain.stat.Ino), ino);
-        // ember-ga-ctl stat and ls print it exact, as text and as --json (the agent serves one
-        // host connection at a time: the client steps aside).
-        await ga.close();
-        assert.match(await sh(process.execPath, [CTL, '-s', agent.socket, 'stat', f]), new RegExp(`Inode: ${ino}\\b`));
-        assert.ok((await sh(process.execPath, [CTL, '-s', agent.socket, '--json', 'stat', f])).includes(`"Ino":${ino},`));
-        assert.ok((await sh(process.execPath, [CTL, '-s', agent.socket, '--json', 'ls', path.join(o, 'merged')])).includes(`"Ino":${ino},`));
-      } finally {
-        await sh('umount', [path.join(o, 'merged')]);
-      }
-    } finally {
-      await sh('umount', [path.join(o, 'lower')]);
-    }
   }), { needs: [...files, root, command('mount'), command('stat')] });
 
 test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', () =>

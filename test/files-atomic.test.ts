@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir } from './helpers/agent';
+import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withTmpfs } from './helpers/agent';
 import { command, root } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -168,31 +168,20 @@ test('atomic: refused early where rename cannot work: a bind-mounted file, a tra
   const src = path.join(dir, 'bind-source');
   fs.writeFileSync(f, 'target');
   fs.writeFileSync(src, 'mounted over it');
-  execFileSync('mount', ['--bind', src, f]);
-  try {
+  await withBindMount(src, f, async () => {
     await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 22, /^open .*bind-target: a mount point \(a bind-mounted file\): rename cannot replace it; write it without atomic$/);
-  } finally {
-    execFileSync('umount', [f]);
-  }
+  });
   await fails(c, 'file-open', { path: path.join(dir, 'new-name/'), mode: 'w', atomic: true }, 21, /^open .*new-name\/: is a directory$/);
-  const ro = path.join(dir, 'ro');
-  fs.mkdirSync(ro);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', ro]);
-  try {
+  await withTmpfs(dir, 'ro', 'size=64k', async (ro) => {
     fs.writeFileSync(path.join(ro, 'f'), 'x');
     execFileSync('mount', ['-o', 'remount,ro', ro]);
     await fails(c, 'file-open', { path: path.join(ro, 'f'), mode: 'w', atomic: true }, 30, /^open .*ro\/f: cannot create the temporary file beside it: read-only file system; without atomic the file is written in place$/);
-  } finally {
-    execFileSync('umount', [ro]);
-  }
+  });
   assert.equal(temps(dir), []);
 }, { needs: [root, command('mount')] });
 
 test('atomic: a full filesystem fails the writes, then the close; the original stays', async ({ c, dir }) => {
-  const mnt = path.join(dir, 'tiny');
-  fs.mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
-  try {
+  await withTmpfs(dir, 'tiny', 'size=64k', async (mnt) => {
     const f = path.join(mnt, 'f');
     fs.writeFileSync(f, 'small original');
     const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
@@ -203,9 +192,7 @@ test('atomic: a full filesystem fails the writes, then the close; the original s
     await fails(c, 'file-close', { handle_id: h }, 28, /^.*\/f: not replaced: an earlier write failed \(write .*: no space left on device\); the file is as it was$/);
     assert.is(fs.readFileSync(f, 'utf8'), 'small original');
     assert.equal(temps(mnt), []);
-  } finally {
-    execFileSync('umount', [mnt]);
-  }
+  });
 }, { needs: [root, command('mount')] });
 
 test('atomic: handles still open when the agent exits are discarded, not committed', async () => {

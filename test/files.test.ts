@@ -5,7 +5,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, type Answer, type RunningAgent } from './helpers/agent';
+import { CLI, LineClient, agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withTmpfs, withXinoOverlay, type Answer, type RunningAgent } from './helpers/agent';
 import { command, root, suite, waitFor, type Requirement } from './helpers/harness';
 
 const test = agentSuite('file commands', 'ember-ga-files-');
@@ -161,10 +161,7 @@ test('a directory opened for reading: file-read is EISDIR, the agent goes on', a
 });
 
 test('a full filesystem: ENOSPC, then every later write on the handle fails too', async ({ c, dir }) => {
-  const mnt = path.join(dir, 'tiny');
-  fs.mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
-  try {
+  await withTmpfs(dir, 'tiny', 'size=64k', async (mnt) => {
     const h = (await c.ok('file-open', { path: path.join(mnt, 'f'), mode: 'w' })) as number;
     const chunk = crypto.randomBytes(16 * 1024).toString('base64');
     const answers: Answer[] = [];
@@ -178,9 +175,7 @@ test('a full filesystem: ENOSPC, then every later write on the handle fails too'
       assert.match(errorMessage(a), /an earlier write failed .*nothing more is written to this handle/);
     }
     assert.is(await c.ok('file-close', { handle_id: h }), true);
-  } finally {
-    execFileSync('umount', [mnt]);
-  }
+  });
 }, { needs: [root, command('mount')] });
 
 test('empty file: first read is eof; an empty upload creates an empty file', async ({ c, dir }) => {
@@ -260,31 +255,15 @@ test('file-stat: lstat with Go field names; isdir false for a symlink to a direc
 });
 
 test('file-stat and directory-list: an inode number past 2^53 (overlayfs xino) goes out exact', async ({ c, dir }) => {
-  // Lower layer on a tmpfs, upper on this filesystem: with xino the merged inode numbers carry
-  // the layer in their top bits.
-  const o = path.join(dir, 'overlay');
-  for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', path.join(o, 'lower')]);
-  try {
-    fs.writeFileSync(path.join(o, 'lower', 'f'), 'x');
-    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${o}/lower,upperdir=${o}/upper,workdir=${o}/work,xino=on`, path.join(o, 'merged')]);
-    try {
-      const f = path.join(o, 'merged', 'f');
-      const ino = execFileSync('stat', ['-c', '%i', f], { encoding: 'utf8' }).trim();
-      assert.ok(BigInt(ino) > BigInt(Number.MAX_SAFE_INTEGER), `inode ${ino} is not past 2^53: xino did not apply`);
-      for (const [cmd, args, tag] of [['file-stat', { path: f }, 'big-stat'], ['directory-list', { path: path.join(o, 'merged') }, 'big-list']] as const) {
-        c.send(JSON.stringify({ execute: cmd, arguments: args, tag }) + '\r\n');
-        await waitFor(() => c.lines.some((l) => l.includes(`"${tag}"`)), 5000, `the ${cmd} answer`);
-        // Taken out of the shared client's lines: a later test counting answers must not see it.
-        const line = c.lines.splice(c.lines.findIndex((l) => l.includes(`"${tag}"`)), 1)[0];
-        assert.ok(line.includes(`"Ino":${ino},`), `${cmd}: ${line}`);
-      }
-    } finally {
-      execFileSync('umount', [path.join(o, 'merged')]);
+  await withXinoOverlay(dir, async (merged, f, ino) => {
+    for (const [cmd, args, tag] of [['file-stat', { path: f }, 'big-stat'], ['directory-list', { path: merged }, 'big-list']] as const) {
+      c.send(JSON.stringify({ execute: cmd, arguments: args, tag }) + '\r\n');
+      await waitFor(() => c.lines.some((l) => l.includes(`"${tag}"`)), 5000, `the ${cmd} answer`);
+      // Taken out of the shared client's lines: a later test counting answers must not see it.
+      const line = c.lines.splice(c.lines.findIndex((l) => l.includes(`"${tag}"`)), 1)[0];
+      assert.ok(line.includes(`"Ino":${ino},`), `${cmd}: ${line}`);
     }
-  } finally {
-    execFileSync('umount', [path.join(o, 'lower')]);
-  }
+  });
 }, { needs: [root, command('mount'), command('stat')] });
 
 test('directory-create (mkdir -p, perm) and directory-list (sorted, n)', async ({ c, dir }) => {

@@ -220,3 +220,49 @@ export async function runningExecutable(dir: string): Promise<{ exe: string; pro
   }
   return { exe, proc };
 }
+
+/** A tmpfs mounted with `options` on a new directory DIR/NAME for the time `run` takes; unmounted after. Needs root and mount. */
+export async function withTmpfs(dir: string, name: string, options: string, run: (mnt: string) => Promise<void>): Promise<void> {
+  const mnt = path.join(dir, name);
+  fs.mkdirSync(mnt, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', ...(options ? ['-o', options] : []), 'tmpfs', mnt]);
+  try {
+    await run(mnt);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+}
+
+/** `source` bind-mounted on `target` (both made by the caller) for the time `run` takes; unmounted after. Needs root and mount. */
+export async function withBindMount(source: string, target: string, run: () => Promise<void>): Promise<void> {
+  execFileSync('mount', ['--bind', source, target]);
+  try {
+    await run();
+  } finally {
+    execFileSync('umount', [target]);
+  }
+}
+
+/**
+ * An overlayfs with `xino=on` under DIR/overlay (lower layer on a tmpfs, upper on DIR's
+ * filesystem), holding one file whose inode number carries the layer in its top bits: past
+ * 2^53. `run` gets the merged directory, the file and its inode number (from stat(1)); both
+ * mounts are gone afterwards. Needs root, mount and stat.
+ */
+export async function withXinoOverlay(dir: string, run: (merged: string, file: string, ino: bigint) => Promise<void>): Promise<void> {
+  const o = path.join(dir, 'overlay');
+  for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
+  const merged = path.join(o, 'merged');
+  await withTmpfs(o, 'lower', '', async (lower) => {
+    fs.writeFileSync(path.join(lower, 'f'), 'x');
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${o}/upper,workdir=${o}/work,xino=on`, merged]);
+    try {
+      const file = path.join(merged, 'f');
+      const ino = BigInt(execFileSync('stat', ['-c', '%i', file], { encoding: 'utf8' }).trim());
+      assert.ok(ino > BigInt(Number.MAX_SAFE_INTEGER), `inode ${ino} is not past 2^53: xino did not apply`);
+      await run(merged, file, ino);
+    } finally {
+      execFileSync('umount', [merged]);
+    }
+  });
+}
