@@ -4,6 +4,8 @@
 //
 // A section is a module bench/<name>.ts exporting `async function run(out: Reporter)`; adding
 // one is one file and one line in SECTIONS.
+import { spawnSync } from 'child_process';
+import * as path from 'path';
 import { consoleReporter, type Reporter } from './report';
 
 type Section = { run(out: Reporter): Promise<void> };
@@ -22,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map(([n]) => n).join(', ')}\n`);
     return 2;
   }
+  // The pty bridge is socat: installed from Debian's packages when missing, as `npm test` does.
+  spawnSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'test-deps.sh'), 'socat'], { stdio: 'inherit' });
   const out = consoleReporter();
   let failed = 0;
   const started = Date.now();

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # System tools the tests use, installed from Debian's packages when missing (as root only;
 # otherwise it lists them, and the tests that need them say so or, under CI, fail).
+#   bash scripts/test-deps.sh            all of them (npm test runs this)
+#   bash scripts/test-deps.sh socat ...  only these commands (the benchmarks need socat alone)
 set -u
 need=()
-have() { command -v "$1" >/dev/null 2>&1; }
+only=" $* "
+have() { [ $# -eq 0 ] || { [ "$only" != "  " ] && [[ $only != *" $1 "* ]]; } || command -v "$1" >/dev/null 2>&1; }
 have socat || need+=(socat)
 have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
@@ -16,7 +19,9 @@ have systemd-analyze || need+=(systemd)
 have aarch64-linux-gnu-g++ || need+=(g++-aarch64-linux-gnu)
 have qemu-aarch64-static || need+=(qemu-user-static)
 # An arm64 Node (Debian's, unpacked under .cache) to run the arm64 prebuild with qemu-user.
-bash "$(dirname "$0")/arm64-node.sh" || echo "test-deps: no arm64 Node for the arm64 prebuild test" >&2
+if [ "$only" = "  " ]; then
+  bash "$(dirname "$0")/arm64-node.sh" || echo "test-deps: no arm64 Node for the arm64 prebuild test" >&2
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! have apt-get; then
   echo "test-deps: missing ${need[*]} (install them as root)" >&2

@@ -56,7 +56,20 @@ export async function startBridge(): Promise<Bridge> {
   const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
   children.add(socat);
   socat.once('exit', () => children.delete(socat));
-  await until(() => fs.existsSync(pty) && unixListening(hostSocket), 5000, 'socat to create the pty and listen on the socket');
+  // Not installed, or it quit (a bad address): say so instead of an unhandled 'error' event
+  // taking the whole run down, or a wait for a pty that will never appear.
+  let failed: string | undefined;
+  socat.once('error', (e: NodeJS.ErrnoException) => {
+    failed = e.code === 'ENOENT' ? 'socat not found: install it (apt-get install socat; `bash scripts/test-deps.sh socat` does that as root)' : `socat: ${e.message}`;
+  });
+  socat.once('exit', (code, sig) => (failed ??= `socat exited (${sig ?? `status ${code}`}) before the bridge was up`));
+  try {
+    await until(() => failed !== undefined || (fs.existsSync(pty) && unixListening(hostSocket)), 5000, 'socat to create the pty and listen on the socket');
+    if (failed) throw new Error(failed);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     dir,
     pty,
@@ -76,6 +89,47 @@ function connectHost(bridge: Bridge): Promise<net.Socket> {
   });
 }
 
+/**
+ * How to start an agent on the bridge's pty: ember-ga (the default), or another agent's
+ * executable, such as the reference (referenceAgent()).
+ */
+export interface AgentCommand {
+  /** "ember-ga", "reference": for messages. */
+  name: string;
+  file: string;
+  args(pty: string): string[];
+  env?: NodeJS.ProcessEnv;
+  /** What its log prints once it serves; without it, the host's first ping (answered) is the check. */
+  ready?: RegExp;
+}
+
+/** ember-ga from dist/. EMBER_BENCH_NODE_FLAGS adds node flags ("--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it). */
+export const EMBER_GA: AgentCommand = {
+  name: 'ember-ga',
+  file: process.execPath,
+  args: (pty) => [...(process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean), CLI, '-p', pty],
+  ready: /serving on/,
+};
+
+/** Where scripts/build-reference.sh puts phoenix-guest-agent 0.7.1. */
+export const REFERENCE_BUILD = path.join(REPO, '.cache', 'reference', 'phoenix-guest-agent');
+
+/**
+ * The reference agent, phoenix-guest-agent 0.7.1, when built (scripts/build-reference.sh, or
+ * EMBER_BENCH_REFERENCE=PATH): measured in the same run, through the same bridge and hosts.
+ * It is built with a current Go, whose runtime preempts goroutines with signals; 0.7.1's
+ * epoll loop treats the EINTR that causes as fatal (its Go did not do that), so preemption by
+ * signal is off (GODEBUG=asyncpreemptoff=1), as in the Go it was released with.
+ */
+export function referenceAgent(): AgentCommand | undefined {
+  const file = process.env.EMBER_BENCH_REFERENCE || REFERENCE_BUILD;
+  if (!fs.existsSync(file)) {
+    if (process.env.EMBER_BENCH_REFERENCE) throw new Error(`EMBER_BENCH_REFERENCE: ${file} does not exist`);
+    return undefined;
+  }
+  return { name: 'reference', file, args: (pty) => ['-p', pty], env: { ...process.env, GODEBUG: 'asyncpreemptoff=1' } };
+}
+
 export interface BridgedAgent {
   bridge: Bridge;
   pid: number;
@@ -84,54 +138,95 @@ export interface BridgedAgent {
   stop(): Promise<void>;
 }
 
-/**
- * socat bridge + `ember-ga -p PTY ...extra` + a connected GuestAgent (the project's client). EMBER_BENCH_NODE_FLAGS adds
- * node flags for the agent (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it).
- */
-export async function startBridgedAgent(extra: string[] = []): Promise<BridgedAgent> {
-  const { bridge, proc, err } = await spawnBridgedAgent(extra);
-  const client = await GuestAgent.connect({ socket: bridge.hostSocket, timeout: 120_000 });
-  await client.ping();
-  return {
-    bridge,
-    pid: proc.pid!,
-    client,
-    stderr: err,
-    stop: async () => {
-      await client.close();
-      await kill(proc);
-      await bridge.close();
-    },
+/** socat bridge + the agent on its pty (ember-ga unless told) + a connected GuestAgent (the project's client). */
+export async function startBridgedAgent(cmd: AgentCommand = EMBER_GA): Promise<BridgedAgent> {
+  const { bridge, proc, err } = await spawnBridgedAgent(cmd);
+  const stop = async () => {
+    await kill(proc);
+    await bridge.close();
   };
+  try {
+    const client = await GuestAgent.connect({ socket: bridge.hostSocket, timeout: 120_000 });
+    await client.ping({ timeout: 10_000 }).catch(async (e) => {
+      await client.close();
+      throw new Error(`${cmd.name} did not answer a ping: ${(e as Error).message}; its log: ${err()}`);
+    });
+    return {
+      bridge,
+      pid: proc.pid!,
+      client,
+      stderr: err,
+      stop: async () => {
+        await client.close();
+        await stop();
+      },
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 /** startBridgedAgent() with a plain socket to the bridge instead of the client, for a host of one's own. */
-export async function startBareBridgedAgent(): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
-  const { bridge, proc } = await spawnBridgedAgent([]);
-  const sock = await connectHost(bridge);
-  return {
-    sock,
-    stop: async () => {
-      sock.destroy();
-      await kill(proc);
-      await bridge.close();
-    },
+export async function startBareBridgedAgent(cmd: AgentCommand = EMBER_GA): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
+  const { bridge, proc, err } = await spawnBridgedAgent(cmd);
+  let sock: net.Socket | undefined;
+  const stop = async () => {
+    sock?.destroy();
+    await kill(proc);
+    await bridge.close();
   };
+  try {
+    sock = await connectHost(bridge);
+    if (!cmd.ready) await rawPing(sock, cmd, err);
+    return { sock, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
-async function spawnBridgedAgent(extra: string[]): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
+/** One ping over a plain socket, its answer read off before the socket is handed on. */
+function rawPing(sock: net.Socket, cmd: AgentCommand, log: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const t = setTimeout(() => finish(new Error(`${cmd.name} did not answer a ping; its log: ${log()}`)), 10_000);
+    const onData = (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\n')) finish(got.includes('"return"') ? undefined : new Error(`${cmd.name} answered a ping with ${got.trim()}`));
+    };
+    const finish = (e?: Error) => {
+      clearTimeout(t);
+      sock.off('data', onData);
+      if (e) reject(e);
+      else resolve();
+    };
+    sock.on('data', onData);
+    sock.write('{"execute":"ping","tag":"bench"}\n');
+  });
+}
+
+async function spawnBridgedAgent(cmd: AgentCommand): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
   const bridge = await startBridge();
-  const nodeFlags = (process.env.EMBER_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   // The log goes to a file, not a pipe: a pipe would break if this process died first.
   const logPath = path.join(bridge.dir, 'agent.log');
   const log = fs.openSync(logPath, 'w');
-  const proc = spawn(process.execPath, [...nodeFlags, CLI, '-p', bridge.pty, ...extra], { stdio: ['ignore', 'ignore', log] });
+  const proc = spawn(cmd.file, cmd.args(bridge.pty), { stdio: ['ignore', log, log], env: cmd.env ?? process.env });
   fs.closeSync(log);
   children.add(proc);
   proc.once('exit', () => children.delete(proc));
   const err = () => fs.readFileSync(logPath, 'utf8');
-  await until(() => /serving on/.test(err()) || proc.exitCode !== null, 10_000, 'the agent to start');
-  if (proc.exitCode !== null) throw new Error(`agent exited: ${err()}`);
+  let spawnError: Error | undefined;
+  proc.once('error', (e) => (spawnError = e));
+  try {
+    await until(() => spawnError !== undefined || proc.exitCode !== null || (cmd.ready ? cmd.ready.test(err()) : proc.pid !== undefined), 10_000, `${cmd.name} to start`);
+    if (spawnError) throw new Error(`${cmd.name} (${cmd.file}): ${spawnError.message}`);
+    if (proc.exitCode !== null) throw new Error(`${cmd.name} exited: ${err()}`);
+  } catch (e) {
+    await kill(proc);
+    await bridge.close();
+    throw e;
+  }
   return { bridge, proc, err };
 }
 
