@@ -2,7 +2,9 @@
 // "run this off the main thread, then resolve or reject with errno" helper every binding uses.
 #pragma once
 
+#include <fcntl.h>
 #include <napi.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include <functional>
@@ -57,6 +59,17 @@ void CloseHandle(H* h) {
   if (h == nullptr) return;
   h->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<H*>(x); });
+}
+
+// stat(2) of a path or of an open fd, through statx(2). glibc 2.33 made stat() and fstat()
+// symbols of their own (stat64@GLIBC_2.33): calling them would raise the glibc a prebuild needs
+// from 2.28, what Node itself needs, to 2.33. statx() is in glibc 2.28, which emulates it on
+// kernels older than 4.11.
+inline int StatPath(const std::string& path, struct statx* st) {
+  return statx(AT_FDCWD, path.c_str(), AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, st);
+}
+inline int StatFd(int fd, struct statx* st) {
+  return statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, st);
 }
 
 // Helpers for argument conversion that throw a JavaScript TypeError naming the argument.

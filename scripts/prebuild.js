@@ -3,9 +3,12 @@
 // guest installs the package with no compiler (node-gyp-build finds them). `npm pack` runs this
 // (prepack): every tarball carries prebuilds made from the sources it ships.
 //
-//   npm run prebuild                  this machine's arch, plus each arch a cross compiler is
-//                                     installed for (Debian: g++-aarch64-linux-gnu for arm64)
-//   npm run prebuild -- --arch x64    only these (comma-separated); a missing compiler is an error
+//   npm run prebuild                  x64 and arm64 (on an x86_64 machine), each compiled by
+//                                     Debian 11's gcc 10 against its glibc 2.31 and libstdc++
+//                                     (scripts/bullseye.sh fetches them into .cache once; arm64
+//                                     also needs binutils-aarch64-linux-gnu); an arch whose
+//                                     toolchain cannot be had is skipped, with the reason
+//   npm run prebuild -- --arch x64    only these (comma-separated); a missing toolchain is an error
 //   node scripts/prebuild.js --clean  removes prebuilds/ (postpack: node-gyp-build would load a
 //                                     prebuild left in the checkout when build/ is gone, even
 //                                     after the C++ sources changed)
@@ -13,7 +16,7 @@
 // It builds whatever binding.gyp lists: the build runs in a scratch copy of exactly the files the
 // package ships for a source build (package.json "files" minus dist/ and prebuilds/), so it also
 // proves a source build from the tarball works, and never touches this checkout's build/.
-// Node's own headers (next to the node binary, or npm's `nodedir`) are used: nothing is
+// Node's own headers (next to the node binary, or npm's `nodedir`) are used: nothing of Node's is
 // downloaded, and one N-API build serves every Node version >= the one in binding.gyp.
 'use strict';
 const { spawnSync } = require('child_process');
@@ -24,7 +27,7 @@ const path = require('path');
 const repo = path.resolve(__dirname, '..');
 const pkg = require(path.join(repo, 'package.json'));
 
-// Cross toolchains by Node arch name: the GNU triplet prefix and the ELF e_machine it makes.
+// Toolchains by Node arch name: the GNU triplet prefix and the ELF e_machine it makes.
 const ARCHES = {
   x64: { triplet: 'x86_64-linux-gnu', machine: 62 },
   arm64: { triplet: 'aarch64-linux-gnu', machine: 183 },
@@ -39,17 +42,23 @@ function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v "$1"`, 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
-/** The compiler environment for `arch`, or a reason it cannot be built here. */
+/**
+ * The compiler environment for `arch`, or a reason it cannot be built here: Debian 11's gcc 10
+ * with its glibc 2.31 and libstdc++ as the sysroot (scripts/bullseye.sh downloads them once into
+ * .cache), whatever this machine runs, so a prebuild needs no newer guest libraries than its code
+ * asks for. For arm64 it is the cross compiler, with this machine's aarch64 binutils.
+ */
 function toolchain(arch) {
-  if (arch === process.arch) return { env: {} };
   const t = ARCHES[arch];
-  if (!t) return { missing: `no cross toolchain known for ${arch} (known: ${Object.keys(ARCHES).join(', ')})` };
-  const p = `${t.triplet}-`;
-  if (!onPath(`${p}g++`)) return { missing: `${p}g++ not found (Debian: apt-get install g++-${t.triplet})` };
-  return {
-    env: { CC: `${p}gcc`, CXX: `${p}g++`, LINK: `${p}g++`, AR: `${p}ar` },
-    strip: `${p}strip`,
-  };
+  if (!t) return { missing: `no toolchain known for ${arch} (known: ${Object.keys(ARCHES).join(', ')})` };
+  const r = spawnSync('bash', [path.join(__dirname, 'bullseye.sh'), arch], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) return { missing: (r.stderr || '').trim() || `scripts/bullseye.sh ${arch} failed (exit ${r.status ?? r.signal})` };
+  const root = r.stdout.trim();
+  const tool = (name) => `${root}/usr/bin/${t.triplet}-${name}-10 --sysroot=${root}`;
+  const env = { CC: tool('gcc'), CXX: tool('g++'), LINK: tool('g++') };
+  if (arch === process.arch) return { env, compiler: 'gcc 10 (Debian 11)' };
+  if (!onPath(`${t.triplet}-ar`)) return { missing: `${t.triplet}-ar not found (Debian: apt-get install binutils-${t.triplet})` };
+  return { env: { ...env, AR: `${t.triplet}-ar` }, strip: `${t.triplet}-strip`, compiler: `${t.triplet} gcc 10 (Debian 11)` };
 }
 
 /** node-gyp: npm's own (npm sets npm_config_node_gyp for scripts, or next to node), else PATH's. */
@@ -149,7 +158,7 @@ function main() {
       if (b.strip) args.push(`--strip-bin=${b.strip}`);
       const env = { ...process.env, ...b.env, npm_config_nodedir: nodedir };
       for (const k of ['npm_config_arch', 'npm_config_target_arch', 'npm_config_target']) delete env[k];
-      process.stdout.write(`prebuild: building linux-${b.arch}${b.env.CXX ? ` with ${b.env.CXX}` : ''}\n`);
+      process.stdout.write(`prebuild: building linux-${b.arch} with ${b.compiler}\n`);
       const r = spawnSync(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
       if (r.status !== 0) {
         process.stderr.write(r.stdout + r.stderr);

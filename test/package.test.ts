@@ -10,9 +10,6 @@ import { DEFAULT_PORT, PORT_NAME } from '../lib/transports/find-port';
 import { LineClient, REPO, tmpDir } from './helpers/agent';
 import { command, suite, waitFor, type Requirement } from './helpers/harness';
 
-// get-file-md5sum comes with branch `files`. Lead: set this to true when merging `files` (under
-// CI=true the md5 test fails until then, so it cannot be forgotten).
-
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string>; main: string; types: string };
 const work = tmpDir('ember-ga-package-');
 const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
@@ -107,7 +104,13 @@ test('the tarball has an arm64 prebuild, an aarch64 ELF file', async () => {
   assert.is(head.readUInt16LE(18), ELF_MACHINE.arm64, 'not an aarch64 ELF file');
 }, { timeout: PACK_TIMEOUT, needs: [command('aarch64-linux-gnu-g++')] });
 
-test('README states the runtime versions the prebuilds need, as objdump reads them', async () => {
+/** Orders dotted versions as numbers: [2, 28] < [2, 28, 1] < [2, 31]. */
+function cmpVersion(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+  return a.length - b.length;
+}
+
+test('README states the runtime versions the prebuilds need, as objdump reads them, within the promised floors', async () => {
   const { entries, unpacked } = await pack();
   const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
   for (const file of entries.filter((e) => e.startsWith('prebuilds/'))) {
@@ -117,11 +120,17 @@ test('README states the runtime versions the prebuilds need, as objdump reads th
     assert.is(r.status, 0, r.out);
     const newest = (lib: string) => {
       const versions = [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)`, 'g'))].map((m) => m[1].split('.').map(Number));
-      versions.sort((a, b) => a.reduce((d, x, i) => d || x - (b[i] ?? 0), 0) || a.length - b.length);
+      versions.sort(cmpVersion);
       return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
     };
     const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
     assert.ok(readme.includes(line), `README's "Install in a guest image" must say what the prebuild needs: ${line}`);
+    // The floors README promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 8's
+    // libstdc++ (GLIBCXX_3.4.25, RHEL 8), whatever compiler this machine has.
+    const over = (lib: string, max: number[]) =>
+      [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].filter((m) => cmpVersion(m[1].split('.').map(Number), max) > 0).map((m) => `${m[2]}@${lib}_${m[1]}`);
+    assert.equal(over('GLIBC', [2, 28]), [], `linux-${arch} needs a glibc newer than 2.28`);
+    assert.equal(over('GLIBCXX', [3, 4, 25]), [], `linux-${arch} needs a libstdc++ newer than GCC 8's`);
   }
 }, { timeout: PACK_TIMEOUT, needs: [command('objdump')] });
 
@@ -255,6 +264,24 @@ test('the installed agent answers ping, with the prebuilt addon loaded', async (
 test('the installed agent answers get-file-md5sum from the prebuilt addon', async () => {
   await assertMd5((await nativeAgent()).client);
 });
+
+// An older guest: Debian 11's glibc 2.31 and GCC 10's libstdc++ (the x64 root scripts/bullseye.sh
+// unpacks, which npm pack's prebuild uses to compile), run through its own dynamic loader.
+const BULLSEYE_X64 = path.join(REPO, '.cache', 'bullseye', 'linux-x64', 'root');
+const bullseyeX64: Requirement = () =>
+  process.arch !== 'x64' ? 'needs an x64 machine' : fs.existsSync(path.join(BULLSEYE_X64, '.complete')) ? undefined : 'needs the Debian 11 root from scripts/bullseye.sh x64';
+
+test('on Debian 11\'s glibc 2.31 and libstdc++ (x64) the installed agent answers from the prebuild', async () => {
+  const libs = ['lib', 'usr/lib'].map((d) => path.join(BULLSEYE_X64, d, 'x86_64-linux-gnu')).join(':');
+  const loader = path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'ld-linux-x86-64.so.2');
+  const { client, proc } = await startInstalled('bullseye', (i) => [loader, '--library-path', libs, process.execPath, path.join(i.root, 'dist', 'lib', 'cli.js')]);
+  assert.equal(await client.ok('ping'), pkg.version);
+  const maps = fs.readFileSync(`/proc/${proc.pid}/maps`, 'utf8');
+  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'libc-2.31.so')), 'the agent is not running on Debian 11\'s libc');
+  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'usr', 'lib', 'x86_64-linux-gnu', 'libstdc++.so.6.0.28')), 'the agent is not running on GCC 10\'s libstdc++');
+  assertPrebuildLoaded(proc.pid!, 'x64');
+  await assertMd5(client);
+}, { timeout: 30_000, needs: [bullseyeX64] });
 
 // Debian's arm64 Node under qemu-user (scripts/arm64-node.sh unpacks it; test-deps.sh runs that).
 const ARM64_ROOT = path.join(REPO, '.cache', 'arm64-node', 'root');
