@@ -336,6 +336,24 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
       [buf](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(buf->len)); });
 }
 
+// linkFd(fd, path): Promise<void>. Gives the file open at fd (an O_TMPFILE file: no name yet) the
+// name path, which must not exist (EEXIST). linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; without
+// it (ENOENT, EPERM) the /proc/self/fd link with AT_SYMLINK_FOLLOW does the same for any user.
+Napi::Value LinkFd(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(IntArg(info, 0, "fd"));
+  auto path = StringArg(info, 1, "path");
+  return Schedule(
+      info.Env(), "ember-ga:linkFd",
+      [fd, path] {
+        if (linkat(fd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH) == 0) return SysError::Ok();
+        if (errno != ENOENT && errno != EPERM) return SysError::Of(errno, "link", path);
+        std::string proc = "/proc/self/fd/" + std::to_string(fd);
+        if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) return SysError::Ok();
+        return SysError::Of(errno, "link", path);
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
 // Readiness of a pipe, FIFO or character device from the event loop (epoll through uv_poll), so
 // stream I/O that has to wait holds no thread-pool thread: `new FdPoll(fd, onReady)` throws
 // (errno EPERM) for an fd epoll refuses (regular files, devices without poll support);
@@ -420,6 +438,8 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
+  exports.Set("linkFd", Napi::Function::New<LinkFd>(env, "linkFd"));
+  exports.Set("O_TMPFILE", Napi::Number::New(env, O_TMPFILE));
   exports.Set("cancelStreams", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     fileio::CancelStreams();
     return info.Env().Undefined();

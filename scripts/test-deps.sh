@@ -10,6 +10,7 @@ have() { [ $# -eq 0 ] || { [ "$only" != "  " ] && [[ $only != *" $1 "* ]]; } || 
 have socat || need+=(socat)
 have ip || need+=(iproute2)
 have mkfs.ext4 || need+=(e2fsprogs)
+have bindfs || need+=(bindfs)
 have losetup || need+=(mount)
 have fsfreeze || need+=(util-linux)
 have tmux || need+=(tmux)

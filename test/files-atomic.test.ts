@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withTmpfs } from './helpers/agent';
+import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withFuse, withTmpfs } from './helpers/agent';
 import { command, root } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -15,8 +15,17 @@ const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const md5 = (s: string | Buffer) => crypto.createHash('md5').update(s).digest('hex');
 /** Temporary files an atomic handle left in dir. */
 const temps = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part'));
+/** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
+const unnamed = (pid: number, dir: string) =>
+  fs
+    .readdirSync(`/proc/${pid}/fd`)
+    .map((n) => `/proc/${pid}/fd/${n}`)
+    .filter((fd) => {
+      const target = fs.readlinkSync(fd);
+      return target.startsWith(`${dir}/#`) && target.endsWith(' (deleted)');
+    });
 
-test('atomic: the file changes only at close, all at once; mode and owner carry over', async ({ c, dir }) => {
+test('atomic: the file changes only at close, all at once; mode and owner carry over', async ({ agent, c, dir }) => {
   const f = path.join(dir, 'config');
   fs.writeFileSync(f, 'old content');
   fs.chmodSync(f, 0o4751); // setuid too: chown would clear it if done after chmod
@@ -27,9 +36,11 @@ test('atomic: the file changes only at close, all at once; mode and owner carry 
   await c.ok('file-write', { handle_id: h, bufb64: b64('content') });
   assert.is(fs.readFileSync(f, 'utf8'), 'old content', 'not replaced before close');
   assert.is(await c.ok('get-file-md5sum', { path: f }), md5('old content'));
-  const [temp] = temps(dir);
-  assert.match(temp, /^\.config\.[0-9a-f]{8}\.ember-ga-part$/);
-  assert.is(fs.readFileSync(path.join(dir, temp), 'utf8'), 'new content');
+  // The new data is in a file with no name yet (O_TMPFILE), which only the agent holds.
+  assert.equal(temps(dir), [], 'no temporary name until the close');
+  const open = unnamed(agent.proc.pid!, fs.realpathSync(dir));
+  assert.is(open.length, 1, 'the agent holds one unnamed file in the directory');
+  assert.is(fs.readFileSync(open[0], 'utf8'), 'new content');
   assert.is(await c.ok('file-close', { handle_id: h }), true);
   const after = fs.statSync(f);
   assert.is(fs.readFileSync(f, 'utf8'), 'new content');
@@ -206,17 +217,76 @@ test('atomic: handles still open when the agent exits are discarded, not committ
     await c.ok('file-write', { handle_id: h, bufb64: b64('partial') });
     const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
     await c.ok('file-write', { handle_id: plain, bufb64: b64('kept') });
-    assert.is(temps(dir).length, 1);
+    assert.is(unnamed(agent.proc.pid!, fs.realpathSync(dir)).length, 1);
     c.close();
     assert.is(await agent.stop(), 0);
     assert.is(fs.readFileSync(f, 'utf8'), 'before');
-    assert.equal(temps(dir), []);
+    assert.equal(fs.readdirSync(dir).sort(), ['f', 'plain']);
     assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'kept'); // a plain handle's data stays
   } finally {
     await agent.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('atomic: an agent killed outright (SIGKILL) mid-upload leaves the file as it was and nothing beside it', async () => {
+  const agent = await startAgent();
+  const dir = tmpDir('ember-ga-atomic-kill-');
+  try {
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, 'before');
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: b64(crypto.randomBytes(64 * 1024)) });
+    c.close();
+    agent.proc.kill('SIGKILL');
+    await agent.stop();
+    assert.is(agent.proc.signalCode, 'SIGKILL');
+    assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    assert.equal(fs.readdirSync(dir), ['f'], 'the unnamed file went with the process');
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, renamed at close, removed on discard and at exit', async () => {
+  const agent = await startAgent();
+  const dir = tmpDir('ember-ga-atomic-fuse-');
+  try {
+    await withFuse(dir, 'fuse', async (mnt) => {
+      const c = await agent.connect();
+      const f = path.join(mnt, 'f.txt');
+      fs.writeFileSync(f, 'old');
+      const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+      await c.ok('file-write', { handle_id: h, bufb64: b64('new data') });
+      const [temp] = temps(mnt);
+      assert.match(temp ?? '', /^\.f\.txt\.[0-9a-f]{8}\.ember-ga-part$/);
+      assert.is(fs.readFileSync(path.join(mnt, temp), 'utf8'), 'new data');
+      assert.is(fs.readFileSync(f, 'utf8'), 'old');
+      assert.is(await c.ok('file-close', { handle_id: h, md5: md5('new data') }), true);
+      assert.is(fs.readFileSync(f, 'utf8'), 'new data');
+      assert.equal(temps(mnt), []);
+
+      const d = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+      await c.ok('file-write', { handle_id: d, bufb64: b64('dropped') });
+      assert.is(temps(mnt).length, 1);
+      assert.is(await c.ok('file-close', { handle_id: d, discard: true }), true);
+      assert.equal(temps(mnt), []);
+
+      const e = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+      await c.ok('file-write', { handle_id: e, bufb64: b64('at exit') });
+      assert.is(temps(mnt).length, 1);
+      c.close();
+      assert.is(await agent.stop(), 0);
+      assert.equal(temps(mnt), [], 'the agent removed its temporary file at exit');
+      assert.is(fs.readFileSync(f, 'utf8'), 'new data');
+    });
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs: [root, command('bindfs'), command('mount')] });
 
 test('atomic: a running executable is replaced without force (no ETXTBSY: its inode is not written)', async ({ c, dir }) => {
   const { exe, proc } = await runningExecutable(dir);

@@ -484,7 +484,7 @@ limits('FIFOs nobody writes to: reads wait without holding threads, file-close c
 
 const setpriv: Requirement = command('setpriv');
 
-limits('permission denied as an unprivileged user (nobody): EACCES and EPERM', async () => {
+limits('permission denied as an unprivileged user (nobody): EACCES and EPERM; its own file replaced atomically', async () => {
   const dir = tmpDir('ember-ga-files-');
   fs.chmodSync(dir, 0o755);
   const sockDir = path.join(dir, 'sock');
@@ -522,6 +522,16 @@ limits('permission denied as an unprivileged user (nobody): EACCES and EPERM', a
     await fails(c, 'file-open', { path: theirs, mode: 'w', atomic: true }, 1, /^open .*theirs: cannot give the new file the owner of the old one \(0:0\): operation not permitted; without atomic the file is written in place$/);
     assert.is(fs.readFileSync(theirs, 'utf8'), 'owned by root, writable by all');
     assert.equal(fs.readdirSync(shared), ['theirs']);
+    // Its own file it replaces: the unnamed new file is linked in without CAP_DAC_READ_SEARCH.
+    const mine = path.join(shared, 'mine');
+    fs.writeFileSync(mine, 'old');
+    fs.chownSync(mine, 65534, 65534);
+    const h = (await c.ok('file-open', { path: mine, mode: 'w', atomic: true })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('new').toString('base64') });
+    assert.is(await c.ok('file-close', { handle_id: h, md5: '22af645d1859cb5ca6da0c484f1f37ea', fsync: true }), true);
+    assert.is(fs.readFileSync(mine, 'utf8'), 'new');
+    assert.is(fs.statSync(mine).uid, 65534);
+    assert.equal(fs.readdirSync(shared).sort(), ['mine', 'theirs']);
     assert.ok(typeof (await c.ok('ping')) === 'string'); // still serving
     c.close();
   } finally {

@@ -36,6 +36,7 @@ const EBADMSG = 74;
 const EISDIR = 21;
 const ENOTDIR = 20;
 const EBUSY = 16;
+const EEXIST = 17;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
@@ -59,10 +60,13 @@ export interface OpenOptions {
    */
   force?: boolean;
   /**
-   * "w" only: write into a new temporary file beside `path` (`.NAME.XXXXXXXX.ember-ga-part`)
-   * and rename it over `path` when the handle is closed, so `path` holds either its old content
-   * or all of the new, never a part; close({ discard: true }), a failed write, a failed md5
-   * check or the agent's exit remove the temporary file instead. An existing file's mode and
+   * "w" only: write into a new file with no name yet (O_TMPFILE) in `path`'s directory, and on
+   * close give it a temporary name beside `path` (`.NAME.XXXXXXXX.ember-ga-part`) and rename it
+   * over `path`, so `path` holds either its old content or all of the new, never a part;
+   * close({ discard: true }), a failed write, a failed md5 check or the agent's exit drop the new
+   * file instead, and so does the kernel when the process dies (the file never had a name).
+   * Where the filesystem has no O_TMPFILE (NFS, vfat, some FUSE), the new file has its temporary
+   * name from the start, and is removed instead of dropped. An existing file's mode and
    * owner carry over to the new one (the inode is new: hard links keep the old data, ACLs and
    * extended attributes are not copied). A symlink to a regular file has its target replaced;
    * anything else but a regular file or nothing there is refused (EINVAL).
@@ -84,10 +88,13 @@ export interface CloseOptions {
   md5?: string;
 }
 
-/** Where an atomic handle's data goes on close: `temp` is renamed to `target`. */
+/**
+ * Where an atomic handle's data goes on close: `temp` is renamed to `target`. An O_TMPFILE file
+ * has no `temp` until the close links it into the directory under a fresh one.
+ */
 interface AtomicTarget {
-  target: string;
-  temp: string;
+  readonly target: string;
+  readonly temp?: string;
 }
 
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
@@ -172,6 +179,25 @@ function tempPathFor(target: string): string {
   return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
 }
 
+/** The (positive) errno of a failed system call, else undefined. */
+function errnoOf(e: unknown): number | undefined {
+  const err = toSystemError(e);
+  return err instanceof SystemError ? err.errno : undefined;
+}
+
+/** Links the O_TMPFILE file open at fd beside `target` under a fresh temporary name; that name. */
+async function linkTemp(fd: number, target: string): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const temp = tempPathFor(target);
+    try {
+      await fileio.linkFd(fd, temp);
+      return temp;
+    } catch (e) {
+      if (errnoOf(e) !== EEXIST || attempt >= 3) throw e;
+    }
+  }
+}
+
 /** `\040`-style escapes of /proc/self/mountinfo undone. */
 function unescapeMountPath(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -215,10 +241,18 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
       throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
     }
   }
-  const temp = tempPathFor(target);
+  const mode = old ? 0o600 : perm;
+  let temp: string | undefined;
   let fd: number;
   try {
-    fd = await openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, old ? 0o600 : perm);
+    fd = await openAsync(nodePath.dirname(target), fileio.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
+      // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
+      // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
+      const errno = errnoOf(e);
+      if (errno !== EOPNOTSUPP && errno !== EISDIR) throw e;
+      temp = tempPathFor(target);
+      return openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
+    });
   } catch (e) {
     // A missing directory reads as a plain open's error; anything else says what failed, since
     // the file itself may well be writable (a read-only directory, sysfs, procfs).
@@ -243,7 +277,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
     }
   } catch (e) {
     await closeAsync(fd).catch(() => undefined);
-    await unlinkAsync(temp).catch(() => undefined);
+    if (temp !== undefined) await unlinkAsync(temp).catch(() => undefined);
     if (e instanceof SystemError && e.path === path) throw e; // already about the path asked for
     throw about(e, 'open', path);
   }
@@ -480,7 +514,7 @@ export class FileHandle {
     return undefined;
   }
 
-  /** close()'s work, after every queued operation: checks, fsync, close, then rename or discard. */
+  /** close()'s work, after every queued operation: checks, fsync, naming an O_TMPFILE file, close, then rename or discard. */
   private async finish(options: CloseOptions): Promise<void> {
     // The FdPoll goes before the fd: closing it removes the fd from epoll by number, and
     // once the fd is closed that number may already belong to something else.
@@ -496,6 +530,16 @@ export class FileHandle {
       }
       discard = failure !== undefined && replace !== undefined;
     }
+    let temp = replace?.temp;
+    if (replace && !discard && temp === undefined) {
+      // An O_TMPFILE file gets its temporary name now, just before the rename.
+      try {
+        temp = await linkTemp(this.fd, replace.target);
+      } catch (e) {
+        failure = this.asOwn(toSystemError(e), 'link', 'not replaced: naming the new data in its directory failed');
+        discard = true;
+      }
+    }
     try {
       await closeAsync(this.fd);
     } catch (e) {
@@ -506,9 +550,9 @@ export class FileHandle {
       if (failure) throw failure;
       return;
     }
-    if (!discard) {
+    if (!discard && temp !== undefined) {
       try {
-        await fs.promises.rename(replace.temp, replace.target);
+        await fs.promises.rename(temp, replace.target);
       } catch (e) {
         failure = this.asOwn(toSystemError(e), 'rename', `not replaced: renaming the new data into place failed`);
       }
@@ -518,7 +562,7 @@ export class FileHandle {
         return;
       }
     }
-    await unlinkAsync(replace.temp).catch(() => undefined);
+    if (temp !== undefined) await unlinkAsync(temp).catch(() => undefined);
     if (failure) throw failure;
   }
 

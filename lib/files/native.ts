@@ -10,6 +10,10 @@ export interface FileBindings {
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
+  linkFd(fd: number, path: string): Promise<void>;
+  /** open(2)'s O_TMPFILE on this platform (with O_DIRECTORY, as <fcntl.h> defines it). */
+  readonly O_TMPFILE: number;
   /**
    * Readiness of a pipe, FIFO or character device from the event loop, holding no thread. The
    * constructor throws (errno EPERM) for an fd epoll refuses. wait(writable) arms one call of

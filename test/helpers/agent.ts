@@ -233,6 +233,24 @@ export async function withTmpfs(dir: string, name: string, options: string, run:
   }
 }
 
+/**
+ * DIR/NAME as a FUSE filesystem (bindfs of DIR/NAME.src) for the time `run` takes: a filesystem
+ * without O_TMPFILE (EOPNOTSUPP), as NFS and most FUSE ones are. Unmounted after. Needs root,
+ * bindfs and the fuse module.
+ */
+export async function withFuse(dir: string, name: string, run: (mnt: string) => Promise<void>): Promise<void> {
+  const mnt = path.join(dir, name);
+  const src = path.join(dir, `${name}.src`);
+  fs.mkdirSync(mnt, { recursive: true });
+  fs.mkdirSync(src, { recursive: true });
+  execFileSync('bindfs', [src, mnt]);
+  try {
+    await run(mnt);
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
+}
+
 /** `source` bind-mounted on `target` (both made by the caller) for the time `run` takes; unmounted after. Needs root and mount. */
 export async function withBindMount(source: string, target: string, run: () => Promise<void>): Promise<void> {
   execFileSync('mount', ['--bind', source, target]);
