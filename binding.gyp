@@ -16,7 +16,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       # RTTI on: without it, std::make_shared calls a libstdc++ function (_Sp_make_shared_tag::_S_eq,
-      # GLIBCXX_3.4.26) where with it the check is inline, so the prebuilds run on GCC 8's libstdc++.
+      # GLIBCXX_3.4.26) where with it the check is inline, so the prebuilds run on GCC 6's libstdc++.
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }

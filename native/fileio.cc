@@ -222,23 +222,23 @@ SysError Md5File(const std::string& path, std::string* hex) {
   // O_NONBLOCK: a FIFO with no writer must not block the open (only poll() can be cancelled).
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SysError::Of(errno, "open", path);
-  struct statx st;
+  FileStat st;
   if (StatFd(fd, &st) != 0) {
     SysError e = SysError::Of(errno, "fstat", path);
     close(fd);
     return e;
   }
-  if (S_ISDIR(st.stx_mode)) {
+  if (S_ISDIR(st.mode)) {
     close(fd);
     return SysError::Of(EISDIR, "read", path);
   }
-  if (!S_ISREG(st.stx_mode) && !S_ISBLK(st.stx_mode)) {
+  if (!S_ISREG(st.mode) && !S_ISBLK(st.mode)) {
     // A pipe, socket or character device has no end the agent can count on (/dev/zero never
     // ends, a FIFO ends when its writer says so): hashing one would hold a thread for as long.
     close(fd);
     return SysError::Of(EINVAL, "md5", path);
   }
-  bool large = S_ISREG(st.stx_mode) && static_cast<int64_t>(st.stx_size) >= kMd5ThreadedMin;
+  bool large = S_ISREG(st.mode) && static_cast<int64_t>(st.size) >= kMd5ThreadedMin;
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: failure changes nothing
   Md5Ctx md5;
   SysError err;

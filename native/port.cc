@@ -407,9 +407,9 @@ class Port : public Napi::ObjectWrap<Port> {
 
   // The path may now name another device (a new pty behind the same symlink): switch to it.
   bool MaybeReopen() {
-    struct statx now, cur;
+    FileStat now, cur;
     if (StatPath(path_, &now) != 0 || StatFd(fd_, &cur) != 0) return false;
-    if (now.stx_rdev_major == cur.stx_rdev_major && now.stx_rdev_minor == cur.stx_rdev_minor && now.stx_ino == cur.stx_ino) return false;
+    if (now.rdev_major == cur.rdev_major && now.rdev_minor == cur.rdev_minor && now.ino == cur.ino) return false;
     int fd;
     if (OpenPort(path_, &fd) != 0) return false;
     CloseHandle(poll_);

@@ -45,7 +45,7 @@ if [ ! -f "$root/.complete" ]; then
   for deb in "$base"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
   rm -rf "$base/debs" "$base/cache" "$base/lists"
   (cd "$root" && find . -type l -lname '/*' | while read -r l; do
-    ln -sfn "$(realpath -m --relative-to="$(dirname "$l")" ".$(readlink "$l")")" "$l"
+    ln -sfn "$(realpath -m -s --relative-to="$(dirname "$l")" ".$(readlink "$l")")" "$l"
   done)
   if [ "$arch" = arm64 ]; then
     # Bullseye's cross binutils want bullseye's libraries; this machine's own do the same job.

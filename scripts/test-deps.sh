@@ -24,7 +24,7 @@ if [ "$only" = "  " ]; then
   bash "$(dirname "$0")/arm64-node.sh" || echo "test-deps: no arm64 Node for the arm64 prebuild test" >&2
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! have apt-get; then
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "test-deps: missing ${need[*]} (install them as root)" >&2
   exit 1
 fi

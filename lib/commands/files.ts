@@ -156,7 +156,7 @@ export const fileCommands = [
       mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '"r" to read, "w" to create or truncate and write.' },
       perm: { type: 'int', default: 420, min: 0, max: 0xffffffff, doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.' },
       force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
-      atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a temporary file beside path and rename it over path when the handle is closed; file-close discard drops it.' },
+      atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a new file with no name yet in the directory of path (O_TMPFILE; a named temporary file beside path where the filesystem has none) and rename it over path when the handle is closed; file-close discard drops it.' },
     },
     handler: async (args, ctx) => {
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');

@@ -215,7 +215,7 @@ async function isMountPoint(target: string): Promise<boolean> {
   return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === want);
 }
 
-/** openFile() with `atomic`: a temporary file beside the (symlink-resolved) target. */
+/** openFile() with `atomic`: a new file with no name yet (O_TMPFILE), or else a temporary file, beside the (symlink-resolved) target. */
 async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   // A plain open of "dir/name/" fails at once (EISDIR); so does this, not the rename at close.
   if (path.endsWith('/')) throw new SystemError(EISDIR, 'open', path);
