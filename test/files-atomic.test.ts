@@ -32,6 +32,18 @@ const unnamed = (pid: number, dir: string) =>
 /** What an atomic handle could leave: temporary names in dir, and unnamed files the agent still holds there. */
 const leftovers = (agent: { proc: { pid?: number } }, dir: string) => [...temps(dir), ...unnamed(agent.proc.pid!, dir)];
 
+/** A test with an agent of its own (it stops or kills it) and a directory, both gone after. */
+async function withOwnAgent(prefix: string, run: (agent: Awaited<ReturnType<typeof startAgent>>, dir: string) => Promise<void>): Promise<void> {
+  const agent = await startAgent();
+  const dir = tmpDir(prefix);
+  try {
+    await run(agent, dir);
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('atomic: the file changes only at close, all at once; mode and owner carry over', async ({ agent, c, dir }) => {
   const f = path.join(dir, 'config');
   fs.writeFileSync(f, 'old content');
@@ -213,15 +225,19 @@ test('atomic: a full filesystem fails the writes, then the close; the original s
   });
 }, { needs: [root, command('mount')] });
 
-test('atomic: handles still open when the agent exits are discarded, not committed', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir('ember-ga-atomic-exit-');
-  try {
-    const f = path.join(dir, 'f');
-    fs.writeFileSync(f, 'before');
-    const c = await agent.connect();
-    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-    await c.ok('file-write', { handle_id: h, bufb64: b64('partial') });
+/** DIR/f holding 'before', and an atomic upload to it with `data` written and the handle left open. */
+async function uploadUnderway(agent: Awaited<ReturnType<typeof startAgent>>, dir: string, data: string | Buffer) {
+  const f = path.join(dir, 'f');
+  fs.writeFileSync(f, 'before');
+  const c = await agent.connect();
+  const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64(data) });
+  return { c, f };
+}
+
+test('atomic: handles still open when the agent exits are discarded, not committed', () =>
+  withOwnAgent('ember-ga-atomic-exit-', async (agent, dir) => {
+    const { c, f } = await uploadUnderway(agent, dir, 'partial');
     const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
     await c.ok('file-write', { handle_id: plain, bufb64: b64('kept') });
     assert.is(unnamed(agent.proc.pid!, dir).length, 1);
@@ -230,37 +246,21 @@ test('atomic: handles still open when the agent exits are discarded, not committ
     assert.is(fs.readFileSync(f, 'utf8'), 'before');
     assert.equal(fs.readdirSync(dir).sort(), ['f', 'plain']);
     assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'kept'); // a plain handle's data stays
-  } finally {
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('atomic: an agent killed outright (SIGKILL) mid-upload leaves the file as it was and nothing beside it', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir('ember-ga-atomic-kill-');
-  try {
-    const f = path.join(dir, 'f');
-    fs.writeFileSync(f, 'before');
-    const c = await agent.connect();
-    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-    await c.ok('file-write', { handle_id: h, bufb64: b64(crypto.randomBytes(64 * 1024)) });
+test('atomic: an agent killed outright (SIGKILL) mid-upload leaves the file as it was and nothing beside it', () =>
+  withOwnAgent('ember-ga-atomic-kill-', async (agent, dir) => {
+    const { c, f } = await uploadUnderway(agent, dir, crypto.randomBytes(64 * 1024));
     c.close();
     agent.proc.kill('SIGKILL');
     await agent.stop();
     assert.is(agent.proc.signalCode, 'SIGKILL');
     assert.is(fs.readFileSync(f, 'utf8'), 'before');
     assert.equal(fs.readdirSync(dir), ['f'], 'the unnamed file went with the process');
-  } finally {
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, renamed at close, removed on discard and at exit', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir('ember-ga-atomic-fuse-');
-  try {
+test('atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, renamed at close, removed on discard and at exit', () =>
+  withOwnAgent('ember-ga-atomic-fuse-', async (agent, dir) => {
     await withFuse(dir, 'fuse', async (mnt) => {
       const c = await agent.connect();
       const f = path.join(mnt, 'f.txt');
@@ -295,11 +295,7 @@ test('atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, r
       assert.equal(temps(mnt), [], 'the agent removed its temporary file at exit');
       assert.is(fs.readFileSync(f, 'utf8'), 'new data');
     });
-  } finally {
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: [root, command('bindfs'), command('mount'), () => (fs.existsSync('/dev/fuse') ? undefined : 'needs /dev/fuse')] });
+  }), { needs: [root, command('bindfs'), command('mount'), () => (fs.existsSync('/dev/fuse') ? undefined : 'needs /dev/fuse')] });
 
 test('atomic: a running executable is replaced without force (no ETXTBSY: its inode is not written)', async ({ c, dir }) => {
   const { exe, proc } = await runningExecutable(dir);
