@@ -95,7 +95,19 @@ Napi::Value Addresses(const Napi::CallbackInfo& info) {
       });
 }
 
-// netRoutes(netns, family, table) -> strings [dst, gateway, prefsrc, ifname],
+// A multipath route's paths as one table string: "IFNAME\tGATEWAY" per path, joined with "\n"
+// (neither can hold a tab or a newline: link names cannot, addresses are inet_ntop's); "" for
+// a route with one path.
+std::string NextHopsText(const std::vector<rtnl::NextHop>& hops) {
+  std::string s;
+  for (const rtnl::NextHop& h : hops) {
+    if (!s.empty()) s += '\n';
+    s += h.ifname + '\t' + h.gateway;
+  }
+  return s;
+}
+
+// netRoutes(netns, family, table) -> strings [dst, gateway, prefsrc, ifname, nexthops],
 //   numbers [family (4|6), dstLen, oif, scope, table, protocol, type, metric]
 Napi::Value Routes(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
@@ -105,7 +117,7 @@ Napi::Value Routes(const Napi::CallbackInfo& info) {
       info.Env(), "ember-ga:netRoutes",
       [ns, family, table](std::vector<rtnl::Route>* out) { return rtnl::DumpRoutes(ns, family, table, out); },
       [](Table& t, const rtnl::Route& r) {
-        t.Str(r.dst), t.Str(r.gateway), t.Str(r.prefsrc), t.Str(r.ifname);
+        t.Str(r.dst), t.Str(r.gateway), t.Str(r.prefsrc), t.Str(r.ifname), t.Str(NextHopsText(r.nexthops));
         t.Num(Family(r.family)), t.Num(r.dst_len), t.Num(r.oif), t.Num(r.scope), t.Num(r.table);
         t.Num(r.protocol), t.Num(r.type), t.Num(r.priority);
       });

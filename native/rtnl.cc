@@ -353,6 +353,33 @@ bool ParseAddress(const nlmsghdr* n, Address* a) {
   return true;
 }
 
+// A next hop's gateway: RTA_GATEWAY in the route's family, or RTA_VIA with a family of its own.
+std::string NextHopGateway(int family, const rtattr* (&tb)[RTA_MAX + 1]) {
+  if (tb[RTA_GATEWAY]) return AttrIp(family, tb[RTA_GATEWAY]);
+  const rtattr* via = tb[RTA_VIA];
+  if (!via || RTA_PAYLOAD(via) < sizeof(rtvia)) return "";
+  const auto* v = static_cast<const rtvia*>(RTA_DATA(via));
+  size_t want = v->rtvia_family == AF_INET ? 4 : v->rtvia_family == AF_INET6 ? 16 : 0;
+  char text[INET6_ADDRSTRLEN];
+  if (want == 0 || RTA_PAYLOAD(via) < sizeof(rtvia) + want || !inet_ntop(v->rtvia_family, v->rtvia_addr, text, sizeof(text))) return "";
+  return text;
+}
+
+// RTA_MULTIPATH: a sequence of rtnexthop, each followed by its own attributes.
+std::vector<NextHop> ParseMultipath(int family, const rtattr* a) {
+  std::vector<NextHop> hops;
+  const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(a));
+  int len = static_cast<int>(RTA_PAYLOAD(a));
+  while (len >= static_cast<int>(sizeof(rtnexthop)) && nh->rtnh_len >= sizeof(rtnexthop) && nh->rtnh_len <= len) {
+    const rtattr* tb[RTA_MAX + 1];
+    ParseAttrs(tb, reinterpret_cast<const rtattr*>(RTNH_DATA(nh)), nh->rtnh_len - static_cast<int>(RTNH_LENGTH(0)));
+    hops.push_back(NextHop{nh->rtnh_ifindex, "", NextHopGateway(family, tb)});
+    len -= RTNH_ALIGN(nh->rtnh_len);
+    nh = RTNH_NEXT(nh);
+  }
+  return hops;
+}
+
 bool ParseRoute(const nlmsghdr* n, int family, uint32_t table, Route* r) {
   if (n->nlmsg_type != RTM_NEWROUTE || n->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return false;
   const auto* rtm = static_cast<const rtmsg*>(NLMSG_DATA(n));
@@ -373,6 +400,7 @@ bool ParseRoute(const nlmsghdr* n, int family, uint32_t table, Route* r) {
   r->dst = AttrIp(r->family, tb[RTA_DST]);
   r->gateway = AttrIp(r->family, tb[RTA_GATEWAY]);
   r->prefsrc = AttrIp(r->family, tb[RTA_PREFSRC]);
+  if (tb[RTA_MULTIPATH]) r->nexthops = ParseMultipath(r->family, tb[RTA_MULTIPATH]);
   return true;
 }
 
@@ -449,9 +477,13 @@ Status DumpRoutes(const Netns& ns, int family, uint32_t table, std::vector<Route
   if (Status e = DumpLinks(ns, &links)) return e;
   std::unordered_map<int, const std::string*> names;
   for (const Link& l : links) names[l.index] = &l.name;
+  auto name = [&names](int index) {
+    auto it = names.find(index);
+    return it == names.end() ? std::string() : *it->second;
+  };
   for (Route& r : *out) {
-    auto it = names.find(r.oif);
-    if (it != names.end()) r.ifname = *it->second;
+    r.ifname = name(r.oif);
+    for (NextHop& h : r.nexthops) h.ifname = name(h.oif);
   }
   return Status{};
 }

@@ -43,6 +43,13 @@ struct Address {
   std::string label;
 };
 
+// One path of a multipath route (RTA_MULTIPATH), as `ip route` prints each "nexthop".
+struct NextHop {
+  int oif = 0;
+  std::string ifname;   // name of oif, "" when none
+  std::string gateway;  // RTA_GATEWAY, or RTA_VIA's address (an IPv4 route via an IPv6 gateway)
+};
+
 struct Route {
   uint8_t family = 0;
   uint8_t dst_len = 0;
@@ -56,6 +63,7 @@ struct Route {
   std::string dst;     // "" for a default route
   std::string gateway;
   std::string prefsrc;
+  std::vector<NextHop> nexthops;  // a multipath route's paths (its oif and gateway are then unset)
 };
 
 // Where an operation runs: "" for the caller's network namespace, a name under /run/netns, or

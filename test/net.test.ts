@@ -4,6 +4,7 @@
 import { execFileSync } from 'child_process';
 import * as assert from 'uvu/assert';
 import * as net from '../lib/net';
+import { routesText } from '../lib/client/format';
 import { errorMessage, type LineClient, type RunningAgent } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 import { TestNetns } from './helpers/netns';
@@ -67,6 +68,7 @@ interface IpRoute {
   dev?: string;
   prefsrc?: string;
   scope?: string;
+  nexthops?: { gateway?: string; dev?: string }[];
 }
 
 const GO_FLAGS: [string, string][] = [['UP', 'up'], ['BROADCAST', 'broadcast'], ['LOOPBACK', 'loopback'], ['POINTOPOINT', 'pointtopoint'], ['MULTICAST', 'multicast']];
@@ -104,7 +106,8 @@ function toAgentRoute(r: IpRoute, v6: boolean) {
     if (mask === undefined) throw new Error(`test has no mask for /${n}`);
     dst = { ip, mask };
   }
-  return { ifname: r.dev ?? '', scope: SCOPES[r.scope ?? 'global'] ?? Number(r.scope), dst, src: r.prefsrc ?? '', gateway: r.gateway ?? '' };
+  const route = { ifname: r.dev ?? '', scope: SCOPES[r.scope ?? 'global'] ?? Number(r.scope), dst, src: r.prefsrc ?? '', gateway: r.gateway ?? '' };
+  return r.nexthops ? { ...route, nexthops: r.nexthops.map((h) => ({ ifname: h.dev ?? '', gateway: h.gateway ?? '' })) } : route;
 }
 
 function ipRoutes(ns: TestNetns, family: 0 | 2 | 10) {
@@ -149,6 +152,42 @@ test('get-route-list agrees with ip -j route for family 0, 2 and 10', async ({ n
   assert.ok(all.some((r) => r.dst.ip === '203.0.113.128' && r.src === '198.51.100.1'), 'src');
   assert.ok(all.some((r) => r.dst.ip === '2001:db8:4::' && r.dst.mask === 'ffff:ffff:ffff:ff00::' && r.src === '2001:db8:1::1'), 'IPv6 src');
   assert.ok(all.some((r) => r.dst.ip === '203.0.113.7' && r.dst.mask === '255.255.255.255'), 'host route');
+}, opts);
+
+test('get-route-list: a multipath route has "" for ifname and gateway (as 0.7.1) and its paths in nexthops, IPv4 and IPv6', async ({ ns, c }) => {
+  const added = [
+    ['-4', 'route', 'add', '203.0.113.64/26', 'nexthop', 'via', '192.0.2.254', 'dev', 'a', 'nexthop', 'via', '198.51.100.254', 'dev', 'b'],
+    ['-6', 'route', 'add', '2001:db8:5::/48', 'nexthop', 'via', '2001:db8:1::fe', 'dev', 'a', 'nexthop', 'via', '2001:db8:2::fe', 'dev', 'b'],
+  ];
+  for (const a of added) ns.ip(...a);
+  try {
+    const all = (await c.ok('get-route-list')) as ReturnType<typeof toAgentRoute>[];
+    assert.equal(all, ipRoutes(ns, 0));
+    const v4 = all.find((r) => r.dst.ip === '203.0.113.64');
+    assert.equal(v4, {
+      ifname: '',
+      scope: 0,
+      dst: { ip: '203.0.113.64', mask: '255.255.255.192' },
+      src: '',
+      gateway: '',
+      nexthops: [
+        { ifname: 'a', gateway: '192.0.2.254' },
+        { ifname: 'b', gateway: '198.51.100.254' },
+      ],
+    });
+    const v6 = all.find((r) => r.dst.ip === '2001:db8:5::');
+    assert.equal(v6 && 'nexthops' in v6 ? v6.nexthops : undefined, [
+      { ifname: 'a', gateway: '2001:db8:1::fe' },
+      { ifname: 'b', gateway: '2001:db8:2::fe' },
+    ]);
+    assert.ok(all.filter((r) => 'nexthops' in r).length === 2, 'only multipath routes have nexthops');
+    // ember-ga-ctl's table: one row per path, the destination on the first.
+    const text = routesText(all.filter((r) => r.dst.ip === '203.0.113.64'));
+    assert.match(text, /^203\.0\.113\.64\/26 +192\.0\.2\.254 +a +- +global\n +198\.51\.100\.254 +b +- +global$/m);
+  } finally {
+    ns.ip('-4', 'route', 'del', '203.0.113.64/26');
+    ns.ip('-6', 'route', 'del', '2001:db8:5::/48');
+  }
 }, opts);
 
 // ---- Addresses --------------------------------------------------------------------------------

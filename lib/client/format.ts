@@ -147,9 +147,14 @@ export function routeDst(r: GuestRoute): string {
 
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 
+/** One row per route; a multipath route has one row per path, the destination on the first only. */
 export function routesText(list: GuestRoute[]): string {
   return table(
     ['DESTINATION', 'GATEWAY', 'DEV', 'SRC', 'SCOPE'],
-    list.map((r) => [routeDst(r), r.gateway || '-', r.ifname || '-', r.src || '-', SCOPES[r.scope] ?? String(r.scope)]),
+    list.flatMap((r) => {
+      const scope = SCOPES[r.scope] ?? String(r.scope);
+      const paths = r.nexthops?.length ? r.nexthops : [{ gateway: r.gateway, ifname: r.ifname }];
+      return paths.map((p, i) => [i === 0 ? routeDst(r) : '', p.gateway || '-', p.ifname || '-', r.src || '-', scope]);
+    }),
   );
 }

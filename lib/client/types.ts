@@ -75,6 +75,8 @@ export interface GuestRoute {
   dst: { ip: string; mask: string };
   src: string;
   gateway: string;
+  /** ember-ga: a multipath route's paths (its own ifname and gateway are ""). Absent otherwise. */
+  nexthops?: { ifname: string; gateway: string }[];
 }
 
 /** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */

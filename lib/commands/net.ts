@@ -153,7 +153,7 @@ export const netCommands = [
   linkCommand('net-iface-down', false),
   defineCommand({
     name: 'get-route-list',
-    doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation.',
+    doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation; a multipath route (ifname and gateway "") also has `"nexthops":[{"ifname","gateway"}]` (ember-ga).',
     args: { family: { type: 'int', default: 0, doc: '0 all, 2 IPv4, 10 IPv6' } },
     handler: async (a) => {
       const family = FAMILIES[a.family];
@@ -165,6 +165,8 @@ export const netCommands = [
         dst: r.dstLen === 0 ? { ip: '', mask: '' } : { ip: r.dst, mask: maskText(r.family, r.dstLen) },
         src: r.prefsrc,
         gateway: r.gateway,
+        // ember-ga: the paths of a multipath route, whose own ifname and gateway are "".
+        ...(r.nexthops.length ? { nexthops: r.nexthops } : {}),
       }));
     },
   }),

@@ -64,6 +64,15 @@ export interface Route {
   /** RTN_* (1 unicast, 6 blackhole, 7 unreachable, ...). */
   type: number;
   metric: number;
+  /** A multipath route's paths (`nexthop via GATEWAY dev IFNAME` in `ip route`); empty for one path. */
+  nexthops: NextHop[];
+}
+
+export interface NextHop {
+  /** "" when the path names no interface. */
+  ifname: string;
+  /** "" for none; may be of the other family (an IPv4 route via an IPv6 gateway). */
+  gateway: string;
 }
 
 export interface RouteSpec {
@@ -217,7 +226,7 @@ export async function routes(opts?: NetOptions & { family?: Family | 0; table?: 
   const table = opts?.table ?? RT_TABLE_MAIN;
   if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${JSON.stringify(table)}`, table);
   const t = await run('route list', '', native.netRoutes(netnsOf(opts), toAf(familyOption(opts?.family)), table));
-  return fromTable(t, 4, 8, (s, i, n, j) => ({
+  return fromTable(t, 5, 8, (s, i, n, j) => ({
     family: n[j] as Family,
     dst: s[i],
     dstLen: n[j + 1],
@@ -230,6 +239,10 @@ export async function routes(opts?: NetOptions & { family?: Family | 0; table?: 
     protocol: n[j + 5],
     type: n[j + 6],
     metric: n[j + 7],
+    nexthops: s[i + 4] === '' ? [] : s[i + 4].split('\n').map((h) => {
+      const [ifname, gateway] = h.split('\t');
+      return { ifname, gateway };
+    }),
   }));
 }
 
