@@ -304,6 +304,16 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
         : `reference: the issue's figures, taken on another day through an unnamed host (build the reference, scripts/build-reference.sh, for figures from this run; compare the ceilings meanwhile). `) +
       'The 4 KiB one-at-a-time rows take turns at each place in the round (the row measured right after the ceilings runs faster on this 2-CPU machine)',
   );
+  // What the 4 KiB one-at-a-time goal asks of this bridge today: the bridge alone (no agent
+  // work at all) against twice the reference's rate through the client.
+  for (const t of transfers.filter((x) => x.chunk === 4096 && x.depth === 1 && !x.bare && !x.ref)) {
+    const goal = 2 * refRate(t)!;
+    const c = best.get(ceilingKey(t));
+    out.note(
+      `2x the reference at 4 KiB one at a time (${verb(t)}) is ${goal.toFixed(1)} MiB/s; the bridge's own ceiling, with no agent work, is ${c.toFixed(1)} MiB/s (${ratio(c / goal)} of it)` +
+        (c < goal ? ': no agent can reach it on this bridge today' : ''),
+    );
+  }
   out.row(`agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`, `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
 
   const pingHosts = ref ? [d, ref.client.client] : [d];
