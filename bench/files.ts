@@ -22,14 +22,21 @@ import { mibps, percentile, ratio, type Reporter } from './report';
 const ISSUE_REFERENCE = { down4k: 17.3, up4k: 13.1, md5: 0.96, pingP50us: 134 };
 
 const MiB = 1024 * 1024;
-const SMALL_FILE = 32 * MiB; // moved with 4 KiB chunks
-const LARGE_FILE = 256 * MiB; // moved with 1 MiB chunks; twice over, hashed by get-file-md5sum
+/**
+ * EMBER_BENCH_QUICK=1: every step with small sizes and one round, for test/bench.test.ts, which
+ * checks that the benchmark runs and prints its rows (its figures then mean nothing).
+ */
+const QUICK = process.env.EMBER_BENCH_QUICK === '1';
+const SMALL_FILE = (QUICK ? 1 : 32) * MiB; // moved with 4 KiB chunks
+const LARGE_FILE = (QUICK ? 4 : 256) * MiB; // moved with 1 MiB chunks; twice over, hashed by get-file-md5sum
 /**
  * Every transfer runs this many times (the 1 MiB ones alone move 4 x 2 x 256 MiB = 2 GiB). A
  * multiple of 4, so the four one-at-a-time rows of a direction each take every place in the
  * round once (inRoundOrder).
  */
-const ROUNDS = 4;
+const ROUNDS = QUICK ? 1 : 4;
+/** The bridge's raw rate is measured moving this much each way. */
+const RAW_BYTES = (QUICK ? 4 : 64) * MiB;
 /** Requests in flight on one handle, the way a pipelining host moves data. */
 const DEPTH_4K = 16;
 const DEPTH_1M = 4;
@@ -82,7 +89,7 @@ function vmHWMKiB(pid: number): number {
 
 /** Best of 3: seconds for node's OpenSSL MD5 (the library the addon calls) over `bytes` in memory. */
 function openSslMd5Seconds(bytes: number): number {
-  const block = crypto.randomBytes(64 * MiB);
+  const block = crypto.randomBytes(Math.min(64 * MiB, bytes));
   let best = Infinity;
   for (let i = 0; i < 3; i++) {
     best = Math.min(best, timeIt(() => {
@@ -237,10 +244,10 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   fs.writeFileSync(`/proc/${agent.pid}/clear_refs`, '5'); // reset VmHWM: the peak of the transfers only
   let moved = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    const raw = await bridgeThroughput();
+    const raw = await bridgeThroughput(RAW_BYTES);
     best.add('raw down', raw.down);
     best.add('raw up', raw.up);
-    for (const [key, t] of ceilings) best.add(key, await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? 128 * MiB : SMALL_FILE, t.dir));
+    for (const [key, t] of ceilings) best.add(key, await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? LARGE_FILE / 2 : SMALL_FILE, t.dir));
     for (const t of inRoundOrder(transfers, round)) {
       const hosts = t.ref ? ref! : ember;
       const copy = path.join(dir, 'copy.bin');
@@ -280,6 +287,7 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   };
 
   const ideal = { down: best.get('raw down') * 0.75, up: best.get('raw up') * 0.75 };
+  if (QUICK) out.note('EMBER_BENCH_QUICK=1: small sizes and one round, to show the benchmark runs; these figures mean nothing');
   out.heading(`transport: socat PTY,raw,echo=0 <-> UNIX-LISTEN, no agent (best of ${ROUNDS})`);
   out.row('raw guest->host', `${best.get('raw down').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.down.toFixed(1)} MiB/s`);
   out.row('raw host->guest', `${best.get('raw up').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`);
@@ -317,9 +325,9 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   out.row(`agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`, `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
 
   const pingHosts = ref ? [d, ref.client.client] : [d];
-  const blocks = 30;
-  const per = 100;
-  out.heading(`ping, one at a time, ${blocks * per} after 200 warm-up${ref ? ', in blocks of 100 taking turns with the reference' : ''}`);
+  const blocks = QUICK ? 2 : 30;
+  const per = QUICK ? 10 : 100;
+  out.heading(`ping, one at a time, ${blocks * per} after 200 warm-up${ref ? `, in blocks of ${per} taking turns with the reference` : ''}`);
   const [lat, refLat] = await pingLatencies(pingHosts, blocks, per);
   const p50 = percentile(lat, 50);
   const refP50 = refLat ? percentile(refLat, 50) : ISSUE_REFERENCE.pingP50us;
