@@ -17,12 +17,12 @@ export interface Image {
 }
 
 /**
- * Runs vm/build-image.sh (installs the host tools when missing; rebuilds only on a key change).
- * Its own process group, killed whole when it overruns `timeoutMs` or the host process exits.
+ * Runs a vm/ script in its own process group, killed whole when it overruns `timeoutMs` or the
+ * host process exits; resolves with its stdout.
  */
-export function buildImage(cacheDir: string, timeoutMs: number): Promise<Image> {
+function runScript(script: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [path.join(REPO, 'vm', 'build-image.sh'), cacheDir], {
+    const child = spawn('bash', [path.join(REPO, 'vm', script), ...args], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'inherit'],
       detached: true,
@@ -37,7 +37,7 @@ export function buildImage(cacheDir: string, timeoutMs: number): Promise<Image> 
     process.on('exit', killGroup);
     const timer = setTimeout(() => {
       killGroup();
-      reject(new Error(`build-image.sh took over ${timeoutMs / 1000} s`));
+      reject(new Error(`${script} took over ${timeoutMs / 1000} s`));
     }, timeoutMs);
     let out = '';
     child.stdout!.setEncoding('utf8');
@@ -46,14 +46,29 @@ export function buildImage(cacheDir: string, timeoutMs: number): Promise<Image> 
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       process.off('exit', killGroup);
-      if (code !== 0) return reject(new Error(`build-image.sh exited with ${code ?? signal}`));
-      const get = (k: string) => new RegExp(`^${k}=(.+)$`, 'm').exec(out)?.[1];
-      const kernel = get('kernel');
-      const initrd = get('initrd');
-      if (!kernel || !initrd) return reject(new Error(`build-image.sh printed no kernel=/initrd=: ${out}`));
-      resolve({ kernel, initrd });
+      if (code !== 0) return reject(new Error(`${script} exited with ${code ?? signal}`));
+      resolve(out);
     });
   });
+}
+
+const printed = (out: string, k: string) => new RegExp(`^${k}=(.+)$`, 'm').exec(out)?.[1];
+
+/** Runs vm/build-image.sh (installs the host tools when missing; rebuilds only on a key change). */
+export async function buildImage(cacheDir: string, timeoutMs: number): Promise<Image> {
+  const out = await runScript('build-image.sh', [cacheDir], timeoutMs);
+  const kernel = printed(out, 'kernel');
+  const initrd = printed(out, 'initrd');
+  if (!kernel || !initrd) throw new Error(`build-image.sh printed no kernel=/initrd=: ${out}`);
+  return { kernel, initrd };
+}
+
+/** The same image with vm/systemd-layer.sh's layer: Debian's systemd and udev, ember-ga's unit and rule. */
+export async function buildSystemdImage(cacheDir: string, image: Image, timeoutMs: number): Promise<Image> {
+  const out = await runScript('systemd-layer.sh', [cacheDir, image.initrd], timeoutMs);
+  const initrd = printed(out, 'initrd');
+  if (!initrd) throw new Error(`systemd-layer.sh printed no initrd=: ${out}`);
+  return { kernel: image.kernel, initrd };
 }
 
 /**
@@ -84,16 +99,18 @@ export class Qemu {
   /**
    * `consoleLog`: where the guest's serial console is written (kept after the run).
    * `initEnv`: name=value pairs for /init, passed on the kernel command line.
+   * `opts.append`: more of the kernel command line (the systemd guest's rdinit=...);
+   * `opts.memMiB`: guest memory (512 MiB unless told).
    */
-  constructor(image: Image, disk: string, dir: string, consoleLog: string, initEnv: Record<string, string | number> = {}) {
+  constructor(image: Image, disk: string, dir: string, consoleLog: string, initEnv: Record<string, string | number> = {}, opts: { append?: string[]; memMiB?: number } = {}) {
     this.socket = path.join(dir, 'ga.sock');
     this.consoleLog = consoleLog;
     fs.rmSync(this.socket, { force: true });
     const args = [
-      '-accel', 'tcg', '-cpu', 'max', '-m', '512', '-smp', '1',
+      '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memMiB ?? 512), '-smp', '1',
       '-display', 'none', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', 'none',
       '-kernel', image.kernel, '-initrd', image.initrd,
-      '-append', ['console=ttyS0 panic=-1 quiet', ...Object.entries(initEnv).map(([k, v]) => `${k}=${v}`)].join(' '),
+      '-append', ['console=ttyS0 panic=-1 quiet', ...Object.entries(initEnv).map(([k, v]) => `${k}=${v}`), ...(opts.append ?? [])].join(' '),
       '-device', 'virtio-serial-pci',
       '-chardev', `socket,id=ga,path=${this.socket},server=on,wait=off`,
       '-device', 'virtserialport,chardev=ga,name=org.guest-agent.0',
@@ -170,6 +187,14 @@ export class Qemu {
         // already gone
       }
     }
+  }
+
+  /** kill(), then waits for the process to be gone (it holds a lock on the disk image until then). */
+  async killAndWait(ms = 10_000): Promise<void> {
+    this.kill();
+    const end = Date.now() + ms;
+    while (!this.exited && Date.now() < end) await sleep(50);
+    if (!this.exited) throw new Error(`QEMU (pid ${this.pid}) still running ${ms} ms after SIGKILL`);
   }
 
   /** Every QEMU still running; killed by killAll() on any exit path. */
