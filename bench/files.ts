@@ -318,7 +318,7 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
     const goal = 2 * refRate(t)!;
     const c = best.get(ceilingKey(t));
     out.note(
-      `2x the reference at 4 KiB one at a time (${verb(t)}) is ${goal.toFixed(1)} MiB/s; the bridge's own ceiling, with no agent work, is ${c.toFixed(1)} MiB/s (${ratio(c / goal)} of it)` +
+      `2x the reference${ref ? '' : ` (the issue's figure, another day)`} at 4 KiB one at a time (${verb(t)}) is ${goal.toFixed(1)} MiB/s; the bridge's own ceiling, with no agent work, is ${c.toFixed(1)} MiB/s (${ratio(c / goal)} of it)` +
         (c < goal ? ': no agent can reach it on this bridge today' : ''),
     );
   }

@@ -398,7 +398,7 @@ bool ParseRoute(const nlmsghdr* n, int family, uint32_t table, Route* r) {
   r->priority = AttrU32(tb[RTA_PRIORITY]);
   r->oif = static_cast<int>(AttrU32(tb[RTA_OIF]));
   r->dst = AttrIp(r->family, tb[RTA_DST]);
-  r->gateway = AttrIp(r->family, tb[RTA_GATEWAY]);
+  r->gateway = NextHopGateway(r->family, tb);  // RTA_GATEWAY, or RTA_VIA (an IPv4 route via IPv6)
   r->prefsrc = AttrIp(r->family, tb[RTA_PREFSRC]);
   if (tb[RTA_MULTIPATH]) r->nexthops = ParseMultipath(r->family, tb[RTA_MULTIPATH]);
   return true;

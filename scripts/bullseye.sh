@@ -32,6 +32,11 @@ base="$(cd "$(dirname "$0")/.." && pwd)/.cache/bullseye/linux-$arch"
 root="$base/root"
 if [ ! -f "$root/.complete" ]; then
   command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { echo "bullseye: needs apt-get and dpkg-deb" >&2; exit 1; }
+  # Checked before anything is downloaded: the cross compiler assembles and links with these.
+  if [ "$arch" = arm64 ] && [ ! -x /usr/aarch64-linux-gnu/bin/as ]; then
+    echo "bullseye: needs /usr/aarch64-linux-gnu/bin/as (apt-get install binutils-aarch64-linux-gnu)" >&2
+    exit 1
+  fi
   rm -rf "$base"
   mkdir -p "$base/lists/partial" "$base/cache/archives/partial" "$base/debs" "$root"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main" >"$base/sources.list"
@@ -49,7 +54,6 @@ if [ ! -f "$root/.complete" ]; then
   done)
   if [ "$arch" = arm64 ]; then
     # Bullseye's cross binutils want bullseye's libraries; this machine's own do the same job.
-    [ -x /usr/aarch64-linux-gnu/bin/as ] || { echo "bullseye: needs /usr/aarch64-linux-gnu/bin/as (apt-get install binutils-aarch64-linux-gnu)" >&2; exit 1; }
     mkdir -p "$root/usr/aarch64-linux-gnu/bin"
     for t in /usr/aarch64-linux-gnu/bin/*; do ln -sfn "$t" "$root/usr/aarch64-linux-gnu/bin/$(basename "$t")"; done
   fi

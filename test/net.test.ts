@@ -68,7 +68,9 @@ interface IpRoute {
   dev?: string;
   prefsrc?: string;
   scope?: string;
-  nexthops?: { gateway?: string; dev?: string }[];
+  /** An IPv4 route via an IPv6 gateway: `via inet6 ADDR`. */
+  via?: { host: string };
+  nexthops?: { gateway?: string; via?: { host: string }; dev?: string }[];
 }
 
 const GO_FLAGS: [string, string][] = [['UP', 'up'], ['BROADCAST', 'broadcast'], ['LOOPBACK', 'loopback'], ['POINTOPOINT', 'pointtopoint'], ['MULTICAST', 'multicast']];
@@ -106,8 +108,8 @@ function toAgentRoute(r: IpRoute, v6: boolean) {
     if (mask === undefined) throw new Error(`test has no mask for /${n}`);
     dst = { ip, mask };
   }
-  const route = { ifname: r.dev ?? '', scope: SCOPES[r.scope ?? 'global'] ?? Number(r.scope), dst, src: r.prefsrc ?? '', gateway: r.gateway ?? '' };
-  return r.nexthops ? { ...route, nexthops: r.nexthops.map((h) => ({ ifname: h.dev ?? '', gateway: h.gateway ?? '' })) } : route;
+  const route = { ifname: r.dev ?? '', scope: SCOPES[r.scope ?? 'global'] ?? Number(r.scope), dst, src: r.prefsrc ?? '', gateway: r.gateway ?? r.via?.host ?? '' };
+  return r.nexthops ? { ...route, nexthops: r.nexthops.map((h) => ({ ifname: h.dev ?? '', gateway: h.gateway ?? h.via?.host ?? '' })) } : route;
 }
 
 function ipRoutes(ns: TestNetns, family: 0 | 2 | 10) {
@@ -154,13 +156,18 @@ test('get-route-list agrees with ip -j route for family 0, 2 and 10', async ({ n
   assert.ok(all.some((r) => r.dst.ip === '203.0.113.7' && r.dst.mask === '255.255.255.255'), 'host route');
 }, opts);
 
-test('get-route-list: a multipath route has "" for ifname and gateway (as 0.7.1) and its paths in nexthops, IPv4 and IPv6', async ({ ns, c }) => {
-  const added = [
-    ['-4', 'route', 'add', '203.0.113.64/26', 'nexthop', 'via', '192.0.2.254', 'dev', 'a', 'nexthop', 'via', '198.51.100.254', 'dev', 'b'],
-    ['-6', 'route', 'add', '2001:db8:5::/48', 'nexthop', 'via', '2001:db8:1::fe', 'dev', 'a', 'nexthop', 'via', '2001:db8:2::fe', 'dev', 'b'],
+test('get-route-list: a multipath route has "" for ifname and gateway and its paths in nexthops, IPv4 and IPv6; an IPv4 route via an IPv6 gateway', async ({ ns, c }) => {
+  const added: [string[], string[]][] = [
+    [['-4', 'route', 'add', '203.0.113.64/26', 'nexthop', 'via', '192.0.2.254', 'dev', 'a', 'nexthop', 'via', '198.51.100.254', 'dev', 'b'], ['-4', 'route', 'del', '203.0.113.64/26']],
+    [['-6', 'route', 'add', '2001:db8:5::/48', 'nexthop', 'via', '2001:db8:1::fe', 'dev', 'a', 'nexthop', 'via', '2001:db8:2::fe', 'dev', 'b'], ['-6', 'route', 'del', '2001:db8:5::/48']],
+    [['-4', 'route', 'add', '203.0.113.32/27', 'via', 'inet6', '2001:db8:1::fe', 'dev', 'a'], ['-4', 'route', 'del', '203.0.113.32/27']],
   ];
-  for (const a of added) ns.ip(...a);
+  const undo: string[][] = [];
   try {
+    for (const [add, del] of added) {
+      ns.ip(...add);
+      undo.push(del);
+    }
     const all = (await c.ok('get-route-list')) as ReturnType<typeof toAgentRoute>[];
     assert.equal(all, ipRoutes(ns, 0));
     const v4 = all.find((r) => r.dst.ip === '203.0.113.64');
@@ -184,9 +191,11 @@ test('get-route-list: a multipath route has "" for ifname and gateway (as 0.7.1)
     // ember-ga-ctl's table: one row per path, the destination on the first.
     const text = routesText(all.filter((r) => r.dst.ip === '203.0.113.64'));
     assert.match(text, /^203\.0\.113\.64\/26 +192\.0\.2\.254 +a +- +global\n +198\.51\.100\.254 +b +- +global$/m);
+    // RTA_VIA: a gateway of the other family, on a single-path route.
+    const via = all.find((r) => r.dst.ip === '203.0.113.32');
+    assert.equal(via, { ifname: 'a', scope: 0, dst: { ip: '203.0.113.32', mask: '255.255.255.224' }, src: '', gateway: '2001:db8:1::fe' });
   } finally {
-    ns.ip('-4', 'route', 'del', '203.0.113.64/26');
-    ns.ip('-6', 'route', 'del', '2001:db8:5::/48');
+    for (const del of undo.reverse()) ns.ip(...del);
   }
 }, opts);
 

@@ -8,6 +8,7 @@
 // of its commands (lib/commands); the packed agent is built from the same tree, so a present
 // group the agent does not list is a FAILURE (packing or install lost it), never a skip. Groups
 // this tree does not have yet are skipped, each with its reason.
+import { AsyncLocalStorage } from 'async_hooks';
 import * as crypto from 'crypto';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -44,7 +45,16 @@ const SYSTEMD_APPEND = ['rdinit=/preinit', 'systemd.unit=basic.target', 'systemd
 let ga: GuestAgent | undefined;
 let qemu: Qemu;
 
+/**
+ * Which guest a check was started on (0 the first, 1 the systemd guest). A check that timed out
+ * goes on running; once the next guest is up, its requests must fail, not reach that guest.
+ */
+const checkGuest = new AsyncLocalStorage<number>();
+let liveGuest = 0;
+
 function client(): GuestAgent {
+  const mine = checkGuest.getStore();
+  if (mine !== undefined && mine !== liveGuest) throw new Error('a check of an earlier guest, still running after its timeout');
   ga ??= new GuestAgent({ socket: qemu.socket, timeout: 30_000, connectTimeout: 5_000 });
   return ga;
 }
@@ -408,9 +418,18 @@ check('agent-shutdown: answers true, exits, and /init restarts it', [], async ()
 // --- the systemd guest: the shipped unit and udev rule under Debian's systemd and udev --------
 // A second boot (vm/systemd-layer.sh): nothing but the rule starts the agent there.
 
-/** Starts of ember-ga.service systemd logged (journald forwards its log to the console). */
-function unitStarts(): number {
-  return [...qemu.consoleText().matchAll(/systemd\[1\]: Started ember-ga\.service/g)].length;
+/** Starts of ember-ga.service systemd logged after console offset `from` (journald forwards its log to the console). */
+function unitStarts(from = 0): number {
+  return [...qemu.consoleText().slice(from).matchAll(/systemd\[1\]: Started ember-ga\.service/g)].length;
+}
+
+/** Waits until the console, after offset `from`, matches `re`: journald forwards its log a little after the fact. */
+async function consoleShows(re: RegExp, from: number, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!re.test(qemu.consoleText().slice(from))) {
+    if (Date.now() > end) throw new Error(`${what}: the console did not show ${re} within ${ms} ms`);
+    await sleep(100);
+  }
 }
 
 const systemdChecks: Check[] = [];
@@ -420,10 +439,10 @@ systemdChecks.push({
   fn: async () => {
     await pingUntil(SYSTEMD_BOOT_DEADLINE_MS);
     const boot = (Date.now() - qemu.startedAt) / 1000;
-    const text = qemu.consoleText();
+    await consoleShows(/systemd\[1\]: Started ember-ga\.service/, 0, 10_000, 'the unit start');
+    await consoleShows(/serving on port \/dev\/virtio-ports\/org\.guest-agent\.0/, 0, 10_000, 'the agent on the port the unit names');
     assert(unitStarts() === 1, `expected one "Started ember-ga.service", got ${unitStarts()}`);
-    assert(/serving on port \/dev\/virtio-ports\/org\.guest-agent\.0/.test(text), 'the agent did not log serving on the port named by the unit');
-    assert(!/^init: /m.test(text), "busybox's /init ran: this guest must boot systemd");
+    assert(!/^init: /m.test(qemu.consoleText()), "busybox's /init ran: this guest must boot systemd");
     return `first ping answered ${boot.toFixed(1)} s after QEMU started`;
   },
 });
@@ -431,14 +450,14 @@ systemdChecks.push({
   name: 'systemd: Restart=always brings the agent back after agent-shutdown (exit 0)',
   needs: [],
   fn: async () => {
-    const before = unitStarts();
+    const from = qemu.consoleText().length;
     assert((await ok('agent-shutdown')) === true, 'agent-shutdown');
     await sleep(500);
     await pingUntil(30_000);
-    const text = qemu.consoleText();
-    assert(/ember-ga\.service: Deactivated successfully/.test(text), 'the unit did not see the agent exit 0');
-    assert(/ember-ga\.service: Scheduled restart job/.test(text), 'systemd scheduled no restart');
-    assert(unitStarts() === before + 1, `systemd started the unit ${unitStarts() - before} more times`);
+    await consoleShows(/ember-ga\.service: Deactivated successfully/, from, 10_000, 'the agent exiting 0');
+    await consoleShows(/ember-ga\.service: Scheduled restart job/, from, 10_000, 'the restart (Restart=always)');
+    await consoleShows(/systemd\[1\]: Started ember-ga\.service/, from, 10_000, 'the unit starting again');
+    assert(unitStarts(from) === 1, `systemd started the unit ${unitStarts(from)} times after the shutdown`);
     return 'exited 0, restarted by systemd, answers';
   },
 });
@@ -474,6 +493,14 @@ async function main(): Promise<number> {
       fail('build the guest image and disk', e);
       return 1;
     }
+    // The systemd guest's image too, before the guests' deadline starts; without it the first
+    // guest's checks still run.
+    let sdImage: Image | undefined;
+    try {
+      sdImage = await buildSystemdImage(CACHE, image, BUILD_DEADLINE_MS);
+    } catch (e) {
+      fail('build the systemd guest image', e);
+    }
     console.log(`image ready after ${((Date.now() - T0) / 1000).toFixed(1)} s`);
     watchdog = setTimeout(() => {
       console.log(`FAIL test:vm: the guest part took over ${RUN_DEADLINE_MS / 1000} s`);
@@ -503,7 +530,7 @@ async function main(): Promise<number> {
         }
         const t = Date.now();
         try {
-          const detail = await withTimeout(c.fn(), ms, c.name);
+          const detail = await withTimeout(checkGuest.run(liveGuest, () => c.fn()), ms, c.name);
           passed++;
           console.log(`ok   ${c.name} (${((Date.now() - t) / 1000).toFixed(1)} s)${detail ? `: ${detail}` : ''}`);
         } catch (e) {
@@ -516,18 +543,23 @@ async function main(): Promise<number> {
 
     // The systemd guest, once the first is gone (they would share the disk image).
     const failedBefore = failed;
-    let sdImage: Image | undefined;
-    try {
-      sdImage = await buildSystemdImage(CACHE, image, BUILD_DEADLINE_MS);
-    } catch (e) {
-      fail('build the systemd guest image', e);
-    }
+    let stopped = false;
     if (sdImage) {
       await disconnect();
-      await qemu.killAndWait();
+      try {
+        await qemu.killAndWait();
+        stopped = true;
+      } catch (e) {
+        fail('stop the first guest before the systemd guest', e);
+      }
+    }
+    if (sdImage && stopped) {
+      liveGuest = 1;
+      const firstConsole = qemu.consoleLog;
       qemu = new Qemu(sdImage, disk.path, runDir, path.join(CACHE, 'console-systemd.log'), {}, { memMiB: 1024, append: SYSTEMD_APPEND });
       await runChecks(systemdChecks, SYSTEMD_BOOT_DEADLINE_MS + 10_000);
       if (failed > failedBefore) console.log(`--- systemd guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+      console.log(`guest console: ${firstConsole}`);
     }
   } finally {
     await disconnect();

@@ -18,35 +18,39 @@ cache=$(mkdir -p "${1:?usage: systemd-layer.sh CACHE_DIR BASE_INITRD}/systemd" &
 base=${2:?usage: systemd-layer.sh CACHE_DIR BASE_INITRD}
 say() { echo "vm-systemd: $*" >&2; }
 
-closure() {
-  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
-    --no-enhances systemd udev 2>/dev/null | grep -v '^[ <]' | sort -u
+# The packages (systemd, udev and everything they depend on) as NAME=VERSION lines, in `versions`,
+# and the layer's key; from the machine's package lists as they are now.
+resolve() {
+  local pkgs
+  mapfile -t pkgs < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances systemd udev 2>/dev/null | grep -v '^[ <]' | sort -u)
+  [ ${#pkgs[@]} -gt 1 ] || return 1
+  # One apt-cache call for all (one per package takes most of a minute).
+  versions=$(apt-cache show --no-all-versions "${pkgs[@]}" | awk '/^Package:/ {p = $2} /^Version:/ {print p "=" $2}' | sort -u)
+  [ -n "$versions" ] || return 1
+  key=$( {
+    echo "$versions"
+    sha256sum "$base" "$here/systemd-layer.sh" "$repo/systemd/ember-ga.service" "$repo/systemd/60-ember-ga.rules" | awk '{print $1}'
+  } | sha256sum | awk '{print $1}')
 }
-mapfile -t pkgs < <(closure)
-if [ ${#pkgs[@]} -lt 2 ]; then
-  apt-get update >/dev/null 2>&1
-  mapfile -t pkgs < <(closure)
-fi
-[ ${#pkgs[@]} -gt 1 ] || { say "cannot resolve systemd and udev in the package lists"; exit 1; }
-# One apt-cache call for all (one per package takes most of a minute): NAME=VERSION lines.
-versions=$(apt-cache show --no-all-versions "${pkgs[@]}" 2>/dev/null | awk '/^Package:/ {p = $2} /^Version:/ {print p "=" $2}' | sort -u)
-
-key=$( {
-  echo "$versions"
-  sha256sum "$base" "$here/systemd-layer.sh" "$repo/systemd/ember-ga.service" "$repo/systemd/60-ember-ga.rules" | awk '{print $1}'
-} | sha256sum | awk '{print $1}')
+download() {
+  local wanted
+  mapfile -t wanted <<<"$versions"
+  rm -rf "$cache/debs" && mkdir -p "$cache/debs"
+  (cd "$cache/debs" && apt-get download "${wanted[@]}" >"$cache/download.log" 2>&1)
+}
+versions='' key=''
+resolve || { apt-get update >/dev/null 2>&1; resolve; } || { say "cannot resolve systemd and udev in the package lists"; exit 1; }
 out="$cache/initrd.gz"
 if [ -f "$cache/key" ] && [ "$(cat "$cache/key")" = "$key" ] && [ -f "$out" ]; then
   say "systemd layer up to date (key ${key:0:12})"
   echo "initrd=$out"
   exit 0
 fi
-say "building the systemd layer (${#pkgs[@]} packages)"
-rm -rf "$cache/debs" "$cache/root" && mkdir -p "$cache/debs" "$cache/root"
-mapfile -t wanted <<<"$versions"
-(cd "$cache/debs" && apt-get download "${wanted[@]}" >"$cache/download.log" 2>&1) ||
-  (apt-get update >/dev/null 2>&1 && cd "$cache/debs" && apt-get download "${wanted[@]}" >"$cache/download.log" 2>&1) ||
-  { cat "$cache/download.log" >&2; exit 1; }
+say "building the systemd layer ($(wc -l <<<"$versions") packages)"
+# Stale lists name versions the mirror no longer has: update, resolve again, and retry.
+download || { apt-get update >/dev/null 2>&1 && resolve && download; } || { cat "$cache/download.log" >&2; exit 1; }
+rm -rf "$cache/root" && mkdir -p "$cache/root"
 root="$cache/root"
 for deb in "$cache"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
 
