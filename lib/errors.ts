@@ -83,6 +83,12 @@ export function toSystemError(e: unknown): unknown {
   return new SystemError(errno, syscall, path);
 }
 
+/** The (positive) errno of a failed system call, from Node or from the addon; undefined for anything else. */
+export function errnoOf(e: unknown): number | undefined {
+  const err = toSystemError(e);
+  return err instanceof SystemError ? err.errno : undefined;
+}
+
 /** Message and code for an error answer: errno for system errors, the AgentError's code, else -1. */
 export function wireError(e: unknown): { message: string; code: number } {
   const err = toSystemError(e);

@@ -15,7 +15,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as nodePath from 'path';
 import { promisify } from 'util';
-import { SystemError, toSystemError } from '../errors';
+import { errnoOf, SystemError, toSystemError } from '../errors';
 import { md5File } from './md5';
 import { fileio, type NativeFdPoll } from './native';
 
@@ -177,12 +177,6 @@ function tempPathFor(target: string): string {
   let base = nodePath.basename(target);
   while (Buffer.byteLength(base) > TEMP_BASE_BYTES) base = base.slice(0, -1);
   return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
-}
-
-/** The (positive) errno of a failed system call, else undefined. */
-function errnoOf(e: unknown): number | undefined {
-  const err = toSystemError(e);
-  return err instanceof SystemError ? err.errno : undefined;
 }
 
 /** Links the O_TMPFILE file open at fd beside `target` under a fresh temporary name; that name. */

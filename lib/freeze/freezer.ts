@@ -16,7 +16,7 @@
 //   the timer is a plain event-loop timer, and when the log would land on a filesystem being
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
 import { constants } from 'os';
-import { AgentError, SystemError, toSystemError } from '../errors';
+import { AgentError, errnoOf, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
 import { freeze, thaw } from './ioctl';
 
@@ -45,11 +45,6 @@ export interface FreezerOptions {
 export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
-
-/** The errno of a failed call, 0 for anything that is not a system error. */
-function errnoOf(err: unknown): number {
-  return err instanceof SystemError ? err.errno : 0;
-}
 
 interface Held {
   mountpoint: string;
