@@ -102,13 +102,17 @@ std::string AttrString(const rtattr* a) {
   return std::string(s, strnlen(s, RTA_PAYLOAD(a)));
 }
 
-std::string AttrIp(int family, const rtattr* a) {
-  if (!a) return "";
+// An address of `family` at data (len bytes there) as text; "" when it is not one.
+std::string IpText(int family, const void* data, size_t len) {
   size_t want = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
-  if (want == 0 || RTA_PAYLOAD(a) < want) return "";
+  if (want == 0 || len < want) return "";
   char text[INET6_ADDRSTRLEN];
-  if (!inet_ntop(family, RTA_DATA(a), text, sizeof(text))) return "";
+  if (!inet_ntop(family, data, text, sizeof(text))) return "";
   return text;
+}
+
+std::string AttrIp(int family, const rtattr* a) {
+  return a ? IpText(family, RTA_DATA(a), RTA_PAYLOAD(a)) : "";
 }
 
 std::string AttrHex(const rtattr* a) {
@@ -359,10 +363,7 @@ std::string NextHopGateway(int family, const rtattr* (&tb)[RTA_MAX + 1]) {
   const rtattr* via = tb[RTA_VIA];
   if (!via || RTA_PAYLOAD(via) < sizeof(rtvia)) return "";
   const auto* v = static_cast<const rtvia*>(RTA_DATA(via));
-  size_t want = v->rtvia_family == AF_INET ? 4 : v->rtvia_family == AF_INET6 ? 16 : 0;
-  char text[INET6_ADDRSTRLEN];
-  if (want == 0 || RTA_PAYLOAD(via) < sizeof(rtvia) + want || !inet_ntop(v->rtvia_family, v->rtvia_addr, text, sizeof(text))) return "";
-  return text;
+  return IpText(v->rtvia_family, v->rtvia_addr, RTA_PAYLOAD(via) - sizeof(rtvia));
 }
 
 // RTA_MULTIPATH: a sequence of rtnexthop, each followed by its own attributes.
