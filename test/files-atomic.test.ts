@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withFuse, withTmpfs } from './helpers/agent';
+import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withFuse, withTmpfs, type RunningAgent } from './helpers/agent';
 import { command, root } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -30,10 +30,10 @@ const unnamed = (pid: number, dir: string) =>
       return target.startsWith(`${fs.realpathSync(dir)}/#`) && target.endsWith(' (deleted)');
     });
 /** What an atomic handle could leave: temporary names in dir, and unnamed files the agent still holds there. */
-const leftovers = (agent: { proc: { pid?: number } }, dir: string) => [...temps(dir), ...unnamed(agent.proc.pid!, dir)];
+const leftovers = (agent: RunningAgent, dir: string) => [...temps(dir), ...unnamed(agent.proc.pid!, dir)];
 
 /** A test with an agent of its own (it stops or kills it) and a directory, both gone after. */
-async function withOwnAgent(prefix: string, run: (agent: Awaited<ReturnType<typeof startAgent>>, dir: string) => Promise<void>): Promise<void> {
+async function withOwnAgent(prefix: string, run: (agent: RunningAgent, dir: string) => Promise<void>): Promise<void> {
   const agent = await startAgent();
   const dir = tmpDir(prefix);
   try {
@@ -226,7 +226,7 @@ test('atomic: a full filesystem fails the writes, then the close; the original s
 }, { needs: [root, command('mount')] });
 
 /** DIR/f holding 'before', and an atomic upload to it with `data` written and the handle left open. */
-async function uploadUnderway(agent: Awaited<ReturnType<typeof startAgent>>, dir: string, data: string | Buffer) {
+async function uploadUnderway(agent: RunningAgent, dir: string, data: string | Buffer) {
   const f = path.join(dir, 'f');
   fs.writeFileSync(f, 'before');
   const c = await agent.connect();

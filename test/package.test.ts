@@ -118,9 +118,11 @@ test('README states the runtime versions the prebuilds need, as objdump reads th
     const tool = arch === process.arch ? 'objdump' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-objdump`;
     const r = run(tool, ['-T', path.join(unpacked, file)]);
     assert.is(r.status, 0, r.out);
+    // Every symbol of `lib` with the version it needs, as objdump -T lists them: "(GLIBC_2.28) statx".
+    const needs = (lib: string) =>
+      [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].map((m) => ({ version: m[1].split('.').map(Number), symbol: m[2] }));
     const newest = (lib: string) => {
-      const versions = [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)`, 'g'))].map((m) => m[1].split('.').map(Number));
-      versions.sort(cmpVersion);
+      const versions = needs(lib).map((n) => n.version).sort(cmpVersion);
       return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
     };
     const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
@@ -128,7 +130,7 @@ test('README states the runtime versions the prebuilds need, as objdump reads th
     // The floors README promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
     // libstdc++ (GLIBCXX_3.4.22), whatever compiler this machine has.
     const over = (lib: string, max: number[]) =>
-      [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].filter((m) => cmpVersion(m[1].split('.').map(Number), max) > 0).map((m) => `${m[2]}@${lib}_${m[1]}`);
+      needs(lib).filter((n) => cmpVersion(n.version, max) > 0).map((n) => `${n.symbol}@${lib}_${n.version.join('.')}`);
     assert.equal(over('GLIBC', [2, 28]), [], `linux-${arch} needs a glibc newer than 2.28`);
     assert.equal(over('GLIBCXX', [3, 4, 22]), [], `linux-${arch} needs a libstdc++ newer than GCC 6's`);
   }
