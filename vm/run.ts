@@ -156,7 +156,7 @@ interface Check {
   fn: () => Promise<string | void>;
 }
 const checks: Check[] = [];
-const check = (name: string, needs: Group[], fn: () => Promise<string | void>) => checks.push({ name, needs, fn });
+const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) => list.push({ name, needs, fn });
 
 let disk: { path: string; seedMd5: string; seed: string };
 const timings: Record<string, string> = {};
@@ -433,10 +433,10 @@ async function consoleShows(re: RegExp, from: number, ms: number, what: string):
 }
 
 const systemdChecks: Check[] = [];
-systemdChecks.push({
-  name: 'systemd: the udev rule starts ember-ga.service when the port appears, and it answers',
-  needs: [],
-  fn: async () => {
+check(
+  'systemd: the udev rule starts ember-ga.service when the port appears, and it answers',
+  [],
+  async () => {
     await pingUntil(SYSTEMD_BOOT_DEADLINE_MS);
     const boot = (Date.now() - qemu.startedAt) / 1000;
     await consoleShows(/systemd\[1\]: Started ember-ga\.service/, 0, 10_000, 'the unit start');
@@ -445,11 +445,12 @@ systemdChecks.push({
     assert(!/^init: /m.test(qemu.consoleText()), "busybox's /init ran: this guest must boot systemd");
     return `first ping answered ${boot.toFixed(1)} s after QEMU started`;
   },
-});
-systemdChecks.push({
-  name: 'systemd: Restart=always brings the agent back after agent-shutdown (exit 0)',
-  needs: [],
-  fn: async () => {
+  systemdChecks,
+);
+check(
+  'systemd: Restart=always brings the agent back after agent-shutdown (exit 0)',
+  [],
+  async () => {
     const from = qemu.consoleText().length;
     assert((await ok('agent-shutdown')) === true, 'agent-shutdown');
     await sleep(500);
@@ -460,7 +461,8 @@ systemdChecks.push({
     assert(unitStarts(from) === 1, `systemd started the unit ${unitStarts(from)} times after the shutdown`);
     return 'exited 0, restarted by systemd, answers';
   },
-});
+  systemdChecks,
+);
 
 // --- the run ---------------------------------------------------------------------------------
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
