@@ -1,5 +1,6 @@
 // The agent: a transport, the framer, the dispatcher, and the lifecycle around them.
 import { Dispatcher } from './dispatcher';
+import { lineDone } from './memory';
 import { encodeError, LineFramer, MAX_LINE_BYTES } from './protocol';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
@@ -112,6 +113,7 @@ export class Agent {
     this.updateFlow();
     this.dispatcher.dispatch(line).then((answer) => {
       this.transport.write(answer);
+      lineDone(line.length + answer.length);
       this.inFlight--;
       this.updateFlow();
       if (this.shutdownRequested && !this.stopping) {

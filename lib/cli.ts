@@ -6,6 +6,7 @@ import { Agent } from './agent';
 import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
 import { HoldingLogger, stderrLogger } from './log';
+import { enableCollections } from './memory';
 import { PortTransport } from './transports/port';
 import { findPort } from './transports/find-port';
 import { UnixTransport } from './transports/unix';
@@ -109,6 +110,9 @@ export async function main(argv: string[]): Promise<number> {
   // CPU and the same throughput.
   v8.setFlagsFromString('--semi-space-growth-factor=1');
   v8.setFlagsFromString('--heap-growing-percent=10');
+  // And a young-generation collection every few MB of large lines (lib/memory.ts): the buffers
+  // of 1 MiB chunks are memory V8 would otherwise let pile up.
+  enableCollections();
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
   let transport: Transport;

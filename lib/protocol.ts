@@ -125,16 +125,16 @@ function stringifyWithBigInts(value: unknown): string {
  */
 export class RawJson {
   /**
-   * The JSON text, in pieces (a large base64 payload stays in slices, never joined into one
+   * The JSON text, in pieces: strings, or the bytes of text (a large base64 payload, never a
    * string). ASCII only: base64 and JSON punctuation, so encodeRawReturn copies the pieces into
    * the answer as bytes with no encoding pass.
    */
-  readonly parts: readonly string[];
-  constructor(json: string | readonly string[]) {
+  readonly parts: readonly (string | Buffer)[];
+  constructor(json: string | readonly (string | Buffer)[]) {
     this.parts = typeof json === 'string' ? [json] : json;
   }
   get json(): string {
-    return this.parts.join('');
+    return this.parts.map((p) => (typeof p === 'string' ? p : p.toString('latin1'))).join('');
   }
 }
 
@@ -156,7 +156,7 @@ export function encodeRawReturn(value: RawJson, tag: string): Buffer {
   for (const p of value.parts) len += p.length;
   const out = Buffer.allocUnsafe(len);
   let off = out.write(head, 0, 'latin1');
-  for (const p of value.parts) off += out.write(p, off, 'latin1');
+  for (const p of value.parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);
   out.write(tail, off, 'utf8');
   return out;
 }

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -260,6 +261,23 @@ SysError Md5File(const std::string& path, std::string* hex) {
   return SysError::Ok();
 }
 
+// The standard base64 (padded, no line breaks) of src[0, n) into dst, which has room for
+// 4 * ceil(n / 3) bytes: OpenSSL's encoder, which writes a NUL after its output and takes an int
+// length. So the bytes go in blocks of whole 3-byte groups, each block's NUL overwritten by the
+// next block's text, and the last 1-3 bytes through a small buffer of their own.
+void Base64Encode(const unsigned char* src, size_t n, unsigned char* dst) {
+  constexpr size_t kBlock = 3 << 20;
+  const size_t body = n == 0 ? 0 : (n - 1) / 3 * 3;
+  for (size_t off = 0; off < body; off += kBlock) {
+    EVP_EncodeBlock(dst + off / 3 * 4, src + off, static_cast<int>(std::min(kBlock, body - off)));
+  }
+  if (n > body) {
+    unsigned char tail[5];
+    EVP_EncodeBlock(tail, src + body, static_cast<int>(n - body));
+    memcpy(dst + body / 3 * 4, tail, 4);
+  }
+}
+
 }  // namespace fileio
 
 namespace {
@@ -317,6 +335,20 @@ Napi::Value PreadCached(const Napi::CallbackInfo& info) {
   auto b = info[1].As<Napi::Buffer<char>>();
   int64_t offset = IntArg(info, 2, "offset");
   return Napi::Number::New(info.Env(), static_cast<double>(fileio::ReadCached(fd, b.Data(), b.Length(), offset)));
+}
+
+// base64(buffer, length): Buffer, synchronous: the base64 text of buffer's first `length` bytes,
+// as bytes. For file-read's large answers, whose text then never is a string on V8's heap: each
+// 1 MiB chunk as strings left 1.4 MB of garbage, and collecting it took more of the main thread
+// than the encoding (about 1 ms a MiB here).
+Napi::Value Base64(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
+  auto src = info[0].As<Napi::Buffer<unsigned char>>();
+  int64_t n = IntArg(info, 1, "length");
+  if (n < 0 || static_cast<uint64_t>(n) > src.Length()) throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
+  auto out = Napi::Buffer<unsigned char>::New(info.Env(), (static_cast<size_t>(n) + 2) / 3 * 4);
+  fileio::Base64Encode(src.Data(), static_cast<size_t>(n), out.Data());
+  return out;
 }
 
 // pwrite(fd, buffer, offset, path): Promise<number>. Writes the whole buffer (offset -1: at the
@@ -438,6 +470,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
+  exports.Set("base64", Napi::Function::New<Base64>(env, "base64"));
   exports.Set("linkFd", Napi::Function::New<LinkFd>(env, "linkFd"));
   exports.Set("O_TMPFILE", Napi::Number::New(env, O_TMPFILE));
   exports.Set("cancelStreams", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -76,6 +76,28 @@ test('read at end of file gives an empty buffer; a grown file reads on', async (
   await h.close();
 });
 
+test('readBase64 and readBase64Parts give the base64 of each chunk; the text of a large chunk comes as bytes, the addon encoding it', async ({ dir }) => {
+  const f = path.join(dir, 'b64');
+  const data = crypto.randomBytes(3 * 1024 * 1024 + 2);
+  fs.writeFileSync(f, data);
+  const h = await openFile(f);
+  const text = (parts: (string | Buffer)[]) => parts.map((p) => (typeof p === 'string' ? p : p.toString('latin1'))).join('');
+  let off = 0;
+  // Around the switch to bytes (64 KiB), odd and even lengths, and a last read that ends short.
+  for (const size of [1, 2, 3, 4096, 65535, 65536, 65537, 65538, 1024 * 1024, 1024 * 1024 + 1, 4 * 1024 * 1024]) {
+    const parts = await h.readBase64Parts(size);
+    const n = Math.min(size, data.length - off);
+    assert.is(text(parts), data.toString('base64', off, off + n), `size ${size}`);
+    assert.is(parts.some((p) => Buffer.isBuffer(p)), n > 65536, `size ${size}: as bytes`);
+    off += n;
+  }
+  assert.equal(await h.readBase64Parts(10), []);
+  await h.close();
+  const again = await openFile(f);
+  assert.is(await again.readBase64(2 * 1024 * 1024), data.toString('base64', 0, 2 * 1024 * 1024));
+  await again.close();
+});
+
 test('wrong direction, closed handle and double close', async ({ dir }) => {
   const f = path.join(dir, 'dir-check');
   const w = await openFile(f, { mode: 'w', perm: 0o600 });
@@ -383,12 +405,39 @@ test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () =
   assert.is(line, '{"return":{"bufb64":"QUJD","eof":false},"tag":"\\u003ct\\u003e"}\n');
   assert.equal(JSON.parse(line), { return: { bufb64: 'QUJD', eof: false }, tag: '<t>' });
   // The same answer as bytes from pieces (what the agent writes), with a non-ASCII tag.
-  const pieces = new RawJson(['{"bufb64":"', 'QUJD', 'RUZH', '","eof":false}']);
+  const pieces = new RawJson(['{"bufb64":"', 'QUJD', Buffer.from('RUZH'), '","eof":false}']);
+  assert.is(pieces.json, '{"bufb64":"QUJDRUZH","eof":false}');
   for (const tag of ['<t>', 'é-ü-\u2028', '']) {
     const bytes = encodeRawReturn(pieces, tag);
     assert.instance(bytes, Buffer);
     assert.is(bytes.toString('utf8'), encodeReturn(new RawJson('{"bufb64":"QUJDRUZH","eof":false}'), tag));
   }
+});
+
+test('memory: once enabled, a young-generation collection every 2 MiB of large lines, none for small ones or before', () => {
+  const script = `
+    const m = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'memory.js'))});
+    const mark = (s) => process.stdout.write('== ' + s + '\\n');
+    m.lineDone(64 << 20); mark('not enabled');
+    process.stdout.write(String(m.enableCollections()) + '\\n');
+    for (let i = 0; i < 1000; i++) m.lineDone(60 * 1024); mark('small lines');
+    m.lineDone(1 << 20); mark('1 MiB');
+    m.lineDone(1 << 20); mark('2 MiB');
+    for (let i = 0; i < 5; i++) m.lineDone(1 << 20); mark('7 MiB');`;
+  const out = execFileSync(process.execPath, ['--trace-gc', '-e', script], { encoding: 'utf8' });
+  // What each step collected on request ("testing" in V8's trace), step by step.
+  const steps: Record<string, number> = {};
+  let n = 0;
+  for (const line of out.split('\n')) {
+    if (/Scavenge.*testing/.test(line)) n++;
+    const m = /^== (.*)$/.exec(line);
+    if (m) {
+      steps[m[1]] = n;
+      n = 0;
+    }
+  }
+  assert.match(out, /^true$/m);
+  assert.equal(steps, { 'not enabled': 0, 'small lines': 0, '1 MiB': 0, '2 MiB': 1, '7 MiB': 2 });
 });
 
 test.run();

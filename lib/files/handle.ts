@@ -101,18 +101,15 @@ interface AtomicTarget {
 export const DEFAULT_READ_SIZE = 4096;
 
 /**
- * Node returns base64 text longer than about 1 MB as an external string, whose memory V8 frees
- * only once ~64 MB of such memory has piled up: an agent moving data in 1 MiB chunks grew by
- * that much. Encoding in 64 KiB slices keeps every piece a small heap string (young generation,
- * cheap to allocate and free; slices of 512 KiB, in the large-object space, took twice as long),
- * and the pieces are kept apart: the answer copies them into its bytes (RawJson).
+ * Reads of more than this many bytes have their base64 made by the addon, as the bytes of the
+ * text: a large chunk's text as strings (1.4 MB a MiB) was garbage V8 spent more of the main
+ * thread collecting than the encoding cost, and a string over ~1 MB would even be an external
+ * one, freed only once ~64 MB of them pile up. Smaller reads are one short heap string.
  */
-const BASE64_SLICE = 3 * 21_845; // 65535 bytes, a multiple of 3: slices encode without padding
-function base64Parts(buf: Buffer, n: number): string[] {
-  if (n <= BASE64_SLICE) return n === 0 ? [] : [buf.toString('base64', 0, n)];
-  const parts: string[] = [];
-  for (let off = 0; off < n; off += BASE64_SLICE) parts.push(buf.toString('base64', off, Math.min(n, off + BASE64_SLICE)));
-  return parts;
+const BASE64_AS_BYTES = 64 * 1024;
+function base64Parts(buf: Buffer, n: number): (string | Buffer)[] {
+  if (n === 0) return [];
+  return [n > BASE64_AS_BYTES ? fileio.base64(buf, n) : buf.toString('base64', 0, n)];
 }
 
 /** The buffer synchronous cached reads go through when their bytes are consumed at once. */
@@ -393,11 +390,14 @@ export class FileHandle {
    * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
    */
   readBase64(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string> {
-    return this.readAs(size, (buf, n) => base64Parts(buf, n).join(''), true, gate);
+    return this.readAs(size, (buf, n) => buf.toString('base64', 0, n), true, gate);
   }
 
-  /** readBase64() as slices of the text, in order (none at end of file), for answers built from pieces. */
-  readBase64Parts(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string[]> {
+  /**
+   * readBase64() in pieces, in order (none at end of file), for answers built from pieces: each a
+   * string, or the bytes of the text (a large chunk, encoded by the addon: no string on the heap).
+   */
+  readBase64Parts(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<(string | Buffer)[]> {
     return this.readAs(size, base64Parts, true, gate);
   }
 

@@ -8,6 +8,8 @@ export interface FileBindings {
   pread(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
   /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
   preadCached(fd: number, buffer: Buffer, offset: number): number;
+  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
+  base64(buffer: Buffer, length: number): Buffer;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
   /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
