@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Bounded memory while moving files (README "Files"): every 1 MiB chunk leaves a few MB of
-  // short-lived strings behind. Keeping V8's young generation at its initial size (instead of
+  // short-lived garbage behind (an upload's strings; a download's buffers, see below). Keeping V8's young generation at its initial size (instead of
   // growing to 16 MiB semi-spaces) and collecting old-space garbage at 10% growth keeps the
   // agent's peak RSS near 75 MiB during a long transfer instead of ~90-140, for about 2% more
   // CPU and the same throughput.

@@ -290,10 +290,15 @@ struct PinnedBuffer {
   size_t len;
 };
 
-std::shared_ptr<PinnedBuffer> PinBuffer(const Napi::CallbackInfo& info, size_t i) {
+// Argument i, which must be a Buffer.
+Napi::Buffer<char> BufferArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsBuffer())
     throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
-  auto b = info[i].As<Napi::Buffer<char>>();
+  return info[i].As<Napi::Buffer<char>>();
+}
+
+std::shared_ptr<PinnedBuffer> PinBuffer(const Napi::CallbackInfo& info, size_t i) {
+  auto b = BufferArg(info, i);
   return std::make_shared<PinnedBuffer>(PinnedBuffer{Napi::Persistent(b), b.Data(), b.Length()});
 }
 
@@ -330,9 +335,7 @@ Napi::Value Pread(const Napi::CallbackInfo& info) {
 // page cache, else -errno (-EAGAIN, -EOPNOTSUPP, ...) and the caller uses pread().
 Napi::Value PreadCached(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
-  if (info.Length() <= 1 || !info[1].IsBuffer())
-    throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
-  auto b = info[1].As<Napi::Buffer<char>>();
+  auto b = BufferArg(info, 1);
   int64_t offset = IntArg(info, 2, "offset");
   return Napi::Number::New(info.Env(), static_cast<double>(fileio::ReadCached(fd, b.Data(), b.Length(), offset)));
 }
@@ -342,12 +345,11 @@ Napi::Value PreadCached(const Napi::CallbackInfo& info) {
 // 1 MiB chunk as strings left 1.4 MB of garbage, and collecting it took more of the main thread
 // than the encoding (about 1 ms a MiB here).
 Napi::Value Base64(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument buffer must be a Buffer");
-  auto src = info[0].As<Napi::Buffer<unsigned char>>();
+  auto src = BufferArg(info, 0);
   int64_t n = IntArg(info, 1, "length");
   if (n < 0 || static_cast<uint64_t>(n) > src.Length()) throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
   auto out = Napi::Buffer<unsigned char>::New(info.Env(), (static_cast<size_t>(n) + 2) / 3 * 4);
-  fileio::Base64Encode(src.Data(), static_cast<size_t>(n), out.Data());
+  fileio::Base64Encode(reinterpret_cast<const unsigned char*>(src.Data()), static_cast<size_t>(n), out.Data());
   return out;
 }
 
