@@ -111,9 +111,10 @@ export class Agent {
     if (isBlank(line)) return; // a blank line is no request: nothing to answer
     this.inFlight++;
     this.updateFlow();
+    const bytes = line.length; // not the line: it would live as long as the request
     this.dispatcher.dispatch(line).then((answer) => {
       this.transport.write(answer);
-      lineDone(line.length + answer.length);
+      lineDone(bytes + answer.length);
       this.inFlight--;
       this.updateFlow();
       if (this.shutdownRequested && !this.stopping) {

@@ -1,20 +1,31 @@
 // Turns one request line into exactly one answer line. Knows nothing about particular commands:
 // it parses, looks the name up in the registry, applies the freeze rule, checks arguments
 // against the command's schema and runs its handler.
+import { decodeBase64Into } from './decode';
 import { AgentError, wireError } from './errors';
-import { encodeError, encodeRawReturn, encodeReturn, parseRequest, RawJson, RequestError } from './protocol';
+import { encodeError, encodeRawReturn, encodeReturn, parseRequest, RawJson, RequestError, type Base64Decoder } from './protocol';
 import { checkArgs } from './registry';
 import type { Context } from './context';
 
 export class Dispatcher {
-  constructor(private readonly ctx: Context) {}
+  /** `decodeBase64`: how long base64 arguments are decoded (Base64Decoder); the addon's by default. */
+  constructor(
+    private readonly ctx: Context,
+    private readonly decodeBase64: Base64Decoder = decodeBase64Into,
+  ) {}
 
-  /** The answer line: a string, or bytes for a RawJson answer (see encodeRawReturn). */
-  async dispatch(line: Buffer | string): Promise<string | Buffer> {
+  /**
+   * The answer line: a string, or bytes for a RawJson answer (see encodeRawReturn). Everything up
+   * to the handler's call runs now; the line is not kept while the handler works (a 1 MiB chunk's
+   * line would otherwise outlast young-generation collections, lib/memory.ts).
+   */
+  dispatch(line: Buffer | string): Promise<string | Buffer> {
     let tag = '';
+    let release = () => {};
     try {
-      const req = parseRequest(line);
+      const req = parseRequest(line, { decodeBase64: this.decodeBase64 });
       tag = req.tag;
+      release = req.release;
       const cmd = this.ctx.registry.get(req.execute);
       if (!cmd) throw new AgentError(`Unknown command: ${req.execute}`);
       if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
@@ -22,13 +33,29 @@ export class Dispatcher {
       }
       const args = checkArgs(cmd.args, req.arguments);
       this.ctx.log.debug(`<- ${req.execute} tag=${JSON.stringify(tag)}`);
-      const value = await cmd.handler(args as never, this.ctx);
-      return value instanceof RawJson ? encodeRawReturn(value, tag) : encodeReturn(value, tag);
+      return this.answer(cmd.handler(args as never, this.ctx), tag, release);
     } catch (e) {
-      if (e instanceof RequestError) tag = e.tag;
-      const { message, code } = wireError(e);
-      this.ctx.log.debug(`-> error ${code}: ${message}`);
-      return encodeError(message, code, tag);
+      release();
+      return Promise.resolve(this.error(e, tag));
     }
+  }
+
+  /** The handler's answer once it settles; then the request's decoded arguments are released. */
+  private async answer(value: unknown, tag: string, release: () => void): Promise<string | Buffer> {
+    try {
+      const v = await value;
+      return v instanceof RawJson ? encodeRawReturn(v, tag) : encodeReturn(v, tag);
+    } catch (e) {
+      return this.error(e, tag);
+    } finally {
+      release();
+    }
+  }
+
+  private error(e: unknown, tag: string): string {
+    const t = e instanceof RequestError ? e.tag : tag;
+    const { message, code } = wireError(e);
+    this.ctx.log.debug(`-> error ${code}: ${message}`);
+    return encodeError(message, code, t);
   }
 }

@@ -171,16 +171,189 @@ export interface Request {
   execute: string;
   arguments: Record<string, unknown>;
   tag: string;
+  /**
+   * Gives back the memory of the arguments a decoder decoded (see Base64Text); call it once the
+   * request is answered. Does nothing when there are none.
+   */
+  release(): void;
 }
 
-/** Parses one line; throws Error with a readable message (and `tag` when one was found). */
-export function parseRequest(line: Buffer | string): Request {
+/**
+ * Strict base64 (standard alphabet, padded, as Go's encoding/json writes []byte; line breaks
+ * are skipped like Go does). Buffer.from alone silently drops bad characters, so the decoded
+ * length is checked against the length the text implies.
+ */
+export function decodeBase64(text: string): Buffer | undefined {
+  let s = text;
+  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) {
+    if (!/[\r\n]/.test(s)) return undefined;
+    s = s.replace(/[\r\n]/g, '');
+    if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return undefined;
+  }
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const buf = Buffer.from(s, 'base64');
+  return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
+}
+
+/** Decoded bytes in memory that is given back (and may then be reused) with release(). */
+export interface DecodedBytes {
+  readonly bytes: Buffer;
+  release(): void;
+}
+
+/**
+ * Decodes line[start, end) as strict base64 with no line breaks (decodeBase64's rules otherwise);
+ * undefined when it is not that. The agent's (lib/decode.ts) decodes in the addon, straight from
+ * the line's bytes into reused buffers.
+ */
+export type Base64Decoder = (line: Buffer, start: number, end: number) => DecodedBytes | undefined;
+
+/**
+ * A long base64 string value cut out of a request line (cutBase64Strings), decoded. parseRequest
+ * puts one in "arguments" where JSON.parse would have put the string; checkArgs turns it into the
+ * string for a "string" argument, or gives a "base64" one its bytes. It holds the request line
+ * (for `text`): it belongs to the synchronous part of a dispatch, not to a handler.
+ */
+export class Base64Text {
+  constructor(
+    private readonly line: Buffer,
+    private readonly start: number,
+    private readonly end: number,
+    readonly decoded: DecodedBytes,
+  ) {}
+
+  /** The string's value: it is base64, so ASCII, and has no escapes. */
+  get text(): string {
+    return this.line.toString('latin1', this.start, this.end);
+  }
+}
+
+/** Lines at least this long are searched for long base64 strings to cut out (cutBase64Strings). */
+const CUT_LINE_BYTES = 16 * 1024;
+/** Strings at least this long are cut out; shorter ones cost JSON.parse next to nothing. */
+const CUT_STRING_BYTES = 8 * 1024;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/**
+ * What stands for a cut-out string in the rest of the line: NUL, this process's nonce and the
+ * string's index. No string a host sends can be one without knowing the nonce.
+ */
+const CUT_MARK = `\u0000ember-ga-cut:${randomBytes(12).toString('hex')}:`;
+const CUT_MARK_JSON = JSON.stringify(CUT_MARK).slice(0, -1); // opening quote and escaped mark
+
+/**
+ * A request line with its long base64 string values cut out: `rest` is the line with each
+ * replaced by a short marker string, `cuts` the strings, decoded. A 1 MiB file-write line then
+ * costs a base64 decode instead of a UTF-8 decode and a JSON.parse pass over 1.4 MB (with the
+ * garbage both leave), which kept the main thread from reading the port.
+ *
+ * Exact by construction: a string is cut only when it has no escapes and its text is strict
+ * base64, so its bytes are its value, the same as JSON.parse would give; and only a value, never
+ * a key. Strings are found the way JSON finds them: outside strings there are no quotes, and
+ * inside one a backslash escapes the next character. Undefined when nothing is cut.
+ */
+function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; cuts: Base64Text[] } | undefined {
+  const pieces: Buffer[] = [];
+  const cuts: Base64Text[] = [];
+  let copied = 0;
+  let pos = 0;
+  let backslash = line.indexOf(BACKSLASH);
+  for (;;) {
+    const open = line.indexOf(QUOTE, pos);
+    if (open < 0) break;
+    let from = open + 1;
+    let escaped = false;
+    let close: number;
+    for (;;) {
+      close = line.indexOf(QUOTE, from);
+      if (close < 0) {
+        // Unterminated: JSON.parse says so.
+        for (const c of cuts) c.decoded.release();
+        return undefined;
+      }
+      if (backslash !== -1 && backslash < from) backslash = line.indexOf(BACKSLASH, from);
+      if (backslash === -1 || backslash > close) break;
+      escaped = true;
+      from = backslash + 2; // the escaped character is never the closing quote
+    }
+    pos = close + 1;
+    if (escaped || close - open - 1 < CUT_STRING_BYTES || isKey(line, pos)) continue;
+    const decoded = decode(line, open + 1, close);
+    if (!decoded) continue; // JSON.parse gives its value (or its error)
+    pieces.push(line.subarray(copied, open), Buffer.from(`${CUT_MARK_JSON}${cuts.length}"`, 'latin1'));
+    cuts.push(new Base64Text(line, open + 1, close, decoded));
+    copied = pos;
+  }
+  if (cuts.length === 0) return undefined;
+  pieces.push(line.subarray(copied));
+  return { rest: Buffer.concat(pieces), cuts };
+}
+
+/** Is the string that ended before `pos` an object's key (a colon follows it)? */
+function isKey(line: Buffer, pos: number): boolean {
+  let i = pos;
+  while (i < line.length && (line[i] === 0x20 || line[i] === 0x09 || line[i] === 0x0a || line[i] === 0x0d)) i++;
+  return line[i] === 0x3a;
+}
+
+/**
+ * JSON.parse of a line. With a decoder, long base64 strings are cut out first
+ * (cutBase64Strings): each comes back as a Base64Text when it is a value of the request's
+ * "arguments" object, and as its text anywhere else. `cuts` are all of them, for their release.
+ * An invalid line is parsed whole, so its error is JSON.parse's own, positions included.
+ */
+function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
+  const cut = decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
+  if (cut) {
+    const found: { holder: Record<string, unknown>; key: string; cut: Base64Text }[] = [];
+    try {
+      const value: unknown = JSON.parse(cut.rest.toString('utf8'), function (this: Record<string, unknown>, key: string, v: unknown) {
+        if (typeof v !== 'string' || !v.startsWith(CUT_MARK)) return v;
+        const c = cut.cuts[Number(v.slice(CUT_MARK.length))];
+        found.push({ holder: this, key, cut: c });
+        return c;
+      });
+      const args = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
+      // Anywhere but as a value of "arguments" (an object), a cut string is the string.
+      for (const f of found) if (f.holder !== args || Array.isArray(args)) f.holder[f.key] = f.cut.text;
+      return { value: value instanceof Base64Text ? value.text : value, cuts: cut.cuts };
+    } catch {
+      for (const c of cut.cuts) c.decoded.release();
+      // Parsed whole below, for JSON.parse's own message.
+    }
+  }
+  return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
+}
+
+/**
+ * Parses one line; throws Error with a readable message (and `tag` when one was found). With a
+ * `decodeBase64` decoder (the dispatcher's), a long base64 string value of "arguments" (a
+ * file-write chunk) comes as a Base64Text, already decoded, until release(); without one, every
+ * value is what JSON.parse gives.
+ */
+export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base64Decoder } = {}): Request {
   let value: unknown;
+  let cuts: Base64Text[];
   try {
-    value = JSON.parse(typeof line === 'string' ? line : line.toString('utf8'));
+    ({ value, cuts } = parseJson(line, opts.decodeBase64));
   } catch (e) {
     throw new RequestError(`Invalid JSON: ${(e as Error).message}`, '');
   }
+  const release = cuts.length === 0 ? noRelease : () => {
+    for (const c of cuts) c.decoded.release();
+  };
+  try {
+    return { ...checkShape(value), release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+const noRelease = () => {};
+
+/** The request object's execute, arguments and tag, checked for type. */
+function checkShape(value: unknown): Omit<Request, 'release'> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new RequestError(`Invalid request: expected a JSON object, got ${describe(value)}`, '');
   }
@@ -215,6 +388,7 @@ export class RequestError extends Error {
 /** "a string", "an array", "null", ... for error messages. */
 export function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (v instanceof Base64Text) return 'a string';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a number';
   if (typeof v === 'object') return 'an object';

@@ -2,10 +2,16 @@
 // handler). Dispatch, argument checking, get-commands and the README's command table all come
 // from these declarations, so adding a command never means touching the dispatcher.
 import { AgentError } from './errors';
-import { describe } from './protocol';
+import { Base64Text, decodeBase64, describe } from './protocol';
 import type { Context } from './context';
 
-export type ArgType = 'string' | 'int' | 'number' | 'bool' | 'string[]';
+/**
+ * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null
+ * when it is not valid base64 (the handler says what that means). The bytes are the handler's
+ * until its answer settles: a long one's memory is then reused (Request.release), so a handler
+ * that keeps them longer copies them.
+ */
+export type ArgType = 'string' | 'int' | 'number' | 'bool' | 'string[]' | 'base64';
 
 export interface ArgSpec {
   type: ArgType;
@@ -30,7 +36,9 @@ type TypeOf<T extends ArgType> = T extends 'string'
       ? boolean
       : T extends 'string[]'
         ? string[]
-        : never;
+        : T extends 'base64'
+          ? Buffer | null
+          : never;
 
 /** The handler's view of its arguments: required or defaulted ones are always present. */
 export type Args<S extends Schema> = {
@@ -90,6 +98,7 @@ function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
     new AgentError(`Invalid argument "${name}": expected ${expected}, got ${describe(v)}`);
   switch (spec.type) {
     case 'string':
+      if (v instanceof Base64Text) return v.text; // a long base64 string parseRequest cut out
       if (typeof v !== 'string') throw bad('a string');
       // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
       if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
@@ -113,6 +122,10 @@ function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad('an array of strings');
       if (v.some((x) => x.includes('\0'))) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       return v;
+    case 'base64':
+      if (v instanceof Base64Text) return v.decoded.bytes;
+      if (typeof v !== 'string') throw bad('a string');
+      return decodeBase64(v) ?? null;
   }
 }
 
@@ -123,7 +136,7 @@ export function checkArgs(schema: Schema, raw: Record<string, unknown>): Record<
     const v = raw[name];
     if (v === undefined || v === null) {
       if (spec.required) throw new AgentError(`Missing argument "${name}"`);
-      if (spec.default !== undefined) out[name] = spec.default;
+      if (spec.default !== undefined) out[name] = checkOne(name, spec, spec.default); // a 'base64' default is decoded too
       continue;
     }
     out[name] = checkOne(name, spec, v);

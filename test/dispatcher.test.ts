@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
 import { Dispatcher } from '../lib/dispatcher';
-import { Registry, defineCommand, checkArgs } from '../lib/registry';
+import { Registry, defineCommand, checkArgs, type Command } from '../lib/registry';
 import { defaultConfig, type Context } from '../lib/context';
 import { HoldingLogger, silentLogger } from '../lib/log';
 import { coreCommands } from '../lib/commands/core';
@@ -37,8 +37,8 @@ const slow = defineCommand({
   handler: () => new Promise((r) => setTimeout(() => r('late'), 50)),
 });
 
-function makeCtx(): Context {
-  const registry = new Registry([...coreCommands, echo, failing, slow]);
+function makeCtx(extra: Command[] = []): Context {
+  const registry = new Registry([...coreCommands, echo, failing, slow, ...extra]);
   return {
     config: defaultConfig,
     state: { frozen: false },
@@ -147,6 +147,57 @@ test('a slow handler does not hold up a fast one', async () => {
     d.dispatch('{"execute":"ping","tag":"p"}').then(() => order.push('ping')),
   ]);
   assert.equal(order, ['ping', 'slow']);
+});
+
+test('decoded base64 arguments are released once the answer settles, never before; also on every error path', async () => {
+  let finish: (v: unknown) => void = () => {};
+  const seen: (Buffer | null)[] = [];
+  const hold = defineCommand({
+    name: 'hold',
+    doc: 'test command',
+    args: { data: { type: 'base64', default: '', doc: '' }, fail: { type: 'bool', default: false, doc: '' } },
+    handler: (args) => {
+      seen.push(args.data);
+      if (args.fail) throw new AgentError('failed');
+      return new Promise((r) => (finish = r));
+    },
+  });
+  const ctx = makeCtx([hold]);
+  let given = 0;
+  let released = 0;
+  const d = new Dispatcher(ctx, (line, start, end) => {
+    given++;
+    let done = false;
+    return {
+      bytes: Buffer.from(line.toString('latin1', start, end), 'base64'),
+      release: () => {
+        if (!done) released++;
+        done = true;
+      },
+    };
+  });
+  const data = Buffer.alloc(12 * 1024, 1).toString('base64');
+  const line = (o: object) => Buffer.from(JSON.stringify(o));
+  const answer = d.dispatch(line({ execute: 'hold', arguments: { data }, tag: 'h' }));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(seen[0], Buffer.alloc(12 * 1024, 1));
+  assert.equal([given, released], [1, 0], 'still held while the handler works');
+  finish(true);
+  assert.match((await answer).toString(), /"return":true/);
+  assert.equal([given, released], [1, 1]);
+  // Errors before and in the handler: each decoded argument is released with the error answer.
+  const errors = [
+    { execute: 'nope', arguments: { data } },
+    { execute: 'hold', arguments: { data, fail: 'yes' } },
+    { execute: 'hold', arguments: { data, fail: true } },
+    { execute: 1, arguments: { data } },
+  ];
+  for (const req of errors) assert.match((await d.dispatch(line(req))).toString(), /"error"/);
+  assert.equal([given, released], [5, 5]);
+  ctx.state.frozen = true;
+  const frozen = JSON.parse((await d.dispatch(line({ execute: 'hold', arguments: { data } }))).toString());
+  assert.match(Buffer.from(frozen.error.bufb64, 'base64').toString(), /frozen/);
+  assert.equal([given, released], [6, 6]);
 });
 
 test('checkArgs ignores unknown arguments and treats null as absent', () => {

@@ -7,9 +7,10 @@ import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
-import { decodeBase64 } from '../lib/commands/files';
-import { RawJson, encodeRawReturn, encodeReturn } from '../lib/protocol';
+import { RawJson, decodeBase64, encodeRawReturn, encodeReturn } from '../lib/protocol';
 import { baseName, goStat } from '../lib/files/stat';
+import { fileio } from '../lib/files/native';
+import { KEEP_BYTES, decodeBase64Into, keptBytes } from '../lib/decode';
 import { tmpDir } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 
@@ -398,6 +399,63 @@ test('decodeBase64 is strict: bad characters, bad length, URL alphabet, inner pa
   for (const bad of ['aGVsbG8', 'aGVsbG8!', 'aG Vs', 'aGk', '-_-_', 'aG==aGk=', 'a===', '====', 'aGVsbG8K\u00e9AAA']) {
     assert.is(decodeBase64(bad), undefined, JSON.stringify(bad));
   }
+});
+
+test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), across its block size too', () => {
+  const native = (text: string, dst = Buffer.alloc(Math.floor(text.length / 4) * 3)) => {
+    const src = Buffer.from(`"${text}"`, 'latin1'); // at an offset, as in a request line
+    const n = fileio.base64Decode(src, 1, src.length - 1, dst);
+    return n < 0 ? undefined : dst.subarray(0, n);
+  };
+  const cases = ['', 'QQ==', 'QUI=', 'QUJD', 'QR==', 'aGVsbG8K', 'aGVs\r\nbG8K', 'aGVsbG8', 'aGVsbG8!', 'aG Vs', ' QUJD', 'QUJD    ', 'QUJD\n\n\n\n',
+    '-_-_', 'QUJ-', 'QUJD----', 'aG==aGk=', 'QQ==QUJD', 'a===', '====', 'QU=D', 'aGVsbG8K\u00e9AAA', 'QUJD\u0000AAA'];
+  // Random strings over an alphabet rich in the characters that matter: every verdict must agree.
+  const alphabet = 'AQZaz09+/= \r\n-_.';
+  let seed = 7;
+  for (let i = 0; i < 4000; i++) {
+    let t = '';
+    const len = 4 * (1 + (i % 4)) + (i % 7 === 0 ? 1 : 0);
+    for (let k = 0; k < len; k++) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      t += seed % 5 === 0 ? alphabet[seed % alphabet.length] : 'QUJDRUZH'[seed % 8];
+    }
+    cases.push(t);
+  }
+  for (const t of cases) {
+    const want = /[\r\n]/.test(t) ? undefined : decodeBase64(t);
+    assert.equal(native(t), want, JSON.stringify(t));
+  }
+  // Past OpenSSL's int-sized blocks (3 MiB of text here): 4 MiB of data, then one bad character at the end or past the first block.
+  const data = crypto.randomBytes(4 * 1024 * 1024 + 2);
+  const b64 = data.toString('base64');
+  assert.ok(native(b64)!.equals(data));
+  assert.is(native(`${b64.slice(0, -4)}QU!D`), undefined);
+  assert.is(native(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
+  assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
+  assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 5, Buffer.alloc(3)), /within the source/);
+});
+
+test('decodeBase64Into: reused buffers, given back once; what is not strict base64 takes none', () => {
+  const text = Buffer.from(crypto.randomBytes(100 * 1024).toString('base64'));
+  const before = keptBytes();
+  const a = decodeBase64Into(text, 0, text.length)!;
+  assert.is(a.bytes.length, 100 * 1024);
+  assert.is(a.bytes.buffer.byteLength, 128 * 1024); // a power of two from 64 KiB
+  a.release();
+  a.release();
+  assert.is(keptBytes(), before + 128 * 1024);
+  const b = decodeBase64Into(text, 0, text.length)!;
+  assert.is(b.bytes.buffer, a.bytes.buffer, 'the same memory, reused');
+  const c = decodeBase64Into(text, 0, text.length)!;
+  assert.is.not(c.bytes.buffer, b.bytes.buffer, 'one in use is never handed out again');
+  assert.is(decodeBase64Into(Buffer.from('QUJD!AAA'), 0, 8), undefined);
+  b.release();
+  c.release();
+  // No more than KEEP_BYTES wait for reuse.
+  const big = Buffer.from(crypto.randomBytes(8 * 1024 * 1024).toString('base64'));
+  const held = [1, 2, 3].map(() => decodeBase64Into(big, 0, big.length)!);
+  for (const h of held) h.release();
+  assert.ok(keptBytes() <= KEEP_BYTES, `${keptBytes()} kept`);
 });
 
 test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () => {

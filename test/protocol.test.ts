@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
-import { LineFramer, encodeError, encodeReturn, parseRequest } from '../lib/protocol';
+import { Base64Text, LineFramer, decodeBase64, encodeError, encodeReturn, parseRequest, type Base64Decoder, type Request } from '../lib/protocol';
+import { checkArgs } from '../lib/registry';
 import { suite } from './helpers/harness';
 
 const test = suite('protocol');
@@ -83,10 +84,16 @@ test('64-bit integers past 2^53 are written exactly, as Go prints them', () => {
   assert.is(encodeReturn([big, '\u00000:0', '<'], ''), '{"return":[9223372036854775810,"\\u00000:0","\\u003c"],"tag":""}\n');
 });
 
+/** A request without its release(), for deep comparisons. */
+function fields(req: Request): Omit<Request, 'release'> {
+  const { release: _, ...rest } = req;
+  return rest;
+}
+
 test('parseRequest: shapes and clear errors', () => {
-  assert.equal(parseRequest('{"execute":"ping"}'), { execute: 'ping', arguments: {}, tag: '' });
-  assert.equal(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}'), { execute: 'x', arguments: { a: 1 }, tag: 't' });
-  assert.equal(parseRequest('{"execute":"x","arguments":null,"tag":null}'), { execute: 'x', arguments: {}, tag: '' });
+  assert.equal(fields(parseRequest('{"execute":"ping"}')), { execute: 'ping', arguments: {}, tag: '' });
+  assert.equal(fields(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}')), { execute: 'x', arguments: { a: 1 }, tag: 't' });
+  assert.equal(fields(parseRequest('{"execute":"x","arguments":null,"tag":null}')), { execute: 'x', arguments: {}, tag: '' });
   const fails: [string, RegExp, string][] = [
     ['{bad', /Invalid JSON/, ''],
     ['[1,2]', /expected a JSON object, got an array/, ''],
@@ -105,6 +112,131 @@ test('parseRequest: shapes and clear errors', () => {
       assert.match((e as Error).message, re, line);
       assert.is((e as { tag: string }).tag, tag, line);
     }
+  }
+});
+
+/**
+ * A decoder with decodeBase64's rules (less line breaks, as Base64Decoder says) that counts what
+ * it hands out and what comes back.
+ */
+function countingDecoder() {
+  const out = { given: 0, released: 0, decode: undefined as unknown as Base64Decoder };
+  out.decode = (line, start, end) => {
+    const text = line.toString('latin1', start, end);
+    const bytes = /[\r\n]/.test(text) ? undefined : decodeBase64(text);
+    if (!bytes) return undefined;
+    out.given++;
+    let done = false;
+    return {
+      bytes,
+      release: () => {
+        if (!done) out.released++;
+        done = true;
+      },
+    };
+  };
+  return out;
+}
+
+/**
+ * parseRequest of a line as bytes (as the agent gets it), with every argument that came as a
+ * Base64Text turned back into its text: what JSON.parse of the whole line must also give.
+ */
+function parsedAsText(line: string): { req: Omit<Request, 'release'>; cut: string[] } {
+  const d = countingDecoder();
+  const { release, ...req } = parseRequest(Buffer.from(line, 'utf8'), { decodeBase64: d.decode });
+  assert.equal(fields(parseRequest(Buffer.from(line, 'utf8'))), viaJsonParse(line), 'without a decoder');
+  const cut: string[] = [];
+  for (const [k, v] of Object.entries(req.arguments)) {
+    if (v instanceof Base64Text) {
+      cut.push(k);
+      req.arguments[k] = v.text;
+    }
+  }
+  release();
+  assert.is(d.released, d.given, 'every decoded string released');
+  return { req, cut };
+}
+
+function viaJsonParse(line: string) {
+  const v = JSON.parse(line);
+  return { execute: v.execute, arguments: v.arguments ?? {}, tag: v.tag ?? '' };
+}
+
+test('parseRequest: a long base64 argument comes decoded, cut out of the line', () => {
+  const data = Buffer.alloc(1024 * 1024 + 1);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
+  const b64 = data.toString('base64');
+  const line = JSON.stringify({ execute: 'file-write', arguments: { handle_id: 3, bufb64: b64, eof: false }, tag: 't1' });
+  const d = countingDecoder();
+  const { release, ...req } = parseRequest(Buffer.from(line), { decodeBase64: d.decode });
+  const arg = req.arguments.bufb64;
+  assert.instance(arg, Base64Text);
+  assert.is((arg as Base64Text).text, b64);
+  assert.equal((arg as Base64Text).decoded.bytes, data);
+  assert.equal({ ...req, arguments: { ...req.arguments, bufb64: b64 } }, viaJsonParse(line));
+  // A 'string' argument gets its text, a 'base64' one its bytes; a plain string decodes strictly.
+  const schema = {
+    bufb64: { type: 'base64', doc: '' },
+    s: { type: 'string', doc: '' },
+    d: { type: 'base64', default: '', doc: '' },
+    bad: { type: 'base64', doc: '' },
+  } as const;
+  const args = checkArgs(schema, { bufb64: arg, s: arg, bad: 'QQ=' });
+  assert.is(args.bufb64, (arg as Base64Text).decoded.bytes);
+  assert.is(args.s, b64);
+  assert.equal(args.d, Buffer.alloc(0));
+  assert.is(args.bad, null);
+  assert.throws(() => checkArgs({ h: { type: 'int', required: true, doc: '' } }, { h: arg }), /"h": expected an integer, got a string/);
+  assert.is(d.released, 0);
+  release();
+  release();
+  assert.equal([d.given, d.released], [1, 1]);
+  // Lines whose shape is wrong release what was decoded before they throw.
+  for (const bad of [`{"execute":1,"arguments":{"a":"${b64}"}}`, `{"execute":"x","arguments":{"a":"${b64}"},"tag":2}`, `["${b64}"]`]) {
+    assert.throws(() => parseRequest(Buffer.from(bad), { decodeBase64: d.decode }), /Invalid request/);
+  }
+  assert.equal([d.given, d.released], [4, 4]);
+});
+
+test('parseRequest: cutting long strings out never changes what the line says', () => {
+  const b64 = Buffer.alloc(12 * 1024, 0xab).toString('base64'); // 16 KiB of text: long enough to cut
+  const lines = [
+    // cut: a value of "arguments", one or two of them, with spaces around
+    `{"execute":"file-write","arguments":{"bufb64":"${b64}","handle_id":1},"tag":"a"}`,
+    `{ "execute" : "x" , "arguments" : { "a" : "${b64}" , "b" : "${b64}Zm9v" } }`,
+    // as text: a long key, a value elsewhere (nested, in an array, tag, execute)
+    `{"execute":"x","arguments":{"${b64}":1,"k":{"${b64}" :2}}}`,
+    `{"execute":"x","arguments":{"n":{"v":"${b64}"},"l":["${b64}"]},"tag":"${b64}"}`,
+    `{"execute":"${b64}","arguments":{}}`,
+    // escapes: a quote or backslash before a run of base64 must not start a string there
+    `{"execute":"x","arguments":{"a":"\\"${b64}\\"","b":"\\\\","c":"${b64}"}}`,
+    `{"execute":"x","arguments":{"a":"\\\\\\"${b64}","c":"\\u0041${b64}"}}`,
+    `{"execute":"x","arguments":{"a":"\\"\\"${b64}"}}`, // a scanner blind to escapes would cut from the second quote
+    // not strict base64: left to JSON.parse (URL alphabet, bad length, non-ASCII, a line break)
+    `{"execute":"x","arguments":{"a":"${b64}-_AA","b":"${b64}A","c":"${b64}\u00e9AAA","d":"${b64.slice(0, 76)}\\n${b64.slice(76)}"}}`,
+    // the same key twice: the last wins, as with JSON.parse
+    `{"execute":"x","arguments":{"a":"${b64}","a":"QUJD"}}`,
+    `{"execute":"x","arguments":{"a":"QUJD","a":"${b64}"}}`,
+    // arguments null, or an array holding one
+    `{"execute":"x","arguments":null,"tag":"${b64}"}`,
+  ];
+  const cutKeys = [['bufb64'], ['a', 'b'], [], [], [], ['c'], [], [], [], [], ['a'], []];
+  lines.forEach((line, i) => {
+    const { req, cut } = parsedAsText(line);
+    assert.equal(req, viaJsonParse(line), `line ${i}`);
+    assert.equal(cut.sort(), cutKeys[i], `line ${i}: the arguments cut out`);
+  });
+  assert.throws(() => parseRequest(Buffer.from(`{"execute":"x","arguments":["${b64}"]}`), { decodeBase64: countingDecoder().decode }), /"arguments" must be an object, got an array/);
+  // An invalid line is JSON.parse's error, position and all.
+  for (const bad of [`{"execute":"x","arguments":{"a":"${b64}",}}`, `{"execute":"x","arguments":{"a":"${b64}"}`, `{"execute":"x","arguments":{"a":"${b64}`]) {
+    let want = '';
+    try {
+      JSON.parse(bad);
+    } catch (e) {
+      want = `Invalid JSON: ${(e as Error).message}`;
+    }
+    assert.throws(() => parseRequest(Buffer.from(bad), { decodeBase64: countingDecoder().decode }), (e: Error) => e.message === want);
   }
 });
 

@@ -108,23 +108,6 @@ class HandleTable {
 const HANDLES = Symbol('file handles');
 const handles = (ctx: Context) => ctx.store(HANDLES, () => new HandleTable(ctx));
 
-/**
- * Strict base64 (standard alphabet, padded, as Go's encoding/json writes []byte; line breaks
- * are skipped like Go does). Buffer.from alone silently drops bad characters, so the decoded
- * length is checked against the length the text implies.
- */
-export function decodeBase64(text: string): Buffer | undefined {
-  let s = text;
-  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) {
-    if (!/[\r\n]/.test(s)) return undefined;
-    s = s.replace(/[\r\n]/g, '');
-    if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return undefined;
-  }
-  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-  const buf = Buffer.from(s, 'base64');
-  return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
-}
-
 /** The handle, checked to be open in the direction the command needs. */
 function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): FileHandle {
   const h = handles(ctx).get(id);
@@ -200,12 +183,12 @@ export const fileCommands = [
     doc: 'Writes a chunk; with eof true writes it, then closes the handle (reporting any close error).',
     args: {
       handle_id: handleId,
-      bufb64: { type: 'string', default: '', doc: 'The data, base64 (standard alphabet, padded).' },
+      bufb64: { type: 'base64', default: '', doc: 'The data, base64 (standard alphabet, padded).' },
       eof: { type: 'bool', default: false, doc: 'This is the last chunk: write it, then close.' },
     },
     handler: (args, ctx) => {
       const h = handleFor(ctx, args.handle_id, 'w', 'file-write');
-      const data = decodeBase64(args.bufb64);
+      const data = args.bufb64;
       if (!data) {
         // A plain handle stays usable (the host may send the chunk again); an atomic one could
         // only commit a file with a chunk missing, so it fails from here on.

@@ -10,6 +10,12 @@ export interface FileBindings {
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
   base64(buffer: Buffer, length: number): Buffer;
+  /**
+   * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
+   * whitespace or line breaks) into dst, which holds (end - start) / 4 * 3 bytes; synchronous
+   * (OpenSSL's decoder). The decoded length, or -1 when the text is not strict base64.
+   */
+  base64Decode(src: Buffer, start: number, end: number, dst: Buffer): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
   /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
