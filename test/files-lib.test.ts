@@ -10,7 +10,8 @@ import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, st
 import { RawJson, decodeBase64, encodeRawReturn, encodeReturn } from '../lib/protocol';
 import { baseName, goStat } from '../lib/files/stat';
 import { fileio } from '../lib/files/native';
-import { KEEP_BYTES, decodeBase64Into, keptBytes } from '../lib/decode';
+import { decodeBase64Into } from '../lib/decode';
+import { BufferPool, chunkPool } from '../lib/files/pool';
 import { tmpDir } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 
@@ -435,27 +436,40 @@ test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), acr
   assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 5, Buffer.alloc(3)), /within the source/);
 });
 
-test('decodeBase64Into: reused buffers, given back once; what is not strict base64 takes none', () => {
-  const text = Buffer.from(crypto.randomBytes(100 * 1024).toString('base64'));
-  const before = keptBytes();
-  const a = decodeBase64Into(text, 0, text.length)!;
-  assert.is(a.bytes.length, 100 * 1024);
-  assert.is(a.bytes.buffer.byteLength, 128 * 1024); // a power of two from 64 KiB
+test('BufferPool: power-of-two buffers reused, never one in use; no more than `keep` bytes wait', () => {
+  const pool = new BufferPool(4 * 1024 * 1024);
+  const a = pool.take(100 * 1024);
+  assert.is(a.length, 128 * 1024);
+  pool.give(a);
+  assert.is(pool.kept, 128 * 1024);
+  const b = pool.take(65 * 1024);
+  assert.is(b, a, 'the same buffer, reused');
+  assert.is(pool.kept, 0);
+  assert.is.not(pool.take(100 * 1024), b, 'one in use is never handed out again');
+  assert.is(pool.take(1).length, 64 * 1024);
+  for (const buf of [1, 2, 3].map(() => pool.take(2 * 1024 * 1024))) pool.give(buf);
+  assert.is(pool.kept, 4 * 1024 * 1024);
+});
+
+test('decodeBase64Into: decoded into the chunk pool, given back once, also when the text is not strict base64', () => {
+  const data = crypto.randomBytes(100 * 1024);
+  const text = Buffer.from(`"${data.toString('base64')}"`);
+  const before = chunkPool.kept;
+  const a = decodeBase64Into(text, 1, text.length - 1)!;
+  assert.ok(a.bytes.equals(data));
+  assert.is(a.bytes.buffer.byteLength, 128 * 1024);
   a.release();
   a.release();
-  assert.is(keptBytes(), before + 128 * 1024);
-  const b = decodeBase64Into(text, 0, text.length)!;
+  assert.is(chunkPool.kept, before + 128 * 1024);
+  const b = decodeBase64Into(text, 1, text.length - 1)!;
   assert.is(b.bytes.buffer, a.bytes.buffer, 'the same memory, reused');
-  const c = decodeBase64Into(text, 0, text.length)!;
-  assert.is.not(c.bytes.buffer, b.bytes.buffer, 'one in use is never handed out again');
-  assert.is(decodeBase64Into(Buffer.from('QUJD!AAA'), 0, 8), undefined);
   b.release();
-  c.release();
-  // No more than KEEP_BYTES wait for reuse.
-  const big = Buffer.from(crypto.randomBytes(8 * 1024 * 1024).toString('base64'));
-  const held = [1, 2, 3].map(() => decodeBase64Into(big, 0, big.length)!);
-  for (const h of held) h.release();
-  assert.ok(keptBytes() <= KEEP_BYTES, `${keptBytes()} kept`);
+  // Not strict base64: the buffer it took goes straight back.
+  const bad = Buffer.from(text);
+  bad[1000] = 0x21; // '!'
+  assert.is(decodeBase64Into(bad, 1, bad.length - 1), undefined);
+  assert.is(chunkPool.kept, before + 128 * 1024);
+  assert.is(decodeBase64Into(text, 1, text.length - 1)!.bytes.buffer, a.bytes.buffer);
 });
 
 test('RawJson answers are spliced verbatim, with the tag still Go-escaped', () => {

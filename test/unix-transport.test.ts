@@ -1,6 +1,9 @@
 import * as assert from 'uvu/assert';
 import * as path from 'path';
+import * as crypto from 'crypto';
 import * as fs from 'fs';
+import * as net from 'net';
+import { chunkPool } from '../lib/files/pool';
 import { UnixTransport } from '../lib/transports/unix';
 import { silentLogger } from '../lib/log';
 import { LineClient, tmpDir } from './helpers/agent';
@@ -25,6 +28,35 @@ test('an answer computed after the host half-closed still reaches it, then the a
     const [a] = await c.waitLines(1);
     assert.is(a.return, 'late');
     await waitFor(() => c.closed, 5_000, 'the agent to close its side');
+  } finally {
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('large answers go out from reused buffers: the bytes arrive exact and in order, and the buffers come back', async () => {
+  const dir = tmpDir();
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
+  await t.start({ data: () => {}, reset: () => {}, drain: () => {}, settled: () => Promise.resolve() });
+  try {
+    const host = net.createConnection(sockPath);
+    await new Promise((r) => host.once('connect', r));
+    await waitFor(() => t.queued === 0, 5_000, 'the connection to be active');
+    host.pause(); // the host does not read yet: answers wait in the socket's queue
+    const answers = [1, 2, 3, 4].map((i) => Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`));
+    const kept = chunkPool.kept;
+    for (const a of answers) t.write(a);
+    for (const a of answers) a.fill(0x20); // the caller's buffers are free once write() returns
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    host.resume();
+    const want = answers.reduce((n, a) => n + a.length, 0);
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want, 10_000, 'every answer');
+    const lines = Buffer.concat(got).toString('latin1').trimEnd().split('\n').map((l) => JSON.parse(l) as { return: string; tag: string });
+    assert.equal(lines.map((l) => [l.tag, Buffer.from(l.return, 'base64').length]), [1, 2, 3, 4].map((i) => [String(i), 300 * 1024 + i]));
+    await waitFor(() => chunkPool.kept >= kept + 4 * 512 * 1024 || chunkPool.kept === chunkPool.keep, 5_000, 'the buffers back in the pool');
+    host.destroy();
   } finally {
     await t.close();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,46 @@
+// Buffers that are reused instead of left to the garbage collector, for chunks whose bytes live
+// for a while (until a write or a read on the thread pool is done). Fresh buffers that live that
+// long outlast young-generation collections and pile up in the old generation until a full one:
+// the agent's RSS rose by 30-50 MiB over a few hundred MiB moved in 1 MiB chunks. Reused ones are
+// never garbage.
+
+/** Sizes of reused buffers: powers of two from this up (a 1 MiB chunk fits one of 1 MiB). */
+const MIN_BUFFER = 64 * 1024;
+
+export class BufferPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private keptBytes = 0;
+
+  /** `keep`: at most this many bytes of buffers wait for reuse; more are left to the collector. */
+  constructor(readonly keep: number) {}
+
+  /** Bytes of buffers waiting for reuse. */
+  get kept(): number {
+    return this.keptBytes;
+  }
+
+  /** A buffer of at least `size` bytes (its length is the pool's size class: slice it). */
+  take(size: number): Buffer {
+    let cls = MIN_BUFFER;
+    while (cls < size) cls *= 2;
+    const buf = this.free.get(cls)?.pop();
+    if (!buf) return Buffer.allocUnsafeSlow(cls);
+    this.keptBytes -= cls;
+    return buf;
+  }
+
+  /** Gives back a buffer from take(), whole; nothing may use it afterwards. */
+  give(buf: Buffer): void {
+    if (this.keptBytes + buf.length > this.keep) return;
+    this.keptBytes += buf.length;
+    const list = this.free.get(buf.length);
+    if (list) list.push(buf);
+    else this.free.set(buf.length, [buf]);
+  }
+}
+
+/**
+ * The agent's pool for chunks of file data in flight: decoded file-write data, file-read's reads
+ * on the thread pool, large answers queued on a unix socket.
+ */
+export const chunkPool = new BufferPool(16 * 1024 * 1024);
