@@ -339,8 +339,10 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
   } catch (e) {
     throw new RequestError(`Invalid JSON: ${(e as Error).message}`, '');
   }
-  const release = cuts.length === 0 ? noRelease : () => {
-    for (const c of cuts) c.decoded.release();
+  // Only the decoded bytes: a Base64Text holds the whole line, which must not live on with this.
+  const decoded = cuts.map((c) => c.decoded);
+  const release = decoded.length === 0 ? noRelease : () => {
+    for (const d of decoded) d.release();
   };
   try {
     return { ...checkShape(value), release };

@@ -18,7 +18,6 @@ import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
 import { md5File } from './md5';
 import { fileio, type NativeFdPoll } from './native';
-import { chunkPool } from './pool';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
@@ -419,18 +418,11 @@ export class FileHandle {
     }
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
-      // Bytes consumed at once (scratchOk) go through a reused buffer: this one lives while the
-      // pool thread reads, long enough to outlast young-generation collections if it were fresh.
-      const pooled = scratchOk ? chunkPool.take(size) : undefined;
-      const buf = pooled ? (pooled.length === size ? pooled : pooled.subarray(0, size)) : Buffer.allocUnsafe(size);
-      try {
-        const n = await this.io((offset) => this.preadWaiting(buf, offset), () => this.streamRead(buf));
-        this.position += n;
-        gate?.hold(n);
-        return take(buf, n);
-      } finally {
-        if (pooled) chunkPool.give(pooled);
-      }
+      const buf = Buffer.allocUnsafe(size);
+      const n = await this.io((offset) => this.preadWaiting(buf, offset), () => this.streamRead(buf));
+      this.position += n;
+      gate?.hold(n);
+      return take(buf, n);
     });
   }
 

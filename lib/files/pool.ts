@@ -1,5 +1,5 @@
 // Buffers that are reused instead of left to the garbage collector, for chunks whose bytes live
-// for a while (until a write or a read on the thread pool is done). Fresh buffers that live that
+// for a while (until a write to the file or to the host is done). Fresh buffers that live that
 // long outlast young-generation collections and pile up in the old generation until a full one:
 // the agent's RSS rose by 30-50 MiB over a few hundred MiB moved in 1 MiB chunks. Reused ones are
 // never garbage.
@@ -40,7 +40,8 @@ export class BufferPool {
 }
 
 /**
- * The agent's pool for chunks of file data in flight: decoded file-write data, file-read's reads
- * on the thread pool, large answers queued on a unix socket.
+ * The agent's pool for chunks of file data in flight: decoded file-write data, large answers
+ * queued on a unix socket. Kept buffers stay resident, so it keeps what a host pipelining four
+ * 1 MiB chunks each way needs, not more.
  */
 export const chunkPool = new BufferPool(16 * 1024 * 1024);
