@@ -26,6 +26,7 @@ export class Agent {
   private readonly framer: LineFramer;
   private readonly dispatcher: Dispatcher;
   private readonly exitHooks: ExitHook[] = [];
+  private readonly hostGoneHooks: (() => void)[] = [];
   private readonly urgentExitHooks: ExitHook[] = [];
   private readonly stores = new Map<symbol, unknown>();
   private inFlight = 0;
@@ -56,6 +57,9 @@ export class Agent {
       },
       onExit: (hook, urgent = false) => {
         (urgent ? this.urgentExitHooks : this.exitHooks).push(hook);
+      },
+      onHostGone: (hook) => {
+        this.hostGoneHooks.push(hook);
       },
       outputRoom: () => {
         if (this.hasRoom()) return undefined;
@@ -94,6 +98,13 @@ export class Agent {
       data: (chunk) => this.framer.push(chunk),
       reset: () => {
         this.framer.reset();
+        for (const hook of this.hostGoneHooks) {
+          try {
+            hook();
+          } catch (e) {
+            this.ctx.log.warn(`after the host went away: ${(e as Error).message}`);
+          }
+        }
         this.wakeRoomWaiters();
         this.updateFlow(); // output meant for the old host may be gone: reading may go on
       },

@@ -50,6 +50,11 @@ export interface Context {
    */
   onExit(hook: ExitHook, urgent?: boolean): void;
   /**
+   * Run when the host's session ends: the transport reports a disconnect (a virtio-serial or pty
+   * hang-up, a unix socket closed) or that the port now names another device.
+   */
+  onHostGone(hook: () => void): void;
+  /**
    * undefined while the host is taking our answers; otherwise a promise that resolves once the
    * output queued for it is back under the agent's limit. Producers of large answers (file-read)
    * wait on it, so a host that pipelines big reads and reads slowly cannot make the agent

@@ -47,6 +47,7 @@ function makeCtx(extra: Command[] = []): Context {
     version: '9.9.9',
     shutdown: () => {},
     onExit: () => {},
+    onHostGone: () => {},
     outputRoom: () => undefined,
     holdOutput: () => {},
     store: (_k, create) => create(),

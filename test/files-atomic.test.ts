@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withFuse, withTmpfs, type RunningAgent } from './helpers/agent';
-import { command, root } from './helpers/harness';
+import { command, root, waitFor } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
 
@@ -232,7 +232,7 @@ async function uploadUnderway(agent: RunningAgent, dir: string, data: string | B
   const c = await agent.connect();
   const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
   await c.ok('file-write', { handle_id: h, bufb64: b64(data) });
-  return { c, f };
+  return { c, f, h };
 }
 
 test('atomic: handles still open when the agent exits are discarded, not committed', () =>
@@ -241,11 +241,35 @@ test('atomic: handles still open when the agent exits are discarded, not committ
     const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
     await c.ok('file-write', { handle_id: plain, bufb64: b64('kept') });
     assert.is(unnamed(agent.proc.pid!, dir).length, 1);
+    assert.is(await agent.stop(), 0); // the host still connected: its going away would discard first
     c.close();
-    assert.is(await agent.stop(), 0);
     assert.is(fs.readFileSync(f, 'utf8'), 'before');
     assert.equal(fs.readdirSync(dir).sort(), ['f', 'plain']);
     assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'kept'); // a plain handle's data stays
+  }));
+
+test('atomic: when the host goes away its atomic uploads are discarded (their space freed); plain handles stay open', () =>
+  withOwnAgent('ember-ga-atomic-gone-', async (agent, dir) => {
+    const { c, f, h } = await uploadUnderway(agent, dir, crypto.randomBytes(256 * 1024));
+    const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
+    assert.is(unnamed(agent.proc.pid!, dir).length, 1);
+    c.close();
+    await waitFor(() => unnamed(agent.proc.pid!, dir).length === 0, 5_000, 'the unnamed file to be dropped');
+    assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    assert.equal(fs.readdirSync(dir).sort(), ['f', 'plain']);
+    // The next host: the atomic handle is gone, the plain one is open as 0.7.1 keeps it.
+    const c2 = await agent.connect();
+    await fails(c2, 'file-write', { handle_id: h, bufb64: b64('late') }, -1, /Incorrect handle id/);
+    assert.is(await c2.ok('file-write', { handle_id: plain, bufb64: b64('still open'), eof: true }), true);
+    assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'still open');
+    // An upload whose last chunk was answered before the host left is committed, not discarded.
+    const done = (await c2.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+    assert.is(await c2.ok('file-write', { handle_id: done, bufb64: b64('complete'), eof: true }), true);
+    c2.close();
+    const c3 = await agent.connect();
+    assert.is(await c3.ok('get-file-md5sum', { path: f }), md5('complete'));
+    assert.equal(leftovers(agent, dir), []);
+    c3.close();
   }));
 
 test('atomic: an agent killed outright (SIGKILL) mid-upload leaves the file as it was and nothing beside it', () =>

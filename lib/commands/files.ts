@@ -29,9 +29,12 @@ class HandleTable {
   private opening = 0;
   private readonly open = new Map<number, FileHandle>();
   private readonly atEof = new Set<number>();
+  /** Discards started when a host went away (discardAtomic), until done. */
+  private readonly discarding = new Set<Promise<void>>();
 
   constructor(private readonly ctx: Context) {
     ctx.onExit(() => this.closeAll());
+    ctx.onHostGone(() => this.discardAtomic());
   }
 
   /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
@@ -88,6 +91,24 @@ class HandleTable {
   }
 
   /**
+   * The host's session ended: its atomic handles are discarded (each after the operations queued
+   * on it), so the path keeps its old content and the new data's disk space is freed. Only an
+   * ember-ga host opens one, and no host can finish an upload whose handle it never learned;
+   * kept, its unnamed file would hold the space until the agent exits. Plain handles stay open,
+   * as 0.7.1 keeps them.
+   */
+  private discardAtomic(): void {
+    for (const [id, h] of this.open) {
+      if (!h.atomic) continue;
+      this.ctx.log.info(`host gone: discarding the unfinished atomic upload to ${h.path} (handle ${id})`);
+      const discarding = this.close(id, false, { discard: true })
+        .catch((e: Error) => this.ctx.log.warn(`discarding handle ${id}: ${e.message}`))
+        .finally(() => this.discarding.delete(discarding));
+      this.discarding.add(discarding); // exit waits for it (no request does)
+    }
+  }
+
+  /**
    * At exit. A read on a pipe nobody writes to must not keep the agent from exiting: waiting
    * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
    */
@@ -95,12 +116,13 @@ class HandleTable {
     cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
     for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
     const ids = [...this.open.keys()];
-    if (ids.length === 0) return;
-    this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
+    if (ids.length === 0 && this.discarding.size === 0) return;
+    if (ids.length > 0) this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
     // An atomic handle's data was never committed: its temporary file goes, the original stays.
-    await Promise.race([Promise.allSettled(ids.map((id) => this.close(id, false, { discard: this.open.get(id)!.atomic }))), late]);
+    const closing = ids.map((id) => this.close(id, false, { discard: this.open.get(id)!.atomic }));
+    await Promise.race([Promise.allSettled([...closing, ...this.discarding]), late]);
     clearTimeout(timer);
   }
 }
