@@ -7,20 +7,24 @@ import { fileio } from './files/native';
 import { chunkPool } from './files/pool';
 import type { DecodedBytes } from './protocol';
 
+const EQUALS = 0x3d;
+
 /**
  * line[start, end) decoded as strict base64 into a reused buffer, given back by release() (a
  * second release does nothing); undefined when the text is not strict base64.
  */
 export function decodeBase64Into(line: Buffer, start: number, end: number): DecodedBytes | undefined {
-  const buf = chunkPool.take(Math.floor((end - start) / 4) * 3);
-  const n = fileio.base64Decode(line, start, end, buf);
-  if (n < 0) {
+  const n = end - start;
+  const pad = n >= 4 && line[end - 1] === EQUALS ? (line[end - 2] === EQUALS ? 2 : 1) : 0;
+  const buf = chunkPool.take(Math.max(0, Math.floor(n / 4) * 3 - pad));
+  const len = fileio.base64Decode(line, start, end, buf);
+  if (len < 0) {
     chunkPool.give(buf);
     return undefined;
   }
   let given = false;
   return {
-    bytes: buf.subarray(0, n),
+    bytes: buf.subarray(0, len),
     release: () => {
       if (given) return;
       given = true;

@@ -93,12 +93,13 @@ export class Registry {
   }
 }
 
-function checkOne(name: string, spec: ArgSpec, v: unknown): unknown {
+function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
+  // A long base64 string parseRequest cut out is that string to every type but 'base64'.
+  const v = raw instanceof Base64Text && spec.type !== 'base64' ? raw.text : raw;
   const bad = (expected: string) =>
     new AgentError(`Invalid argument "${name}": expected ${expected}, got ${describe(v)}`);
   switch (spec.type) {
     case 'string':
-      if (v instanceof Base64Text) return v.text; // a long base64 string parseRequest cut out
       if (typeof v !== 'string') throw bad('a string');
       // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
       if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);

@@ -281,21 +281,29 @@ void Base64Encode(const unsigned char* src, size_t n, unsigned char* dst) {
 
 // Strict base64 (standard alphabet, '=' padding only as the last one or two characters, nothing
 // else: no whitespace, no line breaks, no URL alphabet) of the n characters at src into dst,
-// which has room for n / 4 * 3 bytes. The decoded length, or -1 when the text is not that.
-// OpenSSL's decoder does the work; it is lenient in three ways, each caught here: '=' decodes
-// as zero bits wherever it stands (so '=' must only end the text), and it skips whitespace at
-// the start and whitespace, line ends and '-' at the end of what it is given (so each block must
-// decode to exactly its length's worth of bytes). It takes an int length: blocks of 3 MiB.
+// which has room for the decoded length: n / 4 * 3 less the padding. The decoded length, or -1
+// when the text is not that. OpenSSL's decoder does the work; it is lenient in three ways, each
+// caught here: '=' decodes as zero bits wherever it stands (so '=' must only end the text), and
+// it skips whitespace at the start and whitespace, line ends and '-' at the end of what it is
+// given (so each block must decode to exactly its length's worth of bytes). It writes whole
+// 3-byte groups, padding included, so the last group goes through a small buffer of its own
+// (dst is exactly the data's size: a 1 MiB chunk fits a 1 MiB buffer); and it takes an int
+// length, so the rest goes in blocks of 3 MiB.
 int64_t Base64Decode(const unsigned char* src, size_t n, unsigned char* dst) {
   if (n % 4 != 0) return -1;
+  if (n == 0) return 0;
   size_t pad = 0;
-  while (pad < 2 && pad < n && src[n - 1 - pad] == '=') pad++;
+  while (pad < 2 && src[n - 1 - pad] == '=') pad++;
   if (memchr(src, '=', n - pad) != nullptr) return -1;
   constexpr size_t kBlock = 3 << 20;  // characters: a multiple of 4
-  for (size_t off = 0; off < n; off += kBlock) {
-    size_t len = std::min(kBlock, n - off);
+  const size_t body = n - 4;
+  for (size_t off = 0; off < body; off += kBlock) {
+    size_t len = std::min(kBlock, body - off);
     if (EVP_DecodeBlock(dst + off / 4 * 3, src + off, static_cast<int>(len)) != static_cast<int>(len / 4 * 3)) return -1;
   }
+  unsigned char last[3];
+  if (EVP_DecodeBlock(last, src + body, 4) != 3) return -1;
+  memcpy(dst + body / 4 * 3, last, 3 - pad);
   return static_cast<int64_t>(n / 4 * 3 - pad);
 }
 
@@ -375,7 +383,7 @@ Napi::Value Base64(const Napi::CallbackInfo& info) {
 }
 
 // base64Decode(src, start, end, dst): number, synchronous: decodes src[start, end) as strict
-// base64 (fileio::Base64Decode) into dst, which must hold (end - start) / 4 * 3 bytes; the
+// base64 (fileio::Base64Decode) into dst, which must hold the decoded length; the
 // decoded length, or -1 when the text is not strict base64. For file-write's large chunks,
 // decoded straight from the request line's bytes (no string on V8's heap).
 Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
@@ -387,7 +395,10 @@ Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(info.Env(), "start and end must be within the source buffer");
   }
   size_t n = static_cast<size_t>(end - start);
-  if (dst.Length() < n / 4 * 3) throw Napi::RangeError::New(info.Env(), "the destination buffer is too small");
+  // Room for the decoded length, which the padding at the end tells (invalid text needs none).
+  const char* text = src.Data() + start;
+  size_t pad = n >= 4 && n % 4 == 0 ? (text[n - 1] == '=') + (text[n - 1] == '=' && text[n - 2] == '=') : 0;
+  if (n % 4 == 0 && dst.Length() < n / 4 * 3 - pad) throw Napi::RangeError::New(info.Env(), "the destination buffer is too small");
   return Napi::Number::New(info.Env(), static_cast<double>(fileio::Base64Decode(
       reinterpret_cast<const unsigned char*>(src.Data()) + start, n, reinterpret_cast<unsigned char*>(dst.Data()))));
 }

@@ -433,11 +433,21 @@ test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), acr
   assert.is(native(`${b64.slice(0, -4)}QU!D`), undefined);
   assert.is(native(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
   assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
+  // The destination needs the decoded length only, not whole 3-byte groups: a 1 MiB chunk fits 1 MiB.
+  const one = Buffer.alloc(1);
+  assert.is(fileio.base64Decode(Buffer.from('QQ=='), 0, 4, one), 1);
+  assert.equal(one, Buffer.from('A'));
+  const mib = crypto.randomBytes(1024 * 1024);
+  const exact = Buffer.alloc(mib.length);
+  const text = Buffer.from(mib.toString('base64'));
+  assert.is(fileio.base64Decode(text, 0, text.length, exact), mib.length);
+  assert.ok(exact.equals(mib));
   assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 5, Buffer.alloc(3)), /within the source/);
 });
 
-test('BufferPool: power-of-two buffers reused, never one in use; no more than `keep` bytes wait', () => {
-  const pool = new BufferPool(4 * 1024 * 1024);
+test('BufferPool: power-of-two buffers reused, never one in use; small ones exact and not kept; no more than `keep`, nor one over keep/4', () => {
+  const MiB = 1024 * 1024;
+  const pool = new BufferPool(8 * MiB);
   const a = pool.take(100 * 1024);
   assert.is(a.length, 128 * 1024);
   pool.give(a);
@@ -446,9 +456,16 @@ test('BufferPool: power-of-two buffers reused, never one in use; no more than `k
   assert.is(b, a, 'the same buffer, reused');
   assert.is(pool.kept, 0);
   assert.is.not(pool.take(100 * 1024), b, 'one in use is never handed out again');
-  assert.is(pool.take(1).length, 64 * 1024);
-  for (const buf of [1, 2, 3].map(() => pool.take(2 * 1024 * 1024))) pool.give(buf);
-  assert.is(pool.kept, 4 * 1024 * 1024);
+  const small = pool.take(6 * 1024);
+  assert.is(small.length, 6 * 1024);
+  pool.give(small);
+  assert.is(pool.kept, 0, 'a small buffer is not kept');
+  assert.is(pool.take(MiB).length, MiB, 'a 1 MiB chunk takes a 1 MiB buffer');
+  const big = pool.take(4 * MiB);
+  pool.give(big);
+  assert.is(pool.kept, 0, 'a buffer over keep/4 is not kept');
+  for (const buf of [1, 2, 3, 4, 5].map(() => pool.take(2 * MiB))) pool.give(buf);
+  assert.is(pool.kept, 8 * MiB);
 });
 
 test('decodeBase64Into: decoded into the chunk pool, given back once, also when the text is not strict base64', () => {

@@ -188,6 +188,8 @@ test('parseRequest: a long base64 argument comes decoded, cut out of the line', 
   assert.equal(args.d, Buffer.alloc(0));
   assert.is(args.bad, null);
   assert.throws(() => checkArgs({ h: { type: 'int', required: true, doc: '' } }, { h: arg }), /"h": expected an integer, got a string/);
+  // A cut string meets every check a string argument has (file-open's mode: "r" or "w", never 8 KiB of base64).
+  assert.throws(() => checkArgs({ mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '' } }, { mode: arg }), /"mode": expected one of "r", "w"/);
   assert.is(d.released, 0);
   release();
   release();

@@ -19,8 +19,12 @@ export class BufferPool {
     return this.keptBytes;
   }
 
-  /** A buffer of at least `size` bytes (its length is the pool's size class: slice it). */
+  /**
+   * A buffer of at least `size` bytes: under MIN_BUFFER one of exactly `size` (not reused: many
+   * small ones must not each hold a large buffer), otherwise one of the pool's size class (slice it).
+   */
   take(size: number): Buffer {
+    if (size < MIN_BUFFER) return Buffer.allocUnsafe(size);
     let cls = MIN_BUFFER;
     while (cls < size) cls *= 2;
     const buf = this.free.get(cls)?.pop();
@@ -29,9 +33,13 @@ export class BufferPool {
     return buf;
   }
 
-  /** Gives back a buffer from take(), whole; nothing may use it afterwards. */
+  /**
+   * Gives back a buffer from take(), whole; nothing may use it afterwards. Kept only while the
+   * pool is under `keep`, and only if it is a size class of at most a quarter of `keep` (one
+   * huge chunk must not fill the pool for good).
+   */
   give(buf: Buffer): void {
-    if (this.keptBytes + buf.length > this.keep) return;
+    if (buf.length < MIN_BUFFER || buf.length > this.keep / 4 || this.keptBytes + buf.length > this.keep) return;
     this.keptBytes += buf.length;
     const list = this.free.get(buf.length);
     if (list) list.push(buf);
