@@ -98,6 +98,14 @@ export class Agent {
       data: (chunk) => this.framer.push(chunk),
       reset: () => {
         this.framer.reset();
+        this.wakeRoomWaiters();
+        this.updateFlow(); // output meant for the old host may be gone: reading may go on
+      },
+      drain: () => {
+        this.wakeRoomWaiters();
+        this.updateFlow();
+      },
+      hostGone: () => {
         for (const hook of this.hostGoneHooks) {
           try {
             hook();
@@ -105,12 +113,6 @@ export class Agent {
             this.ctx.log.warn(`after the host went away: ${(e as Error).message}`);
           }
         }
-        this.wakeRoomWaiters();
-        this.updateFlow(); // output meant for the old host may be gone: reading may go on
-      },
-      drain: () => {
-        this.wakeRoomWaiters();
-        this.updateFlow();
       },
       settled: () => this.settled(),
     });

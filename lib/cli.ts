@@ -7,7 +7,7 @@ import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
 import { HoldingLogger, stderrLogger } from './log';
 import { enableCollections } from './memory';
-import { PortTransport } from './transports/port';
+import { HOST_GONE_MS, PortTransport } from './transports/port';
 import { findPort } from './transports/find-port';
 import { UnixTransport } from './transports/unix';
 import type { Transport } from './transports/transport';
@@ -16,6 +16,8 @@ import { VERSION } from './version';
 export interface CliOptions {
   port?: string;
   listen?: string;
+  /** Seconds the port may stay hung up before the host's session is over. */
+  hostGoneTimeout?: number;
   debug: boolean;
   version: boolean;
   help: boolean;
@@ -48,6 +50,7 @@ export const FLAGS: FlagSpec[] = [
   { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
   { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
   { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = positiveNumber('--freeze-timeout', v, false)) },
+  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its atomic uploads are discarded (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = positiveNumber('--host-gone-timeout', v, false)) },
   { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
   { names: ['utmp-file'], value: 'PATH', help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`, set: (o, v) => (o.config.utmpFile = v) },
   { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },
@@ -104,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Bounded memory while moving files (README "Files"): every 1 MiB chunk leaves a few MB of
-  // short-lived garbage behind (an upload's strings; a download's buffers, see below). Keeping V8's young generation at its initial size (instead of
+  // short-lived garbage behind (buffers of the lines and reads). Keeping V8's young generation at its initial size (instead of
   // growing to 16 MiB semi-spaces) and collecting old-space garbage at 10% growth keeps the
   // agent's peak RSS near 75 MiB during a long transfer instead of ~90-140, for about 2% more
   // CPU and the same throughput.
@@ -117,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = new HoldingLogger(stderrLogger(opts.debug));
   let transport: Transport;
   try {
-    transport = opts.listen !== undefined ? new UnixTransport(opts.listen, log) : new PortTransport(opts.port ?? findPort(), log);
+    transport = opts.listen !== undefined ? new UnixTransport(opts.listen, log) : new PortTransport(opts.port ?? findPort(), log, { hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000 });
   } catch (e) {
     log.error((e as Error).message);
     return 1;

@@ -50,8 +50,8 @@ export interface Context {
    */
   onExit(hook: ExitHook, urgent?: boolean): void;
   /**
-   * Run when the host's session ends: the transport reports a disconnect (a virtio-serial or pty
-   * hang-up, a unix socket closed) or that the port now names another device.
+   * Run when the host's session ends (TransportSink.hostGone): a unix socket closed, the port
+   * now names another device, or the port stayed hung up for the host-gone timeout.
    */
   onHostGone(hook: () => void): void;
   /**

@@ -7,7 +7,9 @@ import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
 import { unixListening } from './helpers/unix-socket';
 import { command, sleep, suite, waitFor } from './helpers/harness';
-import { native } from '../lib/native';
+import { native, type PortEvent } from '../lib/native';
+import { silentLogger } from '../lib/log';
+import { PortTransport } from '../lib/transports/port';
 
 const test = suite('port (pty)');
 const needs = [command('socat')];
@@ -115,6 +117,71 @@ test('output the port cannot take at once keeps going out while the main thread 
   } finally {
     port?.close();
     socat.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { needs });
+
+test('host gone: a hang-up ends the session only if it lasts the host-gone timeout; a reopened port ends it at once', async () => {
+  type Emit = (type: PortEvent, arg?: Buffer | Error) => void;
+  let emit: Emit = () => {};
+  const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
+  const t = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs: 150, open: (_p, onEvent) => ((emit = onEvent), port) });
+  const events: string[] = [];
+  await t.start({ data: () => {}, reset: () => events.push('reset'), drain: () => {}, hostGone: () => events.push('gone'), settled: () => Promise.resolve() });
+  try {
+    emit('hangup');
+    await sleep(50);
+    emit('connect'); // back within the timeout: the same session
+    await sleep(300);
+    assert.equal(events, ['reset']);
+    emit('hangup');
+    await waitFor(() => events.includes('gone'), 2_000, 'the session to end');
+    assert.equal(events, ['reset', 'reset', 'gone']);
+    emit('reopen'); // another device behind the path: another host
+    assert.equal(events, ['reset', 'reset', 'gone', 'reset', 'gone']);
+    emit('hangup');
+    await t.close(); // closing stops the timer
+    await sleep(300);
+    assert.equal(events, ['reset', 'reset', 'gone', 'reset', 'gone', 'reset']);
+  } finally {
+    await t.close();
+  }
+});
+
+test('host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file', async () => {
+  const dir = tmpDir();
+  const bridge = await startBridge(dir);
+  const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  agent.stderr!.on('data', (d) => (err += d));
+  const f = path.join(dir, 'f');
+  fs.writeFileSync(f, 'before');
+  /** Files the agent holds open in dir that have no name (O_TMPFILE). */
+  const unnamed = () =>
+    fs.readdirSync(`/proc/${agent.pid}/fd`).filter((n) => {
+      try {
+        return fs.readlinkSync(`/proc/${agent.pid}/fd/${n}`).startsWith(`${fs.realpathSync(dir)}/#`);
+      } catch {
+        return false;
+      }
+    });
+  try {
+    await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
+    const c = await LineClient.connect(bridge.host);
+    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
+    assert.is(unnamed().length, 1);
+    c.close(); // socat exits: the port hangs up, and stays hung up
+    await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
+    await waitFor(() => unnamed().length === 0, 5_000, 'the discard after the timeout');
+    assert.match(err, /no host on .* for 0\.5 s: its session is over/);
+    assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
+    assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    assert.equal(fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part')), []);
+  } finally {
+    agent.kill('SIGTERM');
+    bridge.proc.kill();
+    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, { needs });

@@ -17,7 +17,7 @@ test('an answer computed after the host half-closed still reaches it, then the a
   let release!: () => void;
   const settled = new Promise<void>((r) => (release = r));
   const got: string[] = [];
-  await t.start({ data: (b) => got.push(b.toString()), reset: () => {}, drain: () => {}, settled: () => settled });
+  await t.start({ data: (b) => got.push(b.toString()), reset: () => {}, drain: () => {}, hostGone: () => {}, settled: () => settled });
   try {
     const c = await LineClient.connect(path.join(dir, 's.sock'));
     c.sock.end('{"execute":"slow"}\n');
@@ -38,7 +38,7 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
   const dir = tmpDir();
   const sockPath = path.join(dir, 's.sock');
   const t = new UnixTransport(sockPath, silentLogger);
-  await t.start({ data: () => {}, reset: () => {}, drain: () => {}, settled: () => Promise.resolve() });
+  await t.start({ data: () => {}, reset: () => {}, drain: () => {}, hostGone: () => {}, settled: () => Promise.resolve() });
   try {
     const host = net.createConnection(sockPath);
     await new Promise((r) => host.once('connect', r));

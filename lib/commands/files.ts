@@ -31,26 +31,38 @@ class HandleTable {
   private readonly atEof = new Set<number>();
   /** Discards started when a host went away (discardAtomic), until done. */
   private readonly discarding = new Set<Promise<void>>();
+  /** Atomic handles discarded when their host went away, by id: their paths (the last EOF_MEMORY). */
+  private readonly discarded = new Map<number, string>();
+  /** Host sessions ended so far: a file-open that started in an earlier one answers nobody. */
+  private sessionsEnded = 0;
 
   constructor(private readonly ctx: Context) {
     ctx.onExit(() => this.closeAll());
     ctx.onHostGone(() => this.discardAtomic());
   }
 
-  /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
-  reserve(): void {
+  /**
+   * Reserves a slot for a handle about to be opened (throws past --max-handles); returns the
+   * host session it is opened in, for add().
+   */
+  reserve(): number {
     const max = this.ctx.config.maxHandles;
     if (this.open.size + this.opening >= max) {
       throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
     }
     this.opening++;
+    return this.sessionsEnded;
   }
 
-  /** Adds an opened handle in a reserved slot; returns its id. */
-  add(h: FileHandle): number {
+  /**
+   * Adds an opened handle in a reserved slot; returns its id. An atomic one whose host went away
+   * while it was being opened is discarded at once, as discardAtomic() would have.
+   */
+  add(h: FileHandle, session: number): number {
     this.opening--;
     const id = this.next++;
     this.open.set(id, h);
+    if (h.atomic && session !== this.sessionsEnded) this.discard(id, h);
     return id;
   }
 
@@ -60,7 +72,7 @@ class HandleTable {
 
   get(id: number): FileHandle {
     const h = this.open.get(id);
-    if (!h) throw new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
+    if (!h) throw this.discardedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
     return h;
   }
 
@@ -98,14 +110,28 @@ class HandleTable {
    * as 0.7.1 keeps them.
    */
   private discardAtomic(): void {
-    for (const [id, h] of this.open) {
-      if (!h.atomic) continue;
-      this.ctx.log.info(`host gone: discarding the unfinished atomic upload to ${h.path} (handle ${id})`);
-      const discarding = this.close(id, false, { discard: true })
-        .catch((e: Error) => this.ctx.log.warn(`discarding handle ${id}: ${e.message}`))
-        .finally(() => this.discarding.delete(discarding));
-      this.discarding.add(discarding); // exit waits for it (no request does)
-    }
+    this.sessionsEnded++;
+    for (const [id, h] of this.open) if (h.atomic) this.discard(id, h);
+  }
+
+  private discard(id: number, h: FileHandle): void {
+    this.ctx.log.info(`host gone: discarding the unfinished atomic upload to ${h.path} (handle ${id})`);
+    this.discarded.set(id, h.path);
+    if (this.discarded.size > EOF_MEMORY) this.discarded.delete(this.discarded.keys().next().value as number);
+    const discarding = this.close(id, false, { discard: true })
+      .catch((e: Error) => this.ctx.log.warn(`discarding handle ${id}: ${e.message}`))
+      .finally(() => this.discarding.delete(discarding));
+    this.discarding.add(discarding); // exit waits for it (no request does)
+  }
+
+  /**
+   * The error for a handle discarded when its host went away, else undefined: a later request
+   * on it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
+   */
+  discardedError(id: number): AgentError | undefined {
+    const path = this.discarded.get(id);
+    if (path === undefined) return undefined;
+    return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${path} was not replaced (its data is dropped); upload it again`);
   }
 
   /**
@@ -166,7 +192,7 @@ export const fileCommands = [
     handler: async (args, ctx) => {
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
       const table = handles(ctx);
-      table.reserve();
+      const session = table.reserve();
       let h: FileHandle;
       try {
         h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic });
@@ -174,7 +200,7 @@ export const fileCommands = [
         table.unreserve();
         throw e;
       }
-      return table.add(h);
+      return table.add(h, session);
     },
   }),
   defineCommand({
@@ -240,6 +266,12 @@ export const fileCommands = [
     handler: (args, ctx) => {
       const table = handles(ctx);
       const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
+      // Discarded when its host went away: true to a discard (done), an error to anything else.
+      const gone = table.discardedError(args.handle_id);
+      if (gone) {
+        if (args.discard) return true;
+        throw gone;
+      }
       // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close
       // (a check, a discard) must learn that nothing was checked or discarded.
       if (!table.has(args.handle_id) && (args.discard || args.fsync || args.md5 !== undefined)) {

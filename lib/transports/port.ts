@@ -4,14 +4,31 @@ import { toSystemError } from '../errors';
 import type { Logger } from '../log';
 import type { Transport, TransportSink } from './transport';
 
+/** How long the port may stay hung up before the host's session counts as over (--host-gone-timeout). */
+export const HOST_GONE_MS = 60_000;
+
+export interface PortOptions {
+  /** Milliseconds of hang-up after which the host's session is over (sink.hostGone). */
+  hostGoneMs?: number;
+  /** Opens the port (the addon's Port; a test gives a stand-in). */
+  open?: (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
+}
+
 export class PortTransport implements Transport {
   private port: NativePort | undefined;
   private drainWaiters: (() => void)[] = [];
+  private goneTimer: NodeJS.Timeout | undefined;
+  private readonly hostGoneMs: number;
+  private readonly open: NonNullable<PortOptions['open']>;
 
   constructor(
     readonly path: string,
     private readonly log: Logger,
-  ) {}
+    opts: PortOptions = {},
+  ) {
+    this.hostGoneMs = opts.hostGoneMs ?? HOST_GONE_MS;
+    this.open = opts.open ?? ((p, onEvent) => new native.Port(p, onEvent));
+  }
 
   get description(): string {
     return `port ${this.path}`;
@@ -19,7 +36,7 @@ export class PortTransport implements Transport {
 
   async start(sink: TransportSink): Promise<void> {
     try {
-      this.port = new native.Port(this.path, (type: PortEvent, arg?: Buffer | Error) => {
+      this.port = this.open(this.path, (type: PortEvent, arg?: Buffer | Error) => {
         switch (type) {
           case 'data':
             sink.data(arg as Buffer);
@@ -27,13 +44,25 @@ export class PortTransport implements Transport {
           case 'hangup':
             this.log.info(`host disconnected from ${this.path}; waiting for it`);
             sink.reset();
+            // QEMU keeps a host's bytes while it reconnects, so a brief hang-up does not end its
+            // session; one that lasts does.
+            this.stopGoneTimer();
+            this.goneTimer = setTimeout(() => {
+              this.goneTimer = undefined;
+              this.log.info(`no host on ${this.path} for ${this.hostGoneMs / 1000} s: its session is over`);
+              sink.hostGone();
+            }, this.hostGoneMs);
+            this.goneTimer.unref();
             break;
           case 'connect':
             this.log.info(`host connected on ${this.path}`);
+            this.stopGoneTimer();
             break;
           case 'reopen':
             this.log.info(`${this.path} now names another device; reopened it`);
+            this.stopGoneTimer();
             sink.reset();
+            sink.hostGone();
             break;
           case 'drain':
             this.wakeDrainWaiters();
@@ -81,8 +110,14 @@ export class PortTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.stopGoneTimer();
     this.port?.close();
     this.port = undefined;
     this.wakeDrainWaiters();
+  }
+
+  private stopGoneTimer(): void {
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = undefined;
   }
 }

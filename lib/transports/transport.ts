@@ -4,6 +4,11 @@ export interface TransportSink {
   data(chunk: Buffer): void;
   /** The host went away or a new one arrived: drop any partial line. */
   reset(): void;
+  /**
+   * The host's session is over: a unix socket closed, the port now names another device, or
+   * the port stayed hung up for the host-gone timeout (a brief hang-up is not the end of it).
+   */
+  hostGone(): void;
   /** The output queue emptied. */
   drain(): void;
   /** Resolves once every request read so far has been answered (for a host that half-closes). */

@@ -72,6 +72,7 @@ export class UnixTransport implements Transport {
       this.active = undefined;
       this.log.info('host disconnected');
       sink.reset();
+      sink.hostGone(); // a new connection is a new session
       const next = this.waiting.shift();
       if (next) this.activate(next);
     });
