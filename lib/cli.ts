@@ -31,6 +31,16 @@ interface FlagSpec {
   set(o: CliOptions, v: string): void;
 }
 
+/** Longest delay a Node timer takes, in seconds (2^31 - 1 ms; a longer one fires at once). */
+const MAX_TIMER_S = Math.floor(0x7fffffff / 1000);
+
+/** Seconds for a timer flag: a number from 0 (never) to MAX_TIMER_S. */
+function timerSeconds(flag: string, v: string): number {
+  const s = positiveNumber(flag, v, false);
+  if (s > MAX_TIMER_S) throw new UsageError(`${flag} takes at most ${MAX_TIMER_S} seconds (0 = never), got ${JSON.stringify(v)}`);
+  return s;
+}
+
 function positiveNumber(flag: string, v: string, integer: boolean): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
@@ -49,8 +59,8 @@ export const FLAGS: FlagSpec[] = [
   { names: ['v', 'version'], help: 'print the version and exit', set: (o) => (o.version = true) },
   { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
   { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
-  { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = positiveNumber('--freeze-timeout', v, false)) },
-  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its atomic uploads are discarded (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = positiveNumber('--host-gone-timeout', v, false)) },
+  { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = timerSeconds('--freeze-timeout', v)) },
+  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its atomic uploads are discarded; 0 = never (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = timerSeconds('--host-gone-timeout', v)) },
   { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
   { names: ['utmp-file'], value: 'PATH', help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`, set: (o, v) => (o.config.utmpFile = v) },
   { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },

@@ -433,6 +433,17 @@ test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), acr
   assert.is(native(`${b64.slice(0, -4)}QU!D`), undefined);
   assert.is(native(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
   assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
+  // Exactly the decoded length is written: guard bytes after an exact-size destination stay as they were.
+  for (const [text, want] of [['QUI=', 'AB'], ['QQ==', 'A'], ['QUJD', 'ABC'], [crypto.randomBytes((3 << 20) + 7).toString('base64'), undefined]] as const) {
+    const len = want?.length ?? (3 << 20) + 7;
+    const area = Buffer.alloc(len + 8, 0xee);
+    const src = Buffer.from(text);
+    assert.is(fileio.base64Decode(src, 0, src.length, area.subarray(0, len)), len);
+    if (want) assert.is(area.toString('latin1', 0, len), want);
+    else assert.ok(area.subarray(0, len).equals(Buffer.from(text, 'base64')));
+    assert.ok(area.subarray(len).equals(Buffer.alloc(8, 0xee)), `nothing written past ${len} bytes`);
+  }
+  assert.is(fileio.base64Decode(Buffer.from('A==='), 0, 4, Buffer.alloc(1)), -1);
   // The destination needs the decoded length only, not whole 3-byte groups: a 1 MiB chunk fits 1 MiB.
   const one = Buffer.alloc(1);
   assert.is(fileio.base64Decode(Buffer.from('QQ=='), 0, 4, one), 1);

@@ -146,6 +146,19 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
   } finally {
     await t.close();
   }
+  // A timeout of 0: a hang-up never ends the session; another device still does.
+  const never = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs: 0, open: (_p, onEvent) => ((emit = onEvent), port) });
+  const seen: string[] = [];
+  await never.start({ data: () => {}, reset: () => seen.push('reset'), drain: () => {}, hostGone: () => seen.push('gone'), settled: () => Promise.resolve() });
+  try {
+    emit('hangup');
+    await sleep(200);
+    assert.equal(seen, ['reset']);
+    emit('reopen');
+    assert.equal(seen, ['reset', 'reset', 'gone']);
+  } finally {
+    await never.close();
+  }
 });
 
 test('host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file', async () => {

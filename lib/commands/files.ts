@@ -31,8 +31,8 @@ class HandleTable {
   private readonly atEof = new Set<number>();
   /** Discards started when a host went away (discardAtomic), until done. */
   private readonly discarding = new Set<Promise<void>>();
-  /** Atomic handles discarded when their host went away, by id: their paths (the last EOF_MEMORY). */
-  private readonly discarded = new Map<number, string>();
+  /** Atomic handles discarded when their host went away, by id (the last EOF_MEMORY): path, and the discard. */
+  private readonly discarded = new Map<number, { path: string; done: Promise<void> }>();
   /** Host sessions ended so far: a file-open that started in an earlier one answers nobody. */
   private sessionsEnded = 0;
 
@@ -116,12 +116,18 @@ class HandleTable {
 
   private discard(id: number, h: FileHandle): void {
     this.ctx.log.info(`host gone: discarding the unfinished atomic upload to ${h.path} (handle ${id})`);
-    this.discarded.set(id, h.path);
+    const done = this.close(id, false, { discard: true });
+    this.discarded.set(id, { path: h.path, done });
     if (this.discarded.size > EOF_MEMORY) this.discarded.delete(this.discarded.keys().next().value as number);
-    const discarding = this.close(id, false, { discard: true })
+    const discarding = done
       .catch((e: Error) => this.ctx.log.warn(`discarding handle ${id}: ${e.message}`))
       .finally(() => this.discarding.delete(discarding));
     this.discarding.add(discarding); // exit waits for it (no request does)
+  }
+
+  /** For a handle discarded when its host went away: settles as that discard did; else undefined. */
+  discardOf(id: number): Promise<void> | undefined {
+    return this.discarded.get(id)?.done;
   }
 
   /**
@@ -129,9 +135,9 @@ class HandleTable {
    * on it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
    */
   discardedError(id: number): AgentError | undefined {
-    const path = this.discarded.get(id);
-    if (path === undefined) return undefined;
-    return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${path} was not replaced (its data is dropped); upload it again`);
+    const d = this.discarded.get(id);
+    if (d === undefined) return undefined;
+    return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`);
   }
 
   /**
@@ -266,10 +272,11 @@ export const fileCommands = [
     handler: (args, ctx) => {
       const table = handles(ctx);
       const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
-      // Discarded when its host went away: true to a discard (done), an error to anything else.
+      // Discarded when its host went away: to a discard, how that discard went; to anything
+      // else, an error.
       const gone = table.discardedError(args.handle_id);
       if (gone) {
-        if (args.discard) return true;
+        if (args.discard) return succeeds(table.discardOf(args.handle_id)!);
         throw gone;
       }
       // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close

@@ -8,7 +8,7 @@ import type { Transport, TransportSink } from './transport';
 export const HOST_GONE_MS = 60_000;
 
 export interface PortOptions {
-  /** Milliseconds of hang-up after which the host's session is over (sink.hostGone). */
+  /** Milliseconds of hang-up after which the host's session is over (sink.hostGone); 0: never. */
   hostGoneMs?: number;
   /** Opens the port (the addon's Port; a test gives a stand-in). */
   open?: (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
@@ -47,6 +47,7 @@ export class PortTransport implements Transport {
             // QEMU keeps a host's bytes while it reconnects, so a brief hang-up does not end its
             // session; one that lasts does.
             this.stopGoneTimer();
+            if (this.hostGoneMs === 0) break;
             this.goneTimer = setTimeout(() => {
               this.goneTimer = undefined;
               this.log.info(`no host on ${this.path} for ${this.hostGoneMs / 1000} s: its session is over`);
