@@ -49,11 +49,11 @@ echo $! >/run/writer.pid
 ) &
 
 # The supervisor: no -p, the agent finds the port by its name under /sys/class/virtio-ports.
-# The host picks the auto-thaw timeout on the kernel command line (the kernel hands unknown
-# name=value parameters to init as environment variables).
+# The host picks the auto-thaw and host-gone timeouts on the kernel command line (the kernel
+# hands unknown name=value parameters to init as environment variables).
 echo "init: starting ember-ga after $(cut -d' ' -f1 /proc/uptime) s" >/dev/console
 while :; do
-  node /opt/ember-ga/lib/node_modules/ember-ga/dist/lib/cli.js --freeze-timeout "${ember_freeze_timeout:-600}" 2>/dev/console &
+  node /opt/ember-ga/lib/node_modules/ember-ga/dist/lib/cli.js --freeze-timeout "${ember_freeze_timeout:-600}" --host-gone-timeout "${ember_host_gone_timeout:-60}" 2>/dev/console &
   pid=$!
   echo "$pid" >/run/agent.pid
   echo "init: ember-ga started, pid $pid" >/dev/console

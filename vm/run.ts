@@ -35,6 +35,7 @@ const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache
 const DATA = '/mnt/data';
 const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a busy machine
 const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent (kernel command line)
+const HOST_GONE_S = 4; // the --host-gone-timeout /init gives the agent (kernel command line)
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
 const RUN_DEADLINE_MS = 300_000; // both boots and every check (about 100 s when all groups are in)
 const SYSTEMD_BOOT_DEADLINE_MS = 150_000; // ~20-30 s under TCG: systemd, udev's coldplug, then the agent
@@ -403,6 +404,38 @@ check('port: the host closes and reopens the socket; the agent idles meanwhile a
   return detail;
 });
 
+check(`port: an atomic upload survives the host reconnecting within --host-gone-timeout (${HOST_GONE_S} s), and is discarded after a longer absence`, ['files'], async () => {
+  const f = `${DATA}/host-gone.txt`;
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const put = async (text: string) => {
+    const h = await ok<number>('file-open', { path: f, mode: 'w' });
+    await ok('file-write', { handle_id: h, bufb64: b64(text), eof: true });
+  };
+  await put('before');
+  // Away for a second: the port hangs up and comes back, and the upload goes on.
+  const h = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
+  await ok('file-write', { handle_id: h, bufb64: b64('one ') });
+  await disconnect();
+  await sleep(1000);
+  await pingUntil(20_000);
+  await ok('file-write', { handle_id: h, bufb64: b64('two'), eof: true });
+  let sum = await ok('get-file-md5sum', { path: f });
+  assert(sum === md5(Buffer.from('one two')), `after a brief absence: md5 ${String(sum)}, not that of "one two"`);
+  // Away for longer than the timeout: the session is over and its upload is discarded.
+  const from = qemu.consoleText().length;
+  const lost = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
+  await ok('file-write', { handle_id: lost, bufb64: b64('lost') });
+  await disconnect();
+  await sleep((HOST_GONE_S + 3) * 1000);
+  await pingUntil(20_000);
+  await expectError('file-write', { handle_id: lost, bufb64: b64('late') }, undefined, /was discarded when the host that opened it went away/, 'a write after the discard');
+  sum = await ok('get-file-md5sum', { path: f });
+  assert(sum === md5(Buffer.from('one two')), `after a long absence the file changed: md5 ${String(sum)}`);
+  const said = qemu.consoleText().slice(from);
+  assert(/host gone: discarding the unfinished atomic upload to \/mnt\/data\/host-gone\.txt/.test(said), `no discard on the console:\n${tail(said, 1500)}`);
+  return `kept across a 1 s absence; discarded after ${HOST_GONE_S + 3} s away`;
+});
+
 check('agent-shutdown: answers true, exits, and /init restarts it', [], async () => {
   const before = agentStarts();
   assert(before.length >= 1, 'no "ember-ga started" line on the console');
@@ -510,7 +543,7 @@ async function main(): Promise<number> {
       console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
       process.exit(1);
     }, RUN_DEADLINE_MS);
-    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), { ember_freeze_timeout: FREEZE_TIMEOUT_S });
+    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), { ember_freeze_timeout: FREEZE_TIMEOUT_S, ember_host_gone_timeout: HOST_GONE_S });
     try {
       await pingUntil(BOOT_DEADLINE_MS);
       const boot = (Date.now() - qemu.startedAt) / 1000;
