@@ -121,13 +121,18 @@ test('output the port cannot take at once keeps going out while the main thread 
   }
 }, { needs });
 
-test('host gone: a hang-up ends the session only if it lasts the host-gone timeout; a reopened port ends it at once', async () => {
-  type Emit = (type: PortEvent, arg?: Buffer | Error) => void;
-  let emit: Emit = () => {};
+/** A PortTransport on a stand-in for the addon's port: `emit` plays the port's events; `events` are what the sink heard. */
+async function standInPort(hostGoneMs: number) {
+  let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
   const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
-  const t = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs: 150, open: (_p, onEvent) => ((emit = onEvent), port) });
+  const t = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs, open: (_p, onEvent) => ((emit = onEvent), port) });
   const events: string[] = [];
   await t.start({ data: () => {}, reset: () => events.push('reset'), drain: () => {}, hostGone: () => events.push('gone'), settled: () => Promise.resolve() });
+  return { t, events, emit: (type: PortEvent) => emit(type) };
+}
+
+test('host gone: a hang-up ends the session only if it lasts the host-gone timeout; a reopened port ends it at once', async () => {
+  const { t, events, emit } = await standInPort(150);
   try {
     emit('hangup');
     await sleep(50);
@@ -147,17 +152,15 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
     await t.close();
   }
   // A timeout of 0: a hang-up never ends the session; another device still does.
-  const never = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs: 0, open: (_p, onEvent) => ((emit = onEvent), port) });
-  const seen: string[] = [];
-  await never.start({ data: () => {}, reset: () => seen.push('reset'), drain: () => {}, hostGone: () => seen.push('gone'), settled: () => Promise.resolve() });
+  const never = await standInPort(0);
   try {
-    emit('hangup');
+    never.emit('hangup');
     await sleep(200);
-    assert.equal(seen, ['reset']);
-    emit('reopen');
-    assert.equal(seen, ['reset', 'reset', 'gone']);
+    assert.equal(never.events, ['reset']);
+    never.emit('reopen');
+    assert.equal(never.events, ['reset', 'reset', 'gone']);
   } finally {
-    await never.close();
+    await never.t.close();
   }
 });
 
