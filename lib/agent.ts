@@ -27,6 +27,8 @@ export class Agent {
   private readonly dispatcher: Dispatcher;
   private readonly exitHooks: ExitHook[] = [];
   private readonly hostGoneHooks: (() => void)[] = [];
+  /** Host sessions ended so far (TransportSink.hostGone): an answer goes only to its own session's host. */
+  private sessionsEnded = 0;
   private readonly urgentExitHooks: ExitHook[] = [];
   private readonly stores = new Map<symbol, unknown>();
   private inFlight = 0;
@@ -106,6 +108,7 @@ export class Agent {
         this.updateFlow();
       },
       hostGone: () => {
+        this.sessionsEnded++;
         for (const hook of this.hostGoneHooks) {
           try {
             hook();
@@ -125,8 +128,12 @@ export class Agent {
     this.inFlight++;
     this.updateFlow();
     const bytes = line.length; // not the line: it would live as long as the request
+    const session = this.sessionsEnded;
     this.dispatcher.dispatch(line).then((answer) => {
-      this.transport.write(answer);
+      // The host that asked is gone: the next one must not take this answer for its own (a host
+      // that sends no tags would).
+      if (session === this.sessionsEnded) this.transport.write(answer);
+      else this.ctx.log.debug('an answer for a host that is gone dropped');
       lineDone(bytes + answer.length);
       this.inFlight--;
       this.updateFlow();

@@ -1,4 +1,8 @@
 // The agent process over a unix socket: framing, bad input, concurrency, lifecycle.
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { cpuTicks, errorMessage, memKiB, startAgent, type RunningAgent, type Answer } from './helpers/agent';
 import { suite, waitFor } from './helpers/harness';
@@ -152,6 +156,32 @@ test('one host at a time: a second connection is served once the first closes', 
   const [a] = await second.waitLines(1);
   assert.is(a.tag, 'second');
   second.close();
+});
+
+test('an answer for a host that left is dropped, not given to the next host', async ({ agent }) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-gone-'));
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK); // holds the FIFO open
+  try {
+    const first = await agent.connect();
+    const h = (await first.ok('file-open', { path: fifo })) as number;
+    first.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'for-the-first' }) + '\n');
+    await new Promise((r) => setTimeout(r, 200)); // the read waits for data
+    first.sock.destroy(); // gone for good (a half-close would wait for its answers)
+    const second = await agent.connect();
+    await second.call('ping');
+    fs.writeSync(writer, 'now'); // the first host's read completes, after it left
+    await new Promise((r) => setTimeout(r, 300));
+    second.send('{"execute":"ping","tag":"mine"}\n');
+    await waitFor(() => second.lines.some((l) => l.includes('"mine"')), 5_000, 'the second host\'s answer');
+    assert.not.ok(second.lines.some((l) => l.includes('for-the-first')), `the second host got the first host's answer: ${second.lines.join(' | ')}`);
+    assert.is(await second.ok('file-close', { handle_id: h }), true); // the read did take the data
+    second.close();
+  } finally {
+    fs.closeSync(writer);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -8,6 +8,12 @@ import type { Transport, TransportSink } from './transport';
 
 /** Answers this long are queued from a reused buffer (see write). */
 const POOLED_ANSWER = 64 * 1024;
+/**
+ * How long a host that has stopped sending (half-closed, or gone) keeps the connection for
+ * answers still to come once another host is waiting. Past it the next host is served: a request
+ * that may never end (a read on a FIFO nobody writes to) must not lock every later host out.
+ */
+export const HANDOVER_MS = 5_000;
 
 export class UnixTransport implements Transport {
   private server: net.Server | undefined;
@@ -15,6 +21,9 @@ export class UnixTransport implements Transport {
   private readonly waiting: net.Socket[] = [];
   private sink: TransportSink | undefined;
   private paused = false;
+  /** The active host has stopped sending ('end'). */
+  private activeEnded = false;
+  private handover: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
@@ -52,23 +61,42 @@ export class UnixTransport implements Transport {
         const i = this.waiting.indexOf(sock);
         if (i >= 0) this.waiting.splice(i, 1);
       });
+      if (this.activeEnded) this.scheduleHandover();
       return;
     }
     this.activate(sock);
   }
 
+  /** Once HANDOVER_MS passes, the active host (which has stopped sending) makes way for the next. */
+  private scheduleHandover(): void {
+    const sock = this.active;
+    if (this.handover || !sock) return;
+    this.handover = setTimeout(() => {
+      this.handover = undefined;
+      if (this.active !== sock || this.waiting.length === 0) return;
+      this.log.info(`the host stopped sending ${HANDOVER_MS / 1000} s ago with requests still unanswered; serving the next host`);
+      sock.destroy();
+    }, HANDOVER_MS);
+    this.handover.unref();
+  }
+
   private activate(sock: net.Socket): void {
     const sink = this.sink!;
     this.active = sock;
+    this.activeEnded = false;
     this.log.info('host connected');
     sink.reset();
     sock.on('data', (chunk: Buffer) => sink.data(chunk));
     sock.on('drain', () => sink.drain());
     sock.once('end', () => {
+      this.activeEnded = true;
+      if (this.waiting.length > 0) this.scheduleHandover();
       void sink.settled().then(() => sock.end());
     });
     sock.once('close', () => {
       if (this.active !== sock) return;
+      if (this.handover) clearTimeout(this.handover);
+      this.handover = undefined;
       this.active = undefined;
       this.log.info('host disconnected');
       sink.reset();
