@@ -63,6 +63,7 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
+      hostSession: () => this.sessionsEnded,
       outputRoom: () => {
         if (this.hasRoom()) return undefined;
         return new Promise<void>((r) => this.roomWaiters.push(r));

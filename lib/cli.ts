@@ -5,6 +5,7 @@ import * as v8 from 'v8';
 import { Agent } from './agent';
 import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
+import { MAX_TIMEOUT_SECONDS } from './freeze/freezer';
 import { HoldingLogger, stderrLogger } from './log';
 import { enableCollections } from './memory';
 import { HOST_GONE_MS, PortTransport } from './transports/port';
@@ -31,13 +32,10 @@ interface FlagSpec {
   set(o: CliOptions, v: string): void;
 }
 
-/** Longest delay a Node timer takes, in seconds (2^31 - 1 ms; a longer one fires at once). */
-const MAX_TIMER_S = Math.floor(0x7fffffff / 1000);
-
-/** Seconds for a timer flag: a number from 0 (never) to MAX_TIMER_S. */
+/** Seconds for a timer flag: a number from 0 (never) to the longest a timer waits (MAX_TIMEOUT_SECONDS). */
 function timerSeconds(flag: string, v: string): number {
   const s = positiveNumber(flag, v, false);
-  if (s > MAX_TIMER_S) throw new UsageError(`${flag} takes at most ${MAX_TIMER_S} seconds (0 = never), got ${JSON.stringify(v)}`);
+  if (s > MAX_TIMEOUT_SECONDS) throw new UsageError(`${flag} takes at most ${MAX_TIMEOUT_SECONDS} seconds (0 = never), got ${JSON.stringify(v)}`);
   return s;
 }
 

@@ -54,6 +54,8 @@ export interface Context {
    * now names another device, or the port stayed hung up for the host-gone timeout.
    */
   onHostGone(hook: () => void): void;
+  /** Host sessions ended so far: a number that changes when one ends (before its onHostGone hooks run). */
+  hostSession(): number;
   /**
    * undefined while the host is taking our answers; otherwise a promise that resolves once the
    * output queued for it is back under the agent's limit. Producers of large answers (file-read)

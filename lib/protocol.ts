@@ -390,7 +390,6 @@ export class RequestError extends Error {
 /** "a string", "an array", "null", ... for error messages. */
 export function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (v instanceof Base64Text) return 'a string';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a number';
   if (typeof v === 'object') return 'an object';

@@ -279,6 +279,13 @@ void Base64Encode(const unsigned char* src, size_t n, unsigned char* dst) {
 }
 
 
+// The '=' that end the n characters of base64 text at src: 0, 1 or 2.
+size_t Base64Padding(const unsigned char* src, size_t n) {
+  size_t pad = 0;
+  while (pad < 2 && pad < n && src[n - 1 - pad] == '=') pad++;
+  return pad;
+}
+
 // Strict base64 (standard alphabet, '=' padding only as the last one or two characters, nothing
 // else: no whitespace, no line breaks, no URL alphabet) of the n characters at src into dst,
 // which has room for the decoded length: n / 4 * 3 less the padding. The decoded length, or -1
@@ -292,8 +299,7 @@ void Base64Encode(const unsigned char* src, size_t n, unsigned char* dst) {
 int64_t Base64Decode(const unsigned char* src, size_t n, unsigned char* dst) {
   if (n % 4 != 0) return -1;
   if (n == 0) return 0;
-  size_t pad = 0;
-  while (pad < 2 && src[n - 1 - pad] == '=') pad++;
+  const size_t pad = Base64Padding(src, n);
   if (memchr(src, '=', n - pad) != nullptr) return -1;
   constexpr size_t kBlock = 3 << 20;  // characters: a multiple of 4
   const size_t body = n - 4;
@@ -395,12 +401,12 @@ Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(info.Env(), "start and end must be within the source buffer");
   }
   size_t n = static_cast<size_t>(end - start);
+  const auto* text = reinterpret_cast<const unsigned char*>(src.Data()) + start;
   // Room for the decoded length, which the padding at the end tells (invalid text needs none).
-  const char* text = src.Data() + start;
-  size_t pad = n >= 4 && n % 4 == 0 ? (text[n - 1] == '=') + (text[n - 1] == '=' && text[n - 2] == '=') : 0;
-  if (n % 4 == 0 && dst.Length() < n / 4 * 3 - pad) throw Napi::RangeError::New(info.Env(), "the destination buffer is too small");
-  return Napi::Number::New(info.Env(), static_cast<double>(fileio::Base64Decode(
-      reinterpret_cast<const unsigned char*>(src.Data()) + start, n, reinterpret_cast<unsigned char*>(dst.Data()))));
+  if (n % 4 == 0 && dst.Length() < n / 4 * 3 - fileio::Base64Padding(text, n)) {
+    throw Napi::RangeError::New(info.Env(), "the destination buffer is too small");
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(fileio::Base64Decode(text, n, reinterpret_cast<unsigned char*>(dst.Data()))));
 }
 
 // pwrite(fd, buffer, offset, path): Promise<number>. Writes the whole buffer (offset -1: at the

@@ -1,10 +1,9 @@
 // The agent process over a unix socket: framing, bad input, concurrency, lifecycle.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { cpuTicks, errorMessage, memKiB, startAgent, type RunningAgent, type Answer } from './helpers/agent';
+import { cpuTicks, errorMessage, memKiB, startAgent, tmpDir, type RunningAgent, type Answer } from './helpers/agent';
 import { suite, waitFor } from './helpers/harness';
 
 const test = suite<{ agent: RunningAgent }>('agent', {} as { agent: RunningAgent });
@@ -159,7 +158,7 @@ test('one host at a time: a second connection is served once the first closes', 
 });
 
 test('an answer for a host that left is dropped, not given to the next host', async ({ agent }) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-gone-'));
+  const dir = tmpDir('ember-ga-gone-');
   const fifo = path.join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
   const writer = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK); // holds the FIFO open

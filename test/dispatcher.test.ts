@@ -48,6 +48,7 @@ function makeCtx(extra: Command[] = []): Context {
     shutdown: () => {},
     onExit: () => {},
     onHostGone: () => {},
+    hostSession: () => 0,
     outputRoom: () => undefined,
     holdOutput: () => {},
     store: (_k, create) => create(),

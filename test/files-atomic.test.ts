@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, withBindMount, withFuse, withTmpfs, type RunningAgent } from './helpers/agent';
+import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, unnamed, withBindMount, withFuse, withTmpfs, type RunningAgent } from './helpers/agent';
 import { command, root, waitFor } from './helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -15,20 +15,6 @@ const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const md5 = (s: string | Buffer) => crypto.createHash('md5').update(s).digest('hex');
 /** Temporary files an atomic handle left in dir. */
 const temps = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part'));
-/** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
-const unnamed = (pid: number, dir: string) =>
-  fs
-    .readdirSync(`/proc/${pid}/fd`)
-    .map((n) => `/proc/${pid}/fd/${n}`)
-    .filter((fd) => {
-      let target: string;
-      try {
-        target = fs.readlinkSync(fd);
-      } catch {
-        return false; // closed meanwhile (a pool thread's, say)
-      }
-      return target.startsWith(`${fs.realpathSync(dir)}/#`) && target.endsWith(' (deleted)');
-    });
 /** What an atomic handle could leave: temporary names in dir, and unnamed files the agent still holds there. */
 const leftovers = (agent: RunningAgent, dir: string) => [...temps(dir), ...unnamed(agent.proc.pid!, dir)];
 

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLI, LineClient, cpuTicks, tmpDir } from './helpers/agent';
+import { CLI, LineClient, cpuTicks, tmpDir, unnamed } from './helpers/agent';
 import { unixListening } from './helpers/unix-socket';
 import { command, sleep, suite, waitFor } from './helpers/harness';
 import { native, type PortEvent } from '../lib/native';
@@ -172,24 +172,15 @@ test('host gone over the port (--host-gone-timeout): a hang-up that lasts discar
   agent.stderr!.on('data', (d) => (err += d));
   const f = path.join(dir, 'f');
   fs.writeFileSync(f, 'before');
-  /** Files the agent holds open in dir that have no name (O_TMPFILE). */
-  const unnamed = () =>
-    fs.readdirSync(`/proc/${agent.pid}/fd`).filter((n) => {
-      try {
-        return fs.readlinkSync(`/proc/${agent.pid}/fd/${n}`).startsWith(`${fs.realpathSync(dir)}/#`);
-      } catch {
-        return false;
-      }
-    });
   try {
     await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
     const c = await LineClient.connect(bridge.host);
     const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
     await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
-    assert.is(unnamed().length, 1);
+    assert.is(unnamed(agent.pid!, dir).length, 1);
     c.close(); // socat exits: the port hangs up, and stays hung up
     await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
-    await waitFor(() => unnamed().length === 0, 5_000, 'the discard after the timeout');
+    await waitFor(() => unnamed(agent.pid!, dir).length === 0, 5_000, 'the discard after the timeout');
     assert.match(err, /no host on .* for 0\.5 s: its session is over/);
     assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
     assert.is(fs.readFileSync(f, 'utf8'), 'before');

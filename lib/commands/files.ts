@@ -33,8 +33,6 @@ class HandleTable {
   private readonly discarding = new Set<Promise<void>>();
   /** Atomic handles discarded when their host went away, by id (the last EOF_MEMORY): path, and the discard. */
   private readonly discarded = new Map<number, { path: string; done: Promise<void> }>();
-  /** Host sessions ended so far: a file-open that started in an earlier one answers nobody. */
-  private sessionsEnded = 0;
 
   constructor(private readonly ctx: Context) {
     ctx.onExit(() => this.closeAll());
@@ -51,7 +49,7 @@ class HandleTable {
       throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
     }
     this.opening++;
-    return this.sessionsEnded;
+    return this.ctx.hostSession();
   }
 
   /**
@@ -62,7 +60,7 @@ class HandleTable {
     this.opening--;
     const id = this.next++;
     this.open.set(id, h);
-    if (h.atomic && session !== this.sessionsEnded) this.discard(id, h);
+    if (h.atomic && session !== this.ctx.hostSession()) this.discard(id, h); // that host answers nobody
     return id;
   }
 
@@ -110,7 +108,6 @@ class HandleTable {
    * as 0.7.1 keeps them.
    */
   private discardAtomic(): void {
-    this.sessionsEnded++;
     for (const [id, h] of this.open) if (h.atomic) this.discard(id, h);
   }
 

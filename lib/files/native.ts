@@ -12,7 +12,7 @@ export interface FileBindings {
   base64(buffer: Buffer, length: number): Buffer;
   /**
    * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
-   * whitespace or line breaks) into dst, which holds (end - start) / 4 * 3 bytes; synchronous
+   * whitespace or line breaks) into dst, which holds the decoded length; synchronous
    * (OpenSSL's decoder). The decoded length, or -1 when the text is not strict base64.
    */
   base64Decode(src: Buffer, start: number, end: number, dst: Buffer): number;

@@ -41,7 +41,7 @@ export interface FreezerOptions {
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
 
-/** Longest auto-thaw timeout setTimeout can wait for, in seconds (2^31-1 ms). */
+/** Longest a timer waits, in seconds (2^31-1 ms; a longer one fires at once): the auto-thaw's limit, and every timer flag's. */
 export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;

@@ -21,8 +21,6 @@ export class UnixTransport implements Transport {
   private readonly waiting: net.Socket[] = [];
   private sink: TransportSink | undefined;
   private paused = false;
-  /** The active host has stopped sending ('end'). */
-  private activeEnded = false;
   private handover: NodeJS.Timeout | undefined;
 
   constructor(
@@ -61,7 +59,7 @@ export class UnixTransport implements Transport {
         const i = this.waiting.indexOf(sock);
         if (i >= 0) this.waiting.splice(i, 1);
       });
-      if (this.activeEnded) this.scheduleHandover();
+      if (this.active.readableEnded) this.scheduleHandover(); // it has stopped sending
       return;
     }
     this.activate(sock);
@@ -83,13 +81,11 @@ export class UnixTransport implements Transport {
   private activate(sock: net.Socket): void {
     const sink = this.sink!;
     this.active = sock;
-    this.activeEnded = false;
     this.log.info('host connected');
     sink.reset();
     sock.on('data', (chunk: Buffer) => sink.data(chunk));
     sock.on('drain', () => sink.drain());
     sock.once('end', () => {
-      this.activeEnded = true;
       if (this.waiting.length > 0) this.scheduleHandover();
       void sink.settled().then(() => sock.end());
     });

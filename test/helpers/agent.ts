@@ -37,6 +37,22 @@ export function tmpDir(prefix = 'ember-ga-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
+export function unnamed(pid: number, dir: string): string[] {
+  return fs
+    .readdirSync(`/proc/${pid}/fd`)
+    .map((n) => `/proc/${pid}/fd/${n}`)
+    .filter((fd) => {
+      let target: string;
+      try {
+        target = fs.readlinkSync(fd);
+      } catch {
+        return false; // closed meanwhile (a pool thread's, say)
+      }
+      return target.startsWith(`${fs.realpathSync(dir)}/#`) && target.endsWith(' (deleted)');
+    });
+}
+
 /** A raw connection: send bytes, collect answer lines. */
 export class LineClient {
   private buf = '';
