@@ -10,7 +10,8 @@
         "native/sysinfo.cc",
         "native/freeze.cc",
         "native/netlink.cc",
-        "native/rtnl.cc"
+        "native/rtnl.cc",
+        "native/hangup.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -5,12 +5,18 @@ import { encodeError, LineFramer, MAX_LINE_BYTES } from './protocol';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
 import { holdingLogger, type HoldingLogger, type Logger } from './log';
-import type { Transport } from './transports/transport';
+import type { SessionOutput, SessionSink, Transport } from './transports/transport';
 import { VERSION } from './version';
 
-/** Reading pauses while this many requests are in flight or this much output is queued. */
+/**
+ * Reading pauses while this many requests are in flight, while their request lines add up to
+ * more than the held-input budget (AgentConfig.maxHeldInput), or while this much output is
+ * queued for the host.
+ */
 const MAX_IN_FLIGHT = 256;
 const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
+/** How long stop() waits for requests it could not cancel (a write into a frozen filesystem) before it exits anyway. */
+const STOP_WAIT_MS = 10_000;
 
 export interface AgentOptions {
   transport: Transport;
@@ -20,18 +26,85 @@ export interface AgentOptions {
   maxLineBytes?: number;
 }
 
+/** One host's session (see TransportSink): its own framer, requests in flight and abort signal. */
+class Session implements SessionSink {
+  private readonly framer: LineFramer;
+  private readonly controller = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+  inFlight = 0;
+  ended = false;
+
+  constructor(
+    readonly id: number,
+    readonly output: SessionOutput,
+    private readonly agent: Agent,
+    onLine: (s: Session, line: Buffer) => void,
+    onOverflow: (s: Session, max: number) => void,
+    maxLine: number,
+  ) {
+    this.framer = new LineFramer(
+      (line) => onLine(this, line),
+      () => onOverflow(this, maxLine),
+      maxLine,
+    );
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  data(chunk: Buffer): void {
+    if (!this.ended) this.framer.push(chunk);
+  }
+
+  reset(): void {
+    this.framer.reset();
+  }
+
+  settled(): Promise<void> {
+    if (this.ended || this.inFlight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** A request of this session got its answer. */
+  answered(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Aborts the session's calls (Call.signal); their answers, cancellation errors mostly, still go out. */
+  cancel(why: string): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new Error(why));
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.framer.reset();
+    this.cancel('the host session ended');
+    for (const w of this.idleWaiters.splice(0)) w();
+    this.agent.sessionEnded(this);
+  }
+}
+
 export class Agent {
   readonly ctx: Context;
   private readonly transport: Transport;
-  private readonly framer: LineFramer;
   private readonly dispatcher: Dispatcher;
+  private readonly maxLineBytes: number;
   private readonly exitHooks: ExitHook[] = [];
-  private readonly hostGoneHooks: (() => void)[] = [];
-  /** Host sessions ended so far (TransportSink.hostGone): an answer goes only to its own session's host. */
-  private sessionsEnded = 0;
+  private readonly hostGoneHooks: ((session: number) => void)[] = [];
   private readonly urgentExitHooks: ExitHook[] = [];
   private readonly stores = new Map<symbol, unknown>();
+  private readonly sessions = new Set<Session>();
+  private nextSession = 1;
   private inFlight = 0;
+  /** Bytes of the request lines in flight: what their requests hold (decoded data, arguments). */
+  private heldInput = 0;
   private paused = false;
   private stopping: Promise<void> | undefined;
   private shutdownRequested = false;
@@ -47,6 +120,7 @@ export class Agent {
     const state: AgentState = { frozen: false };
     const registry = new Registry(opts.commands);
     this.transport = opts.transport;
+    this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
     this.stopped = new Promise((r) => (this.markStopped = r));
     this.ctx = {
       config: { ...defaultConfig, ...opts.config },
@@ -63,7 +137,6 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
-      hostSession: () => this.sessionsEnded,
       outputRoom: () => {
         if (this.hasRoom()) return undefined;
         return new Promise<void>((r) => this.roomWaiters.push(r));
@@ -85,58 +158,64 @@ export class Agent {
       },
     };
     this.dispatcher = new Dispatcher(this.ctx);
-    this.framer = new LineFramer(
-      (line) => this.onLine(line),
-      () => {
-        const max = opts.maxLineBytes ?? MAX_LINE_BYTES;
-        log.warn(`request line longer than ${max} bytes dropped`);
-        this.transport.write(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
-      },
-      opts.maxLineBytes ?? MAX_LINE_BYTES,
-    );
   }
 
   async start(): Promise<void> {
     await this.transport.start({
-      data: (chunk) => this.framer.push(chunk),
-      reset: () => {
-        this.framer.reset();
-        this.wakeRoomWaiters();
-        this.updateFlow(); // output meant for the old host may be gone: reading may go on
+      begin: (output) => {
+        const s = new Session(
+          this.nextSession++,
+          output,
+          this,
+          (session, line) => this.onLine(session, line),
+          (session, max) => {
+            this.ctx.log.warn(`request line longer than ${max} bytes dropped`);
+            session.output(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
+          },
+          this.maxLineBytes,
+        );
+        this.sessions.add(s);
+        return s;
       },
       drain: () => {
         this.wakeRoomWaiters();
         this.updateFlow();
       },
-      hostGone: () => {
-        this.sessionsEnded++;
-        for (const hook of this.hostGoneHooks) {
-          try {
-            hook();
-          } catch (e) {
-            this.ctx.log.warn(`after the host went away: ${(e as Error).message}`);
-          }
-        }
-      },
-      settled: () => this.settled(),
     });
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
   }
 
-  private onLine(line: Buffer): void {
+  /** A session ended (Session.end): its work was aborted; now the hooks (close its handles). */
+  sessionEnded(session: Session): void {
+    this.sessions.delete(session);
+    for (const hook of this.hostGoneHooks) {
+      try {
+        hook(session.id);
+      } catch (e) {
+        this.ctx.log.warn(`after the host went away: ${(e as Error).message}`);
+      }
+    }
+    this.wakeRoomWaiters();
+    this.updateFlow();
+  }
+
+  private onLine(session: Session, line: Buffer): void {
     if (this.stopping) return;
     if (isBlank(line)) return; // a blank line is no request: nothing to answer
     this.inFlight++;
-    this.updateFlow();
+    session.inFlight++;
     const bytes = line.length; // not the line: it would live as long as the request
-    const session = this.sessionsEnded;
-    this.dispatcher.dispatch(line).then((answer) => {
+    this.heldInput += bytes;
+    this.updateFlow();
+    this.dispatcher.dispatch(line, { session: session.id, signal: session.signal }).then((answer) => {
       // The host that asked is gone: the next one must not take this answer for its own (a host
       // that sends no tags would).
-      if (session === this.sessionsEnded) this.transport.write(answer);
+      if (!session.ended) session.output(answer);
       else this.ctx.log.debug('an answer for a host that is gone dropped');
       lineDone(bytes + answer.length);
       this.inFlight--;
+      this.heldInput -= bytes;
+      session.answered();
       this.updateFlow();
       if (this.shutdownRequested && !this.stopping) {
         this.ctx.log.info('agent-shutdown requested');
@@ -161,10 +240,16 @@ export class Agent {
     return this.stopping !== undefined || this.transport.queued + this.heldOutput < MAX_QUEUED_OUTPUT;
   }
 
-  /** Backpressure: stop reading while too much is in flight or queued for the host. */
+  /**
+   * Backpressure: stop reading while too much is in flight, held or queued for the host. One
+   * request is always let in, however long its line (up to the line limit).
+   */
   private updateFlow(): void {
     if (this.stopping) return;
-    const over = this.inFlight >= MAX_IN_FLIGHT || this.transport.queued >= MAX_QUEUED_OUTPUT;
+    const over =
+      this.inFlight >= MAX_IN_FLIGHT ||
+      (this.inFlight > 0 && this.heldInput >= this.ctx.config.maxHeldInput) ||
+      this.transport.queued >= MAX_QUEUED_OUTPUT;
     if (over && !this.paused) {
       this.paused = true;
       this.transport.pause();
@@ -175,7 +260,8 @@ export class Agent {
   }
 
   /**
-   * Stops reading, lets requests in flight finish and their answers go out, runs the exit hooks
+   * Stops reading, cancels the work in flight (Call.signal; the urgent exit hooks cancel
+   * waits on streams), lets requests finish and their answers go out, runs the exit hooks
    * (thaw, close handles) and closes the transport. Safe to call more than once.
    */
   stop(): Promise<void> {
@@ -183,8 +269,9 @@ export class Agent {
       this.transport.pause();
       this.wakeRoomWaiters();
       await this.runHooks(this.urgentExitHooks);
+      for (const s of this.sessions) s.cancel('the agent is stopping');
       if (this.inFlight > 0) {
-        await Promise.race([this.settled(), delay(10_000)]);
+        await Promise.race([this.settled(), delay(STOP_WAIT_MS)]);
       }
       await this.transport.flush(2_000);
       await this.runExitHooks();
@@ -193,7 +280,6 @@ export class Agent {
     })();
     return this.stopping;
   }
-
   /** Runs the exit hooks only, urgent ones first (for a fatal error, where nothing else can be trusted). */
   async runExitHooks(): Promise<void> {
     await this.runHooks(this.urgentExitHooks);

@@ -58,8 +58,13 @@ export const FLAGS: FlagSpec[] = [
   { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
   { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
   { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = timerSeconds('--freeze-timeout', v)) },
-  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its atomic uploads are discarded; 0 = never (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = timerSeconds('--host-gone-timeout', v)) },
+  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its work is cancelled, its handles closed; 0 = never (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = timerSeconds('--host-gone-timeout', v)) },
   { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
+  { names: ['max-held-input'], value: 'MIB', help: `MiB of request data held in flight before the agent stops reading from the host (default ${defaultConfig.maxHeldInput / 1048576})`, set: (o, v) => {
+    const mib = positiveNumber('--max-held-input', v, false);
+    if (mib < 1) throw new UsageError(`--max-held-input takes at least 1 (MiB), got ${JSON.stringify(v)}`);
+    o.config.maxHeldInput = Math.round(mib * 1048576);
+  } },
   { names: ['utmp-file'], value: 'PATH', help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`, set: (o, v) => (o.config.utmpFile = v) },
   { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },
 ];

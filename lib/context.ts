@@ -15,6 +15,11 @@ export interface AgentConfig {
   largeReads: boolean;
   /** utmp file sysinfo reads its users from. */
   utmpFile: string;
+  /**
+   * Bytes of request lines the agent holds in flight (a file-write's data waiting for a stalled
+   * target, say) before it stops reading from the host until some are done.
+   */
+  maxHeldInput: number;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -24,6 +29,7 @@ export const defaultConfig: AgentConfig = {
   maxHandles: 1024,
   largeReads: true,
   utmpFile: '/var/run/utmp',
+  maxHeldInput: 32 * 1024 * 1024,
 };
 
 export interface AgentState {
@@ -32,6 +38,17 @@ export interface AgentState {
 }
 
 export type ExitHook = () => void | Promise<void>;
+
+/** What a handler knows of the request it serves, beyond its arguments. */
+export interface Call {
+  /** The host session that sent it (see TransportSink). */
+  readonly session: number;
+  /**
+   * Aborted when that session ends or the agent stops: work nobody will read the answer of
+   * (an md5 of a huge file, a listing, a wait on a FIFO) should stop.
+   */
+  readonly signal: AbortSignal;
+}
 
 export interface Context {
   readonly config: AgentConfig;
@@ -50,12 +67,11 @@ export interface Context {
    */
   onExit(hook: ExitHook, urgent?: boolean): void;
   /**
-   * Run when the host's session ends (TransportSink.hostGone): a unix socket closed, the port
-   * now names another device, or the port stayed hung up for the host-gone timeout.
+   * Run when a host's session ends, with its id (Call.session): a unix socket closed, the port
+   * now names another device, or the port stayed hung up for the host-gone timeout. The
+   * session's calls have been aborted (Call.signal) by then.
    */
-  onHostGone(hook: () => void): void;
-  /** Host sessions ended so far: a number that changes when one ends (before its onHostGone hooks run). */
-  hostSession(): number;
+  onHostGone(hook: (session: number) => void): void;
   /**
    * undefined while the host is taking our answers; otherwise a promise that resolves once the
    * output queued for it is back under the agent's limit. Producers of large answers (file-read)

@@ -5,9 +5,14 @@ import { decodeBase64Into } from './decode';
 import { AgentError, wireError } from './errors';
 import { encodeError, encodeRawReturn, encodeReturn, parseRequest, RawJson, RequestError, type Base64Decoder } from './protocol';
 import { checkArgs } from './registry';
-import type { Context } from './context';
+import type { Call, Context } from './context';
+import type { Command } from './registry';
 
 export class Dispatcher {
+  /** Bulk commands (Command.bulk) run one at a time: the one running, then those waiting. */
+  private bulkRunning = false;
+  private readonly bulkWaiting: (() => void)[] = [];
+
   /** `decodeBase64`: how long base64 arguments are decoded (Base64Decoder); the addon's by default. */
   constructor(
     private readonly ctx: Context,
@@ -19,7 +24,7 @@ export class Dispatcher {
    * to the handler's call runs now; the line is not kept while the handler works (a 1 MiB chunk's
    * line would otherwise outlast young-generation collections, lib/memory.ts).
    */
-  dispatch(line: Buffer | string): Promise<string | Buffer> {
+  dispatch(line: Buffer | string, call: Call): Promise<string | Buffer> {
     let tag = '';
     let release = () => {};
     try {
@@ -33,7 +38,8 @@ export class Dispatcher {
       }
       const args = checkArgs(cmd.args, req.arguments);
       this.ctx.log.debug(`<- ${req.execute} tag=${JSON.stringify(tag)}`);
-      return this.answer(cmd.handler(args as never, this.ctx), tag, release);
+      if (cmd.bulk) return this.answerBulk(cmd, args, call, tag, release);
+      return this.answer(cmd.handler(args as never, this.ctx, call), tag, release);
     } catch (e) {
       release();
       return Promise.resolve(this.error(e, tag));
@@ -52,10 +58,35 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * A bulk command's answer: it runs once the other bulk commands are done and the output
+   * queued for the host is under the limit, so answers that may each take megabytes (listings,
+   * route tables) never pile up faster than the host reads them.
+   */
+  private async answerBulk(cmd: Command, args: Record<string, unknown>, call: Call, tag: string, release: () => void): Promise<string | Buffer> {
+    if (this.bulkRunning) await new Promise<void>((r) => this.bulkWaiting.push(r));
+    this.bulkRunning = true;
+    try {
+      for (let room = this.ctx.outputRoom(); room; room = this.ctx.outputRoom()) await room;
+      const value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
+      const answer = await this.answer(value, tag, release);
+      this.ctx.holdOutput(answer.length); // counted until the agent has queued it
+      return answer;
+    } finally {
+      const next = this.bulkWaiting.shift();
+      if (next) next();
+      else this.bulkRunning = false;
+    }
+  }
+
   private error(e: unknown, tag: string): string {
     const t = e instanceof RequestError ? e.tag : tag;
     const { message, code } = wireError(e);
     this.ctx.log.debug(`-> error ${code}: ${message}`);
     return encodeError(message, code, t);
   }
+}
+
+function cancelled(name: string): AgentError {
+  return new AgentError(`${name}: cancelled: the host that asked is gone`, 125);
 }

@@ -15,8 +15,16 @@ export interface NativePort {
   readonly connected: boolean;
 }
 
+/** Watches a stream socket for its peer's close (not a mere shutdown of its sending side). */
+export interface NativeHangupWatch {
+  /** Stops watching; the socket stays open. */
+  close(): void;
+}
+
 export interface NativeBinding {
   Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
+  /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
+  HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
 }
 
 export const native = load(path.join(__dirname, '..', '..')) as NativeBinding;

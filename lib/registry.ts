@@ -3,7 +3,7 @@
 // from these declarations, so adding a command never means touching the dispatcher.
 import { AgentError } from './errors';
 import { Base64Text, decodeBase64, describe } from './protocol';
-import type { Context } from './context';
+import type { Call, Context } from './context';
 
 /**
  * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null
@@ -54,7 +54,12 @@ export interface Command<S extends Schema = Schema> {
   /** Accepted while filesystems are frozen (PROTOCOL.md lists which). */
   allowWhileFrozen?: boolean;
   args: S;
-  handler(args: Args<S>, ctx: Context): unknown | Promise<unknown>;
+  /**
+   * Answers large enough to matter for memory (listings, route tables): such commands run one
+   * at a time, each once the output queued for the host is under the agent's limit.
+   */
+  bulk?: boolean;
+  handler(args: Args<S>, ctx: Context, call: Call): unknown | Promise<unknown>;
 }
 
 /** Declares a command with its handler typed from its schema. */

@@ -3,20 +3,17 @@
 import * as assert from 'uvu/assert';
 import { Agent } from '../lib/agent';
 import { defineCommand } from '../lib/registry';
-import type { Transport, TransportSink } from '../lib/transports/transport';
+import type { SessionSink, Transport, TransportSink } from '../lib/transports/transport';
 import { suite, waitFor } from './helpers/harness';
 
 const test = suite('agent stop');
 
 class FakeTransport implements Transport {
   description = 'fake';
-  sink!: TransportSink;
+  session!: SessionSink;
   written: string[] = [];
   async start(sink: TransportSink) {
-    this.sink = sink;
-  }
-  write(line: string) {
-    this.written.push(line);
+    this.session = sink.begin((line) => this.written.push(line.toString()));
   }
   queued = 0;
   pause() {}
@@ -48,7 +45,7 @@ test('urgent hooks run before in-flight commands finish; the rest after', async 
     unblock(); // thawing is what lets the stuck command finish
   }, true);
   await agent.start();
-  transport.sink.data(Buffer.from('{"execute":"stuck","tag":"s"}\n'));
+  transport.session.data(Buffer.from('{"execute":"stuck","tag":"s"}\n'));
   await waitFor(() => events.includes('command started'), 1_000, 'the command');
   await agent.stop();
   assert.equal(events, ['command started', 'thaw', 'command finished', 'close handles']);

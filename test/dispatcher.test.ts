@@ -48,16 +48,18 @@ function makeCtx(extra: Command[] = []): Context {
     shutdown: () => {},
     onExit: () => {},
     onHostGone: () => {},
-    hostSession: () => 0,
     outputRoom: () => undefined,
     holdOutput: () => {},
     store: (_k, create) => create(),
   };
 }
 
+/** A call of a session that never ends. */
+const call = { session: 1, signal: new AbortController().signal };
+
 async function run(ctx: Context, req: unknown) {
   const d = new Dispatcher(ctx);
-  const answer = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req));
+  const answer = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req), call);
   const line = answer.toString();
   assert.ok(line.endsWith('\n'));
   const a = JSON.parse(line);
@@ -145,8 +147,8 @@ test('a slow handler does not hold up a fast one', async () => {
   const d = new Dispatcher(makeCtx());
   const order: string[] = [];
   await Promise.all([
-    d.dispatch('{"execute":"slow","tag":"s"}').then(() => order.push('slow')),
-    d.dispatch('{"execute":"ping","tag":"p"}').then(() => order.push('ping')),
+    d.dispatch('{"execute":"slow","tag":"s"}', call).then(() => order.push('slow')),
+    d.dispatch('{"execute":"ping","tag":"p"}', call).then(() => order.push('ping')),
   ]);
   assert.equal(order, ['ping', 'slow']);
 });
@@ -180,7 +182,7 @@ test('decoded base64 arguments are released once the answer settles, never befor
   });
   const data = Buffer.alloc(12 * 1024, 1).toString('base64');
   const line = (o: object) => Buffer.from(JSON.stringify(o));
-  const answer = d.dispatch(line({ execute: 'hold', arguments: { data }, tag: 'h' }));
+  const answer = d.dispatch(line({ execute: 'hold', arguments: { data }, tag: 'h' }), call);
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(seen[0], Buffer.alloc(12 * 1024, 1));
   assert.equal([given, released], [1, 0], 'still held while the handler works');
@@ -194,10 +196,10 @@ test('decoded base64 arguments are released once the answer settles, never befor
     { execute: 'hold', arguments: { data, fail: true } },
     { execute: 1, arguments: { data } },
   ];
-  for (const req of errors) assert.match((await d.dispatch(line(req))).toString(), /"error"/);
+  for (const req of errors) assert.match((await d.dispatch(line(req), call)).toString(), /"error"/);
   assert.equal([given, released], [5, 5]);
   ctx.state.frozen = true;
-  const frozen = JSON.parse((await d.dispatch(line({ execute: 'hold', arguments: { data } }))).toString());
+  const frozen = JSON.parse((await d.dispatch(line({ execute: 'hold', arguments: { data } }), call)).toString());
   assert.match(Buffer.from(frozen.error.bufb64, 'base64').toString(), /frozen/);
   assert.equal([given, released], [6, 6]);
 });

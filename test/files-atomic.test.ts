@@ -234,7 +234,7 @@ test('atomic: handles still open when the agent exits are discarded, not committ
     assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'kept'); // a plain handle's data stays
   }));
 
-test('atomic: when the host goes away its atomic uploads are discarded (their space freed); plain handles stay open', () =>
+test('atomic: when the host goes away its atomic uploads are discarded (their space freed); its plain handles are closed', () =>
   withOwnAgent('ember-ga-atomic-gone-', async (agent, dir) => {
     const { c, f, h } = await uploadUnderway(agent, dir, crypto.randomBytes(256 * 1024));
     const plain = (await c.ok('file-open', { path: path.join(dir, 'plain'), mode: 'w' })) as number;
@@ -243,14 +243,15 @@ test('atomic: when the host goes away its atomic uploads are discarded (their sp
     await waitFor(() => unnamed(agent.proc.pid!, dir).length === 0, 5_000, 'the unnamed file to be dropped');
     assert.is(fs.readFileSync(f, 'utf8'), 'before');
     assert.equal(fs.readdirSync(dir).sort(), ['f', 'plain']);
-    // The next host: the atomic handle is gone, the plain one is open as 0.7.1 keeps it.
+    // The next host: both handles are gone (0.7.1 kept the plain one open, and its fd, for ever).
     const c2 = await agent.connect();
     // Never an answer that passes for success: file-close of an unknown handle is true in 0.7.1.
     await fails(c2, 'file-write', { handle_id: h, bufb64: b64('late') }, -1, /^Handle \d+ was discarded when the host that opened it went away: .*\/f was not replaced/);
     await fails(c2, 'file-close', { handle_id: h }, -1, /was discarded when the host that opened it went away/);
     assert.is(await c2.ok('file-close', { handle_id: h, discard: true }), true, 'a discard is what happened');
-    assert.is(await c2.ok('file-write', { handle_id: plain, bufb64: b64('still open'), eof: true }), true);
-    assert.is(fs.readFileSync(path.join(dir, 'plain'), 'utf8'), 'still open');
+    await fails(c2, 'file-write', { handle_id: plain, bufb64: b64('late'), eof: true }, -1, /^Handle \d+ was closed when the host that opened it went away \(.*\/plain\); open it again$/);
+    const fds = fs.readdirSync(`/proc/${agent.proc.pid}/fd`).map((n) => { try { return fs.readlinkSync(`/proc/${agent.proc.pid}/fd/${n}`); } catch { return ''; } });
+    assert.not.ok(fds.some((t) => t.endsWith('/plain')), 'the agent still holds the plain handle\'s fd');
     // An upload whose last chunk was answered before the host left is committed, not discarded.
     const done = (await c2.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
     assert.is(await c2.ok('file-write', { handle_id: done, bufb64: b64('complete'), eof: true }), true);

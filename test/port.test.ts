@@ -10,6 +10,7 @@ import { command, sleep, suite, waitFor } from './helpers/harness';
 import { native, type PortEvent } from '../lib/native';
 import { silentLogger } from '../lib/log';
 import { PortTransport } from '../lib/transports/port';
+import { RecordingSink } from './helpers/sink';
 
 const test = suite('port (pty)');
 const needs = [command('socat')];
@@ -126,28 +127,29 @@ async function standInPort(hostGoneMs: number) {
   let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
   const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
   const t = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs, open: (_p, onEvent) => ((emit = onEvent), port) });
-  const events: string[] = [];
-  await t.start({ data: () => {}, reset: () => events.push('reset'), drain: () => {}, hostGone: () => events.push('gone'), settled: () => Promise.resolve() });
-  return { t, events, emit: (type: PortEvent) => emit(type) };
+  const sink = new RecordingSink();
+  await t.start(sink);
+  return { t, events: sink.events, emit: (type: PortEvent) => emit(type) };
 }
 
 test('host gone: a hang-up ends the session only if it lasts the host-gone timeout; a reopened port ends it at once', async () => {
   const { t, events, emit } = await standInPort(150);
   try {
+    assert.equal(events, ['begin']); // the port's first host
     emit('hangup');
     await sleep(50);
     emit('connect'); // back within the timeout: the same session
     await sleep(300);
-    assert.equal(events, ['reset']);
+    assert.equal(events, ['begin', 'reset']);
     emit('hangup');
-    await waitFor(() => events.includes('gone'), 2_000, 'the session to end');
-    assert.equal(events, ['reset', 'reset', 'gone']);
+    await waitFor(() => events.includes('end'), 2_000, 'the session to end');
+    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin']);
     emit('reopen'); // another device behind the path: another host
-    assert.equal(events, ['reset', 'reset', 'gone', 'reset', 'gone']);
+    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin', 'end', 'begin']);
     emit('hangup');
-    await t.close(); // closing stops the timer
+    await t.close(); // closing ends the session and stops the timer
     await sleep(300);
-    assert.equal(events, ['reset', 'reset', 'gone', 'reset', 'gone', 'reset']);
+    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin', 'end', 'begin', 'reset', 'end']);
   } finally {
     await t.close();
   }
@@ -156,9 +158,9 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
   try {
     never.emit('hangup');
     await sleep(200);
-    assert.equal(never.events, ['reset']);
+    assert.equal(never.events, ['begin', 'reset']);
     never.emit('reopen');
-    assert.equal(never.events, ['reset', 'reset', 'gone']);
+    assert.equal(never.events, ['begin', 'reset', 'end', 'begin']);
   } finally {
     await never.t.close();
   }

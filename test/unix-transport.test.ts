@@ -8,23 +8,25 @@ import { UnixTransport } from '../lib/transports/unix';
 import { silentLogger } from '../lib/log';
 import { LineClient, tmpDir } from './helpers/agent';
 import { suite, sleep, waitFor } from './helpers/harness';
+import { RecordingSink } from './helpers/sink';
 
 const test = suite('unix transport');
 
 test('an answer computed after the host half-closed still reaches it, then the agent closes', async () => {
   const dir = tmpDir();
   const t = new UnixTransport(path.join(dir, 's.sock'), silentLogger);
-  let release!: () => void;
-  const settled = new Promise<void>((r) => (release = r));
-  const got: string[] = [];
-  await t.start({ data: (b) => got.push(b.toString()), reset: () => {}, drain: () => {}, hostGone: () => {}, settled: () => settled });
+  const sink = new RecordingSink();
+  await t.start(sink);
   try {
     const c = await LineClient.connect(path.join(dir, 's.sock'));
+    await waitFor(() => sink.sessions.length === 1, 5_000, 'the session');
+    const s = sink.sessions[0];
+    s.busy = true; // a request in flight
     c.sock.end('{"execute":"slow"}\n');
-    await waitFor(() => got.length > 0, 5_000, 'the request');
+    await waitFor(() => s.received.length > 0, 5_000, 'the request');
     await sleep(100); // the host's FIN has arrived; the answer is still being computed
-    t.write('{"return":"late","tag":""}\n');
-    release();
+    s.output('{"return":"late","tag":""}\n');
+    s.release();
     const [a] = await c.waitLines(1);
     assert.is(a.return, 'late');
     await waitFor(() => c.closed, 5_000, 'the agent to close its side');
@@ -38,7 +40,8 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
   const dir = tmpDir();
   const sockPath = path.join(dir, 's.sock');
   const t = new UnixTransport(sockPath, silentLogger);
-  await t.start({ data: () => {}, reset: () => {}, drain: () => {}, hostGone: () => {}, settled: () => Promise.resolve() });
+  const sink = new RecordingSink();
+  await t.start(sink);
   try {
     const host = net.createConnection(sockPath);
     await new Promise((r) => host.once('connect', r));
@@ -46,7 +49,7 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
     host.pause(); // the host does not read yet: answers wait in the socket's queue
     const answers = [1, 2, 3, 4].map((i) => Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`));
     const kept = chunkPool.kept;
-    for (const a of answers) t.write(a);
+    for (const a of answers) sink.sessions[0].output(a);
     for (const a of answers) a.fill(0x20); // the caller's buffers are free once write() returns
     const got: Buffer[] = [];
     host.on('data', (d: Buffer) => got.push(d));

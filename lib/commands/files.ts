@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import { AgentError, SystemError, toSystemError } from '../errors';
 import { RawJson } from '../protocol';
 import { defineCommand } from '../registry';
-import type { Context } from '../context';
+import type { Call, Context } from '../context';
 import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
 import { listDirectory, mkdirAll, statFile } from '../files/stat';
@@ -28,39 +28,40 @@ class HandleTable {
   private next = 1;
   private opening = 0;
   private readonly open = new Map<number, FileHandle>();
+  /** The host session each open handle belongs to. */
+  private readonly owner = new Map<number, number>();
   private readonly atEof = new Set<number>();
-  /** Discards started when a host went away (discardAtomic), until done. */
+  /** Closes and discards started when a host went away (endSession), until done. */
   private readonly discarding = new Set<Promise<void>>();
-  /** Atomic handles discarded when their host went away, by id (the last EOF_MEMORY): path, and the discard. */
-  private readonly discarded = new Map<number, { path: string; done: Promise<void> }>();
+  /** Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, and the close. */
+  private readonly ended = new Map<number, { path: string; atomic: boolean; done: Promise<void> }>();
 
   constructor(private readonly ctx: Context) {
     ctx.onExit(() => this.closeAll());
-    ctx.onHostGone(() => this.discardAtomic());
+    // Urgent: before exit waits for requests in flight, which may be reads waiting on a FIFO.
+    ctx.onExit(() => this.cancelWaits(), true);
+    ctx.onHostGone((session) => this.endSession(session));
   }
 
-  /**
-   * Reserves a slot for a handle about to be opened (throws past --max-handles); returns the
-   * host session it is opened in, for add().
-   */
-  reserve(): number {
+  /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
+  reserve(): void {
     const max = this.ctx.config.maxHandles;
     if (this.open.size + this.opening >= max) {
       throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
     }
     this.opening++;
-    return this.ctx.hostSession();
   }
 
   /**
-   * Adds an opened handle in a reserved slot; returns its id. An atomic one whose host went away
-   * while it was being opened is discarded at once, as discardAtomic() would have.
+   * Adds an opened handle in a reserved slot, owned by the call's session; returns its id. One
+   * whose host went away while it was being opened is closed at once, as endSession() would have.
    */
-  add(h: FileHandle, session: number): number {
+  add(h: FileHandle, call: Call): number {
     this.opening--;
     const id = this.next++;
     this.open.set(id, h);
-    if (h.atomic && session !== this.ctx.hostSession()) this.discard(id, h); // that host answers nobody
+    this.owner.set(id, call.session);
+    if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
     return id;
   }
 
@@ -70,7 +71,7 @@ class HandleTable {
 
   get(id: number): FileHandle {
     const h = this.open.get(id);
-    if (!h) throw this.discardedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
+    if (!h) throw this.endedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
     return h;
   }
 
@@ -89,6 +90,7 @@ class HandleTable {
     const closing = h.close(options);
     if (!h.closed) return closing; // refused: the handle stays open, and in the table
     this.open.delete(id);
+    this.owner.delete(id);
     if (atEof) {
       this.atEof.add(id);
       if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.values().next().value as number);
@@ -101,40 +103,48 @@ class HandleTable {
   }
 
   /**
-   * The host's session ended: its atomic handles are discarded (each after the operations queued
-   * on it), so the path keeps its old content and the new data's disk space is freed. Only an
-   * ember-ga host opens one, and no host can finish an upload whose handle it never learned;
-   * kept, its unnamed file would hold the space until the agent exits. Plain handles stay open,
-   * as 0.7.1 keeps them.
+   * A host's session ended: its handles are closed, whatever waits on them cancelled (a read
+   * on a FIFO nobody writes to, a write to one nobody reads). Atomic ones are discarded, so the
+   * path keeps its old content and the new data's space is freed. No later host can know these
+   * handles (a 0.7.1 host never reuses one across connections), and each kept would hold an fd,
+   * and a deleted file's disk space, until the agent exits.
    */
-  private discardAtomic(): void {
-    for (const [id, h] of this.open) if (h.atomic) this.discard(id, h);
+  private endSession(session: number): void {
+    for (const [id, h] of this.open) if (this.owner.get(id) === session) this.endHandle(id, h);
   }
 
-  private discard(id: number, h: FileHandle): void {
-    this.ctx.log.info(`host gone: discarding the unfinished atomic upload to ${h.path} (handle ${id})`);
-    const done = this.close(id, false, { discard: true });
-    this.discarded.set(id, { path: h.path, done });
-    if (this.discarded.size > EOF_MEMORY) this.discarded.delete(this.discarded.keys().next().value as number);
+  private endHandle(id: number, h: FileHandle): void {
+    this.ctx.log.info(`host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`);
+    h.cancelWaits('the host that opened it is gone');
+    const done = this.close(id, false, { discard: h.atomic });
+    this.ended.set(id, { path: h.path, atomic: h.atomic, done });
+    if (this.ended.size > EOF_MEMORY) this.ended.delete(this.ended.keys().next().value as number);
     const discarding = done
-      .catch((e: Error) => this.ctx.log.warn(`discarding handle ${id}: ${e.message}`))
+      .catch((e: Error) => this.ctx.log.warn(`closing handle ${id}: ${e.message}`))
       .finally(() => this.discarding.delete(discarding));
     this.discarding.add(discarding); // exit waits for it (no request does)
   }
 
-  /** For a handle discarded when its host went away: settles as that discard did; else undefined. */
-  discardOf(id: number): Promise<void> | undefined {
-    return this.discarded.get(id)?.done;
+  /** For a handle closed when its host went away: settles as that close did; else undefined. */
+  endOf(id: number): Promise<void> | undefined {
+    return this.ended.get(id)?.done;
   }
 
   /**
-   * The error for a handle discarded when its host went away, else undefined: a later request
-   * on it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
+   * The error for a handle closed when its host went away, else undefined: a later request on
+   * it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
    */
-  discardedError(id: number): AgentError | undefined {
-    const d = this.discarded.get(id);
+  endedError(id: number): AgentError | undefined {
+    const d = this.ended.get(id);
     if (d === undefined) return undefined;
-    return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`);
+    if (d.atomic) return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`);
+    return new AgentError(`Handle ${id} was closed when the host that opened it went away (${d.path}); open it again`);
+  }
+
+  /** At exit: stream I/O that waits (a read on a FIFO nobody writes to) fails at once. */
+  private cancelWaits(): void {
+    cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
+    for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
   }
 
   /**
@@ -142,8 +152,7 @@ class HandleTable {
    * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
    */
   private async closeAll(): Promise<void> {
-    cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
-    for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
+    this.cancelWaits();
     const ids = [...this.open.keys()];
     if (ids.length === 0 && this.discarding.size === 0) return;
     if (ids.length > 0) this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
@@ -192,10 +201,10 @@ export const fileCommands = [
       force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
       atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a new file with no name yet in the directory of path (O_TMPFILE; a named temporary file beside path where the filesystem has none) and rename it over path when the handle is closed; file-close discard drops it.' },
     },
-    handler: async (args, ctx) => {
+    handler: async (args, ctx, call) => {
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
       const table = handles(ctx);
-      const session = table.reserve();
+      table.reserve();
       let h: FileHandle;
       try {
         h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic });
@@ -203,7 +212,7 @@ export const fileCommands = [
         table.unreserve();
         throw e;
       }
-      return table.add(h, session);
+      return table.add(h, call);
     },
   }),
   defineCommand({
@@ -269,11 +278,11 @@ export const fileCommands = [
     handler: (args, ctx) => {
       const table = handles(ctx);
       const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
-      // Discarded when its host went away: to a discard, how that discard went; to anything
+      // Closed or discarded when its host went away: to a discard, how that went; to anything
       // else, an error.
-      const gone = table.discardedError(args.handle_id);
+      const gone = table.endedError(args.handle_id);
       if (gone) {
-        if (args.discard) return succeeds(table.discardOf(args.handle_id)!);
+        if (args.discard) return succeeds(table.endOf(args.handle_id)!);
         throw gone;
       }
       // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close

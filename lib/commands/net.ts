@@ -128,6 +128,7 @@ function routeCommand(name: string, add: boolean) {
 export const netCommands = [
   defineCommand({
     name: 'get-netifaces',
+    bulk: true,
     doc: 'Every interface: `[{"index","name","hwaddr","flags","ips"}]`, flags the set ones of up|broadcast|loopback|pointtopoint|multicast joined by "|", hwaddr "" when none, ips in CIDR notation.',
     args: {},
     handler: async () => {
@@ -153,6 +154,7 @@ export const netCommands = [
   linkCommand('net-iface-down', false),
   defineCommand({
     name: 'get-route-list',
+    bulk: true,
     doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation; a multipath route (ifname and gateway "") also has `"nexthops":[{"ifname","gateway"}]` (ember-ga).',
     args: { family: { type: 'int', default: 0, doc: '0 all, 2 IPv4, 10 IPv6' } },
     handler: async (a) => {

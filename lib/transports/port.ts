@@ -2,7 +2,7 @@
 import { native, type NativePort, type PortEvent } from '../native';
 import { toSystemError } from '../errors';
 import type { Logger } from '../log';
-import type { Transport, TransportSink } from './transport';
+import type { SessionSink, Transport, TransportSink } from './transport';
 
 /** How long the port may stay hung up before the host's session counts as over (--host-gone-timeout). */
 export const HOST_GONE_MS = 60_000;
@@ -18,6 +18,9 @@ export class PortTransport implements Transport {
   private port: NativePort | undefined;
   private drainWaiters: (() => void)[] = [];
   private goneTimer: NodeJS.Timeout | undefined;
+  /** The session of the host on the port; a new one begins when the last one is over. */
+  private session: SessionSink | undefined;
+  private sink: TransportSink | undefined;
   private readonly hostGoneMs: number;
   private readonly open: NonNullable<PortOptions['open']>;
 
@@ -35,15 +38,17 @@ export class PortTransport implements Transport {
   }
 
   async start(sink: TransportSink): Promise<void> {
+    this.sink = sink;
+    this.newSession();
     try {
       this.port = this.open(this.path, (type: PortEvent, arg?: Buffer | Error) => {
         switch (type) {
           case 'data':
-            sink.data(arg as Buffer);
+            this.session!.data(arg as Buffer);
             break;
           case 'hangup':
             this.log.info(`host disconnected from ${this.path}; waiting for it`);
-            sink.reset();
+            this.session!.reset();
             // QEMU keeps a host's bytes while it reconnects, so a brief hang-up does not end its
             // session; one that lasts does.
             this.stopGoneTimer();
@@ -51,7 +56,7 @@ export class PortTransport implements Transport {
             this.goneTimer = setTimeout(() => {
               this.goneTimer = undefined;
               this.log.info(`no host on ${this.path} for ${this.hostGoneMs / 1000} s: its session is over`);
-              sink.hostGone();
+              this.newSession();
             }, this.hostGoneMs);
             this.goneTimer.unref();
             break;
@@ -62,8 +67,7 @@ export class PortTransport implements Transport {
           case 'reopen':
             this.log.info(`${this.path} now names another device; reopened it`);
             this.stopGoneTimer();
-            sink.reset();
-            sink.hostGone();
+            this.newSession();
             break;
           case 'drain':
             this.wakeDrainWaiters();
@@ -79,8 +83,10 @@ export class PortTransport implements Transport {
     }
   }
 
-  write(line: string | Buffer): void {
-    this.port?.write(typeof line === 'string' ? Buffer.from(line, 'utf8') : line);
+  /** Ends the session under way, if any, and begins the next host's. */
+  private newSession(): void {
+    this.session?.end();
+    this.session = this.sink!.begin((line) => this.port?.write(typeof line === 'string' ? Buffer.from(line, 'utf8') : line));
   }
 
   get queued(): number {
@@ -112,6 +118,8 @@ export class PortTransport implements Transport {
 
   async close(): Promise<void> {
     this.stopGoneTimer();
+    this.session?.end();
+    this.session = undefined;
     this.port?.close();
     this.port = undefined;
     this.wakeDrainWaiters();

@@ -1,27 +1,43 @@
-// What the agent needs of a connection to the host.
-export interface TransportSink {
+// What the agent needs of a connection to the host, and what a transport tells it.
+//
+// A host's session lasts from its connection to its end: a unix socket's connection, or the
+// port from the host's first byte until the port has stayed hung up for the host-gone timeout
+// (or names another device). Requests belong to the session that sent them; when it ends, its
+// work is cancelled, its file handles are closed and answers still to come are dropped.
+
+/** The answers of one session go out through this. */
+export type SessionOutput = (line: string | Buffer) => void;
+
+/** What a transport tells the agent about one host's session. */
+export interface SessionSink {
   /** Bytes from the host. */
   data(chunk: Buffer): void;
-  /** The host went away or a new one arrived: drop any partial line. */
+  /** The host dropped the connection but the session goes on (the port's brief hang-up): forget any partial line. */
   reset(): void;
   /**
-   * The host's session is over: a unix socket closed, the port now names another device, or
-   * the port stayed hung up for the host-gone timeout (a brief hang-up is not the end of it).
+   * The host has stopped sending (a half-closed socket): resolves once every request it sent
+   * has been answered, or at once when the session has ended.
    */
-  hostGone(): void;
+  settled(): Promise<void>;
+  /** True while the session has requests in flight. */
+  readonly busy: boolean;
+  /** The session is over (the host closed, or is gone for good): cancel, close and drop. */
+  end(): void;
+}
+
+export interface TransportSink {
+  /** A host connected: a new session, whose answers go to `output`. */
+  begin(output: SessionOutput): SessionSink;
   /** The output queue emptied. */
   drain(): void;
-  /** Resolves once every request read so far has been answered (for a host that half-closes). */
-  settled(): Promise<void>;
 }
 
 export interface Transport {
   readonly description: string;
   start(sink: TransportSink): Promise<void>;
-  /** Queues an answer line (text, or its bytes); never blocks. */
-  write(line: string | Buffer): void;
-  /** Bytes written but not yet taken by the kernel. */
+  /** Bytes written but not yet taken by the kernel, for every session. */
   readonly queued: number;
+  /** Stops (resumes) reading from the host being served. */
   pause(): void;
   resume(): void;
   /** Resolves once queued output is written (or after timeoutMs). */

@@ -1,27 +1,40 @@
-// A unix socket server, one host connection at a time (like qemu-ga's unix-listen): a second
-// connection waits until the first one closes.
+// A unix socket server, one host connection read at a time (like qemu-ga's unix-listen): a
+// second connection waits until the first one stops sending. Each connection is a session.
 import * as fs from 'fs';
 import * as net from 'net';
 import { chunkPool } from '../files/pool';
 import type { Logger } from '../log';
-import type { Transport, TransportSink } from './transport';
+import { native, type NativeHangupWatch } from '../native';
+import type { SessionSink, Transport, TransportSink } from './transport';
 
-/** Answers this long are queued from a reused buffer (see write). */
+/** Answers this long are queued from a reused buffer (see send). */
 const POOLED_ANSWER = 64 * 1024;
 /**
- * How long a host that has stopped sending (half-closed, or gone) keeps the connection for
- * answers still to come once another host is waiting. Past it the next host is served: a request
- * that may never end (a read on a FIFO nobody writes to) must not lock every later host out.
+ * While another host waits, a host with nothing in flight that has sent nothing for this long
+ * makes way for it (its session ends): an idle connection must not lock every other host out.
  */
-export const HANDOVER_MS = 5_000;
+export const IDLE_HANDOVER_MS = 5_000;
+/** Connections waiting their turn; more are refused (closed at once). */
+export const MAX_WAITING = 64;
+
+interface Connection {
+  readonly sock: net.Socket;
+  session?: SessionSink;
+  watch?: NativeHangupWatch;
+  /** When the host last sent something or got an answer (ms, for the idle handover). */
+  lastActive: number;
+}
 
 export class UnixTransport implements Transport {
   private server: net.Server | undefined;
-  private active: net.Socket | undefined;
-  private readonly waiting: net.Socket[] = [];
+  /** The connection being read from. */
+  private active: Connection | undefined;
+  private readonly waiting: Connection[] = [];
+  /** Connections that have stopped sending, with answers still to come. */
+  private readonly draining = new Set<Connection>();
   private sink: TransportSink | undefined;
   private paused = false;
-  private handover: NodeJS.Timeout | undefined;
+  private idleCheck: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
@@ -34,7 +47,7 @@ export class UnixTransport implements Transport {
 
   async start(sink: TransportSink): Promise<void> {
     this.sink = sink;
-    removeStaleSocket(this.path);
+    await claimSocketPath(this.path);
     // allowHalfOpen: a host may send its requests and shut down its side (`socat -` at end of
     // input); it still gets every answer before the agent closes the connection.
     const server = net.createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
@@ -51,125 +64,208 @@ export class UnixTransport implements Transport {
 
   private accept(sock: net.Socket): void {
     sock.on('error', (e) => this.log.debug(`connection: ${e.message}`));
-    if (this.active) {
-      this.log.debug('a second host connection waits for the first to close');
-      sock.pause();
-      this.waiting.push(sock);
-      sock.once('close', () => {
-        const i = this.waiting.indexOf(sock);
-        if (i >= 0) this.waiting.splice(i, 1);
-      });
-      if (this.active.readableEnded) this.scheduleHandover(); // it has stopped sending
+    const conn: Connection = { sock, lastActive: Date.now() };
+    // A host that closes is gone at once, even while it is not read from (waiting its turn, or
+    // paused by backpressure) and so cannot be seen to end.
+    this.watchHangup(conn);
+    sock.once('close', () => this.unwatch(conn));
+    if (!this.active) {
+      this.activate(conn);
       return;
     }
-    this.activate(sock);
-  }
-
-  /** Once HANDOVER_MS passes, the active host (which has stopped sending) makes way for the next. */
-  private scheduleHandover(): void {
-    const sock = this.active;
-    if (this.handover || !sock) return;
-    this.handover = setTimeout(() => {
-      this.handover = undefined;
-      if (this.active !== sock || this.waiting.length === 0) return;
-      this.log.info(`the host stopped sending ${HANDOVER_MS / 1000} s ago with requests still unanswered; serving the next host`);
+    if (this.waiting.length >= MAX_WAITING) {
+      this.log.warn(`${MAX_WAITING} host connections already wait their turn; a new one is refused`);
       sock.destroy();
-    }, HANDOVER_MS);
-    this.handover.unref();
+      return;
+    }
+    this.log.debug('a second host connection waits for the first to finish');
+    sock.pause();
+    this.waiting.push(conn);
+    sock.once('close', () => {
+      const i = this.waiting.indexOf(conn);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
+    this.startIdleCheck();
   }
 
-  private activate(sock: net.Socket): void {
+  private activate(conn: Connection): void {
     const sink = this.sink!;
-    this.active = sock;
+    const { sock } = conn;
+    this.active = conn;
+    conn.lastActive = Date.now();
     this.log.info('host connected');
-    sink.reset();
-    sock.on('data', (chunk: Buffer) => sink.data(chunk));
+    const session = sink.begin((line) => this.send(conn, line));
+    conn.session = session;
+    sock.on('data', (chunk: Buffer) => {
+      conn.lastActive = Date.now();
+      session.data(chunk);
+    });
     sock.on('drain', () => sink.drain());
     sock.once('end', () => {
-      if (this.waiting.length > 0) this.scheduleHandover();
-      void sink.settled().then(() => sock.end());
+      // The host has stopped sending: the next host is served now, and this one still gets its
+      // answers, unless it has closed for good (then its session ends, its work is cancelled).
+      this.stopReading(conn);
+      this.draining.add(conn);
+      void session.settled().then(() => sock.end());
     });
     sock.once('close', () => {
-      if (this.active !== sock) return;
-      if (this.handover) clearTimeout(this.handover);
-      this.handover = undefined;
-      this.active = undefined;
+      this.draining.delete(conn);
       this.log.info('host disconnected');
-      sink.reset();
-      sink.hostGone(); // a new connection is a new session
-      const next = this.waiting.shift();
-      if (next) this.activate(next);
+      session.end();
+      this.stopReading(conn);
+      sink.drain(); // its queued output is gone
     });
     if (this.paused) sock.pause();
     else sock.resume();
   }
 
-  write(line: string | Buffer): void {
-    // With no host connected the answer has nowhere to go (a new connection is a new session).
-    const sock = this.active;
-    if (!sock || sock.destroyed) return;
+  /** `conn` is no longer the one read from: the next waiting host's turn. */
+  private stopReading(conn: Connection): void {
+    if (this.active !== conn) return;
+    this.active = undefined;
+    const next = this.waiting.shift();
+    if (next) this.activate(next);
+    if (this.waiting.length === 0) this.stopIdleCheck();
+  }
+
+  /** Destroys the socket once its peer has closed it (not merely stopped sending). */
+  private watchHangup(conn: Connection): void {
+    const fd = (conn.sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (conn.watch || fd === undefined || fd < 0) return;
+    try {
+      conn.watch = new native.HangupWatch(fd, () => {
+        conn.watch = undefined;
+        this.log.debug('a host closed its connection');
+        conn.sock.destroy();
+      });
+    } catch (e) {
+      this.log.debug(`cannot watch a connection for its close: ${(e as Error).message}`);
+    }
+  }
+
+  private unwatch(conn: Connection): void {
+    conn.watch?.close();
+    conn.watch = undefined;
+  }
+
+  /** While hosts wait, an idle active host makes way (IDLE_HANDOVER_MS). */
+  private startIdleCheck(): void {
+    if (this.idleCheck) return;
+    this.idleCheck = setInterval(() => {
+      const conn = this.active;
+      if (!conn || this.waiting.length === 0) return;
+      if (conn.session?.busy || Date.now() - conn.lastActive < IDLE_HANDOVER_MS) return;
+      this.log.info(`the host sent nothing for ${IDLE_HANDOVER_MS / 1000} s while another waits; serving the next host`);
+      conn.sock.destroy();
+    }, Math.min(1000, IDLE_HANDOVER_MS / 4));
+    this.idleCheck.unref();
+  }
+
+  private stopIdleCheck(): void {
+    if (this.idleCheck) clearInterval(this.idleCheck);
+    this.idleCheck = undefined;
+  }
+
+  /** An answer for the host of `conn`; dropped once that connection is gone. */
+  private send(conn: Connection, line: string | Buffer): void {
+    const { sock } = conn;
+    if (sock.destroyed || !sock.writable) return;
+    conn.lastActive = Date.now();
     if (typeof line === 'string' || line.length < POOLED_ANSWER) {
       sock.write(line);
       return;
     }
     // A large answer (a file-read chunk) waits in the socket's queue while the host reads the
-    // ones before it; as a fresh buffer it would outlast young-generation collections and pile
-    // up in the old generation (peak RSS ~135 MiB over 512 MiB of 1 MiB downloads). A copy in a
-    // reused buffer leaves the answer garbage at once; the socket gives the copy back once it is
+    // ones before it: a copy in a reused buffer leaves the answer garbage at once, where the
+    // answer itself would outlast young-generation collections. The socket gives it back once
     // written or dropped.
     const copy = chunkPool.take(line.length);
     line.copy(copy);
     sock.write(copy.subarray(0, line.length), () => chunkPool.give(copy));
   }
 
+  private get writing(): net.Socket[] {
+    const all = [...this.draining].map((c) => c.sock);
+    if (this.active) all.push(this.active.sock);
+    return all;
+  }
+
   get queued(): number {
-    return this.active?.writableLength ?? 0;
+    let n = 0;
+    for (const s of this.writing) n += s.writableLength;
+    return n;
   }
 
   pause(): void {
     this.paused = true;
-    this.active?.pause();
+    this.active?.sock.pause();
   }
 
   resume(): void {
     this.paused = false;
-    this.active?.resume();
+    this.active?.sock.resume();
   }
 
   flush(timeoutMs: number): Promise<void> {
-    const sock = this.active;
-    if (!sock || sock.writableLength === 0) return Promise.resolve();
+    const busy = this.writing.filter((s) => s.writableLength > 0 && !s.destroyed);
+    if (busy.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
-      sock.write('', () => {
-        clearTimeout(t);
-        resolve();
-      });
+      let left = busy.length;
+      for (const s of busy) {
+        s.write('', () => {
+          if (--left > 0) return;
+          clearTimeout(t);
+          resolve();
+        });
+      }
     });
   }
 
   async close(): Promise<void> {
-    // Waiting hosts were never served; the active one has had its answers (the agent flushed).
-    // Neither may hold up the exit: a peer that never closes its side is cut off.
-    for (const s of this.waiting) s.destroy();
-    this.waiting.length = 0;
-    const active = this.active;
-    if (active) {
-      active.end();
-      const t = setTimeout(() => active.destroy(), 500);
-      active.once('close', () => clearTimeout(t));
+    this.stopIdleCheck();
+    // Waiting hosts were never served; the others have had their answers (the agent flushed).
+    // None may hold up the exit: a peer that never closes its side is cut off.
+    for (const c of this.waiting.splice(0)) c.sock.destroy();
+    for (const sock of this.writing) {
+      sock.end();
+      const t = setTimeout(() => sock.destroy(), 500);
+      sock.once('close', () => clearTimeout(t));
     }
     const server = this.server;
     this.server = undefined;
     if (server) await new Promise<void>((r) => server.close(() => r()));
-    this.active = undefined;
   }
 }
 
-function removeStaleSocket(path: string): void {
+/**
+ * Makes `path` free for the listener: a stale socket (its agent gone) is removed, but a live
+ * agent answering there is not displaced. Anything that is not a socket is left for listen()
+ * to refuse (EADDRINUSE).
+ */
+async function claimSocketPath(path: string): Promise<void> {
+  let st: fs.Stats;
   try {
-    if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
+    st = fs.lstatSync(path);
   } catch {
-    // nothing there
+    return; // nothing there
   }
+  if (!st.isSocket()) return;
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false)); // ECONNREFUSED: nobody listens there
+  });
+  if (live) {
+    const err = new Error(`listen ${path}: another process is listening on this socket (another ember-ga?); stop it or choose another path`) as NodeJS.ErrnoException;
+    err.code = 'EADDRINUSE';
+    err.errno = 98;
+    err.syscall = 'listen';
+    err.path = path;
+    throw err;
+  }
+  fs.unlinkSync(path);
 }
