@@ -523,6 +523,7 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
 };
 
 void Init(Napi::Env env, Napi::Object exports) {
+  fileio::CancelFd();  // made now, not by the first stream call: an fd that appears later looks like a leak
   exports.Set("FdPoll", FdPoll::Define(env));
   exports.Set("md5File", Napi::Function::New<Md5File>(env, "md5File"));
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));

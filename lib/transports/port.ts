@@ -49,6 +49,7 @@ export class PortTransport implements Transport {
           case 'hangup':
             this.log.info(`host disconnected from ${this.path}; waiting for it`);
             this.session!.reset();
+            sink.drain(); // output queued for the host may be gone: reading may go on
             // QEMU keeps a host's bytes while it reconnects, so a brief hang-up does not end its
             // session; one that lasts does.
             this.stopGoneTimer();
