@@ -3,10 +3,11 @@
 // addresses only; no traffic is sent (IPv6 DAD and router solicitations are off).
 import { execFileSync } from 'child_process';
 import * as assert from 'uvu/assert';
-import * as net from '../lib/net';
+import * as netlib from '../lib/net';
+import * as net from 'net';
 import { routesText } from '../lib/client/format';
-import { errorMessage, type LineClient, type RunningAgent } from './helpers/agent';
-import { command, root, suite } from './helpers/harness';
+import { errorMessage, memKiB, type LineClient, type RunningAgent } from './helpers/agent';
+import { command, root, suite, waitFor } from './helpers/harness';
 import { TestNetns } from './helpers/netns';
 
 interface Ctx {
@@ -365,34 +366,63 @@ test('bad input: clear errors with the errno, and the agent keeps serving', asyn
   assert.is(typeof (await c.ok('ping')), 'string');
 }, opts);
 
+test('300 pipelined get-route-list of 4,000 routes to a host that does not read: answers wait within the output budget, then all arrive', async ({ ns }) => {
+  const routes = Array.from({ length: 4000 }, (_, i) => `route add 2001:db8:5:${i.toString(16)}::/64 dev a`);
+  ns.batch(routes);
+  const agent = await ns.startAgent();
+  try {
+    const s = net.createConnection(agent.socket);
+    await new Promise((r) => s.once('connect', r));
+    s.pause(); // reads nothing yet
+    s.write('{"execute":"get-route-list","arguments":{"family":10}}\n'.repeat(300));
+    await new Promise((r) => setTimeout(r, 4_000));
+    const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
+    assert.ok(peak < 200, `peak RSS ${peak.toFixed(0)} MiB while answers waited`);
+    let got = 0;
+    let tail = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      const lines = (tail + d).split('\n');
+      tail = lines.pop()!;
+      for (const l of lines) if ((JSON.parse(l) as { return: unknown[] }).return.length >= 4000) got++;
+    });
+    s.resume();
+    await waitFor(() => got === 300, 60_000, `every answer (${got} of 300)`);
+    s.destroy();
+  } finally {
+    await agent.stop();
+    ns.batch(routes.map((r) => r.replace('route add', 'route del')));
+  }
+}, { ...opts, timeout: 90_000 });
+
 // ---- The library, with its netns option, from this process ---------------------------------
 
 test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors', async ({ ns }) => {
   const o = { netns: ns.name };
   const ipLinks = ns.json<IpLink[]>('address', 'show');
-  const links = await net.links(o);
+  const links = await netlib.links(o);
   assert.equal(links.map((l) => [l.index, l.name, l.up]), ipLinks.map((l) => [l.ifindex, l.ifname, l.flags.includes('UP')]));
-  const addrs = await net.addresses({ ...o, family: 6 });
+  const addrs = await netlib.addresses({ ...o, family: 6 });
   assert.ok(addrs.length > 0 && addrs.every((a) => a.family === 6));
   assert.equal(addrs.map((a) => `${a.address}/${a.prefixlen}`), ipLinks.flatMap((l) => (l.addr_info ?? []).filter((x) => x.family === 'inet6').map((x) => `${x.local}/${x.prefixlen}`)));
   // A namespace file's path works as well as a name.
-  assert.equal((await net.links({ netns: `/run/netns/${ns.name}` })).map((l) => l.name), links.map((l) => l.name));
-  const v4 = await net.routes({ ...o, family: 4 });
+  assert.equal((await netlib.links({ netns: `/run/netns/${ns.name}` })).map((l) => l.name), links.map((l) => l.name));
+  const v4 = await netlib.routes({ ...o, family: 4 });
   assert.is(v4.length, ns.json<IpRoute[]>('-4', 'route', 'show').length);
   assert.ok(v4.every((r) => r.table === 254));
   // table 0: every table, as `ip route show table all` (the local table's routes included).
-  const all = await net.routes({ ...o, family: 4, table: 0 });
+  const all = await netlib.routes({ ...o, family: 4, table: 0 });
   assert.is(all.length, ns.json<IpRoute[]>('-4', 'route', 'show', 'table', 'all').length);
   assert.ok(all.some((r) => r.table === 255 && r.dst === '192.0.2.1' && r.type === 2), 'the local route of 192.0.2.1');
 
-  await net.addRoute({ dst: '198.51.100.200/30', gateway: '192.0.2.254', ifname: 'a', metric: 7 }, o);
+  await netlib.addRoute({ dst: '198.51.100.200/30', gateway: '192.0.2.254', ifname: 'a', metric: 7 }, o);
   const r = ns.json<(IpRoute & { metric?: number })[]>('-4', 'route', 'show', '198.51.100.200/30')[0];
   assert.is(r.metric, 7);
-  await net.deleteRoute({ dst: '198.51.100.200/30' }, o);
+  await netlib.deleteRoute({ dst: '198.51.100.200/30' }, o);
   assert.is(ns.json('-4', 'route', 'show', '198.51.100.200/30').length, 0);
 
   try {
-    await net.deleteRoute({ dst: '198.51.100.200/30' }, o);
+    await netlib.deleteRoute({ dst: '198.51.100.200/30' }, o);
     assert.unreachable('should have thrown');
   } catch (e) {
     assert.instance(e, Error);
@@ -403,17 +433,17 @@ test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors
     assert.is(x.message, 'route del 198.51.100.200/30: no such route');
   }
   try {
-    await net.links({ netns: 'ember-test-does-not-exist' });
+    await netlib.links({ netns: 'ember-test-does-not-exist' });
     assert.unreachable('should have thrown');
   } catch (e) {
     assert.is((e as { code: string }).code, 'ENOENT');
     assert.match((e as Error).message, /setns \/run\/netns\/ember-test-does-not-exist: no such file or directory/);
   }
   try {
-    await net.addAddress('a', 'nope', o);
+    await netlib.addAddress('a', 'nope', o);
     assert.unreachable('should have thrown');
   } catch (e) {
-    assert.instance(e, net.NetInputError);
+    assert.instance(e, netlib.NetInputError);
   }
 }, opts);
 
@@ -439,7 +469,7 @@ test('library: address dumps stay whole while addresses change', async ({ ns }) 
   })();
   try {
     for (let i = 0; i < 100; i++) {
-      const list = await net.addresses({ netns: ns.name, family: 6 });
+      const list = await netlib.addresses({ netns: ns.name, family: 6 });
       const keys = list.map((a) => `${a.index} ${a.address}/${a.prefixlen}`);
       assert.is(new Set(keys).size, keys.length, 'no address twice');
       const onB = new Set(list.filter((a) => a.label === '' && a.address.startsWith('2001:db8:70::')).map((a) => `${a.address}/${a.prefixlen}`));
@@ -457,7 +487,7 @@ test('library: worker threads return to their own namespace after netns calls', 
   // see its own links (read-only on this machine).
   const mine = new Set((JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as IpLink[]).map((l) => l.ifname));
   const theirs = new Set(ns.json<IpLink[]>('link', 'show').map((l) => l.ifname));
-  const calls = Array.from({ length: 40 }, (_, i) => (i % 2 ? net.links({ netns: ns.name }) : net.links()).then((ls) => [i % 2, new Set(ls.map((l) => l.name))] as const));
+  const calls = Array.from({ length: 40 }, (_, i) => (i % 2 ? netlib.links({ netns: ns.name }) : netlib.links()).then((ls) => [i % 2, new Set(ls.map((l) => l.name))] as const));
   for (const [inNs, names] of await Promise.all(calls)) {
     assert.equal([...names].sort(), [...(inNs ? theirs : mine)].sort());
   }
