@@ -346,7 +346,7 @@ test('bad input: clear errors with the errno, and the agent keeps serving', asyn
     ['route-add', { ifname: 'a', dst: '198.51.100.0/24', gateway: '2001:db8:1::fe' }, -1, /^Invalid argument "gateway": .*not an IPv4 address/],
     ['route-add', { ifname: 'a', dst: '198.51.100.0/24', src: 'x' }, -1, /^Invalid argument "src"/],
     ['route-add', { ifname: 'a', dst: '' }, -1, /^Invalid argument "dst": a default route needs a gateway/],
-    ['route-add', { ifname: 'a', dst: '198.51.100.0/24', scope: 256 }, -1, /^Invalid argument "scope": 256 is out of range/],
+    ['route-add', { ifname: 'a', dst: '198.51.100.0/24', scope: 256 }, -1, /^Invalid argument "scope": expected an integer from 0 to 255, got 256$/],
     ['get-route-list', { family: 3 }, -1, /^Invalid argument "family": expected 0, 2 \(AF_INET\) or 10/],
     // wrong types
     ['ipaddr-add', { ip: 5, ifname: 'a' }, -1, /^Invalid argument "ip": expected a string, got an integer/],
