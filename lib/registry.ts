@@ -4,6 +4,7 @@
 import { AgentError } from './errors';
 import { Base64Text, decodeBase64, describe } from './protocol';
 import type { Context } from './context';
+import { quote } from './wellformed';
 
 /**
  * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null
@@ -104,7 +105,7 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
       if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       if (spec.oneOf && !spec.oneOf.includes(v)) {
-        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => JSON.stringify(s)).join(', ')}, got ${JSON.stringify(v)}`);
+        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => quote(s)).join(', ')}, got ${quote(v)}`);
       }
       return v;
     case 'bool':

@@ -150,6 +150,16 @@ test('numbers past 2^53 or a declared range: the message gives the range and the
   assert.is(ok.return, true);
 });
 
+test('a lone surrogate a host sent comes back as U+FFFD: in the tag and in a message quoting it', async () => {
+  const ctx = makeCtx();
+  const d = new Dispatcher(ctx);
+  const line = String(await d.dispatch('{"execute":"ping","tag":"\\udc00"}'));
+  assert.is(line, '{"return":"9.9.9","tag":"\ufffd"}\n');
+  const a = await run(ctx, '{"execute":"echo-args","arguments":{"path":"/x","mode":"\\ud800r"},"tag":"a\\udfff"}');
+  assert.is(a.message, 'Invalid argument "mode": expected one of "r", "w", got "\ufffdr"');
+  assert.is(a.tag, 'a\ufffd');
+});
+
 test('system errors carry errno and a Go-style sentence', async () => {
   const a = await run(makeCtx(), { execute: 'fail-enoent' });
   assert.is(a.message, 'open /nonexistent: no such file or directory');

@@ -12,6 +12,7 @@ import { Freezer, MAX_TIMEOUT_SECONDS } from '../freeze/freezer';
 import { classifyMounts, selectFreezable } from '../freeze/mounts';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
+import { quote } from '../wellformed';
 
 const FREEZER = Symbol('freezer');
 
@@ -70,7 +71,7 @@ function mountpointsToFreeze(ctx: Context): string[] {
 function checkMountpoints(list: string[]): string[] {
   if (list.length === 0) throw new AgentError('Invalid argument "mountpoints": expected at least one mount point (omit it to freeze the default selection)');
   for (const m of list) {
-    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${JSON.stringify(m)} is not an absolute path`);
+    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${quote(m)} is not an absolute path`);
   }
   return list;
 }

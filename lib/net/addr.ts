@@ -1,5 +1,6 @@
 // IP addresses and prefixes in text: parsing with clear errors, masks in the notation hosts expect.
 import { isIPv4, isIPv6 } from 'net';
+import { quote } from '../wellformed';
 
 export type Family = 4 | 6;
 
@@ -40,7 +41,7 @@ export function ipFamily(ip: string): Family | undefined {
 /** An address alone; throws NetInputError. */
 export function parseIp(text: string): { family: Family; address: string } {
   const family = ipFamily(text);
-  if (!family || text.includes('%')) throw new NetInputError(`${JSON.stringify(text)} is not an IP address`, text);
+  if (!family || text.includes('%')) throw new NetInputError(`${quote(text)} is not an IP address`, text);
   return { family, address: text };
 }
 
@@ -53,13 +54,13 @@ export function parseCidr(text: string): Prefix {
   const ip = slash < 0 ? text : text.slice(0, slash);
   const family = ipFamily(ip);
   if (!family || ip.includes('%')) {
-    throw new NetInputError(`${JSON.stringify(text)} is not an IP address in CIDR notation`, text);
+    throw new NetInputError(`${quote(text)} is not an IP address in CIDR notation`, text);
   }
   const max = family === 4 ? 32 : 128;
   if (slash < 0) return { family, address: ip, length: max };
   const len = text.slice(slash + 1);
   if (!/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
-    throw new NetInputError(`${JSON.stringify(text)}: the prefix length must be 0 to ${max}`, text);
+    throw new NetInputError(`${quote(text)}: the prefix length must be 0 to ${max}`, text);
   }
   return { family, address: ip, length: Number(len) };
 }
@@ -67,7 +68,7 @@ export function parseCidr(text: string): Prefix {
 /** Interface names as the kernel accepts them: 1 to 15 bytes, no "/", ":" or whitespace. */
 export function checkIfname(name: string): string {
   if (!/^[^\s/:]{1,15}$/.test(name) || name === '.' || name === '..' || Buffer.byteLength(name) > 15) {
-    throw new NetInputError(`${JSON.stringify(name)} is not a valid interface name`, name);
+    throw new NetInputError(`${quote(name)} is not a valid interface name`, name);
   }
   return name;
 }
