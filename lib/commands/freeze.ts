@@ -8,9 +8,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentError } from '../errors';
-import { Freezer, MAX_TIMEOUT_SECONDS } from '../freeze/freezer';
+import { Freezer } from '../freeze/freezer';
 import { classifyMounts, selectFreezable } from '../freeze/mounts';
 import { defineCommand } from '../registry';
+import { MAX_TIMEOUT_SECONDS } from '../timers';
 import type { Context } from '../context';
 import { quote } from '../wellformed';
 

@@ -19,6 +19,7 @@
 import { constants } from 'os';
 import { AgentError, errnoOf, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
+import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
@@ -42,8 +43,6 @@ export interface FreezerOptions {
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
 
-/** Longest a timer waits, in seconds (2^31-1 ms; a longer one fires at once): the auto-thaw's limit, and every timer flag's. */
-export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
 
