@@ -47,7 +47,7 @@ export function parseIp(text: string): { family: Family; address: string } {
 
 /**
  * "192.0.2.1/24", "2001:db8::1/64", or a bare address (a /32 or /128, as `ip` takes it);
- * throws NetInputError.
+ * throws NetInputError, also for a prefix length with a leading zero ("/024").
  */
 export function parseCidr(text: string): Prefix {
   const slash = text.indexOf('/');
@@ -59,6 +59,8 @@ export function parseCidr(text: string): Prefix {
   const max = family === 4 ? 32 : 128;
   if (slash < 0) return { family, address: ip, length: max };
   const len = text.slice(slash + 1);
+  // ip(8) reads "024" as octal (/20); which one a host meant cannot be told.
+  if (/^0[0-9]/.test(len)) throw new NetInputError(`prefix length ${quote(len)} has a leading zero (ip would read it as octal)`, text);
   if (!/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
     throw new NetInputError(`${quote(text)}: the prefix length must be 0 to ${max}`, text);
   }
