@@ -1,5 +1,6 @@
 // The wire format of ../shared/PROTOCOL.md "Framing": line framing and answer encoding.
 import { randomBytes } from 'crypto';
+import { wellFormedJson } from './wellformed';
 
 /**
  * Longest request line accepted, in bytes (16 MiB: a file-write of up to ~11.9 MiB of data fits;
@@ -79,7 +80,8 @@ export class LineFramer {
   }
 }
 
-// Go's encoding/json escapes these even inside strings; answers match it byte for byte.
+// Go's encoding/json escapes these even inside strings, and writes a lone surrogate as U+FFFD
+// (wellFormedJson); answers match it byte for byte.
 const GO_ESCAPES: Record<string, string> = {
   '<': '\\u003c',
   '>': '\\u003e',
@@ -90,7 +92,7 @@ const GO_ESCAPES: Record<string, string> = {
 const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
 
 function goJson(value: unknown): string {
-  const s = jsonWithBigInts(value);
+  const s = wellFormedJson(jsonWithBigInts(value));
   return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
 }
 

@@ -4,6 +4,7 @@
 import { AgentError } from './errors';
 import { Base64Text, decodeBase64, describe } from './protocol';
 import type { Call, Context } from './context';
+import { quote } from './wellformed';
 
 /**
  * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null
@@ -109,7 +110,7 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
       if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       if (spec.oneOf && !spec.oneOf.includes(v)) {
-        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => JSON.stringify(s)).join(', ')}, got ${JSON.stringify(v)}`);
+        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => quote(s)).join(', ')}, got ${quote(v)}`);
       }
       return v;
     case 'bool':
@@ -117,11 +118,16 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       return v;
     case 'int':
     case 'number': {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(spec.type === 'int' ? 'an integer' : 'a number');
-      if (spec.type === 'int' && !Number.isSafeInteger(v)) throw bad('an integer');
-      if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
-        throw new AgentError(`Invalid argument "${name}": ${v} is out of range [${spec.min ?? '-inf'}, ${spec.max ?? 'inf'}]`);
+      const kind = spec.type === 'int' ? 'an integer' : 'a number';
+      if (typeof v !== 'number') throw bad(kind);
+      // Integers must be exact as doubles: 2^53 + 1 would arrive as 2^53, a different handle.
+      const lo = spec.type === 'int' ? Math.max(spec.min ?? -Infinity, -Number.MAX_SAFE_INTEGER) : spec.min;
+      const hi = spec.type === 'int' ? Math.min(spec.max ?? Infinity, Number.MAX_SAFE_INTEGER) : spec.max;
+      const got = Number.isFinite(v) ? String(v) : 'a number too large to represent'; // JSON.parse reads 1e400 as Infinity
+      if (!Number.isFinite(v) || (lo !== undefined && v < lo) || (hi !== undefined && v > hi)) {
+        throw new AgentError(`Invalid argument "${name}": expected ${kind}${rangeText(lo, hi)}, got ${got}`);
       }
+      if (spec.type === 'int' && !Number.isInteger(v)) throw new AgentError(`Invalid argument "${name}": expected an integer, got ${got}`);
       return v;
     }
     case 'string[]':
@@ -133,6 +139,14 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       if (typeof v !== 'string') throw bad('a string');
       return decodeBase64(v) ?? null;
   }
+}
+
+/** " from 0 to 255", " of at least 0", or "" when unbounded. */
+function rangeText(lo: number | undefined, hi: number | undefined): string {
+  if (lo !== undefined && hi !== undefined) return ` from ${lo} to ${hi}`;
+  if (lo !== undefined) return ` of at least ${lo}`;
+  if (hi !== undefined) return ` of at most ${hi}`;
+  return '';
 }
 
 /** Checks raw request arguments against a schema; throws an AgentError naming the argument. */

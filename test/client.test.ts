@@ -236,6 +236,34 @@ test('ember-ga protocol (stub): large chunks, several requests in flight, data w
     assert.is(e.code, 'ENOTSUP');
   }));
 
+test('bad chunkSize, inFlight and timeouts throw at once (TypeError, RangeError), before any request', () =>
+  withStub({}, async (ga, stub, dir) => {
+    const src = path.join(dir, 'src');
+    fs.writeFileSync(src, 'x');
+    const bad: [Record<string, unknown>, typeof TypeError, RegExp][] = [
+      [{ chunkSize: 0 }, RangeError, /^chunkSize must be a whole number >= 1, got 0$/],
+      [{ chunkSize: -4096 }, RangeError, /^chunkSize must be a whole number >= 1, got -4096$/],
+      [{ chunkSize: 1.5 }, TypeError, /^chunkSize must be a whole number >= 1, got 1\.5$/],
+      [{ chunkSize: Number.NaN }, TypeError, /got NaN$/],
+      [{ chunkSize: '4096' }, TypeError, /^chunkSize must be a whole number >= 1, got "4096"$/],
+      [{ inFlight: 0 }, RangeError, /^inFlight must be a whole number >= 1, got 0$/],
+      [{ inFlight: Infinity }, TypeError, /^inFlight must be a whole number >= 1, got Infinity$/],
+    ];
+    for (const [opts, type, re] of bad) {
+      assert.throws(() => ga.copyTo(src, path.join(dir, 'guest'), opts), (e: Error) => e instanceof type && re.test(e.message), JSON.stringify(opts));
+      assert.throws(() => ga.copyFrom(src, path.join(dir, 'back'), opts), (e: Error) => e instanceof type && re.test(e.message), JSON.stringify(opts));
+    }
+    assert.equal(stub.requests, [], 'nothing was sent');
+    // A timer past 2^31-1 ms would fire at once: every request would time out.
+    assert.throws(() => new GuestAgent({ socket: stub.path, timeout: 3e9 }), (e: Error) => e instanceof RangeError && /^timeout must be more than 0 and at most 2147483647 ms, got 3000000000$/.test(e.message));
+    assert.throws(() => new GuestAgent({ socket: stub.path, connectTimeout: 0 }), (e: Error) => e instanceof RangeError);
+    const e = await ga.ping({ timeout: -1 }).then(() => undefined, (x: Error) => x);
+    assert.instance(e, RangeError);
+    assert.equal(stub.requests, []);
+    const up = await ga.copyTo(src, path.join(dir, 'guest'), { chunkSize: 1, inFlight: 1 });
+    assert.equal([up.bytes, up.chunkSize, up.inFlight], [1, 1, 1]);
+  }));
+
 test('file-read answers in another key order are decoded through JSON; raw calls get the wire shape', () =>
   withStub({ eofFirst: true }, async (ga, _stub, dir) => {
     const src = path.join(dir, 'src');

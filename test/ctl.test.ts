@@ -162,6 +162,31 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   assert.is(r.status, 2);
 });
 
+test('numeric flags: 0, negative, fractional or past the timer limit is a usage error on one line', async ({ agent, dir }) => {
+  const s = ['-s', agent.socket];
+  const src = path.join(dir, 'numeric-src');
+  fs.writeFileSync(src, 'x');
+  const cases: [string[], string][] = [
+    [['cp', '--chunk-size', '0', src, 'guest:/tmp/x'], "option '--chunk-size <bytes>' argument '0' is invalid. expected a whole number of bytes >= 1"],
+    [['cp', '--chunk-size', '-1', src, 'guest:/tmp/x'], "option '--chunk-size <bytes>' argument '-1' is invalid. expected a whole number of bytes >= 1"],
+    [['cp', '--chunk-size', '1.5', src, 'guest:/tmp/x'], "option '--chunk-size <bytes>' argument '1.5' is invalid. expected a whole number of bytes >= 1"],
+    [['-w', '0', 'ping'], "option '-w, --wait <seconds>' argument '0' is invalid. expected a number of seconds > 0, at most 2147483"],
+    [['-w', '3000000', 'ping'], "option '-w, --wait <seconds>' argument '3000000' is invalid. expected a number of seconds > 0, at most 2147483"],
+    [['freeze', '--timeout', '1e12'], "option '--timeout <seconds>' argument '1e12' is invalid. expected a number of seconds from 0 (never) to 2147483"],
+    [['ls', '-n', '-1', '/'], "option '-n, --limit <n>' argument '-1' is invalid. expected a whole number >= 0"],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await ctl([...s, ...args]);
+    assert.is(r.status, 2, args.join(' '));
+    assert.is(r.stderr, `ember-ga-ctl: ${msg}\n`);
+  }
+  // A wrong command line (not a bad value) still gets the hint.
+  const r = await ctl([...s, 'bogus']);
+  assert.is(r.stderr, "ember-ga-ctl: unknown command 'bogus'\n(ember-ga-ctl --help lists the commands)\n");
+  assert.is((await ctl([...s, 'cp', '--chunk-size', '1', src, `guest:${dir}/numeric-dst`])).status, 0);
+  assert.is(fs.readFileSync(path.join(dir, 'numeric-dst'), 'utf8'), 'x');
+});
+
 test('raw: any request, its answer as JSON; a guest error exits 1', async ({ agent, dir }) => {
   const empty = path.join(dir, 'empty');
   fs.writeFileSync(empty, '');

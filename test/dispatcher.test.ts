@@ -101,8 +101,8 @@ test('arguments: defaults, alias, wrong types named', async () => {
     [{}, 'Missing argument "path"'],
     [{ path: 5 }, 'Invalid argument "path": expected a string, got an integer'],
     [{ path: '/x', n: 'x' }, 'Invalid argument "n": expected an integer, got a string'],
-    [{ path: '/x', n: 1.5 }, 'Invalid argument "n": expected an integer, got a number'],
-    [{ path: '/x', n: -1 }, 'Invalid argument "n": -1 is out of range [0, inf]'],
+    [{ path: '/x', n: 1.5 }, 'Invalid argument "n": expected an integer, got 1.5'],
+    [{ path: '/x', n: -1 }, 'Invalid argument "n": expected an integer from 0 to 9007199254740991, got -1'],
     [{ path: '/x', mode: 'a' }, 'Invalid argument "mode": expected one of "r", "w", got "a"'],
     [{ path: '/x', force: 'yes' }, 'Invalid argument "force": expected true or false, got a string'],
     [{ path: '/x', list: ['a', 1] }, 'Invalid argument "list": expected an array of strings, got an array'],
@@ -115,6 +115,51 @@ test('arguments: defaults, alias, wrong types named', async () => {
     assert.is(a.error.code, -1);
     assert.is(a.tag, 'k');
   }
+});
+
+test('numbers past 2^53 or a declared range: the message gives the range and the value', async () => {
+  const numbers = defineCommand({
+    name: 'numbers',
+    doc: 'test command',
+    args: {
+      handle_id: { type: 'int', doc: '' },
+      scope: { type: 'int', min: 0, max: 255, doc: '' },
+      timeout: { type: 'number', min: 0, max: 100, doc: '' },
+      low: { type: 'number', min: 0, doc: '' },
+      any: { type: 'number', doc: '' },
+    },
+    handler: () => true,
+  });
+  const ctx = makeCtx([numbers]);
+  const safe = 'from -9007199254740991 to 9007199254740991';
+  const cases: [string, string][] = [
+    ['"handle_id":9007199254740992', `Invalid argument "handle_id": expected an integer ${safe}, got 9007199254740992`],
+    ['"handle_id":-9007199254740993', `Invalid argument "handle_id": expected an integer ${safe}, got -9007199254740992`],
+    ['"handle_id":1e308', `Invalid argument "handle_id": expected an integer ${safe}, got 1e+308`],
+    ['"handle_id":1e400', `Invalid argument "handle_id": expected an integer ${safe}, got a number too large to represent`],
+    ['"handle_id":0.5', 'Invalid argument "handle_id": expected an integer, got 0.5'],
+    ['"scope":256', 'Invalid argument "scope": expected an integer from 0 to 255, got 256'],
+    ['"scope":-1.5', 'Invalid argument "scope": expected an integer from 0 to 255, got -1.5'],
+    ['"timeout":-1', 'Invalid argument "timeout": expected a number from 0 to 100, got -1'],
+    ['"low":-0.5', 'Invalid argument "low": expected a number of at least 0, got -0.5'],
+    ['"any":-1e999', 'Invalid argument "any": expected a number, got a number too large to represent'],
+  ];
+  for (const [arg, msg] of cases) {
+    const a = await run(ctx, `{"execute":"numbers","arguments":{${arg}},"tag":"n"}`);
+    assert.is(a.message, msg, arg);
+  }
+  const ok = await run(ctx, '{"execute":"numbers","arguments":{"handle_id":9007199254740991,"scope":255,"timeout":99.5,"any":-1e300}}');
+  assert.is(ok.return, true);
+});
+
+test('a lone surrogate a host sent comes back as U+FFFD: in the tag and in a message quoting it', async () => {
+  const ctx = makeCtx();
+  const d = new Dispatcher(ctx);
+  const line = String(await d.dispatch('{"execute":"ping","tag":"\\udc00"}'));
+  assert.is(line, '{"return":"9.9.9","tag":"\ufffd"}\n');
+  const a = await run(ctx, '{"execute":"echo-args","arguments":{"path":"/x","mode":"\\ud800r"},"tag":"a\\udfff"}');
+  assert.is(a.message, 'Invalid argument "mode": expected one of "r", "w", got "\ufffdr"');
+  assert.is(a.tag, 'a\ufffd');
 });
 
 test('system errors carry errno and a Go-style sentence', async () => {

@@ -2,7 +2,7 @@
 // a fake resolver, no device needs to exist).
 import * as fs from 'fs';
 import * as assert from 'uvu/assert';
-import { parseMountTable, selectFreezable, unescapeMountField } from '../lib/freeze';
+import { classifyMounts, parseMountTable, selectFreezable, unescapeMountField } from '../lib/freeze';
 import { suite } from './helpers/harness';
 
 const test = suite('freeze-mounts');
@@ -80,6 +80,28 @@ test('blank, short and CRLF lines do no harm; empty table selects nothing', () =
   assert.equal(selectFreezable('', resolve), []);
   assert.equal(selectFreezable('\n\ngarbage\n/dev/vda1 / ext4 rw 0 0\r\n', resolve), ['/']);
   assert.equal(parseMountTable('/dev/vda1 / ext4 rw 0 0'), [{ source: '/dev/vda1', mountpoint: '/', fstype: 'ext4', options: 'rw' }]);
+});
+
+test('classifyMounts says why each entry is skipped', () => {
+  const table = [
+    'proc /proc proc rw 0 0',
+    '/dev/vda1 / ext4 rw 0 0',
+    '/dev/vda1 /srv ext4 rw 0 0',
+    '//fs/share /mnt/share cifs rw 0 0',
+    '/dev/disk/by-label/scratch /scratch ext4 rw 0 0',
+    '/dev/mapper/vg0-home /home ext4 rw 0 0',
+  ].join('\n');
+  assert.equal(
+    classifyMounts(table, resolve).map((m) => [m.mountpoint, m.skipped]),
+    [
+      ['/proc', 'not a block device'],
+      ['/', undefined],
+      ['/srv', 'the device of / again'],
+      ['/mnt/share', 'a network filesystem'],
+      ['/scratch', 'a loop device'],
+      ['/home', 'a device-mapper device'],
+    ],
+  );
 });
 
 test('the real resolver on this machine: /proc/self/mounts never selects loop or pseudo filesystems', () => {

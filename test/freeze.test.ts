@@ -260,6 +260,33 @@ test('tolerated: a filesystem that cannot freeze (tmpfs, EOPNOTSUPP) and one alr
     }
   }), { needs });
 
+test('freezing nothing is an error: status stays false and other commands still work', (ctx) =>
+  withThawGuard(ctx, async () => {
+    // Only filesystems the default rules skip; then a tmpfs named explicitly (EOPNOTSUPP).
+    const table = path.join(ctx.dir, 'nothing-freezable-mounts');
+    fs.writeFileSync(table, 'proc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n/dev/loop7 /snap/x squashfs ro 0 0\n');
+    const tmp = path.join(ctx.dir, 'tmpfs-only');
+    fs.mkdirSync(tmp, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
+    try {
+      await withAgent(ctx, [], async (c) => {
+        let a = await c.call('fs-freeze');
+        assert.is(errorMessage(a), `Nothing to freeze: the default rules skip every filesystem in ${table} (not a block device: /proc (proc), /run (tmpfs); a loop device: /snap/x (squashfs))`);
+        assert.is(a.error!.code, -1);
+        assert.is(await status(c), false);
+        a = await c.call('fs-freeze', { mountpoints: [tmp] });
+        assert.is(errorMessage(a), `Nothing was frozen: ${tmp} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`);
+        assert.is(await status(c), false);
+        assert.is(((await c.ok('file-stat', { path: tmp })) as { isdir: boolean }).isdir, true, 'commands are not refused as frozen');
+        assert.is(await c.ok('fs-freeze', { mountpoints: [tmp, ctx.a] }), true, 'with something freezable it freezes');
+        assert.equal(await frozenSet(ctx), ['a']);
+        assert.is(await c.ok('fs-unfreeze'), true);
+      }, table);
+    } finally {
+      execFileSync('umount', [tmp]);
+    }
+  }), { needs });
+
 test('while frozen other commands are refused; double freeze refused, double thaw fine', (ctx) =>
   withThawGuard(ctx, () =>
     withAgent(ctx, [], async (c) => {
@@ -315,9 +342,9 @@ test('bad arguments: clear errors, nothing frozen, the agent keeps serving', (ct
         [{ mountpoints: ['relative/dir'] }, /^Invalid argument "mountpoints": "relative\/dir" is not an absolute path$/],
         [{ mountpoints: ctx.a }, /^Invalid argument "mountpoints": expected an array of strings, got a string$/],
         [{ mountpoints: [ctx.a, 7] }, /^Invalid argument "mountpoints": expected an array of strings/],
-        [{ mountpoints: [ctx.a], timeout: -1 }, /^Invalid argument "timeout": -1 is out of range/],
+        [{ mountpoints: [ctx.a], timeout: -1 }, /^Invalid argument "timeout": expected a number from 0 to 2147483, got -1$/],
         [{ mountpoints: [ctx.a], timeout: 'soon' }, /^Invalid argument "timeout": expected a number, got a string$/],
-        [{ mountpoints: [ctx.a], timeout: 1e12 }, /^Invalid argument "timeout": 1000000000000 is out of range/],
+        [{ mountpoints: [ctx.a], timeout: 1e12 }, /^Invalid argument "timeout": expected a number from 0 to 2147483, got 1000000000000$/],
       ];
       for (const [args, re] of bad) {
         const a = await c.call('fs-freeze', args);

@@ -83,6 +83,21 @@ test('EOPNOTSUPP is skipped, EBUSY held (and thawed at unfreeze) but not thawed 
   assert.not.ok(y.frozen);
 });
 
+test('a freeze that holds nothing fails and leaves the freezer unfrozen (every one EOPNOTSUPP, or none given)', async () => {
+  const f = fakeOps({ freeze: { '/run': E.EOPNOTSUPP, '/dev/shm': E.EOPNOTSUPP } });
+  const changes: boolean[] = [];
+  const z = new Freezer({ ops: f.ops, onChange: (v) => changes.push(v) });
+  const err = await rejection(z.freeze(['/run', '/dev/shm']));
+  assert.is(err.message, 'Nothing was frozen: /run, /dev/shm cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)');
+  assert.not.ok(z.frozen);
+  assert.equal(changes, [true, false]);
+  assert.is((await rejection(z.freeze([]))).message, 'Nothing to freeze: no mount points given');
+  assert.not.ok(z.frozen);
+  assert.equal(f.calls, ['freeze /run', 'freeze /dev/shm'], 'nothing to thaw');
+  assert.equal(await z.freeze(['/a', '/run']), ['/a'], 'a later freeze is accepted');
+  await z.unfreeze();
+});
+
 test('thaw: EINVAL and a vanished mount point are fine; another failure keeps it held and frozen', async () => {
   const f = fakeOps({ thaw: { '/b': E.EINVAL, '/gone': E.ENOENT, '/c': E.EIO } });
   const { lines, log } = logSink();

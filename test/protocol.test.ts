@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { Base64Text, LineFramer, decodeBase64, encodeError, encodeReturn, parseRequest, type Base64Decoder, type Request } from '../lib/protocol';
+import { quote } from '../lib/wellformed';
 import { checkArgs } from '../lib/registry';
 import { suite } from './helpers/harness';
 
@@ -82,6 +83,31 @@ test('64-bit integers past 2^53 are written exactly, as Go prints them', () => {
   assert.is(encodeReturn({ Ino: big, Size: -(2n ** 62n), n: 7 }, 't'), `{"return":{"Ino":9223372036854775810,"Size":-4611686018427387904,"n":7},"tag":"t"}\n`);
   // A string that looks like a bigint stays a string, NUL and all, and Go's escapes still apply.
   assert.is(encodeReturn([big, '\u00000:0', '<'], ''), '{"return":[9223372036854775810,"\\u00000:0","\\u003c"],"tag":""}\n');
+});
+
+test('a lone surrogate in an answer string is written as U+FFFD, as Go writes it', () => {
+  assert.is(encodeReturn('a\ud800b', '\udc00'), '{"return":"a\ufffdb","tag":"\ufffd"}\n');
+  // A pair is one character; a backslash before "ud800" is text, also next to a lone surrogate.
+  assert.is(encodeReturn(['\ud83d\ude00', '\\ud800', '\\\udfff', '\ud83d'], ''), '{"return":["\ud83d\ude00","\\\\ud800","\\\\\ufffd","\ufffd"],"tag":""}\n');
+  // With a bigint (another stringify path) and Go's HTML escapes.
+  assert.is(encodeReturn({ Ino: 2n ** 63n, name: '<\udc00' }, 't'), '{"return":{"Ino":9223372036854775808,"name":"\\u003c\ufffd"},"tag":"t"}\n');
+  assert.is(encodeError('bad \udc00', -1, '\udc00'), `{"error":{"bufb64":"${Buffer.from('bad \ufffd').toString('base64')}","code":-1},"tag":"\ufffd"}\n`);
+  assert.is(quote('\ud800x'), '"\ufffdx"');
+});
+
+test('every answer is well-formed UTF-8 holding what the string holds, lone surrogates as U+FFFD', () => {
+  // String.prototype.toWellFormed, written out (Node 18 has none).
+  const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const alphabet = ['a', '\\', '"', 'u', 'd', '8', '0', '\n', '<', '\u0001', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d\ude00', '\ufffd'];
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >>> 16; // an LCG's low bits cycle fast
+  for (let i = 0; i < 2000; i++) {
+    const s = Array.from({ length: next() % 12 }, () => alphabet[next() % alphabet.length]).join('');
+    const line = encodeReturn(s, s);
+    assert.is(strict.decode(Buffer.from(line)), line, JSON.stringify(s));
+    assert.equal(JSON.parse(line), { return: wellFormed(s), tag: wellFormed(s) }, JSON.stringify(s));
+  }
 });
 
 /** A request without its release(), for deep comparisons. */

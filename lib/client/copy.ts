@@ -7,6 +7,7 @@ import { EventEmitter, once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Readable, Writable } from 'stream';
+import { MAX_TIMER_MS } from '../timers';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { Features } from './types';
@@ -115,6 +116,18 @@ interface Plan {
   depth: number;
 }
 
+/**
+ * Throws when chunkSize or inFlight is not a whole number >= 1 (TypeError for a non-integer,
+ * RangeError below 1): 0 would otherwise be taken for 1-byte chunks.
+ */
+export function checkCopyOptions(opts: CopyOptions): void {
+  for (const [name, v] of [['chunkSize', opts.chunkSize], ['inFlight', opts.inFlight]] as const) {
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${name} must be a whole number >= 1, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+    if (v < 1) throw new RangeError(`${name} must be a whole number >= 1, got ${v}`);
+  }
+}
+
 function plan(f: Features, opts: CopyOptions, limit: number): Plan {
   const chunk = Math.max(1, Math.min(opts.chunkSize ?? (f.emberGa ? MiB : REFERENCE_CHUNK), f.emberGa ? limit : REFERENCE_CHUNK));
   const depth = f.orderedHandles ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk)))) : 1;
@@ -128,7 +141,7 @@ function writeLimit(f: Features): number {
 
 /** Generous time for get-file-md5sum: the client's timeout, or more for a large file. */
 function md5Timeout(ga: GuestAgent, size: number | undefined): number {
-  return Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000);
+  return Math.min(Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000), MAX_TIMER_MS);
 }
 
 function checkAbort(signal: AbortSignal | undefined, what: string): void {

@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as fs from 'fs';
 import * as path from 'path';
 import { jsonWithBigInts } from '../protocol';
+import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { VERSION } from '../version';
 import { GuestAgent } from './guest-agent';
 import { GuestAgentError } from './errors';
@@ -23,20 +24,27 @@ interface Globals {
 
 type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
 
+// Past MAX_TIMEOUT_SECONDS a timer fires at once: --wait 3000000 timed out every request.
 function seconds(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds > 0');
+  if (v.trim() === '' || !(n > 0 && n <= MAX_TIMEOUT_SECONDS)) throw new InvalidArgumentError(`expected a number of seconds > 0, at most ${MAX_TIMEOUT_SECONDS}`);
   return n;
 }
 
 function secondsOrZero(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds >= 0 (0: never)');
+  if (v.trim() === '' || !(n >= 0 && n <= MAX_TIMEOUT_SECONDS)) throw new InvalidArgumentError(`expected a number of seconds from 0 (never) to ${MAX_TIMEOUT_SECONDS}`);
   return n;
 }
 
 function integer(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number >= 0');
+  return Number(v);
+}
+
+/** --chunk-size: 0 would be taken for 1-byte chunks. */
+function byteCount(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a whole number of bytes >= 1');
   return Number(v);
 }
 
@@ -139,7 +147,6 @@ export function program(): Command {
     .addOption(new Option('--listen <path>', 'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)'))
     .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
-    .showHelpAfterError('(ember-ga-ctl --help lists the commands)')
     .exitOverride();
   p.configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'ember-ga-ctl: ')) });
 
@@ -191,7 +198,7 @@ export function program(): Command {
     .option('--in-place', 'write the guest file in place (default: replace it only when the copy is complete and verified)')
     .option('--no-verify', 'skip the md5 check at the end')
     .option('--no-progress', 'no progress bar')
-    .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', integer)
+    .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', byteCount)
     .description('copy between host and guest; guest paths start with guest:')
     .action(act(async (ga, g, srcArg: string, dstArg: string, o: { perm?: number; force?: boolean; keepPartial?: boolean; inPlace?: boolean; verify: boolean; progress: boolean; chunkSize?: number }) => {
       const src = location(srcArg);
@@ -332,6 +339,8 @@ export function routeSpec(words: string[]): GuestRouteSpec {
   return r;
 }
 
+const HELP_HINT = '(ember-ga-ctl --help lists the commands)';
+
 export async function main(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv, { from: 'user' });
@@ -340,6 +349,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);
       else if (e.code === 'commander.help' && e.exitCode !== 0) process.stderr.write('ember-ga-ctl: which command? (see above)\n');
+      // A bad value gets its one line (flag, value, what it takes); a wrong command line the hint.
+      else if (e.exitCode !== 0 && e.code !== 'commander.invalidArgument' && e.code !== 'commander.version') process.stderr.write(`${HELP_HINT}\n`);
       // commander printed its own message; help and version exit 0
       return e.exitCode === 0 ? 0 : 2;
     }

@@ -5,16 +5,17 @@ import { EventEmitter } from 'events';
 import { randomBytes } from 'crypto';
 import type { Readable, Writable } from 'stream';
 import { LineFramer } from '../protocol';
-import { copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
+import { MAX_TIMER_MS } from '../timers';
+import { checkCopyOptions, copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { GuestAgentError, hostError } from './errors';
 import { parseExactJson } from './exact-json';
 import { connectorFor, type Connector, type Link, type Target } from './link';
 import type { AgentInfo, ExactFileStat, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
 
 export type GuestAgentOptions = Target & {
-  /** Milliseconds a request may wait for its answer (default 30 s). */
+  /** Milliseconds a request may wait for its answer (default 30 s; at most 2^31-1, else RangeError). */
   timeout?: number;
-  /** Milliseconds to wait for a connection (default 10 s). */
+  /** Milliseconds to wait for a connection (default 10 s; at most 2^31-1). */
   connectTimeout?: number;
   /** Connect again on the next call after the connection was lost (default true). */
   reconnect?: boolean;
@@ -69,8 +70,8 @@ export class GuestAgent extends EventEmitter {
   constructor(opts: GuestAgentOptions) {
     super();
     this.connector = connectorFor(opts);
-    this.timeout = opts.timeout ?? 30_000;
-    this.connectTimeout = opts.connectTimeout ?? 10_000;
+    this.timeout = checkTimeout('timeout', opts.timeout ?? 30_000);
+    this.connectTimeout = checkTimeout('connectTimeout', opts.connectTimeout ?? 10_000);
     this.reconnect = opts.reconnect ?? true;
     this.framer = this.newFramer();
   }
@@ -212,7 +213,12 @@ export class GuestAgent extends EventEmitter {
       const bytes = how.ascii ? line.length - 2 : Buffer.byteLength(line) - 2; // a scan only when it could matter
       if (bytes > this.maxLineBytes) return Promise.reject(hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command));
     }
-    const timeout = opts.timeout ?? this.timeout;
+    let timeout: number;
+    try {
+      timeout = opts.timeout === undefined ? this.timeout : checkTimeout('timeout', opts.timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.take(tag);
@@ -428,18 +434,28 @@ export class GuestAgent extends EventEmitter {
    * Copies a guest file to a local path (written under a temporary name, renamed on success;
    * nothing is left behind on failure unless keepPartial) or into a Writable. Verified against
    * get-file-md5sum unless verify is false. The Transfer emits 'progress' ({bytes, total}).
+   * Throws at once (TypeError, RangeError) when chunkSize or inFlight is not a whole number >= 1.
    */
   copyFrom(guestPath: string, dest: string | Writable, opts: CopyFromOptions = {}): Transfer {
+    checkCopyOptions(opts);
     return new Transfer((t) => copyFrom(this, guestPath, dest, opts, t));
   }
 
   /**
    * Copies a local file or a Readable to a guest path (created or truncated, `perm` default
-   * 0o644), verified against get-file-md5sum unless verify is false.
+   * 0o644), verified against get-file-md5sum unless verify is false. Throws like copyFrom.
    */
   copyTo(src: string | Readable, guestPath: string, opts: CopyToOptions = {}): Transfer {
+    checkCopyOptions(opts);
     return new Transfer((t) => copyTo(this, src, guestPath, opts, t));
   }
+}
+
+/** A timeout in ms: > 0, and at most MAX_TIMER_MS (a longer timer would fire at once). */
+function checkTimeout(name: string, ms: number): number {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`${name} must be a number of milliseconds, got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)}`);
+  if (!(ms > 0 && ms <= MAX_TIMER_MS)) throw new RangeError(`${name} must be more than 0 and at most ${MAX_TIMER_MS} ms, got ${ms}`);
+  return ms;
 }
 
 function compact(o: Record<string, unknown>): Record<string, unknown> {

@@ -8,10 +8,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentError } from '../errors';
-import { Freezer, MAX_TIMEOUT_SECONDS } from '../freeze/freezer';
-import { selectFreezable } from '../freeze/mounts';
+import { Freezer } from '../freeze/freezer';
+import { classifyMounts, selectFreezable } from '../freeze/mounts';
 import { defineCommand } from '../registry';
+import { MAX_TIMEOUT_SECONDS } from '../timers';
 import type { Context } from '../context';
+import { quote } from '../wellformed';
 
 const FREEZER = Symbol('freezer');
 
@@ -54,10 +56,23 @@ function defaultMountpoints(ctx: Context): string[] {
   return selectFreezable(fs.readFileSync(ctx.config.mountsFile, 'utf8'));
 }
 
+/** fs-freeze's default selection; an error saying what the table held when it selects nothing. */
+function mountpointsToFreeze(ctx: Context): string[] {
+  const file = ctx.config.mountsFile;
+  const table = classifyMounts(fs.readFileSync(file, 'utf8'));
+  const chosen = table.filter((m) => m.skipped === undefined).map((m) => m.mountpoint);
+  if (chosen.length > 0) return chosen;
+  if (table.length === 0) throw new AgentError(`Nothing to freeze: ${file} lists no filesystems`);
+  const byReason = new Map<string, string[]>();
+  for (const m of table) byReason.set(m.skipped!, [...(byReason.get(m.skipped!) ?? []), `${m.mountpoint} (${m.fstype})`]);
+  const why = [...byReason].map(([reason, mounts]) => `${reason}: ${mounts.join(', ')}`).join('; ');
+  throw new AgentError(`Nothing to freeze: the default rules skip every filesystem in ${file} (${why})`);
+}
+
 function checkMountpoints(list: string[]): string[] {
   if (list.length === 0) throw new AgentError('Invalid argument "mountpoints": expected at least one mount point (omit it to freeze the default selection)');
   for (const m of list) {
-    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${JSON.stringify(m)} is not an absolute path`);
+    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${quote(m)} is not an absolute path`);
   }
   return list;
 }
@@ -65,13 +80,13 @@ function checkMountpoints(list: string[]): string[] {
 export const freezeCommands = [
   defineCommand({
     name: 'fs-freeze',
-    doc: 'Freezes filesystems, all or nothing: if one fails, the ones already frozen are thawed and the error is answered. Answers true.',
+    doc: 'Freezes filesystems, all or nothing: if one fails, the ones already frozen are thawed and the error is answered; freezing nothing is an error too. Answers true.',
     args: {
       mountpoints: { type: 'string[]', doc: 'ember-ga only: freeze exactly these mount points, in this order (default: the reference\'s selection from the mount table)' },
       timeout: { type: 'number', min: 0, max: MAX_TIMEOUT_SECONDS, doc: 'ember-ga only: seconds after which the agent thaws by itself if no fs-unfreeze came; 0 = never (default: --freeze-timeout, 600)' },
     },
     handler: async (args, ctx) => {
-      const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : defaultMountpoints(ctx);
+      const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : mountpointsToFreeze(ctx);
       await freezerOf(ctx).freeze(targets, args.timeout ?? ctx.config.freezeTimeout);
       return true;
     },

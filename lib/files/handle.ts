@@ -18,6 +18,7 @@ import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
 import { md5File } from './md5';
 import { fileio, type NativeFdPoll } from './native';
+import { quote } from '../wellformed';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
@@ -473,7 +474,7 @@ export class FileHandle {
       // Asked again: the same close, unless it asks for something the first one did not do.
       const same = (a: CloseOptions, b: CloseOptions) => !!a.discard === !!b.discard && !!a.fsync === !!b.fsync && a.md5?.toLowerCase() === b.md5?.toLowerCase();
       if (!same(options, this.closeOptions!) && (options.discard || options.fsync || options.md5 !== undefined)) {
-        return Promise.reject(new SystemError(EBUSY, 'close', this.path, `already being closed with other options (${JSON.stringify(this.closeOptions)})`));
+        return Promise.reject(new SystemError(EBUSY, 'close', this.path, `already being closed with other options (${quote(this.closeOptions)})`));
       }
       return this.closing;
     }
@@ -504,7 +505,7 @@ export class FileHandle {
       return new SystemError(EINVAL, 'close', this.path, 'discard needs a handle opened with atomic (the data written so far is already in the file)');
     }
     if ((options.md5 !== undefined || options.fsync) && this.mode !== 'w') return new SystemError(EINVAL, 'close', this.path, 'md5 and fsync apply to a handle opened with mode "w"');
-    if (options.md5 !== undefined && !/^[0-9a-fA-F]{32}$/.test(options.md5)) return new SystemError(EINVAL, 'close', this.path, `md5 must be 32 hex digits, got ${JSON.stringify(options.md5)}`);
+    if (options.md5 !== undefined && !/^[0-9a-fA-F]{32}$/.test(options.md5)) return new SystemError(EINVAL, 'close', this.path, `md5 must be 32 hex digits, got ${quote(options.md5)}`);
     return undefined;
   }
 

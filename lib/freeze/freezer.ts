@@ -5,7 +5,8 @@
 // - Freeze in the order given. EOPNOTSUPP (cannot freeze) is skipped; EBUSY (already frozen,
 //   e.g. by an agent that died while frozen, or the same filesystem twice) is tolerated and held
 //   like the others, so the next unfreeze thaws it. Any other error rolls back: what this call
-//   froze is thawed in reverse order and the error is thrown; the freeze is not held.
+//   froze is thawed in reverse order and the error is thrown; the freeze is not held. So does
+//   a freeze that holds nothing (an empty list, or every mount point skipped).
 // - Thaw in reverse order, every mount point even after a failure. EINVAL (not frozen) is fine;
 //   ENOENT/ENOTDIR (the mount point is gone) is logged and dropped. Any other failure keeps that
 //   mount point held, `frozen` stays true, and the first error is thrown: the state tells the
@@ -18,6 +19,7 @@
 import { constants } from 'os';
 import { AgentError, errnoOf, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
+import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
@@ -41,8 +43,6 @@ export interface FreezerOptions {
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
 
-/** Longest a timer waits, in seconds (2^31-1 ms; a longer one fires at once): the auto-thaw's limit, and every timer flag's. */
-export const MAX_TIMEOUT_SECONDS = Math.floor(0x7fffffff / 1000);
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
 
@@ -145,6 +145,7 @@ export class Freezer {
   }
 
   private async freezeEach(mountpoints: string[]): Promise<void> {
+    const unsupported: string[] = [];
     for (const mountpoint of mountpoints) {
       if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
       try {
@@ -158,12 +159,21 @@ export class Freezer {
           this.held.push({ mountpoint, ours: false });
         } else if (errno === EOPNOTSUPP) {
           this.log.info(`${mountpoint} cannot be frozen (EOPNOTSUPP); skipped`);
+          unsupported.push(mountpoint);
         } else {
           throw err;
         }
       }
     }
     if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
+    // A host told "frozen" would snapshot a guest whose writers never stopped.
+    if (this.held.length === 0) {
+      throw new AgentError(
+        mountpoints.length === 0
+          ? 'Nothing to freeze: no mount points given'
+          : `Nothing was frozen: ${unsupported.join(', ')} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
+      );
+    }
   }
 
   /** Thaws every held mount point in reverse order; keeps the ones that failed; updates `frozen`. */

@@ -2,4 +2,4 @@
 // the default mount selection, and Freezer (all-or-nothing freeze of a list, auto-thaw).
 export { freeze, thaw, type FreezeResult } from './ioctl';
 export { Freezer, type FreezeOps, type FreezerOptions } from './freezer';
-export { parseMountTable, realDevice, selectFreezable, unescapeMountField, type DeviceResolver, type MountEntry } from './mounts';
+export { classifyMounts, parseMountTable, realDevice, selectFreezable, unescapeMountField, type DeviceResolver, type MountChoice, type MountEntry } from './mounts';

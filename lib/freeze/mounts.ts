@@ -46,6 +46,11 @@ export const realDevice: DeviceResolver = (source) => {
 const isLoop = (dev: string) => dev.startsWith('/dev/loop');
 const isDeviceMapper = (dev: string) => dev.startsWith('/dev/mapper/') || /^dm-/.test(dev.slice(dev.lastIndexOf('/') + 1));
 
+/** A mount table entry with the reason the default rules skip it (undefined: selected). */
+export interface MountChoice extends MountEntry {
+  skipped?: string;
+}
+
 /**
  * The mount points phoenix-guest-agent 0.7.1 freezes, in mount table order: each device once
  * (the first mount of it; bind mounts and btrfs subvolumes share the device), skipping sources
@@ -55,16 +60,23 @@ const isDeviceMapper = (dev: string) => dev.startsWith('/dev/mapper/') || /^dm-/
  * means the same resolved path, so `/dev/disk/by-uuid/X` and `/dev/sda1` count once.
  */
 export function selectFreezable(table: string, resolve: DeviceResolver = realDevice): string[] {
-  const seen = new Set<string>();
-  const out: string[] = [];
-  for (const m of parseMountTable(table)) {
-    if (!m.source.startsWith('/')) continue;
-    if (m.fstype === 'smbfs' || m.fstype === 'cifs') continue;
+  return classifyMounts(table, resolve)
+    .filter((m) => m.skipped === undefined)
+    .map((m) => m.mountpoint);
+}
+
+/** Every entry of the mount table with selectFreezable's verdict on it, in table order. */
+export function classifyMounts(table: string, resolve: DeviceResolver = realDevice): MountChoice[] {
+  const firstMount = new Map<string, string>(); // resolved device -> its selected mount point
+  return parseMountTable(table).map((m): MountChoice => {
+    if (!m.source.startsWith('/')) return { ...m, skipped: 'not a block device' };
+    if (m.fstype === 'smbfs' || m.fstype === 'cifs') return { ...m, skipped: 'a network filesystem' };
     const dev = resolve(m.source);
-    if (isLoop(m.source) || isLoop(dev) || isDeviceMapper(m.source) || isDeviceMapper(dev)) continue;
-    if (seen.has(dev)) continue;
-    seen.add(dev);
-    out.push(m.mountpoint);
-  }
-  return out;
+    if (isLoop(m.source) || isLoop(dev)) return { ...m, skipped: 'a loop device' };
+    if (isDeviceMapper(m.source) || isDeviceMapper(dev)) return { ...m, skipped: 'a device-mapper device' };
+    const first = firstMount.get(dev);
+    if (first !== undefined) return { ...m, skipped: `the device of ${first} again` };
+    firstMount.set(dev, m.mountpoint);
+    return m;
+  });
 }

@@ -1,5 +1,6 @@
 // IP addresses and prefixes in text: parsing with clear errors, masks in the notation hosts expect.
 import { isIPv4, isIPv6 } from 'net';
+import { quote } from '../wellformed';
 
 export type Family = 4 | 6;
 
@@ -40,26 +41,28 @@ export function ipFamily(ip: string): Family | undefined {
 /** An address alone; throws NetInputError. */
 export function parseIp(text: string): { family: Family; address: string } {
   const family = ipFamily(text);
-  if (!family || text.includes('%')) throw new NetInputError(`${JSON.stringify(text)} is not an IP address`, text);
+  if (!family || text.includes('%')) throw new NetInputError(`${quote(text)} is not an IP address`, text);
   return { family, address: text };
 }
 
 /**
  * "192.0.2.1/24", "2001:db8::1/64", or a bare address (a /32 or /128, as `ip` takes it);
- * throws NetInputError.
+ * throws NetInputError, also for a prefix length with a leading zero ("/024").
  */
 export function parseCidr(text: string): Prefix {
   const slash = text.indexOf('/');
   const ip = slash < 0 ? text : text.slice(0, slash);
   const family = ipFamily(ip);
   if (!family || ip.includes('%')) {
-    throw new NetInputError(`${JSON.stringify(text)} is not an IP address in CIDR notation`, text);
+    throw new NetInputError(`${quote(text)} is not an IP address in CIDR notation`, text);
   }
   const max = family === 4 ? 32 : 128;
   if (slash < 0) return { family, address: ip, length: max };
   const len = text.slice(slash + 1);
+  // ip(8) reads "024" as octal (/20); which one a host meant cannot be told.
+  if (/^0[0-9]/.test(len)) throw new NetInputError(`prefix length ${quote(len)} has a leading zero (ip would read it as octal)`, text);
   if (!/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
-    throw new NetInputError(`${JSON.stringify(text)}: the prefix length must be 0 to ${max}`, text);
+    throw new NetInputError(`${quote(text)}: the prefix length must be 0 to ${max}`, text);
   }
   return { family, address: ip, length: Number(len) };
 }
@@ -67,7 +70,7 @@ export function parseCidr(text: string): Prefix {
 /** Interface names as the kernel accepts them: 1 to 15 bytes, no "/", ":" or whitespace. */
 export function checkIfname(name: string): string {
   if (!/^[^\s/:]{1,15}$/.test(name) || name === '.' || name === '..' || Buffer.byteLength(name) > 15) {
-    throw new NetInputError(`${JSON.stringify(name)} is not a valid interface name`, name);
+    throw new NetInputError(`${quote(name)} is not a valid interface name`, name);
   }
   return name;
 }

@@ -4,6 +4,7 @@ import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
 import { bindings } from '../native';
 import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
+import { quote } from '../wellformed';
 
 export { NetInputError, checkIfname, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
@@ -177,7 +178,7 @@ function netnsOf(opts: NetOptions | undefined): string | undefined {
   const ns = opts?.netns;
   if (ns === undefined || ns === '') return undefined;
   if (typeof ns !== 'string' || (!ns.startsWith('/') && !/^[^/]+$/.test(ns)) || ns === '.' || ns === '..') {
-    throw new NetInputError(`${JSON.stringify(ns)} is not a network namespace name or path`, ns);
+    throw new NetInputError(`${quote(ns)} is not a network namespace name or path`, ns);
   }
   return ns;
 }
@@ -185,7 +186,7 @@ function netnsOf(opts: NetOptions | undefined): string | undefined {
 function familyOption(f: unknown): Family | undefined {
   if (f === undefined || f === 0) return undefined;
   if (f === 4 || f === 6) return f;
-  throw new NetInputError(`family must be 4, 6 or 0 (both), got ${JSON.stringify(f)}`, f);
+  throw new NetInputError(`family must be 4, 6 or 0 (both), got ${quote(f)}`, f);
 }
 
 /** Every link (interface), in index order. */
@@ -224,7 +225,7 @@ export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Pr
  */
 export async function routes(opts?: NetOptions & { family?: Family | 0; table?: number }): Promise<Route[]> {
   const table = opts?.table ?? RT_TABLE_MAIN;
-  if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${JSON.stringify(table)}`, table);
+  if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${quote(table)}`, table);
   const t = await run('route list', '', native.netRoutes(netnsOf(opts), toAf(familyOption(opts?.family)), table));
   return fromTable(t, 5, 8, (s, i, n, j) => ({
     family: n[j] as Family,
@@ -296,7 +297,7 @@ function routeRequest(spec: RouteSpec): { native: NativeRouteSpec; text: string 
   }
   if (spec.ifname) inField('ifname', () => checkIfname(spec.ifname!));
   for (const [name, v, max] of [['scope', spec.scope, 255], ['table', spec.table, 0xffffffff], ['metric', spec.metric, 0xffffffff]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`, v, name);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${quote(v)}`, v, name);
   }
   const words = [dst.length === 0 ? 'default' : `${dst.address}/${dst.length}`];
   if (gateway) words.push('via', gateway.address);
