@@ -155,7 +155,7 @@ test('numbers past 2^53 or a declared range: the message gives the range and the
 test('a lone surrogate a host sent comes back as U+FFFD: in the tag and in a message quoting it', async () => {
   const ctx = makeCtx();
   const d = new Dispatcher(ctx);
-  const line = String(await d.dispatch('{"execute":"ping","tag":"\\udc00"}'));
+  const line = String(await d.dispatch('{"execute":"ping","tag":"\\udc00"}', call));
   assert.is(line, '{"return":"9.9.9","tag":"\ufffd"}\n');
   const a = await run(ctx, '{"execute":"echo-args","arguments":{"path":"/x","mode":"\\ud800r"},"tag":"a\\udfff"}');
   assert.is(a.message, 'Invalid argument "mode": expected one of "r", "w", got "\ufffdr"');
