@@ -1,10 +1,11 @@
-// md5File's AbortSignal: work of a host that went away is cancelled (a running digest stops, a
-// queued one never starts).
+// md5File's AbortSignal and queues: work of a host that went away is cancelled (a running
+// digest stops, a queued one never starts), and file-close's md5 checks never wait behind
+// whole-file digests.
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { AbortError, md5File } from '../lib';
+import { AbortError, md5File, openFile } from '../lib';
 import { MD5_CONCURRENCY } from '../lib/files/md5';
 import { fileio } from '../lib/files/native';
 import { tmpDir } from './helpers/agent';
@@ -165,6 +166,29 @@ test('queued digests aborted before their turn leave the queue at once and never
   }),
   { needs: [sparse] },
 );
+
+test('a file-close md5 check does not wait behind four endless digests', async ({ dir, huge }) => {
+  const ac = new AbortController();
+  const sums = Array.from({ length: MD5_CONCURRENCY + 2 }, () => md5File(huge, { signal: ac.signal }));
+  sums.forEach((p) => p.catch(() => undefined));
+  let closed: Promise<void> | undefined;
+  try {
+    await sleep(100);
+    const f = path.join(dir, 'upload');
+    const data = crypto.randomBytes(64 * 1024 + 3);
+    const t0 = Date.now();
+    const h = await openFile(f, { mode: 'w' });
+    await h.write(data);
+    closed = h.close({ md5: md5(data) });
+    assert.is(await Promise.race([closed.then(() => 'closed'), sleep(2000).then(() => 'waiting')]), 'closed');
+    assert.ok(Date.now() - t0 < 1000, `the checked close took ${Date.now() - t0} ms`);
+    assert.ok(fs.readFileSync(f).equals(data));
+  } finally {
+    ac.abort(); // a close that waited behind the digests gets its turn now
+    await closed;
+  }
+  for (const p of sums) await rejectsAbort(p);
+}, { needs: [sparse] });
 
 test('abort racing the end of a digest: a sum or an AbortError, never a crash, no fd or thread left', async ({ dir }) => {
   const small = path.join(dir, 'race-small');

@@ -47,7 +47,14 @@ class Slots {
  * bounds threads and memory whatever a host asks for; later calls wait their turn.
  */
 export const MD5_CONCURRENCY = 4;
+/**
+ * The md5 checks of file-close have slots of their own, so digests of whole disks cannot hold
+ * up the close of an upload. Each hashes only what the host uploaded (it took that long to
+ * send), and a host closes its uploads one after another; two bound the extra threads.
+ */
+export const CLOSE_CHECK_CONCURRENCY = 2;
 const wholeFiles = new Slots(MD5_CONCURRENCY);
+const closeChecks = new Slots(CLOSE_CHECK_CONCURRENCY);
 
 export interface Md5Options {
   /**
@@ -67,6 +74,11 @@ export interface Md5Options {
  */
 export function md5File(path: string, options: Md5Options = {}): Promise<string> {
   return digest(path, options.signal, wholeFiles);
+}
+
+/** md5File for file-close's check: at most CLOSE_CHECK_CONCURRENCY at once, never behind md5File's queue. */
+export function md5CloseCheck(path: string, options: Md5Options = {}): Promise<string> {
+  return digest(path, options.signal, closeChecks);
 }
 
 async function digest(path: string, signal: AbortSignal | undefined, slots: Slots): Promise<string> {
