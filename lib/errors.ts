@@ -52,6 +52,18 @@ export class SystemError extends Error {
   }
 }
 
+/**
+ * An operation given an AbortSignal that was aborted: what Node's fs calls reject with (name
+ * 'AbortError', code 'ABORT_ERR', the signal's reason as `cause`), so callers test for one thing.
+ */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+  constructor(signal?: AbortSignal) {
+    super('The operation was aborted', signal ? { cause: signal.reason } : undefined);
+    this.name = 'AbortError';
+  }
+}
+
 /** A failure to answer with a given wire code (-1 unless an errno applies). */
 export class AgentError extends Error {
   readonly code: number;

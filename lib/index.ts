@@ -2,7 +2,7 @@
 export { Agent, type AgentOptions } from './agent';
 export { allCommands } from './commands';
 export { defaultConfig, type AgentConfig, type Context } from './context';
-export { AgentError, SystemError, errnoName } from './errors';
+export { AbortError, AgentError, SystemError, errnoName } from './errors';
 export * from './freeze'; // freeze, thaw, Freezer, selectFreezable, parseMountTable...
 export { LineFramer, MAX_LINE_BYTES, encodeError, encodeRawReturn, encodeReturn, parseRequest } from './protocol';
 export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
@@ -11,7 +11,7 @@ export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
-export { md5File } from './files/md5';
+export { md5File, type Md5Options } from './files/md5';
 export { openFile, FileHandle, DEFAULT_READ_SIZE, type CloseOptions, type OpenMode, type OpenOptions } from './files/handle';
 export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int64, type Timespec } from './files/stat';
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';

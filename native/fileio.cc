@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -144,10 +145,13 @@ struct Md5Ctx {
   }
 };
 
-// Reads the whole fd into md5 on this thread.
-SysError HashSerial(int fd, Md5Ctx& md5, const std::string& path) {
+bool Cancelled(const std::atomic<bool>& cancel) { return cancel.load(std::memory_order_relaxed); }
+
+// Reads the whole fd into md5 on this thread, looking at `cancel` before each read.
+SysError HashSerial(int fd, Md5Ctx& md5, const std::string& path, const std::atomic<bool>& cancel) {
   std::unique_ptr<char[]> buf(new char[kMd5Chunk]);
   for (;;) {
+    if (Cancelled(cancel)) return SysError::Of(ECANCELED, "md5", path);
     ssize_t n = ReadAt(fd, buf.get(), kMd5Chunk, -1);
     if (n < 0) return SysError::Of(static_cast<int>(-n), "read", path);
     if (n == 0) return SysError::Ok();
@@ -155,8 +159,9 @@ SysError HashSerial(int fd, Md5Ctx& md5, const std::string& path) {
   }
 }
 
-// A reader thread fills a ring of kMd5Slots buffers; this thread hashes them in order.
-SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
+// A reader thread fills a ring of kMd5Slots buffers; this thread hashes them in order. Both look
+// at `cancel` between chunks, so a cancelled digest ends within one read and one chunk's hashing.
+SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path, const std::atomic<bool>& cancel) {
   struct Slot {
     std::unique_ptr<char[]> data{new char[kMd5Chunk]};
     size_t len = 0;
@@ -177,6 +182,12 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return stop || filled - consumed < kMd5Slots; });
         if (stop) return;
+      }
+      if (Cancelled(cancel)) {  // the hasher may be waiting for this chunk: say the file ends here
+        std::lock_guard<std::mutex> lock(mu);
+        done = true;
+        cv.notify_all();
+        return;
       }
       Slot& s = slots[filled % kMd5Slots];
       ssize_t n = ReadAt(fd, s.data.get(), kMd5Chunk, offset);  // a regular file: no poll
@@ -202,6 +213,7 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
       if (filled == consumed) break;  // done and everything hashed
       index = consumed % kMd5Slots;
     }
+    if (Cancelled(cancel)) break;
     md5.Update(slots[index].data.get(), slots[index].len);
     std::lock_guard<std::mutex> lock(mu);
     consumed++;
@@ -213,13 +225,15 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path) {
     cv.notify_all();
   }
   reader.join();
+  if (Cancelled(cancel)) return SysError::Of(ECANCELED, "md5", path);
   return read_err ? SysError::Of(read_err, "read", path) : SysError::Ok();
 }
 
 }  // namespace
 
-// The md5 of the file at path, as 32 lowercase hex digits in *hex.
-SysError Md5File(const std::string& path, std::string* hex) {
+// The md5 of the file at path, as 32 lowercase hex digits in *hex; ECANCELED once `cancel` is
+// set (it may be set from any thread at any time, also after the digest is done).
+SysError Md5File(const std::string& path, std::string* hex, const std::atomic<bool>& cancel) {
   // O_NONBLOCK: a FIFO with no writer must not block the open (only poll() can be cancelled).
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return SysError::Of(errno, "open", path);
@@ -246,7 +260,7 @@ SysError Md5File(const std::string& path, std::string* hex) {
   if (!md5.Init()) {
     err = SysError::Of(ENOSYS, "md5", path);
   } else {
-    err = large ? HashPipelined(fd, md5, path) : HashSerial(fd, md5, path);
+    err = large ? HashPipelined(fd, md5, path, cancel) : HashSerial(fd, md5, path, cancel);
   }
   close(fd);
   if (err) return err;
@@ -337,16 +351,27 @@ std::shared_ptr<PinnedBuffer> PinBuffer(const Napi::CallbackInfo& info, size_t i
   return std::make_shared<PinnedBuffer>(PinnedBuffer{Napi::Persistent(b), b.Data(), b.Length()});
 }
 
-// md5File(path): Promise<string>
+// md5File(path): {promise: Promise<string>, cancel(): void}. cancel() makes a running digest
+// stop within a chunk and reject with ECANCELED; after the digest is done it does nothing.
 Napi::Value Md5File(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   auto path = StringArg(info, 0, "path");
   auto hex = std::make_shared<std::string>();
+  // Shared by the thread's work and the cancel function, so either may outlive the other.
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
   // Its own thread, not the pool: the md5 of a large file or a whole disk may take minutes, and
   // a few of them would hold every pool thread the file commands need (lib/files/md5.ts caps
   // how many run at once).
-  return ScheduleOnThread(
-      info.Env(), "ember-ga:md5", [path, hex] { return fileio::Md5File(path, hex.get()); },
+  Napi::Promise promise = ScheduleOnThread(
+      env, "ember-ga:md5", [path, hex, cancel] { return fileio::Md5File(path, hex.get(), *cancel); },
       [hex](Napi::Env env) { return Napi::String::New(env, *hex); }, path);
+  Napi::Object job = Napi::Object::New(env);
+  job.Set("promise", promise);
+  job.Set("cancel", Napi::Function::New(env, [cancel](const Napi::CallbackInfo& info) {
+    cancel->store(true, std::memory_order_relaxed);
+    return info.Env().Undefined();
+  }, "cancel"));
+  return job;
 }
 
 // pread(fd, buffer, offset, path): Promise<number>. One read into buffer (offset -1: at the

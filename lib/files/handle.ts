@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as nodePath from 'path';
 import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
-import { md5File } from './md5';
+import { md5CloseCheck } from './md5';
 import { fileio, type NativeFdPoll } from './native';
 import { quote } from '../wellformed';
 
@@ -567,7 +567,7 @@ export class FileHandle {
     if (options.md5 !== undefined) {
       let got: string;
       try {
-        got = await md5File(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
+        got = await md5CloseCheck(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
       } catch (e) {
         return this.asOwn(toSystemError(e), 'md5', `md5 check failed (${outcome})`);
       }

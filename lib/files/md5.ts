@@ -1,8 +1,45 @@
 // md5File: the digest of a whole file, computed in the addon off the main thread.
-import { SystemError, toSystemError } from '../errors';
+import { AbortError, SystemError, toSystemError } from '../errors';
 import { fileio } from './native';
 
 const EINVAL = 22;
+
+/** A cap on digests running at once; later callers wait in order, and one whose signal aborts leaves the queue. */
+class Slots {
+  private running = 0;
+  private readonly waiting = new Set<() => void>(); // a Set keeps insertion order and removes in O(1)
+
+  constructor(readonly cap: number) {}
+
+  /** Resolves holding a slot; rejects with an AbortError, holding none, if `signal` aborts first. */
+  acquire(signal?: AbortSignal): Promise<void> {
+    if (this.running < this.cap) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.waiting.delete(wake);
+        reject(new AbortError(signal));
+      };
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.waiting.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  release(): void {
+    const next = this.waiting.values().next();
+    if (next.done) this.running--;
+    else {
+      this.waiting.delete(next.value); // the slot goes straight to the next caller
+      next.value();
+    }
+  }
+}
 
 /**
  * Digests running at once. Each runs on a thread of its own (not libuv's pool, which the file
@@ -10,8 +47,22 @@ const EINVAL = 22;
  * bounds threads and memory whatever a host asks for; later calls wait their turn.
  */
 export const MD5_CONCURRENCY = 4;
-let running = 0;
-const waiting: (() => void)[] = [];
+/**
+ * The md5 checks of file-close have slots of their own, so digests of whole disks cannot hold
+ * up the close of an upload. Each hashes only what the host uploaded (it took that long to
+ * send), and a host closes its uploads one after another; two bound the extra threads.
+ */
+export const CLOSE_CHECK_CONCURRENCY = 2;
+const wholeFiles = new Slots(MD5_CONCURRENCY);
+const closeChecks = new Slots(CLOSE_CHECK_CONCURRENCY);
+
+export interface Md5Options {
+  /**
+   * Aborting it rejects with an AbortError at once: a digest that runs stops within a chunk
+   * (and frees its slot for the next), one that waits for a slot leaves the queue.
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * The md5 of the file at `path` as 32 lowercase hex digits. Reads with large sequential reads
@@ -19,21 +70,51 @@ const waiting: (() => void)[] = [];
  * Rejects with a SystemError (`code` 'ENOENT', 'EISDIR', ...; `errno` positive) when the file
  * cannot be read, and with EINVAL for a pipe, socket or character device: a stream has no end
  * to count on (/dev/zero never ends), and hashing one would hold a thread for as long as it runs.
+ * With an aborted `signal`, rejects with an AbortError (code 'ABORT_ERR'), as Node's fs calls do.
  */
-export async function md5File(path: string): Promise<string> {
-  if (running >= MD5_CONCURRENCY) await new Promise<void>((r) => waiting.push(r)); // woken holding a finished call's slot
-  else running++;
-  try {
-    return await fileio.md5File(path);
-  } catch (e) {
-    const err = toSystemError(e);
-    if (err instanceof SystemError && err.errno === EINVAL && err.syscall === 'md5') {
-      throw new SystemError(EINVAL, 'md5', path, 'not a regular file or block device (a pipe, socket or character device has no end to hash up to)');
-    }
-    throw err;
-  } finally {
-    const next = waiting.shift();
-    if (next) next(); // the slot goes straight to the next caller
-    else running--;
+export function md5File(path: string, options: Md5Options = {}): Promise<string> {
+  return digest(path, options.signal, wholeFiles);
+}
+
+/** md5File for file-close's check: at most CLOSE_CHECK_CONCURRENCY at once, never behind md5File's queue. */
+export function md5CloseCheck(path: string, options: Md5Options = {}): Promise<string> {
+  return digest(path, options.signal, closeChecks);
+}
+
+async function digest(path: string, signal: AbortSignal | undefined, slots: Slots): Promise<string> {
+  if (signal?.aborted) throw new AbortError(signal);
+  await slots.acquire(signal);
+  if (signal?.aborted) {
+    slots.release();
+    throw new AbortError(signal);
   }
+  let job: ReturnType<typeof fileio.md5File>;
+  try {
+    job = fileio.md5File(path);
+  } catch (e) {
+    slots.release();
+    throw e;
+  }
+  // The slot is freed when the thread ends, not at the abort: the cap bounds threads. A cancelled
+  // thread ends within a chunk (a few ms), or once a read the kernel is stuck in returns.
+  const done = job.promise.finally(() => slots.release());
+  if (!signal) return done.catch((e) => Promise.reject(md5Error(e, path)));
+  return new Promise<string>((resolve, reject) => {
+    const onAbort = () => {
+      job.cancel();
+      reject(new AbortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    done
+      .then(resolve, (e) => reject(md5Error(e, path)))
+      .finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function md5Error(e: unknown, path: string): unknown {
+  const err = toSystemError(e);
+  if (err instanceof SystemError && err.errno === EINVAL && err.syscall === 'md5') {
+    return new SystemError(EINVAL, 'md5', path, 'not a regular file or block device (a pipe, socket or character device has no end to hash up to)');
+  }
+  return err;
 }

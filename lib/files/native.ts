@@ -2,8 +2,11 @@
 import { bindings } from '../native';
 
 export interface FileBindings {
-  /** md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead). */
-  md5File(path: string): Promise<string>;
+  /**
+   * md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead).
+   * cancel() stops it within a chunk (the promise rejects with ECANCELED); after the end it does nothing.
+   */
+  md5File(path: string): { promise: Promise<string>; cancel(): void };
   /** One read into buffer at offset (-1: at the current position); 0 at end of file. */
   pread(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
   /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
