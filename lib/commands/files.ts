@@ -297,9 +297,8 @@ export const fileCommands = [
     name: 'get-file-md5sum',
     doc: 'The md5 of a regular file or block device, lowercase hex (EINVAL for a pipe, socket or character device: a stream has no end to hash up to).',
     args: { path },
-    // `call.signal`: the request's own signal, which aborts when its host's session ends, once
-    // the dispatcher passes one (until then call is undefined and the digest runs to its end).
-    handler: (args, _ctx, call?: { signal?: AbortSignal }) => md5File(args.path, { signal: call?.signal }),
+    // A digest of a disk-sized file takes minutes: it stops when its host's session ends.
+    handler: (args, _ctx, call) => md5File(args.path, { signal: call.signal }),
   }),
   defineCommand({
     name: 'file-chown',
