@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { startAgent, tmpDir, type RunningAgent } from './helpers/agent';
+import { mountExt4Image, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
 import { CTL, ctl, md5Of, randomFile, startPtyBridge, tmux } from './helpers/client';
 import { startFreezeGuard, type GuardResult } from './helpers/freeze-guard';
 import { command, root, suite, waitFor } from './helpers/harness';
@@ -191,12 +191,8 @@ test('--device: a pty standing in for QEMU chardev pty', async ({ agent, dir }) 
 
 test('freeze, frozen, thaw on a loop-mounted image (fixture mount table, freeze-guard watching)', async ({ dir }) => {
   const guard = await startFreezeGuard({ report: path.join(dir, 'guard.json'), maxSeconds: 120 });
-  const img = path.join(dir, 'fs.img');
   const mnt = path.join(dir, 'mnt');
-  fs.mkdirSync(mnt);
-  execFileSync('truncate', ['-s', '16M', img]);
-  execFileSync('mkfs.ext4', ['-q', img]);
-  execFileSync('mount', ['-o', 'loop', img, mnt]);
+  mountExt4Image(mnt);
   const table = path.join(dir, 'mounts');
   fs.writeFileSync(table, ''); // the default selection is empty: only what is named gets frozen
   const guardTimer = setTimeout(() => spawn('fsfreeze', ['--unfreeze', mnt], { stdio: 'ignore' }), 20_000);

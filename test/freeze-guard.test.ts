@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, parseMountTable } from '../lib';
-import { tmpDir } from './helpers/agent';
+import { mountExt4Image, tmpDir } from './helpers/agent';
 import { FREEZE_GUARD, startFreezeGuard, type RunningGuard } from './helpers/freeze-guard';
 import { command, root, suite, waitFor, withTimeout } from './helpers/harness';
 
@@ -60,11 +60,7 @@ test('thaws a loop-mounted image the test froze, records it and exits 1; skips l
   const timer = setTimeout(thawAll, 20_000);
   try {
     for (const m of [a, b]) {
-      const img = `${m}.img`;
-      execFileSync('truncate', ['-s', '16M', img]);
-      execFileSync('mkfs.ext4', ['-q', img]);
-      fs.mkdirSync(m);
-      execFileSync('mount', ['-o', 'loop', img, m]);
+      mountExt4Image(m);
       mounted.push(m);
     }
     const loopOfB = parseMountTable(fs.readFileSync('/proc/self/mounts', 'utf8')).find((m) => m.mountpoint === b)!.source;
@@ -106,7 +102,7 @@ test('thaws a loop-mounted image the test froze, records it and exits 1; skips l
     clearTimeout(timer);
     thawAll();
     await guard?.stop().catch(() => {}); // it holds a open: stopped before the umount
-    for (const m of mounted.reverse()) execFileSync('umount', [m]); // mount -o loop detaches the loop device too
+    for (const m of mounted.reverse()) execFileSync('umount', [m]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, { needs: [root, command('mkfs.ext4'), command('fsfreeze')] });

@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, parseMountTable, thaw } from '../lib';
-import { CLI, errorMessage, LineClient, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
+import { CLI, errorMessage, LineClient, mountExt4Image, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
 import { startFreezeGuard, type RunningGuard } from './helpers/freeze-guard';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 
@@ -40,12 +40,8 @@ test.before(async (ctx) => {
   ctx.mounts = [];
   ctx.loop = {};
   for (const name of ['a', 'b', 'with space']) {
-    const img = path.join(ctx.dir, `${name}.img`);
     const mnt = path.join(ctx.dir, name);
-    execFileSync('truncate', ['-s', '16M', img]);
-    execFileSync('mkfs.ext4', ['-q', img]);
-    fs.mkdirSync(mnt);
-    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    mountExt4Image(mnt);
     ctx.mounts.push(mnt);
   }
   [ctx.a, ctx.b, ctx.c] = ctx.mounts;
