@@ -1,4 +1,4 @@
-// The wire format of ../shared/PROTOCOL.md "Framing": line framing and answer encoding.
+// The wire format of docs/PROTOCOL.md "Framing": line framing and answer encoding.
 import { randomBytes } from 'crypto';
 import { wellFormedJson } from './wellformed';
 

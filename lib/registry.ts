@@ -52,7 +52,7 @@ export interface Command<S extends Schema = Schema> {
   name: string;
   aliases?: readonly string[];
   doc: string;
-  /** Accepted while filesystems are frozen (PROTOCOL.md lists which). */
+  /** Accepted while filesystems are frozen (docs/PROTOCOL.md lists which). */
   allowWhileFrozen?: boolean;
   args: S;
   /**

@@ -1,6 +1,6 @@
 // fs-freeze, fs-unfreeze, get-freeze-status against real filesystems: ext4 images loop-mounted
 // in a temp dir. Never this machine's own filesystems: every agent gets a fixture mount table
-// (--mounts-file) listing only these loop mounts, and ../shared/tools/freeze-guard runs for the
+// (--mounts-file) listing only these loop mounts, and scripts/freeze-guard.js runs for the
 // whole suite (the last test asserts it never had to thaw anything). Every test that freezes
 // runs inside withThawGuard(): it thaws in `finally` through the library API, and a timer thaws
 // with util-linux fsfreeze (another process: immune to anything stuck in this one) if the test
@@ -10,12 +10,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, parseMountTable, thaw } from '../lib';
-import { CLI, errorMessage, LineClient, REPO, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
-import { command, root, sleep, suite, waitFor, type Requirement } from './helpers/harness';
+import { CLI, errorMessage, LineClient, mountExt4Image, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
+import { startFreezeGuard, type RunningGuard } from './helpers/freeze-guard';
+import { command, root, sleep, suite, waitFor } from './helpers/harness';
 
-const GUARD = [path.join(REPO, '..', 'shared', 'tools', 'freeze-guard'), '/work/shared/tools/freeze-guard'].find((p) => fs.existsSync(p));
-const freezeGuard: Requirement = () => (GUARD ? undefined : 'needs ../shared/tools/freeze-guard');
-const needs = [root, command('mkfs.ext4'), command('fsfreeze'), command('python3'), freezeGuard];
+const needs = [root, command('mkfs.ext4'), command('fsfreeze')];
 const ready = () => needs.every((r) => r() === undefined);
 
 interface Ctx {
@@ -29,9 +28,7 @@ interface Ctx {
   loop: Record<string, string>;
   /** Fixture table listing the three loop mounts as /dev/loopN (the default rules select none). */
   table: string;
-  guard: ChildProcess;
-  guardExit: Promise<number | null>;
-  guardReport: string;
+  guard: RunningGuard;
 }
 
 const test = suite<Ctx>('freeze', {} as Ctx);
@@ -39,25 +36,12 @@ const test = suite<Ctx>('freeze', {} as Ctx);
 test.before(async (ctx) => {
   if (!ready()) return; // the tests themselves report what is missing (a failure under CI)
   ctx.dir = tmpDir('ember-ga-freeze-');
-  ctx.guardReport = path.join(ctx.dir, 'guard.json');
-  // Through python3: the copy of shared/ beside a CI checkout may lack exec bits.
-  ctx.guard = spawn('python3', [GUARD!, '--report', ctx.guardReport, '--max-seconds', '600'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  ctx.guardExit = new Promise((r) => {
-    ctx.guard.once('exit', (code) => r(code));
-    ctx.guard.once('error', (e) => {
-      process.stderr.write(`freeze test: cannot run freeze-guard: ${e.message}\n`);
-      r(-1);
-    });
-  });
+  ctx.guard = await startFreezeGuard({ report: path.join(ctx.dir, 'guard.json'), maxSeconds: 600 }); // watching before the first freeze
   ctx.mounts = [];
   ctx.loop = {};
   for (const name of ['a', 'b', 'with space']) {
-    const img = path.join(ctx.dir, `${name}.img`);
     const mnt = path.join(ctx.dir, name);
-    execFileSync('truncate', ['-s', '16M', img]);
-    execFileSync('mkfs.ext4', ['-q', img]);
-    fs.mkdirSync(mnt);
-    execFileSync('mount', ['-o', 'loop', img, mnt]);
+    mountExt4Image(mnt);
     ctx.mounts.push(mnt);
   }
   [ctx.a, ctx.b, ctx.c] = ctx.mounts;
@@ -67,8 +51,7 @@ test.before(async (ctx) => {
   assert.is(mine.length, 3, 'all three loop mounts are in /proc/self/mounts');
   ctx.table = path.join(ctx.dir, 'mounts');
   fs.writeFileSync(ctx.table, mine.map((m) => `${m.source} ${escape(m.mountpoint)} ext4 rw,relatime 0 0\n`).join(''));
-  await sleep(300); // freeze-guard is up and watching before the first freeze
-  assert.is(ctx.guard.exitCode, null, 'freeze-guard is running');
+  assert.is(ctx.guard.proc.exitCode, null, 'freeze-guard is running');
 });
 
 test.after(async (ctx) => {
@@ -81,8 +64,7 @@ test.after(async (ctx) => {
       execFileSync('umount', ['-l', m]);
     }
   }
-  if (ctx.guard.exitCode === null) ctx.guard.kill('SIGTERM');
-  await ctx.guardExit;
+  await ctx.guard?.stop().catch(() => {});
   fs.rmSync(ctx.dir, { recursive: true, force: true });
 });
 
@@ -469,9 +451,7 @@ test('a fatal error (uncaught exception) thaws before the agent exits', (ctx) =>
   }), { needs });
 
 test('freeze-guard never had to thaw this machine\'s own filesystems', async (ctx) => {
-  ctx.guard.kill('SIGTERM');
-  const code = await ctx.guardExit;
-  const report = JSON.parse(fs.readFileSync(ctx.guardReport, 'utf8')) as { guarded: string[]; thawed: unknown[] };
+  const { code, report } = await ctx.guard.stop();
   assert.equal(report.thawed, [], 'freeze-guard thawed something');
   assert.is(code, 0);
   assert.ok(report.guarded.length > 0, 'it was guarding at least the root filesystem');

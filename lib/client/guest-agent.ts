@@ -270,7 +270,7 @@ export class GuestAgent extends EventEmitter {
     return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false, atomicWrite: false };
   }
 
-  // ---- typed commands (../shared/PROTOCOL.md) ----
+  // ---- typed commands (docs/PROTOCOL.md) ----
 
   /** The agent's version. */
   ping(opts?: CallOptions): Promise<string> {

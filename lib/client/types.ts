@@ -1,4 +1,4 @@
-// The shapes of the agent's answers (../shared/PROTOCOL.md "Commands"), as the client returns them.
+// The shapes of the agent's answers (docs/PROTOCOL.md "Commands"), as the client returns them.
 import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../files/stat';
 
 /** agent-info (ember-ga only). */

@@ -1,5 +1,5 @@
 // file-open, file-read, file-write, file-close, get-file-md5sum, file-chown, file-chmod,
-// file-stat, directory-create, directory-list (PROTOCOL.md), on lib/files.
+// file-stat, directory-create, directory-list (docs/PROTOCOL.md "Files"), on lib/files.
 //
 // Hosts pipeline reads and writes on one handle and the dispatcher runs handlers concurrently:
 // each handler reaches its FileHandle synchronously (no await first), so operations enter the

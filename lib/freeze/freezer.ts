@@ -1,7 +1,7 @@
 // Freezer: holds a freeze of several filesystems, all or nothing, with an auto-thaw timer and a
 // release for the exit path. It is what fs-freeze / fs-unfreeze drive, and usable on its own.
 //
-// Rules (PROTOCOL.md plus ember-ga's improvements):
+// Rules (docs/PROTOCOL.md "Filesystem freeze"):
 // - Freeze in the order given. EOPNOTSUPP (cannot freeze) is skipped; EBUSY (already frozen,
 //   e.g. by an agent that died while frozen, or the same filesystem twice) is tolerated and held
 //   like the others, so the next unfreeze thaws it. Any other error rolls back: what this call

@@ -237,6 +237,18 @@ export async function runningExecutable(dir: string): Promise<{ exe: string; pro
   return { exe, proc };
 }
 
+/**
+ * A new 16 MiB ext4 image MNT.img, loop-mounted on a new directory MNT. `umount MNT` detaches
+ * the loop device too (mount -o loop sets autoclear). Needs root, mkfs.ext4 and mount.
+ */
+export function mountExt4Image(mnt: string): void {
+  const img = `${mnt}.img`;
+  execFileSync('truncate', ['-s', '16M', img]);
+  execFileSync('mkfs.ext4', ['-q', img]);
+  fs.mkdirSync(mnt);
+  execFileSync('mount', ['-o', 'loop', img, mnt]);
+}
+
 /** A tmpfs mounted with `options` on a new directory DIR/NAME for the time `run` takes; unmounted after. Needs root and mount. */
 export async function withTmpfs(dir: string, name: string, options: string, run: (mnt: string) => Promise<void>): Promise<void> {
   const mnt = path.join(dir, name);
