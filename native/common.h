@@ -110,6 +110,17 @@ inline int StatFd(int fd, FileStat* st) {
 }
 #endif
 
+// Calls a JavaScript callback from a libuv callback on the main thread (no JS frame below): an
+// exception it throws becomes the process's uncaught exception, as for any event callback.
+inline void CallFromLoop(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext& context) {
+  Napi::HandleScope scope(env);
+  try {
+    fn.MakeCallback(env.Global(), std::initializer_list<napi_value>{}, context);
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
 // Helpers for argument conversion that throw a JavaScript TypeError naming the argument.
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name);
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name);

@@ -527,13 +527,7 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
     uv_poll_stop(poll_);
     armed_ = false;
     Unref();
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    try {
-      on_ready_.MakeCallback(env.Global(), std::initializer_list<napi_value>{}, *context_);
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    }
+    CallFromLoop(Env(), on_ready_, *context_);
   }
 
   void Stop() {

@@ -72,13 +72,7 @@ class HangupWatch : public Napi::ObjectWrap<HangupWatch> {
     struct epoll_event ev = {};
     if (epoll_wait(epfd_, &ev, 1, 0) <= 0 || !(ev.events & (EPOLLHUP | EPOLLERR))) return;
     Stop();
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    try {
-      on_hangup_.MakeCallback(env.Global(), std::initializer_list<napi_value>{}, *context_);
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    }
+    CallFromLoop(Env(), on_hangup_, *context_);
     Unref();  // last: once unreferenced the object may be collected
   }
 

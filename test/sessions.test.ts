@@ -30,6 +30,18 @@ function openFds(pid: number): string[] {
   });
 }
 
+/** n raw connections, each connected before the next. */
+async function connectMany(socket: string, n: number): Promise<net.Socket[]> {
+  const all: net.Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createConnection(socket);
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    all.push(s);
+  }
+  return all;
+}
+
 function withFifo<T>(fn: (fifo: string, dir: string) => Promise<T>): Promise<T> {
   const dir = tmpDir('ember-ga-sessions-');
   const fifo = path.join(dir, 'fifo');
@@ -93,24 +105,12 @@ test('waiting connections that hang up give their fds back at once; past 64 wait
     const active = await agent.connect();
     await active.ok('ping');
     const before = openFds(pid).length;
-    const waiting: net.Socket[] = [];
-    for (let i = 0; i < 40; i++) {
-      const s = net.createConnection(agent.socket);
-      s.on('error', () => {});
-      await new Promise((r) => s.once('connect', r));
-      waiting.push(s);
-    }
+    const waiting = await connectMany(agent.socket, 40);
     await waitFor(() => openFds(pid).length >= before + 40, 5_000, 'the agent to accept them');
     for (const s of waiting) s.destroy();
     await waitFor(() => openFds(pid).length <= before, 5_000, `the fds of hung-up waiting hosts back (${openFds(pid).length - before} left)`);
     // The limit: 64 wait, the 65th is closed at once.
-    const queue: net.Socket[] = [];
-    for (let i = 0; i < 65; i++) {
-      const s = net.createConnection(agent.socket);
-      s.on('error', () => {});
-      await new Promise((r) => s.once('connect', r));
-      queue.push(s);
-    }
+    const queue = await connectMany(agent.socket, 65);
     const last = queue[64];
     await waitFor(() => last.readableEnded || last.destroyed, 5_000, 'the 65th waiting host to be refused');
     for (const s of queue) s.destroy();
