@@ -6,12 +6,13 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { AgentError, SystemError, toSystemError } from '../errors';
-import { RawJson } from '../protocol';
+import { goJson, RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
 import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
-import { listDirectory, mkdirAll, statFile } from '../files/stat';
+import { listDirectoryBatches, mkdirAll, statFile } from '../files/stat';
+import { Limiter } from '../limit';
 
 const EBADF = 9;
 const EINVAL = 22;
@@ -178,6 +179,32 @@ function succeeds(p: Promise<unknown>): Promise<true> {
   );
 }
 
+/**
+ * directory-list answers built at once. Each holds its answer's text until it is sent (~31 MB
+ * for 100,000 entries); later listings wait their turn.
+ */
+const LISTINGS_AT_ONCE = 1;
+const LISTINGS = Symbol('directory listings');
+const listings = (ctx: Context) => ctx.store(LISTINGS, () => new Limiter(LISTINGS_AT_ONCE));
+
+/**
+ * directory-list's answer, spliced from each batch's JSON text as it comes: the entries never
+ * exist as one string or as one array of objects. It starts once the answers before it (the
+ * previous listing's, say) are mostly out, so finished answers do not pile up either.
+ */
+async function listJson(dir: string, n: number, ctx: Context): Promise<RawJson> {
+  await new Promise<void>((r) => setImmediate(r)); // the answer of a listing that just finished reaches the transport
+  await ctx.outputRoom();
+  const parts: (string | Buffer)[] = ['['];
+  for await (const batch of listDirectoryBatches(dir, n)) {
+    if (batch.length === 0) continue;
+    if (parts.length > 1) parts.push(',');
+    parts.push(Buffer.from(goJson(batch), 'utf8').subarray(1, -1)); // the entries, without the batch's brackets
+  }
+  parts.push(']');
+  return new RawJson(parts);
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -331,6 +358,6 @@ export const fileCommands = [
       path,
       n: { type: 'int', default: 0, doc: 'At most this many entries; 0 or less: all.' },
     },
-    handler: (args) => listDirectory(args.path, args.n),
+    handler: (args, ctx) => listings(ctx).run(() => listJson(args.path, args.n, ctx)),
   }),
 ];
