@@ -108,7 +108,9 @@ export class UnixTransport implements Transport {
     // With no host connected the answer has nowhere to go (a new connection is a new session).
     const sock = this.active;
     if (!sock || sock.destroyed) return;
-    if (typeof line === 'string' || line.length < POOLED_ANSWER) {
+    // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
+    // copy would be just as fresh, and copying tens of MB holds the main thread.
+    if (typeof line === 'string' || line.length < POOLED_ANSWER || !chunkPool.keeps(line.length)) {
       sock.write(line);
       return;
     }
