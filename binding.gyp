@@ -7,6 +7,7 @@
         "native/async.cc",
         "native/port.cc",
         "native/fileio.cc",
+        "native/dirlist.cc",
         "native/sysinfo.cc",
         "native/freeze.cc",
         "native/netlink.cc",

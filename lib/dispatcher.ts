@@ -7,11 +7,11 @@ import { encodeError, encodeRawReturn, encodeReturn, parseRequest, RawJson, Requ
 import { checkArgs } from './registry';
 import type { Call, Context } from './context';
 import type { Command } from './registry';
+import { Limiter } from './limit';
 
 export class Dispatcher {
-  /** Bulk commands (Command.bulk) run one at a time: the one running, then those waiting. */
-  private bulkRunning = false;
-  private readonly bulkWaiting: (() => void)[] = [];
+  /** Bulk commands (Command.bulk) run one at a time. */
+  private readonly bulk = new Limiter(1);
 
   /** `decodeBase64`: how long base64 arguments are decoded (Base64Decoder); the addon's by default. */
   constructor(
@@ -64,19 +64,13 @@ export class Dispatcher {
    * route tables) never pile up faster than the host reads them.
    */
   private async answerBulk(cmd: Command, args: Record<string, unknown>, call: Call, tag: string, release: () => void): Promise<string | Buffer> {
-    if (this.bulkRunning) await new Promise<void>((r) => this.bulkWaiting.push(r));
-    this.bulkRunning = true;
-    try {
+    return this.bulk.run(async () => {
       for (let room = this.ctx.outputRoom(); room; room = this.ctx.outputRoom()) await room;
       const value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
       const answer = await this.answer(value, tag, release);
       this.ctx.holdOutput(answer.length); // counted until the agent has queued it
       return answer;
-    } finally {
-      const next = this.bulkWaiting.shift();
-      if (next) next();
-      else this.bulkRunning = false;
-    }
+    });
   }
 
   private error(e: unknown, tag: string): string {

@@ -13,7 +13,7 @@ export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File, type Md5Options } from './files/md5';
 export { openFile, FileHandle, DEFAULT_READ_SIZE, type CloseOptions, type OpenMode, type OpenOptions } from './files/handle';
-export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int64, type Timespec } from './files/stat';
+export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int64, type ListOptions, type Timespec } from './files/stat';
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
 export { GuestAgentError } from './client/errors';
 export { Transfer, type CopyOptions, type CopyFromOptions, type CopyToOptions, type CopyResult, type Progress } from './client/copy';

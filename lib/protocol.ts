@@ -91,7 +91,8 @@ const GO_ESCAPES: Record<string, string> = {
 };
 const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
 
-function goJson(value: unknown): string {
+/** The JSON text Go's encoding/json writes for `value` (bigints as digits, see jsonWithBigInts). */
+export function goJson(value: unknown): string {
   const s = wellFormedJson(jsonWithBigInts(value));
   return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
 }
@@ -123,20 +124,21 @@ function stringifyWithBigInts(value: unknown): string {
  * A return value that is already JSON text, exactly as Go's encoding/json would write it. For
  * answers whose bulk needs no escaping (base64): JSON.stringify would scan megabytes of it on
  * the main thread for nothing, and every millisecond the main thread spends there is a
- * millisecond the port is not fed (file-read with large chunks, issue 4).
+ * millisecond the port is not fed (file-read with large chunks, issue 4). And for answers built
+ * a piece at a time (directory-list), which then never exist as one string.
  */
 export class RawJson {
   /**
-   * The JSON text, in pieces: strings, or the bytes of text (a large base64 payload, never a
-   * string). ASCII only: base64 and JSON punctuation, so encodeRawReturn copies the pieces into
-   * the answer as bytes with no encoding pass.
+   * The JSON text, in pieces: ASCII strings (JSON punctuation), or the UTF-8 bytes of text, each
+   * whole characters (a large base64 payload, a directory listing's entries: never one string),
+   * so encodeRawReturn copies the pieces into the answer as bytes with no encoding pass.
    */
   readonly parts: readonly (string | Buffer)[];
   constructor(json: string | readonly (string | Buffer)[]) {
     this.parts = typeof json === 'string' ? [json] : json;
   }
   get json(): string {
-    return this.parts.map((p) => (typeof p === 'string' ? p : p.toString('latin1'))).join('');
+    return this.parts.map((p) => (typeof p === 'string' ? p : p.toString('utf8'))).join('');
   }
 }
 

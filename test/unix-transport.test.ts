@@ -66,4 +66,39 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
   }
 });
 
+test('an answer larger than the pool ever keeps goes out as it is: a copy would only cost time and memory', async () => {
+  const dir = tmpDir();
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
+  const sink = new RecordingSink();
+  await t.start(sink);
+  const take = chunkPool.take;
+  const taken: number[] = [];
+  chunkPool.take = (size: number) => {
+    taken.push(size);
+    return take.call(chunkPool, size);
+  };
+  try {
+    const host = net.createConnection(sockPath);
+    await new Promise((r) => host.once('connect', r));
+    await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
+    // 6 MiB: its size class, 8 MiB, is over a quarter of the pool's 16 MiB (a directory listing's
+    // answer is tens of MB); 300 KiB still goes through the pool.
+    const big = Buffer.from(`{"return":"${crypto.randomBytes(6 * 1024 * 1024).toString('base64')}","tag":"big"}\n`);
+    const small = Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024).toString('base64')}","tag":"small"}\n`);
+    sink.sessions[0].output(big);
+    sink.sessions[0].output(small);
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= big.length + small.length, 10_000, 'both answers');
+    assert.ok(Buffer.concat(got).equals(Buffer.concat([big, small])));
+    assert.equal(taken, [small.length]);
+    host.destroy();
+  } finally {
+    chunkPool.take = take;
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -6,12 +6,12 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { AgentError, SystemError, toSystemError } from '../errors';
-import { RawJson } from '../protocol';
+import { goJson, RawJson } from '../protocol';
 import { defineCommand } from '../registry';
 import type { Call, Context } from '../context';
 import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
-import { listDirectory, mkdirAll, statFile } from '../files/stat';
+import { listDirectoryBatches, mkdirAll, statFile } from '../files/stat';
 
 const EBADF = 9;
 const EINVAL = 22;
@@ -187,6 +187,22 @@ function succeeds(p: Promise<unknown>): Promise<true> {
   );
 }
 
+/**
+ * directory-list's answer, spliced from each batch's JSON text as it comes: the entries never
+ * exist as one string or as one array of objects. (A bulk command: the dispatcher runs one at a
+ * time, once the answers before it are mostly out.)
+ */
+async function listJson(dir: string, n: number, signal: AbortSignal): Promise<RawJson> {
+  const parts: (string | Buffer)[] = ['['];
+  for await (const batch of listDirectoryBatches(dir, n, { signal })) {
+    if (batch.length === 0) continue;
+    if (parts.length > 1) parts.push(',');
+    parts.push(Buffer.from(goJson(batch), 'utf8').subarray(1, -1)); // the entries, without the batch's brackets
+  }
+  parts.push(']');
+  return new RawJson(parts);
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -336,11 +352,12 @@ export const fileCommands = [
   }),
   defineCommand({
     name: 'directory-list',
+    bulk: true,
     doc: 'The entries of a directory as file-stat objects, sorted by name; n > 0: at most n.',
     args: {
       path,
       n: { type: 'int', default: 0, doc: 'At most this many entries; 0 or less: all.' },
     },
-    handler: (args) => listDirectory(args.path, args.n),
+    handler: (args, _ctx, call) => listJson(args.path, args.n, call.signal),
   }),
 ];

@@ -1,45 +1,9 @@
 // md5File: the digest of a whole file, computed in the addon off the main thread.
 import { AbortError, SystemError, toSystemError } from '../errors';
+import { Limiter } from '../limit';
 import { fileio } from './native';
 
 const EINVAL = 22;
-
-/** A cap on digests running at once; later callers wait in order, and one whose signal aborts leaves the queue. */
-class Slots {
-  private running = 0;
-  private readonly waiting = new Set<() => void>(); // a Set keeps insertion order and removes in O(1)
-
-  constructor(readonly cap: number) {}
-
-  /** Resolves holding a slot; rejects with an AbortError, holding none, if `signal` aborts first. */
-  acquire(signal?: AbortSignal): Promise<void> {
-    if (this.running < this.cap) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.waiting.delete(wake);
-        reject(new AbortError(signal));
-      };
-      const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      this.waiting.add(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  release(): void {
-    const next = this.waiting.values().next();
-    if (next.done) this.running--;
-    else {
-      this.waiting.delete(next.value); // the slot goes straight to the next caller
-      next.value();
-    }
-  }
-}
 
 /**
  * Digests running at once. Each runs on a thread of its own (not libuv's pool, which the file
@@ -53,8 +17,8 @@ export const MD5_CONCURRENCY = 4;
  * send), and a host closes its uploads one after another; two bound the extra threads.
  */
 export const CLOSE_CHECK_CONCURRENCY = 2;
-const wholeFiles = new Slots(MD5_CONCURRENCY);
-const closeChecks = new Slots(CLOSE_CHECK_CONCURRENCY);
+const wholeFiles = new Limiter(MD5_CONCURRENCY);
+const closeChecks = new Limiter(CLOSE_CHECK_CONCURRENCY);
 
 export interface Md5Options {
   /**
@@ -81,7 +45,7 @@ export function md5CloseCheck(path: string, options: Md5Options = {}): Promise<s
   return digest(path, options.signal, closeChecks);
 }
 
-async function digest(path: string, signal: AbortSignal | undefined, slots: Slots): Promise<string> {
+async function digest(path: string, signal: AbortSignal | undefined, slots: Limiter): Promise<string> {
   if (signal?.aborted) throw new AbortError(signal);
   await slots.acquire(signal);
   if (signal?.aborted) {

@@ -33,6 +33,18 @@ export interface FileBindings {
   FdPoll: new (fd: number, onReady: () => void) => NativeFdPoll;
   /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
   cancelStreams(): void;
+  /**
+   * Opens the directory at path (O_DIRECTORY: ENOTDIR from open for anything else) and reads the
+   * names of its entries but "." and "..": `count` of them in byte order, each NUL-terminated, in
+   * `names`. The caller closes fd. Rejects with syscall open or getdents64.
+   */
+  readDirectory(path: string): Promise<{ fd: number; names: Buffer; count: number }>;
+  /**
+   * lstat of each NUL-terminated name in names[start, end), relative to the directory open at fd:
+   * STAT_WORDS words of raw values per name, the first 0 or the errno (native/dirlist.cc).
+   */
+  lstatAt(fd: number, names: Buffer, start: number, end: number): Promise<Uint32Array>;
+  readonly STAT_WORDS: number;
 }
 
 export interface NativeFdPoll {

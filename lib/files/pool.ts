@@ -7,6 +7,13 @@
 /** Sizes of reused buffers: powers of two from this up (a 1 MiB chunk fits one of 1 MiB). */
 const MIN_BUFFER = 64 * 1024;
 
+/** The size of the buffers take(size) gives from the pool: the power of two that holds size. */
+function sizeClass(size: number): number {
+  let cls = MIN_BUFFER;
+  while (cls < size) cls *= 2;
+  return cls;
+}
+
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private keptBytes = 0;
@@ -25,12 +32,16 @@ export class BufferPool {
    */
   take(size: number): Buffer {
     if (size < MIN_BUFFER) return Buffer.allocUnsafe(size);
-    let cls = MIN_BUFFER;
-    while (cls < size) cls *= 2;
+    const cls = sizeClass(size);
     const buf = this.free.get(cls)?.pop();
     if (!buf) return Buffer.allocUnsafeSlow(cls);
     this.keptBytes -= cls;
     return buf;
+  }
+
+  /** Whether the buffer take(size) gives can ever be kept for reuse (see give()). */
+  keeps(size: number): boolean {
+    return size >= MIN_BUFFER && sizeClass(size) <= this.keep / 4;
   }
 
   /**

@@ -3,6 +3,7 @@
 // mkdir -p with os.MkdirAll's rules.
 import * as fs from 'fs';
 import { SystemError, toSystemError } from '../errors';
+import { fileio } from './native';
 
 const ENOENT = 2;
 const ENOTDIR = 20;
@@ -119,42 +120,138 @@ export async function statFile(path: string): Promise<FileStat> {
   return { name: baseName(path), isdir: s.isDirectory(), stat: goStat(s) };
 }
 
-/** lstat calls in flight at once while listing a directory. */
-const LIST_CONCURRENCY = 32;
+/** Names lstat-ed per call into the addon (a thread-pool task), and such calls in flight at once. */
+const STAT_BATCH = 256;
+const STAT_IN_FLIGHT = 2;
+
+/** Where lstatAt puts each raw value among an entry's words (native/dirlist.cc, enum Word). */
+const W = { errno: 0, mode: 1, uid: 2, gid: 3, blksize: 4, devMajor: 5, devMinor: 6, rdevMajor: 7, rdevMinor: 8, nlink: 9, ino: 11, size: 13, blocks: 15, atime: 17, mtime: 20, ctime: 23 } as const;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const ECANCELED = 125;
+const TWO32 = 2 ** 32;
+/** A high word under this makes a 64-bit value under 2^53: exact as a number. */
+const SAFE_HIGH = 0x200000;
+
+/**
+ * Two words (low first) as a 64-bit value (see Int64): signed, as Node's lstat hands every field
+ * over, or unsigned, as Go's uint64 fields are.
+ */
+function words64(w: Uint32Array, at: number, signed: boolean): Int64 {
+  const hi = w[at + 1];
+  if (hi < SAFE_HIGH) return hi * TWO32 + w[at];
+  const v = (BigInt(hi) << 32n) | BigInt(w[at]);
+  return int64(signed ? BigInt.asIntN(64, v) : v);
+}
+
+/** The device number glibc's makedev() (so Node's lstat) makes of a major and minor. */
+function makedev(major: number, minor: number): Int64 {
+  const low = ((major & 0xfff) << 8) | (minor & 0xff);
+  const high = major >>> 12; // 0 on Linux, whose majors have 12 bits
+  if (high === 0) return (minor >>> 8) * 0x100000 + low;
+  return int64((BigInt(high) << 44n) | (BigInt(minor >>> 8) << 20n) | BigInt(low));
+}
+
+function timespecWords(w: Uint32Array, at: number): Timespec {
+  return { Sec: Number(words64(w, at, true)), Nsec: w[at + 2] };
+}
+
+/** goStat() of the raw values of one entry, at `at` in lstatAt's words. */
+function goStatWords(w: Uint32Array, at: number): GoStat {
+  return {
+    Dev: makedev(w[at + W.devMajor], w[at + W.devMinor]),
+    Ino: words64(w, at + W.ino, false),
+    Nlink: words64(w, at + W.nlink, false),
+    Mode: w[at + W.mode],
+    Uid: w[at + W.uid],
+    Gid: w[at + W.gid],
+    X__pad0: 0,
+    Rdev: makedev(w[at + W.rdevMajor], w[at + W.rdevMinor]),
+    Size: words64(w, at + W.size, true),
+    Blksize: w[at + W.blksize],
+    Blocks: words64(w, at + W.blocks, true),
+    Atim: timespecWords(w, at + W.atime),
+    Mtim: timespecWords(w, at + W.mtime),
+    Ctim: timespecWords(w, at + W.ctime),
+    X__unused: [0, 0, 0],
+  };
+}
+
+/** Options of listDirectory. */
+export interface ListOptions {
+  /**
+   * Cancels the listing: it then rejects with a SystemError of code ECANCELED (errno 125,
+   * message "PATH: listing cancelled"), checked between batches of entries.
+   */
+  signal?: AbortSignal;
+}
+
+function checkCancelled(path: string, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new SystemError(ECANCELED, undefined, path, 'listing cancelled');
+}
+
+/**
+ * listDirectory's entries a batch at a time (at most STAT_BATCH each, in order), so a caller can
+ * turn each into its answer's text before the next: no array of every entry ever exists. The
+ * addon reads and sorts the names and lstats them off the main thread, relative to the
+ * directory's fd; this turns its raw numbers into FileStats.
+ */
+export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptions = {}): AsyncGenerator<FileStat[]> {
+  checkCancelled(path, opts.signal);
+  let dir: { fd: number; names: Buffer; count: number };
+  try {
+    dir = await fileio.readDirectory(path);
+  } catch (e) {
+    const err = toSystemError(e);
+    if (!(err instanceof SystemError)) throw err;
+    // Go opens any file, then reading its entries fails: name the calls the way it does.
+    throw new SystemError(err.errno, err.errno === ENOTDIR || err.syscall === 'getdents64' ? 'readdirent' : 'open', path);
+  }
+  const { fd, names } = dir;
+  const total = n > 0 ? Math.min(n, dir.count) : dir.count;
+  const prefix = path.endsWith('/') ? path : path + '/';
+  const batches: { start: number; end: number; words: Promise<Uint32Array> }[] = [];
+  let queued = 0; // names handed to lstatAt so far
+  let pos = 0; // where the next of them starts in names
+  const queue = () => {
+    const start = pos;
+    for (let k = 0; k < STAT_BATCH && queued < total; k++, queued++) pos = names.indexOf(0, pos) + 1;
+    batches.push({ start, end: pos, words: fileio.lstatAt(fd, names, start, pos) });
+  };
+  try {
+    while (batches.length < STAT_IN_FLIGHT && queued < total) queue();
+    while (batches.length > 0) {
+      const { start, end, words } = batches[0];
+      const w = await words;
+      batches.shift();
+      checkCancelled(path, opts.signal);
+      if (queued < total) queue();
+      const batch: FileStat[] = [];
+      const list = names.toString('utf8', start, end - 1).split('\0');
+      for (let i = 0, at = 0; i < list.length; i++, at += fileio.STAT_WORDS) {
+        const errno = w[at + W.errno];
+        if (errno === ENOENT) continue; // removed while listing
+        if (errno !== 0) throw new SystemError(errno, 'lstat', prefix + list[i]);
+        batch.push({ name: list[i], isdir: (w[at + W.mode] & S_IFMT) === S_IFDIR, stat: goStatWords(w, at) });
+      }
+      yield batch;
+    }
+  } finally {
+    // The fd stays open until no thread uses it: closed earlier, its number could name another file.
+    await Promise.allSettled(batches.map((b) => b.words));
+    await new Promise<void>((r) => fs.close(fd, () => r()));
+  }
+}
 
 /**
  * The entries of directory `path` (not "." and ".."), each as file-stat answers, sorted by name
  * (byte order); with n > 0 only the first n. Entries removed while listing are left out.
+ * `signal` cancels it (see ListOptions).
  */
-export async function listDirectory(path: string, n = 0): Promise<FileStat[]> {
-  let names: Buffer[];
-  try {
-    names = await fs.promises.readdir(path, { encoding: 'buffer' });
-  } catch (e) {
-    const err = toSystemError(e);
-    // Node names the call scandir; say what happened the way the reference (Go) does.
-    if (err instanceof SystemError && err.syscall === 'scandir') throw new SystemError(err.errno, err.errno === ENOTDIR ? 'readdirent' : 'open', path);
-    throw err;
-  }
-  names.sort(Buffer.compare);
-  if (n > 0) names = names.slice(0, n);
-  const dir = Buffer.from(path.endsWith('/') ? path : path + '/');
-  const out: (FileStat | undefined)[] = new Array(names.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const i = next++;
-      try {
-        const s = await fs.promises.lstat(Buffer.concat([dir, names[i]]), { bigint: true });
-        out[i] = { name: names[i].toString('utf8'), isdir: s.isDirectory(), stat: goStat(s) };
-      } catch (e) {
-        const err = toSystemError(e);
-        if (!(err instanceof SystemError) || err.errno !== ENOENT) throw err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(LIST_CONCURRENCY, names.length) }, worker));
-  return out.filter((x): x is FileStat => x !== undefined);
+export async function listDirectory(path: string, n = 0, opts: ListOptions = {}): Promise<FileStat[]> {
+  const out: FileStat[] = [];
+  for await (const batch of listDirectoryBatches(path, n, opts)) for (const e of batch) out.push(e);
+  return out;
 }
 
 /**

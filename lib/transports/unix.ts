@@ -171,7 +171,9 @@ export class UnixTransport implements Transport {
     const { sock } = conn;
     if (sock.destroyed || !sock.writable) return;
     conn.lastActive = Date.now();
-    if (typeof line === 'string' || line.length < POOLED_ANSWER) {
+    // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
+    // copy would be just as fresh, and copying tens of MB holds the main thread.
+    if (typeof line === 'string' || line.length < POOLED_ANSWER || !chunkPool.keeps(line.length)) {
       sock.write(line);
       return;
     }
