@@ -1,7 +1,8 @@
 // The agent: a transport, the framer, the dispatcher, and the lifecycle around them.
 import { Dispatcher } from './dispatcher';
 import { lineDone } from './memory';
-import { encodeError, LineFramer, MAX_LINE_BYTES } from './protocol';
+import { encodeError } from './wire/answer';
+import { LineFramer, MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
 import { holdingLogger, type HoldingLogger, type Logger } from './log';

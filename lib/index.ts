@@ -4,7 +4,9 @@ export { allCommands } from './commands';
 export { defaultConfig, type AgentConfig, type Context } from './context';
 export { AbortError, AgentError, SystemError, errnoName } from './errors';
 export * from './freeze'; // freeze, thaw, Freezer, selectFreezable, parseMountTable...
-export { LineFramer, MAX_LINE_BYTES, encodeError, encodeRawReturn, encodeReturn, parseRequest } from './protocol';
+export { LineFramer, MAX_LINE_BYTES } from './wire/framing';
+export { encodeError, encodeRawReturn, encodeReturn } from './wire/answer';
+export { parseRequest } from './wire/request';
 export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
 export { PortTransport } from './transports/port';
 export { UnixTransport } from './transports/unix';

@@ -2,9 +2,10 @@
 // handler). Dispatch, argument checking, get-commands and the README's command table all come
 // from these declarations, so adding a command never means touching the dispatcher.
 import { AgentError } from './errors';
-import { Base64Text, decodeBase64, describe } from './protocol';
+import { Base64Text, decodeBase64 } from './wire/base64';
+import { describe } from './wire/json';
 import type { Call, Context } from './context';
-import { quote } from './wellformed';
+import { quote } from './wire/json';
 
 /**
  * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null

@@ -9,7 +9,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { SystemError, listDirectory, type FileStat } from '../lib';
 import { listDirectoryBatches, goStat } from '../lib/files/stat';
-import { encodeReturn } from '../lib/protocol';
+import { encodeReturn } from '../lib/wire/answer';
 import { memKiB, startAgent, tmpDir, withTmpfs } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 

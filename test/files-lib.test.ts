@@ -7,11 +7,12 @@ import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, statFile } from '../lib';
-import { RawJson, decodeBase64, encodeRawReturn, encodeReturn } from '../lib/protocol';
+import { RawJson, encodeRawReturn, encodeReturn } from '../lib/wire/answer';
+import { decodeBase64 } from '../lib/wire/base64';
 import { baseName, goStat } from '../lib/files/stat';
 import { fileio } from '../lib/files/native';
-import { decodeBase64Into } from '../lib/decode';
-import { BufferPool, chunkPool } from '../lib/files/pool';
+import { decodeBase64Into } from '../lib/wire/base64';
+import { BufferPool, chunkPool } from '../lib/buffers';
 import { tmpDir } from './helpers/agent';
 import { command, root, suite } from './helpers/harness';
 

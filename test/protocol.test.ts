@@ -1,6 +1,9 @@
 import * as assert from 'uvu/assert';
-import { Base64Text, LineFramer, decodeBase64, encodeError, encodeReturn, parseRequest, type Base64Decoder, type Request } from '../lib/protocol';
-import { quote } from '../lib/wellformed';
+import { Base64Text, decodeBase64, type Base64Decoder } from '../lib/wire/base64';
+import { LineFramer } from '../lib/wire/framing';
+import { encodeError, encodeReturn } from '../lib/wire/answer';
+import { parseRequest, type Request } from '../lib/wire/request';
+import { quote } from '../lib/wire/json';
 import { checkArgs } from '../lib/registry';
 import { suite } from './helpers/harness';
 

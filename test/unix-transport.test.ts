@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as net from 'net';
-import { chunkPool } from '../lib/files/pool';
+import { chunkPool } from '../lib/buffers';
 import { UnixTransport } from '../lib/transports/unix';
 import { silentLogger } from '../lib/log';
 import { LineClient, tmpDir } from './helpers/agent';

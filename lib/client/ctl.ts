@@ -4,7 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
-import { jsonWithBigInts } from '../protocol';
+import { jsonWithBigInts } from '../wire/json';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { VERSION } from '../version';
 import { GuestAgent } from './guest-agent';

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'events';
 import { randomBytes } from 'crypto';
 import type { Readable, Writable } from 'stream';
-import { LineFramer } from '../protocol';
+import { LineFramer } from '../wire/framing';
 import { MAX_TIMER_MS } from '../timers';
 import { checkCopyOptions, copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { GuestAgentError, hostError } from './errors';

@@ -6,7 +6,8 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { AgentError, SystemError, toSystemError } from '../errors';
-import { goJson, RawJson } from '../protocol';
+import { goJson } from '../wire/json';
+import { RawJson } from '../wire/answer';
 import { defineCommand } from '../registry';
 import type { Call, Context } from '../context';
 import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';

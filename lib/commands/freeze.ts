@@ -13,7 +13,7 @@ import { classifyMounts, selectFreezable } from '../freeze/mounts';
 import { defineCommand } from '../registry';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import type { Context } from '../context';
-import { quote } from '../wellformed';
+import { quote } from '../wire/json';
 
 const FREEZER = Symbol('freezer');
 

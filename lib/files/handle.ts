@@ -18,7 +18,7 @@ import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
 import { fileio, type NativeFdPoll } from './native';
-import { quote } from '../wellformed';
+import { quote } from '../wire/json';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream

@@ -1,6 +1,6 @@
 // IP addresses and prefixes in text: parsing with clear errors, masks in the notation hosts expect.
 import { isIPv4, isIPv6 } from 'net';
-import { quote } from '../wellformed';
+import { quote } from '../wire/json';
 
 export type Family = 4 | 6;
 

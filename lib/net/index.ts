@@ -4,7 +4,7 @@ import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
 import { bindings } from '../native';
 import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
-import { quote } from '../wellformed';
+import { quote } from '../wire/json';
 
 export { NetInputError, checkIfname, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
 

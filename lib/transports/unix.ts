@@ -2,7 +2,7 @@
 // second connection waits until the first one stops sending. Each connection is a session.
 import * as fs from 'fs';
 import * as net from 'net';
-import { chunkPool } from '../files/pool';
+import { chunkPool } from '../buffers';
 import type { Logger } from '../log';
 import { native, type NativeHangupWatch } from '../native';
 import type { SessionSink, Transport, TransportSink } from './transport';

@@ -5,7 +5,9 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as net from 'net';
-import { encodeError, encodeReturn, LineFramer, parseRequest, type Request } from '../../lib/protocol';
+import { encodeError, encodeReturn } from '../../lib/wire/answer';
+import { LineFramer } from '../../lib/wire/framing';
+import { parseRequest, type Request } from '../../lib/wire/request';
 
 export interface StubOptions {
   /** Speak 0.7.1: Unknown command for agent-info, 4096-byte reads, eof data dropped. */

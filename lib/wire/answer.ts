@@ -1,0 +1,52 @@
+// Answer lines: `{"return":...}` and `{"error":...}` (docs/PROTOCOL.md "Framing").
+import { goJson } from './json';
+
+/**
+ * A return value that is already JSON text, exactly as Go's encoding/json would write it. For
+ * answers whose bulk needs no escaping (base64): JSON.stringify would scan megabytes of it on
+ * the main thread for nothing, and every millisecond the main thread spends there is a
+ * millisecond the port is not fed (file-read with large chunks, issue 4). And for answers built
+ * a piece at a time (directory-list), which then never exist as one string.
+ */
+export class RawJson {
+  /**
+   * The JSON text, in pieces: ASCII strings (JSON punctuation), or the UTF-8 bytes of text, each
+   * whole characters (a large base64 payload, a directory listing's entries: never one string),
+   * so encodeRawReturn copies the pieces into the answer as bytes with no encoding pass.
+   */
+  readonly parts: readonly (string | Buffer)[];
+  constructor(json: string | readonly (string | Buffer)[]) {
+    this.parts = typeof json === 'string' ? [json] : json;
+  }
+  get json(): string {
+    return this.parts.map((p) => (typeof p === 'string' ? p : p.toString('utf8'))).join('');
+  }
+}
+
+/** `{"return":VALUE,"tag":TAG}\n` */
+export function encodeReturn(value: unknown, tag: string): string {
+  if (value instanceof RawJson) return `{"return":${value.json},"tag":${goJson(tag)}}\n`;
+  return goJson({ return: value === undefined ? null : value, tag }) + '\n';
+}
+
+/**
+ * encodeReturn() of a RawJson, straight into the bytes of the answer line: one buffer, each
+ * piece copied in (a 1 MiB file-read answer costs a memcpy, where a UTF-8 pass over a joined
+ * string took milliseconds of the main thread, during which nothing fed the port).
+ */
+export function encodeRawReturn(value: RawJson, tag: string): Buffer {
+  const head = '{"return":';
+  const tail = `,"tag":${goJson(tag)}}\n`;
+  let len = head.length + Buffer.byteLength(tail);
+  for (const p of value.parts) len += p.length;
+  const out = Buffer.allocUnsafe(len);
+  let off = out.write(head, 0, 'latin1');
+  for (const p of value.parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);
+  out.write(tail, off, 'utf8');
+  return out;
+}
+
+/** `{"error":{"bufb64":BASE64(message),"code":N},"tag":TAG}\n` */
+export function encodeError(message: string, code: number, tag: string): string {
+  return goJson({ error: { bufb64: Buffer.from(message, 'utf8').toString('base64'), code }, tag }) + '\n';
+}

@@ -1,0 +1,82 @@
+// Base64 on the wire: the strict decoder every base64 argument goes through, and the fast path
+// for long ones, decoded by the addon straight from the request line's bytes into reused
+// buffers (a chunk's bytes live until its write is done; fresh buffers that live that long pile
+// up in V8's old generation).
+import { chunkPool } from '../buffers';
+import { fileio } from '../files/native';
+
+/**
+ * Strict base64 (standard alphabet, padded, as Go's encoding/json writes []byte; line breaks
+ * are skipped like Go does). Buffer.from alone silently drops bad characters, so the decoded
+ * length is checked against the length the text implies.
+ */
+export function decodeBase64(text: string): Buffer | undefined {
+  let s = text;
+  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) {
+    if (!/[\r\n]/.test(s)) return undefined;
+    s = s.replace(/[\r\n]/g, '');
+    if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return undefined;
+  }
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const buf = Buffer.from(s, 'base64');
+  return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
+}
+
+/** Decoded bytes in memory that is given back (and may then be reused) with release(). */
+export interface DecodedBytes {
+  readonly bytes: Buffer;
+  release(): void;
+}
+
+/**
+ * Decodes line[start, end) as strict base64 with no line breaks (decodeBase64's rules otherwise);
+ * undefined when it is not that. The agent's (decodeBase64Into, below) decodes in the addon, straight from
+ * the line's bytes into reused buffers.
+ */
+export type Base64Decoder = (line: Buffer, start: number, end: number) => DecodedBytes | undefined;
+
+/**
+ * A long base64 string value cut out of a request line (cutBase64Strings), decoded. parseRequest
+ * puts one in "arguments" where JSON.parse would have put the string; checkArgs turns it into the
+ * string for a "string" argument, or gives a "base64" one its bytes. It holds the request line
+ * (for `text`): it belongs to the synchronous part of a dispatch, not to a handler.
+ */
+export class Base64Text {
+  constructor(
+    private readonly line: Buffer,
+    private readonly start: number,
+    private readonly end: number,
+    readonly decoded: DecodedBytes,
+  ) {}
+
+  /** The string's value: it is base64, so ASCII, and has no escapes. */
+  get text(): string {
+    return this.line.toString('latin1', this.start, this.end);
+  }
+}
+
+const EQUALS = 0x3d;
+
+/**
+ * line[start, end) decoded as strict base64 into a reused buffer, given back by release() (a
+ * second release does nothing); undefined when the text is not strict base64.
+ */
+export function decodeBase64Into(line: Buffer, start: number, end: number): DecodedBytes | undefined {
+  const n = end - start;
+  const pad = n >= 4 && line[end - 1] === EQUALS ? (line[end - 2] === EQUALS ? 2 : 1) : 0;
+  const buf = chunkPool.take(Math.max(0, Math.floor(n / 4) * 3 - pad));
+  const len = fileio.base64Decode(line, start, end, buf);
+  if (len < 0) {
+    chunkPool.give(buf);
+    return undefined;
+  }
+  let given = false;
+  return {
+    bytes: buf.subarray(0, len),
+    release: () => {
+      if (given) return;
+      given = true;
+      chunkPool.give(buf);
+    },
+  };
+}

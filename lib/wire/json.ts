@@ -1,0 +1,72 @@
+// JSON text as Go's encoding/json writes it (the reference's answers, byte for byte), and the
+// words error messages use for a host's values.
+import { randomBytes } from 'crypto';
+
+// Lone UTF-16 surrogates in JSON text. A host can send one ("\udc00": JSON.parse keeps it), and
+// JSON.stringify writes it back as that escape, which strict parsers refuse. Go's encoding/json,
+// the reference's, reads it as U+FFFD and writes U+FFFD; so does everything here. Plain regular
+// expressions: String.prototype.toWellFormed needs Node 20, and the agent runs on 18.
+
+// JSON.stringify writes paired surrogates as they are and only lone ones as \ud800-\udfff
+// escapes; an escaped backslash is matched as a pair so that "\\ud800" (text) is left alone.
+const LONE_SURROGATE_ESCAPE = /\\(?:\\|ud[89a-f][0-9a-f]{2})/g;
+
+/** JSON text from JSON.stringify, with each lone surrogate written as U+FFFD. */
+export function wellFormedJson(json: string): string {
+  if (!json.includes('\\u')) return json;
+  return json.replace(LONE_SURROGATE_ESCAPE, (m) => (m === '\\\\' ? m : '\ufffd'));
+}
+
+/** A value a host sent, quoted for an error message: JSON text, lone surrogates as U+FFFD. */
+export function quote(value: unknown): string {
+  return wellFormedJson(JSON.stringify(value) ?? String(value));
+}
+
+// Go's encoding/json escapes these even inside strings, and writes a lone surrogate as U+FFFD
+// (wellFormedJson); answers match it byte for byte.
+const GO_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+};
+const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
+
+/** The JSON text Go's encoding/json writes for `value` (bigints as digits, see jsonWithBigInts). */
+export function goJson(value: unknown): string {
+  const s = wellFormedJson(jsonWithBigInts(value));
+  return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
+}
+
+/** JSON.stringify, with any bigint in `value` written as its plain digits (the way Go prints an int64). */
+export function jsonWithBigInts(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    if (!(e instanceof TypeError && /BigInt/.test(e.message))) throw e;
+    return stringifyWithBigInts(value);
+  }
+}
+
+/**
+ * JSON.stringify with bigints written as plain digits, the way Go prints an int64 or uint64
+ * (file-stat: an inode number past 2^53). Each bigint goes out first as a string holding a
+ * marker no other string can hold (a control character and a random nonce), which is then
+ * replaced by the digits.
+ */
+function stringifyWithBigInts(value: unknown): string {
+  const nonce = randomBytes(8).toString('hex');
+  const big: bigint[] = [];
+  const s = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `\u0000${nonce}:${big.push(v) - 1}` : v));
+  return s.replace(new RegExp(`"\\\\u0000${nonce}:(\\d+)"`, 'g'), (_m, i: string) => big[Number(i)].toString());
+}
+
+/** "a string", "an array", "null", ... for error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'an integer' : 'a number';
+  if (typeof v === 'object') return 'an object';
+  return `a ${typeof v}`;
+}

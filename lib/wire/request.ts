@@ -1,0 +1,176 @@
+// Request lines: JSON.parse, with long base64 string values cut out and decoded first, and the
+// request's shape checked (not yet its command's arguments).
+import { randomBytes } from 'crypto';
+import { Base64Text, type Base64Decoder } from './base64';
+import { describe } from './json';
+
+/** A request line, parsed and checked for shape (not yet for its command's arguments). */
+export interface Request {
+  execute: string;
+  arguments: Record<string, unknown>;
+  tag: string;
+  /**
+   * Gives back the memory of the arguments a decoder decoded (see Base64Text); call it once the
+   * request is answered. Does nothing when there are none.
+   */
+  release(): void;
+}
+
+/** Lines at least this long are searched for long base64 strings to cut out (cutBase64Strings). */
+const CUT_LINE_BYTES = 16 * 1024;
+/** Strings at least this long are cut out; shorter ones cost JSON.parse next to nothing. */
+const CUT_STRING_BYTES = 8 * 1024;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+/**
+ * What stands for a cut-out string in the rest of the line: NUL, this process's nonce and the
+ * string's index. No string a host sends can be one without knowing the nonce.
+ */
+const CUT_MARK = `\u0000ember-ga-cut:${randomBytes(12).toString('hex')}:`;
+const CUT_MARK_JSON = JSON.stringify(CUT_MARK).slice(0, -1); // opening quote and escaped mark
+
+/**
+ * A request line with its long base64 string values cut out: `rest` is the line with each
+ * replaced by a short marker string, `cuts` the strings, decoded. A 1 MiB file-write line then
+ * costs a base64 decode instead of a UTF-8 decode and a JSON.parse pass over 1.4 MB (with the
+ * garbage both leave), which kept the main thread from reading the port.
+ *
+ * Exact by construction: a string is cut only when it has no escapes and its text is strict
+ * base64, so its bytes are its value, the same as JSON.parse would give; and only a value, never
+ * a key. Strings are found the way JSON finds them: outside strings there are no quotes, and
+ * inside one a backslash escapes the next character. Undefined when nothing is cut.
+ */
+function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; cuts: Base64Text[] } | undefined {
+  const pieces: Buffer[] = [];
+  const cuts: Base64Text[] = [];
+  let copied = 0;
+  let pos = 0;
+  let backslash = line.indexOf(BACKSLASH);
+  for (;;) {
+    const open = line.indexOf(QUOTE, pos);
+    if (open < 0) break;
+    let from = open + 1;
+    let escaped = false;
+    let close: number;
+    for (;;) {
+      close = line.indexOf(QUOTE, from);
+      if (close < 0) {
+        // Unterminated: JSON.parse says so.
+        for (const c of cuts) c.decoded.release();
+        return undefined;
+      }
+      if (backslash !== -1 && backslash < from) backslash = line.indexOf(BACKSLASH, from);
+      if (backslash === -1 || backslash > close) break;
+      escaped = true;
+      from = backslash + 2; // the escaped character is never the closing quote
+    }
+    pos = close + 1;
+    if (escaped || close - open - 1 < CUT_STRING_BYTES || isKey(line, pos)) continue;
+    const decoded = decode(line, open + 1, close);
+    if (!decoded) continue; // JSON.parse gives its value (or its error)
+    pieces.push(line.subarray(copied, open), Buffer.from(`${CUT_MARK_JSON}${cuts.length}"`, 'latin1'));
+    cuts.push(new Base64Text(line, open + 1, close, decoded));
+    copied = pos;
+  }
+  if (cuts.length === 0) return undefined;
+  pieces.push(line.subarray(copied));
+  return { rest: Buffer.concat(pieces), cuts };
+}
+
+/** Is the string that ended before `pos` an object's key (a colon follows it)? */
+function isKey(line: Buffer, pos: number): boolean {
+  let i = pos;
+  while (i < line.length && (line[i] === 0x20 || line[i] === 0x09 || line[i] === 0x0a || line[i] === 0x0d)) i++;
+  return line[i] === 0x3a;
+}
+
+/**
+ * JSON.parse of a line. With a decoder, long base64 strings are cut out first
+ * (cutBase64Strings): each comes back as a Base64Text when it is a value of the request's
+ * "arguments" object, and as its text anywhere else. `cuts` are all of them, for their release.
+ * An invalid line is parsed whole, so its error is JSON.parse's own, positions included.
+ */
+function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
+  const cut = decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
+  if (cut) {
+    const found: { holder: Record<string, unknown>; key: string; cut: Base64Text }[] = [];
+    try {
+      const value: unknown = JSON.parse(cut.rest.toString('utf8'), function (this: Record<string, unknown>, key: string, v: unknown) {
+        if (typeof v !== 'string' || !v.startsWith(CUT_MARK)) return v;
+        const c = cut.cuts[Number(v.slice(CUT_MARK.length))];
+        found.push({ holder: this, key, cut: c });
+        return c;
+      });
+      const args = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
+      // Anywhere but as a value of "arguments" (an object), a cut string is the string.
+      for (const f of found) if (f.holder !== args || Array.isArray(args)) f.holder[f.key] = f.cut.text;
+      return { value: value instanceof Base64Text ? value.text : value, cuts: cut.cuts };
+    } catch {
+      for (const c of cut.cuts) c.decoded.release();
+      // Parsed whole below, for JSON.parse's own message.
+    }
+  }
+  return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
+}
+
+/**
+ * Parses one line; throws Error with a readable message (and `tag` when one was found). With a
+ * `decodeBase64` decoder (the dispatcher's), a long base64 string value of "arguments" (a
+ * file-write chunk) comes as a Base64Text, already decoded, until release(); without one, every
+ * value is what JSON.parse gives.
+ */
+export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base64Decoder } = {}): Request {
+  let value: unknown;
+  let cuts: Base64Text[];
+  try {
+    ({ value, cuts } = parseJson(line, opts.decodeBase64));
+  } catch (e) {
+    throw new RequestError(`Invalid JSON: ${(e as Error).message}`, '');
+  }
+  // Only the decoded bytes: a Base64Text holds the whole line, which must not live on with this.
+  const decoded = cuts.map((c) => c.decoded);
+  const release = decoded.length === 0 ? noRelease : () => {
+    for (const d of decoded) d.release();
+  };
+  try {
+    return { ...checkShape(value), release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+const noRelease = () => {};
+
+/** The request object's execute, arguments and tag, checked for type. */
+function checkShape(value: unknown): Omit<Request, 'release'> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new RequestError(`Invalid request: expected a JSON object, got ${describe(value)}`, '');
+  }
+  const obj = value as Record<string, unknown>;
+  let tag = '';
+  if (obj.tag !== undefined && obj.tag !== null) {
+    if (typeof obj.tag !== 'string') throw new RequestError(`Invalid request: "tag" must be a string, got ${describe(obj.tag)}`, '');
+    tag = obj.tag;
+  }
+  if (typeof obj.execute !== 'string') {
+    throw new RequestError(
+      obj.execute === undefined ? 'Invalid request: "execute" is missing' : `Invalid request: "execute" must be a string, got ${describe(obj.execute)}`,
+      tag,
+    );
+  }
+  let args: Record<string, unknown> = {};
+  if (obj.arguments !== undefined && obj.arguments !== null) {
+    if (typeof obj.arguments !== 'object' || Array.isArray(obj.arguments)) {
+      throw new RequestError(`Invalid request: "arguments" must be an object, got ${describe(obj.arguments)}`, tag);
+    }
+    args = obj.arguments as Record<string, unknown>;
+  }
+  return { execute: obj.execute, arguments: args, tag };
+}
+
+export class RequestError extends Error {
+  constructor(message: string, readonly tag: string) {
+    super(message);
+  }
+}
