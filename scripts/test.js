@@ -5,12 +5,10 @@
 //   npm test                 every *.test.js
 //   npm test -- protocol     only files whose name matches the pattern
 'use strict';
-const { spawnSync, spawn } = require('child_process');
+const { spawn } = require('child_process');
 const path = require('path');
 
 const repo = path.resolve(__dirname, '..');
-const deps = spawnSync('bash', [path.join(__dirname, 'test-deps.sh')], { stdio: 'inherit' });
-if (deps.status !== 0) process.stderr.write('test-deps.sh failed; tests that need those tools will say so\n');
 
 const pattern = process.argv[2] ? `^(?=.*(?:${process.argv[2]})).*\\.test\\.js$` : '\\.test\\.js$';
 const uvu = path.join(repo, 'node_modules', 'uvu', 'bin.js');
