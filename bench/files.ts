@@ -23,7 +23,7 @@ const ISSUE_REFERENCE = { down4k: 17.3, up4k: 13.1, md5: 0.96, pingP50us: 134 };
 
 const MiB = 1024 * 1024;
 /**
- * EMBER_BENCH_QUICK=1: every step with small sizes and one round, for test/bench.test.ts, which
+ * EMBER_BENCH_QUICK=1: every step with small sizes and one round, for test/integration/bench.test.ts, which
  * checks that the benchmark runs and prints its rows (its figures then mean nothing).
  */
 const QUICK = process.env.EMBER_BENCH_QUICK === '1';

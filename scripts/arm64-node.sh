@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# An arm64 Node.js to run the linux-arm64 prebuild under qemu-user (test/package.test.ts): Debian's
+# An arm64 Node.js to run the linux-arm64 prebuild under qemu-user (test/integration/package.test.ts): Debian's
 # nodejs and the libraries it needs, for arm64, unpacked into .cache/arm64-node/root. apt-get
 # downloads them with its own package lists under .cache (the machine's dpkg architectures and
 # lists are left alone); nothing is installed. Idempotent: a complete root is kept.

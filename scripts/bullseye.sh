@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian 11's compiler and C/C++ runtimes, for building the prebuilds against an older guest's
-# libraries (scripts/prebuild.js) and for loading them on one (test/package.test.ts):
+# libraries (scripts/prebuild.js) and for loading them on one (test/integration/package.test.ts):
 #
 #   bash scripts/bullseye.sh x64|arm64      prints the root: .cache/bullseye/linux-ARCH/root
 #

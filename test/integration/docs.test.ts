@@ -1,0 +1,65 @@
+// The docs document what the code does: every registered command (and alias) has a row in the
+// command tables of the README and of docs/PROTOCOL.md, naming every argument of the command's
+// schema; every agent flag is in the README's flag list; links between the docs lead to files
+// of this repository (a clone has nothing beside it), and PROTOCOL.md's own anchors resolve.
+import * as assert from 'uvu/assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { allCommands } from '../../lib/commands';
+import { FLAGS } from '../../lib/cli';
+import { REPO } from '../helpers/agent';
+import { suite } from '../helpers/harness';
+
+const test = suite('docs');
+const DOCS = ['README.md', 'docs/PROTOCOL.md'];
+const read = (doc: string) => fs.readFileSync(path.join(REPO, doc), 'utf8');
+const readme = read('README.md');
+
+for (const doc of DOCS) {
+  test(`every command and alias has a row in the ${doc} command table, with its arguments`, () => {
+    const rows = read(doc).split('\n').filter((l) => l.startsWith('| ')).map((l) => l.replace(/`/g, '').split('|').map((c) => c.trim()));
+    for (const c of allCommands) {
+      const row = rows.find((r) => r[1].split(/[ ,()]+/).includes(c.name));
+      assert.ok(row, `${doc} has no row for ${c.name}`);
+      for (const alias of c.aliases ?? []) assert.ok(row![1].includes(alias), `${doc} row of ${c.name} lacks alias ${alias}`);
+      for (const arg of Object.keys(c.args)) assert.ok(row![2].includes(arg), `${doc} row of ${c.name} lacks argument ${arg}`);
+    }
+  });
+}
+
+/** Markdown links `[text](target)` of a document: the file part and the #anchor of each. */
+function links(text: string): { file: string; anchor: string }[] {
+  return [...text.matchAll(/\]\(([^)\s]*)\)/g)]
+    .map((m) => m[1])
+    .filter((t) => !/^[a-z]+:/.test(t)) // https:, mailto:
+    .map((t) => ({ file: t.split('#')[0], anchor: t.split('#')[1] ?? '' }));
+}
+
+test('links between the docs lead to files inside the repository', () => {
+  for (const doc of DOCS) {
+    for (const { file } of links(read(doc))) {
+      if (file === '') continue; // an anchor in the same document
+      const target = path.resolve(REPO, path.dirname(doc), file);
+      assert.ok(!path.relative(REPO, target).startsWith('..'), `${doc} links outside the repository: ${file}`);
+      assert.ok(fs.existsSync(target), `${doc} links to a missing file: ${file}`);
+    }
+  }
+});
+
+test('docs/PROTOCOL.md: its #anchors name its own headings', () => {
+  const text = read('docs/PROTOCOL.md');
+  // GitHub's heading ids: lowercase, punctuation dropped, spaces as dashes.
+  const ids = new Set([...text.matchAll(/^#+ (.*)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
+  for (const { file, anchor } of links(text)) {
+    if (file === '' && anchor !== '') assert.ok(ids.has(anchor), `no heading for #${anchor}`);
+  }
+});
+
+test('every agent flag is in the README', () => {
+  for (const f of FLAGS) {
+    const long = f.names.find((n) => n.length > 1)!;
+    assert.ok(readme.includes(`--${long}`), `README does not mention --${long}`);
+  }
+});
+
+test.run();

@@ -1,0 +1,188 @@
+// Hostile hosts, all at one agent in one run: malformed and oversize input, hosts that vanish
+// mid-request, stalled targets and oversize work. Afterwards a fresh host must be served at
+// once, the agent's peak RSS must have stayed under its budget (README "Budgets": 200 MiB
+// under any input), and nothing may be left behind: no fd, no file, no byte of disk.
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { cpuTicks, memKiB, startAgent, tmpDir, withTmpfs, type RunningAgent } from '../helpers/agent';
+import { root, sleep, suite, waitFor } from '../helpers/harness';
+
+const test = suite('hostile hosts');
+
+/** The agent's peak RSS budget under any input, in MiB (README "Budgets"). */
+const PEAK_RSS_MIB = 200;
+
+function fds(pid: number): string[] {
+  return fs
+    .readdirSync(`/proc/${pid}/fd`)
+    .map((n) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${n}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((t) => t !== '');
+}
+
+/** Connects, sends `data` (no waiting for answers), and vanishes after `ms`. */
+async function sendAndVanish(agent: RunningAgent, data: string | Buffer, ms = 50): Promise<void> {
+  const s = net.createConnection(agent.socket);
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.write(data);
+  await sleep(ms);
+  s.destroy();
+}
+
+const req = (execute: string, args?: Record<string, unknown>, tag = '') => JSON.stringify({ execute, arguments: args, tag }) + '\n';
+
+/** Every answer of a malformed request is an error line; the connection goes on. */
+async function badInput(agent: RunningAgent): Promise<void> {
+  const c = await agent.connect();
+  const lines: (string | Buffer)[] = [
+    'not json\n',
+    '{"execute":\n',
+    '[1,2,3]\n',
+    '"just a string"\n',
+    '{"execute":42}\n',
+    '{"execute":"no-such-command","tag":"x"}\n',
+    '{"execute":"file-open","arguments":{"path":["a"]}}\n',
+    '{"execute":"file-open","arguments":{"path":"/tmp/x\\u0000y"}}\n',
+    '{"execute":"file-read","arguments":{"handle_id":9007199254740993}}\n',
+    '{"execute":"file-read","arguments":{"handle_id":1e308}}\n',
+    '{"execute":"file-write","arguments":{"handle_id":1,"bufb64":"!!!notbase64"}}\n',
+    '{"execute":"ping","tag":"\\udc00"}\n',
+    Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x0a]),
+    '['.repeat(100_000) + ']'.repeat(100_000) + '\n',
+    '{"execute":"ping","tag":' + JSON.stringify('t'.repeat(1_000_000)) + '}\n',
+  ];
+  for (const l of lines) c.send(l);
+  const answers = await c.waitLines(lines.length, 20_000);
+  assert.is(answers.length, lines.length);
+  assert.ok(answers.filter((a) => a.error).length >= lines.length - 2, 'each malformed line is answered with an error');
+  // A line past the 16 MiB limit: one error, skipped to its newline without being held.
+  const huge = Buffer.alloc(17 * 1024 * 1024, 0x61);
+  c.send(huge);
+  c.send('\n');
+  const more = await c.waitLines(lines.length + 1, 20_000);
+  assert.match(Buffer.from(more[lines.length].error!.bufb64, 'base64').toString(), /Request line too long/);
+  assert.is(await c.ok('ping'), (await c.ok('ping')) as string);
+  c.close();
+}
+
+/** Hosts that leave mid-request: a read on a FIFO, a half line, an atomic upload, a plain upload. */
+async function vanishingHosts(agent: RunningAgent, dir: string): Promise<void> {
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  for (let i = 0; i < 5; i++) {
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: fifo })) as number;
+    c.send(req('file-read', { handle_id: h }));
+    const up = (await c.ok('file-open', { path: path.join(dir, `up${i}`), mode: 'w', atomic: true })) as number;
+    c.send(req('file-write', { handle_id: up, bufb64: crypto.randomBytes(1 << 20).toString('base64') }));
+    const plain = (await c.ok('file-open', { path: path.join(dir, `plain${i}`), mode: 'w' })) as number;
+    c.send(req('file-write', { handle_id: plain, bufb64: crypto.randomBytes(1 << 20).toString('base64') }));
+    c.send('{"execute":"file-wri'); // half a line
+    await sleep(50);
+    c.close();
+  }
+  for (let i = 0; i < 20; i++) await sendAndVanish(agent, '', 0); // connect and close at once
+  // Four digests of a 50 GiB sparse file (hours of CPU), then gone.
+  const sparse = path.join(dir, 'sparse');
+  fs.closeSync(fs.openSync(sparse, 'w'));
+  fs.truncateSync(sparse, 50 * 2 ** 30);
+  await sendAndVanish(agent, req('get-file-md5sum', { path: sparse }).repeat(4), 300);
+}
+
+/** Pipelined 12 MiB writes into a FIFO nobody reads, then the host leaves. */
+async function stalledTarget(agent: RunningAgent, dir: string): Promise<void> {
+  const fifo = path.join(dir, 'stalled');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+    const line = Buffer.from(req('file-write', { handle_id: h, bufb64: Buffer.alloc(9 << 20, 1).toString('base64') }));
+    c.sock.on('error', () => {});
+    for (let i = 0; i < 30; i++) {
+      if (c.sock.write(line)) continue;
+      const drained = await Promise.race([new Promise((r) => c.sock.once('drain', () => r(true))), sleep(2_000).then(() => false)]);
+      if (!drained) break; // the agent pushes back
+    }
+    c.close();
+  } finally {
+    fs.closeSync(reader);
+  }
+}
+
+/** Large answers the host never reads: 100 listings of a 20,000-entry directory, pipelined. */
+async function oversizeWork(agent: RunningAgent, dir: string): Promise<void> {
+  const big = path.join(dir, 'big');
+  fs.mkdirSync(big);
+  for (let i = 0; i < 20_000; i++) fs.writeFileSync(path.join(big, `entry-with-a-longish-name-${i}`), '');
+  const s = net.createConnection(agent.socket);
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.pause(); // never reads its answers
+  for (let i = 0; i < 100; i++) s.write(req('directory-list', { path: big }, `l${i}`));
+  await sleep(3_000);
+  s.destroy();
+  fs.rmSync(big, { recursive: true });
+}
+
+test('mixed bad input, vanishing hosts, stalled targets and oversize work: then a fresh host is served at once, within budget, nothing left behind', async () => {
+  const dir = tmpDir('ember-ga-hostile-');
+  try {
+    await withTmpfs(dir, 'scratch', 'size=256m', async (scratch) => {
+      const agent = await startAgent();
+      const pid = agent.proc.pid!;
+      try {
+        const freeBefore = fs.statfsSync(scratch).bfree;
+        const fdsBefore = fds(pid);
+        await badInput(agent);
+        await vanishingHosts(agent, scratch);
+        await stalledTarget(agent, scratch);
+        await oversizeWork(agent, scratch);
+
+        // A fresh host: served at once, and its work is not held up by what the others left.
+        const c = await agent.connect();
+        const t0 = Date.now();
+        assert.is(typeof (await c.ok('ping', undefined, 5_000)), 'string');
+        assert.ok(Date.now() - t0 < 500, `the fresh host's ping took ${Date.now() - t0} ms`);
+        const small = path.join(scratch, 'small');
+        fs.writeFileSync(small, 'hello\n');
+        const t1 = Date.now();
+        assert.is(await c.ok('get-file-md5sum', { path: small }, 5_000), crypto.createHash('md5').update('hello\n').digest('hex'));
+        assert.ok(Date.now() - t1 < 1_000, `md5 of a 6-byte file took ${Date.now() - t1} ms`);
+        const h = (await c.ok('file-open', { path: path.join(scratch, 'verified'), mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('data').toString('base64') });
+        assert.is(await c.ok('file-close', { handle_id: h, md5: crypto.createHash('md5').update('data').digest('hex') }, 5_000), true);
+        c.close();
+
+        const peak = memKiB(pid, 'VmHWM') / 1024;
+        assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+        process.stdout.write(`  hostile run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
+        // Nothing left: fds, files beside the uploads, disk space, CPU.
+        await waitFor(() => fds(pid).length <= fdsBefore.length, 10_000, `the agent's fds back to ${fdsBefore.join(', ')} (now ${fds(pid).join(', ')})`);
+        for (const f of fs.readdirSync(scratch)) if (f.startsWith('plain') || f === 'small' || f === 'verified') fs.rmSync(path.join(scratch, f));
+        const left = fs.readdirSync(scratch).filter((f) => !['fifo', 'stalled', 'sparse'].includes(f)); // no upload was committed
+        assert.equal(left, [], 'files left behind');
+        await waitFor(() => fs.statfsSync(scratch).bfree >= freeBefore, 10_000, 'the disk space back');
+        const cpu0 = cpuTicks(pid);
+        await sleep(1_000);
+        assert.ok(cpuTicks(pid) - cpu0 <= 10, `the agent is still busy: ${cpuTicks(pid) - cpu0} ticks in 1 s`);
+      } finally {
+        await agent.stop();
+      }
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, { timeout: 180_000, needs: [root] });
+
+test.run();

@@ -1,0 +1,350 @@
+// The npm package a guest installs: `npm pack` (which builds the prebuilds), the tarball's file
+// list, an install of the tarball with no compiler on PATH and node-gyp rigged to fail, the
+// installed agent answering from the prebuilt addon, and the systemd unit shipped with it.
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { DEFAULT_PORT, PORT_NAME } from '../../lib/transports/find-port';
+import { LineClient, REPO, tmpDir } from '../helpers/agent';
+import { command, suite, waitFor, type Requirement } from '../helpers/harness';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string>; main: string; types: string };
+const work = tmpDir('ember-ga-package-');
+const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
+
+/**
+ * The environment without what `npm test` exported to us (npm_config_prefix, npm_package_*...),
+ * but with the npm cache `npm ci` filled: the offline install takes its dependencies from there.
+ */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) || /^npm_config_cache$/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 240_000, maxBuffer: 64 << 20, env: cleanEnv(), ...opts });
+  if (r.error) throw r.error;
+  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+// One `npm pack` for the whole file (it compiles the addon for every arch it can: seconds).
+let packed: Promise<{ tarball: string; entries: string[]; unpacked: string }> | undefined;
+function pack() {
+  return (packed ??= (async () => {
+    const dest = path.join(work, 'pack');
+    fs.mkdirSync(dest);
+    const r = run('npm', ['pack', '--pack-destination', dest], { cwd: REPO });
+    assert.is(r.status, 0, `npm pack failed:\n${r.out}`);
+    const tgz = fs.readdirSync(dest).filter((f) => f.endsWith('.tgz'));
+    assert.equal(tgz, [`${pkg.name}-${pkg.version}.tgz`]);
+    const tarball = path.join(dest, tgz[0]);
+    const list = run('tar', ['-tzf', tarball]);
+    assert.is(list.status, 0, list.out);
+    const entries = list.out.split('\n').filter(Boolean).map((e) => e.replace(/^package\//, ''));
+    const unpacked = path.join(work, 'unpacked');
+    fs.mkdirSync(unpacked);
+    assert.is(run('tar', ['-xzf', tarball, '-C', unpacked, '--strip-components=1']).status, 0);
+    return { tarball, entries, unpacked };
+  })());
+}
+
+const PACK_TIMEOUT = 240_000;
+const test = suite('package');
+
+test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist/lib/cli.js as it is', () => {
+  for (const [name, file] of Object.entries(pkg.bin)) {
+    const full = path.join(REPO, file);
+    assert.ok((fs.statSync(full).mode & 0o111) === 0o111, `${name} (${file}) is not executable`);
+    assert.ok(fs.readFileSync(full, 'utf8').startsWith('#!/usr/bin/env node\n'), `${name} (${file}) has no node shebang`);
+  }
+});
+
+test('npm pack ships prebuilds, compiled JS with types, the native sources, the unit, nothing else', async () => {
+  const { entries } = await pack();
+  const allowed = [
+    /^package\.json$/,
+    /^README\.md$/,
+    /^docs\/[\w.-]+\.md$/,
+    /^LICENSE$/,
+    /^binding\.gyp$/,
+    /^native\/[\w.-]+\.(cc|h)$/,
+    /^dist\/lib\/[\w/.-]+\.(js|d\.ts)$/,
+    /^prebuilds\/linux-(x64|arm64)\/[\w.-]+\.node$/,
+    /^systemd\/(ember-ga\.service|60-ember-ga\.rules)$/,
+  ];
+  const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)));
+  assert.equal(unexpected, [], `files the package must not ship: ${unexpected.join(', ')}`);
+
+  const required = ['package.json', 'README.md', 'docs/PROTOCOL.md', 'binding.gyp', 'systemd/ember-ga.service', 'systemd/60-ember-ga.rules', pkg.main, pkg.types, pkg.bin['ember-ga']];
+  // Every source binding.gyp names, so a source build from the tarball works where g++ exists.
+  const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
+  const sources = [...gyp.matchAll(/["']([\w/.-]+\.(?:cc|cpp|c|h))["']/g)].map((m) => m[1]);
+  assert.ok(sources.length > 0, 'no sources found in binding.gyp');
+  required.push(...sources, 'native/common.h');
+  // Every TypeScript module of lib/ compiled, with its declarations.
+  const walk = (dir: string): string[] =>
+    fs.readdirSync(path.join(REPO, dir), { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(`${dir}/${d.name}`) : [`${dir}/${d.name}`]));
+  for (const ts of walk('lib').filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
+    required.push(`dist/${ts.replace(/\.ts$/, '.js')}`, `dist/${ts.replace(/\.ts$/, '.d.ts')}`);
+  }
+  const native = entries.filter((e) => e.startsWith(`prebuilds/linux-${process.arch}/`));
+  assert.is(native.length, 1, `one prebuild for linux-${process.arch}, got: ${native.join(', ') || 'none'}`);
+  const missing = required.filter((f) => !entries.includes(f.replace(/^\.\//, '')));
+  assert.equal(missing, [], `missing from the tarball: ${missing.join(', ')}`);
+}, { timeout: PACK_TIMEOUT });
+
+test('the tarball has an arm64 prebuild, an aarch64 ELF file', async () => {
+  const { entries, unpacked } = await pack();
+  const arm = entries.filter((e) => e.startsWith('prebuilds/linux-arm64/'));
+  assert.is(arm.length, 1, `one prebuild for linux-arm64, got: ${arm.join(', ') || 'none'}`);
+  const head = fs.readFileSync(path.join(unpacked, arm[0])).subarray(0, 20);
+  assert.is(head.readUInt32BE(0), 0x7f454c46, 'not an ELF file');
+  assert.is(head.readUInt16LE(18), ELF_MACHINE.arm64, 'not an aarch64 ELF file');
+}, { timeout: PACK_TIMEOUT, needs: [command('aarch64-linux-gnu-ar')] });
+
+/** Orders dotted versions as numbers: [2, 28] < [2, 28, 1] < [2, 31]. */
+function cmpVersion(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+  return a.length - b.length;
+}
+
+test('README states the runtime versions the prebuilds need, as objdump reads them, within the promised floors', async () => {
+  const { entries, unpacked } = await pack();
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  for (const file of entries.filter((e) => e.startsWith('prebuilds/'))) {
+    const arch = file.split('/')[1].replace('linux-', '');
+    const tool = arch === process.arch ? 'objdump' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-objdump`;
+    const r = run(tool, ['-T', path.join(unpacked, file)]);
+    assert.is(r.status, 0, r.out);
+    // Every symbol of `lib` with the version it needs, as objdump -T lists them: "(GLIBC_2.28) statx".
+    const needs = (lib: string) =>
+      [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].map((m) => ({ version: m[1].split('.').map(Number), symbol: m[2] }));
+    const newest = (lib: string) => {
+      const versions = needs(lib).map((n) => n.version).sort(cmpVersion);
+      return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
+    };
+    const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
+    assert.ok(readme.includes(line), `README's "Install in a guest image" must say what the prebuild needs: ${line}`);
+    // The floors README promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
+    // libstdc++ (GLIBCXX_3.4.22), whatever compiler this machine has.
+    const over = (lib: string, max: number[]) =>
+      needs(lib).filter((n) => cmpVersion(n.version, max) > 0).map((n) => `${n.symbol}@${lib}_${n.version.join('.')}`);
+    assert.equal(over('GLIBC', [2, 28]), [], `linux-${arch} needs a glibc newer than 2.28`);
+    assert.equal(over('GLIBCXX', [3, 4, 22]), [], `linux-${arch} needs a libstdc++ newer than GCC 6's`);
+  }
+}, { timeout: PACK_TIMEOUT, needs: [command('objdump')] });
+
+// --- The guest's install: no compiler, node-gyp fails loudly, offline ---
+
+const COMPILER = /^(cc|c\+\+|gcc|g\+\+|cpp|clang|clang\+\+|make|gmake|ld|ld\.\w+|as|node-gyp)(-[\d.]+)?$|-(gcc|g\+\+|cc|c\+\+|cpp|ld|as)(-[\d.]+)?$/;
+
+/** A bin directory like the guest's: everything on our PATH except compilers, make and node-gyp. */
+function guestBin(): string {
+  const bin = path.join(work, 'guest-bin');
+  fs.mkdirSync(bin);
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (COMPILER.test(n) || fs.existsSync(path.join(bin, n))) continue;
+      fs.symlinkSync(path.join(dir, n), path.join(bin, n));
+    }
+  }
+  return bin;
+}
+
+interface Installed {
+  prefix: string;
+  root: string;
+  env: NodeJS.ProcessEnv;
+}
+let installed: Installed | undefined;
+const gypCalled = path.join(work, 'node-gyp-was-called');
+
+test('npm install -g of the tarball (deps from the npm cache), with no compiler: uses the prebuild, never builds', async () => {
+  const { tarball } = await pack();
+  const bin = guestBin();
+  // node-gyp-build compiles with the node-gyp that require() finds (NODE_PATH is searched),
+  // npm's own otherwise (npm 11 ignores a configured node-gyp for install scripts): this
+  // node-gyp is found first, records the call and fails.
+  const fake = path.join(work, 'fake-modules', 'node-gyp');
+  fs.mkdirSync(path.join(fake, 'bin'), { recursive: true });
+  fs.writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ name: 'node-gyp', version: '0.0.0', bin: { 'node-gyp': 'bin/node-gyp.js' } }));
+  const failer = path.join(fake, 'bin', 'node-gyp.js');
+  fs.writeFileSync(failer, `#!/usr/bin/env node
+require('fs').appendFileSync(${JSON.stringify(gypCalled)}, process.argv.slice(2).join(' ') + '\\n');
+console.error('node-gyp called: the prebuild was not used');
+process.exit(97);
+`, { mode: 0o755 });
+  const env = cleanEnv({ PATH: bin, NODE_PATH: path.dirname(fake), npm_config_node_gyp: failer });
+  const probe = run('sh', ['-c', 'for c in g++ gcc cc c++ make clang; do command -v $c && exit 1; done; exit 0'], { env });
+  assert.is(probe.status, 0, `the guest PATH still has a compiler: ${probe.out}`);
+
+  const prefix = path.join(work, 'prefix');
+  const r = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { env, cwd: work });
+  assert.is(r.status, 0, `install failed:\n${r.out}`);
+  assert.not.ok(fs.existsSync(gypCalled), `node-gyp was called: ${fs.existsSync(gypCalled) ? fs.readFileSync(gypCalled, 'utf8') : ''}\n${r.out}`);
+  const root = path.join(prefix, 'lib', 'node_modules', pkg.name);
+  assert.ok(fs.existsSync(path.join(root, 'prebuilds', `linux-${process.arch}`)), 'no prebuild installed');
+  assert.not.ok(fs.existsSync(path.join(root, 'build')), 'the install compiled something (build/ exists)');
+  assert.ok(fs.existsSync(path.join(root, 'node_modules', 'node-gyp-build')) || fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'node-gyp-build')), 'runtime dependency node-gyp-build not installed');
+  const version = run(path.join(prefix, 'bin', 'ember-ga'), ['--version'], { env });
+  assert.is(version.status, 0, version.out);
+  assert.is(version.out, `${pkg.version}\n`);
+  installed = { prefix, root, env };
+}, { timeout: PACK_TIMEOUT });
+
+interface Started {
+  proc: ChildProcess;
+  client: LineClient;
+}
+const started = new Map<string, Promise<Started>>();
+
+/** The installed agent on a unix socket, started once per `key` by `argv` (+ --listen). */
+function startInstalled(key: string, argv: (inst: Installed) => string[], ms = 10_000): Promise<Started> {
+  let p = started.get(key);
+  if (!p) {
+    p = (async () => {
+      if (!installed) throw new Error('the install test did not pass');
+      const socket = path.join(work, `${key}.sock`);
+      const [cmd, ...args] = [...argv(installed), '--listen', `unix:${socket}`];
+      const proc = spawn(cmd, args, { env: installed.env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      proc.stderr!.setEncoding('utf8');
+      proc.stderr!.on('data', (d: string) => (err += d));
+      const stop = () => proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL');
+      try {
+        await waitFor(() => {
+          if (proc.exitCode !== null) throw new Error(`the installed agent (${key}) exited: ${err}`);
+          return /serving on/.test(err);
+        }, ms, `the installed agent (${key}) to start`);
+        return { proc, client: await LineClient.connect(socket) };
+      } catch (e) {
+        stop();
+        throw e;
+      }
+    })();
+    started.set(key, p);
+  }
+  return p;
+}
+
+const nativeAgent = () => startInstalled('native', (i) => [path.join(i.prefix, 'bin', 'ember-ga')]);
+
+/** The addon files mapped into a process: proof of which build it loaded. */
+function loadedAddons(pid: number): string[] {
+  const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+  return [...new Set(maps.split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((p) => p.endsWith('.node')))];
+}
+
+function assertPrebuildLoaded(pid: number, arch: string): void {
+  const dir = fs.realpathSync(path.join(installed!.root, 'prebuilds', `linux-${arch}`));
+  const addons = loadedAddons(pid);
+  assert.ok(addons.length === 1 && addons[0].startsWith(dir + path.sep), `expected the prebuild from ${dir}, the agent mapped: ${addons.join(', ') || 'no addon'}`);
+}
+
+async function assertMd5(client: LineClient): Promise<void> {
+  const file = path.join(work, 'random.bin');
+  const data = crypto.randomBytes(1 << 20);
+  fs.writeFileSync(file, data);
+  assert.is(await client.ok('get-file-md5sum', { path: file }), crypto.createHash('md5').update(data).digest('hex'));
+}
+
+test('the installed agent answers ping, with the prebuilt addon loaded', async () => {
+  const { client, proc } = await nativeAgent();
+  assert.equal(await client.ok('ping'), pkg.version);
+  assertPrebuildLoaded(proc.pid!, process.arch);
+});
+
+test('the installed agent answers get-file-md5sum from the prebuilt addon', async () => {
+  await assertMd5((await nativeAgent()).client);
+});
+
+// An older guest: Debian 11's glibc 2.31 and GCC 10's libstdc++ (the x64 root scripts/bullseye.sh
+// unpacks, which npm pack's prebuild uses to compile), run through its own dynamic loader.
+const BULLSEYE_X64 = path.join(REPO, '.cache', 'bullseye', 'linux-x64', 'root');
+const bullseyeX64: Requirement = () =>
+  process.arch !== 'x64' ? 'needs an x64 machine' : fs.existsSync(path.join(BULLSEYE_X64, '.complete')) ? undefined : 'needs the Debian 11 root from scripts/bullseye.sh x64';
+
+test('on Debian 11\'s glibc 2.31 and libstdc++ (x64) the installed agent answers from the prebuild', async () => {
+  const libs = ['lib', 'usr/lib'].map((d) => path.join(BULLSEYE_X64, d, 'x86_64-linux-gnu')).join(':');
+  const loader = path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'ld-linux-x86-64.so.2');
+  const { client, proc } = await startInstalled('bullseye', (i) => [loader, '--library-path', libs, process.execPath, path.join(i.root, 'dist', 'lib', 'cli.js')]);
+  assert.equal(await client.ok('ping'), pkg.version);
+  const maps = fs.readFileSync(`/proc/${proc.pid}/maps`, 'utf8');
+  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'libc-2.31.so')), 'the agent is not running on Debian 11\'s libc');
+  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'usr', 'lib', 'x86_64-linux-gnu', 'libstdc++.so.6.0.28')), 'the agent is not running on GCC 10\'s libstdc++');
+  assertPrebuildLoaded(proc.pid!, 'x64');
+  await assertMd5(client);
+}, { timeout: 30_000, needs: [bullseyeX64] });
+
+// Debian's arm64 Node under qemu-user (scripts/arm64-node.sh unpacks it; test-deps.sh runs that).
+const ARM64_ROOT = path.join(REPO, '.cache', 'arm64-node', 'root');
+const arm64Node: Requirement = () => (fs.existsSync(path.join(ARM64_ROOT, '.complete')) ? undefined : 'needs the arm64 Node from scripts/arm64-node.sh');
+
+test('on arm64 (qemu-user, Debian\'s arm64 Node) the installed agent answers from the arm64 prebuild', async () => {
+  const { client, proc } = await startInstalled('arm64', (i) => ['qemu-aarch64-static', '-L', ARM64_ROOT, path.join(ARM64_ROOT, 'usr', 'bin', 'node'), path.join(i.root, 'dist', 'lib', 'cli.js')], 30_000);
+  assert.equal(await client.ok('ping', undefined, 20_000), pkg.version);
+  assertPrebuildLoaded(proc.pid!, 'arm64');
+  await assertMd5(client);
+}, { timeout: 60_000, needs: [command('qemu-aarch64-static'), command('aarch64-linux-gnu-ar'), arm64Node] });
+
+// --- The systemd unit and udev rule ---
+
+const unitText = () => fs.readFileSync(path.join(REPO, 'systemd', 'ember-ga.service'), 'utf8');
+function unitValues(key: string): string[] {
+  return [...unitText().matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1].trim());
+}
+
+test('the unit binds to the port device the agent opens by default, restarts always', () => {
+  const device = run('systemd-escape', ['--path', '--suffix=device', DEFAULT_PORT]);
+  assert.is(device.status, 0, device.out);
+  const name = device.out.trim();
+  assert.equal(unitValues('BindsTo'), [name]);
+  assert.equal(unitValues('After'), [name]);
+  assert.equal(unitValues('Restart'), ['always']);
+  const exec = unitValues('ExecStart');
+  assert.is(exec.length, 1);
+  assert.match(exec[0], new RegExp(`^/usr/bin/env ${Object.keys(pkg.bin)[0]} -p ${DEFAULT_PORT.replace(/\./g, '\\.')}$`));
+  const rules = fs.readFileSync(path.join(REPO, 'systemd', '60-ember-ga.rules'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+  assert.is(rules.length, 1);
+  assert.ok(rules[0].includes(`SUBSYSTEM=="virtio-ports"`), rules[0]);
+  assert.ok(rules[0].includes(`ATTR{name}=="${PORT_NAME}"`), rules[0]);
+  assert.match(rules[0], /ENV\{SYSTEMD_WANTS\}\+?="ember-ga\.service"/);
+  assert.ok(rules[0].includes('TAG+="systemd"'), rules[0]);
+}, { needs: [command('systemd-escape')] });
+
+test('systemd-analyze verify accepts the unit without a warning', () => {
+  const dir = path.join(work, 'unit');
+  fs.mkdirSync(dir);
+  fs.copyFileSync(path.join(REPO, 'systemd', 'ember-ga.service'), path.join(dir, 'ember-ga.service'));
+  const r = run('systemd-analyze', ['verify', '--man=no', path.join(dir, 'ember-ga.service')]);
+  assert.is(r.status, 0, r.out);
+  assert.is(r.out.split('\n').filter((l) => l.includes('ember-ga')).join('\n'), '', 'systemd-analyze warned');
+}, { needs: [command('systemd-analyze')] });
+
+test.after(async () => {
+  for (const p of started.values()) {
+    const a = await p.catch(() => undefined);
+    if (!a) continue;
+    a.client.close();
+    if (a.proc.exitCode === null && a.proc.signalCode === null) {
+      const exited = new Promise((r) => a.proc.once('exit', r));
+      a.proc.kill('SIGTERM');
+      const t = setTimeout(() => a.proc.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    }
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+test.run();

@@ -1,0 +1,228 @@
+// Host sessions on a unix socket: a host that leaves, stops sending, idles or never gets its turn
+// must not keep the next host waiting, nor keep what it opened.
+import { execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { CLI, LineClient, fails, memKiB, startAgent, tmpDir } from '../helpers/agent';
+import { sleep, suite, waitFor } from '../helpers/harness';
+
+const test = suite('host sessions');
+
+/** Milliseconds a fresh host waits for its ping. */
+async function pingTime(socket: string): Promise<number> {
+  const c = await LineClient.connect(socket);
+  const t0 = Date.now();
+  await c.ok('ping', undefined, 30_000);
+  const ms = Date.now() - t0;
+  c.close();
+  return ms;
+}
+
+function openFds(pid: number): string[] {
+  return fs.readdirSync(`/proc/${pid}/fd`).map((n) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${n}`);
+    } catch {
+      return '';
+    }
+  });
+}
+
+/** n raw connections, each connected before the next. */
+async function connectMany(socket: string, n: number): Promise<net.Socket[]> {
+  const all: net.Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createConnection(socket);
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    all.push(s);
+  }
+  return all;
+}
+
+function withFifo<T>(fn: (fifo: string, dir: string) => Promise<T>): Promise<T> {
+  const dir = tmpDir('ember-ga-sessions-');
+  const fifo = path.join(dir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  return fn(fifo, dir).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+}
+
+test('a host that left a read waiting on a FIFO, then one that connects and closes at once: each next host is served at once', () =>
+  withFifo(async (fifo) => {
+    const agent = await startAgent();
+    try {
+      const a = await agent.connect();
+      const h = (await a.ok('file-open', { path: fifo })) as number;
+      a.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'never' }) + '\n');
+      await sleep(100);
+      a.close();
+      assert.ok((await pingTime(agent.socket)) < 1_000, 'the host after a gone host waited');
+      // A connection that brings nothing but its end must hand over at once.
+      const b = net.createConnection(agent.socket);
+      await new Promise((r) => b.once('connect', r));
+      b.end();
+      assert.ok((await pingTime(agent.socket)) < 1_000, 'the host after an empty connection waited');
+      // The FIFO handle went with its host: no fd left on it.
+      await waitFor(() => !openFds(agent.proc.pid!).some((t) => t === fifo), 5_000, 'the FIFO handle to be closed');
+    } finally {
+      await agent.stop();
+    }
+  }));
+
+test('a host that only stopped sending still gets its answer, while the next host is served meanwhile', () =>
+  withFifo(async (fifo) => {
+    const agent = await startAgent();
+    const writer = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    try {
+      const a = await agent.connect();
+      const h = (await a.ok('file-open', { path: fifo })) as number;
+      a.sock.end(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'later' }) + '\n'); // half-close
+      await sleep(100);
+      const b = await agent.connect();
+      const t0 = Date.now();
+      await b.ok('ping');
+      assert.ok(Date.now() - t0 < 1_000, `the next host waited ${Date.now() - t0} ms`);
+      fs.writeSync(writer, 'data');
+      const [answer] = await a.waitLines(1);
+      assert.is(answer.tag, 'later');
+      assert.equal(answer.return, { bufb64: Buffer.from('data').toString('base64'), eof: false });
+      await waitFor(() => a.closed, 5_000, 'the agent to close the answered connection');
+      await sleep(100);
+      assert.not.ok(b.lines.some((l) => l.includes('later')), 'the next host got the first host\'s answer');
+      b.close();
+    } finally {
+      fs.closeSync(writer);
+      await agent.stop();
+    }
+  }));
+
+test('waiting connections that hang up give their fds back at once; past 64 waiting, new ones are refused', async () => {
+  const agent = await startAgent();
+  const pid = agent.proc.pid!;
+  try {
+    const active = await agent.connect();
+    await active.ok('ping');
+    const before = openFds(pid).length;
+    const waiting = await connectMany(agent.socket, 40);
+    await waitFor(() => openFds(pid).length >= before + 40, 5_000, 'the agent to accept them');
+    for (const s of waiting) s.destroy();
+    await waitFor(() => openFds(pid).length <= before, 5_000, `the fds of hung-up waiting hosts back (${openFds(pid).length - before} left)`);
+    // The limit: 64 wait, the 65th is closed at once.
+    const queue = await connectMany(agent.socket, 65);
+    const last = queue[64];
+    await waitFor(() => last.readableEnded || last.destroyed, 5_000, 'the 65th waiting host to be refused');
+    for (const s of queue) s.destroy();
+    await active.ok('ping'); // the active host never noticed
+    active.close();
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('an idle host makes way for a waiting one after 5 s; a busy one does not', async () => {
+  const agent = await startAgent();
+  try {
+    const idle = await agent.connect();
+    await idle.ok('ping');
+    const t0 = Date.now();
+    const ms = await pingTime(agent.socket);
+    assert.ok(ms >= 3_000 && ms < 8_000, `the waiting host was served after ${ms} ms`);
+    assert.ok(Date.now() - t0 < 9_000);
+    await waitFor(() => idle.closed, 2_000, 'the idle host to be disconnected');
+  } finally {
+    await agent.stop();
+  }
+});
+
+test('a second agent on the same socket refuses to start; a stale socket is taken over', async () => {
+  const first = await startAgent();
+  try {
+    const second = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    second.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise((r) => second.once('exit', r));
+    assert.is.not(code, 0);
+    assert.match(err, /another process is listening on this socket/);
+    assert.ok((await pingTime(first.socket)) < 1_000, 'the first agent is still reachable');
+    // Killed outright, the first leaves its socket file behind: the next agent replaces it.
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    assert.ok(fs.existsSync(first.socket));
+    const again = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err2 = '';
+    again.stderr!.on('data', (d) => (err2 += d));
+    try {
+      await waitFor(() => /serving on/.test(err2), 10_000, 'the new agent to start');
+      assert.ok((await pingTime(first.socket)) < 1_000);
+    } finally {
+      again.kill('SIGTERM');
+      await new Promise((r) => again.once('exit', r));
+    }
+  } finally {
+    await first.stop();
+  }
+});
+
+test('SIGTERM with a read waiting on a FIFO exits at once, answering the read as cancelled', () =>
+  withFifo(async (fifo) => {
+    const agent = await startAgent();
+    const c = await agent.connect();
+    const h = (await c.ok('file-open', { path: fifo })) as number;
+    c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: h }, tag: 'waiting' }) + '\n');
+    await sleep(200);
+    const t0 = Date.now();
+    agent.proc.kill('SIGTERM');
+    assert.is(await agent.exited, 0);
+    assert.ok(Date.now() - t0 < 3_000, `exit took ${Date.now() - t0} ms`);
+    const [a] = await c.waitLines(1).catch(() => [undefined]);
+    if (a) assert.is(a.error?.code, 125, JSON.stringify(a));
+    await agent.stop();
+  }));
+
+test('pipelined writes to a FIFO nobody reads: the agent stops reading at its held-input budget, RSS stays bounded, and a host leaving frees it all', () =>
+  withFifo(async (fifo) => {
+    const agent = await startAgent();
+    const pid = agent.proc.pid!;
+    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // there, but never reads
+    try {
+      const c = await agent.connect();
+      const h = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+      const chunk = Buffer.alloc(9 * 1024 * 1024, 7).toString('base64'); // a 12 MiB line
+      const line = Buffer.from(JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64: chunk } }) + '\n');
+      let sent = 0;
+      c.sock.on('error', () => {});
+      let pushedBack = false;
+      for (let i = 0; i < 40 && !c.closed && !pushedBack; i++) {
+        sent++;
+        if (c.sock.write(line)) continue;
+        pushedBack = !(await Promise.race([new Promise((r) => c.sock.once('drain', () => r(true))), sleep(3_000).then(() => false)]));
+      }
+      await sleep(1_000);
+      const peak = memKiB(pid, 'VmHWM') / 1024;
+      assert.ok(peak < 200, `peak RSS ${peak.toFixed(0)} MiB with ${sent} lines of 12 MiB sent`);
+      assert.ok(pushedBack, `the agent took all ${sent} lines`);
+      c.close();
+      await waitFor(() => !openFds(pid).some((t) => t === fifo), 5_000, 'the FIFO handle to be closed');
+      assert.ok((await pingTime(agent.socket)) < 1_000);
+    } finally {
+      fs.closeSync(reader);
+      await agent.stop();
+    }
+  }));
+
+test('--max-held-input takes MiB, at least 1', () => {
+  const bad = spawn(process.execPath, [CLI, '--max-held-input', '0.5'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  bad.stderr!.on('data', (d) => (err += d));
+  return new Promise<void>((resolve) =>
+    bad.once('exit', (code) => {
+      assert.is(code, 2);
+      assert.match(err, /--max-held-input takes at least 1 \(MiB\)/);
+      resolve();
+    }),
+  );
+});
+
+test.run();

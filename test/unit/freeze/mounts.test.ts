@@ -1,0 +1,115 @@
+// The default mount selection of fs-freeze, on fixture mount tables (pure: symlinks resolved by
+// a fake resolver, no device needs to exist).
+import * as fs from 'fs';
+import * as assert from 'uvu/assert';
+import { classifyMounts, parseMountTable, selectFreezable, unescapeMountField } from '../../../lib/freeze';
+import { suite } from '../../helpers/harness';
+
+const test = suite('freeze-mounts');
+
+// What /dev would resolve these to on a machine with LVM and udev links.
+const links: Record<string, string> = {
+  '/dev/mapper/vg0-root': '/dev/dm-0',
+  '/dev/mapper/vg0-home': '/dev/dm-1',
+  '/dev/disk/by-uuid/1111-2222': '/dev/vdb1',
+  '/dev/disk/by-label/scratch': '/dev/loop3',
+};
+const resolve = (p: string) => links[p] ?? p;
+
+test('a typical VM: one root disk, pseudo filesystems skipped', () => {
+  const table = [
+    'sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0',
+    'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0',
+    'udev /dev devtmpfs rw,nosuid,relatime,size=4000k 0 0',
+    '/dev/vda1 / ext4 rw,relatime 0 0',
+    'tmpfs /run tmpfs rw,nosuid,nodev 0 0',
+    '/dev/vda15 /boot/efi vfat rw,relatime 0 0',
+    'overlay /var/lib/docker/overlay2/abc/merged overlay rw,lowerdir=/x 0 0',
+    'cgroup2 /sys/fs/cgroup cgroup2 rw 0 0',
+  ].join('\n');
+  assert.equal(selectFreezable(table, resolve), ['/', '/boot/efi']);
+});
+
+test('bind mounts: the device once, at its first mount point', () => {
+  const table = '/dev/vdb /srv ext4 rw 0 0\n/dev/vdb /var/www ext4 rw 0 0\n/dev/vdb /home/u/www ext4 rw 0 0\n';
+  assert.equal(selectFreezable(table, resolve), ['/srv']);
+});
+
+test('btrfs subvolumes of one device count once', () => {
+  const table = [
+    '/dev/vdc / btrfs rw,subvolid=256,subvol=/@ 0 0',
+    '/dev/vdc /home btrfs rw,subvolid=257,subvol=/@home 0 0',
+    '/dev/vdc /.snapshots btrfs rw,subvolid=258,subvol=/@snapshots 0 0',
+    '/dev/vdd /data xfs rw 0 0',
+  ].join('\n');
+  assert.equal(selectFreezable(table, resolve), ['/', '/data']);
+});
+
+test('device mapper: /dev/dm-N and /dev/mapper symlinks to it are skipped', () => {
+  const table = [
+    '/dev/mapper/vg0-root / ext4 rw 0 0',
+    '/dev/dm-1 /home ext4 rw 0 0',
+    '/dev/mapper/not-resolvable /opt ext4 rw 0 0',
+    '/dev/vda1 /boot ext4 rw 0 0',
+  ].join('\n');
+  assert.equal(selectFreezable(table, resolve), ['/boot']);
+});
+
+test('loop devices are skipped, also behind a symlink', () => {
+  const table = '/dev/loop0 /snap/core/1 squashfs ro 0 0\n/dev/disk/by-label/scratch /scratch ext4 rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
+  assert.equal(selectFreezable(table, resolve), ['/']);
+});
+
+test('cifs and smbfs are skipped although their source starts with /', () => {
+  const table = '//fileserver/share /mnt/share cifs rw,vers=3.0 0 0\n//old/share /mnt/old smbfs rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
+  assert.equal(selectFreezable(table, resolve), ['/']);
+});
+
+test('a udev link and the device it names count as one device', () => {
+  const table = '/dev/disk/by-uuid/1111-2222 /data ext4 rw 0 0\n/dev/vdb1 /data2 ext4 rw 0 0\n';
+  assert.equal(selectFreezable(table, resolve), ['/data']);
+});
+
+test('spaces, tabs and backslashes encoded as octal escapes are decoded', () => {
+  const table = '/dev/vdb1 /mnt/my\\040disk ext4 rw 0 0\n/dev/vdb2 /mnt/tab\\011and\\134slash ext4 rw 0 0\n';
+  assert.equal(selectFreezable(table, resolve), ['/mnt/my disk', '/mnt/tab\tand\\slash']);
+  assert.is(unescapeMountField('a\\040b\\040c'), 'a b c');
+});
+
+test('blank, short and CRLF lines do no harm; empty table selects nothing', () => {
+  assert.equal(selectFreezable('', resolve), []);
+  assert.equal(selectFreezable('\n\ngarbage\n/dev/vda1 / ext4 rw 0 0\r\n', resolve), ['/']);
+  assert.equal(parseMountTable('/dev/vda1 / ext4 rw 0 0'), [{ source: '/dev/vda1', mountpoint: '/', fstype: 'ext4', options: 'rw' }]);
+});
+
+test('classifyMounts says why each entry is skipped', () => {
+  const table = [
+    'proc /proc proc rw 0 0',
+    '/dev/vda1 / ext4 rw 0 0',
+    '/dev/vda1 /srv ext4 rw 0 0',
+    '//fs/share /mnt/share cifs rw 0 0',
+    '/dev/disk/by-label/scratch /scratch ext4 rw 0 0',
+    '/dev/mapper/vg0-home /home ext4 rw 0 0',
+  ].join('\n');
+  assert.equal(
+    classifyMounts(table, resolve).map((m) => [m.mountpoint, m.skipped]),
+    [
+      ['/proc', 'not a block device'],
+      ['/', undefined],
+      ['/srv', 'the device of / again'],
+      ['/mnt/share', 'a network filesystem'],
+      ['/scratch', 'a loop device'],
+      ['/home', 'a device-mapper device'],
+    ],
+  );
+});
+
+test('the real resolver on this machine: /proc/self/mounts never selects loop or pseudo filesystems', () => {
+  const table = fs.readFileSync('/proc/self/mounts', 'utf8');
+  const chosen = selectFreezable(table); // only computed, never frozen
+  for (const m of parseMountTable(table).filter((e) => chosen.includes(e.mountpoint))) {
+    assert.ok(m.source.startsWith('/') && !m.source.startsWith('/dev/loop'), JSON.stringify(m));
+  }
+});
+
+test.run();

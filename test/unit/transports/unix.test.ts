@@ -1,0 +1,104 @@
+import * as assert from 'uvu/assert';
+import * as path from 'path';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as net from 'net';
+import { chunkPool } from '../../../lib/buffers';
+import { UnixTransport } from '../../../lib/transports/unix';
+import { silentLogger } from '../../../lib/log';
+import { LineClient, tmpDir } from '../../helpers/agent';
+import { suite, sleep, waitFor } from '../../helpers/harness';
+import { RecordingSink } from '../../helpers/sink';
+
+const test = suite('unix transport');
+
+test('an answer computed after the host half-closed still reaches it, then the agent closes', async () => {
+  const dir = tmpDir();
+  const t = new UnixTransport(path.join(dir, 's.sock'), silentLogger);
+  const sink = new RecordingSink();
+  await t.start(sink);
+  try {
+    const c = await LineClient.connect(path.join(dir, 's.sock'));
+    await waitFor(() => sink.sessions.length === 1, 5_000, 'the session');
+    const s = sink.sessions[0];
+    s.busy = true; // a request in flight
+    c.sock.end('{"execute":"slow"}\n');
+    await waitFor(() => s.received.length > 0, 5_000, 'the request');
+    await sleep(100); // the host's FIN has arrived; the answer is still being computed
+    s.output('{"return":"late","tag":""}\n');
+    s.release();
+    const [a] = await c.waitLines(1);
+    assert.is(a.return, 'late');
+    await waitFor(() => c.closed, 5_000, 'the agent to close its side');
+  } finally {
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('large answers go out from reused buffers: the bytes arrive exact and in order, and the buffers come back', async () => {
+  const dir = tmpDir();
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
+  const sink = new RecordingSink();
+  await t.start(sink);
+  try {
+    const host = net.createConnection(sockPath);
+    await new Promise((r) => host.once('connect', r));
+    await waitFor(() => t.queued === 0, 5_000, 'the connection to be active');
+    host.pause(); // the host does not read yet: answers wait in the socket's queue
+    const answers = [1, 2, 3, 4].map((i) => Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`));
+    const kept = chunkPool.kept;
+    for (const a of answers) sink.sessions[0].output(a);
+    for (const a of answers) a.fill(0x20); // the caller's buffers are free once write() returns
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    host.resume();
+    const want = answers.reduce((n, a) => n + a.length, 0);
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want, 10_000, 'every answer');
+    const lines = Buffer.concat(got).toString('latin1').trimEnd().split('\n').map((l) => JSON.parse(l) as { return: string; tag: string });
+    assert.equal(lines.map((l) => [l.tag, Buffer.from(l.return, 'base64').length]), [1, 2, 3, 4].map((i) => [String(i), 300 * 1024 + i]));
+    await waitFor(() => chunkPool.kept >= kept + 4 * 512 * 1024 || chunkPool.kept === chunkPool.keep, 5_000, 'the buffers back in the pool');
+    host.destroy();
+  } finally {
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an answer larger than the pool ever keeps goes out as it is: a copy would only cost time and memory', async () => {
+  const dir = tmpDir();
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
+  const sink = new RecordingSink();
+  await t.start(sink);
+  const take = chunkPool.take;
+  const taken: number[] = [];
+  chunkPool.take = (size: number) => {
+    taken.push(size);
+    return take.call(chunkPool, size);
+  };
+  try {
+    const host = net.createConnection(sockPath);
+    await new Promise((r) => host.once('connect', r));
+    await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
+    // 6 MiB: its size class, 8 MiB, is over a quarter of the pool's 16 MiB (a directory listing's
+    // answer is tens of MB); 300 KiB still goes through the pool.
+    const big = Buffer.from(`{"return":"${crypto.randomBytes(6 * 1024 * 1024).toString('base64')}","tag":"big"}\n`);
+    const small = Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024).toString('base64')}","tag":"small"}\n`);
+    sink.sessions[0].output(big);
+    sink.sessions[0].output(small);
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= big.length + small.length, 10_000, 'both answers');
+    assert.ok(Buffer.concat(got).equals(Buffer.concat([big, small])));
+    assert.equal(taken, [small.length]);
+    host.destroy();
+  } finally {
+    chunkPool.take = take;
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
