@@ -119,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  // Bounded memory while moving files (README "Files"): every 1 MiB chunk leaves a few MB of
+  // Bounded memory while moving files (docs/FILES.md): every 1 MiB chunk leaves a few MB of
   // short-lived garbage behind (buffers of the lines and reads). Keeping V8's young generation at its initial size (instead of
   // growing to 16 MiB semi-spaces) and collecting old-space garbage at 10% growth keeps the
   // agent's peak RSS near 75 MiB during a long transfer instead of ~90-140, for about 2% more

@@ -1,4 +1,4 @@
-// Bounded memory while moving files (README "Files"). A 1 MiB chunk passes through buffers of a
+// Bounded memory while moving files (docs/FILES.md). A 1 MiB chunk passes through buffers of a
 // MB or so each (the request line and its decoded data; the answer's base64 and its line),
 // freed only when V8 collects the small objects holding them. V8 counts such memory apart from
 // its heap and lets ~64 MB of it pile up before it collects on its account: with file-read's

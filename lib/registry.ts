@@ -1,5 +1,5 @@
 // The command registry: every command is one declaration (name, aliases, argument schema, doc,
-// handler). Dispatch, argument checking, get-commands and the README's command table all come
+// handler). Dispatch, argument checking, get-commands and docs/PROTOCOL.md's command table all come
 // from these declarations, so adding a command never means touching the dispatcher.
 import { AgentError } from './errors';
 import { Base64Text, decodeBase64 } from './wire/base64';

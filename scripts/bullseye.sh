@@ -9,7 +9,7 @@
 # 2.31 and libstdc++ under usr/aarch64-linux-gnu; it assembles and links with this machine's
 # cross binutils (Debian 12: binutils-aarch64-linux-gnu). Compile with --sysroot=ROOT.
 # A prebuild compiled here needs no newer glibc or libstdc++ than its code asks for (the newest
-# versions, which `npm run prebuild` prints, are what the README states), where one compiled
+# versions, which `npm run prebuild` prints, are what docs/INSTALL.md states), where one compiled
 # against Debian 12's needed glibc 2.33 and GCC 12's libstdc++ (GLIBCXX_3.4.30: not RHEL 9).
 #
 # apt-get downloads the packages with its own sources, package lists and (empty) status under

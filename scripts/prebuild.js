@@ -89,7 +89,7 @@ function elfMachine(file) {
 
 /**
  * What a built file needs from the C and C++ runtimes, via objdump when installed: the newest
- * GLIBC_x.y and GLIBCXX_x.y.z symbol versions it references. README states them.
+ * GLIBC_x.y and GLIBCXX_x.y.z symbol versions it references. docs/INSTALL.md states them.
  */
 function baseline(file, arch) {
   const t = arch === process.arch ? '' : `${ARCHES[arch].triplet}-`;

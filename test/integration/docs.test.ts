@@ -1,7 +1,7 @@
-// The docs document what the code does: every registered command (and alias) has a row in the
-// command tables of the README and of docs/PROTOCOL.md, naming every argument of the command's
-// schema; every agent flag is in the README's flag list; links between the docs lead to files
-// of this repository (a clone has nothing beside it), and PROTOCOL.md's own anchors resolve.
+// The docs document what the code does: every registered command (and alias) has a row in
+// docs/PROTOCOL.md's command table, naming every argument of the command's schema; every agent
+// flag is in the README's flag list; links between the docs lead to files of this repository
+// (a clone has nothing beside it), and each document's own anchors resolve.
 import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -11,11 +11,11 @@ import { REPO } from '../helpers/agent';
 import { suite } from '../helpers/harness';
 
 const test = suite('docs');
-const DOCS = ['README.md', 'docs/PROTOCOL.md'];
+const DOCS = ['README.md', ...fs.readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 const read = (doc: string) => fs.readFileSync(path.join(REPO, doc), 'utf8');
 const readme = read('README.md');
 
-for (const doc of DOCS) {
+for (const doc of ['docs/PROTOCOL.md']) {
   test(`every command and alias has a row in the ${doc} command table, with its arguments`, () => {
     const rows = read(doc).split('\n').filter((l) => l.startsWith('| ')).map((l) => l.replace(/`/g, '').split('|').map((c) => c.trim()));
     for (const c of allCommands) {
@@ -46,13 +46,24 @@ test('links between the docs lead to files inside the repository', () => {
   }
 });
 
-test('docs/PROTOCOL.md: its #anchors name its own headings', () => {
-  const text = read('docs/PROTOCOL.md');
-  // GitHub's heading ids: lowercase, punctuation dropped, spaces as dashes.
-  const ids = new Set([...text.matchAll(/^#+ (.*)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
-  for (const { file, anchor } of links(text)) {
-    if (file === '' && anchor !== '') assert.ok(ids.has(anchor), `no heading for #${anchor}`);
+/** GitHub's heading ids of a document: lowercase, punctuation dropped, spaces as dashes. */
+function headingIds(doc: string): Set<string> {
+  return new Set([...read(doc).matchAll(/^#+ (.*)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
+}
+
+test('#anchors name headings of the document they point into', () => {
+  for (const doc of DOCS) {
+    for (const { file, anchor } of links(read(doc))) {
+      if (anchor === '') continue;
+      const target = file === '' ? doc : path.relative(REPO, path.resolve(REPO, path.dirname(doc), file));
+      assert.ok(headingIds(target).has(anchor), `${doc}: no heading for ${file}#${anchor}`);
+    }
   }
+});
+
+test('the README stays short: reference material lives in docs/', () => {
+  const lines = readme.split('\n').length;
+  assert.ok(lines < 200, `README.md has ${lines} lines`);
 });
 
 test('every agent flag is in the README', () => {

@@ -1,6 +1,6 @@
 // Hostile hosts, all at one agent in one run: malformed and oversize input, hosts that vanish
 // mid-request, stalled targets and oversize work. Afterwards a fresh host must be served at
-// once, the agent's peak RSS must have stayed under its budget (README "Budgets": 200 MiB
+// once, the agent's peak RSS must have stayed under its budget (docs/AGENT.md "Budgets": 200 MiB
 // under any input), and nothing may be left behind: no fd, no file, no byte of disk.
 import { execFileSync } from 'child_process';
 import * as crypto from 'crypto';
@@ -13,7 +13,7 @@ import { root, sleep, suite, waitFor } from '../helpers/harness';
 
 const test = suite('hostile hosts');
 
-/** The agent's peak RSS budget under any input, in MiB (README "Budgets"). */
+/** The agent's peak RSS budget under any input, in MiB (docs/AGENT.md "Budgets"). */
 const PEAK_RSS_MIB = 200;
 
 function fds(pid: number): string[] {

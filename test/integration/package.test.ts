@@ -111,9 +111,9 @@ function cmpVersion(a: number[], b: number[]): number {
   return a.length - b.length;
 }
 
-test('README states the runtime versions the prebuilds need, as objdump reads them, within the promised floors', async () => {
+test('docs/INSTALL.md states the runtime versions the prebuilds need, as objdump reads them, within the promised floors', async () => {
   const { entries, unpacked } = await pack();
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const install = fs.readFileSync(path.join(REPO, 'docs', 'INSTALL.md'), 'utf8');
   for (const file of entries.filter((e) => e.startsWith('prebuilds/'))) {
     const arch = file.split('/')[1].replace('linux-', '');
     const tool = arch === process.arch ? 'objdump' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-objdump`;
@@ -127,8 +127,8 @@ test('README states the runtime versions the prebuilds need, as objdump reads th
       return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
     };
     const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
-    assert.ok(readme.includes(line), `README's "Install in a guest image" must say what the prebuild needs: ${line}`);
-    // The floors README promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
+    assert.ok(install.includes(line), `docs/INSTALL.md must say what the prebuild needs: ${line}`);
+    // The floors docs/INSTALL.md promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
     // libstdc++ (GLIBCXX_3.4.22), whatever compiler this machine has.
     const over = (lib: string, max: number[]) =>
       needs(lib).filter((n) => cmpVersion(n.version, max) > 0).map((n) => `${n.symbol}@${lib}_${n.version.join('.')}`);
