@@ -1,8 +1,7 @@
 // Buffers that are reused instead of left to the garbage collector, for chunks whose bytes live
 // for a while (until a write to the file or to the host is done). Fresh buffers that live that
-// long outlast young-generation collections and pile up in the old generation until a full one:
-// the agent's RSS rose by 30-50 MiB over a few hundred MiB moved in 1 MiB chunks. Reused ones are
-// never garbage.
+// long outlast young-generation collections and pile up in the old generation until a full one;
+// reused ones are never garbage.
 
 /** Sizes of reused buffers: powers of two from this up (a 1 MiB chunk fits one of 1 MiB). */
 const MIN_BUFFER = 64 * 1024;

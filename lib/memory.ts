@@ -1,11 +1,8 @@
 // Bounded memory while moving files (docs/FILES.md). A 1 MiB chunk passes through buffers of a
-// MB or so each (the request line and its decoded data; the answer's base64 and its line),
-// freed only when V8 collects the small objects holding them. V8 counts such memory apart from
-// its heap and lets ~64 MB of it pile up before it collects on its account: with file-read's
-// base64 made by the addon (no strings, so little heap garbage to set off collections), the
-// agent's peak RSS went from ~80 to ~115 MiB over 256 MiB of 1 MiB downloads. So the agent
-// asks for a young-generation collection (a scavenge: well under a millisecond with its small
-// heap) after every COLLECT_EVERY bytes of large lines it is done with.
+// MB or so each, freed only when V8 collects the small objects holding them; V8 counts that
+// memory apart from its heap and lets tens of MB of it pile up before it collects. So the agent
+// asks for a young-generation collection (well under a millisecond with its small heap) after
+// every COLLECT_EVERY bytes of large lines it is done with.
 import * as v8 from 'v8';
 import * as vm from 'vm';
 
