@@ -10,7 +10,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
-import { startAgent, startAgentWith, tmpDir, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from './helpers/agent';
+import { longPath, startAgent, startAgentWith, tmpDir, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from './helpers/agent';
 import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
@@ -432,6 +432,18 @@ test('an upload to a bind-mounted file (rename cannot replace it) is written in 
     });
     assert.equal(partFiles(dir), []);
   }), { needs: [...files, root, command('mount')] });
+
+test('an upload to a path too long for the temporary name beside it (ENAMETOOLONG at the open) is written in place', () =>
+  withAgent(async (ga, dir) => {
+    const f = longPath(dir, 4080);
+    fs.writeFileSync(f, 'old');
+    const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f);
+    assert.equal([r.atomic, r.verified], [false, true]);
+    assert.is(fs.readFileSync(f, 'utf8'), 'new content');
+    const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), f, { atomic: true }));
+    assert.is(e.code, 'ENAMETOOLONG');
+    assert.match(e.message, /without atomic the file is written in place$/);
+  }), { needs: files });
 
 test('no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched', () =>
   withAgent(async (ga, dir) => {

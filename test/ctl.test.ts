@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { REPO, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
+import { longPath, REPO, startAgent, tmpDir, type RunningAgent } from './helpers/agent';
 import { CTL, ctl, md5Of, randomFile, startPtyBridge, tmux } from './helpers/client';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { TestNetns } from './helpers/netns';
@@ -125,6 +125,16 @@ test('cp both ways, into directories, stdin and stdout; cat; nothing on stderr w
   r = await ctl([...s, 'cp', '-', `guest:${gdir}/`], { input: 'x' });
   assert.is(r.status, 2);
   assert.match(r.stderr, /name the guest file/);
+});
+
+test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it in place', async ({ agent, dir }) => {
+  const src = path.join(dir, 'long-src');
+  const sum = randomFile(src, MiB + 1);
+  const f = longPath(path.join(dir, 'long'), 4090);
+  const r = await ctl(['-s', agent.socket, '--json', 'cp', src, `guest:${f}`]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).atomic, false);
+  assert.is(md5Of(f), sum);
 });
 
 test('errors: the guest message on stderr and exit 1; usage errors exit 2; no partial file', async ({ agent, dir }) => {

@@ -106,7 +106,7 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const noop = () => {};
 /** Errors of an atomic file-open after which copyTo writes in place instead (see there). */
-const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS']);
+const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG']);
 /** Bytes gathered before a local write. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -311,7 +311,8 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         atomic = true;
       } catch (e) {
         // Not replaceable (a device, a FIFO, a bind-mounted file, a directory the agent cannot
-        // create a file in, an owner it cannot give, sysfs...): written in place, unless atomic
+        // create a file in, an owner it cannot give, sysfs, a path too long for the temporary
+        // name beside it...): written in place, unless atomic
         // was asked for. Where the plain open fails too (a missing directory), its error is the
         // one reported. Not for a full disk or quota (ENOSPC, EDQUOT) and the like: writing in
         // place would truncate the file first and then likely fail the same way.

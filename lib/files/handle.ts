@@ -37,6 +37,11 @@ const EISDIR = 21;
 const ENOTDIR = 20;
 const EBUSY = 16;
 const EEXIST = 17;
+const ENAMETOOLONG = 36;
+/** Longest path a system call takes, in bytes (PATH_MAX counts the terminating NUL). */
+const PATH_MAX_BYTES = 4095;
+/** Longest file name, in bytes (NAME_MAX; the limit of every Linux filesystem that has one this long). */
+const NAME_MAX_BYTES = 255;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
@@ -69,7 +74,8 @@ export interface OpenOptions {
    * name from the start, and is removed instead of dropped. An existing file's mode and
    * owner carry over to the new one (the inode is new: hard links keep the old data, ACLs and
    * extended attributes are not copied). A symlink to a regular file has its target replaced;
-   * anything else but a regular file or nothing there is refused (EINVAL).
+   * anything else but a regular file or nothing there is refused (EINVAL), and so is a path
+   * whose temporary name would be too long (ENAMETOOLONG): refused at the open, not at the close.
    */
   atomic?: boolean;
 }
@@ -176,6 +182,18 @@ function tempPathFor(target: string): string {
   return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
 }
 
+/**
+ * Why the close of an atomic handle on `target` would fail for a name's length, else undefined:
+ * it names the new file beside `target` (the temporary path is `target`'s length plus up to 24
+ * bytes) and renames it over `target`, calls the open itself does not make.
+ */
+function nameTooLong(path: string, target: string): SystemError | undefined {
+  if (Buffer.byteLength(nodePath.basename(target)) > NAME_MAX_BYTES) return new SystemError(ENAMETOOLONG, 'open', path);
+  const temp = Buffer.byteLength(tempPathFor(target));
+  if (temp <= PATH_MAX_BYTES) return undefined;
+  return new SystemError(ENAMETOOLONG, 'open', path, `file name too long for an atomic replace: the temporary file beside it would have a path of ${temp} bytes, over the ${PATH_MAX_BYTES} a path may have; without atomic the file is written in place`);
+}
+
 /** Links the O_TMPFILE file open at fd beside `target` under a fresh temporary name; that name. */
 async function linkTemp(fd: number, target: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
@@ -232,6 +250,8 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
       throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
     }
   }
+  const tooLong = nameTooLong(path, target);
+  if (tooLong) throw tooLong;
   const mode = old ? 0o600 : perm;
   let temp: string | undefined;
   let fd: number;

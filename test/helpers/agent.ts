@@ -37,6 +37,21 @@ export function tmpDir(prefix = 'ember-ga-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/**
+ * A path of exactly `bytes` bytes (up to PATH_MAX's 4095) below `root`, whose directory is made
+ * with mkdir of components of at most 255 bytes; the file's name is 100 to 200 bytes.
+ */
+export function longPath(root: string, bytes: number): string {
+  let dir = root;
+  for (;;) {
+    const left = bytes - Buffer.byteLength(dir) - 1; // after the next '/'
+    if (left <= 200) break;
+    dir = path.join(dir, 'd'.repeat(Math.min(255, left - 101)));
+    fs.mkdirSync(dir, { recursive: true }); // may be there from a longer path's
+  }
+  return path.join(dir, 'f'.repeat(bytes - Buffer.byteLength(dir) - 1));
+}
+
 /** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
 export function unnamed(pid: number, dir: string): string[] {
   return fs
