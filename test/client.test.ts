@@ -8,9 +8,9 @@ import { once } from 'events';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { PassThrough, Readable } from 'stream';
+import { PassThrough, Readable, Writable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../lib';
-import { longPath, startAgent, startAgentWith, tmpDir, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from './helpers/agent';
+import { fdsOn, longPath, startAgent, startAgentWith, tmpDir, unnamed, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from './helpers/agent';
 import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from './helpers/client';
 import { command, root, sleep, suite, waitFor } from './helpers/harness';
 import { startStub } from './helpers/stub-agent';
@@ -461,6 +461,76 @@ test('no room for the new file beside the old one (ENOSPC): the upload fails, th
       assert.is(fs.readFileSync(f, 'utf8'), 'new content');
     });
   }), { needs: [...files, root, command('mount')] });
+
+/** What a copy that should fail rejects with (a local failure need not be a GuestAgentError). */
+async function failure(p: PromiseLike<unknown>): Promise<NodeJS.ErrnoException> {
+  return p.then(
+    () => assert.unreachable('the copy succeeded') as never,
+    (e) => e as NodeJS.ErrnoException,
+  );
+}
+
+test('a failed upload has closed its guest handle when it rejects: ENOSPC in place (the space is free once the file is deleted) and atomic, a failing source', () =>
+  withAgent(async (ga, dir, agent) => {
+    const pid = agent.proc.pid!;
+    const src = path.join(dir, 'src');
+    randomFile(src, 3 * MiB);
+    await withTmpfs(dir, 'full', 'size=1m', async (mnt) => {
+      const f = path.join(mnt, 'f');
+      assert.is((await failure(ga.copyTo(src, f, { atomic: false, chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+      assert.equal(fdsOn(pid, f), [], 'the agent holds nothing of the file');
+      fs.rmSync(f);
+      const st = fs.statfsSync(mnt);
+      assert.is(st.bfree, st.blocks, 'the space of the deleted file is free');
+      fs.writeFileSync(f, 'before');
+      assert.is((await failure(ga.copyTo(src, f, { chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+      assert.equal(unnamed(pid, mnt), [], 'the new data was dropped');
+      assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    });
+    const g = path.join(dir, 'g');
+    let chunks = 0;
+    const failing = new Readable({
+      read() {
+        if (++chunks <= 4) this.push(Buffer.alloc(256 * 1024, chunks));
+        else this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+      },
+    });
+    assert.is((await failure(ga.copyTo(failing, g, { atomic: false, chunkSize: 256 * 1024 }))).code, 'EIO');
+    assert.equal(fdsOn(pid, g), []);
+  }), { needs: [...files, root, command('mount')] });
+
+test('a failed download has closed its guest handle when it rejects: an abort while a read waits (FIFO), a failing Writable, a full local disk', () =>
+  withAgent(async (ga, dir, agent) => {
+    const pid = agent.proc.pid!;
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = fs.openSync(fifo, fs.constants.O_RDWR); // a writer that never writes: reads wait
+    try {
+      const ac = new AbortController();
+      const t = ga.copyFrom(fifo, path.join(dir, 'from-fifo'), { signal: ac.signal });
+      await waitFor(() => fdsOn(pid, fifo).length > 0, 5_000, 'the agent to open the FIFO');
+      await sleep(100);
+      const t0 = Date.now();
+      ac.abort();
+      assert.is((await rejects(t)).code, 'ABORT_ERR');
+      assert.ok(Date.now() - t0 < 2_000, `took ${Date.now() - t0} ms`);
+      assert.equal(fdsOn(pid, fifo), []);
+    } finally {
+      fs.closeSync(writer);
+    }
+    // verify: false: get-file-md5sum, which runs alongside, holds a descriptor of its own until done.
+    const src = path.join(dir, 'src');
+    randomFile(src, 16 * MiB);
+    const sink = new Writable({ write: (_chunk, _enc, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) });
+    assert.is((await failure(ga.copyFrom(src, sink, { verify: false, chunkSize: 256 * 1024 }))).code, 'EPIPE');
+    assert.equal(fdsOn(pid, src), []);
+    await withTmpfs(dir, 'host-full', 'size=1m', async (mnt) => {
+      assert.is((await failure(ga.copyFrom(src, path.join(mnt, 'dest'), { verify: false }))).code, 'ENOSPC');
+      assert.equal(fdsOn(pid, src), []);
+      assert.equal(fs.readdirSync(mnt), [], 'nothing left behind');
+    });
+    assert.equal(partFiles(dir), []);
+  }), { needs: [...files, root, command('mount'), command('mkfifo')] });
 
 test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
   withAgent(async (direct, dir, agent) => {

@@ -109,6 +109,8 @@ const noop = () => {};
 const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG']);
 /** Bytes gathered before a local write. */
 const WRITE_BATCH = 1024 * 1024;
+/** Longest a failed copy waits for the agent to close its handle (the agent may be the failure). */
+const RELEASE_MS = 10_000;
 
 interface Plan {
   chunk: number;
@@ -131,17 +133,80 @@ function md5Timeout(ga: GuestAgent, size: number | undefined): number {
   return Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000);
 }
 
+function abortError(what: string): GuestAgentError {
+  return hostError('ABORT_ERR', `${what}: aborted`);
+}
+
 function checkAbort(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw hostError('ABORT_ERR', `${what}: aborted`);
+  if (signal?.aborted) throw abortError(what);
+}
+
+/** `p`, or ABORT_ERR as soon as `signal` aborts: a wait (a read from a FIFO, say) must not outlast an abort. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortError(what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Closes the handle of a failed copy, an atomic one discarding its data, and waits for the
+ * answer: a caller that closes the client next (ember-ga-ctl) would otherwise drop the request,
+ * and the agent would keep the file open (a deleted one keeps its space). Its own failure is not
+ * reported: the copy's is.
+ */
+async function release(ga: GuestAgent, handle: number, discard: boolean): Promise<void> {
+  await ga.fileClose(handle, { discard }, { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) }).catch(noop);
 }
 
 function checksumError(what: string, local: string, remote: string): GuestAgentError {
   return hostError('ECHECKSUM', `${what}: md5 mismatch after the copy (host ${local}, guest ${remote})`);
 }
 
-async function writeTo(dest: Writable, buf: Buffer): Promise<void> {
-  if (dest.write(buf)) return;
-  await Promise.race([once(dest, 'drain'), once(dest, 'close').then(() => Promise.reject(new Error('destination closed')))]);
+/**
+ * A Writable destination of a download. Its first error (EPIPE when stdout's reader went away)
+ * fails the next write, whenever it came: process.stdout reports it only as an 'error' event.
+ */
+class StreamDest {
+  private failure: Error | undefined;
+  private readonly onError = (e: Error) => {
+    this.failure ??= e;
+    this.wake?.();
+  };
+  private wake: (() => void) | undefined;
+
+  constructor(readonly dest: Writable) {
+    dest.on('error', this.onError);
+  }
+
+  /** Writes buf; when dest is full, resolves once it drains. */
+  async write(buf: Buffer): Promise<void> {
+    this.check();
+    if (this.dest.write(buf)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.dest.off('drain', done).off('close', done);
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.dest.on('drain', done).on('close', done);
+    });
+    this.check();
+  }
+
+  /** Throws once dest failed or closed. */
+  check(): void {
+    if (this.failure) throw this.failure;
+    if (this.dest.destroyed) throw new Error('destination closed');
+  }
+
+  detach(): void {
+    this.dest.off('error', this.onError);
+  }
 }
 
 /**
@@ -210,7 +275,7 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   const verify = opts.verify ?? true;
 
   const local = typeof dest === 'string' ? new LocalDest(dest) : undefined;
-  const stream = typeof dest === 'string' ? undefined : dest;
+  const stream = typeof dest === 'string' ? undefined : new StreamDest(dest);
   await local?.open();
   let handle: number | undefined;
   let handleOpen = false;
@@ -218,6 +283,7 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   try {
     handle = await ga.fileOpen(guestPath, { mode: 'r' });
     handleOpen = true;
+    checkAbort(opts.signal, what);
     // The guest's digest runs alongside the reads; either order detects a file that changes.
     const remoteMd5 = verify ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
@@ -233,13 +299,12 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
     };
     topUp();
     while (!eof) {
-      checkAbort(opts.signal, what);
-      const r = await inflight.shift()!;
+      const r = await abortable(inflight.shift()!, opts.signal, what);
       if (!r.eof) topUp(); // the agent has the next reads before this chunk is written out
       if (r.data.length > 0) {
         md5?.update(r.data);
         if (local) await local.write(r.data);
-        else await writeTo(stream!, r.data);
+        else await abortable(stream!.write(r.data), opts.signal, what);
         bytes += r.data.length;
         t.progress({ bytes, total, phase: 'copy' }, opts);
       }
@@ -249,19 +314,21 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
     const digest = md5?.digest('hex') ?? '';
     if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
-      const remote = await remoteMd5;
+      const remote = await abortable(remoteMd5, opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
     if (local) await local.commit(opts.fsync ?? true);
     else if (opts.end ?? true) {
-      stream!.end();
-      await once(stream!, 'finish');
-    }
+      stream!.dest.end();
+      await once(stream!.dest, 'finish');
+    } else stream!.check();
     return { bytes, md5: digest, verified: verify, atomic: false, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, {}, { noReconnect: true }).catch(noop);
+    if (handleOpen && handle !== undefined) await release(ga, handle, false);
     await local?.abandon(opts.keepPartial ?? false);
     throw e;
+  } finally {
+    stream?.detach();
   }
 }
 
@@ -280,6 +347,10 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   } else {
     input = src;
   }
+  // An abort ends a wait for input (stdin with nothing to say) as it ends any other wait. No
+  // error is given to destroy(): before the loop reads, nothing would listen for it.
+  const stopInput = () => input.destroy();
+  opts.signal?.addEventListener('abort', stopInput, { once: true });
   const verify = opts.verify ?? true;
   let handle: number | undefined;
   let handleOpen = false;
@@ -293,7 +364,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
     checkAbort(opts.signal, what);
     // Hashed while the previous write is still in flight, not between its answer and this request.
     md5?.update(buf);
-    if (inflight.length >= depth) await inflight.shift();
+    if (inflight.length >= depth) await abortable(inflight.shift()!, opts.signal, what);
     sent += buf.length;
     const p = ga.fileWrite(handle!, buf, eof).then(() => {
       acked += buf.length;
@@ -321,6 +392,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
     handleOpen = true;
+    checkAbort(opts.signal, what);
     // Chunks of exactly `chunk` bytes; the last one is held back to go out with eof.
     let held: Buffer | undefined;
     const parts: Buffer[] = [];
@@ -356,7 +428,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       if (held) await send(held, false);
       await send(Buffer.alloc(0), true); // the reference drops data sent with eof:true
     }
-    while (inflight.length > 0) await inflight.shift();
+    while (inflight.length > 0) await abortable(inflight.shift()!, opts.signal, what);
     const digest = md5?.digest('hex') ?? '';
     if (verify) t.progress({ bytes: acked, total, phase: 'verify' }, opts);
     if (closeChecks) {
@@ -375,14 +447,18 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         throw e;
       }
     } else if (verify) {
-      const remote = await ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) });
+      const remote = await abortable(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
     return { bytes: sent, md5: digest, verified: verify, atomic, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
+    const failure = opts.signal?.aborted ? abortError(what) : e; // input destroyed by the abort says "premature close"
     input.destroy();
     // An atomic handle's data is dropped: the guest file stays as it was.
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, { discard: atomic }, { noReconnect: true }).catch(noop);
-    throw e;
+    if (handleOpen && handle !== undefined) await release(ga, handle, atomic);
+    throw failure;
+
+  } finally {
+    opts.signal?.removeEventListener('abort', stopInput);
   }
 }
