@@ -41,7 +41,7 @@ test('ping, commands, info (human and --json), version', async ({ agent }) => {
   assert.ok(r.stdout.split('\n').includes('file-open'));
   r = await ctl([...s, 'info']);
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB, lines up to 16\.0 MiB, pipelined copies, atomic uploads\)$/m);
+  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB, lines up to 16\.0 MiB, pipelined copies, atomic uploads, hashed downloads\)$/m);
   assert.match(r.stdout, new RegExp(`^host: +${execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim()} \\(Linux `, 'm'));
   assert.match(r.stdout, /^memory: +\d/m);
   r = await ctl(['--json', 'sysinfo', '-s', agent.socket]); // global options after the subcommand too
@@ -172,8 +172,7 @@ test('cat into a pipe whose reader goes away (| head -c 10): the handle is close
     const big = path.join(dir, 'big');
     randomFile(big, 64 * MiB);
     const head = path.join(dir, 'head');
-    // --no-verify: get-file-md5sum, which runs alongside, holds a descriptor of its own until done.
-    const script = '"$0" "$1" -s "$2" cat --no-verify "$3" | head -c 10 > "$4"; echo "${PIPESTATUS[0]}"';
+    const script = '"$0" "$1" -s "$2" cat "$3" | head -c 10 > "$4"; echo "${PIPESTATUS[0]}"';
     const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
       execFile('bash', ['-c', script, process.execPath, CTL, socket, big, head], (e, stdout, stderr) => (e ? reject(e) : resolve({ stdout, stderr }))));
     assert.is(r.stdout, '141\n', 'died of SIGPIPE, as cat does');
@@ -222,6 +221,16 @@ test('cp stopped by SIGINT, SIGTERM or SIGHUP closes its guest handle (an upload
     assert.equal(unnamed(pid, dir), [], 'the new data was dropped');
     assert.is(fs.readFileSync(up, 'utf8'), 'before');
   }), { needs: [command('mkfifo'), command('bash'), command('head')] });
+
+test('cp guest:/dev/null and cat of a character device: empty, verified against the md5 of what the agent read', async ({ agent, dir }) => {
+  const x = path.join(dir, 'x');
+  let r = await ctl(['-s', agent.socket, '--json', 'cp', 'guest:/dev/null', x]);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal([JSON.parse(r.stdout).bytes, JSON.parse(r.stdout).verified], [0, true]);
+  assert.is(fs.readFileSync(x).length, 0);
+  r = await ctl(['-s', agent.socket, 'cat', '/dev/null']);
+  assert.equal([r.status, r.stdout, r.stderr], [0, '', '']);
+});
 
 test('errors: the guest message on stderr and exit 1; usage errors exit 2; no partial file', async ({ agent, dir }) => {
   const s = ['-s', agent.socket];

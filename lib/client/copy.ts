@@ -1,5 +1,6 @@
 // Streaming copies between host and guest over file-open / file-read / file-write, verified
-// end to end with get-file-md5sum. With ember-ga: large chunks (file-read `size`) and several
+// end to end: downloads with the md5 of what the agent read (file-open `md5`) or else
+// get-file-md5sum, uploads with file-close `md5` or else get-file-md5sum. With ember-ga: large chunks (file-read `size`) and several
 // requests in flight per handle (ember-ga runs a handle's requests in order). With the 0.7.1
 // protocol: 4096-byte chunks, one request at a time, and an empty last write with eof:true.
 import { createHash, randomBytes } from 'crypto';
@@ -9,7 +10,7 @@ import * as path from 'path';
 import type { Readable, Writable } from 'stream';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
-import type { Features } from './types';
+import type { Features, ReadResult } from './types';
 
 export interface CopyOptions {
   /** Compare md5 sums of both ends when done (default true); false also skips hashing here. */
@@ -167,6 +168,15 @@ function checksumError(what: string, local: string, remote: string): GuestAgentE
 }
 
 /**
+ * A download from a handle opened with `md5`: `received` (the md5 of the bytes that arrived)
+ * must be `sent`, the md5 the agent gave with its answer at end of file.
+ */
+function checkSent(what: string, received: string, sent: string | undefined): void {
+  if (sent === undefined) throw hostError('EPROTO', `${what}: the agent's answer at end of file carries no md5`, 'file-read');
+  if (sent.toLowerCase() !== received) throw hostError('ECHECKSUM', `${what}: md5 mismatch: the data received has md5 ${received}, the agent sent data with md5 ${sent}`, 'file-read');
+}
+
+/**
  * A Writable destination of a download. Its first error (EPIPE when stdout's reader went away)
  * fails the next write, whenever it came: process.stdout reports it only as an 'error' event.
  */
@@ -279,17 +289,22 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   await local?.open();
   let handle: number | undefined;
   let handleOpen = false;
-  const inflight: Promise<{ data: Buffer; eof: boolean }>[] = [];
+  const inflight: Promise<ReadResult>[] = [];
   try {
-    handle = await ga.fileOpen(guestPath, { mode: 'r' });
+    // An agent that hashes what its reads send (readMd5) gives that md5 with the answer at end of
+    // file: the check is of exactly the bytes that came, whatever the file did meanwhile (a log
+    // growing), and works for a device. Otherwise get-file-md5sum runs alongside the reads, and
+    // a file that changes meanwhile fails the check.
+    const sentMd5 = verify && f.readMd5;
+    handle = await ga.fileOpen(guestPath, { mode: 'r', md5: sentMd5 });
     handleOpen = true;
     checkAbort(opts.signal, what);
-    // The guest's digest runs alongside the reads; either order detects a file that changes.
-    const remoteMd5 = verify ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    const remoteMd5 = verify && !sentMd5 ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
     const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;
     let eof = false;
+    let agentMd5: string | undefined;
     const topUp = () => {
       while (inflight.length < depth) {
         const p = ga.fileRead(handle!, f.emberGa ? chunk : undefined);
@@ -309,10 +324,14 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
         t.progress({ bytes, total, phase: 'copy' }, opts);
       }
       eof = r.eof;
+      agentMd5 = r.md5;
     }
     handleOpen = false; // the agent closed it at eof; reads still in flight fail harmlessly
     const digest = md5?.digest('hex') ?? '';
-    if (remoteMd5) {
+    if (sentMd5) {
+      t.progress({ bytes, total, phase: 'verify' }, opts);
+      checkSent(what, digest, agentMd5);
+    } else if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
       const remote = await abortable(remoteMd5, opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
