@@ -558,6 +558,22 @@ async function lineProxy(agentSocket: string, proxyPath: string, edit: (line: st
   return proxy;
 }
 
+/**
+ * `run` with a client that reaches the agent through lineProxy(edit); `direct`, the test's own
+ * client, is closed first: the agent serves one host connection at a time.
+ */
+async function viaProxy(direct: GuestAgent, agent: RunningAgent, dir: string, edit: (line: string, up: boolean) => string, run: (ga: GuestAgent) => Promise<void>): Promise<void> {
+  await direct.close();
+  const proxy = await lineProxy(agent.socket, path.join(dir, 'proxy.sock'), edit);
+  const ga = await GuestAgent.connect({ socket: path.join(dir, 'proxy.sock') });
+  try {
+    await run(ga);
+  } finally {
+    await ga.close();
+    proxy.close();
+  }
+}
+
 /** line with the base64 character `skip` characters into the value of "bufb64" changed. */
 function flipBase64(line: string, skip: number): string {
   const at = line.indexOf('"bufb64":"') + 10 + skip;
@@ -566,12 +582,9 @@ function flipBase64(line: string, skip: number): string {
 
 test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
   withAgent(async (direct, dir, agent) => {
-    await direct.close(); // the agent serves one host connection at a time: the proxy's
     // One base64 character of the second write changed.
     let writes = 0;
-    const proxy = await lineProxy(agent.socket, path.join(dir, 'proxy.sock'), (line, up) => (up && line.includes('"file-write"') && ++writes === 2 ? flipBase64(line, 10) : line));
-    const ga = await GuestAgent.connect({ socket: path.join(dir, 'proxy.sock') });
-    try {
+    await viaProxy(direct, agent, dir, (line, up) => (up && line.includes('"file-write"') && ++writes === 2 ? flipBase64(line, 10) : line), async (ga) => {
       const dst = path.join(dir, 'guest');
       fs.writeFileSync(dst, 'intact');
       const src = path.join(dir, 'src');
@@ -581,20 +594,14 @@ test('an upload corrupted on the way fails its md5 check before it replaces anyt
       assert.match(e.message, new RegExp(`^copy to guest:.*guest: .*md5 mismatch: the data written has md5 [0-9a-f]{32}, not ${sum}; not replaced: the file is as it was$`));
       assert.is(fs.readFileSync(dst, 'utf8'), 'intact');
       assert.equal(partFiles(dir), []);
-    } finally {
-      await ga.close();
-      proxy.close();
-    }
+    });
   }), { needs: files });
 
 test('a download corrupted on the way fails the check against the md5 the agent sent (ECHECKSUM); nothing is left', () =>
   withAgent(async (direct, dir, agent) => {
-    await direct.close(); // the agent serves one host connection at a time: the proxy's
     // One base64 character of the second file-read answer changed.
     let reads = 0;
-    const proxy = await lineProxy(agent.socket, path.join(dir, 'proxy.sock'), (line, up) => (!up && line.startsWith('{"return":{"bufb64":"') && ++reads === 2 ? flipBase64(line, 10) : line));
-    const ga = await GuestAgent.connect({ socket: path.join(dir, 'proxy.sock') });
-    try {
+    await viaProxy(direct, agent, dir, (line, up) => (!up && line.startsWith('{"return":{"bufb64":"') && ++reads === 2 ? flipBase64(line, 10) : line), async (ga) => {
       const src = path.join(dir, 'src');
       const sum = randomFile(src, 3 * MiB);
       const e = await rejects(ga.copyFrom(src, path.join(dir, 'dest'), { chunkSize: MiB }));
@@ -602,10 +609,7 @@ test('a download corrupted on the way fails the check against the md5 the agent 
       assert.match(e.message, new RegExp(`^copy guest:.*src: md5 mismatch: the data received has md5 [0-9a-f]{32}, the agent sent data with md5 ${sum}$`));
       assert.not.ok(fs.existsSync(path.join(dir, 'dest')));
       assert.equal(partFiles(dir), []);
-    } finally {
-      await ga.close();
-      proxy.close();
-    }
+    });
   }), { needs: files });
 
 test('a file appended to while it is downloaded: verified against what the agent read; the copy is a prefix of the file', () =>
