@@ -1,5 +1,5 @@
-// File I/O for the file commands: the md5 of a whole file, and chunked reads and writes on an
-// open descriptor at an explicit offset.
+// File I/O for the file commands: the md5 of a whole file, chunked reads and writes on an open
+// descriptor at an explicit offset, and the running md5 of what a read handle reads.
 //
 // The kernel-facing part (namespace fileio) is plain functions on fds and byte ranges that
 // return SysError or -errno; the glue at the bottom only converts arguments and results and
@@ -136,12 +136,32 @@ namespace {
 
 struct Md5Ctx {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Md5Ctx() = default;
+  Md5Ctx(const Md5Ctx&) = delete;
+  Md5Ctx& operator=(const Md5Ctx&) = delete;
   ~Md5Ctx() { EVP_MD_CTX_free(ctx); }
   bool Init() { return ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_md5(), nullptr) == 1; }
   void Update(const void* p, size_t n) { EVP_DigestUpdate(ctx, p, n); }
   void Final(unsigned char out[16]) {
     unsigned int len = 16;
     EVP_DigestFinal_ex(ctx, out, &len);
+  }
+  // The digest of what was hashed so far, as 32 lowercase hex digits; hashing can go on.
+  bool HexSoFar(std::string* hex) const {
+    Md5Ctx copy;
+    if (copy.ctx == nullptr || EVP_MD_CTX_copy_ex(copy.ctx, ctx) != 1) return false;
+    unsigned char digest[16];
+    copy.Final(digest);
+    ToHex(digest, hex);
+    return true;
+  }
+  static void ToHex(const unsigned char digest[16], std::string* hex) {
+    static const char kHex[] = "0123456789abcdef";
+    hex->resize(32);
+    for (int i = 0; i < 16; i++) {
+      (*hex)[2 * i] = kHex[digest[i] >> 4];
+      (*hex)[2 * i + 1] = kHex[digest[i] & 15];
+    }
   }
 };
 
@@ -266,12 +286,7 @@ SysError Md5File(const std::string& path, std::string* hex, const std::atomic<bo
   if (err) return err;
   unsigned char digest[16];
   md5.Final(digest);
-  static const char kHex[] = "0123456789abcdef";
-  hex->resize(32);
-  for (int i = 0; i < 16; i++) {
-    (*hex)[2 * i] = kHex[digest[i] >> 4];
-    (*hex)[2 * i + 1] = kHex[digest[i] & 15];
-  }
+  Md5Ctx::ToHex(digest, hex);
   return SysError::Ok();
 }
 
@@ -374,19 +389,72 @@ Napi::Value Md5File(const Napi::CallbackInfo& info) {
   return job;
 }
 
-// pread(fd, buffer, offset, path): Promise<number>. One read into buffer (offset -1: at the
-// current position, for pipes and character devices); 0 at end of file.
+// new Md5(): the running md5 of what a read handle reads (file-open `md5`). update(buffer,
+// length) hashes on the calling thread; pread(..., md5) hashes what it read on the pool thread,
+// so a large download's hashing costs the main thread nothing. Calls on one object must not
+// overlap: a FileHandle runs one operation at a time. digest() is the md5 of everything hashed
+// so far (32 lowercase hex digits); hashing can go on after it.
+class Md5 : public Napi::ObjectWrap<Md5> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Md5", {InstanceMethod<&Md5::UpdateJs>("update"), InstanceMethod<&Md5::Digest>("digest")});
+  }
+
+  Md5(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Md5>(info) {
+    if (!ctx_.Init()) throw MakeSysError(info.Env(), SysError::Of(ENOSYS, "md5"));
+    info.This().As<Napi::Object>().TypeTag(&kTag);
+  }
+
+  // The Md5 that value is, or nullptr for anything else.
+  static Md5* Of(const Napi::Value& value) {
+    if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kTag)) return nullptr;
+    return Unwrap(value.As<Napi::Object>());
+  }
+
+  void Update(const void* p, size_t n) { ctx_.Update(p, n); }
+
+ private:
+  Napi::Value UpdateJs(const Napi::CallbackInfo& info) {
+    auto b = BufferArg(info, 0);
+    int64_t n = IntArg(info, 1, "length");
+    if (n < 0 || static_cast<uint64_t>(n) > b.Length()) throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
+    Update(b.Data(), static_cast<size_t>(n));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Digest(const Napi::CallbackInfo& info) {
+    std::string hex;
+    if (!ctx_.HexSoFar(&hex)) throw MakeSysError(info.Env(), SysError::Of(ENOMEM, "md5"));
+    return Napi::String::New(info.Env(), hex);
+  }
+
+  static constexpr napi_type_tag kTag = {0x656d6265722d6761, 0x3a6d6435};  // "ember-ga:md5"
+  fileio::Md5Ctx ctx_;
+};
+
+// pread(fd, buffer, offset, path, md5?): Promise<number>. One read into buffer (offset -1: at the
+// current position, for pipes and character devices); 0 at end of file. With an Md5, the bytes
+// read are hashed into it on the pool thread.
 Napi::Value Pread(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
   auto buf = PinBuffer(info, 1);
   int64_t offset = IntArg(info, 2, "offset");
   auto path = StringArg(info, 3, "path");
+  Md5* md5 = nullptr;
+  std::shared_ptr<Napi::ObjectReference> keep;  // the Md5 stays alive while the task uses it
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    md5 = Md5::Of(info[4]);
+    if (md5 == nullptr) throw Napi::TypeError::New(info.Env(), "argument md5 must be an Md5");
+    keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[4].As<Napi::Object>()));
+  }
   auto n = std::make_shared<ssize_t>(0);
   return Schedule(
       info.Env(), "ember-ga:pread",
-      [fd, buf, offset, path, n] {
+      [fd, buf, offset, path, n, md5, keep] {
         *n = fileio::ReadAt(fd, buf->data, buf->len, offset);
-        return *n < 0 ? SysError::Of(static_cast<int>(-*n), "read", path) : SysError::Ok();
+        if (*n < 0) return SysError::Of(static_cast<int>(-*n), "read", path);
+        if (md5 != nullptr) md5->Update(buf->data, static_cast<size_t>(*n));
+        return SysError::Ok();
       },
       [n](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(*n)); });
 }
@@ -544,6 +612,7 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
 void Init(Napi::Env env, Napi::Object exports) {
   fileio::CancelFd();  // made now, not by the first stream call: an fd that appears later looks like a leak
   exports.Set("FdPoll", FdPoll::Define(env));
+  exports.Set("Md5", Md5::Define(env));
   exports.Set("md5File", Napi::Function::New<Md5File>(env, "md5File"));
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));

@@ -1,5 +1,6 @@
 // Streaming copies between host and guest over file-open / file-read / file-write, verified
-// end to end with get-file-md5sum. With ember-ga: large chunks (file-read `size`) and several
+// end to end: downloads with the md5 of what the agent read (file-open `md5`) or else
+// get-file-md5sum, uploads with file-close `md5` or else get-file-md5sum. With ember-ga: large chunks (file-read `size`) and several
 // requests in flight per handle (ember-ga runs a handle's requests in order). With the 0.7.1
 // protocol: 4096-byte chunks, one request at a time, and an empty last write with eof:true.
 import { createHash, randomBytes } from 'crypto';
@@ -10,7 +11,7 @@ import type { Readable, Writable } from 'stream';
 import { MAX_TIMER_MS } from '../timers';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
-import type { Features } from './types';
+import type { Features, ReadResult } from './types';
 
 export interface CopyOptions {
   /** Compare md5 sums of both ends when done (default true); false also skips hashing here. */
@@ -107,9 +108,11 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const noop = () => {};
 /** Errors of an atomic file-open after which copyTo writes in place instead (see there). */
-const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS']);
+const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG']);
 /** Bytes gathered before a local write. */
 const WRITE_BATCH = 1024 * 1024;
+/** Longest a failed copy waits for the agent to close its handle (the agent may be the failure). */
+const RELEASE_MS = 10_000;
 
 interface Plan {
   chunk: number;
@@ -144,17 +147,89 @@ function md5Timeout(ga: GuestAgent, size: number | undefined): number {
   return Math.min(Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000), MAX_TIMER_MS);
 }
 
+function abortError(what: string): GuestAgentError {
+  return hostError('ABORT_ERR', `${what}: aborted`);
+}
+
 function checkAbort(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw hostError('ABORT_ERR', `${what}: aborted`);
+  if (signal?.aborted) throw abortError(what);
+}
+
+/** `p`, or ABORT_ERR as soon as `signal` aborts: a wait (a read from a FIFO, say) must not outlast an abort. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortError(what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Closes the handle of a failed copy, an atomic one discarding its data, and waits for the
+ * answer: a caller that closes the client next (ember-ga-ctl) would otherwise drop the request,
+ * and the agent would keep the file open (a deleted one keeps its space). Its own failure is not
+ * reported: the copy's is.
+ */
+async function release(ga: GuestAgent, handle: number, discard: boolean): Promise<void> {
+  await ga.fileClose(handle, { discard }, { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) }).catch(noop);
 }
 
 function checksumError(what: string, local: string, remote: string): GuestAgentError {
   return hostError('ECHECKSUM', `${what}: md5 mismatch after the copy (host ${local}, guest ${remote})`);
 }
 
-async function writeTo(dest: Writable, buf: Buffer): Promise<void> {
-  if (dest.write(buf)) return;
-  await Promise.race([once(dest, 'drain'), once(dest, 'close').then(() => Promise.reject(new Error('destination closed')))]);
+/**
+ * A download from a handle opened with `md5`: `received` (the md5 of the bytes that arrived)
+ * must be `sent`, the md5 the agent gave with its answer at end of file.
+ */
+function checkSent(what: string, received: string, sent: string | undefined): void {
+  if (sent === undefined) throw hostError('EPROTO', `${what}: the agent's answer at end of file carries no md5`, 'file-read');
+  if (sent.toLowerCase() !== received) throw hostError('ECHECKSUM', `${what}: md5 mismatch: the data received has md5 ${received}, the agent sent data with md5 ${sent}`, 'file-read');
+}
+
+/**
+ * A Writable destination of a download. Its first error (EPIPE when stdout's reader went away)
+ * fails the next write, whenever it came: process.stdout reports it only as an 'error' event.
+ */
+class StreamDest {
+  private failure: Error | undefined;
+  private readonly onError = (e: Error) => {
+    this.failure ??= e;
+    this.wake?.();
+  };
+  private wake: (() => void) | undefined;
+
+  constructor(readonly dest: Writable) {
+    dest.on('error', this.onError);
+  }
+
+  /** Writes buf; when dest is full, resolves once it drains. */
+  async write(buf: Buffer): Promise<void> {
+    this.check();
+    if (this.dest.write(buf)) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.dest.off('drain', done).off('close', done);
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.dest.on('drain', done).on('close', done);
+    });
+    this.check();
+  }
+
+  /** Throws once dest failed or closed. */
+  check(): void {
+    if (this.failure) throw this.failure;
+    if (this.dest.destroyed) throw new Error('destination closed');
+  }
+
+  detach(): void {
+    this.dest.off('error', this.onError);
+  }
 }
 
 /**
@@ -223,20 +298,26 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   const verify = opts.verify ?? true;
 
   const local = typeof dest === 'string' ? new LocalDest(dest) : undefined;
-  const stream = typeof dest === 'string' ? undefined : dest;
+  const stream = typeof dest === 'string' ? undefined : new StreamDest(dest);
   await local?.open();
   let handle: number | undefined;
   let handleOpen = false;
-  const inflight: Promise<{ data: Buffer; eof: boolean }>[] = [];
+  const inflight: Promise<ReadResult>[] = [];
   try {
-    handle = await ga.fileOpen(guestPath, { mode: 'r' });
+    // An agent that hashes what its reads send (readMd5) gives that md5 with the answer at end of
+    // file: the check is of exactly the bytes that came, whatever the file did meanwhile (a log
+    // growing), and works for a device. Otherwise get-file-md5sum runs alongside the reads, and
+    // a file that changes meanwhile fails the check.
+    const sentMd5 = verify && f.readMd5;
+    handle = await ga.fileOpen(guestPath, { mode: 'r', md5: sentMd5 });
     handleOpen = true;
-    // The guest's digest runs alongside the reads; either order detects a file that changes.
-    const remoteMd5 = verify ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    checkAbort(opts.signal, what);
+    const remoteMd5 = verify && !sentMd5 ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
     const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;
     let eof = false;
+    let agentMd5: string | undefined;
     const topUp = () => {
       while (inflight.length < depth) {
         const p = ga.fileRead(handle!, f.emberGa ? chunk : undefined);
@@ -246,35 +327,40 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
     };
     topUp();
     while (!eof) {
-      checkAbort(opts.signal, what);
-      const r = await inflight.shift()!;
+      const r = await abortable(inflight.shift()!, opts.signal, what);
       if (!r.eof) topUp(); // the agent has the next reads before this chunk is written out
       if (r.data.length > 0) {
         md5?.update(r.data);
         if (local) await local.write(r.data);
-        else await writeTo(stream!, r.data);
+        else await abortable(stream!.write(r.data), opts.signal, what);
         bytes += r.data.length;
         t.progress({ bytes, total, phase: 'copy' }, opts);
       }
       eof = r.eof;
+      agentMd5 = r.md5;
     }
     handleOpen = false; // the agent closed it at eof; reads still in flight fail harmlessly
     const digest = md5?.digest('hex') ?? '';
-    if (remoteMd5) {
+    if (sentMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
-      const remote = await remoteMd5;
+      checkSent(what, digest, agentMd5);
+    } else if (remoteMd5) {
+      t.progress({ bytes, total, phase: 'verify' }, opts);
+      const remote = await abortable(remoteMd5, opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
     if (local) await local.commit(opts.fsync ?? true);
     else if (opts.end ?? true) {
-      stream!.end();
-      await once(stream!, 'finish');
-    }
+      stream!.dest.end();
+      await once(stream!.dest, 'finish');
+    } else stream!.check();
     return { bytes, md5: digest, verified: verify, atomic: false, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, {}, { noReconnect: true }).catch(noop);
+    if (handleOpen && handle !== undefined) await release(ga, handle, false);
     await local?.abandon(opts.keepPartial ?? false);
     throw e;
+  } finally {
+    stream?.detach();
   }
 }
 
@@ -293,6 +379,10 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   } else {
     input = src;
   }
+  // An abort ends a wait for input (stdin with nothing to say) as it ends any other wait. No
+  // error is given to destroy(): before the loop reads, nothing would listen for it.
+  const stopInput = () => input.destroy();
+  opts.signal?.addEventListener('abort', stopInput, { once: true });
   const verify = opts.verify ?? true;
   let handle: number | undefined;
   let handleOpen = false;
@@ -306,7 +396,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
     checkAbort(opts.signal, what);
     // Hashed while the previous write is still in flight, not between its answer and this request.
     md5?.update(buf);
-    if (inflight.length >= depth) await inflight.shift();
+    if (inflight.length >= depth) await abortable(inflight.shift()!, opts.signal, what);
     sent += buf.length;
     const p = ga.fileWrite(handle!, buf, eof).then(() => {
       acked += buf.length;
@@ -324,7 +414,8 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         atomic = true;
       } catch (e) {
         // Not replaceable (a device, a FIFO, a bind-mounted file, a directory the agent cannot
-        // create a file in, an owner it cannot give, sysfs...): written in place, unless atomic
+        // create a file in, an owner it cannot give, sysfs, a path too long for the temporary
+        // name beside it...): written in place, unless atomic
         // was asked for. Where the plain open fails too (a missing directory), its error is the
         // one reported. Not for a full disk or quota (ENOSPC, EDQUOT) and the like: writing in
         // place would truncate the file first and then likely fail the same way.
@@ -333,6 +424,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
     handleOpen = true;
+    checkAbort(opts.signal, what);
     // Chunks of exactly `chunk` bytes; the last one is held back to go out with eof.
     let held: Buffer | undefined;
     const parts: Buffer[] = [];
@@ -368,7 +460,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       if (held) await send(held, false);
       await send(Buffer.alloc(0), true); // the reference drops data sent with eof:true
     }
-    while (inflight.length > 0) await inflight.shift();
+    while (inflight.length > 0) await abortable(inflight.shift()!, opts.signal, what);
     const digest = md5?.digest('hex') ?? '';
     if (verify) t.progress({ bytes: acked, total, phase: 'verify' }, opts);
     if (closeChecks) {
@@ -387,14 +479,18 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         throw e;
       }
     } else if (verify) {
-      const remote = await ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) });
+      const remote = await abortable(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
     return { bytes: sent, md5: digest, verified: verify, atomic, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
   } catch (e) {
+    const failure = opts.signal?.aborted ? abortError(what) : e; // input destroyed by the abort says "premature close"
     input.destroy();
     // An atomic handle's data is dropped: the guest file stays as it was.
-    if (handleOpen && handle !== undefined) ga.fileClose(handle, { discard: atomic }, { noReconnect: true }).catch(noop);
-    throw e;
+    if (handleOpen && handle !== undefined) await release(ga, handle, atomic);
+    throw failure;
+
+  } finally {
+    opts.signal?.removeEventListener('abort', stopInput);
   }
 }

@@ -3,6 +3,7 @@
 // form (tables) or --json for scripts; `cp` with a progress bar when stderr is a terminal.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { jsonWithBigInts } from '../wire/json';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
@@ -111,12 +112,55 @@ function location(arg: string): Location {
   return { local: arg };
 }
 
-/** Runs a copy with a progress bar on a terminal; SIGINT / SIGTERM stop it cleanly (exit 130). */
+/** Signals that stop a copy: its guest handle is closed first, then ember-ga-ctl dies of the signal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** A copy stopped by a signal, or by its stdout reader going away (SIGPIPE), once cleaned up. */
+class Stopped extends Error {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly failure: unknown,
+  ) {
+    super(`stopped by ${signal}`);
+  }
+}
+
+/** Ends the process by `signal`'s default action, as a shell reports it (128 + its number). */
+function dieOf(signal: NodeJS.Signals): void {
+  // A listener added and removed leaves the default action in place (Node ignores SIGPIPE).
+  const none = () => {};
+  process.on(signal, none);
+  process.off(signal, none);
+  process.kill(process.pid, signal);
+}
+
+/** Set once stdout's reader went away (`| head`): process.stdout says EPIPE only as an 'error' event. */
+let stdoutGone = false;
+function onStdoutError(e: NodeJS.ErrnoException): void {
+  if (e.code === 'EPIPE') stdoutGone = true;
+}
+
+/**
+ * Runs a copy with a progress bar on a terminal. SIGINT, SIGTERM and SIGHUP stop it cleanly (its
+ * guest handle closed; a second one stops at once), and so does EPIPE on stdout; the copy then
+ * rejects with Stopped.
+ */
 async function runCopy(start: (signal: AbortSignal) => Transfer, label: string, opts: { progress: boolean }): Promise<CopyResult> {
   const ac = new AbortController();
-  const onSig = () => ac.abort();
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  let caught: NodeJS.Signals | undefined;
+  const stopListening = () => {
+    for (const s of STOP_SIGNALS) process.off(s, onSig);
+  };
+  const onSig = (sig: NodeJS.Signals) => {
+    if (caught) {
+      stopListening();
+      dieOf(sig);
+    }
+    caught = sig;
+    ac.abort();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSig);
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError); // kept: a late EPIPE must not crash
   const bar = opts.progress && process.stderr.isTTY ? progressBar(label, process.stderr) : undefined;
   const started = Date.now();
   const t = start(ac.signal);
@@ -131,10 +175,11 @@ async function runCopy(start: (signal: AbortSignal) => Transfer, label: string, 
     return r;
   } catch (e) {
     bar?.stop();
+    if (caught) throw new Stopped(caught, e);
+    if (stdoutGone) throw new Stopped('SIGPIPE', e);
     throw e;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    stopListening();
   }
 }
 
@@ -188,7 +233,7 @@ export function program(): Command {
 
   p.command('cat').argument('<path>', 'guest file').option('--no-verify', 'skip the md5 check')
     .description('write a guest file to stdout (md5-verified at the end)').action(act(async (ga, _g, file: string, o: { verify: boolean }) => {
-      await ga.copyFrom(file, process.stdout, { end: false, verify: o.verify });
+      await runCopy((signal) => ga.copyFrom(file, process.stdout, { end: false, verify: o.verify, signal }), path.posix.basename(file), { progress: false });
     }));
 
   p.command('cp').argument('<src>', 'guest:PATH, a local path, or - for stdin').argument('<dst>', 'guest:PATH, a local path, or - for stdout')
@@ -354,9 +399,13 @@ export async function main(argv: string[]): Promise<number> {
       // commander printed its own message; help and version exit 0
       return e.exitCode === 0 ? 0 : 2;
     }
-    const msg = e instanceof GuestAgentError ? e.message : (e as Error).message ?? String(e);
-    process.stderr.write(`ember-ga-ctl: ${msg}\n`);
-    return e instanceof GuestAgentError && e.code === 'ABORT_ERR' ? 130 : 1;
+    const stopped = e instanceof Stopped ? e : undefined;
+    const failure = stopped ? stopped.failure : e;
+    // Like cat, nothing is said when the reader of stdout went away.
+    if (stopped?.signal !== 'SIGPIPE') process.stderr.write(`ember-ga-ctl: ${(failure as Error).message ?? String(failure)}\n`);
+    if (!stopped) return 1;
+    dieOf(stopped.signal);
+    return 128 + os.constants.signals[stopped.signal];
   }
 }
 

@@ -84,7 +84,7 @@ export function statText(s: ExactFileStat): string {
 
 export function agentLine(f: Features): string {
   return f.emberGa
-    ? `ember-ga ${f.version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies${f.atomicWrite ? ', atomic uploads' : ''})`
+    ? `ember-ga ${f.version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies${f.atomicWrite ? ', atomic uploads' : ''}${f.readMd5 ? ', hashed downloads' : ''})`
     : `${f.version}, 0.7.1 protocol (4 KiB chunks, one request per handle)`;
 }
 

@@ -262,12 +262,12 @@ export class GuestAgent extends EventEmitter {
     try {
       const info = await this.call<AgentInfo>('agent-info');
       this.maxLineBytes = info.max_line_bytes;
-      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true, atomicWrite: info.atomic_write === true };
+      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true, atomicWrite: info.atomic_write === true, readMd5: info.read_md5 === true };
     } catch (e) {
       if (!(e instanceof GuestAgentError && e.remote && /^Unknown command/.test(e.message))) throw e;
     }
     const version = await this.ping();
-    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false, atomicWrite: false };
+    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false, atomicWrite: false, readMd5: false };
   }
 
   // ---- typed commands (docs/PROTOCOL.md) ----
@@ -299,9 +299,10 @@ export class GuestAgent extends EventEmitter {
   /**
    * file-open: a handle id. `perm` is the mode of a created file (default 0o644). `atomic` (with
    * "w", when features().atomicWrite): the data replaces the file only when the handle is closed.
+   * `md5` (with "r", when features().readMd5): the read at end of file gives the md5 of all read.
    */
-  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean } = {}, opts?: CallOptions): Promise<number> {
-    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force, atomic: o.atomic || undefined }), opts);
+  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean; md5?: boolean } = {}, opts?: CallOptions): Promise<number> {
+    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force, atomic: o.atomic || undefined, md5: o.md5 || undefined }), opts);
   }
 
   /** file-read: up to `size` bytes (ember-ga; the reference reads 4096 whatever is asked). */
@@ -310,7 +311,7 @@ export class GuestAgent extends EventEmitter {
     // makes thousands of these a second, one at a time.
     const plain = Number.isSafeInteger(handle) && (size === undefined || Number.isSafeInteger(size));
     const args = plain ? `{"handle_id":${handle}${size === undefined ? '' : `,"size":${size}`}}` : JSON.stringify(compact({ handle_id: handle, size }));
-    const r = await this.request<DecodedRead | { bufb64?: unknown; eof?: unknown } | null>(
+    const r = await this.request<DecodedRead | { bufb64?: unknown; eof?: unknown; md5?: unknown } | null>(
       'file-read',
       (tag) => `{"execute":"file-read","arguments":${args},"tag":${JSON.stringify(tag)}}\r\n`,
       opts,
@@ -318,7 +319,7 @@ export class GuestAgent extends EventEmitter {
     );
     if (r instanceof DecodedRead) return r;
     if (r === null || typeof r !== 'object' || typeof r.bufb64 !== 'string') throw hostError('EPROTO', 'file-read: answer is not {bufb64, eof}', 'file-read');
-    return { data: Buffer.from(r.bufb64, 'base64'), eof: r.eof === true };
+    return new DecodedRead(Buffer.from(r.bufb64, 'base64'), r.eof === true, typeof r.md5 === 'string' ? r.md5 : undefined);
   }
 
   /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
@@ -432,8 +433,9 @@ export class GuestAgent extends EventEmitter {
 
   /**
    * Copies a guest file to a local path (written under a temporary name, renamed on success;
-   * nothing is left behind on failure unless keepPartial) or into a Writable. Verified against
-   * get-file-md5sum unless verify is false. The Transfer emits 'progress' ({bytes, total}).
+   * nothing is left behind on failure unless keepPartial) or into a Writable. Unless verify is
+   * false, verified against the md5 of what the agent read (features().readMd5), else against
+   * get-file-md5sum. The Transfer emits 'progress' ({bytes, total}).
    * Throws at once (TypeError, RangeError) when chunkSize or inFlight is not a whole number >= 1.
    */
   copyFrom(guestPath: string, dest: string | Writable, opts: CopyFromOptions = {}): Transfer {
@@ -481,10 +483,14 @@ function tagOf(text: string): string | undefined {
 
 /** A file-read answer decoded by readAnswer. */
 class DecodedRead implements ReadResult {
+  readonly md5?: string;
   constructor(
     readonly data: Buffer,
     readonly eof: boolean,
-  ) {}
+    md5?: string,
+  ) {
+    if (md5 !== undefined) this.md5 = md5;
+  }
 }
 
 const READ_HEAD = Buffer.from('{"return":{"bufb64":"');
@@ -492,8 +498,9 @@ const READ_EOF = Buffer.from('","eof":');
 
 /**
  * `{"return":{"bufb64":"B64","eof":BOOL},"tag":"TAG"}` (how ember-ga and 0.7.1 both write a
- * file-read answer), decoded without a JSON pass over the payload: base64 needs no escaping, so
- * it is sliced out of the line. Anything else: undefined, and the answer takes the JSON path.
+ * file-read answer; ember-ga's at end of file may add `"md5":"HEX"` after eof), decoded without
+ * a JSON pass over the payload: base64 needs no escaping, so it is sliced out of the line.
+ * Anything else: undefined, and the answer takes the JSON path.
  */
 function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefined {
   if (line.length < READ_HEAD.length + READ_EOF.length || line.compare(READ_HEAD, 0, READ_HEAD.length, 0, READ_HEAD.length) !== 0) return undefined;
@@ -501,17 +508,18 @@ function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefi
   if (mid < READ_HEAD.length) return undefined;
   // The rest is `false},"tag":"T"}`; without its first `}` it ends the object `{"eof":...`.
   const rest = line.toString('utf8', mid + READ_EOF.length);
-  let tail: { eof?: unknown; tag?: unknown } | undefined = plainTail(rest);
+  let tail: { eof?: unknown; tag?: unknown; md5?: unknown } | undefined = plainTail(rest);
   if (!tail) {
     const brace = rest.indexOf('}');
     try {
-      tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`) as { eof?: unknown; tag?: unknown };
+      tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`) as { eof?: unknown; tag?: unknown; md5?: unknown };
     } catch {
       return undefined;
     }
   }
   if (typeof tail.tag !== 'string' || typeof tail.eof !== 'boolean') return undefined;
-  return { tag: tail.tag, result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof) };
+  const md5 = typeof tail.md5 === 'string' ? tail.md5 : undefined;
+  return { tag: tail.tag, result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof, md5) };
 }
 
 /** `false},"tag":"T"}` with a tag that has no escapes, taken apart without JSON.parse; else undefined. */

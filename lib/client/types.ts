@@ -9,6 +9,8 @@ export interface AgentInfo {
   max_read_size: number;
   /** file-open `atomic` and file-close `discard`, `fsync`, `md5` (absent from agents before them). */
   atomic_write?: boolean;
+  /** file-open `md5` for "r": the file-read answer at end of file carries the md5 of what was read. */
+  read_md5?: boolean;
 }
 
 /** What the client found out about the agent on the other end (GuestAgent.features()). */
@@ -33,6 +35,12 @@ export interface Features {
    * client must not send them there.
    */
   atomicWrite: boolean;
+  /**
+   * file-open `md5` (mode "r"): the agent hashes what its reads send, and the file-read answer
+   * at end of file carries that md5, which checks a download of a file that changes meanwhile
+   * (get-file-md5sum would hash another version of it) or of a device (which it refuses).
+   */
+  readMd5: boolean;
 }
 
 export type { Timespec } from '../files/stat';
@@ -92,4 +100,6 @@ export interface GuestRouteSpec {
 export interface ReadResult {
   data: Buffer;
   eof: boolean;
+  /** At end of file, on a handle opened with `md5`: the md5 of every byte the reads sent. */
+  md5?: string;
 }

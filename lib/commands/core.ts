@@ -28,6 +28,7 @@ export const coreCommands = [
       max_line_bytes: MAX_LINE_BYTES,
       max_read_size: ctx.config.largeReads ? ctx.config.maxReadSize : 4096,
       atomic_write: true,
+      read_md5: true,
     }),
   }),
   defineCommand({

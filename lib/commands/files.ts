@@ -31,7 +31,8 @@ class HandleTable {
   private readonly open = new Map<number, FileHandle>();
   /** The host session each open handle belongs to. */
   private readonly owner = new Map<number, number>();
-  private readonly atEof = new Set<number>();
+  /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
+  private readonly atEof = new Map<number, Promise<string> | undefined>();
   /** Closes and discards started when a host went away (endSession), until done. */
   private readonly discarding = new Set<Promise<void>>();
   /** Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, and the close. */
@@ -81,6 +82,11 @@ class HandleTable {
     return this.atEof.has(id);
   }
 
+  /** For a hashing handle closed at end of file: the md5 of all it read. */
+  eofMd5(id: number): Promise<string> | undefined {
+    return this.atEof.get(id);
+  }
+
   /**
    * Forgets the id and closes the handle after the operations queued on it. Options the handle
    * cannot honour (discard on a handle not opened with atomic) reject and leave it open.
@@ -93,8 +99,10 @@ class HandleTable {
     this.open.delete(id);
     this.owner.delete(id);
     if (atEof) {
-      this.atEof.add(id);
-      if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.values().next().value as number);
+      // Reads queued before the close still run (and find the end again): the md5 once they have.
+      const md5 = h.hashing ? closing.then(() => h.md5()!, () => h.md5()!) : undefined;
+      this.atEof.set(id, md5);
+      if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.keys().next().value as number);
     }
     return closing;
   }
@@ -204,6 +212,11 @@ async function listJson(dir: string, n: number, signal: AbortSignal): Promise<Ra
   return new RawJson(parts);
 }
 
+/** file-read's answer at end of file; `md5` only for a handle opened with md5 (0.7.1's answer otherwise). */
+function eofAnswer(md5?: string): { bufb64: ''; eof: true; md5?: string } {
+  return md5 === undefined ? { bufb64: '', eof: true } : { bufb64: '', eof: true, md5 };
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -217,14 +230,16 @@ export const fileCommands = [
       perm: { type: 'int', default: 420, min: 0, max: 0xffffffff, doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.' },
       force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
       atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a new file with no name yet in the directory of path (O_TMPFILE; a named temporary file beside path where the filesystem has none) and rename it over path when the handle is closed; file-close discard drops it.' },
+      md5: { type: 'bool', default: false, doc: 'ember-ga, with "r": hash the bytes the reads send; the file-read answer at end of file carries their md5.' },
     },
     handler: async (args, ctx, call) => {
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
+      if (args.md5 && args.mode !== 'r') throw new AgentError('Invalid argument "md5": only with mode "r"');
       const table = handles(ctx);
       table.reserve();
       let h: FileHandle;
       try {
-        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic });
+        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic, md5: args.md5 });
       } catch (e) {
         table.unreserve();
         throw e;
@@ -234,7 +249,7 @@ export const fileCommands = [
   }),
   defineCommand({
     name: 'file-read',
-    doc: 'Reads the next chunk: {bufb64, eof}. At end of file an empty buffer with eof true, and the handle is closed.',
+    doc: 'Reads the next chunk: {bufb64, eof}. At end of file an empty buffer with eof true (and md5, for a handle opened with md5), and the handle is closed.',
     args: {
       handle_id: handleId,
       size: { type: 'int', min: 0, doc: 'ember-ga: bytes to read (0 or absent: 4096); more than the maximum agent-info reports reads that maximum; ignored under --no-large-reads.' },
@@ -244,14 +259,16 @@ export const fileCommands = [
       const id = args.handle_id;
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
-      if (table.closedAtEof(id)) return { bufb64: '', eof: true };
+      if (table.closedAtEof(id)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
       // Reads wait while the host is behind on its answers (the agent's output limit).
       const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
-      return handleFor(ctx, id, 'r', 'file-read').readBase64Parts(size, gate).then((parts) => {
+      const h = handleFor(ctx, id, 'r', 'file-read');
+      return h.readBase64Parts(size, gate).then((parts) => {
         // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
         if (parts.length > 0) return new RawJson(['{"bufb64":"', ...parts, '","eof":false}']);
+        const md5 = h.md5(); // of what the answers up to this one sent
         void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
-        return { bufb64: '', eof: true };
+        return eofAnswer(md5);
       });
     },
   }),

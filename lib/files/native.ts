@@ -7,8 +7,11 @@ export interface FileBindings {
    * cancel() stops it within a chunk (the promise rejects with ECANCELED); after the end it does nothing.
    */
   md5File(path: string): { promise: Promise<string>; cancel(): void };
-  /** One read into buffer at offset (-1: at the current position); 0 at end of file. */
-  pread(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /**
+   * One read into buffer at offset (-1: at the current position); 0 at end of file. The bytes
+   * read are hashed into `md5`, when given, on the pool thread.
+   */
+  pread(fd: number, buffer: Buffer, offset: number, path: string, md5?: NativeMd5): Promise<number>;
   /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
@@ -31,6 +34,8 @@ export interface FileBindings {
    * onReady (ready, hung up or in error); close() stops it for good (the fd stays open).
    */
   FdPoll: new (fd: number, onReady: () => void) => NativeFdPoll;
+  /** A running md5 (OpenSSL's); calls on one must not overlap with a pread hashing into it. */
+  Md5: new () => NativeMd5;
   /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
   cancelStreams(): void;
   /**
@@ -45,6 +50,13 @@ export interface FileBindings {
    */
   lstatAt(fd: number, names: Buffer, start: number, end: number): Promise<Uint32Array>;
   readonly STAT_WORDS: number;
+}
+
+export interface NativeMd5 {
+  /** Hashes buffer's first `length` bytes, on the calling thread. */
+  update(buffer: Buffer, length: number): void;
+  /** The md5 of everything hashed so far, 32 lowercase hex digits; hashing may go on. */
+  digest(): string;
 }
 
 export interface NativeFdPoll {

@@ -37,8 +37,23 @@ export function tmpDir(prefix = 'ember-ga-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
-export function unnamed(pid: number, dir: string): string[] {
+/**
+ * A path of exactly `bytes` bytes (up to PATH_MAX's 4095) below `root`, whose directory is made
+ * with mkdir of components of at most 255 bytes; the file's name is 100 to 200 bytes.
+ */
+export function longPath(root: string, bytes: number): string {
+  let dir = root;
+  for (;;) {
+    const left = bytes - Buffer.byteLength(dir) - 1; // after the next '/'
+    if (left <= 200) break;
+    dir = path.join(dir, 'd'.repeat(Math.min(255, left - 101)));
+    fs.mkdirSync(dir, { recursive: true }); // may be there from a longer path's
+  }
+  return path.join(dir, 'f'.repeat(bytes - Buffer.byteLength(dir) - 1));
+}
+
+/** The fds of pid whose target (what /proc/PID/fd/N links to) passes `keep`: /proc/PID/fd/N paths. */
+function fdsWhere(pid: number, keep: (target: string) => boolean): string[] {
   return fs
     .readdirSync(`/proc/${pid}/fd`)
     .map((n) => `/proc/${pid}/fd/${n}`)
@@ -49,8 +64,20 @@ export function unnamed(pid: number, dir: string): string[] {
       } catch {
         return false; // closed meanwhile (a pool thread's, say)
       }
-      return target.startsWith(`${fs.realpathSync(dir)}/#`) && target.endsWith(' (deleted)');
+      return keep(target);
     });
+}
+
+/** Files pid holds open in dir that have no name (O_TMPFILE): /proc/PID/fd/N paths. */
+export function unnamed(pid: number, dir: string): string[] {
+  const prefix = `${fs.realpathSync(dir)}/#`;
+  return fdsWhere(pid, (target) => target.startsWith(prefix) && target.endsWith(' (deleted)'));
+}
+
+/** The fds pid holds open on `file`, also once it is deleted: /proc/PID/fd/N paths. */
+export function fdsOn(pid: number, file: string): string[] {
+  const real = path.join(fs.realpathSync(path.dirname(file)), path.basename(file));
+  return fdsWhere(pid, (target) => target === real || target === `${real} (deleted)`);
 }
 
 /** A raw connection: send bytes, collect answer lines. */
@@ -257,7 +284,19 @@ export async function withTmpfs(dir: string, name: string, options: string, run:
   try {
     await run(mnt);
   } finally {
-    execFileSync('umount', [mnt]);
+    unmount(mnt);
+  }
+}
+
+/**
+ * Unmounts mnt; lazily if still busy (an agent holding a file there after a failed assertion):
+ * the assertion's error is the one to see, and no mount may outlive the test.
+ */
+function unmount(mnt: string): void {
+  try {
+    execFileSync('umount', [mnt], { stdio: 'ignore' });
+  } catch {
+    execFileSync('umount', ['-l', mnt]);
   }
 }
 
@@ -275,13 +314,7 @@ export async function withFuse(dir: string, name: string, run: (mnt: string) => 
   try {
     await run(mnt);
   } finally {
-    // Lazily if still busy (an agent holding a file there after a failed assertion): the
-    // assertion's error is the one to see, and nothing may remove files through the mount.
-    try {
-      execFileSync('umount', [mnt], { stdio: 'ignore' });
-    } catch {
-      execFileSync('umount', ['-l', mnt]);
-    }
+    unmount(mnt); // before anything removes files: not through the mount
   }
 }
 

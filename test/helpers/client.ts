@@ -2,7 +2,9 @@
 // bridge standing in for QEMU's chardev pty, files of random data, md5 of local files.
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'child_process';
 import { createHash, randomFillSync } from 'crypto';
+import { once } from 'events';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as path from 'path';
 import { allCommands } from '../../lib/commands';
 import { REPO } from './agent';
@@ -58,6 +60,36 @@ export async function startPtyBridge(dir: string, agentSocket: string, name = 'p
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill();
       await exited;
+    },
+  };
+}
+
+/**
+ * A unix socket at `path` in front of the agent that keeps one connection to the agent across the
+ * connections made to it (one at a time): the agent's host session outlives a client that
+ * exits, so a file the client left open stays open there, whatever the agent does when a host
+ * goes, and a test sees what the client itself closed. Answers for a client that left are dropped.
+ */
+export async function sessionKeeper(agentSocket: string, path: string): Promise<{ path: string; close(): Promise<void> }> {
+  const upstream = net.createConnection(agentSocket);
+  await once(upstream, 'connect');
+  let current: net.Socket | undefined;
+  upstream.on('data', (d: Buffer) => current?.write(d));
+  const server = net.createServer((sock) => {
+    current = sock;
+    sock.on('data', (d: Buffer) => upstream.write(d));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      if (current === sock) current = undefined;
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  return {
+    path,
+    close: async () => {
+      current?.destroy();
+      upstream.destroy();
+      await new Promise((r) => server.close(r));
     },
   };
 }

@@ -6,7 +6,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, runningExecutable, startAgent, tmpDir, unnamed, withBindMount, withFuse, withTmpfs, type RunningAgent } from '../helpers/agent';
+import { agentSuite, errorMessage, fails, longPath, runningExecutable, startAgent, tmpDir, unnamed, withBindMount, withFuse, withTmpfs, type RunningAgent } from '../helpers/agent';
 import { command, root, waitFor } from '../helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -195,6 +195,26 @@ test('atomic: refused early where rename cannot work: a bind-mounted file, a tra
   });
   assert.equal(leftovers(agent, dir), []);
 }, { needs: [root, command('mount')] });
+
+test('atomic: refused at the open (ENAMETOOLONG) where the temporary path beside the file would pass PATH_MAX', async ({ agent, c, dir }) => {
+  // The temporary path is the target's plus 24 bytes: `.` before the name, `.XXXXXXXX.ember-ga-part` after.
+  const f = longPath(dir, 4095 - 24 + 1);
+  await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 36, /^open .*\/f+: file name too long for an atomic replace: the temporary file beside it would have a path of 4096 bytes, over the 4095 a path may have; without atomic the file is written in place$/);
+  fs.writeFileSync(f, 'old');
+  await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 36, /without atomic the file is written in place$/);
+  const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+  await c.ok('file-write', { handle_id: h, bufb64: b64('in place'), eof: true });
+  assert.is(fs.readFileSync(f, 'utf8'), 'in place');
+  // One byte shorter fits: replaced at the close.
+  const g = longPath(dir, 4095 - 24);
+  fs.writeFileSync(g, 'old');
+  const a = (await c.ok('file-open', { path: g, mode: 'w', atomic: true })) as number;
+  await c.ok('file-write', { handle_id: a, bufb64: b64('replaced'), eof: true });
+  assert.is(fs.readFileSync(g, 'utf8'), 'replaced');
+  // A new file's name longer than NAME_MAX: refused at the open as a plain open refuses it, not at the rename.
+  await fails(c, 'file-open', { path: path.join(dir, 'n'.repeat(256)), mode: 'w', atomic: true }, 36, /^open .*: file name too long$/);
+  assert.equal(leftovers(agent, path.dirname(g)), []);
+});
 
 test('atomic: a full filesystem fails the writes, then the close; the original stays', async ({ agent, c, dir }) => {
   await withTmpfs(dir, 'tiny', 'size=64k', async (mnt) => {

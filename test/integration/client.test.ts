@@ -3,14 +3,14 @@
 // silence).
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'child_process';
-import { createHash } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
 import { once } from 'events';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { PassThrough, Readable } from 'stream';
+import { PassThrough, Readable, Writable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../../lib';
-import { startAgent, startAgentWith, tmpDir, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from '../helpers/agent';
+import { fdsOn, longPath, startAgent, startAgentWith, tmpDir, unnamed, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from '../helpers/agent';
 import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from '../helpers/client';
 import { command, root, sleep, suite, waitFor } from '../helpers/harness';
 import { startStub } from '../helpers/stub-agent';
@@ -67,7 +67,7 @@ test('real agent: typed calls, 300 requests in flight matched by tag, features',
       all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
       assert.is(ga.inFlight, 0);
       const f = await ga.features();
-      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true, atomicWrite: true });
+      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true, atomicWrite: true, readMd5: true });
       assert.is((await ga.agentInfo()).name, 'ember-ga');
       assert.is(await ga.call('ping'), version);
   }));
@@ -195,7 +195,7 @@ test('real agent restarted on the same socket: the client reconnects', async () 
 test('0.7.1 protocol (stub): detected, 4096-byte chunks, one request per handle, empty eof write', () =>
   withStub({ reference: true }, async (ga, stub, dir) => {
     const f = await ga.features();
-    assert.equal(f, { emberGa: false, version: '0.7.1', maxReadSize: 4096, maxLineBytes: 65536, orderedHandles: false, atomicWrite: false });
+    assert.equal(f, { emberGa: false, version: '0.7.1', maxReadSize: 4096, maxLineBytes: 65536, orderedHandles: false, atomicWrite: false, readMd5: false });
     const src = path.join(dir, 'src');
     const sum = randomFile(src, MiB + 123);
     const up = await ga.copyTo(src, path.join(dir, 'guest'));
@@ -226,11 +226,12 @@ test('ember-ga protocol (stub): large chunks, several requests in flight, data w
     assert.is(writes.length, 6);
     assert.ok(writes[5].eof && Buffer.from(writes[5].bufb64, 'base64').length === 7);
     const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
-    assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, MiB, 4]);
+    assert.equal([down.md5, down.chunkSize, down.inFlight, down.verified], [sum, MiB, 4, true]);
+    assert.ok(stub.requests.some((r) => r.execute === 'get-file-md5sum'), 'without read_md5, get-file-md5sum checks a download');
     assert.ok(stub.maxPerHandle > 1, 'requests were pipelined');
     assert.ok(stub.requests.filter((r) => r.execute === 'file-read').every((r) => r.arguments.size === MiB));
-    // An ember-ga without atomic_write ignores unknown arguments: none are sent to it.
-    assert.is((await ga.features()).atomicWrite, false);
+    // An ember-ga without atomic_write and read_md5 ignores unknown arguments: none are sent to it.
+    assert.equal([(await ga.features()).atomicWrite, (await ga.features()).readMd5], [false, false]);
     assert.ok(stub.requests.every((r) => !('atomic' in (r.arguments ?? {})) && !('md5' in (r.arguments ?? {}))));
     const e = await rejects(ga.copyTo(src, path.join(dir, 'guest'), { atomic: true }));
     assert.is(e.code, 'ENOTSUP');
@@ -461,6 +462,18 @@ test('an upload to a bind-mounted file (rename cannot replace it) is written in 
     assert.equal(partFiles(dir), []);
   }), { needs: [...files, root, command('mount')] });
 
+test('an upload to a path too long for the temporary name beside it (ENAMETOOLONG at the open) is written in place', () =>
+  withAgent(async (ga, dir) => {
+    const f = longPath(dir, 4080);
+    fs.writeFileSync(f, 'old');
+    const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f);
+    assert.equal([r.atomic, r.verified], [false, true]);
+    assert.is(fs.readFileSync(f, 'utf8'), 'new content');
+    const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), f, { atomic: true }));
+    assert.is(e.code, 'ENAMETOOLONG');
+    assert.match(e.message, /without atomic the file is written in place$/);
+  }), { needs: files });
+
 test('no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched', () =>
   withAgent(async (ga, dir) => {
     // Two inodes: the root directory and the file. Writing in place would fit, but would
@@ -478,35 +491,128 @@ test('no room for the new file beside the old one (ENOSPC): the upload fails, th
     });
   }), { needs: [...files, root, command('mount')] });
 
-test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
-  withAgent(async (direct, dir, agent) => {
-    await direct.close(); // the agent serves one host connection at a time: the proxy's
-    // A proxy between client and agent that changes one base64 character of the second write.
-    const proxyPath = path.join(dir, 'proxy.sock');
-    let writes = 0;
-    const proxy = net.createServer((c) => {
-      const up = net.createConnection(agent.socket);
-      up.pipe(c);
+/** What a copy that should fail rejects with (a local failure need not be a GuestAgentError). */
+async function failure(p: PromiseLike<unknown>): Promise<NodeJS.ErrnoException> {
+  return p.then(
+    () => assert.unreachable('the copy succeeded') as never,
+    (e) => e as NodeJS.ErrnoException,
+  );
+}
+
+test('a failed upload has closed its guest handle when it rejects: ENOSPC in place (the space is free once the file is deleted) and atomic, a failing source', () =>
+  withAgent(async (ga, dir, agent) => {
+    const pid = agent.proc.pid!;
+    const src = path.join(dir, 'src');
+    randomFile(src, 3 * MiB);
+    await withTmpfs(dir, 'full', 'size=1m', async (mnt) => {
+      const f = path.join(mnt, 'f');
+      assert.is((await failure(ga.copyTo(src, f, { atomic: false, chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+      assert.equal(fdsOn(pid, f), [], 'the agent holds nothing of the file');
+      fs.rmSync(f);
+      const st = fs.statfsSync(mnt);
+      assert.is(st.bfree, st.blocks, 'the space of the deleted file is free');
+      fs.writeFileSync(f, 'before');
+      assert.is((await failure(ga.copyTo(src, f, { chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+      assert.equal(unnamed(pid, mnt), [], 'the new data was dropped');
+      assert.is(fs.readFileSync(f, 'utf8'), 'before');
+    });
+    const g = path.join(dir, 'g');
+    let chunks = 0;
+    const failing = new Readable({
+      read() {
+        if (++chunks <= 4) this.push(Buffer.alloc(256 * 1024, chunks));
+        else this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+      },
+    });
+    assert.is((await failure(ga.copyTo(failing, g, { atomic: false, chunkSize: 256 * 1024 }))).code, 'EIO');
+    assert.equal(fdsOn(pid, g), []);
+  }), { needs: [...files, root, command('mount')] });
+
+test('a failed download has closed its guest handle when it rejects: an abort while a read waits (FIFO), a failing Writable, a full local disk', () =>
+  withAgent(async (ga, dir, agent) => {
+    const pid = agent.proc.pid!;
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = fs.openSync(fifo, fs.constants.O_RDWR); // a writer that never writes: reads wait
+    try {
+      const ac = new AbortController();
+      const t = ga.copyFrom(fifo, path.join(dir, 'from-fifo'), { signal: ac.signal });
+      await waitFor(() => fdsOn(pid, fifo).length > 0, 5_000, 'the agent to open the FIFO');
+      await sleep(100);
+      const t0 = Date.now();
+      ac.abort();
+      assert.is((await rejects(t)).code, 'ABORT_ERR');
+      assert.ok(Date.now() - t0 < 2_000, `took ${Date.now() - t0} ms`);
+      assert.equal(fdsOn(pid, fifo), []);
+    } finally {
+      fs.closeSync(writer);
+    }
+    const src = path.join(dir, 'src');
+    randomFile(src, 16 * MiB);
+    const sink = new Writable({ write: (_chunk, _enc, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) });
+    assert.is((await failure(ga.copyFrom(src, sink, { chunkSize: 256 * 1024 }))).code, 'EPIPE');
+    assert.equal(fdsOn(pid, src), []);
+    await withTmpfs(dir, 'host-full', 'size=1m', async (mnt) => {
+      assert.is((await failure(ga.copyFrom(src, path.join(mnt, 'dest')))).code, 'ENOSPC');
+      assert.equal(fdsOn(pid, src), []);
+      assert.equal(fs.readdirSync(mnt), [], 'nothing left behind');
+    });
+    assert.equal(partFiles(dir), []);
+  }), { needs: [...files, root, command('mount'), command('mkfifo')] });
+
+/**
+ * A proxy at `proxyPath` between a client and the agent that passes each line (a request going
+ * up, an answer coming down) through `edit`, which may change it.
+ */
+async function lineProxy(agentSocket: string, proxyPath: string, edit: (line: string, up: boolean) => string): Promise<net.Server> {
+  const proxy = net.createServer((c) => {
+    const up = net.createConnection(agentSocket);
+    const relay = (from: net.Socket, to: net.Socket, goingUp: boolean) => {
       let pending = '';
-      c.on('data', (d: Buffer) => {
+      from.on('data', (d: Buffer) => {
         pending += d.toString('latin1');
         let nl: number;
         while ((nl = pending.indexOf('\n')) >= 0) {
-          let line = pending.slice(0, nl + 1);
+          to.write(edit(pending.slice(0, nl + 1), goingUp), 'latin1');
           pending = pending.slice(nl + 1);
-          if (line.includes('"file-write"') && ++writes === 2) {
-            const at = line.indexOf('"bufb64":"') + 20;
-            line = line.slice(0, at) + (line[at] === 'A' ? 'B' : 'A') + line.slice(at + 1);
-          }
-          up.write(line, 'latin1');
         }
       });
-      c.on('close', () => up.destroy());
-      up.on('close', () => c.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(proxyPath, r));
-    const ga = await GuestAgent.connect({ socket: proxyPath });
-    try {
+      from.on('close', () => to.destroy());
+    };
+    relay(c, up, true);
+    relay(up, c, false);
+  });
+  await new Promise<void>((r) => proxy.listen(proxyPath, r));
+  return proxy;
+}
+
+/**
+ * `run` with a client that reaches the agent through lineProxy(edit); `direct`, the test's own
+ * client, is closed first: the agent serves one host connection at a time.
+ */
+async function viaProxy(direct: GuestAgent, agent: RunningAgent, dir: string, edit: (line: string, up: boolean) => string, run: (ga: GuestAgent) => Promise<void>): Promise<void> {
+  await direct.close();
+  const proxy = await lineProxy(agent.socket, path.join(dir, 'proxy.sock'), edit);
+  const ga = await GuestAgent.connect({ socket: path.join(dir, 'proxy.sock') });
+  try {
+    await run(ga);
+  } finally {
+    await ga.close();
+    proxy.close();
+  }
+}
+
+/** line with the base64 character `skip` characters into the value of "bufb64" changed. */
+function flipBase64(line: string, skip: number): string {
+  const at = line.indexOf('"bufb64":"') + 10 + skip;
+  return line.slice(0, at) + (line[at] === 'A' ? 'B' : 'A') + line.slice(at + 1);
+}
+
+test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
+  withAgent(async (direct, dir, agent) => {
+    // One base64 character of the second write changed.
+    let writes = 0;
+    await viaProxy(direct, agent, dir, (line, up) => (up && line.includes('"file-write"') && ++writes === 2 ? flipBase64(line, 10) : line), async (ga) => {
       const dst = path.join(dir, 'guest');
       fs.writeFileSync(dst, 'intact');
       const src = path.join(dir, 'src');
@@ -516,10 +622,42 @@ test('an upload corrupted on the way fails its md5 check before it replaces anyt
       assert.match(e.message, new RegExp(`^copy to guest:.*guest: .*md5 mismatch: the data written has md5 [0-9a-f]{32}, not ${sum}; not replaced: the file is as it was$`));
       assert.is(fs.readFileSync(dst, 'utf8'), 'intact');
       assert.equal(partFiles(dir), []);
-    } finally {
-      await ga.close();
-      proxy.close();
-    }
+    });
+  }), { needs: files });
+
+test('a download corrupted on the way fails the check against the md5 the agent sent (ECHECKSUM); nothing is left', () =>
+  withAgent(async (direct, dir, agent) => {
+    // One base64 character of the second file-read answer changed.
+    let reads = 0;
+    await viaProxy(direct, agent, dir, (line, up) => (!up && line.startsWith('{"return":{"bufb64":"') && ++reads === 2 ? flipBase64(line, 10) : line), async (ga) => {
+      const src = path.join(dir, 'src');
+      const sum = randomFile(src, 3 * MiB);
+      const e = await rejects(ga.copyFrom(src, path.join(dir, 'dest'), { chunkSize: MiB }));
+      assert.is(e.code, 'ECHECKSUM');
+      assert.match(e.message, new RegExp(`^copy guest:.*src: md5 mismatch: the data received has md5 [0-9a-f]{32}, the agent sent data with md5 ${sum}$`));
+      assert.not.ok(fs.existsSync(path.join(dir, 'dest')));
+      assert.equal(partFiles(dir), []);
+    });
+  }), { needs: files });
+
+test('a file appended to while it is downloaded: verified against what the agent read; the copy is a prefix of the file', () =>
+  withAgent(async (ga, dir) => {
+    const f = path.join(dir, 'growing.log');
+    fs.writeFileSync(f, randomBytes(MiB));
+    let appends = 0;
+    const t = ga.copyFrom(f, path.join(dir, 'copy'), { chunkSize: 64 * 1024, inFlight: 2 });
+    t.on('progress', (p: Progress) => {
+      if (p.phase === 'copy' && appends++ < 20) fs.appendFileSync(f, randomBytes(64 * 1024)); // a writer, while the copy reads
+    });
+    const r = await t;
+    const got = fs.readFileSync(path.join(dir, 'copy'));
+    assert.equal([r.verified, r.bytes, r.md5], [true, got.length, md5Of(path.join(dir, 'copy'))]);
+    assert.ok(got.length > MiB, `the appended data was read too (${got.length} bytes)`);
+    assert.ok(fs.readFileSync(f).subarray(0, got.length).equals(got), 'the copy is a prefix of the file');
+    // A character device: get-file-md5sum refuses one, the md5 of what was read is that of nothing.
+    const dn = await ga.copyFrom('/dev/null', path.join(dir, 'null'));
+    assert.equal([dn.bytes, dn.verified, dn.md5], [0, true, 'd41d8cd98f00b204e9800998ecf8427e']);
+    assert.is(fs.readFileSync(path.join(dir, 'null')).length, 0);
   }), { needs: files });
 
 test('stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint', () =>

@@ -3,13 +3,14 @@
 // subcommand builds against a stub that records it, exit codes and messages, and the progress
 // bar in a real terminal (tmux).
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn, spawnSync } from 'child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'child_process';
+import { once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
-import { mountExt4Image, startAgent, tmpDir, type RunningAgent } from '../helpers/agent';
-import { CTL, ctl, md5Of, randomFile, startPtyBridge, tmux } from '../helpers/client';
+import { fdsOn, longPath, mountExt4Image, REPO, startAgent, tmpDir, unnamed, withTmpfs, type RunningAgent } from '../helpers/agent';
+import { CTL, ctl, md5Of, partFiles, randomFile, sessionKeeper, startPtyBridge, tmux } from '../helpers/client';
 import { startFreezeGuard, type GuardResult } from '../helpers/freeze-guard';
-import { command, root, suite, waitFor } from '../helpers/harness';
+import { command, root, sleep, suite, waitFor } from '../helpers/harness';
 import { TestNetns } from '../helpers/netns';
 import { startStub } from '../helpers/stub-agent';
 
@@ -41,7 +42,7 @@ test('ping, commands, info (human and --json), version', async ({ agent }) => {
   assert.ok(r.stdout.split('\n').includes('file-open'));
   r = await ctl([...s, 'info']);
   assert.is(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB, lines up to 16\.0 MiB, pipelined copies, atomic uploads\)$/m);
+  assert.match(r.stdout, /^agent: +ember-ga \S+ \(reads up to 4\.00 MiB, lines up to 16\.0 MiB, pipelined copies, atomic uploads, hashed downloads\)$/m);
   assert.match(r.stdout, new RegExp(`^host: +${execFileSync('uname', ['-n'], { encoding: 'utf8' }).trim()} \\(Linux `, 'm'));
   assert.match(r.stdout, /^memory: +\d/m);
   r = await ctl(['--json', 'sysinfo', '-s', agent.socket]); // global options after the subcommand too
@@ -126,6 +127,110 @@ test('cp both ways, into directories, stdin and stdout; cat; nothing on stderr w
   r = await ctl([...s, 'cp', '-', `guest:${gdir}/`], { input: 'x' });
   assert.is(r.status, 2);
   assert.match(r.stderr, /name the guest file/);
+});
+
+test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it in place', async ({ agent, dir }) => {
+  const src = path.join(dir, 'long-src');
+  const sum = randomFile(src, MiB + 1);
+  const f = longPath(path.join(dir, 'long'), 4090);
+  const r = await ctl(['-s', agent.socket, '--json', 'cp', src, `guest:${f}`]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(JSON.parse(r.stdout).atomic, false);
+  assert.is(md5Of(f), sum);
+});
+
+/**
+ * `run` with a socket in front of the agent that keeps the agent's host session across
+ * ember-ga-ctl's runs: what a run leaves open stays open, so a test sees what it closed itself.
+ */
+async function keepingSession(agent: RunningAgent, dir: string, run: (socket: string) => Promise<void>): Promise<void> {
+  const keeper = await sessionKeeper(agent.socket, path.join(dir, 'keeper.sock'));
+  try {
+    await run(keeper.path);
+  } finally {
+    await keeper.close();
+  }
+}
+
+test('cp --in-place into a full filesystem (ENOSPC): the agent holds nothing of the file after, and its space is free once deleted', async ({ agent, dir }) =>
+  keepingSession(agent, dir, async (socket) => {
+    const src = path.join(dir, 'enospc-src');
+    randomFile(src, 3 * MiB);
+    await withTmpfs(dir, 'full', 'size=1m', async (mnt) => {
+      const f = path.join(mnt, 'f');
+      const r = await ctl(['-s', socket, 'cp', '--in-place', '--chunk-size', '262144', src, `guest:${f}`]);
+      assert.is(r.status, 1);
+      assert.match(r.stderr, /^ember-ga-ctl: write .*\/f: no space left on device\n$/);
+      assert.equal(fdsOn(agent.proc.pid!, f), []);
+      fs.rmSync(f);
+      const st = fs.statfsSync(mnt);
+      assert.is(st.bfree, st.blocks, 'the space of the deleted file is free');
+    });
+  }), { needs: [root, command('mount')] });
+
+test('cat into a pipe whose reader goes away (| head -c 10): the handle is closed, then it dies of SIGPIPE as cat does, saying nothing', async ({ agent, dir }) =>
+  keepingSession(agent, dir, async (socket) => {
+    const big = path.join(dir, 'big');
+    randomFile(big, 64 * MiB);
+    const head = path.join(dir, 'head');
+    const script = '"$0" "$1" -s "$2" cat "$3" | head -c 10 > "$4"; echo "${PIPESTATUS[0]}"';
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile('bash', ['-c', script, process.execPath, CTL, socket, big, head], (e, stdout, stderr) => (e ? reject(e) : resolve({ stdout, stderr }))));
+    assert.is(r.stdout, '141\n', 'died of SIGPIPE, as cat does');
+    assert.is(r.stderr, '');
+    assert.ok(fs.readFileSync(head).equals(fs.readFileSync(big).subarray(0, 10)));
+    assert.equal(fdsOn(agent.proc.pid!, big), [], 'no handle left open on the agent');
+  }));
+
+test('cp stopped by SIGINT, SIGTERM or SIGHUP closes its guest handle (an upload\'s data dropped), then dies of that signal', async ({ agent, dir }) =>
+  keepingSession(agent, dir, async (socket) => {
+    const pid = agent.proc.pid!;
+    /** ember-ga-ctl cp SRC DST, stopped by `sig` once `ready` holds; its exit signal and stderr. */
+    const stop = async (sig: NodeJS.Signals, args: string[], ready: () => boolean, input?: string) => {
+      const p = spawn(process.execPath, [CTL, '-s', socket, 'cp', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = once(p, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      if (input !== undefined) p.stdin.write(input); // and stdin stays open: the copy waits for more
+      await waitFor(ready, 10_000, `the copy to get under way (${sig})`);
+      await sleep(100);
+      p.kill(sig);
+      const [, signal] = await exited;
+      p.stdin.destroy();
+      return { signal, stderr };
+    };
+    // A download waiting for data: a read from a FIFO whose writer never writes.
+    const fifo = path.join(dir, 'sig-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = fs.openSync(fifo, fs.constants.O_RDWR);
+    try {
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+        const r = await stop(sig, [`guest:${fifo}`, path.join(dir, 'sig-dest')], () => fdsOn(pid, fifo).length > 0);
+        assert.is(r.signal, sig);
+        assert.match(r.stderr, /^ember-ga-ctl: copy guest:.*sig-fifo: aborted\n$/);
+        assert.equal(fdsOn(pid, fifo), [], `${sig}: the handle was closed`);
+      }
+    } finally {
+      fs.closeSync(writer);
+    }
+    assert.equal(partFiles(dir), []);
+    // An upload waiting for more of stdin: its atomic handle discarded.
+    const up = path.join(dir, 'sig-up');
+    fs.writeFileSync(up, 'before');
+    const r = await stop('SIGTERM', ['-', `guest:${up}`], () => unnamed(pid, dir).length > 0, 'part of the new data');
+    assert.is(r.signal, 'SIGTERM');
+    assert.equal(unnamed(pid, dir), [], 'the new data was dropped');
+    assert.is(fs.readFileSync(up, 'utf8'), 'before');
+  }), { needs: [command('mkfifo'), command('bash'), command('head')] });
+
+test('cp guest:/dev/null and cat of a character device: empty, verified against the md5 of what the agent read', async ({ agent, dir }) => {
+  const x = path.join(dir, 'x');
+  let r = await ctl(['-s', agent.socket, '--json', 'cp', 'guest:/dev/null', x]);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal([JSON.parse(r.stdout).bytes, JSON.parse(r.stdout).verified], [0, true]);
+  assert.is(fs.readFileSync(x).length, 0);
+  r = await ctl(['-s', agent.socket, 'cat', '/dev/null']);
+  assert.equal([r.status, r.stdout, r.stderr], [0, '', '']);
 });
 
 test('errors: the guest message on stderr and exit 1; usage errors exit 2; no partial file', async ({ agent, dir }) => {

@@ -199,6 +199,63 @@ test('a file that grows while it is read: the new bytes are read, eof at the new
   assert.ok(data.equals(Buffer.alloc(100, 2)));
 });
 
+test('file-open md5 ("r"): the answer at end of file carries the md5 of every byte the reads sent', async ({ c, dir }) => {
+  const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest('hex');
+  type HashedRead = Read & { md5?: string };
+  /** Reads h to its end, one request at a time with these sizes in turn; the bytes and the last answer. */
+  const readHashed = async (h: number, sizes: number[]) => {
+    const parts: Buffer[] = [];
+    for (let i = 0; ; i++) {
+      const r = (await c.ok('file-read', { handle_id: h, size: sizes[i % sizes.length] })) as HashedRead;
+      if (r.eof) return { data: Buffer.concat(parts), last: r };
+      parts.push(Buffer.from(r.bufb64, 'base64'));
+    }
+  };
+  const f = path.join(dir, 'hashed');
+  const data = crypto.randomBytes(3 * 1024 * 1024 + 5);
+  fs.writeFileSync(f, data);
+  // Large reads (hashed on the pool thread that reads) and small ones (hashed where read) mixed.
+  const h = (await c.ok('file-open', { path: f, md5: true })) as number;
+  const all = await readHashed(h, [1024 * 1024, 4096, 100_000]);
+  assert.ok(all.data.equals(data));
+  assert.equal(Object.entries(all.last), [['bufb64', ''], ['eof', true], ['md5', md5(data)]], 'the 0.7.1 answer, md5 after eof');
+  // A read sent after the close at end of file answers the same again.
+  assert.equal(await c.ok('file-read', { handle_id: h }), all.last);
+
+  // A file that grows while it is read: the md5 is of what was read, the new bytes included.
+  const g = path.join(dir, 'hashed-growing');
+  fs.writeFileSync(g, Buffer.alloc(4096, 1));
+  const hg = (await c.ok('file-open', { path: g, md5: true })) as number;
+  await c.ok('file-read', { handle_id: hg });
+  fs.appendFileSync(g, Buffer.alloc(100, 2));
+  assert.is((await readHashed(hg, [4096])).last.md5, md5(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(100, 2)])));
+
+  // Pipelined reads past the end: every answer at end of file has the same md5.
+  const hp = (await c.ok('file-open', { path: f, md5: true })) as number;
+  const answers = await Promise.all(Array.from({ length: 8 }, () => c.ok('file-read', { handle_id: hp, size: 1024 * 1024 }) as Promise<HashedRead>));
+  assert.equal(answers.slice(4), Array.from({ length: 4 }, () => ({ bufb64: '', eof: true, md5: md5(data) })));
+
+  // A character device (get-file-md5sum refuses one) and a FIFO (stream reads) are hashed too.
+  const n = (await c.ok('file-open', { path: '/dev/null', md5: true })) as number;
+  assert.equal(await c.ok('file-read', { handle_id: n }), { bufb64: '', eof: true, md5: md5(Buffer.alloc(0)) });
+  const fifo = path.join(dir, 'hashed-fifo');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR);
+  const hf = (await c.ok('file-open', { path: fifo, md5: true })) as number;
+  fs.writeSync(writer, 'through a fifo');
+  const first = (await c.ok('file-read', { handle_id: hf })) as HashedRead;
+  assert.is(Buffer.from(first.bufb64, 'base64').toString(), 'through a fifo');
+  fs.closeSync(writer); // the last writer: end of file
+  assert.equal(await c.ok('file-read', { handle_id: hf }), { bufb64: '', eof: true, md5: md5(Buffer.from('through a fifo')) });
+
+  // Without md5, the 0.7.1 answer exactly; md5 with "w" is refused.
+  const plain = (await c.ok('file-open', { path: '/dev/null' })) as number;
+  assert.equal(Object.entries((await c.ok('file-read', { handle_id: plain })) as object), [['bufb64', ''], ['eof', true]]);
+  await fails(c, 'file-open', { path: path.join(dir, 'w-md5'), mode: 'w', md5: true }, -1, /^Invalid argument "md5": only with mode "r"$/);
+  assert.not.ok(fs.existsSync(path.join(dir, 'w-md5')));
+  assert.is(((await c.ok('agent-info')) as { read_md5?: boolean }).read_md5, true);
+}, { needs: [command('mkfifo')] });
+
 test('sparse file: holes read as zeros, stat shows Size past Blocks', async ({ c, dir }) => {
   const f = path.join(dir, 'sparse');
   const fd = fs.openSync(f, 'w');

@@ -75,7 +75,7 @@ test('ping and get-commands (aliases included)', async () => {
 
 test('agent-info: what a new host may use', async () => {
   const ctx = makeCtx();
-  assert.equal((await run(ctx, { execute: 'agent-info' })).return, { name: 'ember-ga', version: '9.9.9', max_line_bytes: 16777216, max_read_size: 4194304, atomic_write: true });
+  assert.equal((await run(ctx, { execute: 'agent-info' })).return, { name: 'ember-ga', version: '9.9.9', max_line_bytes: 16777216, max_read_size: 4194304, atomic_write: true, read_md5: true });
   const legacy = { ...ctx, config: { ...ctx.config, largeReads: false } };
   assert.is((await run(legacy, { execute: 'agent-info' })).return.max_read_size, 4096);
 });

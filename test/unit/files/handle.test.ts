@@ -101,6 +101,24 @@ test('readBase64 and readBase64Parts give the base64 of each chunk; the text of 
   await again.close();
 });
 
+test('md5: the reads are hashed, small (where read) and large (on the pool); md5() once at end of file; "r" only', async ({ dir }) => {
+  const f = path.join(dir, 'hashed');
+  const data = crypto.randomBytes(2 * 1024 * 1024 + 3);
+  fs.writeFileSync(f, data);
+  const h = await openFile(f, { md5: true });
+  assert.is(h.hashing, true);
+  const parts = [await h.read(4096), await h.read(1024 * 1024), await h.read(100)];
+  assert.is(h.md5(), undefined, 'not before the end of file');
+  for (let b = await h.read(512 * 1024); b.length > 0; b = await h.read(512 * 1024)) parts.push(b);
+  assert.ok(Buffer.concat(parts).equals(data));
+  assert.is(h.md5(), crypto.createHash('md5').update(data).digest('hex'));
+  await h.close();
+  const plain = await openFile(f);
+  assert.is(plain.md5(), undefined);
+  await plain.close();
+  await rejects(openFile(path.join(dir, 'w-md5'), { mode: 'w', md5: true }), 'EINVAL', /md5 needs mode "r"/);
+});
+
 test('wrong direction, closed handle and double close', async ({ dir }) => {
   const f = path.join(dir, 'dir-check');
   const w = await openFile(f, { mode: 'w', perm: 0o600 });
