@@ -4,7 +4,9 @@
 import { AgentError } from './errors';
 import { Base64Text, decodeBase64 } from './wire/base64';
 import { describe } from './wire/json';
+import type { Answers, CommandName } from './answers';
 import type { Call, Context } from './context';
+import type { RawJson } from './wire/answer';
 import { quote } from './wire/json';
 
 /**
@@ -49,8 +51,11 @@ export type Args<S extends Schema> = {
     : TypeOf<S[K]['type']> | undefined;
 };
 
-export interface Command<S extends Schema = Schema> {
-  name: string;
+/** What command N answers (lib/answers.ts), as a value or as its JSON text already made. */
+export type Answer<N extends string> = N extends CommandName ? Answers[N] | RawJson<Answers[N]> : unknown;
+
+export interface Command<S extends Schema = Schema, N extends string = string> {
+  name: N;
   aliases?: readonly string[];
   doc: string;
   /** Accepted while filesystems are frozen (docs/PROTOCOL.md lists which). */
@@ -61,11 +66,11 @@ export interface Command<S extends Schema = Schema> {
    * at a time, each once the output queued for the host is under the agent's limit.
    */
   bulk?: boolean;
-  handler(args: Args<S>, ctx: Context, call: Call): unknown | Promise<unknown>;
+  handler(args: Args<S>, ctx: Context, call: Call): Answer<N> | Promise<Answer<N>>;
 }
 
-/** Declares a command with its handler typed from its schema. */
-export function defineCommand<S extends Schema>(c: Command<S>): Command {
+/** Declares a command with its handler's arguments typed from its schema and its answer from lib/answers.ts. */
+export function defineCommand<S extends Schema, N extends string>(c: Command<S, N>): Command {
   return c as unknown as Command;
 }
 

@@ -10,6 +10,7 @@ import { checkCopyOptions, copyFrom, copyTo, Transfer, type CopyFromOptions, typ
 import { GuestAgentError, hostError } from './errors';
 import { parseExactJson } from './exact-json';
 import { connectorFor, type Connector, type Link, type Target } from './link';
+import type { Answers, CommandName } from '../answers';
 import type { AgentInfo, ExactFileStat, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
 
 export type GuestAgentOptions = Target & {
@@ -188,9 +189,12 @@ export class GuestAgent extends EventEmitter {
   }
 
   /**
-   * Sends one request and resolves with its `return` value; rejects with GuestAgentError (the
-   * guest's message and errno, or ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
+   * Sends one request and resolves with its `return` value (typed from lib/answers.ts for the
+   * agent's commands); rejects with GuestAgentError (the guest's message and errno, or
+   * ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
    */
+  call<N extends CommandName>(command: N, args?: Record<string, unknown>, opts?: CallOptions): Promise<Answers[N]>;
+  call<T = unknown>(command: string, args?: Record<string, unknown>, opts?: CallOptions): Promise<T>;
   call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
     return this.callWith<T>(command, args, opts);
   }

@@ -1,17 +1,8 @@
-// The shapes of the agent's answers (docs/PROTOCOL.md "Commands"), as the client returns them.
-import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../files/stat';
+// The shapes of the agent's answers as the client returns them: lib/answers.ts declares them
+// once for the agent and the client; here, what the client makes of them.
+import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../answers';
 
-/** agent-info (ember-ga only). */
-export interface AgentInfo {
-  name: string;
-  version: string;
-  max_line_bytes: number;
-  max_read_size: number;
-  /** file-open `atomic` and file-close `discard`, `fsync`, `md5` (absent from agents before them). */
-  atomic_write?: boolean;
-  /** file-open `md5` for "r": the file-read answer at end of file carries the md5 of what was read. */
-  read_md5?: boolean;
-}
+export type { AgentInfo, GuestRoute, NetIface, SysInfo } from '../answers';
 
 /** What the client found out about the agent on the other end (GuestAgent.features()). */
 export interface Features {
@@ -43,7 +34,7 @@ export interface Features {
   readMd5: boolean;
 }
 
-export type { Timespec } from '../files/stat';
+export type { Timespec } from '../answers';
 
 /**
  * file-stat (from lstat) and the entries of directory-list, as the client hands them over: the
@@ -53,39 +44,6 @@ export type FileStat = AgentFileStat<number>;
 export type GoStat = AgentGoStat<number>;
 /** file-stat as stat(path, { exact: true }) gives it: 64-bit fields exact (Int64: a bigint past 2^53). */
 export type ExactFileStat = AgentFileStat<Int64>;
-
-export interface SysInfo {
-  uname: { sysname: string; nodename: string; release: string; version: string; machine: string; domain: string };
-  long_bit: number;
-  uptime: number;
-  loadavg: { '1m': number; '5m': number; '15m': number };
-  ram: { total: number; free: number; buffer: number };
-  swap: { total: number; free: number };
-  users: { name: string; device: string; host: string; login_time: number }[];
-  disks: { name: string; is_mounted: boolean; mountpoint: string; size_total: number; size_used: number; size_avail: number }[];
-}
-
-export interface NetIface {
-  index: number;
-  name: string;
-  /** "" when none. */
-  hwaddr: string;
-  /** "up|broadcast|multicast", "" when none set. */
-  flags: string;
-  /** CIDR strings. */
-  ips: string[];
-}
-
-export interface GuestRoute {
-  ifname: string;
-  scope: number;
-  /** A default route has `{ip: "", mask: ""}`. */
-  dst: { ip: string; mask: string };
-  src: string;
-  gateway: string;
-  /** ember-ga: a multipath route's paths (its own ifname and gateway are ""). Absent otherwise. */
-  nexthops?: { ifname: string; gateway: string }[];
-}
 
 /** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */
 export interface GuestRouteSpec {

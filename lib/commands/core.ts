@@ -37,7 +37,7 @@ export const coreCommands = [
     args: {},
     handler: (_args, ctx) => {
       ctx.shutdown();
-      return true;
+      return true as const;
     },
   }),
 ];

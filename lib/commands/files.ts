@@ -12,7 +12,7 @@ import { defineCommand } from '../registry';
 import type { Call, Context } from '../context';
 import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, type FileHandle } from '../files/handle';
 import { md5File } from '../files/md5';
-import { listDirectoryBatches, mkdirAll, statFile } from '../files/stat';
+import { listDirectoryBatches, mkdirAll, statFile, type FileStat } from '../files/stat';
 
 const EBADF = 9;
 const EINVAL = 22;
@@ -201,7 +201,7 @@ function succeeds(p: Promise<unknown>): Promise<true> {
  * exist as one string or as one array of objects. (A bulk command: the dispatcher runs one at a
  * time, once the answers before it are mostly out.)
  */
-async function listJson(dir: string, n: number, signal: AbortSignal): Promise<RawJson> {
+async function listJson(dir: string, n: number, signal: AbortSignal): Promise<RawJson<FileStat[]>> {
   const parts: (string | Buffer)[] = ['['];
   for await (const batch of listDirectoryBatches(dir, n, { signal })) {
     if (batch.length === 0) continue;
@@ -209,7 +209,7 @@ async function listJson(dir: string, n: number, signal: AbortSignal): Promise<Ra
     parts.push(Buffer.from(goJson(batch), 'utf8').subarray(1, -1)); // the entries, without the batch's brackets
   }
   parts.push(']');
-  return new RawJson(parts);
+  return new RawJson<FileStat[]>(parts);
 }
 
 /** file-read's answer at end of file; `md5` only for a handle opened with md5 (0.7.1's answer otherwise). */
@@ -296,7 +296,7 @@ export const fileCommands = [
       // write's error first.
       return Promise.allSettled([written, closed]).then((r) => {
         for (const x of r) if (x.status === 'rejected') throw x.reason;
-        return true;
+        return true as const;
       });
     },
   }),

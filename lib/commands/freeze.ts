@@ -88,7 +88,7 @@ export const freezeCommands = [
     handler: async (args, ctx) => {
       const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : mountpointsToFreeze(ctx);
       await freezerOf(ctx).freeze(targets, args.timeout ?? ctx.config.freezeTimeout);
-      return true;
+      return true as const;
     },
   }),
   defineCommand({
@@ -99,7 +99,7 @@ export const freezeCommands = [
     handler: async (_args, ctx) => {
       const freezer = freezerOf(ctx);
       await freezer.unfreeze(freezer.frozen ? [] : defaultMountpoints(ctx));
-      return true;
+      return true as const;
     },
   }),
   defineCommand({

@@ -82,7 +82,7 @@ function routeSpec(a: { ifname: string; dst: string; src: string; gateway: strin
   return { dst: a.dst, gateway: a.gateway || undefined, src: a.src || undefined, ifname: a.ifname || undefined, scope: a.scope };
 }
 
-function addressCommand(name: string, alias: string, add: boolean) {
+function addressCommand(name: 'ipaddr-add' | 'ipaddr-del', alias: string, add: boolean) {
   return defineCommand({
     name,
     aliases: [alias],
@@ -95,12 +95,12 @@ function addressCommand(name: string, alias: string, add: boolean) {
       const p = await checked('ip', () => parseCidr(a.ip));
       await checked('ifname', () => checkIfname(a.ifname));
       await (add ? addAddress : deleteAddress)(a.ifname, `${p.address}/${p.length}`);
-      return true;
+      return true as const;
     },
   });
 }
 
-function linkCommand(name: string, up: boolean) {
+function linkCommand(name: 'net-iface-up' | 'net-iface-down', up: boolean) {
   const word = up ? 'up' : 'down';
   return defineCommand({
     name,
@@ -108,19 +108,19 @@ function linkCommand(name: string, up: boolean) {
     args: { ifname: ifnameArg },
     handler: async (a) => {
       await checked('ifname', () => (up ? setLinkUp : setLinkDown)(a.ifname));
-      return true;
+      return true as const;
     },
   });
 }
 
-function routeCommand(name: string, add: boolean) {
+function routeCommand(name: 'route-add' | 'route-del', add: boolean) {
   return defineCommand({
     name,
     doc: `${add ? 'Adds a route to' : 'Removes a route from'} the main table, like \`ip route ${add ? 'add' : 'del'} DST via GATEWAY dev IFNAME [src SRC] [scope S]\`.`,
     args: routeArgs,
     handler: async (a) => {
       await checked('dst', () => (add ? addRoute : deleteRoute)(routeSpec(a)));
-      return true;
+      return true as const;
     },
   });
 }

@@ -8,7 +8,9 @@ import { goJson } from './json';
  * millisecond the port is not fed (file-read with large chunks, issue 4). And for answers built
  * a piece at a time (directory-list), which then never exist as one string.
  */
-export class RawJson {
+export class RawJson<T = unknown> {
+  /** The type of the value the text is the JSON of (for the type checker only). */
+  declare readonly value?: T;
   /**
    * The JSON text, in pieces: ASCII strings (JSON punctuation), or the UTF-8 bytes of text, each
    * whole characters (a large base64 payload, a directory listing's entries: never one string),

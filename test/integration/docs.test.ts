@@ -66,6 +66,12 @@ test('the README stays short: reference material lives in docs/', () => {
   assert.ok(lines < 200, `README.md has ${lines} lines`);
 });
 
+test('docs/COMMANDS.md is what the schema makes (npm run docs)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { render } = require(path.join(REPO, 'scripts', 'commands-doc.js')) as { render(): string };
+  assert.ok(read('docs/COMMANDS.md') === render(), 'docs/COMMANDS.md is out of date: run npm run docs');
+});
+
 test('every agent flag is in the README', () => {
   for (const f of FLAGS) {
     const long = f.names.find((n) => n.length > 1)!;
