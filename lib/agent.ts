@@ -5,7 +5,9 @@ import { encodeError } from './wire/answer';
 import { LineFramer, MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
-import { holdingLogger, type HoldingLogger, type Logger } from './log';
+import { HandleTable } from './files/handle-table';
+import { Freezer } from './freeze/freezer';
+import { holdingLogger, stderrIsFileOn, type Logger } from './log';
 import type { SessionOutput, SessionSink, Transport } from './transports/transport';
 import { VERSION } from './version';
 
@@ -100,7 +102,6 @@ export class Agent {
   private readonly exitHooks: ExitHook[] = [];
   private readonly hostGoneHooks: ((session: number) => void)[] = [];
   private readonly urgentExitHooks: ExitHook[] = [];
-  private readonly stores = new Map<symbol, unknown>();
   private readonly sessions = new Set<Session>();
   private nextSession = 1;
   private inFlight = 0;
@@ -123,7 +124,7 @@ export class Agent {
     this.transport = opts.transport;
     this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
     this.stopped = new Promise((r) => (this.markStopped = r));
-    this.ctx = {
+    const ctx: Omit<Context, 'handles' | 'freezer' | 'sysinfoFailures'> = {
       config: { ...defaultConfig, ...opts.config },
       state,
       registry,
@@ -153,11 +154,15 @@ export class Agent {
         }
         this.heldOutput += bytes;
       },
-      store: <T>(key: symbol, create: () => T): T => {
-        if (!this.stores.has(key)) this.stores.set(key, create());
-        return this.stores.get(key) as T;
-      },
     };
+    // State that lives as long as the agent. The freeze is thawed first when the agent stops
+    // (urgent: requests in flight may be blocked on it); the handle table closes what is left
+    // after them, and a session's handles when that session ends.
+    // While stderr is a file on a filesystem being frozen, the Freezer holds every log line of
+    // the agent (ctx.log), not only its own, until the thaw.
+    const freezer = new Freezer({ log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (state.frozen = frozen) });
+    ctx.onExit(() => freezer.release(), true);
+    this.ctx = Object.assign(ctx, { freezer, handles: new HandleTable(ctx), sysinfoFailures: new Map() });
     this.dispatcher = new Dispatcher(this.ctx);
   }
 

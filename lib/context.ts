@@ -1,5 +1,8 @@
 // What a command handler sees of the agent: configuration, shared state, logging and lifecycle.
+import type { HandleTable } from './files/handle-table';
+import type { Freezer } from './freeze/freezer';
 import type { HoldingLogger } from './log';
+import type { SystemInfoPart } from './sysinfo';
 import type { Registry } from './registry';
 
 export interface AgentConfig {
@@ -86,6 +89,10 @@ export interface Context {
    * requests would all pass outputRoom() before any answer is queued.
    */
   holdOutput(bytes: number): void;
-  /** Per-agent state of a command group, created on first use. */
-  store<T>(key: symbol, create: () => T): T;
+  /** The agent's open file handles (for as long as the agent runs; a session's go when it ends). */
+  readonly handles: HandleTable;
+  /** The agent's freeze (thawed by an urgent exit hook). */
+  readonly freezer: Freezer;
+  /** sysinfo: the last failure of each part, so each is logged once (lib/commands/sysinfo.ts). */
+  readonly sysinfoFailures: Map<SystemInfoPart, string>;
 }

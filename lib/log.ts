@@ -1,4 +1,6 @@
 // Logging to stderr only: filesystems may be frozen, so the agent never writes a log file.
+import * as fs from 'fs';
+
 export interface Logger {
   debug(msg: string): void;
   info(msg: string): void;
@@ -71,4 +73,27 @@ export class HoldingLogger implements Logger {
 /** `log` itself when it is already a HoldingLogger (so one hold covers every user), else one wrapping it. */
 export function holdingLogger(log: Logger = silentLogger): HoldingLogger {
   return log instanceof HoldingLogger ? log : new HoldingLogger(log);
+}
+
+/**
+ * True when stderr (the log) is a file on one of these filesystems: Node writes files
+ * synchronously, so a log line written while it is frozen would hang the event loop, and with it
+ * every thaw. (A pipe, a tty or the journal's socket never blocks on a freeze.)
+ */
+export function stderrIsFileOn(mountpoints: readonly string[]): boolean {
+  let dev: number;
+  try {
+    const st = fs.fstatSync(2);
+    if (!st.isFile()) return false;
+    dev = st.dev;
+  } catch {
+    return false;
+  }
+  return mountpoints.some((m) => {
+    try {
+      return fs.statSync(m).dev === dev;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -1,5 +1,5 @@
-// fs-freeze, fs-unfreeze, get-freeze-status: a Freezer per agent (lib/freeze/freezer.ts has the
-// rules), the mount selection of lib/freeze/mounts.ts, and the exit hook that thaws.
+// fs-freeze, fs-unfreeze, get-freeze-status: the agent's Freezer (ctx.freezer; lib/freeze/freezer.ts
+// has the rules) and the mount selection of lib/freeze/mounts.ts.
 //
 // While frozen nothing here touches a frozen disk: this module and the addon are loaded at
 // start-up (lib/commands/index.ts imports every group), the mount table is read synchronously
@@ -8,48 +8,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentError } from '../errors';
-import { Freezer } from '../freeze/freezer';
 import { classifyMounts, selectFreezable } from '../freeze/mounts';
 import { defineCommand } from '../registry';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import type { Context } from '../context';
 import { quote } from '../wire/json';
-
-const FREEZER = Symbol('freezer');
-
-/** The agent's Freezer; created on first use, with the exit hook that thaws whatever it holds. */
-function freezerOf(ctx: Context): Freezer {
-  return ctx.store(FREEZER, () => {
-    // ctx.log is the agent's HoldingLogger: while stderr is a file on a filesystem being frozen,
-    // the Freezer holds every log line of the agent (not only its own) until the thaw.
-    const f = new Freezer({ log: ctx.log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (ctx.state.frozen = frozen) });
-    ctx.onExit(() => f.release(), true); // urgent: commands in flight may be blocked on the freeze
-    return f;
-  });
-}
-
-/**
- * True when stderr (the log) is a file on one of these filesystems: Node writes files
- * synchronously, so a log line written while it is frozen would hang the event loop, and with it
- * every thaw. (A pipe, a tty or the journal's socket never blocks on a freeze.)
- */
-function stderrIsFileOn(mountpoints: readonly string[]): boolean {
-  let dev: number;
-  try {
-    const st = fs.fstatSync(2);
-    if (!st.isFile()) return false;
-    dev = st.dev;
-  } catch {
-    return false;
-  }
-  return mountpoints.some((m) => {
-    try {
-      return fs.statSync(m).dev === dev;
-    } catch {
-      return false;
-    }
-  });
-}
 
 /** The default selection: the reference's rules applied to the agent's mount table. */
 function defaultMountpoints(ctx: Context): string[] {
@@ -87,7 +50,7 @@ export const freezeCommands = [
     },
     handler: async (args, ctx) => {
       const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : mountpointsToFreeze(ctx);
-      await freezerOf(ctx).freeze(targets, args.timeout ?? ctx.config.freezeTimeout);
+      await ctx.freezer.freeze(targets, args.timeout ?? ctx.config.freezeTimeout);
       return true as const;
     },
   }),
@@ -97,7 +60,7 @@ export const freezeCommands = [
     allowWhileFrozen: true,
     args: {},
     handler: async (_args, ctx) => {
-      const freezer = freezerOf(ctx);
+      const freezer = ctx.freezer;
       await freezer.unfreeze(freezer.frozen ? [] : defaultMountpoints(ctx));
       return true as const;
     },

@@ -3,14 +3,12 @@ import type { Context } from '../context';
 import { defineCommand } from '../registry';
 import { systemInfo, type SystemInfoPart } from '../sysinfo';
 
-const LAST_FAILURES = Symbol('sysinfo: last failure of each part');
-
 /**
  * Logs a failing part once, not on every poll: again only when its message changes, and once
- * more when it recovers.
+ * more when it recovers (ctx.sysinfoFailures: the last failure of each part).
  */
 function failureLogger(ctx: Context) {
-  const last = ctx.store(LAST_FAILURES, () => new Map<SystemInfoPart, string>());
+  const last = ctx.sysinfoFailures;
   const now = new Map<SystemInfoPart, string>();
   return {
     onPartError(part: SystemInfoPart, e: Error) {

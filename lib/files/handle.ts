@@ -6,51 +6,36 @@
 // issue many reads or writes without waiting and they still apply in order. Reads whose data
 // is already in the page cache are done at once on the calling thread (preadv2 RWF_NOWAIT,
 // which never waits for the disk); everything else runs in the addon on the thread pool.
-// Pipes, FIFOs and character devices (streams, found by pread's ESPIPE) can wait forever for
-// the other end; they wait on the event loop (the addon's FdPoll), never on a pool thread, so
-// any number of idle streams cannot starve the pool that every other file operation needs; so
-// does a positional read that answers EAGAIN (/dev/kmsg at its end). A device epoll cannot
-// watch falls back to the pool, where exit can still cancel it.
-import { randomBytes } from 'crypto';
+// Pipes, FIFOs and character devices (found by pread's ESPIPE) go through stream.ts; atomic
+// replace is atomic.ts.
 import * as fs from 'fs';
 import * as nodePath from 'path';
 import { promisify } from 'util';
-import { errnoOf, SystemError, toSystemError } from '../errors';
+import { errorAbout, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
-import { fileio, type NativeFdPoll, type NativeMd5 } from './native';
+import { fileio, type NativeMd5 } from './native';
+import { openAtomic, linkTemp, syncDirectory, type AtomicTarget } from './atomic';
+import { StreamIo } from './stream';
 import { quote } from '../wire/json';
+
+export { cancelBlockedStreams } from './stream';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
-// reads and writes wait for readiness on the event loop (StreamWaiter).
+// reads and writes wait for readiness on the event loop (stream.ts).
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
 const EBADF = 9;
 const ESPIPE = 29;
 const ECANCELED = 125;
-const EAGAIN = 11;
-/** How often a device that says "not yet" but that epoll cannot watch is asked again. */
-const RETRY_UNPOLLABLE_MS = 50;
 const EOPNOTSUPP = 95;
 const EINVAL = 22;
-const ENOENT = 2;
 const EBADMSG = 74;
-const EISDIR = 21;
-const ENOTDIR = 20;
 const EBUSY = 16;
-const EEXIST = 17;
-const ENAMETOOLONG = 36;
-/** Longest path a system call takes, in bytes (PATH_MAX counts the terminating NUL). */
-const PATH_MAX_BYTES = 4095;
-/** Longest file name, in bytes (NAME_MAX; the limit of every Linux filesystem that has one this long). */
-const NAME_MAX_BYTES = 255;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
 const unlinkAsync = promisify(fs.unlink);
 const fsyncAsync = promisify(fs.fsync);
-const fchmodAsync = promisify(fs.fchmod);
-const fchownAsync = promisify(fs.fchown);
-const fstatAsync = promisify(fs.fstat);
 
 /** "r": read an existing file; "w": create or truncate it, then write. */
 export type OpenMode = 'r' | 'w';
@@ -101,14 +86,6 @@ export interface CloseOptions {
   md5?: string;
 }
 
-/**
- * Where an atomic handle's data goes on close: `temp` is renamed to `target`. An O_TMPFILE file
- * has no `temp` until the close links it into the directory under a fresh one.
- */
-interface AtomicTarget {
-  readonly target: string;
-  readonly temp?: string;
-}
 
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
 export const DEFAULT_READ_SIZE = 4096;
@@ -148,7 +125,8 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   const perm = (options.perm ?? 0o644) & 0o7777;
   if (options.atomic) {
     if (mode !== 'w') throw new SystemError(EINVAL, 'open', path, 'atomic needs mode "w"');
-    return openAtomic(path, perm);
+    const { fd, replace } = await openAtomic(path, perm);
+    return new FileHandle(fd, path, 'w', replace);
   }
   if (options.md5 && mode !== 'r') throw new SystemError(EINVAL, 'open', path, 'md5 needs mode "r"');
   try {
@@ -165,159 +143,6 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   }
 }
 
-/** Longest base name kept in a temporary file's name (NAME_MAX is 255 bytes; the rest is ours). */
-const TEMP_BASE_BYTES = 200;
-
-/**
- * `e` as a SystemError of `syscall` on `path`, its errno kept; `detail` rewrites the reason
- * (given the original one). Anything that is not a system error comes back as it is.
- */
-function about(e: unknown, syscall: string | undefined, path: string, detail?: (reason: string) => string): unknown {
-  const err = toSystemError(e);
-  return err instanceof SystemError ? new SystemError(err.errno, syscall, path, detail?.(err.reason)) : err;
-}
-
-/** fsync of a directory (after a rename in it); a failure names `path`, whose replacement it made durable. */
-async function syncDirectory(dir: string, path: string): Promise<void> {
-  let fd: number | undefined;
-  try {
-    fd = await openAsync(dir, O_RDONLY);
-    await fsyncAsync(fd);
-  } catch (e) {
-    throw about(e, 'fsync', path, (reason) => `replaced, but syncing its directory failed: ${reason}`);
-  } finally {
-    if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
-  }
-}
-
-/** `.NAME.XXXXXXXX.ember-ga-part` beside `target`. */
-function tempPathFor(target: string): string {
-  let base = nodePath.basename(target);
-  while (Buffer.byteLength(base) > TEMP_BASE_BYTES) base = base.slice(0, -1);
-  return nodePath.join(nodePath.dirname(target), `.${base}.${randomBytes(4).toString('hex')}.ember-ga-part`);
-}
-
-/**
- * Why the close of an atomic handle on `target` would fail for a name's length, else undefined:
- * it names the new file beside `target` (the temporary path is `target`'s length plus up to 24
- * bytes) and renames it over `target`, calls the open itself does not make.
- */
-function nameTooLong(path: string, target: string): SystemError | undefined {
-  if (Buffer.byteLength(nodePath.basename(target)) > NAME_MAX_BYTES) return new SystemError(ENAMETOOLONG, 'open', path);
-  const temp = Buffer.byteLength(tempPathFor(target));
-  if (temp <= PATH_MAX_BYTES) return undefined;
-  return new SystemError(ENAMETOOLONG, 'open', path, `file name too long for an atomic replace: the temporary file beside it would have a path of ${temp} bytes, over the ${PATH_MAX_BYTES} a path may have; without atomic the file is written in place`);
-}
-
-/** Links the O_TMPFILE file open at fd beside `target` under a fresh temporary name; that name. */
-async function linkTemp(fd: number, target: string): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const temp = tempPathFor(target);
-    try {
-      await fileio.linkFd(fd, temp);
-      return temp;
-    } catch (e) {
-      if (errnoOf(e) !== EEXIST || attempt >= 3) throw e;
-    }
-  }
-}
-
-/** `\040`-style escapes of /proc/self/mountinfo undone. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** True when `target` is a mount point (a bind-mounted file): rename cannot replace it (EBUSY). */
-async function isMountPoint(target: string): Promise<boolean> {
-  let info: string;
-  try {
-    info = await fs.promises.readFile('/proc/self/mountinfo', 'latin1');
-  } catch {
-    return false; // no /proc: the rename would say EBUSY at close
-  }
-  const want = Buffer.from(target).toString('latin1');
-  return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === want);
-}
-
-/** openFile() with `atomic`: a new file with no name yet (O_TMPFILE), or else a temporary file, beside the (symlink-resolved) target. */
-async function openAtomic(path: string, perm: number): Promise<FileHandle> {
-  // A plain open of "dir/name/" fails at once (EISDIR); so does this, not the rename at close.
-  if (path.endsWith('/')) throw new SystemError(EISDIR, 'open', path);
-  let target = path;
-  let old: fs.Stats | undefined;
-  try {
-    old = await fs.promises.stat(path);
-  } catch (e) {
-    const err = toSystemError(e);
-    if (!(err instanceof SystemError) || err.errno !== ENOENT) throw new SystemError(err instanceof SystemError ? err.errno : EINVAL, 'open', path);
-    if ((await fs.promises.lstat(path).catch(() => undefined))?.isSymbolicLink()) {
-      throw new SystemError(ENOENT, 'open', path, 'a symlink to a missing file: atomic replaces an existing file or creates one, not a symlink\'s target');
-    }
-  }
-  if (old) {
-    if (!old.isFile()) throw new SystemError(EINVAL, 'open', path, 'not a regular file: atomic replaces regular files only (write a device or FIFO without it)');
-    try {
-      target = await fs.promises.realpath(path);
-    } catch (e) {
-      throw about(e, 'open', path);
-    }
-    if (await isMountPoint(target)) {
-      throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
-    }
-  }
-  const tooLong = nameTooLong(path, target);
-  if (tooLong) throw tooLong;
-  const mode = old ? 0o600 : perm;
-  let temp: string | undefined;
-  let fd: number;
-  try {
-    fd = await openAsync(nodePath.dirname(target), fileio.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
-      // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
-      // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
-      const errno = errnoOf(e);
-      if (errno !== EOPNOTSUPP && errno !== EISDIR) throw e;
-      temp = tempPathFor(target);
-      return openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
-    });
-  } catch (e) {
-    // A missing directory reads as a plain open's error; anything else says what failed, since
-    // the file itself may well be writable (a read-only directory, sysfs, procfs).
-    const err = toSystemError(e);
-    const missing = err instanceof SystemError && (err.errno === ENOENT || err.errno === ENOTDIR);
-    throw about(err, 'open', path, missing ? undefined : (reason) => `cannot create the temporary file beside it: ${reason}; without atomic the file is written in place`);
-  }
-  try {
-    if (old) {
-      // Owner first: chown clears setuid and setgid, which the chmod then restores. An owner
-      // the agent cannot give (not root, NFS root_squash) refuses the replacement rather than
-      // silently changing whose file it is.
-      const mine = await fstatAsync(fd); // on the pool: an fstat on a dead NFS server can hang
-      if (mine.uid !== old.uid || mine.gid !== old.gid) {
-        try {
-          await fchownAsync(fd, old.uid, old.gid);
-        } catch (e) {
-          throw about(e, 'open', path, (reason) => `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${reason}; without atomic the file is written in place`);
-        }
-      }
-      await fchmodAsync(fd, old.mode & 0o7777);
-    }
-  } catch (e) {
-    await closeAsync(fd).catch(() => undefined);
-    if (temp !== undefined) await unlinkAsync(temp).catch(() => undefined);
-    if (e instanceof SystemError && e.path === path) throw e; // already about the path asked for
-    throw about(e, 'open', path);
-  }
-  return new FileHandle(fd, path, 'w', { target, temp });
-}
-
-/**
- * For process exit: reads and writes on pipes and character devices that are waiting (for a
- * writer that never writes, say) fail at once with ECANCELED, and so do later ones, so no
- * thread stays blocked (Node waits for its thread pool when the process exits).
- */
-export function cancelBlockedStreams(): void {
-  fileio.cancelStreams();
-}
 
 /**
  * How a consumer of reads that cannot keep up holds them back (the agent's output limit):
@@ -338,40 +163,6 @@ interface WriteBatch {
   done: Promise<void>;
 }
 
-/** One stream's readiness on the event loop: at most one wait at a time (a handle runs one operation at a time). */
-class StreamWaiter {
-  private readonly poll: NativeFdPoll;
-  private pending: { resolve(): void; reject(e: Error): void } | undefined;
-  private cancelled: SystemError | undefined;
-
-  /** Throws when epoll cannot watch fd (a regular file, a device without poll support). */
-  constructor(fd: number) {
-    this.poll = new fileio.FdPoll(fd, () => {
-      const p = this.pending;
-      this.pending = undefined;
-      p?.resolve();
-    });
-  }
-
-  /** Resolves when the fd is readable (writable), has hung up or is in error: the I/O call then says which. */
-  wait(writable: boolean): Promise<void> {
-    if (this.cancelled) return Promise.reject(this.cancelled);
-    return new Promise<void>((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.poll.wait(writable);
-    });
-  }
-
-  /** Fails the wait under way, and every later one, with `err`. */
-  cancel(err: SystemError): void {
-    if (this.cancelled) return;
-    this.cancelled = err;
-    this.poll.close();
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(err);
-  }
-}
 
 export class FileHandle {
   /** Bytes read or written so far: where the next operation starts. */
@@ -388,10 +179,8 @@ export class FileHandle {
   private writeError: SystemError | undefined;
   /** Writes queued behind a running one and not started yet, which later small writes join. */
   private batch: WriteBatch | undefined;
-  /** A stream's readiness on the event loop; null once epoll proved unable to watch this fd. */
-  private waiter: StreamWaiter | null | undefined;
-  /** Set by cancelWaits(): every stream read or write from then on fails with it. */
-  private streamCancel: SystemError | undefined;
+  /** Reads and writes once the fd proved to be a stream (pread said ESPIPE), and their cancellation. */
+  private readonly streamIo: StreamIo;
   /** Opened with `md5`: the digest as of the last read that found the end of file. */
   private endMd5: string | undefined;
 
@@ -403,7 +192,9 @@ export class FileHandle {
     private readonly replace?: AtomicTarget,
     /** Opened with `md5`: what the reads return is hashed into it, in order. */
     private readonly hash?: NativeMd5,
-  ) {}
+  ) {
+    this.streamIo = new StreamIo(fd, path, hash);
+  }
 
   /** True once close() was called. */
   get closed(): boolean {
@@ -471,7 +262,7 @@ export class FileHandle {
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
       const buf = Buffer.allocUnsafe(size);
-      const n = await this.io((offset) => this.preadWaiting(buf, offset), () => this.streamRead(buf)); // hashed there
+      const n = await this.io((offset) => this.streamIo.preadWaiting(buf, offset), () => this.streamIo.read(buf)); // hashed there
       this.advance(n, gate);
       return take(buf, n);
     });
@@ -511,7 +302,7 @@ export class FileHandle {
       if (batch.bytes === 0) return;
       const buf = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
       try {
-        await this.io((offset) => fileio.pwrite(this.fd, buf, offset, this.path), () => this.streamWrite(buf));
+        await this.io((offset) => fileio.pwrite(this.fd, buf, offset, this.path), () => this.streamIo.write(buf));
       } catch (e) {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
@@ -646,7 +437,7 @@ export class FileHandle {
 
   /** A failure of ours as a SystemError about this handle's path, errno kept (EINVAL for anything else). */
   private asOwn(e: unknown, syscall: string, why?: string): SystemError {
-    const err = about(e, syscall, this.path, why === undefined ? undefined : (reason) => `${why}: ${reason}`);
+    const err = errorAbout(e, syscall, this.path, why === undefined ? undefined : (reason) => `${why}: ${reason}`);
     return err instanceof SystemError ? err : new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
   }
 
@@ -655,8 +446,7 @@ export class FileHandle {
    * at exit, so no waiting handle keeps the agent from exiting, and from close().
    */
   cancelWaits(why = 'the agent is exiting'): void {
-    this.streamCancel ??= new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`);
-    this.waiter?.cancel(this.streamCancel);
+    this.streamIo.cancel(new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`));
   }
 
   /** Runs a positional call on the pool; on ESPIPE the handle becomes a stream and `streamed` does it instead. */
@@ -671,84 +461,6 @@ export class FileHandle {
       }
     }
     return streamed();
-  }
-
-  /**
-   * A positional read; on a device that answers EAGAIN (/dev/kmsg once everything is read), it
-   * waits for data on the event loop and asks again, holding no pool thread meanwhile.
-   */
-  private async preadWaiting(buf: Buffer, offset: number): Promise<number> {
-    for (;;) {
-      try {
-        return await fileio.pread(this.fd, buf, offset, this.path, this.hash);
-      } catch (e) {
-        const err = toSystemError(e);
-        if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
-      }
-      const waiter = this.streamWaiter();
-      if (waiter) await waiter.wait(false);
-      else await new Promise((r) => setTimeout(r, RETRY_UNPOLLABLE_MS));
-    }
-  }
-
-  /** The stream's waiter, made on first use; undefined when epoll cannot watch the fd. */
-  private streamWaiter(): StreamWaiter | undefined {
-    // Cancelled before its first stream call (a read queued just ahead of file-close): fail
-    // now, rather than wait on the pool for data that may never come.
-    if (this.streamCancel) throw this.streamCancel;
-    if (this.waiter === undefined) {
-      try {
-        this.waiter = new StreamWaiter(this.fd);
-      } catch {
-        this.waiter = null;
-      }
-    }
-    return this.waiter ?? undefined;
-  }
-
-  /** One read from a stream: waits (on the event loop) for data, end of stream or an error. */
-  private async streamRead(buf: Buffer): Promise<number> {
-    const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pread(this.fd, buf, -1, this.path, this.hash));
-    for (;;) {
-      // Wait first: a FIFO whose writer has not come yet would read as end of file.
-      await waiter.wait(false);
-      try {
-        const n = fs.readSync(this.fd, buf, 0, buf.length, null);
-        this.hash?.update(buf, n);
-        return n;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw this.streamError(e, 'read');
-      }
-    }
-  }
-
-  /** Writes all of buf to a stream, waiting (on the event loop) while it is full. */
-  private async streamWrite(buf: Buffer): Promise<number> {
-    const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pwrite(this.fd, buf, -1, this.path));
-    for (let done = 0; done < buf.length; ) {
-      try {
-        done += fs.writeSync(this.fd, buf, done, buf.length - done, null);
-        continue;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw this.streamError(e, 'write');
-      }
-      await waiter.wait(true);
-    }
-    return buf.length;
-  }
-
-  private async onPoolStream(call: () => Promise<number>): Promise<number> {
-    try {
-      return await call();
-    } catch (e) {
-      throw toSystemError(e);
-    }
-  }
-
-  private streamError(e: unknown, op: string): unknown {
-    return about(e, op, this.path);
   }
 
   /** The error for an operation this handle cannot do (closed, wrong direction), else undefined. */

@@ -1,5 +1,7 @@
 import * as assert from 'uvu/assert';
 import { Dispatcher } from '../../lib/dispatcher';
+import { HandleTable } from '../../lib/files/handle-table';
+import { Freezer } from '../../lib/freeze/freezer';
 import { Registry, defineCommand, checkArgs, type Command } from '../../lib/registry';
 import { defaultConfig, type Context } from '../../lib/context';
 import { HoldingLogger, silentLogger } from '../../lib/log';
@@ -39,7 +41,7 @@ const slow = defineCommand({
 
 function makeCtx(extra: Command[] = []): Context {
   const registry = new Registry([...coreCommands, echo, failing, slow, ...extra]);
-  return {
+  const ctx = {
     config: defaultConfig,
     state: { frozen: false },
     registry,
@@ -50,8 +52,8 @@ function makeCtx(extra: Command[] = []): Context {
     onHostGone: () => {},
     outputRoom: () => undefined,
     holdOutput: () => {},
-    store: (_k, create) => create(),
   };
+  return { ...ctx, handles: new HandleTable(ctx), freezer: new Freezer(), sysinfoFailures: new Map() };
 }
 
 /** A call of a session that never ends. */

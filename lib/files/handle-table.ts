@@ -1,0 +1,171 @@
+// The agent's table of open file handles: ids from 1 upward, never reused while the agent
+// runs; each handle belongs to the host session that opened it, and goes when that session ends.
+import { AgentError } from '../errors';
+import type { HoldingLogger } from '../log';
+import { cancelBlockedStreams, type CloseOptions, type FileHandle } from './handle';
+
+const EMFILE = 24;
+
+/** What the table needs of the agent (its Context). */
+export interface HandleTableContext {
+  readonly config: { readonly maxHandles: number };
+  readonly log: HoldingLogger;
+  onExit(hook: () => void | Promise<void>, urgent?: boolean): void;
+  onHostGone(hook: (session: number) => void): void;
+}
+
+/** How long exit waits for handles with operations still running before it goes anyway. */
+const EXIT_CLOSE_MS = 2000;
+
+/** Ids of handles closed at end of file that are remembered, so late pipelined reads answer eof again. */
+const EOF_MEMORY = 4096;
+
+/** The agent's open handles: ids from 1 upward, never reused while the agent runs. */
+export class HandleTable {
+  private next = 1;
+  private opening = 0;
+  private readonly open = new Map<number, FileHandle>();
+  /** The host session each open handle belongs to. */
+  private readonly owner = new Map<number, number>();
+  /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
+  private readonly atEof = new Map<number, Promise<string> | undefined>();
+  /** Closes and discards started when a host went away (endSession), until done. */
+  private readonly discarding = new Set<Promise<void>>();
+  /** Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, and the close. */
+  private readonly ended = new Map<number, { path: string; atomic: boolean; done: Promise<void> }>();
+
+  constructor(private readonly ctx: HandleTableContext) {
+    ctx.onExit(() => this.closeAll());
+    // Urgent: before exit waits for requests in flight, which may be reads waiting on a FIFO.
+    ctx.onExit(() => this.cancelWaits(), true);
+    ctx.onHostGone((session) => this.endSession(session));
+  }
+
+  /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
+  reserve(): void {
+    const max = this.ctx.config.maxHandles;
+    if (this.open.size + this.opening >= max) {
+      throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
+    }
+    this.opening++;
+  }
+
+  /**
+   * Adds an opened handle in a reserved slot, owned by the call's session; returns its id. One
+   * whose host went away while it was being opened is closed at once, as endSession() would have.
+   */
+  add(h: FileHandle, call: { readonly signal: AbortSignal; readonly session: number }): number {
+    this.opening--;
+    const id = this.next++;
+    this.open.set(id, h);
+    this.owner.set(id, call.session);
+    if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
+    return id;
+  }
+
+  unreserve(): void {
+    this.opening--;
+  }
+
+  get(id: number): FileHandle {
+    const h = this.open.get(id);
+    if (!h) throw this.endedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
+    return h;
+  }
+
+  /** True for a handle that a read closed at end of file. */
+  closedAtEof(id: number): boolean {
+    return this.atEof.has(id);
+  }
+
+  /** For a hashing handle closed at end of file: the md5 of all it read. */
+  eofMd5(id: number): Promise<string> | undefined {
+    return this.atEof.get(id);
+  }
+
+  /**
+   * Forgets the id and closes the handle after the operations queued on it. Options the handle
+   * cannot honour (discard on a handle not opened with atomic) reject and leave it open.
+   */
+  close(id: number, atEof = false, options: CloseOptions = {}): Promise<void> {
+    const h = this.open.get(id);
+    if (!h) return Promise.resolve();
+    const closing = h.close(options);
+    if (!h.closed) return closing; // refused: the handle stays open, and in the table
+    this.open.delete(id);
+    this.owner.delete(id);
+    if (atEof) {
+      // Reads queued before the close still run (and find the end again): the md5 once they have.
+      const md5 = h.hashing ? closing.then(() => h.md5()!, () => h.md5()!) : undefined;
+      this.atEof.set(id, md5);
+      if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.keys().next().value as number);
+    }
+    return closing;
+  }
+
+  has(id: number): boolean {
+    return this.open.has(id);
+  }
+
+  /**
+   * A host's session ended: its handles are closed, whatever waits on them cancelled (a read
+   * on a FIFO nobody writes to, a write to one nobody reads). Atomic ones are discarded, so the
+   * path keeps its old content and the new data's space is freed. No later host can know these
+   * handles (a 0.7.1 host never reuses one across connections), and each kept would hold an fd,
+   * and a deleted file's disk space, until the agent exits.
+   */
+  private endSession(session: number): void {
+    for (const [id, h] of this.open) if (this.owner.get(id) === session) this.endHandle(id, h);
+  }
+
+  private endHandle(id: number, h: FileHandle): void {
+    this.ctx.log.info(`host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`);
+    h.cancelWaits('the host that opened it is gone');
+    const done = this.close(id, false, { discard: h.atomic });
+    this.ended.set(id, { path: h.path, atomic: h.atomic, done });
+    if (this.ended.size > EOF_MEMORY) this.ended.delete(this.ended.keys().next().value as number);
+    const discarding = done
+      .catch((e: Error) => this.ctx.log.warn(`closing handle ${id}: ${e.message}`))
+      .finally(() => this.discarding.delete(discarding));
+    this.discarding.add(discarding); // exit waits for it (no request does)
+  }
+
+  /** For a handle closed when its host went away: settles as that close did; else undefined. */
+  endOf(id: number): Promise<void> | undefined {
+    return this.ended.get(id)?.done;
+  }
+
+  /**
+   * The error for a handle closed when its host went away, else undefined: a later request on
+   * it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
+   */
+  endedError(id: number): AgentError | undefined {
+    const d = this.ended.get(id);
+    if (d === undefined) return undefined;
+    if (d.atomic) return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`);
+    return new AgentError(`Handle ${id} was closed when the host that opened it went away (${d.path}); open it again`);
+  }
+
+  /** At exit: stream I/O that waits (a read on a FIFO nobody writes to) fails at once. */
+  private cancelWaits(): void {
+    cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
+    for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
+  }
+
+  /**
+   * At exit. A read on a pipe nobody writes to must not keep the agent from exiting: waiting
+   * stream I/O is cancelled first, and after EXIT_CLOSE_MS exit goes on regardless.
+   */
+  private async closeAll(): Promise<void> {
+    this.cancelWaits();
+    const ids = [...this.open.keys()];
+    if (ids.length === 0 && this.discarding.size === 0) return;
+    if (ids.length > 0) this.ctx.log.info(`closing ${ids.length} file handle(s) left open`);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, EXIT_CLOSE_MS).unref()));
+    // An atomic handle's data was never committed: its temporary file goes, the original stays.
+    const closing = ids.map((id) => this.close(id, false, { discard: this.open.get(id)!.atomic }));
+    await Promise.race([Promise.allSettled([...closing, ...this.discarding]), late]);
+    clearTimeout(timer);
+  }
+}
