@@ -1,7 +1,7 @@
 // Typed loader of the C++ addon (node-gyp-build: build/Release when built from source, else the
 // prebuild for this platform shipped in prebuilds/). Loaded once, at start-up.
 import * as path from 'path';
-import load = require('node-gyp-build');
+import load from 'node-gyp-build';
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 

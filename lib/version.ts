@@ -1,3 +1,5 @@
 // The package version, read once at start-up (never lazily: filesystems may be frozen later).
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-export const VERSION: string = require('../../package.json').version;
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;

@@ -38,6 +38,7 @@ child.stdout.on('data', (d) => {
 });
 child.on('close', (code, signal) => {
   clearTimeout(exitWatch);
+  // eslint-disable-next-line no-control-regex -- the escape that starts a terminal colour
   const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label) => {
     const m = new RegExp(`${label}:\\s+(\\d+)`).exec(plain);

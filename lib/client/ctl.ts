@@ -9,7 +9,6 @@ import { jsonWithBigInts } from '../wire/json';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { VERSION } from '../version';
 import { GuestAgent } from './guest-agent';
-import { GuestAgentError } from './errors';
 import type { CopyResult, Transfer } from './copy';
 import * as fmt from './format';
 import type { GuestRouteSpec } from './types';

@@ -30,7 +30,8 @@ export class TestNetns {
     return execFileSync('ip', ['-n', this.name, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
   }
 
-  /** `ip -j -n NS ARGS...`, parsed. */
+  /** `ip -j -n NS ARGS...`, parsed (as whatever the test reads of it). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json<T = any>(...args: string[]): T {
     const out = execFileSync('ip', ['-j', '-n', this.name, ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
     return (out.trim() === '' ? [] : JSON.parse(out)) as T;

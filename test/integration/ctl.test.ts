@@ -3,11 +3,12 @@
 // subcommand builds against a stub that records it, exit codes and messages, and the progress
 // bar in a real terminal (tmux).
 import * as assert from 'uvu/assert';
+import { VERSION } from '../../lib/version';
 import { execFile, execFileSync, spawn, spawnSync } from 'child_process';
 import { once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
-import { fdsOn, longPath, mountExt4Image, REPO, startAgent, tmpDir, unnamed, withTmpfs, type RunningAgent } from '../helpers/agent';
+import { fdsOn, longPath, mountExt4Image, startAgent, tmpDir, unnamed, withTmpfs, type RunningAgent } from '../helpers/agent';
 import { CTL, ctl, md5Of, partFiles, randomFile, sessionKeeper, startPtyBridge, tmux } from '../helpers/client';
 import { startFreezeGuard, type GuardResult } from '../helpers/freeze-guard';
 import { command, root, sleep, suite, waitFor } from '../helpers/harness';
@@ -50,7 +51,7 @@ test('ping, commands, info (human and --json), version', async ({ agent }) => {
   assert.is(j.agent.emberGa, true);
   assert.is(j.sysinfo.uname.sysname, 'Linux');
   r = await ctl(['--version']);
-  assert.is(r.stdout.trim(), require('../../../package.json').version);
+  assert.is(r.stdout.trim(), VERSION);
 });
 
 test('mkdir, chmod, chown, stat, ls, md5', async ({ agent, dir }) => {

@@ -416,7 +416,6 @@ test('64 MiB random file round-trips both ways with 4 KiB and 1 MiB chunks', asy
     // Download, 32 requests in flight, in order by tag.
     const h = (await c.ok('file-open', { path: f })) as number;
     const parts: Buffer[] = [];
-    let seq = 0;
     const inflight: Promise<Answer>[] = [];
     const read = () => c.call('file-read', chunk === 4096 ? { handle_id: h } : { handle_id: h, size: chunk }, 30_000);
     for (let i = 0; i < 32; i++) inflight.push(read());
@@ -426,7 +425,6 @@ test('64 MiB random file round-trips both ways with 4 KiB and 1 MiB chunks', asy
       if (r.eof) break;
       parts.push(Buffer.from(r.bufb64, 'base64'));
       inflight.push(read());
-      seq++;
     }
     await Promise.all(inflight);
     const down = Buffer.concat(parts);

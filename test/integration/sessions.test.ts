@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, fails, memKiB, startAgent, tmpDir } from '../helpers/agent';
+import { CLI, LineClient, memKiB, startAgent, tmpDir } from '../helpers/agent';
 import { sleep, suite, waitFor } from '../helpers/harness';
 
 const test = suite('host sessions');

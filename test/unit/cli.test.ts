@@ -1,4 +1,5 @@
 import * as assert from 'uvu/assert';
+import { VERSION } from '../../lib/version';
 import { spawnSync } from 'child_process';
 import { parseArgs, UsageError } from '../../lib/cli';
 import { CLI } from '../helpers/agent';
@@ -8,7 +9,7 @@ const test = suite('cli');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 10_000 });
 
 test('-v and --version print the package version', () => {
-  const version = require('../../../package.json').version;
+  const version = VERSION;
   for (const f of ['-v', '--version', '-version']) {
     const r = run(f);
     assert.is(r.status, 0);

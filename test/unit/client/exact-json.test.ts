@@ -13,7 +13,9 @@ test('integers past 2^53 become bigints; everything else is what JSON.parse give
     max: 9007199254740991,
     min: -9007199254740991,
     f: 1.5e300,
+    // eslint-disable-next-line no-loss-of-precision -- JSON text with more digits than a double holds, on purpose
     'big float': 12345678901234567.5,
+    // eslint-disable-next-line no-loss-of-precision -- likewise
     e: 1234567890123456789e2,
     a: [18446744073709551615n, 0, -0, 1e5],
   });
