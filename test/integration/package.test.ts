@@ -69,6 +69,7 @@ test('npm pack ships prebuilds, compiled JS with types, the native sources, the 
     /^README\.md$/,
     /^docs\/[\w.-]+\.md$/,
     /^LICENSE$/,
+    /^CHANGELOG\.md$/,
     /^binding\.gyp$/,
     /^native\/[\w.-]+\.(cc|h)$/,
     /^dist\/lib\/[\w/.-]+\.(js|d\.ts)$/,
@@ -78,7 +79,7 @@ test('npm pack ships prebuilds, compiled JS with types, the native sources, the 
   const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)));
   assert.equal(unexpected, [], `files the package must not ship: ${unexpected.join(', ')}`);
 
-  const required = ['package.json', 'README.md', 'docs/PROTOCOL.md', 'binding.gyp', 'systemd/ember-ga.service', 'systemd/60-ember-ga.rules', pkg.main, pkg.types, pkg.bin['ember-ga']];
+  const required = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'docs/PROTOCOL.md', 'binding.gyp', 'systemd/ember-ga.service', 'systemd/60-ember-ga.rules', pkg.main, pkg.types, pkg.bin['ember-ga']];
   // Every source binding.gyp names, so a source build from the tarball works where g++ exists.
   const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
   const sources = [...gyp.matchAll(/["']([\w/.-]+\.(?:cc|cpp|c|h))["']/g)].map((m) => m[1]);
