@@ -1,7 +1,7 @@
 // The agent: a transport, the framer, the dispatcher, and the lifecycle around them.
 import { Dispatcher } from './dispatcher';
 import { lineDone } from './memory';
-import { encodeError } from './wire/answer';
+import { answerBytes, encodeError } from './wire/answer';
 import { LineFramer, MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './registry';
 import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
@@ -218,7 +218,7 @@ export class Agent {
       // that sends no tags would).
       if (!session.ended) session.output(answer);
       else this.ctx.log.debug('an answer for a host that is gone dropped');
-      lineDone(bytes + answer.length);
+      lineDone(bytes + answerBytes(answer));
       this.inFlight--;
       this.heldInput -= bytes;
       session.answered();

@@ -3,7 +3,7 @@
 // against the command's schema and runs its handler.
 import { decodeBase64Into } from './wire/base64';
 import { AgentError, wireError } from './errors';
-import { encodeError, encodeRawReturn, encodeReturn, RawJson } from './wire/answer';
+import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson, type AnswerLine } from './wire/answer';
 import { parseRequest, RequestError } from './wire/request';
 import { type Base64Decoder } from './wire/base64';
 import { checkArgs } from './registry';
@@ -26,7 +26,7 @@ export class Dispatcher {
    * to the handler's call runs now; the line is not kept while the handler works (a 1 MiB chunk's
    * line would otherwise outlast young-generation collections, lib/memory.ts).
    */
-  dispatch(line: Buffer | string, call: Call): Promise<string | Buffer> {
+  dispatch(line: Buffer | string, call: Call): Promise<AnswerLine> {
     let tag = '';
     let release = () => {};
     try {
@@ -49,7 +49,7 @@ export class Dispatcher {
   }
 
   /** The handler's answer once it settles; then the request's decoded arguments are released. */
-  private async answer(value: unknown, tag: string, release: () => void): Promise<string | Buffer> {
+  private async answer(value: unknown, tag: string, release: () => void): Promise<AnswerLine> {
     try {
       const v = await value;
       return v instanceof RawJson ? encodeRawReturn(v, tag) : encodeReturn(v, tag);
@@ -65,12 +65,12 @@ export class Dispatcher {
    * queued for the host is under the limit, so answers that may each take megabytes (listings,
    * route tables) never pile up faster than the host reads them.
    */
-  private async answerBulk(cmd: Command, args: Record<string, unknown>, call: Call, tag: string, release: () => void): Promise<string | Buffer> {
+  private async answerBulk(cmd: Command, args: Record<string, unknown>, call: Call, tag: string, release: () => void): Promise<AnswerLine> {
     return this.bulk.run(async () => {
       for (let room = this.ctx.outputRoom(); room; room = this.ctx.outputRoom()) await room;
       const value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
       const answer = await this.answer(value, tag, release);
-      this.ctx.holdOutput(answer.length); // counted until the agent has queued it
+      this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
       return answer;
     });
   }

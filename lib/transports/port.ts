@@ -87,7 +87,11 @@ export class PortTransport implements Transport {
   /** Ends the session under way, if any, and begins the next host's. */
   private newSession(): void {
     this.session?.end();
-    this.session = this.sink!.begin((line) => this.port?.write(typeof line === 'string' ? Buffer.from(line, 'utf8') : line));
+    this.session = this.sink!.begin((line) => {
+      if (typeof line === 'string') this.port?.write(Buffer.from(line, 'utf8'));
+      else if (Buffer.isBuffer(line)) this.port?.write(line);
+      else for (const piece of line) this.port?.write(piece);
+    });
   }
 
   get queued(): number {

@@ -5,8 +5,10 @@
 // (or names another device). Requests belong to the session that sent them; when it ends, its
 // work is cancelled, its file handles are closed and answers still to come are dropped.
 
-/** The answers of one session go out through this. */
-export type SessionOutput = (line: string | Buffer) => void;
+import type { AnswerLine } from '../wire/answer';
+
+/** The answers of one session go out through this (pieces one after the other, as one line). */
+export type SessionOutput = (line: AnswerLine) => void;
 
 /** What a transport tells the agent about one host's session. */
 export interface SessionSink {

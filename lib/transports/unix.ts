@@ -6,6 +6,7 @@ import { chunkPool } from '../buffers';
 import type { Logger } from '../log';
 import { native, type NativeHangupWatch } from '../native';
 import type { SessionSink, Transport, TransportSink } from './transport';
+import type { AnswerLine } from '../wire/answer';
 
 /** Answers this long are queued from a reused buffer (see send). */
 const POOLED_ANSWER = 64 * 1024;
@@ -167,10 +168,17 @@ export class UnixTransport implements Transport {
   }
 
   /** An answer for the host of `conn`; dropped once that connection is gone. */
-  private send(conn: Connection, line: string | Buffer): void {
+  private send(conn: Connection, line: AnswerLine): void {
     const { sock } = conn;
     if (sock.destroyed || !sock.writable) return;
     conn.lastActive = Date.now();
+    if (typeof line !== 'string' && !Buffer.isBuffer(line)) {
+      // An answer in pieces (tens of MB): written as they are, in one go.
+      sock.cork();
+      for (const piece of line as readonly Buffer[]) sock.write(piece);
+      sock.uncork();
+      return;
+    }
     // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
     // copy would be just as fresh, and copying tens of MB holds the main thread.
     if (typeof line === 'string' || line.length < POOLED_ANSWER || !chunkPool.keeps(line.length)) {

@@ -31,16 +31,40 @@ export function encodeReturn(value: unknown, tag: string): string {
   return goJson({ return: value === undefined ? null : value, tag }) + '\n';
 }
 
+/** An answer line as text, as its bytes, or as pieces of its bytes sent one after the other. */
+export type AnswerLine = string | Buffer | readonly Buffer[];
+
+/** Bytes of an answer line (a string's UTF-16 length stands in: it is only counted, never sent). */
+export function answerBytes(line: AnswerLine): number {
+  if (typeof line === 'string' || Buffer.isBuffer(line)) return line.length;
+  let n = 0;
+  for (const p of line as readonly Buffer[]) n += p.length;
+  return n;
+}
+
+/**
+ * Answers longer than this stay in pieces (a directory listing's, tens of MB): copying them into
+ * one buffer would double their memory and hold the main thread for the memcpy.
+ */
+const ONE_BUFFER_MAX = 4 * 1024 * 1024;
+
 /**
  * encodeReturn() of a RawJson, straight into the bytes of the answer line: one buffer, each
  * piece copied in (a 1 MiB file-read answer costs a memcpy, where a UTF-8 pass over a joined
- * string took milliseconds of the main thread, during which nothing fed the port).
+ * string took milliseconds of the main thread, during which nothing fed the port); past
+ * ONE_BUFFER_MAX, the pieces themselves.
  */
-export function encodeRawReturn(value: RawJson, tag: string): Buffer {
+export function encodeRawReturn(value: RawJson, tag: string): Buffer | Buffer[] {
   const head = '{"return":';
   const tail = `,"tag":${goJson(tag)}}\n`;
   let len = head.length + Buffer.byteLength(tail);
   for (const p of value.parts) len += p.length;
+  if (len > ONE_BUFFER_MAX) {
+    const pieces: Buffer[] = [Buffer.from(head, 'latin1')];
+    for (const p of value.parts) pieces.push(typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
+    pieces.push(Buffer.from(tail, 'utf8'));
+    return pieces;
+  }
   const out = Buffer.allocUnsafe(len);
   let off = out.write(head, 0, 'latin1');
   for (const p of value.parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);

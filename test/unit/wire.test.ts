@@ -1,7 +1,7 @@
 import * as assert from 'uvu/assert';
 import { Base64Text, decodeBase64, type Base64Decoder } from '../../lib/wire/base64';
 import { LineFramer } from '../../lib/wire/framing';
-import { encodeError, encodeReturn } from '../../lib/wire/answer';
+import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson } from '../../lib/wire/answer';
 import { parseRequest, type Request } from '../../lib/wire/request';
 import { quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/registry';
@@ -118,6 +118,22 @@ function fields(req: Request): Omit<Request, 'release'> {
   const { release: _, ...rest } = req;
   return rest;
 }
+
+test('a RawJson answer over 4 MiB stays in pieces, the same bytes as one line; smaller ones are one buffer', () => {
+  const entry = Buffer.from('{"name":"f","isdir":false}');
+  const parts: (string | Buffer)[] = ['['];
+  for (let i = 0; i < 200_000; i++) parts.push(i === 0 ? '' : ',', entry);
+  parts.push(']');
+  const big = new RawJson(parts);
+  const pieces = encodeRawReturn(big, '<t>');
+  assert.ok(Array.isArray(pieces), 'pieces');
+  const joined = Buffer.concat(pieces as Buffer[]);
+  assert.ok(joined.length > 4 * 1024 * 1024);
+  assert.is(answerBytes(pieces), joined.length);
+  assert.is(joined.toString('utf8'), encodeReturn(big, '<t>'));
+  const small = encodeRawReturn(new RawJson(['[', entry, ']']), '<t>');
+  assert.instance(small, Buffer);
+});
 
 test('parseRequest: shapes and clear errors', () => {
   assert.equal(fields(parseRequest('{"execute":"ping"}')), { execute: 'ping', arguments: {}, tag: '' });
