@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { errnoMessage, SystemError, toSystemError } from '../errors';
-import { native, type NativePort, type PortEvent } from '../native';
+import type { NativeBinding, NativePort, PortEvent } from '../native';
 import { hostError } from './errors';
 
 export interface LinkHandlers {
@@ -193,7 +193,15 @@ class DeviceConnector implements Connector {
     return this.path;
   }
 
-  connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {
+  async connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {
+    // Only a device needs the addon (its port driver); sockets, and so every other use of the
+    // client, work where it is not installed (a host on macOS, say).
+    let Port: NativeBinding['Port'];
+    try {
+      Port = (await import('../native')).native.Port;
+    } catch (e) {
+      throw hostError('ENOTSUP', `cannot open ${this.path}: a device needs ember-ga's native addon, which did not load here (${(e as Error).message.split('\n')[0]}); use a socket instead`);
+    }
     return new Promise((resolve, reject) => {
       let port: NativePort | undefined;
       let state: 'opening' | 'open' | 'closed' = 'opening';
@@ -227,7 +235,7 @@ class DeviceConnector implements Connector {
         }
       };
       try {
-        port = new native.Port(this.path, onEvent);
+        port = new Port(this.path, onEvent);
       } catch (e) {
         reject(connectFailure(this.path, e));
         return;
