@@ -18,6 +18,7 @@ import { Registry } from '../lib/registry';
 import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';
+import { withTimeout } from '../test/helpers/harness';
 import { buildImage, buildSystemdImage, DISK_MIB, GUEST_MAC, makeDisk, Qemu, REPO, scratchDirs, SEED_MIB, sleep, type Image } from './guest';
 
 type Group = 'files' | 'freeze' | 'net' | 'sysinfo';
@@ -498,14 +499,6 @@ check(
 );
 
 // --- the run ---------------------------------------------------------------------------------
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function main(): Promise<number> {
   let passed = 0;

@@ -3,14 +3,7 @@
 // read holds a thread-pool thread; a dashboard polling every few seconds would otherwise take
 // all four, and with them every file operation of the agent).
 
-/** p, or a rejection with `message` when it has not settled within ms (p is left to finish). */
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+export { withTimeout } from '../timers';
 
 /** fn, except that a call while one with the same argument is in flight joins that one. */
 export function coalesce<A, T>(fn: (arg: A) => Promise<T>): (arg: A) => Promise<T> {

@@ -4,6 +4,7 @@
 // skip is a failure so nothing silently stops being tested.
 import { execFileSync } from 'child_process';
 import { suite as uvuSuite } from 'uvu';
+import { withTimeout as timeout } from '../../lib/timers';
 
 export interface TestOptions {
   /** Milliseconds before the test fails as hung (default 30 s). */
@@ -62,12 +63,9 @@ export function suite<C extends object = Record<string, unknown>>(title: string,
   return test;
 }
 
+/** p, or a rejection saying "WHAT: timed out after MS ms". */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return timeout(p, ms, `${what}: timed out after ${ms} ms`);
 }
 
 export function sleep(ms: number): Promise<void> {
