@@ -135,18 +135,3 @@ int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
 }
 
 }  // namespace ember
-
-namespace ember {
-namespace {
-// strerror(3), for lib/errors.ts: the C library's texts are the ones Go prints (lowercased
-// first letter), where libuv's differ ("is a directory", not "illegal operation on a directory").
-Napi::Value StrError(const Napi::CallbackInfo& info) {
-  char buf[256];
-  const char* s = strerror_r(static_cast<int>(IntArg(info, 0, "errno")), buf, sizeof buf);
-  return Napi::String::New(info.Env(), s);
-}
-Module reg("core", [](Napi::Env env, Napi::Object exports) {
-  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
-});
-}  // namespace
-}  // namespace ember
