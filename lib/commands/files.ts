@@ -5,6 +5,7 @@
 // each handler reaches its FileHandle synchronously (no await first), so operations enter the
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
+import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../errors';
 import { goJson, RawJson } from '../protocol';
 import { defineCommand } from '../registry';
@@ -13,9 +14,7 @@ import { DEFAULT_READ_SIZE, cancelBlockedStreams, openFile, type CloseOptions, t
 import { md5File } from '../files/md5';
 import { listDirectoryBatches, mkdirAll, statFile } from '../files/stat';
 
-const EBADF = 9;
-const EINVAL = 22;
-const EMFILE = 24;
+const { EBADF, EINVAL, EMFILE } = constants.errno;
 
 /** How long exit waits for handles with operations still running before it goes anyway. */
 const EXIT_CLOSE_MS = 2000;

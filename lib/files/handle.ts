@@ -13,6 +13,7 @@
 // watch falls back to the pool, where exit can still cancel it.
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import { constants } from 'os';
 import * as nodePath from 'path';
 import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
@@ -24,20 +25,9 @@ import { quote } from '../wellformed';
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
 // reads and writes wait for readiness on the event loop (StreamWaiter).
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
-const EBADF = 9;
-const ESPIPE = 29;
-const ECANCELED = 125;
-const EAGAIN = 11;
+const { EAGAIN, EBADF, EBADMSG, EBUSY, ECANCELED, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, EOPNOTSUPP, ESPIPE } = constants.errno;
 /** How often a device that says "not yet" but that epoll cannot watch is asked again. */
 const RETRY_UNPOLLABLE_MS = 50;
-const EOPNOTSUPP = 95;
-const EINVAL = 22;
-const ENOENT = 2;
-const EBADMSG = 74;
-const EISDIR = 21;
-const ENOTDIR = 20;
-const EBUSY = 16;
-const EEXIST = 17;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);

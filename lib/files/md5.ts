@@ -1,9 +1,10 @@
 // md5File: the digest of a whole file, computed in the addon off the main thread.
+import { constants } from 'os';
 import { AbortError, SystemError, toSystemError } from '../errors';
 import { Limiter } from '../limit';
 import { fileio } from './native';
 
-const EINVAL = 22;
+const { EINVAL } = constants.errno;
 
 /**
  * Digests running at once. Each runs on a thread of its own (not libuv's pool, which the file

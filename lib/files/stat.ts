@@ -2,12 +2,11 @@
 // results with the field names of Linux's struct stat as Go's encoding/json prints them, and
 // mkdir -p with os.MkdirAll's rules.
 import * as fs from 'fs';
+import { constants } from 'os';
 import { SystemError, toSystemError } from '../errors';
 import { fileio } from './native';
 
-const ENOENT = 2;
-const ENOTDIR = 20;
-const EEXIST = 17;
+const { ECANCELED, EEXIST, ENOENT, ENOTDIR } = constants.errno;
 
 export interface Timespec {
   Sec: number;
@@ -128,7 +127,6 @@ const STAT_IN_FLIGHT = 2;
 const W = { errno: 0, mode: 1, uid: 2, gid: 3, blksize: 4, devMajor: 5, devMinor: 6, rdevMajor: 7, rdevMinor: 8, nlink: 9, ino: 11, size: 13, blocks: 15, atime: 17, mtime: 20, ctime: 23 } as const;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
-const ECANCELED = 125;
 const TWO32 = 2 ** 32;
 /** A high word under this makes a 64-bit value under 2^53: exact as a number. */
 const SAFE_HIGH = 0x200000;
