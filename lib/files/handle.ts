@@ -17,6 +17,7 @@ import { constants } from 'os';
 import * as nodePath from 'path';
 import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
+import { parseMountInfo } from '../mounts';
 import { md5CloseCheck } from './md5';
 import { fileio, type NativeFdPoll } from './native';
 import { quote } from '../wellformed';
@@ -180,11 +181,6 @@ async function linkTemp(fd: number, target: string): Promise<string> {
   }
 }
 
-/** `\040`-style escapes of /proc/self/mountinfo undone. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
 /** True when `target` is a mount point (a bind-mounted file): rename cannot replace it (EBUSY). */
 async function isMountPoint(target: string): Promise<boolean> {
   let info: string;
@@ -194,7 +190,7 @@ async function isMountPoint(target: string): Promise<boolean> {
     return false; // no /proc: the rename would say EBUSY at close
   }
   const want = Buffer.from(target).toString('latin1');
-  return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === want);
+  return parseMountInfo(info).some((m) => m.mountpoint === want);
 }
 
 /** openFile() with `atomic`: a new file with no name yet (O_TMPFILE), or else a temporary file, beside the (symlink-resolved) target. */
