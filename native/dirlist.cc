@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
+#include "schedule.h"
 
 namespace ember {
 namespace dirlist {
@@ -188,8 +191,7 @@ Napi::Value ReadDirectory(const Napi::CallbackInfo& info) {
 Napi::Value LstatAt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
-  if (info.Length() < 2 || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "argument names must be a Buffer");
-  auto buf = info[1].As<Napi::Buffer<char>>();
+  auto buf = BufferArg(info, 1, "names");
   int64_t start = IntArg(info, 2, "start");
   int64_t end = IntArg(info, 3, "end");
   if (start < 0 || end < start || static_cast<uint64_t>(end) > buf.Length() || (end > start && buf.Data()[end - 1] != '\0')) {

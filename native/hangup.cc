@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "errors.h"
+#include "loop.h"
+#include "module.h"
 
 namespace ember {
 namespace {

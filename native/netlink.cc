@@ -11,8 +11,10 @@
 #include <memory>
 #include <vector>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
 #include "rtnl.h"
+#include "schedule.h"
 
 namespace ember {
 namespace {
@@ -121,12 +123,6 @@ Napi::Value Routes(const Napi::CallbackInfo& info) {
         t.Num(Family(r.family)), t.Num(r.dst_len), t.Num(r.oif), t.Num(r.scope), t.Num(r.table);
         t.Num(r.protocol), t.Num(r.type), t.Num(r.priority);
       });
-}
-
-bool BoolArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsBoolean())
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a boolean");
-  return info[i].As<Napi::Boolean>().Value();
 }
 
 // netChangeAddress(netns, add, ifname, family, address, prefixlen) -> undefined

@@ -37,7 +37,10 @@
 #include <string>
 #include <thread>
 
-#include "common.h"
+#include "errors.h"
+#include "loop.h"
+#include "module.h"
+#include "stat.h"
 
 namespace ember {
 namespace {

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
+#include "schedule.h"
 
 namespace ember {
 namespace {
