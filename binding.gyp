@@ -14,6 +14,7 @@
         "native/dirlist.cc",
         "native/hangup.cc",
         "native/port.cc",
+        "native/port_writer.cc",
         "native/freeze.cc",
         "native/sysinfo.cc",
         "native/netlink.cc",
