@@ -1,9 +1,9 @@
 // The dispatcher's base64 decoder (protocol.ts Base64Decoder) for long string arguments, which
 // are file-write's chunks: the addon decodes them straight from the request line's bytes
-// (fileio.base64Decode, OpenSSL's decoder held to strict base64) into reused buffers
+// (native.base64Decode, OpenSSL's decoder held to strict base64) into reused buffers
 // (files/pool.ts): a chunk's bytes live until its write is done, a few chunks' time when a host
 // pipelines, and fresh buffers that live that long are what piles up in V8's old generation.
-import { fileio } from './files/native';
+import { native } from './native';
 import { chunkPool } from './files/pool';
 import type { DecodedBytes } from './protocol';
 
@@ -17,7 +17,7 @@ export function decodeBase64Into(line: Buffer, start: number, end: number): Deco
   const n = end - start;
   const pad = n >= 4 && line[end - 1] === EQUALS ? (line[end - 2] === EQUALS ? 2 : 1) : 0;
   const buf = chunkPool.take(Math.max(0, Math.floor(n / 4) * 3 - pad));
-  const len = fileio.base64Decode(line, start, end, buf);
+  const len = native.base64Decode(line, start, end, buf);
   if (len < 0) {
     chunkPool.give(buf);
     return undefined;

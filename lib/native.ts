@@ -1,7 +1,127 @@
-// Typed loader of the C++ addon (node-gyp-build: build/Release when built from source, else the
-// prebuild for this platform shipped in prebuilds/). Loaded once, at start-up.
+// The C++ addon's whole surface, typed here once and loaded once (node-gyp-build: build/Release
+// when built from source, else the prebuild for this platform shipped in prebuilds/). Each
+// domain library takes what it needs from `native`; a module that does not import this one does
+// not load the addon. The addon hands over raw kernel values; units, names and checks of what
+// hosts send are the domain libraries'.
 import * as path from 'path';
 import load = require('node-gyp-build');
+
+// ---- Files: native/fileio.cc, fdpoll.cc, dirlist.cc --------------------------------------------
+
+export interface FileBindings {
+  /**
+   * md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead).
+   * cancel() stops it within a chunk (the promise rejects with ECANCELED); after the end it does nothing.
+   */
+  md5File(path: string): { promise: Promise<string>; cancel(): void };
+  /** One read into buffer at offset (-1: at the current position); 0 at end of file. */
+  pread(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
+  preadCached(fd: number, buffer: Buffer, offset: number): number;
+  /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
+  pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
+  linkFd(fd: number, path: string): Promise<void>;
+  /** open(2)'s O_TMPFILE on this platform (with O_DIRECTORY, as <fcntl.h> defines it). */
+  readonly O_TMPFILE: number;
+  /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
+  cancelStreams(): void;
+  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
+  base64(buffer: Buffer, length: number): Buffer;
+  /**
+   * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
+   * whitespace or line breaks) into dst, which holds the decoded length; synchronous
+   * (OpenSSL's decoder). The decoded length, or -1 when the text is not strict base64.
+   */
+  base64Decode(src: Buffer, start: number, end: number, dst: Buffer): number;
+  /**
+   * Readiness of a pipe, FIFO or character device from the event loop, holding no thread. The
+   * constructor throws (errno EPERM) for an fd epoll refuses. wait(writable) arms one call of
+   * onReady (ready, hung up or in error); close() stops it for good (the fd stays open).
+   */
+  FdPoll: new (fd: number, onReady: () => void) => NativeFdPoll;
+  /**
+   * Opens the directory at path (O_DIRECTORY: ENOTDIR from open for anything else) and reads the
+   * names of its entries but "." and "..": `count` of them in byte order, each NUL-terminated, in
+   * `names`. The caller closes fd. Rejects with syscall open or getdents64.
+   */
+  readDirectory(path: string): Promise<{ fd: number; names: Buffer; count: number }>;
+  /**
+   * lstat of each NUL-terminated name in names[start, end), relative to the directory open at fd:
+   * STAT_WORDS words of raw values per name, the first 0 or the errno (native/dirlist.cc).
+   */
+  lstatAt(fd: number, names: Buffer, start: number, end: number): Promise<Uint32Array>;
+  readonly STAT_WORDS: number;
+}
+
+export interface NativeFdPoll {
+  wait(writable: boolean): void;
+  close(): void;
+}
+
+// ---- Freeze: native/freeze.cc ------------------------------------------------------------------
+
+export interface FreezeResult {
+  mountpoint: string;
+  /** true after freeze(), false after thaw(). */
+  frozen: boolean;
+}
+
+export interface FreezeBindings {
+  /** FIFREEZE on the mount point, on a thread of its own. */
+  freeze(mountpoint: string): Promise<FreezeResult>;
+  /** FITHAW on the mount point, on a thread of its own. */
+  thaw(mountpoint: string): Promise<FreezeResult>;
+}
+
+// ---- Kernel figures: native/sysinfo.cc ---------------------------------------------------------
+
+export interface SysinfoBindings {
+  sysinfo(): Promise<{
+    uptime: number;
+    loads: [number, number, number];
+    totalram: number;
+    freeram: number;
+    bufferram: number;
+    totalswap: number;
+    freeswap: number;
+  }>;
+  uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
+  /** The width of a C long in bits. */
+  readonly LONG_BIT: number;
+}
+
+// ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
+
+/** A dump result: string fields NUL-terminated in `text`, numbers in `nums`, row after row. */
+export interface NativeTable {
+  rows: number;
+  text: string;
+  nums: Float64Array;
+}
+
+export interface NativeRouteSpec {
+  family: number;
+  dst: string;
+  dstLen: number;
+  gateway?: string;
+  prefsrc?: string;
+  ifname?: string;
+  scope?: number;
+  table?: number;
+  metric?: number;
+}
+
+export interface NetlinkBindings {
+  netLinks(netns?: string): Promise<NativeTable>;
+  netAddresses(netns: string | undefined, family: number): Promise<NativeTable>;
+  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeTable>;
+  netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
+  netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
+  netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
+}
+
+// ---- Transports: native/port.cc, hangup.cc -----------------------------------------------------
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 
@@ -21,18 +141,54 @@ export interface NativeHangupWatch {
   close(): void;
 }
 
-export interface NativeBinding {
+export interface TransportBindings {
   Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
 }
 
-export const native = load(path.join(__dirname, '..', '..')) as NativeBinding;
+// ---- The addon ---------------------------------------------------------------------------------
 
-/**
- * The addon's exports typed as T. Each concern (freeze, netlink, md5 and file I/O) declares the
- * interface of its own bindings in its own module and reads them through this.
- */
-export function bindings<T>(): T {
-  return native as unknown as T;
+export interface Addon extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings {}
+
+/** Every export and what it is: the addon is held to this when it loads, and the test to the reverse. */
+export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' } = {
+  md5File: 'function',
+  pread: 'function',
+  preadCached: 'function',
+  pwrite: 'function',
+  linkFd: 'function',
+  O_TMPFILE: 'number',
+  cancelStreams: 'function',
+  base64: 'function',
+  base64Decode: 'function',
+  FdPoll: 'function',
+  readDirectory: 'function',
+  lstatAt: 'function',
+  STAT_WORDS: 'number',
+  freeze: 'function',
+  thaw: 'function',
+  sysinfo: 'function',
+  uname: 'function',
+  LONG_BIT: 'number',
+  netLinks: 'function',
+  netAddresses: 'function',
+  netRoutes: 'function',
+  netChangeAddress: 'function',
+  netSetLinkUp: 'function',
+  netChangeRoute: 'function',
+  Port: 'function',
+  HangupWatch: 'function',
+};
+
+/** The addon of the package at `root`, checked against ADDON_EXPORTS: a stale build fails here, naming what it lacks. */
+function loadAddon(root: string): Addon {
+  const addon = load(root) as Record<string, unknown>;
+  const wrong = Object.entries(ADDON_EXPORTS).filter(([name, kind]) => typeof addon[name] !== kind);
+  if (wrong.length > 0) {
+    throw new Error(`the ember-ga addon lacks ${wrong.map(([name, kind]) => `${name} (a ${kind})`).join(', ')}: built from other sources? (npm run rebuild-addon)`);
+  }
+  return addon as unknown as Addon;
 }
+
+export const native: Addon = loadAddon(path.join(__dirname, '..', '..'));

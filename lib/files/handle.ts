@@ -19,7 +19,7 @@ import { promisify } from 'util';
 import { errnoOf, SystemError, toSystemError } from '../errors';
 import { parseMountInfo } from '../mounts';
 import { md5CloseCheck } from './md5';
-import { fileio, type NativeFdPoll } from './native';
+import { native, type NativeFdPoll } from '../native';
 import { quote } from '../wellformed';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
@@ -101,7 +101,7 @@ export const DEFAULT_READ_SIZE = 4096;
 const BASE64_AS_BYTES = 64 * 1024;
 function base64Parts(buf: Buffer, n: number): (string | Buffer)[] {
   if (n === 0) return [];
-  return [n > BASE64_AS_BYTES ? fileio.base64(buf, n) : buf.toString('base64', 0, n)];
+  return [n > BASE64_AS_BYTES ? native.base64(buf, n) : buf.toString('base64', 0, n)];
 }
 
 /** The buffer synchronous cached reads go through when their bytes are consumed at once. */
@@ -173,7 +173,7 @@ async function linkTemp(fd: number, target: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const temp = tempPathFor(target);
     try {
-      await fileio.linkFd(fd, temp);
+      await native.linkFd(fd, temp);
       return temp;
     } catch (e) {
       if (errnoOf(e) !== EEXIST || attempt >= 3) throw e;
@@ -223,7 +223,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
   let temp: string | undefined;
   let fd: number;
   try {
-    fd = await openAsync(nodePath.dirname(target), fileio.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
+    fd = await openAsync(nodePath.dirname(target), native.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
       // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
       // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
       const errno = errnoOf(e);
@@ -268,7 +268,7 @@ async function openAtomic(path: string, perm: number): Promise<FileHandle> {
  * thread stays blocked (Node waits for its thread pool when the process exits).
  */
 export function cancelBlockedStreams(): void {
-  fileio.cancelStreams();
+  native.cancelStreams();
 }
 
 /**
@@ -298,7 +298,7 @@ class StreamWaiter {
 
   /** Throws when epoll cannot watch fd (a regular file, a device without poll support). */
   constructor(fd: number) {
-    this.poll = new fileio.FdPoll(fd, () => {
+    this.poll = new native.FdPoll(fd, () => {
       const p = this.pending;
       this.pending = undefined;
       p?.resolve();
@@ -394,7 +394,7 @@ export class FileHandle {
     if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
     if (this.pending === 0 && this.cacheReads && !this.stream && gate?.room() === undefined) {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
-      const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
         this.position += n;
         gate?.hold(n);
@@ -439,7 +439,7 @@ export class FileHandle {
       if (batch.bytes === 0) return;
       const buf = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
       try {
-        await this.io((offset) => fileio.pwrite(this.fd, buf, offset, this.path), () => this.streamWrite(buf));
+        await this.io((offset) => native.pwrite(this.fd, buf, offset, this.path), () => this.streamWrite(buf));
       } catch (e) {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
@@ -608,7 +608,7 @@ export class FileHandle {
   private async preadWaiting(buf: Buffer, offset: number): Promise<number> {
     for (;;) {
       try {
-        return await fileio.pread(this.fd, buf, offset, this.path);
+        return await native.pread(this.fd, buf, offset, this.path);
       } catch (e) {
         const err = toSystemError(e);
         if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
@@ -637,7 +637,7 @@ export class FileHandle {
   /** One read from a stream: waits (on the event loop) for data, end of stream or an error. */
   private async streamRead(buf: Buffer): Promise<number> {
     const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pread(this.fd, buf, -1, this.path));
+    if (!waiter) return this.onPoolStream(() => native.pread(this.fd, buf, -1, this.path));
     for (;;) {
       // Wait first: a FIFO whose writer has not come yet would read as end of file.
       await waiter.wait(false);
@@ -652,7 +652,7 @@ export class FileHandle {
   /** Writes all of buf to a stream, waiting (on the event loop) while it is full. */
   private async streamWrite(buf: Buffer): Promise<number> {
     const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pwrite(this.fd, buf, -1, this.path));
+    if (!waiter) return this.onPoolStream(() => native.pwrite(this.fd, buf, -1, this.path));
     for (let done = 0; done < buf.length; ) {
       try {
         done += fs.writeSync(this.fd, buf, done, buf.length - done, null);

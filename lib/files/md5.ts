@@ -2,7 +2,7 @@
 import { constants } from 'os';
 import { AbortError, SystemError, toSystemError } from '../errors';
 import { Limiter } from '../limit';
-import { fileio } from './native';
+import { native } from '../native';
 
 const { EINVAL } = constants.errno;
 
@@ -53,9 +53,9 @@ async function digest(path: string, signal: AbortSignal | undefined, slots: Limi
     slots.release();
     throw new AbortError(signal);
   }
-  let job: ReturnType<typeof fileio.md5File>;
+  let job: ReturnType<typeof native.md5File>;
   try {
-    job = fileio.md5File(path);
+    job = native.md5File(path);
   } catch (e) {
     slots.release();
     throw e;

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { constants } from 'os';
 import { SystemError, toSystemError } from '../errors';
-import { fileio } from './native';
+import { native } from '../native';
 
 const { ECANCELED, EEXIST, ENOENT, ENOTDIR } = constants.errno;
 
@@ -198,7 +198,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
   checkCancelled(path, opts.signal);
   let dir: { fd: number; names: Buffer; count: number };
   try {
-    dir = await fileio.readDirectory(path);
+    dir = await native.readDirectory(path);
   } catch (e) {
     const err = toSystemError(e);
     if (!(err instanceof SystemError)) throw err;
@@ -214,7 +214,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
   const queue = () => {
     const start = pos;
     for (let k = 0; k < STAT_BATCH && queued < total; k++, queued++) pos = names.indexOf(0, pos) + 1;
-    batches.push({ start, end: pos, words: fileio.lstatAt(fd, names, start, pos) });
+    batches.push({ start, end: pos, words: native.lstatAt(fd, names, start, pos) });
   };
   try {
     while (batches.length < STAT_IN_FLIGHT && queued < total) queue();
@@ -226,7 +226,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
       if (queued < total) queue();
       const batch: FileStat[] = [];
       const list = names.toString('utf8', start, end - 1).split('\0');
-      for (let i = 0, at = 0; i < list.length; i++, at += fileio.STAT_WORDS) {
+      for (let i = 0, at = 0; i < list.length; i++, at += native.STAT_WORDS) {
         const errno = w[at + W.errno];
         if (errno === ENOENT) continue; // removed while listing
         if (errno !== 0) throw new SystemError(errno, 'lstat', prefix + list[i]);

@@ -2,7 +2,7 @@
 // call runs off the main thread; `netns` runs it in a named network namespace instead.
 import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
-import { bindings } from '../native';
+import { native, type NativeRouteSpec, type NativeTable } from '../native';
 import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
 import { quote } from '../wellformed';
 
@@ -93,22 +93,6 @@ export interface RouteSpec {
   metric?: number;
 }
 
-/** A dump result: string fields NUL-terminated in `text`, numbers in `nums`, row after row. */
-interface NativeTable {
-  rows: number;
-  text: string;
-  nums: Float64Array;
-}
-
-interface NetBindings {
-  netLinks(netns?: string): Promise<NativeTable>;
-  netAddresses(netns: string | undefined, family: number): Promise<NativeTable>;
-  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeTable>;
-  netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
-  netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
-  netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
-}
-
 /** Objects from a table with `strs` strings and `nums` numbers per row (native/netlink.cc). */
 function fromTable<T>(t: NativeTable, strs: number, nums: number, make: (s: string[], i: number, n: Float64Array, j: number) => T): T[] {
   const s = t.text.split('\0');
@@ -116,20 +100,6 @@ function fromTable<T>(t: NativeTable, strs: number, nums: number, make: (s: stri
   for (let r = 0; r < t.rows; r++) out[r] = make(s, r * strs, t.nums, r * nums);
   return out;
 }
-
-interface NativeRouteSpec {
-  family: number;
-  dst: string;
-  dstLen: number;
-  gateway?: string;
-  prefsrc?: string;
-  ifname?: string;
-  scope?: number;
-  table?: number;
-  metric?: number;
-}
-
-const native = bindings<NetBindings>();
 
 const AF_INET = 2;
 const AF_INET6 = 10;

@@ -1,22 +1,6 @@
 // The kernel's own figures, from the addon (native/sysinfo.cc): uname(2), sysinfo(2), LONG_BIT.
 import { toSystemError } from '../errors';
-import { bindings } from '../native';
-
-interface SysinfoBinding {
-  sysinfo(): Promise<{
-    uptime: number;
-    loads: [number, number, number];
-    totalram: number;
-    freeram: number;
-    bufferram: number;
-    totalswap: number;
-    freeswap: number;
-  }>;
-  uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
-  LONG_BIT: number;
-}
-
-const native = bindings<SysinfoBinding>();
+import { native } from '../native';
 
 export interface Uname {
   sysname: string;
