@@ -76,16 +76,23 @@ export interface FreezeBindings {
 
 // ---- Kernel figures: native/sysinfo.cc ---------------------------------------------------------
 
+/** struct sysinfo (sysinfo(2)), as the kernel fills it. */
+export interface NativeSysinfo {
+  /** Seconds since boot. */
+  uptime: number;
+  /** 1, 5 and 15 minute load averages, fixed point: 1 << SI_LOAD_SHIFT (16) is 1.0. */
+  loads: [number, number, number];
+  /** Sizes, in units of mem_unit bytes (1 on 64-bit; the page size on 32-bit with much RAM; 0 on old kernels, meaning 1). */
+  totalram: number;
+  freeram: number;
+  bufferram: number;
+  totalswap: number;
+  freeswap: number;
+  mem_unit: number;
+}
+
 export interface SysinfoBindings {
-  sysinfo(): Promise<{
-    uptime: number;
-    loads: [number, number, number];
-    totalram: number;
-    freeram: number;
-    bufferram: number;
-    totalswap: number;
-    freeswap: number;
-  }>;
+  sysinfo(): Promise<NativeSysinfo>;
   uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
   /** The width of a C long in bits. */
   readonly LONG_BIT: number;
