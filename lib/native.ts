@@ -100,29 +100,119 @@ export interface SysinfoBindings {
 
 // ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
 
-/** A dump result: string fields NUL-terminated in `text`, numbers in `nums`, row after row. */
-export interface NativeTable {
+/**
+ * A dump as the addon hands it over: `rows` rows, column by column, each column by its name: the
+ * values of a string column in one string, a NUL after each; a number column as a Float64Array.
+ */
+export interface NativeTable<Row> {
   rows: number;
-  text: string;
-  nums: Float64Array;
+  columns: { [K in keyof Row]: Row[K] extends string ? string : Float64Array };
 }
 
+/** A table's columns, a string column as an array of its values. */
+export type Columns<Row> = { [K in keyof Row]: Row[K] extends string ? string[] : Float64Array };
+
+/** make(columns, row) for each row of t, in order: `columns.name[row]` is the row's field. */
+export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row>, row: number) => T): T[] {
+  const columns: Record<string, string[] | Float64Array> = {};
+  for (const [name, values] of Object.entries<string | Float64Array>(t.columns)) {
+    columns[name] = typeof values === 'string' ? values.split('\0') : values;
+  }
+  const out = new Array<T>(t.rows);
+  for (let r = 0; r < t.rows; r++) out[r] = make(columns as Columns<Row>, r);
+  return out;
+}
+
+/** A link (interface), as the kernel reports it. */
+export interface NativeLink {
+  index: number;
+  name: string;
+  /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
+  flags: number;
+  /** ARPHRD_* link type (1 ethernet, 772 loopback). */
+  type: number;
+  mtu: number;
+  /** "aa:bb:cc:dd:ee:ff" as the kernel reports it (all zeros for loopback), "" when none. */
+  hwaddr: string;
+  /** IF_OPER_* (6 = up, 2 = down). */
+  operstate: number;
+}
+
+/** An address, as the kernel reports it. */
+export interface NativeAddress {
+  /** Index of the link the address is on. */
+  index: number;
+  /** AF_INET or AF_INET6. */
+  family: number;
+  /** The local address ("ip address" prints it as `local`). */
+  address: string;
+  prefixlen: number;
+  /** RT_SCOPE_* (0 universe, 253 link, 254 host). */
+  scope: number;
+  /** IFA_F_* flags (IFA_F_PERMANENT = 0x80, IFA_F_TENTATIVE = 0x40, ...). */
+  flags: number;
+  /** The peer of a point-to-point address, else "". */
+  peer: string;
+  label: string;
+}
+
+/** A route, as the kernel reports it. */
+export interface NativeRoute {
+  /** AF_INET or AF_INET6. */
+  family: number;
+  /** Destination network, "" for a default route. */
+  dst: string;
+  dstLen: number;
+  gateway: string;
+  /** Preferred source address ("src" in `ip route`), "" when none. */
+  prefsrc: string;
+  /** Output interface index and name, 0 and "" when none (e.g. multipath). */
+  oif: number;
+  ifname: string;
+  scope: number;
+  table: number;
+  /** RTPROT_* (2 kernel, 3 boot, 4 static). */
+  protocol: number;
+  /** RTN_* (1 unicast, 6 blackhole, 7 unreachable, ...). */
+  type: number;
+  metric: number;
+}
+
+/** One path of a multipath route (`nexthop via GATEWAY dev IFNAME` in `ip route`). */
+export interface NativeNextHop {
+  /** The row of its route in the routes table. */
+  route: number;
+  /** "" when the path names no interface. */
+  ifname: string;
+  /** "" for none; may be of the other family (an IPv4 route via an IPv6 gateway). */
+  gateway: string;
+}
+
+/** A route to add or delete, checked (lib/net) and in the kernel's terms. */
 export interface NativeRouteSpec {
+  /** AF_INET or AF_INET6. */
   family: number;
   dst: string;
   dstLen: number;
   gateway?: string;
   prefsrc?: string;
   ifname?: string;
+  /** RT_SCOPE_*; absent: what `ip route` picks. */
   scope?: number;
   table?: number;
   metric?: number;
 }
 
+/**
+ * rtnetlink, in the caller's network namespace or (`netns`) a named one or a namespace file.
+ * `family`: 0 for both, else AF_INET or AF_INET6; `table`: 0 for every table. Failures reject
+ * with errno, syscall "rtnetlink" and the kernel's extended-ACK message as `path`, or with
+ * syscall "setns" and the namespace file.
+ */
 export interface NetlinkBindings {
-  netLinks(netns?: string): Promise<NativeTable>;
-  netAddresses(netns: string | undefined, family: number): Promise<NativeTable>;
-  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeTable>;
+  netLinks(netns?: string): Promise<NativeTable<NativeLink>>;
+  netAddresses(netns: string | undefined, family: number): Promise<NativeTable<NativeAddress>>;
+  netRoutes(netns: string | undefined, family: number, table: number): Promise<{ routes: NativeTable<NativeRoute>; nexthops: NativeTable<NativeNextHop> }>;
   netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
   netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
   netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
