@@ -168,7 +168,7 @@ export async function routes(opts?: NetOptions & { family?: Family | 0; table?: 
 
 async function changeAddress(add: boolean, ifname: string, cidr: string, opts?: NetOptions): Promise<void> {
   const p = parseCidr(cidr);
-  checkIfname(ifname);
+  inField('ifname', () => checkIfname(ifname));
   const op = add ? 'address add' : 'address del';
   await run(op, `${p.address}/${p.length} dev ${ifname}`, native.netChangeAddress(netnsOf(opts), add, ifname, afOf(p.family), p.address, p.length));
 }
@@ -184,7 +184,7 @@ export function deleteAddress(ifname: string, cidr: string, opts?: NetOptions): 
 }
 
 async function setLink(ifname: string, up: boolean, opts?: NetOptions): Promise<void> {
-  checkIfname(ifname);
+  inField('ifname', () => checkIfname(ifname));
   await run('link set', `dev ${ifname} ${up ? 'up' : 'down'}`, native.netSetLinkUp(netnsOf(opts), ifname, up));
 }
 
