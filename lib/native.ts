@@ -48,10 +48,35 @@ export interface FileBindings {
   readDirectory(path: string): Promise<{ fd: number; names: Buffer; count: number }>;
   /**
    * lstat of each NUL-terminated name in names[start, end), relative to the directory open at fd:
-   * STAT_WORDS words of raw values per name, the first 0 or the errno (native/dirlist.cc).
+   * STAT_LAYOUT.words words of raw values per name, errno's 0 or the errno lstat failed with.
    */
   lstatAt(fd: number, names: Buffer, start: number, end: number): Promise<Uint32Array>;
-  readonly STAT_WORDS: number;
+  readonly STAT_LAYOUT: StatLayout;
+}
+
+/**
+ * Where lstatAt puts each raw value among an entry's words: 64-bit values (nlink, ino, size,
+ * blocks) take two, low first; times three: seconds (signed, two words), then nanoseconds.
+ */
+export interface StatLayout {
+  errno: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  blksize: number;
+  devMajor: number;
+  devMinor: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  nlink: number;
+  ino: number;
+  size: number;
+  blocks: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  /** Words per entry. */
+  words: number;
 }
 
 export interface NativeFdPoll {
@@ -248,8 +273,8 @@ export interface TransportBindings {
 
 export interface Addon extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings {}
 
-/** Every export and what it is: the addon is held to this when it loads, and the test to the reverse. */
-export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' } = {
+/** Every export and its typeof: the addon is held to this when it loads, and the test to the reverse. */
+export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' | 'object' } = {
   md5File: 'function',
   pread: 'function',
   preadCached: 'function',
@@ -262,7 +287,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   FdPoll: 'function',
   readDirectory: 'function',
   lstatAt: 'function',
-  STAT_WORDS: 'number',
+  STAT_LAYOUT: 'object',
   freeze: 'function',
   thaw: 'function',
   sysinfo: 'function',

@@ -123,8 +123,8 @@ export async function statFile(path: string): Promise<FileStat> {
 const STAT_BATCH = 256;
 const STAT_IN_FLIGHT = 2;
 
-/** Where lstatAt puts each raw value among an entry's words (native/dirlist.cc, enum Word). */
-const W = { errno: 0, mode: 1, uid: 2, gid: 3, blksize: 4, devMajor: 5, devMinor: 6, rdevMajor: 7, rdevMinor: 8, nlink: 9, ino: 11, size: 13, blocks: 15, atime: 17, mtime: 20, ctime: 23 } as const;
+/** Where lstatAt puts each raw value among an entry's words. */
+const W = { ...native.STAT_LAYOUT };
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const TWO32 = 2 ** 32;
@@ -226,7 +226,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
       if (queued < total) queue();
       const batch: FileStat[] = [];
       const list = names.toString('utf8', start, end - 1).split('\0');
-      for (let i = 0, at = 0; i < list.length; i++, at += native.STAT_WORDS) {
+      for (let i = 0, at = 0; i < list.length; i++, at += W.words) {
         const errno = w[at + W.errno];
         if (errno === ENOENT) continue; // removed while listing
         if (errno !== 0) throw new SystemError(errno, 'lstat', prefix + list[i]);
