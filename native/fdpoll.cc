@@ -25,15 +25,9 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
       throw Napi::TypeError::New(env, "argument onReady must be a function");
     on_ready_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:fdpoll");
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
-    poll_ = new uv_poll_t;
-    if (int r = uv_poll_init(loop, poll_, fd); r != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      throw MakeSysError(env, SysError::Of(-r, "epoll_ctl"));
-    }
-    poll_->data = this;
+    int r;
+    poll_ = NewPoll(EventLoop(env), fd, this, &r);
+    if (poll_ == nullptr) throw MakeSysError(env, SysError::Of(-r, "epoll_ctl"));
   }
 
   ~FdPoll() override { Stop(); }

@@ -7,6 +7,25 @@
 
 namespace ember {
 
+// The event loop of env (throws when there is none).
+inline uv_loop_t* EventLoop(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+  return loop;
+}
+
+// A uv_poll_t watching fd, its data `owner`; nullptr, with libuv's (negative) error in *err, for
+// an fd epoll refuses. Closed with CloseHandle.
+inline uv_poll_t* NewPoll(uv_loop_t* loop, int fd, void* owner, int* err) {
+  auto* poll = new uv_poll_t;
+  if ((*err = uv_poll_init(loop, poll, fd)) != 0) {
+    delete poll;
+    return nullptr;
+  }
+  poll->data = owner;
+  return poll;
+}
+
 // Closes a libuv handle the addon allocated with `new` and deletes it once libuv is done with
 // it; `data` is cleared first, so a callback already queued sees nullptr and does nothing.
 template <typename H>

@@ -81,7 +81,7 @@ class Port : public Napi::ObjectWrap<Port> {
     context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:port");
     int err = OpenPort(path_, &fd_);
     if (err) throw MakeSysError(env, SysError::Of(err, "open", path_));
-    if (napi_get_uv_event_loop(env, &loop_) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    loop_ = EventLoop(env);
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;
@@ -182,14 +182,12 @@ class Port : public Napi::ObjectWrap<Port> {
     if (fd_ < 0 || !connected_) return;
     int events = paused_ ? 0 : UV_READABLE;
     if (poll_ == nullptr) {
-      poll_ = new uv_poll_t;
-      if (int r = uv_poll_init(loop_, poll_, fd_); r != 0) {
-        delete poll_;
-        poll_ = nullptr;
+      int r;
+      poll_ = NewPoll(loop_, fd_, this, &r);
+      if (poll_ == nullptr) {
         EmitError(-r, "epoll_ctl");
         return;
       }
-      poll_->data = this;
     }
     if (events == 0) {
       uv_poll_stop(poll_);
