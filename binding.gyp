@@ -3,16 +3,23 @@
     {
       "target_name": "ember_ga",
       "sources": [
-        "native/addon.cc",
-        "native/async.cc",
-        "native/port.cc",
+        "native/module.cc",
+        "native/errors.cc",
+        "native/schedule.cc",
         "native/fileio.cc",
+        "native/fdio.cc",
+        "native/md5.cc",
+        "native/base64.cc",
+        "native/fdpoll.cc",
         "native/dirlist.cc",
-        "native/sysinfo.cc",
+        "native/hangup.cc",
+        "native/port.cc",
+        "native/port_writer.cc",
         "native/freeze.cc",
+        "native/sysinfo.cc",
         "native/netlink.cc",
         "native/rtnl.cc",
-        "native/hangup.cc"
+        "native/rtnl_socket.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

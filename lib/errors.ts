@@ -1,33 +1,27 @@
 // Errors as they travel: SystemError (a failed system call, with errno) and AgentError (a
 // protocol-level failure with the wire code to answer). wireError() turns anything thrown by a
 // handler into the message and code of an error answer.
+import { constants } from 'os';
 import { getSystemErrorMap } from 'util';
-import { bindings } from './native';
+import { STRERROR } from './strerror';
 
 const systemErrors = getSystemErrorMap(); // -errno -> [name, message]
-const { strerror } = bindings<{ strerror(errno: number): string }>();
-const messages = new Map<number, string>();
-
-/** Linux errnos a file operation can give that libuv (Node's map) has no name for. */
-const LINUX_ONLY: Record<number, string> = { 74: 'EBADMSG', 116: 'ESTALE', 122: 'EDQUOT' };
+/** Names of the errnos libuv (Node's map) lacks (EBADMSG, ESTALE, EDQUOT...); the first of two aliases. */
+const otherNames = new Map<number, string>();
+for (const [name, n] of Object.entries(constants.errno)) if (!otherNames.has(n)) otherNames.set(n, name);
 
 /** The errno name for a positive errno (2 -> "ENOENT"), or "E<n>" when neither Node nor we know it. */
 export function errnoName(errno: number): string {
-  return systemErrors.get(-errno)?.[0] ?? LINUX_ONLY[errno] ?? `E${errno}`;
+  return systemErrors.get(-errno)?.[0] ?? otherNames.get(errno) ?? `E${errno}`;
 }
 
 /**
  * The C library's description of an errno with its first letter lowercased, which is the text
- * Go prints ("no such file or directory", "is a directory", "text file busy").
+ * Go prints ("no such file or directory", "is a directory", "text file busy"); "errno N" for
+ * one it has no text for.
  */
 export function errnoMessage(errno: number): string {
-  let m = messages.get(errno);
-  if (m === undefined) {
-    const s = strerror(errno);
-    m = s.startsWith('Unknown error') ? `errno ${errno}` : s.charAt(0).toLowerCase() + s.slice(1);
-    messages.set(errno, m);
-  }
-  return m;
+  return STRERROR[errno] ?? `errno ${errno}`;
 }
 
 /** A failed system call, shaped like Node's fs errors, with a positive errno. */

@@ -1,7 +1,261 @@
-// Typed loader of the C++ addon (node-gyp-build: build/Release when built from source, else the
-// prebuild for this platform shipped in prebuilds/). Loaded once, at start-up.
+// The C++ addon's whole surface, typed here once and loaded once (node-gyp-build: build/Release
+// when built from source, else the prebuild for this platform shipped in prebuilds/). Each
+// domain library takes what it needs from `native`; a module that does not import this one does
+// not load the addon. The addon hands over raw kernel values; units, names and checks of what
+// hosts send are the domain libraries'.
 import * as path from 'path';
 import load from 'node-gyp-build';
+
+// ---- Files: native/fileio.cc, fdpoll.cc, dirlist.cc --------------------------------------------
+
+export interface FileBindings {
+  /**
+   * md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead).
+   * cancel() stops it within a chunk (the promise rejects with ECANCELED); after the end it does nothing.
+   */
+  md5File(path: string): { promise: Promise<string>; cancel(): void };
+  /**
+   * One read into buffer at offset (-1: at the current position); 0 at end of file. The bytes
+   * read are hashed into `md5`, when given, on the pool thread.
+   */
+  pread(fd: number, buffer: Buffer, offset: number, path: string, md5?: NativeMd5): Promise<number>;
+  /** A running md5 (OpenSSL's); calls on one must not overlap with a pread hashing into it. */
+  Md5: new () => NativeMd5;
+  /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
+  preadCached(fd: number, buffer: Buffer, offset: number): number;
+  /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
+  pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
+  linkFd(fd: number, path: string): Promise<void>;
+  /** open(2)'s O_TMPFILE on this platform (with O_DIRECTORY, as <fcntl.h> defines it). */
+  readonly O_TMPFILE: number;
+  /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
+  cancelStreams(): void;
+  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
+  base64(buffer: Buffer, length: number): Buffer;
+  /**
+   * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
+   * whitespace or line breaks) into dst, which holds the decoded length; synchronous
+   * (OpenSSL's decoder). The decoded length, or -1 when the text is not strict base64.
+   */
+  base64Decode(src: Buffer, start: number, end: number, dst: Buffer): number;
+  /**
+   * Readiness of a pipe, FIFO or character device from the event loop, holding no thread. The
+   * constructor throws (errno EPERM) for an fd epoll refuses. wait(writable) arms one call of
+   * onReady (ready, hung up or in error); close() stops it for good (the fd stays open).
+   */
+  FdPoll: new (fd: number, onReady: () => void) => NativeFdPoll;
+  /**
+   * Opens the directory at path (O_DIRECTORY: ENOTDIR from open for anything else) and reads the
+   * names of its entries but "." and "..": `count` of them in byte order, each NUL-terminated, in
+   * `names`. The caller closes fd. Rejects with syscall open or getdents64.
+   */
+  readDirectory(path: string): Promise<{ fd: number; names: Buffer; count: number }>;
+  /**
+   * lstat of each NUL-terminated name in names[start, end), relative to the directory open at fd:
+   * STAT_LAYOUT.words words of raw values per name, errno's 0 or the errno lstat failed with.
+   */
+  lstatAt(fd: number, names: Buffer, start: number, end: number): Promise<Uint32Array>;
+  readonly STAT_LAYOUT: StatLayout;
+}
+
+/**
+ * Where lstatAt puts each raw value among an entry's words: 64-bit values (nlink, ino, size,
+ * blocks) take two, low first; times three: seconds (signed, two words), then nanoseconds.
+ */
+export interface StatLayout {
+  errno: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  blksize: number;
+  devMajor: number;
+  devMinor: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  nlink: number;
+  ino: number;
+  size: number;
+  blocks: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  /** Words per entry. */
+  words: number;
+}
+
+export interface NativeMd5 {
+  /** Hashes buffer's first `length` bytes, on the calling thread. */
+  update(buffer: Buffer, length: number): void;
+  /** The md5 of everything hashed so far, 32 lowercase hex digits; hashing may go on. */
+  digest(): string;
+}
+
+export interface NativeFdPoll {
+  wait(writable: boolean): void;
+  close(): void;
+}
+
+// ---- Freeze: native/freeze.cc ------------------------------------------------------------------
+
+export interface FreezeResult {
+  mountpoint: string;
+  /** true after freeze(), false after thaw(). */
+  frozen: boolean;
+}
+
+export interface FreezeBindings {
+  /** FIFREEZE on the mount point, on a thread of its own. */
+  freeze(mountpoint: string): Promise<FreezeResult>;
+  /** FITHAW on the mount point, on a thread of its own. */
+  thaw(mountpoint: string): Promise<FreezeResult>;
+}
+
+// ---- Kernel figures: native/sysinfo.cc ---------------------------------------------------------
+
+/** struct sysinfo (sysinfo(2)), as the kernel fills it. */
+export interface NativeSysinfo {
+  /** Seconds since boot. */
+  uptime: number;
+  /** 1, 5 and 15 minute load averages, fixed point: 1 << SI_LOAD_SHIFT (16) is 1.0. */
+  loads: [number, number, number];
+  /** Sizes, in units of mem_unit bytes (1 on 64-bit; the page size on 32-bit with much RAM; 0 on old kernels, meaning 1). */
+  totalram: number;
+  freeram: number;
+  bufferram: number;
+  totalswap: number;
+  freeswap: number;
+  mem_unit: number;
+}
+
+export interface SysinfoBindings {
+  sysinfo(): Promise<NativeSysinfo>;
+  uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
+  /** The width of a C long in bits. */
+  readonly LONG_BIT: number;
+}
+
+// ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
+
+/**
+ * A dump as the addon hands it over: `rows` rows, column by column, each column by its name: the
+ * values of a string column in one string, a NUL after each; a number column as a Float64Array.
+ */
+export interface NativeTable<Row> {
+  rows: number;
+  columns: { [K in keyof Row]: Row[K] extends string ? string : Float64Array };
+}
+
+/** A table's columns, a string column as an array of its values. */
+export type Columns<Row> = { [K in keyof Row]: Row[K] extends string ? string[] : Float64Array };
+
+/** make(columns, row) for each row of t, in order: `columns.name[row]` is the row's field. */
+export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row>, row: number) => T): T[] {
+  const columns: Record<string, string[] | Float64Array> = {};
+  for (const [name, values] of Object.entries<string | Float64Array>(t.columns)) {
+    columns[name] = typeof values === 'string' ? values.split('\0') : values;
+  }
+  const out = new Array<T>(t.rows);
+  for (let r = 0; r < t.rows; r++) out[r] = make(columns as Columns<Row>, r);
+  return out;
+}
+
+/** A link (interface), as the kernel reports it. */
+export interface NativeLink {
+  index: number;
+  name: string;
+  /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
+  flags: number;
+  /** ARPHRD_* link type (1 ethernet, 772 loopback). */
+  type: number;
+  mtu: number;
+  /** "aa:bb:cc:dd:ee:ff" as the kernel reports it (all zeros for loopback), "" when none. */
+  hwaddr: string;
+  /** IF_OPER_* (6 = up, 2 = down). */
+  operstate: number;
+}
+
+/** An address, as the kernel reports it. */
+export interface NativeAddress {
+  /** Index of the link the address is on. */
+  index: number;
+  /** AF_INET or AF_INET6. */
+  family: number;
+  /** The local address ("ip address" prints it as `local`). */
+  address: string;
+  prefixlen: number;
+  /** RT_SCOPE_* (0 universe, 253 link, 254 host). */
+  scope: number;
+  /** IFA_F_* flags (IFA_F_PERMANENT = 0x80, IFA_F_TENTATIVE = 0x40, ...). */
+  flags: number;
+  /** The peer of a point-to-point address, else "". */
+  peer: string;
+  label: string;
+}
+
+/** A route, as the kernel reports it. */
+export interface NativeRoute {
+  /** AF_INET or AF_INET6. */
+  family: number;
+  /** Destination network, "" for a default route. */
+  dst: string;
+  dstLen: number;
+  gateway: string;
+  /** Preferred source address ("src" in `ip route`), "" when none. */
+  prefsrc: string;
+  /** Output interface index and name, 0 and "" when none (e.g. multipath). */
+  oif: number;
+  ifname: string;
+  scope: number;
+  table: number;
+  /** RTPROT_* (2 kernel, 3 boot, 4 static). */
+  protocol: number;
+  /** RTN_* (1 unicast, 6 blackhole, 7 unreachable, ...). */
+  type: number;
+  metric: number;
+}
+
+/** One path of a multipath route (`nexthop via GATEWAY dev IFNAME` in `ip route`). */
+export interface NativeNextHop {
+  /** The row of its route in the routes table. */
+  route: number;
+  /** "" when the path names no interface. */
+  ifname: string;
+  /** "" for none; may be of the other family (an IPv4 route via an IPv6 gateway). */
+  gateway: string;
+}
+
+/** A route to add or delete, checked (lib/net) and in the kernel's terms. */
+export interface NativeRouteSpec {
+  /** AF_INET or AF_INET6. */
+  family: number;
+  dst: string;
+  dstLen: number;
+  gateway?: string;
+  prefsrc?: string;
+  ifname?: string;
+  /** RT_SCOPE_*; absent: what `ip route` picks. */
+  scope?: number;
+  table?: number;
+  metric?: number;
+}
+
+/**
+ * rtnetlink, in the caller's network namespace or (`netns`) a named one or a namespace file.
+ * `family`: 0 for both, else AF_INET or AF_INET6; `table`: 0 for every table. Failures reject
+ * with errno, syscall "rtnetlink" and the kernel's extended-ACK message as `path`, or with
+ * syscall "setns" and the namespace file.
+ */
+export interface NetlinkBindings {
+  netLinks(netns?: string): Promise<NativeTable<NativeLink>>;
+  netAddresses(netns: string | undefined, family: number): Promise<NativeTable<NativeAddress>>;
+  netRoutes(netns: string | undefined, family: number, table: number): Promise<{ routes: NativeTable<NativeRoute>; nexthops: NativeTable<NativeNextHop> }>;
+  netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
+  netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
+  netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
+}
+
+// ---- Transports: native/port.cc, hangup.cc -----------------------------------------------------
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 
@@ -21,18 +275,55 @@ export interface NativeHangupWatch {
   close(): void;
 }
 
-export interface NativeBinding {
+export interface TransportBindings {
   Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
 }
 
-export const native = load(path.join(__dirname, '..', '..')) as NativeBinding;
+// ---- The addon ---------------------------------------------------------------------------------
 
-/**
- * The addon's exports typed as T. Each concern (freeze, netlink, md5 and file I/O) declares the
- * interface of its own bindings in its own module and reads them through this.
- */
-export function bindings<T>(): T {
-  return native as unknown as T;
+export interface Addon extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings {}
+
+/** Every export and its typeof: the addon is held to this when it loads, and the test to the reverse. */
+export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' | 'object' } = {
+  md5File: 'function',
+  Md5: 'function',
+  pread: 'function',
+  preadCached: 'function',
+  pwrite: 'function',
+  linkFd: 'function',
+  O_TMPFILE: 'number',
+  cancelStreams: 'function',
+  base64: 'function',
+  base64Decode: 'function',
+  FdPoll: 'function',
+  readDirectory: 'function',
+  lstatAt: 'function',
+  STAT_LAYOUT: 'object',
+  freeze: 'function',
+  thaw: 'function',
+  sysinfo: 'function',
+  uname: 'function',
+  LONG_BIT: 'number',
+  netLinks: 'function',
+  netAddresses: 'function',
+  netRoutes: 'function',
+  netChangeAddress: 'function',
+  netSetLinkUp: 'function',
+  netChangeRoute: 'function',
+  Port: 'function',
+  HangupWatch: 'function',
+};
+
+/** The addon of the package at `root`, checked against ADDON_EXPORTS: a stale build fails here, naming what it lacks. */
+function loadAddon(root: string): Addon {
+  const addon = load(root) as Record<string, unknown>;
+  const wrong = Object.entries(ADDON_EXPORTS).filter(([name, kind]) => typeof addon[name] !== kind);
+  if (wrong.length > 0) {
+    throw new Error(`the ember-ga addon lacks ${wrong.map(([name, kind]) => `${name} (a ${kind})`).join(', ')}: built from other sources? (npm run rebuild-addon)`);
+  }
+  return addon as unknown as Addon;
 }
+
+export const native: Addon = loadAddon(path.join(__dirname, '..', '..'));

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +16,9 @@
 #include <utility>
 #include <vector>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
+#include "schedule.h"
 
 namespace ember {
 namespace dirlist {
@@ -68,8 +71,9 @@ SysError ReadNames(const std::string& path, int* fd, std::string* names, uint32_
   return SysError::Ok();
 }
 
-// The words StatAt writes for each name (lib/files/stat.ts reads them by these positions).
-// 64-bit values take two words, low first; times are seconds (signed) then nanoseconds.
+// The words StatAt writes for each name: exported by name as STAT_LAYOUT, by which
+// lib/files/stat.ts reads them. 64-bit values take two words, low first; times are seconds
+// (signed, two words) then nanoseconds.
 enum Word : size_t {
   kErrno = 0,  // 0, or the errno lstat failed with (the other words are then 0)
   kMode,
@@ -184,12 +188,11 @@ Napi::Value ReadDirectory(const Napi::CallbackInfo& info) {
 }
 
 // lstatAt(fd, names, start, end): Promise<Uint32Array>: lstat of each NUL-terminated name in
-// names[start, end) relative to the directory open at fd, dirlist::kWords words per name.
+// names[start, end) relative to the directory open at fd, STAT_LAYOUT.words words per name.
 Napi::Value LstatAt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
-  if (info.Length() < 2 || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "argument names must be a Buffer");
-  auto buf = info[1].As<Napi::Buffer<char>>();
+  auto buf = BufferArg(info, 1, "names");
   int64_t start = IntArg(info, 2, "start");
   int64_t end = IntArg(info, 3, "end");
   if (start < 0 || end < start || static_cast<uint64_t>(end) > buf.Length() || (end > start && buf.Data()[end - 1] != '\0')) {
@@ -211,10 +214,23 @@ Napi::Value LstatAt(const Napi::CallbackInfo& info) {
       });
 }
 
+// STAT_LAYOUT: where each value stands among an entry's words, and how many words it has.
+Napi::Object StatLayout(Napi::Env env) {
+  using namespace dirlist;
+  Napi::Object o = Napi::Object::New(env);
+  const std::pair<const char*, size_t> words[] = {
+      {"errno", kErrno}, {"mode", kMode}, {"uid", kUid}, {"gid", kGid}, {"blksize", kBlksize},
+      {"devMajor", kDevMajor}, {"devMinor", kDevMinor}, {"rdevMajor", kRdevMajor}, {"rdevMinor", kRdevMinor},
+      {"nlink", kNlink}, {"ino", kIno}, {"size", kSize}, {"blocks", kBlocks},
+      {"atime", kAtime}, {"mtime", kMtime}, {"ctime", kCtime}, {"words", kWords}};
+  for (const auto& [name, at] : words) o.Set(name, Napi::Number::New(env, static_cast<double>(at)));
+  return o;
+}
+
 Module dirlist_module("dirlist", [](Napi::Env env, Napi::Object exports) {
   exports.Set("readDirectory", Napi::Function::New<ReadDirectory>(env, "readDirectory"));
   exports.Set("lstatAt", Napi::Function::New<LstatAt>(env, "lstatAt"));
-  exports.Set("STAT_WORDS", Napi::Number::New(env, dirlist::kWords));
+  exports.Set("STAT_LAYOUT", StatLayout(env));
 });
 
 }  // namespace

@@ -6,7 +6,7 @@
 // flight when the freeze began, a flush, an fs call of an embedding application. Four of those
 // fill the pool, and a thaw queued behind them never runs: the guest stays frozen for good.
 // So freeze and thaw never touch the pool: each call runs on a thread of its own, started for
-// that call, and hands its result back to the event loop (ScheduleOnThread in async.cc).
+// that call, and hands its result back to the event loop (ScheduleOnThread, schedule.h).
 //
 // A thread per call rather than one long-lived freezer thread with a queue: a FIFREEZE can
 // itself block for a long time (it syncs the filesystem first; a filesystem on a loop device
@@ -22,7 +22,9 @@
 #include <cerrno>
 #include <string>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
+#include "schedule.h"
 
 namespace ember {
 namespace {

@@ -9,7 +9,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "errors.h"
+#include "loop.h"
+#include "module.h"
 
 namespace ember {
 namespace {
@@ -36,16 +38,12 @@ class HangupWatch : public Napi::ObjectWrap<HangupWatch> {
       epfd_ = -1;
       throw MakeSysError(env, SysError::Of(err, "epoll_ctl"));
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
-    poll_ = new uv_poll_t;
-    if (int r = uv_poll_init(loop, poll_, epfd_); r != 0) {
-      delete poll_;
-      poll_ = nullptr;
+    int r;
+    poll_ = NewPoll(EventLoop(env), epfd_, this, &r);
+    if (poll_ == nullptr) {
       Stop();
       throw MakeSysError(env, SysError::Of(-r, "uv_poll_init"));
     }
-    poll_->data = this;
     on_hangup_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:hangup");
     Ref();  // alive while watching, whoever holds the JS object

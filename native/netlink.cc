@@ -1,18 +1,21 @@
 // N-API glue for rtnl.h: converts arguments, runs each operation off the main thread with
-// Schedule(), and hands dump results over as tables (below). lib/net/ wraps these in a typed
-// API; the column order of each table is written once here and once in lib/net/index.ts.
+// Schedule(), and hands dump results over as tables of named columns (below). Values are the
+// kernel's (AF_INET/AF_INET6 families, IFF_* flags, RT_SCOPE_* scopes); lib/net/ names them and
+// checks every request before it comes here.
 //
 // A failure rejects with errno, syscall "rtnetlink" and, as `path`, the kernel's extended-ACK
 // message (or ""), or with the system call that failed before any request (syscall "setns",
 // path the namespace file); lib/net/ turns that into a SystemError naming the operation.
-#include <sys/socket.h>
-
+#include <array>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
 #include "rtnl.h"
+#include "schedule.h"
 
 namespace ember {
 namespace {
@@ -22,27 +25,57 @@ SysError ToSysError(const rtnl::Status& s) {
   return SysError::Of(s.err, s.syscall.empty() ? "rtnetlink" : s.syscall, s.detail);
 }
 
-// Results travel as a table: every string field in one string (each followed by NUL) and every
-// number in one Float64Array, built on the worker thread; lib/net/ makes the objects. Creating
-// 10,000 objects property by property through N-API costs more than the dump itself.
-struct Table {
-  std::string text;
-  std::vector<double> nums;
-  size_t rows = 0;
-  void Str(const std::string& s) {
+// Dumps travel column by column, each column by name: a string column as one string (each value
+// followed by NUL), a number column as one Float64Array, built on the worker thread. lib/native.ts
+// splits the strings, and lib/net reads each row's fields by column name: creating 10,000 objects
+// property by property through N-API costs more than the dump itself.
+class Table {
+ public:
+  // One row's fields, in the same order on every row (the first row names the columns).
+  void Str(const char* name, const std::string& s) {
+    std::string& text = Next(name, true).text;
     text += s;
     text += '\0';
   }
-  void Num(double v) { nums.push_back(v); }
+  void Num(const char* name, double v) { Next(name, false).nums.push_back(v); }
+  void EndRow() {
+    rows_++;
+    at_ = 0;
+  }
+
   Napi::Value ToJs(Napi::Env env) const {
+    Napi::Object columns = Napi::Object::New(env);
+    for (const Column& c : columns_) {
+      if (c.is_text) {
+        columns.Set(c.name, Napi::String::New(env, c.text));
+        continue;
+      }
+      Napi::Float64Array nums = Napi::Float64Array::New(env, c.nums.size());
+      if (!c.nums.empty()) memcpy(nums.Data(), c.nums.data(), c.nums.size() * sizeof(double));
+      columns.Set(c.name, nums);
+    }
     Napi::Object o = Napi::Object::New(env);
-    o.Set("rows", Napi::Number::New(env, static_cast<double>(rows)));
-    o.Set("text", Napi::String::New(env, text));
-    Napi::Float64Array nums_js = Napi::Float64Array::New(env, nums.size());
-    if (!nums.empty()) memcpy(nums_js.Data(), nums.data(), nums.size() * sizeof(double));
-    o.Set("nums", nums_js);
+    o.Set("rows", Napi::Number::New(env, static_cast<double>(rows_)));
+    o.Set("columns", columns);
     return o;
   }
+
+ private:
+  struct Column {
+    const char* name;
+    bool is_text;
+    std::string text;
+    std::vector<double> nums;
+  };
+
+  Column& Next(const char* name, bool is_text) {
+    if (rows_ == 0) columns_.push_back(Column{name, is_text, {}, {}});
+    return columns_[at_++];
+  }
+
+  std::vector<Column> columns_;
+  size_t at_ = 0;  // the column the row's next field goes to
+  size_t rows_ = 0;
 };
 
 std::string NetnsArg(const Napi::CallbackInfo& info, size_t i) {
@@ -50,39 +83,48 @@ std::string NetnsArg(const Napi::CallbackInfo& info, size_t i) {
   return StringArg(info, i, "netns");
 }
 
-int Family(uint8_t af) { return af == AF_INET6 ? 6 : 4; }
-
-// Runs a dump into a vector, then turns each element into one table row, both off the main
-// thread; the promise resolves with the table.
-template <typename T, typename Dump, typename Row>
-Napi::Value DumpTable(Napi::Env env, const char* name, Dump dump, Row row) {
-  auto table = std::make_shared<Table>();
+// Runs a dump into a vector, then turns each element into table rows, both off the main thread;
+// the promise resolves with the tables, as rows(tables) gives them to JS.
+template <typename T, size_t N, typename Dump, typename Row, typename ToJs>
+Napi::Value DumpTables(Napi::Env env, const char* name, Dump dump, Row row, ToJs to_js) {
+  auto tables = std::make_shared<std::array<Table, N>>();
   return Schedule(
       env, name,
-      [dump, row, table] {
+      [dump, row, tables] {
         std::vector<T> items;
         rtnl::Status s = dump(&items);
         if (s) return ToSysError(s);
-        table->rows = items.size();
-        for (const T& item : items) row(*table, item);
+        for (size_t i = 0; i < items.size(); i++) row(*tables, items[i], i);
         return SysError::Ok();
       },
-      [table](Napi::Env env) { return table->ToJs(env); });
+      [tables, to_js](Napi::Env env) { return to_js(env, *tables); });
 }
 
-// netLinks(netns) -> rows of strings [name, hwaddr], numbers [index, flags, type, mtu, operstate]
+// A dump of one table.
+template <typename T, typename Dump, typename Row>
+Napi::Value DumpTable(Napi::Env env, const char* name, Dump dump, Row row) {
+  return DumpTables<T, 1>(
+      env, name, dump,
+      [row](std::array<Table, 1>& t, const T& item, size_t) {
+        row(t[0], item);
+        t[0].EndRow();
+      },
+      [](Napi::Env env, const std::array<Table, 1>& t) { return t[0].ToJs(env); });
+}
+
+// netLinks(netns): a table of links.
 Napi::Value Links(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
   return DumpTable<rtnl::Link>(
       info.Env(), "ember-ga:netLinks", [ns](std::vector<rtnl::Link>* out) { return rtnl::DumpLinks(ns, out); },
       [](Table& t, const rtnl::Link& l) {
-        t.Str(l.name), t.Str(l.hwaddr);
-        t.Num(l.index), t.Num(l.flags), t.Num(l.type), t.Num(l.mtu), t.Num(l.operstate);
+        t.Str("name", l.name), t.Str("hwaddr", l.hwaddr);
+        t.Num("index", l.index), t.Num("flags", l.flags), t.Num("type", l.type), t.Num("mtu", l.mtu);
+        t.Num("operstate", l.operstate);
       });
 }
 
-// netAddresses(netns, family) -> strings [address, peer, label],
-//   numbers [index, family (4|6), prefixlen, scope, flags]
+// netAddresses(netns, family): a table of addresses, family as the kernel's AF_INET/AF_INET6.
 Napi::Value Addresses(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
   int family = static_cast<int>(IntArg(info, 1, "family"));
@@ -90,43 +132,41 @@ Napi::Value Addresses(const Napi::CallbackInfo& info) {
       info.Env(), "ember-ga:netAddresses",
       [ns, family](std::vector<rtnl::Address>* out) { return rtnl::DumpAddresses(ns, family, out); },
       [](Table& t, const rtnl::Address& a) {
-        t.Str(a.address), t.Str(a.peer), t.Str(a.label);
-        t.Num(a.index), t.Num(Family(a.family)), t.Num(a.prefixlen), t.Num(a.scope), t.Num(a.flags);
+        t.Str("address", a.address), t.Str("peer", a.peer), t.Str("label", a.label);
+        t.Num("index", a.index), t.Num("family", a.family), t.Num("prefixlen", a.prefixlen);
+        t.Num("scope", a.scope), t.Num("flags", a.flags);
       });
 }
 
-// A multipath route's paths as one table string: "IFNAME\tGATEWAY" per path, joined with "\n"
-// (neither can hold a tab or a newline: link names cannot, addresses are inet_ntop's); "" for
-// a route with one path.
-std::string NextHopsText(const std::vector<rtnl::NextHop>& hops) {
-  std::string s;
-  for (const rtnl::NextHop& h : hops) {
-    if (!s.empty()) s += '\n';
-    s += h.ifname + '\t' + h.gateway;
-  }
-  return s;
-}
-
-// netRoutes(netns, family, table) -> strings [dst, gateway, prefsrc, ifname, nexthops],
-//   numbers [family (4|6), dstLen, oif, scope, table, protocol, type, metric]
+// netRoutes(netns, family, table): {routes, nexthops}: a table of routes (family as the
+// kernel's AF_INET/AF_INET6) and one of the paths of multipath routes, each naming its route
+// by row number.
 Napi::Value Routes(const Napi::CallbackInfo& info) {
   auto ns = NetnsArg(info, 0);
   int family = static_cast<int>(IntArg(info, 1, "family"));
   uint32_t table = static_cast<uint32_t>(IntArg(info, 2, "table"));
-  return DumpTable<rtnl::Route>(
+  return DumpTables<rtnl::Route, 2>(
       info.Env(), "ember-ga:netRoutes",
       [ns, family, table](std::vector<rtnl::Route>* out) { return rtnl::DumpRoutes(ns, family, table, out); },
-      [](Table& t, const rtnl::Route& r) {
-        t.Str(r.dst), t.Str(r.gateway), t.Str(r.prefsrc), t.Str(r.ifname), t.Str(NextHopsText(r.nexthops));
-        t.Num(Family(r.family)), t.Num(r.dst_len), t.Num(r.oif), t.Num(r.scope), t.Num(r.table);
-        t.Num(r.protocol), t.Num(r.type), t.Num(r.priority);
+      [](std::array<Table, 2>& t, const rtnl::Route& r, size_t i) {
+        t[0].Str("dst", r.dst), t[0].Str("gateway", r.gateway), t[0].Str("prefsrc", r.prefsrc);
+        t[0].Str("ifname", r.ifname);
+        t[0].Num("family", r.family), t[0].Num("dstLen", r.dst_len), t[0].Num("oif", r.oif);
+        t[0].Num("scope", r.scope), t[0].Num("table", r.table), t[0].Num("protocol", r.protocol);
+        t[0].Num("type", r.type), t[0].Num("metric", r.priority);
+        t[0].EndRow();
+        for (const rtnl::NextHop& h : r.nexthops) {
+          t[1].Str("ifname", h.ifname), t[1].Str("gateway", h.gateway);
+          t[1].Num("route", static_cast<double>(i));
+          t[1].EndRow();
+        }
+      },
+      [](Napi::Env env, const std::array<Table, 2>& t) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("routes", t[0].ToJs(env));
+        o.Set("nexthops", t[1].ToJs(env));
+        return o;
       });
-}
-
-bool BoolArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsBoolean())
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a boolean");
-  return info[i].As<Napi::Boolean>().Value();
 }
 
 // netChangeAddress(netns, add, ifname, family, address, prefixlen) -> undefined

@@ -12,11 +12,9 @@
 // new pty behind the same symlink), the driver reopens it.
 //
 // Output: write() tries the port at once on the main thread when nothing is queued (the low-
-// latency path for small answers); whatever the port does not take is queued for a writer
-// thread, which waits for POLLOUT and writes on its own. A pty or virtio port buffers only a few
-// KiB, so while output waited on the event loop, every main-thread pause (a GC, encoding the
-// next answer) left the port idle; the writer keeps it fed whatever the main thread is doing.
-// The writer reports "drain" and hang-ups to the main thread through a uv_async_t.
+// latency path for small answers); whatever the port does not take is queued for the writer
+// thread (port_writer.h). The writer reports "drain" and hang-ups to the main thread through a
+// uv_async_t.
 //
 // JS sees one callback, onEvent(type, arg): "data" (Buffer), "hangup", "connect", "reopen",
 // "drain", "error" (Error).
@@ -27,17 +25,17 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <sys/eventfd.h>
-
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
+#include <vector>
 
-#include "common.h"
+#include "errors.h"
+#include "loop.h"
+#include "module.h"
+#include "port_writer.h"
+#include "stat.h"
 
 namespace ember {
 namespace {
@@ -83,7 +81,7 @@ class Port : public Napi::ObjectWrap<Port> {
     context_ = std::make_unique<Napi::AsyncContext>(env, "ember-ga:port");
     int err = OpenPort(path_, &fd_);
     if (err) throw MakeSysError(env, SysError::Of(err, "open", path_));
-    if (napi_get_uv_event_loop(env, &loop_) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    loop_ = EventLoop(env);
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;
@@ -93,13 +91,10 @@ class Port : public Napi::ObjectWrap<Port> {
     });
     async_->data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(async_));  // the poll and timer say whether the port keeps the loop alive
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) {
-      int e = errno;
+    if (int e = writer_.Start(fd_)) {
       Shutdown();  // no writer yet: closes the handles and the fd
       throw MakeSysError(env, SysError::Of(e, "eventfd", path_));
     }
-    writer_ = std::thread([this] { WriterLoop(); });
     Ref();  // stay alive while the fd is open; released by close()
     CheckLink();
   }
@@ -112,37 +107,10 @@ class Port : public Napi::ObjectWrap<Port> {
     if (!info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument data must be a Buffer");
     auto buf = info[0].As<Napi::Buffer<char>>();
     if (fd_ < 0) throw Napi::Error::New(info.Env(), "port is closed");
-    const char* p = buf.Data();
-    size_t len = buf.Length();
-    bool failed = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.empty() && connected_) {
-        // Fast path: straight from the JS buffer, copy only what the kernel did not take. The
-        // writer is idle (its queue is empty), so the fd is ours for this write.
-        while (len > 0) {
-          ssize_t n = write(fd_, p, len);
-          if (n > 0) {
-            p += n;
-            len -= n;
-          } else if (n < 0 && errno == EINTR) {
-            continue;
-          } else {
-            failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
-            break;
-          }
-        }
-      }
-      if (len > 0) {
-        // Also after a failed write: the answer's rest waits for the link to come back (a
-        // passing error must not leave half a line on the wire with nothing to finish it).
-        queue_.emplace_back(p, len);
-        queued_ += len;
-        cv_.notify_one();
-      }
-    }
+    bool failed;
+    size_t queued = writer_.Write(buf.Data(), buf.Length(), connected_, &failed);
     if (failed) Hangup();
-    return Napi::Number::New(info.Env(), static_cast<double>(queued_.load()));
+    return Napi::Number::New(info.Env(), static_cast<double>(queued));
   }
 
   Napi::Value Pause(const Napi::CallbackInfo& info) {
@@ -166,22 +134,14 @@ class Port : public Napi::ObjectWrap<Port> {
   }
 
   Napi::Value Queued(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(queued_.load()));
+    return Napi::Number::New(info.Env(), static_cast<double>(writer_.queued()));
   }
 
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), connected_); }
 
   // ---- driver ----
   void Shutdown() {
-    if (writer_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        stop_ = true;
-        cv_.notify_all();
-      }
-      WakeWriter();
-      writer_.join();  // never long: the writer only ever waits in poll() with wake_fd_
-    }
+    writer_.Stop();
     CloseHandle(async_);
     async_ = nullptr;
     CloseHandle(poll_);
@@ -190,98 +150,14 @@ class Port : public Napi::ObjectWrap<Port> {
     timer_ = nullptr;
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
-    if (wake_fd_ >= 0) close(wake_fd_);
-    wake_fd_ = -1;
-    queue_.clear();
-    queued_ = 0;
-  }
-
-  // ---- the writer thread ----
-  void WakeWriter() {
-    uint64_t one = 1;
-    if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) {
-      // EAGAIN: the counter is already set, the writer will wake anyway.
-    }
-  }
-
-  // Writes the queue out while the link is up, waiting for POLLOUT (or a wake-up) in poll().
-  void WriterLoop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
-      if (stop_) return;
-      int fd = fd_;
-      uint64_t gen = link_gen_;  // which connection this write belongs to
-      const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
-      const char* p = front.data() + front_off_;
-      size_t len = front.size() - front_off_;
-      in_write_ = true;
-      lock.unlock();
-      ssize_t n = write(fd, p, len);
-      int err = n < 0 ? errno : 0;
-      bool hup = false;
-      if (err == EAGAIN || err == EWOULDBLOCK) {
-        struct pollfd pf[2] = {{fd, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
-        if (::poll(pf, 2, -1) > 0) {
-          uint64_t v;
-          if ((pf[1].revents & POLLIN) && read(wake_fd_, &v, sizeof v) < 0) {
-            // Nothing to do: a racing wake-up already reset the counter.
-          }
-          // virtio_console refuses writes while the host is away and reports POLLHUP; without
-          // this the writer would spin on a level-triggered POLLOUT.
-          hup = (pf[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
-        }
-      } else if (n < 0 && err != EINTR) {
-        hup = true;  // EIO: a pty whose master is gone
-      }
-      lock.lock();
-      in_write_ = false;
-      cv_.notify_all();  // the main thread may be waiting to swap or close the fd
-      if (fd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
-      if (n > 0) {
-        front_off_ += static_cast<size_t>(n);
-        queued_ -= static_cast<size_t>(n);
-        if (front_off_ == queue_.front().size()) {
-          queue_.pop_front();
-          front_off_ = 0;
-          if (queue_.empty()) Notify(kDrained);
-        }
-      } else if (hup && gen == link_gen_) {
-        // (A hang-up seen on a connection the main thread has since found back up is old news.)
-        link_up_ = false;  // until the main thread sees the host again (CheckLink)
-        hup_gen_ = gen;
-        Notify(kHungUp);
-      }
-    }
-  }
-
-  static constexpr int kDrained = 1;
-  static constexpr int kHungUp = 2;
-
-  // From the writer, with mu_ held: tell the main thread.
-  void Notify(int what) {
-    pending_events_ |= what;
-    if (async_ != nullptr) uv_async_send(async_);
   }
 
   // On the main thread: what the writer reported.
   void OnWriterEvent() {
-    int what;
     bool current;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      what = pending_events_;
-      pending_events_ = 0;
-      current = hup_gen_ == link_gen_;
-    }
-    if ((what & kHungUp) && current) Hangup();
-    if ((what & kDrained) && queued_.load() == 0) Emit("drain");
-  }
-
-  // Main thread: wait until the writer is not inside a write on fd_ (mu_ held by `lock`).
-  void QuiesceWriter(std::unique_lock<std::mutex>& lock) {
-    WakeWriter();
-    cv_.wait(lock, [this] { return !in_write_; });
+    int what = writer_.TakeEvents(&current);
+    if ((what & PortWriter::kHungUp) && current) Hangup();
+    if ((what & PortWriter::kDrained) && writer_.queued() == 0) Emit("drain");
   }
 
   void Emit(const char* type, napi_value arg = nullptr) {
@@ -306,14 +182,12 @@ class Port : public Napi::ObjectWrap<Port> {
     if (fd_ < 0 || !connected_) return;
     int events = paused_ ? 0 : UV_READABLE;
     if (poll_ == nullptr) {
-      poll_ = new uv_poll_t;
-      if (int r = uv_poll_init(loop_, poll_, fd_); r != 0) {
-        delete poll_;
-        poll_ = nullptr;
+      int r;
+      poll_ = NewPoll(loop_, fd_, this, &r);
+      if (poll_ == nullptr) {
         EmitError(-r, "epoll_ctl");
         return;
       }
-      poll_->data = this;
     }
     if (events == 0) {
       uv_poll_stop(poll_);
@@ -359,10 +233,7 @@ class Port : public Napi::ObjectWrap<Port> {
   void Hangup() {
     if (!connected_) return;
     connected_ = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      link_up_ = false;
-    }
+    writer_.LinkDown();
     if (poll_ != nullptr) uv_poll_stop(poll_);
     backoff_ms_ = kBackoffFirstMs;
     ArmTimer();
@@ -390,12 +261,7 @@ class Port : public Napi::ObjectWrap<Port> {
     if (!hup) {
       bool was = connected_;
       connected_ = true;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!link_up_) link_gen_++;  // a new connection: hang-ups seen on the old one are old news
-        link_up_ = true;
-        cv_.notify_one();  // anything queued goes out now
-      }
+      writer_.LinkUp();
       UpdatePoll();
       if (!was) Emit("connect");
       return;
@@ -414,17 +280,9 @@ class Port : public Napi::ObjectWrap<Port> {
     if (OpenPort(path_, &fd) != 0) return false;
     CloseHandle(poll_);
     poll_ = nullptr;
-    bool had;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      QuiesceWriter(lock);
-      close(fd_);
-      fd_ = fd;
-      had = !queue_.empty();
-      queue_.clear();  // answers meant for the old peer
-      queued_ = 0;
-      front_off_ = 0;
-    }
+    bool had = writer_.SwapFd(fd);
+    close(fd_);
+    fd_ = fd;
     Emit("reopen");
     if (had) Emit("drain");  // the queue is empty now: a reader paused on it may go on
     return true;
@@ -442,22 +300,10 @@ class Port : public Napi::ObjectWrap<Port> {
   bool connected_ = false;
   bool paused_ = false;
   uint64_t backoff_ms_ = kBackoffFirstMs;
-  // Shared with the writer thread, under mu_ (queued_ is also read without it). fd_ too: the
-  // main thread changes it only under mu_ once the writer has started (MaybeReopen), or after
-  // joining it (Shutdown); the writer reads it under mu_.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  size_t front_off_ = 0;
-  std::atomic<size_t> queued_{0};
-  bool link_up_ = false;    // the host is there: the writer may write
-  bool in_write_ = false;   // the writer is using wfd_ outside the lock
-  bool stop_ = false;
-  int pending_events_ = 0;  // kDrained | kHungUp, for OnWriterEvent
-  uint64_t link_gen_ = 0;   // raised each time the link comes back up
-  uint64_t hup_gen_ = 0;    // the connection the writer last saw hang up
-  int wake_fd_ = -1;        // eventfd: wakes the writer out of poll()
-  std::thread writer_;
+  // Notifies through async_ (cleared, with the writer stopped, by Shutdown).
+  PortWriter writer_{[this] {
+    if (async_ != nullptr) uv_async_send(async_);
+  }};
   Napi::FunctionReference on_event_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };

@@ -1,7 +1,7 @@
 // A NETLINK_ROUTE client on the Linux UAPI headers, in the manner of iproute2's lib/libnetlink.c:
-// a few helpers (open, dump with a per-message callback, talk = request + ACK, add attribute,
-// parse attributes) carry every operation. Plain C++: no N-API types here; the glue in
-// netlink.cc converts. Every function returns 0 or a positive errno and fills Status::detail
+// the socket helpers of rtnl_socket.h (open, dump with a per-message callback, talk = request +
+// ACK, add attribute, parse attributes) carry every operation. Plain C++: no N-API types here;
+// the glue in netlink.cc converts. Every function returns 0 or a positive errno and fills Status::detail
 // with the kernel's extended-ACK message when it sent one.
 #pragma once
 

@@ -13,63 +13,45 @@
 #include <cstdint>
 #include <memory>
 
-#include "common.h"
+#include "errors.h"
+#include "module.h"
+#include "schedule.h"
 
 namespace ember {
 namespace {
 
 // --- kernel-facing part: plain values in, -errno out ------------------------------------------
 
-struct Memory {
-  uint64_t uptime = 0;  // seconds since boot
-  uint64_t loads[3] = {0, 0, 0};  // fixed point, 1 << SI_LOAD_SHIFT = 1.0
-  uint64_t total_ram = 0, free_ram = 0, buffer_ram = 0;  // bytes
-  uint64_t total_swap = 0, free_swap = 0;                // bytes
-};
-
-int ReadSysinfo(Memory* out) {
-  struct sysinfo si;
-  if (sysinfo(&si) != 0) return -errno;
-  // Sizes are in units of mem_unit bytes (1 on 64-bit; the page size on 32-bit with much RAM).
-  const uint64_t unit = si.mem_unit == 0 ? 1 : si.mem_unit;
-  out->uptime = si.uptime < 0 ? 0 : static_cast<uint64_t>(si.uptime);
-  for (int i = 0; i < 3; i++) out->loads[i] = si.loads[i];
-  out->total_ram = si.totalram * unit;
-  out->free_ram = si.freeram * unit;
-  out->buffer_ram = si.bufferram * unit;
-  out->total_swap = si.totalswap * unit;
-  out->free_swap = si.freeswap * unit;
-  return 0;
-}
+int ReadSysinfo(struct sysinfo* out) { return sysinfo(out) == 0 ? 0 : -errno; }
 
 int ReadUname(struct utsname* out) { return uname(out) == 0 ? 0 : -errno; }
 
 // --- N-API glue ---------------------------------------------------------------------------------
 
-constexpr double kLoadScale = 1 << SI_LOAD_SHIFT;
-
-// sysinfo(): Promise<{uptime, loads: [3], totalram, freeram, bufferram, totalswap, freeswap}>
-// (sizes in KiB, loads as the kernel's fixed-point value divided by 65536).
+// sysinfo(): Promise<{uptime, loads: [3], totalram, freeram, bufferram, totalswap, freeswap,
+// mem_unit}>: struct sysinfo as the kernel fills it (loads fixed point, sizes in mem_unit bytes);
+// lib/sysinfo/kernel.ts makes KiB and load averages of them.
 Napi::Value Sysinfo(const Napi::CallbackInfo& info) {
-  auto m = std::make_shared<Memory>();
+  auto si = std::make_shared<struct sysinfo>();
   return Schedule(
       info.Env(), "ember-ga:sysinfo",
-      [m]() {
-        int r = ReadSysinfo(m.get());
+      [si]() {
+        int r = ReadSysinfo(si.get());
         return r == 0 ? SysError::Ok() : SysError::Of(-r, "sysinfo");
       },
-      [m](Napi::Env env) -> Napi::Value {
+      [si](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
-        auto kib = [](uint64_t bytes) { return static_cast<double>(bytes / 1024); };
-        o.Set("uptime", Napi::Number::New(env, static_cast<double>(m->uptime)));
+        auto num = [env](auto v) { return Napi::Number::New(env, static_cast<double>(v)); };
+        o.Set("uptime", num(si->uptime));
         Napi::Array loads = Napi::Array::New(env, 3);
-        for (uint32_t i = 0; i < 3; i++) loads.Set(i, Napi::Number::New(env, m->loads[i] / kLoadScale));
+        for (uint32_t i = 0; i < 3; i++) loads.Set(i, num(si->loads[i]));
         o.Set("loads", loads);
-        o.Set("totalram", Napi::Number::New(env, kib(m->total_ram)));
-        o.Set("freeram", Napi::Number::New(env, kib(m->free_ram)));
-        o.Set("bufferram", Napi::Number::New(env, kib(m->buffer_ram)));
-        o.Set("totalswap", Napi::Number::New(env, kib(m->total_swap)));
-        o.Set("freeswap", Napi::Number::New(env, kib(m->free_swap)));
+        o.Set("totalram", num(si->totalram));
+        o.Set("freeram", num(si->freeram));
+        o.Set("bufferram", num(si->bufferram));
+        o.Set("totalswap", num(si->totalswap));
+        o.Set("freeswap", num(si->freeswap));
+        o.Set("mem_unit", num(si->mem_unit));
         return o;
       });
 }

@@ -6,12 +6,15 @@
 import { createHash, randomBytes } from 'crypto';
 import { EventEmitter, once } from 'events';
 import * as fs from 'fs';
+import { constants } from 'os';
 import * as path from 'path';
 import type { Readable, Writable } from 'stream';
 import { MAX_TIMER_MS } from '../timers';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { Features, ReadResult } from './types';
+
+const { EISDIR } = constants.errno;
 
 export interface CopyOptions {
   /** Compare md5 sums of both ends when done (default true); false also skips hashing here. */
@@ -293,7 +296,7 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   const { chunk, depth } = plan(f, opts, f.maxReadSize);
   const st = await ga.stat(guestPath);
   const type = st.stat.Mode & S_IFMT;
-  if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: 21 });
+  if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: EISDIR });
   const total = type === S_IFREG ? st.stat.Size : undefined;
   const verify = opts.verify ?? true;
 
@@ -373,7 +376,7 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
   let input: Readable;
   if (typeof src === 'string') {
     const st = await fs.promises.stat(src);
-    if (st.isDirectory()) throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: 21 });
+    if (st.isDirectory()) throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
     if (st.isFile()) total = st.size;
     input = fs.createReadStream(src, { highWaterMark: Math.max(chunk, 64 * 1024) });
   } else {

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import { errnoMessage, SystemError, toSystemError } from '../errors';
-import type { NativeBinding, NativePort, PortEvent } from '../native';
+import type { Addon, NativePort, PortEvent } from '../native';
 import { hostError } from './errors';
 
 export interface LinkHandlers {
@@ -196,7 +196,7 @@ class DeviceConnector implements Connector {
   async connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {
     // Only a device needs the addon (its port driver); sockets, and so every other use of the
     // client, work where it is not installed (a host on macOS, say).
-    let Port: NativeBinding['Port'];
+    let Port: Addon['Port'];
     try {
       Port = (await import('../native')).native.Port;
     } catch (e) {

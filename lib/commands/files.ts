@@ -5,6 +5,7 @@
 // each handler reaches its FileHandle synchronously (no await first), so operations enter the
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
+import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../errors';
 import { goJson } from '../wire/json';
 import { RawJson } from '../wire/answer';
@@ -14,8 +15,7 @@ import { DEFAULT_READ_SIZE, openFile, type CloseOptions, type FileHandle } from 
 import { md5File } from '../files/md5';
 import { listDirectoryBatches, mkdirAll, statFile, type FileStat } from '../files/stat';
 
-const EBADF = 9;
-const EINVAL = 22;
+const { EBADF, EINVAL } = constants.errno;
 
 const handles = (ctx: Context) => ctx.handles;
 

@@ -7,16 +7,14 @@ import {
   addAddress,
   addRoute,
   addresses,
-  checkIfname,
   deleteAddress,
   deleteRoute,
+  familyOfAf,
   links,
   maskText,
-  parseCidr,
   routes,
   setLinkDown,
   setLinkUp,
-  type Family,
   type Link,
   type RouteSpec,
 } from '../net';
@@ -54,19 +52,17 @@ function flagsText(flags: number): string {
 }
 
 /**
- * Runs a parser or a library call; malformed input becomes `Invalid argument "NAME": ...`,
- * NAME the field the library names, else `name`.
+ * Runs a library call, which checks its input; malformed input becomes
+ * `Invalid argument "NAME": ...`, NAME the field the library names, else `name`.
  */
-async function checked<T>(name: string, parse: () => T | Promise<T>): Promise<T> {
+async function checked<T>(name: string, call: () => Promise<T>): Promise<T> {
   try {
-    return await parse();
+    return await call();
   } catch (e) {
     if (e instanceof NetInputError) throw new AgentError(`Invalid argument "${e.field ?? name}": ${e.message}`);
     throw e;
   }
 }
-
-const FAMILIES: Record<number, Family | 0> = { 0: 0, 2: 4, 10: 6 };
 
 const ifnameArg = { type: 'string', required: true, doc: 'interface name' } as const;
 const routeArgs = {
@@ -92,9 +88,7 @@ function addressCommand(name: 'ipaddr-add' | 'ipaddr-del', alias: string, add: b
       ifname: ifnameArg,
     },
     handler: async (a) => {
-      const p = await checked('ip', () => parseCidr(a.ip));
-      await checked('ifname', () => checkIfname(a.ifname));
-      await (add ? addAddress : deleteAddress)(a.ifname, `${p.address}/${p.length}`);
+      await checked('ip', () => (add ? addAddress : deleteAddress)(a.ifname, a.ip));
       return true as const;
     },
   });
@@ -158,7 +152,7 @@ export const netCommands = [
     doc: 'The main routing table: `[{"ifname","scope","dst":{"ip","mask"},"src","gateway"}]`, "" for absent values, dotted IPv4 masks, IPv6 masks in IPv6 notation; a multipath route (ifname and gateway "") also has `"nexthops":[{"ifname","gateway"}]` (ember-ga).',
     args: { family: { type: 'int', default: 0, doc: '0 all, 2 IPv4, 10 IPv6' } },
     handler: async (a) => {
-      const family = FAMILIES[a.family];
+      const family = a.family === 0 ? 0 : familyOfAf(a.family);
       if (family === undefined) throw new AgentError(`Invalid argument "family": expected 0, 2 (AF_INET) or 10 (AF_INET6), got ${a.family}`);
       const list = await routes({ family });
       return list.map((r) => ({

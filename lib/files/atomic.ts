@@ -4,19 +4,15 @@
 // open, where the host can still write in place instead.
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import { constants } from 'os';
 import * as nodePath from 'path';
 import { promisify } from 'util';
 import { errnoOf, errorAbout, SystemError, toSystemError } from '../errors';
-import { fileio } from './native';
+import { parseMountInfo } from '../mounts';
+import { native } from '../native';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NONBLOCK } = fs.constants;
-const EINVAL = 22;
-const ENOENT = 2;
-const EISDIR = 21;
-const ENOTDIR = 20;
-const EEXIST = 17;
-const EOPNOTSUPP = 95;
-const ENAMETOOLONG = 36;
+const { EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
 /** Longest path a system call takes, in bytes (PATH_MAX counts the terminating NUL). */
 const PATH_MAX_BYTES = 4095;
 /** Longest file name, in bytes (NAME_MAX; the limit of every Linux filesystem that has one this long). */
@@ -70,17 +66,12 @@ export async function linkTemp(fd: number, target: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const temp = tempPathFor(target);
     try {
-      await fileio.linkFd(fd, temp);
+      await native.linkFd(fd, temp);
       return temp;
     } catch (e) {
       if (errnoOf(e) !== EEXIST || attempt >= 3) throw e;
     }
   }
-}
-
-/** `\040`-style escapes of /proc/self/mountinfo undone. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 /** True when `target` is a mount point (a bind-mounted file): rename cannot replace it (EBUSY). */
@@ -92,7 +83,7 @@ async function isMountPoint(target: string): Promise<boolean> {
     return false; // no /proc: the rename would say EBUSY at close
   }
   const want = Buffer.from(target).toString('latin1');
-  return info.split('\n').some((line) => unescapeMountPath(line.split(' ')[4] ?? '') === want);
+  return parseMountInfo(info).some((m) => m.mountpoint === want);
 }
 
 /**
@@ -139,7 +130,7 @@ export async function openAtomic(path: string, perm: number): Promise<{ fd: numb
   let temp: string | undefined;
   let fd: number;
   try {
-    fd = await openAsync(nodePath.dirname(target), fileio.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
+    fd = await openAsync(nodePath.dirname(target), native.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
       // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
       // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
       const errno = errnoOf(e);

@@ -1,10 +1,11 @@
 // The agent's table of open file handles: ids from 1 upward, never reused while the agent
 // runs; each handle belongs to the host session that opened it, and goes when that session ends.
+import { constants } from 'os';
 import { AgentError } from '../errors';
 import type { HoldingLogger } from '../log';
 import { cancelBlockedStreams, type CloseOptions, type FileHandle } from './handle';
 
-const EMFILE = 24;
+const { EMFILE } = constants.errno;
 
 /** What the table needs of the agent (its Context). */
 export interface HandleTableContext {
@@ -146,8 +147,12 @@ export class HandleTable {
     return new AgentError(`Handle ${id} was closed when the host that opened it went away (${d.path}); open it again`);
   }
 
-  /** At exit: stream I/O that waits (a read on a FIFO nobody writes to) fails at once. */
+  /**
+   * At exit: stream I/O that waits (a read on a FIFO nobody writes to) fails at once. The cancel
+   * of calls waiting on the pool is for the whole process, for good: only when handles are open.
+   */
   private cancelWaits(): void {
+    if (this.open.size === 0) return;
     cancelBlockedStreams(); // stream I/O on devices epoll cannot watch, waiting on the pool
     for (const h of this.open.values()) h.cancelWaits(); // stream I/O waiting on the event loop
   }

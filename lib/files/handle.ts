@@ -9,11 +9,12 @@
 // Pipes, FIFOs and character devices (found by pread's ESPIPE) go through stream.ts; atomic
 // replace is atomic.ts.
 import * as fs from 'fs';
+import { constants } from 'os';
 import * as nodePath from 'path';
 import { promisify } from 'util';
 import { errorAbout, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
-import { fileio, type NativeMd5 } from './native';
+import { native, type NativeMd5 } from '../native';
 import { openAtomic, linkTemp, syncDirectory, type AtomicTarget } from './atomic';
 import { StreamIo } from './stream';
 import { quote } from '../wire/json';
@@ -24,13 +25,7 @@ export { cancelBlockedStreams } from './stream';
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
 // reads and writes wait for readiness on the event loop (stream.ts).
 const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
-const EBADF = 9;
-const ESPIPE = 29;
-const ECANCELED = 125;
-const EOPNOTSUPP = 95;
-const EINVAL = 22;
-const EBADMSG = 74;
-const EBUSY = 16;
+const { EBADF, EBADMSG, EBUSY, ECANCELED, EINVAL, EOPNOTSUPP, ESPIPE } = constants.errno;
 
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
@@ -99,7 +94,7 @@ export const DEFAULT_READ_SIZE = 4096;
 const BASE64_AS_BYTES = 64 * 1024;
 function base64Parts(buf: Buffer, n: number): (string | Buffer)[] {
   if (n === 0) return [];
-  return [n > BASE64_AS_BYTES ? fileio.base64(buf, n) : buf.toString('base64', 0, n)];
+  return [n > BASE64_AS_BYTES ? native.base64(buf, n) : buf.toString('base64', 0, n)];
 }
 
 /**
@@ -130,7 +125,7 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   }
   if (options.md5 && mode !== 'r') throw new SystemError(EINVAL, 'open', path, 'md5 needs mode "r"');
   try {
-    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY | O_NONBLOCK), path, mode, undefined, options.md5 ? new fileio.Md5() : undefined);
+    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY | O_NONBLOCK), path, mode, undefined, options.md5 ? new native.Md5() : undefined);
     try {
       return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, perm), path, mode);
     } catch (e) {
@@ -250,7 +245,7 @@ export class FileHandle {
     if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
     if (this.pending === 0 && this.cacheReads && !this.stream && !(this.hash && size > HASH_ON_POOL) && gate?.room() === undefined) {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
-      const n = fileio.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
         this.hash?.update(buf, n);
         this.advance(n, gate);
@@ -302,7 +297,7 @@ export class FileHandle {
       if (batch.bytes === 0) return;
       const buf = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
       try {
-        await this.io((offset) => fileio.pwrite(this.fd, buf, offset, this.path), () => this.streamIo.write(buf));
+        await this.io((offset) => native.pwrite(this.fd, buf, offset, this.path), () => this.streamIo.write(buf));
       } catch (e) {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;

@@ -1,9 +1,10 @@
 // md5File: the digest of a whole file, computed in the addon off the main thread.
+import { constants } from 'os';
 import { AbortError, SystemError, toSystemError } from '../errors';
 import { Limiter } from '../limit';
-import { fileio } from './native';
+import { native } from '../native';
 
-const EINVAL = 22;
+const { EINVAL } = constants.errno;
 
 /**
  * Digests running at once. Each runs on a thread of its own (not libuv's pool, which the file
@@ -52,9 +53,9 @@ async function digest(path: string, signal: AbortSignal | undefined, slots: Limi
     slots.release();
     throw new AbortError(signal);
   }
-  let job: ReturnType<typeof fileio.md5File>;
+  let job: ReturnType<typeof native.md5File>;
   try {
-    job = fileio.md5File(path);
+    job = native.md5File(path);
   } catch (e) {
     slots.release();
     throw e;

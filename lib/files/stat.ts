@@ -2,12 +2,11 @@
 // results with the field names of Linux's struct stat as Go's encoding/json prints them, and
 // mkdir -p with os.MkdirAll's rules.
 import * as fs from 'fs';
+import { constants } from 'os';
 import { SystemError, toSystemError } from '../errors';
-import { fileio } from './native';
+import { native } from '../native';
 
-const ENOENT = 2;
-const ENOTDIR = 20;
-const EEXIST = 17;
+const { ECANCELED, EEXIST, ENOENT, ENOTDIR } = constants.errno;
 
 export interface Timespec {
   Sec: number;
@@ -124,11 +123,10 @@ export async function statFile(path: string): Promise<FileStat> {
 const STAT_BATCH = 256;
 const STAT_IN_FLIGHT = 2;
 
-/** Where lstatAt puts each raw value among an entry's words (native/dirlist.cc, enum Word). */
-const W = { errno: 0, mode: 1, uid: 2, gid: 3, blksize: 4, devMajor: 5, devMinor: 6, rdevMajor: 7, rdevMinor: 8, nlink: 9, ino: 11, size: 13, blocks: 15, atime: 17, mtime: 20, ctime: 23 } as const;
+/** Where lstatAt puts each raw value among an entry's words. */
+const W = { ...native.STAT_LAYOUT };
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
-const ECANCELED = 125;
 const TWO32 = 2 ** 32;
 /** A high word under this makes a 64-bit value under 2^53: exact as a number. */
 const SAFE_HIGH = 0x200000;
@@ -200,7 +198,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
   checkCancelled(path, opts.signal);
   let dir: { fd: number; names: Buffer; count: number };
   try {
-    dir = await fileio.readDirectory(path);
+    dir = await native.readDirectory(path);
   } catch (e) {
     const err = toSystemError(e);
     if (!(err instanceof SystemError)) throw err;
@@ -216,7 +214,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
   const queue = () => {
     const start = pos;
     for (let k = 0; k < STAT_BATCH && queued < total; k++, queued++) pos = names.indexOf(0, pos) + 1;
-    batches.push({ start, end: pos, words: fileio.lstatAt(fd, names, start, pos) });
+    batches.push({ start, end: pos, words: native.lstatAt(fd, names, start, pos) });
   };
   try {
     while (batches.length < STAT_IN_FLIGHT && queued < total) queue();
@@ -228,7 +226,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
       if (queued < total) queue();
       const batch: FileStat[] = [];
       const list = names.toString('utf8', start, end - 1).split('\0');
-      for (let i = 0, at = 0; i < list.length; i++, at += fileio.STAT_WORDS) {
+      for (let i = 0, at = 0; i < list.length; i++, at += W.words) {
         const errno = w[at + W.errno];
         if (errno === ENOENT) continue; // removed while listing
         if (errno !== 0) throw new SystemError(errno, 'lstat', prefix + list[i]);

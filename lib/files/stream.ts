@@ -4,10 +4,11 @@
 // that answers EAGAIN (/dev/kmsg at its end). A device epoll cannot watch falls back to the
 // pool, where exit can still cancel it (cancelBlockedStreams).
 import * as fs from 'fs';
+import { constants } from 'os';
 import { errorAbout, SystemError, toSystemError } from '../errors';
-import { fileio, type NativeFdPoll, type NativeMd5 } from './native';
+import { native, type NativeFdPoll, type NativeMd5 } from '../native';
 
-const EAGAIN = 11;
+const { EAGAIN } = constants.errno;
 /** How often a device that says "not yet" but that epoll cannot watch is asked again. */
 const RETRY_UNPOLLABLE_MS = 50;
 
@@ -17,7 +18,7 @@ const RETRY_UNPOLLABLE_MS = 50;
  * thread stays blocked (Node waits for its thread pool when the process exits).
  */
 export function cancelBlockedStreams(): void {
-  fileio.cancelStreams();
+  native.cancelStreams();
 }
 
 /** One stream's readiness on the event loop: at most one wait at a time (a handle runs one operation at a time). */
@@ -28,7 +29,7 @@ class StreamWaiter {
 
   /** Throws when epoll cannot watch fd (a regular file, a device without poll support). */
   constructor(fd: number) {
-    this.poll = new fileio.FdPoll(fd, () => {
+    this.poll = new native.FdPoll(fd, () => {
       const p = this.pending;
       this.pending = undefined;
       p?.resolve();
@@ -82,7 +83,7 @@ export class StreamIo {
   async preadWaiting(buf: Buffer, offset: number): Promise<number> {
     for (;;) {
       try {
-        return await fileio.pread(this.fd, buf, offset, this.path, this.hash);
+        return await native.pread(this.fd, buf, offset, this.path, this.hash);
       } catch (e) {
         const err = toSystemError(e);
         if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
@@ -111,7 +112,7 @@ export class StreamIo {
   /** One read from a stream: waits (on the event loop) for data, end of stream or an error. */
   async read(buf: Buffer): Promise<number> {
     const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pread(this.fd, buf, -1, this.path, this.hash));
+    if (!waiter) return this.onPoolStream(() => native.pread(this.fd, buf, -1, this.path, this.hash));
     for (;;) {
       // Wait first: a FIFO whose writer has not come yet would read as end of file.
       await waiter.wait(false);
@@ -128,7 +129,7 @@ export class StreamIo {
   /** Writes all of buf to a stream, waiting (on the event loop) while it is full. */
   async write(buf: Buffer): Promise<number> {
     const waiter = this.streamWaiter();
-    if (!waiter) return this.onPoolStream(() => fileio.pwrite(this.fd, buf, -1, this.path));
+    if (!waiter) return this.onPoolStream(() => native.pwrite(this.fd, buf, -1, this.path));
     for (let done = 0; done < buf.length; ) {
       try {
         done += fs.writeSync(this.fd, buf, done, buf.length - done, null);

@@ -2,4 +2,5 @@
 // the default mount selection, and Freezer (all-or-nothing freeze of a list, auto-thaw).
 export { freeze, thaw, type FreezeResult } from './ioctl';
 export { Freezer, type FreezeOps, type FreezerOptions } from './freezer';
-export { classifyMounts, parseMountTable, realDevice, selectFreezable, unescapeMountField, type DeviceResolver, type MountChoice, type MountEntry } from './mounts';
+export { classifyMounts, realDevice, selectFreezable, type DeviceResolver, type MountChoice } from './mounts';
+export { parseMountTable, unescapeMountField, type MountEntry } from '../mounts';

@@ -2,20 +2,9 @@
 // never on libuv's thread pool (native/freeze.cc says why), so a thaw is never queued behind
 // writers blocked on the frozen filesystem.
 import { toSystemError } from '../errors';
-import { bindings } from '../native';
+import { native, type FreezeResult } from '../native';
 
-export interface FreezeResult {
-  mountpoint: string;
-  /** true after freeze(), false after thaw(). */
-  frozen: boolean;
-}
-
-interface FreezeBinding {
-  freeze(mountpoint: string): Promise<FreezeResult>;
-  thaw(mountpoint: string): Promise<FreezeResult>;
-}
-
-const native = bindings<FreezeBinding>();
+export type { FreezeResult } from '../native';
 
 /**
  * Freezes the filesystem mounted at `mountpoint` (syncs it, then blocks every writer until

@@ -2,34 +2,7 @@
 // (the format of /proc/self/mounts), with symlink resolution injected so it can be tested on
 // fixture tables without the devices existing.
 import * as fs from 'fs';
-
-export interface MountEntry {
-  source: string;
-  mountpoint: string;
-  fstype: string;
-  options: string;
-}
-
-/** Undoes the kernel's octal escapes in a mount table field (`\040` space, `\011` tab, `\012` newline, `\134` backslash). */
-export function unescapeMountField(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Parses mount table text; blank and malformed lines (fewer than three fields) are skipped. */
-export function parseMountTable(text: string): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/[ \t]+/);
-    if (f.length < 3 || f[0] === '') continue;
-    out.push({
-      source: unescapeMountField(f[0]),
-      mountpoint: unescapeMountField(f[1]),
-      fstype: f[2],
-      options: f[3] ?? '',
-    });
-  }
-  return out;
-}
+import { parseMountTable, type MountEntry } from '../mounts';
 
 /** Maps a device path to the path it really names (follows symlinks); returns it unchanged when it cannot. */
 export type DeviceResolver = (source: string) => string;

@@ -4,6 +4,19 @@ import { quote } from '../wire/json';
 
 export type Family = 4 | 6;
 
+/** The kernel's numbers for the two families (AF_INET, AF_INET6), as the addon and hosts give them. */
+const AF: Record<Family, number> = { 4: 2, 6: 10 };
+
+/** The AF_* number of a family; 0 for both. */
+export function afOf(family: Family | 0): number {
+  return family === 0 ? 0 : AF[family];
+}
+
+/** The family of an AF_* number; undefined for any other number. */
+export function familyOfAf(af: number): Family | undefined {
+  return af === AF[4] ? 4 : af === AF[6] ? 6 : undefined;
+}
+
 /** An address with its prefix length, e.g. 192.0.2.1/24. */
 export interface Prefix {
   family: Family;

@@ -2,11 +2,11 @@
 // call runs off the main thread; `netns` runs it in a named network namespace instead.
 import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
-import { bindings } from '../native';
-import { NetInputError, checkIfname, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
+import { mapRows, native, type NativeAddress, type NativeLink, type NativeNextHop, type NativeRoute, type NativeRouteSpec } from '../native';
+import { NetInputError, afOf, checkIfname, familyOfAf, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
 import { quote } from '../wire/json';
 
-export { NetInputError, checkIfname, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
+export { NetInputError, afOf, checkIfname, familyOfAf, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
 export interface NetOptions {
   /**
@@ -16,65 +16,22 @@ export interface NetOptions {
   netns?: string;
 }
 
-export interface Link {
-  index: number;
-  name: string;
-  /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
-  flags: number;
+/** A link; `up` is IFF_UP of its flags. */
+export interface Link extends NativeLink {
   up: boolean;
-  /** ARPHRD_* link type (1 ethernet, 772 loopback). */
-  type: number;
-  mtu: number;
-  /** "aa:bb:cc:dd:ee:ff" as the kernel reports it (all zeros for loopback), "" when none. */
-  hwaddr: string;
-  /** IF_OPER_* (6 = up, 2 = down). */
-  operstate: number;
 }
 
-export interface Address {
-  /** Index of the link the address is on. */
-  index: number;
+export interface Address extends Omit<NativeAddress, 'family'> {
   family: Family;
-  /** The local address ("ip address" prints it as `local`). */
-  address: string;
-  prefixlen: number;
-  /** RT_SCOPE_* (0 universe, 253 link, 254 host). */
-  scope: number;
-  /** IFA_F_* flags (IFA_F_PERMANENT = 0x80, IFA_F_TENTATIVE = 0x40, ...). */
-  flags: number;
-  /** The peer of a point-to-point address, else "". */
-  peer: string;
-  label: string;
 }
 
-export interface Route {
+export interface Route extends Omit<NativeRoute, 'family'> {
   family: Family;
-  /** Destination network, "" for a default route. */
-  dst: string;
-  dstLen: number;
-  gateway: string;
-  /** Preferred source address ("src" in `ip route`), "" when none. */
-  prefsrc: string;
-  /** Output interface index and name, 0 and "" when none (e.g. multipath). */
-  oif: number;
-  ifname: string;
-  scope: number;
-  table: number;
-  /** RTPROT_* (2 kernel, 3 boot, 4 static). */
-  protocol: number;
-  /** RTN_* (1 unicast, 6 blackhole, 7 unreachable, ...). */
-  type: number;
-  metric: number;
   /** A multipath route's paths (`nexthop via GATEWAY dev IFNAME` in `ip route`); empty for one path. */
   nexthops: NextHop[];
 }
 
-export interface NextHop {
-  /** "" when the path names no interface. */
-  ifname: string;
-  /** "" for none; may be of the other family (an IPv4 route via an IPv6 gateway). */
-  gateway: string;
-}
+export type NextHop = Omit<NativeNextHop, 'route'>;
 
 export interface RouteSpec {
   /** "192.0.2.0/24", "2001:db8::/64", a bare address (host route), or "default" / "". */
@@ -93,50 +50,8 @@ export interface RouteSpec {
   metric?: number;
 }
 
-/** A dump result: string fields NUL-terminated in `text`, numbers in `nums`, row after row. */
-interface NativeTable {
-  rows: number;
-  text: string;
-  nums: Float64Array;
-}
-
-interface NetBindings {
-  netLinks(netns?: string): Promise<NativeTable>;
-  netAddresses(netns: string | undefined, family: number): Promise<NativeTable>;
-  netRoutes(netns: string | undefined, family: number, table: number): Promise<NativeTable>;
-  netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
-  netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
-  netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
-}
-
-/** Objects from a table with `strs` strings and `nums` numbers per row (native/netlink.cc). */
-function fromTable<T>(t: NativeTable, strs: number, nums: number, make: (s: string[], i: number, n: Float64Array, j: number) => T): T[] {
-  const s = t.text.split('\0');
-  const out = new Array<T>(t.rows);
-  for (let r = 0; r < t.rows; r++) out[r] = make(s, r * strs, t.nums, r * nums);
-  return out;
-}
-
-interface NativeRouteSpec {
-  family: number;
-  dst: string;
-  dstLen: number;
-  gateway?: string;
-  prefsrc?: string;
-  ifname?: string;
-  scope?: number;
-  table?: number;
-  metric?: number;
-}
-
-const native = bindings<NetBindings>();
-
-const AF_INET = 2;
-const AF_INET6 = 10;
 const IFF_UP = 1;
 export const RT_TABLE_MAIN = 254;
-
-const toAf = (f: Family | undefined): number => (f === 4 ? AF_INET : f === 6 ? AF_INET6 : 0);
 
 const { EADDRNOTAVAIL, EEXIST, ENETUNREACH, ENODEV, ESRCH } = osConstants.errno;
 
@@ -183,39 +98,42 @@ function netnsOf(opts: NetOptions | undefined): string | undefined {
   return ns;
 }
 
-function familyOption(f: unknown): Family | undefined {
-  if (f === undefined || f === 0) return undefined;
+function familyOption(f: unknown): Family | 0 {
+  if (f === undefined || f === 0) return 0;
   if (f === 4 || f === 6) return f;
   throw new NetInputError(`family must be 4, 6 or 0 (both), got ${quote(f)}`, f);
 }
 
+/** The family of a dumped route or address: the addon dumps AF_INET and AF_INET6 only. */
+const dumped = (af: number): Family => familyOfAf(af)!;
+
 /** Every link (interface), in index order. */
 export async function links(opts?: NetOptions): Promise<Link[]> {
   const t = await run('link list', '', native.netLinks(netnsOf(opts)));
-  return fromTable(t, 2, 5, (s, i, n, j) => ({
-    index: n[j],
-    name: s[i],
-    flags: n[j + 1],
-    up: (n[j + 1] & IFF_UP) !== 0,
-    type: n[j + 2],
-    mtu: n[j + 3],
-    hwaddr: s[i + 1],
-    operstate: n[j + 4],
+  return mapRows(t, (c, r) => ({
+    index: c.index[r],
+    name: c.name[r],
+    flags: c.flags[r],
+    up: (c.flags[r] & IFF_UP) !== 0,
+    type: c.type[r],
+    mtu: c.mtu[r],
+    hwaddr: c.hwaddr[r],
+    operstate: c.operstate[r],
   }));
 }
 
 /** Every address, IPv4 first, in the kernel's order; `family` limits to one. */
 export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Promise<Address[]> {
-  const t = await run('address list', '', native.netAddresses(netnsOf(opts), toAf(familyOption(opts?.family))));
-  return fromTable(t, 3, 5, (s, i, n, j) => ({
-    index: n[j],
-    family: n[j + 1] as Family,
-    address: s[i],
-    prefixlen: n[j + 2],
-    scope: n[j + 3],
-    flags: n[j + 4],
-    peer: s[i + 1],
-    label: s[i + 2],
+  const t = await run('address list', '', native.netAddresses(netnsOf(opts), afOf(familyOption(opts?.family))));
+  return mapRows(t, (c, r) => ({
+    index: c.index[r],
+    family: dumped(c.family[r]),
+    address: c.address[r],
+    prefixlen: c.prefixlen[r],
+    scope: c.scope[r],
+    flags: c.flags[r],
+    peer: c.peer[r],
+    label: c.label[r],
   }));
 }
 
@@ -226,32 +144,33 @@ export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Pr
 export async function routes(opts?: NetOptions & { family?: Family | 0; table?: number }): Promise<Route[]> {
   const table = opts?.table ?? RT_TABLE_MAIN;
   if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${quote(table)}`, table);
-  const t = await run('route list', '', native.netRoutes(netnsOf(opts), toAf(familyOption(opts?.family)), table));
-  return fromTable(t, 5, 8, (s, i, n, j) => ({
-    family: n[j] as Family,
-    dst: s[i],
-    dstLen: n[j + 1],
-    gateway: s[i + 1],
-    prefsrc: s[i + 2],
-    oif: n[j + 2],
-    ifname: s[i + 3],
-    scope: n[j + 3],
-    table: n[j + 4],
-    protocol: n[j + 5],
-    type: n[j + 6],
-    metric: n[j + 7],
-    nexthops: s[i + 4] === '' ? [] : s[i + 4].split('\n').map((h) => {
-      const [ifname, gateway] = h.split('\t');
-      return { ifname, gateway };
-    }),
+  const t = await run('route list', '', native.netRoutes(netnsOf(opts), afOf(familyOption(opts?.family)), table));
+  const paths: NextHop[][] = []; // a multipath route's, by its row
+  for (const { route, hop } of mapRows(t.nexthops, (c, r) => ({ route: c.route[r], hop: { ifname: c.ifname[r], gateway: c.gateway[r] } }))) {
+    (paths[route] ??= []).push(hop);
+  }
+  return mapRows(t.routes, (c, r) => ({
+    family: dumped(c.family[r]),
+    dst: c.dst[r],
+    dstLen: c.dstLen[r],
+    gateway: c.gateway[r],
+    prefsrc: c.prefsrc[r],
+    oif: c.oif[r],
+    ifname: c.ifname[r],
+    scope: c.scope[r],
+    table: c.table[r],
+    protocol: c.protocol[r],
+    type: c.type[r],
+    metric: c.metric[r],
+    nexthops: paths[r] ?? [],
   }));
 }
 
 async function changeAddress(add: boolean, ifname: string, cidr: string, opts?: NetOptions): Promise<void> {
   const p = parseCidr(cidr);
-  checkIfname(ifname);
+  inField('ifname', () => checkIfname(ifname));
   const op = add ? 'address add' : 'address del';
-  await run(op, `${p.address}/${p.length} dev ${ifname}`, native.netChangeAddress(netnsOf(opts), add, ifname, toAf(p.family), p.address, p.length));
+  await run(op, `${p.address}/${p.length} dev ${ifname}`, native.netChangeAddress(netnsOf(opts), add, ifname, afOf(p.family), p.address, p.length));
 }
 
 /** `ip address add CIDR dev IFNAME`: EEXIST when the address is already there, ENODEV for no such link. */
@@ -265,7 +184,7 @@ export function deleteAddress(ifname: string, cidr: string, opts?: NetOptions): 
 }
 
 async function setLink(ifname: string, up: boolean, opts?: NetOptions): Promise<void> {
-  checkIfname(ifname);
+  inField('ifname', () => checkIfname(ifname));
   await run('link set', `dev ${ifname} ${up ? 'up' : 'down'}`, native.netSetLinkUp(netnsOf(opts), ifname, up));
 }
 
@@ -306,7 +225,7 @@ function routeRequest(spec: RouteSpec): { native: NativeRouteSpec; text: string 
   if (spec.scope !== undefined) words.push('scope', String(spec.scope));
   return {
     native: {
-      family: toAf(dst.family),
+      family: afOf(dst.family),
       dst: dst.address,
       dstLen: dst.length,
       gateway: gateway?.address,

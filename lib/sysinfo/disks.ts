@@ -11,6 +11,7 @@
 // "/boot/efi"; its sizes are that filesystem's, as `df -k MOUNTPOINT` shows them.
 import { promises as fs } from 'fs';
 import * as path from 'path';
+import { parseMountInfo, type Mount } from '../mounts';
 import { coalesce, withTimeout } from './async';
 
 export interface Disk {
@@ -40,33 +41,6 @@ export type Sizes = Pick<Disk, 'size_total' | 'size_used' | 'size_avail'>;
 
 export const DEFAULT_SYS_BLOCK = '/sys/block';
 export const DEFAULT_MOUNTINFO = '/proc/self/mountinfo';
-
-export interface Mount {
-  /** "major:minor" of the filesystem's device. */
-  dev: string;
-  /** Path inside the filesystem that is mounted ("/" unless a bind mount of a subtree). */
-  root: string;
-  mountpoint: string;
-  fstype: string;
-  source: string;
-}
-
-/** Mount tables escape space, tab, newline and backslash as \040, \011, \012, \134. */
-function unescape(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Parses /proc/PID/mountinfo (proc(5)); malformed lines are skipped. */
-export function parseMountInfo(text: string): Mount[] {
-  const out: Mount[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const sep = f.indexOf('-', 6);
-    if (f.length < 10 || sep < 0 || sep + 2 >= f.length) continue;
-    out.push({ dev: f[2], root: unescape(f[3]), mountpoint: unescape(f[4]), fstype: f[sep + 1], source: unescape(f[sep + 2]) });
-  }
-  return out;
-}
 
 interface BlockDevice {
   name: string;

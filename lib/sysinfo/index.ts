@@ -57,7 +57,8 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
   return { uname: u, long_bit: LONG_BIT, uptime: m.uptime, loadavg: m.loadavg, ram: m.ram, swap: m.swap, users, disks };
 }
 
-export { listDisks, parseMountInfo, mountOf, fsSizes, type Disk, type DiskOptions, type Mount, type Sizes } from './disks';
+export { listDisks, mountOf, fsSizes, type Disk, type DiskOptions, type Sizes } from './disks';
+export { parseMountInfo, type Mount } from '../mounts';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 export { coalesce, withTimeout } from './async';
 export { UTMP_RECORD_SIZE, UtType, encodeUtmp, parseUtmp, readUsers, remoteUsers, type User, type UtmpRecord } from './utmp';

@@ -1,22 +1,6 @@
 // The kernel's own figures, from the addon (native/sysinfo.cc): uname(2), sysinfo(2), LONG_BIT.
 import { toSystemError } from '../errors';
-import { bindings } from '../native';
-
-interface SysinfoBinding {
-  sysinfo(): Promise<{
-    uptime: number;
-    loads: [number, number, number];
-    totalram: number;
-    freeram: number;
-    bufferram: number;
-    totalswap: number;
-    freeswap: number;
-  }>;
-  uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
-  LONG_BIT: number;
-}
-
-const native = bindings<SysinfoBinding>();
+import { native } from '../native';
 
 export interface Uname {
   sysname: string;
@@ -47,13 +31,20 @@ export async function uname(): Promise<Uname> {
   return { sysname: u.sysname, nodename: u.nodename, release: u.release, version: u.version, machine: u.machine, domain: u.domainname };
 }
 
+/** sysinfo(2)'s loads are fixed point: 1 << SI_LOAD_SHIFT is 1.0. */
+const LOAD_SCALE = 1 << 16;
+
 /** sysinfo(2): uptime, load averages, RAM and swap. */
 export async function memory(): Promise<Memory> {
   const s = await native.sysinfo().catch((e) => Promise.reject(toSystemError(e)));
+  const unit = s.mem_unit || 1;
+  // Whole KiB, rounded down: exact, since sizes in bytes stay far below 2^53.
+  const kib = (units: number) => Math.floor((units * unit) / 1024);
+  const load = (fixed: number) => fixed / LOAD_SCALE;
   return {
-    uptime: s.uptime,
-    loadavg: { '1m': s.loads[0], '5m': s.loads[1], '15m': s.loads[2] },
-    ram: { total: s.totalram, free: s.freeram, buffer: s.bufferram },
-    swap: { total: s.totalswap, free: s.freeswap },
+    uptime: Math.max(0, s.uptime),
+    loadavg: { '1m': load(s.loads[0]), '5m': load(s.loads[1]), '15m': load(s.loads[2]) },
+    ram: { total: kib(s.totalram), free: kib(s.freeram), buffer: kib(s.bufferram) },
+    swap: { total: kib(s.totalswap), free: kib(s.freeswap) },
   };
 }

@@ -2,6 +2,7 @@
 // second connection waits until the first one stops sending. Each connection is a session.
 import * as fs from 'fs';
 import * as net from 'net';
+import { constants } from 'os';
 import { chunkPool } from '../buffers';
 import type { Logger } from '../log';
 import { native, type NativeHangupWatch } from '../native';
@@ -272,7 +273,7 @@ async function claimSocketPath(path: string): Promise<void> {
   if (live) {
     const err = new Error(`listen ${path}: another process is listening on this socket (another ember-ga?); stop it or choose another path`) as NodeJS.ErrnoException;
     err.code = 'EADDRINUSE';
-    err.errno = 98;
+    err.errno = constants.errno.EADDRINUSE;
     err.syscall = 'listen';
     err.path = path;
     throw err;

@@ -1,9 +1,5 @@
-// Base64 on the wire: the strict decoder every base64 argument goes through, and the fast path
-// for long ones, decoded by the addon straight from the request line's bytes into reused
-// buffers (a chunk's bytes live until its write is done; fresh buffers that live that long pile
-// up in V8's old generation).
-import { chunkPool } from '../buffers';
-import { fileio } from '../files/native';
+// Base64 on the wire: the strict decoder every base64 argument goes through, and the shapes of
+// the fast path for long ones (decode-native.ts: the addon's decoder).
 
 /**
  * Strict base64 (standard alphabet, padded, as Go's encoding/json writes []byte; line breaks
@@ -30,7 +26,7 @@ export interface DecodedBytes {
 
 /**
  * Decodes line[start, end) as strict base64 with no line breaks (decodeBase64's rules otherwise);
- * undefined when it is not that. The agent's (decodeBase64Into, below) decodes in the addon, straight from
+ * undefined when it is not that. The agent's (decodeBase64Into, decode-native.ts) decodes in the addon, straight from
  * the line's bytes into reused buffers.
  */
 export type Base64Decoder = (line: Buffer, start: number, end: number) => DecodedBytes | undefined;
@@ -53,30 +49,4 @@ export class Base64Text {
   get text(): string {
     return this.line.toString('latin1', this.start, this.end);
   }
-}
-
-const EQUALS = 0x3d;
-
-/**
- * line[start, end) decoded as strict base64 into a reused buffer, given back by release() (a
- * second release does nothing); undefined when the text is not strict base64.
- */
-export function decodeBase64Into(line: Buffer, start: number, end: number): DecodedBytes | undefined {
-  const n = end - start;
-  const pad = n >= 4 && line[end - 1] === EQUALS ? (line[end - 2] === EQUALS ? 2 : 1) : 0;
-  const buf = chunkPool.take(Math.max(0, Math.floor(n / 4) * 3 - pad));
-  const len = fileio.base64Decode(line, start, end, buf);
-  if (len < 0) {
-    chunkPool.give(buf);
-    return undefined;
-  }
-  let given = false;
-  return {
-    bytes: buf.subarray(0, len),
-    release: () => {
-      if (given) return;
-      given = true;
-      chunkPool.give(buf);
-    },
-  };
 }

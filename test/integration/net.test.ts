@@ -449,6 +449,16 @@ test('library: links/addresses/routes({netns}) match ip, errors are SystemErrors
   } catch (e) {
     assert.instance(e, netlib.NetInputError);
   }
+  // The one check of an address change's input: a bad name says which argument it was.
+  for (const change of [() => netlib.addAddress('a/b', '192.0.2.1/24', o), () => netlib.setLinkUp('a b', o)]) {
+    try {
+      await change();
+      assert.unreachable('should have thrown');
+    } catch (e) {
+      assert.instance(e, netlib.NetInputError);
+      assert.is((e as InstanceType<typeof netlib.NetInputError>).field, 'ifname');
+    }
+  }
 }, opts);
 
 test('library: address dumps stay whole while addresses change', async ({ ns }) => {

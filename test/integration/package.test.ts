@@ -80,11 +80,13 @@ test('npm pack ships prebuilds, compiled JS with types, the native sources, the 
   assert.equal(unexpected, [], `files the package must not ship: ${unexpected.join(', ')}`);
 
   const required = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'docs/PROTOCOL.md', 'binding.gyp', 'systemd/ember-ga.service', 'systemd/60-ember-ga.rules', pkg.main, pkg.types, pkg.bin['ember-ga']];
-  // Every source binding.gyp names, so a source build from the tarball works where g++ exists.
+  // Every source binding.gyp names and every header, so a source build from the tarball works where g++ exists.
   const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
   const sources = [...gyp.matchAll(/["']([\w/.-]+\.(?:cc|cpp|c|h))["']/g)].map((m) => m[1]);
   assert.ok(sources.length > 0, 'no sources found in binding.gyp');
-  required.push(...sources, 'native/common.h');
+  const headers = fs.readdirSync(path.join(REPO, 'native')).filter((f) => f.endsWith('.h')).map((f) => `native/${f}`);
+  assert.ok(headers.length > 0, 'no headers found in native/');
+  required.push(...sources, ...headers);
   // Every TypeScript module of lib/ compiled, with its declarations.
   const walk = (dir: string): string[] =>
     fs.readdirSync(path.join(REPO, dir), { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(`${dir}/${d.name}`) : [`${dir}/${d.name}`]));

@@ -10,8 +10,8 @@ import { FileHandle, SystemError, listDirectory, md5File, mkdirAll, openFile, st
 import { RawJson, encodeRawReturn, encodeReturn } from '../../../lib/wire/answer';
 import { decodeBase64 } from '../../../lib/wire/base64';
 import { baseName, goStat } from '../../../lib/files/stat';
-import { fileio } from '../../../lib/files/native';
-import { decodeBase64Into } from '../../../lib/wire/base64';
+import { native } from '../../../lib/native';
+import { decodeBase64Into } from '../../../lib/wire/decode-native';
 import { BufferPool, chunkPool } from '../../../lib/buffers';
 import { tmpDir } from '../../helpers/agent';
 import { command, root, suite } from '../../helpers/harness';
@@ -422,9 +422,9 @@ test('decodeBase64 is strict: bad characters, bad length, URL alphabet, inner pa
 });
 
 test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), across its block size too', () => {
-  const native = (text: string, dst = Buffer.alloc(Math.floor(text.length / 4) * 3)) => {
+  const decode = (text: string, dst = Buffer.alloc(Math.floor(text.length / 4) * 3)) => {
     const src = Buffer.from(`"${text}"`, 'latin1'); // at an offset, as in a request line
-    const n = fileio.base64Decode(src, 1, src.length - 1, dst);
+    const n = native.base64Decode(src, 1, src.length - 1, dst);
     return n < 0 ? undefined : dst.subarray(0, n);
   };
   const cases = ['', 'QQ==', 'QUI=', 'QUJD', 'QR==', 'aGVsbG8K', 'aGVs\r\nbG8K', 'aGVsbG8', 'aGVsbG8!', 'aG Vs', ' QUJD', 'QUJD    ', 'QUJD\n\n\n\n',
@@ -443,36 +443,36 @@ test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), acr
   }
   for (const t of cases) {
     const want = /[\r\n]/.test(t) ? undefined : decodeBase64(t);
-    assert.equal(native(t), want, JSON.stringify(t));
+    assert.equal(decode(t), want, JSON.stringify(t));
   }
   // Past OpenSSL's int-sized blocks (3 MiB of text here): 4 MiB of data, then one bad character at the end or past the first block.
   const data = crypto.randomBytes(4 * 1024 * 1024 + 2);
   const b64 = data.toString('base64');
-  assert.ok(native(b64)!.equals(data));
-  assert.is(native(`${b64.slice(0, -4)}QU!D`), undefined);
-  assert.is(native(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
-  assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
+  assert.ok(decode(b64)!.equals(data));
+  assert.is(decode(`${b64.slice(0, -4)}QU!D`), undefined);
+  assert.is(decode(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
+  assert.throws(() => native.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
   // Exactly the decoded length is written: guard bytes after an exact-size destination stay as they were.
   for (const [text, want] of [['QUI=', 'AB'], ['QQ==', 'A'], ['QUJD', 'ABC'], [crypto.randomBytes((3 << 20) + 7).toString('base64'), undefined]] as const) {
     const len = want?.length ?? (3 << 20) + 7;
     const area = Buffer.alloc(len + 8, 0xee);
     const src = Buffer.from(text);
-    assert.is(fileio.base64Decode(src, 0, src.length, area.subarray(0, len)), len);
+    assert.is(native.base64Decode(src, 0, src.length, area.subarray(0, len)), len);
     if (want) assert.is(area.toString('latin1', 0, len), want);
     else assert.ok(area.subarray(0, len).equals(Buffer.from(text, 'base64')));
     assert.ok(area.subarray(len).equals(Buffer.alloc(8, 0xee)), `nothing written past ${len} bytes`);
   }
-  assert.is(fileio.base64Decode(Buffer.from('A==='), 0, 4, Buffer.alloc(1)), -1);
+  assert.is(native.base64Decode(Buffer.from('A==='), 0, 4, Buffer.alloc(1)), -1);
   // The destination needs the decoded length only, not whole 3-byte groups: a 1 MiB chunk fits 1 MiB.
   const one = Buffer.alloc(1);
-  assert.is(fileio.base64Decode(Buffer.from('QQ=='), 0, 4, one), 1);
+  assert.is(native.base64Decode(Buffer.from('QQ=='), 0, 4, one), 1);
   assert.equal(one, Buffer.from('A'));
   const mib = crypto.randomBytes(1024 * 1024);
   const exact = Buffer.alloc(mib.length);
   const text = Buffer.from(mib.toString('base64'));
-  assert.is(fileio.base64Decode(text, 0, text.length, exact), mib.length);
+  assert.is(native.base64Decode(text, 0, text.length, exact), mib.length);
   assert.ok(exact.equals(mib));
-  assert.throws(() => fileio.base64Decode(Buffer.from('QUJD'), 0, 5, Buffer.alloc(3)), /within the source/);
+  assert.throws(() => native.base64Decode(Buffer.from('QUJD'), 0, 5, Buffer.alloc(3)), /within the source/);
 });
 
 test('BufferPool: power-of-two buffers reused, never one in use; small ones exact and not kept; no more than `keep`, nor one over keep/4', () => {

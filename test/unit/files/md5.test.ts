@@ -7,7 +7,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { AbortError, md5File, openFile } from '../../../lib';
 import { MD5_CONCURRENCY } from '../../../lib/files/md5';
-import { fileio } from '../../../lib/files/native';
+import { native } from '../../../lib/native';
 import { tmpDir } from '../../helpers/agent';
 import { sleep, suite, waitFor, type Requirement } from '../../helpers/harness';
 
@@ -72,16 +72,16 @@ async function rejectsAbort(p: Promise<unknown>): Promise<AbortError> {
 
 /** Counts the digests the addon starts while fn runs. */
 async function countingStarts<T>(fn: (started: () => number) => Promise<T>): Promise<T> {
-  const real = fileio.md5File;
+  const real = native.md5File;
   let n = 0;
-  fileio.md5File = (p: string) => {
+  native.md5File = (p: string) => {
     n++;
     return real(p);
   };
   try {
     return await fn(() => n);
   } finally {
-    fileio.md5File = real;
+    native.md5File = real;
   }
 }
 

@@ -1,19 +1,15 @@
-#include "common.h"
+#include "schedule.h"
 
 #include <cerrno>
-#include <cstring>
+#include <memory>
 #include <system_error>
 #include <thread>
 #include <utility>
-#include <vector>
+
+#include "errors.h"
 
 namespace ember {
-
 namespace {
-std::vector<std::pair<const char*, InitFn>>& Registry() {
-  static std::vector<std::pair<const char*, InitFn>> modules;
-  return modules;
-}
 
 // Resolves with done(env), or rejects with the system error (or with what done threw).
 void Settle(Napi::Env env, Napi::Promise::Deferred& deferred, const SysError& result, const Done& done) {
@@ -69,27 +65,8 @@ void DeliverThreadCall(Napi::Env env, Napi::Function, std::nullptr_t*, ThreadCal
 }
 
 using ThreadChannel = Napi::TypedThreadSafeFunction<std::nullptr_t, ThreadCall, DeliverThreadCall>;
+
 }  // namespace
-
-Module::Module(const char* name, InitFn init) { Registry().emplace_back(name, init); }
-
-void InitAll(Napi::Env env, Napi::Object exports) {
-  for (auto& [name, init] : Registry()) init(env, exports);
-}
-
-Napi::Error MakeSysError(Napi::Env env, const SysError& e) {
-  std::string msg;
-  if (!e.syscall.empty()) msg += e.syscall + " ";
-  if (!e.path.empty()) msg += e.path;
-  if (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  if (!msg.empty()) msg += ": ";
-  msg += strerror(e.err);
-  Napi::Error err = Napi::Error::New(env, msg);
-  err.Set("errno", Napi::Number::New(env, e.err));
-  if (!e.syscall.empty()) err.Set("syscall", Napi::String::New(env, e.syscall));
-  if (!e.path.empty()) err.Set("path", Napi::String::New(env, e.path));
-  return err;
-}
 
 Napi::Promise Schedule(Napi::Env env, const char* name, Work work, Done done) {
   auto* task = new Task(env, name, std::move(work), std::move(done));
@@ -118,35 +95,4 @@ Napi::Promise ScheduleOnThread(Napi::Env env, const char* name, Work work, Done 
   return promise;
 }
 
-std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsString())
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a string");
-  std::string s = info[i].As<Napi::String>().Utf8Value();
-  // A C string ends at the first NUL: "/etc/passwd\0x" would silently name /etc/passwd.
-  if (s.find('\0') != std::string::npos)
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " contains a NUL byte");
-  return s;
-}
-
-int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a number");
-  return info[i].As<Napi::Number>().Int64Value();
-}
-
-}  // namespace ember
-
-namespace ember {
-namespace {
-// strerror(3), for lib/errors.ts: the C library's texts are the ones Go prints (lowercased
-// first letter), where libuv's differ ("is a directory", not "illegal operation on a directory").
-Napi::Value StrError(const Napi::CallbackInfo& info) {
-  char buf[256];
-  const char* s = strerror_r(static_cast<int>(IntArg(info, 0, "errno")), buf, sizeof buf);
-  return Napi::String::New(info.Env(), s);
-}
-Module reg("core", [](Napi::Env env, Napi::Object exports) {
-  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
-});
-}  // namespace
 }  // namespace ember

@@ -1,0 +1,160 @@
+#include "port_writer.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace ember {
+
+int PortWriter::Start(int fd) {
+  fd_ = fd;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return errno;
+  thread_ = std::thread([this] { Loop(); });
+  return 0;
+}
+
+void PortWriter::Stop() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    Wake();
+    thread_.join();
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+  wake_fd_ = -1;
+  fd_ = -1;
+  queue_.clear();
+  queued_ = 0;
+}
+
+size_t PortWriter::Write(const char* p, size_t len, bool direct, bool* failed) {
+  *failed = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.empty() && direct) {
+    // Fast path: straight from the caller's bytes, copy only what the kernel did not take. The
+    // writer is idle (its queue is empty), so the fd is ours for this write.
+    while (len > 0) {
+      ssize_t n = write(fd_, p, len);
+      if (n > 0) {
+        p += n;
+        len -= n;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        *failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+        break;
+      }
+    }
+  }
+  if (len > 0) {
+    // Also after a failed write: the answer's rest waits for the link to come back (a passing
+    // error must not leave half a line on the wire with nothing to finish it).
+    queue_.emplace_back(p, len);
+    queued_ += len;
+    cv_.notify_one();
+  }
+  return queued_.load();
+}
+
+void PortWriter::LinkDown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  link_up_ = false;
+}
+
+void PortWriter::LinkUp() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!link_up_) link_gen_++;  // a new connection: hang-ups seen on the old one are old news
+  link_up_ = true;
+  cv_.notify_one();
+}
+
+bool PortWriter::SwapFd(int fd) {
+  std::unique_lock<std::mutex> lock(mu_);
+  Wake();
+  cv_.wait(lock, [this] { return !in_write_; });
+  fd_ = fd;
+  bool had = !queue_.empty();
+  queue_.clear();  // answers meant for the old peer
+  queued_ = 0;
+  front_off_ = 0;
+  return had;
+}
+
+int PortWriter::TakeEvents(bool* current) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int what = pending_events_;
+  pending_events_ = 0;
+  *current = hup_gen_ == link_gen_;
+  return what;
+}
+
+void PortWriter::Wake() {
+  uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof one) < 0) {
+    // EAGAIN: the counter is already set, the writer will wake anyway.
+  }
+}
+
+// With mu_ held.
+void PortWriter::Notify(int what) {
+  pending_events_ |= what;
+  notify_();
+}
+
+// Writes the queue out while the link is up, waiting for POLLOUT (or a wake-up) in poll().
+void PortWriter::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
+    if (stop_) return;
+    int fd = fd_;
+    uint64_t gen = link_gen_;  // which connection this write belongs to
+    const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
+    const char* p = front.data() + front_off_;
+    size_t len = front.size() - front_off_;
+    in_write_ = true;
+    lock.unlock();
+    ssize_t n = write(fd, p, len);
+    int err = n < 0 ? errno : 0;
+    bool hup = false;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      struct pollfd pf[2] = {{fd, POLLOUT, 0}, {wake_fd_, POLLIN, 0}};
+      if (::poll(pf, 2, -1) > 0) {
+        uint64_t v;
+        if ((pf[1].revents & POLLIN) && read(wake_fd_, &v, sizeof v) < 0) {
+          // Nothing to do: a racing wake-up already reset the counter.
+        }
+        // virtio_console refuses writes while the host is away and reports POLLHUP; without
+        // this the writer would spin on a level-triggered POLLOUT.
+        hup = (pf[0].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+      }
+    } else if (n < 0 && err != EINTR) {
+      hup = true;  // EIO: a pty whose master is gone
+    }
+    lock.lock();
+    in_write_ = false;
+    cv_.notify_all();  // the main thread may be waiting to swap or close the fd
+    if (fd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
+    if (n > 0) {
+      front_off_ += static_cast<size_t>(n);
+      queued_ -= static_cast<size_t>(n);
+      if (front_off_ == queue_.front().size()) {
+        queue_.pop_front();
+        front_off_ = 0;
+        if (queue_.empty()) Notify(kDrained);
+      }
+    } else if (hup && gen == link_gen_) {
+      link_up_ = false;  // until the main thread sees the host again (LinkUp)
+      hup_gen_ = gen;
+      Notify(kHungUp);
+    }
+  }
+}
+
+}  // namespace ember

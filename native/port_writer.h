@@ -1,0 +1,79 @@
+// The port's writer: a queue of output and a thread that writes it to the port's fd, waiting for
+// POLLOUT on its own. A pty or virtio port buffers only a few KiB, so while output waited on the
+// event loop, every main-thread pause (a GC, encoding the next answer) left the port idle; the
+// writer keeps it fed whatever the main thread is doing. Plain C++, no N-API types: port.cc
+// drives it from the main thread and hears from it through `notify`.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace ember {
+
+class PortWriter {
+ public:
+  static constexpr int kDrained = 1;  // the queue ran empty
+  static constexpr int kHungUp = 2;   // a write saw the host go away
+
+  // notify runs on the writer thread, with the writer's lock held, whenever TakeEvents() has
+  // something new: it must only wake the main thread.
+  explicit PortWriter(std::function<void()> notify) : notify_(std::move(notify)) {}
+  ~PortWriter() { Stop(); }
+
+  // Starts the thread writing to fd (which stays the caller's): 0, or the errno of eventfd.
+  int Start(int fd);
+  // Stops and joins the thread (never long: it only ever waits in poll() with its wake-up fd)
+  // and drops the queue.
+  void Stop();
+
+  // The rest is for the main thread.
+
+  // Writes data: at once on this thread when nothing is queued and `direct` (the host is there),
+  // copying only what the kernel did not take into the queue. Returns the bytes queued after
+  // it; *failed when the direct write failed with an error (the host went away).
+  size_t Write(const char* p, size_t len, bool direct, bool* failed);
+  // The host went away: the writer stops writing until LinkUp().
+  void LinkDown();
+  // The host is there (again): anything queued goes out now.
+  void LinkUp();
+  // The port's path names a new device: writes go to fd from now on, and what was queued for
+  // the old peer is dropped (true when there was any). The caller closes the old fd.
+  bool SwapFd(int fd);
+  // kDrained | kHungUp since the last call; *current: the hang-up was seen on the connection
+  // that is up now (one seen on a connection since found back up is old news).
+  int TakeEvents(bool* current);
+  size_t queued() const { return queued_.load(); }
+
+ private:
+  void Loop();
+  void Wake();
+  void Notify(int what);
+
+  std::function<void()> notify_;
+  // Shared with the writer thread, under mu_ (queued_ is also read without it). fd_ too: the
+  // main thread changes it only under mu_ once the writer has started (SwapFd), or after
+  // joining it (Stop); the writer reads it under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t front_off_ = 0;
+  std::atomic<size_t> queued_{0};
+  int fd_ = -1;
+  bool link_up_ = false;    // the host is there: the writer may write
+  bool in_write_ = false;   // the writer is using fd_ outside the lock
+  bool stop_ = false;
+  int pending_events_ = 0;  // kDrained | kHungUp, for TakeEvents
+  uint64_t link_gen_ = 0;   // raised each time the link comes back up
+  uint64_t hup_gen_ = 0;    // the connection the writer last saw hang up
+  int wake_fd_ = -1;        // eventfd: wakes the writer out of poll()
+  std::thread thread_;
+};
+
+}  // namespace ember
