@@ -11,7 +11,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { bareDownload, bareUpload } from './helpers/bare-host';
 import type { Socket } from 'net';
-import { bridgeRequestResponse, bridgeThroughput, referenceAgent, startBareBridgedAgent, startBridgedAgent, type AgentCommand, type BridgedAgent } from './helpers/bridge';
+import {
+  bridgeRequestResponse,
+  bridgeThroughput,
+  referenceAgent,
+  startBareBridgedAgent,
+  startBridgedAgent,
+  type AgentCommand,
+  type BridgedAgent,
+} from './helpers/bridge';
 import type { GuestAgent } from '../lib/client/guest-agent';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
@@ -45,7 +53,13 @@ const DEPTH_1M = 4;
  * Downloads `file` into `dst` through the client (GuestAgent.copyFrom) in chunks of `size` with
  * `depth` reads in flight; its own md5 check and fsync off: the copy is md5-verified afterwards.
  */
-async function download(ga: GuestAgent, file: string, dst: string, size: number, depth: number): Promise<{ bytes: number; seconds: number }> {
+async function download(
+  ga: GuestAgent,
+  file: string,
+  dst: string,
+  size: number,
+  depth: number,
+): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
   const r = await ga.copyFrom(file, dst, { chunkSize: size, inFlight: depth, verify: false, fsync: false });
   return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -57,7 +71,13 @@ async function download(ga: GuestAgent, file: string, dst: string, size: number,
  * 0.7.1 writes in place), its own md5 check and fsync off, as for downloads: the copy is
  * md5-verified afterwards.
  */
-async function upload(ga: GuestAgent, src: string, dst: string, chunk: number, depth: number): Promise<{ bytes: number; seconds: number }> {
+async function upload(
+  ga: GuestAgent,
+  src: string,
+  dst: string,
+  chunk: number,
+  depth: number,
+): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
   const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false, fsync: false });
   if (!r.atomic && r.emberGa) throw new Error(`upload to ${dst} was not atomic`);
@@ -92,11 +112,15 @@ function openSslMd5Seconds(bytes: number): number {
   const block = crypto.randomBytes(Math.min(64 * MiB, bytes));
   let best = Infinity;
   for (let i = 0; i < 3; i++) {
-    best = Math.min(best, timeIt(() => {
-      const h = crypto.createHash('md5');
-      for (let off = 0; off < bytes; off += block.length) h.update(off + block.length <= bytes ? block : block.subarray(0, bytes - off));
-      h.digest();
-    }));
+    best = Math.min(
+      best,
+      timeIt(() => {
+        const h = crypto.createHash('md5');
+        for (let off = 0; off < bytes; off += block.length)
+          h.update(off + block.length <= bytes ? block : block.subarray(0, bytes - off));
+        h.digest();
+      }),
+    );
   }
   return best;
 }
@@ -139,7 +163,7 @@ function inRoundOrder(rows: Transfer[], round: number): Transfer[] {
   const agentFlip = Math.floor(round / 2) % 2 === 1;
   const rank = (t: Transfer) => Number(!!t.ref !== agentFlip) * 2 + Number(!!t.bare !== hostFlip);
   const out: Transfer[] = [];
-  for (let i = 0; i < rows.length; ) {
+  for (let i = 0; i < rows.length;) {
     let j = i + 1;
     const twin = (t: Transfer) => t.depth === 1 && t.dir === rows[i].dir && t.chunk === rows[i].chunk;
     if (rows[i].depth === 1) while (j < rows.length && twin(rows[j])) j++;
@@ -228,16 +252,45 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   const oneAtATime = (dir: 'down' | 'up', verb: string): Transfer[] => {
     const rows: Transfer[] = [
       { key: `${verb} 4 KiB, 1 in flight`, dir, file: small, want: smallMd5, chunk: 4096, depth: 1 },
-      { key: `${verb} 4 KiB, 1 in flight, minimal host`, dir, file: small, want: smallMd5, chunk: 4096, depth: 1, bare: true },
+      {
+        key: `${verb} 4 KiB, 1 in flight, minimal host`,
+        dir,
+        file: small,
+        want: smallMd5,
+        chunk: 4096,
+        depth: 1,
+        bare: true,
+      },
     ];
     return ref ? [...rows, ...rows.map((t) => ({ ...t, key: `reference: ${t.key}`, ref: true }))] : rows;
   };
   const transfers: Transfer[] = [
     ...oneAtATime('down', 'download'),
-    { key: `download 4 KiB, ${DEPTH_4K} in flight`, dir: 'down', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
+    {
+      key: `download 4 KiB, ${DEPTH_4K} in flight`,
+      dir: 'down',
+      file: small,
+      want: smallMd5,
+      chunk: 4096,
+      depth: DEPTH_4K,
+    },
     ...oneAtATime('up', 'upload'),
-    { key: `upload 4 KiB, ${DEPTH_4K} in flight`, dir: 'up', file: small, want: smallMd5, chunk: 4096, depth: DEPTH_4K },
-    { key: `download 1 MiB, ${DEPTH_1M} in flight`, dir: 'down', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
+    {
+      key: `upload 4 KiB, ${DEPTH_4K} in flight`,
+      dir: 'up',
+      file: small,
+      want: smallMd5,
+      chunk: 4096,
+      depth: DEPTH_4K,
+    },
+    {
+      key: `download 1 MiB, ${DEPTH_1M} in flight`,
+      dir: 'down',
+      file: large,
+      want: largeMd5,
+      chunk: MiB,
+      depth: DEPTH_1M,
+    },
     { key: `upload 1 MiB, ${DEPTH_1M} in flight`, dir: 'up', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
   ];
   const ceilings = new Map(transfers.filter((t) => !t.bare && !t.ref).map((t) => [ceilingKey(t), t]));
@@ -247,7 +300,11 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
     const raw = await bridgeThroughput(RAW_BYTES);
     best.add('raw down', raw.down);
     best.add('raw up', raw.up);
-    for (const [key, t] of ceilings) best.add(key, await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? LARGE_FILE / 2 : SMALL_FILE, t.dir));
+    for (const [key, t] of ceilings)
+      best.add(
+        key,
+        await bridgeRequestResponse(t.chunk, t.depth, t.chunk === MiB ? LARGE_FILE / 2 : SMALL_FILE, t.dir),
+      );
     for (const t of inRoundOrder(transfers, round)) {
       const hosts = t.ref ? ref! : ember;
       const copy = path.join(dir, 'copy.bin');
@@ -287,11 +344,22 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   };
 
   const ideal = { down: best.get('raw down') * 0.75, up: best.get('raw up') * 0.75 };
-  if (QUICK) out.note('EMBER_BENCH_QUICK=1: small sizes and one round, to show the benchmark runs; these figures mean nothing');
+  if (QUICK)
+    out.note('EMBER_BENCH_QUICK=1: small sizes and one round, to show the benchmark runs; these figures mean nothing');
   out.heading(`transport: socat PTY,raw,echo=0 <-> UNIX-LISTEN, no agent (best of ${ROUNDS})`);
-  out.row('raw guest->host', `${best.get('raw down').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.down.toFixed(1)} MiB/s`);
-  out.row('raw host->guest', `${best.get('raw up').toFixed(1)} MiB/s`, `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`);
-  out.note('ceiling: the same exchanges with no agent work: a stand-in guest process answers each request at once (download: a line the size of the base64 answer; upload: a short answer to a line that size)');
+  out.row(
+    'raw guest->host',
+    `${best.get('raw down').toFixed(1)} MiB/s`,
+    `ideal base64 payload ${ideal.down.toFixed(1)} MiB/s`,
+  );
+  out.row(
+    'raw host->guest',
+    `${best.get('raw up').toFixed(1)} MiB/s`,
+    `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`,
+  );
+  out.note(
+    'ceiling: the same exchanges with no agent work: a stand-in guest process answers each request at once (download: a line the size of the base64 answer; upload: a short answer to a line that size)',
+  );
   for (const [key, t] of ceilings) {
     const c = best.get(key);
     out.row(`ceiling ${t.key}`, `${c.toFixed(1)} MiB/s`, `${vsRef(c, t)}${ratio(c / ideal[t.dir])} ideal`);
@@ -322,23 +390,39 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
         (c < goal ? ': no agent can reach it on this bridge today' : ''),
     );
   }
-  out.row(`agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`, `${(hwm / 1024).toFixed(1)} MiB`, `${ratio(hwm / 1024 / 100)} the 100 MiB goal`);
+  out.row(
+    `agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`,
+    `${(hwm / 1024).toFixed(1)} MiB`,
+    `${ratio(hwm / 1024 / 100)} the 100 MiB goal`,
+  );
 
   const pingHosts = ref ? [d, ref.client.client] : [d];
   const blocks = QUICK ? 2 : 30;
   const per = QUICK ? 10 : 100;
-  out.heading(`ping, one at a time, ${blocks * per} after 200 warm-up${ref ? `, in blocks of ${per} taking turns with the reference` : ''}`);
+  out.heading(
+    `ping, one at a time, ${blocks * per} after 200 warm-up${ref ? `, in blocks of ${per} taking turns with the reference` : ''}`,
+  );
   const [lat, refLat] = await pingLatencies(pingHosts, blocks, per);
   const p50 = percentile(lat, 50);
   const refP50 = refLat ? percentile(refLat, 50) : ISSUE_REFERENCE.pingP50us;
-  out.row('ping p50', `${p50.toFixed(0)} us`, `${ratio(p50 / refP50)} the reference's ${refP50.toFixed(0)} us${refLat ? '' : ' (the issue)'} (lower is better)`);
-  out.row('ping p99', `${percentile(lat, 99).toFixed(0)} us`, refLat ? `the reference's ${percentile(refLat, 99).toFixed(0)} us` : undefined);
+  out.row(
+    'ping p50',
+    `${p50.toFixed(0)} us`,
+    `${ratio(p50 / refP50)} the reference's ${refP50.toFixed(0)} us${refLat ? '' : ' (the issue)'} (lower is better)`,
+  );
+  out.row(
+    'ping p99',
+    `${percentile(lat, 99).toFixed(0)} us`,
+    refLat ? `the reference's ${percentile(refLat, 99).toFixed(0)} us` : undefined,
+  );
 
   const md5file = path.join(dir, 'md5.bin');
   fs.copyFileSync(large, md5file);
   fs.appendFileSync(md5file, fs.readFileSync(large));
   const md5want = md5Local(md5file); // also warms the page cache
-  out.heading(`get-file-md5sum vs md5sum, ${(2 * LARGE_FILE) / MiB} MiB warm file, best of 3 (goal <= 0.90x; the reference: ${ref ? 'measured below' : `${ISSUE_REFERENCE.md5}x in the issue`})`);
+  out.heading(
+    `get-file-md5sum vs md5sum, ${(2 * LARGE_FILE) / MiB} MiB warm file, best of 3 (goal <= 0.90x; the reference: ${ref ? 'measured below' : `${ISSUE_REFERENCE.md5}x in the issue`})`,
+  );
   let agentBest = Infinity;
   let toolBest = Infinity;
   let refBest = Infinity;
@@ -348,7 +432,10 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
     return Number(process.hrtime.bigint() - t0) / 1e9;
   };
   for (let i = 0; i < 3; i++) {
-    toolBest = Math.min(toolBest, timeIt(() => check('md5sum', md5Local(md5file), md5want)));
+    toolBest = Math.min(
+      toolBest,
+      timeIt(() => check('md5sum', md5Local(md5file), md5want)),
+    );
     agentBest = Math.min(agentBest, await timed(d));
     if (ref) refBest = Math.min(refBest, await timed(ref.client.client));
   }
@@ -356,7 +443,20 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   // the same number of bytes already in memory, on one thread (MD5 is one serial chain).
   const floor = openSslMd5Seconds(2 * LARGE_FILE);
   out.row('md5sum', `${(toolBest * 1000).toFixed(0)} ms`);
-  out.row('OpenSSL MD5 alone, in memory', `${(floor * 1000).toFixed(0)} ms`, `${ratio(floor / toolBest)} md5sum's time: the floor with OpenSSL's MD5`);
-  out.row('get-file-md5sum', `${(agentBest * 1000).toFixed(0)} ms`, `${ratio(agentBest / toolBest)} md5sum's time, ${ratio(agentBest / floor)} the floor${ref ? `, ${ratio(agentBest / refBest)} the reference's time` : ''}`);
-  if (ref) out.row('reference: get-file-md5sum', `${(refBest * 1000).toFixed(0)} ms`, `${ratio(refBest / toolBest)} md5sum's time`);
+  out.row(
+    'OpenSSL MD5 alone, in memory',
+    `${(floor * 1000).toFixed(0)} ms`,
+    `${ratio(floor / toolBest)} md5sum's time: the floor with OpenSSL's MD5`,
+  );
+  out.row(
+    'get-file-md5sum',
+    `${(agentBest * 1000).toFixed(0)} ms`,
+    `${ratio(agentBest / toolBest)} md5sum's time, ${ratio(agentBest / floor)} the floor${ref ? `, ${ratio(agentBest / refBest)} the reference's time` : ''}`,
+  );
+  if (ref)
+    out.row(
+      'reference: get-file-md5sum',
+      `${(refBest * 1000).toFixed(0)} ms`,
+      `${ratio(refBest / toolBest)} md5sum's time`,
+    );
 }

@@ -13,7 +13,8 @@ export interface Reporter {
 export function consoleReporter(write: (s: string) => void = (s) => process.stdout.write(s)): Reporter {
   return {
     heading: (title) => write(`\n== ${title}\n`),
-    row: (label, value, comparison) => write(`  ${label.padEnd(34)} ${value.padStart(14)}${comparison ? `   ${comparison}` : ''}\n`),
+    row: (label, value, comparison) =>
+      write(`  ${label.padEnd(34)} ${value.padStart(14)}${comparison ? `   ${comparison}` : ''}\n`),
     note: (text) => write(`  (${text})\n`),
     line: (text) => write(`${text}\n`),
   };

@@ -37,7 +37,10 @@ function timeCall(sock: net.Socket, line: string): Promise<{ ms: number; answer:
   });
 }
 
-async function timeIp(ns: TestNetns, args = ['-j', '-6', 'route', 'show', 'table', 'main']): Promise<{ ms: number; output: string }> {
+async function timeIp(
+  ns: TestNetns,
+  args = ['-j', '-6', 'route', 'show', 'table', 'main'],
+): Promise<{ ms: number; output: string }> {
   const t0 = process.hrtime.bigint();
   const { stdout } = await execFileP('ip', ['-n', ns.name, ...args], { maxBuffer: 256 << 20 });
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, output: stdout };
@@ -91,8 +94,12 @@ export async function run(out: Reporter): Promise<void> {
     print(`  get-route-list {"family":10} (agent in the namespace; request to last byte)  ${a.toFixed(1)} ms`);
     print(`  ip -j -6 route show (process start to exit)                               ${b.toFixed(1)} ms`);
     print(`  ip -j link show dev lo (the cost of starting ip at all)                    ${spawn.toFixed(1)} ms`);
-    print(`  ratio agent / ip                                                           ${(a / b).toFixed(2)}  (goal: <= 1.00)`);
-    print(`  ratio agent / (ip - start-up cost)                                         ${(a / Math.max(0.1, b - spawn)).toFixed(2)}`);
+    print(
+      `  ratio agent / ip                                                           ${(a / b).toFixed(2)}  (goal: <= 1.00)`,
+    );
+    print(
+      `  ratio agent / (ip - start-up cost)                                         ${(a / Math.max(0.1, b - spawn)).toFixed(2)}`,
+    );
   } finally {
     c?.destroy();
     await agent?.stop();

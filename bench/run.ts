@@ -21,7 +21,9 @@ async function main(argv: string[]): Promise<number> {
   const wanted = argv.filter((a) => !a.startsWith('-'));
   const unknown = wanted.filter((w) => !SECTIONS.some(([n]) => n === w));
   if (unknown.length) {
-    process.stderr.write(`unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map(([n]) => n).join(', ')}\n`);
+    process.stderr.write(
+      `unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map(([n]) => n).join(', ')}\n`,
+    );
     return 2;
   }
   // The pty bridge is socat: installed from Debian's packages when missing, as `npm test` does.
@@ -40,7 +42,9 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`\nsection ${name} failed: ${(e as Error).stack ?? e}\n`);
     }
   }
-  process.stdout.write(`\nbench finished in ${((Date.now() - started) / 1000).toFixed(1)} s${failed ? `, ${failed} section(s) failed` : ''}\n`);
+  process.stdout.write(
+    `\nbench finished in ${((Date.now() - started) / 1000).toFixed(1)} s${failed ? `, ${failed} section(s) failed` : ''}\n`,
+  );
   return failed ? 1 : 0;
 }
 

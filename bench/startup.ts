@@ -97,8 +97,16 @@ export async function run(out: Out, runs = 20): Promise<void> {
     const b = median(base);
     const r = median(ready);
     out.row('node -e 0 (exec to exit)', `${b.toFixed(1)} ms`, 'baseline');
-    out.row('agent serving (log line)', `${median(listening).toFixed(1)} ms`, `${(median(listening) / b).toFixed(2)}x node -e 0`);
-    out.row('agent answered ping', `${r.toFixed(1)} ms`, `${(r / b).toFixed(2)}x node -e 0, ${r <= GOAL_MS ? 'within' : 'OVER'} the ${GOAL_MS} ms goal`);
+    out.row(
+      'agent serving (log line)',
+      `${median(listening).toFixed(1)} ms`,
+      `${(median(listening) / b).toFixed(2)}x node -e 0`,
+    );
+    out.row(
+      'agent answered ping',
+      `${r.toFixed(1)} ms`,
+      `${(r / b).toFixed(2)}x node -e 0, ${r <= GOAL_MS ? 'within' : 'OVER'} the ${GOAL_MS} ms goal`,
+    );
     out.row("agent's own share", `${(r - b).toFixed(1)} ms`, 'answered ping minus node -e 0');
     out.note(`medians of ${runs} interleaved runs; slowest answered ping ${Math.max(...ready).toFixed(1)} ms`);
   } finally {

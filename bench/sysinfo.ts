@@ -52,7 +52,15 @@ async function fromProc(): Promise<unknown> {
   ]);
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(meminfo)?.[1] ?? 0);
   const l = loadavg.split(' ').map(Number);
-  return { uptime: Math.ceil(Number(uptime.split(' ')[0])), loads: l.slice(0, 3), total: kb('MemTotal'), free: kb('MemFree'), buffer: kb('Buffers'), swap: kb('SwapTotal'), swapFree: kb('SwapFree') };
+  return {
+    uptime: Math.ceil(Number(uptime.split(' ')[0])),
+    loads: l.slice(0, 3),
+    total: kb('MemTotal'),
+    free: kb('MemFree'),
+    buffer: kb('Buffers'),
+    swap: kb('SwapTotal'),
+    swapFree: kb('SwapFree'),
+  };
 }
 
 export async function run(reporter: Reporter, calls = 200): Promise<void> {
@@ -69,14 +77,24 @@ export async function run(reporter: Reporter, calls = 200): Promise<void> {
     c.close();
     out(`sysinfo through a real agent (unix socket), ${calls} calls each, interleaved with ping:`);
     out(`  ping     p50 ${f(ping.p50)} ms   p99 ${f(ping.p99)} ms   (baseline)`);
-    out(`  sysinfo  p50 ${f(sysinfo.p50)} ms   p99 ${f(sysinfo.p99)} ms   ${(sysinfo.p50 / ping.p50).toFixed(1)}x ping at p50, ${(sysinfo.p99 / ping.p99).toFixed(1)}x at p99`);
-    out(`  goal: under ${GOAL_MS} ms: p99 is ${(sysinfo.p99 / GOAL_MS).toFixed(2)} of it (${sysinfo.p99 < GOAL_MS ? 'met' : 'NOT MET'})`);
+    out(
+      `  sysinfo  p50 ${f(sysinfo.p50)} ms   p99 ${f(sysinfo.p99)} ms   ${(sysinfo.p50 / ping.p50).toFixed(1)}x ping at p50, ${(sysinfo.p99 / ping.p99).toFixed(1)}x at p99`,
+    );
+    out(
+      `  goal: under ${GOAL_MS} ms: p99 is ${(sysinfo.p99 / GOAL_MS).toFixed(2)} of it (${sysinfo.p99 < GOAL_MS ? 'met' : 'NOT MET'})`,
+    );
   } finally {
     await agent.stop();
   }
   const [native, proc] = await interleaved(calls, memory, fromProc);
-  out(`kernel figures in-process: sysinfo(2) via the addon p50 ${f(native.p50)} ms, /proc reads p50 ${f(proc.p50)} ms (addon ${(native.p50 / proc.p50).toFixed(2)}x /proc)`);
-  const [whole] = await interleaved(calls, () => systemInfo(), async () => {});
+  out(
+    `kernel figures in-process: sysinfo(2) via the addon p50 ${f(native.p50)} ms, /proc reads p50 ${f(proc.p50)} ms (addon ${(native.p50 / proc.p50).toFixed(2)}x /proc)`,
+  );
+  const [whole] = await interleaved(
+    calls,
+    () => systemInfo(),
+    async () => {},
+  );
   out(`whole report in-process (all parts concurrently): p50 ${f(whole.p50)} ms   p99 ${f(whole.p99)} ms`);
 }
 

@@ -40,7 +40,14 @@ export interface SysInfo {
   swap: { total: number; free: number };
   users: { name: string; device: string; host: string; login_time: number }[];
   /** Sizes in KiB. */
-  disks: { name: string; is_mounted: boolean; mountpoint: string; size_total: number; size_used: number; size_avail: number }[];
+  disks: {
+    name: string;
+    is_mounted: boolean;
+    mountpoint: string;
+    size_total: number;
+    size_used: number;
+    size_avail: number;
+  }[];
 }
 
 /** get-netifaces. */

@@ -35,7 +35,8 @@ interface FlagSpec {
 /** Seconds for a timer flag: a number from 0 (never) to the longest a timer waits (MAX_TIMEOUT_SECONDS). */
 function timerSeconds(flag: string, v: string): number {
   const s = positiveNumber(flag, v, false);
-  if (s > MAX_TIMEOUT_SECONDS) throw new UsageError(`${flag} takes at most ${MAX_TIMEOUT_SECONDS} seconds (0 = never), got ${JSON.stringify(v)}`);
+  if (s > MAX_TIMEOUT_SECONDS)
+    throw new UsageError(`${flag} takes at most ${MAX_TIMEOUT_SECONDS} seconds (0 = never), got ${JSON.stringify(v)}`);
   return s;
 }
 
@@ -48,25 +49,70 @@ function positiveNumber(flag: string, v: string, integer: boolean): number {
 }
 
 export const FLAGS: FlagSpec[] = [
-  { names: ['p', 'port'], value: 'PATH', help: `virtio-serial port (default: /dev/virtio-ports/org.guest-agent.0, else found by name under /sys/class/virtio-ports)`, set: (o, v) => (o.port = v) },
-  { names: ['listen'], value: 'unix:PATH', help: 'serve one host at a time on a unix socket instead of the port', set: (o, v) => {
-    if (!v.startsWith('unix:') || v.length <= 5) throw new UsageError(`--listen takes unix:PATH, got ${JSON.stringify(v)}`);
-    o.listen = v.slice(5);
-  } },
+  {
+    names: ['p', 'port'],
+    value: 'PATH',
+    help: `virtio-serial port (default: /dev/virtio-ports/org.guest-agent.0, else found by name under /sys/class/virtio-ports)`,
+    set: (o, v) => (o.port = v),
+  },
+  {
+    names: ['listen'],
+    value: 'unix:PATH',
+    help: 'serve one host at a time on a unix socket instead of the port',
+    set: (o, v) => {
+      if (!v.startsWith('unix:') || v.length <= 5)
+        throw new UsageError(`--listen takes unix:PATH, got ${JSON.stringify(v)}`);
+      o.listen = v.slice(5);
+    },
+  },
   { names: ['debug'], help: 'log every request to stderr', set: (o) => (o.debug = true) },
   { names: ['v', 'version'], help: 'print the version and exit', set: (o) => (o.version = true) },
   { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
-  { names: ['mounts-file'], value: 'PATH', help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`, set: (o, v) => (o.config.mountsFile = v) },
-  { names: ['freeze-timeout'], value: 'SECONDS', help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`, set: (o, v) => (o.config.freezeTimeout = timerSeconds('--freeze-timeout', v)) },
-  { names: ['host-gone-timeout'], value: 'SECONDS', help: `the port hung up this long ends the host's session: its work is cancelled, its handles closed; 0 = never (default ${HOST_GONE_MS / 1000})`, set: (o, v) => (o.hostGoneTimeout = timerSeconds('--host-gone-timeout', v)) },
-  { names: ['max-handles'], value: 'N', help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`, set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)) },
-  { names: ['max-held-input'], value: 'MIB', help: `MiB of request data held in flight before the agent stops reading from the host (default ${defaultConfig.maxHeldInput / 1048576})`, set: (o, v) => {
-    const mib = positiveNumber('--max-held-input', v, false);
-    if (mib < 1) throw new UsageError(`--max-held-input takes at least 1 (MiB), got ${JSON.stringify(v)}`);
-    o.config.maxHeldInput = Math.round(mib * 1048576);
-  } },
-  { names: ['utmp-file'], value: 'PATH', help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`, set: (o, v) => (o.config.utmpFile = v) },
-  { names: ['no-large-reads'], help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1', set: (o) => (o.config.largeReads = false) },
+  {
+    names: ['mounts-file'],
+    value: 'PATH',
+    help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`,
+    set: (o, v) => (o.config.mountsFile = v),
+  },
+  {
+    names: ['freeze-timeout'],
+    value: 'SECONDS',
+    help: `thaw by itself when no fs-unfreeze comes within this time; 0 = never (default ${defaultConfig.freezeTimeout})`,
+    set: (o, v) => (o.config.freezeTimeout = timerSeconds('--freeze-timeout', v)),
+  },
+  {
+    names: ['host-gone-timeout'],
+    value: 'SECONDS',
+    help: `the port hung up this long ends the host's session: its work is cancelled, its handles closed; 0 = never (default ${HOST_GONE_MS / 1000})`,
+    set: (o, v) => (o.hostGoneTimeout = timerSeconds('--host-gone-timeout', v)),
+  },
+  {
+    names: ['max-handles'],
+    value: 'N',
+    help: `open file handles allowed at once (default ${defaultConfig.maxHandles})`,
+    set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)),
+  },
+  {
+    names: ['max-held-input'],
+    value: 'MIB',
+    help: `MiB of request data held in flight before the agent stops reading from the host (default ${defaultConfig.maxHeldInput / 1048576})`,
+    set: (o, v) => {
+      const mib = positiveNumber('--max-held-input', v, false);
+      if (mib < 1) throw new UsageError(`--max-held-input takes at least 1 (MiB), got ${JSON.stringify(v)}`);
+      o.config.maxHeldInput = Math.round(mib * 1048576);
+    },
+  },
+  {
+    names: ['utmp-file'],
+    value: 'PATH',
+    help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`,
+    set: (o, v) => (o.config.utmpFile = v),
+  },
+  {
+    names: ['no-large-reads'],
+    help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1',
+    set: (o) => (o.config.largeReads = false),
+  },
 ];
 
 export class UsageError extends Error {}
@@ -131,7 +177,12 @@ export async function main(argv: string[]): Promise<number> {
   const log = new HoldingLogger(stderrLogger(opts.debug));
   let transport: Transport;
   try {
-    transport = opts.listen !== undefined ? new UnixTransport(opts.listen, log) : new PortTransport(opts.port ?? findPort(), log, { hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000 });
+    transport =
+      opts.listen !== undefined
+        ? new UnixTransport(opts.listen, log)
+        : new PortTransport(opts.port ?? findPort(), log, {
+            hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000,
+          });
   } catch (e) {
     log.error((e as Error).message);
     return 1;

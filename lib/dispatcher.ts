@@ -65,10 +65,18 @@ export class Dispatcher {
    * queued for the host is under the limit, so answers that may each take megabytes (listings,
    * route tables) never pile up faster than the host reads them.
    */
-  private async answerBulk(cmd: Command, args: Record<string, unknown>, call: Call, tag: string, release: () => void): Promise<AnswerLine> {
+  private async answerBulk(
+    cmd: Command,
+    args: Record<string, unknown>,
+    call: Call,
+    tag: string,
+    release: () => void,
+  ): Promise<AnswerLine> {
     return this.bulk.run(async () => {
       for (let room = this.ctx.outputRoom(); room; room = this.ctx.outputRoom()) await room;
-      const value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
+      const value = call.signal.aborted
+        ? Promise.reject(cancelled(cmd.name))
+        : cmd.handler(args as never, this.ctx, call);
       const answer = await this.answer(value, tag, release);
       this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
       return answer;

@@ -108,7 +108,12 @@ export function wireError(e: unknown): { message: string; code: number } {
  * `e` as a SystemError of `syscall` on `path`, its errno kept; `detail` rewrites the reason
  * (given the original one). Anything that is not a system error comes back as it is.
  */
-export function errorAbout(e: unknown, syscall: string | undefined, path: string, detail?: (reason: string) => string): unknown {
+export function errorAbout(
+  e: unknown,
+  syscall: string | undefined,
+  path: string,
+  detail?: (reason: string) => string,
+): unknown {
   const err = toSystemError(e);
   return err instanceof SystemError ? new SystemError(err.errno, syscall, path, detail?.(err.reason)) : err;
 }

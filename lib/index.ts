@@ -14,12 +14,44 @@ export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File, type Md5Options } from './files/md5';
-export { openFile, FileHandle, DEFAULT_READ_SIZE, type CloseOptions, type OpenMode, type OpenOptions } from './files/handle';
-export { statFile, listDirectory, mkdirAll, type FileStat, type GoStat, type Int64, type ListOptions, type Timespec } from './files/stat';
+export {
+  openFile,
+  FileHandle,
+  DEFAULT_READ_SIZE,
+  type CloseOptions,
+  type OpenMode,
+  type OpenOptions,
+} from './files/handle';
+export {
+  statFile,
+  listDirectory,
+  mkdirAll,
+  type FileStat,
+  type GoStat,
+  type Int64,
+  type ListOptions,
+  type Timespec,
+} from './files/stat';
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
 export { GuestAgentError } from './client/errors';
-export { Transfer, type CopyOptions, type CopyFromOptions, type CopyToOptions, type CopyResult, type Progress } from './client/copy';
-export type { AgentInfo, ExactFileStat, Features, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './client/types';
+export {
+  Transfer,
+  type CopyOptions,
+  type CopyFromOptions,
+  type CopyToOptions,
+  type CopyResult,
+  type Progress,
+} from './client/copy';
+export type {
+  AgentInfo,
+  ExactFileStat,
+  Features,
+  NetIface,
+  ReadResult,
+  GuestRoute,
+  GuestRouteSpec,
+  SysInfo,
+} from './client/types';
 export * as sysinfo from './sysinfo';
 export {
   links,

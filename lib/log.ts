@@ -12,7 +12,8 @@ export function stderrLogger(debug: boolean): Logger {
   // A broken stderr (EPIPE: whoever read our log went away) must not become an uncaught
   // exception, whose handler logs, which fails again: a loop at full CPU. Lines are dropped.
   process.stderr.on('error', () => {});
-  const write = (level: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ember-ga ${level}: ${msg}\n`);
+  const write = (level: string, msg: string) =>
+    process.stderr.write(`${new Date().toISOString()} ember-ga ${level}: ${msg}\n`);
   return {
     debug: debug ? (m) => write('debug', m) : () => {},
     info: (m) => write('info', m),
@@ -52,7 +53,8 @@ export class HoldingLogger implements Logger {
 
   private emit(level: keyof Logger, msg: string): void {
     if (!this.held) this.inner[level](msg);
-    else if (this.held.length < MAX_HELD_LINES) this.held.push([level, `${msg} (at ${new Date().toISOString()}, held back while frozen)`]);
+    else if (this.held.length < MAX_HELD_LINES)
+      this.held.push([level, `${msg} (at ${new Date().toISOString()}, held back while frozen)`]);
     else this.dropped++;
   }
 

@@ -130,7 +130,14 @@ export interface NativeSysinfo {
 
 export interface SysinfoBindings {
   sysinfo(): Promise<NativeSysinfo>;
-  uname(): Promise<{ sysname: string; nodename: string; release: string; version: string; machine: string; domainname: string }>;
+  uname(): Promise<{
+    sysname: string;
+    nodename: string;
+    release: string;
+    version: string;
+    machine: string;
+    domainname: string;
+  }>;
   /** The width of a C long in bits. */
   readonly LONG_BIT: number;
 }
@@ -249,8 +256,19 @@ export interface NativeRouteSpec {
 export interface NetlinkBindings {
   netLinks(netns?: string): Promise<NativeTable<NativeLink>>;
   netAddresses(netns: string | undefined, family: number): Promise<NativeTable<NativeAddress>>;
-  netRoutes(netns: string | undefined, family: number, table: number): Promise<{ routes: NativeTable<NativeRoute>; nexthops: NativeTable<NativeNextHop> }>;
-  netChangeAddress(netns: string | undefined, add: boolean, ifname: string, family: number, address: string, prefixlen: number): Promise<void>;
+  netRoutes(
+    netns: string | undefined,
+    family: number,
+    table: number,
+  ): Promise<{ routes: NativeTable<NativeRoute>; nexthops: NativeTable<NativeNextHop> }>;
+  netChangeAddress(
+    netns: string | undefined,
+    add: boolean,
+    ifname: string,
+    family: number,
+    address: string,
+    prefixlen: number,
+  ): Promise<void>;
   netSetLinkUp(netns: string | undefined, ifname: string, up: boolean): Promise<void>;
   netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
 }
@@ -321,7 +339,9 @@ function loadAddon(root: string): Addon {
   const addon = load(root) as Record<string, unknown>;
   const wrong = Object.entries(ADDON_EXPORTS).filter(([name, kind]) => typeof addon[name] !== kind);
   if (wrong.length > 0) {
-    throw new Error(`the ember-ga addon lacks ${wrong.map(([name, kind]) => `${name} (a ${kind})`).join(', ')}: built from other sources? (npm run rebuild-addon)`);
+    throw new Error(
+      `the ember-ga addon lacks ${wrong.map(([name, kind]) => `${name} (a ${kind})`).join(', ')}: built from other sources? (npm run rebuild-addon)`,
+    );
   }
   return addon as unknown as Addon;
 }

@@ -116,7 +116,9 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       // Paths and names become C strings, which end at the first NUL: "/a\0b" would act on /a.
       if (v.includes('\0')) throw new AgentError(`Invalid argument "${name}": contains a NUL character`);
       if (spec.oneOf && !spec.oneOf.includes(v)) {
-        throw new AgentError(`Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => quote(s)).join(', ')}, got ${quote(v)}`);
+        throw new AgentError(
+          `Invalid argument "${name}": expected one of ${spec.oneOf.map((s) => quote(s)).join(', ')}, got ${quote(v)}`,
+        );
       }
       return v;
     case 'bool':
@@ -133,7 +135,8 @@ function checkOne(name: string, spec: ArgSpec, raw: unknown): unknown {
       if (!Number.isFinite(v) || (lo !== undefined && v < lo) || (hi !== undefined && v > hi)) {
         throw new AgentError(`Invalid argument "${name}": expected ${kind}${rangeText(lo, hi)}, got ${got}`);
       }
-      if (spec.type === 'int' && !Number.isInteger(v)) throw new AgentError(`Invalid argument "${name}": expected an integer, got ${got}`);
+      if (spec.type === 'int' && !Number.isInteger(v))
+        throw new AgentError(`Invalid argument "${name}": expected an integer, got ${got}`);
       return v;
     }
     case 'string[]':

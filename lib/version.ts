@@ -2,4 +2,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+export const VERSION: string = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'),
+).version;

@@ -46,7 +46,8 @@ int64_t Decode(const unsigned char* src, size_t n, unsigned char* dst) {
   const size_t body = n - 4;
   for (size_t off = 0; off < body; off += kBlock) {
     size_t len = std::min(kBlock, body - off);
-    if (EVP_DecodeBlock(dst + off / 4 * 3, src + off, static_cast<int>(len)) != static_cast<int>(len / 4 * 3)) return -1;
+    if (EVP_DecodeBlock(dst + off / 4 * 3, src + off, static_cast<int>(len)) != static_cast<int>(len / 4 * 3))
+      return -1;
   }
   unsigned char last[3];
   if (EVP_DecodeBlock(last, src + body, 4) != 3) return -1;

@@ -84,11 +84,11 @@ enum Word : size_t {
   kDevMinor,
   kRdevMajor,
   kRdevMinor,
-  kNlink,       // 2 words
-  kIno = 11,    // 2 words
-  kSize = 13,   // 2 words
-  kBlocks = 15, // 2 words
-  kAtime = 17,  // 3 words: seconds (2), nanoseconds
+  kNlink,        // 2 words
+  kIno = 11,     // 2 words
+  kSize = 13,    // 2 words
+  kBlocks = 15,  // 2 words
+  kAtime = 17,   // 3 words: seconds (2), nanoseconds
   kMtime = 20,
   kCtime = 23,
   kWords = 26,
@@ -177,7 +177,8 @@ Napi::Value ReadDirectory(const Napi::CallbackInfo& info) {
   auto path = StringArg(info, 0, "path");
   auto r = std::make_shared<Result>();
   return Schedule(
-      info.Env(), "ember-ga:readDirectory", [path, r] { return dirlist::ReadNames(path, &r->fd, &r->names, &r->count); },
+      info.Env(), "ember-ga:readDirectory",
+      [path, r] { return dirlist::ReadNames(path, &r->fd, &r->names, &r->count); },
       [r](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("fd", Napi::Number::New(env, r->fd));
@@ -195,7 +196,8 @@ Napi::Value LstatAt(const Napi::CallbackInfo& info) {
   auto buf = BufferArg(info, 1, "names");
   int64_t start = IntArg(info, 2, "start");
   int64_t end = IntArg(info, 3, "end");
-  if (start < 0 || end < start || static_cast<uint64_t>(end) > buf.Length() || (end > start && buf.Data()[end - 1] != '\0')) {
+  if (start < 0 || end < start || static_cast<uint64_t>(end) > buf.Length() ||
+      (end > start && buf.Data()[end - 1] != '\0')) {
     throw Napi::RangeError::New(env, "start and end must be within names, ending after a NUL");
   }
   // A copy (a few KiB a batch): nothing the caller does to its Buffer meanwhile reaches the thread.
@@ -219,10 +221,11 @@ Napi::Object StatLayout(Napi::Env env) {
   using namespace dirlist;
   Napi::Object o = Napi::Object::New(env);
   const std::pair<const char*, size_t> words[] = {
-      {"errno", kErrno}, {"mode", kMode}, {"uid", kUid}, {"gid", kGid}, {"blksize", kBlksize},
-      {"devMajor", kDevMajor}, {"devMinor", kDevMinor}, {"rdevMajor", kRdevMajor}, {"rdevMinor", kRdevMinor},
-      {"nlink", kNlink}, {"ino", kIno}, {"size", kSize}, {"blocks", kBlocks},
-      {"atime", kAtime}, {"mtime", kMtime}, {"ctime", kCtime}, {"words", kWords}};
+      {"errno", kErrno},         {"mode", kMode},         {"uid", kUid},           {"gid", kGid},
+      {"blksize", kBlksize},     {"devMajor", kDevMajor}, {"devMinor", kDevMinor}, {"rdevMajor", kRdevMajor},
+      {"rdevMinor", kRdevMinor}, {"nlink", kNlink},       {"ino", kIno},           {"size", kSize},
+      {"blocks", kBlocks},       {"atime", kAtime},       {"mtime", kMtime},       {"ctime", kCtime},
+      {"words", kWords}};
   for (const auto& [name, at] : words) o.Set(name, Napi::Number::New(env, static_cast<double>(at)));
   return o;
 }

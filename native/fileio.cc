@@ -46,10 +46,13 @@ Napi::Value Md5File(const Napi::CallbackInfo& info) {
       [hex](Napi::Env env) { return Napi::String::New(env, *hex); }, path);
   Napi::Object job = Napi::Object::New(env);
   job.Set("promise", promise);
-  job.Set("cancel", Napi::Function::New(env, [cancel](const Napi::CallbackInfo& info) {
-    cancel->store(true, std::memory_order_relaxed);
-    return info.Env().Undefined();
-  }, "cancel"));
+  job.Set("cancel", Napi::Function::New(
+                        env,
+                        [cancel](const Napi::CallbackInfo& info) {
+                          cancel->store(true, std::memory_order_relaxed);
+                          return info.Env().Undefined();
+                        },
+                        "cancel"));
   return job;
 }
 
@@ -81,7 +84,8 @@ class Md5 : public Napi::ObjectWrap<Md5> {
   Napi::Value UpdateJs(const Napi::CallbackInfo& info) {
     auto b = BufferArg(info, 0, "buffer");
     int64_t n = IntArg(info, 1, "length");
-    if (n < 0 || static_cast<uint64_t>(n) > b.Length()) throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
+    if (n < 0 || static_cast<uint64_t>(n) > b.Length())
+      throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
     Update(b.Data(), static_cast<size_t>(n));
     return info.Env().Undefined();
   }
@@ -165,7 +169,8 @@ Napi::Value LinkFd(const Napi::CallbackInfo& info) {
 Napi::Value Base64(const Napi::CallbackInfo& info) {
   auto src = BufferArg(info, 0, "buffer");
   int64_t n = IntArg(info, 1, "length");
-  if (n < 0 || static_cast<uint64_t>(n) > src.Length()) throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
+  if (n < 0 || static_cast<uint64_t>(n) > src.Length())
+    throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
   auto out = Napi::Buffer<unsigned char>::New(info.Env(), (static_cast<size_t>(n) + 2) / 3 * 4);
   base64::Encode(reinterpret_cast<const unsigned char*>(src.Data()), static_cast<size_t>(n), out.Data());
   return out;
@@ -189,7 +194,8 @@ Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
   if (n % 4 == 0 && dst.Length() < n / 4 * 3 - base64::Padding(text, n)) {
     throw Napi::RangeError::New(info.Env(), "the destination buffer is too small");
   }
-  return Napi::Number::New(info.Env(), static_cast<double>(base64::Decode(text, n, reinterpret_cast<unsigned char*>(dst.Data()))));
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(base64::Decode(text, n, reinterpret_cast<unsigned char*>(dst.Data()))));
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
@@ -201,10 +207,13 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
   exports.Set("linkFd", Napi::Function::New<LinkFd>(env, "linkFd"));
   exports.Set("O_TMPFILE", Napi::Number::New(env, O_TMPFILE));
-  exports.Set("cancelStreams", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    fdio::CancelStreams();
-    return info.Env().Undefined();
-  }, "cancelStreams"));
+  exports.Set("cancelStreams", Napi::Function::New(
+                                   env,
+                                   [](const Napi::CallbackInfo& info) {
+                                     fdio::CancelStreams();
+                                     return info.Env().Undefined();
+                                   },
+                                   "cancelStreams"));
   exports.Set("base64", Napi::Function::New<Base64>(env, "base64"));
   exports.Set("base64Decode", Napi::Function::New<Base64Decode>(env, "base64Decode"));
 }

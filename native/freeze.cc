@@ -49,7 +49,8 @@ SysError FreezeOp(Op op, const std::string& mountpoint) {
 Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
   std::string mountpoint = StringArg(info, 0, "mountpoint");
   return ScheduleOnThread(
-      info.Env(), op == Op::kFreeze ? "ember:freeze" : "ember:thaw", [op, mountpoint] { return FreezeOp(op, mountpoint); },
+      info.Env(), op == Op::kFreeze ? "ember:freeze" : "ember:thaw",
+      [op, mountpoint] { return FreezeOp(op, mountpoint); },
       [op, mountpoint](Napi::Env env) {
         Napi::Object out = Napi::Object::New(env);
         out.Set("mountpoint", Napi::String::New(env, mountpoint));

@@ -22,9 +22,9 @@
 namespace ember {
 namespace md5 {
 
-constexpr size_t kChunk = 1 << 20;          // bytes per read() while hashing
-constexpr size_t kSlots = 4;                // buffers in the read-ahead ring
-constexpr int64_t kThreadedMin = 8 << 20;   // smaller files are hashed on one thread
+constexpr size_t kChunk = 1 << 20;         // bytes per read() while hashing
+constexpr size_t kSlots = 4;               // buffers in the read-ahead ring
+constexpr int64_t kThreadedMin = 8 << 20;  // smaller files are hashed on one thread
 
 namespace {
 
@@ -79,8 +79,8 @@ SysError HashPipelined(int fd, Md5Ctx& md5, const std::string& path, const std::
   size_t consumed = 0;  // slots the hasher has finished (monotonic)
   bool done = false;    // reader reached end of file or failed
   int read_err = 0;
-  bool stop = false;    // hasher gave up; reader must exit
-  int64_t offset = 0;   // the reader's position (only it touches this)
+  bool stop = false;   // hasher gave up; reader must exit
+  int64_t offset = 0;  // the reader's position (only it touches this)
 
   std::thread reader([&] {
     for (;;) {

@@ -188,8 +188,7 @@ Napi::Value SetLinkUp(const Napi::CallbackInfo& info) {
   auto ifname = StringArg(info, 1, "ifname");
   bool up = BoolArg(info, 2, "up");
   return Schedule(
-      info.Env(), "ember-ga:netSetLinkUp", [=] { return ToSysError(rtnl::SetLinkUp(ns, ifname, up)); },
-      nullptr);
+      info.Env(), "ember-ga:netSetLinkUp", [=] { return ToSysError(rtnl::SetLinkUp(ns, ifname, up)); }, nullptr);
 }
 
 // netChangeRoute(netns, add, {family, dst, dstLen, gateway, prefsrc, ifname, scope, table, metric})

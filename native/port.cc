@@ -64,10 +64,8 @@ class Port : public Napi::ObjectWrap<Port> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
     exports.Set("Port", DefineClass(env, "Port",
-                                    {InstanceMethod<&Port::Write>("write"),
-                                     InstanceMethod<&Port::Pause>("pause"),
-                                     InstanceMethod<&Port::Resume>("resume"),
-                                     InstanceMethod<&Port::Close>("close"),
+                                    {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
+                                     InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
                                      InstanceAccessor<&Port::Queued>("queued"),
                                      InstanceAccessor<&Port::Connected>("connected")}));
   }
@@ -242,9 +240,12 @@ class Port : public Napi::ObjectWrap<Port> {
 
   void ArmTimer() {
     if (timer_ == nullptr) return;
-    uv_timer_start(timer_, [](uv_timer_t* t) {
-      if (t->data != nullptr) static_cast<Port*>(t->data)->CheckLink();
-    }, backoff_ms_, 0);
+    uv_timer_start(
+        timer_,
+        [](uv_timer_t* t) {
+          if (t->data != nullptr) static_cast<Port*>(t->data)->CheckLink();
+        },
+        backoff_ms_, 0);
   }
 
   // Is the host there? Called at start and on the backoff timer while disconnected.

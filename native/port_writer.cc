@@ -114,7 +114,7 @@ void PortWriter::Loop() {
     cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
     if (stop_) return;
     int fd = fd_;
-    uint64_t gen = link_gen_;  // which connection this write belongs to
+    uint64_t gen = link_gen_;                   // which connection this write belongs to
     const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
     const char* p = front.data() + front_off_;
     size_t len = front.size() - front_off_;
@@ -139,7 +139,7 @@ void PortWriter::Loop() {
     }
     lock.lock();
     in_write_ = false;
-    cv_.notify_all();  // the main thread may be waiting to swap or close the fd
+    cv_.notify_all();                           // the main thread may be waiting to swap or close the fd
     if (fd_ != fd || queue_.empty()) continue;  // the fd changed meanwhile; the queue was the old peer's
     if (n > 0) {
       front_off_ += static_cast<size_t>(n);

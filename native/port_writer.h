@@ -66,8 +66,8 @@ class PortWriter {
   size_t front_off_ = 0;
   std::atomic<size_t> queued_{0};
   int fd_ = -1;
-  bool link_up_ = false;    // the host is there: the writer may write
-  bool in_write_ = false;   // the writer is using fd_ outside the lock
+  bool link_up_ = false;   // the host is there: the writer may write
+  bool in_write_ = false;  // the writer is using fd_ outside the lock
   bool stop_ = false;
   int pending_events_ = 0;  // kDrained | kHungUp, for TakeEvents
   uint64_t link_gen_ = 0;   // raised each time the link comes back up

@@ -153,10 +153,9 @@ Status DumpAddresses(const Netns& ns, int family, std::vector<Address>* out) {
   // every change that shifts it (an address added or removed while the last part is filled).
   // So a dump counts only when the next one agrees with it: addresses are few, this is cheap.
   auto dump = [&](std::vector<Address>* v) {
-    return DumpInto(ns, RTM_GETADDR, FamilyBody(&ifaddrmsg::ifa_family, family), v,
-                    [family](const nlmsghdr* n, Address* a) {
-                      return ParseAddress(n, a) && (!family || a->family == family);
-                    });
+    return DumpInto(
+        ns, RTM_GETADDR, FamilyBody(&ifaddrmsg::ifa_family, family), v,
+        [family](const nlmsghdr* n, Address* a) { return ParseAddress(n, a) && (!family || a->family == family); });
   };
   if (Status s = dump(out)) return s;
   std::vector<Address> again;
@@ -188,8 +187,8 @@ Status DumpRoutes(const Netns& ns, int family, uint32_t table, std::vector<Route
   return Status{};
 }
 
-Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int family,
-                     const std::string& address, int prefixlen) {
+Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int family, const std::string& address,
+                     int prefixlen) {
   unsigned char bytes[16];
   if (Status s = ParseIp(family, address, bytes)) return s;
   Socket sock;
@@ -202,8 +201,7 @@ Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int f
   ifa.ifa_index = static_cast<uint32_t>(index);
   // As `ip address add`: loopback addresses get host scope, the rest universe.
   ifa.ifa_scope = family == AF_INET && bytes[0] == 127 ? uint8_t{RT_SCOPE_HOST} : uint8_t{RT_SCOPE_UNIVERSE};
-  Request req(add ? RTM_NEWADDR : RTM_DELADDR,
-              add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL : NLM_F_REQUEST, ifa);
+  Request req(add ? RTM_NEWADDR : RTM_DELADDR, add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL : NLM_F_REQUEST, ifa);
   req.Add(IFA_LOCAL, bytes, AddressLength(family));
   req.Add(IFA_ADDRESS, bytes, AddressLength(family));
   if (add && family == AF_INET && prefixlen < 31) {
@@ -268,8 +266,7 @@ Status ChangeRoute(const Netns& ns, bool add, const RouteSpec& spec) {
     rtm.rtm_scope = family == AF_INET && spec.gateway.empty() ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   }
 
-  Request req(add ? RTM_NEWROUTE : RTM_DELROUTE,
-              add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL : NLM_F_REQUEST, rtm);
+  Request req(add ? RTM_NEWROUTE : RTM_DELROUTE, add ? NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL : NLM_F_REQUEST, rtm);
   if (spec.table >= 256) req.AddU32(RTA_TABLE, spec.table);
   if (!spec.dst.empty() && spec.dst_len > 0) req.Add(RTA_DST, dst, alen);
   if (!spec.gateway.empty()) req.Add(RTA_GATEWAY, gw, alen);

@@ -76,8 +76,8 @@ Status DumpAddresses(const Netns& ns, int family, std::vector<Address>* out);
 Status DumpRoutes(const Netns& ns, int family, uint32_t table, std::vector<Route>* out);
 
 // RTM_NEWADDR (create, exclusive) or RTM_DELADDR of address/prefixlen on the named link.
-Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int family,
-                     const std::string& address, int prefixlen);
+Status ChangeAddress(const Netns& ns, bool add, const std::string& ifname, int family, const std::string& address,
+                     int prefixlen);
 
 // RTM_NEWLINK changing only IFF_UP.
 Status SetLinkUp(const Netns& ns, const std::string& ifname, bool up);

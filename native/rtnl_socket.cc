@@ -18,7 +18,6 @@ constexpr size_t kRecvBuffer = 64 * 1024;  // the kernel fills at most 32 KiB pe
 constexpr int kSocketBuffer = 1024 * 1024;
 constexpr int kReceiveTimeoutSeconds = 10;
 
-
 // Enters the network namespace at `path` for as long as it lives (on this thread only), then
 // returns to the one it came from.
 class NetnsGuard {
@@ -78,9 +77,7 @@ std::string IpText(int family, const void* data, size_t len) {
   return text;
 }
 
-std::string AttrIp(int family, const rtattr* a) {
-  return a ? IpText(family, RTA_DATA(a), RTA_PAYLOAD(a)) : "";
-}
+std::string AttrIp(int family, const rtattr* a) { return a ? IpText(family, RTA_DATA(a), RTA_PAYLOAD(a)) : ""; }
 
 std::string AttrHex(const rtattr* a) {
   if (!a) return "";
@@ -147,8 +144,7 @@ Status Socket::Send(Request& req) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t n = sendto(fd_, req.hdr(), req.hdr()->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
-                       sizeof(kernel));
+    ssize_t n = sendto(fd_, req.hdr(), req.hdr()->nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel));
     if (n >= 0) return Status{};
     if (errno != EINTR) return Status::Of(errno);
   }

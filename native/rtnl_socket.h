@@ -132,10 +132,13 @@ Status DumpInto(const Netns& ns, uint16_t type, const Body& body, std::vector<T>
     out->clear();
     Request req(type, NLM_F_REQUEST, body);
     bool interrupted = false;
-    Status s = sock.Dump(req, [&](const nlmsghdr* n) {
-      T item;
-      if (parse(n, &item)) out->push_back(std::move(item));
-    }, &interrupted);
+    Status s = sock.Dump(
+        req,
+        [&](const nlmsghdr* n) {
+          T item;
+          if (parse(n, &item)) out->push_back(std::move(item));
+        },
+        &interrupted);
     if (s) return s;
     if (!interrupted) return Status{};
   }

@@ -37,7 +37,9 @@ function render() {
   const { allCommands } = require(path.join(repo, 'dist', 'lib', 'commands'));
   const answersText = fs.readFileSync(path.join(repo, 'lib', 'answers.ts'), 'utf8');
   const answers = answerTypes(answersText);
-  const statTypes = [...declarations('lib/files/stat.ts')].filter(([name]) => ['Timespec', 'Int64', 'GoStat', 'FileStat'].includes(name));
+  const statTypes = [...declarations('lib/files/stat.ts')].filter(([name]) =>
+    ['Timespec', 'Int64', 'GoStat', 'FileStat'].includes(name),
+  );
   const types = new Map([...statTypes, ...declarations('lib/answers.ts')]);
   const lines = [
     '# Command reference',
@@ -57,9 +59,17 @@ function render() {
     if (args.length) {
       lines.push('| argument | type | default | |', '|---|---|---|---|');
       for (const [name, spec] of args) {
-        const range = [spec.min !== undefined ? `>= ${spec.min}` : '', spec.max !== undefined ? `<= ${spec.max}` : ''].filter(Boolean).join(', ');
-        const type = spec.oneOf ? spec.oneOf.map((v) => JSON.stringify(v)).join(' or ') : spec.type + (range ? ` (${range})` : '');
-        const dflt = spec.required ? 'required' : spec.default !== undefined ? `\`${JSON.stringify(spec.default)}\`` : '-';
+        const range = [spec.min !== undefined ? `>= ${spec.min}` : '', spec.max !== undefined ? `<= ${spec.max}` : '']
+          .filter(Boolean)
+          .join(', ');
+        const type = spec.oneOf
+          ? spec.oneOf.map((v) => JSON.stringify(v)).join(' or ')
+          : spec.type + (range ? ` (${range})` : '');
+        const dflt = spec.required
+          ? 'required'
+          : spec.default !== undefined
+            ? `\`${JSON.stringify(spec.default)}\``
+            : '-';
         lines.push(`| \`${name}\` | ${cell(type)} | ${cell(dflt)} | ${cell(spec.doc)} |`);
       }
       lines.push('');

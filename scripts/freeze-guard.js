@@ -41,7 +41,8 @@ function usageError(message) {
 
 function seconds(name, text, min) {
   const n = Number(text);
-  if (text === undefined || text === '' || !Number.isFinite(n) || n < min) usageError(`--${name}: expected a number of seconds >= ${min}, got ${JSON.stringify(text)}`);
+  if (text === undefined || text === '' || !Number.isFinite(n) || n < min)
+    usageError(`--${name}: expected a number of seconds >= ${min}, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -51,7 +52,10 @@ function blockDeviceMounts(table) {
   for (const line of table.split('\n')) {
     const [source, mountpoint] = line.trim().split(/[ \t]+/);
     if (!mountpoint || !source.startsWith('/dev/') || source.startsWith('/dev/loop')) continue;
-    out.push({ source, mountpoint: mountpoint.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))) });
+    out.push({
+      source,
+      mountpoint: mountpoint.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))),
+    });
   }
   return out;
 }
@@ -102,17 +106,19 @@ function main() {
   const round = () => {
     for (const g of guarded) {
       if (g.inFlight) continue; // a FITHAW still running: one at a time per filesystem
-      g.inFlight = thaw(g.handle).then(
-        () => {
-          thawed.push({ mountpoint: g.mountpoint, at: Date.now() / 1000 });
-          process.stderr.write(`freeze-guard: ${g.mountpoint} was frozen; thawed it\n`);
-        },
-        (e) => {
-          if (e.errno === os.constants.errno.EINVAL || g.warned.has(e.errno)) return; // EINVAL: not frozen
-          g.warned.add(e.errno);
-          process.stderr.write(`freeze-guard: FITHAW ${g.mountpoint}: ${e.message}\n`);
-        },
-      ).finally(() => (g.inFlight = undefined));
+      g.inFlight = thaw(g.handle)
+        .then(
+          () => {
+            thawed.push({ mountpoint: g.mountpoint, at: Date.now() / 1000 });
+            process.stderr.write(`freeze-guard: ${g.mountpoint} was frozen; thawed it\n`);
+          },
+          (e) => {
+            if (e.errno === os.constants.errno.EINVAL || g.warned.has(e.errno)) return; // EINVAL: not frozen
+            g.warned.add(e.errno);
+            process.stderr.write(`freeze-guard: FITHAW ${g.mountpoint}: ${e.message}\n`);
+          },
+        )
+        .finally(() => (g.inFlight = undefined));
     }
   };
 
@@ -128,7 +134,8 @@ function main() {
     const settled = Promise.all(guarded.map((g) => g.inFlight));
     await Promise.race([settled, new Promise((r) => setTimeout(r, 5_000).unref())]);
     try {
-      if (values.report) fs.writeFileSync(values.report, JSON.stringify({ guarded: guarded.map((g) => g.mountpoint), thawed }) + '\n');
+      if (values.report)
+        fs.writeFileSync(values.report, JSON.stringify({ guarded: guarded.map((g) => g.mountpoint), thawed }) + '\n');
     } catch (e) {
       process.stderr.write(`freeze-guard: cannot write the report: ${e.message}\n`);
       process.exit(1);
@@ -139,7 +146,9 @@ function main() {
   const deadline = setTimeout(stop, Math.min(maxSeconds * 1000, 2 ** 31 - 1));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.stderr.write(`freeze-guard: guarding ${guarded.map((g) => g.mountpoint).join(', ') || 'nothing'} (every ${interval} s)\n`);
+  process.stderr.write(
+    `freeze-guard: guarding ${guarded.map((g) => g.mountpoint).join(', ') || 'nothing'} (every ${interval} s)\n`,
+  );
 }
 
 main();

@@ -51,21 +51,40 @@ function onPath(cmd) {
 function toolchain(arch) {
   const t = ARCHES[arch];
   if (!t) return { missing: `no toolchain known for ${arch} (known: ${Object.keys(ARCHES).join(', ')})` };
-  const r = spawnSync('bash', [path.join(__dirname, 'bullseye.sh'), arch], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  if (r.status !== 0) return { missing: (r.stderr || '').trim() || `scripts/bullseye.sh ${arch} failed (exit ${r.status ?? r.signal})` };
+  const r = spawnSync('bash', [path.join(__dirname, 'bullseye.sh'), arch], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (r.status !== 0)
+    return { missing: (r.stderr || '').trim() || `scripts/bullseye.sh ${arch} failed (exit ${r.status ?? r.signal})` };
   const root = r.stdout.trim();
   const tool = (name) => `${root}/usr/bin/${t.triplet}-${name}-10 --sysroot=${root}`;
   const env = { CC: tool('gcc'), CXX: tool('g++'), LINK: tool('g++') };
   if (arch === process.arch) return { env, compiler: 'gcc 10 (Debian 11)' };
-  if (!onPath(`${t.triplet}-ar`)) return { missing: `${t.triplet}-ar not found (Debian: apt-get install binutils-${t.triplet})` };
-  return { env: { ...env, AR: `${t.triplet}-ar` }, strip: `${t.triplet}-strip`, compiler: `${t.triplet} gcc 10 (Debian 11)` };
+  if (!onPath(`${t.triplet}-ar`))
+    return { missing: `${t.triplet}-ar not found (Debian: apt-get install binutils-${t.triplet})` };
+  return {
+    env: { ...env, AR: `${t.triplet}-ar` },
+    strip: `${t.triplet}-strip`,
+    compiler: `${t.triplet} gcc 10 (Debian 11)`,
+  };
 }
 
 /** node-gyp: npm's own (npm sets npm_config_node_gyp for scripts, or next to node), else PATH's. */
 function nodeGyp() {
   const npmGyp = process.env.npm_config_node_gyp;
   if (npmGyp && fs.existsSync(npmGyp)) return npmGyp;
-  const bundled = path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const bundled = path.resolve(
+    path.dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  );
   if (fs.existsSync(bundled)) return bundled;
   if (onPath('node-gyp')) return 'node-gyp';
   fail('node-gyp not found: run this as `npm run prebuild`, or put node-gyp on PATH');
@@ -77,7 +96,9 @@ function nodeDir() {
   if (configured && fs.existsSync(path.join(configured, 'include', 'node', 'node_api.h'))) return configured;
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) return prefix;
-  fail(`Node's headers not found in ${prefix}/include/node: install them (Node's headers tarball) and set npm_config_nodedir`);
+  fail(
+    `Node's headers not found in ${prefix}/include/node: install them (Node's headers tarball) and set npm_config_nodedir`,
+  );
 }
 
 /** The ELF e_machine of a built file (file(1) would do, but need not be installed). */
@@ -96,9 +117,15 @@ function baseline(file, arch) {
   const r = spawnSync(`${t}objdump`, ['-T', file], { encoding: 'utf8' });
   if (r.status !== 0) return 'unknown runtime needs (no objdump)';
   const newest = (prefix) => {
-    const vs = [...new Set(r.stdout.match(new RegExp(`\\(${prefix}_[0-9.]+\\)`, 'g')) ?? [])].map((v) => v.slice(prefix.length + 2, -1).split('.').map(Number));
+    const vs = [...new Set(r.stdout.match(new RegExp(`\\(${prefix}_[0-9.]+\\)`, 'g')) ?? [])].map((v) =>
+      v
+        .slice(prefix.length + 2, -1)
+        .split('.')
+        .map(Number),
+    );
     vs.sort((x, y) => {
-      for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+      for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
       return 0;
     });
     return vs.length ? `${prefix}_${vs[vs.length - 1].join('.')}` : `no ${prefix}`;
@@ -154,12 +181,25 @@ function main() {
   const dir = stage();
   try {
     for (const b of builds) {
-      const args = [prebuildify, '--napi', '--strip', '--tag-libc', `--target=${process.versions.node}`, `--arch=${b.arch}`, `--node-gyp=${gyp}`];
+      const args = [
+        prebuildify,
+        '--napi',
+        '--strip',
+        '--tag-libc',
+        `--target=${process.versions.node}`,
+        `--arch=${b.arch}`,
+        `--node-gyp=${gyp}`,
+      ];
       if (b.strip) args.push(`--strip-bin=${b.strip}`);
       const env = { ...process.env, ...b.env, npm_config_nodedir: nodedir };
       for (const k of ['npm_config_arch', 'npm_config_target_arch', 'npm_config_target']) delete env[k];
       process.stdout.write(`prebuild: building linux-${b.arch} with ${b.compiler}\n`);
-      const r = spawnSync(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      const r = spawnSync(process.execPath, args, {
+        cwd: dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
       if (r.status !== 0) {
         process.stderr.write(r.stdout + r.stderr);
         fail(`linux-${b.arch} build failed (exit ${r.status ?? r.signal})`);
@@ -172,7 +212,8 @@ function main() {
       const files = fs.readdirSync(sub).filter((f) => f.endsWith('.node'));
       if (files.length !== 1) fail(`expected one .node in ${sub}, found ${files.join(', ') || 'none'}`);
       const file = path.join(sub, files[0]);
-      if (ARCHES[b.arch] && elfMachine(file) !== ARCHES[b.arch].machine) fail(`${file} is not a ${b.arch} ELF file (e_machine ${elfMachine(file)})`);
+      if (ARCHES[b.arch] && elfMachine(file) !== ARCHES[b.arch].machine)
+        fail(`${file} is not a ${b.arch} ELF file (e_machine ${elfMachine(file)})`);
       if (b.arch === process.arch) {
         const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', file], { encoding: 'utf8' });
         if (r.status !== 0) fail(`${file} does not load: ${r.stderr}`);

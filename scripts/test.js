@@ -31,7 +31,9 @@ child.stdout.on('data', (d) => {
   if (!exitWatch && /Duration:/.test(out)) {
     exitWatch = setTimeout(() => {
       wedged = true;
-      process.stderr.write(`\nthe test process did not exit ${EXIT_GRACE_MS / 1000} s after its summary (a stuck thread?): killed\n`);
+      process.stderr.write(
+        `\nthe test process did not exit ${EXIT_GRACE_MS / 1000} s after its summary (a stuck thread?): killed\n`,
+      );
       child.kill('SIGKILL');
     }, EXIT_GRACE_MS);
   }
@@ -48,7 +50,8 @@ child.on('close', (code, signal) => {
   const passed = num('Passed') ?? 0;
   const skipped = num('Skipped') ?? 0;
   let failed = total === undefined ? 0 : total - passed;
-  if (wedged) failed += 1; // every test passed or failed, then the process would not exit
+  if (wedged)
+    failed += 1; // every test passed or failed, then the process would not exit
   else if ((code !== 0 || signal) && failed === 0) failed = 1; // the runner died: that is a failure
   process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   process.exit(failed > 0 ? 1 : 0);

@@ -84,7 +84,9 @@ export function makeDisk(dir: string): { path: string; seedMd5: string; seed: st
   const disk = path.join(dir, 'disk.img');
   fs.rmSync(disk, { force: true });
   execFileSync('truncate', ['-s', `${DISK_MIB}M`, disk]);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'emberdata', '-d', seedDir, disk], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'emberdata', '-d', seedDir, disk], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   return { path: disk, seed, seedMd5: crypto.createHash('md5').update(data).digest('hex') };
 }
 
@@ -102,23 +104,59 @@ export class Qemu {
    * `opts.append`: more of the kernel command line (the systemd guest's rdinit=...);
    * `opts.memMiB`: guest memory (512 MiB unless told).
    */
-  constructor(image: Image, disk: string, dir: string, consoleLog: string, initEnv: Record<string, string | number> = {}, opts: { append?: string[]; memMiB?: number } = {}) {
+  constructor(
+    image: Image,
+    disk: string,
+    dir: string,
+    consoleLog: string,
+    initEnv: Record<string, string | number> = {},
+    opts: { append?: string[]; memMiB?: number } = {},
+  ) {
     this.socket = path.join(dir, 'ga.sock');
     this.consoleLog = consoleLog;
     fs.rmSync(this.socket, { force: true });
     const args = [
-      '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memMiB ?? 512), '-smp', '1',
-      '-display', 'none', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', 'none',
-      '-kernel', image.kernel, '-initrd', image.initrd,
-      '-append', ['console=ttyS0 panic=-1 quiet', ...Object.entries(initEnv).map(([k, v]) => `${k}=${v}`), ...(opts.append ?? [])].join(' '),
-      '-device', 'virtio-serial-pci',
-      '-chardev', `socket,id=ga,path=${this.socket},server=on,wait=off`,
-      '-device', 'virtserialport,chardev=ga,name=org.guest-agent.0',
-      '-drive', `file=${disk},format=raw,if=none,id=d0`,
-      '-device', 'virtio-blk-pci,drive=d0',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'max',
+      '-m',
+      String(opts.memMiB ?? 512),
+      '-smp',
+      '1',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-nodefaults',
+      '-serial',
+      'stdio',
+      '-monitor',
+      'none',
+      '-kernel',
+      image.kernel,
+      '-initrd',
+      image.initrd,
+      '-append',
+      [
+        'console=ttyS0 panic=-1 quiet',
+        ...Object.entries(initEnv).map(([k, v]) => `${k}=${v}`),
+        ...(opts.append ?? []),
+      ].join(' '),
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `socket,id=ga,path=${this.socket},server=on,wait=off`,
+      '-device',
+      'virtserialport,chardev=ga,name=org.guest-agent.0',
+      '-drive',
+      `file=${disk},format=raw,if=none,id=d0`,
+      '-device',
+      'virtio-blk-pci,drive=d0',
       // a NIC connected to nothing: a hub port with no other member, so no packet leaves
-      '-netdev', 'hubport,id=n0,hubid=0',
-      '-device', `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}`,
+      '-netdev',
+      'hubport,id=n0,hubid=0',
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${GUEST_MAC}`,
     ];
     this.proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = fs.createWriteStream(this.consoleLog);

@@ -19,13 +19,45 @@ import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';
 import { withTimeout } from '../test/helpers/harness';
-import { buildImage, buildSystemdImage, DISK_MIB, GUEST_MAC, makeDisk, Qemu, REPO, scratchDirs, SEED_MIB, sleep, type Image } from './guest';
+import {
+  buildImage,
+  buildSystemdImage,
+  DISK_MIB,
+  GUEST_MAC,
+  makeDisk,
+  Qemu,
+  REPO,
+  scratchDirs,
+  SEED_MIB,
+  sleep,
+  type Image,
+} from './guest';
 
 type Group = 'files' | 'freeze' | 'net' | 'sysinfo';
 const GROUPS: Record<Group, string[]> = {
-  files: ['file-open', 'file-read', 'file-write', 'file-close', 'get-file-md5sum', 'file-chown', 'file-chmod', 'file-stat', 'directory-create', 'directory-list'],
+  files: [
+    'file-open',
+    'file-read',
+    'file-write',
+    'file-close',
+    'get-file-md5sum',
+    'file-chown',
+    'file-chmod',
+    'file-stat',
+    'directory-create',
+    'directory-list',
+  ],
   freeze: ['fs-freeze', 'fs-unfreeze', 'get-freeze-status'],
-  net: ['get-netifaces', 'ipaddr-add', 'ipaddr-del', 'net-iface-up', 'net-iface-down', 'get-route-list', 'route-add', 'route-del'],
+  net: [
+    'get-netifaces',
+    'ipaddr-add',
+    'ipaddr-del',
+    'net-iface-up',
+    'net-iface-down',
+    'get-route-list',
+    'route-add',
+    'route-del',
+  ],
   sysinfo: ['sysinfo'],
 };
 const treeNames = new Registry(allCommands).names();
@@ -56,7 +88,8 @@ let liveGuest = 0;
 
 function client(): GuestAgent {
   const mine = checkGuest.getStore();
-  if (mine !== undefined && mine !== liveGuest) throw new Error('a check of an earlier guest, still running after its timeout');
+  if (mine !== undefined && mine !== liveGuest)
+    throw new Error('a check of an earlier guest, still running after its timeout');
   ga ??= new GuestAgent({ socket: qemu.socket, timeout: 30_000, connectTimeout: 5_000 });
   return ga;
 }
@@ -66,7 +99,13 @@ async function ok<T = unknown>(cmd: string, args?: Record<string, unknown>, ms =
 }
 
 /** A request that must fail: the guest's message matches `re`, and its errno is `code`. */
-async function expectError(cmd: string, args: Record<string, unknown> | undefined, code: number | undefined, re: RegExp, what: string): Promise<void> {
+async function expectError(
+  cmd: string,
+  args: Record<string, unknown> | undefined,
+  code: number | undefined,
+  re: RegExp,
+  what: string,
+): Promise<void> {
   let err: unknown;
   try {
     const v = await client().call(cmd, args);
@@ -106,7 +145,12 @@ async function disconnect(): Promise<void> {
 /** The agent's pid, CPU ticks (utime + stime) and the guest uptime, from /init's "agent-cpu"
  * console lines (it reads /proc/PID/stat once a second), those printed after console offset `from`. */
 function agentCpu(from = 0): { pid: number; ticks: number; uptime: number }[] {
-  return [...qemu.consoleText().slice(from).matchAll(/^agent-cpu (\d+) (\d+) ([\d.]+)\r?$/gm)].map((m) => ({
+  return [
+    ...qemu
+      .consoleText()
+      .slice(from)
+      .matchAll(/^agent-cpu (\d+) (\d+) ([\d.]+)\r?$/gm),
+  ].map((m) => ({
     pid: Number(m[1]),
     ticks: Number(m[2]),
     uptime: Number(m[3]),
@@ -136,12 +180,18 @@ function hostReadsDisk(disk: string, p: string): string {
 }
 
 function stamps(text: string): number[] {
-  return text.split('\n').filter((l) => l.trim() !== '').map(Number);
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map(Number);
 }
 
 /** The median interval between consecutive stamps: the writer's pace when nothing stalls it. */
 function medianGap(xs: number[]): number {
-  const d = xs.slice(1).map((x, i) => x - xs[i]).sort((a, b) => a - b);
+  const d = xs
+    .slice(1)
+    .map((x, i) => x - xs[i])
+    .sort((a, b) => a - b);
   return d.length ? d[d.length >> 1] : NaN;
 }
 
@@ -158,7 +208,8 @@ interface Check {
   fn: () => Promise<string | void>;
 }
 const checks: Check[] = [];
-const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) => list.push({ name, needs, fn });
+const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) =>
+  list.push({ name, needs, fn });
 
 let disk: { path: string; seedMd5: string; seed: string };
 const timings: Record<string, string> = {};
@@ -187,7 +238,10 @@ check('bad input: an unknown command and a malformed line get errors; the agent 
     const lines = await raw.waitLines(2, 15_000);
     const bad = lines.find((l) => l.tag === '');
     assert(bad?.error, `no error answer with tag "" for a malformed line: ${JSON.stringify(lines)}`);
-    assert(lines.some((l: Answer) => l.tag === 'after' && typeof l.return === 'string'), `no ping answer after the malformed line: ${JSON.stringify(lines)}`);
+    assert(
+      lines.some((l: Answer) => l.tag === 'after' && typeof l.return === 'string'),
+      `no ping answer after the malformed line: ${JSON.stringify(lines)}`,
+    );
   } finally {
     raw.close();
   }
@@ -197,7 +251,14 @@ check('bad input: an unknown command and a malformed line get errors; the agent 
 check('sysinfo: uname, and disks lists the virtio disk with sizes', ['sysinfo'], async () => {
   const s = (await ok('sysinfo')) as {
     uname: { machine: string; release: string };
-    disks: { name: string; is_mounted: boolean; mountpoint: string; size_total: number; size_used: number; size_avail: number }[];
+    disks: {
+      name: string;
+      is_mounted: boolean;
+      mountpoint: string;
+      size_total: number;
+      size_used: number;
+      size_avail: number;
+    }[];
   };
   assert(s.uname.machine === 'x86_64', `uname.machine ${s.uname.machine}`);
   const kver = fs.readFileSync(path.join(CACHE, 'image', 'kernel-version'), 'utf8');
@@ -212,19 +273,26 @@ check('sysinfo: uname, and disks lists the virtio disk with sizes', ['sysinfo'],
   return `/dev/vda ${vda.size_total} KiB, ${vda.size_used} used`;
 });
 
-check(`files: ${SEED_MIB} MiB host-to-guest copy, atomic (md5 checked and fsync'ed in the guest before the rename)`, ['files'], async () => {
-  const src = path.join(path.dirname(disk.path), 'up.bin');
-  const data = crypto.randomBytes(SEED_MIB << 20);
-  fs.writeFileSync(src, data);
-  const t = Date.now();
-  const r = await client().copyTo(src, `${DATA}/up.bin`); // verified by the client's md5 too
-  const ms = Date.now() - t;
-  const sum = await ok('get-file-md5sum', { path: `${DATA}/up.bin` });
-  assert(r.bytes === data.length && sum === md5(data), `guest md5 ${String(sum)} after ${r.bytes} bytes, host ${md5(data)}`);
-  assert(r.atomic && r.verified, `copy result ${JSON.stringify(r)}: not an atomic, verified replace`);
-  timings.upload = `${ms} ms (${((SEED_MIB * 1000) / ms).toFixed(1)} MiB/s, ${r.chunkSize}-byte chunks, ${r.inFlight} in flight)`;
-  return timings.upload;
-});
+check(
+  `files: ${SEED_MIB} MiB host-to-guest copy, atomic (md5 checked and fsync'ed in the guest before the rename)`,
+  ['files'],
+  async () => {
+    const src = path.join(path.dirname(disk.path), 'up.bin');
+    const data = crypto.randomBytes(SEED_MIB << 20);
+    fs.writeFileSync(src, data);
+    const t = Date.now();
+    const r = await client().copyTo(src, `${DATA}/up.bin`); // verified by the client's md5 too
+    const ms = Date.now() - t;
+    const sum = await ok('get-file-md5sum', { path: `${DATA}/up.bin` });
+    assert(
+      r.bytes === data.length && sum === md5(data),
+      `guest md5 ${String(sum)} after ${r.bytes} bytes, host ${md5(data)}`,
+    );
+    assert(r.atomic && r.verified, `copy result ${JSON.stringify(r)}: not an atomic, verified replace`);
+    timings.upload = `${ms} ms (${((SEED_MIB * 1000) / ms).toFixed(1)} MiB/s, ${r.chunkSize}-byte chunks, ${r.inFlight} in flight)`;
+    return timings.upload;
+  },
+);
 
 check(`files: ${SEED_MIB} MiB guest-to-host copy, md5 verified`, ['files'], async () => {
   const dest = path.join(path.dirname(disk.path), 'down.bin');
@@ -244,7 +312,10 @@ type Stat = { name: string; isdir: boolean; stat: { Mode: number; Uid: number; G
 check('files: mkdir -p, stat, chmod, chown, ls on the guest disk', ['files'], async () => {
   assert((await ok('directory-create', { path: `${DATA}/a/b/c`, perm: 0o750 })) === true, 'directory-create');
   const d = (await ok('file-stat', { path: `${DATA}/a/b/c` })) as Stat;
-  assert(d.isdir && d.name === 'c' && (d.stat.Mode & 0o777) === 0o750, `file-stat of the new dir: ${JSON.stringify(d)}`);
+  assert(
+    d.isdir && d.name === 'c' && (d.stat.Mode & 0o777) === 0o750,
+    `file-stat of the new dir: ${JSON.stringify(d)}`,
+  );
   const f0 = (await ok('file-stat', { path: `${DATA}/down.bin` })) as Stat;
   assert(!f0.isdir && f0.stat.Size === SEED_MIB << 20, `file-stat down.bin: ${JSON.stringify(f0)}`);
   assert((await ok('file-chmod', { path: `${DATA}/down.bin`, perm: 0o600 })) === true, 'file-chmod');
@@ -254,11 +325,24 @@ check('files: mkdir -p, stat, chmod, chown, ls on the guest disk', ['files'], as
   assert(f.stat.Uid === 1234 && f.stat.Gid === 5678, `owner after chown ${f.stat.Uid}:${f.stat.Gid}`);
   const list = (await ok('directory-list', { path: DATA })) as Stat[];
   const names = list.map((e) => e.name).sort();
-  for (const n of ['a', 'down.bin', 'lost+found', 'ticks']) assert(names.includes(n), `directory-list lacks ${n}: ${names.join(' ')}`);
+  for (const n of ['a', 'down.bin', 'lost+found', 'ticks'])
+    assert(names.includes(n), `directory-list lacks ${n}: ${names.join(' ')}`);
   const one = (await ok('directory-list', { path: DATA, n: 1 })) as Stat[];
   assert(one.length === 1, `directory-list n=1 gave ${one.length}`);
-  await expectError('file-stat', { path: `${DATA}/nope` }, 2, /no such file or directory/, 'file-stat of a missing path');
-  await expectError('file-chmod', { path: `${DATA}/down.bin`, perm: '0600' }, -1, /Invalid argument "perm"/, 'file-chmod with a string perm');
+  await expectError(
+    'file-stat',
+    { path: `${DATA}/nope` },
+    2,
+    /no such file or directory/,
+    'file-stat of a missing path',
+  );
+  await expectError(
+    'file-chmod',
+    { path: `${DATA}/down.bin`, perm: '0600' },
+    -1,
+    /Invalid argument "perm"/,
+    'file-chmod with a string perm',
+  );
   return names.join(' ');
 });
 
@@ -285,7 +369,13 @@ check('freeze: default rules freeze the guest disk; the writer stalls until fs-u
   try {
     assert((await ok('get-freeze-status')) === true, 'get-freeze-status after fs-freeze');
     if (refusedWhileFrozen) {
-      await expectError(refusedWhileFrozen, { path: DATA }, undefined, new RegExp(`All filesystems are frozen. Cannot execute: ${refusedWhileFrozen}`), `${refusedWhileFrozen} while frozen`);
+      await expectError(
+        refusedWhileFrozen,
+        { path: DATA },
+        undefined,
+        new RegExp(`All filesystems are frozen. Cannot execute: ${refusedWhileFrozen}`),
+        `${refusedWhileFrozen} while frozen`,
+      );
     }
     // Frozen means flushed and stable: the host sees the same file twice, 3 s apart.
     const snapA = hostReadsDisk(disk.path, '/ticks');
@@ -325,11 +415,17 @@ check(`freeze: auto-thaw after --freeze-timeout ${FREEZE_TIMEOUT_S} s without fs
       await sleep(250);
     }
   } finally {
-    if (!thawed) await client().call('fs-unfreeze').catch(() => {});
+    if (!thawed)
+      await client()
+        .call('fs-unfreeze')
+        .catch(() => {});
   }
   const s = (Date.now() - t) / 1000;
   assert(thawed, `still frozen after ${s.toFixed(1)} s`);
-  assert(s >= FREEZE_TIMEOUT_S - 1 && s <= FREEZE_TIMEOUT_S + 12, `thawed after ${s.toFixed(1)} s, timeout is ${FREEZE_TIMEOUT_S} s`);
+  assert(
+    s >= FREEZE_TIMEOUT_S - 1 && s <= FREEZE_TIMEOUT_S + 12,
+    `thawed after ${s.toFixed(1)} s, timeout is ${FREEZE_TIMEOUT_S} s`,
+  );
   await sleep(1500);
   const all = stamps(await frozenSnapshot());
   assert(all.length > before + 3, 'the writer did not resume after the auto-thaw');
@@ -362,15 +458,40 @@ check('net: net-iface-up, ipaddr-add, route-add, get-route-list, route-del, ipad
   assert((await ok('ipaddr-add', { ip: '2001:db8::10/64', ifname: 'eth0' })) === true, 'ipaddr-add v6');
   const ips = (await eth0()).ips;
   assert(ips.includes('192.0.2.10/24') && ips.includes('2001:db8::10/64'), `eth0 ips ${ips.join(' ')}`);
-  assert((await ok('route-add', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true, 'route-add');
-  const has = (rs: Route[]) => rs.some((r) => r.ifname === 'eth0' && r.dst.ip === '198.51.100.0' && r.dst.mask === '255.255.255.0' && r.gateway === '192.0.2.1');
+  assert(
+    (await ok('route-add', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true,
+    'route-add',
+  );
+  const has = (rs: Route[]) =>
+    rs.some(
+      (r) =>
+        r.ifname === 'eth0' &&
+        r.dst.ip === '198.51.100.0' &&
+        r.dst.mask === '255.255.255.0' &&
+        r.gateway === '192.0.2.1',
+    );
   assert(has((await ok('get-route-list', { family: 2 })) as Route[]), 'the added route is not in get-route-list');
-  await expectError('route-add', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' }, 17, /exists/, 'route-add twice');
-  assert((await ok('route-del', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true, 'route-del');
+  await expectError(
+    'route-add',
+    { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' },
+    17,
+    /exists/,
+    'route-add twice',
+  );
+  assert(
+    (await ok('route-del', { ifname: 'eth0', dst: '198.51.100.0/24', gateway: '192.0.2.1' })) === true,
+    'route-del',
+  );
   assert(!has((await ok('get-route-list', { family: 2 })) as Route[]), 'the route is still listed after route-del');
   assert((await ok('ipaddr-del', { ip: '2001:db8::10/64', ifname: 'eth0' })) === true, 'ipaddr-del');
   assert(!(await eth0()).ips.includes('2001:db8::10/64'), 'address still there after ipaddr-del');
-  await expectError('ipaddr-add', { ip: '192.0.2.11/24', ifname: 'nosuch0' }, undefined, /nosuch0|no such/i, 'ipaddr-add on a missing interface');
+  await expectError(
+    'ipaddr-add',
+    { ip: '192.0.2.11/24', ifname: 'nosuch0' },
+    undefined,
+    /nosuch0|no such/i,
+    'ipaddr-add on a missing interface',
+  );
 });
 
 check('net: net-iface-down and net-iface-up on eth0', ['net'], async () => {
@@ -398,44 +519,60 @@ check('port: the host closes and reopens the socket; the agent idles meanwhile a
   // USER_HZ is 100. A spinning agent uses ~100% in every interval; an idle one ~0%, with at
   // most a lone burst (a garbage collection), hence the median per interval and a loose mean.
   const cpu = (g2.ticks - g1.ticks) / 100 / (g2.uptime - g1.uptime);
-  const per = samples.slice(1).map((x, i) => (x.ticks - samples[i].ticks) / 100 / (x.uptime - samples[i].uptime)).sort((a, b) => a - b);
+  const per = samples
+    .slice(1)
+    .map((x, i) => (x.ticks - samples[i].ticks) / 100 / (x.uptime - samples[i].uptime))
+    .sort((a, b) => a - b);
   const median = per[per.length >> 1];
   const detail = `agent CPU in the guest over ${(g2.uptime - g1.uptime).toFixed(1)} s disconnected: ${(cpu * 100).toFixed(1)}% mean, ${(median * 100).toFixed(1)}% median per second; QEMU used ${(qemuCpu * 100).toFixed(1)}% of a host core`;
   assert(median < 0.05 && cpu < 0.25, `the agent spun while disconnected: ${detail}`);
   return detail;
 });
 
-check(`port: an atomic upload survives the host reconnecting within --host-gone-timeout (${HOST_GONE_S} s), and is discarded after a longer absence`, ['files'], async () => {
-  const f = `${DATA}/host-gone.txt`;
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  const put = async (text: string) => {
-    const h = await ok<number>('file-open', { path: f, mode: 'w' });
-    await ok('file-write', { handle_id: h, bufb64: b64(text), eof: true });
-  };
-  await put('before');
-  // Away for a second: the port hangs up and comes back, and the upload goes on.
-  const h = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
-  await ok('file-write', { handle_id: h, bufb64: b64('one ') });
-  await disconnect();
-  await sleep(1000);
-  await pingUntil(20_000);
-  await ok('file-write', { handle_id: h, bufb64: b64('two'), eof: true });
-  let sum = await ok('get-file-md5sum', { path: f });
-  assert(sum === md5(Buffer.from('one two')), `after a brief absence: md5 ${String(sum)}, not that of "one two"`);
-  // Away for longer than the timeout: the session is over and its upload is discarded.
-  const from = qemu.consoleText().length;
-  const lost = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
-  await ok('file-write', { handle_id: lost, bufb64: b64('lost') });
-  await disconnect();
-  await sleep((HOST_GONE_S + 3) * 1000);
-  await pingUntil(20_000);
-  await expectError('file-write', { handle_id: lost, bufb64: b64('late') }, undefined, /was discarded when the host that opened it went away/, 'a write after the discard');
-  sum = await ok('get-file-md5sum', { path: f });
-  assert(sum === md5(Buffer.from('one two')), `after a long absence the file changed: md5 ${String(sum)}`);
-  const said = qemu.consoleText().slice(from);
-  assert(/host gone: discarding the unfinished atomic upload to \/mnt\/data\/host-gone\.txt/.test(said), `no discard on the console:\n${tail(said, 1500)}`);
-  return `kept across a 1 s absence; discarded after ${HOST_GONE_S + 3} s away`;
-});
+check(
+  `port: an atomic upload survives the host reconnecting within --host-gone-timeout (${HOST_GONE_S} s), and is discarded after a longer absence`,
+  ['files'],
+  async () => {
+    const f = `${DATA}/host-gone.txt`;
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const put = async (text: string) => {
+      const h = await ok<number>('file-open', { path: f, mode: 'w' });
+      await ok('file-write', { handle_id: h, bufb64: b64(text), eof: true });
+    };
+    await put('before');
+    // Away for a second: the port hangs up and comes back, and the upload goes on.
+    const h = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
+    await ok('file-write', { handle_id: h, bufb64: b64('one ') });
+    await disconnect();
+    await sleep(1000);
+    await pingUntil(20_000);
+    await ok('file-write', { handle_id: h, bufb64: b64('two'), eof: true });
+    let sum = await ok('get-file-md5sum', { path: f });
+    assert(sum === md5(Buffer.from('one two')), `after a brief absence: md5 ${String(sum)}, not that of "one two"`);
+    // Away for longer than the timeout: the session is over and its upload is discarded.
+    const from = qemu.consoleText().length;
+    const lost = await ok<number>('file-open', { path: f, mode: 'w', atomic: true });
+    await ok('file-write', { handle_id: lost, bufb64: b64('lost') });
+    await disconnect();
+    await sleep((HOST_GONE_S + 3) * 1000);
+    await pingUntil(20_000);
+    await expectError(
+      'file-write',
+      { handle_id: lost, bufb64: b64('late') },
+      undefined,
+      /was discarded when the host that opened it went away/,
+      'a write after the discard',
+    );
+    sum = await ok('get-file-md5sum', { path: f });
+    assert(sum === md5(Buffer.from('one two')), `after a long absence the file changed: md5 ${String(sum)}`);
+    const said = qemu.consoleText().slice(from);
+    assert(
+      /host gone: discarding the unfinished atomic upload to \/mnt\/data\/host-gone\.txt/.test(said),
+      `no discard on the console:\n${tail(said, 1500)}`,
+    );
+    return `kept across a 1 s absence; discarded after ${HOST_GONE_S + 3} s away`;
+  },
+);
 
 check('agent-shutdown: answers true, exits, and /init restarts it', [], async () => {
   const before = agentStarts();
@@ -445,7 +582,10 @@ check('agent-shutdown: answers true, exits, and /init restarts it', [], async ()
   await pingUntil(30_000);
   const after = agentStarts();
   assert(after.length === before.length + 1, `/init started the agent ${after.length - before.length} more times`);
-  assert(new RegExp(`^init: ember-ga \\(pid ${before[before.length - 1]}\\) exited with 0;`, 'm').test(qemu.consoleText()), 'the old agent did not exit with status 0');
+  assert(
+    new RegExp(`^init: ember-ga \\(pid ${before[before.length - 1]}\\) exited with 0;`, 'm').test(qemu.consoleText()),
+    'the old agent did not exit with status 0',
+  );
   return `pid ${before[before.length - 1]} exited 0, pid ${after[after.length - 1]} answers`;
 });
 
@@ -454,7 +594,12 @@ check('agent-shutdown: answers true, exits, and /init restarts it', [], async ()
 
 /** Starts of ember-ga.service systemd logged after console offset `from` (journald forwards its log to the console). */
 function unitStarts(from = 0): number {
-  return [...qemu.consoleText().slice(from).matchAll(/systemd\[1\]: Started ember-ga\.service/g)].length;
+  return [
+    ...qemu
+      .consoleText()
+      .slice(from)
+      .matchAll(/systemd\[1\]: Started ember-ga\.service/g),
+  ].length;
 }
 
 /** Waits until the console, after offset `from`, matches `re`: journald forwards its log a little after the fact. */
@@ -474,7 +619,12 @@ check(
     await pingUntil(SYSTEMD_BOOT_DEADLINE_MS);
     const boot = (Date.now() - qemu.startedAt) / 1000;
     await consoleShows(/systemd\[1\]: Started ember-ga\.service/, 0, 10_000, 'the unit start');
-    await consoleShows(/serving on port \/dev\/virtio-ports\/org\.guest-agent\.0/, 0, 10_000, 'the agent on the port the unit names');
+    await consoleShows(
+      /serving on port \/dev\/virtio-ports\/org\.guest-agent\.0/,
+      0,
+      10_000,
+      'the agent on the port the unit names',
+    );
     assert(unitStarts() === 1, `expected one "Started ember-ga.service", got ${unitStarts()}`);
     assert(!/^init: /m.test(qemu.consoleText()), "busybox's /init ran: this guest must boot systemd");
     return `first ping answered ${boot.toFixed(1)} s after QEMU started`;
@@ -536,7 +686,10 @@ async function main(): Promise<number> {
       console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
       process.exit(1);
     }, RUN_DEADLINE_MS);
-    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), { ember_freeze_timeout: FREEZE_TIMEOUT_S, ember_host_gone_timeout: HOST_GONE_S });
+    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), {
+      ember_freeze_timeout: FREEZE_TIMEOUT_S,
+      ember_host_gone_timeout: HOST_GONE_S,
+    });
     try {
       await pingUntil(BOOT_DEADLINE_MS);
       const boot = (Date.now() - qemu.startedAt) / 1000;
@@ -558,7 +711,11 @@ async function main(): Promise<number> {
         }
         const t = Date.now();
         try {
-          const detail = await withTimeout(checkGuest.run(liveGuest, () => c.fn()), ms, c.name);
+          const detail = await withTimeout(
+            checkGuest.run(liveGuest, () => c.fn()),
+            ms,
+            c.name,
+          );
           passed++;
           console.log(`ok   ${c.name} (${((Date.now() - t) / 1000).toFixed(1)} s)${detail ? `: ${detail}` : ''}`);
         } catch (e) {
@@ -584,7 +741,14 @@ async function main(): Promise<number> {
     if (sdImage && stopped) {
       liveGuest = 1;
       const firstConsole = qemu.consoleLog;
-      qemu = new Qemu(sdImage, disk.path, runDir, path.join(CACHE, 'console-systemd.log'), {}, { memMiB: 1024, append: SYSTEMD_APPEND });
+      qemu = new Qemu(
+        sdImage,
+        disk.path,
+        runDir,
+        path.join(CACHE, 'console-systemd.log'),
+        {},
+        { memMiB: 1024, append: SYSTEMD_APPEND },
+      );
       await runChecks(systemdChecks, SYSTEMD_BOOT_DEADLINE_MS + 10_000);
       if (failed > failedBefore) console.log(`--- systemd guest console (last lines) ---\n${tail(qemu.consoleText())}`);
       console.log(`guest console: ${firstConsole}`);

@@ -98,12 +98,18 @@ export function bareUpload(sock: net.Socket, src: string, dst: string): Promise<
 
 async function upload(host: OneAtATime, src: string, dst: string): Promise<{ bytes: number; seconds: number }> {
   const data = fs.readFileSync(src);
-  const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(dst)},"mode":"w"}}\n`));
+  const open = check(
+    await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(dst)},"mode":"w"}}\n`),
+  );
   const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
   const t0 = process.hrtime.bigint();
   for (let off = 0; off < data.length; off += 4096) {
     const end = Math.min(data.length, off + 4096);
-    check(await host.ask(`{"execute":"file-write","arguments":{"handle_id":${id},"bufb64":"${data.toString('base64', off, end)}"}}\n`));
+    check(
+      await host.ask(
+        `{"execute":"file-write","arguments":{"handle_id":${id},"bufb64":"${data.toString('base64', off, end)}"}}\n`,
+      ),
+    );
   }
   check(await host.ask(`{"execute":"file-close","arguments":{"handle_id":${id}}}\n`));
   return { bytes: data.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };

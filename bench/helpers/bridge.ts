@@ -60,11 +60,18 @@ export async function startBridge(): Promise<Bridge> {
   // taking the whole run down, or a wait for a pty that will never appear.
   let failed: string | undefined;
   socat.once('error', (e: NodeJS.ErrnoException) => {
-    failed = e.code === 'ENOENT' ? 'socat not found: install it (apt-get install socat; `bash scripts/test-deps.sh socat` does that as root)' : `socat: ${e.message}`;
+    failed =
+      e.code === 'ENOENT'
+        ? 'socat not found: install it (apt-get install socat; `bash scripts/test-deps.sh socat` does that as root)'
+        : `socat: ${e.message}`;
   });
   socat.once('exit', (code, sig) => (failed ??= `socat exited (${sig ?? `status ${code}`}) before the bridge was up`));
   try {
-    await until(() => failed !== undefined || (fs.existsSync(pty) && unixListening(hostSocket)), 5000, 'socat to create the pty and listen on the socket');
+    await until(
+      () => failed !== undefined || (fs.existsSync(pty) && unixListening(hostSocket)),
+      5000,
+      'socat to create the pty and listen on the socket',
+    );
     if (failed) throw new Error(failed);
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -168,7 +175,9 @@ export async function startBridgedAgent(cmd: AgentCommand = EMBER_GA): Promise<B
 }
 
 /** startBridgedAgent() with a plain socket to the bridge instead of the client, for a host of one's own. */
-export async function startBareBridgedAgent(cmd: AgentCommand = EMBER_GA): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
+export async function startBareBridgedAgent(
+  cmd: AgentCommand = EMBER_GA,
+): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
   const { bridge, proc, err } = await spawnBridgedAgent(cmd);
   let sock: net.Socket | undefined;
   const stop = async () => {
@@ -193,7 +202,8 @@ function rawPing(sock: net.Socket, cmd: AgentCommand, log: () => string): Promis
     const t = setTimeout(() => finish(new Error(`${cmd.name} did not answer a ping; its log: ${log()}`)), 10_000);
     const onData = (d: Buffer) => {
       got += d.toString('latin1');
-      if (got.includes('\n')) finish(got.includes('"return"') ? undefined : new Error(`${cmd.name} answered a ping with ${got.trim()}`));
+      if (got.includes('\n'))
+        finish(got.includes('"return"') ? undefined : new Error(`${cmd.name} answered a ping with ${got.trim()}`));
     };
     const finish = (e?: Error) => {
       clearTimeout(t);
@@ -206,7 +216,9 @@ function rawPing(sock: net.Socket, cmd: AgentCommand, log: () => string): Promis
   });
 }
 
-async function spawnBridgedAgent(cmd: AgentCommand): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
+async function spawnBridgedAgent(
+  cmd: AgentCommand,
+): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
   const bridge = await startBridge();
   // The log goes to a file, not a pipe: a pipe would break if this process died first.
   const logPath = path.join(bridge.dir, 'agent.log');
@@ -219,7 +231,14 @@ async function spawnBridgedAgent(cmd: AgentCommand): Promise<{ bridge: Bridge; p
   let spawnError: Error | undefined;
   proc.once('error', (e) => (spawnError = e));
   try {
-    await until(() => spawnError !== undefined || proc.exitCode !== null || (cmd.ready ? cmd.ready.test(err()) : proc.pid !== undefined), 10_000, `${cmd.name} to start`);
+    await until(
+      () =>
+        spawnError !== undefined ||
+        proc.exitCode !== null ||
+        (cmd.ready ? cmd.ready.test(err()) : proc.pid !== undefined),
+      10_000,
+      `${cmd.name} to start`,
+    );
     if (spawnError) throw new Error(`${cmd.name} (${cmd.file}): ${spawnError.message}`);
     if (proc.exitCode !== null) throw new Error(`${cmd.name} exited: ${err()}`);
   } catch (e) {
@@ -302,11 +321,20 @@ function base64LineBytes(chunk: number): number {
  * MiB/s. Traffic in both directions at once costs the pty bridge throughput, which this shows
  * apart from anything an agent does.
  */
-export async function bridgeRequestResponse(chunk: number, depth: number, bytes: number, dir: 'down' | 'up' = 'down'): Promise<number> {
+export async function bridgeRequestResponse(
+  chunk: number,
+  depth: number,
+  bytes: number,
+  dir: 'down' | 'up' = 'down',
+): Promise<number> {
   const bridge = await startBridge();
-  const guest = spawn(process.execPath, [path.join(__dirname, 'stand-in-guest.js'), bridge.pty, String(dir === 'down' ? base64LineBytes(chunk) : 16)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const guest = spawn(
+    process.execPath,
+    [path.join(__dirname, 'stand-in-guest.js'), bridge.pty, String(dir === 'down' ? base64LineBytes(chunk) : 16)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.add(guest);
   guest.once('exit', () => children.delete(guest));
   let sock: net.Socket | undefined;

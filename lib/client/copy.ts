@@ -89,7 +89,10 @@ export class Transfer extends EventEmitter implements PromiseLike<CopyResult> {
     this.result = new Promise<void>((r) => setImmediate(r)).then(() => run(this));
   }
 
-  then<A = CopyResult, B = never>(ok?: ((v: CopyResult) => A | PromiseLike<A>) | null, fail?: ((e: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+  then<A = CopyResult, B = never>(
+    ok?: ((v: CopyResult) => A | PromiseLike<A>) | null,
+    fail?: ((e: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
     return this.result.then(ok, fail);
   }
 
@@ -127,16 +130,27 @@ interface Plan {
  * RangeError below 1): 0 would otherwise be taken for 1-byte chunks.
  */
 export function checkCopyOptions(opts: CopyOptions): void {
-  for (const [name, v] of [['chunkSize', opts.chunkSize], ['inFlight', opts.inFlight]] as const) {
+  for (const [name, v] of [
+    ['chunkSize', opts.chunkSize],
+    ['inFlight', opts.inFlight],
+  ] as const) {
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${name} must be a whole number >= 1, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw new TypeError(
+        `${name} must be a whole number >= 1, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`,
+      );
     if (v < 1) throw new RangeError(`${name} must be a whole number >= 1, got ${v}`);
   }
 }
 
 function plan(f: Features, opts: CopyOptions, limit: number): Plan {
-  const chunk = Math.max(1, Math.min(opts.chunkSize ?? (f.emberGa ? MiB : REFERENCE_CHUNK), f.emberGa ? limit : REFERENCE_CHUNK));
-  const depth = f.orderedHandles ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk)))) : 1;
+  const chunk = Math.max(
+    1,
+    Math.min(opts.chunkSize ?? (f.emberGa ? MiB : REFERENCE_CHUNK), f.emberGa ? limit : REFERENCE_CHUNK),
+  );
+  const depth = f.orderedHandles
+    ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk))))
+    : 1;
   return { chunk, depth };
 }
 
@@ -188,8 +202,14 @@ function checksumError(what: string, local: string, remote: string): GuestAgentE
  * must be `sent`, the md5 the agent gave with its answer at end of file.
  */
 function checkSent(what: string, received: string, sent: string | undefined): void {
-  if (sent === undefined) throw hostError('EPROTO', `${what}: the agent's answer at end of file carries no md5`, 'file-read');
-  if (sent.toLowerCase() !== received) throw hostError('ECHECKSUM', `${what}: md5 mismatch: the data received has md5 ${received}, the agent sent data with md5 ${sent}`, 'file-read');
+  if (sent === undefined)
+    throw hostError('EPROTO', `${what}: the agent's answer at end of file carries no md5`, 'file-read');
+  if (sent.toLowerCase() !== received)
+    throw hostError(
+      'ECHECKSUM',
+      `${what}: md5 mismatch: the data received has md5 ${received}, the agent sent data with md5 ${sent}`,
+      'file-read',
+    );
 }
 
 /**
@@ -290,7 +310,13 @@ class LocalDest {
   }
 }
 
-export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string | Writable, opts: CopyFromOptions, t: Transfer): Promise<CopyResult> {
+export async function copyFrom(
+  ga: GuestAgent,
+  guestPath: string,
+  dest: string | Writable,
+  opts: CopyFromOptions,
+  t: Transfer,
+): Promise<CopyResult> {
   const what = `copy guest:${guestPath}`;
   const f = await ga.features();
   const { chunk, depth } = plan(f, opts, f.maxReadSize);
@@ -357,7 +383,15 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
       stream!.dest.end();
       await once(stream!.dest, 'finish');
     } else stream!.check();
-    return { bytes, md5: digest, verified: verify, atomic: false, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+    return {
+      bytes,
+      md5: digest,
+      verified: verify,
+      atomic: false,
+      chunkSize: chunk,
+      inFlight: depth,
+      emberGa: f.emberGa,
+    };
   } catch (e) {
     if (handleOpen && handle !== undefined) await release(ga, handle, false);
     await local?.abandon(opts.keepPartial ?? false);
@@ -367,16 +401,27 @@ export async function copyFrom(ga: GuestAgent, guestPath: string, dest: string |
   }
 }
 
-export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: string, opts: CopyToOptions, t: Transfer): Promise<CopyResult> {
+export async function copyTo(
+  ga: GuestAgent,
+  src: string | Readable,
+  guestPath: string,
+  opts: CopyToOptions,
+  t: Transfer,
+): Promise<CopyResult> {
   const what = `copy to guest:${guestPath}`;
   const f = await ga.features();
   const { chunk, depth } = plan(f, opts, writeLimit(f));
-  if (opts.atomic === true && !f.atomicWrite) throw hostError('ENOTSUP', `${what}: the agent cannot replace a file atomically (it is not an ember-ga with atomic_write)`);
+  if (opts.atomic === true && !f.atomicWrite)
+    throw hostError(
+      'ENOTSUP',
+      `${what}: the agent cannot replace a file atomically (it is not an ember-ga with atomic_write)`,
+    );
   let total = opts.total;
   let input: Readable;
   if (typeof src === 'string') {
     const st = await fs.promises.stat(src);
-    if (st.isDirectory()) throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
+    if (st.isDirectory())
+      throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
     if (st.isFile()) total = st.size;
     input = fs.createReadStream(src, { highWaterMark: Math.max(chunk, 64 * 1024) });
   } else {
@@ -422,7 +467,8 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
         // was asked for. Where the plain open fails too (a missing directory), its error is the
         // one reported. Not for a full disk or quota (ENOSPC, EDQUOT) and the like: writing in
         // place would truncate the file first and then likely fail the same way.
-        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && IN_PLACE_INSTEAD.has(e.code))) throw e;
+        if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && IN_PLACE_INSTEAD.has(e.code)))
+          throw e;
       }
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
@@ -470,14 +516,21 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       checkAbort(opts.signal, what);
       handleOpen = false; // closed by this request, whatever its answer
       try {
-        await ga.fileClose(handle, { md5: verify ? digest : undefined, fsync: opts.fsync ?? true }, { timeout: md5Timeout(ga, sent) });
+        await ga.fileClose(
+          handle,
+          { md5: verify ? digest : undefined, fsync: opts.fsync ?? true },
+          { timeout: md5Timeout(ga, sent) },
+        );
       } catch (e) {
         if (!(e instanceof GuestAgentError)) throw e;
         if (e.remote && e.code === 'EBADMSG') throw hostError('ECHECKSUM', `${what}: ${e.message}`, 'file-close', e);
         if (!e.remote && atomic) {
           // The agent may still finish the close: the guest file is either as it was or all of
           // the new data, checked; which one, only a look at the guest file tells.
-          throw new GuestAgentError(`${what}: ${e.message}; the guest file is either unchanged or completely replaced (the agent may still have checked and renamed it)`, { code: e.code, errno: e.errno, command: e.command, cause: e });
+          throw new GuestAgentError(
+            `${what}: ${e.message}; the guest file is either unchanged or completely replaced (the agent may still have checked and renamed it)`,
+            { code: e.code, errno: e.errno, command: e.command, cause: e },
+          );
         }
         throw e;
       }
@@ -485,14 +538,21 @@ export async function copyTo(ga: GuestAgent, src: string | Readable, guestPath: 
       const remote = await abortable(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), opts.signal, what);
       if (remote !== digest) throw checksumError(what, digest, remote);
     }
-    return { bytes: sent, md5: digest, verified: verify, atomic, chunkSize: chunk, inFlight: depth, emberGa: f.emberGa };
+    return {
+      bytes: sent,
+      md5: digest,
+      verified: verify,
+      atomic,
+      chunkSize: chunk,
+      inFlight: depth,
+      emberGa: f.emberGa,
+    };
   } catch (e) {
     const failure = opts.signal?.aborted ? abortError(what) : e; // input destroyed by the abort says "premature close"
     input.destroy();
     // An atomic handle's data is dropped: the guest file stays as it was.
     if (handleOpen && handle !== undefined) await release(ga, handle, atomic);
     throw failure;
-
   } finally {
     opts.signal?.removeEventListener('abort', stopInput);
   }

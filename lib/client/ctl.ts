@@ -27,13 +27,15 @@ type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
 // Past MAX_TIMEOUT_SECONDS a timer fires at once: --wait 3000000 timed out every request.
 function seconds(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !(n > 0 && n <= MAX_TIMEOUT_SECONDS)) throw new InvalidArgumentError(`expected a number of seconds > 0, at most ${MAX_TIMEOUT_SECONDS}`);
+  if (v.trim() === '' || !(n > 0 && n <= MAX_TIMEOUT_SECONDS))
+    throw new InvalidArgumentError(`expected a number of seconds > 0, at most ${MAX_TIMEOUT_SECONDS}`);
   return n;
 }
 
 function secondsOrZero(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !(n >= 0 && n <= MAX_TIMEOUT_SECONDS)) throw new InvalidArgumentError(`expected a number of seconds from 0 (never) to ${MAX_TIMEOUT_SECONDS}`);
+  if (v.trim() === '' || !(n >= 0 && n <= MAX_TIMEOUT_SECONDS))
+    throw new InvalidArgumentError(`expected a number of seconds from 0 (never) to ${MAX_TIMEOUT_SECONDS}`);
   return n;
 }
 
@@ -72,7 +74,8 @@ function usage(message: string): never {
 
 function connectOptions(g: Globals) {
   const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
-  if (given !== 1) usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
+  if (given !== 1)
+    usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
   const timeout = g.wait * 1000;
   if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false };
   if (g.device !== undefined) return { device: g.device, timeout, reconnect: false };
@@ -87,8 +90,11 @@ function act(fn: Action) {
     let top = cmd;
     while (top.parent) top = top.parent;
     // EMBER_GA_SOCKET / EMBER_GA_DEVICE are defaults: a location given on the command line wins.
-    const explicit = (['socket', 'device', 'listen'] as const).filter((k) => g[k] !== undefined && top.getOptionValueSource(k) !== 'env');
-    if (explicit.length > 0) for (const k of ['socket', 'device', 'listen'] as const) if (!explicit.includes(k)) g[k] = undefined;
+    const explicit = (['socket', 'device', 'listen'] as const).filter(
+      (k) => g[k] !== undefined && top.getOptionValueSource(k) !== 'env',
+    );
+    if (explicit.length > 0)
+      for (const k of ['socket', 'device', 'listen'] as const) if (!explicit.includes(k)) g[k] = undefined;
     const ga = new GuestAgent(connectOptions(g));
     try {
       await ga.connect();
@@ -144,7 +150,11 @@ function onStdoutError(e: NodeJS.ErrnoException): void {
  * guest handle closed; a second one stops at once), and so does EPIPE on stdout; the copy then
  * rejects with Stopped.
  */
-async function runCopy(start: (signal: AbortSignal) => Transfer, label: string, opts: { progress: boolean }): Promise<CopyResult> {
+async function runCopy(
+  start: (signal: AbortSignal) => Transfer,
+  label: string,
+  opts: { progress: boolean },
+): Promise<CopyResult> {
   const ac = new AbortController();
   let caught: NodeJS.Signals | undefined;
   const stopListening = () => {
@@ -169,7 +179,9 @@ async function runCopy(start: (signal: AbortSignal) => Transfer, label: string, 
     bar?.stop();
     if (process.stderr.isTTY && opts.progress) {
       const s = (Date.now() - started) / 1000;
-      process.stderr.write(`${label}: ${fmt.bytes(r.bytes)} in ${s.toFixed(1)} s (${fmt.bytes(r.bytes / Math.max(s, 0.001))}/s)${r.verified ? ', md5 verified' : ''}\n`);
+      process.stderr.write(
+        `${label}: ${fmt.bytes(r.bytes)} in ${s.toFixed(1)} s (${fmt.bytes(r.bytes / Math.max(s, 0.001))}/s)${r.verified ? ', md5 verified' : ''}\n`,
+      );
     }
     return r;
   } catch (e) {
@@ -186,171 +198,339 @@ export function program(): Command {
   const p = new Command('ember-ga-ctl')
     .description('Drive an ember-ga guest agent (or phoenix-guest-agent 0.7.1) from the host.')
     .version(VERSION, '-V, --version')
-    .addOption(new Option('-s, --socket <path>', "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on)").env('EMBER_GA_SOCKET'))
-    .addOption(new Option('-d, --device <path>', "pty or character device of the port (QEMU chardev pty)").env('EMBER_GA_DEVICE'))
-    .addOption(new Option('--listen <path>', 'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)'))
+    .addOption(
+      new Option(
+        '-s, --socket <path>',
+        "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on)",
+      ).env('EMBER_GA_SOCKET'),
+    )
+    .addOption(
+      new Option('-d, --device <path>', 'pty or character device of the port (QEMU chardev pty)').env(
+        'EMBER_GA_DEVICE',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--listen <path>',
+        'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)',
+      ),
+    )
     .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
     .exitOverride();
   p.configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'ember-ga-ctl: ')) });
 
-  p.command('ping').description("the agent's version").action(act(async (ga, g) => {
-    const v = await ga.ping();
-    out(g, v, () => `${v}\n`);
-  }));
+  p.command('ping')
+    .description("the agent's version")
+    .action(
+      act(async (ga, g) => {
+        const v = await ga.ping();
+        out(g, v, () => `${v}\n`);
+      }),
+    );
 
-  p.command('info').alias('sysinfo').description('the agent and the guest system: uname, uptime, load, memory, disks, users').action(act(async (ga, g) => {
-    const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
-    out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
-  }));
+  p.command('info')
+    .alias('sysinfo')
+    .description('the agent and the guest system: uname, uptime, load, memory, disks, users')
+    .action(
+      act(async (ga, g) => {
+        const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
+        out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
+      }),
+    );
 
-  p.command('commands').description('every command the agent accepts').action(act(async (ga, g) => {
-    const list = await ga.commands();
-    out(g, list, () => list.join('\n') + '\n');
-  }));
+  p.command('commands')
+    .description('every command the agent accepts')
+    .action(
+      act(async (ga, g) => {
+        const list = await ga.commands();
+        out(g, list, () => list.join('\n') + '\n');
+      }),
+    );
 
-  p.command('shutdown').description('agent-shutdown: the agent exits (its supervisor restarts it)').action(act(async (ga, g) => {
-    const r = await ga.shutdown();
-    out(g, r, () => 'agent shutting down\n');
-  }));
+  p.command('shutdown')
+    .description('agent-shutdown: the agent exits (its supervisor restarts it)')
+    .action(
+      act(async (ga, g) => {
+        const r = await ga.shutdown();
+        out(g, r, () => 'agent shutting down\n');
+      }),
+    );
 
-  p.command('ls').argument('<path>', 'guest directory').option('-n, --limit <n>', 'at most n entries', integer)
-    .description('list a guest directory').action(act(async (ga, g, dir: string, o: { limit?: number }) => {
-      const list = await ga.readdir(dir, o.limit, { exact: true });
-      out(g, list, () => fmt.listing(list));
-    }));
+  p.command('ls')
+    .argument('<path>', 'guest directory')
+    .option('-n, --limit <n>', 'at most n entries', integer)
+    .description('list a guest directory')
+    .action(
+      act(async (ga, g, dir: string, o: { limit?: number }) => {
+        const list = await ga.readdir(dir, o.limit, { exact: true });
+        out(g, list, () => fmt.listing(list));
+      }),
+    );
 
-  p.command('stat').argument('<path>', 'guest path').description('file-stat (lstat) of a guest path').action(act(async (ga, g, file: string) => {
-    const s = await ga.stat(file, { exact: true });
-    out(g, s, () => fmt.statText(s));
-  }));
+  p.command('stat')
+    .argument('<path>', 'guest path')
+    .description('file-stat (lstat) of a guest path')
+    .action(
+      act(async (ga, g, file: string) => {
+        const s = await ga.stat(file, { exact: true });
+        out(g, s, () => fmt.statText(s));
+      }),
+    );
 
-  p.command('md5').argument('<path>', 'guest file').description('md5 of a guest file').action(act(async (ga, g, file: string) => {
-    const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
-    out(g, sum, () => `${sum}  ${file}\n`);
-  }));
+  p.command('md5')
+    .argument('<path>', 'guest file')
+    .description('md5 of a guest file')
+    .action(
+      act(async (ga, g, file: string) => {
+        const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
+        out(g, sum, () => `${sum}  ${file}\n`);
+      }),
+    );
 
-  p.command('cat').argument('<path>', 'guest file').option('--no-verify', 'skip the md5 check')
-    .description('write a guest file to stdout (md5-verified at the end)').action(act(async (ga, _g, file: string, o: { verify: boolean }) => {
-      await runCopy((signal) => ga.copyFrom(file, process.stdout, { end: false, verify: o.verify, signal }), path.posix.basename(file), { progress: false });
-    }));
+  p.command('cat')
+    .argument('<path>', 'guest file')
+    .option('--no-verify', 'skip the md5 check')
+    .description('write a guest file to stdout (md5-verified at the end)')
+    .action(
+      act(async (ga, _g, file: string, o: { verify: boolean }) => {
+        await runCopy(
+          (signal) => ga.copyFrom(file, process.stdout, { end: false, verify: o.verify, signal }),
+          path.posix.basename(file),
+          { progress: false },
+        );
+      }),
+    );
 
-  p.command('cp').argument('<src>', 'guest:PATH, a local path, or - for stdin').argument('<dst>', 'guest:PATH, a local path, or - for stdout')
+  p.command('cp')
+    .argument('<src>', 'guest:PATH, a local path, or - for stdin')
+    .argument('<dst>', 'guest:PATH, a local path, or - for stdout')
     .option('-m, --perm <mode>', 'mode of a file created in the guest (octal, default 644)', octalMode)
     .option('-f, --force', 'replace a busy executable in the guest')
     .option('--keep-partial', 'keep what arrived at a local destination if the copy fails')
-    .option('--in-place', 'write the guest file in place (default: replace it only when the copy is complete and verified)')
+    .option(
+      '--in-place',
+      'write the guest file in place (default: replace it only when the copy is complete and verified)',
+    )
     .option('--no-verify', 'skip the md5 check at the end')
     .option('--no-progress', 'no progress bar')
     .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', byteCount)
     .description('copy between host and guest; guest paths start with guest:')
-    .action(act(async (ga, g, srcArg: string, dstArg: string, o: { perm?: number; force?: boolean; keepPartial?: boolean; inPlace?: boolean; verify: boolean; progress: boolean; chunkSize?: number }) => {
-      const src = location(srcArg);
-      const dst = location(dstArg);
-      const common = { verify: o.verify, chunkSize: o.chunkSize };
-      let r: CopyResult;
-      if ('guest' in src && !('guest' in dst)) {
-        let dest: string | NodeJS.WritableStream = process.stdout;
-        if ('local' in dst) {
-          dest = dst.local;
-          if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory()) dest = path.join(dest, path.posix.basename(src.guest));
-        }
-        const to = dest as string;
-        r = await runCopy((signal) => ga.copyFrom(src.guest, to, { ...common, signal, keepPartial: o.keepPartial, end: typeof to === 'string' }), path.posix.basename(src.guest), { progress: o.progress });
-      } else if ('guest' in dst && !('guest' in src)) {
-        let target = dst.guest;
-        const name = 'local' in src ? path.basename(src.local) : undefined;
-        if (target.endsWith('/') || (await ga.stat(target).then((s) => s.isdir, () => false))) {
-          if (!name) usage('copying stdin into a guest directory: name the guest file');
-          target = path.posix.join(target, name);
-        }
-        const input = 'local' in src ? src.local : process.stdin;
-        r = await runCopy((signal) => ga.copyTo(input, target, { ...common, signal, perm: o.perm, force: o.force, atomic: o.inPlace ? false : undefined }), name ?? path.posix.basename(target), { progress: o.progress });
-      } else {
-        usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
-      }
-      if (g.json) out(g, r, () => '');
-    }));
+    .action(
+      act(
+        async (
+          ga,
+          g,
+          srcArg: string,
+          dstArg: string,
+          o: {
+            perm?: number;
+            force?: boolean;
+            keepPartial?: boolean;
+            inPlace?: boolean;
+            verify: boolean;
+            progress: boolean;
+            chunkSize?: number;
+          },
+        ) => {
+          const src = location(srcArg);
+          const dst = location(dstArg);
+          const common = { verify: o.verify, chunkSize: o.chunkSize };
+          let r: CopyResult;
+          if ('guest' in src && !('guest' in dst)) {
+            let dest: string | NodeJS.WritableStream = process.stdout;
+            if ('local' in dst) {
+              dest = dst.local;
+              if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory())
+                dest = path.join(dest, path.posix.basename(src.guest));
+            }
+            const to = dest as string;
+            r = await runCopy(
+              (signal) =>
+                ga.copyFrom(src.guest, to, {
+                  ...common,
+                  signal,
+                  keepPartial: o.keepPartial,
+                  end: typeof to === 'string',
+                }),
+              path.posix.basename(src.guest),
+              { progress: o.progress },
+            );
+          } else if ('guest' in dst && !('guest' in src)) {
+            let target = dst.guest;
+            const name = 'local' in src ? path.basename(src.local) : undefined;
+            if (
+              target.endsWith('/') ||
+              (await ga.stat(target).then(
+                (s) => s.isdir,
+                () => false,
+              ))
+            ) {
+              if (!name) usage('copying stdin into a guest directory: name the guest file');
+              target = path.posix.join(target, name);
+            }
+            const input = 'local' in src ? src.local : process.stdin;
+            r = await runCopy(
+              (signal) =>
+                ga.copyTo(input, target, {
+                  ...common,
+                  signal,
+                  perm: o.perm,
+                  force: o.force,
+                  atomic: o.inPlace ? false : undefined,
+                }),
+              name ?? path.posix.basename(target),
+              { progress: o.progress },
+            );
+          } else {
+            usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
+          }
+          if (g.json) out(g, r, () => '');
+        },
+      ),
+    );
 
-  p.command('mkdir').argument('<path>', 'guest directory').option('-m, --mode <mode>', 'mode (octal, default 755)', octalMode)
-    .description('create a guest directory and its missing parents').action(act(async (ga, g, dir: string, o: { mode?: number }) => {
-      out(g, await ga.mkdir(dir, o.mode), () => '');
-    }));
+  p.command('mkdir')
+    .argument('<path>', 'guest directory')
+    .option('-m, --mode <mode>', 'mode (octal, default 755)', octalMode)
+    .description('create a guest directory and its missing parents')
+    .action(
+      act(async (ga, g, dir: string, o: { mode?: number }) => {
+        out(g, await ga.mkdir(dir, o.mode), () => '');
+      }),
+    );
 
-  p.command('chmod').argument('<mode>', 'octal mode, e.g. 644', octalMode).argument('<path>', 'guest path')
-    .description('change mode bits of a guest path').action(act(async (ga, g, mode: number, file: string) => {
-      out(g, await ga.chmod(file, mode), () => '');
-    }));
+  p.command('chmod')
+    .argument('<mode>', 'octal mode, e.g. 644', octalMode)
+    .argument('<path>', 'guest path')
+    .description('change mode bits of a guest path')
+    .action(
+      act(async (ga, g, mode: number, file: string) => {
+        out(g, await ga.chmod(file, mode), () => '');
+      }),
+    );
 
-  p.command('chown').argument('<owner>', 'UID[:GID], numeric', owner).argument('<path>', 'guest path')
-    .description('change owner (and group) of a guest path').action(act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
-      out(g, await ga.chown(file, uid, gid), () => '');
-    }));
+  p.command('chown')
+    .argument('<owner>', 'UID[:GID], numeric', owner)
+    .argument('<path>', 'guest path')
+    .description('change owner (and group) of a guest path')
+    .action(
+      act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
+        out(g, await ga.chown(file, uid, gid), () => '');
+      }),
+    );
 
-  p.command('freeze').argument('[mount...]', 'mount points to freeze, in order (default: the agent picks, like the reference)')
-    .option('--timeout <seconds>', 'the agent thaws by itself if no thaw comes within this time (0: never; default: the agent\'s --freeze-timeout)', secondsOrZero)
-    .description('freeze guest filesystems (before a snapshot)').action(act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
-      out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
-    }));
+  p.command('freeze')
+    .argument('[mount...]', 'mount points to freeze, in order (default: the agent picks, like the reference)')
+    .option(
+      '--timeout <seconds>',
+      "the agent thaws by itself if no thaw comes within this time (0: never; default: the agent's --freeze-timeout)",
+      secondsOrZero,
+    )
+    .description('freeze guest filesystems (before a snapshot)')
+    .action(
+      act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
+        out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
+      }),
+    );
 
-  p.command('thaw').description('thaw guest filesystems (after a snapshot)').action(act(async (ga, g) => {
-    out(g, await ga.thaw(), () => 'thawed\n');
-  }));
+  p.command('thaw')
+    .description('thaw guest filesystems (after a snapshot)')
+    .action(
+      act(async (ga, g) => {
+        out(g, await ga.thaw(), () => 'thawed\n');
+      }),
+    );
 
-  p.command('frozen').description('whether guest filesystems are frozen').action(act(async (ga, g) => {
-    const f = await ga.frozen();
-    out(g, f, () => (f ? 'frozen\n' : 'thawed\n'));
-  }));
+  p.command('frozen')
+    .description('whether guest filesystems are frozen')
+    .action(
+      act(async (ga, g) => {
+        const f = await ga.frozen();
+        out(g, f, () => (f ? 'frozen\n' : 'thawed\n'));
+      }),
+    );
 
-  p.command('ifaces').description('network interfaces and their addresses').action(act(async (ga, g) => {
-    const list = await ga.interfaces();
-    out(g, list, () => fmt.ifacesText(list));
-  }));
+  p.command('ifaces')
+    .description('network interfaces and their addresses')
+    .action(
+      act(async (ga, g) => {
+        const list = await ga.interfaces();
+        out(g, list, () => fmt.ifacesText(list));
+      }),
+    );
 
-  p.command('addr').argument('<add|del>').argument('<cidr>', 'address/prefix, e.g. 192.0.2.10/24').argument('<ifname...>', '[dev] IFNAME')
+  p.command('addr')
+    .argument('<add|del>')
+    .argument('<cidr>', 'address/prefix, e.g. 192.0.2.10/24')
+    .argument('<ifname...>', '[dev] IFNAME')
     .description('add or delete an address: addr add 192.0.2.10/24 dev eth0')
-    .action(act(async (ga, g, op: string, cidr: string, rest: string[]) => {
-      const ifname = devName(rest);
-      if (op === 'add') out(g, await ga.addAddress(cidr, ifname), () => '');
-      else if (op === 'del' || op === 'delete') out(g, await ga.deleteAddress(cidr, ifname), () => '');
-      else usage(`addr takes add or del, got ${JSON.stringify(op)}`);
-    }));
+    .action(
+      act(async (ga, g, op: string, cidr: string, rest: string[]) => {
+        const ifname = devName(rest);
+        if (op === 'add') out(g, await ga.addAddress(cidr, ifname), () => '');
+        else if (op === 'del' || op === 'delete') out(g, await ga.deleteAddress(cidr, ifname), () => '');
+        else usage(`addr takes add or del, got ${JSON.stringify(op)}`);
+      }),
+    );
 
-  p.command('link').argument('<up|down>').argument('<ifname>').description('bring an interface up or down')
-    .action(act(async (ga, g, op: string, ifname: string) => {
-      if (op === 'up') out(g, await ga.linkUp(ifname), () => '');
-      else if (op === 'down') out(g, await ga.linkDown(ifname), () => '');
-      else usage(`link takes up or down, got ${JSON.stringify(op)}`);
-    }));
+  p.command('link')
+    .argument('<up|down>')
+    .argument('<ifname>')
+    .description('bring an interface up or down')
+    .action(
+      act(async (ga, g, op: string, ifname: string) => {
+        if (op === 'up') out(g, await ga.linkUp(ifname), () => '');
+        else if (op === 'down') out(g, await ga.linkDown(ifname), () => '');
+        else usage(`link takes up or down, got ${JSON.stringify(op)}`);
+      }),
+    );
 
-  p.command('routes').option('-4', 'IPv4 only').option('-6', 'IPv6 only').description('the main routing table')
-    .action(act(async (ga, g, o: { 4?: boolean; 6?: boolean }) => {
-      const list = await ga.routes(o[4] ? 2 : o[6] ? 10 : 0);
-      out(g, list, () => fmt.routesText(list));
-    }));
+  p.command('routes')
+    .option('-4', 'IPv4 only')
+    .option('-6', 'IPv6 only')
+    .description('the main routing table')
+    .action(
+      act(async (ga, g, o: { 4?: boolean; 6?: boolean }) => {
+        const list = await ga.routes(o[4] ? 2 : o[6] ? 10 : 0);
+        out(g, list, () => fmt.routesText(list));
+      }),
+    );
 
-  p.command('route').argument('<add|del>').argument('<spec...>', 'DST [via GW] [dev IFNAME] [src SRC] [scope N|link|host|global]')
+  p.command('route')
+    .argument('<add|del>')
+    .argument('<spec...>', 'DST [via GW] [dev IFNAME] [src SRC] [scope N|link|host|global]')
     .description('add or delete a route, like ip route: route add 198.51.100.0/24 via 192.0.2.1 dev eth0')
-    .action(act(async (ga, g, op: string, spec: string[]) => {
-      const r = routeSpec(spec);
-      if (op === 'add') out(g, await ga.addRoute(r), () => '');
-      else if (op === 'del' || op === 'delete') out(g, await ga.deleteRoute(r), () => '');
-      else usage(`route takes add or del, got ${JSON.stringify(op)}`);
-    }));
+    .action(
+      act(async (ga, g, op: string, spec: string[]) => {
+        const r = routeSpec(spec);
+        if (op === 'add') out(g, await ga.addRoute(r), () => '');
+        else if (op === 'del' || op === 'delete') out(g, await ga.deleteRoute(r), () => '');
+        else usage(`route takes add or del, got ${JSON.stringify(op)}`);
+      }),
+    );
 
-  p.command('raw').argument('<json>', '{"execute": NAME, "arguments": {...}}').description('send one request as JSON and print its answer as JSON')
-    .action(act(async (ga, _g, text: string) => {
-      let req: { execute?: unknown; arguments?: unknown };
-      try {
-        req = JSON.parse(text);
-      } catch (e) {
-        usage(`raw: not JSON: ${(e as Error).message}`);
-      }
-      if (req === null || typeof req !== 'object' || typeof req.execute !== 'string') usage('raw: expected {"execute": NAME, "arguments": {...}}');
-      const args = req.arguments === undefined || req.arguments === null ? undefined : (req.arguments as Record<string, unknown>);
-      const v = await ga.call(req.execute as string, args);
-      process.stdout.write(JSON.stringify(v) + '\n');
-    }));
+  p.command('raw')
+    .argument('<json>', '{"execute": NAME, "arguments": {...}}')
+    .description('send one request as JSON and print its answer as JSON')
+    .action(
+      act(async (ga, _g, text: string) => {
+        let req: { execute?: unknown; arguments?: unknown };
+        try {
+          req = JSON.parse(text);
+        } catch (e) {
+          usage(`raw: not JSON: ${(e as Error).message}`);
+        }
+        if (req === null || typeof req !== 'object' || typeof req.execute !== 'string')
+          usage('raw: expected {"execute": NAME, "arguments": {...}}');
+        const args =
+          req.arguments === undefined || req.arguments === null
+            ? undefined
+            : (req.arguments as Record<string, unknown>);
+        const v = await ga.call(req.execute as string, args);
+        process.stdout.write(JSON.stringify(v) + '\n');
+      }),
+    );
 
   return p;
 }
@@ -365,7 +545,8 @@ const SCOPE_NAMES: Record<string, number> = { global: 0, universe: 0, site: 200,
 
 /** `DST [via GW] [dev IFNAME] [src SRC] [scope S]` -> route-add / route-del arguments (absent ones left out). */
 export function routeSpec(words: string[]): GuestRouteSpec {
-  if (words.length === 0 || ['via', 'dev', 'src', 'scope'].includes(words[0])) usage('route: the destination comes first (CIDR or default)');
+  if (words.length === 0 || ['via', 'dev', 'src', 'scope'].includes(words[0]))
+    usage('route: the destination comes first (CIDR or default)');
   const r: GuestRouteSpec = { dst: words[0] };
   for (let i = 1; i < words.length; i += 2) {
     const [key, value] = [words[i], words[i + 1]];
@@ -375,7 +556,8 @@ export function routeSpec(words: string[]): GuestRouteSpec {
     else if (key === 'src') r.src = value;
     else if (key === 'scope') {
       const n = SCOPE_NAMES[value] ?? (/^\d+$/.test(value) ? Number(value) : NaN);
-      if (!(n >= 0 && n <= 255)) usage(`route: scope is a number 0-255 or global|site|link|host, got ${JSON.stringify(value)}`);
+      if (!(n >= 0 && n <= 255))
+        usage(`route: scope is a number 0-255 or global|site|link|host, got ${JSON.stringify(value)}`);
       r.scope = n;
     } else usage(`route: unknown keyword ${JSON.stringify(key)} (expected via, dev, src, scope)`);
   }
@@ -392,16 +574,19 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);
-      else if (e.code === 'commander.help' && e.exitCode !== 0) process.stderr.write('ember-ga-ctl: which command? (see above)\n');
+      else if (e.code === 'commander.help' && e.exitCode !== 0)
+        process.stderr.write('ember-ga-ctl: which command? (see above)\n');
       // A bad value gets its one line (flag, value, what it takes); a wrong command line the hint.
-      else if (e.exitCode !== 0 && e.code !== 'commander.invalidArgument' && e.code !== 'commander.version') process.stderr.write(`${HELP_HINT}\n`);
+      else if (e.exitCode !== 0 && e.code !== 'commander.invalidArgument' && e.code !== 'commander.version')
+        process.stderr.write(`${HELP_HINT}\n`);
       // commander printed its own message; help and version exit 0
       return e.exitCode === 0 ? 0 : 2;
     }
     const stopped = e instanceof Stopped ? e : undefined;
     const failure = stopped ? stopped.failure : e;
     // Like cat, nothing is said when the reader of stdout went away.
-    if (stopped?.signal !== 'SIGPIPE') process.stderr.write(`ember-ga-ctl: ${(failure as Error).message ?? String(failure)}\n`);
+    if (stopped?.signal !== 'SIGPIPE')
+      process.stderr.write(`ember-ga-ctl: ${(failure as Error).message ?? String(failure)}\n`);
     if (!stopped) return 1;
     dieOf(stopped.signal);
     return 128 + os.constants.signals[stopped.signal];

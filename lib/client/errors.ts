@@ -21,7 +21,10 @@ export class GuestAgentError extends Error {
   /** True when the guest answered with this error; false when it was raised on the host. */
   readonly remote: boolean;
 
-  constructor(message: string, opts: { code: string; errno?: number; command?: string; remote?: boolean; cause?: unknown }) {
+  constructor(
+    message: string,
+    opts: { code: string; errno?: number; command?: string; remote?: boolean; cause?: unknown },
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'GuestAgentError';
     this.code = opts.code;
@@ -32,7 +35,10 @@ export class GuestAgentError extends Error {
 
   /** An error answer: `{"bufb64": BASE64(message), "code": N}`. */
   static fromAnswer(error: { bufb64?: unknown; code?: unknown }, command?: string): GuestAgentError {
-    const message = typeof error.bufb64 === 'string' ? Buffer.from(error.bufb64, 'base64').toString('utf8') : 'error answer without a message';
+    const message =
+      typeof error.bufb64 === 'string'
+        ? Buffer.from(error.bufb64, 'base64').toString('utf8')
+        : 'error answer without a message';
     const errno = typeof error.code === 'number' && Number.isInteger(error.code) ? error.code : -1;
     return new GuestAgentError(message, { code: errno > 0 ? errnoName(errno) : EGUEST, errno, command, remote: true });
   }

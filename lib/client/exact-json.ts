@@ -42,7 +42,9 @@ export function parseExactJson(text: string): unknown {
     i = end - 1;
   }
   if (!replaced) return JSON.parse(text);
-  return JSON.parse(out + text.slice(from), (_key, value: unknown) => (typeof value === 'string' && value.startsWith(MARK) ? BigInt(value.slice(MARK.length)) : value));
+  return JSON.parse(out + text.slice(from), (_key, value: unknown) =>
+    typeof value === 'string' && value.startsWith(MARK) ? BigInt(value.slice(MARK.length)) : value,
+  );
 }
 
 function isNumberChar(c: number): boolean {

@@ -38,8 +38,15 @@ const TYPES: Record<number, [string, string]> = {
 export function modeString(mode: number): string {
   const t = TYPES[mode & 0o170000]?.[0] ?? '?';
   const rwx = (bits: number, special: boolean, ch: string) =>
-    (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
-  return t + rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') + rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') + rwx(mode & 7, (mode & 0o1000) !== 0, 't');
+    (bits & 4 ? 'r' : '-') +
+    (bits & 2 ? 'w' : '-') +
+    (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
+  return (
+    t +
+    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
+    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
+    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
+  );
 }
 
 export function fileType(mode: number): string {
@@ -54,32 +61,49 @@ function time(t: { Sec: number; Nsec: number }): string {
 export function table(header: string[], rows: (string | number | bigint)[][], right: number[] = []): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells
-    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : right.includes(i) ? c.padStart(width[i]) : c.padEnd(width[i]))).join('  ').trimEnd())
-    .join('\n') + '\n';
+  return (
+    cells
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : right.includes(i) ? c.padStart(width[i]) : c.padEnd(width[i])))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function listing(entries: ExactFileStat[]): string {
   const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return table(
     ['MODE', 'LINKS', 'UID', 'GID', 'SIZE', 'MODIFIED', 'NAME'],
-    sorted.map((e) => [modeString(e.stat.Mode), e.stat.Nlink, e.stat.Uid, e.stat.Gid, e.stat.Size, time(e.stat.Mtim).slice(0, 19), e.name + (e.isdir ? '/' : '')]),
+    sorted.map((e) => [
+      modeString(e.stat.Mode),
+      e.stat.Nlink,
+      e.stat.Uid,
+      e.stat.Gid,
+      e.stat.Size,
+      time(e.stat.Mtim).slice(0, 19),
+      e.name + (e.isdir ? '/' : ''),
+    ]),
     [1, 2, 3, 4],
   );
 }
 
 export function statText(s: ExactFileStat): string {
   const st = s.stat;
-  return [
-    `  File: ${s.name}`,
-    `  Type: ${fileType(st.Mode)}`,
-    `  Size: ${st.Size} (${bytes(Number(st.Size))})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
-    `  Mode: ${(st.Mode & 0o7777).toString(8).padStart(4, '0')} (${modeString(st.Mode)})   Uid: ${st.Uid}   Gid: ${st.Gid}`,
-    `Device: ${st.Dev}   Inode: ${st.Ino}   Links: ${st.Nlink}${st.Rdev ? `   Rdev: ${st.Rdev}` : ''}`,
-    `Access: ${time(st.Atim)}`,
-    `Modify: ${time(st.Mtim)}`,
-    `Change: ${time(st.Ctim)}`,
-  ].join('\n') + '\n';
+  return (
+    [
+      `  File: ${s.name}`,
+      `  Type: ${fileType(st.Mode)}`,
+      `  Size: ${st.Size} (${bytes(Number(st.Size))})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
+      `  Mode: ${(st.Mode & 0o7777).toString(8).padStart(4, '0')} (${modeString(st.Mode)})   Uid: ${st.Uid}   Gid: ${st.Gid}`,
+      `Device: ${st.Dev}   Inode: ${st.Ino}   Links: ${st.Nlink}${st.Rdev ? `   Rdev: ${st.Rdev}` : ''}`,
+      `Access: ${time(st.Atim)}`,
+      `Modify: ${time(st.Mtim)}`,
+      `Change: ${time(st.Ctim)}`,
+    ].join('\n') + '\n'
+  );
 }
 
 export function agentLine(f: Features): string {
@@ -100,17 +124,32 @@ export function sysinfoText(f: Features, s: SysInfo): string {
   ];
   let out = lines.join('\n') + '\n';
   if (s.disks.length > 0) {
-    out += '\n' + table(
-      ['DISK', 'MOUNTED ON', 'SIZE', 'USED', 'AVAIL'],
-      s.disks.map((d) => [d.name, d.is_mounted ? d.mountpoint : '-', bytes(d.size_total * 1024), bytes(d.size_used * 1024), bytes(d.size_avail * 1024)]),
-      [2, 3, 4],
-    );
+    out +=
+      '\n' +
+      table(
+        ['DISK', 'MOUNTED ON', 'SIZE', 'USED', 'AVAIL'],
+        s.disks.map((d) => [
+          d.name,
+          d.is_mounted ? d.mountpoint : '-',
+          bytes(d.size_total * 1024),
+          bytes(d.size_used * 1024),
+          bytes(d.size_avail * 1024),
+        ]),
+        [2, 3, 4],
+      );
   }
   if (s.users.length > 0) {
-    out += '\n' + table(
-      ['USER', 'TTY', 'FROM', 'LOGIN'],
-      s.users.map((x) => [x.name, x.device, x.host, new Date(x.login_time * 1000).toISOString().slice(0, 16).replace('T', ' ')]),
-    );
+    out +=
+      '\n' +
+      table(
+        ['USER', 'TTY', 'FROM', 'LOGIN'],
+        s.users.map((x) => [
+          x.name,
+          x.device,
+          x.host,
+          new Date(x.login_time * 1000).toISOString().slice(0, 16).replace('T', ' '),
+        ]),
+      );
   }
   return out;
 }

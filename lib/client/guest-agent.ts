@@ -11,7 +11,17 @@ import { GuestAgentError, hostError } from './errors';
 import { parseExactJson } from './exact-json';
 import { connectorFor, type Connector, type Link, type Target } from './link';
 import type { Answers, CommandName } from '../answers';
-import type { AgentInfo, ExactFileStat, Features, FileStat, NetIface, ReadResult, GuestRoute, GuestRouteSpec, SysInfo } from './types';
+import type {
+  AgentInfo,
+  ExactFileStat,
+  Features,
+  FileStat,
+  NetIface,
+  ReadResult,
+  GuestRoute,
+  GuestRouteSpec,
+  SysInfo,
+} from './types';
 
 export type GuestAgentOptions = Target & {
   /** Milliseconds a request may wait for its answer (default 30 s; at most 2^31-1, else RangeError). */
@@ -144,7 +154,12 @@ export class GuestAgent extends EventEmitter {
     this.link = undefined;
     this.featuresP = undefined;
     this.maxLineBytes = Infinity;
-    const err = hostError('ECONNRESET', `connection to ${this.description} lost${reason ? `: ${reason.message}` : ''}`, undefined, reason);
+    const err = hostError(
+      'ECONNRESET',
+      `connection to ${this.description} lost${reason ? `: ${reason.message}` : ''}`,
+      undefined,
+      reason,
+    );
     this.failPending(err);
     this.emit('disconnect', err);
   }
@@ -153,7 +168,9 @@ export class GuestAgent extends EventEmitter {
     for (const [tag, p] of this.pending) {
       clearTimeout(p.timer);
       this.take(tag);
-      p.reject(new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }));
+      p.reject(
+        new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }),
+      );
     }
   }
 
@@ -171,7 +188,11 @@ export class GuestAgent extends EventEmitter {
     let answer: { tag?: unknown; return?: unknown; error?: { bufb64?: unknown; code?: unknown } };
     try {
       const text = line.toString('utf8');
-      answer = (this.exactPending > 0 && this.pending.get(tagOf(text) ?? '')?.exactInts ? parseExactJson(text) : JSON.parse(text)) as typeof answer;
+      answer = (
+        this.exactPending > 0 && this.pending.get(tagOf(text) ?? '')?.exactInts
+          ? parseExactJson(text)
+          : JSON.parse(text)
+      ) as typeof answer;
     } catch {
       if (line.length > 0) this.emit('unmatched', { invalid: line.toString('utf8', 0, 200) });
       return;
@@ -183,7 +204,8 @@ export class GuestAgent extends EventEmitter {
     }
     this.take(answer.tag as string);
     clearTimeout(p.timer);
-    if (answer.error !== undefined && answer.error !== null) p.reject(GuestAgentError.fromAnswer(answer.error, p.command));
+    if (answer.error !== undefined && answer.error !== null)
+      p.reject(GuestAgentError.fromAnswer(answer.error, p.command));
     else if ('return' in answer) p.resolve(answer.return);
     else p.reject(hostError('EPROTO', `${p.command}: answer has neither "return" nor "error"`, p.command));
   }
@@ -200,22 +222,47 @@ export class GuestAgent extends EventEmitter {
   }
 
   /** call(), with how the answer is taken (exactInts: integers past 2^53 as bigints). */
-  private callWith<T>(command: string, args: Record<string, unknown> | undefined, opts: CallOptions, how: { exactInts?: boolean } = {}): Promise<T> {
-    return this.request<T>(command, (tag) => JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) + '\r\n', opts, how);
+  private callWith<T>(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    opts: CallOptions,
+    how: { exactInts?: boolean } = {},
+  ): Promise<T> {
+    return this.request<T>(
+      command,
+      (tag) =>
+        JSON.stringify(args === undefined ? { execute: command, tag } : { execute: command, arguments: args, tag }) +
+        '\r\n',
+      opts,
+      how,
+    );
   }
 
   /** Sends the line build(tag) makes; `ascii`: the line is known to be ASCII (a file-write). */
-  private request<T>(command: string, build: (tag: string) => string, opts: CallOptions, how: { ascii?: boolean; decodeRead?: boolean; exactInts?: boolean } = {}): Promise<T> {
+  private request<T>(
+    command: string,
+    build: (tag: string) => string,
+    opts: CallOptions,
+    how: { ascii?: boolean; decodeRead?: boolean; exactInts?: boolean } = {},
+  ): Promise<T> {
     if (!this.link) {
       if (this.closed) return Promise.reject(hostError('ENOTCONN', `${command}: the client is closed`, command));
-      if (opts.noReconnect || (this.everConnected && !this.reconnect)) return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
+      if (opts.noReconnect || (this.everConnected && !this.reconnect))
+        return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
       return this.connect().then(() => this.request<T>(command, build, opts, how));
     }
     const tag = this.tagPrefix + ++this.seq;
     const line = build(tag);
     if (line.length - 2 > this.maxLineBytes / 3) {
       const bytes = how.ascii ? line.length - 2 : Buffer.byteLength(line) - 2; // a scan only when it could matter
-      if (bytes > this.maxLineBytes) return Promise.reject(hostError('EMSGSIZE', `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`, command));
+      if (bytes > this.maxLineBytes)
+        return Promise.reject(
+          hostError(
+            'EMSGSIZE',
+            `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxLineBytes}`,
+            command,
+          ),
+        );
     }
     let timeout: number;
     try {
@@ -228,7 +275,14 @@ export class GuestAgent extends EventEmitter {
         this.take(tag);
         reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${timeout} ms`, command));
       }, timeout);
-      this.pending.set(tag, { command, resolve: resolve as (v: unknown) => void, reject, timer, decodeRead: how.decodeRead, exactInts: how.exactInts });
+      this.pending.set(tag, {
+        command,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer,
+        decodeRead: how.decodeRead,
+        exactInts: how.exactInts,
+      });
       if (how.exactInts) this.exactPending++;
       this.link!.write(line, how.ascii);
     });
@@ -266,12 +320,28 @@ export class GuestAgent extends EventEmitter {
     try {
       const info = await this.call<AgentInfo>('agent-info');
       this.maxLineBytes = info.max_line_bytes;
-      return { emberGa: true, version: info.version, maxReadSize: info.max_read_size, maxLineBytes: info.max_line_bytes, orderedHandles: true, atomicWrite: info.atomic_write === true, readMd5: info.read_md5 === true };
+      return {
+        emberGa: true,
+        version: info.version,
+        maxReadSize: info.max_read_size,
+        maxLineBytes: info.max_line_bytes,
+        orderedHandles: true,
+        atomicWrite: info.atomic_write === true,
+        readMd5: info.read_md5 === true,
+      };
     } catch (e) {
       if (!(e instanceof GuestAgentError && e.remote && /^Unknown command/.test(e.message))) throw e;
     }
     const version = await this.ping();
-    return { emberGa: false, version, maxReadSize: REFERENCE_READ_SIZE, maxLineBytes: REFERENCE_LINE_BYTES, orderedHandles: false, atomicWrite: false, readMd5: false };
+    return {
+      emberGa: false,
+      version,
+      maxReadSize: REFERENCE_READ_SIZE,
+      maxLineBytes: REFERENCE_LINE_BYTES,
+      orderedHandles: false,
+      atomicWrite: false,
+      readMd5: false,
+    };
   }
 
   // ---- typed commands (docs/PROTOCOL.md) ----
@@ -305,8 +375,23 @@ export class GuestAgent extends EventEmitter {
    * "w", when features().atomicWrite): the data replaces the file only when the handle is closed.
    * `md5` (with "r", when features().readMd5): the read at end of file gives the md5 of all read.
    */
-  fileOpen(path: string, o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean; md5?: boolean } = {}, opts?: CallOptions): Promise<number> {
-    return this.call('file-open', compact({ path, mode: o.mode ?? 'r', perm: o.perm, force: o.force, atomic: o.atomic || undefined, md5: o.md5 || undefined }), opts);
+  fileOpen(
+    path: string,
+    o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean; md5?: boolean } = {},
+    opts?: CallOptions,
+  ): Promise<number> {
+    return this.call(
+      'file-open',
+      compact({
+        path,
+        mode: o.mode ?? 'r',
+        perm: o.perm,
+        force: o.force,
+        atomic: o.atomic || undefined,
+        md5: o.md5 || undefined,
+      }),
+      opts,
+    );
   }
 
   /** file-read: up to `size` bytes (ember-ga; the reference reads 4096 whatever is asked). */
@@ -314,7 +399,9 @@ export class GuestAgent extends EventEmitter {
     // The common case (integers, our own tags: hex, '-' and digits) is a template: a 4 KiB copy
     // makes thousands of these a second, one at a time.
     const plain = Number.isSafeInteger(handle) && (size === undefined || Number.isSafeInteger(size));
-    const args = plain ? `{"handle_id":${handle}${size === undefined ? '' : `,"size":${size}`}}` : JSON.stringify(compact({ handle_id: handle, size }));
+    const args = plain
+      ? `{"handle_id":${handle}${size === undefined ? '' : `,"size":${size}`}}`
+      : JSON.stringify(compact({ handle_id: handle, size }));
     const r = await this.request<DecodedRead | { bufb64?: unknown; eof?: unknown; md5?: unknown } | null>(
       'file-read',
       (tag) => `{"execute":"file-read","arguments":${args},"tag":${JSON.stringify(tag)}}\r\n`,
@@ -322,17 +409,24 @@ export class GuestAgent extends EventEmitter {
       { decodeRead: true },
     );
     if (r instanceof DecodedRead) return r;
-    if (r === null || typeof r !== 'object' || typeof r.bufb64 !== 'string') throw hostError('EPROTO', 'file-read: answer is not {bufb64, eof}', 'file-read');
-    return new DecodedRead(Buffer.from(r.bufb64, 'base64'), r.eof === true, typeof r.md5 === 'string' ? r.md5 : undefined);
+    if (r === null || typeof r !== 'object' || typeof r.bufb64 !== 'string')
+      throw hostError('EPROTO', 'file-read: answer is not {bufb64, eof}', 'file-read');
+    return new DecodedRead(
+      Buffer.from(r.bufb64, 'base64'),
+      r.eof === true,
+      typeof r.md5 === 'string' ? r.md5 : undefined,
+    );
   }
 
   /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
   fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<boolean> {
-    if (!Number.isSafeInteger(handle)) return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+    if (!Number.isSafeInteger(handle))
+      return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
     // Built around the base64 text, which needs no JSON escaping: no JSON pass over the payload.
     return this.request(
       'file-write',
-      (tag) => `{"execute":"file-write","arguments":{"handle_id":${handle},"bufb64":"${data.toString('base64')}","eof":${eof === true}},"tag":${JSON.stringify(tag)}}\r\n`,
+      (tag) =>
+        `{"execute":"file-write","arguments":{"handle_id":${handle},"bufb64":"${data.toString('base64')}","eof":${eof === true}},"tag":${JSON.stringify(tag)}}\r\n`,
       opts,
       { ascii: true },
     );
@@ -343,8 +437,16 @@ export class GuestAgent extends EventEmitter {
    * drops an atomic handle's data, `md5` closes only if the file has that md5 (else EBADMSG),
    * `fsync` flushes it to disk first.
    */
-  fileClose(handle: number, o: { discard?: boolean; fsync?: boolean; md5?: string } = {}, opts?: CallOptions): Promise<boolean> {
-    return this.call('file-close', compact({ handle_id: handle, discard: o.discard || undefined, fsync: o.fsync || undefined, md5: o.md5 }), opts);
+  fileClose(
+    handle: number,
+    o: { discard?: boolean; fsync?: boolean; md5?: string } = {},
+    opts?: CallOptions,
+  ): Promise<boolean> {
+    return this.call(
+      'file-close',
+      compact({ handle_id: handle, discard: o.discard || undefined, fsync: o.fsync || undefined, md5: o.md5 }),
+      opts,
+    );
   }
 
   /** get-file-md5sum: lowercase hex. */
@@ -378,7 +480,11 @@ export class GuestAgent extends EventEmitter {
   /** directory-list: at most n entries (0 = all); `exact` as for stat(). */
   readdir(path: string, n: number | undefined, opts: CallOptions & { exact: true }): Promise<ExactFileStat[]>;
   readdir(path: string, n?: number, opts?: CallOptions & { exact?: false }): Promise<FileStat[]>;
-  readdir(path: string, n?: number, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat[] | ExactFileStat[]> {
+  readdir(
+    path: string,
+    n?: number,
+    opts: CallOptions & { exact?: boolean } = {},
+  ): Promise<FileStat[] | ExactFileStat[]> {
     return this.callWith('directory-list', compact({ path, n }), opts, { exactInts: opts.exact === true });
   }
 
@@ -459,8 +565,12 @@ export class GuestAgent extends EventEmitter {
 
 /** A timeout in ms: > 0, and at most MAX_TIMER_MS (a longer timer would fire at once). */
 function checkTimeout(name: string, ms: number): number {
-  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`${name} must be a number of milliseconds, got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)}`);
-  if (!(ms > 0 && ms <= MAX_TIMER_MS)) throw new RangeError(`${name} must be more than 0 and at most ${MAX_TIMER_MS} ms, got ${ms}`);
+  if (typeof ms !== 'number' || Number.isNaN(ms))
+    throw new TypeError(
+      `${name} must be a number of milliseconds, got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)}`,
+    );
+  if (!(ms > 0 && ms <= MAX_TIMER_MS))
+    throw new RangeError(`${name} must be more than 0 and at most ${MAX_TIMER_MS} ms, got ${ms}`);
   return ms;
 }
 
@@ -507,7 +617,11 @@ const READ_EOF = Buffer.from('","eof":');
  * Anything else: undefined, and the answer takes the JSON path.
  */
 function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefined {
-  if (line.length < READ_HEAD.length + READ_EOF.length || line.compare(READ_HEAD, 0, READ_HEAD.length, 0, READ_HEAD.length) !== 0) return undefined;
+  if (
+    line.length < READ_HEAD.length + READ_EOF.length ||
+    line.compare(READ_HEAD, 0, READ_HEAD.length, 0, READ_HEAD.length) !== 0
+  )
+    return undefined;
   const mid = line.lastIndexOf(READ_EOF); // from the end: the tag is short; an encoded string cannot contain `","eof":`
   if (mid < READ_HEAD.length) return undefined;
   // The rest is `false},"tag":"T"}`; without its first `}` it ends the object `{"eof":...`.
@@ -516,14 +630,21 @@ function readAnswer(line: Buffer): { tag: string; result: DecodedRead } | undefi
   if (!tail) {
     const brace = rest.indexOf('}');
     try {
-      tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`) as { eof?: unknown; tag?: unknown; md5?: unknown };
+      tail = JSON.parse(`{"eof":${rest.slice(0, brace)}${rest.slice(brace + 1)}`) as {
+        eof?: unknown;
+        tag?: unknown;
+        md5?: unknown;
+      };
     } catch {
       return undefined;
     }
   }
   if (typeof tail.tag !== 'string' || typeof tail.eof !== 'boolean') return undefined;
   const md5 = typeof tail.md5 === 'string' ? tail.md5 : undefined;
-  return { tag: tail.tag, result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof, md5) };
+  return {
+    tag: tail.tag,
+    result: new DecodedRead(Buffer.from(line.toString('latin1', READ_HEAD.length, mid), 'base64'), tail.eof, md5),
+  };
 }
 
 /** `false},"tag":"T"}` with a tag that has no escapes, taken apart without JSON.parse; else undefined. */

@@ -64,7 +64,8 @@ function socketLink(sock: net.Socket, handlers: LinkHandlers): Link {
 
 function connectFailure(what: string, e: unknown): Error {
   const err = toSystemError(e);
-  if (err instanceof SystemError) return hostError(err.code, `cannot connect to ${what}: ${errnoMessage(err.errno)}`, undefined, e);
+  if (err instanceof SystemError)
+    return hostError(err.code, `cannot connect to ${what}: ${errnoMessage(err.errno)}`, undefined, e);
   return hostError('ENOTCONN', `cannot connect to ${what}: ${(e as Error).message}`, undefined, e);
 }
 
@@ -131,7 +132,11 @@ class ListenConnector implements Connector {
         }
       });
       this.server = server;
-      server.once('error', (e) => reject(hostError((e as NodeJS.ErrnoException).code ?? 'EADDRINUSE', `cannot listen on ${this.path}: ${e.message}`)));
+      server.once('error', (e) =>
+        reject(
+          hostError((e as NodeJS.ErrnoException).code ?? 'EADDRINUSE', `cannot listen on ${this.path}: ${e.message}`),
+        ),
+      );
       server.listen(this.path, () => {
         server.on('error', () => {}); // later accept errors: the next connect() times out or succeeds
         resolve();
@@ -200,7 +205,10 @@ class DeviceConnector implements Connector {
     try {
       Port = (await import('../native')).native.Port;
     } catch (e) {
-      throw hostError('ENOTSUP', `cannot open ${this.path}: a device needs ember-ga's native addon, which did not load here (${(e as Error).message.split('\n')[0]}); use a socket instead`);
+      throw hostError(
+        'ENOTSUP',
+        `cannot open ${this.path}: a device needs ember-ga's native addon, which did not load here (${(e as Error).message.split('\n')[0]}); use a socket instead`,
+      );
     }
     return new Promise((resolve, reject) => {
       let port: NativePort | undefined;
@@ -226,7 +234,8 @@ class DeviceConnector implements Connector {
         if (state === 'closed') return;
         if (type === 'data' && state === 'open') handlers.data(arg as Buffer);
         else if (type === 'connect') {
-          if (port === undefined) connectedEarly = true; // emitted from inside the constructor
+          if (port === undefined)
+            connectedEarly = true; // emitted from inside the constructor
           else if (state === 'opening') opened();
         } else if (type === 'hangup' && state === 'open') {
           state = 'closed';

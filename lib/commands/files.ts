@@ -23,7 +23,10 @@ const handles = (ctx: Context) => ctx.handles;
 function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): FileHandle {
   const h = handles(ctx).get(id);
   if (h.mode !== mode) {
-    throw new AgentError(`${command}: handle ${id} (${h.path}) is open for ${h.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}; open it with mode "${mode}" to ${mode === 'r' ? 'read' : 'write'}`, EBADF);
+    throw new AgentError(
+      `${command}: handle ${id} (${h.path}) is open for ${h.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}; open it with mode "${mode}" to ${mode === 'r' ? 'read' : 'write'}`,
+      EBADF,
+    );
   }
   return h;
 }
@@ -68,11 +71,34 @@ export const fileCommands = [
     doc: 'Opens a file; answers its handle id (1, 2, ... never reused while the agent runs).',
     args: {
       path,
-      mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '"r" to read, "w" to create or truncate and write.' },
-      perm: { type: 'int', default: 420, min: 0, max: 0xffffffff, doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.' },
-      force: { type: 'bool', default: false, doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.' },
-      atomic: { type: 'bool', default: false, doc: 'ember-ga, with "w": write to a new file with no name yet in the directory of path (O_TMPFILE; a named temporary file beside path where the filesystem has none) and rename it over path when the handle is closed; file-close discard drops it.' },
-      md5: { type: 'bool', default: false, doc: 'ember-ga, with "r": hash the bytes the reads send; the file-read answer at end of file carries their md5.' },
+      mode: {
+        type: 'string',
+        default: 'r',
+        oneOf: ['r', 'w'],
+        doc: '"r" to read, "w" to create or truncate and write.',
+      },
+      perm: {
+        type: 'int',
+        default: 420,
+        min: 0,
+        max: 0xffffffff,
+        doc: 'Permission bits (decimal) of a file "w" creates; & 07777, umask applies.',
+      },
+      force: {
+        type: 'bool',
+        default: false,
+        doc: 'With "w": a running executable (ETXTBSY) is unlinked and created anew.',
+      },
+      atomic: {
+        type: 'bool',
+        default: false,
+        doc: 'ember-ga, with "w": write to a new file with no name yet in the directory of path (O_TMPFILE; a named temporary file beside path where the filesystem has none) and rename it over path when the handle is closed; file-close discard drops it.',
+      },
+      md5: {
+        type: 'bool',
+        default: false,
+        doc: 'ember-ga, with "r": hash the bytes the reads send; the file-read answer at end of file carries their md5.',
+      },
     },
     handler: async (args, ctx, call) => {
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
@@ -81,7 +107,13 @@ export const fileCommands = [
       table.reserve();
       let h: FileHandle;
       try {
-        h = await openFile(args.path, { mode: args.mode as 'r' | 'w', perm: args.perm, force: args.force, atomic: args.atomic, md5: args.md5 });
+        h = await openFile(args.path, {
+          mode: args.mode as 'r' | 'w',
+          perm: args.perm,
+          force: args.force,
+          atomic: args.atomic,
+          md5: args.md5,
+        });
       } catch (e) {
         table.unreserve();
         throw e;
@@ -94,7 +126,11 @@ export const fileCommands = [
     doc: 'Reads the next chunk: {bufb64, eof}. At end of file an empty buffer with eof true (and md5, for a handle opened with md5), and the handle is closed.',
     args: {
       handle_id: handleId,
-      size: { type: 'int', min: 0, doc: 'ember-ga: bytes to read (0 or absent: 4096); more than the maximum agent-info reports reads that maximum; ignored under --no-large-reads.' },
+      size: {
+        type: 'int',
+        min: 0,
+        doc: 'ember-ga: bytes to read (0 or absent: 4096); more than the maximum agent-info reports reads that maximum; ignored under --no-large-reads.',
+      },
     },
     handler: (args, ctx) => {
       const table = handles(ctx);
@@ -109,7 +145,9 @@ export const fileCommands = [
         // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
         if (parts.length > 0) return new RawJson(['{"bufb64":"', ...parts, '","eof":false}']);
         const md5 = h.md5(); // of what the answers up to this one sent
-        void table.close(id, true).catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
+        void table
+          .close(id, true)
+          .catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return eofAnswer(md5);
       });
     },
@@ -128,8 +166,17 @@ export const fileCommands = [
       if (!data) {
         // A plain handle stays usable (the host may send the chunk again); an atomic one could
         // only commit a file with a chunk missing, so it fails from here on.
-        h.poison(new SystemError(EINVAL, 'write', h.path, 'a chunk was refused as invalid base64; nothing more is written to this handle'));
-        throw new AgentError(`Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written${h.atomic ? ', and this atomic handle will not replace the file' : ''}`);
+        h.poison(
+          new SystemError(
+            EINVAL,
+            'write',
+            h.path,
+            'a chunk was refused as invalid base64; nothing more is written to this handle',
+          ),
+        );
+        throw new AgentError(
+          `Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written${h.atomic ? ', and this atomic handle will not replace the file' : ''}`,
+        );
       }
       const written = h.write(data);
       if (!args.eof) return written.then(() => true);
@@ -147,9 +194,16 @@ export const fileCommands = [
     doc: 'Closes a handle after its queued operations (an atomic handle: renames its data into place); true also for an unknown handle.',
     args: {
       handle_id: handleId,
-      discard: { type: 'bool', default: false, doc: 'ember-ga, an atomic handle: drop the data written; the original file stays as it was.' },
+      discard: {
+        type: 'bool',
+        default: false,
+        doc: 'ember-ga, an atomic handle: drop the data written; the original file stays as it was.',
+      },
       fsync: { type: 'bool', default: false, doc: 'ember-ga, a "w" handle: flush the data to disk before closing.' },
-      md5: { type: 'string', doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have; otherwise EBADMSG (74), and an atomic handle is discarded.' },
+      md5: {
+        type: 'string',
+        doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have; otherwise EBADMSG (74), and an atomic handle is discarded.',
+      },
     },
     handler: (args, ctx) => {
       const table = handles(ctx);
@@ -164,7 +218,9 @@ export const fileCommands = [
       // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close
       // (a check, a discard) must learn that nothing was checked or discarded.
       if (!table.has(args.handle_id) && (args.discard || args.fsync || args.md5 !== undefined)) {
-        throw new AgentError(`Incorrect handle id: ${args.handle_id} is not an open file handle (nothing was ${args.discard ? 'discarded' : args.md5 !== undefined ? 'checked' : 'synced'})`);
+        throw new AgentError(
+          `Incorrect handle id: ${args.handle_id} is not an open file handle (nothing was ${args.discard ? 'discarded' : args.md5 !== undefined ? 'checked' : 'synced'})`,
+        );
       }
       return succeeds(table.close(args.handle_id, false, options));
     },
@@ -197,7 +253,7 @@ export const fileCommands = [
   }),
   defineCommand({
     name: 'file-stat',
-    doc: 'lstat of a path: {name, isdir, stat} with Go\'s struct stat field names.',
+    doc: "lstat of a path: {name, isdir, stat} with Go's struct stat field names.",
     args: { path },
     handler: (args) => statFile(args.path),
   }),

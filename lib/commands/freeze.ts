@@ -27,15 +27,20 @@ function mountpointsToFreeze(ctx: Context): string[] {
   if (chosen.length > 0) return chosen;
   if (table.length === 0) throw new AgentError(`Nothing to freeze: ${file} lists no filesystems`);
   const byReason = new Map<string, string[]>();
-  for (const m of table) byReason.set(m.skipped!, [...(byReason.get(m.skipped!) ?? []), `${m.mountpoint} (${m.fstype})`]);
+  for (const m of table)
+    byReason.set(m.skipped!, [...(byReason.get(m.skipped!) ?? []), `${m.mountpoint} (${m.fstype})`]);
   const why = [...byReason].map(([reason, mounts]) => `${reason}: ${mounts.join(', ')}`).join('; ');
   throw new AgentError(`Nothing to freeze: the default rules skip every filesystem in ${file} (${why})`);
 }
 
 function checkMountpoints(list: string[]): string[] {
-  if (list.length === 0) throw new AgentError('Invalid argument "mountpoints": expected at least one mount point (omit it to freeze the default selection)');
+  if (list.length === 0)
+    throw new AgentError(
+      'Invalid argument "mountpoints": expected at least one mount point (omit it to freeze the default selection)',
+    );
   for (const m of list) {
-    if (!path.isAbsolute(m)) throw new AgentError(`Invalid argument "mountpoints": ${quote(m)} is not an absolute path`);
+    if (!path.isAbsolute(m))
+      throw new AgentError(`Invalid argument "mountpoints": ${quote(m)} is not an absolute path`);
   }
   return list;
 }
@@ -45,8 +50,16 @@ export const freezeCommands = [
     name: 'fs-freeze',
     doc: 'Freezes filesystems, all or nothing: if one fails, the ones already frozen are thawed and the error is answered; freezing nothing is an error too. Answers true.',
     args: {
-      mountpoints: { type: 'string[]', doc: 'ember-ga only: freeze exactly these mount points, in this order (default: the reference\'s selection from the mount table)' },
-      timeout: { type: 'number', min: 0, max: MAX_TIMEOUT_SECONDS, doc: 'ember-ga only: seconds after which the agent thaws by itself if no fs-unfreeze came; 0 = never (default: --freeze-timeout, 600)' },
+      mountpoints: {
+        type: 'string[]',
+        doc: "ember-ga only: freeze exactly these mount points, in this order (default: the reference's selection from the mount table)",
+      },
+      timeout: {
+        type: 'number',
+        min: 0,
+        max: MAX_TIMEOUT_SECONDS,
+        doc: 'ember-ga only: seconds after which the agent thaws by itself if no fs-unfreeze came; 0 = never (default: --freeze-timeout, 600)',
+      },
     },
     handler: async (args, ctx) => {
       const targets = args.mountpoints !== undefined ? checkMountpoints(args.mountpoints) : mountpointsToFreeze(ctx);

@@ -6,4 +6,10 @@ import { freezeCommands } from './freeze';
 import { netCommands } from './net';
 import { sysinfoCommands } from './sysinfo';
 
-export const allCommands: readonly Command[] = [...coreCommands, ...fileCommands, ...sysinfoCommands, ...freezeCommands, ...netCommands];
+export const allCommands: readonly Command[] = [
+  ...coreCommands,
+  ...fileCommands,
+  ...sysinfoCommands,
+  ...freezeCommands,
+  ...netCommands,
+];

@@ -67,15 +67,36 @@ async function checked<T>(name: string, call: () => Promise<T>): Promise<T> {
 const ifnameArg = { type: 'string', required: true, doc: 'interface name' } as const;
 const routeArgs = {
   ifname: { type: 'string', default: '', doc: 'output interface ("" for none)' },
-  dst: { type: 'string', required: true, doc: 'destination prefix, "192.0.2.0/24" (a bare address is a host route; "", "default", "0.0.0.0/0" or "::/0" the default route)' },
+  dst: {
+    type: 'string',
+    required: true,
+    doc: 'destination prefix, "192.0.2.0/24" (a bare address is a host route; "", "default", "0.0.0.0/0" or "::/0" the default route)',
+  },
   src: { type: 'string', default: '', doc: 'preferred source address ("" for none)' },
   gateway: { type: 'string', default: '', doc: 'next hop ("" for a route to a directly attached network)' },
-  scope: { type: 'int', min: 0, max: 255, doc: 'RT_SCOPE_* (0 universe, 253 link, 254 host); when absent, as `ip route`' },
+  scope: {
+    type: 'int',
+    min: 0,
+    max: 255,
+    doc: 'RT_SCOPE_* (0 universe, 253 link, 254 host); when absent, as `ip route`',
+  },
 } as const;
 
 /** The arguments as a RouteSpec; the library checks them (its errors name the field). */
-function routeSpec(a: { ifname: string; dst: string; src: string; gateway: string; scope: number | undefined }): RouteSpec {
-  return { dst: a.dst, gateway: a.gateway || undefined, src: a.src || undefined, ifname: a.ifname || undefined, scope: a.scope };
+function routeSpec(a: {
+  ifname: string;
+  dst: string;
+  src: string;
+  gateway: string;
+  scope: number | undefined;
+}): RouteSpec {
+  return {
+    dst: a.dst,
+    gateway: a.gateway || undefined,
+    src: a.src || undefined,
+    ifname: a.ifname || undefined,
+    scope: a.scope,
+  };
 }
 
 function addressCommand(name: 'ipaddr-add' | 'ipaddr-del', alias: string, add: boolean) {
@@ -84,7 +105,11 @@ function addressCommand(name: 'ipaddr-add' | 'ipaddr-del', alias: string, add: b
     aliases: [alias],
     doc: `${add ? 'Adds' : 'Removes'} an address on an interface, like \`ip address ${add ? 'add' : 'del'} IP dev IFNAME\`.`,
     args: {
-      ip: { type: 'string', required: true, doc: 'address in CIDR notation, "192.0.2.1/24" (a bare address is a /32 or /128)' },
+      ip: {
+        type: 'string',
+        required: true,
+        doc: 'address in CIDR notation, "192.0.2.1/24" (a bare address is a /32 or /128)',
+      },
       ifname: ifnameArg,
     },
     handler: async (a) => {
@@ -153,7 +178,8 @@ export const netCommands = [
     args: { family: { type: 'int', default: 0, doc: '0 all, 2 IPv4, 10 IPv6' } },
     handler: async (a) => {
       const family = a.family === 0 ? 0 : familyOfAf(a.family);
-      if (family === undefined) throw new AgentError(`Invalid argument "family": expected 0, 2 (AF_INET) or 10 (AF_INET6), got ${a.family}`);
+      if (family === undefined)
+        throw new AgentError(`Invalid argument "family": expected 0, 2 (AF_INET) or 10 (AF_INET6), got ${a.family}`);
       const list = await routes({ family });
       return list.map((r) => ({
         ifname: r.ifname,

@@ -58,7 +58,12 @@ function nameTooLong(path: string, target: string): SystemError | undefined {
   if (Buffer.byteLength(nodePath.basename(target)) > NAME_MAX_BYTES) return new SystemError(ENAMETOOLONG, 'open', path);
   const temp = Buffer.byteLength(tempPathFor(target));
   if (temp <= PATH_MAX_BYTES) return undefined;
-  return new SystemError(ENAMETOOLONG, 'open', path, `file name too long for an atomic replace: the temporary file beside it would have a path of ${temp} bytes, over the ${PATH_MAX_BYTES} a path may have; without atomic the file is written in place`);
+  return new SystemError(
+    ENAMETOOLONG,
+    'open',
+    path,
+    `file name too long for an atomic replace: the temporary file beside it would have a path of ${temp} bytes, over the ${PATH_MAX_BYTES} a path may have; without atomic the file is written in place`,
+  );
 }
 
 /** Links the O_TMPFILE file open at fd beside `target` under a fresh temporary name; that name. */
@@ -108,20 +113,37 @@ export async function openAtomic(path: string, perm: number): Promise<{ fd: numb
     old = await fs.promises.stat(path);
   } catch (e) {
     const err = toSystemError(e);
-    if (!(err instanceof SystemError) || err.errno !== ENOENT) throw new SystemError(err instanceof SystemError ? err.errno : EINVAL, 'open', path);
+    if (!(err instanceof SystemError) || err.errno !== ENOENT)
+      throw new SystemError(err instanceof SystemError ? err.errno : EINVAL, 'open', path);
     if ((await fs.promises.lstat(path).catch(() => undefined))?.isSymbolicLink()) {
-      throw new SystemError(ENOENT, 'open', path, 'a symlink to a missing file: atomic replaces an existing file or creates one, not a symlink\'s target');
+      throw new SystemError(
+        ENOENT,
+        'open',
+        path,
+        "a symlink to a missing file: atomic replaces an existing file or creates one, not a symlink's target",
+      );
     }
   }
   if (old) {
-    if (!old.isFile()) throw new SystemError(EINVAL, 'open', path, 'not a regular file: atomic replaces regular files only (write a device or FIFO without it)');
+    if (!old.isFile())
+      throw new SystemError(
+        EINVAL,
+        'open',
+        path,
+        'not a regular file: atomic replaces regular files only (write a device or FIFO without it)',
+      );
     try {
       target = await fs.promises.realpath(path);
     } catch (e) {
       throw errorAbout(e, 'open', path);
     }
     if (await isMountPoint(target)) {
-      throw new SystemError(EINVAL, 'open', path, 'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic');
+      throw new SystemError(
+        EINVAL,
+        'open',
+        path,
+        'a mount point (a bind-mounted file): rename cannot replace it; write it without atomic',
+      );
     }
   }
   const tooLong = nameTooLong(path, target);
@@ -130,20 +152,30 @@ export async function openAtomic(path: string, perm: number): Promise<{ fd: numb
   let temp: string | undefined;
   let fd: number;
   try {
-    fd = await openAsync(nodePath.dirname(target), native.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch((e: unknown) => {
-      // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
-      // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
-      const errno = errnoOf(e);
-      if (errno !== EOPNOTSUPP && errno !== EISDIR) throw e;
-      temp = tempPathFor(target);
-      return openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
-    });
+    fd = await openAsync(nodePath.dirname(target), native.O_TMPFILE | O_WRONLY | O_NONBLOCK, mode).catch(
+      (e: unknown) => {
+        // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR: the flag read as
+        // O_DIRECTORY alone): a named temporary file instead. Other errors are the directory's.
+        const errno = errnoOf(e);
+        if (errno !== EOPNOTSUPP && errno !== EISDIR) throw e;
+        temp = tempPathFor(target);
+        return openAsync(temp, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode);
+      },
+    );
   } catch (e) {
     // A missing directory reads as a plain open's error; anything else says what failed, since
     // the file itself may well be writable (a read-only directory, sysfs, procfs).
     const err = toSystemError(e);
     const missing = err instanceof SystemError && (err.errno === ENOENT || err.errno === ENOTDIR);
-    throw errorAbout(err, 'open', path, missing ? undefined : (reason) => `cannot create the temporary file beside it: ${reason}; without atomic the file is written in place`);
+    throw errorAbout(
+      err,
+      'open',
+      path,
+      missing
+        ? undefined
+        : (reason) =>
+            `cannot create the temporary file beside it: ${reason}; without atomic the file is written in place`,
+    );
   }
   try {
     if (old) {
@@ -155,7 +187,13 @@ export async function openAtomic(path: string, perm: number): Promise<{ fd: numb
         try {
           await fchownAsync(fd, old.uid, old.gid);
         } catch (e) {
-          throw errorAbout(e, 'open', path, (reason) => `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${reason}; without atomic the file is written in place`);
+          throw errorAbout(
+            e,
+            'open',
+            path,
+            (reason) =>
+              `cannot give the new file the owner of the old one (${old.uid}:${old.gid}): ${reason}; without atomic the file is written in place`,
+          );
         }
       }
       await fchmodAsync(fd, old.mode & 0o7777);

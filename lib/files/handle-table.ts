@@ -46,7 +46,10 @@ export class HandleTable {
   reserve(): void {
     const max = this.ctx.config.maxHandles;
     if (this.open.size + this.opening >= max) {
-      throw new AgentError(`Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`, EMFILE);
+      throw new AgentError(
+        `Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`,
+        EMFILE,
+      );
     }
     this.opening++;
   }
@@ -97,7 +100,12 @@ export class HandleTable {
     this.owner.delete(id);
     if (atEof) {
       // Reads queued before the close still run (and find the end again): the md5 once they have.
-      const md5 = h.hashing ? closing.then(() => h.md5()!, () => h.md5()!) : undefined;
+      const md5 = h.hashing
+        ? closing.then(
+            () => h.md5()!,
+            () => h.md5()!,
+          )
+        : undefined;
       this.atEof.set(id, md5);
       if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.keys().next().value as number);
     }
@@ -120,7 +128,9 @@ export class HandleTable {
   }
 
   private endHandle(id: number, h: FileHandle): void {
-    this.ctx.log.info(`host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`);
+    this.ctx.log.info(
+      `host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`,
+    );
     h.cancelWaits('the host that opened it is gone');
     const done = this.close(id, false, { discard: h.atomic });
     this.ended.set(id, { path: h.path, atomic: h.atomic, done });
@@ -143,7 +153,10 @@ export class HandleTable {
   endedError(id: number): AgentError | undefined {
     const d = this.ended.get(id);
     if (d === undefined) return undefined;
-    if (d.atomic) return new AgentError(`Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`);
+    if (d.atomic)
+      return new AgentError(
+        `Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`,
+      );
     return new AgentError(`Handle ${id} was closed when the host that opened it went away (${d.path}); open it again`);
   }
 

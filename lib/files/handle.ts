@@ -81,7 +81,6 @@ export interface CloseOptions {
   md5?: string;
 }
 
-
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
 export const DEFAULT_READ_SIZE = 4096;
 
@@ -125,7 +124,14 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   }
   if (options.md5 && mode !== 'r') throw new SystemError(EINVAL, 'open', path, 'md5 needs mode "r"');
   try {
-    if (mode === 'r') return new FileHandle(await openAsync(path, O_RDONLY | O_NONBLOCK), path, mode, undefined, options.md5 ? new native.Md5() : undefined);
+    if (mode === 'r')
+      return new FileHandle(
+        await openAsync(path, O_RDONLY | O_NONBLOCK),
+        path,
+        mode,
+        undefined,
+        options.md5 ? new native.Md5() : undefined,
+      );
     try {
       return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, perm), path, mode);
     } catch (e) {
@@ -137,7 +143,6 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
     throw toSystemError(e);
   }
 }
-
 
 /**
  * How a consumer of reads that cannot keep up holds them back (the agent's output limit):
@@ -157,7 +162,6 @@ interface WriteBatch {
   bytes: number;
   done: Promise<void>;
 }
-
 
 export class FileHandle {
   /** Bytes read or written so far: where the next operation starts. */
@@ -239,11 +243,23 @@ export class FileHandle {
     return this.readAs(size, base64Parts, true, gate);
   }
 
-  private readAs<T>(size: number, take: (buf: Buffer, n: number) => T, scratchOk: boolean, gate?: OutputGate): Promise<T> {
+  private readAs<T>(
+    size: number,
+    take: (buf: Buffer, n: number) => T,
+    scratchOk: boolean,
+    gate?: OutputGate,
+  ): Promise<T> {
     const bad = this.refuse('read', 'r');
     if (bad) return Promise.reject(bad);
-    if (!Number.isSafeInteger(size) || size < 1) return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
-    if (this.pending === 0 && this.cacheReads && !this.stream && !(this.hash && size > HASH_ON_POOL) && gate?.room() === undefined) {
+    if (!Number.isSafeInteger(size) || size < 1)
+      return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
+    if (
+      this.pending === 0 &&
+      this.cacheReads &&
+      !this.stream &&
+      !(this.hash && size > HASH_ON_POOL) &&
+      gate?.room() === undefined
+    ) {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
       const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
@@ -257,7 +273,10 @@ export class FileHandle {
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
       const buf = Buffer.allocUnsafe(size);
-      const n = await this.io((offset) => this.streamIo.preadWaiting(buf, offset), () => this.streamIo.read(buf)); // hashed there
+      const n = await this.io(
+        (offset) => this.streamIo.preadWaiting(buf, offset),
+        () => this.streamIo.read(buf),
+      ); // hashed there
       this.advance(n, gate);
       return take(buf, n);
     });
@@ -292,12 +311,20 @@ export class FileHandle {
       if (this.batch === batch) this.batch = undefined; // running: no more appends
       if (this.writeError) {
         const e = this.writeError;
-        throw new SystemError(e.errno, 'write', this.path, `an earlier write failed (${e.message}); nothing more is written to this handle`);
+        throw new SystemError(
+          e.errno,
+          'write',
+          this.path,
+          `an earlier write failed (${e.message}); nothing more is written to this handle`,
+        );
       }
       if (batch.bytes === 0) return;
       const buf = batch.parts.length === 1 ? batch.parts[0] : Buffer.concat(batch.parts, batch.bytes);
       try {
-        await this.io((offset) => native.pwrite(this.fd, buf, offset, this.path), () => this.streamIo.write(buf));
+        await this.io(
+          (offset) => native.pwrite(this.fd, buf, offset, this.path),
+          () => this.streamIo.write(buf),
+        );
       } catch (e) {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
@@ -316,9 +343,17 @@ export class FileHandle {
   close(options: CloseOptions = {}): Promise<void> {
     if (this.closing) {
       // Asked again: the same close, unless it asks for something the first one did not do.
-      const same = (a: CloseOptions, b: CloseOptions) => !!a.discard === !!b.discard && !!a.fsync === !!b.fsync && a.md5?.toLowerCase() === b.md5?.toLowerCase();
+      const same = (a: CloseOptions, b: CloseOptions) =>
+        !!a.discard === !!b.discard && !!a.fsync === !!b.fsync && a.md5?.toLowerCase() === b.md5?.toLowerCase();
       if (!same(options, this.closeOptions!) && (options.discard || options.fsync || options.md5 !== undefined)) {
-        return Promise.reject(new SystemError(EBUSY, 'close', this.path, `already being closed with other options (${quote(this.closeOptions)})`));
+        return Promise.reject(
+          new SystemError(
+            EBUSY,
+            'close',
+            this.path,
+            `already being closed with other options (${quote(this.closeOptions)})`,
+          ),
+        );
       }
       return this.closing;
     }
@@ -346,10 +381,17 @@ export class FileHandle {
   /** Why close(options) cannot be done on this handle (the handle stays open), else undefined. */
   private refuseClose(options: CloseOptions): SystemError | undefined {
     if (options.discard && !this.replace) {
-      return new SystemError(EINVAL, 'close', this.path, 'discard needs a handle opened with atomic (the data written so far is already in the file)');
+      return new SystemError(
+        EINVAL,
+        'close',
+        this.path,
+        'discard needs a handle opened with atomic (the data written so far is already in the file)',
+      );
     }
-    if ((options.md5 !== undefined || options.fsync) && this.mode !== 'w') return new SystemError(EINVAL, 'close', this.path, 'md5 and fsync apply to a handle opened with mode "w"');
-    if (options.md5 !== undefined && !/^[0-9a-fA-F]{32}$/.test(options.md5)) return new SystemError(EINVAL, 'close', this.path, `md5 must be 32 hex digits, got ${quote(options.md5)}`);
+    if ((options.md5 !== undefined || options.fsync) && this.mode !== 'w')
+      return new SystemError(EINVAL, 'close', this.path, 'md5 and fsync apply to a handle opened with mode "w"');
+    if (options.md5 !== undefined && !/^[0-9a-fA-F]{32}$/.test(options.md5))
+      return new SystemError(EINVAL, 'close', this.path, `md5 must be 32 hex digits, got ${quote(options.md5)}`);
     return undefined;
   }
 
@@ -363,7 +405,12 @@ export class FileHandle {
     let discard = options.discard === true;
     if (this.mode === 'w' && !discard) {
       if (replace && this.writeError) {
-        failure = new SystemError(this.writeError.errno, undefined, this.path, `not replaced: an earlier write failed (${this.writeError.message}); the file is as it was`);
+        failure = new SystemError(
+          this.writeError.errno,
+          undefined,
+          this.path,
+          `not replaced: an earlier write failed (${this.writeError.message}); the file is as it was`,
+        );
       } else {
         failure = await this.verifyAndSync(options);
       }
@@ -416,7 +463,13 @@ export class FileHandle {
         return this.asOwn(toSystemError(e), 'md5', `md5 check failed (${outcome})`);
       }
       const want = options.md5.toLowerCase();
-      if (got !== want) return new SystemError(EBADMSG, undefined, this.path, `md5 mismatch: the data written has md5 ${got}, not ${want}; ${outcome}`);
+      if (got !== want)
+        return new SystemError(
+          EBADMSG,
+          undefined,
+          this.path,
+          `md5 mismatch: the data written has md5 ${got}, not ${want}; ${outcome}`,
+        );
     }
     if (options.fsync) {
       try {
@@ -424,7 +477,8 @@ export class FileHandle {
       } catch (e) {
         const err = toSystemError(e);
         // EINVAL: a pipe, FIFO or character device, which has nothing to flush.
-        if (!(err instanceof SystemError && err.errno === EINVAL)) return this.asOwn(err, 'fsync', `fsync failed (${outcome})`);
+        if (!(err instanceof SystemError && err.errno === EINVAL))
+          return this.asOwn(err, 'fsync', `fsync failed (${outcome})`);
       }
     }
     return undefined;
@@ -433,7 +487,9 @@ export class FileHandle {
   /** A failure of ours as a SystemError about this handle's path, errno kept (EINVAL for anything else). */
   private asOwn(e: unknown, syscall: string, why?: string): SystemError {
     const err = errorAbout(e, syscall, this.path, why === undefined ? undefined : (reason) => `${why}: ${reason}`);
-    return err instanceof SystemError ? err : new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
+    return err instanceof SystemError
+      ? err
+      : new SystemError(EINVAL, syscall, this.path, `${why ? why + ': ' : ''}${(e as Error).message}`);
   }
 
   /**
@@ -441,7 +497,9 @@ export class FileHandle {
    * at exit, so no waiting handle keeps the agent from exiting, and from close().
    */
   cancelWaits(why = 'the agent is exiting'): void {
-    this.streamIo.cancel(new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`));
+    this.streamIo.cancel(
+      new SystemError(ECANCELED, this.mode === 'r' ? 'read' : 'write', this.path, `cancelled: ${why}`),
+    );
   }
 
   /** Runs a positional call on the pool; on ESPIPE the handle becomes a stream and `streamed` does it instead. */
@@ -462,7 +520,12 @@ export class FileHandle {
   private refuse(op: 'read' | 'write', needs: OpenMode): SystemError | undefined {
     if (this.closing) return new SystemError(EBADF, op, this.path, 'file already closed');
     if (this.mode !== needs) {
-      return new SystemError(EBADF, op, this.path, `bad file descriptor: the file is open for ${this.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}, not ${op === 'read' ? 'reading' : 'writing'}`);
+      return new SystemError(
+        EBADF,
+        op,
+        this.path,
+        `bad file descriptor: the file is open for ${this.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}, not ${op === 'read' ? 'reading' : 'writing'}`,
+      );
     }
     return undefined;
   }

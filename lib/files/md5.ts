@@ -70,16 +70,19 @@ async function digest(path: string, signal: AbortSignal | undefined, slots: Limi
       reject(new AbortError(signal));
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    done
-      .then(resolve, (e) => reject(md5Error(e, path)))
-      .finally(() => signal.removeEventListener('abort', onAbort));
+    done.then(resolve, (e) => reject(md5Error(e, path))).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 
 function md5Error(e: unknown, path: string): unknown {
   const err = toSystemError(e);
   if (err instanceof SystemError && err.errno === EINVAL && err.syscall === 'md5') {
-    return new SystemError(EINVAL, 'md5', path, 'not a regular file or block device (a pipe, socket or character device has no end to hash up to)');
+    return new SystemError(
+      EINVAL,
+      'md5',
+      path,
+      'not a regular file or block device (a pipe, socket or character device has no end to hash up to)',
+    );
   }
   return err;
 }

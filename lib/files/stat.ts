@@ -203,7 +203,11 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
     const err = toSystemError(e);
     if (!(err instanceof SystemError)) throw err;
     // Go opens any file, then reading its entries fails: name the calls the way it does.
-    throw new SystemError(err.errno, err.errno === ENOTDIR || err.syscall === 'getdents64' ? 'readdirent' : 'open', path);
+    throw new SystemError(
+      err.errno,
+      err.errno === ENOTDIR || err.syscall === 'getdents64' ? 'readdirent' : 'open',
+      path,
+    );
   }
   const { fd, names } = dir;
   const total = n > 0 ? Math.min(n, dir.count) : dir.count;

@@ -130,7 +130,7 @@ export class StreamIo {
   async write(buf: Buffer): Promise<number> {
     const waiter = this.streamWaiter();
     if (!waiter) return this.onPoolStream(() => native.pwrite(this.fd, buf, -1, this.path));
-    for (let done = 0; done < buf.length; ) {
+    for (let done = 0; done < buf.length;) {
       try {
         done += fs.writeSync(this.fd, buf, done, buf.length - done, null);
         continue;

@@ -43,7 +43,6 @@ export interface FreezerOptions {
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
 }
 
-
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
 
 interface Held {
@@ -85,7 +84,9 @@ export class Freezer {
    */
   freeze(mountpoints: readonly string[], timeoutSeconds = 0): Promise<string[]> {
     if (!(timeoutSeconds >= 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
-      return Promise.reject(new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`));
+      return Promise.reject(
+        new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`),
+      );
     }
     if (this.active) return Promise.reject(new AgentError('Filesystems are already frozen: fs-unfreeze first'));
     if (this.opts.logBlocksOn?.(mountpoints)) this.log.hold();
@@ -108,7 +109,9 @@ export class Freezer {
       }
       this.freezing = false;
       this.armTimer(timeoutSeconds);
-      this.log.info(`frozen: ${this.describe()}${timeoutSeconds > 0 ? `; thawing by itself in ${timeoutSeconds} s` : ''}`);
+      this.log.info(
+        `frozen: ${this.describe()}${timeoutSeconds > 0 ? `; thawing by itself in ${timeoutSeconds} s` : ''}`,
+      );
       return this.mountpoints;
     });
   }
@@ -123,7 +126,8 @@ export class Freezer {
     if (this.freezing) this.cancelled = true;
     return this.serial(async () => {
       this.clearTimer(); // a freeze queued ahead of us may have armed it
-      if (!this.active && this.held.length === 0) this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false }));
+      if (!this.active && this.held.length === 0)
+        this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false }));
       await this.thawHeld();
     });
   }
@@ -230,7 +234,10 @@ export class Freezer {
     this.log.warn(`no fs-unfreeze within ${seconds} s: thawing ${this.describe()} by itself`);
     this.unfreeze().then(
       () => this.log.info('auto-thaw: every filesystem thawed'),
-      (e) => this.log.error(`auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`),
+      (e) =>
+        this.log.error(
+          `auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`,
+        ),
     );
   }
 

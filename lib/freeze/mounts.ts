@@ -17,7 +17,8 @@ export const realDevice: DeviceResolver = (source) => {
 };
 
 const isLoop = (dev: string) => dev.startsWith('/dev/loop');
-const isDeviceMapper = (dev: string) => dev.startsWith('/dev/mapper/') || /^dm-/.test(dev.slice(dev.lastIndexOf('/') + 1));
+const isDeviceMapper = (dev: string) =>
+  dev.startsWith('/dev/mapper/') || /^dm-/.test(dev.slice(dev.lastIndexOf('/') + 1));
 
 /** A mount table entry with the reason the default rules skip it (undefined: selected). */
 export interface MountChoice extends MountEntry {

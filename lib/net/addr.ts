@@ -30,7 +30,11 @@ export interface Prefix {
  */
 export class NetInputError extends TypeError {
   readonly code = 'ERR_INVALID_ARG_VALUE';
-  constructor(message: string, readonly value: unknown, public field?: string) {
+  constructor(
+    message: string,
+    readonly value: unknown,
+    public field?: string,
+  ) {
     super(message);
     this.name = 'NetInputError';
   }
@@ -73,7 +77,8 @@ export function parseCidr(text: string): Prefix {
   if (slash < 0) return { family, address: ip, length: max };
   const len = text.slice(slash + 1);
   // ip(8) reads "024" as octal (/20); which one a host meant cannot be told.
-  if (/^0[0-9]/.test(len)) throw new NetInputError(`prefix length ${quote(len)} has a leading zero (ip would read it as octal)`, text);
+  if (/^0[0-9]/.test(len))
+    throw new NetInputError(`prefix length ${quote(len)} has a leading zero (ip would read it as octal)`, text);
   if (!/^[0-9]{1,3}$/.test(len) || Number(len) > max) {
     throw new NetInputError(`${quote(text)}: the prefix length must be 0 to ${max}`, text);
   }
@@ -115,7 +120,7 @@ function computeMask(family: Family, length: number): string {
 function ipv6Text(groups: number[]): string {
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

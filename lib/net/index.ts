@@ -2,11 +2,39 @@
 // call runs off the main thread; `netns` runs it in a named network namespace instead.
 import { constants as osConstants } from 'os';
 import { SystemError, errnoMessage } from '../errors';
-import { mapRows, native, type NativeAddress, type NativeLink, type NativeNextHop, type NativeRoute, type NativeRouteSpec } from '../native';
-import { NetInputError, afOf, checkIfname, familyOfAf, inField, parseCidr, parseIp, type Family, type Prefix } from './addr';
+import {
+  mapRows,
+  native,
+  type NativeAddress,
+  type NativeLink,
+  type NativeNextHop,
+  type NativeRoute,
+  type NativeRouteSpec,
+} from '../native';
+import {
+  NetInputError,
+  afOf,
+  checkIfname,
+  familyOfAf,
+  inField,
+  parseCidr,
+  parseIp,
+  type Family,
+  type Prefix,
+} from './addr';
 import { quote } from '../wire/json';
 
-export { NetInputError, afOf, checkIfname, familyOfAf, maskText, parseCidr, parseIp, type Family, type Prefix } from './addr';
+export {
+  NetInputError,
+  afOf,
+  checkIfname,
+  familyOfAf,
+  maskText,
+  parseCidr,
+  parseIp,
+  type Family,
+  type Prefix,
+} from './addr';
 
 export interface NetOptions {
   /**
@@ -60,7 +88,11 @@ const READABLE: Record<string, Record<number, string>> = {
   'address add': { [EEXIST]: 'address already assigned', [ENODEV]: 'no such network interface' },
   'address del': { [EADDRNOTAVAIL]: 'address not assigned to the interface', [ENODEV]: 'no such network interface' },
   'link set': { [ENODEV]: 'no such network interface' },
-  'route add': { [EEXIST]: 'route already exists', [ENODEV]: 'no such network interface', [ENETUNREACH]: 'gateway unreachable' },
+  'route add': {
+    [EEXIST]: 'route already exists',
+    [ENODEV]: 'no such network interface',
+    [ENETUNREACH]: 'gateway unreachable',
+  },
   'route del': { [ESRCH]: 'no such route', [ENODEV]: 'no such network interface' },
 };
 
@@ -143,10 +175,14 @@ export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Pr
  */
 export async function routes(opts?: NetOptions & { family?: Family | 0; table?: number }): Promise<Route[]> {
   const table = opts?.table ?? RT_TABLE_MAIN;
-  if (!Number.isInteger(table) || table < 0 || table > 0xffffffff) throw new NetInputError(`table must be an integer, got ${quote(table)}`, table);
+  if (!Number.isInteger(table) || table < 0 || table > 0xffffffff)
+    throw new NetInputError(`table must be an integer, got ${quote(table)}`, table);
   const t = await run('route list', '', native.netRoutes(netnsOf(opts), afOf(familyOption(opts?.family)), table));
   const paths: NextHop[][] = []; // a multipath route's, by its row
-  for (const { route, hop } of mapRows(t.nexthops, (c, r) => ({ route: c.route[r], hop: { ifname: c.ifname[r], gateway: c.gateway[r] } }))) {
+  for (const { route, hop } of mapRows(t.nexthops, (c, r) => ({
+    route: c.route[r],
+    hop: { ifname: c.ifname[r], gateway: c.gateway[r] },
+  }))) {
     (paths[route] ??= []).push(hop);
   }
   return mapRows(t.routes, (c, r) => ({
@@ -170,7 +206,11 @@ async function changeAddress(add: boolean, ifname: string, cidr: string, opts?: 
   const p = parseCidr(cidr);
   inField('ifname', () => checkIfname(ifname));
   const op = add ? 'address add' : 'address del';
-  await run(op, `${p.address}/${p.length} dev ${ifname}`, native.netChangeAddress(netnsOf(opts), add, ifname, afOf(p.family), p.address, p.length));
+  await run(
+    op,
+    `${p.address}/${p.length} dev ${ifname}`,
+    native.netChangeAddress(netnsOf(opts), add, ifname, afOf(p.family), p.address, p.length),
+  );
 }
 
 /** `ip address add CIDR dev IFNAME`: EEXIST when the address is already there, ENODEV for no such link. */
@@ -206,17 +246,27 @@ function routeRequest(spec: RouteSpec): { native: NativeRouteSpec; text: string 
   let dst: Prefix;
   if (spec.dst === '' || spec.dst === 'default' || spec.dst === undefined) {
     const family = gateway?.family ?? src?.family;
-    if (!family) throw new NetInputError('a default route needs a gateway or src to tell IPv4 from IPv6', spec.dst, 'dst');
+    if (!family)
+      throw new NetInputError('a default route needs a gateway or src to tell IPv4 from IPv6', spec.dst, 'dst');
     dst = { family, address: '', length: 0 };
   } else {
     dst = inField('dst', () => parseCidr(spec.dst));
   }
-  for (const [name, a] of [['gateway', gateway], ['src', src]] as const) {
-    if (a && a.family !== dst.family) throw new NetInputError(`${a.address} is not an IPv${dst.family} address like "dst"`, a.address, name);
+  for (const [name, a] of [
+    ['gateway', gateway],
+    ['src', src],
+  ] as const) {
+    if (a && a.family !== dst.family)
+      throw new NetInputError(`${a.address} is not an IPv${dst.family} address like "dst"`, a.address, name);
   }
   if (spec.ifname) inField('ifname', () => checkIfname(spec.ifname!));
-  for (const [name, v, max] of [['scope', spec.scope, 255], ['table', spec.table, 0xffffffff], ['metric', spec.metric, 0xffffffff]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${quote(v)}`, v, name);
+  for (const [name, v, max] of [
+    ['scope', spec.scope, 255],
+    ['table', spec.table, 0xffffffff],
+    ['metric', spec.metric, 0xffffffff],
+  ] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max))
+      throw new NetInputError(`${name} must be an integer from 0 to ${max}, got ${quote(v)}`, v, name);
   }
   const words = [dst.length === 0 ? 'default' : `${dst.address}/${dst.length}`];
   if (gateway) words.push('via', gateway.address);

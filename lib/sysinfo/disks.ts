@@ -75,7 +75,9 @@ async function blockDevice(sysBlock: string, name: string): Promise<BlockDevice 
   const parts = await Promise.all(
     entries
       .filter((e) => e.startsWith(name) && e !== name)
-      .map(async (p) => ((await exists(path.join(dir, p, 'partition'))) ? { name: p, dev: await readDev(path.join(dir, p)) } : undefined)),
+      .map(async (p) =>
+        (await exists(path.join(dir, p, 'partition'))) ? { name: p, dev: await readDev(path.join(dir, p)) } : undefined,
+      ),
   );
   const dev = await readDev(dir);
   const all = [{ name, dev }, ...parts.filter((p) => p !== undefined)];
@@ -133,10 +135,20 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
   return Promise.all(
     devices.map(async (d): Promise<Disk> => {
       const m = mountOf(d.devs, d.paths, mounts);
-      const disk: Disk = { name: `/dev/${d.name}`, is_mounted: m !== undefined, mountpoint: m?.mountpoint ?? '', size_total: 0, size_used: 0, size_avail: 0 };
+      const disk: Disk = {
+        name: `/dev/${d.name}`,
+        is_mounted: m !== undefined,
+        mountpoint: m?.mountpoint ?? '',
+        size_total: 0,
+        size_used: 0,
+        size_avail: 0,
+      };
       if (m === undefined) return disk;
       try {
-        return { ...disk, ...(await withTimeout(sizes(m.mountpoint), timeoutMs, `statfs: no answer within ${timeoutMs} ms`)) };
+        return {
+          ...disk,
+          ...(await withTimeout(sizes(m.mountpoint), timeoutMs, `statfs: no answer within ${timeoutMs} ms`)),
+        };
       } catch (e) {
         warn(`${disk.name} at ${m.mountpoint}: ${(e as Error).message}`);
         return disk;

@@ -36,7 +36,13 @@ const emptyMemory: Memory = {
 };
 
 /** p, or `empty` (after telling onError) when p rejects or does not settle within ms. */
-function part<T>(name: SystemInfoPart, p: Promise<T>, empty: T, ms: number, onError: (part: SystemInfoPart, e: Error) => void): Promise<T> {
+function part<T>(
+  name: SystemInfoPart,
+  p: Promise<T>,
+  empty: T,
+  ms: number,
+  onError: (part: SystemInfoPart, e: Error) => void,
+): Promise<T> {
   return withTimeout(p, ms, `no answer within ${ms} ms`).catch((e: unknown) => {
     onError(name, e instanceof Error ? e : new Error(String(e)));
     return empty;
@@ -52,7 +58,13 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
     part('uname', uname(), emptyUname, ms, onError),
     part('memory', memory(), emptyMemory, ms, onError),
     part('users', sharedReadUsers(opts.utmpPath ?? DEFAULT_UTMP_PATH), [], ms, onError),
-    part('disks', listDisks({ sysBlock: opts.sysBlock, mountInfo: opts.mountInfo, statfsTimeoutMs: opts.statfsTimeoutMs, warn }), [], ms, onError),
+    part(
+      'disks',
+      listDisks({ sysBlock: opts.sysBlock, mountInfo: opts.mountInfo, statfsTimeoutMs: opts.statfsTimeoutMs, warn }),
+      [],
+      ms,
+      onError,
+    ),
   ]);
   return { uname: u, long_bit: LONG_BIT, uptime: m.uptime, loadavg: m.loadavg, ram: m.ram, swap: m.swap, users, disks };
 }
@@ -61,4 +73,13 @@ export { listDisks, mountOf, fsSizes, type Disk, type DiskOptions, type Sizes } 
 export { parseMountInfo, type Mount } from '../mounts';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 export { coalesce, withTimeout } from './async';
-export { UTMP_RECORD_SIZE, UtType, encodeUtmp, parseUtmp, readUsers, remoteUsers, type User, type UtmpRecord } from './utmp';
+export {
+  UTMP_RECORD_SIZE,
+  UtType,
+  encodeUtmp,
+  parseUtmp,
+  readUsers,
+  remoteUsers,
+  type User,
+  type UtmpRecord,
+} from './utmp';

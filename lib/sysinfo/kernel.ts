@@ -28,7 +28,14 @@ export const LONG_BIT: number = native.LONG_BIT;
 /** uname(2). */
 export async function uname(): Promise<Uname> {
   const u = await native.uname().catch((e) => Promise.reject(toSystemError(e)));
-  return { sysname: u.sysname, nodename: u.nodename, release: u.release, version: u.version, machine: u.machine, domain: u.domainname };
+  return {
+    sysname: u.sysname,
+    nodename: u.nodename,
+    release: u.release,
+    version: u.version,
+    machine: u.machine,
+    domain: u.domainname,
+  };
 }
 
 /** sysinfo(2)'s loads are fixed point: 1 << SI_LOAD_SHIFT is 1.0. */

@@ -23,5 +23,7 @@ export function findPort(sysDir = '/sys/class/virtio-ports', devDir = '/dev', de
       // a port with no name
     }
   }
-  throw new Error(`virtio-serial port ${PORT_NAME} not found (no ${defaultPath}, none named so under ${sysDir}); use -p PATH`);
+  throw new Error(
+    `virtio-serial port ${PORT_NAME} not found (no ${defaultPath}, none named so under ${sysDir}); use -p PATH`,
+  );
 }

@@ -153,13 +153,18 @@ export class UnixTransport implements Transport {
   /** While hosts wait, an idle active host makes way (IDLE_HANDOVER_MS). */
   private startIdleCheck(): void {
     if (this.idleCheck) return;
-    this.idleCheck = setInterval(() => {
-      const conn = this.active;
-      if (!conn || this.waiting.length === 0) return;
-      if (conn.session?.busy || Date.now() - conn.lastActive < IDLE_HANDOVER_MS) return;
-      this.log.info(`the host sent nothing for ${IDLE_HANDOVER_MS / 1000} s while another waits; serving the next host`);
-      conn.sock.destroy();
-    }, Math.min(1000, IDLE_HANDOVER_MS / 4));
+    this.idleCheck = setInterval(
+      () => {
+        const conn = this.active;
+        if (!conn || this.waiting.length === 0) return;
+        if (conn.session?.busy || Date.now() - conn.lastActive < IDLE_HANDOVER_MS) return;
+        this.log.info(
+          `the host sent nothing for ${IDLE_HANDOVER_MS / 1000} s while another waits; serving the next host`,
+        );
+        conn.sock.destroy();
+      },
+      Math.min(1000, IDLE_HANDOVER_MS / 4),
+    );
     this.idleCheck.unref();
   }
 
@@ -271,7 +276,9 @@ async function claimSocketPath(path: string): Promise<void> {
     probe.once('error', () => resolve(false)); // ECONNREFUSED: nobody listens there
   });
   if (live) {
-    const err = new Error(`listen ${path}: another process is listening on this socket (another ember-ga?); stop it or choose another path`) as NodeJS.ErrnoException;
+    const err = new Error(
+      `listen ${path}: another process is listening on this socket (another ember-ga?); stop it or choose another path`,
+    ) as NodeJS.ErrnoException;
     err.code = 'EADDRINUSE';
     err.errno = constants.errno.EADDRINUSE;
     err.syscall = 'listen';

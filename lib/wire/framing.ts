@@ -63,7 +63,8 @@ export class LineFramer {
           this.size = 0;
         }
         if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
-        if (line.length > this.maxLine) this.onOverflow(); // maxLine + 1 bytes without a CR
+        if (line.length > this.maxLine)
+          this.onOverflow(); // maxLine + 1 bytes without a CR
         else this.onLine(line);
       }
       start = end + 1;

@@ -58,7 +58,9 @@ export function jsonWithBigInts(value: unknown): string {
 function stringifyWithBigInts(value: unknown): string {
   const nonce = randomBytes(8).toString('hex');
   const big: bigint[] = [];
-  const s = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `\u0000${nonce}:${big.push(v) - 1}` : v));
+  const s = JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'bigint' ? `\u0000${nonce}:${big.push(v) - 1}` : v,
+  );
   return s.replace(new RegExp(`"\\\\u0000${nonce}:(\\d+)"`, 'g'), (_m, i: string) => big[Number(i)].toString());
 }
 

@@ -91,17 +91,22 @@ function isKey(line: Buffer, pos: number): boolean {
  * An invalid line is parsed whole, so its error is JSON.parse's own, positions included.
  */
 function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
-  const cut = decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
+  const cut =
+    decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
   if (cut) {
     const found: { holder: Record<string, unknown>; key: string; cut: Base64Text }[] = [];
     try {
-      const value: unknown = JSON.parse(cut.rest.toString('utf8'), function (this: Record<string, unknown>, key: string, v: unknown) {
-        if (typeof v !== 'string' || !v.startsWith(CUT_MARK)) return v;
-        const c = cut.cuts[Number(v.slice(CUT_MARK.length))];
-        found.push({ holder: this, key, cut: c });
-        return c;
-      });
-      const args = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
+      const value: unknown = JSON.parse(
+        cut.rest.toString('utf8'),
+        function (this: Record<string, unknown>, key: string, v: unknown) {
+          if (typeof v !== 'string' || !v.startsWith(CUT_MARK)) return v;
+          const c = cut.cuts[Number(v.slice(CUT_MARK.length))];
+          found.push({ holder: this, key, cut: c });
+          return c;
+        },
+      );
+      const args =
+        value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
       // Anywhere but as a value of "arguments" (an object), a cut string is the string.
       for (const f of found) if (f.holder !== args || Array.isArray(args)) f.holder[f.key] = f.cut.text;
       return { value: value instanceof Base64Text ? value.text : value, cuts: cut.cuts };
@@ -129,9 +134,12 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
   }
   // Only the decoded bytes: a Base64Text holds the whole line, which must not live on with this.
   const decoded = cuts.map((c) => c.decoded);
-  const release = decoded.length === 0 ? noRelease : () => {
-    for (const d of decoded) d.release();
-  };
+  const release =
+    decoded.length === 0
+      ? noRelease
+      : () => {
+          for (const d of decoded) d.release();
+        };
   try {
     return { ...checkShape(value), release };
   } catch (e) {
@@ -150,12 +158,15 @@ function checkShape(value: unknown): Omit<Request, 'release'> {
   const obj = value as Record<string, unknown>;
   let tag = '';
   if (obj.tag !== undefined && obj.tag !== null) {
-    if (typeof obj.tag !== 'string') throw new RequestError(`Invalid request: "tag" must be a string, got ${describe(obj.tag)}`, '');
+    if (typeof obj.tag !== 'string')
+      throw new RequestError(`Invalid request: "tag" must be a string, got ${describe(obj.tag)}`, '');
     tag = obj.tag;
   }
   if (typeof obj.execute !== 'string') {
     throw new RequestError(
-      obj.execute === undefined ? 'Invalid request: "execute" is missing' : `Invalid request: "execute" must be a string, got ${describe(obj.execute)}`,
+      obj.execute === undefined
+        ? 'Invalid request: "execute" is missing'
+        : `Invalid request: "execute" must be a string, got ${describe(obj.execute)}`,
       tag,
     );
   }
@@ -170,7 +181,10 @@ function checkShape(value: unknown): Omit<Request, 'release'> {
 }
 
 export class RequestError extends Error {
-  constructor(message: string, readonly tag: string) {
+  constructor(
+    message: string,
+    readonly tag: string,
+  ) {
     super(message);
   }
 }

@@ -182,7 +182,12 @@ export async function startAgent(extra: string[] = []): Promise<RunningAgent> {
 }
 
 /** `wrap` runs the agent under a command, e.g. ['ip', 'netns', 'exec', NS] (which execs it). */
-export async function startAgentWith(args: string[], socket: string, dir: string, wrap: string[] = []): Promise<RunningAgent> {
+export async function startAgentWith(
+  args: string[],
+  socket: string,
+  dir: string,
+  wrap: string[] = [],
+): Promise<RunningAgent> {
   const argv = [...wrap, process.execPath, CLI, ...args];
   const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -191,10 +196,14 @@ export async function startAgentWith(args: string[], socket: string, dir: string
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   let dead = false;
   void exited.then(() => (dead = true));
-  await waitFor(() => {
-    if (dead) throw new Error(`agent exited early: ${err}`);
-    return /serving on/.test(err);
-  }, 10_000, 'the agent to start');
+  await waitFor(
+    () => {
+      if (dead) throw new Error(`agent exited early: ${err}`);
+      return /serving on/.test(err);
+    },
+    10_000,
+    'the agent to start',
+  );
   const agent: RunningAgent = {
     proc,
     socket,
@@ -239,7 +248,13 @@ export function agentSuite(title: string, dirPrefix: string, flags: string[] = [
 }
 
 /** Expects an error answer with this code and a message matching re. */
-export async function fails(c: LineClient, execute: string, args: Record<string, unknown>, code: number, re: RegExp): Promise<void> {
+export async function fails(
+  c: LineClient,
+  execute: string,
+  args: Record<string, unknown>,
+  code: number,
+  re: RegExp,
+): Promise<void> {
   const a = await c.call(execute, args);
   assert.ok(a.error, `${execute} ${JSON.stringify(args)} should fail, got ${JSON.stringify(a)}`);
   assert.is(a.error!.code, code, `${execute}: ${errorMessage(a)}`);
@@ -256,7 +271,11 @@ export async function runningExecutable(dir: string): Promise<{ exe: string; pro
   fs.chmodSync(exe, 0o755);
   const proc = spawn(exe, ['30'], { stdio: 'ignore' });
   try {
-    await waitFor(() => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').includes('busy-sleep'), 5000, 'the executable to run');
+    await waitFor(
+      () => fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').includes('busy-sleep'),
+      5000,
+      'the executable to run',
+    );
   } catch (e) {
     proc.kill('SIGKILL');
     throw e;
@@ -277,7 +296,12 @@ export function mountExt4Image(mnt: string): void {
 }
 
 /** A tmpfs mounted with `options` on a new directory DIR/NAME for the time `run` takes; unmounted after. Needs root and mount. */
-export async function withTmpfs(dir: string, name: string, options: string, run: (mnt: string) => Promise<void>): Promise<void> {
+export async function withTmpfs(
+  dir: string,
+  name: string,
+  options: string,
+  run: (mnt: string) => Promise<void>,
+): Promise<void> {
   const mnt = path.join(dir, name);
   fs.mkdirSync(mnt, { recursive: true });
   execFileSync('mount', ['-t', 'tmpfs', ...(options ? ['-o', options] : []), 'tmpfs', mnt]);
@@ -334,13 +358,23 @@ export async function withBindMount(source: string, target: string, run: () => P
  * 2^53. `run` gets the merged directory, the file and its inode number (from stat(1)); both
  * mounts are gone afterwards. Needs root, mount and stat.
  */
-export async function withXinoOverlay(dir: string, run: (merged: string, file: string, ino: bigint) => Promise<void>): Promise<void> {
+export async function withXinoOverlay(
+  dir: string,
+  run: (merged: string, file: string, ino: bigint) => Promise<void>,
+): Promise<void> {
   const o = path.join(dir, 'overlay');
   for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(o, d), { recursive: true });
   const merged = path.join(o, 'merged');
   await withTmpfs(o, 'lower', '', async (lower) => {
     fs.writeFileSync(path.join(lower, 'f'), 'x');
-    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${o}/upper,workdir=${o}/work,xino=on`, merged]);
+    execFileSync('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${lower},upperdir=${o}/upper,workdir=${o}/work,xino=on`,
+      merged,
+    ]);
     try {
       const file = path.join(merged, 'f');
       const ino = BigInt(execFileSync('stat', ['-c', '%i', file], { encoding: 'utf8' }).trim());

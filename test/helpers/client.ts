@@ -23,7 +23,7 @@ export function randomFile(file: string, size: number): string {
   const hash = createHash('md5');
   const buf = Buffer.alloc(Math.min(size, 4 << 20));
   try {
-    for (let left = size; left > 0; ) {
+    for (let left = size; left > 0;) {
       const n = Math.min(left, buf.length);
       randomFillSync(buf, 0, n);
       hash.update(buf.subarray(0, n));
@@ -49,7 +49,11 @@ export function partFiles(dir: string): string[] {
  * QEMU's chardev pty, simulated: socat holds the pty's master and bridges it to the agent's
  * unix socket; the host side (the client) opens the pty at `device`.
  */
-export async function startPtyBridge(dir: string, agentSocket: string, name = 'pty'): Promise<{ proc: ChildProcess; device: string; stop(): Promise<void> }> {
+export async function startPtyBridge(
+  dir: string,
+  agentSocket: string,
+  name = 'pty',
+): Promise<{ proc: ChildProcess; device: string; stop(): Promise<void> }> {
   const device = path.join(dir, name);
   const proc = spawn('socat', [`PTY,link=${device},raw,echo=0`, `UNIX-CONNECT:${agentSocket}`], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -70,7 +74,10 @@ export async function startPtyBridge(dir: string, agentSocket: string, name = 'p
  * exits, so a file the client left open stays open there, whatever the agent does when a host
  * goes, and a test sees what the client itself closed. Answers for a client that left are dropped.
  */
-export async function sessionKeeper(agentSocket: string, path: string): Promise<{ path: string; close(): Promise<void> }> {
+export async function sessionKeeper(
+  agentSocket: string,
+  path: string,
+): Promise<{ path: string; close(): Promise<void> }> {
   const upstream = net.createConnection(agentSocket);
   await once(upstream, 'connect');
   let current: net.Socket | undefined;
@@ -95,9 +102,15 @@ export async function sessionKeeper(agentSocket: string, path: string): Promise<
 }
 
 /** Runs ember-ga-ctl to completion (asynchronously, so an in-process stub agent can answer). */
-export function ctl(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string; stdoutBuf: Buffer }> {
+export function ctl(
+  args: string[],
+  opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<{ status: number | null; stdout: string; stderr: string; stdoutBuf: Buffer }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CTL, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CTL, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (d: Buffer) => out.push(d));

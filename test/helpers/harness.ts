@@ -55,10 +55,30 @@ export function suite<C extends object = Record<string, unknown>>(title: string,
       return;
     }
     const timeout = opts.timeout ?? 30_000;
-    s(name, (ctx) => withTimeout(Promise.resolve().then(() => fn(ctx)), timeout, `${title} / ${name}`));
+    s(name, (ctx) =>
+      withTimeout(
+        Promise.resolve().then(() => fn(ctx)),
+        timeout,
+        `${title} / ${name}`,
+      ),
+    );
   }) as Suite<C>;
-  test.before = (fn) => s.before((ctx) => withTimeout(Promise.resolve().then(() => fn(ctx)), 60_000, `${title} (before)`));
-  test.after = (fn) => s.after((ctx) => withTimeout(Promise.resolve().then(() => fn(ctx)), 60_000, `${title} (after)`));
+  test.before = (fn) =>
+    s.before((ctx) =>
+      withTimeout(
+        Promise.resolve().then(() => fn(ctx)),
+        60_000,
+        `${title} (before)`,
+      ),
+    );
+  test.after = (fn) =>
+    s.after((ctx) =>
+      withTimeout(
+        Promise.resolve().then(() => fn(ctx)),
+        60_000,
+        `${title} (after)`,
+      ),
+    );
   test.run = () => s.run();
   return test;
 }

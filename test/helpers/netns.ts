@@ -15,8 +15,13 @@ export class TestNetns {
     const ns = new TestNetns(`ember-test-${randomBytes(4).toString('hex')}`);
     execFileSync('ip', ['netns', 'add', ns.name]);
     try {
-      ns.exec('sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0',
-        'net.ipv6.conf.default.router_solicitations=0');
+      ns.exec(
+        'sysctl',
+        '-qw',
+        'net.ipv6.conf.default.accept_dad=0',
+        'net.ipv6.conf.all.accept_dad=0',
+        'net.ipv6.conf.default.router_solicitations=0',
+      );
       ns.ip('link', 'add', 'name', 'a', 'type', 'veth', 'peer', 'name', 'b');
     } catch (e) {
       ns.destroy();
@@ -49,9 +54,16 @@ export class TestNetns {
    */
   async settle(ms = 10_000): Promise<void> {
     type L = { operstate?: string; flags: string[]; addr_info?: { tentative?: boolean }[] };
-    await waitFor(() => this.json<L[]>('address', 'show').every((l) =>
-      (!l.flags.includes('UP') || l.flags.includes('LOWER_UP')) && !(l.addr_info ?? []).some((a) => a.tentative)),
-    ms, `links and addresses in ${this.name} to settle`, 50);
+    await waitFor(
+      () =>
+        this.json<L[]>('address', 'show').every(
+          (l) =>
+            (!l.flags.includes('UP') || l.flags.includes('LOWER_UP')) && !(l.addr_info ?? []).some((a) => a.tentative),
+        ),
+      ms,
+      `links and addresses in ${this.name} to settle`,
+      50,
+    );
   }
 
   /** Runs a command inside the namespace. */

@@ -48,10 +48,11 @@ export async function startStub(path: string, opts: StubOptions = {}): Promise<S
     dropConnections: () => {
       for (const s of sockets) s.destroy();
     },
-    close: () => new Promise<void>((r) => {
-      stub.dropConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        stub.dropConnections();
+        server.close(() => r());
+      }),
   };
 
   const run = (req: Request): unknown => {
@@ -124,27 +125,33 @@ export async function startStub(path: string, opts: StubOptions = {}): Promise<S
         held = [];
       }
     };
-    const framer = new LineFramer((line) => {
-      let req: Request;
-      try {
-        req = parseRequest(line);
-      } catch (e) {
-        return send(encodeError((e as Error).message, -1, ''));
-      }
-      stub.requests.push(req);
-      if (opts.silent?.includes(req.execute)) return;
-      const h = handles.get((req.arguments as { handle_id?: number }).handle_id ?? -1);
-      if (h) stub.maxPerHandle = Math.max(stub.maxPerHandle, ++h.busy);
-      setTimeout(() => {
-        if (h) h.busy--;
+    const framer = new LineFramer(
+      (line) => {
+        let req: Request;
         try {
-          send(encodeReturn(run(req), req.tag));
+          req = parseRequest(line);
         } catch (e) {
-          const err = e as NodeJS.ErrnoException;
-          send(encodeError(err.message, typeof err.errno === 'number' ? -err.errno : -1, req.tag));
+          return send(encodeError((e as Error).message, -1, ''));
         }
-      }, opts.delay ? opts.delay(req) : Math.random() < 0.5 ? 0 : 1);
-    }, () => {});
+        stub.requests.push(req);
+        if (opts.silent?.includes(req.execute)) return;
+        const h = handles.get((req.arguments as { handle_id?: number }).handle_id ?? -1);
+        if (h) stub.maxPerHandle = Math.max(stub.maxPerHandle, ++h.busy);
+        setTimeout(
+          () => {
+            if (h) h.busy--;
+            try {
+              send(encodeReturn(run(req), req.tag));
+            } catch (e) {
+              const err = e as NodeJS.ErrnoException;
+              send(encodeError(err.message, typeof err.errno === 'number' ? -err.errno : -1, req.tag));
+            }
+          },
+          opts.delay ? opts.delay(req) : Math.random() < 0.5 ? 0 : 1,
+        );
+      },
+      () => {},
+    );
     sock.on('data', (d: Buffer) => framer.push(d));
   });
   await new Promise<void>((resolve, reject) => {

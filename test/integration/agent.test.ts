@@ -3,7 +3,16 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { cpuTicks, errorMessage, fails, memKiB, startAgent, tmpDir, type RunningAgent, type Answer } from '../helpers/agent';
+import {
+  cpuTicks,
+  errorMessage,
+  fails,
+  memKiB,
+  startAgent,
+  tmpDir,
+  type RunningAgent,
+  type Answer,
+} from '../helpers/agent';
 import { suite, waitFor } from '../helpers/harness';
 
 const test = suite<{ agent: RunningAgent }>('agent', {} as { agent: RunningAgent });
@@ -82,57 +91,65 @@ test('binary garbage: errors, no crash, then served', async ({ agent }) => {
   c.close();
 });
 
-test('a 100 MiB line: one error, resync, agent memory stays bounded', async ({ agent }) => {
-  const c = await agent.connect();
-  const chunk = Buffer.alloc(1024 * 1024, 'a');
-  for (let i = 0; i < 100; i++) {
-    if (!c.sock.write(chunk)) await new Promise((r) => c.sock.once('drain', r));
-  }
-  c.send('\r\n{"execute":"ping","tag":"after-huge"}\r\n');
-  const answers = await c.waitLines(2, 30_000);
-  assert.match(errorMessage(answers.find((a) => a.error)!), /Request line too long: the limit is 16777216 bytes/);
-  assert.ok(answers.some((a) => a.tag === 'after-huge'));
-  const rssKiB = memKiB(agent.proc.pid!, 'VmHWM');
-  assert.ok(rssKiB < 150 * 1024, `peak RSS ${rssKiB} KiB`);
-  c.close();
-}, { timeout: 60_000 });
-
-test('fuzz: random and mutated requests, every well-formed line answered', async ({ agent }) => {
-  const c = await agent.connect();
-  let seed = 12345;
-  const rand = (n: number) => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
-  const seeds = [
-    '{"execute":"ping","tag":"T"}',
-    '{"execute":"get-commands","arguments":{},"tag":"T"}',
-    '{"execute":"file-read","arguments":{"handle_id":1},"tag":"T"}',
-    '{"execute":"file-open","arguments":{"path":"/nonexistent","mode":"r"},"tag":"T"}',
-  ];
-  const alphabet = '{}[]":,\\ \t0123456789abcdefnulltrue\u00e9\u0000';
-  let expected = 0;
-  for (let i = 0; i < 2000; i++) {
-    let line: string;
-    if (rand(4) === 0) {
-      line = Array.from({ length: rand(80) }, () => alphabet[rand(alphabet.length)]).join('');
-    } else {
-      const chars = [...seeds[rand(seeds.length)].replace('T', `f${i}`)];
-      for (let k = rand(4); k > 0; k--) chars[rand(chars.length)] = alphabet[rand(alphabet.length)];
-      line = chars.join('');
+test(
+  'a 100 MiB line: one error, resync, agent memory stays bounded',
+  async ({ agent }) => {
+    const c = await agent.connect();
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    for (let i = 0; i < 100; i++) {
+      if (!c.sock.write(chunk)) await new Promise((r) => c.sock.once('drain', r));
     }
-    line = line.replace(/[\r\n]/g, '');
-    if (line.trim() === '') continue;
-    expected++;
-    c.send(line + '\r\n');
-  }
-  c.send('{"execute":"ping","tag":"fuzz-end"}\r\n');
-  const answers: Answer[] = await c.waitLines(expected + 1, 30_000);
-  assert.is(answers.length, expected + 1);
-  assert.ok(answers.some((a) => a.tag === 'fuzz-end'));
-  assert.is(agent.proc.exitCode, null);
-  c.close();
-}, { timeout: 60_000 });
+    c.send('\r\n{"execute":"ping","tag":"after-huge"}\r\n');
+    const answers = await c.waitLines(2, 30_000);
+    assert.match(errorMessage(answers.find((a) => a.error)!), /Request line too long: the limit is 16777216 bytes/);
+    assert.ok(answers.some((a) => a.tag === 'after-huge'));
+    const rssKiB = memKiB(agent.proc.pid!, 'VmHWM');
+    assert.ok(rssKiB < 150 * 1024, `peak RSS ${rssKiB} KiB`);
+    c.close();
+  },
+  { timeout: 60_000 },
+);
+
+test(
+  'fuzz: random and mutated requests, every well-formed line answered',
+  async ({ agent }) => {
+    const c = await agent.connect();
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const seeds = [
+      '{"execute":"ping","tag":"T"}',
+      '{"execute":"get-commands","arguments":{},"tag":"T"}',
+      '{"execute":"file-read","arguments":{"handle_id":1},"tag":"T"}',
+      '{"execute":"file-open","arguments":{"path":"/nonexistent","mode":"r"},"tag":"T"}',
+    ];
+    const alphabet = '{}[]":,\\ \t0123456789abcdefnulltrue\u00e9\u0000';
+    let expected = 0;
+    for (let i = 0; i < 2000; i++) {
+      let line: string;
+      if (rand(4) === 0) {
+        line = Array.from({ length: rand(80) }, () => alphabet[rand(alphabet.length)]).join('');
+      } else {
+        const chars = [...seeds[rand(seeds.length)].replace('T', `f${i}`)];
+        for (let k = rand(4); k > 0; k--) chars[rand(chars.length)] = alphabet[rand(alphabet.length)];
+        line = chars.join('');
+      }
+      line = line.replace(/[\r\n]/g, '');
+      if (line.trim() === '') continue;
+      expected++;
+      c.send(line + '\r\n');
+    }
+    c.send('{"execute":"ping","tag":"fuzz-end"}\r\n');
+    const answers: Answer[] = await c.waitLines(expected + 1, 30_000);
+    assert.is(answers.length, expected + 1);
+    assert.ok(answers.some((a) => a.tag === 'fuzz-end'));
+    assert.is(agent.proc.exitCode, null);
+    c.close();
+  },
+  { timeout: 60_000 },
+);
 
 test('a host that half-closes after its requests still gets every answer', async ({ agent }) => {
   const c = await agent.connect();
@@ -157,7 +174,9 @@ test('one host at a time: a second connection is served once the first closes', 
   second.close();
 });
 
-test('a host that left with a read waiting on a FIFO: the next host is served at once, never gets its answer, and the handle is closed', async ({ agent }) => {
+test('a host that left with a read waiting on a FIFO: the next host is served at once, never gets its answer, and the handle is closed', async ({
+  agent,
+}) => {
   const dir = tmpDir('ember-ga-gone-');
   const fifo = path.join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
@@ -175,10 +194,19 @@ test('a host that left with a read waiting on a FIFO: the next host is served at
     fs.writeSync(writer, 'now'); // the first host's read completes, after it left
     await new Promise((r) => setTimeout(r, 300));
     second.send('{"execute":"ping","tag":"mine"}\n');
-    await waitFor(() => second.lines.some((l) => l.includes('"mine"')), 5_000, 'the second host\'s answer');
-    assert.not.ok(second.lines.some((l) => l.includes('for-the-first')), `the second host got the first host's answer: ${second.lines.join(' | ')}`);
+    await waitFor(() => second.lines.some((l) => l.includes('"mine"')), 5_000, "the second host's answer");
+    assert.not.ok(
+      second.lines.some((l) => l.includes('for-the-first')),
+      `the second host got the first host's answer: ${second.lines.join(' | ')}`,
+    );
     // The first host's session is over: its handle was closed, its read cancelled.
-    await fails(second, 'file-close', { handle_id: h }, -1, /^Handle \d+ was closed when the host that opened it went away \(.*fifo\); open it again$/);
+    await fails(
+      second,
+      'file-close',
+      { handle_id: h },
+      -1,
+      /^Handle \d+ was closed when the host that opened it went away \(.*fifo\); open it again$/,
+    );
     second.close();
   } finally {
     fs.closeSync(writer);

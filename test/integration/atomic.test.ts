@@ -6,7 +6,20 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { agentSuite, errorMessage, fails, longPath, runningExecutable, startAgent, tmpDir, unnamed, withBindMount, withFuse, withTmpfs, type RunningAgent } from '../helpers/agent';
+import {
+  agentSuite,
+  errorMessage,
+  fails,
+  longPath,
+  runningExecutable,
+  startAgent,
+  tmpDir,
+  unnamed,
+  withBindMount,
+  withFuse,
+  withTmpfs,
+  type RunningAgent,
+} from '../helpers/agent';
 import { command, root, waitFor } from '../helpers/harness';
 
 const test = agentSuite('atomic writes and file-close options', 'ember-ga-atomic-');
@@ -55,7 +68,11 @@ test('atomic: the file changes only at close, all at once; mode and owner carry 
   assert.equal(leftovers(agent, dir), []);
 });
 
-test('atomic: a new file gets perm; the eof write commits; 0.7.1-style empty eof chunk too', async ({ agent, c, dir }) => {
+test('atomic: a new file gets perm; the eof write commits; 0.7.1-style empty eof chunk too', async ({
+  agent,
+  c,
+  dir,
+}) => {
   const f = path.join(dir, 'new-file');
   const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true, perm: 0o640 })) as number;
   assert.not.ok(fs.existsSync(f), 'nothing at the path until the commit');
@@ -82,7 +99,15 @@ test('atomic: discard and a failed md5 check leave the original as it was', asyn
 
   const h2 = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
   await c.ok('file-write', { handle_id: h2, bufb64: b64('corrupted') });
-  await fails(c, 'file-close', { handle_id: h2, md5: md5('expected data') }, 74, new RegExp(`^.*keep: md5 mismatch: the data written has md5 ${md5('corrupted')}, not ${md5('expected data')}; not replaced: the file is as it was$`));
+  await fails(
+    c,
+    'file-close',
+    { handle_id: h2, md5: md5('expected data') },
+    74,
+    new RegExp(
+      `^.*keep: md5 mismatch: the data written has md5 ${md5('corrupted')}, not ${md5('expected data')}; not replaced: the file is as it was$`,
+    ),
+  );
   assert.is(fs.readFileSync(f, 'utf8'), 'original');
   assert.is(fs.statSync(f).ino, ino);
   assert.equal(leftovers(agent, dir), []);
@@ -96,78 +121,144 @@ test('atomic: discard and a failed md5 check leave the original as it was', asyn
   assert.equal(leftovers(agent, dir), []);
 });
 
-test('atomic: a symlink keeps pointing at the replaced file; a directory, FIFO, dangling link or mode "r" is refused', async ({ agent, c, dir }) => {
-  const real = path.join(dir, 'real');
-  const link = path.join(dir, 'link');
-  fs.writeFileSync(real, 'old');
-  fs.symlinkSync('real', link);
-  const h = (await c.ok('file-open', { path: link, mode: 'w', atomic: true })) as number;
-  await c.ok('file-write', { handle_id: h, bufb64: b64('new'), eof: true });
-  assert.ok(fs.lstatSync(link).isSymbolicLink());
-  assert.is(fs.readFileSync(real, 'utf8'), 'new');
+test(
+  'atomic: a symlink keeps pointing at the replaced file; a directory, FIFO, dangling link or mode "r" is refused',
+  async ({ agent, c, dir }) => {
+    const real = path.join(dir, 'real');
+    const link = path.join(dir, 'link');
+    fs.writeFileSync(real, 'old');
+    fs.symlinkSync('real', link);
+    const h = (await c.ok('file-open', { path: link, mode: 'w', atomic: true })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: b64('new'), eof: true });
+    assert.ok(fs.lstatSync(link).isSymbolicLink());
+    assert.is(fs.readFileSync(real, 'utf8'), 'new');
 
-  await fails(c, 'file-open', { path: dir, mode: 'w', atomic: true }, 22, /^open .*: not a regular file: atomic replaces regular files only/);
-  const fifo = path.join(dir, 'fifo');
-  execFileSync('mkfifo', [fifo]);
-  await fails(c, 'file-open', { path: fifo, mode: 'w', atomic: true }, 22, /not a regular file/);
-  fs.symlinkSync('missing', path.join(dir, 'dangling'));
-  await fails(c, 'file-open', { path: path.join(dir, 'dangling'), mode: 'w', atomic: true }, 2, /^open .*dangling: a symlink to a missing file/);
-  await fails(c, 'file-open', { path: real, atomic: true }, -1, /^Invalid argument "atomic": only with mode "w"$/);
-  await fails(c, 'file-open', { path: path.join(dir, 'no-such-dir', 'f'), mode: 'w', atomic: true }, 2, /^open .*no-such-dir\/f: no such file or directory$/);
-  assert.equal(leftovers(agent, dir), []);
-}, { needs: [command('mkfifo')] });
+    await fails(
+      c,
+      'file-open',
+      { path: dir, mode: 'w', atomic: true },
+      22,
+      /^open .*: not a regular file: atomic replaces regular files only/,
+    );
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await fails(c, 'file-open', { path: fifo, mode: 'w', atomic: true }, 22, /not a regular file/);
+    fs.symlinkSync('missing', path.join(dir, 'dangling'));
+    await fails(
+      c,
+      'file-open',
+      { path: path.join(dir, 'dangling'), mode: 'w', atomic: true },
+      2,
+      /^open .*dangling: a symlink to a missing file/,
+    );
+    await fails(c, 'file-open', { path: real, atomic: true }, -1, /^Invalid argument "atomic": only with mode "w"$/);
+    await fails(
+      c,
+      'file-open',
+      { path: path.join(dir, 'no-such-dir', 'f'), mode: 'w', atomic: true },
+      2,
+      /^open .*no-such-dir\/f: no such file or directory$/,
+    );
+    assert.equal(leftovers(agent, dir), []);
+  },
+  { needs: [command('mkfifo')] },
+);
 
-test('file-close options on other handles: discard refused (handle stays open), md5 checked, a FIFO, unknown handle named', async ({ c, dir }) => {
-  const f = path.join(dir, 'plain');
-  const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
-  await c.ok('file-write', { handle_id: h, bufb64: b64('in place') });
-  await fails(c, 'file-close', { handle_id: h, discard: true }, 22, /^close .*plain: discard needs a handle opened with atomic/);
-  await c.ok('file-write', { handle_id: h, bufb64: b64('!') }); // still open
-  await fails(c, 'file-close', { handle_id: h, md5: 'xyz' }, 22, /md5 must be 32 hex digits, got "xyz"/);
-  await fails(c, 'file-close', { handle_id: h, md5: md5('something else') }, 74, /md5 mismatch: .*; the data written stays in the file$/);
-  assert.is(fs.readFileSync(f, 'utf8'), 'in place!');
+test(
+  'file-close options on other handles: discard refused (handle stays open), md5 checked, a FIFO, unknown handle named',
+  async ({ c, dir }) => {
+    const f = path.join(dir, 'plain');
+    const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+    await c.ok('file-write', { handle_id: h, bufb64: b64('in place') });
+    await fails(
+      c,
+      'file-close',
+      { handle_id: h, discard: true },
+      22,
+      /^close .*plain: discard needs a handle opened with atomic/,
+    );
+    await c.ok('file-write', { handle_id: h, bufb64: b64('!') }); // still open
+    await fails(c, 'file-close', { handle_id: h, md5: 'xyz' }, 22, /md5 must be 32 hex digits, got "xyz"/);
+    await fails(
+      c,
+      'file-close',
+      { handle_id: h, md5: md5('something else') },
+      74,
+      /md5 mismatch: .*; the data written stays in the file$/,
+    );
+    assert.is(fs.readFileSync(f, 'utf8'), 'in place!');
 
-  const h2 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
-  await c.ok('file-write', { handle_id: h2, bufb64: b64('checked') });
-  assert.is(await c.ok('file-close', { handle_id: h2, md5: md5('checked'), fsync: true }), true);
+    const h2 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+    await c.ok('file-write', { handle_id: h2, bufb64: b64('checked') });
+    assert.is(await c.ok('file-close', { handle_id: h2, md5: md5('checked'), fsync: true }), true);
 
-  const r = (await c.ok('file-open', { path: f })) as number;
-  await fails(c, 'file-close', { handle_id: r, md5: md5('checked') }, 22, /md5 and fsync apply to a handle opened with mode "w"/);
+    const r = (await c.ok('file-open', { path: f })) as number;
+    await fails(
+      c,
+      'file-close',
+      { handle_id: r, md5: md5('checked') },
+      22,
+      /md5 and fsync apply to a handle opened with mode "w"/,
+    );
 
-  // A FIFO has nothing to hash: the check says why (md5File's reason kept); fsync alone is fine.
-  const fifo = path.join(dir, 'close-fifo');
-  execFileSync('mkfifo', [fifo]);
-  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  try {
-    const w = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
-    await c.ok('file-write', { handle_id: w, bufb64: b64('x') });
-    await fails(c, 'file-close', { handle_id: w, md5: md5('x') }, 22, /^md5 .*close-fifo: md5 check failed \(the data written stays in the file\): not a regular file or block device/);
-    const w2 = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
-    assert.is(await c.ok('file-close', { handle_id: w2, fsync: true }), true);
-  } finally {
-    fs.closeSync(reader);
-  }
-  assert.is(await c.ok('file-close', { handle_id: r }), true);
+    // A FIFO has nothing to hash: the check says why (md5File's reason kept); fsync alone is fine.
+    const fifo = path.join(dir, 'close-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const w = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+      await c.ok('file-write', { handle_id: w, bufb64: b64('x') });
+      await fails(
+        c,
+        'file-close',
+        { handle_id: w, md5: md5('x') },
+        22,
+        /^md5 .*close-fifo: md5 check failed \(the data written stays in the file\): not a regular file or block device/,
+      );
+      const w2 = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
+      assert.is(await c.ok('file-close', { handle_id: w2, fsync: true }), true);
+    } finally {
+      fs.closeSync(reader);
+    }
+    assert.is(await c.ok('file-close', { handle_id: r }), true);
 
-  assert.is(await c.ok('file-close', { handle_id: 999_999 }), true); // 0.7.1's answer
-  await fails(c, 'file-close', { handle_id: 999_999, md5: md5('x') }, -1, /^Incorrect handle id: 999999 is not an open file handle \(nothing was checked\)$/);
-  await fails(c, 'file-close', { handle_id: 999_999, discard: true }, -1, /nothing was discarded/);
-  const h3 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
-  await fails(c, 'file-close', { handle_id: h3, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
-  assert.is(await c.ok('file-close', { handle_id: h3 }), true); // the refused close left it open
-}, { needs: [command('mkfifo')] });
+    assert.is(await c.ok('file-close', { handle_id: 999_999 }), true); // 0.7.1's answer
+    await fails(
+      c,
+      'file-close',
+      { handle_id: 999_999, md5: md5('x') },
+      -1,
+      /^Incorrect handle id: 999999 is not an open file handle \(nothing was checked\)$/,
+    );
+    await fails(c, 'file-close', { handle_id: 999_999, discard: true }, -1, /nothing was discarded/);
+    const h3 = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+    await fails(c, 'file-close', { handle_id: h3, md5: 5 }, -1, /^Invalid argument "md5": expected a string/);
+    assert.is(await c.ok('file-close', { handle_id: h3 }), true); // the refused close left it open
+  },
+  { needs: [command('mkfifo')] },
+);
 
-test('atomic: a chunk refused as invalid base64 in a pipelined upload: nothing more is written, and nothing replaced', async ({ agent, c, dir }) => {
+test('atomic: a chunk refused as invalid base64 in a pipelined upload: nothing more is written, and nothing replaced', async ({
+  agent,
+  c,
+  dir,
+}) => {
   const f = path.join(dir, 'pipelined');
   fs.writeFileSync(f, 'original');
   const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-  const lines = [b64('AAA'), 'not*base64', b64('CCC')].map((bufb64, i) => JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64, eof: i === 2 }, tag: `p${i}` }) + '\n');
+  const lines = [b64('AAA'), 'not*base64', b64('CCC')].map(
+    (bufb64, i) =>
+      JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64, eof: i === 2 }, tag: `p${i}` }) + '\n',
+  );
   c.send(lines.join(''));
   const answers = await c.waitLines(3);
   c.lines.length = 0;
   const by = (tag: string) => answers.find((a) => a.tag === tag)!;
   assert.is(by('p0').return, true);
-  assert.match(errorMessage(by('p1')), /not valid base64 \(standard alphabet with = padding\); nothing was written, and this atomic handle will not replace the file$/);
+  assert.match(
+    errorMessage(by('p1')),
+    /not valid base64 \(standard alphabet with = padding\); nothing was written, and this atomic handle will not replace the file$/,
+  );
   assert.is(by('p2').error?.code, 22);
   assert.match(errorMessage(by('p2')), /a chunk was refused as invalid base64/);
   assert.is(fs.readFileSync(f, 'utf8'), 'original');
@@ -179,27 +270,59 @@ test('atomic: a chunk refused as invalid base64 in a pipelined upload: nothing m
   assert.is(fs.readFileSync(f + '.plain', 'utf8'), 'ok');
 });
 
-test('atomic: refused early where rename cannot work: a bind-mounted file, a trailing slash, a read-only directory', async ({ agent, c, dir }) => {
-  const f = path.join(dir, 'bind-target');
-  const src = path.join(dir, 'bind-source');
-  fs.writeFileSync(f, 'target');
-  fs.writeFileSync(src, 'mounted over it');
-  await withBindMount(src, f, async () => {
-    await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 22, /^open .*bind-target: a mount point \(a bind-mounted file\): rename cannot replace it; write it without atomic$/);
-  });
-  await fails(c, 'file-open', { path: path.join(dir, 'new-name/'), mode: 'w', atomic: true }, 21, /^open .*new-name\/: is a directory$/);
-  await withTmpfs(dir, 'ro', 'size=64k', async (ro) => {
-    fs.writeFileSync(path.join(ro, 'f'), 'x');
-    execFileSync('mount', ['-o', 'remount,ro', ro]);
-    await fails(c, 'file-open', { path: path.join(ro, 'f'), mode: 'w', atomic: true }, 30, /^open .*ro\/f: cannot create the temporary file beside it: read-only file system; without atomic the file is written in place$/);
-  });
-  assert.equal(leftovers(agent, dir), []);
-}, { needs: [root, command('mount')] });
+test(
+  'atomic: refused early where rename cannot work: a bind-mounted file, a trailing slash, a read-only directory',
+  async ({ agent, c, dir }) => {
+    const f = path.join(dir, 'bind-target');
+    const src = path.join(dir, 'bind-source');
+    fs.writeFileSync(f, 'target');
+    fs.writeFileSync(src, 'mounted over it');
+    await withBindMount(src, f, async () => {
+      await fails(
+        c,
+        'file-open',
+        { path: f, mode: 'w', atomic: true },
+        22,
+        /^open .*bind-target: a mount point \(a bind-mounted file\): rename cannot replace it; write it without atomic$/,
+      );
+    });
+    await fails(
+      c,
+      'file-open',
+      { path: path.join(dir, 'new-name/'), mode: 'w', atomic: true },
+      21,
+      /^open .*new-name\/: is a directory$/,
+    );
+    await withTmpfs(dir, 'ro', 'size=64k', async (ro) => {
+      fs.writeFileSync(path.join(ro, 'f'), 'x');
+      execFileSync('mount', ['-o', 'remount,ro', ro]);
+      await fails(
+        c,
+        'file-open',
+        { path: path.join(ro, 'f'), mode: 'w', atomic: true },
+        30,
+        /^open .*ro\/f: cannot create the temporary file beside it: read-only file system; without atomic the file is written in place$/,
+      );
+    });
+    assert.equal(leftovers(agent, dir), []);
+  },
+  { needs: [root, command('mount')] },
+);
 
-test('atomic: refused at the open (ENAMETOOLONG) where the temporary path beside the file would pass PATH_MAX', async ({ agent, c, dir }) => {
+test('atomic: refused at the open (ENAMETOOLONG) where the temporary path beside the file would pass PATH_MAX', async ({
+  agent,
+  c,
+  dir,
+}) => {
   // The temporary path is the target's plus 24 bytes: `.` before the name, `.XXXXXXXX.ember-ga-part` after.
   const f = longPath(dir, 4095 - 24 + 1);
-  await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 36, /^open .*\/f+: file name too long for an atomic replace: the temporary file beside it would have a path of 4096 bytes, over the 4095 a path may have; without atomic the file is written in place$/);
+  await fails(
+    c,
+    'file-open',
+    { path: f, mode: 'w', atomic: true },
+    36,
+    /^open .*\/f+: file name too long for an atomic replace: the temporary file beside it would have a path of 4096 bytes, over the 4095 a path may have; without atomic the file is written in place$/,
+  );
   fs.writeFileSync(f, 'old');
   await fails(c, 'file-open', { path: f, mode: 'w', atomic: true }, 36, /without atomic the file is written in place$/);
   const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
@@ -212,24 +335,41 @@ test('atomic: refused at the open (ENAMETOOLONG) where the temporary path beside
   await c.ok('file-write', { handle_id: a, bufb64: b64('replaced'), eof: true });
   assert.is(fs.readFileSync(g, 'utf8'), 'replaced');
   // A new file's name longer than NAME_MAX: refused at the open as a plain open refuses it, not at the rename.
-  await fails(c, 'file-open', { path: path.join(dir, 'n'.repeat(256)), mode: 'w', atomic: true }, 36, /^open .*: file name too long$/);
+  await fails(
+    c,
+    'file-open',
+    { path: path.join(dir, 'n'.repeat(256)), mode: 'w', atomic: true },
+    36,
+    /^open .*: file name too long$/,
+  );
   assert.equal(leftovers(agent, path.dirname(g)), []);
 });
 
-test('atomic: a full filesystem fails the writes, then the close; the original stays', async ({ agent, c, dir }) => {
-  await withTmpfs(dir, 'tiny', 'size=64k', async (mnt) => {
-    const f = path.join(mnt, 'f');
-    fs.writeFileSync(f, 'small original');
-    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-    const chunk = b64(crypto.randomBytes(16 * 1024));
-    let failed = 0;
-    for (let i = 0; i < 8; i++) if ((await c.call('file-write', { handle_id: h, bufb64: chunk })).error?.code === 28) failed++;
-    assert.ok(failed > 0, 'the writes filled the filesystem');
-    await fails(c, 'file-close', { handle_id: h }, 28, /^.*\/f: not replaced: an earlier write failed \(write .*: no space left on device\); the file is as it was$/);
-    assert.is(fs.readFileSync(f, 'utf8'), 'small original');
-    assert.equal(leftovers(agent, mnt), []);
-  });
-}, { needs: [root, command('mount')] });
+test(
+  'atomic: a full filesystem fails the writes, then the close; the original stays',
+  async ({ agent, c, dir }) => {
+    await withTmpfs(dir, 'tiny', 'size=64k', async (mnt) => {
+      const f = path.join(mnt, 'f');
+      fs.writeFileSync(f, 'small original');
+      const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+      const chunk = b64(crypto.randomBytes(16 * 1024));
+      let failed = 0;
+      for (let i = 0; i < 8; i++)
+        if ((await c.call('file-write', { handle_id: h, bufb64: chunk })).error?.code === 28) failed++;
+      assert.ok(failed > 0, 'the writes filled the filesystem');
+      await fails(
+        c,
+        'file-close',
+        { handle_id: h },
+        28,
+        /^.*\/f: not replaced: an earlier write failed \(write .*: no space left on device\); the file is as it was$/,
+      );
+      assert.is(fs.readFileSync(f, 'utf8'), 'small original');
+      assert.equal(leftovers(agent, mnt), []);
+    });
+  },
+  { needs: [root, command('mount')] },
+);
 
 /** DIR/f holding 'before', and an atomic upload to it with `data` written and the handle left open. */
 async function uploadUnderway(agent: RunningAgent, dir: string, data: string | Buffer) {
@@ -266,12 +406,33 @@ test('atomic: when the host goes away its atomic uploads are discarded (their sp
     // The next host: both handles are gone (0.7.1 kept the plain one open, and its fd, for ever).
     const c2 = await agent.connect();
     // Never an answer that passes for success: file-close of an unknown handle is true in 0.7.1.
-    await fails(c2, 'file-write', { handle_id: h, bufb64: b64('late') }, -1, /^Handle \d+ was discarded when the host that opened it went away: .*\/f was not replaced/);
+    await fails(
+      c2,
+      'file-write',
+      { handle_id: h, bufb64: b64('late') },
+      -1,
+      /^Handle \d+ was discarded when the host that opened it went away: .*\/f was not replaced/,
+    );
     await fails(c2, 'file-close', { handle_id: h }, -1, /was discarded when the host that opened it went away/);
     assert.is(await c2.ok('file-close', { handle_id: h, discard: true }), true, 'a discard is what happened');
-    await fails(c2, 'file-write', { handle_id: plain, bufb64: b64('late'), eof: true }, -1, /^Handle \d+ was closed when the host that opened it went away \(.*\/plain\); open it again$/);
-    const fds = fs.readdirSync(`/proc/${agent.proc.pid}/fd`).map((n) => { try { return fs.readlinkSync(`/proc/${agent.proc.pid}/fd/${n}`); } catch { return ''; } });
-    assert.not.ok(fds.some((t) => t.endsWith('/plain')), 'the agent still holds the plain handle\'s fd');
+    await fails(
+      c2,
+      'file-write',
+      { handle_id: plain, bufb64: b64('late'), eof: true },
+      -1,
+      /^Handle \d+ was closed when the host that opened it went away \(.*\/plain\); open it again$/,
+    );
+    const fds = fs.readdirSync(`/proc/${agent.proc.pid}/fd`).map((n) => {
+      try {
+        return fs.readlinkSync(`/proc/${agent.proc.pid}/fd/${n}`);
+      } catch {
+        return '';
+      }
+    });
+    assert.not.ok(
+      fds.some((t) => t.endsWith('/plain')),
+      "the agent still holds the plain handle's fd",
+    );
     // An upload whose last chunk was answered before the host left is committed, not discarded.
     const done = (await c2.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
     assert.is(await c2.ok('file-write', { handle_id: done, bufb64: b64('complete'), eof: true }), true);
@@ -293,57 +454,72 @@ test('atomic: an agent killed outright (SIGKILL) mid-upload leaves the file as i
     assert.equal(fs.readdirSync(dir), ['f'], 'the unnamed file went with the process');
   }));
 
-test('atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, renamed at close, removed on discard and at exit', () =>
-  withOwnAgent('ember-ga-atomic-fuse-', async (agent, dir) => {
-    await withFuse(dir, 'fuse', async (mnt) => {
-      const c = await agent.connect();
-      const f = path.join(mnt, 'f.txt');
-      fs.writeFileSync(f, 'old');
-      const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-      await c.ok('file-write', { handle_id: h, bufb64: b64('new data') });
-      const [temp] = temps(mnt);
-      assert.match(temp ?? '', /^\.f\.txt\.[0-9a-f]{8}\.ember-ga-part$/);
-      assert.is(fs.readFileSync(path.join(mnt, temp), 'utf8'), 'new data');
-      assert.is(fs.readFileSync(f, 'utf8'), 'old');
-      assert.is(await c.ok('file-close', { handle_id: h, md5: md5('new data') }), true);
-      assert.is(fs.readFileSync(f, 'utf8'), 'new data');
-      assert.equal(temps(mnt), []);
+test(
+  'atomic on a filesystem without O_TMPFILE (FUSE): a named temporary file, renamed at close, removed on discard and at exit',
+  () =>
+    withOwnAgent('ember-ga-atomic-fuse-', async (agent, dir) => {
+      await withFuse(dir, 'fuse', async (mnt) => {
+        const c = await agent.connect();
+        const f = path.join(mnt, 'f.txt');
+        fs.writeFileSync(f, 'old');
+        const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: h, bufb64: b64('new data') });
+        const [temp] = temps(mnt);
+        assert.match(temp ?? '', /^\.f\.txt\.[0-9a-f]{8}\.ember-ga-part$/);
+        assert.is(fs.readFileSync(path.join(mnt, temp), 'utf8'), 'new data');
+        assert.is(fs.readFileSync(f, 'utf8'), 'old');
+        assert.is(await c.ok('file-close', { handle_id: h, md5: md5('new data') }), true);
+        assert.is(fs.readFileSync(f, 'utf8'), 'new data');
+        assert.equal(temps(mnt), []);
 
-      const d = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-      await c.ok('file-write', { handle_id: d, bufb64: b64('dropped') });
-      assert.is(temps(mnt).length, 1);
-      assert.is(await c.ok('file-close', { handle_id: d, discard: true }), true);
-      assert.equal(temps(mnt), []);
+        const d = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: d, bufb64: b64('dropped') });
+        assert.is(temps(mnt).length, 1);
+        assert.is(await c.ok('file-close', { handle_id: d, discard: true }), true);
+        assert.equal(temps(mnt), []);
 
-      const m = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-      await c.ok('file-write', { handle_id: m, bufb64: b64('corrupted') });
-      await fails(c, 'file-close', { handle_id: m, md5: md5('what was sent') }, 74, /not replaced/);
-      assert.equal(temps(mnt), []);
-      assert.is(fs.readFileSync(f, 'utf8'), 'new data');
+        const m = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: m, bufb64: b64('corrupted') });
+        await fails(c, 'file-close', { handle_id: m, md5: md5('what was sent') }, 74, /not replaced/);
+        assert.equal(temps(mnt), []);
+        assert.is(fs.readFileSync(f, 'utf8'), 'new data');
 
-      const e = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-      await c.ok('file-write', { handle_id: e, bufb64: b64('at exit') });
-      assert.is(temps(mnt).length, 1);
-      c.close();
-      assert.is(await agent.stop(), 0);
-      assert.equal(temps(mnt), [], 'the agent removed its temporary file at exit');
-      assert.is(fs.readFileSync(f, 'utf8'), 'new data');
-    });
-  }), { needs: [root, command('bindfs'), command('mount'), () => (fs.existsSync('/dev/fuse') ? undefined : 'needs /dev/fuse')] });
+        const e = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: e, bufb64: b64('at exit') });
+        assert.is(temps(mnt).length, 1);
+        c.close();
+        assert.is(await agent.stop(), 0);
+        assert.equal(temps(mnt), [], 'the agent removed its temporary file at exit');
+        assert.is(fs.readFileSync(f, 'utf8'), 'new data');
+      });
+    }),
+  {
+    needs: [
+      root,
+      command('bindfs'),
+      command('mount'),
+      () => (fs.existsSync('/dev/fuse') ? undefined : 'needs /dev/fuse'),
+    ],
+  },
+);
 
-test('atomic: a running executable is replaced without force (no ETXTBSY: its inode is not written)', async ({ c, dir }) => {
-  const { exe, proc } = await runningExecutable(dir);
-  try {
-    await fails(c, 'file-open', { path: exe, mode: 'w' }, 26, /text file (is )?busy/);
-    const h = (await c.ok('file-open', { path: exe, mode: 'w', atomic: true })) as number;
-    await c.ok('file-write', { handle_id: h, bufb64: b64('#!/bin/sh\n'), eof: true });
-    assert.is(fs.readFileSync(exe, 'utf8'), '#!/bin/sh\n');
-    assert.is(fs.statSync(exe).mode & 0o7777, 0o755);
-    assert.is(proc.exitCode, null); // still running its own copy
-  } finally {
-    proc.kill('SIGKILL');
-  }
-}, { needs: [command('sleep')] });
+test(
+  'atomic: a running executable is replaced without force (no ETXTBSY: its inode is not written)',
+  async ({ c, dir }) => {
+    const { exe, proc } = await runningExecutable(dir);
+    try {
+      await fails(c, 'file-open', { path: exe, mode: 'w' }, 26, /text file (is )?busy/);
+      const h = (await c.ok('file-open', { path: exe, mode: 'w', atomic: true })) as number;
+      await c.ok('file-write', { handle_id: h, bufb64: b64('#!/bin/sh\n'), eof: true });
+      assert.is(fs.readFileSync(exe, 'utf8'), '#!/bin/sh\n');
+      assert.is(fs.statSync(exe).mode & 0o7777, 0o755);
+      assert.is(proc.exitCode, null); // still running its own copy
+    } finally {
+      proc.kill('SIGKILL');
+    }
+  },
+  { needs: [command('sleep')] },
+);
 
 test('agent-info says atomic_write', async ({ c }) => {
   const info = (await c.ok('agent-info')) as { atomic_write?: unknown };

@@ -10,7 +10,18 @@ import * as net from 'net';
 import * as path from 'path';
 import { PassThrough, Readable, Writable } from 'stream';
 import { GuestAgent, GuestAgentError, type Progress } from '../../lib';
-import { fdsOn, longPath, startAgent, startAgentWith, tmpDir, unnamed, withBindMount, withTmpfs, withXinoOverlay, type RunningAgent } from '../helpers/agent';
+import {
+  fdsOn,
+  longPath,
+  startAgent,
+  startAgentWith,
+  tmpDir,
+  unnamed,
+  withBindMount,
+  withTmpfs,
+  withXinoOverlay,
+  type RunningAgent,
+} from '../helpers/agent';
 import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from '../helpers/client';
 import { command, root, sleep, suite, waitFor } from '../helpers/harness';
 import { startStub } from '../helpers/stub-agent';
@@ -29,7 +40,11 @@ async function rejects(p: PromiseLike<unknown>): Promise<GuestAgentError> {
   throw new Error('expected a rejection');
 }
 
-async function withStub<T>(opts: Parameters<typeof startStub>[1], fn: (ga: GuestAgent, stub: Awaited<ReturnType<typeof startStub>>, dir: string) => Promise<T>, gaOpts: { timeout?: number; reconnect?: boolean } = {}): Promise<T> {
+async function withStub<T>(
+  opts: Parameters<typeof startStub>[1],
+  fn: (ga: GuestAgent, stub: Awaited<ReturnType<typeof startStub>>, dir: string) => Promise<T>,
+  gaOpts: { timeout?: number; reconnect?: boolean } = {},
+): Promise<T> {
   const dir = tmpDir();
   const stub = await startStub(path.join(dir, 'stub.sock'), opts);
   const ga = new GuestAgent({ socket: stub.path, ...gaOpts });
@@ -43,7 +58,10 @@ async function withStub<T>(opts: Parameters<typeof startStub>[1], fn: (ga: Guest
 }
 
 /** A real agent (flags), a temp dir, a client on its socket or through a pty bridge; all cleaned up. */
-async function withAgent(fn: (ga: GuestAgent, dir: string, agent: RunningAgent) => Promise<void>, opts: { flags?: string[]; pty?: boolean } = {}): Promise<void> {
+async function withAgent(
+  fn: (ga: GuestAgent, dir: string, agent: RunningAgent) => Promise<void>,
+  opts: { flags?: string[]; pty?: boolean } = {},
+): Promise<void> {
   const agent = await startAgent(opts.flags);
   const dir = tmpDir();
   const bridge = opts.pty ? await startPtyBridge(dir, agent.socket) : undefined;
@@ -61,35 +79,43 @@ async function withAgent(fn: (ga: GuestAgent, dir: string, agent: RunningAgent) 
 
 test('real agent: typed calls, 300 requests in flight matched by tag, features', () =>
   withAgent(async (ga) => {
-      const version = await ga.ping();
-      assert.match(version, /^\d+\.\d+\.\d+/);
-      const all = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? ga.ping() : ga.commands())));
-      all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
-      assert.is(ga.inFlight, 0);
-      const f = await ga.features();
-      assert.equal(f, { emberGa: true, version, maxReadSize: 4 * MiB, maxLineBytes: 16 * MiB, orderedHandles: true, atomicWrite: true, readMd5: true });
-      assert.is((await ga.agentInfo()).name, 'ember-ga');
-      assert.is(await ga.call('ping'), version);
+    const version = await ga.ping();
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    const all = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? ga.ping() : ga.commands())));
+    all.forEach((v, i) => (i % 2 ? assert.is(v, version) : assert.ok(Array.isArray(v) && v.includes('ping'))));
+    assert.is(ga.inFlight, 0);
+    const f = await ga.features();
+    assert.equal(f, {
+      emberGa: true,
+      version,
+      maxReadSize: 4 * MiB,
+      maxLineBytes: 16 * MiB,
+      orderedHandles: true,
+      atomicWrite: true,
+      readMd5: true,
+    });
+    assert.is((await ga.agentInfo()).name, 'ember-ga');
+    assert.is(await ga.call('ping'), version);
   }));
 
 test('real agent: guest errors are GuestAgentError with the decoded message and code', () =>
   withAgent(async (ga) => {
-      let e = await rejects(ga.call('no-such-command'));
-      assert.is(e.message, 'Unknown command: no-such-command');
-      assert.is(e.code, 'EGUEST');
-      assert.is(e.errno, -1);
-      assert.is(e.remote, true);
-      assert.is(e.command, 'no-such-command');
-      // The agent keeps serving after errors.
-      assert.ok(await ga.ping());
-      if (agentHas('file-open')() === undefined) {
-        e = await rejects(ga.stat('/nonexistent/ember-ga'));
-        assert.is(e.code, 'ENOENT');
-        assert.is(e.errno, 2);
-        assert.match(e.message, /no such file or directory/);
-        e = await rejects(ga.call('file-read', { handle_id: 'x' }));
-        assert.match(e.message, /handle_id/);
-      }
+    let e = await rejects(ga.call('no-such-command'));
+    assert.is(e.message, 'Unknown command: no-such-command');
+    assert.is(e.code, 'EGUEST');
+    assert.is(e.errno, -1);
+    assert.is(e.remote, true);
+    assert.is(e.command, 'no-such-command');
+    // The agent keeps serving after errors.
+    assert.ok(await ga.ping());
+    if (agentHas('file-open')() === undefined) {
+      e = await rejects(ga.stat('/nonexistent/ember-ga'));
+      assert.is(e.code, 'ENOENT');
+      assert.is(e.errno, 2);
+      assert.match(e.message, /no such file or directory/);
+      e = await rejects(ga.call('file-read', { handle_id: 'x' }));
+      assert.match(e.message, /handle_id/);
+    }
   }));
 
 test('connection failures: missing socket, missing device, nobody listening', async () => {
@@ -127,21 +153,25 @@ test('answers in reverse order reach the right callers', () =>
   }));
 
 test('timeout: ETIMEDOUT after the request timeout; the late answer is ignored; the client goes on', () =>
-  withStub({ delay: (r) => (r.execute === 'ping' ? 400 : 0) }, async (ga) => {
-    const unmatched: unknown[] = [];
-    ga.on('unmatched', (a) => unmatched.push(a));
-    const t0 = Date.now();
-    const e = await rejects(ga.ping());
-    const took = Date.now() - t0;
-    assert.is(e.code, 'ETIMEDOUT');
-    assert.match(e.message, /^ping: no answer from the agent within 150 ms$/);
-    assert.ok(took >= 140 && took < 350, `took ${took} ms`);
-    assert.is((await ga.agentInfo()).name, 'ember-ga');
-    await waitFor(() => unmatched.length === 1, 2_000, 'the late answer');
-    assert.is(ga.inFlight, 0);
-    // A per-call timeout overrides the client's.
-    assert.ok(await ga.ping({ timeout: 2_000 }));
-  }, { timeout: 150 }));
+  withStub(
+    { delay: (r) => (r.execute === 'ping' ? 400 : 0) },
+    async (ga) => {
+      const unmatched: unknown[] = [];
+      ga.on('unmatched', (a) => unmatched.push(a));
+      const t0 = Date.now();
+      const e = await rejects(ga.ping());
+      const took = Date.now() - t0;
+      assert.is(e.code, 'ETIMEDOUT');
+      assert.match(e.message, /^ping: no answer from the agent within 150 ms$/);
+      assert.ok(took >= 140 && took < 350, `took ${took} ms`);
+      assert.is((await ga.agentInfo()).name, 'ember-ga');
+      await waitFor(() => unmatched.length === 1, 2_000, 'the late answer');
+      assert.is(ga.inFlight, 0);
+      // A per-call timeout overrides the client's.
+      assert.ok(await ga.ping({ timeout: 2_000 }));
+    },
+    { timeout: 150 },
+  ));
 
 test('connection lost: requests in flight fail with ECONNRESET; the next call reconnects', () =>
   withStub({ silent: ['ping'] }, async (ga, stub) => {
@@ -161,15 +191,19 @@ test('connection lost: requests in flight fail with ECONNRESET; the next call re
   }));
 
 test('reconnect: false: after a loss, calls fail with ENOTCONN', () =>
-  withStub({}, async (ga, stub) => {
-    await ga.ping();
-    stub.dropConnections();
-    await waitFor(() => !ga.connected, 2_000, 'the loss to be seen');
-    const e = await rejects(ga.ping());
-    assert.is(e.code, 'ENOTCONN');
-    await ga.connect(); // an explicit connect still works
-    assert.ok(await ga.ping());
-  }, { reconnect: false }));
+  withStub(
+    {},
+    async (ga, stub) => {
+      await ga.ping();
+      stub.dropConnections();
+      await waitFor(() => !ga.connected, 2_000, 'the loss to be seen');
+      const e = await rejects(ga.ping());
+      assert.is(e.code, 'ENOTCONN');
+      await ga.connect(); // an explicit connect still works
+      assert.ok(await ga.ping());
+    },
+    { reconnect: false },
+  ));
 
 test('real agent restarted on the same socket: the client reconnects', async () => {
   let agent = await startAgent();
@@ -195,15 +229,32 @@ test('real agent restarted on the same socket: the client reconnects', async () 
 test('0.7.1 protocol (stub): detected, 4096-byte chunks, one request per handle, empty eof write', () =>
   withStub({ reference: true }, async (ga, stub, dir) => {
     const f = await ga.features();
-    assert.equal(f, { emberGa: false, version: '0.7.1', maxReadSize: 4096, maxLineBytes: 65536, orderedHandles: false, atomicWrite: false, readMd5: false });
+    assert.equal(f, {
+      emberGa: false,
+      version: '0.7.1',
+      maxReadSize: 4096,
+      maxLineBytes: 65536,
+      orderedHandles: false,
+      atomicWrite: false,
+      readMd5: false,
+    });
     const src = path.join(dir, 'src');
     const sum = randomFile(src, MiB + 123);
     const up = await ga.copyTo(src, path.join(dir, 'guest'));
-    assert.equal([up.bytes, up.md5, up.chunkSize, up.inFlight, up.emberGa, up.verified], [MiB + 123, sum, 4096, 1, false, true]);
+    assert.equal(
+      [up.bytes, up.md5, up.chunkSize, up.inFlight, up.emberGa, up.verified],
+      [MiB + 123, sum, 4096, 1, false, true],
+    );
     assert.is(md5Of(path.join(dir, 'guest')), sum);
-    const writes = stub.requests.filter((r) => r.execute === 'file-write').map((r) => r.arguments as { bufb64: string; eof: boolean });
+    const writes = stub.requests
+      .filter((r) => r.execute === 'file-write')
+      .map((r) => r.arguments as { bufb64: string; eof: boolean });
     assert.ok(writes.slice(0, -1).every((w) => !w.eof && Buffer.from(w.bufb64, 'base64').length <= 4096));
-    assert.equal(writes[writes.length - 1], { handle_id: writes[0] && (stub.requests.find((r) => r.execute === 'file-write')!.arguments.handle_id as number), bufb64: '', eof: true });
+    assert.equal(writes[writes.length - 1], {
+      handle_id: writes[0] && (stub.requests.find((r) => r.execute === 'file-write')!.arguments.handle_id as number),
+      bufb64: '',
+      eof: true,
+    });
     const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
     assert.equal([down.bytes, down.md5, down.chunkSize, down.inFlight], [MiB + 123, sum, 4096, 1]);
     assert.is(md5Of(path.join(dir, 'back')), sum);
@@ -222,12 +273,17 @@ test('ember-ga protocol (stub): large chunks, several requests in flight, data w
     const sum = randomFile(src, 5 * MiB + 7);
     const up = await ga.copyTo(src, path.join(dir, 'guest'));
     assert.equal([up.md5, up.chunkSize, up.inFlight], [sum, MiB, 4]);
-    const writes = stub.requests.filter((r) => r.execute === 'file-write').map((r) => r.arguments as { bufb64: string; eof: boolean });
+    const writes = stub.requests
+      .filter((r) => r.execute === 'file-write')
+      .map((r) => r.arguments as { bufb64: string; eof: boolean });
     assert.is(writes.length, 6);
     assert.ok(writes[5].eof && Buffer.from(writes[5].bufb64, 'base64').length === 7);
     const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
     assert.equal([down.md5, down.chunkSize, down.inFlight, down.verified], [sum, MiB, 4, true]);
-    assert.ok(stub.requests.some((r) => r.execute === 'get-file-md5sum'), 'without read_md5, get-file-md5sum checks a download');
+    assert.ok(
+      stub.requests.some((r) => r.execute === 'get-file-md5sum'),
+      'without read_md5, get-file-md5sum checks a download',
+    );
     assert.ok(stub.maxPerHandle > 1, 'requests were pipelined');
     assert.ok(stub.requests.filter((r) => r.execute === 'file-read').every((r) => r.arguments.size === MiB));
     // An ember-ga without atomic_write and read_md5 ignores unknown arguments: none are sent to it.
@@ -251,14 +307,33 @@ test('bad chunkSize, inFlight and timeouts throw at once (TypeError, RangeError)
       [{ inFlight: Infinity }, TypeError, /^inFlight must be a whole number >= 1, got Infinity$/],
     ];
     for (const [opts, type, re] of bad) {
-      assert.throws(() => ga.copyTo(src, path.join(dir, 'guest'), opts), (e: Error) => e instanceof type && re.test(e.message), JSON.stringify(opts));
-      assert.throws(() => ga.copyFrom(src, path.join(dir, 'back'), opts), (e: Error) => e instanceof type && re.test(e.message), JSON.stringify(opts));
+      assert.throws(
+        () => ga.copyTo(src, path.join(dir, 'guest'), opts),
+        (e: Error) => e instanceof type && re.test(e.message),
+        JSON.stringify(opts),
+      );
+      assert.throws(
+        () => ga.copyFrom(src, path.join(dir, 'back'), opts),
+        (e: Error) => e instanceof type && re.test(e.message),
+        JSON.stringify(opts),
+      );
     }
     assert.equal(stub.requests, [], 'nothing was sent');
     // A timer past 2^31-1 ms would fire at once: every request would time out.
-    assert.throws(() => new GuestAgent({ socket: stub.path, timeout: 3e9 }), (e: Error) => e instanceof RangeError && /^timeout must be more than 0 and at most 2147483647 ms, got 3000000000$/.test(e.message));
-    assert.throws(() => new GuestAgent({ socket: stub.path, connectTimeout: 0 }), (e: Error) => e instanceof RangeError);
-    const e = await ga.ping({ timeout: -1 }).then(() => undefined, (x: Error) => x);
+    assert.throws(
+      () => new GuestAgent({ socket: stub.path, timeout: 3e9 }),
+      (e: Error) =>
+        e instanceof RangeError &&
+        /^timeout must be more than 0 and at most 2147483647 ms, got 3000000000$/.test(e.message),
+    );
+    assert.throws(
+      () => new GuestAgent({ socket: stub.path, connectTimeout: 0 }),
+      (e: Error) => e instanceof RangeError,
+    );
+    const e = await ga.ping({ timeout: -1 }).then(
+      () => undefined,
+      (x: Error) => x,
+    );
     assert.instance(e, RangeError);
     assert.equal(stub.requests, []);
     const up = await ga.copyTo(src, path.join(dir, 'guest'), { chunkSize: 1, inFlight: 1 });
@@ -275,221 +350,270 @@ test('file-read answers in another key order are decoded through JSON; raw calls
     assert.equal(Object.keys(await ga.call<object>('file-read', { handle_id: h, size: 3 })), ['eof', 'bufb64']);
   }));
 
-test('listen mode (QEMU chardev socket server=off): the client waits for the connection', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  const listen = path.join(dir, 'host.sock');
-  const ga = new GuestAgent({ listen, connectTimeout: 5_000 });
-  const connecting = ga.connect();
-  await waitFor(() => fs.existsSync(listen), 2_000, 'the client to listen');
-  const bridge = spawn('socat', [`UNIX-CONNECT:${listen}`, `UNIX-CONNECT:${agent.socket}`], { stdio: 'ignore' });
-  try {
-    await connecting;
-    assert.ok(await ga.ping());
-  } finally {
-    await ga.close();
-    bridge.kill();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: [command('socat')] });
+test(
+  'listen mode (QEMU chardev socket server=off): the client waits for the connection',
+  async () => {
+    const agent = await startAgent();
+    const dir = tmpDir();
+    const listen = path.join(dir, 'host.sock');
+    const ga = new GuestAgent({ listen, connectTimeout: 5_000 });
+    const connecting = ga.connect();
+    await waitFor(() => fs.existsSync(listen), 2_000, 'the client to listen');
+    const bridge = spawn('socat', [`UNIX-CONNECT:${listen}`, `UNIX-CONNECT:${agent.socket}`], { stdio: 'ignore' });
+    try {
+      await connecting;
+      assert.ok(await ga.ping());
+    } finally {
+      await ga.close();
+      bridge.kill();
+      await agent.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs: [command('socat')] },
+);
 
-test('pty (QEMU chardev pty): calls, hang-up fails requests in flight, reconnect when the pty returns', async () => {
-  const agent = await startAgent();
-  const dir = tmpDir();
-  let bridge = await startPtyBridge(dir, agent.socket);
-  const ga = await GuestAgent.connect({ device: bridge.device, connectTimeout: 5_000 });
-  try {
-    const all = await Promise.all(Array.from({ length: 200 }, () => ga.ping()));
-    assert.ok(all.every((v) => v === all[0]));
-    assert.is((await ga.features()).emberGa, true);
-    await bridge.stop();
-    await waitFor(() => !ga.connected, 3_000, 'the hang-up to be seen');
-    bridge = await startPtyBridge(dir, agent.socket);
-    assert.ok(await ga.ping());
-  } finally {
-    await ga.close();
-    await bridge.stop();
-    await agent.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: [command('socat')] });
+test(
+  'pty (QEMU chardev pty): calls, hang-up fails requests in flight, reconnect when the pty returns',
+  async () => {
+    const agent = await startAgent();
+    const dir = tmpDir();
+    let bridge = await startPtyBridge(dir, agent.socket);
+    const ga = await GuestAgent.connect({ device: bridge.device, connectTimeout: 5_000 });
+    try {
+      const all = await Promise.all(Array.from({ length: 200 }, () => ga.ping()));
+      assert.ok(all.every((v) => v === all[0]));
+      assert.is((await ga.features()).emberGa, true);
+      await bridge.stop();
+      await waitFor(() => !ga.connected, 3_000, 'the hang-up to be seen');
+      bridge = await startPtyBridge(dir, agent.socket);
+      assert.ok(await ga.ping());
+    } finally {
+      await ga.close();
+      await bridge.stop();
+      await agent.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs: [command('socat')] },
+);
 
 // ---- copies against the real agent (need the file commands) ----
 
-test('100 MiB each way over the unix socket, md5-verified, progress to the end, no temp files', () =>
-  withAgent(async (ga, dir) => {
-    const src = path.join(dir, 'src');
-    const sum = randomFile(src, 100 * MiB);
-    const seen: Progress[] = [];
-    const up = ga.copyTo(src, path.join(dir, 'guest'));
-    up.on('progress', (p: Progress) => seen.push(p));
-    const r = await up;
-    assert.equal([r.bytes, r.md5, r.verified, r.chunkSize], [100 * MiB, sum, true, MiB]);
-    assert.is(md5Of(path.join(dir, 'guest')), sum);
-    const copying = seen.filter((p) => p.phase === 'copy');
-    assert.is(copying[copying.length - 1].bytes, 100 * MiB);
-    assert.ok(copying.every((p, i) => p.total === 100 * MiB && (i === 0 || p.bytes > copying[i - 1].bytes)));
-    assert.is(seen[seen.length - 1].phase, 'verify');
-    fs.rmSync(src);
-    let events = 0;
-    const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'), { onProgress: () => events++ });
-    assert.equal([down.bytes, down.md5], [100 * MiB, sum]);
-    assert.ok(events >= 100);
-    assert.is(md5Of(path.join(dir, 'back')), sum);
-    assert.equal(partFiles(dir), []);
-  }), { needs: files, timeout: 60_000 });
+test(
+  '100 MiB each way over the unix socket, md5-verified, progress to the end, no temp files',
+  () =>
+    withAgent(async (ga, dir) => {
+      const src = path.join(dir, 'src');
+      const sum = randomFile(src, 100 * MiB);
+      const seen: Progress[] = [];
+      const up = ga.copyTo(src, path.join(dir, 'guest'));
+      up.on('progress', (p: Progress) => seen.push(p));
+      const r = await up;
+      assert.equal([r.bytes, r.md5, r.verified, r.chunkSize], [100 * MiB, sum, true, MiB]);
+      assert.is(md5Of(path.join(dir, 'guest')), sum);
+      const copying = seen.filter((p) => p.phase === 'copy');
+      assert.is(copying[copying.length - 1].bytes, 100 * MiB);
+      assert.ok(copying.every((p, i) => p.total === 100 * MiB && (i === 0 || p.bytes > copying[i - 1].bytes)));
+      assert.is(seen[seen.length - 1].phase, 'verify');
+      fs.rmSync(src);
+      let events = 0;
+      const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'), { onProgress: () => events++ });
+      assert.equal([down.bytes, down.md5], [100 * MiB, sum]);
+      assert.ok(events >= 100);
+      assert.is(md5Of(path.join(dir, 'back')), sum);
+      assert.equal(partFiles(dir), []);
+    }),
+  { needs: files, timeout: 60_000 },
+);
 
-test('over a pty: 100 MiB each way, md5-verified', () =>
-  withAgent(async (ga, dir) => {
-    const src = path.join(dir, 'src');
-    const sum = randomFile(src, 100 * MiB + 5);
-    assert.is((await ga.copyTo(src, path.join(dir, 'guest'))).md5, sum);
-    assert.is((await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'))).md5, sum);
-    assert.is(md5Of(path.join(dir, 'back')), sum);
-  }, { pty: true }), { needs: [...files, command('socat')], timeout: 60_000 });
+test(
+  'over a pty: 100 MiB each way, md5-verified',
+  () =>
+    withAgent(
+      async (ga, dir) => {
+        const src = path.join(dir, 'src');
+        const sum = randomFile(src, 100 * MiB + 5);
+        assert.is((await ga.copyTo(src, path.join(dir, 'guest'))).md5, sum);
+        assert.is((await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'))).md5, sum);
+        assert.is(md5Of(path.join(dir, 'back')), sum);
+      },
+      { pty: true },
+    ),
+  { needs: [...files, command('socat')], timeout: 60_000 },
+);
 
-test('agent with --no-large-reads: 4096-byte reads, still pipelined and verified', () =>
-  withAgent(async (ga, dir) => {
-    const f = await ga.features();
-    assert.is(f.maxReadSize, 4096);
-    const src = path.join(dir, 'src');
-    const sum = randomFile(src, 3 * MiB + 1);
-    const up = await ga.copyTo(src, path.join(dir, 'guest'));
-    assert.equal([up.md5, up.chunkSize], [sum, MiB]); // writes are not limited by the flag
-    const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
-    assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, 4096, 64]);
-    assert.is(md5Of(path.join(dir, 'back')), sum);
-  }, { flags: ['--no-large-reads'] }), { needs: files });
+test(
+  'agent with --no-large-reads: 4096-byte reads, still pipelined and verified',
+  () =>
+    withAgent(
+      async (ga, dir) => {
+        const f = await ga.features();
+        assert.is(f.maxReadSize, 4096);
+        const src = path.join(dir, 'src');
+        const sum = randomFile(src, 3 * MiB + 1);
+        const up = await ga.copyTo(src, path.join(dir, 'guest'));
+        assert.equal([up.md5, up.chunkSize], [sum, MiB]); // writes are not limited by the flag
+        const down = await ga.copyFrom(path.join(dir, 'guest'), path.join(dir, 'back'));
+        assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, 4096, 64]);
+        assert.is(md5Of(path.join(dir, 'back')), sum);
+      },
+      { flags: ['--no-large-reads'] },
+    ),
+  { needs: files },
+);
 
-test('agent killed mid-copy: a clear error, no partial file (unless keepPartial)', async () => {
-  const dir = tmpDir();
-  const src = path.join(dir, 'src');
-  const size = 64 * MiB;
-  randomFile(src, size);
-  try {
-    for (const keepPartial of [false, true]) {
+test(
+  'agent killed mid-copy: a clear error, no partial file (unless keepPartial)',
+  async () => {
+    const dir = tmpDir();
+    const src = path.join(dir, 'src');
+    const size = 64 * MiB;
+    randomFile(src, size);
+    try {
+      for (const keepPartial of [false, true]) {
+        const agent = await startAgent();
+        const ga = await GuestAgent.connect({ socket: agent.socket });
+        const dest = path.join(dir, `dest-${keepPartial}`);
+        const t = ga.copyFrom(src, dest, { keepPartial, chunkSize: 256 * 1024 });
+        t.on('progress', (p: Progress) => {
+          if (p.bytes >= 4 * MiB && agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+        });
+        const e = await rejects(t);
+        assert.is(e.code, 'ECONNRESET');
+        assert.match(e.message, /^file-read: connection to unix:.* lost/);
+        assert.equal(partFiles(dir), []);
+        if (keepPartial) {
+          const got = fs.statSync(dest).size;
+          assert.ok(got >= 4 * MiB && got < size, `kept ${got} bytes`);
+        } else {
+          assert.not.ok(fs.existsSync(dest));
+        }
+        await ga.close();
+        await agent.stop();
+      }
+      // Upload: the error names the failed request; the guest file is as it was (an atomic
+      // upload), and nothing is left beside it: the new file had no name yet (O_TMPFILE).
       const agent = await startAgent();
       const ga = await GuestAgent.connect({ socket: agent.socket });
-      const dest = path.join(dir, `dest-${keepPartial}`);
-      const t = ga.copyFrom(src, dest, { keepPartial, chunkSize: 256 * 1024 });
+      const up = path.join(dir, 'up');
+      fs.writeFileSync(up, 'the previous version');
+      const t = ga.copyTo(src, up, { chunkSize: 256 * 1024 });
       t.on('progress', (p: Progress) => {
         if (p.bytes >= 4 * MiB && agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
       });
       const e = await rejects(t);
       assert.is(e.code, 'ECONNRESET');
-      assert.match(e.message, /^file-read: connection to unix:.* lost/);
-      assert.equal(partFiles(dir), []);
-      if (keepPartial) {
-        const got = fs.statSync(dest).size;
-        assert.ok(got >= 4 * MiB && got < size, `kept ${got} bytes`);
-      } else {
-        assert.not.ok(fs.existsSync(dest));
-      }
+      assert.is(fs.readFileSync(up, 'utf8'), 'the previous version');
+      assert.equal(partFiles(dir), [], 'the killed agent left no temporary file');
       await ga.close();
       await agent.stop();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    // Upload: the error names the failed request; the guest file is as it was (an atomic
-    // upload), and nothing is left beside it: the new file had no name yet (O_TMPFILE).
-    const agent = await startAgent();
-    const ga = await GuestAgent.connect({ socket: agent.socket });
-    const up = path.join(dir, 'up');
-    fs.writeFileSync(up, 'the previous version');
-    const t = ga.copyTo(src, up, { chunkSize: 256 * 1024 });
-    t.on('progress', (p: Progress) => {
-      if (p.bytes >= 4 * MiB && agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
-    });
-    const e = await rejects(t);
-    assert.is(e.code, 'ECONNRESET');
-    assert.is(fs.readFileSync(up, 'utf8'), 'the previous version');
-    assert.equal(partFiles(dir), [], 'the killed agent left no temporary file');
-    await ga.close();
-    await agent.stop();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs: files, timeout: 60_000 });
+  },
+  { needs: files, timeout: 60_000 },
+);
 
-test('uploads replace the guest file atomically: an aborted copy leaves it as it was; a FIFO is written in place', () =>
-  withAgent(async (ga, dir) => {
-    assert.is((await ga.features()).atomicWrite, true);
-    const src = path.join(dir, 'src');
-    const sum = randomFile(src, 16 * MiB);
-    const dst = path.join(dir, 'guest');
-    fs.writeFileSync(dst, 'version 1');
-    fs.chmodSync(dst, 0o640);
-    const ac = new AbortController();
-    const t = ga.copyTo(src, dst, { chunkSize: 256 * 1024, signal: ac.signal });
-    t.on('progress', (p: Progress) => {
-      if (p.bytes >= 4 * MiB) ac.abort();
-    });
-    assert.is((await rejects(t)).code, 'ABORT_ERR');
-    await waitFor(() => partFiles(dir).length === 0, 5000, 'the discarded temporary file to go');
-    assert.is(fs.readFileSync(dst, 'utf8'), 'version 1');
-    const r = await ga.copyTo(src, dst);
-    assert.equal([r.atomic, r.verified, r.md5], [true, true, sum]);
-    assert.is(md5Of(dst), sum);
-    assert.is(fs.statSync(dst).mode & 0o777, 0o640, 'an existing file keeps its mode');
-    // A FIFO cannot be replaced: written in place (unless atomic is asked for).
-    const fifo = path.join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    const reader = fs.createReadStream(fifo);
-    const got: Buffer[] = [];
-    reader.on('data', (d) => got.push(d as Buffer));
-    const ended = once(reader, 'end'); // may come before the copy's last answer
-    const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), fifo, { atomic: true }));
-    assert.is(e.code, 'EINVAL');
-    const w = await ga.copyTo(Readable.from([Buffer.from('through the fifo')]), fifo, { verify: false });
-    assert.is(w.atomic, false);
-    await ended;
-    assert.is(Buffer.concat(got).toString(), 'through the fifo');
-    assert.equal(partFiles(dir), []);
-  }), { needs: [...files, command('mkfifo')] });
+test(
+  'uploads replace the guest file atomically: an aborted copy leaves it as it was; a FIFO is written in place',
+  () =>
+    withAgent(async (ga, dir) => {
+      assert.is((await ga.features()).atomicWrite, true);
+      const src = path.join(dir, 'src');
+      const sum = randomFile(src, 16 * MiB);
+      const dst = path.join(dir, 'guest');
+      fs.writeFileSync(dst, 'version 1');
+      fs.chmodSync(dst, 0o640);
+      const ac = new AbortController();
+      const t = ga.copyTo(src, dst, { chunkSize: 256 * 1024, signal: ac.signal });
+      t.on('progress', (p: Progress) => {
+        if (p.bytes >= 4 * MiB) ac.abort();
+      });
+      assert.is((await rejects(t)).code, 'ABORT_ERR');
+      await waitFor(() => partFiles(dir).length === 0, 5000, 'the discarded temporary file to go');
+      assert.is(fs.readFileSync(dst, 'utf8'), 'version 1');
+      const r = await ga.copyTo(src, dst);
+      assert.equal([r.atomic, r.verified, r.md5], [true, true, sum]);
+      assert.is(md5Of(dst), sum);
+      assert.is(fs.statSync(dst).mode & 0o777, 0o640, 'an existing file keeps its mode');
+      // A FIFO cannot be replaced: written in place (unless atomic is asked for).
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const reader = fs.createReadStream(fifo);
+      const got: Buffer[] = [];
+      reader.on('data', (d) => got.push(d as Buffer));
+      const ended = once(reader, 'end'); // may come before the copy's last answer
+      const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), fifo, { atomic: true }));
+      assert.is(e.code, 'EINVAL');
+      const w = await ga.copyTo(Readable.from([Buffer.from('through the fifo')]), fifo, { verify: false });
+      assert.is(w.atomic, false);
+      await ended;
+      assert.is(Buffer.concat(got).toString(), 'through the fifo');
+      assert.equal(partFiles(dir), []);
+    }),
+  { needs: [...files, command('mkfifo')] },
+);
 
-test('an upload to a bind-mounted file (rename cannot replace it) is written in place', () =>
-  withAgent(async (ga, dir) => {
-    const target = path.join(dir, 'resolv.conf');
-    const source = path.join(dir, 'source');
-    fs.writeFileSync(target, 'underneath');
-    fs.writeFileSync(source, 'nameserver 192.0.2.1\n');
-    await withBindMount(source, target, async () => {
-      const r = await ga.copyTo(Readable.from([Buffer.from('nameserver 198.51.100.7\n')]), target);
+test(
+  'an upload to a bind-mounted file (rename cannot replace it) is written in place',
+  () =>
+    withAgent(async (ga, dir) => {
+      const target = path.join(dir, 'resolv.conf');
+      const source = path.join(dir, 'source');
+      fs.writeFileSync(target, 'underneath');
+      fs.writeFileSync(source, 'nameserver 192.0.2.1\n');
+      await withBindMount(source, target, async () => {
+        const r = await ga.copyTo(Readable.from([Buffer.from('nameserver 198.51.100.7\n')]), target);
+        assert.equal([r.atomic, r.verified], [false, true]);
+        assert.is(fs.readFileSync(target, 'utf8'), 'nameserver 198.51.100.7\n');
+        assert.is(fs.readFileSync(source, 'utf8'), 'nameserver 198.51.100.7\n'); // the same file
+        assert.is(
+          (await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), target, { atomic: true }))).code,
+          'EINVAL',
+        );
+      });
+      assert.equal(partFiles(dir), []);
+    }),
+  { needs: [...files, root, command('mount')] },
+);
+
+test(
+  'an upload to a path too long for the temporary name beside it (ENAMETOOLONG at the open) is written in place',
+  () =>
+    withAgent(async (ga, dir) => {
+      const f = longPath(dir, 4080);
+      fs.writeFileSync(f, 'old');
+      const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f);
       assert.equal([r.atomic, r.verified], [false, true]);
-      assert.is(fs.readFileSync(target, 'utf8'), 'nameserver 198.51.100.7\n');
-      assert.is(fs.readFileSync(source, 'utf8'), 'nameserver 198.51.100.7\n'); // the same file
-      assert.is((await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), target, { atomic: true }))).code, 'EINVAL');
-    });
-    assert.equal(partFiles(dir), []);
-  }), { needs: [...files, root, command('mount')] });
-
-test('an upload to a path too long for the temporary name beside it (ENAMETOOLONG at the open) is written in place', () =>
-  withAgent(async (ga, dir) => {
-    const f = longPath(dir, 4080);
-    fs.writeFileSync(f, 'old');
-    const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f);
-    assert.equal([r.atomic, r.verified], [false, true]);
-    assert.is(fs.readFileSync(f, 'utf8'), 'new content');
-    const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), f, { atomic: true }));
-    assert.is(e.code, 'ENAMETOOLONG');
-    assert.match(e.message, /without atomic the file is written in place$/);
-  }), { needs: files });
-
-test('no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched', () =>
-  withAgent(async (ga, dir) => {
-    // Two inodes: the root directory and the file. Writing in place would fit, but would
-    // truncate the file first; the copy must fail instead.
-    await withTmpfs(dir, 'full', 'size=1m,nr_inodes=2', async (mnt) => {
-      const f = path.join(mnt, 'f');
-      fs.writeFileSync(f, 'precious');
-      const e = await rejects(ga.copyTo(Readable.from([Buffer.from('new content')]), f));
-      assert.is(e.code, 'ENOSPC');
-      assert.match(e.message, /cannot create the temporary file beside it: no space left on device/);
-      assert.is(fs.readFileSync(f, 'utf8'), 'precious');
-      const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f, { atomic: false }); // asked for: in place
-      assert.is(r.atomic, false);
       assert.is(fs.readFileSync(f, 'utf8'), 'new content');
-    });
-  }), { needs: [...files, root, command('mount')] });
+      const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), f, { atomic: true }));
+      assert.is(e.code, 'ENAMETOOLONG');
+      assert.match(e.message, /without atomic the file is written in place$/);
+    }),
+  { needs: files },
+);
+
+test(
+  'no room for the new file beside the old one (ENOSPC): the upload fails, the guest file untouched',
+  () =>
+    withAgent(async (ga, dir) => {
+      // Two inodes: the root directory and the file. Writing in place would fit, but would
+      // truncate the file first; the copy must fail instead.
+      await withTmpfs(dir, 'full', 'size=1m,nr_inodes=2', async (mnt) => {
+        const f = path.join(mnt, 'f');
+        fs.writeFileSync(f, 'precious');
+        const e = await rejects(ga.copyTo(Readable.from([Buffer.from('new content')]), f));
+        assert.is(e.code, 'ENOSPC');
+        assert.match(e.message, /cannot create the temporary file beside it: no space left on device/);
+        assert.is(fs.readFileSync(f, 'utf8'), 'precious');
+        const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f, { atomic: false }); // asked for: in place
+        assert.is(r.atomic, false);
+        assert.is(fs.readFileSync(f, 'utf8'), 'new content');
+      });
+    }),
+  { needs: [...files, root, command('mount')] },
+);
 
 /** What a copy that should fail rejects with (a local failure need not be a GuestAgentError). */
 async function failure(p: PromiseLike<unknown>): Promise<NodeJS.ErrnoException> {
@@ -499,72 +623,86 @@ async function failure(p: PromiseLike<unknown>): Promise<NodeJS.ErrnoException> 
   );
 }
 
-test('a failed upload has closed its guest handle when it rejects: ENOSPC in place (the space is free once the file is deleted) and atomic, a failing source', () =>
-  withAgent(async (ga, dir, agent) => {
-    const pid = agent.proc.pid!;
-    const src = path.join(dir, 'src');
-    randomFile(src, 3 * MiB);
-    await withTmpfs(dir, 'full', 'size=1m', async (mnt) => {
-      const f = path.join(mnt, 'f');
-      assert.is((await failure(ga.copyTo(src, f, { atomic: false, chunkSize: 256 * 1024 }))).code, 'ENOSPC');
-      assert.equal(fdsOn(pid, f), [], 'the agent holds nothing of the file');
-      fs.rmSync(f);
-      const st = fs.statfsSync(mnt);
-      assert.is(st.bfree, st.blocks, 'the space of the deleted file is free');
-      fs.writeFileSync(f, 'before');
-      assert.is((await failure(ga.copyTo(src, f, { chunkSize: 256 * 1024 }))).code, 'ENOSPC');
-      assert.equal(unnamed(pid, mnt), [], 'the new data was dropped');
-      assert.is(fs.readFileSync(f, 'utf8'), 'before');
-    });
-    const g = path.join(dir, 'g');
-    let chunks = 0;
-    const failing = new Readable({
-      read() {
-        if (++chunks <= 4) this.push(Buffer.alloc(256 * 1024, chunks));
-        else this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
-      },
-    });
-    assert.is((await failure(ga.copyTo(failing, g, { atomic: false, chunkSize: 256 * 1024 }))).code, 'EIO');
-    assert.equal(fdsOn(pid, g), []);
-  }), { needs: [...files, root, command('mount')] });
+test(
+  'a failed upload has closed its guest handle when it rejects: ENOSPC in place (the space is free once the file is deleted) and atomic, a failing source',
+  () =>
+    withAgent(async (ga, dir, agent) => {
+      const pid = agent.proc.pid!;
+      const src = path.join(dir, 'src');
+      randomFile(src, 3 * MiB);
+      await withTmpfs(dir, 'full', 'size=1m', async (mnt) => {
+        const f = path.join(mnt, 'f');
+        assert.is((await failure(ga.copyTo(src, f, { atomic: false, chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+        assert.equal(fdsOn(pid, f), [], 'the agent holds nothing of the file');
+        fs.rmSync(f);
+        const st = fs.statfsSync(mnt);
+        assert.is(st.bfree, st.blocks, 'the space of the deleted file is free');
+        fs.writeFileSync(f, 'before');
+        assert.is((await failure(ga.copyTo(src, f, { chunkSize: 256 * 1024 }))).code, 'ENOSPC');
+        assert.equal(unnamed(pid, mnt), [], 'the new data was dropped');
+        assert.is(fs.readFileSync(f, 'utf8'), 'before');
+      });
+      const g = path.join(dir, 'g');
+      let chunks = 0;
+      const failing = new Readable({
+        read() {
+          if (++chunks <= 4) this.push(Buffer.alloc(256 * 1024, chunks));
+          else this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+        },
+      });
+      assert.is((await failure(ga.copyTo(failing, g, { atomic: false, chunkSize: 256 * 1024 }))).code, 'EIO');
+      assert.equal(fdsOn(pid, g), []);
+    }),
+  { needs: [...files, root, command('mount')] },
+);
 
-test('a failed download has closed its guest handle when it rejects: an abort while a read waits (FIFO), a failing Writable, a full local disk', () =>
-  withAgent(async (ga, dir, agent) => {
-    const pid = agent.proc.pid!;
-    const fifo = path.join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    const writer = fs.openSync(fifo, fs.constants.O_RDWR); // a writer that never writes: reads wait
-    try {
-      const ac = new AbortController();
-      const t = ga.copyFrom(fifo, path.join(dir, 'from-fifo'), { signal: ac.signal });
-      await waitFor(() => fdsOn(pid, fifo).length > 0, 5_000, 'the agent to open the FIFO');
-      await sleep(100);
-      const t0 = Date.now();
-      ac.abort();
-      assert.is((await rejects(t)).code, 'ABORT_ERR');
-      assert.ok(Date.now() - t0 < 2_000, `took ${Date.now() - t0} ms`);
-      assert.equal(fdsOn(pid, fifo), []);
-    } finally {
-      fs.closeSync(writer);
-    }
-    const src = path.join(dir, 'src');
-    randomFile(src, 16 * MiB);
-    const sink = new Writable({ write: (_chunk, _enc, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })) });
-    assert.is((await failure(ga.copyFrom(src, sink, { chunkSize: 256 * 1024 }))).code, 'EPIPE');
-    assert.equal(fdsOn(pid, src), []);
-    await withTmpfs(dir, 'host-full', 'size=1m', async (mnt) => {
-      assert.is((await failure(ga.copyFrom(src, path.join(mnt, 'dest')))).code, 'ENOSPC');
+test(
+  'a failed download has closed its guest handle when it rejects: an abort while a read waits (FIFO), a failing Writable, a full local disk',
+  () =>
+    withAgent(async (ga, dir, agent) => {
+      const pid = agent.proc.pid!;
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const writer = fs.openSync(fifo, fs.constants.O_RDWR); // a writer that never writes: reads wait
+      try {
+        const ac = new AbortController();
+        const t = ga.copyFrom(fifo, path.join(dir, 'from-fifo'), { signal: ac.signal });
+        await waitFor(() => fdsOn(pid, fifo).length > 0, 5_000, 'the agent to open the FIFO');
+        await sleep(100);
+        const t0 = Date.now();
+        ac.abort();
+        assert.is((await rejects(t)).code, 'ABORT_ERR');
+        assert.ok(Date.now() - t0 < 2_000, `took ${Date.now() - t0} ms`);
+        assert.equal(fdsOn(pid, fifo), []);
+      } finally {
+        fs.closeSync(writer);
+      }
+      const src = path.join(dir, 'src');
+      randomFile(src, 16 * MiB);
+      const sink = new Writable({
+        write: (_chunk, _enc, cb) => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })),
+      });
+      assert.is((await failure(ga.copyFrom(src, sink, { chunkSize: 256 * 1024 }))).code, 'EPIPE');
       assert.equal(fdsOn(pid, src), []);
-      assert.equal(fs.readdirSync(mnt), [], 'nothing left behind');
-    });
-    assert.equal(partFiles(dir), []);
-  }), { needs: [...files, root, command('mount'), command('mkfifo')] });
+      await withTmpfs(dir, 'host-full', 'size=1m', async (mnt) => {
+        assert.is((await failure(ga.copyFrom(src, path.join(mnt, 'dest')))).code, 'ENOSPC');
+        assert.equal(fdsOn(pid, src), []);
+        assert.equal(fs.readdirSync(mnt), [], 'nothing left behind');
+      });
+      assert.equal(partFiles(dir), []);
+    }),
+  { needs: [...files, root, command('mount'), command('mkfifo')] },
+);
 
 /**
  * A proxy at `proxyPath` between a client and the agent that passes each line (a request going
  * up, an answer coming down) through `edit`, which may change it.
  */
-async function lineProxy(agentSocket: string, proxyPath: string, edit: (line: string, up: boolean) => string): Promise<net.Server> {
+async function lineProxy(
+  agentSocket: string,
+  proxyPath: string,
+  edit: (line: string, up: boolean) => string,
+): Promise<net.Server> {
   const proxy = net.createServer((c) => {
     const up = net.createConnection(agentSocket);
     const relay = (from: net.Socket, to: net.Socket, goingUp: boolean) => {
@@ -590,7 +728,13 @@ async function lineProxy(agentSocket: string, proxyPath: string, edit: (line: st
  * `run` with a client that reaches the agent through lineProxy(edit); `direct`, the test's own
  * client, is closed first: the agent serves one host connection at a time.
  */
-async function viaProxy(direct: GuestAgent, agent: RunningAgent, dir: string, edit: (line: string, up: boolean) => string, run: (ga: GuestAgent) => Promise<void>): Promise<void> {
+async function viaProxy(
+  direct: GuestAgent,
+  agent: RunningAgent,
+  dir: string,
+  edit: (line: string, up: boolean) => string,
+  run: (ga: GuestAgent) => Promise<void>,
+): Promise<void> {
   await direct.close();
   const proxy = await lineProxy(agent.socket, path.join(dir, 'proxy.sock'), edit);
   const ga = await GuestAgent.connect({ socket: path.join(dir, 'proxy.sock') });
@@ -608,124 +752,173 @@ function flipBase64(line: string, skip: number): string {
   return line.slice(0, at) + (line[at] === 'A' ? 'B' : 'A') + line.slice(at + 1);
 }
 
-test('an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)', () =>
-  withAgent(async (direct, dir, agent) => {
-    // One base64 character of the second write changed.
-    let writes = 0;
-    await viaProxy(direct, agent, dir, (line, up) => (up && line.includes('"file-write"') && ++writes === 2 ? flipBase64(line, 10) : line), async (ga) => {
-      const dst = path.join(dir, 'guest');
-      fs.writeFileSync(dst, 'intact');
-      const src = path.join(dir, 'src');
-      const sum = randomFile(src, 3 * MiB);
-      const e = await rejects(ga.copyTo(src, dst, { chunkSize: MiB }));
-      assert.is(e.code, 'ECHECKSUM');
-      assert.match(e.message, new RegExp(`^copy to guest:.*guest: .*md5 mismatch: the data written has md5 [0-9a-f]{32}, not ${sum}; not replaced: the file is as it was$`));
-      assert.is(fs.readFileSync(dst, 'utf8'), 'intact');
+test(
+  'an upload corrupted on the way fails its md5 check before it replaces anything (ECHECKSUM)',
+  () =>
+    withAgent(async (direct, dir, agent) => {
+      // One base64 character of the second write changed.
+      let writes = 0;
+      await viaProxy(
+        direct,
+        agent,
+        dir,
+        (line, up) => (up && line.includes('"file-write"') && ++writes === 2 ? flipBase64(line, 10) : line),
+        async (ga) => {
+          const dst = path.join(dir, 'guest');
+          fs.writeFileSync(dst, 'intact');
+          const src = path.join(dir, 'src');
+          const sum = randomFile(src, 3 * MiB);
+          const e = await rejects(ga.copyTo(src, dst, { chunkSize: MiB }));
+          assert.is(e.code, 'ECHECKSUM');
+          assert.match(
+            e.message,
+            new RegExp(
+              `^copy to guest:.*guest: .*md5 mismatch: the data written has md5 [0-9a-f]{32}, not ${sum}; not replaced: the file is as it was$`,
+            ),
+          );
+          assert.is(fs.readFileSync(dst, 'utf8'), 'intact');
+          assert.equal(partFiles(dir), []);
+        },
+      );
+    }),
+  { needs: files },
+);
+
+test(
+  'a download corrupted on the way fails the check against the md5 the agent sent (ECHECKSUM); nothing is left',
+  () =>
+    withAgent(async (direct, dir, agent) => {
+      // One base64 character of the second file-read answer changed.
+      let reads = 0;
+      await viaProxy(
+        direct,
+        agent,
+        dir,
+        (line, up) => (!up && line.startsWith('{"return":{"bufb64":"') && ++reads === 2 ? flipBase64(line, 10) : line),
+        async (ga) => {
+          const src = path.join(dir, 'src');
+          const sum = randomFile(src, 3 * MiB);
+          const e = await rejects(ga.copyFrom(src, path.join(dir, 'dest'), { chunkSize: MiB }));
+          assert.is(e.code, 'ECHECKSUM');
+          assert.match(
+            e.message,
+            new RegExp(
+              `^copy guest:.*src: md5 mismatch: the data received has md5 [0-9a-f]{32}, the agent sent data with md5 ${sum}$`,
+            ),
+          );
+          assert.not.ok(fs.existsSync(path.join(dir, 'dest')));
+          assert.equal(partFiles(dir), []);
+        },
+      );
+    }),
+  { needs: files },
+);
+
+test(
+  'a file appended to while it is downloaded: verified against what the agent read; the copy is a prefix of the file',
+  () =>
+    withAgent(async (ga, dir) => {
+      const f = path.join(dir, 'growing.log');
+      fs.writeFileSync(f, randomBytes(MiB));
+      let appends = 0;
+      const t = ga.copyFrom(f, path.join(dir, 'copy'), { chunkSize: 64 * 1024, inFlight: 2 });
+      t.on('progress', (p: Progress) => {
+        if (p.phase === 'copy' && appends++ < 20) fs.appendFileSync(f, randomBytes(64 * 1024)); // a writer, while the copy reads
+      });
+      const r = await t;
+      const got = fs.readFileSync(path.join(dir, 'copy'));
+      assert.equal([r.verified, r.bytes, r.md5], [true, got.length, md5Of(path.join(dir, 'copy'))]);
+      assert.ok(got.length > MiB, `the appended data was read too (${got.length} bytes)`);
+      assert.ok(fs.readFileSync(f).subarray(0, got.length).equals(got), 'the copy is a prefix of the file');
+      // A character device: get-file-md5sum refuses one, the md5 of what was read is that of nothing.
+      const dn = await ga.copyFrom('/dev/null', path.join(dir, 'null'));
+      assert.equal([dn.bytes, dn.verified, dn.md5], [0, true, 'd41d8cd98f00b204e9800998ecf8427e']);
+      assert.is(fs.readFileSync(path.join(dir, 'null')).length, 0);
+    }),
+  { needs: files },
+);
+
+test(
+  'stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint',
+  () =>
+    withAgent(async (ga, dir, agent) => {
+      await withXinoOverlay(dir, async (merged, f, ino) => {
+        assert.is((await ga.stat(f, { exact: true })).stat.Ino, ino);
+        const [entry] = await ga.readdir(merged, 0, { exact: true });
+        assert.is(entry.stat.Ino, ino);
+        assert.is(typeof entry.stat.Size, 'number'); // small values stay numbers
+        const plain = await ga.stat(f); // JSON.parse: a number, rounded
+        assert.is(typeof plain.stat.Ino, 'number');
+        assert.is.not(BigInt(plain.stat.Ino), ino);
+        // ember-ga-ctl stat and ls print it exact, as text and as --json (the agent serves one
+        // host connection at a time: the client steps aside).
+        await ga.close();
+        const run = async (...args: string[]) => {
+          const r = await ctl(['-s', agent.socket, ...args]);
+          assert.is(r.status, 0, r.stderr);
+          return r.stdout;
+        };
+        assert.match(await run('stat', f), new RegExp(`Inode: ${ino}\\b`));
+        assert.ok((await run('--json', 'stat', f)).includes(`"Ino":${ino},`));
+        assert.ok((await run('--json', 'ls', merged)).includes(`"Ino":${ino},`));
+      });
+    }),
+  { needs: [...files, root, command('mount'), command('stat')] },
+);
+
+test(
+  'copy errors: missing guest file, a directory, a missing guest directory, a missing local file',
+  () =>
+    withAgent(async (ga, dir) => {
+      let e = await rejects(ga.copyFrom('/nonexistent/ember-ga/x', path.join(dir, 'x')));
+      assert.is(e.code, 'ENOENT');
+      assert.is(e.remote, true);
+      assert.not.ok(fs.existsSync(path.join(dir, 'x')));
+      e = await rejects(ga.copyFrom(dir, path.join(dir, 'y')));
+      assert.is(e.code, 'EISDIR');
+      e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), '/nonexistent/ember-ga/y'));
+      assert.is(e.code, 'ENOENT');
+      assert.match(e.message, /\/nonexistent\/ember-ga\/y/);
+      await ga.copyTo(path.join(dir, 'missing'), path.join(dir, 'z')).then(
+        () => assert.unreachable('copied a missing file'),
+        (err) => assert.is((err as NodeJS.ErrnoException).code, 'ENOENT'),
+      );
       assert.equal(partFiles(dir), []);
-    });
-  }), { needs: files });
+      assert.ok(await ga.ping());
+    }),
+  { needs: files },
+);
 
-test('a download corrupted on the way fails the check against the md5 the agent sent (ECHECKSUM); nothing is left', () =>
-  withAgent(async (direct, dir, agent) => {
-    // One base64 character of the second file-read answer changed.
-    let reads = 0;
-    await viaProxy(direct, agent, dir, (line, up) => (!up && line.startsWith('{"return":{"bufb64":"') && ++reads === 2 ? flipBase64(line, 10) : line), async (ga) => {
-      const src = path.join(dir, 'src');
-      const sum = randomFile(src, 3 * MiB);
-      const e = await rejects(ga.copyFrom(src, path.join(dir, 'dest'), { chunkSize: MiB }));
-      assert.is(e.code, 'ECHECKSUM');
-      assert.match(e.message, new RegExp(`^copy guest:.*src: md5 mismatch: the data received has md5 [0-9a-f]{32}, the agent sent data with md5 ${sum}$`));
-      assert.not.ok(fs.existsSync(path.join(dir, 'dest')));
-      assert.equal(partFiles(dir), []);
-    });
-  }), { needs: files });
-
-test('a file appended to while it is downloaded: verified against what the agent read; the copy is a prefix of the file', () =>
-  withAgent(async (ga, dir) => {
-    const f = path.join(dir, 'growing.log');
-    fs.writeFileSync(f, randomBytes(MiB));
-    let appends = 0;
-    const t = ga.copyFrom(f, path.join(dir, 'copy'), { chunkSize: 64 * 1024, inFlight: 2 });
-    t.on('progress', (p: Progress) => {
-      if (p.phase === 'copy' && appends++ < 20) fs.appendFileSync(f, randomBytes(64 * 1024)); // a writer, while the copy reads
-    });
-    const r = await t;
-    const got = fs.readFileSync(path.join(dir, 'copy'));
-    assert.equal([r.verified, r.bytes, r.md5], [true, got.length, md5Of(path.join(dir, 'copy'))]);
-    assert.ok(got.length > MiB, `the appended data was read too (${got.length} bytes)`);
-    assert.ok(fs.readFileSync(f).subarray(0, got.length).equals(got), 'the copy is a prefix of the file');
-    // A character device: get-file-md5sum refuses one, the md5 of what was read is that of nothing.
-    const dn = await ga.copyFrom('/dev/null', path.join(dir, 'null'));
-    assert.equal([dn.bytes, dn.verified, dn.md5], [0, true, 'd41d8cd98f00b204e9800998ecf8427e']);
-    assert.is(fs.readFileSync(path.join(dir, 'null')).length, 0);
-  }), { needs: files });
-
-test('stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint', () =>
-  withAgent(async (ga, dir, agent) => {
-    await withXinoOverlay(dir, async (merged, f, ino) => {
-      assert.is((await ga.stat(f, { exact: true })).stat.Ino, ino);
-      const [entry] = await ga.readdir(merged, 0, { exact: true });
-      assert.is(entry.stat.Ino, ino);
-      assert.is(typeof entry.stat.Size, 'number'); // small values stay numbers
-      const plain = await ga.stat(f); // JSON.parse: a number, rounded
-      assert.is(typeof plain.stat.Ino, 'number');
-      assert.is.not(BigInt(plain.stat.Ino), ino);
-      // ember-ga-ctl stat and ls print it exact, as text and as --json (the agent serves one
-      // host connection at a time: the client steps aside).
-      await ga.close();
-      const run = async (...args: string[]) => {
-        const r = await ctl(['-s', agent.socket, ...args]);
-        assert.is(r.status, 0, r.stderr);
-        return r.stdout;
-      };
-      assert.match(await run('stat', f), new RegExp(`Inode: ${ino}\\b`));
-      assert.ok((await run('--json', 'stat', f)).includes(`"Ino":${ino},`));
-      assert.ok((await run('--json', 'ls', merged)).includes(`"Ino":${ino},`));
-    });
-  }), { needs: [...files, root, command('mount'), command('stat')] });
-
-test('copy errors: missing guest file, a directory, a missing guest directory, a missing local file', () =>
-  withAgent(async (ga, dir) => {
-    let e = await rejects(ga.copyFrom('/nonexistent/ember-ga/x', path.join(dir, 'x')));
-    assert.is(e.code, 'ENOENT');
-    assert.is(e.remote, true);
-    assert.not.ok(fs.existsSync(path.join(dir, 'x')));
-    e = await rejects(ga.copyFrom(dir, path.join(dir, 'y')));
-    assert.is(e.code, 'EISDIR');
-    e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), '/nonexistent/ember-ga/y'));
-    assert.is(e.code, 'ENOENT');
-    assert.match(e.message, /\/nonexistent\/ember-ga\/y/);
-    await ga.copyTo(path.join(dir, 'missing'), path.join(dir, 'z')).then(
-      () => assert.unreachable('copied a missing file'),
-      (err) => assert.is((err as NodeJS.ErrnoException).code, 'ENOENT'),
-    );
-    assert.equal(partFiles(dir), []);
-    assert.ok(await ga.ping());
-  }), { needs: files });
-
-test('streams: copyTo from a Readable, copyFrom into a Writable, empty files', () =>
-  withAgent(async (ga, dir) => {
-    const parts = Array.from({ length: 50 }, (_, i) => Buffer.alloc(30_001 + i, i));
-    const whole = Buffer.concat(parts);
-    const up = await ga.copyTo(Readable.from(parts), path.join(dir, 'g'), { perm: 0o600 });
-    assert.is(up.bytes, whole.length);
-    assert.is(fs.statSync(path.join(dir, 'g')).mode & 0o777, 0o600);
-    const sink = new PassThrough();
-    const got: Buffer[] = [];
-    sink.on('data', (d: Buffer) => got.push(d));
-    await ga.copyFrom(path.join(dir, 'g'), sink);
-    assert.ok(Buffer.concat(got).equals(whole));
-    // fileRead decodes; call('file-read') gives the wire shape.
-    const h = await ga.fileOpen(path.join(dir, 'g'));
-    assert.equal(await ga.call('file-read', { handle_id: h, size: 5 }), { bufb64: whole.subarray(0, 5).toString('base64'), eof: false });
-    const r = await ga.fileRead(h, 7);
-    assert.ok(r.data.equals(whole.subarray(5, 12)) && r.eof === false);
-    assert.is(await ga.fileClose(h), true);
-    fs.writeFileSync(path.join(dir, 'empty'), '');
-    assert.is((await ga.copyTo(path.join(dir, 'empty'), path.join(dir, 'g-empty'))).bytes, 0);
-    assert.is((await ga.copyFrom(path.join(dir, 'g-empty'), path.join(dir, 'back-empty'))).bytes, 0);
-    assert.is(fs.readFileSync(path.join(dir, 'back-empty')).length, 0);
-  }), { needs: files });
+test(
+  'streams: copyTo from a Readable, copyFrom into a Writable, empty files',
+  () =>
+    withAgent(async (ga, dir) => {
+      const parts = Array.from({ length: 50 }, (_, i) => Buffer.alloc(30_001 + i, i));
+      const whole = Buffer.concat(parts);
+      const up = await ga.copyTo(Readable.from(parts), path.join(dir, 'g'), { perm: 0o600 });
+      assert.is(up.bytes, whole.length);
+      assert.is(fs.statSync(path.join(dir, 'g')).mode & 0o777, 0o600);
+      const sink = new PassThrough();
+      const got: Buffer[] = [];
+      sink.on('data', (d: Buffer) => got.push(d));
+      await ga.copyFrom(path.join(dir, 'g'), sink);
+      assert.ok(Buffer.concat(got).equals(whole));
+      // fileRead decodes; call('file-read') gives the wire shape.
+      const h = await ga.fileOpen(path.join(dir, 'g'));
+      assert.equal(await ga.call('file-read', { handle_id: h, size: 5 }), {
+        bufb64: whole.subarray(0, 5).toString('base64'),
+        eof: false,
+      });
+      const r = await ga.fileRead(h, 7);
+      assert.ok(r.data.equals(whole.subarray(5, 12)) && r.eof === false);
+      assert.is(await ga.fileClose(h), true);
+      fs.writeFileSync(path.join(dir, 'empty'), '');
+      assert.is((await ga.copyTo(path.join(dir, 'empty'), path.join(dir, 'g-empty'))).bytes, 0);
+      assert.is((await ga.copyFrom(path.join(dir, 'g-empty'), path.join(dir, 'back-empty'))).bytes, 0);
+      assert.is(fs.readFileSync(path.join(dir, 'back-empty')).length, 0);
+    }),
+  { needs: files },
+);
 
 test.run();
 void sleep;

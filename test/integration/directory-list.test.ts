@@ -37,7 +37,23 @@ function expectedListing(dir: string, n = 0): FileStat[] {
 function oddDirectory(dir: string, name: string): string {
   const d = path.join(dir, name);
   fs.mkdirSync(d);
-  const names = ['a', 'B', '<b>&c', '\u2028x\u2029', 'é', '日本', 'emoji😀', 'q"uote', 'back\\slash', 'ctl\x01\x1f\x7f', 'new\nline', ' sp', '.hidden', '..x', 'z'.repeat(255)];
+  const names = [
+    'a',
+    'B',
+    '<b>&c',
+    '\u2028x\u2029',
+    'é',
+    '日本',
+    'emoji😀',
+    'q"uote',
+    'back\\slash',
+    'ctl\x01\x1f\x7f',
+    'new\nline',
+    ' sp',
+    '.hidden',
+    '..x',
+    'z'.repeat(255),
+  ];
   for (const n of names) fs.writeFileSync(path.join(d, n), n);
   for (const bytes of [[0xff, 0x41], [0xc3], [0xe6, 0x97], [0xed, 0xa0, 0x80], [0xf0, 0x9f, 0x98], [0x80]]) {
     fs.writeFileSync(Buffer.concat([Buffer.from(`${d}/bad`), Buffer.from(bytes), Buffer.from('end')]), '');
@@ -54,30 +70,38 @@ function oddDirectory(dir: string, name: string): string {
   return d;
 }
 
-test('listDirectory: each entry as Node\'s lstat gives it, byte for byte, in byte order of names', async ({ dir }) => {
-  const d = oddDirectory(dir, 'odd-lib');
-  for (const n of [0, 1, 7, -1, 1000]) {
-    assert.is(JSON.stringify(await listDirectory(d, n)), JSON.stringify(expectedListing(d, n)), `n=${n}`);
-  }
-  const empty = path.join(dir, 'empty');
-  fs.mkdirSync(empty);
-  assert.equal(await listDirectory(empty, 5), []);
-}, { needs: [root, command('mkfifo'), command('mknod')] });
-
-test('directory-list answers what JSON.stringify of the reference gives, byte for byte', async ({ dir }) => {
-  const d = oddDirectory(dir, 'odd-agent');
-  const agent = await startAgent();
-  const c = await TimedClient.connect(agent.socket);
-  try {
-    for (const n of [0, 3]) {
-      const a = await c.call('directory-list', { path: d, n });
-      assert.is(a.line.toString('utf8') + '\n', encodeReturn(expectedListing(d, n), a.tag));
+test(
+  "listDirectory: each entry as Node's lstat gives it, byte for byte, in byte order of names",
+  async ({ dir }) => {
+    const d = oddDirectory(dir, 'odd-lib');
+    for (const n of [0, 1, 7, -1, 1000]) {
+      assert.is(JSON.stringify(await listDirectory(d, n)), JSON.stringify(expectedListing(d, n)), `n=${n}`);
     }
-  } finally {
-    c.close();
-    await agent.stop();
-  }
-}, { needs: [root, command('mkfifo'), command('mknod')] });
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    assert.equal(await listDirectory(empty, 5), []);
+  },
+  { needs: [root, command('mkfifo'), command('mknod')] },
+);
+
+test(
+  'directory-list answers what JSON.stringify of the reference gives, byte for byte',
+  async ({ dir }) => {
+    const d = oddDirectory(dir, 'odd-agent');
+    const agent = await startAgent();
+    const c = await TimedClient.connect(agent.socket);
+    try {
+      for (const n of [0, 3]) {
+        const a = await c.call('directory-list', { path: d, n });
+        assert.is(a.line.toString('utf8') + '\n', encodeReturn(expectedListing(d, n), a.tag));
+      }
+    } finally {
+      c.close();
+      await agent.stop();
+    }
+  },
+  { needs: [root, command('mkfifo'), command('mknod')] },
+);
 
 /** Files open in this process. */
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
@@ -114,7 +138,10 @@ test('listDirectory: entries removed while listing are left out', async ({ dir }
   const got = (await batches.next()).value as FileStat[];
   for (const n of names.slice(1100)) fs.unlinkSync(path.join(d, n)); // in a batch not yet lstat-ed
   for await (const b of batches) got.push(...b);
-  assert.equal(got.map((e) => e.name), names.slice(0, 1100));
+  assert.equal(
+    got.map((e) => e.name),
+    names.slice(0, 1100),
+  );
 });
 
 interface Timed {
@@ -149,7 +176,7 @@ class TimedClient {
 
   private onData(d: Buffer): void {
     const now = performance.now();
-    for (let from = 0; from < d.length; ) {
+    for (let from = 0; from < d.length;) {
       if (this.parts.length === 0) this.lineStart = now;
       const nl = d.indexOf(0x0a, from);
       if (nl < 0) {
@@ -221,59 +248,87 @@ async function listWithPings(c: TimedClient, dir: string): Promise<{ listing: Ti
 /** Milliseconds: how late a ping during a listing may be answered (the goal is 50, on a quiet machine). */
 const PING_BOUND_MS = 250;
 
-test(`directory-list of ${ENTRIES} entries: right, and pings answered meanwhile within ${PING_BOUND_MS} ms`, async ({ dir }) => {
-  await withBigDirectory(dir, async (big) => {
-    const agent = await startAgent();
-    const c = await TimedClient.connect(agent.socket);
-    try {
-      await c.call('ping');
-      // On a busy 2-CPU machine a ping's latency also holds moments the scheduler ran something
-      // else. Those fall at random, where a stall of the agent's comes in every listing: the
-      // first of up to three listings whose pings all meet the bound passes.
-      const runs: Awaited<ReturnType<typeof listWithPings>>[] = [];
-      do runs.push(await listWithPings(c, big));
-      while (runs.length < 3 && runs[runs.length - 1].max >= PING_BOUND_MS);
-      const { listing: l, pings, max } = runs[runs.length - 1];
-      process.stderr.write(`  directory listing: ${ENTRIES} entries in ${(l.end - l.sent).toFixed(0)} ms (${l.line.length} bytes), ${pings} pings meanwhile, the latest ${runs.map((r) => r.max.toFixed(1)).join(', then ')} ms; peak RSS ${(memKiB(agent.proc.pid!, 'VmHWM') / 1024).toFixed(0)} MiB\n`);
-      assert.ok(pings >= 5, `only ${pings} pings during the listing`);
-      assert.ok(max < PING_BOUND_MS, `a ping during each listing was answered late: ${runs.map((r) => r.max.toFixed(0)).join(', ')} ms`);
+test(
+  `directory-list of ${ENTRIES} entries: right, and pings answered meanwhile within ${PING_BOUND_MS} ms`,
+  async ({ dir }) => {
+    await withBigDirectory(dir, async (big) => {
+      const agent = await startAgent();
+      const c = await TimedClient.connect(agent.socket);
+      try {
+        await c.call('ping');
+        // On a busy 2-CPU machine a ping's latency also holds moments the scheduler ran something
+        // else. Those fall at random, where a stall of the agent's comes in every listing: the
+        // first of up to three listings whose pings all meet the bound passes.
+        const runs: Awaited<ReturnType<typeof listWithPings>>[] = [];
+        do runs.push(await listWithPings(c, big));
+        while (runs.length < 3 && runs[runs.length - 1].max >= PING_BOUND_MS);
+        const { listing: l, pings, max } = runs[runs.length - 1];
+        process.stderr.write(
+          `  directory listing: ${ENTRIES} entries in ${(l.end - l.sent).toFixed(0)} ms (${l.line.length} bytes), ${pings} pings meanwhile, the latest ${runs.map((r) => r.max.toFixed(1)).join(', then ')} ms; peak RSS ${(memKiB(agent.proc.pid!, 'VmHWM') / 1024).toFixed(0)} MiB\n`,
+        );
+        assert.ok(pings >= 5, `only ${pings} pings during the listing`);
+        assert.ok(
+          max < PING_BOUND_MS,
+          `a ping during each listing was answered late: ${runs.map((r) => r.max.toFixed(0)).join(', ')} ms`,
+        );
 
-      const want = expectedListing(big);
-      assert.is(want.length, ENTRIES);
-      assert.equal(want.slice(0, 4).map((e) => e.name), ['f0', 'f1', 'f10', 'f100']);
-      assert.is(want[ENTRIES - 1].name, 'f99999');
-      assert.ok(l.line.equals(Buffer.from(encodeReturn(want, l.tag).slice(0, -1))), 'the answer is the reference, byte for byte');
-    } finally {
-      c.close();
-      await agent.stop();
-    }
-  });
-}, { needs: [root, command('mount')], timeout: 120_000 });
+        const want = expectedListing(big);
+        assert.is(want.length, ENTRIES);
+        assert.equal(
+          want.slice(0, 4).map((e) => e.name),
+          ['f0', 'f1', 'f10', 'f100'],
+        );
+        assert.is(want[ENTRIES - 1].name, 'f99999');
+        assert.ok(
+          l.line.equals(Buffer.from(encodeReturn(want, l.tag).slice(0, -1))),
+          'the answer is the reference, byte for byte',
+        );
+      } finally {
+        c.close();
+        await agent.stop();
+      }
+    });
+  },
+  { needs: [root, command('mount')], timeout: 120_000 },
+);
 
 /** MiB: the agent's peak RSS while eight 100,000-entry listings are asked for at once (was ~1.1 GB). */
 const EIGHT_LISTINGS_PEAK_MIB = 200;
 
-test(`eight directory-lists of ${ENTRIES} entries at once, the host reading nothing for 3 s: peak RSS under ${EIGHT_LISTINGS_PEAK_MIB} MiB`, async ({ dir }) => {
-  await withBigDirectory(dir, async (big) => {
-    const agent = await startAgent();
-    const c = await TimedClient.connect(agent.socket);
-    try {
-      await c.call('ping');
-      const t0 = performance.now();
-      // Answers the host has not read yet must not pile up behind the first.
-      c.pause(3000);
-      const digests = await Promise.all(
-        Array.from({ length: 8 }, () => c.call('directory-list', { path: big }).then((t) => crypto.createHash('md5').update(t.line.subarray(0, t.line.lastIndexOf(',"tag":'))).digest('hex'))),
-      );
-      const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
-      process.stderr.write(`  directory listing: eight at once in ${(performance.now() - t0).toFixed(0)} ms, peak RSS ${peak.toFixed(0)} MiB\n`);
-      assert.is(new Set(digests).size, 1, 'the eight answers are the same');
-      assert.ok(peak < EIGHT_LISTINGS_PEAK_MIB, `peak RSS ${peak.toFixed(0)} MiB`);
-    } finally {
-      c.close();
-      await agent.stop();
-    }
-  });
-}, { needs: [root, command('mount')], timeout: 180_000 });
+test(
+  `eight directory-lists of ${ENTRIES} entries at once, the host reading nothing for 3 s: peak RSS under ${EIGHT_LISTINGS_PEAK_MIB} MiB`,
+  async ({ dir }) => {
+    await withBigDirectory(dir, async (big) => {
+      const agent = await startAgent();
+      const c = await TimedClient.connect(agent.socket);
+      try {
+        await c.call('ping');
+        const t0 = performance.now();
+        // Answers the host has not read yet must not pile up behind the first.
+        c.pause(3000);
+        const digests = await Promise.all(
+          Array.from({ length: 8 }, () =>
+            c.call('directory-list', { path: big }).then((t) =>
+              crypto
+                .createHash('md5')
+                .update(t.line.subarray(0, t.line.lastIndexOf(',"tag":')))
+                .digest('hex'),
+            ),
+          ),
+        );
+        const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
+        process.stderr.write(
+          `  directory listing: eight at once in ${(performance.now() - t0).toFixed(0)} ms, peak RSS ${peak.toFixed(0)} MiB\n`,
+        );
+        assert.is(new Set(digests).size, 1, 'the eight answers are the same');
+        assert.ok(peak < EIGHT_LISTINGS_PEAK_MIB, `peak RSS ${peak.toFixed(0)} MiB`);
+      } finally {
+        c.close();
+        await agent.stop();
+      }
+    });
+  },
+  { needs: [root, command('mount')], timeout: 180_000 },
+);
 
 test.run();

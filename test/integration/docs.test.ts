@@ -11,18 +11,34 @@ import { REPO } from '../helpers/agent';
 import { suite } from '../helpers/harness';
 
 const test = suite('docs');
-const DOCS = ['README.md', ...fs.readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...fs
+    .readdirSync(path.join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const read = (doc: string) => fs.readFileSync(path.join(REPO, doc), 'utf8');
 const readme = read('README.md');
 
 for (const doc of ['docs/PROTOCOL.md']) {
   test(`every command and alias has a row in the ${doc} command table, with its arguments`, () => {
-    const rows = read(doc).split('\n').filter((l) => l.startsWith('| ')).map((l) => l.replace(/`/g, '').split('|').map((c) => c.trim()));
+    const rows = read(doc)
+      .split('\n')
+      .filter((l) => l.startsWith('| '))
+      .map((l) =>
+        l
+          .replace(/`/g, '')
+          .split('|')
+          .map((c) => c.trim()),
+      );
     for (const c of allCommands) {
       const row = rows.find((r) => r[1].split(/[ ,()]+/).includes(c.name));
       assert.ok(row, `${doc} has no row for ${c.name}`);
-      for (const alias of c.aliases ?? []) assert.ok(row![1].includes(alias), `${doc} row of ${c.name} lacks alias ${alias}`);
-      for (const arg of Object.keys(c.args)) assert.ok(row![2].includes(arg), `${doc} row of ${c.name} lacks argument ${arg}`);
+      for (const alias of c.aliases ?? [])
+        assert.ok(row![1].includes(alias), `${doc} row of ${c.name} lacks alias ${alias}`);
+      for (const arg of Object.keys(c.args))
+        assert.ok(row![2].includes(arg), `${doc} row of ${c.name} lacks argument ${arg}`);
     }
   });
 }
@@ -48,7 +64,14 @@ test('links between the docs lead to files inside the repository', () => {
 
 /** GitHub's heading ids of a document: lowercase, punctuation dropped, spaces as dashes. */
 function headingIds(doc: string): Set<string> {
-  return new Set([...read(doc).matchAll(/^#+ (.*)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
+  return new Set(
+    [...read(doc).matchAll(/^#+ (.*)$/gm)].map((m) =>
+      m[1]
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  );
 }
 
 test('#anchors name headings of the document they point into', () => {

@@ -39,7 +39,8 @@ async function sendAndVanish(agent: RunningAgent, data: string | Buffer, ms = 50
   s.destroy();
 }
 
-const req = (execute: string, args?: Record<string, unknown>, tag = '') => JSON.stringify({ execute, arguments: args, tag }) + '\n';
+const req = (execute: string, args?: Record<string, unknown>, tag = '') =>
+  JSON.stringify({ execute, arguments: args, tag }) + '\n';
 
 /** Every answer of a malformed request is an error line; the connection goes on. */
 async function badInput(agent: RunningAgent): Promise<void> {
@@ -111,7 +112,10 @@ async function stalledTarget(agent: RunningAgent, dir: string): Promise<void> {
     c.sock.on('error', () => {});
     for (let i = 0; i < 30; i++) {
       if (c.sock.write(line)) continue;
-      const drained = await Promise.race([new Promise((r) => c.sock.once('drain', () => r(true))), sleep(2_000).then(() => false)]);
+      const drained = await Promise.race([
+        new Promise((r) => c.sock.once('drain', () => r(true))),
+        sleep(2_000).then(() => false),
+      ]);
       if (!drained) break; // the agent pushes back
     }
     c.close();
@@ -135,54 +139,77 @@ async function oversizeWork(agent: RunningAgent, dir: string): Promise<void> {
   fs.rmSync(big, { recursive: true });
 }
 
-test('mixed bad input, vanishing hosts, stalled targets and oversize work: then a fresh host is served at once, within budget, nothing left behind', async () => {
-  const dir = tmpDir('ember-ga-hostile-');
-  try {
-    await withTmpfs(dir, 'scratch', 'size=256m', async (scratch) => {
-      const agent = await startAgent();
-      const pid = agent.proc.pid!;
-      try {
-        const freeBefore = fs.statfsSync(scratch).bfree;
-        const fdsBefore = fds(pid);
-        await badInput(agent);
-        await vanishingHosts(agent, scratch);
-        await stalledTarget(agent, scratch);
-        await oversizeWork(agent, scratch);
+test(
+  'mixed bad input, vanishing hosts, stalled targets and oversize work: then a fresh host is served at once, within budget, nothing left behind',
+  async () => {
+    const dir = tmpDir('ember-ga-hostile-');
+    try {
+      await withTmpfs(dir, 'scratch', 'size=256m', async (scratch) => {
+        const agent = await startAgent();
+        const pid = agent.proc.pid!;
+        try {
+          const freeBefore = fs.statfsSync(scratch).bfree;
+          const fdsBefore = fds(pid);
+          await badInput(agent);
+          await vanishingHosts(agent, scratch);
+          await stalledTarget(agent, scratch);
+          await oversizeWork(agent, scratch);
 
-        // A fresh host: served at once, and its work is not held up by what the others left.
-        const c = await agent.connect();
-        const t0 = Date.now();
-        assert.is(typeof (await c.ok('ping', undefined, 5_000)), 'string');
-        assert.ok(Date.now() - t0 < 500, `the fresh host's ping took ${Date.now() - t0} ms`);
-        const small = path.join(scratch, 'small');
-        fs.writeFileSync(small, 'hello\n');
-        const t1 = Date.now();
-        assert.is(await c.ok('get-file-md5sum', { path: small }, 5_000), crypto.createHash('md5').update('hello\n').digest('hex'));
-        assert.ok(Date.now() - t1 < 1_000, `md5 of a 6-byte file took ${Date.now() - t1} ms`);
-        const h = (await c.ok('file-open', { path: path.join(scratch, 'verified'), mode: 'w', atomic: true })) as number;
-        await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('data').toString('base64') });
-        assert.is(await c.ok('file-close', { handle_id: h, md5: crypto.createHash('md5').update('data').digest('hex') }, 5_000), true);
-        c.close();
+          // A fresh host: served at once, and its work is not held up by what the others left.
+          const c = await agent.connect();
+          const t0 = Date.now();
+          assert.is(typeof (await c.ok('ping', undefined, 5_000)), 'string');
+          assert.ok(Date.now() - t0 < 500, `the fresh host's ping took ${Date.now() - t0} ms`);
+          const small = path.join(scratch, 'small');
+          fs.writeFileSync(small, 'hello\n');
+          const t1 = Date.now();
+          assert.is(
+            await c.ok('get-file-md5sum', { path: small }, 5_000),
+            crypto.createHash('md5').update('hello\n').digest('hex'),
+          );
+          assert.ok(Date.now() - t1 < 1_000, `md5 of a 6-byte file took ${Date.now() - t1} ms`);
+          const h = (await c.ok('file-open', {
+            path: path.join(scratch, 'verified'),
+            mode: 'w',
+            atomic: true,
+          })) as number;
+          await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('data').toString('base64') });
+          assert.is(
+            await c.ok(
+              'file-close',
+              { handle_id: h, md5: crypto.createHash('md5').update('data').digest('hex') },
+              5_000,
+            ),
+            true,
+          );
+          c.close();
 
-        const peak = memKiB(pid, 'VmHWM') / 1024;
-        assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
-        process.stdout.write(`  hostile run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
-        // Nothing left: fds, files beside the uploads, disk space, CPU.
-        await waitFor(() => fds(pid).length <= fdsBefore.length, 10_000, `the agent's fds back to ${fdsBefore.join(', ')} (now ${fds(pid).join(', ')})`);
-        for (const f of fs.readdirSync(scratch)) if (f.startsWith('plain') || f === 'small' || f === 'verified') fs.rmSync(path.join(scratch, f));
-        const left = fs.readdirSync(scratch).filter((f) => !['fifo', 'stalled', 'sparse'].includes(f)); // no upload was committed
-        assert.equal(left, [], 'files left behind');
-        await waitFor(() => fs.statfsSync(scratch).bfree >= freeBefore, 10_000, 'the disk space back');
-        const cpu0 = cpuTicks(pid);
-        await sleep(1_000);
-        assert.ok(cpuTicks(pid) - cpu0 <= 10, `the agent is still busy: ${cpuTicks(pid) - cpu0} ticks in 1 s`);
-      } finally {
-        await agent.stop();
-      }
-    });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { timeout: 180_000, needs: [root] });
+          const peak = memKiB(pid, 'VmHWM') / 1024;
+          assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+          process.stdout.write(`  hostile run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
+          // Nothing left: fds, files beside the uploads, disk space, CPU.
+          await waitFor(
+            () => fds(pid).length <= fdsBefore.length,
+            10_000,
+            `the agent's fds back to ${fdsBefore.join(', ')} (now ${fds(pid).join(', ')})`,
+          );
+          for (const f of fs.readdirSync(scratch))
+            if (f.startsWith('plain') || f === 'small' || f === 'verified') fs.rmSync(path.join(scratch, f));
+          const left = fs.readdirSync(scratch).filter((f) => !['fifo', 'stalled', 'sparse'].includes(f)); // no upload was committed
+          assert.equal(left, [], 'files left behind');
+          await waitFor(() => fs.statfsSync(scratch).bfree >= freeBefore, 10_000, 'the disk space back');
+          const cpu0 = cpuTicks(pid);
+          await sleep(1_000);
+          assert.ok(cpuTicks(pid) - cpu0 <= 10, `the agent is still busy: ${cpuTicks(pid) - cpu0} ticks in 1 s`);
+        } finally {
+          await agent.stop();
+        }
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeout: 180_000, needs: [root] },
+);
 
 test.run();

@@ -10,7 +10,13 @@ import { DEFAULT_PORT, PORT_NAME } from '../../lib/transports/find-port';
 import { LineClient, REPO, tmpDir } from '../helpers/agent';
 import { command, suite, waitFor, type Requirement } from '../helpers/harness';
 
-const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string>; main: string; types: string };
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  bin: Record<string, string>;
+  main: string;
+  types: string;
+};
 const work = tmpDir('ember-ga-package-');
 const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
 
@@ -43,7 +49,10 @@ function pack() {
     const tarball = path.join(dest, tgz[0]);
     const list = run('tar', ['-tzf', tarball]);
     assert.is(list.status, 0, list.out);
-    const entries = list.out.split('\n').filter(Boolean).map((e) => e.replace(/^package\//, ''));
+    const entries = list.out
+      .split('\n')
+      .filter(Boolean)
+      .map((e) => e.replace(/^package\//, ''));
     const unpacked = path.join(work, 'unpacked');
     fs.mkdirSync(unpacked);
     assert.is(run('tar', ['-xzf', tarball, '-C', unpacked, '--strip-components=1']).status, 0);
@@ -58,91 +67,132 @@ test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist
   for (const [name, file] of Object.entries(pkg.bin)) {
     const full = path.join(REPO, file);
     assert.ok((fs.statSync(full).mode & 0o111) === 0o111, `${name} (${file}) is not executable`);
-    assert.ok(fs.readFileSync(full, 'utf8').startsWith('#!/usr/bin/env node\n'), `${name} (${file}) has no node shebang`);
+    assert.ok(
+      fs.readFileSync(full, 'utf8').startsWith('#!/usr/bin/env node\n'),
+      `${name} (${file}) has no node shebang`,
+    );
   }
 });
 
-test('npm pack ships prebuilds, compiled JS with types, the native sources, the unit, nothing else', async () => {
-  const { entries } = await pack();
-  const allowed = [
-    /^package\.json$/,
-    /^README\.md$/,
-    /^docs\/[\w.-]+\.md$/,
-    /^LICENSE$/,
-    /^CHANGELOG\.md$/,
-    /^binding\.gyp$/,
-    /^native\/[\w.-]+\.(cc|h)$/,
-    /^dist\/lib\/[\w/.-]+\.(js|d\.ts)$/,
-    /^prebuilds\/linux-(x64|arm64)\/[\w.-]+\.node$/,
-    /^systemd\/(ember-ga\.service|60-ember-ga\.rules)$/,
-  ];
-  const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)));
-  assert.equal(unexpected, [], `files the package must not ship: ${unexpected.join(', ')}`);
+test(
+  'npm pack ships prebuilds, compiled JS with types, the native sources, the unit, nothing else',
+  async () => {
+    const { entries } = await pack();
+    const allowed = [
+      /^package\.json$/,
+      /^README\.md$/,
+      /^docs\/[\w.-]+\.md$/,
+      /^LICENSE$/,
+      /^CHANGELOG\.md$/,
+      /^binding\.gyp$/,
+      /^native\/[\w.-]+\.(cc|h)$/,
+      /^dist\/lib\/[\w/.-]+\.(js|d\.ts)$/,
+      /^prebuilds\/linux-(x64|arm64)\/[\w.-]+\.node$/,
+      /^systemd\/(ember-ga\.service|60-ember-ga\.rules)$/,
+    ];
+    const unexpected = entries.filter((e) => !allowed.some((re) => re.test(e)));
+    assert.equal(unexpected, [], `files the package must not ship: ${unexpected.join(', ')}`);
 
-  const required = ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'docs/PROTOCOL.md', 'binding.gyp', 'systemd/ember-ga.service', 'systemd/60-ember-ga.rules', pkg.main, pkg.types, pkg.bin['ember-ga']];
-  // Every source binding.gyp names and every header, so a source build from the tarball works where g++ exists.
-  const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
-  const sources = [...gyp.matchAll(/["']([\w/.-]+\.(?:cc|cpp|c|h))["']/g)].map((m) => m[1]);
-  assert.ok(sources.length > 0, 'no sources found in binding.gyp');
-  const headers = fs.readdirSync(path.join(REPO, 'native')).filter((f) => f.endsWith('.h')).map((f) => `native/${f}`);
-  assert.ok(headers.length > 0, 'no headers found in native/');
-  required.push(...sources, ...headers);
-  // Every TypeScript module of lib/ compiled, with its declarations.
-  const walk = (dir: string): string[] =>
-    fs.readdirSync(path.join(REPO, dir), { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(`${dir}/${d.name}`) : [`${dir}/${d.name}`]));
-  for (const ts of walk('lib').filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
-    required.push(`dist/${ts.replace(/\.ts$/, '.js')}`, `dist/${ts.replace(/\.ts$/, '.d.ts')}`);
-  }
-  const native = entries.filter((e) => e.startsWith(`prebuilds/linux-${process.arch}/`));
-  assert.is(native.length, 1, `one prebuild for linux-${process.arch}, got: ${native.join(', ') || 'none'}`);
-  const missing = required.filter((f) => !entries.includes(f.replace(/^\.\//, '')));
-  assert.equal(missing, [], `missing from the tarball: ${missing.join(', ')}`);
-}, { timeout: PACK_TIMEOUT });
+    const required = [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+      'docs/PROTOCOL.md',
+      'binding.gyp',
+      'systemd/ember-ga.service',
+      'systemd/60-ember-ga.rules',
+      pkg.main,
+      pkg.types,
+      pkg.bin['ember-ga'],
+    ];
+    // Every source binding.gyp names and every header, so a source build from the tarball works where g++ exists.
+    const gyp = fs.readFileSync(path.join(REPO, 'binding.gyp'), 'utf8');
+    const sources = [...gyp.matchAll(/["']([\w/.-]+\.(?:cc|cpp|c|h))["']/g)].map((m) => m[1]);
+    assert.ok(sources.length > 0, 'no sources found in binding.gyp');
+    const headers = fs
+      .readdirSync(path.join(REPO, 'native'))
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => `native/${f}`);
+    assert.ok(headers.length > 0, 'no headers found in native/');
+    required.push(...sources, ...headers);
+    // Every TypeScript module of lib/ compiled, with its declarations.
+    const walk = (dir: string): string[] =>
+      fs
+        .readdirSync(path.join(REPO, dir), { withFileTypes: true })
+        .flatMap((d) => (d.isDirectory() ? walk(`${dir}/${d.name}`) : [`${dir}/${d.name}`]));
+    for (const ts of walk('lib').filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
+      required.push(`dist/${ts.replace(/\.ts$/, '.js')}`, `dist/${ts.replace(/\.ts$/, '.d.ts')}`);
+    }
+    const native = entries.filter((e) => e.startsWith(`prebuilds/linux-${process.arch}/`));
+    assert.is(native.length, 1, `one prebuild for linux-${process.arch}, got: ${native.join(', ') || 'none'}`);
+    const missing = required.filter((f) => !entries.includes(f.replace(/^\.\//, '')));
+    assert.equal(missing, [], `missing from the tarball: ${missing.join(', ')}`);
+  },
+  { timeout: PACK_TIMEOUT },
+);
 
-test('the tarball has an arm64 prebuild, an aarch64 ELF file', async () => {
-  const { entries, unpacked } = await pack();
-  const arm = entries.filter((e) => e.startsWith('prebuilds/linux-arm64/'));
-  assert.is(arm.length, 1, `one prebuild for linux-arm64, got: ${arm.join(', ') || 'none'}`);
-  const head = fs.readFileSync(path.join(unpacked, arm[0])).subarray(0, 20);
-  assert.is(head.readUInt32BE(0), 0x7f454c46, 'not an ELF file');
-  assert.is(head.readUInt16LE(18), ELF_MACHINE.arm64, 'not an aarch64 ELF file');
-}, { timeout: PACK_TIMEOUT, needs: [command('aarch64-linux-gnu-ar')] });
+test(
+  'the tarball has an arm64 prebuild, an aarch64 ELF file',
+  async () => {
+    const { entries, unpacked } = await pack();
+    const arm = entries.filter((e) => e.startsWith('prebuilds/linux-arm64/'));
+    assert.is(arm.length, 1, `one prebuild for linux-arm64, got: ${arm.join(', ') || 'none'}`);
+    const head = fs.readFileSync(path.join(unpacked, arm[0])).subarray(0, 20);
+    assert.is(head.readUInt32BE(0), 0x7f454c46, 'not an ELF file');
+    assert.is(head.readUInt16LE(18), ELF_MACHINE.arm64, 'not an aarch64 ELF file');
+  },
+  { timeout: PACK_TIMEOUT, needs: [command('aarch64-linux-gnu-ar')] },
+);
 
 /** Orders dotted versions as numbers: [2, 28] < [2, 28, 1] < [2, 31]. */
 function cmpVersion(a: number[], b: number[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
   return a.length - b.length;
 }
 
-test('docs/INSTALL.md states the runtime versions the prebuilds need, as objdump reads them, within the promised floors', async () => {
-  const { entries, unpacked } = await pack();
-  const install = fs.readFileSync(path.join(REPO, 'docs', 'INSTALL.md'), 'utf8');
-  for (const file of entries.filter((e) => e.startsWith('prebuilds/'))) {
-    const arch = file.split('/')[1].replace('linux-', '');
-    const tool = arch === process.arch ? 'objdump' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-objdump`;
-    const r = run(tool, ['-T', path.join(unpacked, file)]);
-    assert.is(r.status, 0, r.out);
-    // Every symbol of `lib` with the version it needs, as objdump -T lists them: "(GLIBC_2.28) statx".
-    const needs = (lib: string) =>
-      [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].map((m) => ({ version: m[1].split('.').map(Number), symbol: m[2] }));
-    const newest = (lib: string) => {
-      const versions = needs(lib).map((n) => n.version).sort(cmpVersion);
-      return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
-    };
-    const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
-    assert.ok(install.includes(line), `docs/INSTALL.md must say what the prebuild needs: ${line}`);
-    // The floors docs/INSTALL.md promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
-    // libstdc++ (GLIBCXX_3.4.22), whatever compiler this machine has.
-    const over = (lib: string, max: number[]) =>
-      needs(lib).filter((n) => cmpVersion(n.version, max) > 0).map((n) => `${n.symbol}@${lib}_${n.version.join('.')}`);
-    assert.equal(over('GLIBC', [2, 28]), [], `linux-${arch} needs a glibc newer than 2.28`);
-    assert.equal(over('GLIBCXX', [3, 4, 22]), [], `linux-${arch} needs a libstdc++ newer than GCC 6's`);
-  }
-}, { timeout: PACK_TIMEOUT, needs: [command('objdump')] });
+test(
+  'docs/INSTALL.md states the runtime versions the prebuilds need, as objdump reads them, within the promised floors',
+  async () => {
+    const { entries, unpacked } = await pack();
+    const install = fs.readFileSync(path.join(REPO, 'docs', 'INSTALL.md'), 'utf8');
+    for (const file of entries.filter((e) => e.startsWith('prebuilds/'))) {
+      const arch = file.split('/')[1].replace('linux-', '');
+      const tool = arch === process.arch ? 'objdump' : `${arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu-objdump`;
+      const r = run(tool, ['-T', path.join(unpacked, file)]);
+      assert.is(r.status, 0, r.out);
+      // Every symbol of `lib` with the version it needs, as objdump -T lists them: "(GLIBC_2.28) statx".
+      const needs = (lib: string) =>
+        [...r.out.matchAll(new RegExp(`\\(${lib}_([0-9.]+)\\)\\s+(\\S+)`, 'g'))].map((m) => ({
+          version: m[1].split('.').map(Number),
+          symbol: m[2],
+        }));
+      const newest = (lib: string) => {
+        const versions = needs(lib)
+          .map((n) => n.version)
+          .sort(cmpVersion);
+        return versions.length ? `${lib}_${versions[versions.length - 1].join('.')}` : `no ${lib}`;
+      };
+      const line = `linux-${arch}: ${newest('GLIBC')}, ${newest('GLIBCXX')}`;
+      assert.ok(install.includes(line), `docs/INSTALL.md must say what the prebuild needs: ${line}`);
+      // The floors docs/INSTALL.md promises: glibc 2.28 (Node's own; RHEL 8, Debian 10) and GCC 6's
+      // libstdc++ (GLIBCXX_3.4.22), whatever compiler this machine has.
+      const over = (lib: string, max: number[]) =>
+        needs(lib)
+          .filter((n) => cmpVersion(n.version, max) > 0)
+          .map((n) => `${n.symbol}@${lib}_${n.version.join('.')}`);
+      assert.equal(over('GLIBC', [2, 28]), [], `linux-${arch} needs a glibc newer than 2.28`);
+      assert.equal(over('GLIBCXX', [3, 4, 22]), [], `linux-${arch} needs a libstdc++ newer than GCC 6's`);
+    }
+  },
+  { timeout: PACK_TIMEOUT, needs: [command('objdump')] },
+);
 
 // --- The guest's install: no compiler, node-gyp fails loudly, offline ---
 
-const COMPILER = /^(cc|c\+\+|gcc|g\+\+|cpp|clang|clang\+\+|make|gmake|ld|ld\.\w+|as|node-gyp)(-[\d.]+)?$|-(gcc|g\+\+|cc|c\+\+|cpp|ld|as)(-[\d.]+)?$/;
+const COMPILER =
+  /^(cc|c\+\+|gcc|g\+\+|cpp|clang|clang\+\+|make|gmake|ld|ld\.\w+|as|node-gyp)(-[\d.]+)?$|-(gcc|g\+\+|cc|c\+\+|cpp|ld|as)(-[\d.]+)?$/;
 
 /** A bin directory like the guest's: everything on our PATH except compilers, make and node-gyp. */
 function guestBin(): string {
@@ -172,38 +222,72 @@ interface Installed {
 let installed: Installed | undefined;
 const gypCalled = path.join(work, 'node-gyp-was-called');
 
-test('npm install -g of the tarball (deps from the npm cache), with no compiler: uses the prebuild, never builds', async () => {
-  const { tarball } = await pack();
-  const bin = guestBin();
-  // node-gyp-build compiles with the node-gyp that require() finds (NODE_PATH is searched),
-  // npm's own otherwise (npm 11 ignores a configured node-gyp for install scripts): this
-  // node-gyp is found first, records the call and fails.
-  const fake = path.join(work, 'fake-modules', 'node-gyp');
-  fs.mkdirSync(path.join(fake, 'bin'), { recursive: true });
-  fs.writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ name: 'node-gyp', version: '0.0.0', bin: { 'node-gyp': 'bin/node-gyp.js' } }));
-  const failer = path.join(fake, 'bin', 'node-gyp.js');
-  fs.writeFileSync(failer, `#!/usr/bin/env node
+test(
+  'npm install -g of the tarball (deps from the npm cache), with no compiler: uses the prebuild, never builds',
+  async () => {
+    const { tarball } = await pack();
+    const bin = guestBin();
+    // node-gyp-build compiles with the node-gyp that require() finds (NODE_PATH is searched),
+    // npm's own otherwise (npm 11 ignores a configured node-gyp for install scripts): this
+    // node-gyp is found first, records the call and fails.
+    const fake = path.join(work, 'fake-modules', 'node-gyp');
+    fs.mkdirSync(path.join(fake, 'bin'), { recursive: true });
+    fs.writeFileSync(
+      path.join(fake, 'package.json'),
+      JSON.stringify({ name: 'node-gyp', version: '0.0.0', bin: { 'node-gyp': 'bin/node-gyp.js' } }),
+    );
+    const failer = path.join(fake, 'bin', 'node-gyp.js');
+    fs.writeFileSync(
+      failer,
+      `#!/usr/bin/env node
 require('fs').appendFileSync(${JSON.stringify(gypCalled)}, process.argv.slice(2).join(' ') + '\\n');
 console.error('node-gyp called: the prebuild was not used');
 process.exit(97);
-`, { mode: 0o755 });
-  const env = cleanEnv({ PATH: bin, NODE_PATH: path.dirname(fake), npm_config_node_gyp: failer });
-  const probe = run('sh', ['-c', 'for c in g++ gcc cc c++ make clang; do command -v $c && exit 1; done; exit 0'], { env });
-  assert.is(probe.status, 0, `the guest PATH still has a compiler: ${probe.out}`);
+`,
+      { mode: 0o755 },
+    );
+    const env = cleanEnv({ PATH: bin, NODE_PATH: path.dirname(fake), npm_config_node_gyp: failer });
+    const probe = run('sh', ['-c', 'for c in g++ gcc cc c++ make clang; do command -v $c && exit 1; done; exit 0'], {
+      env,
+    });
+    assert.is(probe.status, 0, `the guest PATH still has a compiler: ${probe.out}`);
 
-  const prefix = path.join(work, 'prefix');
-  const r = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball], { env, cwd: work });
-  assert.is(r.status, 0, `install failed:\n${r.out}`);
-  assert.not.ok(fs.existsSync(gypCalled), `node-gyp was called: ${fs.existsSync(gypCalled) ? fs.readFileSync(gypCalled, 'utf8') : ''}\n${r.out}`);
-  const root = path.join(prefix, 'lib', 'node_modules', pkg.name);
-  assert.ok(fs.existsSync(path.join(root, 'prebuilds', `linux-${process.arch}`)), 'no prebuild installed');
-  assert.not.ok(fs.existsSync(path.join(root, 'build')), 'the install compiled something (build/ exists)');
-  assert.ok(fs.existsSync(path.join(root, 'node_modules', 'node-gyp-build')) || fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'node-gyp-build')), 'runtime dependency node-gyp-build not installed');
-  const version = run(path.join(prefix, 'bin', 'ember-ga'), ['--version'], { env });
-  assert.is(version.status, 0, version.out);
-  assert.is(version.out, `${pkg.version}\n`);
-  installed = { prefix, root, env };
-}, { timeout: PACK_TIMEOUT });
+    const prefix = path.join(work, 'prefix');
+    const r = run(
+      'npm',
+      [
+        'install',
+        '-g',
+        '--prefix',
+        prefix,
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--foreground-scripts',
+        tarball,
+      ],
+      { env, cwd: work },
+    );
+    assert.is(r.status, 0, `install failed:\n${r.out}`);
+    assert.not.ok(
+      fs.existsSync(gypCalled),
+      `node-gyp was called: ${fs.existsSync(gypCalled) ? fs.readFileSync(gypCalled, 'utf8') : ''}\n${r.out}`,
+    );
+    const root = path.join(prefix, 'lib', 'node_modules', pkg.name);
+    assert.ok(fs.existsSync(path.join(root, 'prebuilds', `linux-${process.arch}`)), 'no prebuild installed');
+    assert.not.ok(fs.existsSync(path.join(root, 'build')), 'the install compiled something (build/ exists)');
+    assert.ok(
+      fs.existsSync(path.join(root, 'node_modules', 'node-gyp-build')) ||
+        fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'node-gyp-build')),
+      'runtime dependency node-gyp-build not installed',
+    );
+    const version = run(path.join(prefix, 'bin', 'ember-ga'), ['--version'], { env });
+    assert.is(version.status, 0, version.out);
+    assert.is(version.out, `${pkg.version}\n`);
+    installed = { prefix, root, env };
+  },
+  { timeout: PACK_TIMEOUT },
+);
 
 interface Started {
   proc: ChildProcess;
@@ -225,10 +309,14 @@ function startInstalled(key: string, argv: (inst: Installed) => string[], ms = 1
       proc.stderr!.on('data', (d: string) => (err += d));
       const stop = () => proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL');
       try {
-        await waitFor(() => {
-          if (proc.exitCode !== null) throw new Error(`the installed agent (${key}) exited: ${err}`);
-          return /serving on/.test(err);
-        }, ms, `the installed agent (${key}) to start`);
+        await waitFor(
+          () => {
+            if (proc.exitCode !== null) throw new Error(`the installed agent (${key}) exited: ${err}`);
+            return /serving on/.test(err);
+          },
+          ms,
+          `the installed agent (${key}) to start`,
+        );
         return { proc, client: await LineClient.connect(socket) };
       } catch (e) {
         stop();
@@ -245,13 +333,23 @@ const nativeAgent = () => startInstalled('native', (i) => [path.join(i.prefix, '
 /** The addon files mapped into a process: proof of which build it loaded. */
 function loadedAddons(pid: number): string[] {
   const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
-  return [...new Set(maps.split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((p) => p.endsWith('.node')))];
+  return [
+    ...new Set(
+      maps
+        .split('\n')
+        .map((l) => l.split(/\s+/).slice(5).join(' '))
+        .filter((p) => p.endsWith('.node')),
+    ),
+  ];
 }
 
 function assertPrebuildLoaded(pid: number, arch: string): void {
   const dir = fs.realpathSync(path.join(installed!.root, 'prebuilds', `linux-${arch}`));
   const addons = loadedAddons(pid);
-  assert.ok(addons.length === 1 && addons[0].startsWith(dir + path.sep), `expected the prebuild from ${dir}, the agent mapped: ${addons.join(', ') || 'no addon'}`);
+  assert.ok(
+    addons.length === 1 && addons[0].startsWith(dir + path.sep),
+    `expected the prebuild from ${dir}, the agent mapped: ${addons.join(', ') || 'no addon'}`,
+  );
 }
 
 async function assertMd5(client: LineClient): Promise<void> {
@@ -275,30 +373,65 @@ test('the installed agent answers get-file-md5sum from the prebuilt addon', asyn
 // unpacks, which npm pack's prebuild uses to compile), run through its own dynamic loader.
 const BULLSEYE_X64 = path.join(REPO, '.cache', 'bullseye', 'linux-x64', 'root');
 const bullseyeX64: Requirement = () =>
-  process.arch !== 'x64' ? 'needs an x64 machine' : fs.existsSync(path.join(BULLSEYE_X64, '.complete')) ? undefined : 'needs the Debian 11 root from scripts/bullseye.sh x64';
+  process.arch !== 'x64'
+    ? 'needs an x64 machine'
+    : fs.existsSync(path.join(BULLSEYE_X64, '.complete'))
+      ? undefined
+      : 'needs the Debian 11 root from scripts/bullseye.sh x64';
 
-test('on Debian 11\'s glibc 2.31 and libstdc++ (x64) the installed agent answers from the prebuild', async () => {
-  const libs = ['lib', 'usr/lib'].map((d) => path.join(BULLSEYE_X64, d, 'x86_64-linux-gnu')).join(':');
-  const loader = path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'ld-linux-x86-64.so.2');
-  const { client, proc } = await startInstalled('bullseye', (i) => [loader, '--library-path', libs, process.execPath, path.join(i.root, 'dist', 'lib', 'cli.js')]);
-  assert.equal(await client.ok('ping'), pkg.version);
-  const maps = fs.readFileSync(`/proc/${proc.pid}/maps`, 'utf8');
-  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'libc-2.31.so')), 'the agent is not running on Debian 11\'s libc');
-  assert.ok(maps.includes(path.join(BULLSEYE_X64, 'usr', 'lib', 'x86_64-linux-gnu', 'libstdc++.so.6.0.28')), 'the agent is not running on GCC 10\'s libstdc++');
-  assertPrebuildLoaded(proc.pid!, 'x64');
-  await assertMd5(client);
-}, { timeout: 30_000, needs: [bullseyeX64] });
+test(
+  "on Debian 11's glibc 2.31 and libstdc++ (x64) the installed agent answers from the prebuild",
+  async () => {
+    const libs = ['lib', 'usr/lib'].map((d) => path.join(BULLSEYE_X64, d, 'x86_64-linux-gnu')).join(':');
+    const loader = path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'ld-linux-x86-64.so.2');
+    const { client, proc } = await startInstalled('bullseye', (i) => [
+      loader,
+      '--library-path',
+      libs,
+      process.execPath,
+      path.join(i.root, 'dist', 'lib', 'cli.js'),
+    ]);
+    assert.equal(await client.ok('ping'), pkg.version);
+    const maps = fs.readFileSync(`/proc/${proc.pid}/maps`, 'utf8');
+    assert.ok(
+      maps.includes(path.join(BULLSEYE_X64, 'lib', 'x86_64-linux-gnu', 'libc-2.31.so')),
+      "the agent is not running on Debian 11's libc",
+    );
+    assert.ok(
+      maps.includes(path.join(BULLSEYE_X64, 'usr', 'lib', 'x86_64-linux-gnu', 'libstdc++.so.6.0.28')),
+      "the agent is not running on GCC 10's libstdc++",
+    );
+    assertPrebuildLoaded(proc.pid!, 'x64');
+    await assertMd5(client);
+  },
+  { timeout: 30_000, needs: [bullseyeX64] },
+);
 
 // Debian's arm64 Node under qemu-user (scripts/arm64-node.sh unpacks it; test-deps.sh runs that).
 const ARM64_ROOT = path.join(REPO, '.cache', 'arm64-node', 'root');
-const arm64Node: Requirement = () => (fs.existsSync(path.join(ARM64_ROOT, '.complete')) ? undefined : 'needs the arm64 Node from scripts/arm64-node.sh');
+const arm64Node: Requirement = () =>
+  fs.existsSync(path.join(ARM64_ROOT, '.complete')) ? undefined : 'needs the arm64 Node from scripts/arm64-node.sh';
 
-test('on arm64 (qemu-user, Debian\'s arm64 Node) the installed agent answers from the arm64 prebuild', async () => {
-  const { client, proc } = await startInstalled('arm64', (i) => ['qemu-aarch64-static', '-L', ARM64_ROOT, path.join(ARM64_ROOT, 'usr', 'bin', 'node'), path.join(i.root, 'dist', 'lib', 'cli.js')], 30_000);
-  assert.equal(await client.ok('ping', undefined, 20_000), pkg.version);
-  assertPrebuildLoaded(proc.pid!, 'arm64');
-  await assertMd5(client);
-}, { timeout: 60_000, needs: [command('qemu-aarch64-static'), command('aarch64-linux-gnu-ar'), arm64Node] });
+test(
+  "on arm64 (qemu-user, Debian's arm64 Node) the installed agent answers from the arm64 prebuild",
+  async () => {
+    const { client, proc } = await startInstalled(
+      'arm64',
+      (i) => [
+        'qemu-aarch64-static',
+        '-L',
+        ARM64_ROOT,
+        path.join(ARM64_ROOT, 'usr', 'bin', 'node'),
+        path.join(i.root, 'dist', 'lib', 'cli.js'),
+      ],
+      30_000,
+    );
+    assert.equal(await client.ok('ping', undefined, 20_000), pkg.version);
+    assertPrebuildLoaded(proc.pid!, 'arm64');
+    await assertMd5(client);
+  },
+  { timeout: 60_000, needs: [command('qemu-aarch64-static'), command('aarch64-linux-gnu-ar'), arm64Node] },
+);
 
 // --- The systemd unit and udev rule ---
 
@@ -307,32 +440,53 @@ function unitValues(key: string): string[] {
   return [...unitText().matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1].trim());
 }
 
-test('the unit binds to the port device the agent opens by default, restarts always', () => {
-  const device = run('systemd-escape', ['--path', '--suffix=device', DEFAULT_PORT]);
-  assert.is(device.status, 0, device.out);
-  const name = device.out.trim();
-  assert.equal(unitValues('BindsTo'), [name]);
-  assert.equal(unitValues('After'), [name]);
-  assert.equal(unitValues('Restart'), ['always']);
-  const exec = unitValues('ExecStart');
-  assert.is(exec.length, 1);
-  assert.match(exec[0], new RegExp(`^/usr/bin/env ${Object.keys(pkg.bin)[0]} -p ${DEFAULT_PORT.replace(/\./g, '\\.')}$`));
-  const rules = fs.readFileSync(path.join(REPO, 'systemd', '60-ember-ga.rules'), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-  assert.is(rules.length, 1);
-  assert.ok(rules[0].includes(`SUBSYSTEM=="virtio-ports"`), rules[0]);
-  assert.ok(rules[0].includes(`ATTR{name}=="${PORT_NAME}"`), rules[0]);
-  assert.match(rules[0], /ENV\{SYSTEMD_WANTS\}\+?="ember-ga\.service"/);
-  assert.ok(rules[0].includes('TAG+="systemd"'), rules[0]);
-}, { needs: [command('systemd-escape')] });
+test(
+  'the unit binds to the port device the agent opens by default, restarts always',
+  () => {
+    const device = run('systemd-escape', ['--path', '--suffix=device', DEFAULT_PORT]);
+    assert.is(device.status, 0, device.out);
+    const name = device.out.trim();
+    assert.equal(unitValues('BindsTo'), [name]);
+    assert.equal(unitValues('After'), [name]);
+    assert.equal(unitValues('Restart'), ['always']);
+    const exec = unitValues('ExecStart');
+    assert.is(exec.length, 1);
+    assert.match(
+      exec[0],
+      new RegExp(`^/usr/bin/env ${Object.keys(pkg.bin)[0]} -p ${DEFAULT_PORT.replace(/\./g, '\\.')}$`),
+    );
+    const rules = fs
+      .readFileSync(path.join(REPO, 'systemd', '60-ember-ga.rules'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'));
+    assert.is(rules.length, 1);
+    assert.ok(rules[0].includes(`SUBSYSTEM=="virtio-ports"`), rules[0]);
+    assert.ok(rules[0].includes(`ATTR{name}=="${PORT_NAME}"`), rules[0]);
+    assert.match(rules[0], /ENV\{SYSTEMD_WANTS\}\+?="ember-ga\.service"/);
+    assert.ok(rules[0].includes('TAG+="systemd"'), rules[0]);
+  },
+  { needs: [command('systemd-escape')] },
+);
 
-test('systemd-analyze verify accepts the unit without a warning', () => {
-  const dir = path.join(work, 'unit');
-  fs.mkdirSync(dir);
-  fs.copyFileSync(path.join(REPO, 'systemd', 'ember-ga.service'), path.join(dir, 'ember-ga.service'));
-  const r = run('systemd-analyze', ['verify', '--man=no', path.join(dir, 'ember-ga.service')]);
-  assert.is(r.status, 0, r.out);
-  assert.is(r.out.split('\n').filter((l) => l.includes('ember-ga')).join('\n'), '', 'systemd-analyze warned');
-}, { needs: [command('systemd-analyze')] });
+test(
+  'systemd-analyze verify accepts the unit without a warning',
+  () => {
+    const dir = path.join(work, 'unit');
+    fs.mkdirSync(dir);
+    fs.copyFileSync(path.join(REPO, 'systemd', 'ember-ga.service'), path.join(dir, 'ember-ga.service'));
+    const r = run('systemd-analyze', ['verify', '--man=no', path.join(dir, 'ember-ga.service')]);
+    assert.is(r.status, 0, r.out);
+    assert.is(
+      r.out
+        .split('\n')
+        .filter((l) => l.includes('ember-ga'))
+        .join('\n'),
+      '',
+      'systemd-analyze warned',
+    );
+  },
+  { needs: [command('systemd-analyze')] },
+);
 
 test.after(async () => {
   for (const p of started.values()) {

@@ -30,103 +30,122 @@ async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: str
   return { proc, port, host };
 }
 
-test('serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there', async () => {
-  const dir = tmpDir();
-  let bridge = await startBridge(dir);
-  const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  agent.stderr!.on('data', (d) => (err += d));
-  try {
-    await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
-    let c = await LineClient.connect(bridge.host);
-    c.send('{"execute":"ping","tag":"one"}\r\n{"execute":"get-commands","tag":"two"}\r\n');
-    const answers = await c.waitLines(2);
-    assert.equal(answers.map((a) => a.tag).sort(), ['one', 'two']);
+test(
+  'serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there',
+  async () => {
+    const dir = tmpDir();
+    let bridge = await startBridge(dir);
+    const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    agent.stderr!.on('data', (d) => (err += d));
+    try {
+      await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
+      let c = await LineClient.connect(bridge.host);
+      c.send('{"execute":"ping","tag":"one"}\r\n{"execute":"get-commands","tag":"two"}\r\n');
+      const answers = await c.waitLines(2);
+      assert.equal(answers.map((a) => a.tag).sort(), ['one', 'two']);
 
-    // The host goes away: socat exits and the pty's master closes (POLLHUP, EIO on the slave).
-    c.close();
-    await new Promise((r) => bridge.proc.once('exit', r));
-    await waitFor(() => /host disconnected/.test(err), 5_000, 'the agent to see the hangup');
+      // The host goes away: socat exits and the pty's master closes (POLLHUP, EIO on the slave).
+      c.close();
+      await new Promise((r) => bridge.proc.once('exit', r));
+      await waitFor(() => /host disconnected/.test(err), 5_000, 'the agent to see the hangup');
 
-    // Nobody connected: the agent must not spin on the level-triggered hangup.
-    const before = cpuTicks(agent.pid!);
-    await sleep(2_000);
-    const used = cpuTicks(agent.pid!) - before;
-    assert.ok(used <= 10, `agent used ${used} ticks (of 200) while the host was away`);
+      // Nobody connected: the agent must not spin on the level-triggered hangup.
+      const before = cpuTicks(agent.pid!);
+      await sleep(2_000);
+      const used = cpuTicks(agent.pid!) - before;
+      assert.ok(used <= 10, `agent used ${used} ticks (of 200) while the host was away`);
 
-    // A new host side: a new pty behind the same path. The agent reopens it and serves again.
-    bridge = await startBridge(dir);
-    c = await LineClient.connect(bridge.host);
-    await waitFor(async () => {
-      c.send('{"execute":"ping","tag":"again"}\r\n');
+      // A new host side: a new pty behind the same path. The agent reopens it and serves again.
+      bridge = await startBridge(dir);
+      c = await LineClient.connect(bridge.host);
+      await waitFor(
+        async () => {
+          c.send('{"execute":"ping","tag":"again"}\r\n');
+          await sleep(100);
+          return c.lines.some((l) => l.includes('"again"'));
+        },
+        10_000,
+        'ping after reconnect',
+        1,
+      );
+      assert.is(agent.exitCode, null);
+      c.close();
+    } finally {
+      agent.kill('SIGTERM');
+      bridge.proc.kill();
+      await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs, timeout: 40_000 },
+);
+
+test(
+  'requests sent before the agent reads are all answered (several in one write, over the pty)',
+  async () => {
+    const dir = tmpDir();
+    const bridge = await startBridge(dir);
+    let c: LineClient | undefined;
+    let agent: ChildProcess | undefined;
+    try {
+      c = await LineClient.connect(bridge.host);
+      let batch = '';
+      for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
+      c.send(batch); // written before the agent even starts: the pty holds it
       await sleep(100);
-      return c.lines.some((l) => l.includes('"again"'));
-    }, 10_000, 'ping after reconnect', 1);
-    assert.is(agent.exitCode, null);
-    c.close();
-  } finally {
-    agent.kill('SIGTERM');
-    bridge.proc.kill();
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs, timeout: 40_000 });
+      agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
+      const answers = await c.waitLines(200);
+      assert.is(new Set(answers.map((a) => a.tag)).size, 200);
+    } finally {
+      agent?.kill('SIGTERM');
+      bridge.proc.kill(); // a child still running would keep this test process from exiting
+      c?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs },
+);
 
-test('requests sent before the agent reads are all answered (several in one write, over the pty)', async () => {
-  const dir = tmpDir();
-  const bridge = await startBridge(dir);
-  let c: LineClient | undefined;
-  let agent: ChildProcess | undefined;
-  try {
-    c = await LineClient.connect(bridge.host);
-    let batch = '';
-    for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
-    c.send(batch); // written before the agent even starts: the pty holds it
-    await sleep(100);
-    agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
-    const answers = await c.waitLines(200);
-    assert.is(new Set(answers.map((a) => a.tag)).size, 200);
-  } finally {
-    agent?.kill('SIGTERM');
-    bridge.proc.kill(); // a child still running would keep this test process from exiting
-    c?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs });
-
-
-test('output the port cannot take at once keeps going out while the main thread is busy (writer thread)', async () => {
-  const dir = tmpDir();
-  const out = path.join(dir, 'out');
-  const pty = path.join(dir, 'pty');
-  // socat holds the master and copies everything the port writes into a file, in its own process.
-  const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
-  let port: InstanceType<typeof native.Port> | undefined;
-  try {
-    await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
-    port = new native.Port(pty, () => undefined);
-    const data = Buffer.alloc(4 * 1024 * 1024, 0x41);
-    port.write(data); // a pty takes a few KiB; the rest is queued
-    assert.ok(port.queued > 3 * 1024 * 1024, `queued ${port.queued}`);
-    // Block the event loop: only a thread of the driver's own can move the queue now.
-    const until = Date.now() + 1500;
-    while (Date.now() < until && fs.statSync(out).size < data.length);
-    const during = fs.statSync(out).size;
-    assert.ok(during >= 1024 * 1024, `only ${during} bytes left while the main thread was busy`);
-    await waitFor(() => fs.statSync(out).size === data.length, 10_000, 'everything to arrive');
-    assert.is(port.queued, 0);
-  } finally {
-    port?.close();
-    socat.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs });
+test(
+  'output the port cannot take at once keeps going out while the main thread is busy (writer thread)',
+  async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'out');
+    const pty = path.join(dir, 'pty');
+    // socat holds the master and copies everything the port writes into a file, in its own process.
+    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let port: InstanceType<typeof native.Port> | undefined;
+    try {
+      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
+      port = new native.Port(pty, () => undefined);
+      const data = Buffer.alloc(4 * 1024 * 1024, 0x41);
+      port.write(data); // a pty takes a few KiB; the rest is queued
+      assert.ok(port.queued > 3 * 1024 * 1024, `queued ${port.queued}`);
+      // Block the event loop: only a thread of the driver's own can move the queue now.
+      const until = Date.now() + 1500;
+      while (Date.now() < until && fs.statSync(out).size < data.length);
+      const during = fs.statSync(out).size;
+      assert.ok(during >= 1024 * 1024, `only ${during} bytes left while the main thread was busy`);
+      await waitFor(() => fs.statSync(out).size === data.length, 10_000, 'everything to arrive');
+      assert.is(port.queued, 0);
+    } finally {
+      port?.close();
+      socat.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs },
+);
 
 /** A PortTransport on a stand-in for the addon's port: `emit` plays the port's events; `events` are what the sink heard. */
 async function standInPort(hostGoneMs: number) {
   let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
   const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
-  const t = new PortTransport('/dev/stand-in', silentLogger, { hostGoneMs, open: (_p, onEvent) => ((emit = onEvent), port) });
+  const t = new PortTransport('/dev/stand-in', silentLogger, {
+    hostGoneMs,
+    open: (_p, onEvent) => ((emit = onEvent), port),
+  });
   const sink = new RecordingSink();
   await t.start(sink);
   return { t, events: sink.events, emit: (type: PortEvent) => emit(type) };
@@ -166,33 +185,42 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
   }
 });
 
-test('host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file', async () => {
-  const dir = tmpDir();
-  const bridge = await startBridge(dir);
-  const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  agent.stderr!.on('data', (d) => (err += d));
-  const f = path.join(dir, 'f');
-  fs.writeFileSync(f, 'before');
-  try {
-    await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
-    const c = await LineClient.connect(bridge.host);
-    const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-    await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
-    assert.is(unnamed(agent.pid!, dir).length, 1);
-    c.close(); // socat exits: the port hangs up, and stays hung up
-    await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
-    await waitFor(() => unnamed(agent.pid!, dir).length === 0, 5_000, 'the discard after the timeout');
-    assert.match(err, /no host on .* for 0\.5 s: its session is over/);
-    assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
-    assert.is(fs.readFileSync(f, 'utf8'), 'before');
-    assert.equal(fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part')), []);
-  } finally {
-    agent.kill('SIGTERM');
-    bridge.proc.kill();
-    await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}, { needs });
+test(
+  'host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file',
+  async () => {
+    const dir = tmpDir();
+    const bridge = await startBridge(dir);
+    const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    agent.stderr!.on('data', (d) => (err += d));
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, 'before');
+    try {
+      await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
+      const c = await LineClient.connect(bridge.host);
+      const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+      await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
+      assert.is(unnamed(agent.pid!, dir).length, 1);
+      c.close(); // socat exits: the port hangs up, and stays hung up
+      await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
+      await waitFor(() => unnamed(agent.pid!, dir).length === 0, 5_000, 'the discard after the timeout');
+      assert.match(err, /no host on .* for 0\.5 s: its session is over/);
+      assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
+      assert.is(fs.readFileSync(f, 'utf8'), 'before');
+      assert.equal(
+        fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part')),
+        [],
+      );
+    } finally {
+      agent.kill('SIGTERM');
+      bridge.proc.kill();
+      await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs },
+);
 
 test.run();

@@ -90,7 +90,10 @@ test('a host that only stopped sending still gets its answer, while the next hos
       assert.equal(answer.return, { bufb64: Buffer.from('data').toString('base64'), eof: false });
       await waitFor(() => a.closed, 5_000, 'the agent to close the answered connection');
       await sleep(100);
-      assert.not.ok(b.lines.some((l) => l.includes('later')), 'the next host got the first host\'s answer');
+      assert.not.ok(
+        b.lines.some((l) => l.includes('later')),
+        "the next host got the first host's answer",
+      );
       b.close();
     } finally {
       fs.closeSync(writer);
@@ -108,7 +111,11 @@ test('waiting connections that hang up give their fds back at once; past 64 wait
     const waiting = await connectMany(agent.socket, 40);
     await waitFor(() => openFds(pid).length >= before + 40, 5_000, 'the agent to accept them');
     for (const s of waiting) s.destroy();
-    await waitFor(() => openFds(pid).length <= before, 5_000, `the fds of hung-up waiting hosts back (${openFds(pid).length - before} left)`);
+    await waitFor(
+      () => openFds(pid).length <= before,
+      5_000,
+      `the fds of hung-up waiting hosts back (${openFds(pid).length - before} left)`,
+    );
     // The limit: 64 wait, the 65th is closed at once.
     const queue = await connectMany(agent.socket, 65);
     const last = queue[64];
@@ -139,7 +146,9 @@ test('an idle host makes way for a waiting one after 5 s; a busy one does not', 
 test('a second agent on the same socket refuses to start; a stale socket is taken over', async () => {
   const first = await startAgent();
   try {
-    const second = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const second = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     second.stderr!.on('data', (d) => (err += d));
     const code = await new Promise((r) => second.once('exit', r));
@@ -150,7 +159,9 @@ test('a second agent on the same socket refuses to start; a stale socket is take
     first.proc.kill('SIGKILL');
     await first.exited;
     assert.ok(fs.existsSync(first.socket));
-    const again = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const again = spawn(process.execPath, [CLI, '--listen', `unix:${first.socket}`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err2 = '';
     again.stderr!.on('data', (d) => (err2 += d));
     try {
@@ -190,14 +201,19 @@ test('pipelined writes to a FIFO nobody reads: the agent stops reading at its he
       const c = await agent.connect();
       const h = (await c.ok('file-open', { path: fifo, mode: 'w' })) as number;
       const chunk = Buffer.alloc(9 * 1024 * 1024, 7).toString('base64'); // a 12 MiB line
-      const line = Buffer.from(JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64: chunk } }) + '\n');
+      const line = Buffer.from(
+        JSON.stringify({ execute: 'file-write', arguments: { handle_id: h, bufb64: chunk } }) + '\n',
+      );
       let sent = 0;
       c.sock.on('error', () => {});
       let pushedBack = false;
       for (let i = 0; i < 40 && !c.closed && !pushedBack; i++) {
         sent++;
         if (c.sock.write(line)) continue;
-        pushedBack = !(await Promise.race([new Promise((r) => c.sock.once('drain', () => r(true))), sleep(3_000).then(() => false)]));
+        pushedBack = !(await Promise.race([
+          new Promise((r) => c.sock.once('drain', () => r(true))),
+          sleep(3_000).then(() => false),
+        ]));
       }
       await sleep(1_000);
       const peak = memKiB(pid, 'VmHWM') / 1024;

@@ -37,20 +37,54 @@ test.after(async (ctx) => {
   fs.rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-const run = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) => execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+const run = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
+  execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env } });
 
 // ---- utmp ------------------------------------------------------------------------------------
 
 /** Records for a fixture: what `who` lists (USER_PROCESS) and what it must not. */
 const FIXTURE: Partial<UtmpRecord>[] = [
   { type: UtType.BOOT_TIME, line: '~', user: 'reboot', host: '6.1.0', time: 1700000000 },
-  { type: UtType.USER_PROCESS, pid: 101, line: 'pts/0', id: 'ts/0', user: 'root', host: '192.0.2.7', time: 1700000100, usec: 5 },
+  {
+    type: UtType.USER_PROCESS,
+    pid: 101,
+    line: 'pts/0',
+    id: 'ts/0',
+    user: 'root',
+    host: '192.0.2.7',
+    time: 1700000100,
+    usec: 5,
+  },
   { type: UtType.LOGIN_PROCESS, pid: 102, line: 'tty1', id: 'tty1', user: 'LOGIN', host: '', time: 1700000200 },
   { type: UtType.USER_PROCESS, pid: 103, line: 'tty2', id: 'tty2', user: 'alice', host: '', time: 1700000300 },
-  { type: UtType.DEAD_PROCESS, pid: 104, line: 'pts/1', id: 'ts/1', user: 'bob', host: '198.51.100.9', time: 1700000400 },
+  {
+    type: UtType.DEAD_PROCESS,
+    pid: 104,
+    line: 'pts/1',
+    id: 'ts/1',
+    user: 'bob',
+    host: '198.51.100.9',
+    time: 1700000400,
+  },
   // Fields filled to the last byte (no NUL): user 32 chars, a long IPv6 host.
-  { type: UtType.USER_PROCESS, pid: 105, line: 'pts/2', id: 'ts/2', user: 'u'.repeat(32), host: '2001:db8::1', time: 1700000500 },
-  { type: UtType.USER_PROCESS, pid: 106, line: 'pts/3', id: 'ts/3', user: 'carol', host: 'h'.repeat(256), time: 1700000600 },
+  {
+    type: UtType.USER_PROCESS,
+    pid: 105,
+    line: 'pts/2',
+    id: 'ts/2',
+    user: 'u'.repeat(32),
+    host: '2001:db8::1',
+    time: 1700000500,
+  },
+  {
+    type: UtType.USER_PROCESS,
+    pid: 106,
+    line: 'pts/3',
+    id: 'ts/3',
+    user: 'carol',
+    host: 'h'.repeat(256),
+    time: 1700000600,
+  },
 ];
 const REMOTE = [
   { name: 'root', device: 'pts/0', host: '192.0.2.7', login_time: 1700000100 },
@@ -90,44 +124,66 @@ int main(int argc, char **argv) {
   run('cc', ['-O0', '-o', bin, src]);
   const file = path.join(dir, 'utmp.glibc');
   fs.writeFileSync(file, ''); // updwtmp appends to an existing file only
-  const args = FIXTURE.flatMap((r) => [r.type, r.pid ?? 0, r.line ?? '', r.id ?? '', r.user ?? '', r.host ?? '', r.time ?? 0, r.usec ?? 0].map(String));
+  const args = FIXTURE.flatMap((r) =>
+    [r.type, r.pid ?? 0, r.line ?? '', r.id ?? '', r.user ?? '', r.host ?? '', r.time ?? 0, r.usec ?? 0].map(String),
+  );
   run(bin, [file, ...args]);
   return file;
 }
 
-test('utmp written by glibc: our encoder writes the same bytes, the parser reads every field', ({ dir }) => {
-  const file = glibcUtmp(dir);
-  const data = fs.readFileSync(file);
-  assert.is(data.length, FIXTURE.length * UTMP_RECORD_SIZE);
-  assert.ok(data.equals(encodeUtmp(FIXTURE)), 'encodeUtmp matches glibc byte for byte');
-  const recs = parseUtmp(data);
-  assert.equal(
-    recs.map((r) => [r.type, r.pid, r.line, r.id, r.user, r.host, r.time, r.usec]),
-    FIXTURE.map((r) => [r.type, r.pid ?? 0, r.line ?? '', r.id ?? '', r.user ?? '', r.host ?? '', r.time ?? 0, r.usec ?? 0]),
-  );
-}, { needs: [command('cc')] });
+test(
+  'utmp written by glibc: our encoder writes the same bytes, the parser reads every field',
+  ({ dir }) => {
+    const file = glibcUtmp(dir);
+    const data = fs.readFileSync(file);
+    assert.is(data.length, FIXTURE.length * UTMP_RECORD_SIZE);
+    assert.ok(data.equals(encodeUtmp(FIXTURE)), 'encodeUtmp matches glibc byte for byte');
+    const recs = parseUtmp(data);
+    assert.equal(
+      recs.map((r) => [r.type, r.pid, r.line, r.id, r.user, r.host, r.time, r.usec]),
+      FIXTURE.map((r) => [
+        r.type,
+        r.pid ?? 0,
+        r.line ?? '',
+        r.id ?? '',
+        r.user ?? '',
+        r.host ?? '',
+        r.time ?? 0,
+        r.usec ?? 0,
+      ]),
+    );
+  },
+  { needs: [command('cc')] },
+);
 
-test('users: USER_PROCESS records with a host only; `who FILE` agrees', async ({ dir }) => {
-  const file = glibcUtmp(dir);
-  const users = await readUsers(file);
-  assert.equal(users, REMOTE);
-  // who lists every USER_PROCESS; the remote ones end in "(host)". In the C locale its times
-  // are "%b %e %H:%M"; TZ=UTC makes them comparable.
-  const who = run('who', [file], { TZ: 'UTC', LC_ALL: 'C' }).trim().split('\n');
-  const remote = who.filter((l) => l.endsWith(')'));
-  const fromWho = remote.map((l) => {
-    const m = /^(\S+)\s+(\S+)\s+([A-Z][a-z]{2})\s+(\d{1,2}) (\d\d:\d\d)\s+\((.*)\)$/.exec(l);
-    assert.ok(m, `who line: ${l}`);
-    return { name: m[1], device: m[2], host: m[6], time: `${m[3]} ${m[4]} ${m[5]}` };
-  });
-  const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const whoTime = (t: number) => {
-    const d = new Date(t * 1000);
-    return `${MON[d.getUTCMonth()]} ${d.getUTCDate()} ${d.toISOString().slice(11, 16)}`;
-  };
-  assert.equal(fromWho, users.map((u) => ({ name: u.name, device: u.device, host: u.host, time: whoTime(u.login_time) })));
-  assert.is(who.length, remote.length + 1, 'who also lists the local USER_PROCESS (alice), nothing else');
-}, { needs: [command('cc'), command('who')] });
+test(
+  'users: USER_PROCESS records with a host only; `who FILE` agrees',
+  async ({ dir }) => {
+    const file = glibcUtmp(dir);
+    const users = await readUsers(file);
+    assert.equal(users, REMOTE);
+    // who lists every USER_PROCESS; the remote ones end in "(host)". In the C locale its times
+    // are "%b %e %H:%M"; TZ=UTC makes them comparable.
+    const who = run('who', [file], { TZ: 'UTC', LC_ALL: 'C' }).trim().split('\n');
+    const remote = who.filter((l) => l.endsWith(')'));
+    const fromWho = remote.map((l) => {
+      const m = /^(\S+)\s+(\S+)\s+([A-Z][a-z]{2})\s+(\d{1,2}) (\d\d:\d\d)\s+\((.*)\)$/.exec(l);
+      assert.ok(m, `who line: ${l}`);
+      return { name: m[1], device: m[2], host: m[6], time: `${m[3]} ${m[4]} ${m[5]}` };
+    });
+    const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const whoTime = (t: number) => {
+      const d = new Date(t * 1000);
+      return `${MON[d.getUTCMonth()]} ${d.getUTCDate()} ${d.toISOString().slice(11, 16)}`;
+    };
+    assert.equal(
+      fromWho,
+      users.map((u) => ({ name: u.name, device: u.device, host: u.host, time: whoTime(u.login_time) })),
+    );
+    assert.is(who.length, remote.length + 1, 'who also lists the local USER_PROCESS (alice), nothing else');
+  },
+  { needs: [command('cc'), command('who')] },
+);
 
 test('utmp: a trailing partial record is ignored; an empty file has no users', async ({ dir }) => {
   const file = path.join(dir, 'utmp.partial');
@@ -165,7 +221,10 @@ test('mountinfo: optional fields, octal escapes, malformed lines skipped', () =>
 });
 
 /** A fake /sys/block: name -> {dev, device link?, partitions}. */
-function fakeSysBlock(root: string, disks: Record<string, { dev: string; device?: boolean; parts?: Record<string, string> }>): string {
+function fakeSysBlock(
+  root: string,
+  disks: Record<string, { dev: string; device?: boolean; parts?: Record<string, string> }>,
+): string {
   const sys = path.join(root, 'block');
   fs.rmSync(sys, { recursive: true, force: true });
   for (const [name, d] of Object.entries(disks)) {
@@ -183,7 +242,9 @@ function fakeSysBlock(root: string, disks: Record<string, { dev: string; device?
   return sys;
 }
 
-test('disks over a fake /sys/block and mount table: partitions, device numbers, sources, statfs failure', async ({ dir }) => {
+test('disks over a fake /sys/block and mount table: partitions, device numbers, sources, statfs failure', async ({
+  dir,
+}) => {
   const real = path.join(dir, 'mnt with space');
   fs.mkdirSync(real, { recursive: true });
   const sysBlock = fakeSysBlock(dir, {
@@ -210,16 +271,25 @@ test('disks over a fake /sys/block and mount table: partitions, device numbers, 
   const disks = await listDisks({ sysBlock, mountInfo, warn: (m) => warnings.push(m) });
   const [root, tmp] = await Promise.all([fsSizes('/'), fsSizes(real)]);
   const near = (a: number, b: number) => Math.abs(a - b) <= 256 * 1024; // KiB; others write meanwhile
-  assert.equal(disks.map((d) => [d.name, d.is_mounted, d.mountpoint]), [
-    ['/dev/sda', true, real],
-    ['/dev/vda', true, '/'],
-    ['/dev/vdb', true, `${dir}/gone`],
-    ['/dev/vdc', false, ''],
-  ]);
+  assert.equal(
+    disks.map((d) => [d.name, d.is_mounted, d.mountpoint]),
+    [
+      ['/dev/sda', true, real],
+      ['/dev/vda', true, '/'],
+      ['/dev/vdb', true, `${dir}/gone`],
+      ['/dev/vdc', false, ''],
+    ],
+  );
   const [sda, vda, vdb, vdc] = disks;
-  for (const [d, want] of [[sda, tmp], [vda, root]] as const) {
+  for (const [d, want] of [
+    [sda, tmp],
+    [vda, root],
+  ] as const) {
     assert.is(d.size_total, want.size_total, d.name);
-    assert.ok(near(d.size_used, want.size_used) && near(d.size_avail, want.size_avail), `${d.name}: ${JSON.stringify([d, want])}`);
+    assert.ok(
+      near(d.size_used, want.size_used) && near(d.size_avail, want.size_avail),
+      `${d.name}: ${JSON.stringify([d, want])}`,
+    );
     assert.ok(d.size_total > 0 && d.size_used + d.size_avail <= d.size_total, d.name);
   }
   for (const d of [vdb, vdc]) assert.equal([d.size_total, d.size_used, d.size_avail], [0, 0, 0], d.name);
@@ -230,7 +300,14 @@ test('disks over a fake /sys/block and mount table: partitions, device numbers, 
 test('disks: a statfs that fails or hangs gives that disk zero sizes; the others keep theirs', async ({ dir }) => {
   const sysBlock = fakeSysBlock(dir, { vda: { dev: '254:0' }, vdb: { dev: '254:16' }, vdc: { dev: '254:32' } });
   const mountInfo = path.join(dir, 'mountinfo');
-  fs.writeFileSync(mountInfo, ['1 0 254:0 / / rw - ext4 /dev/vda rw', '2 1 254:16 / /hang rw - nfs4 /dev/vdb rw', '3 1 254:32 / /eio rw - ext4 /dev/vdc rw'].join('\n'));
+  fs.writeFileSync(
+    mountInfo,
+    [
+      '1 0 254:0 / / rw - ext4 /dev/vda rw',
+      '2 1 254:16 / /hang rw - nfs4 /dev/vdb rw',
+      '3 1 254:32 / /eio rw - ext4 /dev/vdc rw',
+    ].join('\n'),
+  );
   const warnings: string[] = [];
   const t0 = Date.now();
   const disks = await listDisks({
@@ -239,7 +316,11 @@ test('disks: a statfs that fails or hangs gives that disk zero sizes; the others
     statfsTimeoutMs: 200,
     warn: (m) => warnings.push(m),
     sizes: (mp) =>
-      mp === '/hang' ? new Promise(() => {}) : mp === '/eio' ? Promise.reject(new Error('statfs /eio: input/output error')) : Promise.resolve({ size_total: 30, size_used: 10, size_avail: 20 }),
+      mp === '/hang'
+        ? new Promise(() => {})
+        : mp === '/eio'
+          ? Promise.reject(new Error('statfs /eio: input/output error'))
+          : Promise.resolve({ size_total: 30, size_used: 10, size_avail: 20 }),
   });
   assert.ok(Date.now() - t0 < 2000, 'the hung statfs was not waited for');
   assert.equal(disks, [
@@ -247,14 +328,19 @@ test('disks: a statfs that fails or hangs gives that disk zero sizes; the others
     { name: '/dev/vdb', is_mounted: true, mountpoint: '/hang', size_total: 0, size_used: 0, size_avail: 0 },
     { name: '/dev/vdc', is_mounted: true, mountpoint: '/eio', size_total: 0, size_used: 0, size_avail: 0 },
   ]);
-  assert.equal(warnings.sort(), ['/dev/vdb at /hang: statfs: no answer within 200 ms', '/dev/vdc at /eio: statfs /eio: input/output error']);
+  assert.equal(warnings.sort(), [
+    '/dev/vdb at /hang: statfs: no answer within 200 ms',
+    '/dev/vdc at /eio: statfs /eio: input/output error',
+  ]);
 });
 
 test('disks: unreadable mount table -> every disk unmounted, warned; no /sys/block -> rejects', async ({ dir }) => {
   const sysBlock = fakeSysBlock(dir, { vda: { dev: '254:0' } });
   const warnings: string[] = [];
   const disks = await listDisks({ sysBlock, mountInfo: path.join(dir, 'no-mountinfo'), warn: (m) => warnings.push(m) });
-  assert.equal(disks, [{ name: '/dev/vda', is_mounted: false, mountpoint: '', size_total: 0, size_used: 0, size_avail: 0 }]);
+  assert.equal(disks, [
+    { name: '/dev/vda', is_mounted: false, mountpoint: '', size_total: 0, size_used: 0, size_avail: 0 },
+  ]);
   assert.match(warnings.join('\n'), /cannot read the mount table/);
   try {
     await listDisks({ sysBlock: path.join(dir, 'no-sys-block') });
@@ -274,14 +360,17 @@ function assertShape(s: SystemInfo): void {
   assert.ok(s.long_bit === 64 || s.long_bit === 32, `long_bit ${s.long_bit}`);
   assert.ok(Number.isInteger(s.uptime) && s.uptime >= 0);
   assert.equal(keys(s.loadavg), ['15m', '1m', '5m']);
-  for (const v of Object.values(s.loadavg)) assert.ok(typeof v === 'number' && v >= 0 && Number.isInteger(v * 65536), `load ${v}`);
+  for (const v of Object.values(s.loadavg))
+    assert.ok(typeof v === 'number' && v >= 0 && Number.isInteger(v * 65536), `load ${v}`);
   assert.equal(keys(s.ram), ['buffer', 'free', 'total']);
   assert.equal(keys(s.swap), ['free', 'total']);
   for (const v of [...Object.values(s.ram), ...Object.values(s.swap)]) assert.ok(Number.isInteger(v) && v >= 0);
   assert.ok(Array.isArray(s.users));
   for (const u of s.users) {
     assert.equal(keys(u), ['device', 'host', 'login_time', 'name']);
-    assert.ok(typeof u.name === 'string' && typeof u.device === 'string' && typeof u.host === 'string' && u.host !== '');
+    assert.ok(
+      typeof u.name === 'string' && typeof u.device === 'string' && typeof u.host === 'string' && u.host !== '',
+    );
     assert.ok(Number.isInteger(u.login_time));
   }
   assert.ok(Array.isArray(s.disks));
@@ -300,8 +389,16 @@ async function crossCheck(get: () => Promise<SystemInfo>): Promise<SystemInfo> {
   const procLoads = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
   const freeK = () => {
     const rows = run('free', ['-w', '-k'], { LC_ALL: 'C' }).split('\n');
-    const mem = rows.find((r) => r.startsWith('Mem:'))!.split(/\s+/).slice(1).map(Number);
-    const swap = rows.find((r) => r.startsWith('Swap:'))!.split(/\s+/).slice(1).map(Number);
+    const mem = rows
+      .find((r) => r.startsWith('Mem:'))!
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const swap = rows
+      .find((r) => r.startsWith('Swap:'))!
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
     return { total: mem[0], free: mem[2], buffers: mem[4], swapTotal: swap[0], swapFree: swap[2] };
   };
   const uptime = () => Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
@@ -320,41 +417,75 @@ async function crossCheck(get: () => Promise<SystemInfo>): Promise<SystemInfo> {
     domain: fs.readFileSync('/proc/sys/kernel/domainname', 'utf8').trim(),
   });
   assert.is(s.long_bit, Number(run('getconf', ['LONG_BIT'])));
-  assert.ok(s.uptime >= Math.floor(u0) && s.uptime <= Math.ceil(u1) + 1, `uptime ${s.uptime} vs /proc/uptime ${u0}..${u1}`);
+  assert.ok(
+    s.uptime >= Math.floor(u0) && s.uptime <= Math.ceil(u1) + 1,
+    `uptime ${s.uptime} vs /proc/uptime ${u0}..${u1}`,
+  );
   // /proc/loadavg rounds to 1/100; at most one 5-second update can fall inside the window.
   ['1m', '5m', '15m'].forEach((k, i) => {
     const v = s.loadavg[k as '1m'];
-    assert.ok(Math.abs(v - l0[i]) <= 0.0051 || Math.abs(v - l1[i]) <= 0.0051, `load ${k} ${v} vs /proc/loadavg ${l0[i]}..${l1[i]}`);
+    assert.ok(
+      Math.abs(v - l0[i]) <= 0.0051 || Math.abs(v - l1[i]) <= 0.0051,
+      `load ${k} ${v} vs /proc/loadavg ${l0[i]}..${l1[i]}`,
+    );
   });
-  const within = (v: number, a: number, b: number, slack: number) => v >= Math.min(a, b) - slack && v <= Math.max(a, b) + slack;
+  const within = (v: number, a: number, b: number, slack: number) =>
+    v >= Math.min(a, b) - slack && v <= Math.max(a, b) + slack;
   const slack = Math.max(64 * 1024, f0.total / 100); // KiB: builds and tests run alongside
   assert.is(s.ram.total, f0.total);
   assert.ok(within(s.ram.free, f0.free, f1.free, slack), `free ${s.ram.free} vs free -k ${f0.free}..${f1.free}`);
-  assert.ok(within(s.ram.buffer, f0.buffers, f1.buffers, slack), `buffer ${s.ram.buffer} vs ${f0.buffers}..${f1.buffers}`);
+  assert.ok(
+    within(s.ram.buffer, f0.buffers, f1.buffers, slack),
+    `buffer ${s.ram.buffer} vs ${f0.buffers}..${f1.buffers}`,
+  );
   assert.is(s.swap.total, f0.swapTotal);
   assert.ok(within(s.swap.free, f0.swapFree, f1.swapFree, slack));
 
   // Disks: exactly the /sys/block entries with a device link; mounted ones as df -k sees them.
-  const expected = fs.readdirSync('/sys/block').filter((n) => fs.existsSync(`/sys/block/${n}/device`)).map((n) => `/dev/${n}`).sort();
-  assert.equal(s.disks.map((d) => d.name), expected);
+  const expected = fs
+    .readdirSync('/sys/block')
+    .filter((n) => fs.existsSync(`/sys/block/${n}/device`))
+    .map((n) => `/dev/${n}`)
+    .sort();
+  assert.equal(
+    s.disks.map((d) => d.name),
+    expected,
+  );
   for (const d of s.disks.filter((x) => x.is_mounted)) {
-    const [src, size, used, avail, target] = run('df', ['-k', '--output=source,size,used,avail,target', d.mountpoint], { LC_ALL: 'C' }).trim().split('\n')[1].split(/\s+/);
+    const [src, size, used, avail, target] = run('df', ['-k', '--output=source,size,used,avail,target', d.mountpoint], {
+      LC_ALL: 'C',
+    })
+      .trim()
+      .split('\n')[1]
+      .split(/\s+/);
     assert.is(target, d.mountpoint);
     const dev = fs.existsSync(src) ? path.basename(fs.realpathSync(src)) : path.basename(src);
-    assert.ok(dev.startsWith(path.basename(d.name)) || src === '/dev/root', `${d.name} at ${d.mountpoint}: df says ${src}`);
+    assert.ok(
+      dev.startsWith(path.basename(d.name)) || src === '/dev/root',
+      `${d.name} at ${d.mountpoint}: df says ${src}`,
+    );
     assert.is(d.size_total, Number(size));
-    assert.ok(Math.abs(d.size_used - Number(used)) <= 256 * 1024 && Math.abs(d.size_avail - Number(avail)) <= 256 * 1024, `${JSON.stringify(d)} vs df ${used} ${avail}`);
+    assert.ok(
+      Math.abs(d.size_used - Number(used)) <= 256 * 1024 && Math.abs(d.size_avail - Number(avail)) <= 256 * 1024,
+      `${JSON.stringify(d)} vs df ${used} ${avail}`,
+    );
   }
   return s;
 }
 
-test('systemInfo() matches uname, getconf, /proc, free -k and df -k on this machine', async () => {
-  const failed: string[] = [];
-  await crossCheck(() => systemInfo({ onPartError: (p, e) => failed.push(`${p}: ${e.message}`) }));
-  assert.equal(failed, []);
-}, { needs: [command('free'), command('df'), command('getconf')] });
+test(
+  'systemInfo() matches uname, getconf, /proc, free -k and df -k on this machine',
+  async () => {
+    const failed: string[] = [];
+    await crossCheck(() => systemInfo({ onPartError: (p, e) => failed.push(`${p}: ${e.message}`) }));
+    assert.equal(failed, []);
+  },
+  { needs: [command('free'), command('df'), command('getconf')] },
+);
 
-test('parts fail alone: bad utmp, missing /sys/block, broken mount table -> empty parts, rest intact', async ({ dir }) => {
+test('parts fail alone: bad utmp, missing /sys/block, broken mount table -> empty parts, rest intact', async ({
+  dir,
+}) => {
   const failed: [SystemInfoPart, string][] = [];
   const s = await systemInfo({
     utmpPath: dir, // a directory: EISDIR
@@ -369,22 +500,30 @@ test('parts fail alone: bad utmp, missing /sys/block, broken mount table -> empt
   assert.match(failed.find(([p]) => p === 'users')![1], /EISDIR|illegal operation on a directory/);
 });
 
-test('a part that hangs (utmp is a FIFO with no writer) is given up on after the part timeout', async ({ dir }) => {
-  const fifo = path.join(dir, 'utmp.fifo');
-  run('mkfifo', [fifo]);
-  const failed: string[] = [];
-  const t0 = Date.now();
-  try {
-    const s = await systemInfo({ utmpPath: fifo, partTimeoutMs: 300, onPartError: (p, e) => failed.push(`${p}: ${e.message}`) });
-    assert.equal(s.users, []);
-    assert.ok(s.disks.length > 0 || !fs.existsSync('/sys/block/vda'));
-    assert.equal(failed, ['users: no answer within 300 ms']);
-    assert.ok(Date.now() - t0 < 5000);
-  } finally {
-    // Release the blocked open() on the thread pool: open the write end once, then close it.
-    fs.closeSync(fs.openSync(fifo, fs.constants.O_RDWR));
-  }
-}, { needs: [command('mkfifo')] });
+test(
+  'a part that hangs (utmp is a FIFO with no writer) is given up on after the part timeout',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'utmp.fifo');
+    run('mkfifo', [fifo]);
+    const failed: string[] = [];
+    const t0 = Date.now();
+    try {
+      const s = await systemInfo({
+        utmpPath: fifo,
+        partTimeoutMs: 300,
+        onPartError: (p, e) => failed.push(`${p}: ${e.message}`),
+      });
+      assert.equal(s.users, []);
+      assert.ok(s.disks.length > 0 || !fs.existsSync('/sys/block/vda'));
+      assert.equal(failed, ['users: no answer within 300 ms']);
+      assert.ok(Date.now() - t0 < 5000);
+    } finally {
+      // Release the blocked open() on the thread pool: open the write end once, then close it.
+      fs.closeSync(fs.openSync(fifo, fs.constants.O_RDWR));
+    }
+  },
+  { needs: [command('mkfifo')] },
+);
 
 test('coalesce: calls while one is in flight join it; the next call after it settles starts anew', async () => {
   let calls = 0;
@@ -419,13 +558,17 @@ async function agentWith(ctx: Ctx, utmp: string): Promise<LineClient> {
   return ctx.agent.connect();
 }
 
-test('through the agent: the full answer, cross-checked; users from a glibc-written utmp', async (ctx) => {
-  const c = await agentWith(ctx, glibcUtmp(ctx.dir));
-  const s = await crossCheck(async () => (await c.ok('sysinfo')) as SystemInfo);
-  assert.equal(s.users, REMOTE);
-  assert.not.match(ctx.agent!.stderr(), /sysinfo:/);
-  c.close();
-}, { needs: [command('cc'), command('free'), command('df'), command('getconf')] });
+test(
+  'through the agent: the full answer, cross-checked; users from a glibc-written utmp',
+  async (ctx) => {
+    const c = await agentWith(ctx, glibcUtmp(ctx.dir));
+    const s = await crossCheck(async () => (await c.ok('sysinfo')) as SystemInfo);
+    assert.equal(s.users, REMOTE);
+    assert.not.match(ctx.agent!.stderr(), /sysinfo:/);
+    c.close();
+  },
+  { needs: [command('cc'), command('free'), command('df'), command('getconf')] },
+);
 
 test('through the agent: missing utmp -> users [] silently; unreadable -> [] and one warning', async (ctx) => {
   let c = await agentWith(ctx, path.join(ctx.dir, 'no-such-utmp'));

@@ -20,7 +20,8 @@ test('-v and --version print the package version', () => {
 test('--help lists the reference flags', () => {
   const r = run('--help');
   assert.is(r.status, 0);
-  for (const f of ['-p, --port PATH', '--debug', '-v, --version', '--listen unix:PATH', '--mounts-file']) assert.ok(r.stdout.includes(f), f);
+  for (const f of ['-p, --port PATH', '--debug', '-v, --version', '--listen unix:PATH', '--mounts-file'])
+    assert.ok(r.stdout.includes(f), f);
 });
 
 test('an unknown flag is an error with exit 2, never ignored', () => {
@@ -43,14 +44,20 @@ test('parseArgs: Go-style and GNU-style forms', () => {
   assert.is(parseArgs(['--debug']).debug, true);
   assert.is(parseArgs(['--freeze-timeout', '30']).config.freezeTimeout, 30);
   assert.is(parseArgs(['--listen=unix:/tmp/s']).listen, '/tmp/s');
-  assert.throws(() => parseArgs(['--freeze-timeout', '-1']), (e: unknown) => e instanceof UsageError);
+  assert.throws(
+    () => parseArgs(['--freeze-timeout', '-1']),
+    (e: unknown) => e instanceof UsageError,
+  );
   // Timer flags: 0 means never; past a Node timer's limit (~24.8 days) a timer would fire at once.
   assert.is(parseArgs(['--host-gone-timeout', '0.5']).hostGoneTimeout, 0.5);
   assert.is(parseArgs(['--host-gone-timeout=0']).hostGoneTimeout, 0);
   for (const flag of ['--host-gone-timeout', '--freeze-timeout']) {
     assert.throws(() => parseArgs([flag, '3000000']), /takes at most 2147483 seconds \(0 = never\)/);
   }
-  assert.throws(() => parseArgs(['-p', '/a', '--listen', 'unix:/b']), (e: unknown) => e instanceof UsageError);
+  assert.throws(
+    () => parseArgs(['-p', '/a', '--listen', 'unix:/b']),
+    (e: unknown) => e instanceof UsageError,
+  );
 });
 
 test.run();

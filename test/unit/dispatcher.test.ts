@@ -72,12 +72,28 @@ test('ping and get-commands (aliases included)', async () => {
   const ctx = makeCtx();
   assert.equal(await run(ctx, { execute: 'ping', tag: 'a' }), { return: '9.9.9', tag: 'a', message: undefined });
   const names = (await run(ctx, { execute: 'get-commands' })).return;
-  assert.equal(names, ['ping', 'get-commands', 'agent-info', 'agent-shutdown', 'echo-args', 'linux-echo-args', 'fail-enoent', 'slow']);
+  assert.equal(names, [
+    'ping',
+    'get-commands',
+    'agent-info',
+    'agent-shutdown',
+    'echo-args',
+    'linux-echo-args',
+    'fail-enoent',
+    'slow',
+  ]);
 });
 
 test('agent-info: what a new host may use', async () => {
   const ctx = makeCtx();
-  assert.equal((await run(ctx, { execute: 'agent-info' })).return, { name: 'ember-ga', version: '9.9.9', max_line_bytes: 16777216, max_read_size: 4194304, atomic_write: true, read_md5: true });
+  assert.equal((await run(ctx, { execute: 'agent-info' })).return, {
+    name: 'ember-ga',
+    version: '9.9.9',
+    max_line_bytes: 16777216,
+    max_read_size: 4194304,
+    atomic_write: true,
+    read_md5: true,
+  });
   const legacy = { ...ctx, config: { ...ctx.config, largeReads: false } };
   assert.is((await run(legacy, { execute: 'agent-info' })).return.max_read_size, 4096);
 });
@@ -136,9 +152,15 @@ test('numbers past 2^53 or a declared range: the message gives the range and the
   const safe = 'from -9007199254740991 to 9007199254740991';
   const cases: [string, string][] = [
     ['"handle_id":9007199254740992', `Invalid argument "handle_id": expected an integer ${safe}, got 9007199254740992`],
-    ['"handle_id":-9007199254740993', `Invalid argument "handle_id": expected an integer ${safe}, got -9007199254740992`],
+    [
+      '"handle_id":-9007199254740993',
+      `Invalid argument "handle_id": expected an integer ${safe}, got -9007199254740992`,
+    ],
     ['"handle_id":1e308', `Invalid argument "handle_id": expected an integer ${safe}, got 1e+308`],
-    ['"handle_id":1e400', `Invalid argument "handle_id": expected an integer ${safe}, got a number too large to represent`],
+    [
+      '"handle_id":1e400',
+      `Invalid argument "handle_id": expected an integer ${safe}, got a number too large to represent`,
+    ],
     ['"handle_id":0.5', 'Invalid argument "handle_id": expected an integer, got 0.5'],
     ['"scope":256', 'Invalid argument "scope": expected an integer from 0 to 255, got 256'],
     ['"scope":-1.5', 'Invalid argument "scope": expected an integer from 0 to 255, got -1.5'],
@@ -150,7 +172,10 @@ test('numbers past 2^53 or a declared range: the message gives the range and the
     const a = await run(ctx, `{"execute":"numbers","arguments":{${arg}},"tag":"n"}`);
     assert.is(a.message, msg, arg);
   }
-  const ok = await run(ctx, '{"execute":"numbers","arguments":{"handle_id":9007199254740991,"scope":255,"timeout":99.5,"any":-1e300}}');
+  const ok = await run(
+    ctx,
+    '{"execute":"numbers","arguments":{"handle_id":9007199254740991,"scope":255,"timeout":99.5,"any":-1e300}}',
+  );
   assert.is(ok.return, true);
 });
 
@@ -187,7 +212,10 @@ test('while frozen only ping, get-commands and commands marked allowWhileFrozen 
   assert.is((await run(ctx, { execute: 'ping' })).return, '9.9.9');
   const a = await run(ctx, { execute: 'linux-echo-args', arguments: { path: '/' } });
   assert.is(a.message, 'All filesystems are frozen. Cannot execute: linux-echo-args');
-  assert.is((await run(ctx, { execute: 'agent-shutdown' })).message, 'All filesystems are frozen. Cannot execute: agent-shutdown');
+  assert.is(
+    (await run(ctx, { execute: 'agent-shutdown' })).message,
+    'All filesystems are frozen. Cannot execute: agent-shutdown',
+  );
 });
 
 test('a slow handler does not hold up a fast one', async () => {
@@ -253,7 +281,16 @@ test('decoded base64 arguments are released once the answer settles, never befor
 
 test('checkArgs ignores unknown arguments and treats null as absent', () => {
   assert.equal(checkArgs(echo.args, { path: '/a', extra: 1, n: null }), { path: '/a', n: 0, mode: 'r', force: false });
-  assert.instance((() => { try { checkArgs(echo.args, {}); } catch (e) { return e; } })(), AgentError);
+  assert.instance(
+    (() => {
+      try {
+        checkArgs(echo.args, {});
+      } catch (e) {
+        return e;
+      }
+    })(),
+    AgentError,
+  );
 });
 
 test.run();

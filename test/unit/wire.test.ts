@@ -12,7 +12,11 @@ const test = suite('protocol');
 function frame(chunks: (string | Buffer)[], max?: number) {
   const lines: string[] = [];
   let overflows = 0;
-  const f = new LineFramer((l) => lines.push(l.toString()), () => overflows++, max);
+  const f = new LineFramer(
+    (l) => lines.push(l.toString()),
+    () => overflows++,
+    max,
+  );
   for (const c of chunks) f.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   return { lines, overflows, f };
 }
@@ -41,7 +45,11 @@ test('an oversized line: one overflow, never buffered past the limit, then resyn
   const lines: string[] = [];
   let overflows = 0;
   let maxBuffered = 0;
-  const f = new LineFramer((l) => lines.push(l.toString()), () => overflows++, 100);
+  const f = new LineFramer(
+    (l) => lines.push(l.toString()),
+    () => overflows++,
+    100,
+  );
   f.push(Buffer.from('ok1\n'));
   for (let i = 0; i < 50; i++) {
     f.push(Buffer.alloc(64, 0x61));
@@ -78,31 +86,67 @@ test('answers are byte-compatible with the reference (Go encoding/json)', () => 
   // Go escapes <, > and & inside strings
   assert.is(encodeReturn('<a&b>', 'x<'), '{"return":"\\u003ca\\u0026b\\u003e","tag":"x\\u003c"}\n');
   const msg = 'open /nonexistent: no such file or directory';
-  assert.is(encodeError(msg, 2, 'q'), `{"error":{"bufb64":"${Buffer.from(msg).toString('base64')}","code":2},"tag":"q"}\n`);
+  assert.is(
+    encodeError(msg, 2, 'q'),
+    `{"error":{"bufb64":"${Buffer.from(msg).toString('base64')}","code":2},"tag":"q"}\n`,
+  );
 });
 
 test('64-bit integers past 2^53 are written exactly, as Go prints them', () => {
   const big = 2n ** 63n + 2n; // an overlayfs inode number with xino
-  assert.is(encodeReturn({ Ino: big, Size: -(2n ** 62n), n: 7 }, 't'), `{"return":{"Ino":9223372036854775810,"Size":-4611686018427387904,"n":7},"tag":"t"}\n`);
+  assert.is(
+    encodeReturn({ Ino: big, Size: -(2n ** 62n), n: 7 }, 't'),
+    `{"return":{"Ino":9223372036854775810,"Size":-4611686018427387904,"n":7},"tag":"t"}\n`,
+  );
   // A string that looks like a bigint stays a string, NUL and all, and Go's escapes still apply.
-  assert.is(encodeReturn([big, '\u00000:0', '<'], ''), '{"return":[9223372036854775810,"\\u00000:0","\\u003c"],"tag":""}\n');
+  assert.is(
+    encodeReturn([big, '\u00000:0', '<'], ''),
+    '{"return":[9223372036854775810,"\\u00000:0","\\u003c"],"tag":""}\n',
+  );
 });
 
 test('a lone surrogate in an answer string is written as U+FFFD, as Go writes it', () => {
   assert.is(encodeReturn('a\ud800b', '\udc00'), '{"return":"a\ufffdb","tag":"\ufffd"}\n');
   // A pair is one character; a backslash before "ud800" is text, also next to a lone surrogate.
-  assert.is(encodeReturn(['\ud83d\ude00', '\\ud800', '\\\udfff', '\ud83d'], ''), '{"return":["\ud83d\ude00","\\\\ud800","\\\\\ufffd","\ufffd"],"tag":""}\n');
+  assert.is(
+    encodeReturn(['\ud83d\ude00', '\\ud800', '\\\udfff', '\ud83d'], ''),
+    '{"return":["\ud83d\ude00","\\\\ud800","\\\\\ufffd","\ufffd"],"tag":""}\n',
+  );
   // With a bigint (another stringify path) and Go's HTML escapes.
-  assert.is(encodeReturn({ Ino: 2n ** 63n, name: '<\udc00' }, 't'), '{"return":{"Ino":9223372036854775808,"name":"\\u003c\ufffd"},"tag":"t"}\n');
-  assert.is(encodeError('bad \udc00', -1, '\udc00'), `{"error":{"bufb64":"${Buffer.from('bad \ufffd').toString('base64')}","code":-1},"tag":"\ufffd"}\n`);
+  assert.is(
+    encodeReturn({ Ino: 2n ** 63n, name: '<\udc00' }, 't'),
+    '{"return":{"Ino":9223372036854775808,"name":"\\u003c\ufffd"},"tag":"t"}\n',
+  );
+  assert.is(
+    encodeError('bad \udc00', -1, '\udc00'),
+    `{"error":{"bufb64":"${Buffer.from('bad \ufffd').toString('base64')}","code":-1},"tag":"\ufffd"}\n`,
+  );
   assert.is(quote('\ud800x'), '"\ufffdx"');
 });
 
 test('every answer is well-formed UTF-8 holding what the string holds, lone surrogates as U+FFFD', () => {
   // String.prototype.toWellFormed, written out (Node 18 has none).
-  const wellFormed = (s: string) => s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  const wellFormed = (s: string) =>
+    s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
   const strict = new TextDecoder('utf-8', { fatal: true });
-  const alphabet = ['a', '\\', '"', 'u', 'd', '8', '0', '\n', '<', '\u0001', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d\ude00', '\ufffd'];
+  const alphabet = [
+    'a',
+    '\\',
+    '"',
+    'u',
+    'd',
+    '8',
+    '0',
+    '\n',
+    '<',
+    '\u0001',
+    '\ud800',
+    '\udbff',
+    '\udc00',
+    '\udfff',
+    '\ud83d\ude00',
+    '\ufffd',
+  ];
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >>> 16; // an LCG's low bits cycle fast
   for (let i = 0; i < 2000; i++) {
@@ -137,8 +181,16 @@ test('a RawJson answer over 4 MiB stays in pieces, the same bytes as one line; s
 
 test('parseRequest: shapes and clear errors', () => {
   assert.equal(fields(parseRequest('{"execute":"ping"}')), { execute: 'ping', arguments: {}, tag: '' });
-  assert.equal(fields(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}')), { execute: 'x', arguments: { a: 1 }, tag: 't' });
-  assert.equal(fields(parseRequest('{"execute":"x","arguments":null,"tag":null}')), { execute: 'x', arguments: {}, tag: '' });
+  assert.equal(fields(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}')), {
+    execute: 'x',
+    arguments: { a: 1 },
+    tag: 't',
+  });
+  assert.equal(fields(parseRequest('{"execute":"x","arguments":null,"tag":null}')), {
+    execute: 'x',
+    arguments: {},
+    tag: '',
+  });
   const fails: [string, RegExp, string][] = [
     ['{bad', /Invalid JSON/, ''],
     ['[1,2]', /expected a JSON object, got an array/, ''],
@@ -212,7 +264,11 @@ test('parseRequest: a long base64 argument comes decoded, cut out of the line', 
   const data = Buffer.alloc(1024 * 1024 + 1);
   for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
   const b64 = data.toString('base64');
-  const line = JSON.stringify({ execute: 'file-write', arguments: { handle_id: 3, bufb64: b64, eof: false }, tag: 't1' });
+  const line = JSON.stringify({
+    execute: 'file-write',
+    arguments: { handle_id: 3, bufb64: b64, eof: false },
+    tag: 't1',
+  });
   const d = countingDecoder();
   const { release, ...req } = parseRequest(Buffer.from(line), { decodeBase64: d.decode });
   const arg = req.arguments.bufb64;
@@ -232,15 +288,25 @@ test('parseRequest: a long base64 argument comes decoded, cut out of the line', 
   assert.is(args.s, b64);
   assert.equal(args.d, Buffer.alloc(0));
   assert.is(args.bad, null);
-  assert.throws(() => checkArgs({ h: { type: 'int', required: true, doc: '' } }, { h: arg }), /"h": expected an integer, got a string/);
+  assert.throws(
+    () => checkArgs({ h: { type: 'int', required: true, doc: '' } }, { h: arg }),
+    /"h": expected an integer, got a string/,
+  );
   // A cut string meets every check a string argument has (file-open's mode: "r" or "w", never 8 KiB of base64).
-  assert.throws(() => checkArgs({ mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '' } }, { mode: arg }), /"mode": expected one of "r", "w"/);
+  assert.throws(
+    () => checkArgs({ mode: { type: 'string', default: 'r', oneOf: ['r', 'w'], doc: '' } }, { mode: arg }),
+    /"mode": expected one of "r", "w"/,
+  );
   assert.is(d.released, 0);
   release();
   release();
   assert.equal([d.given, d.released], [1, 1]);
   // Lines whose shape is wrong release what was decoded before they throw.
-  for (const bad of [`{"execute":1,"arguments":{"a":"${b64}"}}`, `{"execute":"x","arguments":{"a":"${b64}"},"tag":2}`, `["${b64}"]`]) {
+  for (const bad of [
+    `{"execute":1,"arguments":{"a":"${b64}"}}`,
+    `{"execute":"x","arguments":{"a":"${b64}"},"tag":2}`,
+    `["${b64}"]`,
+  ]) {
     assert.throws(() => parseRequest(Buffer.from(bad), { decodeBase64: d.decode }), /Invalid request/);
   }
   assert.equal([d.given, d.released], [4, 4]);
@@ -274,16 +340,27 @@ test('parseRequest: cutting long strings out never changes what the line says', 
     assert.equal(req, viaJsonParse(line), `line ${i}`);
     assert.equal(cut.sort(), cutKeys[i], `line ${i}: the arguments cut out`);
   });
-  assert.throws(() => parseRequest(Buffer.from(`{"execute":"x","arguments":["${b64}"]}`), { decodeBase64: countingDecoder().decode }), /"arguments" must be an object, got an array/);
+  assert.throws(
+    () =>
+      parseRequest(Buffer.from(`{"execute":"x","arguments":["${b64}"]}`), { decodeBase64: countingDecoder().decode }),
+    /"arguments" must be an object, got an array/,
+  );
   // An invalid line is JSON.parse's error, position and all.
-  for (const bad of [`{"execute":"x","arguments":{"a":"${b64}",}}`, `{"execute":"x","arguments":{"a":"${b64}"}`, `{"execute":"x","arguments":{"a":"${b64}`]) {
+  for (const bad of [
+    `{"execute":"x","arguments":{"a":"${b64}",}}`,
+    `{"execute":"x","arguments":{"a":"${b64}"}`,
+    `{"execute":"x","arguments":{"a":"${b64}`,
+  ]) {
     let want = '';
     try {
       JSON.parse(bad);
     } catch (e) {
       want = `Invalid JSON: ${(e as Error).message}`;
     }
-    assert.throws(() => parseRequest(Buffer.from(bad), { decodeBase64: countingDecoder().decode }), (e: Error) => e.message === want);
+    assert.throws(
+      () => parseRequest(Buffer.from(bad), { decodeBase64: countingDecoder().decode }),
+      (e: Error) => e.message === want,
+    );
   }
 });
 

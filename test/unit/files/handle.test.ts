@@ -79,19 +79,26 @@ test('read at end of file gives an empty buffer; a grown file reads on', async (
   await h.close();
 });
 
-test('readBase64 and readBase64Parts give the base64 of each chunk; the text of a large chunk comes as bytes, the addon encoding it', async ({ dir }) => {
+test('readBase64 and readBase64Parts give the base64 of each chunk; the text of a large chunk comes as bytes, the addon encoding it', async ({
+  dir,
+}) => {
   const f = path.join(dir, 'b64');
   const data = crypto.randomBytes(3 * 1024 * 1024 + 2);
   fs.writeFileSync(f, data);
   const h = await openFile(f);
-  const text = (parts: (string | Buffer)[]) => parts.map((p) => (typeof p === 'string' ? p : p.toString('latin1'))).join('');
+  const text = (parts: (string | Buffer)[]) =>
+    parts.map((p) => (typeof p === 'string' ? p : p.toString('latin1'))).join('');
   let off = 0;
   // Around the switch to bytes (64 KiB), odd and even lengths, and a last read that ends short.
   for (const size of [1, 2, 3, 4096, 65535, 65536, 65537, 65538, 1024 * 1024, 1024 * 1024 + 1, 4 * 1024 * 1024]) {
     const parts = await h.readBase64Parts(size);
     const n = Math.min(size, data.length - off);
     assert.is(text(parts), data.toString('base64', off, off + n), `size ${size}`);
-    assert.is(parts.some((p) => Buffer.isBuffer(p)), n > 65536, `size ${size}: as bytes`);
+    assert.is(
+      parts.some((p) => Buffer.isBuffer(p)),
+      n > 65536,
+      `size ${size}: as bytes`,
+    );
     off += n;
   }
   assert.equal(await h.readBase64Parts(10), []);
@@ -101,7 +108,9 @@ test('readBase64 and readBase64Parts give the base64 of each chunk; the text of 
   await again.close();
 });
 
-test('md5: the reads are hashed, small (where read) and large (on the pool); md5() once at end of file; "r" only', async ({ dir }) => {
+test('md5: the reads are hashed, small (where read) and large (on the pool); md5() once at end of file; "r" only', async ({
+  dir,
+}) => {
   const f = path.join(dir, 'hashed');
   const data = crypto.randomBytes(2 * 1024 * 1024 + 3);
   fs.writeFileSync(f, data);
@@ -132,196 +141,238 @@ test('wrong direction, closed handle and double close', async ({ dir }) => {
   assert.is(fs.statSync(f).mode & 0o777, 0o600 & ~process.umask());
 });
 
-test('a pipe (no pread) is read and written as a stream', async ({ dir }) => {
-  const fifo = path.join(dir, 'fifo');
-  execFileSync('mkfifo', [fifo]);
-  const r = await openFile(fifo); // returns at once: no writer needed (O_NONBLOCK)
-  const w = await openFile(fifo, { mode: 'w' });
-  assert.instance(w, FileHandle);
-  await w.write(Buffer.from('through a pipe'));
-  await w.close();
-  assert.is((await r.read()).toString(), 'through a pipe');
-  assert.is((await r.read()).length, 0);
-  await r.close();
-}, { needs: [command('mkfifo')] });
+test(
+  'a pipe (no pread) is read and written as a stream',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = await openFile(fifo); // returns at once: no writer needed (O_NONBLOCK)
+    const w = await openFile(fifo, { mode: 'w' });
+    assert.instance(w, FileHandle);
+    await w.write(Buffer.from('through a pipe'));
+    await w.close();
+    assert.is((await r.read()).toString(), 'through a pipe');
+    assert.is((await r.read()).length, 0);
+    await r.close();
+  },
+  { needs: [command('mkfifo')] },
+);
 
 /** Resolves with what p settles to, or 'timeout' after ms (a wedged call must fail the test, not hang it). */
 function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([p, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
 }
 
-test('idle FIFO reads wait on the event loop: more of them than pool threads leave the pool free', async ({ dir }) => {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const readers: FileHandle[] = [];
-  const writers: number[] = [];
-  const reads: Promise<unknown>[] = [];
-  try {
-    for (let i = 0; i < pool + 4; i++) {
-      const fifo = path.join(dir, `idle-${i}`);
-      execFileSync('mkfifo', [fifo]);
-      readers.push(await openFile(fifo));
-      if (i % 2 === 0) writers.push(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); // half with a writer that never writes
-      const p = readers[i].read();
-      p.catch(() => undefined);
-      reads.push(p);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-    // Everything below needs the thread pool: with a thread per waiting read it would never run.
-    const f = path.join(dir, 'plain');
-    fs.writeFileSync(f, 'still served');
-    assert.is(await within(md5File(f), 5000), crypto.createHash('md5').update('still served').digest('hex'));
-    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'still served');
-    // A waiting read still gets its data when it comes.
-    fs.writeSync(writers[0], 'late');
-    assert.is(String(await within(reads[0], 5000)), 'late');
-  } finally {
-    // Closing a read handle cancels its waiting read at once (ECANCELED), and the close completes.
-    const closed = await within(Promise.all(readers.map((r) => r.close())), 5000);
-    writers.forEach((w) => fs.closeSync(w));
-    assert.is.not(closed, 'timeout');
-  }
-  for (const p of reads.slice(1)) await rejects(p, 'ECANCELED', /the handle was closed/);
-}, { needs: [command('mkfifo')] });
-
-test('long md5s (disk-sized files) run on threads of their own: the thread pool stays free', async ({ dir }) => {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const big = path.join(dir, 'sparse-2g');
-  fs.closeSync(fs.openSync(big, 'w'));
-  fs.truncateSync(big, 2 * 1024 * 1024 * 1024); // holes read as zeros: seconds of hashing each
-  const sums = Array.from({ length: pool }, () => md5File(big));
-  await new Promise((r) => setTimeout(r, 100));
-  const f = path.join(dir, 'small');
-  fs.writeFileSync(f, 'x');
-  const t0 = Date.now();
-  assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'x');
-  assert.ok(Date.now() - t0 < 1000, `a pool call waited ${Date.now() - t0} ms behind the md5s`);
-  const got = await Promise.all(sums);
-  assert.ok(got.every((g) => /^[0-9a-f]{32}$/.test(g) && g === got[0]), got.join(' '));
-}, { timeout: 60_000 });
-
-test('a FIFO read sent just ahead of close (pipelined, not started yet) is cancelled too, holding no thread', async ({ dir }) => {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const handles: FileHandle[] = [];
-  const reads: Promise<unknown>[] = [];
-  const closes: Promise<unknown>[] = [];
-  for (let i = 0; i < pool + 2; i++) {
-    const fifo = path.join(dir, `pipelined-${i}`);
-    execFileSync('mkfifo', [fifo]);
-    const h = await openFile(fifo);
-    handles.push(h);
-    const r = h.read(); // queued; its first call finds out the file is a stream
-    r.catch(() => undefined);
-    reads.push(r);
-    closes.push(h.close()); // before that read has started
-  }
-  assert.is.not(await within(Promise.all(closes), 5000), 'timeout');
-  for (const r of reads) await rejects(r as Promise<unknown>, 'ECANCELED', /the handle was closed/);
-  const f = path.join(dir, 'after');
-  fs.writeFileSync(f, 'free');
-  assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free');
-}, { needs: [command('mkfifo')] });
-
-test('/dev/kmsg read to its end: reads wait on the event loop (no pool thread), get new records, and close cancels them', async () => {
-  const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const handles: FileHandle[] = [];
-  const pending: Promise<Buffer>[] = [];
-  try {
-    for (let i = 0; i < pool + 1; i++) {
-      const h = await openFile('/dev/kmsg');
-      handles.push(h);
-      // Read every record there is (one per read), until a read waits: the end of the log.
-      for (;;) {
-        const r = h.read(8192);
-        const got = await within(r, 200);
-        if (got === 'timeout') {
-          r.catch(() => undefined);
-          pending.push(r);
-          break;
-        }
-        assert.ok(got.length > 0);
+test(
+  'idle FIFO reads wait on the event loop: more of them than pool threads leave the pool free',
+  async ({ dir }) => {
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const readers: FileHandle[] = [];
+    const writers: number[] = [];
+    const reads: Promise<unknown>[] = [];
+    try {
+      for (let i = 0; i < pool + 4; i++) {
+        const fifo = path.join(dir, `idle-${i}`);
+        execFileSync('mkfifo', [fifo]);
+        readers.push(await openFile(fifo));
+        if (i % 2 === 0) writers.push(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); // half with a writer that never writes
+        const p = readers[i].read();
+        p.catch(() => undefined);
+        reads.push(p);
       }
+      await new Promise((r) => setTimeout(r, 100));
+      // Everything below needs the thread pool: with a thread per waiting read it would never run.
+      const f = path.join(dir, 'plain');
+      fs.writeFileSync(f, 'still served');
+      assert.is(await within(md5File(f), 5000), crypto.createHash('md5').update('still served').digest('hex'));
+      assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'still served');
+      // A waiting read still gets its data when it comes.
+      fs.writeSync(writers[0], 'late');
+      assert.is(String(await within(reads[0], 5000)), 'late');
+    } finally {
+      // Closing a read handle cancels its waiting read at once (ECANCELED), and the close completes.
+      const closed = await within(Promise.all(readers.map((r) => r.close())), 5000);
+      writers.forEach((w) => fs.closeSync(w));
+      assert.is.not(closed, 'timeout');
     }
-    const f = path.join(os.tmpdir(), `ember-kmsg-${process.pid}`);
-    fs.writeFileSync(f, 'free');
-    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free', 'the pool is free');
-    fs.rmSync(f);
-    // A new record wakes a waiting read (records that came meanwhile are read first).
-    const mark = `ember-ga test ${process.pid} ${Date.now()}`;
-    fs.writeFileSync('/dev/kmsg', `${mark}\n`); // without the newline the record stays open, unreadable
-    let next: Promise<Buffer> = pending[0];
-    let seen = '';
-    for (let i = 0; i < 100 && !seen.includes(mark); i++) {
-      const got = await within(next, 5000);
-      assert.is.not(got, 'timeout', `a read still waits after the new record (read so far: ${seen.slice(-200)})`);
-      seen += (got as Buffer).toString();
-      if (!seen.includes(mark)) next = handles[0].read(8192);
-    }
-    assert.match(seen, mark);
-  } finally {
-    const closed = await within(Promise.all(handles.map((h) => h.close())), 5000);
-    assert.is.not(closed, 'timeout');
-  }
-  // The others, waiting again or not woken, were cancelled by close or got the record.
-  for (const p of pending.slice(1)) {
-    const r = await p.then((b) => b.toString(), (e: SystemError) => e.code);
-    assert.ok(r === 'ECANCELED' || r.includes('ember-ga test'), r);
-  }
-}, { needs: [root] });
+    for (const p of reads.slice(1)) await rejects(p, 'ECANCELED', /the handle was closed/);
+  },
+  { needs: [command('mkfifo')] },
+);
 
-test('a write to a full FIFO waits on the event loop for the reader, and nothing is lost', async ({ dir }) => {
-  const fifo = path.join(dir, 'full');
-  execFileSync('mkfifo', [fifo]);
-  const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  try {
-    const w = await openFile(fifo, { mode: 'w' });
-    const data = crypto.randomBytes(1024 * 1024); // 16 times a pipe's default buffer
-    let wrote = false;
-    const writing = w.write(data).then(() => (wrote = true));
+test(
+  'long md5s (disk-sized files) run on threads of their own: the thread pool stays free',
+  async ({ dir }) => {
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const big = path.join(dir, 'sparse-2g');
+    fs.closeSync(fs.openSync(big, 'w'));
+    fs.truncateSync(big, 2 * 1024 * 1024 * 1024); // holes read as zeros: seconds of hashing each
+    const sums = Array.from({ length: pool }, () => md5File(big));
     await new Promise((r) => setTimeout(r, 100));
-    assert.is(wrote, false, 'the pipe is full and nobody reads yet');
-    const f = path.join(dir, 'plain2');
+    const f = path.join(dir, 'small');
     fs.writeFileSync(f, 'x');
-    assert.is.not(await within(fs.promises.readFile(f, 'utf8'), 5000), 'timeout'); // the pool is free
-    const got: Buffer[] = [];
-    const buf = Buffer.alloc(65536);
-    for (let n = 0; n < data.length; ) {
-      try {
-        const k = fs.readSync(rfd, buf, 0, buf.length, null);
-        got.push(Buffer.from(buf.subarray(0, k)));
-        n += k;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        await new Promise((r) => setTimeout(r, 1));
-      }
+    const t0 = Date.now();
+    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'x');
+    assert.ok(Date.now() - t0 < 1000, `a pool call waited ${Date.now() - t0} ms behind the md5s`);
+    const got = await Promise.all(sums);
+    assert.ok(
+      got.every((g) => /^[0-9a-f]{32}$/.test(g) && g === got[0]),
+      got.join(' '),
+    );
+  },
+  { timeout: 60_000 },
+);
+
+test(
+  'a FIFO read sent just ahead of close (pipelined, not started yet) is cancelled too, holding no thread',
+  async ({ dir }) => {
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const handles: FileHandle[] = [];
+    const reads: Promise<unknown>[] = [];
+    const closes: Promise<unknown>[] = [];
+    for (let i = 0; i < pool + 2; i++) {
+      const fifo = path.join(dir, `pipelined-${i}`);
+      execFileSync('mkfifo', [fifo]);
+      const h = await openFile(fifo);
+      handles.push(h);
+      const r = h.read(); // queued; its first call finds out the file is a stream
+      r.catch(() => undefined);
+      reads.push(r);
+      closes.push(h.close()); // before that read has started
     }
-    assert.is(await within(writing, 5000), true);
-    assert.ok(Buffer.concat(got).equals(data));
-    await w.close();
-  } finally {
-    fs.closeSync(rfd);
-  }
-}, { needs: [command('mkfifo')] });
+    assert.is.not(await within(Promise.all(closes), 5000), 'timeout');
+    for (const r of reads) await rejects(r as Promise<unknown>, 'ECANCELED', /the handle was closed/);
+    const f = path.join(dir, 'after');
+    fs.writeFileSync(f, 'free');
+    assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free');
+  },
+  { needs: [command('mkfifo')] },
+);
 
-test('md5File refuses streams (a FIFO, /dev/zero) with EINVAL instead of hashing forever', async ({ dir }) => {
-  const fifo = path.join(dir, 'md5-fifo');
-  execFileSync('mkfifo', [fifo]);
-  await rejects(md5File(fifo), 'EINVAL', /not a regular file or block device/);
-  await rejects(md5File('/dev/zero'), 'EINVAL', /md5 \/dev\/zero: not a regular file/);
-}, { needs: [command('mkfifo')] });
+test(
+  '/dev/kmsg read to its end: reads wait on the event loop (no pool thread), get new records, and close cancels them',
+  async () => {
+    const pool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const handles: FileHandle[] = [];
+    const pending: Promise<Buffer>[] = [];
+    try {
+      for (let i = 0; i < pool + 1; i++) {
+        const h = await openFile('/dev/kmsg');
+        handles.push(h);
+        // Read every record there is (one per read), until a read waits: the end of the log.
+        for (;;) {
+          const r = h.read(8192);
+          const got = await within(r, 200);
+          if (got === 'timeout') {
+            r.catch(() => undefined);
+            pending.push(r);
+            break;
+          }
+          assert.ok(got.length > 0);
+        }
+      }
+      const f = path.join(os.tmpdir(), `ember-kmsg-${process.pid}`);
+      fs.writeFileSync(f, 'free');
+      assert.is(await within(fs.promises.readFile(f, 'utf8'), 5000), 'free', 'the pool is free');
+      fs.rmSync(f);
+      // A new record wakes a waiting read (records that came meanwhile are read first).
+      const mark = `ember-ga test ${process.pid} ${Date.now()}`;
+      fs.writeFileSync('/dev/kmsg', `${mark}\n`); // without the newline the record stays open, unreadable
+      let next: Promise<Buffer> = pending[0];
+      let seen = '';
+      for (let i = 0; i < 100 && !seen.includes(mark); i++) {
+        const got = await within(next, 5000);
+        assert.is.not(got, 'timeout', `a read still waits after the new record (read so far: ${seen.slice(-200)})`);
+        seen += (got as Buffer).toString();
+        if (!seen.includes(mark)) next = handles[0].read(8192);
+      }
+      assert.match(seen, mark);
+    } finally {
+      const closed = await within(Promise.all(handles.map((h) => h.close())), 5000);
+      assert.is.not(closed, 'timeout');
+    }
+    // The others, waiting again or not woken, were cancelled by close or got the record.
+    for (const p of pending.slice(1)) {
+      const r = await p.then(
+        (b) => b.toString(),
+        (e: SystemError) => e.code,
+      );
+      assert.ok(r === 'ECANCELED' || r.includes('ember-ga test'), r);
+    }
+  },
+  { needs: [root] },
+);
 
-test('a FIFO with no reader: "w" fails at once with ENXIO instead of waiting', async ({ dir }) => {
-  const fifo = path.join(dir, 'lonely-fifo');
-  execFileSync('mkfifo', [fifo]);
-  await rejects(openFile(fifo, { mode: 'w' }), 'ENXIO');
-}, { needs: [command('mkfifo')] });
+test(
+  'a write to a full FIFO waits on the event loop for the reader, and nothing is lost',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'full');
+    execFileSync('mkfifo', [fifo]);
+    const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const w = await openFile(fifo, { mode: 'w' });
+      const data = crypto.randomBytes(1024 * 1024); // 16 times a pipe's default buffer
+      let wrote = false;
+      const writing = w.write(data).then(() => (wrote = true));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.is(wrote, false, 'the pipe is full and nobody reads yet');
+      const f = path.join(dir, 'plain2');
+      fs.writeFileSync(f, 'x');
+      assert.is.not(await within(fs.promises.readFile(f, 'utf8'), 5000), 'timeout'); // the pool is free
+      const got: Buffer[] = [];
+      const buf = Buffer.alloc(65536);
+      for (let n = 0; n < data.length;) {
+        try {
+          const k = fs.readSync(rfd, buf, 0, buf.length, null);
+          got.push(Buffer.from(buf.subarray(0, k)));
+          n += k;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+      assert.is(await within(writing, 5000), true);
+      assert.ok(Buffer.concat(got).equals(data));
+      await w.close();
+    } finally {
+      fs.closeSync(rfd);
+    }
+  },
+  { needs: [command('mkfifo')] },
+);
+
+test(
+  'md5File refuses streams (a FIFO, /dev/zero) with EINVAL instead of hashing forever',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'md5-fifo');
+    execFileSync('mkfifo', [fifo]);
+    await rejects(md5File(fifo), 'EINVAL', /not a regular file or block device/);
+    await rejects(md5File('/dev/zero'), 'EINVAL', /md5 \/dev\/zero: not a regular file/);
+  },
+  { needs: [command('mkfifo')] },
+);
+
+test(
+  'a FIFO with no reader: "w" fails at once with ENXIO instead of waiting',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'lonely-fifo');
+    execFileSync('mkfifo', [fifo]);
+    await rejects(openFile(fifo, { mode: 'w' }), 'ENXIO');
+  },
+  { needs: [command('mkfifo')] },
+);
 
 test('openFile errors: ENOENT, EISDIR for "w" on a directory', async ({ dir }) => {
   await rejects(openFile(path.join(dir, 'nope')), 'ENOENT', /^open .*nope: no such file or directory$/);
   await rejects(openFile(dir, { mode: 'w' }), 'EISDIR');
 });
 
-test('atomic handles: close() renames into place, close({ discard }) and a failed md5 leave the original', async ({ dir }) => {
+test('atomic handles: close() renames into place, close({ discard }) and a failed md5 leave the original', async ({
+  dir,
+}) => {
   const f = path.join(dir, 'atomic');
   fs.writeFileSync(f, 'old');
   const parts = () => fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part'));
@@ -355,8 +406,19 @@ test('atomic handles: close() renames into place, close({ discard }) and a faile
   assert.is(fs.readFileSync(f, 'utf8'), 'newer');
 });
 
-test('goStat: 64-bit fields exact; Node\'s signed dev/ino/nlink/rdev read as Go\'s uint64', () => {
-  const fields = { dev: 2049n, ino: -(2n ** 63n) + 2n, nlink: 1n, mode: 0o100644n, uid: 0n, gid: 0n, rdev: -1n, size: 2n ** 60n, blksize: 4096n, blocks: 8n };
+test("goStat: 64-bit fields exact; Node's signed dev/ino/nlink/rdev read as Go's uint64", () => {
+  const fields = {
+    dev: 2049n,
+    ino: -(2n ** 63n) + 2n,
+    nlink: 1n,
+    mode: 0o100644n,
+    uid: 0n,
+    gid: 0n,
+    rdev: -1n,
+    size: 2n ** 60n,
+    blksize: 4096n,
+    blocks: 8n,
+  };
   const times = { atimeNs: 1_500_000_000n, mtimeNs: 0n, ctimeNs: -1n };
   const st = goStat({ ...fields, ...times } as unknown as fs.BigIntStats);
   assert.is(st.Ino, 2n ** 63n + 2n); // overlayfs xino: top bit set, negative in Node's BigIntStats
@@ -375,7 +437,23 @@ test('statFile: Go field names in order, lstat, nanosecond times', async ({ dir 
   const s = await statFile(f);
   const want = fs.lstatSync(f, { bigint: true });
   assert.equal(Object.keys(s), ['name', 'isdir', 'stat']);
-  assert.equal(Object.keys(s.stat), ['Dev', 'Ino', 'Nlink', 'Mode', 'Uid', 'Gid', 'X__pad0', 'Rdev', 'Size', 'Blksize', 'Blocks', 'Atim', 'Mtim', 'Ctim', 'X__unused']);
+  assert.equal(Object.keys(s.stat), [
+    'Dev',
+    'Ino',
+    'Nlink',
+    'Mode',
+    'Uid',
+    'Gid',
+    'X__pad0',
+    'Rdev',
+    'Size',
+    'Blksize',
+    'Blocks',
+    'Atim',
+    'Mtim',
+    'Ctim',
+    'X__unused',
+  ]);
   assert.is(s.name, 'stat-me');
   assert.is(s.isdir, false);
   assert.is(s.stat.Size, 5);
@@ -383,7 +461,10 @@ test('statFile: Go field names in order, lstat, nanosecond times', async ({ dir 
   assert.is(s.stat.Mode, Number(want.mode));
   assert.equal(s.stat.Atim, { Sec: 1_000_000, Nsec: 123_000_000 });
   assert.equal(s.stat.Mtim, { Sec: 2_000_000, Nsec: 456_000_000 });
-  assert.equal(s.stat.Ctim, { Sec: Number(want.ctimeNs / 1_000_000_000n), Nsec: Number(want.ctimeNs % 1_000_000_000n) });
+  assert.equal(s.stat.Ctim, {
+    Sec: Number(want.ctimeNs / 1_000_000_000n),
+    Nsec: Number(want.ctimeNs % 1_000_000_000n),
+  });
   assert.equal(s.stat.X__unused, [0, 0, 0]);
   const l = await statFile(path.join(dir, 'stat-link'));
   assert.is(l.stat.Mode & 0o170000, 0o120000); // the link itself
@@ -405,9 +486,18 @@ test('listDirectory sorted by name, n limits, mkdirAll creates parents with perm
   assert.is(fs.statSync(path.dirname(d)).mode & 0o777, 0o700);
   for (const n of ['b', 'a', 'C', 'é', 'a b']) fs.writeFileSync(path.join(d, n), n);
   const all = await listDirectory(d);
-  assert.equal(all.map((e) => e.name), ['C', 'a', 'a b', 'b', 'é']);
-  assert.equal((await listDirectory(d, 2)).map((e) => e.name), ['C', 'a']);
-  assert.equal(await listDirectory(path.join(dir, 'list', 'deep', 'er', 'a'), 0).catch((e: SystemError) => e.code), 'ENOTDIR');
+  assert.equal(
+    all.map((e) => e.name),
+    ['C', 'a', 'a b', 'b', 'é'],
+  );
+  assert.equal(
+    (await listDirectory(d, 2)).map((e) => e.name),
+    ['C', 'a'],
+  );
+  assert.equal(
+    await listDirectory(path.join(dir, 'list', 'deep', 'er', 'a'), 0).catch((e: SystemError) => e.code),
+    'ENOTDIR',
+  );
   await rejects(mkdirAll(path.join(d, 'a', 'sub')), 'ENOTDIR', /^mkdir .*\/a: not a directory$/);
 });
 
@@ -421,14 +511,37 @@ test('decodeBase64 is strict: bad characters, bad length, URL alphabet, inner pa
   }
 });
 
-test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), across its block size too', () => {
+test("the addon's base64Decode agrees with decodeBase64 (less line breaks), across its block size too", () => {
   const decode = (text: string, dst = Buffer.alloc(Math.floor(text.length / 4) * 3)) => {
     const src = Buffer.from(`"${text}"`, 'latin1'); // at an offset, as in a request line
     const n = native.base64Decode(src, 1, src.length - 1, dst);
     return n < 0 ? undefined : dst.subarray(0, n);
   };
-  const cases = ['', 'QQ==', 'QUI=', 'QUJD', 'QR==', 'aGVsbG8K', 'aGVs\r\nbG8K', 'aGVsbG8', 'aGVsbG8!', 'aG Vs', ' QUJD', 'QUJD    ', 'QUJD\n\n\n\n',
-    '-_-_', 'QUJ-', 'QUJD----', 'aG==aGk=', 'QQ==QUJD', 'a===', '====', 'QU=D', 'aGVsbG8K\u00e9AAA', 'QUJD\u0000AAA'];
+  const cases = [
+    '',
+    'QQ==',
+    'QUI=',
+    'QUJD',
+    'QR==',
+    'aGVsbG8K',
+    'aGVs\r\nbG8K',
+    'aGVsbG8',
+    'aGVsbG8!',
+    'aG Vs',
+    ' QUJD',
+    'QUJD    ',
+    'QUJD\n\n\n\n',
+    '-_-_',
+    'QUJ-',
+    'QUJD----',
+    'aG==aGk=',
+    'QQ==QUJD',
+    'a===',
+    '====',
+    'QU=D',
+    'aGVsbG8K\u00e9AAA',
+    'QUJD\u0000AAA',
+  ];
   // Random strings over an alphabet rich in the characters that matter: every verdict must agree.
   const alphabet = 'AQZaz09+/= \r\n-_.';
   let seed = 7;
@@ -453,7 +566,12 @@ test('the addon\'s base64Decode agrees with decodeBase64 (less line breaks), acr
   assert.is(decode(`${b64.slice(0, 3 << 20)} ${b64.slice((3 << 20) + 1)}`), undefined);
   assert.throws(() => native.base64Decode(Buffer.from('QUJD'), 0, 4, Buffer.alloc(2)), /too small/);
   // Exactly the decoded length is written: guard bytes after an exact-size destination stay as they were.
-  for (const [text, want] of [['QUI=', 'AB'], ['QQ==', 'A'], ['QUJD', 'ABC'], [crypto.randomBytes((3 << 20) + 7).toString('base64'), undefined]] as const) {
+  for (const [text, want] of [
+    ['QUI=', 'AB'],
+    ['QQ==', 'A'],
+    ['QUJD', 'ABC'],
+    [crypto.randomBytes((3 << 20) + 7).toString('base64'), undefined],
+  ] as const) {
     const len = want?.length ?? (3 << 20) + 7;
     const area = Buffer.alloc(len + 8, 0xee);
     const src = Buffer.from(text);

@@ -85,44 +85,55 @@ async function countingStarts<T>(fn: (started: () => number) => Promise<T>): Pro
   }
 }
 
-test('four digests of a 50 GiB sparse file, aborted: reject at once, the CPU goes idle, a small md5 answers at once', async ({ dir, huge }) => {
-  const baseThreads = threads();
-  const acs = Array.from({ length: MD5_CONCURRENCY }, () => new AbortController());
-  const sums = acs.map((ac) => md5File(huge, { signal: ac.signal }));
-  sums.forEach((p) => p.catch(() => undefined));
-  let busy: number;
-  try {
-    await waitFor(() => threads() >= baseThreads + MD5_CONCURRENCY, 2000, 'the digest threads');
-    const cpu0 = cpuSeconds();
-    await sleep(500);
-    busy = cpuSeconds() - cpu0; // for the message: how much less than the CPUs other processes leave
-  } catch (e) {
-    acs.forEach((ac) => ac.abort()); // no 50 GiB digests left running for the next tests
-    throw e;
-  }
+test(
+  'four digests of a 50 GiB sparse file, aborted: reject at once, the CPU goes idle, a small md5 answers at once',
+  async ({ dir, huge }) => {
+    const baseThreads = threads();
+    const acs = Array.from({ length: MD5_CONCURRENCY }, () => new AbortController());
+    const sums = acs.map((ac) => md5File(huge, { signal: ac.signal }));
+    sums.forEach((p) => p.catch(() => undefined));
+    let busy: number;
+    try {
+      await waitFor(() => threads() >= baseThreads + MD5_CONCURRENCY, 2000, 'the digest threads');
+      const cpu0 = cpuSeconds();
+      await sleep(500);
+      busy = cpuSeconds() - cpu0; // for the message: how much less than the CPUs other processes leave
+    } catch (e) {
+      acs.forEach((ac) => ac.abort()); // no 50 GiB digests left running for the next tests
+      throw e;
+    }
 
-  const t0 = Date.now();
-  acs.forEach((ac) => ac.abort());
-  for (const p of sums) {
-    const e = await rejectsAbort(p);
-    assert.is(e.message, 'The operation was aborted');
-    assert.instance(e.cause, DOMException); // the signal's reason, as with Node's fs calls
-  }
-  assert.ok(Date.now() - t0 < 1000, `aborted digests rejected after ${Date.now() - t0} ms`);
+    const t0 = Date.now();
+    acs.forEach((ac) => ac.abort());
+    for (const p of sums) {
+      const e = await rejectsAbort(p);
+      assert.is(e.message, 'The operation was aborted');
+      assert.instance(e.cause, DOMException); // the signal's reason, as with Node's fs calls
+    }
+    assert.ok(Date.now() - t0 < 1000, `aborted digests rejected after ${Date.now() - t0} ms`);
 
-  // The threads end (reader threads too), and with them the CPU use.
-  await waitFor(() => threads() <= baseThreads, 1000, `the digest threads to end (${threads()} threads, ${baseThreads} before)`);
-  const cpuIdle = cpuSeconds();
-  await sleep(1000);
-  const after = cpuSeconds() - cpuIdle;
-  assert.ok(after < 0.25, `${after.toFixed(2)} s of CPU in the second after the abort (${busy.toFixed(2)} s in half a second before it)`);
+    // The threads end (reader threads too), and with them the CPU use.
+    await waitFor(
+      () => threads() <= baseThreads,
+      1000,
+      `the digest threads to end (${threads()} threads, ${baseThreads} before)`,
+    );
+    const cpuIdle = cpuSeconds();
+    await sleep(1000);
+    const after = cpuSeconds() - cpuIdle;
+    assert.ok(
+      after < 0.25,
+      `${after.toFixed(2)} s of CPU in the second after the abort (${busy.toFixed(2)} s in half a second before it)`,
+    );
 
-  const six = path.join(dir, 'six');
-  fs.writeFileSync(six, 'sixsix');
-  const t1 = Date.now();
-  assert.is(await md5File(six), md5('sixsix'));
-  assert.ok(Date.now() - t1 < 200, `a 6-byte md5 took ${Date.now() - t1} ms`);
-}, { needs: [sparse] });
+    const six = path.join(dir, 'six');
+    fs.writeFileSync(six, 'sixsix');
+    const t1 = Date.now();
+    assert.is(await md5File(six), md5('sixsix'));
+    assert.ok(Date.now() - t1 < 200, `a 6-byte md5 took ${Date.now() - t1} ms`);
+  },
+  { needs: [sparse] },
+);
 
 test('an already-aborted signal rejects at once and starts nothing', async ({ dir }) =>
   countingStarts(async (started) => {
@@ -136,97 +147,110 @@ test('an already-aborted signal rejects at once and starts nothing', async ({ di
     const ac = new AbortController();
     assert.is(await md5File(f, { signal: ac.signal }), md5('small'));
     ac.abort();
-  }),
-);
+  }));
 
-test('queued digests aborted before their turn leave the queue at once and never start', async ({ dir, huge }) =>
-  countingStarts(async (started) => {
-    const running = new AbortController();
-    const sums = Array.from({ length: MD5_CONCURRENCY }, () => md5File(huge, { signal: running.signal }));
-    sums.forEach((p) => p.catch(() => undefined));
-    const queued = [new AbortController(), new AbortController()];
-    const waiting = queued.map((ac) => md5File(huge, { signal: ac.signal }));
-    waiting.forEach((p) => p.catch(() => undefined));
-    try {
-      await sleep(100);
-      assert.is(started(), MD5_CONCURRENCY, 'the 5th and 6th wait');
-      const t0 = Date.now();
-      queued.forEach((ac) => ac.abort());
-      for (const p of waiting) await rejectsAbort(p);
-      assert.ok(Date.now() - t0 < 50, `queued digests rejected after ${Date.now() - t0} ms`);
-    } finally {
-      // The running four free their slots when aborted; the two aborted ones never take them.
-      running.abort();
-    }
-    for (const p of sums) await rejectsAbort(p);
-    const f = path.join(dir, 'next');
-    fs.writeFileSync(f, 'next');
-    assert.is(await md5File(f), md5('next'));
-    assert.is(started(), MD5_CONCURRENCY + 1);
-  }),
+test(
+  'queued digests aborted before their turn leave the queue at once and never start',
+  async ({ dir, huge }) =>
+    countingStarts(async (started) => {
+      const running = new AbortController();
+      const sums = Array.from({ length: MD5_CONCURRENCY }, () => md5File(huge, { signal: running.signal }));
+      sums.forEach((p) => p.catch(() => undefined));
+      const queued = [new AbortController(), new AbortController()];
+      const waiting = queued.map((ac) => md5File(huge, { signal: ac.signal }));
+      waiting.forEach((p) => p.catch(() => undefined));
+      try {
+        await sleep(100);
+        assert.is(started(), MD5_CONCURRENCY, 'the 5th and 6th wait');
+        const t0 = Date.now();
+        queued.forEach((ac) => ac.abort());
+        for (const p of waiting) await rejectsAbort(p);
+        assert.ok(Date.now() - t0 < 50, `queued digests rejected after ${Date.now() - t0} ms`);
+      } finally {
+        // The running four free their slots when aborted; the two aborted ones never take them.
+        running.abort();
+      }
+      for (const p of sums) await rejectsAbort(p);
+      const f = path.join(dir, 'next');
+      fs.writeFileSync(f, 'next');
+      assert.is(await md5File(f), md5('next'));
+      assert.is(started(), MD5_CONCURRENCY + 1);
+    }),
   { needs: [sparse] },
 );
 
-test('a file-close md5 check does not wait behind four endless digests', async ({ dir, huge }) => {
-  const ac = new AbortController();
-  const sums = Array.from({ length: MD5_CONCURRENCY + 2 }, () => md5File(huge, { signal: ac.signal }));
-  sums.forEach((p) => p.catch(() => undefined));
-  let closed: Promise<void> | undefined;
-  try {
-    await sleep(100);
-    const f = path.join(dir, 'upload');
-    const data = crypto.randomBytes(64 * 1024 + 3);
-    const t0 = Date.now();
-    const h = await openFile(f, { mode: 'w' });
-    await h.write(data);
-    closed = h.close({ md5: md5(data) });
-    assert.is(await Promise.race([closed.then(() => 'closed'), sleep(2000).then(() => 'waiting')]), 'closed');
-    assert.ok(Date.now() - t0 < 1000, `the checked close took ${Date.now() - t0} ms`);
-    assert.ok(fs.readFileSync(f).equals(data));
-  } finally {
-    ac.abort(); // a close that waited behind the digests gets its turn now
-    await closed;
-  }
-  for (const p of sums) await rejectsAbort(p);
-}, { needs: [sparse] });
-
-test('abort racing the end of a digest: a sum or an AbortError, never a crash, no fd or thread left', async ({ dir }) => {
-  const small = path.join(dir, 'race-small');
-  const large = path.join(dir, 'race-large'); // 8 MiB and more: the pipelined path, with a reader thread
-  const smallData = crypto.randomBytes(4096);
-  const largeData = crypto.randomBytes(9 * 1024 * 1024);
-  fs.writeFileSync(small, smallData);
-  fs.writeFileSync(large, largeData);
-  const want = { [small]: md5(smallData), [large]: md5(largeData) };
-  await md5File(large); // warm
-  const baseThreads = threads();
-  const outcomes = { sum: 0, aborted: 0 };
-  const one = async (i: number) => {
-    const f = i % 3 === 0 ? large : small;
+test(
+  'a file-close md5 check does not wait behind four endless digests',
+  async ({ dir, huge }) => {
     const ac = new AbortController();
-    const p = md5File(f, { signal: ac.signal });
-    // Abort at once, in a microtask, on the next turn or a few ms later: around the end.
-    const when = i % 4;
-    if (when === 0) ac.abort();
-    else if (when === 1) queueMicrotask(() => ac.abort());
-    else if (when === 2) setImmediate(() => ac.abort());
-    else setTimeout(() => ac.abort(), i % 13);
+    const sums = Array.from({ length: MD5_CONCURRENCY + 2 }, () => md5File(huge, { signal: ac.signal }));
+    sums.forEach((p) => p.catch(() => undefined));
+    let closed: Promise<void> | undefined;
     try {
-      assert.is(await p, want[f]);
-      outcomes.sum++;
-    } catch (e) {
-      assert.instance(e, AbortError, String(e));
-      outcomes.aborted++;
+      await sleep(100);
+      const f = path.join(dir, 'upload');
+      const data = crypto.randomBytes(64 * 1024 + 3);
+      const t0 = Date.now();
+      const h = await openFile(f, { mode: 'w' });
+      await h.write(data);
+      closed = h.close({ md5: md5(data) });
+      assert.is(await Promise.race([closed.then(() => 'closed'), sleep(2000).then(() => 'waiting')]), 'closed');
+      assert.ok(Date.now() - t0 < 1000, `the checked close took ${Date.now() - t0} ms`);
+      assert.ok(fs.readFileSync(f).equals(data));
+    } finally {
+      ac.abort(); // a close that waited behind the digests gets its turn now
+      await closed;
     }
-  };
-  for (let i = 0; i < 400; i += 4) await Promise.all([one(i), one(i + 1), one(i + 2), one(i + 3)]);
-  assert.ok(outcomes.sum > 0 && outcomes.aborted > 0, JSON.stringify(outcomes));
-  await waitFor(() => threads() <= baseThreads, 1000, `the digest threads to end (${threads()} threads, ${baseThreads} before)`);
-  assert.equal(fdsIn(dir), [], 'no descriptor left open');
-  // Every queue slot came back: four digests still start at once.
-  const t0 = Date.now();
-  await Promise.all(Array.from({ length: MD5_CONCURRENCY }, () => md5File(small)));
-  assert.ok(Date.now() - t0 < 500);
-}, { timeout: 60_000 });
+    for (const p of sums) await rejectsAbort(p);
+  },
+  { needs: [sparse] },
+);
+
+test(
+  'abort racing the end of a digest: a sum or an AbortError, never a crash, no fd or thread left',
+  async ({ dir }) => {
+    const small = path.join(dir, 'race-small');
+    const large = path.join(dir, 'race-large'); // 8 MiB and more: the pipelined path, with a reader thread
+    const smallData = crypto.randomBytes(4096);
+    const largeData = crypto.randomBytes(9 * 1024 * 1024);
+    fs.writeFileSync(small, smallData);
+    fs.writeFileSync(large, largeData);
+    const want = { [small]: md5(smallData), [large]: md5(largeData) };
+    await md5File(large); // warm
+    const baseThreads = threads();
+    const outcomes = { sum: 0, aborted: 0 };
+    const one = async (i: number) => {
+      const f = i % 3 === 0 ? large : small;
+      const ac = new AbortController();
+      const p = md5File(f, { signal: ac.signal });
+      // Abort at once, in a microtask, on the next turn or a few ms later: around the end.
+      const when = i % 4;
+      if (when === 0) ac.abort();
+      else if (when === 1) queueMicrotask(() => ac.abort());
+      else if (when === 2) setImmediate(() => ac.abort());
+      else setTimeout(() => ac.abort(), i % 13);
+      try {
+        assert.is(await p, want[f]);
+        outcomes.sum++;
+      } catch (e) {
+        assert.instance(e, AbortError, String(e));
+        outcomes.aborted++;
+      }
+    };
+    for (let i = 0; i < 400; i += 4) await Promise.all([one(i), one(i + 1), one(i + 2), one(i + 3)]);
+    assert.ok(outcomes.sum > 0 && outcomes.aborted > 0, JSON.stringify(outcomes));
+    await waitFor(
+      () => threads() <= baseThreads,
+      1000,
+      `the digest threads to end (${threads()} threads, ${baseThreads} before)`,
+    );
+    assert.equal(fdsIn(dir), [], 'no descriptor left open');
+    // Every queue slot came back: four digests still start at once.
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: MD5_CONCURRENCY }, () => md5File(small)));
+    assert.ok(Date.now() - t0 < 500);
+  },
+  { timeout: 60_000 },
+);
 
 test.run();

@@ -41,7 +41,12 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 
 function logSink() {
   const lines: string[] = [];
-  const log = { debug: () => {}, info: (m: string) => lines.push(`info ${m}`), warn: (m: string) => lines.push(`warn ${m}`), error: (m: string) => lines.push(`error ${m}`) };
+  const log = {
+    debug: () => {},
+    info: (m: string) => lines.push(`info ${m}`),
+    warn: (m: string) => lines.push(`warn ${m}`),
+    error: (m: string) => lines.push(`error ${m}`),
+  };
   return { lines, log };
 }
 
@@ -79,7 +84,11 @@ test('EOPNOTSUPP is skipped, EBUSY held (and thawed at unfreeze) but not thawed 
   const g = fakeOps({ freeze: { '/busy': E.EBUSY, '/bad': E.EPERM } });
   const y = new Freezer({ ops: g.ops });
   await y.freeze(['/a', '/busy', '/bad']).catch(() => {});
-  assert.equal(g.calls, ['freeze /a', 'freeze /busy', 'freeze /bad', 'thaw /a'], 'what was frozen before stays as found');
+  assert.equal(
+    g.calls,
+    ['freeze /a', 'freeze /busy', 'freeze /bad', 'thaw /a'],
+    'what was frozen before stays as found',
+  );
   assert.not.ok(y.frozen);
 });
 
@@ -88,7 +97,10 @@ test('a freeze that holds nothing fails and leaves the freezer unfrozen (every o
   const changes: boolean[] = [];
   const z = new Freezer({ ops: f.ops, onChange: (v) => changes.push(v) });
   const err = await rejection(z.freeze(['/run', '/dev/shm']));
-  assert.is(err.message, 'Nothing was frozen: /run, /dev/shm cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)');
+  assert.is(
+    err.message,
+    'Nothing was frozen: /run, /dev/shm cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)',
+  );
   assert.not.ok(z.frozen);
   assert.equal(changes, [true, false]);
   assert.is((await rejection(z.freeze([]))).message, 'Nothing to freeze: no mount points given');
@@ -105,7 +117,11 @@ test('thaw: EINVAL and a vanished mount point are fine; another failure keeps it
   await z.freeze(['/a', '/b', '/gone', '/c']);
   const err = await z.unfreeze().catch((e) => e);
   assert.is(err.code, 'EIO');
-  assert.equal(f.calls.slice(4), ['thaw /c', 'thaw /gone', 'thaw /b', 'thaw /a'], 'every one tried despite the failure');
+  assert.equal(
+    f.calls.slice(4),
+    ['thaw /c', 'thaw /gone', 'thaw /b', 'thaw /a'],
+    'every one tried despite the failure',
+  );
   assert.ok(z.frozen, 'still frozen: /c could not be thawed');
   assert.equal(z.mountpoints, ['/c']);
   assert.ok(lines.some((l) => l.startsWith('warn /gone is gone')));
@@ -171,12 +187,21 @@ test('auto-thaw after the timeout, logged; a failed auto-thaw is retried', async
   assert.ok(z.frozen, 'not before the timeout');
   await waitFor(() => f.calls.includes('thaw /a'), 2000, 'auto-thaw');
   assert.ok(z.frozen, '/b failed to thaw: still frozen');
-  assert.ok(lines.some((l) => /^warn no fs-unfreeze within 0.1 s: thawing \/a, \/b/.test(l)), lines.join('\n'));
-  assert.ok(lines.some((l) => /^error auto-thaw failed/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /^warn no fs-unfreeze within 0.1 s: thawing \/a, \/b/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => /^error auto-thaw failed/.test(l)),
+    lines.join('\n'),
+  );
   (z as unknown as { ops: unknown }).ops = fakeOps().ops; // /b thaws now
   await waitFor(() => !z.frozen, 2000, 'the retry');
   assert.equal(changes, [true, false]);
-  assert.ok(lines.some((l) => l === 'info retry: every filesystem thawed'), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l === 'info retry: every filesystem thawed'),
+    lines.join('\n'),
+  );
 });
 
 test('unfreeze before the timeout disarms the timer', async () => {
@@ -210,11 +235,17 @@ test('logBlocksOn: log lines are held back while frozen and written after the th
   await waitFor(() => !z.frozen, 2000, 'the auto-thaw');
   const i = lines.findIndex((l) => l.startsWith('info frozen: /var, /a'));
   assert.ok(i >= 0 && /held back while frozen/.test(lines[i]), lines.join('\n'));
-  assert.ok(lines.some((l) => /^warn no fs-unfreeze within 0.05 s: .*held back while frozen/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /^warn no fs-unfreeze within 0.05 s: .*held back while frozen/.test(l)),
+    lines.join('\n'),
+  );
   // Not on a frozen filesystem: written at once.
   lines.length = 0;
   await z.freeze(['/b']);
-  assert.ok(lines.some((l) => l === 'info frozen: /b'), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l === 'info frozen: /b'),
+    lines.join('\n'),
+  );
   await z.unfreeze();
 });
 

@@ -56,12 +56,14 @@ test('device mapper: /dev/dm-N and /dev/mapper symlinks to it are skipped', () =
 });
 
 test('loop devices are skipped, also behind a symlink', () => {
-  const table = '/dev/loop0 /snap/core/1 squashfs ro 0 0\n/dev/disk/by-label/scratch /scratch ext4 rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
+  const table =
+    '/dev/loop0 /snap/core/1 squashfs ro 0 0\n/dev/disk/by-label/scratch /scratch ext4 rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
   assert.equal(selectFreezable(table, resolve), ['/']);
 });
 
 test('cifs and smbfs are skipped although their source starts with /', () => {
-  const table = '//fileserver/share /mnt/share cifs rw,vers=3.0 0 0\n//old/share /mnt/old smbfs rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
+  const table =
+    '//fileserver/share /mnt/share cifs rw,vers=3.0 0 0\n//old/share /mnt/old smbfs rw 0 0\n/dev/vda1 / ext4 rw 0 0\n';
   assert.equal(selectFreezable(table, resolve), ['/']);
 });
 
@@ -79,7 +81,9 @@ test('spaces, tabs and backslashes encoded as octal escapes are decoded', () => 
 test('blank, short and CRLF lines do no harm; empty table selects nothing', () => {
   assert.equal(selectFreezable('', resolve), []);
   assert.equal(selectFreezable('\n\ngarbage\n/dev/vda1 / ext4 rw 0 0\r\n', resolve), ['/']);
-  assert.equal(parseMountTable('/dev/vda1 / ext4 rw 0 0'), [{ source: '/dev/vda1', mountpoint: '/', fstype: 'ext4', options: 'rw' }]);
+  assert.equal(parseMountTable('/dev/vda1 / ext4 rw 0 0'), [
+    { source: '/dev/vda1', mountpoint: '/', fstype: 'ext4', options: 'rw' },
+  ]);
 });
 
 test('classifyMounts says why each entry is skipped', () => {

@@ -33,23 +33,59 @@ test('CIDR parsing: a bare address is a host prefix', () => {
 });
 
 test('a prefix length with a leading zero is refused: ip would read "024" as octal (/20)', () => {
-  for (const [bad, len] of [['192.0.2.1/024', '024'], ['192.0.2.0/00', '00'], ['198.51.100.0/08', '08'], ['2001:db8::1/064', '064'], ['2001:db8::/0128', '0128']]) {
-    assert.throws(() => parseCidr(bad), (e: unknown) => e instanceof NetInputError && e.message === `prefix length "${len}" has a leading zero (ip would read it as octal)`, bad);
+  for (const [bad, len] of [
+    ['192.0.2.1/024', '024'],
+    ['192.0.2.0/00', '00'],
+    ['198.51.100.0/08', '08'],
+    ['2001:db8::1/064', '064'],
+    ['2001:db8::/0128', '0128'],
+  ]) {
+    assert.throws(
+      () => parseCidr(bad),
+      (e: unknown) =>
+        e instanceof NetInputError &&
+        e.message === `prefix length "${len}" has a leading zero (ip would read it as octal)`,
+      bad,
+    );
   }
   assert.equal(parseCidr('192.0.2.0/0'), { family: 4, address: '192.0.2.0', length: 0 }, 'a lone 0 is fine');
   assert.equal(parseCidr('2001:db8::/10'), { family: 6, address: '2001:db8::', length: 10 });
 });
 
 test('malformed addresses, prefixes and names throw NetInputError', () => {
-  for (const bad of ['', 'abc', '192.0.2.300/24', '192.0.2.1/33', '192.0.2.1/', '192.0.2.1/-1', '192.0.2.1/2x',
-    '2001:db8::1/129', '2001:db8::g/64', 'fe80::1%eth0/64', '192.0.2.1/24/1', ' 192.0.2.1/24']) {
-    assert.throws(() => parseCidr(bad), (e: unknown) => e instanceof NetInputError, bad);
+  for (const bad of [
+    '',
+    'abc',
+    '192.0.2.300/24',
+    '192.0.2.1/33',
+    '192.0.2.1/',
+    '192.0.2.1/-1',
+    '192.0.2.1/2x',
+    '2001:db8::1/129',
+    '2001:db8::g/64',
+    'fe80::1%eth0/64',
+    '192.0.2.1/24/1',
+    ' 192.0.2.1/24',
+  ]) {
+    assert.throws(
+      () => parseCidr(bad),
+      (e: unknown) => e instanceof NetInputError,
+      bad,
+    );
   }
   for (const bad of ['', '192.0.2.1/24', 'x', '2001:db8:::1']) {
-    assert.throws(() => parseIp(bad), (e: unknown) => e instanceof NetInputError, bad);
+    assert.throws(
+      () => parseIp(bad),
+      (e: unknown) => e instanceof NetInputError,
+      bad,
+    );
   }
   for (const bad of ['', 'a/b', 'has space', 'sixteen-chars-xx', 'a:1', '.', '..']) {
-    assert.throws(() => checkIfname(bad), (e: unknown) => e instanceof NetInputError, bad);
+    assert.throws(
+      () => checkIfname(bad),
+      (e: unknown) => e instanceof NetInputError,
+      bad,
+    );
   }
   assert.is(checkIfname('veth0'), 'veth0');
 });

@@ -11,7 +11,11 @@ test('the udev symlink when it exists, else the port named org.guest-agent.0 und
   const dir = tmpDir();
   try {
     const sys = path.join(dir, 'sys');
-    for (const [entry, name] of [['vport0p1', 'org.qemu.guest_agent.0'], ['vport0p2', 'org.guest-agent.0'], ['vport1p1', '']]) {
+    for (const [entry, name] of [
+      ['vport0p1', 'org.qemu.guest_agent.0'],
+      ['vport0p2', 'org.guest-agent.0'],
+      ['vport1p1', ''],
+    ]) {
       fs.mkdirSync(path.join(sys, entry), { recursive: true });
       if (name) fs.writeFileSync(path.join(sys, entry, 'name'), name + '\n');
     }
@@ -19,7 +23,10 @@ test('the udev symlink when it exists, else the port named org.guest-agent.0 und
     assert.is(findPort(sys, '/dev', link), '/dev/vport0p2');
     fs.writeFileSync(link, '');
     assert.is(findPort(sys, '/dev', link), link);
-    assert.throws(() => findPort(path.join(dir, 'none'), '/dev', path.join(dir, 'nope')), /org.guest-agent.0 not found/);
+    assert.throws(
+      () => findPort(path.join(dir, 'none'), '/dev', path.join(dir, 'nope')),
+      /org.guest-agent.0 not found/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

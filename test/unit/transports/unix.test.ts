@@ -47,7 +47,9 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
     await new Promise((r) => host.once('connect', r));
     await waitFor(() => t.queued === 0, 5_000, 'the connection to be active');
     host.pause(); // the host does not read yet: answers wait in the socket's queue
-    const answers = [1, 2, 3, 4].map((i) => Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`));
+    const answers = [1, 2, 3, 4].map((i) =>
+      Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`),
+    );
     const kept = chunkPool.kept;
     for (const a of answers) sink.sessions[0].output(a);
     for (const a of answers) a.fill(0x20); // the caller's buffers are free once write() returns
@@ -56,9 +58,20 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
     host.resume();
     const want = answers.reduce((n, a) => n + a.length, 0);
     await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want, 10_000, 'every answer');
-    const lines = Buffer.concat(got).toString('latin1').trimEnd().split('\n').map((l) => JSON.parse(l) as { return: string; tag: string });
-    assert.equal(lines.map((l) => [l.tag, Buffer.from(l.return, 'base64').length]), [1, 2, 3, 4].map((i) => [String(i), 300 * 1024 + i]));
-    await waitFor(() => chunkPool.kept >= kept + 4 * 512 * 1024 || chunkPool.kept === chunkPool.keep, 5_000, 'the buffers back in the pool');
+    const lines = Buffer.concat(got)
+      .toString('latin1')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { return: string; tag: string });
+    assert.equal(
+      lines.map((l) => [l.tag, Buffer.from(l.return, 'base64').length]),
+      [1, 2, 3, 4].map((i) => [String(i), 300 * 1024 + i]),
+    );
+    await waitFor(
+      () => chunkPool.kept >= kept + 4 * 512 * 1024 || chunkPool.kept === chunkPool.keep,
+      5_000,
+      'the buffers back in the pool',
+    );
     host.destroy();
   } finally {
     await t.close();
