@@ -14,14 +14,9 @@ export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File, type Md5Options } from './files/md5';
-export {
-  openFile,
-  FileHandle,
-  DEFAULT_READ_SIZE,
-  type CloseOptions,
-  type OpenMode,
-  type OpenOptions,
-} from './files/handle';
+export { FileHandle, DEFAULT_READ_SIZE } from './files/handle';
+export { openFile } from './files/open';
+export type { CloseOptions, OpenMode, OpenOptions } from './files/options';
 export {
   statFile,
   listDirectory,

@@ -11,7 +11,9 @@ import { goJson } from '../wire/json';
 import { RawJson } from '../wire/answer';
 import { defineCommand } from '../registry';
 import type { Context } from '../context';
-import { DEFAULT_READ_SIZE, openFile, type CloseOptions, type FileHandle } from '../files/handle';
+import { DEFAULT_READ_SIZE, type FileHandle } from '../files/handle';
+import { openFile } from '../files/open';
+import type { CloseOptions } from '../files/options';
 import { md5File } from '../files/md5';
 import { listDirectoryBatches, mkdirAll, statFile, type FileStat } from '../files/stat';
 

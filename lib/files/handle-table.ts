@@ -3,7 +3,8 @@
 import { constants } from 'os';
 import { AgentError } from '../errors';
 import type { HoldingLogger } from '../log';
-import { cancelBlockedStreams, type CloseOptions, type FileHandle } from './handle';
+import { cancelBlockedStreams, type FileHandle } from './handle';
+import type { CloseOptions } from './options';
 
 const { EMFILE } = constants.errno;
 

@@ -15,71 +15,19 @@ import { promisify } from 'util';
 import { errorAbout, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
 import { native, type NativeMd5 } from '../native';
-import { openAtomic, linkTemp, syncDirectory, type AtomicTarget } from './atomic';
+import { linkTemp, syncDirectory, type AtomicTarget } from './atomic';
 import { StreamIo } from './stream';
 import { quote } from '../wire/json';
 
+import type { CloseOptions, OpenMode } from './options';
+
 export { cancelBlockedStreams } from './stream';
 
-// O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
-// could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
-// reads and writes wait for readiness on the event loop (stream.ts).
-const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_NONBLOCK } = fs.constants;
 const { EBADF, EBADMSG, EBUSY, ECANCELED, EINVAL, EOPNOTSUPP, ESPIPE } = constants.errno;
 
-const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
 const unlinkAsync = promisify(fs.unlink);
 const fsyncAsync = promisify(fs.fsync);
-
-/** "r": read an existing file; "w": create or truncate it, then write. */
-export type OpenMode = 'r' | 'w';
-
-export interface OpenOptions {
-  /** Default "r". */
-  mode?: OpenMode;
-  /** Permission bits for a file that "w" creates (the umask applies). Default 0o644. */
-  perm?: number;
-  /**
-   * "w" only: when the file is an executable that is running (ETXTBSY), unlink it and create
-   * it anew (the running program keeps its copy).
-   */
-  force?: boolean;
-  /**
-   * "w" only: write into a new file with no name yet (O_TMPFILE) in `path`'s directory, and on
-   * close give it a temporary name beside `path` (`.NAME.XXXXXXXX.ember-ga-part`) and rename it
-   * over `path`, so `path` holds either its old content or all of the new, never a part;
-   * close({ discard: true }), a failed write, a failed md5 check or the agent's exit drop the new
-   * file instead, and so does the kernel when the process dies (the file never had a name).
-   * Where the filesystem has no O_TMPFILE (NFS, vfat, some FUSE), the new file has its temporary
-   * name from the start, and is removed instead of dropped. An existing file's mode and
-   * owner carry over to the new one (the inode is new: hard links keep the old data, ACLs and
-   * extended attributes are not copied). A symlink to a regular file has its target replaced;
-   * anything else but a regular file or nothing there is refused (EINVAL), and so is a path
-   * whose temporary name would be too long (ENAMETOOLONG): refused at the open, not at the close.
-   */
-  atomic?: boolean;
-  /**
-   * "r" only: hash the bytes the reads return, in order, as they are read; once a read found the
-   * end of file, md5() is the digest of every byte read. A file that changes while it is read (a
-   * growing log) has the md5 of what was read, which no later look at the file could tell.
-   */
-  md5?: boolean;
-}
-
-/** How close() ends a handle. */
-export interface CloseOptions {
-  /** An atomic handle: drop what was written (the temporary file); the original stays as it was. */
-  discard?: boolean;
-  /** "w": fsync the data to disk before closing (before the rename of an atomic handle). */
-  fsync?: boolean;
-  /**
-   * "w": 32 hex digits the md5 of the file's content must equal before it is closed (read back
-   * from the file itself). A mismatch rejects with EBADMSG; an atomic handle is then discarded,
-   * leaving the original as it was.
-   */
-  md5?: string;
-}
 
 /** Bytes a read returns when no size is given: the reference agent's chunk. */
 export const DEFAULT_READ_SIZE = 4096;
@@ -108,40 +56,6 @@ let scratchBuf = Buffer.alloc(0);
 function scratch(size: number): Buffer {
   if (scratchBuf.length < size) scratchBuf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
   return scratchBuf;
-}
-
-/**
- * Opens `path` for chunked reading ("r") or writing ("w": create + truncate with `perm`).
- * Rejects with a SystemError (`code` 'ENOENT', 'EACCES', ...) like Node's fs.
- */
-export async function openFile(path: string, options: OpenOptions = {}): Promise<FileHandle> {
-  const mode = options.mode ?? 'r';
-  const perm = (options.perm ?? 0o644) & 0o7777;
-  if (options.atomic) {
-    if (mode !== 'w') throw new SystemError(EINVAL, 'open', path, 'atomic needs mode "w"');
-    const { fd, replace } = await openAtomic(path, perm);
-    return new FileHandle(fd, path, 'w', replace);
-  }
-  if (options.md5 && mode !== 'r') throw new SystemError(EINVAL, 'open', path, 'md5 needs mode "r"');
-  try {
-    if (mode === 'r')
-      return new FileHandle(
-        await openAsync(path, O_RDONLY | O_NONBLOCK),
-        path,
-        mode,
-        undefined,
-        options.md5 ? new native.Md5() : undefined,
-      );
-    try {
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, perm), path, mode);
-    } catch (e) {
-      if (!options.force || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
-      await unlinkAsync(path);
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, perm), path, mode);
-    }
-  } catch (e) {
-    throw toSystemError(e);
-  }
 }
 
 /**
