@@ -38,6 +38,7 @@ test('errors, the wire and the whole host client load without the addon', () => 
   const client = [
     'client/errors',
     'client/exact-json',
+    'client/answer-scan',
     'client/format',
     'client/copy',
     'client/link',
