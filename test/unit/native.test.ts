@@ -42,6 +42,7 @@ test('errors, the wire and the whole host client load without the addon', () => 
     'client/format',
     'client/copy',
     'client/link',
+    'client/connection',
     'client/guest-agent',
     'client/ctl',
   ];
