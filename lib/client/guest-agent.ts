@@ -1,7 +1,9 @@
 // GuestAgent: a typed client for ember-ga and phoenix-guest-agent 0.7.1, one method per agent
 // command and the copies. Connecting, tags, timeouts and features() are AgentConnection's.
 import type { Readable, Writable } from 'stream';
-import { checkCopyOptions, copyFrom, copyTo, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
+import { checkCopyOptions, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
+import { copyFrom } from './copy-from';
+import { copyTo } from './copy-to';
 import { hostError } from './errors';
 import { DecodedRead } from './answer-scan';
 import { AgentConnection, type CallOptions, type GuestAgentOptions } from './connection';

@@ -41,6 +41,8 @@ test('errors, the wire and the whole host client load without the addon', () => 
     'client/answer-scan',
     'client/format',
     'client/copy',
+    'client/copy-from',
+    'client/copy-to',
     'client/link',
     'client/connection',
     'client/guest-agent',
