@@ -46,6 +46,7 @@ test('errors, the wire and the whole host client load without the addon', () => 
     'client/link',
     'client/connection',
     'client/guest-agent',
+    'client/ctl-args',
     'client/ctl',
   ];
   for (const m of [...modules, ...client]) {
