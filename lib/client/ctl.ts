@@ -2,27 +2,14 @@
 // ember-ga-ctl: drive a guest agent from the host. One subcommand per agent command, in human
 // form (tables) or --json for scripts; `cp` with a progress bar when stderr is a terminal.
 import { Command, CommanderError, Option } from 'commander';
-import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { jsonWithBigInts } from '../wire/json';
 import { VERSION } from '../version';
 import { GuestAgent } from './guest-agent';
-import type { CopyResult, Transfer } from './copy';
-import {
-  byteCount,
-  devName,
-  integer,
-  location,
-  octalMode,
-  owner,
-  routeSpec,
-  seconds,
-  secondsOrZero,
-  usage,
-} from './ctl-args';
+import { byteCount, devName, integer, octalMode, owner, routeSpec, seconds, secondsOrZero, usage } from './ctl-args';
+import { cp, dieOf, runCopy, Stopped, type CpOptions } from './ctl-copy';
 import * as fmt from './format';
-import { progressBar } from './progress';
 
 interface Globals {
   socket?: string;
@@ -71,83 +58,6 @@ function act(fn: Action) {
       await ga.close();
     }
   };
-}
-
-/** Signals that stop a copy: its guest handle is closed first, then ember-ga-ctl dies of the signal. */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/** A copy stopped by a signal, or by its stdout reader going away (SIGPIPE), once cleaned up. */
-class Stopped extends Error {
-  constructor(
-    readonly signal: NodeJS.Signals,
-    readonly failure: unknown,
-  ) {
-    super(`stopped by ${signal}`);
-  }
-}
-
-/** Ends the process by `signal`'s default action, as a shell reports it (128 + its number). */
-function dieOf(signal: NodeJS.Signals): void {
-  // A listener added and removed leaves the default action in place (Node ignores SIGPIPE).
-  const none = () => {};
-  process.on(signal, none);
-  process.off(signal, none);
-  process.kill(process.pid, signal);
-}
-
-/** Set once stdout's reader went away (`| head`): process.stdout says EPIPE only as an 'error' event. */
-let stdoutGone = false;
-function onStdoutError(e: NodeJS.ErrnoException): void {
-  if (e.code === 'EPIPE') stdoutGone = true;
-}
-
-/**
- * Runs a copy with a progress bar on a terminal. SIGINT, SIGTERM and SIGHUP stop it cleanly (its
- * guest handle closed; a second one stops at once), and so does EPIPE on stdout; the copy then
- * rejects with Stopped.
- */
-async function runCopy(
-  start: (signal: AbortSignal) => Transfer,
-  label: string,
-  opts: { progress: boolean },
-): Promise<CopyResult> {
-  const ac = new AbortController();
-  let caught: NodeJS.Signals | undefined;
-  const stopListening = () => {
-    for (const s of STOP_SIGNALS) process.off(s, onSig);
-  };
-  const onSig = (sig: NodeJS.Signals) => {
-    if (caught) {
-      stopListening();
-      dieOf(sig);
-    }
-    caught = sig;
-    ac.abort();
-  };
-  for (const s of STOP_SIGNALS) process.on(s, onSig);
-  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError); // kept: a late EPIPE must not crash
-  const bar = opts.progress && process.stderr.isTTY ? progressBar(label, process.stderr) : undefined;
-  const started = Date.now();
-  const t = start(ac.signal);
-  if (bar) t.on('progress', (p) => bar.update(p));
-  try {
-    const r = await t;
-    bar?.stop();
-    if (process.stderr.isTTY && opts.progress) {
-      const s = (Date.now() - started) / 1000;
-      process.stderr.write(
-        `${label}: ${fmt.bytes(r.bytes)} in ${s.toFixed(1)} s (${fmt.bytes(r.bytes / Math.max(s, 0.001))}/s)${r.verified ? ', md5 verified' : ''}\n`,
-      );
-    }
-    return r;
-  } catch (e) {
-    bar?.stop();
-    if (caught) throw new Stopped(caught, e);
-    if (stdoutGone) throw new Stopped('SIGPIPE', e);
-    throw e;
-  } finally {
-    stopListening();
-  }
 }
 
 export function program(): Command {
@@ -273,77 +183,10 @@ export function program(): Command {
     .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', byteCount)
     .description('copy between host and guest; guest paths start with guest:')
     .action(
-      act(
-        async (
-          ga,
-          g,
-          srcArg: string,
-          dstArg: string,
-          o: {
-            perm?: number;
-            force?: boolean;
-            keepPartial?: boolean;
-            inPlace?: boolean;
-            verify: boolean;
-            progress: boolean;
-            chunkSize?: number;
-          },
-        ) => {
-          const src = location(srcArg);
-          const dst = location(dstArg);
-          const common = { verify: o.verify, chunkSize: o.chunkSize };
-          let r: CopyResult;
-          if ('guest' in src && !('guest' in dst)) {
-            let dest: string | NodeJS.WritableStream = process.stdout;
-            if ('local' in dst) {
-              dest = dst.local;
-              if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory())
-                dest = path.join(dest, path.posix.basename(src.guest));
-            }
-            const to = dest as string;
-            r = await runCopy(
-              (signal) =>
-                ga.copyFrom(src.guest, to, {
-                  ...common,
-                  signal,
-                  keepPartial: o.keepPartial,
-                  end: typeof to === 'string',
-                }),
-              path.posix.basename(src.guest),
-              { progress: o.progress },
-            );
-          } else if ('guest' in dst && !('guest' in src)) {
-            let target = dst.guest;
-            const name = 'local' in src ? path.basename(src.local) : undefined;
-            if (
-              target.endsWith('/') ||
-              (await ga.stat(target).then(
-                (s) => s.isdir,
-                () => false,
-              ))
-            ) {
-              if (!name) usage('copying stdin into a guest directory: name the guest file');
-              target = path.posix.join(target, name);
-            }
-            const input = 'local' in src ? src.local : process.stdin;
-            r = await runCopy(
-              (signal) =>
-                ga.copyTo(input, target, {
-                  ...common,
-                  signal,
-                  perm: o.perm,
-                  force: o.force,
-                  atomic: o.inPlace ? false : undefined,
-                }),
-              name ?? path.posix.basename(target),
-              { progress: o.progress },
-            );
-          } else {
-            usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
-          }
-          if (g.json) out(g, r, () => '');
-        },
-      ),
+      act(async (ga, g, srcArg: string, dstArg: string, o: CpOptions) => {
+        const r = await cp(ga, srcArg, dstArg, o);
+        if (g.json) out(g, r, () => '');
+      }),
     );
 
   p.command('mkdir')

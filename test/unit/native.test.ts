@@ -47,6 +47,7 @@ test('errors, the wire and the whole host client load without the addon', () => 
     'client/connection',
     'client/guest-agent',
     'client/ctl-args',
+    'client/ctl-copy',
     'client/ctl',
   ];
   for (const m of [...modules, ...client]) {

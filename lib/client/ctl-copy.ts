@@ -1,0 +1,154 @@
+// ember-ga-ctl's copies: cp's two ends (a local or guest directory takes the source's name),
+// and the runner of cp and cat, with a progress bar and a clean stop on a signal or on EPIPE.
+import * as fs from 'fs';
+import * as path from 'path';
+import type { CopyResult, Transfer } from './copy';
+import { location, usage } from './ctl-args';
+import * as fmt from './format';
+import type { GuestAgent } from './guest-agent';
+import { progressBar } from './progress';
+
+/** Signals that stop a copy: its guest handle is closed first, then ember-ga-ctl dies of the signal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** A copy stopped by a signal, or by its stdout reader going away (SIGPIPE), once cleaned up. */
+export class Stopped extends Error {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly failure: unknown,
+  ) {
+    super(`stopped by ${signal}`);
+  }
+}
+
+/** Ends the process by `signal`'s default action, as a shell reports it (128 + its number). */
+export function dieOf(signal: NodeJS.Signals): void {
+  // A listener added and removed leaves the default action in place (Node ignores SIGPIPE).
+  const none = () => {};
+  process.on(signal, none);
+  process.off(signal, none);
+  process.kill(process.pid, signal);
+}
+
+/** Set once stdout's reader went away (`| head`): process.stdout says EPIPE only as an 'error' event. */
+let stdoutGone = false;
+function onStdoutError(e: NodeJS.ErrnoException): void {
+  if (e.code === 'EPIPE') stdoutGone = true;
+}
+
+/**
+ * Runs a copy with a progress bar on a terminal. SIGINT, SIGTERM and SIGHUP stop it cleanly (its
+ * guest handle closed; a second one stops at once), and so does EPIPE on stdout; the copy then
+ * rejects with Stopped.
+ */
+export async function runCopy(
+  start: (signal: AbortSignal) => Transfer,
+  label: string,
+  opts: { progress: boolean },
+): Promise<CopyResult> {
+  const ac = new AbortController();
+  let caught: NodeJS.Signals | undefined;
+  const stopListening = () => {
+    for (const s of STOP_SIGNALS) process.off(s, onSig);
+  };
+  const onSig = (sig: NodeJS.Signals) => {
+    if (caught) {
+      stopListening();
+      dieOf(sig);
+    }
+    caught = sig;
+    ac.abort();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSig);
+  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError); // kept: a late EPIPE must not crash
+  const bar = opts.progress && process.stderr.isTTY ? progressBar(label, process.stderr) : undefined;
+  const started = Date.now();
+  const t = start(ac.signal);
+  if (bar) t.on('progress', (p) => bar.update(p));
+  try {
+    const r = await t;
+    bar?.stop();
+    if (process.stderr.isTTY && opts.progress) {
+      const s = (Date.now() - started) / 1000;
+      process.stderr.write(
+        `${label}: ${fmt.bytes(r.bytes)} in ${s.toFixed(1)} s (${fmt.bytes(r.bytes / Math.max(s, 0.001))}/s)${r.verified ? ', md5 verified' : ''}\n`,
+      );
+    }
+    return r;
+  } catch (e) {
+    bar?.stop();
+    if (caught) throw new Stopped(caught, e);
+    if (stdoutGone) throw new Stopped('SIGPIPE', e);
+    throw e;
+  } finally {
+    stopListening();
+  }
+}
+
+/** cp's options, as commander hands them over. */
+export interface CpOptions {
+  perm?: number;
+  force?: boolean;
+  keepPartial?: boolean;
+  inPlace?: boolean;
+  verify: boolean;
+  progress: boolean;
+  chunkSize?: number;
+}
+
+/** cp SRC DST: one of them a guest path, the other a local path or - (stdin, stdout). */
+export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOptions): Promise<CopyResult> {
+  const src = location(srcArg);
+  const dst = location(dstArg);
+  const common = { verify: o.verify, chunkSize: o.chunkSize };
+  let r: CopyResult;
+  if ('guest' in src && !('guest' in dst)) {
+    let dest: string | NodeJS.WritableStream = process.stdout;
+    if ('local' in dst) {
+      dest = dst.local;
+      if (fs.statSync(dest, { throwIfNoEntry: false })?.isDirectory())
+        dest = path.join(dest, path.posix.basename(src.guest));
+    }
+    const to = dest as string;
+    r = await runCopy(
+      (signal) =>
+        ga.copyFrom(src.guest, to, {
+          ...common,
+          signal,
+          keepPartial: o.keepPartial,
+          end: typeof to === 'string',
+        }),
+      path.posix.basename(src.guest),
+      { progress: o.progress },
+    );
+  } else if ('guest' in dst && !('guest' in src)) {
+    let target = dst.guest;
+    const name = 'local' in src ? path.basename(src.local) : undefined;
+    if (
+      target.endsWith('/') ||
+      (await ga.stat(target).then(
+        (s) => s.isdir,
+        () => false,
+      ))
+    ) {
+      if (!name) usage('copying stdin into a guest directory: name the guest file');
+      target = path.posix.join(target, name);
+    }
+    const input = 'local' in src ? src.local : process.stdin;
+    r = await runCopy(
+      (signal) =>
+        ga.copyTo(input, target, {
+          ...common,
+          signal,
+          perm: o.perm,
+          force: o.force,
+          atomic: o.inPlace ? false : undefined,
+        }),
+      name ?? path.posix.basename(target),
+      { progress: o.progress },
+    );
+  } else {
+    usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
+  }
+  return r;
+}
