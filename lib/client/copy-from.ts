@@ -10,7 +10,7 @@ import type { Writable } from 'stream';
 import {
   abortable,
   checkAbort,
-  checksumError,
+  checkGuestMd5,
   md5Timeout,
   noop,
   plan,
@@ -208,8 +208,7 @@ export async function copyFrom(
       checkSent(what, digest, agentMd5);
     } else if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
-      const remote = await abortable(remoteMd5, opts.signal, what);
-      if (remote !== digest) throw checksumError(what, digest, remote);
+      await checkGuestMd5(remoteMd5, digest, opts.signal, what);
     }
     if (local) await local.commit(opts.fsync ?? true);
     else if (opts.end ?? true) {

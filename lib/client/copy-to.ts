@@ -9,7 +9,7 @@ import {
   abortable,
   abortError,
   checkAbort,
-  checksumError,
+  checkGuestMd5,
   md5Timeout,
   noop,
   plan,
@@ -166,8 +166,7 @@ export async function copyTo(
         throw e;
       }
     } else if (verify) {
-      const remote = await abortable(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), opts.signal, what);
-      if (remote !== digest) throw checksumError(what, digest, remote);
+      await checkGuestMd5(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), digest, opts.signal, what);
     }
     return {
       bytes: sent,

@@ -175,6 +175,14 @@ export async function release(ga: GuestAgent, handle: number, discard: boolean):
   await ga.fileClose(handle, { discard }, { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) }).catch(noop);
 }
 
-export function checksumError(what: string, local: string, remote: string): GuestAgentError {
-  return hostError('ECHECKSUM', `${what}: md5 mismatch after the copy (host ${local}, guest ${remote})`);
+/** Waits for get-file-md5sum's answer and fails with ECHECKSUM unless it is `digest`, the md5 of what was copied. */
+export async function checkGuestMd5(
+  remote: Promise<string>,
+  digest: string,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<void> {
+  const sum = await abortable(remote, signal, what);
+  if (sum !== digest)
+    throw hostError('ECHECKSUM', `${what}: md5 mismatch after the copy (host ${digest}, guest ${sum})`);
 }
