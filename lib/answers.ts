@@ -1,8 +1,10 @@
 // What every command answers, declared once: handlers are typed by it (defineCommand), the host
 // client returns it (lib/client), and docs/COMMANDS.md prints it (npm run docs).
 import type { FileStat, Int64 } from './files/stat';
+import type { Disk } from './sysinfo/disks';
 
 export type { FileStat, GoStat, Int64, Timespec } from './files/stat';
+export type { Disk } from './sysinfo/disks';
 
 /** agent-info (ember-ga only). */
 export interface AgentInfo {
@@ -39,15 +41,7 @@ export interface SysInfo {
   /** KiB. */
   swap: { total: number; free: number };
   users: { name: string; device: string; host: string; login_time: number }[];
-  /** Sizes in KiB. */
-  disks: {
-    name: string;
-    is_mounted: boolean;
-    mountpoint: string;
-    size_total: number;
-    size_used: number;
-    size_avail: number;
-  }[];
+  disks: Disk[];
 }
 
 /** get-netifaces. */

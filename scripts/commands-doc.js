@@ -40,7 +40,8 @@ function render() {
   const statTypes = [...declarations('lib/files/stat.ts')].filter(([name]) =>
     ['Timespec', 'Int64', 'GoStat', 'FileStat'].includes(name),
   );
-  const types = new Map([...statTypes, ...declarations('lib/answers.ts')]);
+  const diskType = [...declarations('lib/sysinfo/disks.ts')].filter(([name]) => name === 'Disk');
+  const types = new Map([...statTypes, ...diskType, ...declarations('lib/answers.ts')]);
   const lines = [
     '# Command reference',
     '',

@@ -14,6 +14,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { allCommands } from '../lib/commands';
+import type { SysInfo } from '../lib/answers';
 import { Registry } from '../lib/registry';
 import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
@@ -249,17 +250,7 @@ check('bad input: an unknown command and a malformed line get errors; the agent 
 });
 
 check('sysinfo: uname, and disks lists the virtio disk with sizes', ['sysinfo'], async () => {
-  const s = (await ok('sysinfo')) as {
-    uname: { machine: string; release: string };
-    disks: {
-      name: string;
-      is_mounted: boolean;
-      mountpoint: string;
-      size_total: number;
-      size_used: number;
-      size_avail: number;
-    }[];
-  };
+  const s = (await ok('sysinfo')) as SysInfo;
   assert(s.uname.machine === 'x86_64', `uname.machine ${s.uname.machine}`);
   const kver = fs.readFileSync(path.join(CACHE, 'image', 'kernel-version'), 'utf8');
   assert(kver.includes(`(${s.uname.release})`), `uname.release ${s.uname.release}, image has ${kver.trim()}`);
