@@ -213,22 +213,26 @@ export class Agent {
     const bytes = line.length; // not the line: it would live as long as the request
     this.heldInput += bytes;
     this.updateFlow();
-    this.dispatcher.dispatch(line, { session: session.id, signal: session.signal }).then((answer) => {
-      // The host that asked is gone: the next one must not take this answer for its own (a host
-      // that sends no tags would).
-      if (!session.ended) session.output(answer);
-      else this.ctx.log.debug('an answer for a host that is gone dropped');
-      lineDone(bytes + answerBytes(answer));
-      this.inFlight--;
-      this.heldInput -= bytes;
-      session.answered();
-      this.updateFlow();
-      if (this.shutdownRequested && !this.stopping) {
-        this.ctx.log.info('agent-shutdown requested');
-        void this.stop();
-      }
-      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
-    });
+    this.dispatcher
+      .dispatch(line, { session: session.id, signal: session.signal })
+      // dispatch() answers every failure itself; should it ever throw, the request still ends.
+      .catch((e: Error) => encodeError(`Internal error: ${e.message}`, -1, ''))
+      .then((answer) => {
+        // The host that asked is gone: the next one must not take this answer for its own (a host
+        // that sends no tags would).
+        if (!session.ended) session.output(answer);
+        else this.ctx.log.debug('an answer for a host that is gone dropped');
+        lineDone(bytes + answerBytes(answer));
+        this.inFlight--;
+        this.heldInput -= bytes;
+        session.answered();
+        this.updateFlow();
+        if (this.shutdownRequested && !this.stopping) {
+          this.ctx.log.info('agent-shutdown requested');
+          void this.stop();
+        }
+        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
   }
 
   /** Resolves when no request is in flight. */

@@ -72,15 +72,28 @@ export class Dispatcher {
     tag: string,
     release: () => void,
   ): Promise<AnswerLine> {
-    return this.bulk.run(async () => {
-      for (let room = this.ctx.outputRoom(); room; room = this.ctx.outputRoom()) await room;
-      const value = call.signal.aborted
-        ? Promise.reject(cancelled(cmd.name))
-        : cmd.handler(args as never, this.ctx, call);
+    // A request whose host is gone leaves the queue and the wait for room at once.
+    try {
+      await this.bulk.acquire(call.signal);
+    } catch {
+      return this.answer(Promise.reject(cancelled(cmd.name)), tag, release);
+    }
+    try {
+      for (let room = this.ctx.outputRoom(); room && !call.signal.aborted; room = this.ctx.outputRoom()) {
+        await untilAborted(room, call.signal);
+      }
+      let value: unknown;
+      try {
+        value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
+      } catch (e) {
+        value = Promise.reject(e);
+      }
       const answer = await this.answer(value, tag, release);
       this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
       return answer;
-    });
+    } finally {
+      this.bulk.release();
+    }
   }
 
   private error(e: unknown, tag: string): string {
@@ -93,4 +106,17 @@ export class Dispatcher {
 
 function cancelled(name: string): AgentError {
   return new AgentError(`${name}: cancelled: the host that asked is gone`, 125);
+}
+
+/** Resolves when p does or when signal aborts, whichever comes first. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void p.then(done);
+  });
 }

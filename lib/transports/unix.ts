@@ -18,6 +18,12 @@ const POOLED_ANSWER = 64 * 1024;
 export const IDLE_HANDOVER_MS = 5_000;
 /** Connections waiting their turn; more are refused (closed at once). */
 export const MAX_WAITING = 64;
+/**
+ * A host that stopped sending and takes none of the answers queued for it for this long is
+ * gone (its session ends): otherwise its queue would hold the output budget, and so every
+ * other host, for ever.
+ */
+export const DRAIN_STALL_MS = 10_000;
 
 interface Connection {
   readonly sock: net.Socket;
@@ -87,7 +93,7 @@ export class UnixTransport implements Transport {
       const i = this.waiting.indexOf(conn);
       if (i >= 0) this.waiting.splice(i, 1);
     });
-    this.startIdleCheck();
+    this.startChecks();
   }
 
   private activate(conn: Connection): void {
@@ -102,12 +108,16 @@ export class UnixTransport implements Transport {
       conn.lastActive = Date.now();
       session.data(chunk);
     });
-    sock.on('drain', () => sink.drain());
+    sock.on('drain', () => {
+      conn.lastActive = Date.now(); // it is reading its answers
+      sink.drain();
+    });
     sock.once('end', () => {
       // The host has stopped sending: the next host is served now, and this one still gets its
       // answers, unless it has closed for good (then its session ends, its work is cancelled).
       this.stopReading(conn);
       this.draining.add(conn);
+      this.startChecks();
       void session.settled().then(() => sock.end());
     });
     sock.once('close', () => {
@@ -127,7 +137,6 @@ export class UnixTransport implements Transport {
     this.active = undefined;
     const next = this.waiting.shift();
     if (next) this.activate(next);
-    if (this.waiting.length === 0) this.stopIdleCheck();
   }
 
   /** Destroys the socket once its peer has closed it (not merely stopped sending). */
@@ -150,22 +159,35 @@ export class UnixTransport implements Transport {
     conn.watch = undefined;
   }
 
-  /** While hosts wait, an idle active host makes way (IDLE_HANDOVER_MS). */
-  private startIdleCheck(): void {
+  /**
+   * While hosts wait or hosts drain, once a second: an idle active host makes way for a waiting
+   * one (IDLE_HANDOVER_MS), and a draining host that takes none of its answers is cut off
+   * (DRAIN_STALL_MS). Idle means nothing in flight, no answer still queued for it, and reading
+   * not held back by the agent (its requests may be waiting in the socket).
+   */
+  private startChecks(): void {
     if (this.idleCheck) return;
-    this.idleCheck = setInterval(
-      () => {
-        const conn = this.active;
-        if (!conn || this.waiting.length === 0) return;
-        if (conn.session?.busy || Date.now() - conn.lastActive < IDLE_HANDOVER_MS) return;
+    this.idleCheck = setInterval(() => this.check(), 1000);
+    this.idleCheck.unref();
+  }
+
+  private check(): void {
+    const now = Date.now();
+    for (const conn of this.draining) {
+      if (conn.sock.writableLength === 0 || now - conn.lastActive < DRAIN_STALL_MS) continue;
+      this.log.info(`a host that stopped sending took none of its answers for ${DRAIN_STALL_MS / 1000} s; closing it`);
+      conn.sock.destroy();
+    }
+    const conn = this.active;
+    if (conn && this.waiting.length > 0 && !this.paused && !conn.session?.busy && conn.sock.writableLength === 0) {
+      if (now - conn.lastActive >= IDLE_HANDOVER_MS) {
         this.log.info(
           `the host sent nothing for ${IDLE_HANDOVER_MS / 1000} s while another waits; serving the next host`,
         );
         conn.sock.destroy();
-      },
-      Math.min(1000, IDLE_HANDOVER_MS / 4),
-    );
-    this.idleCheck.unref();
+      }
+    }
+    if (this.waiting.length === 0 && this.draining.size === 0) this.stopIdleCheck();
   }
 
   private stopIdleCheck(): void {
@@ -228,12 +250,16 @@ export class UnixTransport implements Transport {
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       let left = busy.length;
+      const done = () => {
+        if (--left > 0) return;
+        clearTimeout(t);
+        resolve();
+      };
       for (const s of busy) {
-        s.write('', () => {
-          if (--left > 0) return;
-          clearTimeout(t);
-          resolve();
-        });
+        // An ended socket (a half-closed host whose answers are all queued) takes no more
+        // writes, not even an empty one: a write after end destroys it, answers and all.
+        if (s.writableEnded) s.once('close', done);
+        else s.write('', done);
       }
     });
   }

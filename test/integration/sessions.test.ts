@@ -241,4 +241,63 @@ test('--max-held-input takes MiB, at least 1', () => {
   );
 });
 
+test(
+  'a host whose answers wait for it to read is not idle: no handover while they wait, nor while reading is held back',
+  async () => {
+    const agent = await startAgent();
+    const dir = tmpDir('ember-ga-sessions-');
+    try {
+      const f = path.join(dir, 'big');
+      fs.writeFileSync(f, Buffer.alloc(12 << 20, 7));
+      const a = await agent.connect();
+      const h = (await a.ok('file-open', { path: f })) as number;
+      a.sock.pause(); // takes none of its answers yet
+      for (let i = 0; i < 3; i++)
+        a.send(
+          JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4 << 20 }, tag: `r${i}` }) + '\n',
+        );
+      await sleep(500); // three 5.6 MB answers queued: over the output limit, reading held back
+      const b = await agent.connect();
+      b.send('{"execute":"ping","tag":"b"}\n');
+      await sleep(7_000);
+      assert.not.ok(a.closed, 'the host was cut off with its answers still queued');
+      a.sock.resume();
+      const answers = await a.waitLines(3, 20_000);
+      assert.equal(answers.map((x) => x.tag).sort(), ['r0', 'r1', 'r2']);
+      a.close();
+      await b.waitLines(1, 10_000);
+      b.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await agent.stop();
+    }
+  },
+  { timeout: 60_000 },
+);
+
+test('SIGTERM with a half-closed host whose answer is still queued: the answer arrives whole', async () => {
+  const agent = await startAgent();
+  const dir = tmpDir('ember-ga-sessions-');
+  try {
+    const f = path.join(dir, 'big');
+    fs.writeFileSync(f, Buffer.alloc(4 << 20, 9));
+    const a = await agent.connect();
+    const h = (await a.ok('file-open', { path: f })) as number;
+    a.sock.pause();
+    a.sock.end(
+      JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4 << 20 }, tag: 'whole' }) + '\n',
+    );
+    await sleep(500); // answered and queued; the agent has ended its side after it
+    agent.proc.kill('SIGTERM');
+    a.sock.resume();
+    const [answer] = await a.waitLines(1, 10_000);
+    assert.is(answer.tag, 'whole');
+    assert.is(Buffer.from((answer.return as { bufb64: string }).bufb64, 'base64').length, 4 << 20);
+    assert.is(await agent.exited, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await agent.stop();
+  }
+});
+
 test.run();
