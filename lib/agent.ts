@@ -41,13 +41,11 @@ class Session implements SessionSink {
     readonly id: number,
     readonly output: SessionOutput,
     private readonly agent: Agent,
-    onLine: (s: Session, line: Buffer) => void,
-    onOverflow: (s: Session, max: number) => void,
     maxLine: number,
   ) {
     this.framer = new LineFramer(
-      (line) => onLine(this, line),
-      () => onOverflow(this, maxLine),
+      (line) => agent.onLine(this, line),
+      () => agent.lineTooLong(this, maxLine),
       maxLine,
     );
   }
@@ -169,17 +167,7 @@ export class Agent {
   async start(): Promise<void> {
     await this.transport.start({
       begin: (output) => {
-        const s = new Session(
-          this.nextSession++,
-          output,
-          this,
-          (session, line) => this.onLine(session, line),
-          (session, max) => {
-            this.ctx.log.warn(`request line longer than ${max} bytes dropped`);
-            session.output(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
-          },
-          this.maxLineBytes,
-        );
+        const s = new Session(this.nextSession++, output, this, this.maxLineBytes);
         this.sessions.add(s);
         return s;
       },
@@ -205,7 +193,14 @@ export class Agent {
     this.updateFlow();
   }
 
-  private onLine(session: Session, line: Buffer): void {
+  /** A line longer than the limit (Session's framer): one error, and the line is skipped. */
+  lineTooLong(session: Session, max: number): void {
+    this.ctx.log.warn(`request line longer than ${max} bytes dropped`);
+    session.output(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
+  }
+
+  /** A request line of a session (Session's framer). */
+  onLine(session: Session, line: Buffer): void {
     if (this.stopping) return;
     if (isBlank(line)) return; // a blank line is no request: nothing to answer
     this.inFlight++;

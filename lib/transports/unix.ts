@@ -187,10 +187,10 @@ export class UnixTransport implements Transport {
         conn.sock.destroy();
       }
     }
-    if (this.waiting.length === 0 && this.draining.size === 0) this.stopIdleCheck();
+    if (this.waiting.length === 0 && this.draining.size === 0) this.stopChecks();
   }
 
-  private stopIdleCheck(): void {
+  private stopChecks(): void {
     if (this.idleCheck) clearInterval(this.idleCheck);
     this.idleCheck = undefined;
   }
@@ -265,7 +265,7 @@ export class UnixTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    this.stopIdleCheck();
+    this.stopChecks();
     // Waiting hosts were never served; the others have had their answers (the agent flushed).
     // None may hold up the exit: a peer that never closes its side is cut off.
     for (const c of this.waiting.splice(0)) c.sock.destroy();
