@@ -1,10 +1,17 @@
-// The agent: a transport, the framer, the dispatcher, and the lifecycle around them.
-import { Dispatcher } from './dispatcher';
+// The agent: its transports, each with a protocol front-end, the host sessions on them, the
+// shared state and budgets, and the lifecycle around them.
 import { lineDone } from './memory';
-import { answerBytes, encodeError } from './wire/answer';
-import { LineFramer, MAX_LINE_BYTES } from './wire/framing';
+import { answerBytes, encodeError, type AnswerLine } from './wire/answer';
+import { MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './registry';
-import { defaultConfig, type AgentConfig, type AgentState, type Context, type ExitHook } from './context';
+import { Limiter } from './limit';
+import { PhoenixProtocol } from './protocols/phoenix';
+import { QgaProtocol } from './protocols/qemu-ga';
+import { allQgaCommands } from './protocols/qemu-ga/commands';
+import type { QgaCommand } from './protocols/qemu-ga/schema';
+import type { Framer, Incoming, Protocol, ProtocolName } from './protocols/protocol';
+import { defaultConfig, type AgentConfig, type AgentState, type Call, type Context, type ExitHook } from './context';
+import { AgentError } from './errors';
 import { HandleTable } from './files/handle-table';
 import { Freezer } from './freeze/freezer';
 import { holdingLogger, stderrIsFileOn, type Logger } from './log';
@@ -21,9 +28,21 @@ const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
 /** How long stop() waits for requests it could not cancel (a write into a frozen filesystem) before it exits anyway. */
 const STOP_WAIT_MS = 10_000;
 
-export interface AgentOptions {
+/** A transport and the protocol its hosts speak. */
+export interface Endpoint {
   transport: Transport;
+  protocol: ProtocolName;
+}
+
+export interface AgentOptions {
+  /** One transport (with `protocol`, phoenix by default), or several as `endpoints`. */
+  transport?: Transport;
+  protocol?: ProtocolName;
+  endpoints?: Endpoint[];
+  /** phoenix commands. */
   commands: Iterable<Command>;
+  /** qemu-ga commands (all of lib/protocols/qemu-ga/commands by default). */
+  qgaCommands?: Iterable<QgaCommand>;
   config?: Partial<AgentConfig>;
   log?: Logger;
   maxLineBytes?: number;
@@ -31,7 +50,7 @@ export interface AgentOptions {
 
 /** One host's session (see TransportSink): its own framer, requests in flight and abort signal. */
 class Session implements SessionSink {
-  private readonly framer: LineFramer;
+  private readonly framer: Framer;
   private readonly controller = new AbortController();
   private idleWaiters: (() => void)[] = [];
   inFlight = 0;
@@ -41,13 +60,10 @@ class Session implements SessionSink {
     readonly id: number,
     readonly output: SessionOutput,
     private readonly agent: Agent,
-    maxLine: number,
+    protocol: Protocol,
+    maxBytes: number,
   ) {
-    this.framer = new LineFramer(
-      (line) => agent.onLine(this, line),
-      () => agent.lineTooLong(this, maxLine),
-      maxLine,
-    );
+    this.framer = protocol.framer((req) => agent.onRequest(this, req), maxBytes);
   }
 
   get signal(): AbortSignal {
@@ -94,8 +110,8 @@ class Session implements SessionSink {
 
 export class Agent {
   readonly ctx: Context;
-  private readonly transport: Transport;
-  private readonly dispatcher: Dispatcher;
+  private readonly endpoints: Endpoint[];
+  private readonly protocols: Record<ProtocolName, Protocol>;
   private readonly maxLineBytes: number;
   private readonly exitHooks: ExitHook[] = [];
   private readonly hostGoneHooks: ((session: number) => void)[] = [];
@@ -119,10 +135,13 @@ export class Agent {
     const log = holdingLogger(opts.log);
     const state: AgentState = { frozen: false };
     const registry = new Registry(opts.commands);
-    this.transport = opts.transport;
+    this.endpoints =
+      opts.endpoints ?? (opts.transport ? [{ transport: opts.transport, protocol: opts.protocol ?? 'phoenix' }] : []);
+    if (this.endpoints.length === 0) throw new Error('the agent needs a transport');
+    const bulk = new Limiter(1);
     this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
     this.stopped = new Promise((r) => (this.markStopped = r));
-    const ctx: Omit<Context, 'handles' | 'freezer' | 'sysinfoFailures'> = {
+    const ctx: Omit<Context, 'handles' | 'freezer' | 'sysinfoFailures' | 'qemuGa'> = {
       config: { ...defaultConfig, ...opts.config },
       state,
       registry,
@@ -152,6 +171,7 @@ export class Agent {
         }
         this.heldOutput += bytes;
       },
+      runBulk: (call, name, produce) => this.runBulk(bulk, call, name, produce),
     };
     // State that lives as long as the agent. The freeze is thawed first when the agent stops
     // (urgent: requests in flight may be blocked on it); the handle table closes what is left
@@ -160,23 +180,56 @@ export class Agent {
     // the agent (ctx.log), not only its own, until the thaw.
     const freezer = new Freezer({ log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (state.frozen = frozen) });
     ctx.onExit(() => freezer.release(), true);
-    this.ctx = Object.assign(ctx, { freezer, handles: new HandleTable(ctx), sysinfoFailures: new Map() });
-    this.dispatcher = new Dispatcher(this.ctx);
+    const handles = new HandleTable(ctx);
+    const full = Object.assign(ctx, { freezer, handles, sysinfoFailures: new Map(), qemuGa: undefined! });
+    const qga = new QgaProtocol(full, [...(opts.qgaCommands ?? allQgaCommands)]);
+    this.ctx = Object.assign(full, { qemuGa: qga.dispatcher });
+    this.protocols = { phoenix: new PhoenixProtocol(this.ctx), 'qemu-ga': qga };
   }
 
   async start(): Promise<void> {
-    await this.transport.start({
-      begin: (output) => {
-        const s = new Session(this.nextSession++, output, this, this.maxLineBytes);
-        this.sessions.add(s);
-        return s;
-      },
-      drain: () => {
-        this.wakeRoomWaiters();
-        this.updateFlow();
-      },
+    for (const { transport, protocol } of this.endpoints) {
+      await transport.start({
+        begin: (output) => {
+          const s = new Session(this.nextSession++, output, this, this.protocols[protocol], this.maxLineBytes);
+          this.sessions.add(s);
+          return s;
+        },
+        drain: () => {
+          this.wakeRoomWaiters();
+          this.updateFlow();
+        },
+      });
+      this.ctx.log.info(`ember-ga ${VERSION} serving on ${transport.description} (${protocol})`);
+    }
+  }
+
+  /**
+   * A bulk command's answer (Command.bulk): produced once the other bulk commands are done and
+   * the output queued for the hosts is under the limit, so answers that may each take megabytes
+   * (listings, route tables) never pile up faster than the hosts read them.
+   */
+  private async runBulk(
+    gate: Limiter,
+    call: Call,
+    name: string,
+    produce: () => Promise<AnswerLine>,
+  ): Promise<AnswerLine> {
+    // A request whose host is gone leaves the queue and the wait for room at once.
+    await gate.acquire(call.signal).catch(() => {
+      throw cancelled(name);
     });
-    this.ctx.log.info(`ember-ga ${VERSION} serving on ${this.transport.description}`);
+    try {
+      for (let room = this.ctx.outputRoom(); room && !call.signal.aborted; room = this.ctx.outputRoom()) {
+        await untilAborted(room, call.signal);
+      }
+      if (call.signal.aborted) throw cancelled(name);
+      const answer = await produce();
+      this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
+      return answer;
+    } finally {
+      gate.release();
+    }
   }
 
   /** A session ended (Session.end): its work was aborted; now the hooks (close its handles). */
@@ -193,30 +246,24 @@ export class Agent {
     this.updateFlow();
   }
 
-  /** A line longer than the limit (Session's framer): one error, and the line is skipped. */
-  lineTooLong(session: Session, max: number): void {
-    this.ctx.log.warn(`request line longer than ${max} bytes dropped`);
-    session.output(encodeError(`Request line too long: the limit is ${max} bytes`, -1, ''));
-  }
-
-  /** A request line of a session (Session's framer). */
-  onLine(session: Session, line: Buffer): void {
+  /** A request of a session (Session's framer). */
+  onRequest(session: Session, req: Incoming): void {
     if (this.stopping) return;
-    if (isBlank(line)) return; // a blank line is no request: nothing to answer
     this.inFlight++;
     session.inFlight++;
-    const bytes = line.length; // not the line: it would live as long as the request
+    const bytes = req.bytes; // not the request: it would live as long as its answer
     this.heldInput += bytes;
     this.updateFlow();
-    this.dispatcher
-      .dispatch(line, { session: session.id, signal: session.signal })
+    req
+      .answer({ session: session.id, signal: session.signal })
       // dispatch() answers every failure itself; should it ever throw, the request still ends.
       .catch((e: Error) => encodeError(`Internal error: ${e.message}`, -1, ''))
       .then((answer) => {
         // The host that asked is gone: the next one must not take this answer for its own (a host
         // that sends no tags would).
-        if (!session.ended) session.output(answer);
-        else this.ctx.log.debug('an answer for a host that is gone dropped');
+        if (!session.ended) {
+          if (answerBytes(answer) > 0) session.output(answer);
+        } else this.ctx.log.debug('an answer for a host that is gone dropped');
         lineDone(bytes + answerBytes(answer));
         this.inFlight--;
         this.heldInput -= bytes;
@@ -242,7 +289,14 @@ export class Agent {
   }
 
   private hasRoom(): boolean {
-    return this.stopping !== undefined || this.transport.queued + this.heldOutput < MAX_QUEUED_OUTPUT;
+    return this.stopping !== undefined || this.queued() + this.heldOutput < MAX_QUEUED_OUTPUT;
+  }
+
+  /** Output written to the transports but not yet taken by the kernel. */
+  private queued(): number {
+    let n = 0;
+    for (const e of this.endpoints) n += e.transport.queued;
+    return n;
   }
 
   /**
@@ -254,13 +308,13 @@ export class Agent {
     const over =
       this.inFlight >= MAX_IN_FLIGHT ||
       (this.inFlight > 0 && this.heldInput >= this.ctx.config.maxHeldInput) ||
-      this.transport.queued >= MAX_QUEUED_OUTPUT;
+      this.queued() >= MAX_QUEUED_OUTPUT;
     if (over && !this.paused) {
       this.paused = true;
-      this.transport.pause();
+      for (const e of this.endpoints) e.transport.pause();
     } else if (!over && this.paused) {
       this.paused = false;
-      this.transport.resume();
+      for (const e of this.endpoints) e.transport.resume();
     }
   }
 
@@ -271,16 +325,16 @@ export class Agent {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      this.transport.pause();
+      for (const e of this.endpoints) e.transport.pause();
       this.wakeRoomWaiters();
       await this.runHooks(this.urgentExitHooks);
       for (const s of this.sessions) s.cancel('the agent is stopping');
       if (this.inFlight > 0) {
         await Promise.race([this.settled(), delay(STOP_WAIT_MS)]);
       }
-      await this.transport.flush(2_000);
+      await Promise.all(this.endpoints.map((e) => e.transport.flush(2_000)));
       await this.runExitHooks();
-      await this.transport.close();
+      await Promise.all(this.endpoints.map((e) => e.transport.close()));
       this.markStopped();
     })();
     return this.stopping;
@@ -303,9 +357,21 @@ export class Agent {
   }
 }
 
-function isBlank(line: Buffer): boolean {
-  for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
-  return true;
+function cancelled(name: string): AgentError {
+  return new AgentError(`${name}: cancelled: the host that asked is gone`, 125);
+}
+
+/** Resolves when p does or when signal aborts, whichever comes first. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void p.then(done);
+  });
 }
 
 function delay(ms: number): Promise<void> {

@@ -13,10 +13,22 @@ import { findPort } from './transports/find-port';
 import { UnixTransport } from './transports/unix';
 import type { Transport } from './transports/transport';
 import { VERSION } from './version';
+import { PROTOCOL_NAMES, type ProtocolName } from './protocols/protocol';
+
+/** The virtio-serial port name qemu-ga's hosts (libvirt, Proxmox) open. */
+export const QGA_PORT_NAME = 'org.qemu.guest_agent.0';
+
+/** The protocol of a transport: as asked, else by the port's name. */
+export function protocolFor(asked: ProtocolName | undefined, portPath: string | undefined): ProtocolName {
+  if (asked) return asked;
+  return portPath !== undefined && portPath.split('/').pop() === QGA_PORT_NAME ? 'qemu-ga' : 'phoenix';
+}
 
 export interface CliOptions {
   port?: string;
   listen?: string;
+  /** The front-end hosts speak; by default qemu-ga on a port named org.qemu.guest_agent.0, else phoenix. */
+  protocol?: ProtocolName;
   /** Seconds the port may stay hung up before the host's session is over. */
   hostGoneTimeout?: number;
   debug: boolean;
@@ -63,6 +75,16 @@ export const FLAGS: FlagSpec[] = [
       if (!v.startsWith('unix:') || v.length <= 5)
         throw new UsageError(`--listen takes unix:PATH, got ${JSON.stringify(v)}`);
       o.listen = v.slice(5);
+    },
+  },
+  {
+    names: ['protocol'],
+    value: 'NAME',
+    help: `what hosts speak: ${PROTOCOL_NAMES.join(' or ')} (default: qemu-ga on a port named ${QGA_PORT_NAME}, else phoenix)`,
+    set: (o, v) => {
+      if (!(PROTOCOL_NAMES as readonly string[]).includes(v))
+        throw new UsageError(`--protocol takes ${PROTOCOL_NAMES.join(' or ')}, got ${JSON.stringify(v)}`);
+      o.protocol = v as ProtocolName;
     },
   },
   { names: ['debug'], help: 'log every request to stderr', set: (o) => (o.debug = true) },
@@ -176,18 +198,23 @@ export async function main(argv: string[]): Promise<number> {
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
   let transport: Transport;
+  let protocol: ProtocolName;
   try {
-    transport =
-      opts.listen !== undefined
-        ? new UnixTransport(opts.listen, log)
-        : new PortTransport(opts.port ?? findPort(), log, {
-            hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000,
-          });
+    if (opts.listen !== undefined) {
+      transport = new UnixTransport(opts.listen, log);
+      protocol = protocolFor(opts.protocol, undefined);
+    } else {
+      const port = opts.port ?? findPort();
+      transport = new PortTransport(port, log, {
+        hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000,
+      });
+      protocol = protocolFor(opts.protocol, port);
+    }
   } catch (e) {
     log.error((e as Error).message);
     return 1;
   }
-  const agent = new Agent({ transport, commands: allCommands, config: opts.config, log });
+  const agent = new Agent({ transport, protocol, commands: allCommands, config: opts.config, log });
   try {
     await agent.start();
   } catch (e) {

@@ -4,6 +4,8 @@ import type { Freezer } from './freeze/freezer';
 import type { HoldingLogger } from './log';
 import type { SystemInfoPart } from './sysinfo';
 import type { Registry } from './registry';
+import type { QgaDispatcher } from './protocols/qemu-ga/dispatcher';
+import type { AnswerLine } from './wire/answer';
 
 export interface AgentConfig {
   /** Mount table read by fs-freeze (a test hands the agent a fixture table). */
@@ -89,6 +91,14 @@ export interface Context {
    * requests would all pass outputRoom() before any answer is queued.
    */
   holdOutput(bytes: number): void;
+  /**
+   * Runs `produce` (a bulk command's answer: a listing, a route table) once the other bulk
+   * commands are done and the output queued for the hosts is under the limit; rejects when the
+   * call's host goes away first.
+   */
+  runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine>;
+  /** The qemu-ga front-end's commands (guest-info lists them, with whether each is served now). */
+  readonly qemuGa: QgaDispatcher;
   /** The agent's open file handles (for as long as the agent runs; a session's go when it ends). */
   readonly handles: HandleTable;
   /** The agent's freeze (thawed by an urgent exit hook). */

@@ -9,12 +9,8 @@ import { type Base64Decoder } from './wire/base64';
 import { checkArgs } from './registry';
 import type { Call, Context } from './context';
 import type { Command } from './registry';
-import { Limiter } from './limit';
 
 export class Dispatcher {
-  /** Bulk commands (Command.bulk) run one at a time. */
-  private readonly bulk = new Limiter(1);
-
   /** `decodeBase64`: how long base64 arguments are decoded (Base64Decoder); the addon's by default. */
   constructor(
     private readonly ctx: Context,
@@ -60,40 +56,28 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * A bulk command's answer: it runs once the other bulk commands are done and the output
-   * queued for the host is under the limit, so answers that may each take megabytes (listings,
-   * route tables) never pile up faster than the host reads them.
-   */
-  private async answerBulk(
+  /** A bulk command's answer, through the agent's bulk gate (Context.runBulk). */
+  private answerBulk(
     cmd: Command,
     args: Record<string, unknown>,
     call: Call,
     tag: string,
     release: () => void,
   ): Promise<AnswerLine> {
-    // A request whose host is gone leaves the queue and the wait for room at once.
-    try {
-      await this.bulk.acquire(call.signal);
-    } catch {
-      return this.answer(Promise.reject(cancelled(cmd.name)), tag, release);
-    }
-    try {
-      for (let room = this.ctx.outputRoom(); room && !call.signal.aborted; room = this.ctx.outputRoom()) {
-        await untilAborted(room, call.signal);
-      }
-      let value: unknown;
-      try {
-        value = call.signal.aborted ? Promise.reject(cancelled(cmd.name)) : cmd.handler(args as never, this.ctx, call);
-      } catch (e) {
-        value = Promise.reject(e);
-      }
-      const answer = await this.answer(value, tag, release);
-      this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
-      return answer;
-    } finally {
-      this.bulk.release();
-    }
+    return this.ctx
+      .runBulk(call, cmd.name, () => {
+        let value: unknown;
+        try {
+          value = cmd.handler(args as never, this.ctx, call);
+        } catch (e) {
+          value = Promise.reject(e);
+        }
+        return this.answer(value, tag, release);
+      })
+      .catch((e) => {
+        release();
+        return this.error(e, tag);
+      });
   }
 
   private error(e: unknown, tag: string): string {
@@ -102,21 +86,4 @@ export class Dispatcher {
     this.ctx.log.debug(`-> error ${code}: ${message}`);
     return encodeError(message, code, t);
   }
-}
-
-function cancelled(name: string): AgentError {
-  return new AgentError(`${name}: cancelled: the host that asked is gone`, 125);
-}
-
-/** Resolves when p does or when signal aborts, whichever comes first. */
-function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    void p.then(done);
-  });
 }

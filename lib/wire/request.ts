@@ -90,7 +90,7 @@ function isKey(line: Buffer, pos: number): boolean {
  * "arguments" object, and as its text anywhere else. `cuts` are all of them, for their release.
  * An invalid line is parsed whole, so its error is JSON.parse's own, positions included.
  */
-function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
+export function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
   const cut =
     decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
   if (cut) {

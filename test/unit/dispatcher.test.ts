@@ -7,6 +7,7 @@ import { defaultConfig, type Context } from '../../lib/context';
 import { HoldingLogger, silentLogger } from '../../lib/log';
 import { coreCommands } from '../../lib/commands/core';
 import { AgentError, SystemError } from '../../lib/errors';
+import type { AnswerLine } from '../../lib/wire/answer';
 import { suite } from '../helpers/harness';
 
 const test = suite('dispatcher');
@@ -52,8 +53,15 @@ function makeCtx(extra: Command[] = []): Context {
     onHostGone: () => {},
     outputRoom: () => undefined,
     holdOutput: () => {},
+    runBulk: (_call: unknown, _name: string, produce: () => Promise<AnswerLine>) => produce(),
   };
-  return { ...ctx, handles: new HandleTable(ctx), freezer: new Freezer(), sysinfoFailures: new Map() };
+  return {
+    ...ctx,
+    handles: new HandleTable(ctx as never),
+    freezer: new Freezer(),
+    sysinfoFailures: new Map(),
+    qemuGa: undefined as never,
+  };
 }
 
 /** A call of a session that never ends. */

@@ -1,0 +1,133 @@
+// qemu-ga's dispatch (qapi/qmp-dispatch.c, qga/main.c): one JSON request in, one answer out,
+// `{"return": ...}` or `{"error": {"class": ..., "desc": ...}}`, with the request's "id" echoed.
+import { errnoMessage, SystemError, toSystemError } from '../../errors';
+import type { Call, Context } from '../../context';
+import type { AnswerLine } from '../../wire/answer';
+import { RawJson } from '../../wire/answer';
+import { parseJson } from '../../wire/request';
+import { decodeBase64Into } from '../../wire/decode-native';
+import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
+import { qdictOrder, qmpJson } from './json';
+import type { Framed } from './framing';
+
+const SYNC_BYTE = Buffer.from([0xff]);
+
+/** qemu-ga's text for an errno: strerror's, as C prints it ("No such file or directory"). */
+export function strerror(errno: number): string {
+  const m = errnoMessage(errno);
+  return m.charAt(0).toUpperCase() + m.slice(1);
+}
+
+/** The message of an error for qemu-ga's desc: a system error as strerror() words it. */
+export function errorText(e: unknown): string {
+  const err = toSystemError(e);
+  if (err instanceof SystemError) return strerror(err.errno);
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class QgaDispatcher {
+  private readonly byName = new Map<string, QgaCommand>();
+
+  constructor(
+    private readonly ctx: Context,
+    readonly commands: readonly QgaCommand[],
+  ) {
+    for (const c of commands) {
+      if (this.byName.has(c.name)) throw new Error(`qemu-ga command ${c.name} is declared twice`);
+      this.byName.set(c.name, c);
+    }
+  }
+
+  /** Is `name` served now (guest-info's `enabled`)? */
+  enabled(cmd: QgaCommand): boolean {
+    return !cmd.disabled && (!this.ctx.state.frozen || cmd.allowWhileFrozen === true);
+  }
+
+  dispatch(framed: Framed, call: Call): Promise<AnswerLine> {
+    if ('error' in framed) return Promise.resolve(errorLine(new QgaError(framed.error), undefined));
+    let id: { value: unknown } | undefined;
+    let release = () => {};
+    try {
+      let value: unknown;
+      try {
+        const parsed = parseJson(framed.bytes, decodeBase64Into);
+        value = parsed.value;
+        release = () => {
+          for (const c of parsed.cuts) c.decoded.release();
+        };
+      } catch (e) {
+        // A bare word is what qemu's lexer calls an invalid keyword; other errors are JSON.parse's.
+        const word = /^[A-Za-z_][\w-]*$/.exec(framed.bytes.toString('latin1'));
+        throw new QgaError(`JSON parse error, ${word ? `invalid keyword '${word[0]}'` : (e as Error).message}`);
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new QgaError('QMP input must be a JSON object');
+      }
+      const req = value as Record<string, unknown>;
+      if ('id' in req) id = { value: req.id };
+      // Members are checked in the order qemu's dictionary holds them, so the first complaint is qemu's.
+      for (const key of qdictOrder(Object.keys(req))) {
+        if (key === 'execute') {
+          if (typeof req.execute !== 'string') throw new QgaError("QMP input member 'execute' must be a string");
+        } else if (key === 'arguments') {
+          const a = req.arguments;
+          if (a === null || typeof a !== 'object' || Array.isArray(a)) {
+            throw new QgaError("QMP input member 'arguments' must be an object");
+          }
+        } else if (key !== 'id') {
+          throw new QgaError(`QMP input member '${key}' is unexpected`);
+        }
+      }
+      if (!('execute' in req)) throw new QgaError("QMP input lacks member 'execute'");
+      const name = req.execute as string;
+      const cmd = this.byName.get(name);
+      if (!cmd) throw new QgaError(`The command ${name} has not been found`, 'CommandNotFound');
+      if (cmd.disabled) throw new QgaError(`Command ${name} has been disabled`, 'CommandNotFound');
+      if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
+        throw new QgaError(`Command ${name} has been disabled: the agent is in frozen state`, 'CommandNotFound');
+      }
+      const args = checkQgaArgs(cmd.args, (req.arguments as Record<string, unknown> | undefined) ?? {});
+      this.ctx.log.debug(`<- ${name} (qemu-ga)`);
+      const answerId = id;
+      const run = async (): Promise<AnswerLine> => {
+        try {
+          const v = await cmd.handler(args, this.ctx, call);
+          if (cmd.noSuccessResponse) return '';
+          const line = returnLine(v, answerId);
+          return name === 'guest-sync-delimited' ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')]) : line;
+        } catch (e) {
+          return errorLine(e, answerId);
+        } finally {
+          release();
+        }
+      };
+      return cmd.bulk ? this.ctx.runBulk(call, name, run) : run();
+    } catch (e) {
+      release();
+      return Promise.resolve(errorLine(e, id));
+    }
+  }
+}
+
+function returnLine(value: unknown, id: { value: unknown } | undefined): string {
+  const body: Record<string, unknown> = { return: value ?? {} };
+  if (id) body.id = id.value ?? null;
+  if (value instanceof RawJson) {
+    // Text already made (a large read's base64): written around, never parsed again.
+    const parts = qdictOrder(Object.keys(body)).map((k) =>
+      k === 'return' ? `"return": ${value.json}` : `"id": ${qmpJson(body.id)}`,
+    );
+    return `{${parts.join(', ')}}\n`;
+  }
+  return qmpJson(body) + '\n';
+}
+
+function errorLine(e: unknown, id: { value: unknown } | undefined): string {
+  const err = e instanceof QgaError ? e : undefined;
+  const desc = err ? err.message : errorText(e);
+  const body: Record<string, unknown> = {
+    error: { class: err ? err.errorClass : 'GenericError', desc },
+  };
+  if (id) body.id = id.value ?? null;
+  return qmpJson(body) + '\n';
+}

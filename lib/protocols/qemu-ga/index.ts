@@ -1,0 +1,33 @@
+// qemu-guest-agent 7.2's front-end (docs/QEMU-GA.md): qemu's JSON stream in, QMP answers out.
+import type { Context } from '../../context';
+import type { Framer, Incoming, Protocol } from '../protocol';
+import { QgaDispatcher } from './dispatcher';
+import { JsonStreamFramer } from './framing';
+import type { QgaCommand } from './schema';
+
+export class QgaProtocol implements Protocol {
+  readonly name = 'qemu-ga' as const;
+  readonly dispatcher: QgaDispatcher;
+
+  constructor(ctx: Context, commands: readonly QgaCommand[]) {
+    this.dispatcher = new QgaDispatcher(ctx, commands);
+  }
+
+  /**
+   * A session's requests run one at a time, in order, as qemu-ga runs them: its hosts match an
+   * answer to the request before it, most of them without an id.
+   */
+  framer(deliver: (req: Incoming) => void, maxBytes: number): Framer {
+    let previous: Promise<unknown> = Promise.resolve();
+    return new JsonStreamFramer((m) => {
+      deliver({
+        bytes: 'bytes' in m ? m.bytes.length : 0,
+        answer: (call) => {
+          const answer = previous.then(() => this.dispatcher.dispatch(m, call));
+          previous = answer;
+          return answer;
+        },
+      });
+    }, maxBytes);
+  }
+}

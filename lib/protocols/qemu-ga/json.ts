@@ -1,0 +1,108 @@
+// JSON as qemu-ga writes it: ": " and ", " between members, every character outside printable
+// ASCII escaped as \uXXXX, and object members in the order qemu's QDict iterates them (by hash
+// bucket), so an answer is byte for byte what qemu-ga 7.2 would send for the same value.
+import { RawJson } from '../../wire/answer';
+
+const BUCKETS = 512;
+
+/** qemu's tdb_hash (qobject/qdict.c), in unsigned 32-bit arithmetic. */
+function tdbHash(name: string): number {
+  const bytes = Buffer.from(name, 'utf8');
+  let value = Math.imul(0x238f13af, bytes.length) >>> 0;
+  for (let i = 0; i < bytes.length; i++) value = (value + (bytes[i] << (((i * 5) % 24) >>> 0))) >>> 0;
+  return (Math.imul(1103515243, value) + 12345) >>> 0;
+}
+
+const orderCache = new Map<string, string[]>();
+
+/**
+ * Keys in QDict iteration order: by bucket, and within a bucket the last inserted first (QDict
+ * inserts at the head of a bucket's list).
+ */
+export function qdictOrder(keys: string[]): string[] {
+  const id = keys.join('\u0000');
+  let order = orderCache.get(id);
+  if (!order) {
+    order = keys
+      .map((k, i) => ({ k, i, b: tdbHash(k) % BUCKETS }))
+      .sort((x, y) => x.b - y.b || y.i - x.i)
+      .map((e) => e.k);
+    if (orderCache.size < 4096) orderCache.set(id, order);
+  }
+  return order;
+}
+
+/** A string as qemu's JSON writer quotes it. */
+export function qmpQuote(s: string): string {
+  // The common case, printable ASCII with nothing to escape, needs no pass per character.
+  if (/^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/.test(s)) return `"${s}"`;
+  let out = '"';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '\b') out += '\\b';
+    else if (ch === '\f') out += '\\f';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else if (cp >= 0xd800 && cp <= 0xdfff)
+      out += '\\uFFFD'; // a lone surrogate is no character
+    else if (cp < 0x10000) out += `\\u${hex4(cp)}`;
+    else {
+      const c = cp - 0x10000;
+      out += `\\u${hex4(0xd800 | (c >> 10))}\\u${hex4(0xdc00 | (c & 0x3ff))}`;
+    }
+  }
+  return out + '"';
+}
+
+function hex4(n: number): string {
+  return n.toString(16).toUpperCase().padStart(4, '0');
+}
+
+/** A double as printf's %.17g writes it (qemu's json_writer_double); integers as integers. */
+function number(n: number): string {
+  if (Number.isInteger(n) && Math.abs(n) < 1e17) return String(n);
+  if (!Number.isFinite(n)) return 'null';
+  let s = n.toPrecision(17);
+  let exp = '';
+  const e = s.indexOf('e');
+  if (e >= 0) {
+    exp = s.slice(e);
+    s = s.slice(0, e);
+    const sign = exp[1];
+    const digits = exp.slice(2).padStart(2, '0');
+    exp = `e${sign}${digits}`;
+  }
+  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s + exp;
+}
+
+/** `value` as qemu-ga writes it. A RawJson is taken as its text. undefined members are left out. */
+export function qmpJson(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (value instanceof RawJson) return value.json;
+  switch (typeof value) {
+    case 'string':
+      return qmpQuote(value);
+    case 'number':
+      return number(value);
+    case 'bigint':
+      return value.toString();
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (Array.isArray(value)) return value.length === 0 ? '[]' : `[${value.map(qmpJson).join(', ')}]`;
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
+      if (keys.length === 0) return '{}';
+      return `{${qdictOrder(keys)
+        .map((k) => `${qmpQuote(k)}: ${qmpJson(obj[k])}`)
+        .join(', ')}}`;
+    }
+    default:
+      throw new TypeError(`cannot write ${typeof value} as JSON`);
+  }
+}

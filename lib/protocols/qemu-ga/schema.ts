@@ -1,0 +1,153 @@
+// qemu-ga's argument schema, as qga/qapi-schema.json declares it, and its checker, which answers
+// bad arguments with qemu's own messages ("Parameter 'path' is missing", "Invalid parameter type
+// for 'handle', expected: integer", "Parameter 'x' is unexpected").
+import type { Call, Context } from '../../context';
+import type { RawJson } from '../../wire/answer';
+import { Base64Text, decodeBase64 } from '../../wire/base64';
+
+/**
+ * A QAPI type: a scalar, an enum, an array of a type, an object of members, or an alternate.
+ * 'base64' is a str on the wire whose handler gets its strictly decoded bytes, or null when it is
+ * not valid base64 (long ones arrive decoded already, see parseJson); the bytes are the
+ * handler's only until its answer settles.
+ */
+export type QType =
+  | 'str'
+  | 'base64'
+  | 'int'
+  | 'number'
+  | 'bool'
+  | 'any'
+  | { enum: readonly string[] }
+  | { array: QType }
+  | { object: QSchema }
+  | { alternate: readonly QType[] };
+
+export interface QArg {
+  type: QType;
+  /** Optional members may be absent; a present one is checked (null included, as qemu does). */
+  optional?: boolean;
+  doc: string;
+}
+
+export type QSchema = Record<string, QArg>;
+
+/** An error answer: `{"error": {"class": CLASS, "desc": DESC}}`. */
+export class QgaError extends Error {
+  constructor(
+    message: string,
+    readonly errorClass: 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' = 'GenericError',
+  ) {
+    super(message);
+  }
+}
+
+export interface QgaCommand {
+  name: string;
+  doc: string;
+  args: QSchema;
+  /** Served while filesystems are frozen (qemu-ga's freeze allow-list). */
+  allowWhileFrozen?: boolean;
+  /** qemu-ga sends no answer when it succeeds (guest-shutdown, guest-suspend-*). */
+  noSuccessResponse?: boolean;
+  /** Listed in guest-info but refused, as qemu-ga does with a command it disables. */
+  disabled?: boolean;
+  /** See Command.bulk (lib/registry.ts). */
+  bulk?: boolean;
+  /**
+   * The `return` value (a RawJson for text already made, such as a large read's base64). Throw a
+   * QgaError for an error answer; any other error is answered as GenericError with its message.
+   */
+  handler(args: Record<string, any>, ctx: Context, call: Call): unknown | RawJson | Promise<unknown | RawJson>;
+}
+
+export function defineQgaCommand(c: QgaCommand): QgaCommand {
+  return c;
+}
+
+function typeName(t: QType): string {
+  if (typeof t === 'string')
+    return t === 'str' || t === 'base64' ? 'string' : t === 'int' ? 'integer' : t === 'bool' ? 'boolean' : t;
+  if ('enum' in t) return 'string';
+  if ('array' in t) return 'array';
+  if ('object' in t) return 'object';
+  return 'value';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** qemu's int is an int64: a JSON number with no fraction (and exact here, so within 2^53). */
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+function checkValue(name: string, t: QType, raw: unknown): unknown {
+  const v = raw instanceof Base64Text && t !== 'base64' ? raw.text : raw;
+  const bad = () => new QgaError(`Invalid parameter type for '${name}', expected: ${typeName(t)}`);
+  if (typeof t === 'string') {
+    switch (t) {
+      case 'str':
+        if (typeof v !== 'string') throw bad();
+        return v;
+      case 'base64':
+        if (v instanceof Base64Text) return v.decoded.bytes;
+        if (typeof v !== 'string') throw bad();
+        return decodeBase64(v) ?? null;
+      case 'int':
+        if (!isInt(v)) throw bad();
+        return v;
+      case 'number':
+        if (typeof v !== 'number') throw bad();
+        return v;
+      case 'bool':
+        if (typeof v !== 'boolean') throw bad();
+        return v;
+      case 'any':
+        return v;
+    }
+  }
+  if ('enum' in t) {
+    if (typeof v !== 'string') throw bad();
+    if (!t.enum.includes(v)) throw new QgaError(`Parameter '${name}' does not accept value '${v}'`);
+    return v;
+  }
+  if ('array' in t) {
+    if (!Array.isArray(v)) throw bad();
+    return v.map((x, i) => checkValue(`${name}[${i}]`, t.array, x));
+  }
+  if ('object' in t) {
+    if (!isObject(v)) throw bad();
+    return checkMembers(t.object, v, `${name}.`);
+  }
+  // qemu picks the alternative by the value's JSON type, and that one's complaint stands.
+  const kind = (x: QType) => (typeof x === 'string' ? (x === 'int' ? 'number' : x) : 'enum' in x ? 'str' : x);
+  const jsonKind =
+    typeof v === 'number' ? 'number' : typeof v === 'string' ? 'str' : typeof v === 'boolean' ? 'bool' : v;
+  const alt = t.alternate.find(
+    (a) => kind(a) === jsonKind || (Array.isArray(v) && typeof a === 'object' && 'array' in a),
+  );
+  if (alt) return checkValue(name, alt, v);
+  throw new QgaError(`Invalid parameter type for '${name}', expected: ${t.alternate.map(typeName).join(' or ')}`);
+}
+
+function checkMembers(schema: QSchema, raw: Record<string, unknown>, prefix: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(schema)) {
+    if (!(name in raw)) {
+      if (!spec.optional) throw new QgaError(`Parameter '${prefix}${name}' is missing`);
+      continue;
+    }
+    out[name] = checkValue(`${prefix}${name}`, spec.type, raw[name]);
+  }
+  for (const name of Object.keys(raw)) {
+    if (!(name in schema)) throw new QgaError(`Parameter '${prefix}${name}' is unexpected`);
+  }
+  return out;
+}
+
+/** A command's arguments checked against its schema, as qemu's input visitor checks them. */
+export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>): Record<string, unknown> {
+  return checkMembers(schema, raw, '');
+}
