@@ -3,7 +3,7 @@
 // against the command's schema and runs its handler.
 import { decodeBase64Into } from './wire/decode-native';
 import { AgentError, wireError } from './errors';
-import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson, type AnswerLine } from './wire/answer';
+import { encodeError, encodeRawReturn, encodeReturn, RawJson, type AnswerLine } from './wire/answer';
 import { parseRequest, RequestError } from './wire/request';
 import { type Base64Decoder } from './wire/base64';
 import { checkArgs } from './registry';

@@ -91,7 +91,7 @@ export class QgaDispatcher {
       const answerId = id;
       const run = async (): Promise<AnswerLine> => {
         try {
-          const v = await cmd.handler(args, this.ctx, call);
+          const v = await cmd.handler(args as never, this.ctx, call);
           if (cmd.noSuccessResponse) return '';
           const line = returnLine(v, answerId);
           return name === 'guest-sync-delimited' ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')]) : line;

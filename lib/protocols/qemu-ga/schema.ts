@@ -2,7 +2,6 @@
 // bad arguments with qemu's own messages ("Parameter 'path' is missing", "Invalid parameter type
 // for 'handle', expected: integer", "Parameter 'x' is unexpected").
 import type { Call, Context } from '../../context';
-import type { RawJson } from '../../wire/answer';
 import { Base64Text, decodeBase64 } from '../../wire/base64';
 
 /**
@@ -42,10 +41,33 @@ export class QgaError extends Error {
   }
 }
 
-export interface QgaCommand {
+type QTypeOf<T> = T extends 'str'
+  ? string
+  : T extends 'int' | 'number'
+    ? number
+    : T extends 'bool'
+      ? boolean
+      : T extends 'base64'
+        ? Buffer | null
+        : T extends { enum: readonly (infer E)[] }
+          ? E
+          : T extends { array: infer A }
+            ? QTypeOf<A>[]
+            : T extends { object: infer O extends QSchema }
+              ? QArgs<O>
+              : T extends { alternate: readonly (infer U)[] }
+                ? QTypeOf<U>
+                : unknown;
+
+/** A handler's view of its arguments, typed from its schema: optional ones may be undefined. */
+export type QArgs<S extends QSchema> = {
+  [K in keyof S]: S[K] extends { optional: true } ? QTypeOf<S[K]['type']> | undefined : QTypeOf<S[K]['type']>;
+};
+
+export interface QgaCommand<S extends QSchema = QSchema> {
   name: string;
   doc: string;
-  args: QSchema;
+  args: S;
   /** Served while filesystems are frozen (qemu-ga's freeze allow-list). */
   allowWhileFrozen?: boolean;
   /** qemu-ga sends no answer when it succeeds (guest-shutdown, guest-suspend-*). */
@@ -55,14 +77,15 @@ export interface QgaCommand {
   /** See Command.bulk (lib/registry.ts). */
   bulk?: boolean;
   /**
-   * The `return` value (a RawJson for text already made, such as a large read's base64). Throw a
+   * The `return` value, or a promise of it (a RawJson for text already made, such as a large read's base64). Throw a
    * QgaError for an error answer; any other error is answered as GenericError with its message.
    */
-  handler(args: Record<string, any>, ctx: Context, call: Call): unknown | RawJson | Promise<unknown | RawJson>;
+  handler(args: QArgs<S>, ctx: Context, call: Call): unknown;
 }
 
-export function defineQgaCommand(c: QgaCommand): QgaCommand {
-  return c;
+/** Declares a command with its handler's arguments typed from its schema (declare enums `as const`). */
+export function defineQgaCommand<const S extends QSchema>(c: QgaCommand<S>): QgaCommand {
+  return c as unknown as QgaCommand;
 }
 
 function typeName(t: QType): string {

@@ -7,14 +7,14 @@ export const coreCommands = [
     doc: 'Echoes `id`, the answer preceded by a 0xFF byte: a host that reads up to it is past any stale answer.',
     allowWhileFrozen: true,
     args: { id: { type: 'int', doc: 'Any integer, echoed.' } },
-    handler: (a) => a.id as number,
+    handler: (a) => a.id,
   }),
   defineQgaCommand({
     name: 'guest-sync',
     doc: 'Echoes `id`.',
     allowWhileFrozen: true,
     args: { id: { type: 'int', doc: 'Any integer, echoed.' } },
-    handler: (a) => a.id as number,
+    handler: (a) => a.id,
   }),
   defineQgaCommand({
     name: 'guest-ping',
