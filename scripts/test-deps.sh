@@ -15,6 +15,7 @@ have losetup || need+=(mount)
 have fsfreeze || need+=(util-linux)
 have tmux || need+=(tmux)
 have clang-format || need+=(clang-format)
+have qemu-ga || need+=(qemu-guest-agent) # the qemu-ga conformance tests run it beside ember-ga
 have free || need+=(procps)
 have cc && [ -f /usr/include/utmp.h ] || need+=(gcc libc6-dev)
 have systemd-analyze || need+=(systemd)
