@@ -1,5 +1,6 @@
 // qemu-ga's dispatch (qapi/qmp-dispatch.c, qga/main.c): one JSON request in, one answer out,
 // `{"return": ...}` or `{"error": {"class": ..., "desc": ...}}`, with the request's "id" echoed.
+import { isUtf8 } from 'buffer';
 import { errnoMessage, SystemError, toSystemError } from '../../errors';
 import type { Call, Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
@@ -45,10 +46,14 @@ export class QgaDispatcher {
 
   dispatch(framed: Framed, call: Call): Promise<AnswerLine> {
     if ('error' in framed) return Promise.resolve(errorLine(new QgaError(framed.error), undefined));
+    // Queued behind others when its host went away: nobody will read the answer.
+    if (call.signal.aborted) return Promise.resolve('');
     let id: { value: unknown } | undefined;
     let release = () => {};
     try {
       let value: unknown;
+      // qemu's lexer refuses bytes that are not UTF-8, where a decoder would make them U+FFFD.
+      if (!isUtf8(framed.bytes)) throw new QgaError('JSON parse error, invalid UTF-8 sequence in string');
       try {
         const parsed = parseJson(framed.bytes, decodeBase64Into);
         value = parsed.value;

@@ -8,6 +8,11 @@ import { MAX_LINE_BYTES } from '../../wire/framing';
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SYNC = 0xff;
+/**
+ * Consecutive 0xFF bytes answered each with its error, as qemu-ga does; past these, the rest of
+ * the run is dropped unanswered, so a flood of them cannot make the agent write 80 bytes for each.
+ */
+const MAX_SYNC_ERRORS = 16;
 
 /** What the framer hands on: a request's bytes, or a framing error to answer. */
 export type Framed = { bytes: Buffer } | { error: string };
@@ -26,6 +31,8 @@ export class JsonStreamFramer {
   private inScalar = false;
   /** The pending value grew past the limit: its bytes are dropped, and its end answered with one error. */
   private overflow = false;
+  /** 0xFF bytes in a row so far. */
+  private syncRun = 0;
 
   constructor(
     private readonly onMessage: (m: Framed) => void,
@@ -131,6 +138,7 @@ export class JsonStreamFramer {
   /** A 0xFF at `at`: what was pending is dropped, and qemu's error for the stray byte answered. */
   private resync(_chunk: Buffer, at: number): number {
     this.reset();
+    if (++this.syncRun > MAX_SYNC_ERRORS) return at + 1;
     this.onMessage({ error: "JSON parse error, stray '\uFFFD'" }); // the replacement character qemu decodes 0xFF to
     return at + 1;
   }
@@ -148,6 +156,7 @@ export class JsonStreamFramer {
   }
 
   private emit(chunk: Buffer, from: number, to: number): void {
+    this.syncRun = 0;
     const piece = chunk.subarray(from, to);
     if (!this.overflow && this.size + piece.length > this.maxBytes) this.overflow = true;
     if (this.overflow) {

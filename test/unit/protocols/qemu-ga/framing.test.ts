@@ -1,0 +1,61 @@
+import * as assert from 'uvu/assert';
+import { JsonStreamFramer, type Framed } from '../../../../lib/protocols/qemu-ga/framing';
+import { suite } from '../../../helpers/harness';
+
+const test = suite('qemu-ga framing');
+
+function frame(chunks: (string | Buffer)[], max?: number): string[] {
+  const out: string[] = [];
+  const f = new JsonStreamFramer(
+    (m: Framed) => out.push('bytes' in m ? m.bytes.toString('latin1') : `ERR ${m.error}`),
+    max,
+  );
+  for (const c of chunks) f.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : c);
+  return out;
+}
+
+test('an object ends where it closes, with or without a newline', () => {
+  assert.equal(frame(['{"a":1}{"b":[2,{"c":3}]}\n {"d":4}']), ['{"a":1}', '{"b":[2,{"c":3}]}', '{"d":4}']);
+});
+
+test('braces, brackets and quotes inside strings, escapes included', () => {
+  assert.equal(frame(['{"a":"}{][\\"\\\\"}', '{"b":"\\\\"}']), ['{"a":"}{][\\"\\\\"}', '{"b":"\\\\"}']);
+});
+
+test('split anywhere: every byte its own chunk gives the same requests', () => {
+  const text = '{"execute":"x","arguments":{"s":"a\\"}b","n":[1,2]}} {"execute":"y"}\r\n';
+  assert.equal(frame([...text]), frame([text]));
+  assert.equal(frame([text]).length, 2);
+});
+
+test('a bare scalar is a value of its own; a stray closing bracket is an error', () => {
+  assert.equal(frame(['garbage\n"str" 12{"a":1}']), ['garbage', '"str"', '12', '{"a":1}']);
+  assert.equal(frame(['}']), ['ERR JSON parse error, expecting value']);
+});
+
+test('0xFF drops what is pending, is answered once, and the stream goes on', () => {
+  assert.equal(frame(['{"execute":"x"', Buffer.from([0xff]), '{"a":1}']), [
+    "ERR JSON parse error, stray '\uFFFD'",
+    '{"a":1}',
+  ]);
+  assert.equal(frame([Buffer.from('{"s":"ab\xffcd"}{"b":2}', 'latin1')]), [
+    "ERR JSON parse error, stray '\uFFFD'",
+    // the rest of the broken string opens a new one: qemu's lexer is as lost here
+    ...frame(['cd"}{"b":2}']),
+  ]);
+});
+
+test('a request longer than the limit is one error, never held, and the next is served', () => {
+  const long = `{"a":"${'x'.repeat(100)}"}`;
+  assert.equal(frame([long.slice(0, 50), long.slice(50), '{"b":1}'], 64), [
+    'ERR JSON parse error, request longer than 64 bytes',
+    '{"b":1}',
+  ]);
+});
+
+test('deep nesting costs a counter, not a stack', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  assert.equal(frame([deep]).length, 1);
+});
+
+test.run();

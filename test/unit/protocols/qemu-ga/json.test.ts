@@ -1,0 +1,31 @@
+import * as assert from 'uvu/assert';
+import { qdictOrder, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
+import { RawJson } from '../../../../lib/wire/answer';
+import { suite } from '../../../helpers/harness';
+
+const test = suite('qemu-ga JSON writer');
+
+// The orders qemu-ga 7.2.22 was seen to write (its QDict hash buckets).
+test("members in qemu's QDict order", () => {
+  assert.equal(qdictOrder(['return', 'id']), ['return', 'id']);
+  assert.equal(qdictOrder(['error', 'id']), ['id', 'error']);
+  assert.equal(qdictOrder(['name', 'enabled', 'success-response']), ['enabled', 'name', 'success-response']);
+  assert.equal(qdictOrder(['logical-id', 'online', 'can-offline']), ['online', 'can-offline', 'logical-id']);
+  assert.equal(
+    qdictOrder(['id', 'name', 'pretty-name', 'version', 'version-id', 'kernel-release', 'kernel-version', 'machine']),
+    ['name', 'kernel-release', 'version', 'pretty-name', 'version-id', 'kernel-version', 'machine', 'id'],
+  );
+});
+
+test('separators, escapes and numbers as qemu writes them', () => {
+  assert.is(qmpJson({ zone: 'UTC', offset: 0 }), '{"zone": "UTC", "offset": 0}');
+  assert.is(qmpJson([]), '[]');
+  assert.is(qmpJson({}), '{}');
+  assert.is(qmpJson('a"\\\n\t\u0001/'), '"a\\"\\\\\\n\\t\\u0001/"');
+  assert.is(qmpJson('é😀\u007f'), '"\\u00E9\\uD83D\\uDE00\\u007F"');
+  assert.is(qmpJson([1, -2, 0.1, 2.5, 1e21]), '[1, -2, 0.10000000000000001, 2.5, 1e+21]');
+  assert.is(qmpJson({ a: undefined, b: null }), '{"b": null}');
+  assert.is(qmpJson(new RawJson('"abc"')), '"abc"');
+});
+
+test.run();
