@@ -89,10 +89,17 @@ test('the README stays short: reference material lives in docs/', () => {
   assert.ok(lines < 200, `README.md has ${lines} lines`);
 });
 
-test('docs/COMMANDS.md is what the schema makes (npm run docs)', () => {
+test('docs/COMMANDS.md and docs/QEMU-GA-COMMANDS.md are what the schemas make (npm run docs)', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { render } = require(path.join(REPO, 'scripts', 'commands-doc.js')) as { render(): string };
+  const { render, renderQga } = require(path.join(REPO, 'scripts', 'commands-doc.js')) as {
+    render(): string;
+    renderQga(): string;
+  };
   assert.ok(read('docs/COMMANDS.md') === render(), 'docs/COMMANDS.md is out of date: run npm run docs');
+  assert.ok(
+    read('docs/QEMU-GA-COMMANDS.md') === renderQga(),
+    'docs/QEMU-GA-COMMANDS.md is out of date: run npm run docs',
+  );
 });
 
 test('every agent flag is in the README', () => {
