@@ -1,67 +1,10 @@
-// The package's library API: the agent pieces and the native bindings, with types.
-export { Agent, type AgentOptions } from './agent';
-export { allCommands } from './commands';
-export { defaultConfig, type AgentConfig, type Context } from './context';
-export { AbortError, AgentError, SystemError, errnoName } from './errors';
-export * from './freeze'; // freeze, thaw, Freezer, selectFreezable, parseMountTable...
-export { LineFramer, MAX_LINE_BYTES } from './wire/framing';
-export { encodeError, encodeRawReturn, encodeReturn } from './wire/answer';
-export { parseRequest } from './wire/request';
-export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from './registry';
-export { PortTransport } from './transports/port';
-export { UnixTransport } from './transports/unix';
-export { findPort } from './transports/find-port';
-export type { Transport, TransportSink } from './transports/transport';
-export { VERSION } from './version';
-export { md5File, type Md5Options } from './files/md5';
-export { FileHandle, DEFAULT_READ_SIZE } from './files/handle';
-export { openFile } from './files/open';
-export type { CloseOptions, OpenMode, OpenOptions } from './files/options';
-export {
-  statFile,
-  listDirectory,
-  mkdirAll,
-  type FileStat,
-  type GoStat,
-  type Int64,
-  type ListOptions,
-  type Timespec,
-} from './files/stat';
-export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
-export { GuestAgentError } from './client/errors';
-export {
-  Transfer,
-  type CopyOptions,
-  type CopyFromOptions,
-  type CopyToOptions,
-  type CopyResult,
-  type Progress,
-} from './client/copy';
-export type {
-  AgentInfo,
-  ExactFileStat,
-  Features,
-  NetIface,
-  ReadResult,
-  GuestRoute,
-  GuestRouteSpec,
-  SysInfo,
-} from './client/types';
+// The package's root export: the public libraries, each also its own subpath (ember-ga/files,
+// ember-ga/net, ember-ga/freeze, ember-ga/sysinfo, ember-ga/client). The agent's insides
+// (framing, dispatch, transports, the registry) are not API: the agent is the ember-ga command.
+export * from './files';
+export * from './net';
+export * from './freeze';
 export * as sysinfo from './sysinfo';
-export {
-  links,
-  addresses,
-  routes,
-  addAddress,
-  deleteAddress,
-  setLinkUp,
-  setLinkDown,
-  addRoute,
-  deleteRoute,
-  NetInputError,
-  type Link,
-  type Address,
-  type Route,
-  type RouteSpec,
-  type NetOptions,
-} from './net';
+export * from './client';
+export { AbortError, SystemError, errnoName } from './errors';
+export { VERSION } from './version';

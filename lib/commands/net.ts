@@ -9,15 +9,14 @@ import {
   addresses,
   deleteAddress,
   deleteRoute,
-  familyOfAf,
   links,
-  maskText,
   routes,
   setLinkDown,
   setLinkUp,
   type Link,
   type RouteSpec,
 } from '../net';
+import { familyOfAf, maskText } from '../net/addr';
 import { defineCommand } from '../registry';
 
 // Go's net.Flags names for the IFF_* bits (linux/if.h), in its order.

@@ -24,17 +24,7 @@ import {
 } from './addr';
 import { quote } from '../wire/json';
 
-export {
-  NetInputError,
-  afOf,
-  checkIfname,
-  familyOfAf,
-  maskText,
-  parseCidr,
-  parseIp,
-  type Family,
-  type Prefix,
-} from './addr';
+export { NetInputError, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
 export interface NetOptions {
   /**

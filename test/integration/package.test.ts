@@ -85,6 +85,7 @@ test(
       /^LICENSE$/,
       /^CHANGELOG\.md$/,
       /^binding\.gyp$/,
+      /^scripts\/install\.js$/, // the install step: node-gyp-build on Linux, nothing elsewhere
       /^native\/[\w.-]+\.(cc|h)$/,
       /^dist\/lib\/[\w/.-]+\.(js|d\.ts)$/,
       /^prebuilds\/linux-(x64|arm64)\/[\w.-]+\.node$/,
@@ -367,6 +368,100 @@ test('the installed agent answers ping, with the prebuilt addon loaded', async (
 
 test('the installed agent answers get-file-md5sum from the prebuilt addon', async () => {
   await assertMd5((await nativeAgent()).client);
+});
+
+// A Node tool author's view: the subpath exports, type-checked in strict mode and run from the
+// installed package; then a host with no addon at all.
+const CONSUMER = `import { openFile, md5File, statFile } from 'ember-ga/files';
+import { links, addAddress, addresses, setLinkUp } from 'ember-ga/net';
+import { selectFreezable, parseMountTable } from 'ember-ga/freeze';
+import { systemInfo } from 'ember-ga/sysinfo';
+import { GuestAgent } from 'ember-ga/client';
+import * as root from 'ember-ga';
+
+async function main(): Promise<void> {
+  const file = process.argv[2];
+  const h = await openFile(file, { mode: 'w' });
+  await h.write(Buffer.from('hello'));
+  await h.close();
+  const st = await statFile(file);
+  const md5 = await md5File(file);
+  // The namespace the test runs this in is new: lo is its only link, the address documentation's.
+  await setLinkUp('lo');
+  await addAddress('lo', '192.0.2.1/24');
+  const ips = (await addresses()).map((a) => \`\${a.address}/\${a.prefixlen}\`);
+  const names = (await links()).map((l) => l.name);
+  const freezable = selectFreezable('/dev/vda1 / ext4 rw 0 0\\n', () => '/dev/vda1');
+  const entries = parseMountTable('/dev/vda1 / ext4 rw 0 0\\n');
+  const info = await systemInfo();
+  const client: typeof GuestAgent = GuestAgent;
+  console.log(JSON.stringify({ md5, names, ips, freezable: freezable.length + entries.length, uname: typeof info.uname, client: typeof client, root: typeof root.openFile, st: typeof st }));
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
+`;
+
+test(
+  'a strict TypeScript program imports ember-ga/files, /net, /freeze, /sysinfo, /client, type-checks and runs',
+  async () => {
+    if (!installed) throw new Error('the install test did not pass');
+    const dir = path.join(work, 'consumer');
+    fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
+    fs.symlinkSync(installed.root, path.join(dir, 'node_modules', pkg.name));
+    fs.symlinkSync(path.join(REPO, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'));
+    fs.writeFileSync(path.join(dir, 'main.ts'), CONSUMER);
+    for (const resolution of ['node16', 'node10']) {
+      const tsconfig = {
+        compilerOptions: {
+          strict: true,
+          target: 'es2022',
+          module: resolution === 'node16' ? 'node16' : 'commonjs',
+          moduleResolution: resolution,
+          outDir: 'out',
+          types: ['node'],
+          skipLibCheck: false,
+        },
+        files: ['main.ts'],
+      };
+      fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(tsconfig));
+      const tsc = run(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir]);
+      assert.is(tsc.status, 0, `tsc (${resolution}) failed:\n${tsc.out}`);
+    }
+    const r = run('unshare', ['--net', process.execPath, path.join(dir, 'out', 'main.js'), path.join(dir, 'f.txt')], {
+      cwd: dir,
+    });
+    assert.is(r.status, 0, r.out);
+    const out = JSON.parse(r.out) as { md5: string; names: string[]; ips: string[] };
+    assert.is(out.md5, crypto.createHash('md5').update('hello').digest('hex'));
+    assert.equal(out.names, ['lo']);
+    assert.ok(out.ips.includes('192.0.2.1/24'), out.ips.join(' '));
+  },
+  { timeout: 60_000, needs: [command('unshare')] },
+);
+
+test('with no addon in the package, ember-ga/client and ember-ga-ctl still drive an agent', async () => {
+  if (!installed) throw new Error('the install test did not pass');
+  const { client } = await nativeAgent();
+  await client.ok('ping');
+  const copy = path.join(work, 'no-addon', 'node_modules', pkg.name);
+  fs.mkdirSync(path.dirname(copy), { recursive: true });
+  fs.cpSync(installed.root, copy, { recursive: true, dereference: true });
+  fs.rmSync(path.join(copy, 'prebuilds'), { recursive: true, force: true });
+  fs.rmSync(path.join(copy, 'build'), { recursive: true, force: true });
+  const socket = path.join(work, 'native.sock');
+  const script = `const { GuestAgent } = require('ember-ga/client');
+(async () => {
+  const ga = await GuestAgent.connect({ socket: ${JSON.stringify(socket)} });
+  console.log(await ga.ping());
+  await ga.close();
+})().catch((e) => { console.error(e); process.exit(1); });`;
+  const lib = run(process.execPath, ['-e', script], { cwd: path.dirname(path.dirname(copy)) });
+  assert.is(lib.status, 0, lib.out);
+  assert.is(lib.out.trim(), pkg.version);
+  const ctl = run(process.execPath, [path.join(copy, 'dist', 'lib', 'client', 'ctl.js'), '-s', socket, 'ping']);
+  assert.is(ctl.status, 0, ctl.out);
 });
 
 // An older guest: Debian 11's glibc 2.31 and GCC 10's libstdc++ (the x64 root scripts/bullseye.sh

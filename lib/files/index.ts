@@ -1,0 +1,16 @@
+// Library API of file I/O, usable without the agent (`ember-ga/files`): chunked reads and
+// writes off the main thread, atomic replacement, md5, stat and listings.
+export { openFile } from './open';
+export { FileHandle, DEFAULT_READ_SIZE } from './handle';
+export type { CloseOptions, OpenMode, OpenOptions } from './options';
+export { md5File, type Md5Options } from './md5';
+export {
+  statFile,
+  listDirectory,
+  mkdirAll,
+  type FileStat,
+  type GoStat,
+  type Int64,
+  type ListOptions,
+  type Timespec,
+} from './stat';

@@ -1,0 +1,75 @@
+// The package's public surface: what the root and each subpath export (package.json "exports").
+// A name added here is a promise to users; internals (framing, dispatch, transports) stay out.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { REPO } from '../helpers/agent';
+import { suite } from '../helpers/harness';
+
+const test = suite('package exports');
+
+const ROOT = [
+  'AbortError',
+  'DEFAULT_READ_SIZE',
+  'FileHandle',
+  'Freezer',
+  'GuestAgent',
+  'GuestAgentError',
+  'NetInputError',
+  'RT_TABLE_MAIN',
+  'SystemError',
+  'Transfer',
+  'VERSION',
+  'addAddress',
+  'addRoute',
+  'addresses',
+  'classifyMounts',
+  'deleteAddress',
+  'deleteRoute',
+  'errnoName',
+  'freeze',
+  'links',
+  'listDirectory',
+  'md5File',
+  'mkdirAll',
+  'openFile',
+  'parseCidr',
+  'parseIp',
+  'parseMountTable',
+  'realDevice',
+  'routes',
+  'selectFreezable',
+  'setLinkDown',
+  'setLinkUp',
+  'statFile',
+  'sysinfo',
+  'thaw',
+  'unescapeMountField',
+];
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = (p: string) => require(path.join(REPO, p)) as Record<string, unknown>;
+const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+  exports: Record<string, string | { types: string; default: string }>;
+};
+
+test('the root export is exactly the public names', () => {
+  assert.equal(Object.keys(load('dist/lib/index.js')).sort(), ROOT);
+});
+
+test('every subpath export exists, with its types, and is part of the root', () => {
+  const subpaths = Object.entries(pkg.exports).filter(([k]) => k !== '.' && k !== './package.json');
+  assert.equal(subpaths.map(([k]) => k).sort(), ['./client', './files', './freeze', './net', './sysinfo']);
+  const root = load('dist/lib/index.js');
+  for (const [name, target] of subpaths) {
+    if (typeof target === 'string') throw new Error(`${name}: expected {types, default}`);
+    assert.ok(fs.existsSync(path.join(REPO, target.types)), `${name}: ${target.types} missing`);
+    const mod = load(target.default);
+    for (const k of Object.keys(mod)) {
+      if (name === './sysinfo') assert.ok(k in (root.sysinfo as object), `sysinfo.${k} not in the root`);
+      else assert.ok(k in root, `${name}'s ${k} not in the root`);
+    }
+  }
+});
+
+test.run();
