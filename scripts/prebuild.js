@@ -7,7 +7,10 @@
 //                                     Debian 11's gcc 10 against its glibc 2.31 and libstdc++
 //                                     (scripts/bullseye.sh fetches them into .cache once; arm64
 //                                     also needs binutils-aarch64-linux-gnu); an arch whose
-//                                     toolchain cannot be had is skipped, with the reason
+//                                     toolchain cannot be had fails the build, and so `npm pack`,
+//                                     naming what to install, unless EMBER_GA_PREBUILD_SKIP lists
+//                                     it (EMBER_GA_PREBUILD_SKIP=arm64 npm pack: a package
+//                                     without arm64 prebuilds, on purpose)
 //   npm run prebuild -- --arch x64    only these (comma-separated); a missing toolchain is an error
 //   node scripts/prebuild.js --clean  removes prebuilds/ (postpack: node-gyp-build would load a
 //                                     prebuild left in the checkout when build/ is gone, even
@@ -163,13 +166,21 @@ function main() {
   }
   const asked = parseArches(process.argv.slice(2));
   const wanted = asked ?? [process.arch, ...Object.keys(ARCHES).filter((a) => a !== process.arch)];
+  const skip = (process.env.EMBER_GA_PREBUILD_SKIP ?? '').split(',').filter(Boolean);
   const builds = [];
   for (const arch of wanted) {
+    if (!asked && skip.includes(arch)) {
+      process.stdout.write(`prebuild: skipping linux-${arch}: EMBER_GA_PREBUILD_SKIP\n`);
+      continue;
+    }
     const tc = toolchain(arch);
     if (tc.missing) {
       if (asked) fail(`cannot build ${arch}: ${tc.missing}`);
-      process.stdout.write(`prebuild: skipping linux-${arch}: ${tc.missing}\n`);
-      continue;
+      // A guest of that arch would need a compiler to install: never ship that by accident.
+      fail(
+        `cannot build linux-${arch}: ${tc.missing}\n` +
+          `  Install its toolchain (docs/INSTALL.md), or set EMBER_GA_PREBUILD_SKIP=${arch} to make a package without it.`,
+      );
     }
     builds.push({ arch, ...tc });
   }

@@ -370,6 +370,29 @@ test('the installed agent answers get-file-md5sum from the prebuilt addon', asyn
   await assertMd5((await nativeAgent()).client);
 });
 
+test('npm pack fails loudly when a prebuild target cannot be built, naming the way to skip it', () => {
+  if (process.arch !== 'x64') return; // the cross target checked here is arm64
+  // This machine's commands without the aarch64 binutils.
+  const bin = path.join(work, 'no-aarch64-bin');
+  fs.mkdirSync(bin);
+  for (const dir of ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
+    if (!fs.existsSync(dir)) continue;
+    for (const name of fs.readdirSync(dir)) {
+      if (name.startsWith('aarch64-linux-gnu-') || fs.existsSync(path.join(bin, name))) continue;
+      fs.symlinkSync(path.join(dir, name), path.join(bin, name));
+    }
+  }
+  if (!fs.existsSync(path.join(bin, 'node'))) fs.symlinkSync(process.execPath, path.join(bin, 'node'));
+  // Should the check not stop it, node-gyp fails at once: no build, no prebuilds/ in this checkout.
+  const r = run(process.execPath, [path.join(REPO, 'scripts', 'prebuild.js')], {
+    cwd: REPO,
+    env: cleanEnv({ PATH: bin, npm_config_node_gyp: '/bin/false' }),
+  });
+  assert.is.not(r.status, 0, r.out);
+  assert.match(r.out, /cannot build linux-arm64: aarch64-linux-gnu-ar not found/);
+  assert.match(r.out, /EMBER_GA_PREBUILD_SKIP=arm64/);
+});
+
 // A Node tool author's view: the subpath exports, type-checked in strict mode and run from the
 // installed package; then a host with no addon at all.
 const CONSUMER = `import { openFile, md5File, statFile } from 'ember-ga/files';
