@@ -112,7 +112,7 @@ function addressCommand(name: 'ipaddr-add' | 'ipaddr-del', alias: string, add: b
       ifname: ifnameArg,
     },
     handler: async (a) => {
-      await checked('ip', () => (add ? addAddress : deleteAddress)(a.ifname, a.ip));
+      await checked('ip', () => (add ? addAddress : deleteAddress)({ ifname: a.ifname, cidr: a.ip }));
       return true as const;
     },
   });

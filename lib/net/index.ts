@@ -203,13 +203,27 @@ async function changeAddress(add: boolean, ifname: string, cidr: string, opts?: 
   );
 }
 
+/** An address on a link: `{ ifname: 'eth0', cidr: '192.0.2.1/24' }` (named, so the two strings cannot swap). */
+export interface AddressSpec {
+  ifname: string;
+  cidr: string;
+}
+
+function addressSpec(spec: AddressSpec): AddressSpec {
+  if (spec === null || typeof spec !== 'object')
+    throw new NetInputError('an address needs { ifname, cidr }', spec, 'ifname');
+  return spec;
+}
+
 /** `ip address add CIDR dev IFNAME`: EEXIST when the address is already there, ENODEV for no such link. */
-export function addAddress(ifname: string, cidr: string, opts?: NetOptions): Promise<void> {
+export function addAddress(spec: AddressSpec, opts?: NetOptions): Promise<void> {
+  const { ifname, cidr } = addressSpec(spec);
   return changeAddress(true, ifname, cidr, opts);
 }
 
 /** `ip address del CIDR dev IFNAME`: EADDRNOTAVAIL when the link has no such address. */
-export function deleteAddress(ifname: string, cidr: string, opts?: NetOptions): Promise<void> {
+export function deleteAddress(spec: AddressSpec, opts?: NetOptions): Promise<void> {
+  const { ifname, cidr } = addressSpec(spec);
   return changeAddress(false, ifname, cidr, opts);
 }
 

@@ -698,13 +698,16 @@ test(
       assert.match((e as Error).message, /setns \/run\/netns\/ember-test-does-not-exist: no such file or directory/);
     }
     try {
-      await netlib.addAddress('a', 'nope', o);
+      await netlib.addAddress({ ifname: 'a', cidr: 'nope' }, o);
       assert.unreachable('should have thrown');
     } catch (e) {
       assert.instance(e, netlib.NetInputError);
     }
     // The one check of an address change's input: a bad name says which argument it was.
-    for (const change of [() => netlib.addAddress('a/b', '192.0.2.1/24', o), () => netlib.setLinkUp('a b', o)]) {
+    for (const change of [
+      () => netlib.addAddress({ ifname: 'a/b', cidr: '192.0.2.1/24' }, o),
+      () => netlib.setLinkUp('a b', o),
+    ]) {
       try {
         await change();
         assert.unreachable('should have thrown');

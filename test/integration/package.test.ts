@@ -411,7 +411,7 @@ async function main(): Promise<void> {
   const md5 = await md5File(file);
   // The namespace the test runs this in is new: lo is its only link, the address documentation's.
   await setLinkUp('lo');
-  await addAddress('lo', '192.0.2.1/24');
+  await addAddress({ ifname: 'lo', cidr: '192.0.2.1/24' });
   const ips = (await addresses()).map((a) => \`\${a.address}/\${a.prefixlen}\`);
   const names = (await links()).map((l) => l.name);
   const freezable = selectFreezable('/dev/vda1 / ext4 rw 0 0\\n', () => '/dev/vda1');
