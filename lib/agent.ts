@@ -184,7 +184,7 @@ export class Agent {
     const full = Object.assign(ctx, { freezer, handles, sysinfoFailures: new Map(), qemuGa: undefined! });
     const qga = new QgaProtocol(full, [...(opts.qgaCommands ?? allQgaCommands)]);
     this.ctx = Object.assign(full, { qemuGa: qga.dispatcher });
-    this.protocols = { phoenix: new PhoenixProtocol(this.ctx), 'qemu-ga': qga };
+    this.protocols = { phoenix: new PhoenixProtocol(this.ctx, registry), 'qemu-ga': qga };
   }
 
   async start(): Promise<void> {

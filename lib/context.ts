@@ -3,8 +3,6 @@ import type { HandleTable } from './files/handle-table';
 import type { Freezer } from './freeze/freezer';
 import type { HoldingLogger } from './log';
 import type { SystemInfoPart } from './sysinfo';
-import type { Registry } from './registry';
-import type { QgaDispatcher } from './protocols/qemu-ga/dispatcher';
 import type { AnswerLine } from './wire/answer';
 
 export interface AgentConfig {
@@ -58,7 +56,8 @@ export interface Call {
 export interface Context {
   readonly config: AgentConfig;
   readonly state: AgentState;
-  readonly registry: Registry;
+  /** phoenix's commands: every name a host may send, aliases included (get-commands). */
+  readonly registry: { names(): string[] };
   /** Holds lines back while a freeze would make writing them block (see HoldingLogger). */
   readonly log: HoldingLogger;
   readonly version: string;
@@ -98,7 +97,10 @@ export interface Context {
    */
   runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine>;
   /** The qemu-ga front-end's commands (guest-info lists them, with whether each is served now). */
-  readonly qemuGa: QgaDispatcher;
+  readonly qemuGa: {
+    readonly commands: readonly { name: string; noSuccessResponse?: boolean }[];
+    enabled(command: { name: string }): boolean;
+  };
   /** The agent's open file handles (for as long as the agent runs; a session's go when it ends). */
   readonly handles: HandleTable;
   /** The agent's freeze (thawed by an urgent exit hook). */

@@ -8,12 +8,13 @@ import { parseRequest, RequestError } from './wire/request';
 import { type Base64Decoder } from './wire/base64';
 import { checkArgs } from './registry';
 import type { Call, Context } from './context';
-import type { Command } from './registry';
+import type { Command, Registry } from './registry';
 
 export class Dispatcher {
   /** `decodeBase64`: how long base64 arguments are decoded (Base64Decoder); the addon's by default. */
   constructor(
     private readonly ctx: Context,
+    private readonly registry: Registry,
     private readonly decodeBase64: Base64Decoder = decodeBase64Into,
   ) {}
 
@@ -29,7 +30,7 @@ export class Dispatcher {
       const req = parseRequest(line, { decodeBase64: this.decodeBase64 });
       tag = req.tag;
       release = req.release;
-      const cmd = this.ctx.registry.get(req.execute);
+      const cmd = this.registry.get(req.execute);
       if (!cmd) throw new AgentError(`Unknown command: ${req.execute}`);
       if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
         throw new AgentError(`All filesystems are frozen. Cannot execute: ${req.execute}`);

@@ -1,6 +1,7 @@
 // phoenix-guest-agent 0.7.1's front-end: one JSON request per line (docs/PROTOCOL.md).
 import { Dispatcher } from '../dispatcher';
 import type { Context } from '../context';
+import type { Registry } from '../registry';
 import { encodeError } from '../wire/answer';
 import { LineFramer } from '../wire/framing';
 import type { Framer, Incoming, Protocol } from './protocol';
@@ -9,8 +10,11 @@ export class PhoenixProtocol implements Protocol {
   readonly name = 'phoenix' as const;
   private readonly dispatcher: Dispatcher;
 
-  constructor(private readonly ctx: Context) {
-    this.dispatcher = new Dispatcher(ctx);
+  constructor(
+    private readonly ctx: Context,
+    registry: Registry,
+  ) {
+    this.dispatcher = new Dispatcher(ctx, registry);
   }
 
   framer(deliver: (req: Incoming) => void, maxBytes: number): Framer {

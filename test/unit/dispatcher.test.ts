@@ -68,7 +68,7 @@ function makeCtx(extra: Command[] = []): Context {
 const call = { session: 1, signal: new AbortController().signal };
 
 async function run(ctx: Context, req: unknown) {
-  const d = new Dispatcher(ctx);
+  const d = new Dispatcher(ctx, ctx.registry as Registry);
   const answer = await d.dispatch(typeof req === 'string' ? req : JSON.stringify(req), call);
   const line = answer.toString();
   assert.ok(line.endsWith('\n'));
@@ -189,7 +189,7 @@ test('numbers past 2^53 or a declared range: the message gives the range and the
 
 test('a lone surrogate a host sent comes back as U+FFFD: in the tag and in a message quoting it', async () => {
   const ctx = makeCtx();
-  const d = new Dispatcher(ctx);
+  const d = new Dispatcher(ctx, ctx.registry as Registry);
   const line = String(await d.dispatch('{"execute":"ping","tag":"\\udc00"}', call));
   assert.is(line, '{"return":"9.9.9","tag":"\ufffd"}\n');
   const a = await run(ctx, '{"execute":"echo-args","arguments":{"path":"/x","mode":"\\ud800r"},"tag":"a\\udfff"}');
@@ -227,7 +227,8 @@ test('while frozen only ping, get-commands and commands marked allowWhileFrozen 
 });
 
 test('a slow handler does not hold up a fast one', async () => {
-  const d = new Dispatcher(makeCtx());
+  const ctx = makeCtx();
+  const d = new Dispatcher(ctx, ctx.registry as Registry);
   const order: string[] = [];
   await Promise.all([
     d.dispatch('{"execute":"slow","tag":"s"}', call).then(() => order.push('slow')),
@@ -252,7 +253,7 @@ test('decoded base64 arguments are released once the answer settles, never befor
   const ctx = makeCtx([hold]);
   let given = 0;
   let released = 0;
-  const d = new Dispatcher(ctx, (line, start, end) => {
+  const d = new Dispatcher(ctx, ctx.registry as Registry, (line, start, end) => {
     given++;
     let done = false;
     return {
