@@ -178,7 +178,12 @@ export class Agent {
     // after them, and a session's handles when that session ends.
     // While stderr is a file on a filesystem being frozen, the Freezer holds every log line of
     // the agent (ctx.log), not only its own, until the thaw.
-    const freezer = new Freezer({ log, logBlocksOn: stderrIsFileOn, onChange: (frozen) => (state.frozen = frozen) });
+    const freezer = new Freezer({
+      log,
+      logBlocksOn: stderrIsFileOn,
+      onChange: (frozen) => (state.frozen = frozen),
+      hook: ctx.config.fsfreezeHook,
+    });
     ctx.onExit(() => freezer.release(), true);
     const handles = new HandleTable(ctx);
     const full = Object.assign(ctx, { freezer, handles, sysinfoFailures: new Map(), qemuGa: undefined! });

@@ -5,6 +5,7 @@ import * as v8 from 'v8';
 import { Agent } from './agent';
 import { allCommands } from './commands';
 import { defaultConfig, type AgentConfig } from './context';
+import { DEFAULT_FSFREEZE_HOOK } from './freeze/hook';
 import { HoldingLogger, stderrLogger } from './log';
 import { enableCollections } from './memory';
 import { MAX_TIMEOUT_SECONDS } from './timers';
@@ -40,6 +41,8 @@ export interface CliOptions {
 interface FlagSpec {
   names: string[];
   value?: string; // the value's name in --help; absent for a boolean flag
+  /** The value may be left out; it is then only taken as --flag=VALUE, never from the next argument. */
+  optionalValue?: boolean;
   help: string;
   set(o: CliOptions, v: string): void;
 }
@@ -93,8 +96,15 @@ export const FLAGS: FlagSpec[] = [
   {
     names: ['mounts-file'],
     value: 'PATH',
-    help: `mount table fs-freeze reads (default ${defaultConfig.mountsFile})`,
+    help: `mount table the freeze commands and guest-fstrim read (default ${defaultConfig.mountsFile})`,
     set: (o, v) => (o.config.mountsFile = v),
+  },
+  {
+    names: ['F', 'fsfreeze-hook'],
+    value: 'PATH',
+    optionalValue: true,
+    help: `run PATH freeze before every freeze and PATH thaw after every thaw, from either protocol; a failing freeze hook fails the freeze (qemu-ga's -F; PATH defaults to ${DEFAULT_FSFREEZE_HOOK})`,
+    set: (o, v) => (o.config.fsfreezeHook = v === '' ? DEFAULT_FSFREEZE_HOOK : v),
   },
   {
     names: ['freeze-timeout'],
@@ -143,12 +153,14 @@ export function parseArgs(argv: string[]): CliOptions {
   const o: CliOptions = { debug: false, version: false, help: false, config: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const m = /^--?([a-z][a-z-]*)(?:=(.*))?$/s.exec(arg);
+    const m = /^--?([a-zA-Z][a-z-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
     const spec = FLAGS.find((f) => f.names.includes(m[1]));
     if (!spec) throw new UsageError(`unknown flag ${arg}`);
     let value = m[2];
-    if (spec.value) {
+    if (spec.value && spec.optionalValue) {
+      if (value === '') throw new UsageError(`${arg} needs a value after = (or none: ${arg.slice(0, -1)})`);
+    } else if (spec.value) {
       if (value === undefined) {
         if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a value (${spec.value})`);
         value = argv[++i];
@@ -164,7 +176,8 @@ export function parseArgs(argv: string[]): CliOptions {
 
 export function usage(): string {
   const lines = FLAGS.map((f) => {
-    const name = f.names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ') + (f.value ? ` ${f.value}` : '');
+    const value = f.value ? (f.optionalValue ? `[=${f.value}]` : ` ${f.value}`) : '';
+    const name = f.names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ') + value;
     return `  ${name.padEnd(28)} ${f.help}`;
   });
   return `Usage: ember-ga [flags]\n\nGuest agent for Linux VMs, wire-compatible with phoenix-guest-agent 0.7.1.\n\n${lines.join('\n')}\n`;

@@ -23,6 +23,8 @@ export interface AgentConfig {
    * target, say) before it stops reading from the host until some are done.
    */
   maxHeldInput: number;
+  /** qemu-ga's fsfreeze hook: run with "freeze" before every freeze, "thaw" after (unset: none). */
+  fsfreezeHook?: string;
 }
 
 export const defaultConfig: AgentConfig = {

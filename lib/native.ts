@@ -109,6 +109,16 @@ export interface FreezeBindings {
   freeze(mountpoint: string): Promise<FreezeResult>;
   /** FITHAW on the mount point, on a thread of its own. */
   thaw(mountpoint: string): Promise<FreezeResult>;
+  /** FITRIM of the whole filesystem at the mount point (minimum: an int64, taken as u64), on a thread of its own. */
+  fstrim(mountpoint: string, minimum: number): Promise<TrimResult>;
+}
+
+export interface TrimResult {
+  mountpoint: string;
+  /** Bytes trimmed (the kernel's fstrim_range.len afterwards). */
+  trimmed: number;
+  /** The minimum extent length the kernel used, in bytes (raised to the discard granularity). */
+  minimum: number;
 }
 
 // ---- Kernel figures: native/sysinfo.cc ---------------------------------------------------------
@@ -321,6 +331,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   STAT_LAYOUT: 'object',
   freeze: 'function',
   thaw: 'function',
+  fstrim: 'function',
   sysinfo: 'function',
   uname: 'function',
   LONG_BIT: 'number',

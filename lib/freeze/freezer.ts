@@ -13,6 +13,10 @@
 //   truth and a retry of unfreeze tries again.
 // - Operations run one after another. An unfreeze or release arriving during a freeze cancels
 //   it (the freeze rolls back after its current mount point and fails).
+// - With a hook (qemu-ga's fsfreeze hook, hook.ts): `hook freeze` runs before the first ioctl
+//   and its failure fails the freeze; `hook thaw` runs once everything is thawed (by unfreeze,
+//   the auto-thaw, release, or the rollback of a freeze whose hook had run) and its failure is
+//   the unfreeze's error, the filesystems staying thawed. A cancel kills a freeze hook running.
 // - Nothing here touches the disk: thaws go through the addon's own threads (native/freeze.cc),
 //   the timer is a plain event-loop timer, and when the log would land on a filesystem being
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
@@ -20,6 +24,7 @@ import { constants } from 'os';
 import { AgentError, errnoOf, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
+import { FsfreezeHookError, runFsfreezeHook, type FsfreezeHook, type FsfreezeHookAction } from './hook';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
@@ -41,6 +46,31 @@ export interface FreezerOptions {
    * and nothing could thaw). Log lines are then held back until everything is thawed.
    */
   logBlocksOn?: (mountpoints: readonly string[]) => boolean;
+  /**
+   * qemu-ga's fsfreeze hook: the path of an executable run with "freeze" before a freeze and
+   * "thaw" after a thaw (runFsfreezeHook), or a function doing the same (tests).
+   */
+  hook?: string | FsfreezeHook;
+}
+
+export interface FreezeOptions {
+  /** Thaw by itself after this many seconds with no unfreeze; 0 = never (default). */
+  timeoutSeconds?: number;
+  /**
+   * A freeze that holds nothing (an empty list, every mount point EOPNOTSUPP) resolves with
+   * nothing held and the freezer unfrozen, instead of failing (qemu-ga answers 0 filesystems).
+   */
+  allowNothing?: boolean;
+}
+
+/** What a freeze did. */
+export interface FreezeOutcome {
+  /** Every mount point now held frozen, in freeze order. */
+  held: string[];
+  /** Those this call froze (FIFREEZE succeeded): qemu-ga's count. The rest were frozen already (EBUSY). */
+  frozen: string[];
+  /** Those that cannot be frozen (EOPNOTSUPP), skipped. */
+  skipped: string[];
 }
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
@@ -58,13 +88,18 @@ export class Freezer {
   private cancelled = false;
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  /** Kills the freeze hook of the freeze in progress (a cancel). */
+  private hookAbort: AbortController | undefined;
   private readonly ops: FreezeOps;
   private readonly log: HoldingLogger;
+  private readonly hook: FsfreezeHook | undefined;
 
   constructor(private readonly opts: FreezerOptions = {}) {
     this.ops = opts.ops ?? { freeze, thaw };
     // The agent passes its own HoldingLogger, so holding it holds every line of the agent.
     this.log = holdingLogger(opts.log);
+    const hook = opts.hook;
+    this.hook = typeof hook === 'string' ? (action, signal) => runFsfreezeHook(hook, action, signal) : hook;
   }
 
   /** True from the start of a freeze until everything it holds is thawed. */
@@ -80,9 +115,15 @@ export class Freezer {
   /**
    * Freezes `mountpoints` in order, all or nothing; resolves to the ones now held frozen. With
    * `timeoutSeconds` > 0 everything is thawed by itself if unfreeze() has not come by then.
-   * `frozen` turns true synchronously, before the first ioctl.
+   * `frozen` turns true synchronously, before the first ioctl (and before the hook).
    */
-  freeze(mountpoints: readonly string[], timeoutSeconds = 0): Promise<string[]> {
+  async freeze(mountpoints: readonly string[], timeoutSeconds = 0): Promise<string[]> {
+    return (await this.freezeList(mountpoints, { timeoutSeconds })).held;
+  }
+
+  /** freeze() with options, resolving to what each mount point came to. */
+  freezeList(mountpoints: readonly string[], options: FreezeOptions = {}): Promise<FreezeOutcome> {
+    const timeoutSeconds = options.timeoutSeconds ?? 0;
     if (!(timeoutSeconds >= 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
       return Promise.reject(
         new RangeError(`timeout must be between 0 and ${MAX_TIMEOUT_SECONDS} seconds, got ${timeoutSeconds}`),
@@ -93,42 +134,69 @@ export class Freezer {
     this.setActive(true);
     this.freezing = true;
     this.cancelled = false;
+    const abort = (this.hookAbort = new AbortController());
     return this.serial(async () => {
+      let hookRan = false;
+      let outcome: FreezeOutcome;
       try {
-        await this.freezeEach([...new Set(mountpoints)]);
+        if (this.hook) {
+          if (this.cancelled) throw cancelledError();
+          await this.hook('freeze', abort.signal).catch((e) => {
+            throw this.cancelled ? cancelledError() : e;
+          });
+          hookRan = true;
+        }
+        outcome = await this.freezeEach([...new Set(mountpoints)], options.allowNothing === true);
       } catch (e) {
         this.freezing = false;
         this.held = this.held.filter((h) => h.ours); // leave what was frozen before as we found it
         if (this.held.length > 0) this.log.warn(`freeze failed (${(e as Error).message}); thawing ${this.describe()}`);
+        let thawed = true;
         try {
           await this.thawHeld();
         } catch (rollback) {
+          thawed = false;
           this.log.error(`rollback: ${(rollback as Error).message}`);
         }
+        if (hookRan && thawed) await this.runHook('thaw').catch((h) => this.log.error((h as Error).message));
         throw e;
+      } finally {
+        this.hookAbort = undefined;
       }
       this.freezing = false;
+      if (this.held.length === 0) {
+        // allowNothing: nothing was frozen, so nothing stays frozen, and the hook hears "thaw".
+        this.setActive(false);
+        this.log.info(
+          `froze nothing${outcome.skipped.length ? ` (cannot be frozen: ${outcome.skipped.join(', ')})` : ''}`,
+        );
+        if (hookRan) await this.runHook('thaw').catch((h) => this.log.error((h as Error).message));
+        return outcome;
+      }
       this.armTimer(timeoutSeconds);
       this.log.info(
         `frozen: ${this.describe()}${timeoutSeconds > 0 ? `; thawing by itself in ${timeoutSeconds} s` : ''}`,
       );
-      return this.mountpoints;
+      return outcome;
     });
   }
 
   /**
    * Thaws everything held, in reverse order. When nothing is held, thaws `fallback` instead (in
    * reverse order, EINVAL tolerated): how a host recovers filesystems a previous agent process
-   * left frozen. Cancels a freeze in progress.
+   * left frozen. Cancels a freeze in progress. Resolves to the mount points it thawed (FITHAW
+   * succeeded: qemu-ga's count), once the hook, if any, has run with "thaw".
    */
-  unfreeze(fallback: readonly string[] = []): Promise<void> {
+  unfreeze(fallback: readonly string[] = []): Promise<string[]> {
     this.clearTimer();
-    if (this.freezing) this.cancelled = true;
+    this.cancelFreeze();
     return this.serial(async () => {
       this.clearTimer(); // a freeze queued ahead of us may have armed it
       if (!this.active && this.held.length === 0)
         this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false }));
-      await this.thawHeld();
+      const thawed = await this.thawHeld();
+      await this.runHook('thaw');
+      return thawed;
     });
   }
 
@@ -138,23 +206,50 @@ export class Freezer {
    */
   async release(waitMs = 5_000): Promise<void> {
     this.clearTimer();
-    if (this.freezing) this.cancelled = true;
+    this.cancelFreeze();
     if (!this.active) return;
     this.log.info(`exiting: thawing ${this.describe()}`);
     await this.thawHeld().catch((e) => this.log.error(`exit: ${(e as Error).message}`));
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([this.queue, new Promise((r) => (t = setTimeout(r, waitMs)))]);
-    clearTimeout(t);
-    await this.thawHeld().catch((e) => this.log.error(`exit: ${(e as Error).message}`));
+    const within = (p: Promise<unknown>) => {
+      let t: NodeJS.Timeout | undefined;
+      return Promise.race([p, new Promise((r) => (t = setTimeout(r, waitMs)))]).finally(() => clearTimeout(t));
+    };
+    await within(this.queue);
+    const thawed = await this.thawHeld().then(
+      () => true,
+      (e) => {
+        this.log.error(`exit: ${(e as Error).message}`);
+        return false;
+      },
+    );
+    // As qemu-ga's exit thaws through guest-fsfreeze-thaw: the hook hears "thaw" too, for as
+    // long as the exit may wait (it runs in a session of its own and may outlive the agent).
+    if (thawed) await within(this.runHook('thaw').catch((e) => this.log.error(`exit: ${(e as Error).message}`)));
   }
 
-  private async freezeEach(mountpoints: string[]): Promise<void> {
+  /** A freeze in progress is to stop: after its current mount point, or now if its hook runs. */
+  private cancelFreeze(): void {
+    if (!this.freezing) return;
+    this.cancelled = true;
+    this.hookAbort?.abort();
+  }
+
+  /** Runs the hook (when there is one) for `action`, logged. */
+  private async runHook(action: FsfreezeHookAction): Promise<void> {
+    if (!this.hook) return;
+    this.log.info(`running the fsfreeze hook: ${action}`);
+    await this.hook(action);
+  }
+
+  private async freezeEach(mountpoints: string[], allowNothing: boolean): Promise<FreezeOutcome> {
     const unsupported: string[] = [];
+    const frozen: string[] = [];
     for (const mountpoint of mountpoints) {
-      if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
+      if (this.cancelled) throw cancelledError();
       try {
         await this.ops.freeze(mountpoint);
         this.held.push({ mountpoint, ours: true });
+        frozen.push(mountpoint);
       } catch (e) {
         const err = toSystemError(e);
         const errno = errnoOf(err);
@@ -169,24 +264,30 @@ export class Freezer {
         }
       }
     }
-    if (this.cancelled) throw new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
+    if (this.cancelled) throw cancelledError();
     // A host told "frozen" would snapshot a guest whose writers never stopped.
-    if (this.held.length === 0) {
+    if (this.held.length === 0 && !allowNothing) {
       throw new AgentError(
         mountpoints.length === 0
           ? 'Nothing to freeze: no mount points given'
           : `Nothing was frozen: ${unsupported.join(', ')} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
       );
     }
+    return { held: this.mountpoints, frozen, skipped: unsupported };
   }
 
-  /** Thaws every held mount point in reverse order; keeps the ones that failed; updates `frozen`. */
-  private async thawHeld(): Promise<void> {
+  /**
+   * Thaws every held mount point in reverse order; keeps the ones that failed; updates `frozen`.
+   * Resolves to those a FITHAW thawed.
+   */
+  private async thawHeld(): Promise<string[]> {
     const failed = new Set<Held>();
+    const thawed: string[] = [];
     let first: unknown;
     for (const h of [...this.held].reverse()) {
       try {
         await this.ops.thaw(h.mountpoint);
+        thawed.push(h.mountpoint);
       } catch (e) {
         const err = toSystemError(e);
         const errno = errnoOf(err);
@@ -208,6 +309,7 @@ export class Freezer {
       if (!this.timer) this.armRetry();
       throw first;
     }
+    return thawed;
   }
 
   private armRetry(): void {
@@ -217,7 +319,10 @@ export class Freezer {
       this.log.warn(`still frozen after a failed thaw: trying ${this.describe()} again`);
       this.unfreeze().then(
         () => this.log.info('retry: every filesystem thawed'),
-        (e) => this.log.error(`retry failed (${(e as Error).message}); trying again in ${ms / 1000} s`),
+        (e) =>
+          e instanceof FsfreezeHookError
+            ? this.log.error(`retry: every filesystem thawed, but ${e.message}`)
+            : this.log.error(`retry failed (${(e as Error).message}); trying again in ${ms / 1000} s`),
       );
     }, ms);
     this.timer.unref(); // the agent's transport keeps the process alive; a library user's need not
@@ -235,9 +340,11 @@ export class Freezer {
     this.unfreeze().then(
       () => this.log.info('auto-thaw: every filesystem thawed'),
       (e) =>
-        this.log.error(
-          `auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`,
-        ),
+        e instanceof FsfreezeHookError
+          ? this.log.error(`auto-thaw: every filesystem thawed, but ${e.message}`)
+          : this.log.error(
+              `auto-thaw failed (${(e as Error).message}); trying again in ${(this.opts.retryMs ?? 5000) / 1000} s`,
+            ),
     );
   }
 
@@ -262,4 +369,8 @@ export class Freezer {
     this.queue = p.catch(() => {});
     return p;
   }
+}
+
+function cancelledError(): AgentError {
+  return new AgentError('fs-freeze cancelled: fs-unfreeze or shutdown arrived while freezing');
 }

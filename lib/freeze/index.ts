@@ -1,6 +1,24 @@
-// Library API of filesystem freeze, usable without the agent: freeze/thaw of one mount point,
-// the default mount selection, and Freezer (all-or-nothing freeze of a list, auto-thaw).
+// Library API of filesystem freeze, usable without the agent: freeze/thaw/fstrim of one mount point,
+// the default mount selections, the fsfreeze hook, and Freezer (all-or-nothing freeze of a list,
+// auto-thaw).
 export { freeze, thaw, type FreezeResult } from './ioctl';
 export { Freezer, type FreezeOps, type FreezerOptions } from './freezer';
-export { classifyMounts, realDevice, selectFreezable, type DeviceResolver, type MountChoice } from './mounts';
+export {
+  classifyMounts,
+  realDevice,
+  selectFreezable,
+  selectQemuGa,
+  sourceIsDirectory,
+  type DeviceResolver,
+  type MountChoice,
+  type SourceIsDirectory,
+} from './mounts';
 export { parseMountTable, unescapeMountField, type MountEntry } from '../mounts';
+export { fstrim, type TrimResult } from './trim';
+export {
+  DEFAULT_FSFREEZE_HOOK,
+  FsfreezeHookError,
+  runFsfreezeHook,
+  type FsfreezeHook,
+  type FsfreezeHookAction,
+} from './hook';

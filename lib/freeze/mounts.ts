@@ -54,3 +54,29 @@ export function classifyMounts(table: string, resolve: DeviceResolver = realDevi
     return m;
   });
 }
+
+/** Is this mount source a directory? (qemu-ga skips those: bind mounts, in a table that names them so.) */
+export type SourceIsDirectory = (source: string) => boolean;
+
+/** The real check: stat; a source that cannot be stat'ed is no directory (qemu-ga keeps those). */
+export const sourceIsDirectory: SourceIsDirectory = (source) => {
+  try {
+    return fs.statSync(source).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The mount points qemu-ga 7.2 freezes, thaws and trims, in mount table order (it freezes in
+ * the reverse order): every entry whose source starts with `/`, except cifs, smbfs and sources
+ * that are directories (qga/commands-posix.c, build_fs_mount_list_from_mtab, the rules qemu-ga
+ * applies to a table in this format). Unlike selectFreezable, loop and device-mapper devices are
+ * kept (LVM and LUKS roots are what libvirt hosts snapshot), and a device mounted twice is listed
+ * twice as in 7.2 (freezing it again is EBUSY, which qemu-ga ignores and does not count).
+ */
+export function selectQemuGa(table: string, isDirectory: SourceIsDirectory = sourceIsDirectory): string[] {
+  return parseMountTable(table)
+    .filter((m) => m.source.startsWith('/') && m.fstype !== 'smbfs' && m.fstype !== 'cifs' && !isDirectory(m.source))
+    .map((m) => m.mountpoint);
+}

@@ -60,4 +60,14 @@ test('parseArgs: Go-style and GNU-style forms', () => {
   );
 });
 
+test('--fsfreeze-hook / -F: the default path alone, PATH only after =', () => {
+  assert.is(parseArgs(['--fsfreeze-hook']).config.fsfreezeHook, '/etc/qemu/fsfreeze-hook');
+  assert.is(parseArgs(['-F']).config.fsfreezeHook, '/etc/qemu/fsfreeze-hook');
+  assert.is(parseArgs(['--fsfreeze-hook=/opt/hook']).config.fsfreezeHook, '/opt/hook');
+  assert.is(parseArgs(['-F=/opt/hook', '--debug']).config.fsfreezeHook, '/opt/hook');
+  assert.is(parseArgs([]).config.fsfreezeHook, undefined, 'no hook unless asked, as qemu-ga');
+  assert.throws(() => parseArgs(['--fsfreeze-hook', '/opt/hook']), /unexpected argument "\/opt\/hook"/);
+  assert.throws(() => parseArgs(['--fsfreeze-hook=']), /--fsfreeze-hook= needs a value after =/);
+});
+
 test.run();

@@ -2,7 +2,7 @@
 // cancellation, auto-thaw, release, and the `frozen` state after each.
 import { constants } from 'os';
 import * as assert from 'uvu/assert';
-import { Freezer, SystemError } from '../../../lib';
+import { Freezer, FsfreezeHookError, SystemError, type FsfreezeHookAction } from '../../../lib';
 import { sleep, suite, waitFor } from '../../helpers/harness';
 
 const test = suite('freezer');
@@ -256,6 +256,130 @@ test('bad timeout values are refused before anything is frozen', async () => {
   assert.match((await rejection(z.freeze(['/a'], Number.NaN))).message, /timeout must be between/);
   assert.match((await rejection(z.freeze(['/a'], 1e10))).message, /timeout must be between/);
   assert.equal(f.calls, []);
+  assert.not.ok(z.frozen);
+});
+
+test('freezeList: what this call froze, what was frozen already, what was skipped; unfreeze resolves to what it thawed', async () => {
+  const f = fakeOps({ freeze: { '/busy': E.EBUSY, '/tmp': E.EOPNOTSUPP }, thaw: { '/c': E.EINVAL } });
+  const z = new Freezer({ ops: f.ops });
+  assert.equal(await z.freezeList(['/a', '/busy', '/tmp', '/c']), {
+    held: ['/a', '/busy', '/c'],
+    frozen: ['/a', '/c'],
+    skipped: ['/tmp'],
+  });
+  assert.equal(await z.unfreeze(), ['/busy', '/a'], '/c was not frozen any more (EINVAL): not counted');
+  assert.equal(await z.unfreeze(['/x', '/y']), ['/y', '/x'], 'nothing held: the fallback, in reverse');
+});
+
+test('allowNothing: a freeze that holds nothing resolves, leaving the freezer unfrozen', async () => {
+  const f = fakeOps({ freeze: { '/tmp': E.EOPNOTSUPP } });
+  const changes: boolean[] = [];
+  const z = new Freezer({ ops: f.ops, onChange: (v) => changes.push(v) });
+  assert.equal(await z.freezeList(['/tmp'], { allowNothing: true }), { held: [], frozen: [], skipped: ['/tmp'] });
+  assert.equal(await z.freezeList([], { allowNothing: true }), { held: [], frozen: [], skipped: [] });
+  assert.not.ok(z.frozen);
+  assert.equal(changes, [true, false, true, false]);
+  assert.equal(await z.freeze(['/a']), ['/a'], 'a later freeze is accepted');
+  await z.unfreeze();
+});
+
+/** A hook that records its calls and fails (or hangs) where told. */
+function fakeHook(fail: Partial<Record<FsfreezeHookAction, string>> = {}, hangOn?: FsfreezeHookAction) {
+  const calls: string[] = [];
+  const hook = async (action: FsfreezeHookAction, signal?: AbortSignal) => {
+    calls.push(`hook ${action}`);
+    if (action === hangOn) {
+      await new Promise<void>((_, reject) =>
+        signal?.addEventListener('abort', () => reject(new Error('killed')), { once: true }),
+      );
+    }
+    const message = fail[action];
+    if (message) throw new FsfreezeHookError(message, action);
+  };
+  return { calls, hook };
+}
+
+test('hook: "freeze" before the first ioctl, "thaw" after the last; both protocols go through here', async () => {
+  const f = fakeOps();
+  const h = fakeHook();
+  const all: string[] = [];
+  const z = new Freezer({
+    ops: {
+      freeze: (m) => (all.push(`freeze ${m}`), f.ops.freeze(m)),
+      thaw: (m) => (all.push(`thaw ${m}`), f.ops.thaw(m)),
+    },
+    hook: (a, s) => (all.push(`hook ${a}`), h.hook(a, s)),
+  });
+  await z.freeze(['/a', '/b']);
+  assert.ok(z.frozen);
+  await z.unfreeze();
+  assert.equal(all, ['hook freeze', 'freeze /a', 'freeze /b', 'thaw /b', 'thaw /a', 'hook thaw']);
+  all.length = 0;
+  await z.unfreeze();
+  assert.equal(all, ['hook thaw'], 'a thaw with nothing frozen still runs the hook, as qemu-ga');
+});
+
+test('hook: a failing freeze hook fails the freeze, nothing is frozen and "thaw" is not run', async () => {
+  const f = fakeOps();
+  const h = fakeHook({ freeze: 'fsfreeze hook has failed with status 1' });
+  const z = new Freezer({ ops: f.ops, hook: h.hook });
+  const err = await rejection(z.freeze(['/a']));
+  assert.instance(err, FsfreezeHookError);
+  assert.is(err.message, 'fsfreeze hook has failed with status 1');
+  assert.equal(f.calls, []);
+  assert.equal(h.calls, ['hook freeze']);
+  assert.not.ok(z.frozen);
+});
+
+test('hook: a freeze that fails after its hook ran rolls back and runs "thaw"; so does one that froze nothing', async () => {
+  const f = fakeOps({ freeze: { '/bad': E.EIO, '/tmp': E.EOPNOTSUPP } });
+  const h = fakeHook();
+  const z = new Freezer({ ops: f.ops, hook: h.hook });
+  assert.is(((await rejection(z.freeze(['/a', '/bad']))) as SystemError).code, 'EIO');
+  assert.equal(h.calls, ['hook freeze', 'hook thaw']);
+  assert.equal(f.calls, ['freeze /a', 'freeze /bad', 'thaw /a']);
+  h.calls.length = 0;
+  assert.equal((await z.freezeList(['/tmp'], { allowNothing: true })).frozen, []);
+  assert.equal(h.calls, ['hook freeze', 'hook thaw']);
+  assert.not.ok(z.frozen);
+});
+
+test('hook: a failing thaw hook is the unfreeze error, but everything is thawed', async () => {
+  const f = fakeOps();
+  const h = fakeHook({ thaw: 'fsfreeze hook has failed with status 3' });
+  const { lines, log } = logSink();
+  const z = new Freezer({ ops: f.ops, hook: h.hook, log });
+  await z.freeze(['/a']);
+  const err = await rejection(z.unfreeze());
+  assert.is(err.message, 'fsfreeze hook has failed with status 3');
+  assert.not.ok(z.frozen);
+  assert.equal(f.calls, ['freeze /a', 'thaw /a']);
+  // The auto-thaw says so in its log, and does not pretend it will retry.
+  await z.freeze(['/a'], 0.05);
+  await waitFor(() => lines.some((l) => l.includes('auto-thaw: every filesystem thawed, but')), 2000, 'the auto-thaw');
+  assert.not.ok(z.frozen);
+});
+
+test('hook: an unfreeze while the freeze hook runs kills it; the freeze fails as cancelled, nothing frozen', async () => {
+  const f = fakeOps();
+  const h = fakeHook({}, 'freeze');
+  const z = new Freezer({ ops: f.ops, hook: h.hook });
+  const frz = z.freeze(['/a']).catch((e) => e);
+  await waitFor(() => h.calls.length > 0, 1000, 'the hook to start');
+  await z.unfreeze();
+  assert.match(String((await frz).message), /cancelled/);
+  assert.equal(f.calls, []);
+  assert.not.ok(z.frozen);
+});
+
+test('hook: release (exit) thaws, then runs "thaw"', async () => {
+  const f = fakeOps();
+  const h = fakeHook();
+  const z = new Freezer({ ops: f.ops, hook: h.hook });
+  await z.freeze(['/a']);
+  await z.release(100);
+  assert.equal(f.calls, ['freeze /a', 'thaw /a']);
+  assert.equal(h.calls, ['hook freeze', 'hook thaw']);
   assert.not.ok(z.frozen);
 });
 

@@ -2,7 +2,13 @@
 // a fake resolver, no device needs to exist).
 import * as fs from 'fs';
 import * as assert from 'uvu/assert';
-import { classifyMounts, parseMountTable, selectFreezable, unescapeMountField } from '../../../lib/freeze';
+import {
+  classifyMounts,
+  parseMountTable,
+  selectFreezable,
+  selectQemuGa,
+  unescapeMountField,
+} from '../../../lib/freeze';
 import { suite } from '../../helpers/harness';
 
 const test = suite('freeze-mounts');
@@ -114,6 +120,29 @@ test('the real resolver on this machine: /proc/self/mounts never selects loop or
   for (const m of parseMountTable(table).filter((e) => chosen.includes(e.mountpoint))) {
     assert.ok(m.source.startsWith('/') && !m.source.startsWith('/dev/loop'), JSON.stringify(m));
   }
+});
+
+test("qemu-ga's selection: block devices in table order, loop and device-mapper kept, bind mounts listed again", () => {
+  const table = [
+    'proc /proc proc rw 0 0',
+    'tmpfs /run tmpfs rw 0 0',
+    '/dev/mapper/vg0-root / ext4 rw 0 0',
+    '/dev/vda1 /boot ext4 rw 0 0',
+    '/dev/loop3 /snap/core squashfs ro 0 0',
+    '//server/share /mnt/share cifs rw 0 0',
+    '/server/old /mnt/old smbfs rw 0 0',
+    'server:/export /mnt/nfs nfs4 rw 0 0',
+    '/srv/data /var/data none rw,bind 0 0', // an mtab-style bind mount: its source is a directory
+    '/dev/vda1 /var/www ext4 rw 0 0', // a bind mount as /proc/self/mounts shows it
+    '/dev/vdb /mnt/with\\040space xfs rw 0 0',
+    'overlay /var/lib/docker/x overlay rw 0 0',
+  ].join('\n');
+  const dirs = new Set(['/srv/data']);
+  assert.equal(
+    selectQemuGa(table, (s) => dirs.has(s)),
+    ['/', '/boot', '/snap/core', '/var/www', '/mnt/with space'],
+  );
+  assert.equal(selectQemuGa(''), []);
 });
 
 test.run();

@@ -1,0 +1,559 @@
+// qemu-ga's guest-fsfreeze-* and guest-fstrim against real filesystems: ext4 images loop-mounted
+// in a temp dir, as test/integration/freeze.test.ts does. Never this machine's own filesystems,
+// and never the real qemu-ga: every agent gets a fixture mount table (--mounts-file) listing only
+// these loop mounts, scripts/freeze-guard.js runs for the whole suite (the last test asserts it
+// never had to thaw anything), every test that freezes runs inside withThawGuard() (a thaw in
+// `finally`, and fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are
+// child processes, so nothing here waits on one without a thaw path.
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { freeze, parseMountTable, thaw } from '../../lib';
+import { errorMessage, LineClient, mountExt4Image, tmpDir } from '../helpers/agent';
+import { DUAL_AGENT } from '../helpers/dual-agent';
+import { startFreezeGuard, type RunningGuard } from '../helpers/freeze-guard';
+import { command, root, sleep, suite, waitFor } from '../helpers/harness';
+import { QmpClient, realQemuGa, startEmberQemuGa, startRealQemuGa, type QmpAnswer } from '../helpers/qemu-ga';
+
+const needs = [root, command('mkfs.ext4'), command('fsfreeze')];
+const ready = () => needs.every((r) => r() === undefined);
+
+interface Ctx {
+  dir: string;
+  /** Three ext4 loop mounts, in mount table order; c's mount point has a space in its name. */
+  a: string;
+  b: string;
+  c: string;
+  mounts: string[];
+  /** /dev/loopN of each mount point. */
+  loop: Record<string, string>;
+  /** Fixture table listing the three loop mounts (qemu-ga's rules select all three). */
+  table: string;
+  guard: RunningGuard;
+}
+
+const test = suite<Ctx>('qemu-ga-freeze', {} as Ctx);
+const q = (p: string) => p.replace(/ /g, '\\040');
+
+test.before(async (ctx) => {
+  if (!ready()) return; // the tests themselves report what is missing (a failure under CI)
+  ctx.dir = tmpDir('ember-ga-qga-freeze-');
+  ctx.guard = await startFreezeGuard({ report: path.join(ctx.dir, 'guard.json'), maxSeconds: 600 });
+  ctx.mounts = [];
+  ctx.loop = {};
+  for (const name of ['a', 'b', 'with space']) {
+    const mnt = path.join(ctx.dir, name);
+    mountExt4Image(mnt);
+    ctx.mounts.push(mnt);
+  }
+  [ctx.a, ctx.b, ctx.c] = ctx.mounts;
+  const mine = parseMountTable(fs.readFileSync('/proc/self/mounts', 'utf8')).filter((m) =>
+    ctx.mounts.includes(m.mountpoint),
+  );
+  for (const m of mine) ctx.loop[m.mountpoint] = m.source;
+  assert.is(mine.length, 3, 'all three loop mounts are in /proc/self/mounts');
+  ctx.table = writeTable(
+    ctx,
+    'mounts',
+    ctx.mounts.map((m) => `${ctx.loop[m]} ${q(m)} ext4 rw,relatime 0 0`),
+  );
+  assert.is(ctx.guard.proc.exitCode, null, 'freeze-guard is running');
+});
+
+test.after(async (ctx) => {
+  if (!ctx.dir) return;
+  for (const m of [...ctx.mounts].reverse()) {
+    await thaw(m).catch(() => {});
+    try {
+      execFileSync('umount', [m]); // mount -o loop sets autoclear: the loop device detaches too
+    } catch {
+      execFileSync('umount', ['-l', m]);
+    }
+  }
+  await ctx.guard?.stop().catch(() => {});
+  fs.rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+function writeTable(ctx: Ctx, name: string, lines: string[]): string {
+  const file = path.join(ctx.dir, name);
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  return file;
+}
+
+/** Runs fn with a thaw path: `finally` thaws every mount, a timer thaws with fsfreeze (another process) if fn hangs. */
+async function withThawGuard<T>(ctx: Ctx, fn: () => Promise<T>, ms = 20_000): Promise<T> {
+  const timer = setTimeout(() => {
+    process.stderr.write('qemu-ga freeze test: guard timer fired, thawing with fsfreeze\n');
+    for (const m of ctx.mounts) spawn('fsfreeze', ['--unfreeze', m], { stdio: 'ignore' });
+  }, ms);
+  try {
+    return await fn();
+  } finally {
+    clearTimeout(timer);
+    for (const m of [...ctx.mounts].reverse()) await thaw(m).catch(() => {});
+  }
+}
+
+/** True when the filesystem at m is frozen. Probes with FIFREEZE: EBUSY = frozen; else it froze it, so thaw. */
+async function isFrozen(m: string): Promise<boolean> {
+  try {
+    await freeze(m);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
+    throw e;
+  }
+  await thaw(m);
+  return false;
+}
+
+async function frozenSet(ctx: Ctx): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of ctx.mounts) if (await isFrozen(m)) out.push(path.basename(m));
+  return out;
+}
+
+let writes = 0;
+/** A child process writing and fsync-ing a file under dir. */
+function writer(dir: string): { proc: ChildProcess; exited: Promise<number | null> } {
+  const proc = spawn(
+    'dd',
+    ['if=/dev/zero', `of=${path.join(dir, `w${++writes}`)}`, 'bs=4096', 'count=4', 'conv=fsync', 'status=none'],
+    { stdio: 'ignore' },
+  );
+  return { proc, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
+}
+
+/** Runs fn with ember-ga serving qemu-ga on a socket, reading `mountsFile` (default: the three loop mounts). */
+async function withQga(
+  ctx: Ctx,
+  flags: string[],
+  fn: (c: QmpClient, stderr: () => string) => Promise<void>,
+  mountsFile = ctx.table,
+): Promise<void> {
+  const agent = await startEmberQemuGa(['--mounts-file', mountsFile, ...flags]);
+  const c = await agent.qmp();
+  try {
+    await fn(c, agent.stderr);
+  } finally {
+    c.close();
+    await agent.stop();
+  }
+}
+
+/** The error of an answer that must fail. */
+function error(a: QmpAnswer): { class: string; desc: string } {
+  if (!a.error) throw new Error(`expected an error, got ${JSON.stringify(a)}`);
+  return a.error;
+}
+
+const status = (c: QmpClient) => c.ok<string>('guest-fsfreeze-status');
+
+test(
+  'guest-fsfreeze-freeze freezes every filesystem of the table in reverse order; a writer stalls until the thaw; counts',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withQga(ctx, [], async (c, stderr) => {
+        assert.is(await status(c), 'thawed');
+        assert.is(await c.ok('guest-fsfreeze-freeze'), 3);
+        assert.is(await status(c), 'frozen');
+        assert.equal(await frozenSet(ctx), ['a', 'b', 'with space']);
+        assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.b}, ${ctx.a}`); // qemu-ga's order: last mounted first
+        const w = writer(ctx.b);
+        await sleep(700);
+        assert.is(w.proc.exitCode, null, 'the writer on b is blocked');
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
+        assert.is(await w.exited, 0, 'the writer completes after the thaw');
+        assert.is(fs.statSync(path.join(ctx.b, `w${writes}`)).size, 16384);
+        assert.is(await status(c), 'thawed');
+        assert.equal(await frozenSet(ctx), []);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 0, 'nothing frozen: nothing thawed, no error');
+      }),
+    ),
+  { needs, timeout: 30_000 },
+);
+
+test(
+  'guest-fsfreeze-freeze-list: only the listed mount points; one not in the table is ignored, as qemu-ga',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withQga(ctx, [], async (c, stderr) => {
+        const unknown = path.join(ctx.dir, 'not-a-mount-point');
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, ctx.c, ctx.a] }), 2);
+        assert.equal(await frozenSet(ctx), ['a', 'with space']);
+        assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.a}`, 'still in reverse mount order, not the list order');
+        assert.match(stderr(), `ignored: ${unknown}`);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 2);
+        assert.equal(await frozenSet(ctx), []);
+
+        // Nothing listed is in the table: 0 frozen, and the agent is not left frozen.
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, '/no/such/dir'] }), 0);
+        assert.is(await status(c), 'thawed');
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [] }), 0);
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', {}), 3, 'no list: everything');
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
+
+        // Argument errors in qemu's words; nothing frozen.
+        assert.equal(error(await c.call('guest-fsfreeze-freeze-list', { mountpoints: ctx.a })), {
+          class: 'GenericError',
+          desc: "Invalid parameter type for 'mountpoints', expected: array",
+        });
+        assert.equal(error(await c.call('guest-fsfreeze-freeze-list', { mountpoints: [ctx.a, 7] })), {
+          class: 'GenericError',
+          desc: "Invalid parameter type for 'mountpoints[1]', expected: string",
+        });
+        assert.equal(await frozenSet(ctx), []);
+      }),
+    ),
+  { needs },
+);
+
+test(
+  'while frozen only the allow-list is served; the rest get CommandNotFound with qemu-ga message',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withQga(ctx, [], async (c) => {
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [ctx.a] }), 1);
+        for (const name of ['guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fstrim']) {
+          assert.equal(error(await c.call(name)), {
+            class: 'CommandNotFound',
+            desc: `Command ${name} has been disabled: the agent is in frozen state`,
+          });
+        }
+        assert.equal(await frozenSet(ctx), ['a'], 'the refused freeze froze nothing');
+        assert.equal(await c.ok('guest-ping'), {});
+        assert.is(await c.ok('guest-sync', { id: 42 }), 42);
+        const info = await c.ok<{ supported_commands: { name: string; enabled: boolean }[] }>('guest-info');
+        const enabled = Object.fromEntries(info.supported_commands.map((x) => [x.name, x.enabled]));
+        assert.equal(
+          [
+            'guest-fsfreeze-status',
+            'guest-fsfreeze-freeze',
+            'guest-fsfreeze-freeze-list',
+            'guest-fsfreeze-thaw',
+            'guest-fstrim',
+          ].map((n) => enabled[n]),
+          [true, false, false, true, false],
+        );
+        assert.is(await status(c), 'frozen');
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
+        assert.equal(await c.ok('guest-fstrim', { minimum: 1 << 30 }).then(() => 'served'), 'served');
+      }),
+    ),
+  { needs },
+);
+
+test(
+  'a failure part-way rolls back: what this froze is thawed, the error is qemu-ga, the agent stays thawed',
+  (ctx) =>
+    withThawGuard(ctx, async () => {
+      // Frozen in reverse order: "with space", b, then the missing one fails.
+      const missing = path.join(ctx.dir, 'gone');
+      const table = writeTable(ctx, 'partial-mounts', [
+        `/dev/ember-test-${process.pid} ${q(missing)} ext4 rw 0 0`,
+        ...[ctx.b, ctx.c].map((m) => `${ctx.loop[m]} ${q(m)} ext4 rw 0 0`),
+      ]);
+      await withQga(
+        ctx,
+        [],
+        async (c, stderr) => {
+          assert.equal(error(await c.call('guest-fsfreeze-freeze')), {
+            class: 'GenericError',
+            desc: `failed to open ${missing}: No such file or directory`,
+          });
+          assert.match(stderr(), `; thawing ${ctx.c}, ${ctx.b}`, 'the two frozen before the failure were rolled back');
+          assert.is(await status(c), 'thawed');
+          assert.equal(await frozenSet(ctx), []);
+          assert.is(
+            await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [ctx.b] }),
+            1,
+            'nothing held: it freezes again',
+          );
+          assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
+        },
+        table,
+      );
+    }),
+  { needs },
+);
+
+test(
+  'already frozen by someone else: not counted by the freeze, thawed and counted by the thaw (as qemu-ga)',
+  (ctx) =>
+    withThawGuard(ctx, async () => {
+      await freeze(ctx.b);
+      await withQga(ctx, [], async (c) => {
+        assert.is(await status(c), 'thawed', 'this agent holds no freeze');
+        assert.is(await c.ok('guest-fsfreeze-freeze'), 2);
+        assert.equal(await frozenSet(ctx), ['a', 'b', 'with space']);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
+        assert.equal(await frozenSet(ctx), []);
+
+        // No freeze held: a thaw recovers what an earlier agent left frozen, and counts it.
+        await freeze(ctx.c);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
+        assert.equal(await frozenSet(ctx), []);
+      });
+    }),
+  { needs },
+);
+
+/** The dual agent (phoenix + qemu-ga on one Freezer) for the time fn takes. */
+async function withDual(
+  ctx: Ctx,
+  flags: string[],
+  fn: (p: LineClient, g: QmpClient, stderr: () => string) => Promise<void>,
+): Promise<void> {
+  const dir = tmpDir('ember-ga-dual-');
+  const [ps, gs] = [path.join(dir, 'phoenix.sock'), path.join(dir, 'qga.sock')];
+  const proc = spawn(process.execPath, [DUAL_AGENT, ps, gs, '--mounts-file', ctx.table, ...flags], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  let p: LineClient | undefined;
+  let g: QmpClient | undefined;
+  try {
+    await waitFor(
+      () => {
+        if (proc.exitCode !== null) throw new Error(`dual agent exited: ${err}`);
+        return (err.match(/serving on/g) ?? []).length === 2;
+      },
+      10_000,
+      'the dual agent to listen',
+    );
+    p = await LineClient.connect(ps);
+    g = await QmpClient.connect(gs);
+    await fn(p, g, () => err);
+  } finally {
+    p?.close();
+    g?.close();
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(t);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test(
+  'one freezer for both protocols: a qemu-ga freeze is seen and thawed by phoenix, and the other way round',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withDual(ctx, [], async (p, g) => {
+        assert.is(await g.ok('guest-fsfreeze-freeze'), 3);
+        assert.is(await p.ok('get-freeze-status'), true);
+        let a = await p.call('fs-freeze', { mountpoints: [ctx.a] });
+        assert.is(errorMessage(a), 'All filesystems are frozen. Cannot execute: fs-freeze');
+        assert.is(await p.ok('fs-unfreeze'), true);
+        assert.is(await g.ok('guest-fsfreeze-status'), 'thawed');
+        assert.equal(await frozenSet(ctx), []);
+
+        assert.is(await p.ok('fs-freeze', { mountpoints: [ctx.a, ctx.c] }), true);
+        assert.is(await g.ok('guest-fsfreeze-status'), 'frozen');
+        assert.equal(error(await g.call('guest-fsfreeze-freeze')), {
+          class: 'CommandNotFound',
+          desc: 'Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state',
+        });
+        const w = writer(ctx.a);
+        await sleep(500);
+        assert.is(w.proc.exitCode, null, 'the writer on a is blocked');
+        assert.is(await g.ok('guest-fsfreeze-thaw'), 2);
+        assert.is(await w.exited, 0);
+        assert.is(await p.ok('get-freeze-status'), false);
+        assert.equal(await frozenSet(ctx), []);
+        a = await p.call('fs-unfreeze');
+        assert.is(a.return, true, 'a thaw after the other protocol thawed is fine');
+      }),
+    ),
+  { needs },
+);
+
+test(
+  'guest-fstrim trims every filesystem of the table: paths newest first, the space a deleted file held is discarded',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withQga(ctx, [], async (c) => {
+        type Trim = { paths: { path: string; trimmed?: number; minimum?: number; error?: string }[] };
+        let r = await c.ok<Trim>('guest-fstrim');
+        assert.equal(
+          r.paths.map((x) => x.path),
+          [ctx.c, ctx.b, ctx.a],
+        );
+        for (const x of r.paths) {
+          assert.is(x.error, undefined, JSON.stringify(x));
+          assert.is(typeof x.trimmed, 'number');
+          assert.ok(x.minimum! >= 0, JSON.stringify(x)); // the kernel raises 0 to the discard granularity
+        }
+        // 8 MiB written to b's image, deleted: the next trim gives it back to the image file.
+        const img = `${ctx.b}.img`;
+        const big = path.join(ctx.b, 'big');
+        execFileSync('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', 'count=8', 'conv=fsync', 'status=none']);
+        const before = fs.statSync(img).blocks * 512;
+        fs.rmSync(big);
+        execFileSync('sync', ['-f', ctx.b]);
+        r = await c.ok<Trim>('guest-fstrim', { minimum: 4096 });
+        const b = r.paths.find((x) => x.path === ctx.b)!;
+        assert.ok(b.trimmed! >= 8 << 20, JSON.stringify(b));
+        assert.ok(b.minimum! >= 4096, JSON.stringify(b));
+        const after = fs.statSync(img).blocks * 512;
+        assert.ok(before - after >= 6 << 20, `the image shrank by ${before - after} bytes`);
+
+        assert.equal(error(await c.call('guest-fstrim', { minimum: 'x' })), {
+          class: 'GenericError',
+          desc: "Invalid parameter type for 'minimum', expected: integer",
+        });
+      }),
+    ),
+  { needs },
+);
+
+test(
+  "guest-fstrim: qemu-ga's per-path errors (cannot open, cannot trim) and the other paths still trimmed",
+  (ctx) =>
+    withThawGuard(ctx, async () => {
+      const tmp = path.join(ctx.dir, 'tmpfs-trim');
+      fs.mkdirSync(tmp, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
+      const missing = path.join(ctx.dir, 'gone');
+      try {
+        // A tmpfs listed under a /dev name (a real one's source is "tmpfs", which qemu-ga skips).
+        const table = writeTable(ctx, 'trim-mounts', [
+          `${ctx.loop[ctx.a]} ${q(ctx.a)} ext4 rw 0 0`,
+          `/dev/ember-test-${process.pid} ${q(tmp)} tmpfs rw 0 0`,
+          `/dev/ember-test-${process.pid}-gone ${q(missing)} ext4 rw 0 0`,
+        ]);
+        await withQga(
+          ctx,
+          [],
+          async (c) => {
+            const r = await c.ok<{ paths: Record<string, unknown>[] }>('guest-fstrim');
+            assert.equal(r.paths.slice(0, 2), [
+              { path: missing, error: 'failed to open: No such file or directory' },
+              { path: tmp, error: 'trim not supported' },
+            ]);
+            assert.is(r.paths[2].path, ctx.a);
+            assert.is(typeof r.paths[2].trimmed, 'number');
+          },
+          table,
+        );
+      } finally {
+        execFileSync('umount', [tmp]);
+      }
+    }),
+  { needs },
+);
+
+/** A hook script logging "ACTION writable|blocked" (whether a's filesystem takes a write then) to LOG. */
+function hookScript(ctx: Ctx, name: string, failOn?: string): { hook: string; log: string } {
+  const log = path.join(ctx.dir, `${name}.log`);
+  const hook = path.join(ctx.dir, name);
+  fs.writeFileSync(
+    hook,
+    [
+      '#!/bin/sh',
+      `if timeout 2 touch ${JSON.stringify(path.join(ctx.a, 'hook-probe'))}; then w=writable; else w=blocked; fi`,
+      `echo "$1 $w" >> ${JSON.stringify(log)}`,
+      failOn ? `[ "$1" = ${failOn} ] && exit 7` : '',
+      'exit 0',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return { hook, log };
+}
+
+const hookLog = (log: string) => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : []);
+
+test(
+  '--fsfreeze-hook: "freeze" before the freeze and "thaw" after the thaw, for freezes from either protocol',
+  (ctx) =>
+    withThawGuard(ctx, async () => {
+      const { hook, log } = hookScript(ctx, 'hook-ok');
+      await withQga(ctx, [`--fsfreeze-hook=${hook}`], async (c) => {
+        assert.is(await c.ok('guest-fsfreeze-freeze'), 3);
+        assert.equal(hookLog(log), ['freeze writable']);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
+        assert.equal(hookLog(log), ['freeze writable', 'thaw writable']);
+      });
+      fs.rmSync(log);
+      await withDual(ctx, [`--fsfreeze-hook=${hook}`], async (p, g) => {
+        assert.is(await p.ok('fs-freeze', { mountpoints: [ctx.a] }), true);
+        assert.equal(hookLog(log), ['freeze writable']);
+        assert.is(await g.ok('guest-fsfreeze-thaw'), 1);
+        assert.equal(hookLog(log), ['freeze writable', 'thaw writable']);
+        assert.is(await g.ok('guest-fsfreeze-freeze-list', { mountpoints: [ctx.b] }), 1);
+        assert.is(await p.ok('fs-unfreeze'), true);
+        assert.equal(hookLog(log), ['freeze writable', 'thaw writable', 'freeze writable', 'thaw writable']);
+      });
+    }),
+  { needs, timeout: 40_000 },
+);
+
+test(
+  'a failing freeze hook fails the freeze with qemu-ga message: nothing frozen, no "thaw"',
+  (ctx) =>
+    withThawGuard(ctx, async () => {
+      const { hook, log } = hookScript(ctx, 'hook-fails', 'freeze');
+      await withQga(ctx, [`--fsfreeze-hook=${hook}`], async (c) => {
+        assert.equal(error(await c.call('guest-fsfreeze-freeze')), {
+          class: 'GenericError',
+          desc: 'fsfreeze hook has failed with status 7',
+        });
+        assert.is(await status(c), 'thawed');
+        assert.equal(await frozenSet(ctx), []);
+        assert.equal(hookLog(log), ['freeze writable']);
+      });
+      const missing = path.join(ctx.dir, 'no-such-hook');
+      await withDual(ctx, [`--fsfreeze-hook=${missing}`], async (p, g) => {
+        const a = await p.call('fs-freeze', { mountpoints: [ctx.a] });
+        assert.is(errorMessage(a), `can't access fsfreeze hook '${missing}': No such file or directory`);
+        assert.is(await p.ok('get-freeze-status'), false);
+        assert.equal(error(await g.call('guest-fsfreeze-thaw')), {
+          class: 'GenericError',
+          desc: `can't access fsfreeze hook '${missing}': No such file or directory`,
+        });
+        assert.equal(await frozenSet(ctx), []);
+      });
+    }),
+  { needs },
+);
+
+test(
+  'guest-info lists the freeze commands as qemu-ga 7.2 does (read-only: nothing sent to qemu-ga freezes)',
+  async (ctx) => {
+    const real = await startRealQemuGa();
+    try {
+      await withQga(ctx, [], async (c) => {
+        const r = await real.connect();
+        try {
+          type Info = { supported_commands: { name: string; enabled: boolean; 'success-response': boolean }[] };
+          const names = /^guest-(fsfreeze-|fstrim)/;
+          const pick = (i: Info) => i.supported_commands.filter((x) => names.test(x.name));
+          const theirs = pick(await r.ok<Info>('guest-info'));
+          assert.is(theirs.length, 5);
+          assert.equal(pick(await c.ok<Info>('guest-info')), theirs);
+        } finally {
+          r.close();
+        }
+      });
+    } finally {
+      await real.stop();
+    }
+  },
+  { needs: [...needs, realQemuGa] },
+);
+
+test(
+  "freeze-guard never had to thaw this machine's own filesystems",
+  async (ctx) => {
+    const { code, report } = await ctx.guard.stop();
+    assert.equal(report.thawed, [], 'freeze-guard thawed something');
+    assert.is(code, 0);
+    assert.ok(report.guarded.length > 0, 'it was guarding at least the root filesystem');
+  },
+  { needs },
+);
+
+test.run();
