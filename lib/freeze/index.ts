@@ -8,7 +8,6 @@ export {
   realDevice,
   selectFreezable,
   selectQemuGa,
-  sourceIsDirectory,
   type DeviceResolver,
   type MountChoice,
   type SourceIsDirectory,
