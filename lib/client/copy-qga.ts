@@ -56,7 +56,7 @@ function writeLimit(f: Features): number {
 }
 
 function unsupported(what: string, thing: string): GuestAgentError {
-  return hostError('ENOTSUP', `${what}: ${thing} is not available over the qemu-ga protocol`);
+  return hostError('ENOTSUP', `${what}: ${thing}: phoenix's protocol only, qemu-ga's has no equivalent`);
 }
 
 /**

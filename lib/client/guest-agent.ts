@@ -115,13 +115,13 @@ export class GuestAgent extends AgentConnection {
    * `{"error": {"class", "desc"}}`, the client's id removed), an error answer included.
    */
   qmp(command: string, args?: Record<string, unknown>, opts?: CallOptions): Promise<QmpAnswer> {
-    if (!this.qmpConn) return Promise.reject(this.onlyQemuGa('qmp', 'its raw answers'));
+    if (!this.qmpConn) return Promise.reject(this.onlyQemuGa('qmp', 'its answers as they come'));
     return this.qmpConn.request(command, args, opts);
   }
 
   /** qemu-ga only: typed methods for qemu-ga's commands (guest-file-*, guest-exec, ...). */
   get qga(): QemuGaCommands {
-    if (!this.qgaCommands) throw this.onlyQemuGa('qga', "qemu-ga's commands");
+    if (!this.qgaCommands) throw this.onlyQemuGa('qga', 'its commands');
     return this.qgaCommands;
   }
 
@@ -134,15 +134,11 @@ export class GuestAgent extends AgentConnection {
   /** An operation of phoenix's protocol asked over qemu-ga's: ENOTSUP naming both. */
   private onlyPhoenix(op: string, command: string): GuestAgentError | undefined {
     if (!this.qmpConn) return undefined;
-    return hostError(
-      'ENOTSUP',
-      `${op}: not available over the qemu-ga protocol (phoenix's ${command} has no qemu-ga equivalent)`,
-      command,
-    );
+    return hostError('ENOTSUP', `${op}: phoenix's protocol only, qemu-ga's has no equivalent`, command);
   }
 
   private onlyQemuGa(op: string, what: string): GuestAgentError {
-    return hostError('ENOTSUP', `${op}: not available over the phoenix protocol (${what} are qemu-ga's)`);
+    return hostError('ENOTSUP', `${op}: qemu-ga's protocol only (${what}), phoenix's has no equivalent`);
   }
 
   // ---- typed commands (docs/PROTOCOL.md; over qemu-ga where it has an equivalent) ----
@@ -335,7 +331,7 @@ export class GuestAgent extends AgentConnection {
   async freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<boolean> {
     if (this.qmpConn) {
       if (o.timeout !== undefined)
-        throw hostError('ENOTSUP', 'freeze: a timeout is not available over the qemu-ga protocol');
+        throw hostError('ENOTSUP', "freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent");
       await this.qga.fsfreezeFreeze(o.mountpoints?.length ? o.mountpoints : undefined, opts);
       return true;
     }
@@ -364,7 +360,7 @@ export class GuestAgent extends AgentConnection {
       return Promise.reject(
         hostError(
           'ENOTSUP',
-          "interfaces: get-netifaces's shape is phoenix's; over qemu-ga use qga.networkInterfaces() (guest-network-get-interfaces)",
+          "get-netifaces: phoenix's protocol only; over qemu-ga's, qga.networkInterfaces() (guest-network-get-interfaces, another shape)",
           'get-netifaces',
         ),
       );

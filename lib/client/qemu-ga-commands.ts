@@ -26,7 +26,7 @@ export interface QgaReadResult {
 }
 
 export interface ExecOptions {
-  /** The process's whole environment, "NAME=VALUE" (qemu-ga passes nothing of its own). */
+  /** The process's whole environment, "NAME=VALUE" (default: the agent's own). */
   env?: string[];
   /** Its standard input (default: none, /dev/null). */
   input?: Buffer | string;
