@@ -281,7 +281,7 @@ export class GuestAgent extends AgentConnection {
 
   /**
    * get-file-md5sum: lowercase hex. Over qemu-ga, which has no md5, the file is read through
-   * the agent and hashed here (`timeout` then applies to each read).
+   * the agent and hashed here (each read with the client's timeout).
    */
   async md5sum(path: string, opts?: CallOptions): Promise<string> {
     if (this.qmpConn) return (await guestMd5(this, path)).md5;

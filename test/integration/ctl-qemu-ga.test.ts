@@ -5,7 +5,7 @@
 import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { realQemuGa, startRealQemuGa, type RealQemuGa } from '../helpers/qemu-ga';
+import { realQemuGa, startEmberQemuGa, startRealQemuGa, type RealQemuGa } from '../helpers/qemu-ga';
 import { tmpDir } from '../helpers/agent';
 import { ctl, md5Of, randomFile } from '../helpers/client';
 import { startFakeQga, type FakeOptions, type FakeQga } from '../helpers/fake-qga';
@@ -138,6 +138,25 @@ test(
   },
   { needs },
 );
+
+test('ember-ga --protocol qemu-ga: ping, info, qmp, and found to be ember-ga', async () => {
+  const agent = await startEmberQemuGa();
+  try {
+    const run = (args: string[]) => ctl(['-s', agent.socket, '--protocol', 'qemu-ga', ...args]);
+    const ping = await run(['ping']);
+    assert.equal([ping.status, ping.stdout, ping.stderr], [0, '7.2.0\n', '']);
+    const info = await run(['info']);
+    assert.is(info.status, 0, info.stderr);
+    assert.match(
+      info.stdout,
+      /^agent: +ember-ga \d+\.\d+\.\d+\S*, qemu-ga 7\.2\.0 protocol \(reads up to 4\.00 MiB, requests up to 16\.0 MiB, pipelined copies\)\n/,
+    );
+    assert.match(info.stdout, /\ncommands: \d+ enabled of \d+\n$/);
+    assert.is((await run(['qmp', '{"execute":"guest-sync","arguments":{"id":9}}'])).stdout, '{"return":9}\n');
+  } finally {
+    await agent.stop();
+  }
+});
 
 test("exec: the guest process's exit status, 128+N for a signal, stderr passed on", () => {
   let pid = 100;
