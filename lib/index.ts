@@ -28,6 +28,10 @@ export {
   type Timespec,
 } from './files/stat';
 export { GuestAgent, type GuestAgentOptions, type CallOptions } from './client/guest-agent';
+export type { Protocol, ExecOptions } from './client/guest-agent';
+export { QmpConnection, type QmpAnswer } from './client/qmp-connection';
+export type { QemuGaCommands, QgaReadResult } from './client/qemu-ga-commands';
+export type * from './client/qemu-ga-types';
 export { GuestAgentError } from './client/errors';
 export {
   Transfer,
