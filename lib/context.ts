@@ -100,7 +100,7 @@ export interface Context {
   runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine>;
   /** The qemu-ga front-end's commands (guest-info lists them, with whether each is served now). */
   readonly qemuGa: {
-    readonly commands: readonly { name: string; noSuccessResponse?: boolean }[];
+    readonly commands: readonly { name: string; noSuccessResponse?: boolean; unlisted?: boolean }[];
     enabled(command: { name: string }): boolean;
   };
   /** The agent's open file handles (for as long as the agent runs; a session's go when it ends). */

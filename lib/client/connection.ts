@@ -10,6 +10,7 @@ import { parseExactJson } from './exact-json';
 import { readAnswer, tagOf } from './answer-scan';
 import { connectorFor, type Connector, type Link, type Target } from './link';
 import type { Answers, CommandName } from '../answers';
+import type { ProtocolName } from '../protocols/protocol';
 import type { AgentInfo, Features } from './types';
 
 export type GuestAgentOptions = Target & {
@@ -19,7 +20,12 @@ export type GuestAgentOptions = Target & {
   connectTimeout?: number;
   /** Connect again on the next call after the connection was lost (default true). */
   reconnect?: boolean;
+  /** The agent's protocol (GuestAgent): phoenix-guest-agent's (default) or qemu-guest-agent's. */
+  protocol?: Protocol;
 };
+
+/** phoenix-guest-agent 0.7.1's line protocol (ember-ga's own), or qemu-guest-agent's QMP dialect. */
+export type Protocol = ProtocolName;
 
 export interface CallOptions {
   /** This request's timeout in milliseconds (default: the client's). */
@@ -298,6 +304,7 @@ export class AgentConnection extends EventEmitter {
       const info = await this.call<AgentInfo>('agent-info');
       this.maxLineBytes = info.max_line_bytes;
       return {
+        protocol: 'phoenix',
         emberGa: true,
         version: info.version,
         maxReadSize: info.max_read_size,
@@ -311,6 +318,7 @@ export class AgentConnection extends EventEmitter {
     }
     const version = await this.call('ping');
     return {
+      protocol: 'phoenix',
       emberGa: false,
       version,
       maxReadSize: REFERENCE_READ_SIZE,
@@ -323,7 +331,7 @@ export class AgentConnection extends EventEmitter {
 }
 
 /** A timeout in ms: > 0, and at most MAX_TIMER_MS (a longer timer would fire at once). */
-function checkTimeout(name: string, ms: number): number {
+export function checkTimeout(name: string, ms: number): number {
   if (typeof ms !== 'number' || Number.isNaN(ms))
     throw new TypeError(
       `${name} must be a number of milliseconds, got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)}`,

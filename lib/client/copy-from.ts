@@ -49,7 +49,7 @@ function checkSent(what: string, received: string, sent: string | undefined): vo
  * A Writable destination of a download. Its first error (EPIPE when stdout's reader went away)
  * fails the next write, whenever it came: process.stdout reports it only as an 'error' event.
  */
-class StreamDest {
+export class StreamDest {
   private failure: Error | undefined;
   private readonly onError = (e: Error) => {
     this.failure ??= e;
@@ -93,7 +93,7 @@ class StreamDest {
  * Small chunks are gathered and written together (one writev per MiB), so a 4 KiB copy does not
  * pay a thread-pool round trip per chunk.
  */
-class LocalDest {
+export class LocalDest {
   private fh: fs.promises.FileHandle | undefined;
   private bufs: Buffer[] = [];
   private size = 0;

@@ -2,7 +2,21 @@
 // InvalidArgumentError names the flag), and the usage errors that main() prints as one line.
 import { CommanderError, InvalidArgumentError } from 'commander';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
+import type { Protocol } from './connection';
 import type { GuestRouteSpec } from './types';
+
+/** The virtio-serial port name qemu-ga's hosts use (libvirt names its socket after it). */
+const QGA_PORT_NAME = 'org.qemu.guest_agent.0';
+
+/** The protocol when --protocol is not given: qemu-ga for a socket or device named like qemu-ga's port. */
+export function protocolOf(where: string): Protocol {
+  return where.split('/').pop() === QGA_PORT_NAME ? 'qemu-ga' : 'phoenix';
+}
+
+/** A repeatable option's values, in order. */
+export function collect(v: string, all: string[] | undefined): string[] {
+  return [...(all ?? []), v];
+}
 
 // Past MAX_TIMEOUT_SECONDS a timer fires at once: --wait 3000000 timed out every request.
 export function seconds(v: string): number {

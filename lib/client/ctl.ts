@@ -1,13 +1,27 @@
 #!/usr/bin/env node
-// ember-ga-ctl: drive a guest agent from the host. One subcommand per agent command, in human
-// form (tables) or --json for scripts; `cp` with a progress bar when stderr is a terminal.
+// ember-ga-ctl: drive a guest agent from the host, over phoenix's protocol or qemu-ga's. One
+// subcommand per agent command, in human form (tables) or --json for scripts; `cp` with a
+// progress bar when stderr is a terminal.
 import { Command, CommanderError, Option } from 'commander';
 import * as os from 'os';
 import * as path from 'path';
 import { jsonWithBigInts } from '../wire/json';
 import { VERSION } from '../version';
-import { GuestAgent } from './guest-agent';
-import { byteCount, devName, integer, octalMode, owner, routeSpec, seconds, secondsOrZero, usage } from './ctl-args';
+import { GuestAgent, type Protocol } from './guest-agent';
+import {
+  byteCount,
+  collect,
+  devName,
+  integer,
+  octalMode,
+  owner,
+  protocolOf,
+  routeSpec,
+  seconds,
+  secondsOrZero,
+  usage,
+} from './ctl-args';
+import { execJson, execOptions, gatherSystem, sendQmp, type ExecFlags } from './ctl-qemu-ga';
 import { cp, dieOf, runCopy, Stopped, type CpOptions } from './ctl-copy';
 import * as fmt from './format';
 
@@ -17,9 +31,13 @@ interface Globals {
   listen?: string;
   wait: number;
   json?: boolean;
+  protocol?: Protocol;
 }
 
 type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
+
+/** The exit status of a subcommand that has its own (exec: the guest process's; qmp: 1 for an error answer). */
+let status = 0;
 
 export { routeSpec } from './ctl-args';
 
@@ -32,9 +50,10 @@ function connectOptions(g: Globals) {
   if (given !== 1)
     usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
   const timeout = g.wait * 1000;
-  if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false };
-  if (g.device !== undefined) return { device: g.device, timeout, reconnect: false };
-  return { listen: g.listen!, timeout, connectTimeout: timeout, reconnect: false };
+  const protocol = g.protocol ?? protocolOf((g.socket ?? g.device ?? g.listen)!);
+  if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false, protocol };
+  if (g.device !== undefined) return { device: g.device, timeout, reconnect: false, protocol };
+  return { listen: g.listen!, timeout, connectTimeout: timeout, reconnect: false, protocol };
 }
 
 /** Wraps a subcommand: connect, run, close. */
@@ -62,7 +81,9 @@ function act(fn: Action) {
 
 export function program(): Command {
   const p = new Command('ember-ga-ctl')
-    .description('Drive an ember-ga guest agent (or phoenix-guest-agent 0.7.1) from the host.')
+    .description(
+      'Drive a guest agent from the host: ember-ga, phoenix-guest-agent 0.7.1 or qemu-guest-agent (--protocol qemu-ga).',
+    )
     .version(VERSION, '-V, --version')
     .addOption(
       new Option(
@@ -81,6 +102,12 @@ export function program(): Command {
         'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)',
       ),
     )
+    .addOption(
+      new Option(
+        '--protocol <name>',
+        "the agent's protocol (default: qemu-ga when the socket or device is named org.qemu.guest_agent.0, else phoenix)",
+      ).choices(['phoenix', 'qemu-ga']),
+    )
     .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
     .exitOverride();
@@ -97,9 +124,15 @@ export function program(): Command {
 
   p.command('info')
     .alias('sysinfo')
-    .description('the agent and the guest system: uname, uptime, load, memory, disks, users')
+    .description(
+      'the agent and the guest system: uname, uptime, load, memory, disks, users (qemu-ga: host name, OS, time, users)',
+    )
     .action(
       act(async (ga, g) => {
+        if (ga.protocol === 'qemu-ga') {
+          const [f, s] = await Promise.all([ga.features(), gatherSystem(ga)]);
+          return out(g, { agent: f, system: s }, () => fmt.qgaSystemText(f, s));
+        }
         const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
         out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
       }),
@@ -180,7 +213,11 @@ export function program(): Command {
     )
     .option('--no-verify', 'skip the md5 check at the end')
     .option('--no-progress', 'no progress bar')
-    .option('--chunk-size <bytes>', 'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents)', byteCount)
+    .option(
+      '--chunk-size <bytes>',
+      'bytes per request (default 1 MiB, 4 KiB for 0.7.1 agents and qemu-ga itself)',
+      byteCount,
+    )
     .description('copy between host and guest; guest paths start with guest:')
     .action(
       act(async (ga, g, srcArg: string, dstArg: string, o: CpOptions) => {
@@ -229,6 +266,10 @@ export function program(): Command {
     .description('freeze guest filesystems (before a snapshot)')
     .action(
       act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
+        if (ga.protocol === 'qemu-ga' && o.timeout === undefined) {
+          const n = await ga.qga.fsfreezeFreeze(mounts.length > 0 ? mounts : undefined);
+          return out(g, n, () => `frozen (${n} filesystems)\n`);
+        }
         out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
       }),
     );
@@ -237,6 +278,10 @@ export function program(): Command {
     .description('thaw guest filesystems (after a snapshot)')
     .action(
       act(async (ga, g) => {
+        if (ga.protocol === 'qemu-ga') {
+          const n = await ga.qga.fsfreezeThaw();
+          return out(g, n, () => `thawed (${n} filesystems)\n`);
+        }
         out(g, await ga.thaw(), () => 'thawed\n');
       }),
     );
@@ -254,6 +299,10 @@ export function program(): Command {
     .description('network interfaces and their addresses')
     .action(
       act(async (ga, g) => {
+        if (ga.protocol === 'qemu-ga') {
+          const list = await ga.qga.networkInterfaces();
+          return out(g, list, () => fmt.qgaIfacesText(list));
+        }
         const list = await ga.interfaces();
         out(g, list, () => fmt.ifacesText(list));
       }),
@@ -311,7 +360,7 @@ export function program(): Command {
 
   p.command('raw')
     .argument('<json>', '{"execute": NAME, "arguments": {...}}')
-    .description('send one request as JSON and print its answer as JSON')
+    .description("send one request as JSON and print its return value as JSON (in the agent's protocol)")
     .action(
       act(async (ga, _g, text: string) => {
         let req: { execute?: unknown; arguments?: unknown };
@@ -331,6 +380,41 @@ export function program(): Command {
       }),
     );
 
+  p.command('qmp')
+    .argument('<json>', '{"execute": NAME, "arguments": {...}}')
+    .description('qemu-ga: send one request as it is and print the whole answer, an error answer too (exit status 1)')
+    .action(
+      act(async (ga, _g, text: string) => {
+        const answer = await sendQmp(ga, text);
+        process.stdout.write(JSON.stringify(answer) + '\n');
+        if (answer.error !== undefined) status = 1;
+      }),
+    );
+
+  p.command('exec')
+    .argument('<path>', 'program to run in the guest')
+    .argument('[args...]', 'its arguments (put -- before PATH when they hold options)')
+    .option('-e, --env <NAME=VALUE>', "environment, repeatable: the whole environment (default: the agent's)", collect)
+    .option('-i, --input <file>', "the program's stdin: a local file, or - for ember-ga-ctl's stdin")
+    .option('--no-capture', "do not collect the program's output")
+    .option('--timeout <seconds>', 'stop waiting after this long (the program runs on)', seconds)
+    .description(
+      'qemu-ga: run a program in the guest (guest-exec), print its output and exit with its status (128+N for signal N)',
+    )
+    .action(
+      act(async (ga, g, file: string, args: string[], o: ExecFlags) => {
+        const r = await ga.exec(file, args, await execOptions(o));
+        if (g.json) process.stdout.write(JSON.stringify(execJson(r)) + '\n');
+        else {
+          process.stdout.write(r.stdout);
+          process.stderr.write(r.stderr);
+          if (r.stdoutTruncated || r.stderrTruncated)
+            process.stderr.write('ember-ga-ctl: the agent cut the output short\n');
+        }
+        status = r.signal !== undefined ? 128 + r.signal : (r.exitcode ?? 0);
+      }),
+    );
+
   return p;
 }
 
@@ -338,8 +422,9 @@ const HELP_HINT = '(ember-ga-ctl --help lists the commands)';
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    status = 0;
     await program().parseAsync(argv, { from: 'user' });
-    return 0;
+    return status;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);

@@ -2,6 +2,7 @@
 // code) and the client's (timeout, connection lost, checksum mismatch), one class for both so
 // callers write `if (e instanceof GuestAgentError && e.code === 'ENOENT')`.
 import { errnoName } from '../errors';
+import { STRERROR } from '../strerror';
 
 /** `code` for a guest error answer that carries no errno (wire code -1). */
 export const EGUEST = 'EGUEST';
@@ -20,10 +21,12 @@ export class GuestAgentError extends Error {
   readonly command?: string;
   /** True when the guest answered with this error; false when it was raised on the host. */
   readonly remote: boolean;
+  /** A qemu-ga error answer's class ('GenericError', 'CommandNotFound', ...); absent otherwise. */
+  readonly errorClass?: string;
 
   constructor(
     message: string,
-    opts: { code: string; errno?: number; command?: string; remote?: boolean; cause?: unknown },
+    opts: { code: string; errno?: number; command?: string; remote?: boolean; cause?: unknown; errorClass?: string },
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'GuestAgentError';
@@ -31,6 +34,25 @@ export class GuestAgentError extends Error {
     this.errno = opts.errno ?? -1;
     this.command = opts.command;
     this.remote = opts.remote ?? false;
+    if (opts.errorClass !== undefined) this.errorClass = opts.errorClass;
+  }
+
+  /**
+   * A qemu-ga error answer, `{"class": CLASS, "desc": TEXT}`: the message is `desc`, and `code`
+   * the errno's name when `desc` ends with strerror()'s text for one, as qemu-ga words a failed
+   * system call ("failed to open file '/x' (mode: 'r'): No such file or directory"), else EGUEST.
+   */
+  static fromQmpError(error: { class?: unknown; desc?: unknown }, command?: string): GuestAgentError {
+    const desc = typeof error.desc === 'string' ? error.desc : 'error answer without a desc';
+    const errorClass = typeof error.class === 'string' ? error.class : 'GenericError';
+    const errno = errnoOfText(desc);
+    return new GuestAgentError(desc, {
+      code: errno === undefined ? EGUEST : errnoName(errno),
+      errno: errno ?? -1,
+      command,
+      remote: true,
+      errorClass,
+    });
   }
 
   /** An error answer: `{"bufb64": BASE64(message), "code": N}`. */
@@ -46,4 +68,18 @@ export class GuestAgentError extends Error {
 
 export function hostError(code: string, message: string, command?: string, cause?: unknown): GuestAgentError {
   return new GuestAgentError(message, { code, command, cause });
+}
+
+let byText: Map<string, number> | undefined;
+
+/** The errno whose strerror() text ends `desc` after a ": ", if any. */
+function errnoOfText(desc: string): number | undefined {
+  const at = desc.lastIndexOf(': ');
+  if (at < 0) return undefined;
+  if (!byText) {
+    byText = new Map();
+    for (const [n, text] of Object.entries(STRERROR))
+      if (Number(n) > 0 && !byText.has(text)) byText.set(text, Number(n));
+  }
+  return byText.get(desc.slice(at + 2).toLowerCase());
 }

@@ -1,5 +1,6 @@
 // Human output for ember-ga-ctl: sizes, modes, times, tables.
 import type { ExactFileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
+import type { QgaNetworkInterface, QgaOsInfo, QgaTimezone, QgaUser } from './qemu-ga-types';
 
 /** 1536 -> "1.5 KiB". */
 export function bytes(n: number): string {
@@ -107,6 +108,10 @@ export function statText(s: ExactFileStat): string {
 }
 
 export function agentLine(f: Features): string {
+  if (f.protocol === 'qemu-ga')
+    return f.emberGa
+      ? `ember-ga ${f.emberVersion}, qemu-ga ${f.version} protocol (reads up to ${bytes(f.maxReadSize)}, requests up to ${bytes(f.maxLineBytes)}, pipelined copies)`
+      : `qemu-ga ${f.version} (4 KiB chunks, one request at a time)`;
   return f.emberGa
     ? `ember-ga ${f.version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies${f.atomicWrite ? ', atomic uploads' : ''}${f.readMd5 ? ', hashed downloads' : ''})`
     : `${f.version}, 0.7.1 protocol (4 KiB chunks, one request per handle)`;
@@ -159,6 +164,67 @@ export function ifacesText(list: NetIface[]): string {
     ['INDEX', 'NAME', 'FLAGS', 'HWADDR', 'ADDRESSES'],
     list.map((i) => [i.index, i.name, i.flags || '-', i.hwaddr || '-', i.ips.join(' ') || '-']),
     [0],
+  );
+}
+
+/** What ember-ga-ctl info gathers over qemu-ga: each part only where its command is enabled. */
+export interface QgaSystem {
+  'host-name'?: string;
+  osinfo?: QgaOsInfo;
+  /** guest-get-time: nanoseconds since the epoch. */
+  time?: number;
+  timezone?: QgaTimezone;
+  users?: QgaUser[];
+  /** guest-info: commands enabled, of all listed. */
+  commands: { enabled: number; listed: number };
+}
+
+function offsetText(seconds: number): string {
+  const m = Math.abs(Math.round(seconds / 60));
+  return `${seconds < 0 ? '-' : '+'}${String(Math.floor(m / 60)).padStart(2, '0')}${String(m % 60).padStart(2, '0')}`;
+}
+
+export function qgaSystemText(f: Features, s: QgaSystem): string {
+  const lines = [`agent:    ${agentLine(f)}`];
+  if (s['host-name'] !== undefined) lines.push(`host:     ${s['host-name']}`);
+  const o = s.osinfo;
+  if (o) {
+    const kernel = [o['kernel-release'], o.machine].filter((x) => x).join(' ');
+    lines.push(`os:       ${o['pretty-name'] ?? o.name ?? o.id ?? '?'}${kernel ? `, Linux ${kernel}` : ''}`);
+  }
+  if (s.time !== undefined) {
+    const t = new Date(Math.floor(s.time / 1e6)).toISOString().slice(0, 19).replace('T', ' ');
+    const tz = s.timezone ? `, timezone ${s.timezone.zone ?? '?'} ${offsetText(s.timezone.offset)}` : '';
+    lines.push(`time:     ${t} UTC${tz}`);
+  }
+  lines.push(`commands: ${s.commands.enabled} enabled of ${s.commands.listed}`);
+  let out = lines.join('\n') + '\n';
+  if (s.users && s.users.length > 0) {
+    out +=
+      '\n' +
+      table(
+        ['USER', 'DOMAIN', 'LOGIN'],
+        s.users.map((x) => [
+          x.user,
+          x.domain ?? '-',
+          new Date(x['login-time'] * 1000).toISOString().slice(0, 16).replace('T', ' '),
+        ]),
+      );
+  }
+  return out;
+}
+
+/** guest-network-get-interfaces as a table: addresses with their prefix, byte counters. */
+export function qgaIfacesText(list: QgaNetworkInterface[]): string {
+  return table(
+    ['NAME', 'HWADDR', 'ADDRESSES', 'RX', 'TX'],
+    list.map((i) => [
+      i.name,
+      i['hardware-address'] || '-',
+      (i['ip-addresses'] ?? []).map((a) => `${a['ip-address']}/${a.prefix}`).join(' ') || '-',
+      i.statistics ? bytes(i.statistics['rx-bytes']) : '-',
+      i.statistics ? bytes(i.statistics['tx-bytes']) : '-',
+    ]),
   );
 }
 

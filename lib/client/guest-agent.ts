@@ -1,12 +1,20 @@
-// GuestAgent: a typed client for ember-ga and phoenix-guest-agent 0.7.1, one method per agent
-// command and the copies. Connecting, tags, timeouts and features() are AgentConnection's.
+// GuestAgent: a typed client for ember-ga, phoenix-guest-agent 0.7.1 and qemu-guest-agent, one
+// method per agent command and the copies. Over phoenix's protocol (the default) connecting,
+// tags, timeouts and features() are AgentConnection's; over qemu-ga's (`protocol: 'qemu-ga'`)
+// they are a QmpConnection's, and AgentConnection's own link is never opened. Operations with
+// an equivalent in both work over both; the others fail with ENOTSUP naming the protocol.
 import type { Readable, Writable } from 'stream';
+import type { Answers, CommandName } from '../answers';
 import { checkCopyOptions, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { copyFrom } from './copy-from';
+import { copyFromQga, copyToQga, guestMd5 } from './copy-qga';
 import { copyTo } from './copy-to';
-import { hostError } from './errors';
+import { GuestAgentError, hostError } from './errors';
 import { DecodedRead } from './answer-scan';
-import { AgentConnection, type CallOptions, type GuestAgentOptions } from './connection';
+import { AgentConnection, type CallOptions, type GuestAgentOptions, type Protocol } from './connection';
+import { QemuGaCommands, type ExecOptions } from './qemu-ga-commands';
+import type { ExecResult, QgaAnswers, QgaCommandName } from './qemu-ga-types';
+import { QmpConnection, type QmpAnswer } from './qmp-connection';
 import type {
   AgentInfo,
   ExactFileStat,
@@ -16,12 +24,32 @@ import type {
   GuestRoute,
   GuestRouteSpec,
   SysInfo,
+  Features,
 } from './types';
 
-export type { CallOptions, GuestAgentOptions } from './connection';
+export type { CallOptions, GuestAgentOptions, Protocol } from './connection';
+export type { ExecOptions } from './qemu-ga-commands';
 
-/** Events: 'connect', 'disconnect' and 'unmatched', as AgentConnection says. */
+/** Events: 'connect', 'disconnect' and 'unmatched', as AgentConnection (or QmpConnection) says. */
 export class GuestAgent extends AgentConnection {
+  readonly protocol: Protocol;
+  private readonly qmpConn: QmpConnection | undefined;
+  private readonly qgaCommands: QemuGaCommands | undefined;
+
+  constructor(opts: GuestAgentOptions) {
+    super(opts);
+    const protocol = opts.protocol ?? 'phoenix';
+    if (protocol !== 'phoenix' && protocol !== 'qemu-ga')
+      throw new TypeError(`protocol must be 'phoenix' or 'qemu-ga', got ${JSON.stringify(protocol)}`);
+    this.protocol = protocol;
+    if (protocol === 'qemu-ga') {
+      this.qmpConn = new QmpConnection(opts);
+      this.qgaCommands = new QemuGaCommands(this.qmpConn);
+      for (const ev of ['connect', 'disconnect', 'unmatched', 'sync'])
+        this.qmpConn.on(ev, (...a: unknown[]) => this.emit(ev, ...a));
+    }
+  }
+
   /** Creates a client and connects it. */
   static async connect(opts: GuestAgentOptions): Promise<GuestAgent> {
     const ga = new GuestAgent(opts);
@@ -34,30 +62,142 @@ export class GuestAgent extends AgentConnection {
     return ga;
   }
 
-  // ---- typed commands (docs/PROTOCOL.md) ----
+  // ---- the connection, over either protocol ----
 
-  /** The agent's version. */
-  ping(opts?: CallOptions): Promise<string> {
+  override get description(): string {
+    return this.qmpConn ? this.qmpConn.description : super.description;
+  }
+
+  override get connected(): boolean {
+    return this.qmpConn ? this.qmpConn.connected : super.connected;
+  }
+
+  override get inFlight(): number {
+    return this.qmpConn ? this.qmpConn.inFlight : super.inFlight;
+  }
+
+  override connect(): Promise<void> {
+    return this.qmpConn ? this.qmpConn.connect() : super.connect();
+  }
+
+  override async close(): Promise<void> {
+    await this.qmpConn?.close();
+    await super.close();
+  }
+
+  /** What the agent supports (over qemu-ga: ember-ga-info and guest-info, see QmpConnection). */
+  override features(): Promise<Features> {
+    return this.qmpConn ? this.qmpConn.features() : super.features();
+  }
+
+  /**
+   * Sends one request in the agent's protocol and resolves with its `return` value: a phoenix
+   * command (typed from lib/answers.ts) or, over qemu-ga, a qemu-ga command (typed from
+   * qemu-ga-types.ts for those the client knows).
+   */
+  override call<N extends CommandName>(
+    command: N,
+    args?: Record<string, unknown>,
+    opts?: CallOptions,
+  ): Promise<Answers[N]>;
+  override call<N extends QgaCommandName>(
+    command: N,
+    args?: Record<string, unknown>,
+    opts?: CallOptions,
+  ): Promise<QgaAnswers[N]>;
+  override call<T = unknown>(command: string, args?: Record<string, unknown>, opts?: CallOptions): Promise<T>;
+  override call<T = unknown>(command: string, args?: Record<string, unknown>, opts: CallOptions = {}): Promise<T> {
+    return this.qmpConn ? this.qmpConn.execute<T>(command, args, opts) : super.call<T>(command, args, opts);
+  }
+
+  /**
+   * qemu-ga only: one request, the whole answer as the agent sent it (`{"return": ...}` or
+   * `{"error": {"class", "desc"}}`, the client's id removed), an error answer included.
+   */
+  qmp(command: string, args?: Record<string, unknown>, opts?: CallOptions): Promise<QmpAnswer> {
+    if (!this.qmpConn) return Promise.reject(this.onlyQemuGa('qmp', 'its answers as they come'));
+    return this.qmpConn.request(command, args, opts);
+  }
+
+  /** qemu-ga only: typed methods for qemu-ga's commands (guest-file-*, guest-exec, ...). */
+  get qga(): QemuGaCommands {
+    if (!this.qgaCommands) throw this.onlyQemuGa('qga', 'its commands');
+    return this.qgaCommands;
+  }
+
+  /** qemu-ga only: synchronises again now (guest-sync-delimited), as after a timeout. */
+  resync(opts?: CallOptions): Promise<void> {
+    if (!this.qmpConn) return Promise.reject(this.onlyQemuGa('resync', 'guest-sync-delimited'));
+    return this.qmpConn.resync(opts);
+  }
+
+  /** An operation of phoenix's protocol asked over qemu-ga's: ENOTSUP naming both. */
+  private onlyPhoenix(op: string, command: string): GuestAgentError | undefined {
+    if (!this.qmpConn) return undefined;
+    return hostError('ENOTSUP', `${op}: phoenix's protocol only, qemu-ga's has no equivalent`, command);
+  }
+
+  private onlyQemuGa(op: string, what: string): GuestAgentError {
+    return hostError('ENOTSUP', `${op}: qemu-ga's protocol only (${what}), phoenix's has no equivalent`);
+  }
+
+  // ---- typed commands (docs/PROTOCOL.md; over qemu-ga where it has an equivalent) ----
+
+  /** The agent's version (over qemu-ga: guest-ping, then guest-info's version). */
+  async ping(opts?: CallOptions): Promise<string> {
+    if (this.qmpConn) {
+      await this.qga.ping(opts);
+      return (await this.features()).version;
+    }
     return this.call('ping', undefined, opts);
   }
 
-  /** Every command name the agent accepts, aliases included. */
-  commands(opts?: CallOptions): Promise<string[]> {
+  /** Every command name the agent accepts, aliases included (over qemu-ga: guest-info's enabled ones). */
+  async commands(opts?: CallOptions): Promise<string[]> {
+    if (this.qmpConn) return (await this.qga.info(opts)).supported_commands.filter((c) => c.enabled).map((c) => c.name);
     return this.call('get-commands', undefined, opts);
   }
 
   /** agent-info (ember-ga only; the reference answers "Unknown command"). */
   agentInfo(opts?: CallOptions): Promise<AgentInfo> {
-    return this.call('agent-info', undefined, opts);
+    return this.pcall('agent-info', undefined, opts);
   }
 
-  /** agent-shutdown: the agent answers true, then exits (its supervisor restarts it). */
+  /**
+   * agent-shutdown: the agent answers true, then exits (its supervisor restarts it). Not over
+   * qemu-ga: its guest-shutdown powers the guest off.
+   */
   shutdown(opts?: CallOptions): Promise<boolean> {
-    return this.call('agent-shutdown', undefined, opts);
+    return this.pcall('agent-shutdown', undefined, opts);
   }
 
   sysinfo(opts?: CallOptions): Promise<SysInfo> {
-    return this.call('sysinfo', undefined, opts);
+    return this.pcall('sysinfo', undefined, opts);
+  }
+
+  /**
+   * qemu-ga only: runs `path` with `args` in the guest and waits for it to exit (guest-exec,
+   * then guest-exec-status polled), with its exit status and output.
+   */
+  exec(path: string, args: string[] = [], o: ExecOptions = {}): Promise<ExecResult> {
+    if (!this.qgaCommands) return Promise.reject(this.onlyQemuGa('exec', 'guest-exec and guest-exec-status'));
+    return this.qgaCommands.exec(path, args, o);
+  }
+
+  /** A phoenix command, whatever call() routes to (over qemu-ga: ENOTSUP, see request()). */
+  private pcall<T>(command: CommandName, args: Record<string, unknown> | undefined, opts?: CallOptions): Promise<T> {
+    return this.callWith<T>(command, args, opts ?? {});
+  }
+
+  /** Every phoenix request goes through here: over qemu-ga it fails, naming the command. */
+  protected override request<T>(
+    command: string,
+    build: (tag: string) => string,
+    opts: CallOptions,
+    how?: { ascii?: boolean; decodeRead?: boolean; exactInts?: boolean },
+  ): Promise<T> {
+    const no = this.onlyPhoenix(command, command);
+    return no ? Promise.reject(no) : super.request<T>(command, build, opts, how);
   }
 
   /**
@@ -70,7 +210,7 @@ export class GuestAgent extends AgentConnection {
     o: { mode?: 'r' | 'w'; perm?: number; force?: boolean; atomic?: boolean; md5?: boolean } = {},
     opts?: CallOptions,
   ): Promise<number> {
-    return this.call(
+    return this.pcall(
       'file-open',
       compact({
         path,
@@ -111,7 +251,7 @@ export class GuestAgent extends AgentConnection {
   /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
   fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<boolean> {
     if (!Number.isSafeInteger(handle))
-      return this.call('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+      return this.pcall('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
     // Built around the base64 text, which needs no JSON escaping: no JSON pass over the payload.
     return this.request(
       'file-write',
@@ -132,16 +272,20 @@ export class GuestAgent extends AgentConnection {
     o: { discard?: boolean; fsync?: boolean; md5?: string } = {},
     opts?: CallOptions,
   ): Promise<boolean> {
-    return this.call(
+    return this.pcall(
       'file-close',
       compact({ handle_id: handle, discard: o.discard || undefined, fsync: o.fsync || undefined, md5: o.md5 }),
       opts,
     );
   }
 
-  /** get-file-md5sum: lowercase hex. */
-  md5sum(path: string, opts?: CallOptions): Promise<string> {
-    return this.call('get-file-md5sum', { path }, opts);
+  /**
+   * get-file-md5sum: lowercase hex. Over qemu-ga, which has no md5, the file is read through
+   * the agent and hashed here (each read with the client's timeout).
+   */
+  async md5sum(path: string, opts?: CallOptions): Promise<string> {
+    if (this.qmpConn) return (await guestMd5(this, path)).md5;
+    return this.pcall('get-file-md5sum', { path }, opts);
   }
 
   /**
@@ -155,16 +299,16 @@ export class GuestAgent extends AgentConnection {
   }
 
   chmod(path: string, perm: number, opts?: CallOptions): Promise<boolean> {
-    return this.call('file-chmod', { path, perm }, opts);
+    return this.pcall('file-chmod', { path, perm }, opts);
   }
 
   chown(path: string, uid: number, gid: number, opts?: CallOptions): Promise<boolean> {
-    return this.call('file-chown', { path, uid, gid }, opts);
+    return this.pcall('file-chown', { path, uid, gid }, opts);
   }
 
   /** directory-create: creates missing parents too (default perm 0o755). */
   mkdir(path: string, perm?: number, opts?: CallOptions): Promise<boolean> {
-    return this.call('directory-create', compact({ path, perm }), opts);
+    return this.pcall('directory-create', compact({ path, perm }), opts);
   }
 
   /** directory-list: at most n entries (0 = all); `exact` as for stat(). */
@@ -180,53 +324,76 @@ export class GuestAgent extends AgentConnection {
 
   /**
    * fs-freeze. ember-ga: `mountpoints` freezes just those, in order; `timeout` (seconds) thaws
-   * by itself if no fs-unfreeze comes in time.
+   * by itself if no fs-unfreeze comes in time. Over qemu-ga: guest-fsfreeze-freeze, or
+   * guest-fsfreeze-freeze-list with `mountpoints` (qga.fsfreezeFreeze() gives the count); no
+   * `timeout` there.
    */
-  freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<boolean> {
+  async freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<boolean> {
+    if (this.qmpConn) {
+      if (o.timeout !== undefined)
+        throw hostError('ENOTSUP', "freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent");
+      await this.qga.fsfreezeFreeze(o.mountpoints?.length ? o.mountpoints : undefined, opts);
+      return true;
+    }
     const args = compact({ mountpoints: o.mountpoints?.length ? o.mountpoints : undefined, timeout: o.timeout });
-    return this.call('fs-freeze', Object.keys(args).length ? args : undefined, opts);
+    return this.pcall('fs-freeze', Object.keys(args).length ? args : undefined, opts);
   }
 
-  thaw(opts?: CallOptions): Promise<boolean> {
-    return this.call('fs-unfreeze', undefined, opts);
+  /** fs-unfreeze (over qemu-ga: guest-fsfreeze-thaw). */
+  async thaw(opts?: CallOptions): Promise<boolean> {
+    if (this.qmpConn) {
+      await this.qga.fsfreezeThaw(opts);
+      return true;
+    }
+    return this.pcall('fs-unfreeze', undefined, opts);
   }
 
-  /** get-freeze-status: true while frozen. */
-  frozen(opts?: CallOptions): Promise<boolean> {
-    return this.call('get-freeze-status', undefined, opts);
+  /** get-freeze-status: true while frozen (over qemu-ga: guest-fsfreeze-status). */
+  async frozen(opts?: CallOptions): Promise<boolean> {
+    if (this.qmpConn) return (await this.qga.fsfreezeStatus(opts)) === 'frozen';
+    return this.pcall('get-freeze-status', undefined, opts);
   }
 
+  /** get-netifaces (over qemu-ga, whose answer has another shape: qga.networkInterfaces()). */
   interfaces(opts?: CallOptions): Promise<NetIface[]> {
-    return this.call('get-netifaces', undefined, opts);
+    if (this.qmpConn)
+      return Promise.reject(
+        hostError(
+          'ENOTSUP',
+          "get-netifaces: phoenix's protocol only; over qemu-ga's, qga.networkInterfaces() (guest-network-get-interfaces, another shape)",
+          'get-netifaces',
+        ),
+      );
+    return this.pcall('get-netifaces', undefined, opts);
   }
 
   addAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.call('ipaddr-add', { ip, ifname }, opts);
+    return this.pcall('ipaddr-add', { ip, ifname }, opts);
   }
 
   deleteAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.call('ipaddr-del', { ip, ifname }, opts);
+    return this.pcall('ipaddr-del', { ip, ifname }, opts);
   }
 
   linkUp(ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.call('net-iface-up', { ifname }, opts);
+    return this.pcall('net-iface-up', { ifname }, opts);
   }
 
   linkDown(ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.call('net-iface-down', { ifname }, opts);
+    return this.pcall('net-iface-down', { ifname }, opts);
   }
 
   /** get-route-list of the main table; family 0 (all, default), 2 (IPv4) or 10 (IPv6). */
   routes(family: 0 | 2 | 10 = 0, opts?: CallOptions): Promise<GuestRoute[]> {
-    return this.call('get-route-list', { family }, opts);
+    return this.pcall('get-route-list', { family }, opts);
   }
 
   addRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
-    return this.call('route-add', routeArgs(r), opts);
+    return this.pcall('route-add', routeArgs(r), opts);
   }
 
   deleteRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
-    return this.call('route-del', routeArgs(r), opts);
+    return this.pcall('route-del', routeArgs(r), opts);
   }
 
   // ---- copies ----
@@ -235,20 +402,25 @@ export class GuestAgent extends AgentConnection {
    * Copies a guest file to a local path (written under a temporary name, renamed on success;
    * nothing is left behind on failure unless keepPartial) or into a Writable. Unless verify is
    * false, verified against the md5 of what the agent read (features().readMd5), else against
-   * get-file-md5sum. The Transfer emits 'progress' ({bytes, total}).
+   * get-file-md5sum; over qemu-ga against a second read of the guest file (copy-qga.ts). The
+   * Transfer emits 'progress' ({bytes, total}).
    * Throws at once (TypeError, RangeError) when chunkSize or inFlight is not a whole number >= 1.
    */
   copyFrom(guestPath: string, dest: string | Writable, opts: CopyFromOptions = {}): Transfer {
     checkCopyOptions(opts);
+    if (this.qmpConn) return new Transfer((t) => copyFromQga(this, guestPath, dest, opts, t));
     return new Transfer((t) => copyFrom(this, guestPath, dest, opts, t));
   }
 
   /**
    * Copies a local file or a Readable to a guest path (created or truncated, `perm` default
-   * 0o644), verified against get-file-md5sum unless verify is false. Throws like copyFrom.
+   * 0o644), verified against get-file-md5sum unless verify is false; over qemu-ga written in
+   * place and verified by reading it back (no perm, force, atomic or fsync there: ENOTSUP).
+   * Throws like copyFrom.
    */
   copyTo(src: string | Readable, guestPath: string, opts: CopyToOptions = {}): Transfer {
     checkCopyOptions(opts);
+    if (this.qmpConn) return new Transfer((t) => copyToQga(this, src, guestPath, opts, t));
     return new Transfer((t) => copyTo(this, src, guestPath, opts, t));
   }
 }

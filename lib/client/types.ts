@@ -6,10 +6,17 @@ export type { AgentInfo, GuestRoute, NetIface, SysInfo } from '../answers';
 
 /** What the client found out about the agent on the other end (GuestAgent.features()). */
 export interface Features {
-  /** ember-ga (answers agent-info); false for phoenix-guest-agent 0.7.1 and other agents. */
+  /** The protocol spoken (GuestAgentOptions.protocol). */
+  protocol: 'phoenix' | 'qemu-ga';
+  /**
+   * ember-ga (answers agent-info, or over qemu-ga ember-ga-info); false for phoenix-guest-agent
+   * 0.7.1, qemu-guest-agent and other agents.
+   */
   emberGa: boolean;
-  /** ping's answer. */
+  /** ping's answer; over qemu-ga guest-info's `version` (the qemu-ga version the agent speaks). */
   version: string;
+  /** Over qemu-ga, an ember-ga's own version (ember-ga-info). */
+  emberVersion?: string;
   /** Largest file-read `size` honoured (4096 for the reference protocol). */
   maxReadSize: number;
   /** Longest request line the agent accepts. */

@@ -86,6 +86,7 @@ test('real agent: typed calls, 300 requests in flight matched by tag, features',
     assert.is(ga.inFlight, 0);
     const f = await ga.features();
     assert.equal(f, {
+      protocol: 'phoenix',
       emberGa: true,
       version,
       maxReadSize: 4 * MiB,
@@ -230,6 +231,7 @@ test('0.7.1 protocol (stub): detected, 4096-byte chunks, one request per handle,
   withStub({ reference: true }, async (ga, stub, dir) => {
     const f = await ga.features();
     assert.equal(f, {
+      protocol: 'phoenix',
       emberGa: false,
       version: '0.7.1',
       maxReadSize: 4096,

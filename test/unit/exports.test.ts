@@ -18,6 +18,7 @@ const ROOT = [
   'GuestAgent',
   'GuestAgentError',
   'NetInputError',
+  'QmpConnection',
   'RT_TABLE_MAIN',
   'SystemError',
   'Transfer',

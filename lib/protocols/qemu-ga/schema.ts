@@ -76,6 +76,8 @@ export interface QgaCommand<S extends QSchema = QSchema> {
   disabled?: boolean;
   /** See Command.bulk (lib/registry.ts). */
   bulk?: boolean;
+  /** Served but left out of guest-info (ember-ga's own commands: hosts see qemu-ga's list). */
+  unlisted?: boolean;
   /**
    * The `return` value, or a promise of it (a RawJson for text already made, such as a large read's base64). Throw a
    * QgaError for an error answer; any other error is answered as GenericError with its message.

@@ -31,11 +31,14 @@ export const coreCommands = [
     handler: (_a, ctx) => ({
       version: QGA_VERSION,
       // qemu-ga lists commands newest first.
-      supported_commands: [...ctx.qemuGa.commands].reverse().map((c) => ({
-        enabled: ctx.qemuGa.enabled(c),
-        name: c.name,
-        'success-response': !c.noSuccessResponse,
-      })),
+      supported_commands: [...ctx.qemuGa.commands]
+        .reverse()
+        .filter((c) => !c.unlisted)
+        .map((c) => ({
+          enabled: ctx.qemuGa.enabled(c),
+          name: c.name,
+          'success-response': !c.noSuccessResponse,
+        })),
     }),
   }),
 ];
