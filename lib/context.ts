@@ -25,6 +25,12 @@ export interface AgentConfig {
    * target, say) before it stops reading from the host until some are done.
    */
   maxHeldInput: number;
+  /**
+   * Directory qemu-ga's system commands (guest-shutdown, guest-set-time, guest-suspend-*,
+   * guest-set-vcpus, guest-set-memory-blocks, guest-set-user-password) find /sys and their
+   * programs under: '/' for this system's own; a test's fixture tree with stub programs.
+   */
+  systemRoot: string;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -35,6 +41,7 @@ export const defaultConfig: AgentConfig = {
   largeReads: true,
   utmpFile: '/var/run/utmp',
   maxHeldInput: 32 * 1024 * 1024,
+  systemRoot: '/',
 };
 
 export interface AgentState {
