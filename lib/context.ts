@@ -28,7 +28,8 @@ export interface AgentConfig {
   /**
    * Directory qemu-ga's system commands (guest-shutdown, guest-set-time, guest-suspend-*,
    * guest-set-vcpus, guest-set-memory-blocks, guest-set-user-password) find /sys and their
-   * programs under: '/' for this system's own; a test's fixture tree with stub programs.
+   * programs under: '/' for this system's own; a test's fixture tree with stub programs (whose
+   * system clock is then the file ROOT/clock: see lib/system/clock.ts).
    */
   systemRoot: string;
 }

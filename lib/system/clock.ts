@@ -1,6 +1,7 @@
 // The system clock and the hardware clock (RTC): set the one from a time and copy it to the
 // other with hwclock(8), or set the system clock from the RTC, as qemu-ga 7.2's guest-set-time.
 import * as fs from 'fs';
+import { SystemError } from '../errors';
 import { native } from '../native';
 import { ProgramFailedError } from './power';
 import { runOrExit1, systemPath, type SystemOptions } from './programs';
@@ -8,9 +9,24 @@ import { runOrExit1, systemPath, type SystemOptions } from './programs';
 export const HWCLOCK_PROGRAM = '/sbin/hwclock';
 
 export interface ClockOptions extends SystemOptions {
-  /** settimeofday(2) (default: the addon's); a test passes a recorder. */
+  /**
+   * settimeofday(2). Default: the addon's; under a root other than '/' (a fixture), writing
+   * "SECONDS MICROSECONDS\n" to ROOT/clock, so that a rooted system never sets this one's clock.
+   */
   setTimeOfDay?: (seconds: number, microseconds: number) => void;
 }
+
+export const CLOCK_FILE = '/clock';
+
+function defaultSetTimeOfDay(opts: SystemOptions): (seconds: number, microseconds: number) => void {
+  if ((opts.root ?? '/') === '/') return native.setTimeOfDay;
+  return (seconds, microseconds) => {
+    if (microseconds < 0 || microseconds > 999_999) throw new SystemError(EINVAL, 'settimeofday');
+    fs.writeFileSync(systemPath(opts, CLOCK_FILE), `${seconds} ${microseconds}\n`);
+  };
+}
+
+const EINVAL = 22;
 
 /** Why a time was refused or could not be set; `message` in qemu-ga's words. */
 export class ClockError extends Error {
@@ -51,7 +67,7 @@ export async function setTime(ns: bigint | number | undefined, opts: ClockOption
     const tv = timeval(BigInt(ns));
     const year = new Date(tv.seconds * 1000).getFullYear(); // localtime's, as g_date_set_time_t's
     if (!(year >= 1970 && year < 2070)) throw new ClockError('Invalid time', 'EINVAL');
-    (opts.setTimeOfDay ?? native.setTimeOfDay)(tv.seconds, tv.microseconds);
+    (opts.setTimeOfDay ?? defaultSetTimeOfDay(opts))(tv.seconds, tv.microseconds);
   }
   const exit = await runOrExit1(hwclock, 'hwclock', [ns !== undefined ? '-w' : '-s']);
   if (exit.signal !== null) throw new ProgramFailedError('child process has terminated abnormally', hwclock, exit);

@@ -165,7 +165,9 @@ async function sysStateSuspend(mode: SuspendMode, opts: SystemOptions): Promise<
  * then writing "disk" or "mem" to /sys/power/state. The first way that works ends it; resolves
  * when the suspend was started (systemctl returns at once; the sysfs write only after resume).
  * Rejects with a SuspendError: "the requested suspend mode is not supported by the guest" when
- * no way offers the mode, else the failure of the last way tried.
+ * no way offers the mode, else only for a failure of the last way (the sysfs write, or
+ * "unknown guest suspend mode" for hybrid, which has none): as in qemu-ga, a way offered that
+ * failed, with none after it, resolves.
  */
 export async function suspend(mode: SuspendMode, opts: SystemOptions = {}): Promise<void> {
   let supported = false;

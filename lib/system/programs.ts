@@ -62,7 +62,7 @@ export function runProgram(
     });
     let inputError: SystemError | undefined;
     child.once('error', (e) => reject(errorAbout(e, 'spawn', file)));
-    child.once('close', (code, signal) => resolve({ code, signal, inputError }));
+    child.once('close', (code, signal) => resolve(inputError ? { code, signal, inputError } : { code, signal }));
     if (input && child.stdin) {
       child.stdin.on('error', (e) => {
         const err = errorAbout(e, 'write', file);
@@ -110,7 +110,12 @@ function executable(file: string): 'missing' | 'denied' | 'ok' {
 
 function searchDirs(opts: SystemOptions): string[] {
   const search = opts.searchPath ?? process.env.PATH ?? '/bin:/usr/bin:.';
-  return search.split(':').map((d) => (d === '' ? '.' : path.isAbsolute(d) ? systemPath(opts, d) : d));
+  // Under a root, relative entries too are taken under it: nothing outside it may run.
+  const root = opts.root ?? '/';
+  return search
+    .split(':')
+    .map((d) => (d === '' ? '.' : d))
+    .map((d) => (root === '/' ? d : systemPath(opts, path.resolve(d))));
 }
 
 /**
