@@ -23,23 +23,23 @@ function cBytes(b: Buffer): Buffer {
 }
 
 /**
- * Sets `username`'s password to `password` (bytes, or a string as UTF-8) through chpasswd found
- * in the search path; `crypted`: it is a crypt(3) hash (`chpasswd -e`). As in C, each ends at a
- * NUL. A password with a newline, or a user name with a newline or a colon, is refused
- * (PasswordError EINVAL), as is a system without chpasswd (ENOENT). chpasswd's refusal (no such
- * user, say) is a ProgramFailedError. Rejects with a SystemError (syscall "spawn") when no
- * process could be started.
+ * Sets `username`'s password to `password` through chpasswd found in the search path; strings
+ * are taken as UTF-8; `crypted`: it is a crypt(3) hash (`chpasswd -e`). The password ends at a
+ * NUL, as a C string does. A password with a newline, or a user name with a newline, a colon or
+ * a NUL, is refused (PasswordError EINVAL), as is a system without chpasswd (ENOENT). chpasswd's
+ * refusal (no such user, say) is a ProgramFailedError. Rejects with a SystemError (syscall
+ * "spawn") when no process could be started.
  */
 export async function setUserPassword(
-  username: string,
-  password: Buffer | string,
+  username: string | Buffer,
+  password: string | Buffer,
   crypted: boolean,
   opts: SystemOptions = {},
 ): Promise<void> {
   const pass = cBytes(typeof password === 'string' ? Buffer.from(password, 'utf8') : password);
-  const user = cBytes(Buffer.from(username, 'utf8'));
+  const user = typeof username === 'string' ? Buffer.from(username, 'utf8') : username;
   if (pass.includes(0x0a)) throw new PasswordError('forbidden characters in raw password', 'EINVAL');
-  if (user.includes(0x0a) || user.includes(0x3a)) {
+  if (user.includes(0x0a) || user.includes(0x3a) || user.includes(0)) {
     throw new PasswordError('forbidden characters in username', 'EINVAL');
   }
   const chpasswd = whichProgram('chpasswd', opts);

@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { errnoOf } from '../errors';
 import { strerror } from './programs';
-import { cString, lookUpUser, type UserEntry } from './users';
+import { lookUpUser, type UserEntry } from './users';
 
 /** A key change that failed; `message` in qemu-ga's words, `errno` the system's when one failed. */
 export class SshKeysError extends Error {
@@ -33,12 +33,17 @@ export class InvalidKeyError extends SshKeysError {
   }
 }
 
-/** The keys as C sees them (each up to a NUL); throws an InvalidKeyError for the first bad one. */
-function checkKeys(keys: readonly string[]): Buffer[] {
+/**
+ * The keys' bytes (a string as UTF-8); throws an InvalidKeyError for the first that cannot be a
+ * line of authorized_keys: a comment, or one with a newline or a NUL.
+ */
+function checkKeys(keys: readonly (string | Buffer)[]): Buffer[] {
   return keys.map((k) => {
-    const key = cString(k);
-    if (key.startsWith('#') || key.includes('\n')) throw new InvalidKeyError(key);
-    return Buffer.from(key, 'utf8');
+    const key = typeof k === 'string' ? Buffer.from(k, 'utf8') : k;
+    if (key[0] === 0x23 || key.includes(0x0a) || key.includes(0)) {
+      throw new InvalidKeyError(typeof k === 'string' ? k : k.toString('utf8'));
+    }
+    return key;
   });
 }
 
@@ -101,16 +106,18 @@ function strip(b: Buffer): Buffer {
 
 /**
  * The keys in `username`'s authorized_keys, in file order: each line with its surrounding
- * whitespace taken off, blank lines and comments left out. Throws an UnknownUserError, or an
- * SshKeysError when the file cannot be read (none yet: ENOENT).
+ * whitespace taken off, blank lines and comments left out, the file read up to a NUL. Throws an
+ * UnknownUserError, or an SshKeysError when the file cannot be read (none yet: ENOENT).
  */
 export async function getAuthorizedKeys(username: string): Promise<string[]> {
+  return (await readAuthorizedKeys(username)).map((l) => l.toString('utf8'));
+}
+
+/** getAuthorizedKeys' keys as the bytes of the file. */
+export async function readAuthorizedKeys(username: string): Promise<Buffer[]> {
   const user = await lookUpUser(username);
   const lines = await readLines(authorizedKeysPath(user), true);
-  return lines
-    .map(strip)
-    .filter((l) => l.length > 0 && l[0] !== 0x23)
-    .map((l) => l.toString('utf8'));
+  return lines.map(strip).filter((l) => l.length > 0 && l[0] !== 0x23);
 }
 
 /** ~/.ssh opened without following a link: the directory every later step goes through. */
@@ -118,8 +125,20 @@ async function openSshDir(dir: string): Promise<fs.promises.FileHandle> {
   try {
     return await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
   } catch (e) {
-    const errno = errnoOf(e) ?? 5;
+    let errno = errnoOf(e) ?? 5;
+    // A link refused by O_NOFOLLOW: O_DIRECTORY makes that ENOTDIR, which would mislead.
+    if (errno === ENOTDIR && (await isLink(dir))) errno = ELOOP;
     throw new SshKeysError(`failed to open directory '${dir}': ${strerror(errno)}`, errno);
+  }
+}
+
+const ENOTDIR = 20;
+
+async function isLink(p: string): Promise<boolean> {
+  try {
+    return (await fs.promises.lstat(p)).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
@@ -225,7 +244,7 @@ async function isDirectory(p: string): Promise<boolean> {
  */
 export async function addAuthorizedKeys(
   username: string,
-  keys: readonly string[],
+  keys: readonly (string | Buffer)[],
   opts: { reset?: boolean } = {},
 ): Promise<void> {
   const add = checkKeys(keys);
@@ -252,7 +271,7 @@ const ELOOP = 40;
  * error. Throws an InvalidKeyError before anything else, then an UnknownUserError, or an
  * SshKeysError when a step fails.
  */
-export async function removeAuthorizedKeys(username: string, keys: readonly string[]): Promise<void> {
+export async function removeAuthorizedKeys(username: string, keys: readonly (string | Buffer)[]): Promise<void> {
   const remove = checkKeys(keys);
   const user = await lookUpUser(username);
   const file = authorizedKeysPath(user);

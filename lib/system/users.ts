@@ -20,24 +20,18 @@ export class UnknownUserError extends Error {
   }
 }
 
-/** A name as C sees it: up to its first NUL. */
-export function cString(s: string): string {
-  const nul = s.indexOf('\0');
-  return nul < 0 ? s : s.slice(0, nul);
-}
-
 /**
- * The user named `name` (up to a NUL, as C reads it). Throws an UnknownUserError when there is
- * none, a SystemError (syscall getpwnam_r) when the lookup itself failed.
+ * The user named `name`. Throws an UnknownUserError when there is none (a name with a NUL names
+ * no one), a SystemError (syscall getpwnam_r) when the lookup itself failed.
  */
 export async function lookUpUser(name: string): Promise<UserEntry> {
-  const n = cString(name);
+  if (name.includes('\0')) throw new UnknownUserError(name);
   let entry;
   try {
-    entry = await native.getpwnam(n);
+    entry = await native.getpwnam(name);
   } catch (e) {
-    throw errorAbout(e, 'getpwnam_r', n);
+    throw errorAbout(e, 'getpwnam_r', name);
   }
-  if (entry === null) throw new UnknownUserError(n);
+  if (entry === null) throw new UnknownUserError(name);
   return { name: entry.name, uid: entry.uid, gid: entry.gid, dir: entry.dir, shell: entry.shell };
 }

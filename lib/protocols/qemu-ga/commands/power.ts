@@ -5,7 +5,6 @@ import { SystemError, toSystemError } from '../../../errors';
 import { ClockError, setTime } from '../../../system/clock';
 import { ProgramFailedError, shutdown, suspend, SuspendError, type ShutdownMode } from '../../../system/power';
 import { strerror, type SystemOptions } from '../../../system/programs';
-import { cString } from '../../../system/users';
 import { defineQgaCommand, QgaError } from '../schema';
 
 export function systemOptions(ctx: Context): SystemOptions {
@@ -54,7 +53,7 @@ export const powerCommands = [
     noSuccessResponse: true,
     args: { mode: { type: 'str', optional: true, doc: '"halt", "powerdown" (default) or "reboot".' } },
     handler: async (a, ctx) => {
-      const mode = a.mode === undefined ? undefined : cString(a.mode);
+      const mode = a.mode;
       ctx.log.info(`guest-shutdown called, mode: ${mode ?? '(null)'}`);
       if (mode !== undefined && !SHUTDOWN_MODES.includes(mode)) {
         throw new QgaError('mode is invalid (valid values are: halt|powerdown|reboot');
