@@ -65,3 +65,4 @@ export {
   type RouteSpec,
   type NetOptions,
 } from './net';
+export * as system from './system'; // shutdown, suspend, setTime, setVcpus, setMemoryBlocks, setUserPassword, SSH keys...

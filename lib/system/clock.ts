@@ -1,7 +1,7 @@
 // The system clock and the hardware clock (RTC): set the one from a time and copy it to the
 // other with hwclock(8), or set the system clock from the RTC, as qemu-ga 7.2's guest-set-time.
 import * as fs from 'fs';
-import { SystemError } from '../errors';
+import { errorAbout, SystemError } from '../errors';
 import { native } from '../native';
 import { ProgramFailedError } from './power';
 import { runOrExit1, systemPath, type SystemOptions } from './programs';
@@ -22,7 +22,11 @@ function defaultSetTimeOfDay(opts: SystemOptions): (seconds: number, microsecond
   if ((opts.root ?? '/') === '/') return native.setTimeOfDay;
   return (seconds, microseconds) => {
     if (microseconds < 0 || microseconds > 999_999) throw new SystemError(EINVAL, 'settimeofday');
-    fs.writeFileSync(systemPath(opts, CLOCK_FILE), `${seconds} ${microseconds}\n`);
+    try {
+      fs.writeFileSync(systemPath(opts, CLOCK_FILE), `${seconds} ${microseconds}\n`);
+    } catch (e) {
+      throw errorAbout(e, 'settimeofday', '');
+    }
   };
 }
 

@@ -435,6 +435,12 @@ test('guest-set-time: the (fixture) clock, then hwclock; errors', async ({ e, fx
   assert.equal(fx!.calls(), ['hwclock [-w]', 'hwclock [-s]']);
   a = await e!.call('guest-set-time', { time: 3_200_000_000_000_000_000 });
   assert.equal(a.error, { class: 'GenericError', desc: 'Invalid time' });
+  // The fixture's clock failing as settimeofday would.
+  fs.rmSync(fx!.at('/clock'));
+  fx!.mkdir('/clock');
+  a = await e!.call('guest-set-time', { time: now });
+  assert.equal(a.error, { class: 'GenericError', desc: 'Failed to set time to guest: Is a directory' });
+  fs.rmdirSync(fx!.at('/clock'));
   fx!.stub('/sbin/hwclock', { exit: 2 });
   a = await e!.call('guest-set-time');
   assert.equal(a.error, { class: 'GenericError', desc: 'hwclock failed to set hardware clock to system time' });
