@@ -141,6 +141,12 @@ export const FLAGS: FlagSpec[] = [
     set: (o, v) => (o.config.utmpFile = v),
   },
   {
+    names: ['system-root'],
+    value: 'DIR',
+    help: `directory qemu-ga's system commands find /sys and their programs under (default ${defaultConfig.systemRoot})`,
+    set: (o, v) => (o.config.systemRoot = v),
+  },
+  {
     names: ['no-large-reads'],
     help: 'ignore file-read "size" and answer 4096-byte reads, exactly like phoenix-guest-agent 0.7.1',
     set: (o) => (o.config.largeReads = false),

@@ -25,6 +25,13 @@ export interface AgentConfig {
   maxHeldInput: number;
   /** qemu-ga's fsfreeze hook: run with "freeze" before every freeze, "thaw" after (unset: none). */
   fsfreezeHook?: string;
+  /**
+   * Directory qemu-ga's system commands (guest-shutdown, guest-set-time, guest-suspend-*,
+   * guest-set-vcpus, guest-set-memory-blocks, guest-set-user-password) find /sys and their
+   * programs under: '/' for this system's own; a test's fixture tree with stub programs (whose
+   * system clock is then the file ROOT/clock: see lib/system/clock.ts).
+   */
+  systemRoot: string;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -35,6 +42,7 @@ export const defaultConfig: AgentConfig = {
   largeReads: true,
   utmpFile: '/var/run/utmp',
   maxHeldInput: 32 * 1024 * 1024,
+  systemRoot: '/',
 };
 
 export interface AgentState {

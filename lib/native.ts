@@ -283,6 +283,25 @@ export interface NetlinkBindings {
   netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
 }
 
+// ---- System: native/clock.cc, passwd.cc -------------------------------------------------------
+
+/** A user's entry as getpwnam_r(3) finds it (NSS: files, LDAP, sssd...). */
+export interface NativePasswd {
+  name: string;
+  uid: number;
+  gid: number;
+  gecos: string;
+  dir: string;
+  shell: string;
+}
+
+export interface SystemBindings {
+  /** settimeofday(2); throws the errno (EPERM without CAP_SYS_TIME). Synchronous. */
+  setTimeOfDay(seconds: number, microseconds: number): void;
+  /** getpwnam_r(3) on the thread pool: null when there is no such user; rejects with a lookup's errno. */
+  getpwnam(name: string): Promise<NativePasswd | null>;
+}
+
 // ---- Transports: native/port.cc, hangup.cc -----------------------------------------------------
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
@@ -311,7 +330,8 @@ export interface TransportBindings {
 
 // ---- The addon ---------------------------------------------------------------------------------
 
-export interface Addon extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings {}
+export interface Addon
+  extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings, SystemBindings {}
 
 /** Every export and its typeof: the addon is held to this when it loads, and the test to the reverse. */
 export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' | 'object' } = {
@@ -343,6 +363,8 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   netChangeRoute: 'function',
   Port: 'function',
   HangupWatch: 'function',
+  setTimeOfDay: 'function',
+  getpwnam: 'function',
 };
 
 /** The addon of the package at `root`, checked against ADDON_EXPORTS: a stale build fails here, naming what it lacks. */

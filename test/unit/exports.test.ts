@@ -49,6 +49,7 @@ const ROOT = [
   'setLinkUp',
   'statFile',
   'sysinfo',
+  'system',
   'thaw',
   'unescapeMountField',
 ];
@@ -65,14 +66,17 @@ test('the root export is exactly the public names', () => {
 
 test('every subpath export exists, with its types, and is part of the root', () => {
   const subpaths = Object.entries(pkg.exports).filter(([k]) => k !== '.' && k !== './package.json');
-  assert.equal(subpaths.map(([k]) => k).sort(), ['./client', './files', './freeze', './net', './sysinfo']);
+  assert.equal(subpaths.map(([k]) => k).sort(), ['./client', './files', './freeze', './net', './sysinfo', './system']);
   const root = load('dist/lib/index.js');
   for (const [name, target] of subpaths) {
     if (typeof target === 'string') throw new Error(`${name}: expected {types, default}`);
     assert.ok(fs.existsSync(path.join(REPO, target.types)), `${name}: ${target.types} missing`);
     const mod = load(target.default);
     for (const k of Object.keys(mod)) {
-      if (name === './sysinfo') assert.ok(k in (root.sysinfo as object), `sysinfo.${k} not in the root`);
+      if (name === './sysinfo' || name === './system') {
+        const ns = name.slice(2) as 'sysinfo' | 'system';
+        assert.ok(k in (root[ns] as object), `${ns}.${k} not in the root`);
+      }
       else assert.ok(k in root, `${name}'s ${k} not in the root`);
     }
   }

@@ -14,6 +14,7 @@ export type QType =
   | 'str'
   | 'base64'
   | 'int'
+  | 'uint64'
   | 'number'
   | 'bool'
   | 'any'
@@ -43,7 +44,7 @@ export class QgaError extends Error {
 
 type QTypeOf<T> = T extends 'str'
   ? string
-  : T extends 'int' | 'number'
+  : T extends 'int' | 'uint64' | 'number'
     ? number
     : T extends 'bool'
       ? boolean
@@ -103,9 +104,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** qemu's int is an int64: a JSON number with no fraction (and exact here, so within 2^53). */
+/**
+ * qemu's int is an int64: a JSON number with no fraction. Past 2^53 the number is the double
+ * JSON.parse made of it (guest-set-time's nanoseconds since 1970 are ~2^60).
+ */
 function isInt(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v);
+  return typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63;
 }
 
 function checkValue(name: string, t: QType, raw: unknown): unknown {
@@ -122,6 +126,12 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
         return decodeBase64(v) ?? null;
       case 'int':
         if (!isInt(v)) throw bad();
+        return v;
+      case 'uint64':
+        // qemu takes a negative int64 too (as 2^64 plus it): the handler gets it as sent.
+        if (!(isInt(v) || (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 64))) {
+          throw new QgaError(`Parameter '${name}' expects uint64`);
+        }
         return v;
       case 'number':
         if (typeof v !== 'number') throw bad();

@@ -4,6 +4,9 @@ import type { QgaCommand } from '../schema';
 import { coreCommands } from './core';
 import { freezeQgaCommands } from './freeze';
 import { emberCommands } from './ember';
+import { powerCommands } from './power';
+import { hotplugCommands } from './hotplug';
+import { userCommands } from './users';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -56,6 +59,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands].sort(
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands].sort(
   (a, b) => rank(a) - rank(b),
 );

@@ -1,0 +1,67 @@
+// lib/system/passwords.ts with a stub chpasswd that records its arguments and input.
+import * as assert from 'uvu/assert';
+import { PasswordError, ProgramFailedError, setUserPassword } from '../../../lib/system';
+import { suite } from '../../helpers/harness';
+import { SystemFixture } from '../../helpers/system-fixture';
+
+const test = suite('system-passwords');
+
+async function rejects(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+
+test('"USER:PASSWORD\\n" on chpasswd\'s input, -e when crypted; each up to a NUL', async () => {
+  const fx = new SystemFixture();
+  try {
+    fx.stub('/usr/sbin/chpasswd', { stdin: true });
+    const opts = { root: fx.root };
+    await setUserPassword('alice', 's3cret p\u00e4ss', false, opts);
+    await setUserPassword('bob', Buffer.from('$6$salt$hash'), true, opts);
+    await setUserPassword('carol\0ignored', Buffer.from('pw\0\nrest'), false, opts);
+    assert.equal(fx.calls(), [
+      'chpasswd',
+      `chpasswd stdin ${b64('alice:s3cret p\u00e4ss\n')}`,
+      'chpasswd [-e]',
+      `chpasswd stdin ${b64('bob:$6$salt$hash\n')}`,
+      'chpasswd',
+      `chpasswd stdin ${b64('carol:pw\n')}`,
+    ]);
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test('refusals before chpasswd runs, and its failure', async () => {
+  const fx = new SystemFixture();
+  try {
+    const opts = { root: fx.root };
+    let e = await rejects(setUserPassword('alice', 'pw', false, opts));
+    assert.instance(e, PasswordError);
+    assert.is(e.message, "cannot find 'passwd' program in PATH");
+    fx.stub('/usr/sbin/chpasswd', { exit: 1, stdin: true });
+    e = await rejects(setUserPassword('alice', 'a\nb', false, opts));
+    assert.is(e.message, 'forbidden characters in raw password');
+    for (const user of ['a:b', 'a\nb']) {
+      e = await rejects(setUserPassword(user, 'pw', false, opts));
+      assert.is(e.message, 'forbidden characters in username');
+    }
+    assert.equal(fx.calls(), []);
+    e = await rejects(setUserPassword('nosuchuser', 'pw', false, opts));
+    assert.instance(e, ProgramFailedError);
+    assert.is(e.message, 'child process has failed to set user password');
+    fx.stub('/usr/sbin/chpasswd', { killed: true });
+    e = await rejects(setUserPassword('alice', 'pw', false, opts));
+    assert.is(e.message, 'child process has terminated abnormally');
+  } finally {
+    fx.cleanup();
+  }
+});
+
+test.run();
