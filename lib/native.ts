@@ -140,6 +140,10 @@ export interface SysinfoBindings {
   }>;
   /** The width of a C long in bits. */
   readonly LONG_BIT: number;
+  /** statvfs(3): sizes in units of frsize bytes, on the thread pool. */
+  statvfs(path: string): Promise<{ frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }>;
+  /** clock_gettime(CLOCK_REALTIME): [seconds, nanoseconds]; synchronous. */
+  realTime(): [number, number];
 }
 
 // ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
@@ -324,6 +328,8 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   sysinfo: 'function',
   uname: 'function',
   LONG_BIT: 'number',
+  statvfs: 'function',
+  realTime: 'function',
   netLinks: 'function',
   netAddresses: 'function',
   netRoutes: 'function',

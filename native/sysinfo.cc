@@ -1,17 +1,21 @@
-// sysinfo(2) and uname(2) for the sysinfo command, off the main thread.
+// sysinfo(2) and uname(2) for the sysinfo command, off the main thread; statvfs(3) and the
+// wall clock for qemu-ga's guest-get-fsinfo and guest-get-time.
 //
 // Why native: the reference reports sysinfo(2)'s load averages (fixed point, 1/65536), e.g.
 // 0.0185546875, and its whole-second uptime. /proc/loadavg rounds loads to two decimals, so only
 // the system call gives the reference's values. uname(2) fills every field, the NIS domain
 // included, in the same call. LONG_BIT is exported as a constant: it is what `getconf LONG_BIT`
 // prints (the width of a C long in this userspace), no subprocess needed.
+#include <sys/statvfs.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "errors.h"
 #include "module.h"
@@ -25,6 +29,8 @@ namespace {
 int ReadSysinfo(struct sysinfo* out) { return sysinfo(out) == 0 ? 0 : -errno; }
 
 int ReadUname(struct utsname* out) { return uname(out) == 0 ? 0 : -errno; }
+
+int ReadStatvfs(const std::string& path, struct statvfs* out) { return statvfs(path.c_str(), out) == 0 ? 0 : -errno; }
 
 // --- N-API glue ---------------------------------------------------------------------------------
 
@@ -77,9 +83,45 @@ Napi::Value Uname(const Napi::CallbackInfo& info) {
       });
 }
 
+// statvfs(path): Promise<{frsize, blocks, bfree, bavail}>, as BigInts: struct statvfs as the C
+// library fills it. Why not fs.statfs: it gives f_bsize, and statvfs' sizes count f_frsize units
+// (qemu-ga's guest-get-fsinfo multiplies by f_frsize).
+Napi::Value Statvfs(const Napi::CallbackInfo& info) {
+  std::string path = StringArg(info, 0, "path");
+  auto st = std::make_shared<struct statvfs>();
+  return Schedule(
+      info.Env(), "ember-ga:statvfs",
+      [st, path]() {
+        int r = ReadStatvfs(path, st.get());
+        return r == 0 ? SysError::Ok() : SysError::Of(-r, "statvfs", path);
+      },
+      [st](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        auto big = [env](auto v) { return Napi::BigInt::New(env, static_cast<uint64_t>(v)); };
+        o.Set("frsize", big(st->f_frsize));
+        o.Set("blocks", big(st->f_blocks));
+        o.Set("bfree", big(st->f_bfree));
+        o.Set("bavail", big(st->f_bavail));
+        return o;
+      });
+}
+
+// realTime(): [seconds, nanoseconds] of CLOCK_REALTIME, synchronously (a vDSO call): the wall
+// clock finer than Date.now()'s milliseconds.
+Napi::Value RealTime(const Napi::CallbackInfo& info) {
+  struct timespec ts {};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(ts.tv_sec)));
+  a.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(ts.tv_nsec)));
+  return a;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sysinfo", Napi::Function::New(env, Sysinfo, "sysinfo"));
   exports.Set("uname", Napi::Function::New(env, Uname, "uname"));
+  exports.Set("statvfs", Napi::Function::New(env, Statvfs, "statvfs"));
+  exports.Set("realTime", Napi::Function::New(env, RealTime, "realTime"));
   exports.Set("LONG_BIT", Napi::Number::New(env, static_cast<double>(sizeof(long) * CHAR_BIT)));
 }
 
