@@ -2,6 +2,8 @@
 // first, as qemu-ga does).
 import type { QgaCommand } from '../schema';
 import { coreCommands } from './core';
+import { diskCommands } from './disks';
+import { systemCommands } from './system';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -54,4 +56,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands].sort((a, b) => rank(a) - rank(b));
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...systemCommands, ...diskCommands].sort(
+  (a, b) => rank(a) - rank(b),
+);
