@@ -144,6 +144,8 @@ export interface SysinfoBindings {
   statvfs(path: string): Promise<{ frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }>;
   /** clock_gettime(CLOCK_REALTIME): [seconds, nanoseconds]; synchronous. */
   realTime(): [number, number];
+  /** The 512-byte SMART / health log page of an NVMe device node; rejects with open or ioctl. */
+  nvmeSmartLog(path: string): Promise<Buffer>;
 }
 
 // ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
@@ -330,6 +332,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   LONG_BIT: 'number',
   statvfs: 'function',
   realTime: 'function',
+  nvmeSmartLog: 'function',
   netLinks: 'function',
   netAddresses: 'function',
   netRoutes: 'function',

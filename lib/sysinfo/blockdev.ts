@@ -10,6 +10,7 @@ import { promises as fs } from 'fs';
 import { constants } from 'os';
 import * as path from 'path';
 import { errnoOf, errorAbout } from '../errors';
+import { readNvmeSmart, type NvmeSmart } from './nvme';
 import { cscanf } from './scan';
 import { mapLimit, readAttributeText, readdirRaw } from './sysfs';
 
@@ -80,6 +81,8 @@ export interface BlockDevice {
   address?: DiskAddress;
   /** A device-mapper device's name (udev's DM_NAME). */
   alias?: string;
+  /** An NVMe disk's SMART / health information, when the controller gives it. */
+  smart?: NvmeSmart;
 }
 
 export interface BlockDeviceOptions {
@@ -87,6 +90,8 @@ export interface BlockDeviceOptions {
   sysRoot?: string;
   /** udev's runtime directory (default /run/udev). */
   udevRoot?: string;
+  /** Reads an NVMe disk's SMART log (default readNvmeSmart); tests inject one. */
+  nvmeSmart?: (dev: string) => Promise<NvmeSmart>;
 }
 
 export const DEFAULT_UDEV_ROOT = '/run/udev';
@@ -345,6 +350,10 @@ async function describeDisk(name: string, opts: BlockDeviceOptions): Promise<Blo
     const under = await disksUnder(diskDir, opts).catch(() => undefined);
     if (under?.disks[0] !== undefined) disk.address = under.disks[0];
   }
+  if (disk.address?.busType === 'nvme') {
+    const smart = await (opts.nvmeSmart ?? readNvmeSmart)(dev).catch(() => undefined);
+    if (smart !== undefined) disk.smart = smart;
+  }
   const deps = await readdirRaw(`${diskDir}/slaves`).catch(() => undefined);
   if (deps !== undefined) {
     disk.dependencies = [];
@@ -366,8 +375,7 @@ async function describeDisk(name: string, opts: BlockDeviceOptions): Promise<Blo
 }
 
 /**
- * Every disk of /sys/block with a size and a device node, and each one's partitions (the
- * NVMe SMART log qemu-ga adds for NVMe disks is not read). In qemu-ga's order: the reverse of
+ * Every disk of /sys/block with a size and a device node, and each one's partitions. In qemu-ga's order: the reverse of
  * the kernel's listing, each disk after its partitions (last first). Rejects with a SystemError
  * (opendir) only when /sys/block cannot be listed.
  */

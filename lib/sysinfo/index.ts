@@ -95,3 +95,4 @@ export { parseOsRelease, osReleaseValue, readOsInfo, OS_RELEASE_PATHS, type OsIn
 export { localTimezone, parsePosixTz, parseTzif, type Timezone, type TimezoneOptions } from './timezone';
 export { loginUsers, readLoginUsers, type LoginUser } from './users';
 export { EmptyAttributeError } from './sysfs';
+export { parseSmartLog, readNvmeSmart, type NvmeSmart } from './nvme';

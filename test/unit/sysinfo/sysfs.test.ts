@@ -11,6 +11,8 @@ import {
   listMemoryBlocks,
   listVcpus,
   memoryBlockSize,
+  parseSmartLog,
+  readNvmeSmart,
   type BlockDevice,
   type DiskAddress,
   type Statvfs,
@@ -241,9 +243,42 @@ function fixture(dir: string) {
   return { sysRoot: root, udevRoot: path.join(root, 'udev') };
 }
 
+/** A SMART / health log page: warning 1, 300 K, spare 90% (threshold 10%), 5% used, counters 1000+i. */
+function smartLog(): Buffer {
+  const log = Buffer.alloc(512);
+  log[0] = 1;
+  log.writeUInt16LE(300, 1);
+  log[3] = 90;
+  log[4] = 10;
+  log[5] = 5;
+  for (let i = 0; i < 20; i++) log.writeBigUInt64LE(BigInt(1000 + i), 32 + 8 * i);
+  log.writeBigUInt64LE(2n ** 64n - 1n, 32); // data units read: the low half at its largest
+  return log;
+}
+
+test('NVMe SMART log: the fields of the page, 128-bit counters as low and high halves', async () => {
+  const s = parseSmartLog(smartLog());
+  assert.equal(
+    [s.criticalWarning, s.temperature, s.availableSpare, s.availableSpareThreshold, s.percentageUsed],
+    [1, 300, 90, 10, 5],
+  );
+  assert.is(s.dataUnitsReadLo, 2n ** 64n - 1n);
+  assert.is(s.dataUnitsReadHi, 1001n);
+  assert.is(s.numberOfErrorLogEntriesHi, 1019n);
+  // Not an NVMe device: the ioctl is refused; no device: the open fails.
+  await rejects(() => readNvmeSmart('/dev/null'), /^ioctl \/dev\/null: inappropriate ioctl/);
+  await rejects(() => readNvmeSmart('/nonexistent/nvme0n1'), /^open /);
+});
+
 test('disks: each disk of /sys/block with a size, its address, dependencies, alias and partitions', async ({ dir }) => {
-  const opts = fixture(dir);
+  const asked: string[] = [];
+  const nvmeSmart = (dev: string) => {
+    asked.push(dev);
+    return Promise.resolve(parseSmartLog(smartLog()));
+  };
+  const opts = { ...fixture(dir), nvmeSmart };
   const got = await listBlockDevices(opts);
+  assert.equal(asked, ['/dev/nvme0n1'], 'the SMART log is read for NVMe disks only');
   const byName = Object.fromEntries(got.map((d) => [d.name, d]));
   const dmDeps = (await names(path.join(opts.sysRoot, 'sys', DM0, 'slaves'))).map((n) => `/dev/${n}`).reverse();
   const expected: Record<string, BlockDevice> = {
@@ -274,6 +309,7 @@ test('disks: each disk of /sys/block with a size, its address, dependencies, ali
         busType: 'nvme',
         dev: '/dev/nvme0n1',
       }),
+      smart: parseSmartLog(smartLog()),
     },
     '/dev/nvme0n1p1': { name: '/dev/nvme0n1p1', partition: true, dependencies: ['/dev/nvme0n1'] },
     '/dev/sdc': {

@@ -2,6 +2,7 @@
 // (lib/sysinfo has the data; this file has qemu-ga's names, shapes and error texts).
 import { SystemError, toSystemError } from '../../../errors';
 import { listBlockDevices, type DiskAddress } from '../../../sysinfo/blockdev';
+import type { NvmeSmart } from '../../../sysinfo/nvme';
 import { readDiskstats, DEFAULT_DISKSTATS, type DiskCounters } from '../../../sysinfo/diskstats';
 import { listFilesystems } from '../../../sysinfo/fsinfo';
 import { errorText } from '../dispatcher';
@@ -25,6 +26,38 @@ function address(d: DiskAddress): Record<string, unknown> {
       subchno: d.ccwAddress.subchno,
       devno: d.ccwAddress.devno,
     },
+  };
+}
+
+/** A GuestDiskSmart: the NVMe variant, the only one qemu-ga fills. */
+function smart(s: NvmeSmart): Record<string, unknown> {
+  return {
+    type: 'nvme',
+    'critical-warning': s.criticalWarning,
+    temperature: s.temperature,
+    'available-spare': s.availableSpare,
+    'available-spare-threshold': s.availableSpareThreshold,
+    'percentage-used': s.percentageUsed,
+    'data-units-read-lo': s.dataUnitsReadLo,
+    'data-units-read-hi': s.dataUnitsReadHi,
+    'data-units-written-lo': s.dataUnitsWrittenLo,
+    'data-units-written-hi': s.dataUnitsWrittenHi,
+    'host-read-commands-lo': s.hostReadCommandsLo,
+    'host-read-commands-hi': s.hostReadCommandsHi,
+    'host-write-commands-lo': s.hostWriteCommandsLo,
+    'host-write-commands-hi': s.hostWriteCommandsHi,
+    'controller-busy-time-lo': s.controllerBusyTimeLo,
+    'controller-busy-time-hi': s.controllerBusyTimeHi,
+    'power-cycles-lo': s.powerCyclesLo,
+    'power-cycles-hi': s.powerCyclesHi,
+    'power-on-hours-lo': s.powerOnHoursLo,
+    'power-on-hours-hi': s.powerOnHoursHi,
+    'unsafe-shutdowns-lo': s.unsafeShutdownsLo,
+    'unsafe-shutdowns-hi': s.unsafeShutdownsHi,
+    'media-errors-lo': s.mediaErrorsLo,
+    'media-errors-hi': s.mediaErrorsHi,
+    'number-of-error-log-entries-lo': s.numberOfErrorLogEntriesLo,
+    'number-of-error-log-entries-hi': s.numberOfErrorLogEntriesHi,
   };
 }
 
@@ -61,7 +94,7 @@ function walkError(e: unknown): QgaError {
 export const diskCommands = [
   defineQgaCommand({
     name: 'guest-get-disks',
-    doc: 'Every disk of /sys/block with a size, and its partitions: `name` (device node), `partition`, `dependencies`, `address` (bus, PCI controller, serial), `alias` (device-mapper name).',
+    doc: "Every disk of /sys/block with a size, and its partitions: `name` (device node), `partition`, `dependencies`, `address` (bus, PCI controller, serial), `alias` (device-mapper name), `smart` (an NVMe disk's health log).",
     bulk: true,
     args: {},
     handler: async () => {
@@ -74,6 +107,7 @@ export const diskCommands = [
         dependencies: d.dependencies,
         address: d.address && address(d.address),
         alias: d.alias,
+        smart: d.smart && smart(d.smart),
       }));
     },
   }),
