@@ -23,9 +23,9 @@ export function cError(what: string, e: unknown): QgaError {
 }
 
 /**
- * A sysfs read's failure as qemu-ga words it: `name(path)` is the text for the attribute at
- * path ("open sysfs file \"state\"" or "pread(\"/sys/.../cpu1//online\")"), `dir(path)` for the
- * directory opened before it.
+ * A sysfs read's failure as qemu-ga words it: `attribute` gives the text for the attribute read
+ * ('open sysfs file "state"', 'pread("/sys/.../cpu1//online")'), `dir` the one for the
+ * directory qemu-ga opens before it.
  */
 function sysfsError(
   e: unknown,
