@@ -150,6 +150,12 @@ export interface SysinfoBindings {
   }>;
   /** The width of a C long in bits. */
   readonly LONG_BIT: number;
+  /** statvfs(3): sizes in units of frsize bytes, on the thread pool. */
+  statvfs(path: string): Promise<{ frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }>;
+  /** clock_gettime(CLOCK_REALTIME): [seconds, nanoseconds]; synchronous. */
+  realTime(): [number, number];
+  /** The 512-byte SMART / health log page of an NVMe device node; rejects with open or ioctl. */
+  nvmeSmartLog(path: string): Promise<Buffer>;
 }
 
 // ---- rtnetlink: native/netlink.cc --------------------------------------------------------------
@@ -355,6 +361,9 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   sysinfo: 'function',
   uname: 'function',
   LONG_BIT: 'number',
+  statvfs: 'function',
+  realTime: 'function',
+  nvmeSmartLog: 'function',
   netLinks: 'function',
   netAddresses: 'function',
   netRoutes: 'function',

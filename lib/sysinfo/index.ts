@@ -83,3 +83,16 @@ export {
   type User,
   type UtmpRecord,
 } from './utmp';
+export { realTimeNs } from './kernel';
+export { listBlockDevices, disksUnder, type BlockDevice, type BlockDeviceOptions, type DiskAddress } from './blockdev';
+export { type CcwAddress, type DiskBusType, type PciAddress } from './blockdev';
+export { listFilesystems, type FilesystemInfo, type FilesystemOptions, type Statvfs } from './fsinfo';
+export { parseCpuStats, readCpuStats, CLK_TCK, type CpuStats } from './cpustats';
+export { parseDiskstats, readDiskstats, type DiskCounters, type DiskStats } from './diskstats';
+export { listMemoryBlocks, memoryBlockSize, type MemoryBlock } from './memory-blocks';
+export { listVcpus, cpuIndex, type Vcpu } from './vcpus';
+export { parseOsRelease, osReleaseValue, readOsInfo, OS_RELEASE_PATHS, type OsInfo } from './osinfo';
+export { localTimezone, parsePosixTz, parseTzif, type Timezone, type TimezoneOptions } from './timezone';
+export { loginUsers, readLoginUsers, type LoginUser } from './users';
+export { EmptyAttributeError } from './sysfs';
+export { parseSmartLog, readNvmeSmart, type NvmeSmart } from './nvme';

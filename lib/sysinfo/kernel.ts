@@ -55,3 +55,9 @@ export async function memory(): Promise<Memory> {
     swap: { total: kib(s.totalswap), free: kib(s.freeswap) },
   };
 }
+
+/** The wall clock (CLOCK_REALTIME) in nanoseconds since the epoch. */
+export function realTimeNs(): bigint {
+  const [s, ns] = native.realTime();
+  return BigInt(s) * 1_000_000_000n + BigInt(ns);
+}

@@ -7,6 +7,8 @@ import { emberCommands } from './ember';
 import { powerCommands } from './power';
 import { hotplugCommands } from './hotplug';
 import { userCommands } from './users';
+import { diskCommands } from './disks';
+import { systemCommands } from './system';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -59,6 +61,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands].sort(
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands, ...diskCommands, ...systemCommands].sort(
   (a, b) => rank(a) - rank(b),
 );
