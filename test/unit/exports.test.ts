@@ -76,8 +76,7 @@ test('every subpath export exists, with its types, and is part of the root', () 
       if (name === './sysinfo' || name === './system') {
         const ns = name.slice(2) as 'sysinfo' | 'system';
         assert.ok(k in (root[ns] as object), `${ns}.${k} not in the root`);
-      }
-      else assert.ok(k in root, `${name}'s ${k} not in the root`);
+      } else assert.ok(k in root, `${name}'s ${k} not in the root`);
     }
   }
 });

@@ -61,6 +61,13 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands, ...diskCommands, ...systemCommands].sort(
-  (a, b) => rank(a) - rank(b),
-);
+export const allQgaCommands: readonly QgaCommand[] = [
+  ...coreCommands,
+  ...freezeQgaCommands,
+  ...emberCommands,
+  ...powerCommands,
+  ...hotplugCommands,
+  ...userCommands,
+  ...diskCommands,
+  ...systemCommands,
+].sort((a, b) => rank(a) - rank(b));
