@@ -17,14 +17,14 @@ async function rejects(p: Promise<unknown>): Promise<Error> {
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 
-test('"USER:PASSWORD\\n" on chpasswd\'s input, -e when crypted; each up to a NUL', async () => {
+test('"USER:PASSWORD\\n" on chpasswd\'s input, -e when crypted; the password up to a NUL', async () => {
   const fx = new SystemFixture();
   try {
     fx.stub('/usr/sbin/chpasswd', { stdin: true });
     const opts = { root: fx.root };
     await setUserPassword('alice', 's3cret p\u00e4ss', false, opts);
     await setUserPassword('bob', Buffer.from('$6$salt$hash'), true, opts);
-    await setUserPassword('carol\0ignored', Buffer.from('pw\0\nrest'), false, opts);
+    await setUserPassword('carol', Buffer.from('pw\0\nrest'), false, opts);
     assert.equal(fx.calls(), [
       'chpasswd',
       `chpasswd stdin ${b64('alice:s3cret p\u00e4ss\n')}`,
@@ -48,7 +48,8 @@ test('refusals before chpasswd runs, and its failure', async () => {
     fx.stub('/usr/sbin/chpasswd', { exit: 1, stdin: true });
     e = await rejects(setUserPassword('alice', 'a\nb', false, opts));
     assert.is(e.message, 'forbidden characters in raw password');
-    for (const user of ['a:b', 'a\nb']) {
+    // A NUL in a user name is refused, not cut: "carol\0x" must not set carol's password.
+    for (const user of ['a:b', 'a\nb', 'carol\0x']) {
       e = await rejects(setUserPassword(user, 'pw', false, opts));
       assert.is(e.message, 'forbidden characters in username');
     }
