@@ -146,20 +146,25 @@ export interface SysinfoBindings {
 
 /**
  * A dump as the addon hands it over: `rows` rows, column by column, each column by its name: the
- * values of a string column in one string, a NUL after each; a number column as a Float64Array.
+ * values of a string column in one string, a NUL after each; a number column as a Float64Array;
+ * a bigint column (a 64-bit counter) as a BigUint64Array.
  */
 export interface NativeTable<Row> {
   rows: number;
-  columns: { [K in keyof Row]: Row[K] extends string ? string : Float64Array };
+  columns: {
+    [K in keyof Row]: Row[K] extends string ? string : Row[K] extends bigint ? BigUint64Array : Float64Array;
+  };
 }
 
 /** A table's columns, a string column as an array of its values. */
-export type Columns<Row> = { [K in keyof Row]: Row[K] extends string ? string[] : Float64Array };
+export type Columns<Row> = {
+  [K in keyof Row]: Row[K] extends string ? string[] : Row[K] extends bigint ? BigUint64Array : Float64Array;
+};
 
 /** make(columns, row) for each row of t, in order: `columns.name[row]` is the row's field. */
 export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row>, row: number) => T): T[] {
-  const columns: Record<string, string[] | Float64Array> = {};
-  for (const [name, values] of Object.entries<string | Float64Array>(t.columns)) {
+  const columns: Record<string, string[] | Float64Array | BigUint64Array> = {};
+  for (const [name, values] of Object.entries<string | Float64Array | BigUint64Array>(t.columns)) {
     columns[name] = typeof values === 'string' ? values.split('\0') : values;
   }
   const out = new Array<T>(t.rows);
@@ -167,8 +172,24 @@ export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row
   return out;
 }
 
+/** A link's counters since it was created (IFLA_STATS64, what /proc/net/dev and `ip -s link` show). */
+export interface NativeLinkStats {
+  rxBytes: bigint;
+  rxPackets: bigint;
+  rxErrors: bigint;
+  rxDropped: bigint;
+  /** Packets the device missed (no room in its receive ring); /proc/net/dev adds them to "drop". */
+  rxMissed: bigint;
+  txBytes: bigint;
+  txPackets: bigint;
+  txErrors: bigint;
+  txDropped: bigint;
+  multicast: bigint;
+  collisions: bigint;
+}
+
 /** A link (interface), as the kernel reports it. */
-export interface NativeLink {
+export interface NativeLink extends NativeLinkStats {
   index: number;
   name: string;
   /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
@@ -180,6 +201,8 @@ export interface NativeLink {
   hwaddr: string;
   /** IF_OPER_* (6 = up, 2 = down). */
   operstate: number;
+  /** 1 when the kernel reported the counters (NativeLinkStats), else 0 and they are 0. */
+  hasStats: number;
 }
 
 /** An address, as the kernel reports it. */
