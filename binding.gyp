@@ -19,7 +19,8 @@
         "native/sysinfo.cc",
         "native/netlink.cc",
         "native/rtnl.cc",
-        "native/rtnl_socket.cc"
+        "native/rtnl_socket.cc",
+        "native/spawn.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -296,6 +296,41 @@ export interface NetlinkBindings {
   netChangeRoute(netns: string | undefined, add: boolean, spec: NativeRouteSpec): Promise<void>;
 }
 
+// ---- Child processes: native/spawn.cc ----------------------------------------------------------
+
+/** A started child: its pid and the agent's ends of its pipes (-1 for a stream not piped; stdout and stderr non-blocking). */
+export interface NativeSpawned {
+  pid: number;
+  stdin: number;
+  stdout: number;
+  stderr: number;
+}
+
+export interface SpawnBindings {
+  /**
+   * fork + execve of `file` with argv `args` (args[0] included) and `env` ("NAME=value"
+   * entries; null: the agent's environment), as GLib's g_spawn does for qemu-ga: a `file` without
+   * a '/' is searched in the colon-separated `searchPath` (null: no search), EACCES reported
+   * when no candidate ran and one was refused; a file execve takes for a script without "#!"
+   * runs under /bin/sh. `pipes` (PIPE_* bits) says which of stdin, stdout and stderr are pipes;
+   * the others are /dev/null. Signals are at their defaults in the child, none blocked. On a
+   * thread of its own. Rejects with the errno of the failed execve (syscall "execve", path
+   * `file`), or of what failed before it. The child is the caller's to reap (reapProcess).
+   */
+  spawnProcess(
+    file: string,
+    searchPath: string | null,
+    args: string[],
+    env: string[] | null,
+    pipes: number,
+  ): Promise<NativeSpawned>;
+  /** waitpid(pid, WNOHANG): -1 while the child runs, else its wait status; throws (errno) for no such child. */
+  reapProcess(pid: number): number;
+  readonly PIPE_STDIN: number;
+  readonly PIPE_STDOUT: number;
+  readonly PIPE_STDERR: number;
+}
+
 // ---- Transports: native/port.cc, hangup.cc -----------------------------------------------------
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
@@ -325,6 +360,9 @@ export interface TransportBindings {
 // ---- The addon ---------------------------------------------------------------------------------
 
 export interface Addon extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings {}
+// Declared apart (interfaces merge), so that each group of bindings is one line of its own.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Addon extends SpawnBindings {}
 
 /** Every export and its typeof: the addon is held to this when it loads, and the test to the reverse. */
 export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' | 'object' } = {
@@ -355,6 +393,11 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   netChangeRoute: 'function',
   Port: 'function',
   HangupWatch: 'function',
+  spawnProcess: 'function',
+  reapProcess: 'function',
+  PIPE_STDIN: 'number',
+  PIPE_STDOUT: 'number',
+  PIPE_STDERR: 'number',
 };
 
 /** The addon of the package at `root`, checked against ADDON_EXPORTS: a stale build fails here, naming what it lacks. */
