@@ -25,6 +25,12 @@ export interface AgentConfig {
    * target, say) before it stops reading from the host until some are done.
    */
   maxHeldInput: number;
+  /** Processes guest-exec tracks at once: running, or finished and not yet collected. */
+  execMaxProcesses: number;
+  /** Bytes kept of each captured output stream of a guest-exec process (qemu-ga's 16 MiB). */
+  execMaxOutput: number;
+  /** Bytes of captured guest-exec output held for all processes together. */
+  execMaxHeldOutput: number;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -35,6 +41,9 @@ export const defaultConfig: AgentConfig = {
   largeReads: true,
   utmpFile: '/var/run/utmp',
   maxHeldInput: 32 * 1024 * 1024,
+  execMaxProcesses: 64,
+  execMaxOutput: 16 * 1024 * 1024,
+  execMaxHeldOutput: 32 * 1024 * 1024,
 };
 
 export interface AgentState {

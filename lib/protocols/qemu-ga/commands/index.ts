@@ -3,6 +3,7 @@
 import type { QgaCommand } from '../schema';
 import { coreCommands } from './core';
 import { networkCommands } from './network';
+import { execCommands } from './exec';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -55,6 +56,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...networkCommands].sort(
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...networkCommands, ...execCommands].sort(
   (a, b) => rank(a) - rank(b),
 );
