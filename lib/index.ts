@@ -64,4 +64,17 @@ export {
   type Route,
   type RouteSpec,
   type NetOptions,
+  type LinkStats,
 } from './net';
+export {
+  exec,
+  ExecTable,
+  ExecLimitError,
+  OutputBudget,
+  type ExecProcess,
+  type ExecOptions,
+  type ExecResult,
+  type CapturedOutput,
+  type ExecLimits,
+  type ExecStatus,
+} from './exec';

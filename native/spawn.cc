@@ -31,6 +31,10 @@ extern char** environ;
 namespace ember {
 namespace {
 
+// Older headers lack them; a kernel without close_range (before 5.9) answers ENOSYS.
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
