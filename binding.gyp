@@ -21,7 +21,8 @@
         "native/rtnl.cc",
         "native/rtnl_socket.cc",
         "native/clock.cc",
-        "native/passwd.cc"
+        "native/passwd.cc",
+        "native/spawn.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

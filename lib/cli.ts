@@ -135,6 +135,28 @@ export const FLAGS: FlagSpec[] = [
     },
   },
   {
+    names: ['exec-max-processes'],
+    value: 'N',
+    help: `guest-exec processes tracked at once, running or not yet collected (default ${defaultConfig.execMaxProcesses})`,
+    set: (o, v) => {
+      const n = positiveNumber('--exec-max-processes', v, true);
+      if (n < 1) throw new UsageError(`--exec-max-processes takes at least 1, got ${JSON.stringify(v)}`);
+      o.config.execMaxProcesses = n;
+    },
+  },
+  {
+    names: ['exec-max-output'],
+    value: 'MIB',
+    help: `guest-exec output kept per stream of a process (default ${defaultConfig.execMaxOutput / 1048576})`,
+    set: (o, v) => (o.config.execMaxOutput = Math.round(positiveNumber('--exec-max-output', v, false) * 1048576)),
+  },
+  {
+    names: ['exec-max-held'],
+    value: 'MIB',
+    help: `guest-exec output held for all processes together (default ${defaultConfig.execMaxHeldOutput / 1048576})`,
+    set: (o, v) => (o.config.execMaxHeldOutput = Math.round(positiveNumber('--exec-max-held', v, false) * 1048576)),
+  },
+  {
     names: ['utmp-file'],
     value: 'PATH',
     help: `utmp file sysinfo reads logged-in users from (default ${defaultConfig.utmpFile})`,

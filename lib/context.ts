@@ -32,6 +32,12 @@ export interface AgentConfig {
    * system clock is then the file ROOT/clock: see lib/system/clock.ts).
    */
   systemRoot: string;
+  /** Processes guest-exec tracks at once: running, or finished and not yet collected. */
+  execMaxProcesses: number;
+  /** Bytes kept of each captured output stream of a guest-exec process (qemu-ga's 16 MiB). */
+  execMaxOutput: number;
+  /** Bytes of captured guest-exec output held for all processes together. */
+  execMaxHeldOutput: number;
 }
 
 export const defaultConfig: AgentConfig = {
@@ -43,6 +49,9 @@ export const defaultConfig: AgentConfig = {
   utmpFile: '/var/run/utmp',
   maxHeldInput: 32 * 1024 * 1024,
   systemRoot: '/',
+  execMaxProcesses: 64,
+  execMaxOutput: 16 * 1024 * 1024,
+  execMaxHeldOutput: 32 * 1024 * 1024,
 };
 
 export interface AgentState {

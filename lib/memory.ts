@@ -11,7 +11,7 @@ export const COLLECT_EVERY = 2 * 1024 * 1024;
 /** Shorter lines are not counted: their buffers come from Node's pool or the heap. */
 const LARGE_LINE = 64 * 1024;
 
-type Gc = (options: { type: 'minor' }) => void;
+type Gc = (options: { type: 'minor' | 'major' }) => void;
 let gc: Gc | undefined;
 let since = 0;
 
@@ -39,4 +39,13 @@ export function lineDone(bytes: number): void {
   if (since < COLLECT_EVERY) return;
   since = 0;
   gc({ type: 'minor' });
+}
+
+/**
+ * A full collection now, when collections are on: for a producer about to make an answer of
+ * tens of MB (a guest-exec status) while the buffers of the last one, long-lived enough to be
+ * out of a young-generation collection's reach, may still wait for V8 to get to them.
+ */
+export function collectNow(): void {
+  gc?.({ type: 'major' });
 }

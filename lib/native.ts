@@ -162,20 +162,25 @@ export interface SysinfoBindings {
 
 /**
  * A dump as the addon hands it over: `rows` rows, column by column, each column by its name: the
- * values of a string column in one string, a NUL after each; a number column as a Float64Array.
+ * values of a string column in one string, a NUL after each; a number column as a Float64Array;
+ * a bigint column (a 64-bit counter) as a BigUint64Array.
  */
 export interface NativeTable<Row> {
   rows: number;
-  columns: { [K in keyof Row]: Row[K] extends string ? string : Float64Array };
+  columns: {
+    [K in keyof Row]: Row[K] extends string ? string : Row[K] extends bigint ? BigUint64Array : Float64Array;
+  };
 }
 
 /** A table's columns, a string column as an array of its values. */
-export type Columns<Row> = { [K in keyof Row]: Row[K] extends string ? string[] : Float64Array };
+export type Columns<Row> = {
+  [K in keyof Row]: Row[K] extends string ? string[] : Row[K] extends bigint ? BigUint64Array : Float64Array;
+};
 
 /** make(columns, row) for each row of t, in order: `columns.name[row]` is the row's field. */
 export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row>, row: number) => T): T[] {
-  const columns: Record<string, string[] | Float64Array> = {};
-  for (const [name, values] of Object.entries<string | Float64Array>(t.columns)) {
+  const columns: Record<string, string[] | Float64Array | BigUint64Array> = {};
+  for (const [name, values] of Object.entries<string | Float64Array | BigUint64Array>(t.columns)) {
     columns[name] = typeof values === 'string' ? values.split('\0') : values;
   }
   const out = new Array<T>(t.rows);
@@ -183,8 +188,24 @@ export function mapRows<Row, T>(t: NativeTable<Row>, make: (columns: Columns<Row
   return out;
 }
 
+/** A link's counters since it was created (IFLA_STATS64, what /proc/net/dev and `ip -s link` show). */
+export interface NativeLinkStats {
+  rxBytes: bigint;
+  rxPackets: bigint;
+  rxErrors: bigint;
+  rxDropped: bigint;
+  /** Packets the device missed (no room in its receive ring); /proc/net/dev adds them to "drop". */
+  rxMissed: bigint;
+  txBytes: bigint;
+  txPackets: bigint;
+  txErrors: bigint;
+  txDropped: bigint;
+  multicast: bigint;
+  collisions: bigint;
+}
+
 /** A link (interface), as the kernel reports it. */
-export interface NativeLink {
+export interface NativeLink extends NativeLinkStats {
   index: number;
   name: string;
   /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
@@ -196,6 +217,8 @@ export interface NativeLink {
   hwaddr: string;
   /** IF_OPER_* (6 = up, 2 = down). */
   operstate: number;
+  /** 1 when the kernel reported the counters (NativeLinkStats), else 0 and they are 0. */
+  hasStats: number;
 }
 
 /** An address, as the kernel reports it. */
@@ -308,6 +331,41 @@ export interface SystemBindings {
   getpwnam(name: string): Promise<NativePasswd | null>;
 }
 
+// ---- Child processes: native/spawn.cc ----------------------------------------------------------
+
+/** A started child: its pid and the agent's ends of its pipes (-1 for a stream not piped; stdout and stderr non-blocking). */
+export interface NativeSpawned {
+  pid: number;
+  stdin: number;
+  stdout: number;
+  stderr: number;
+}
+
+export interface SpawnBindings {
+  /**
+   * fork + execve of `file` with argv `args` (args[0] included) and `env` ("NAME=value"
+   * entries; null: the agent's environment), as GLib's g_spawn does for qemu-ga: a `file` without
+   * a '/' is searched in the colon-separated `searchPath` (null: no search), EACCES reported
+   * when no candidate ran and one was refused; a file execve takes for a script without "#!"
+   * runs under /bin/sh. `pipes` (PIPE_* bits) says which of stdin, stdout and stderr are pipes;
+   * the others are /dev/null. Signals are at their defaults in the child, none blocked. On a
+   * thread of its own. Rejects with the errno of the failed execve (syscall "execve", path
+   * `file`), or of what failed before it. The child is the caller's to reap (reapProcess).
+   */
+  spawnProcess(
+    file: string,
+    searchPath: string | null,
+    args: string[],
+    env: string[] | null,
+    pipes: number,
+  ): Promise<NativeSpawned>;
+  /** waitpid(pid, WNOHANG): -1 while the child runs, else its wait status; throws (errno) for no such child. */
+  reapProcess(pid: number): number;
+  readonly PIPE_STDIN: number;
+  readonly PIPE_STDOUT: number;
+  readonly PIPE_STDERR: number;
+}
+
 // ---- Transports: native/port.cc, hangup.cc -----------------------------------------------------
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
@@ -337,7 +395,14 @@ export interface TransportBindings {
 // ---- The addon ---------------------------------------------------------------------------------
 
 export interface Addon
-  extends FileBindings, FreezeBindings, SysinfoBindings, NetlinkBindings, TransportBindings, SystemBindings {}
+  extends
+    FileBindings,
+    FreezeBindings,
+    SysinfoBindings,
+    NetlinkBindings,
+    TransportBindings,
+    SystemBindings,
+    SpawnBindings {}
 
 /** Every export and its typeof: the addon is held to this when it loads, and the test to the reverse. */
 export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'number' | 'object' } = {
@@ -374,6 +439,11 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   HangupWatch: 'function',
   setTimeOfDay: 'function',
   getpwnam: 'function',
+  spawnProcess: 'function',
+  reapProcess: 'function',
+  PIPE_STDIN: 'number',
+  PIPE_STDOUT: 'number',
+  PIPE_STDERR: 'number',
 };
 
 /** The addon of the package at `root`, checked against ADDON_EXPORTS: a stale build fails here, naming what it lacks. */

@@ -52,6 +52,9 @@ class FdPoll : public Napi::ObjectWrap<FdPoll> {
       armed_ = false;
       Unref();
     }
+    // The callback usually holds this object (to wait again): a strong reference kept here would
+    // keep both, and whatever the callback holds, alive for good.
+    on_ready_.Reset();
     return info.Env().Undefined();
   }
 

@@ -26,7 +26,8 @@ SysError ToSysError(const rtnl::Status& s) {
 }
 
 // Dumps travel column by column, each column by name: a string column as one string (each value
-// followed by NUL), a number column as one Float64Array, built on the worker thread. lib/native.ts
+// followed by NUL), a number column as one Float64Array, a 64-bit counter column (exact past
+// 2^53) as one BigUint64Array, built on the worker thread. lib/native.ts
 // splits the strings, and lib/net reads each row's fields by column name: creating 10,000 objects
 // property by property through N-API costs more than the dump itself.
 class Table {
@@ -38,6 +39,7 @@ class Table {
     text += '\0';
   }
   void Num(const char* name, double v) { Next(name, false).nums.push_back(v); }
+  void U64(const char* name, uint64_t v) { Next(name, false, true).u64s.push_back(v); }
   void EndRow() {
     rows_++;
     at_ = 0;
@@ -48,6 +50,12 @@ class Table {
     for (const Column& c : columns_) {
       if (c.is_text) {
         columns.Set(c.name, Napi::String::New(env, c.text));
+        continue;
+      }
+      if (c.is_u64) {
+        Napi::BigUint64Array u = Napi::BigUint64Array::New(env, c.u64s.size());
+        if (!c.u64s.empty()) memcpy(u.Data(), c.u64s.data(), c.u64s.size() * sizeof(uint64_t));
+        columns.Set(c.name, u);
         continue;
       }
       Napi::Float64Array nums = Napi::Float64Array::New(env, c.nums.size());
@@ -64,12 +72,14 @@ class Table {
   struct Column {
     const char* name;
     bool is_text;
+    bool is_u64;
     std::string text;
     std::vector<double> nums;
+    std::vector<uint64_t> u64s;
   };
 
-  Column& Next(const char* name, bool is_text) {
-    if (rows_ == 0) columns_.push_back(Column{name, is_text, {}, {}});
+  Column& Next(const char* name, bool is_text, bool is_u64 = false) {
+    if (rows_ == 0) columns_.push_back(Column{name, is_text, is_u64, {}, {}, {}});
     return columns_[at_++];
   }
 
@@ -120,7 +130,12 @@ Napi::Value Links(const Napi::CallbackInfo& info) {
       [](Table& t, const rtnl::Link& l) {
         t.Str("name", l.name), t.Str("hwaddr", l.hwaddr);
         t.Num("index", l.index), t.Num("flags", l.flags), t.Num("type", l.type), t.Num("mtu", l.mtu);
-        t.Num("operstate", l.operstate);
+        t.Num("operstate", l.operstate), t.Num("hasStats", l.has_stats);
+        const rtnl::LinkStats& s = l.stats;
+        t.U64("rxBytes", s.rx_bytes), t.U64("rxPackets", s.rx_packets), t.U64("rxErrors", s.rx_errors);
+        t.U64("rxDropped", s.rx_dropped), t.U64("rxMissed", s.rx_missed);
+        t.U64("txBytes", s.tx_bytes), t.U64("txPackets", s.tx_packets), t.U64("txErrors", s.tx_errors);
+        t.U64("txDropped", s.tx_dropped), t.U64("multicast", s.multicast), t.U64("collisions", s.collisions);
       });
 }
 

@@ -25,7 +25,7 @@ constexpr int kConfirmAttempts = 25;  // ~200 ms of changes that never pause, th
 bool ParseLink(const nlmsghdr* n, Link* l) {
   if (n->nlmsg_type != RTM_NEWLINK || n->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return false;
   const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(n));
-  const rtattr* tb[IFLA_OPERSTATE + 1];
+  const rtattr* tb[IFLA_STATS64 + 1];
   ParseMessage<ifinfomsg>(tb, n);
   l->index = ifi->ifi_index;
   l->flags = ifi->ifi_flags;
@@ -34,6 +34,15 @@ bool ParseLink(const nlmsghdr* n, Link* l) {
   l->mtu = AttrU32(tb[IFLA_MTU]);
   l->hwaddr = AttrHex(tb[IFLA_ADDRESS]);
   l->operstate = tb[IFLA_OPERSTATE] ? *static_cast<const uint8_t*>(RTA_DATA(tb[IFLA_OPERSTATE])) : 0;
+  if (const rtattr* a = tb[IFLA_STATS64]) {
+    // The struct grew over kernel versions; fields a short one lacks stay 0. The attribute is
+    // only 4-byte aligned: copied out, not read in place.
+    rtnl_link_stats64 st{};
+    memcpy(&st, RTA_DATA(a), std::min(sizeof(st), static_cast<size_t>(RTA_PAYLOAD(a))));
+    l->has_stats = true;
+    l->stats = LinkStats{st.rx_bytes,   st.rx_packets, st.rx_errors,  st.rx_dropped, st.rx_missed_errors, st.tx_bytes,
+                         st.tx_packets, st.tx_errors,  st.tx_dropped, st.multicast,  st.collisions};
+  }
   return true;
 }
 

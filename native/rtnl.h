@@ -22,6 +22,13 @@ struct Status {
   }
 };
 
+// A link's counters (IFLA_STATS64: what /proc/net/dev and `ip -s link` print).
+struct LinkStats {
+  uint64_t rx_bytes = 0, rx_packets = 0, rx_errors = 0, rx_dropped = 0, rx_missed = 0;
+  uint64_t tx_bytes = 0, tx_packets = 0, tx_errors = 0, tx_dropped = 0;
+  uint64_t multicast = 0, collisions = 0;
+};
+
 struct Link {
   int index = 0;
   std::string name;
@@ -30,6 +37,8 @@ struct Link {
   uint32_t mtu = 0;
   std::string hwaddr;  // "aa:bb:cc:dd:ee:ff", "" when the link has none
   uint8_t operstate = 0;
+  bool has_stats = false;  // the kernel sent IFLA_STATS64
+  LinkStats stats;
 };
 
 struct Address {

@@ -7,6 +7,7 @@ import {
   native,
   type NativeAddress,
   type NativeLink,
+  type NativeLinkStats,
   type NativeNextHop,
   type NativeRoute,
   type NativeRouteSpec,
@@ -34,9 +35,13 @@ export interface NetOptions {
   netns?: string;
 }
 
-/** A link; `up` is IFF_UP of its flags. */
-export interface Link extends NativeLink {
+/** A link's counters (see NativeLinkStats): exact 64-bit values. */
+export type LinkStats = NativeLinkStats;
+
+/** A link; `up` is IFF_UP of its flags; `stats` its counters, when the kernel reports them. */
+export interface Link extends Omit<NativeLink, keyof NativeLinkStats | 'hasStats'> {
   up: boolean;
+  stats?: LinkStats;
 }
 
 export interface Address extends Omit<NativeAddress, 'family'> {
@@ -141,6 +146,21 @@ export async function links(opts?: NetOptions): Promise<Link[]> {
     mtu: c.mtu[r],
     hwaddr: c.hwaddr[r],
     operstate: c.operstate[r],
+    stats: c.hasStats[r]
+      ? {
+          rxBytes: c.rxBytes[r],
+          rxPackets: c.rxPackets[r],
+          rxErrors: c.rxErrors[r],
+          rxDropped: c.rxDropped[r],
+          rxMissed: c.rxMissed[r],
+          txBytes: c.txBytes[r],
+          txPackets: c.txPackets[r],
+          txErrors: c.txErrors[r],
+          txDropped: c.txDropped[r],
+          multicast: c.multicast[r],
+          collisions: c.collisions[r],
+        }
+      : undefined,
   }));
 }
 

@@ -115,14 +115,18 @@ export interface RealQemuGa {
   stop(): Promise<void>;
 }
 
-/** Starts qemu-ga 7.2 on a unix socket of its own (its state dir and pidfile in a temporary dir). */
-export async function startRealQemuGa(extra: string[] = []): Promise<RealQemuGa> {
+/**
+ * Starts qemu-ga 7.2 on a unix socket of its own (its state dir and pidfile in a temporary dir);
+ * `wrap` runs it under a command, e.g. ['ip', 'netns', 'exec', NS].
+ */
+export async function startRealQemuGa(extra: string[] = [], wrap: string[] = []): Promise<RealQemuGa> {
   const dir = tmpDir('ember-ga-qemu-ga-');
   const socket = path.join(dir, 'qga.sock');
   fs.mkdirSync(path.join(dir, 'state'));
   const proc = spawn(
-    'qemu-ga',
+    wrap[0] ?? 'qemu-ga',
     [
+      ...(wrap.length ? [...wrap.slice(1), 'qemu-ga'] : []),
       '-m',
       'unix-listen',
       '-p',

@@ -11,13 +11,18 @@ const test = suite('package exports');
 const ROOT = [
   'AbortError',
   'DEFAULT_FSFREEZE_HOOK',
+  'DEFAULT_MAX_OUTPUT',
   'DEFAULT_READ_SIZE',
+  'ExecLimitError',
+  'ExecProcess',
+  'ExecTable',
   'FileHandle',
   'Freezer',
   'FsfreezeHookError',
   'GuestAgent',
   'GuestAgentError',
   'NetInputError',
+  'OutputBudget',
   'QmpConnection',
   'RT_TABLE_MAIN',
   'SystemError',
@@ -30,6 +35,7 @@ const ROOT = [
   'deleteAddress',
   'deleteRoute',
   'errnoName',
+  'exec',
   'freeze',
   'fstrim',
   'links',
@@ -66,7 +72,15 @@ test('the root export is exactly the public names', () => {
 
 test('every subpath export exists, with its types, and is part of the root', () => {
   const subpaths = Object.entries(pkg.exports).filter(([k]) => k !== '.' && k !== './package.json');
-  assert.equal(subpaths.map(([k]) => k).sort(), ['./client', './files', './freeze', './net', './sysinfo', './system']);
+  assert.equal(subpaths.map(([k]) => k).sort(), [
+    './client',
+    './exec',
+    './files',
+    './freeze',
+    './net',
+    './sysinfo',
+    './system',
+  ]);
   const root = load('dist/lib/index.js');
   for (const [name, target] of subpaths) {
     if (typeof target === 'string') throw new Error(`${name}: expected {types, default}`);

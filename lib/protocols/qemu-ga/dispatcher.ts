@@ -99,7 +99,9 @@ export class QgaDispatcher {
           const v = await cmd.handler(args as never, this.ctx, call);
           if (cmd.noSuccessResponse) return '';
           const line = returnLine(v, answerId);
-          return name === 'guest-sync-delimited' ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')]) : line;
+          return name === 'guest-sync-delimited'
+            ? Buffer.concat([SYNC_BYTE, Buffer.from(line as string, 'utf8')])
+            : line;
         } catch (e) {
           return errorLine(e, answerId);
         } finally {
@@ -114,15 +116,28 @@ export class QgaDispatcher {
   }
 }
 
-function returnLine(value: unknown, id: { value: unknown } | undefined): string {
+/** Past this, an answer made of RawJson pieces is sent as its pieces, never copied into one buffer. */
+const ONE_BUFFER_MAX = 4 * 1024 * 1024;
+
+function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerLine {
   const body: Record<string, unknown> = { return: value ?? {} };
   if (id) body.id = id.value ?? null;
   if (value instanceof RawJson) {
-    // Text already made (a large read's base64): written around, never parsed again.
+    // Text already made (a large read's base64): written around, never parsed again, nor
+    // joined into one string (tens of MB, copied several times over).
     const parts = qdictOrder(Object.keys(body)).map((k) =>
-      k === 'return' ? `"return": ${value.json}` : `"id": ${qmpJson(body.id)}`,
+      k === 'return' ? '"return": ' : `"id": ${qmpJson(body.id)}`,
     );
-    return `{${parts.join(', ')}}\n`;
+    const at = parts.indexOf('"return": ');
+    const head = `{${parts.slice(0, at + 1).join(', ')}`;
+    const tail = `${parts
+      .slice(at + 1)
+      .map((p) => `, ${p}`)
+      .join('')}}\n`;
+    const pieces = [head, ...value.parts, tail].map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
+    let len = 0;
+    for (const p of pieces) len += p.length;
+    return len > ONE_BUFFER_MAX ? pieces : Buffer.concat(pieces, len);
   }
   return qmpJson(body) + '\n';
 }

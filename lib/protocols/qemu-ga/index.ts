@@ -24,7 +24,12 @@ export class QgaProtocol implements Protocol {
         bytes: 'bytes' in m ? m.bytes.length : 0,
         answer: (call) => {
           const answer = previous.then(() => this.dispatcher.dispatch(m, call));
-          previous = answer;
+          // Order only: holding the answer itself would keep it (a 44 MiB exec status, say) for
+          // as long as the session lasts.
+          previous = answer.then(
+            () => undefined,
+            () => undefined,
+          );
           return answer;
         },
       });

@@ -9,6 +9,8 @@ import { hotplugCommands } from './hotplug';
 import { userCommands } from './users';
 import { diskCommands } from './disks';
 import { systemCommands } from './system';
+import { networkCommands } from './network';
+import { execCommands } from './exec';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -70,4 +72,6 @@ export const allQgaCommands: readonly QgaCommand[] = [
   ...userCommands,
   ...diskCommands,
   ...systemCommands,
+  ...networkCommands,
+  ...execCommands,
 ].sort((a, b) => rank(a) - rank(b));

@@ -1,0 +1,182 @@
+// guest-exec and guest-exec-status (qga/commands.c), on lib/exec: one table of the agent's
+// processes, whichever host started them, with qemu-ga's answers and errors. The table is
+// bounded (lib/exec/table.ts; docs/QEMU-GA.md "Exec").
+import type { Context } from '../../../context';
+import { ExecLimitError, ExecTable, type ExecStatus } from '../../../exec';
+import { SystemError, toSystemError } from '../../../errors';
+import { defineQgaCommand, QgaError } from '../schema';
+import { strerror } from '../dispatcher';
+import { qdictOrder } from '../json';
+import { collectNow } from '../../../memory';
+import { native } from '../../../native';
+import { RawJson } from '../../../wire/answer';
+
+const tables = new WeakMap<Context, ExecTable>();
+
+/** Captured bytes from which a status is worth a full garbage collection before it is made. */
+const LARGE_STATUS = 4 * 1024 * 1024;
+
+/** The agent's process table, made with its budgets on first use. */
+function tableOf(ctx: Context): ExecTable {
+  let t = tables.get(ctx);
+  if (!t) {
+    t = new ExecTable(
+      {
+        maxProcesses: ctx.config.execMaxProcesses,
+        maxOutput: ctx.config.execMaxOutput,
+        maxHeldOutput: ctx.config.execMaxHeldOutput,
+      },
+      (pid) => ctx.log.warn(`guest-exec: forgot process ${pid}'s status, never collected, to make room`),
+    );
+    tables.set(ctx, t);
+  }
+  return t;
+}
+
+/** qemu's base64_valid_chars (util/base64.c): newlines pass, nothing else outside the alphabet. */
+const QBASE64_VALID = /^[A-Za-z0-9+/=\n]*$/;
+const STRICT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const RANK = new Int8Array(256).fill(-1);
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries())
+  RANK[c.charCodeAt(0)] = i;
+RANK['='.charCodeAt(0)] = 0;
+
+/**
+ * qbase64_decode(): qemu's check of the characters, then g_base64_decode, which skips newlines,
+ * decodes '=' as a zero sextet of a group whose trailing '='s shorten it, and drops a last
+ * incomplete group.
+ */
+export function qbase64Decode(text: string): Buffer {
+  const s = text.includes('\0') ? text.slice(0, text.indexOf('\0')) : text; // a C string
+  if (!QBASE64_VALID.test(s)) throw new QgaError('Base64 data contains invalid characters');
+  if (STRICT.test(s)) return Buffer.from(s, 'base64');
+  const out = Buffer.alloc(Math.floor(s.length / 4) * 3);
+  let n = 0;
+  let v = 0;
+  let i = 0;
+  let last0 = 0;
+  let last1 = 0;
+  const EQ = 0x3d;
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    const rank = RANK[c];
+    if (rank < 0) continue;
+    last1 = last0;
+    last0 = c;
+    v = ((v << 6) | rank) & 0xffffff;
+    if (++i === 4) {
+      out[n++] = v >> 16;
+      if (last1 !== EQ) out[n++] = (v >> 8) & 0xff;
+      if (last0 !== EQ) out[n++] = v & 0xff;
+      i = 0;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+/** A string as qemu-ga's C code sees it: up to its first NUL. */
+const cString = (s: string) => (s.includes('\0') ? s.slice(0, s.indexOf('\0')) : s);
+
+/** glib's g_spawn error texts, as qemu-ga wraps them. */
+function spawnError(path: string, e: unknown): QgaError {
+  const failed = (why: string) => new QgaError(`Guest agent command failed, error was '${why}'`);
+  if (e instanceof ExecLimitError) return failed(e.message);
+  const err = toSystemError(e);
+  if (!(err instanceof SystemError)) throw e;
+  const text = strerror(err.errno);
+  switch (err.syscall) {
+    case 'execve':
+      return failed(`Failed to execute child process \u201c${path}\u201d (${text})`);
+    case 'fork':
+      return failed(`Failed to fork (${text})`);
+    case 'pipe2':
+      return failed(`Failed to create pipe for communicating with child process (${text})`);
+    case 'dup2':
+      return failed(`Failed to redirect output or input of child process (${text})`);
+    default:
+      return failed(`Failed to open file \u201c/dev/null\u201d (${text})`);
+  }
+}
+
+/**
+ * guest-exec-status's answer: exitcode or signal, and each output stream written to, with its
+ * flag. With output, JSON text made here in pieces (each stream's base64 a piece per block of it):
+ * two 16 MiB streams never exist as one string, nor as one buffer.
+ */
+function statusAnswer(s: ExecStatus): Record<string, unknown> | RawJson {
+  if (!s.exited) return { exited: false };
+  const fields: Record<string, string | (string | Buffer)[]> = { exited: 'true' };
+  if (s.exitCode !== undefined) fields.exitcode = String(s.exitCode);
+  else if (s.signal !== undefined) fields.signal = String(s.signal);
+  // qemu-ga reports a stream only when it kept some of it; ember-ga also when the shared budget
+  // left it nothing to keep, so that the loss shows (out-truncated without out-data).
+  for (const [name, out] of [
+    ['out', s.stdout],
+    ['err', s.stderr],
+  ] as const) {
+    if (out.length === 0 && !out.truncated) continue;
+    if (out.length > 0) fields[`${name}-data`] = ['"', ...out.pieces.map((p) => native.base64(p, p.length)), '"'];
+    fields[`${name}-truncated`] = String(out.truncated);
+  }
+  const parts: (string | Buffer)[] = ['{'];
+  for (const [i, k] of qdictOrder(Object.keys(fields)).entries()) {
+    parts.push(`${i ? ', ' : ''}"${k}": `);
+    const v = fields[k];
+    if (typeof v === 'string') parts.push(v);
+    else parts.push(...v);
+  }
+  parts.push('}');
+  return new RawJson(parts);
+}
+
+export const execCommands = [
+  defineQgaCommand({
+    name: 'guest-exec-status',
+    doc: "A process's state: `{exited: false}` while it runs; once it has ended and closed its output, its exit code or signal and captured output, after which its pid is forgotten.",
+    args: { pid: { type: 'int', doc: 'What guest-exec answered.' } },
+    handler: async (a, ctx) => {
+      const table = tableOf(ctx);
+      const p = table.find(a.pid);
+      if (!p) throw new QgaError("Invalid parameter 'pid'");
+      if (p.finished && p.held > 0) {
+        // Up to two 16 MiB streams as base64: wait, as file reads do, until the host has taken
+        // what is queued for it (the status stays in the table meanwhile).
+        const room = ctx.outputRoom();
+        if (room) await room;
+        // And let the last large status's buffers go first (see collectNow).
+        if (p.held >= LARGE_STATUS) collectNow();
+      }
+      const s = table.collect(a.pid);
+      if (!s) throw new QgaError("Invalid parameter 'pid'"); // collected by another host meanwhile
+      const answer = statusAnswer(s);
+      if (s.exited) ctx.holdOutput(Math.ceil((s.stdout.length + s.stderr.length) / 3) * 4);
+      return answer;
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-exec',
+    doc: "Starts a program, searched in PATH when it has no '/': its pid. Its stdin gets `input-data`, then end of file; its stdout and stderr are kept for guest-exec-status with `capture-output` (16 MiB each), else discarded.",
+    args: {
+      path: { type: 'str', doc: 'The program; also its argv[0].' },
+      arg: { type: { array: 'str' }, optional: true, doc: 'Its arguments.' },
+      env: { type: { array: 'str' }, optional: true, doc: 'Its whole environment, NAME=value entries.' },
+      'input-data': { type: 'str', optional: true, doc: 'Its stdin, base64.' },
+      'capture-output': { type: 'bool', optional: true, doc: 'Keep its stdout and stderr.' },
+    },
+    handler: async (a, ctx) => {
+      const input = a['input-data'] === undefined ? undefined : qbase64Decode(a['input-data']);
+      const path = cString(a.path);
+      try {
+        const p = await tableOf(ctx).start(path, {
+          args: a.arg?.map(cString),
+          env: a.env?.map(cString),
+          input,
+          capture: a['capture-output'] === true,
+        });
+        return { pid: p.pid };
+      } catch (e) {
+        throw spawnError(path, e);
+      }
+    },
+  }),
+];
