@@ -19,6 +19,8 @@ import { Registry } from '../lib/registry';
 import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';
+import { QmpClient } from '../test/helpers/qemu-ga';
+import { allQgaCommands } from '../lib/protocols/qemu-ga/commands';
 import { withTimeout } from '../test/helpers/harness';
 import {
   buildImage,
@@ -63,6 +65,8 @@ const GROUPS: Record<Group, string[]> = {
 };
 const treeNames = new Registry(allCommands).names();
 const inTree = (g: Group) => GROUPS[g].some((n) => treeNames.includes(n));
+/** qemu-ga commands this tree has: a check that drives others is skipped, with the reason. */
+const qgaNames = allQgaCommands.map((c) => c.name);
 
 const T0 = Date.now();
 const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
@@ -141,6 +145,52 @@ async function pingUntil(ms: number): Promise<void> {
 async function disconnect(): Promise<void> {
   await ga?.close();
   ga = undefined;
+  qmp?.close();
+  qmp = undefined;
+}
+
+// --- the qemu-ga client: test/helpers/qemu-ga.ts's QmpClient on the second port's socket ----
+let qmp: QmpClient | undefined;
+let syncId = 1000;
+
+/** A client of the org.qemu.guest_agent.0 port, synchronised as libvirt does it: 0xFF, then guest-sync-delimited. */
+async function qga(ms = 30_000): Promise<QmpClient> {
+  const mine = checkGuest.getStore();
+  if (mine !== undefined && mine !== liveGuest)
+    throw new Error('a check of an earlier guest, still running after its timeout');
+  if (qmp) return qmp;
+  const c = await QmpClient.connect(qemu.qgaSocket);
+  const end = Date.now() + ms;
+  try {
+    for (;;) {
+      // The 0xFF drops any partial request in the agent's parser (it answers it with a parse
+      // error); the answer to sync, after a 0xFF of its own, is past anything stale.
+      const id = ++syncId;
+      c.send(
+        Buffer.concat([
+          Buffer.from([0xff]),
+          Buffer.from(`{"execute":"guest-sync-delimited","arguments":{"id":${id}}}\n`),
+        ]),
+      );
+      try {
+        for (;;) {
+          const raw = await c.rawAnswer(Math.max(1, Math.min(2_000, end - Date.now())));
+          if (raw[0] !== 0xff) continue; // the 0xFF's parse error, or something stale
+          const a = JSON.parse(raw.subarray(1).toString('utf8')) as { return?: unknown };
+          if (a.return === id) {
+            qmp = c;
+            return c;
+          }
+        }
+      } catch (e) {
+        if (Date.now() >= end)
+          throw new Error(`no guest-sync-delimited answer within ${ms} ms: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    c.close();
+    throw e;
+  }
 }
 
 /** The agent's pid, CPU ticks (utime + stime) and the guest uptime, from /init's "agent-cpu"
@@ -207,10 +257,15 @@ interface Check {
   name: string;
   needs: Group[];
   fn: () => Promise<string | void>;
+  /** qemu-ga commands it drives beyond the core ones. */
+  qga?: string[];
 }
 const checks: Check[] = [];
 const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) =>
   list.push({ name, needs, fn });
+/** A check that drives these qemu-ga commands: skipped, saying which, while this tree lacks any. */
+const qgaCheck = (name: string, needs: Group[], qga: string[], fn: () => Promise<string | void>, list = checks) =>
+  list.push({ name, needs, fn, qga });
 
 let disk: { path: string; seedMd5: string; seed: string };
 const timings: Record<string, string> = {};
@@ -492,6 +547,79 @@ check('net: net-iface-down and net-iface-up on eth0', ['net'], async () => {
   assert((await eth0()).flags.split('|').includes('up'), 'eth0 not up after net-iface-up');
 });
 
+// --- the qemu-ga port: org.qemu.guest_agent.0, served by the same agent as the phoenix port ----
+type QgaInfo = { version: string; supported_commands: { name: string; enabled: boolean }[] };
+
+check('qemu-ga port: guest-sync-delimited, guest-ping, guest-info from the agent serving both ports', [], async () => {
+  const q = await qga();
+  const pong = await q.ok('guest-ping');
+  assert(JSON.stringify(pong) === '{}', `guest-ping answered ${JSON.stringify(pong)}`);
+  const info = await q.ok<QgaInfo>('guest-info');
+  const listed = info.supported_commands.map((c) => c.name);
+  const missing = qgaNames.filter((n) => !listed.includes(n));
+  assert(missing.length === 0, `the packed agent's guest-info lacks ${missing.join(', ')}`);
+  // One process: /init started one agent, and it serves both ports, each in its protocol.
+  const text = qemu.consoleText();
+  for (const re of [
+    /serving on port \/dev\/vport\d+p\d+ \(phoenix\)/,
+    /serving on port \/dev\/vport\d+p\d+ \(qemu-ga\)/,
+  ])
+    assert(re.test(text), `the console does not show ${re}`);
+  assert(agentStarts().length === 1, `/init started ${agentStarts().length} agents`);
+  return `guest-info version ${info.version}, ${listed.length} commands`;
+});
+
+check('both ports at once: phoenix and qemu-ga requests interleaved, every one answered', [], async () => {
+  const q = await qga();
+  const N = 40;
+  const phoenix = Promise.all(Array.from({ length: N }, () => client().ping({ timeout: 20_000 })));
+  const qemuGa = (async () => {
+    for (let i = 0; i < N; i++) {
+      const id = ++syncId;
+      assert((await q.ok('guest-sync', { id })) === id, `guest-sync ${id}`);
+    }
+  })();
+  await Promise.all([phoenix, qemuGa]);
+  return `${N} phoenix pings and ${N} guest-syncs`;
+});
+
+qgaCheck(
+  'one freeze state for both ports: phoenix fs-freeze seen and thawed by qemu-ga, and the other way round',
+  ['freeze'],
+  ['guest-fsfreeze-status', 'guest-fsfreeze-freeze', 'guest-fsfreeze-thaw'],
+  async () => {
+    const q = await qga();
+    assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'qemu-ga sees a freeze before any');
+    let frozen = (await ok('fs-freeze')) === true;
+    try {
+      assert(frozen, 'fs-freeze');
+      const st = await q.ok('guest-fsfreeze-status');
+      assert(st === 'frozen', `guest-fsfreeze-status ${JSON.stringify(st)} while phoenix holds the freeze`);
+      const n = await q.ok<number>('guest-fsfreeze-thaw');
+      assert(typeof n === 'number' && n >= 1, `guest-fsfreeze-thaw thawed ${JSON.stringify(n)}`);
+      frozen = false;
+      assert((await ok('get-freeze-status')) === false, 'phoenix still sees a freeze qemu-ga thawed');
+      // The other way round: qemu-ga freezes (the guest's disk among what it selects), phoenix thaws.
+      const m = await q.ok<number>('guest-fsfreeze-freeze');
+      frozen = true;
+      assert(typeof m === 'number' && m >= 1, `guest-fsfreeze-freeze froze ${JSON.stringify(m)}`);
+      assert((await ok('get-freeze-status')) === true, 'phoenix does not see the freeze qemu-ga made');
+      const snapA = hostReadsDisk(disk.path, '/ticks');
+      await sleep(1500);
+      assert(snapA === hostReadsDisk(disk.path, '/ticks'), 'the disk changed while qemu-ga held it frozen');
+      assert((await ok('fs-unfreeze')) === true, 'fs-unfreeze');
+      frozen = false;
+      assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'qemu-ga still sees the freeze phoenix thawed');
+      return `phoenix froze, qemu-ga thawed ${n}; qemu-ga froze ${m}, phoenix thawed`;
+    } finally {
+      if (frozen)
+        await client()
+          .call('fs-unfreeze')
+          .catch(() => {});
+    }
+  },
+);
+
 check('port: the host closes and reopens the socket; the agent idles meanwhile and answers again', [], async () => {
   // Measured between the first and the last agent-cpu line printed while the host is away.
   const from = qemu.consoleText().length;
@@ -623,6 +751,24 @@ check(
   systemdChecks,
 );
 check(
+  'systemd: the same unit serves org.qemu.guest_agent.0 (qemu-ga) beside the phoenix port',
+  [],
+  async () => {
+    const q = await qga();
+    const pong = await q.ok('guest-ping');
+    assert(JSON.stringify(pong) === '{}', `guest-ping answered ${JSON.stringify(pong)}`);
+    await consoleShows(
+      /serving on port \/dev\/virtio-ports\/org\.qemu\.guest_agent\.0 \(qemu-ga\)/,
+      0,
+      10_000,
+      "the agent on the qemu-ga port, at udev's symlink",
+    );
+    assert(unitStarts() === 1, `expected one "Started ember-ga.service" for both ports, got ${unitStarts()}`);
+    return 'one unit start, both ports served';
+  },
+  systemdChecks,
+);
+check(
   'systemd: Restart=always brings the agent back after agent-shutdown (exit 0)',
   [],
   async () => {
@@ -698,6 +844,12 @@ async function main(): Promise<number> {
         if (absent.length) {
           skipped++;
           console.log(`skip ${c.name} (group ${absent.join(', ')} not in this tree yet)`);
+          continue;
+        }
+        const absentQga = (c.qga ?? []).filter((n) => !qgaNames.includes(n));
+        if (absentQga.length) {
+          skipped++;
+          console.log(`skip ${c.name} (qemu-ga ${absentQga.join(', ')} not in this tree yet)`);
           continue;
         }
         const t = Date.now();
