@@ -200,7 +200,8 @@ export class Libvirt {
   /** virsh ARGS against this libvirtd; killed after `ms`. */
   virsh(args: string[], ms = 60_000): Promise<VirshResult> {
     return new Promise((resolve) => {
-      const p = spawn('virsh', ['-q', '-c', this.uri, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Not -q: it also silences what some commands answer ("Froze 1 filesystem(s)").
+      const p = spawn('virsh', ['-c', this.uri, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       p.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
