@@ -11,8 +11,6 @@ export { Registry, defineCommand, type Command, type ArgSpec, type Schema } from
 export { PortTransport } from './transports/port';
 export { UnixTransport } from './transports/unix';
 export { findPort } from './transports/find-port';
-export { findPorts, KNOWN_PORTS, type FoundPort } from './transports/find-port';
-export { PortWatcher, type PortWatchOptions, type PortWatchHandlers } from './transports/port-watch';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File, type Md5Options } from './files/md5';
