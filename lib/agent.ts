@@ -135,9 +135,9 @@ export class Agent {
     const log = holdingLogger(opts.log);
     const state: AgentState = { frozen: false };
     const registry = new Registry(opts.commands);
-    this.endpoints =
-      opts.endpoints ?? (opts.transport ? [{ transport: opts.transport, protocol: opts.protocol ?? 'phoenix' }] : []);
-    if (this.endpoints.length === 0) throw new Error('the agent needs a transport');
+    // Endpoints may also come and go later (addEndpoint, removeEndpoint): the list may start empty.
+    if (!opts.endpoints && !opts.transport) throw new Error('the agent needs a transport');
+    this.endpoints = [...(opts.endpoints ?? [{ transport: opts.transport!, protocol: opts.protocol ?? 'phoenix' }])];
     const bulk = new Limiter(1);
     this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
     this.stopped = new Promise((r) => (this.markStopped = r));
@@ -193,20 +193,62 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    for (const { transport, protocol } of this.endpoints) {
-      await transport.start({
-        begin: (output) => {
-          const s = new Session(this.nextSession++, output, this, this.protocols[protocol], this.maxLineBytes);
-          this.sessions.add(s);
-          return s;
-        },
-        drain: () => {
-          this.wakeRoomWaiters();
-          this.updateFlow();
-        },
-      });
-      this.ctx.log.info(`ember-ga ${VERSION} serving on ${transport.description} (${protocol})`);
+    for (const e of this.endpoints) await this.startEndpoint(e);
+  }
+
+  private async startEndpoint({ transport, protocol }: Endpoint): Promise<void> {
+    await transport.start({
+      begin: (output) => {
+        const s = new Session(this.nextSession++, output, this, this.protocols[protocol], this.maxLineBytes);
+        this.sessions.add(s);
+        return s;
+      },
+      drain: () => {
+        this.wakeRoomWaiters();
+        this.updateFlow();
+      },
+    });
+    // Held back like the others while the shared budgets are spent.
+    if (this.paused) transport.pause();
+    this.ctx.log.info(`ember-ga ${VERSION} serving on ${transport.description} (${protocol})`);
+  }
+
+  /** The endpoints served now. */
+  get serving(): readonly Endpoint[] {
+    return this.endpoints;
+  }
+
+  /**
+   * Serves one more endpoint (a port that appeared), with the same state, handles and budgets
+   * as the others. Rejects, serving nothing new, when its transport cannot start.
+   */
+  async addEndpoint(e: Endpoint): Promise<void> {
+    if (this.stopping) throw new Error('the agent is stopping');
+    this.endpoints.push(e);
+    try {
+      await this.startEndpoint(e);
+    } catch (err) {
+      this.endpoints.splice(this.endpoints.indexOf(e), 1);
+      await e.transport.close().catch(() => undefined);
+      throw err;
     }
+    // stop() closes what it finds in the list; one added while it began must go too.
+    if (this.stopping && this.endpoints.includes(e)) await this.removeEndpoint(e.transport);
+  }
+
+  /**
+   * Stops serving one endpoint (its port went away): its host's session ends as when the host is
+   * gone (work cancelled, handles closed, answers still to come dropped); the others go on.
+   */
+  async removeEndpoint(transport: Transport): Promise<void> {
+    const i = this.endpoints.findIndex((e) => e.transport === transport);
+    if (i < 0) return;
+    this.endpoints.splice(i, 1);
+    await transport.close();
+    this.ctx.log.info(`no longer serving on ${transport.description}`);
+    // Its queued output is gone from the budget: waiting producers and reading may go on.
+    this.wakeRoomWaiters();
+    this.updateFlow();
   }
 
   /**

@@ -10,32 +10,69 @@ import { HoldingLogger, stderrLogger } from './log';
 import { enableCollections } from './memory';
 import { MAX_TIMEOUT_SECONDS } from './timers';
 import { HOST_GONE_MS, PortTransport } from './transports/port';
-import { findPort } from './transports/find-port';
+import { KNOWN_PORTS, portNameOf, QGA_PORT_NAME, SYS_PORTS_DIR } from './transports/find-port';
+import { PortWatcher } from './transports/port-watch';
 import { UnixTransport } from './transports/unix';
 import type { Transport } from './transports/transport';
 import { VERSION } from './version';
 import { PROTOCOL_NAMES, type ProtocolName } from './protocols/protocol';
+import type { Endpoint } from './agent';
 
-/** The virtio-serial port name qemu-ga's hosts (libvirt, Proxmox) open. */
-export const QGA_PORT_NAME = 'org.qemu.guest_agent.0';
+export { QGA_PORT_NAME };
 
-/** The protocol of a transport: as asked, else by the port's name. */
-export function protocolFor(asked: ProtocolName | undefined, portPath: string | undefined): ProtocolName {
+/** How often, by default, the agent looks for ports appearing and going away (--port-scan). */
+export const PORT_SCAN_SECONDS = 2;
+
+/**
+ * The protocol of a port: as asked, else by the port's name (its file name, or the name sysfs
+ * gives the device it leads to): qemu-ga on org.qemu.guest_agent.0, phoenix on any other.
+ */
+export function protocolFor(
+  asked: ProtocolName | undefined,
+  portPath: string | undefined,
+  sysDir = SYS_PORTS_DIR,
+): ProtocolName {
   if (asked) return asked;
-  return portPath !== undefined && portPath.split('/').pop() === QGA_PORT_NAME ? 'qemu-ga' : 'phoenix';
+  if (portPath === undefined) return 'phoenix';
+  return KNOWN_PORTS[portNameOf(portPath, sysDir) ?? ''] ?? 'phoenix';
+}
+
+/** One -p or --listen: what to open and, when its value said so, the protocol its hosts speak. */
+export interface EndpointSpec {
+  kind: 'port' | 'unix';
+  path: string;
+  protocol?: ProtocolName;
 }
 
 export interface CliOptions {
-  port?: string;
-  listen?: string;
-  /** The front-end hosts speak; by default qemu-ga on a port named org.qemu.guest_agent.0, else phoenix. */
+  /** -p and --listen, in the order given; none: the ports are found by name and followed. */
+  endpoints: EndpointSpec[];
+  /** The protocol of every -p and --listen without a PROTO: prefix. */
   protocol?: ProtocolName;
   /** Seconds the port may stay hung up before the host's session is over. */
   hostGoneTimeout?: number;
+  /** Where ports are found by name, and their device nodes. */
+  sysDir?: string;
+  devDir?: string;
+  /** Seconds between looks for ports coming and going; 0: only at start. */
+  portScan?: number;
   debug: boolean;
   version: boolean;
   help: boolean;
   config: Partial<AgentConfig>;
+}
+
+/** "PROTO:REST" -> the protocol and REST; anything else is all REST. */
+function protocolPrefix(v: string): { protocol?: ProtocolName; rest: string } {
+  const m = /^([a-z-]+):(.*)$/s.exec(v);
+  if (m && (PROTOCOL_NAMES as readonly string[]).includes(m[1])) return { protocol: m[1] as ProtocolName, rest: m[2] };
+  return { rest: v };
+}
+
+function addEndpoint(o: CliOptions, spec: EndpointSpec, flag: string): void {
+  if (o.endpoints.some((e) => e.kind === spec.kind && e.path === spec.path))
+    throw new UsageError(`${flag} ${spec.path} given twice`);
+  o.endpoints.push(spec);
 }
 
 interface FlagSpec {
@@ -66,29 +103,52 @@ function positiveNumber(flag: string, v: string, integer: boolean): number {
 export const FLAGS: FlagSpec[] = [
   {
     names: ['p', 'port'],
-    value: 'PATH',
-    help: `virtio-serial port (default: /dev/virtio-ports/org.guest-agent.0, else found by name under /sys/class/virtio-ports)`,
-    set: (o, v) => (o.port = v),
+    value: '[PROTO:]PATH',
+    help: `a virtio-serial port to serve; may be repeated. PROTO is ${PROTOCOL_NAMES.join(' or ')} (default: --protocol, else qemu-ga on a port named ${QGA_PORT_NAME}, phoenix on any other). Without -p and --listen: each port named ${Object.keys(KNOWN_PORTS).join(' or ')} that exists, found by name under --virtio-ports-dir, followed as ports come and go`,
+    set: (o, v) => {
+      const { protocol, rest } = protocolPrefix(v);
+      if (rest === '') throw new UsageError(`-p takes [PROTO:]PATH, got ${JSON.stringify(v)}`);
+      addEndpoint(o, { kind: 'port', path: rest, protocol }, '-p');
+    },
   },
   {
     names: ['listen'],
-    value: 'unix:PATH',
-    help: 'serve one host at a time on a unix socket instead of the port',
+    value: '[PROTO:]unix:PATH',
+    help: 'serve hosts one at a time on a unix socket; may be repeated. PROTO as for -p (default: --protocol, else phoenix)',
     set: (o, v) => {
-      if (!v.startsWith('unix:') || v.length <= 5)
-        throw new UsageError(`--listen takes unix:PATH, got ${JSON.stringify(v)}`);
-      o.listen = v.slice(5);
+      const { protocol, rest } = protocolPrefix(v);
+      if (!rest.startsWith('unix:') || rest.length <= 5)
+        throw new UsageError(`--listen takes [PROTO:]unix:PATH, got ${JSON.stringify(v)}`);
+      addEndpoint(o, { kind: 'unix', path: rest.slice(5), protocol }, '--listen');
     },
   },
   {
     names: ['protocol'],
     value: 'NAME',
-    help: `what hosts speak: ${PROTOCOL_NAMES.join(' or ')} (default: qemu-ga on a port named ${QGA_PORT_NAME}, else phoenix)`,
+    help: `what hosts speak on every -p and --listen without a PROTO: prefix: ${PROTOCOL_NAMES.join(' or ')}`,
     set: (o, v) => {
       if (!(PROTOCOL_NAMES as readonly string[]).includes(v))
         throw new UsageError(`--protocol takes ${PROTOCOL_NAMES.join(' or ')}, got ${JSON.stringify(v)}`);
       o.protocol = v as ProtocolName;
     },
+  },
+  {
+    names: ['virtio-ports-dir'],
+    value: 'DIR',
+    help: `where ports are found by name (default ${SYS_PORTS_DIR})`,
+    set: (o, v) => (o.sysDir = v),
+  },
+  {
+    names: ['dev-dir'],
+    value: 'DIR',
+    help: 'where the device nodes of the ports found by name are (default /dev)',
+    set: (o, v) => (o.devDir = v),
+  },
+  {
+    names: ['port-scan'],
+    value: 'SECONDS',
+    help: `without -p and --listen, look for ports appearing and going away this often; 0 = only at start (default ${PORT_SCAN_SECONDS})`,
+    set: (o, v) => (o.portScan = timerSeconds('--port-scan', v)),
   },
   { names: ['debug'], help: 'log every request to stderr', set: (o) => (o.debug = true) },
   { names: ['v', 'version'], help: 'print the version and exit', set: (o) => (o.version = true) },
@@ -178,7 +238,7 @@ export const FLAGS: FlagSpec[] = [
 export class UsageError extends Error {}
 
 export function parseArgs(argv: string[]): CliOptions {
-  const o: CliOptions = { debug: false, version: false, help: false, config: {} };
+  const o: CliOptions = { endpoints: [], debug: false, version: false, help: false, config: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const m = /^--?([a-zA-Z][a-z-]*)(?:=(.*))?$/s.exec(arg);
@@ -198,17 +258,31 @@ export function parseArgs(argv: string[]): CliOptions {
     }
     spec.set(o, value ?? '');
   }
-  if (o.port !== undefined && o.listen !== undefined) throw new UsageError('-p and --listen exclude each other');
+  if (o.protocol !== undefined && o.endpoints.length === 0)
+    throw new UsageError('--protocol applies to -p and --listen; the ports found by name speak their own');
   return o;
+}
+
+/** Words into lines of at most `width` characters (a longer word stands alone). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  return [...lines, line];
 }
 
 export function usage(): string {
   const lines = FLAGS.map((f) => {
     const value = f.value ? (f.optionalValue ? `[=${f.value}]` : ` ${f.value}`) : '';
     const name = f.names.map((n) => (n.length === 1 ? `-${n}` : `--${n}`)).join(', ') + value;
-    return `  ${name.padEnd(28)} ${f.help}`;
+    return `  ${name.padEnd(28)} ${wrap(f.help, 100 - 31).join(`\n${' '.repeat(31)}`)}`;
   });
-  return `Usage: ember-ga [flags]\n\nGuest agent for Linux VMs, wire-compatible with phoenix-guest-agent 0.7.1.\n\n${lines.join('\n')}\n`;
+  return `Usage: ember-ga [flags]\n\nGuest agent for Linux VMs: phoenix-guest-agent 0.7.1's protocol and qemu-guest-agent 7.2's.\n\n${lines.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -238,33 +312,61 @@ export async function main(argv: string[]): Promise<number> {
   enableCollections();
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
-  let transport: Transport;
-  let protocol: ProtocolName;
-  try {
-    if (opts.listen !== undefined) {
-      transport = new UnixTransport(opts.listen, log);
-      protocol = protocolFor(opts.protocol, undefined);
-    } else {
-      const port = opts.port ?? findPort();
-      transport = new PortTransport(port, log, {
-        hostGoneMs: opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000,
-      });
-      protocol = protocolFor(opts.protocol, port);
+  const hostGoneMs = opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000;
+  const portTransport = (p: string) => new PortTransport(p, log, { hostGoneMs });
+  const agent = new Agent({ endpoints: [], commands: allCommands, config: opts.config, log });
+  // -p and --listen: each must open, or the agent does not start.
+  for (const spec of opts.endpoints) {
+    const endpoint: Endpoint =
+      spec.kind === 'unix'
+        ? { transport: new UnixTransport(spec.path, log), protocol: spec.protocol ?? opts.protocol ?? 'phoenix' }
+        : {
+            transport: portTransport(spec.path),
+            protocol: protocolFor(spec.protocol ?? opts.protocol, spec.path, opts.sysDir),
+          };
+    try {
+      await agent.addEndpoint(endpoint);
+    } catch (e) {
+      log.error(`cannot serve on ${endpoint.transport.description}: ${(e as Error).message}`);
+      await agent.stop();
+      return 1;
     }
-  } catch (e) {
-    log.error((e as Error).message);
-    return 1;
   }
-  const agent = new Agent({ transport, protocol, commands: allCommands, config: opts.config, log });
-  try {
-    await agent.start();
-  } catch (e) {
-    log.error(`cannot serve on ${transport.description}: ${(e as Error).message}`);
-    return 1;
+  // None given: the ports found by name, as they come and go.
+  let watcher: PortWatcher | undefined;
+  if (opts.endpoints.length === 0) {
+    const byPort = new Map<string, Transport>();
+    const scan = opts.portScan ?? PORT_SCAN_SECONDS;
+    watcher = new PortWatcher(
+      { names: Object.keys(KNOWN_PORTS), sysDir: opts.sysDir, devDir: opts.devDir, intervalMs: scan * 1000, log },
+      {
+        add: async (p) => {
+          const transport = portTransport(p.path);
+          await agent.addEndpoint({ transport, protocol: KNOWN_PORTS[p.name] });
+          byPort.set(p.entry, transport);
+        },
+        remove: async (p) => {
+          const transport = byPort.get(p.entry);
+          byPort.delete(p.entry);
+          if (transport) await agent.removeEndpoint(transport);
+        },
+      },
+    );
+    await watcher.start();
+    if (watcher.ports.length === 0) {
+      const names = Object.keys(KNOWN_PORTS).join(' or ');
+      const where = opts.sysDir ?? SYS_PORTS_DIR;
+      if (scan === 0) {
+        log.error(`no virtio-serial port named ${names} to serve under ${where}; use -p PATH`);
+        await agent.stop();
+        return 1;
+      }
+      log.info(`no virtio-serial port named ${names} to serve under ${where} yet: looking every ${scan} s`);
+    }
   }
   const onSignal = (sig: NodeJS.Signals) => {
     log.info(`${sig}: finishing answers in flight, then exiting`);
-    void agent.stop();
+    void (watcher?.stop() ?? Promise.resolve()).then(() => agent.stop());
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -273,6 +375,7 @@ export async function main(argv: string[]): Promise<number> {
     void agent.runExitHooks().finally(() => process.exit(1));
   });
   await agent.stopped;
+  await watcher?.stop();
   log.info('stopped');
   return 0;
 }

@@ -8,6 +8,8 @@
 #
 # The image is rebuilt only when its key changes: the kernel and busybox package versions, the
 # node binary, the packed agent, and this script and the guest's init (all hashed).
+#
+# It also installs libvirt for the libvirt guest (vm/libvirt.ts runs the daemons privately).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -25,6 +27,12 @@ have depmod || need+=(kmod)
 have xz || need+=(xz-utils)
 have mkfs.ext4 || need+=(e2fsprogs)
 have debugfs || need+=(e2fsprogs)
+have e2fsck || need+=(e2fsprogs)
+have unshare || need+=(util-linux)
+have libvirtd || need+=(libvirt-daemon)
+have virtlogd || need+=(libvirt-daemon)
+compgen -G '/usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so' >/dev/null || need+=(libvirt-daemon-driver-qemu)
+have virsh || need+=(libvirt-clients)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { say "missing ${need[*]}; run as root to install them"; exit 1; }
   say "installing ${need[*]}"
@@ -136,6 +144,28 @@ done
 cp "$here/init.sh" "$root/init"
 chmod 755 "$root/init"
 echo "ember-ga-vm" >"$root/etc/hostname"
+
+# A user whose password the libvirt guest's `virsh set-user-password` changes, and chpasswd(8),
+# which qemu-ga's guest-set-user-password runs and busybox lacks: "user:password" lines on
+# stdin, hashed with busybox's mkpasswd (-e: already hashed), into /etc/shadow.
+printf 'root:x:0:0:root:/root:/bin/sh\nember:x:1000:1000:ember-ga test user:/home/ember:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\nember:x:1000:\n' >"$root/etc/group"
+printf 'root:*:19000:0:99999:7:::\nember:!:19000:0:99999:7:::\n' >"$root/etc/shadow"
+chmod 600 "$root/etc/shadow"
+cat >"$root/usr/sbin/chpasswd" <<'EOF'
+#!/bin/busybox sh
+crypted=
+[ "$1" = -e ] && crypted=1
+while IFS= read -r line || [ -n "$line" ]; do
+  user=${line%%:*}
+  pass=${line#*:}
+  grep -q "^$user:" /etc/shadow || { echo "chpasswd: user '$user' does not exist" >&2; exit 1; }
+  if [ -n "$crypted" ]; then hash=$pass; else hash=$(mkpasswd -m sha512 -- "$pass") || exit 1; fi
+  awk -F: -v OFS=: -v u="$user" -v h="$hash" '$1 == u { $2 = h } { print }' /etc/shadow >/etc/shadow.new &&
+    chmod 600 /etc/shadow.new && mv /etc/shadow.new /etc/shadow || exit 1
+done
+EOF
+chmod 755 "$root/usr/sbin/chpasswd"
 
 rm -rf "$out.new" && mkdir -p "$out.new"
 cp "$work/kernel/boot/vmlinuz-$kver" "$out.new/vmlinuz"

@@ -93,6 +93,8 @@ export function makeDisk(dir: string): { path: string; seedMd5: string; seed: st
 export class Qemu {
   readonly proc: ChildProcess;
   readonly socket: string;
+  /** The chardev socket of the second port, org.qemu.guest_agent.0 (the qemu-ga protocol). */
+  readonly qgaSocket: string;
   readonly consoleLog: string;
   readonly startedAt = Date.now();
   private exitCode: number | null | undefined;
@@ -113,8 +115,10 @@ export class Qemu {
     opts: { append?: string[]; memMiB?: number } = {},
   ) {
     this.socket = path.join(dir, 'ga.sock');
+    this.qgaSocket = path.join(dir, 'qga.sock');
     this.consoleLog = consoleLog;
     fs.rmSync(this.socket, { force: true });
+    fs.rmSync(this.qgaSocket, { force: true });
     const args = [
       '-accel',
       'tcg',
@@ -148,6 +152,11 @@ export class Qemu {
       `socket,id=ga,path=${this.socket},server=on,wait=off`,
       '-device',
       'virtserialport,chardev=ga,name=org.guest-agent.0',
+      // libvirt's port, on the same bus: the agent in the guest serves both
+      '-chardev',
+      `socket,id=qga,path=${this.qgaSocket},server=on,wait=off`,
+      '-device',
+      'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
       '-drive',
       `file=${disk},format=raw,if=none,id=d0`,
       '-device',

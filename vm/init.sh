@@ -48,7 +48,8 @@ echo $! >/run/writer.pid
   done
 ) &
 
-# The supervisor: no -p, the agent finds the port by its name under /sys/class/virtio-ports.
+# The supervisor: no -p, the agent finds both ports, org.guest-agent.0 (phoenix) and
+# org.qemu.guest_agent.0 (qemu-ga), by their names under /sys/class/virtio-ports.
 # The host picks the auto-thaw and host-gone timeouts on the kernel command line (the kernel
 # hands unknown name=value parameters to init as environment variables).
 echo "init: starting ember-ga after $(cut -d' ' -f1 /proc/uptime) s" >/dev/console

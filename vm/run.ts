@@ -10,7 +10,7 @@
 // this tree does not have yet are skipped, each with its reason.
 import { AsyncLocalStorage } from 'async_hooks';
 import * as crypto from 'crypto';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { allCommands } from '../lib/commands';
@@ -19,6 +19,8 @@ import { Registry } from '../lib/registry';
 import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';
+import { QmpClient } from '../test/helpers/qemu-ga';
+import { allQgaCommands, QGA_ORDER } from '../lib/protocols/qemu-ga/commands';
 import { withTimeout } from '../test/helpers/harness';
 import {
   buildImage,
@@ -33,6 +35,7 @@ import {
   sleep,
   type Image,
 } from './guest';
+import { Libvirt, libvirtMissing } from './libvirt';
 
 type Group = 'files' | 'freeze' | 'net' | 'sysinfo';
 const GROUPS: Record<Group, string[]> = {
@@ -63,6 +66,10 @@ const GROUPS: Record<Group, string[]> = {
 };
 const treeNames = new Registry(allCommands).names();
 const inTree = (g: Group) => GROUPS[g].some((n) => treeNames.includes(n));
+/** qemu-ga commands this tree has: a check that drives others is skipped, with the reason. */
+const qgaNames = allQgaCommands.map((c) => c.name);
+/** Those of them guest-info lists: qemu-ga's own (ember-ga's extensions are left out of it). */
+const qgaListed = qgaNames.filter((n) => QGA_ORDER.includes(n));
 
 const T0 = Date.now();
 const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
@@ -71,7 +78,9 @@ const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a
 const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent (kernel command line)
 const HOST_GONE_S = 4; // the --host-gone-timeout /init gives the agent (kernel command line)
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
-const RUN_DEADLINE_MS = 300_000; // both boots and every check (about 100 s when all groups are in)
+const RUN_DEADLINE_MS = 420_000; // the three boots and every check (about 150 s when all groups are in)
+const LIBVIRT_START_MS = 90_000; // libvirtd's first start probes QEMU (~10 s); later ones reuse its cache
+const LIBVIRT_BOOT_DEADLINE_MS = 120_000; // the domain's boot to the first guest-ping through libvirt
 const SYSTEMD_BOOT_DEADLINE_MS = 150_000; // ~20-30 s under TCG: systemd, udev's coldplug, then the agent
 /** The systemd guest's kernel command line: /preinit loads the modules and becomes systemd. */
 const SYSTEMD_APPEND = ['rdinit=/preinit', 'systemd.unit=basic.target', 'systemd.journald.forward_to_console=1'];
@@ -91,7 +100,7 @@ function client(): GuestAgent {
   const mine = checkGuest.getStore();
   if (mine !== undefined && mine !== liveGuest)
     throw new Error('a check of an earlier guest, still running after its timeout');
-  ga ??= new GuestAgent({ socket: qemu.socket, timeout: 30_000, connectTimeout: 5_000 });
+  ga ??= new GuestAgent({ socket: lvGuest?.phoenixSocket ?? qemu.socket, timeout: 30_000, connectTimeout: 5_000 });
   return ga;
 }
 
@@ -125,7 +134,7 @@ async function pingUntil(ms: number): Promise<void> {
   const end = Date.now() + ms;
   let last: unknown;
   while (Date.now() < end) {
-    if (qemu.exited) throw new Error(`QEMU exited:\n${tail(qemu.consoleText())}`);
+    if (!lvGuest && qemu.exited) throw new Error(`QEMU exited:\n${tail(qemu.consoleText())}`);
     const t = Date.now();
     try {
       await client().ping({ timeout: 1000 });
@@ -141,6 +150,52 @@ async function pingUntil(ms: number): Promise<void> {
 async function disconnect(): Promise<void> {
   await ga?.close();
   ga = undefined;
+  qmp?.close();
+  qmp = undefined;
+}
+
+// --- the qemu-ga client: test/helpers/qemu-ga.ts's QmpClient on the second port's socket ----
+let qmp: QmpClient | undefined;
+let syncId = 1000;
+
+/** A client of the org.qemu.guest_agent.0 port, synchronised as libvirt does it: 0xFF, then guest-sync-delimited. */
+async function qga(ms = 30_000): Promise<QmpClient> {
+  const mine = checkGuest.getStore();
+  if (mine !== undefined && mine !== liveGuest)
+    throw new Error('a check of an earlier guest, still running after its timeout');
+  if (qmp) return qmp;
+  const c = await QmpClient.connect(qemu.qgaSocket);
+  const end = Date.now() + ms;
+  try {
+    for (;;) {
+      // The 0xFF drops any partial request in the agent's parser (it answers it with a parse
+      // error); the answer to sync, after a 0xFF of its own, is past anything stale.
+      const id = ++syncId;
+      c.send(
+        Buffer.concat([
+          Buffer.from([0xff]),
+          Buffer.from(`{"execute":"guest-sync-delimited","arguments":{"id":${id}}}\n`),
+        ]),
+      );
+      try {
+        for (;;) {
+          const raw = await c.rawAnswer(Math.max(1, Math.min(2_000, end - Date.now())));
+          if (raw[0] !== 0xff) continue; // the 0xFF's parse error, or something stale
+          const a = JSON.parse(raw.subarray(1).toString('utf8')) as { return?: unknown };
+          if (a.return === id) {
+            qmp = c;
+            return c;
+          }
+        }
+      } catch (e) {
+        if (Date.now() >= end)
+          throw new Error(`no guest-sync-delimited answer within ${ms} ms: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    c.close();
+    throw e;
+  }
 }
 
 /** The agent's pid, CPU ticks (utime + stime) and the guest uptime, from /init's "agent-cpu"
@@ -180,11 +235,13 @@ function hostReadsDisk(disk: string, p: string): string {
   return execFileSync('debugfs', ['-R', `cat ${p}`, disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 }
 
+/** The writer's stamps; a line that is no number (a tail an earlier guest's kill left zero-filled) is skipped. */
 function stamps(text: string): number[] {
   return text
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map(Number);
+    .map(Number)
+    .filter((x) => !Number.isNaN(x));
 }
 
 /** The median interval between consecutive stamps: the writer's pace when nothing stalls it. */
@@ -203,14 +260,22 @@ function maxGap(xs: number[]): number {
 }
 
 // --- the checks ----------------------------------------------------------------------------
+/** Thrown by a check that cannot run in this tree: counted as skipped, with the reason. */
+class SkipCheck extends Error {}
+
 interface Check {
   name: string;
   needs: Group[];
   fn: () => Promise<string | void>;
+  /** qemu-ga commands it drives beyond the core ones. */
+  qga?: string[];
 }
 const checks: Check[] = [];
 const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) =>
   list.push({ name, needs, fn });
+/** A check that drives these qemu-ga commands: skipped, saying which, while this tree lacks any. */
+const qgaCheck = (name: string, needs: Group[], qga: string[], fn: () => Promise<string | void>, list = checks) =>
+  list.push({ name, needs, fn, qga });
 
 let disk: { path: string; seedMd5: string; seed: string };
 const timings: Record<string, string> = {};
@@ -492,6 +557,79 @@ check('net: net-iface-down and net-iface-up on eth0', ['net'], async () => {
   assert((await eth0()).flags.split('|').includes('up'), 'eth0 not up after net-iface-up');
 });
 
+// --- the qemu-ga port: org.qemu.guest_agent.0, served by the same agent as the phoenix port ----
+type QgaInfo = { version: string; supported_commands: { name: string; enabled: boolean }[] };
+
+check('qemu-ga port: guest-sync-delimited, guest-ping, guest-info from the agent serving both ports', [], async () => {
+  const q = await qga();
+  const pong = await q.ok('guest-ping');
+  assert(JSON.stringify(pong) === '{}', `guest-ping answered ${JSON.stringify(pong)}`);
+  const info = await q.ok<QgaInfo>('guest-info');
+  const listed = info.supported_commands.map((c) => c.name);
+  const missing = qgaListed.filter((n) => !listed.includes(n));
+  assert(missing.length === 0, `the packed agent's guest-info lacks ${missing.join(', ')}`);
+  // One process: /init started one agent, and it serves both ports, each in its protocol.
+  const text = qemu.consoleText();
+  for (const re of [
+    /serving on port \/dev\/vport\d+p\d+ \(phoenix\)/,
+    /serving on port \/dev\/vport\d+p\d+ \(qemu-ga\)/,
+  ])
+    assert(re.test(text), `the console does not show ${re}`);
+  assert(agentStarts().length === 1, `/init started ${agentStarts().length} agents`);
+  return `guest-info version ${info.version}, ${listed.length} commands`;
+});
+
+check('both ports at once: phoenix and qemu-ga requests interleaved, every one answered', [], async () => {
+  const q = await qga();
+  const N = 40;
+  const phoenix = Promise.all(Array.from({ length: N }, () => client().ping({ timeout: 20_000 })));
+  const qemuGa = (async () => {
+    for (let i = 0; i < N; i++) {
+      const id = ++syncId;
+      assert((await q.ok('guest-sync', { id })) === id, `guest-sync ${id}`);
+    }
+  })();
+  await Promise.all([phoenix, qemuGa]);
+  return `${N} phoenix pings and ${N} guest-syncs`;
+});
+
+qgaCheck(
+  'one freeze state for both ports: phoenix fs-freeze seen and thawed by qemu-ga, and the other way round',
+  ['freeze'],
+  ['guest-fsfreeze-status', 'guest-fsfreeze-freeze', 'guest-fsfreeze-thaw'],
+  async () => {
+    const q = await qga();
+    assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'qemu-ga sees a freeze before any');
+    let frozen = (await ok('fs-freeze')) === true;
+    try {
+      assert(frozen, 'fs-freeze');
+      const st = await q.ok('guest-fsfreeze-status');
+      assert(st === 'frozen', `guest-fsfreeze-status ${JSON.stringify(st)} while phoenix holds the freeze`);
+      const n = await q.ok<number>('guest-fsfreeze-thaw');
+      assert(typeof n === 'number' && n >= 1, `guest-fsfreeze-thaw thawed ${JSON.stringify(n)}`);
+      frozen = false;
+      assert((await ok('get-freeze-status')) === false, 'phoenix still sees a freeze qemu-ga thawed');
+      // The other way round: qemu-ga freezes (the guest's disk among what it selects), phoenix thaws.
+      const m = await q.ok<number>('guest-fsfreeze-freeze');
+      frozen = true;
+      assert(typeof m === 'number' && m >= 1, `guest-fsfreeze-freeze froze ${JSON.stringify(m)}`);
+      assert((await ok('get-freeze-status')) === true, 'phoenix does not see the freeze qemu-ga made');
+      const snapA = hostReadsDisk(disk.path, '/ticks');
+      await sleep(1500);
+      assert(snapA === hostReadsDisk(disk.path, '/ticks'), 'the disk changed while qemu-ga held it frozen');
+      assert((await ok('fs-unfreeze')) === true, 'fs-unfreeze');
+      frozen = false;
+      assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'qemu-ga still sees the freeze phoenix thawed');
+      return `phoenix froze, qemu-ga thawed ${n}; qemu-ga froze ${m}, phoenix thawed`;
+    } finally {
+      if (frozen)
+        await client()
+          .call('fs-unfreeze')
+          .catch(() => {});
+    }
+  },
+);
+
 check('port: the host closes and reopens the socket; the agent idles meanwhile and answers again', [], async () => {
   // Measured between the first and the last agent-cpu line printed while the host is away.
   const from = qemu.consoleText().length;
@@ -623,6 +761,24 @@ check(
   systemdChecks,
 );
 check(
+  'systemd: the same unit serves org.qemu.guest_agent.0 (qemu-ga) beside the phoenix port',
+  [],
+  async () => {
+    const q = await qga();
+    const pong = await q.ok('guest-ping');
+    assert(JSON.stringify(pong) === '{}', `guest-ping answered ${JSON.stringify(pong)}`);
+    await consoleShows(
+      /serving on port \/dev\/virtio-ports\/org\.qemu\.guest_agent\.0 \(qemu-ga\)/,
+      0,
+      10_000,
+      "the agent on the qemu-ga port, at udev's symlink",
+    );
+    assert(unitStarts() === 1, `expected one "Started ember-ga.service" for both ports, got ${unitStarts()}`);
+    return 'one unit start, both ports served';
+  },
+  systemdChecks,
+);
+check(
   'systemd: Restart=always brings the agent back after agent-shutdown (exit 0)',
   [],
   async () => {
@@ -637,6 +793,389 @@ check(
     return 'exited 0, restarted by systemd, answers';
   },
   systemdChecks,
+);
+
+// --- the libvirt guest: libvirtd boots the first guest's image and drives ember-ga with virsh ---
+// A third boot (vm/libvirt.ts): libvirtd and virtlogd started by this test in a mount namespace
+// of their own, a transient domain (TCG, direct kernel boot) with a <channel type='unix'> for
+// each port. libvirt talks to org.qemu.guest_agent.0 itself; the project's client talks phoenix
+// on org.guest-agent.0 (client() above, on the channel's socket). Each virsh command is gated on
+// the qemu-ga commands libvirt sends for it: skipped, saying which, while this tree lacks them.
+
+const DOMAIN = 'ember-ga-test';
+let lv: Libvirt | undefined;
+/** The libvirt guest, once created: the phoenix channel's socket, its console. */
+let lvGuest: { phoenixSocket: string; consoleLog: string; createdAt: number } | undefined;
+
+function lvConsole(): string {
+  try {
+    return fs.readFileSync(lvGuest!.consoleLog, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** virsh ARGS for the libvirt guest, which must succeed: its output. */
+async function virsh(args: string[], ms = 60_000): Promise<string> {
+  const mine = checkGuest.getStore();
+  if (mine !== undefined && mine !== liveGuest)
+    throw new Error('a check of an earlier guest, still running after its timeout');
+  return lv!.ok(args, ms);
+}
+
+/** `virsh qemu-agent-command`: libvirt syncs with the agent, sends the command, prints the answer. */
+async function agentCommand<T = unknown>(execute: string, args?: Record<string, unknown>, timeoutS = 30): Promise<T> {
+  const out = await virsh(
+    [
+      'qemu-agent-command',
+      DOMAIN,
+      '--timeout',
+      String(timeoutS),
+      JSON.stringify(args ? { execute, arguments: args } : { execute }),
+    ],
+    (timeoutS + 30) * 1000,
+  );
+  const a = JSON.parse(out) as { return?: T };
+  assert('return' in a, `${execute} through libvirt: ${out}`);
+  return a.return as T;
+}
+
+/** After a check that failed while frozen: thaws through libvirt, and through phoenix (one freeze state for both). */
+async function unfreezeAll(): Promise<void> {
+  await lv!.virsh(['domfsthaw', DOMAIN], 30_000);
+  await client()
+    .call('fs-unfreeze')
+    .catch(() => {});
+}
+
+/** Skips the check (SkipCheck) unless this tree has every one of the qemu-ga commands. */
+function needQga(...names: string[]): void {
+  const absent = names.filter((n) => !qgaNames.includes(n));
+  if (absent.length) throw new SkipCheck(`qemu-ga ${absent.join(', ')} not in this tree yet`);
+}
+
+/** The `key : value` lines virsh prints (guestinfo, guestvcpus). */
+function virshFields(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) m.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+  }
+  return m;
+}
+
+const libvirtChecks: Check[] = [];
+check(
+  'libvirt: the domain boots under libvirtd (TCG, direct kernel boot); virsh qemu-agent-command guest-ping answers',
+  [],
+  async () => {
+    const end = lvGuest!.createdAt + LIBVIRT_BOOT_DEADLINE_MS;
+    let last = '';
+    for (;;) {
+      const r = await lv!.virsh(['qemu-agent-command', DOMAIN, '--timeout', '5', '{"execute":"guest-ping"}'], 30_000);
+      if (r.code === 0) {
+        assert(JSON.parse(r.out).return !== undefined, `guest-ping through libvirt: ${r.out}`);
+        break;
+      }
+      last = r.err || r.out; // "QEMU guest agent is not connected" until the agent opens the port
+      if (Date.now() > end) throw new Error(`no guest-ping answer through libvirt in time (last: ${last})`);
+      await sleep(1000);
+    }
+    const boot = (Date.now() - lvGuest!.createdAt) / 1000;
+    timings.lvBoot = `${boot.toFixed(1)} s`;
+    const text = lvConsole();
+    for (const re of [
+      /serving on port \/dev\/vport\d+p\d+ \(phoenix\)/,
+      /serving on port \/dev\/vport\d+p\d+ \(qemu-ga\)/,
+    ])
+      assert(re.test(text), `the libvirt guest's console does not show ${re}`);
+    return `first guest-ping through libvirt ${boot.toFixed(1)} s after virsh create (libvirtd started in ${timings.libvirtd})`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: qemu-agent-command guest-info lists every qemu-ga command; a phoenix host on the other channel at the same time',
+  [],
+  async () => {
+    // Phoenix pings one after another on org.guest-agent.0 for as long as libvirt asks guest-info
+    // on org.qemu.guest_agent.0 (and 20 at least): some must be answered while virsh is at work.
+    let virshBusy: [number, number] = [Infinity, Infinity];
+    const answeredAt: number[] = [];
+    let stop = false;
+    const phoenix = (async () => {
+      while (!stop || answeredAt.length < 20) {
+        await client().ping({ timeout: 20_000 });
+        answeredAt.push(Date.now());
+      }
+    })();
+    try {
+      const t = Date.now();
+      virshBusy = [t, Infinity];
+      for (let i = 0; i < 10; i++) {
+        const info = await agentCommand<QgaInfo>('guest-info');
+        const listed = info.supported_commands.map((c) => c.name);
+        const missing = qgaListed.filter((n) => !listed.includes(n));
+        assert(missing.length === 0, `guest-info through libvirt lacks ${missing.join(', ')}`);
+        assert(info.version === '7.2.0', `guest-info version ${info.version}`);
+      }
+      virshBusy = [t, Date.now()];
+    } finally {
+      stop = true;
+      await phoenix;
+    }
+    const during = answeredAt.filter((at) => at >= virshBusy[0] && at <= virshBusy[1]).length;
+    assert(
+      during >= 1,
+      `no phoenix ping answered during the ${virshBusy[1] - virshBusy[0]} ms of guest-info through libvirt`,
+    );
+    return `10 guest-info through libvirt in ${virshBusy[1] - virshBusy[0]} ms, ${during} phoenix pings answered meanwhile`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domtime (guest-get-time) is the host clock, near enough',
+  [],
+  async () => {
+    needQga('guest-get-time');
+    const out = await virsh(['domtime', DOMAIN]);
+    const m = /Time:\s*(\d+)/.exec(out);
+    assert(m, `virsh domtime printed ${JSON.stringify(out)}`);
+    const skew = Number(m[1]) - Date.now() / 1000;
+    assert(
+      Math.abs(skew) < 60,
+      `guest clock ${m[1]}, host ${Math.round(Date.now() / 1000)}: ${skew.toFixed(0)} s apart`,
+    );
+    return `guest ${m[1]}, ${skew.toFixed(1)} s from the host`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh guestinfo, every kind this tree serves',
+  [],
+  async () => {
+    // Each kind, the qemu-ga command libvirt sends for it, and a field it must print.
+    const kinds: [string, string, RegExp | undefined][] = [
+      ['--hostname', 'guest-get-host-name', /^hostname : ember-ga-vm$/m],
+      ['--user', 'guest-get-users', /^user\.count : \d+$/m],
+      ['--os', 'guest-get-osinfo', undefined], // the busybox image has no os-release: whatever it says
+      ['--timezone', 'guest-get-timezone', /^timezone\.offset : -?\d+$/m],
+      ['--filesystem', 'guest-get-fsinfo', /^fs\.count : [1-9]\d*$/m],
+      ['--disk', 'guest-get-disks', /^disk\.count : [1-9]\d*$/m],
+      ['--interface', 'guest-network-get-interfaces', /^if\.count : [1-9]\d*$/m],
+    ];
+    const present = kinds.filter(([, cmd]) => qgaNames.includes(cmd));
+    if (present.length === 0) throw new SkipCheck(`qemu-ga ${kinds.map((k) => k[1]).join(', ')} not in this tree yet`);
+    const out = (await virsh(['guestinfo', DOMAIN, ...present.map((k) => k[0])])).replace(/[ \t]+:/g, ' :');
+    for (const [flag, , re] of present) if (re) assert(re.test(out), `guestinfo ${flag}: no ${re} in\n${out}`);
+    if (/fs\.count/.test(out))
+      assert(/^fs\.\d+\.mountpoint : \/mnt\/data$/m.test(out), `guestinfo --filesystem lacks /mnt/data:\n${out}`);
+    const absent = kinds.filter((k) => !present.includes(k)).map((k) => k[0]);
+    return `${present.map((k) => k[0]).join(' ')}${absent.length ? ` (not yet: ${absent.join(' ')})` : ''}`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domhostname --source agent',
+  [],
+  async () => {
+    needQga('guest-get-host-name');
+    const out = (await virsh(['domhostname', DOMAIN, '--source', 'agent'])).trim();
+    assert(out === 'ember-ga-vm', `domhostname ${JSON.stringify(out)}`);
+    return out;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh guestvcpus',
+  [],
+  async () => {
+    needQga('guest-get-vcpus');
+    const f = virshFields(await virsh(['guestvcpus', DOMAIN]));
+    assert(f.get('vcpus') === '0' && f.get('online') === '0', `guestvcpus: ${JSON.stringify([...f])}`);
+    return `vcpus ${f.get('vcpus')}, online ${f.get('online')}`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domifaddr --source agent',
+  [],
+  async () => {
+    needQga('guest-network-get-interfaces');
+    const out = await virsh(['domifaddr', DOMAIN, '--source', 'agent']);
+    assert(/^\s*lo\s+\S+\s+ipv4\s+127\.0\.0\.1\/8\s*$/m.test(out), `domifaddr lacks lo's 127.0.0.1/8:\n${out}`);
+    return out.trim().split('\n').length + ' lines';
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domfsinfo shows the guest disk mounted on /mnt/data, mapped to vda',
+  [],
+  async () => {
+    needQga('guest-get-fsinfo');
+    const out = await virsh(['domfsinfo', DOMAIN]);
+    const line = out.split('\n').find((l) => l.trim().split(/\s+/)[0] === DATA);
+    assert(line, `domfsinfo lacks ${DATA}:\n${out}`);
+    const [, , type, target] = line.trim().split(/\s+/);
+    assert(type === 'ext4' && target === 'vda', `domfsinfo ${DATA}: type ${type}, target ${target}`);
+    return line.trim().replace(/\s+/g, ' ');
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: domfsfreeze stops the writer (a phoenix host sees the freeze), domfsthaw resumes it',
+  ['freeze'],
+  async () => {
+    needQga('guest-fsfreeze-freeze', 'guest-fsfreeze-thaw');
+    const t = Date.now();
+    let froze = '';
+    let snap = '';
+    let thawed = false;
+    try {
+      froze = await virsh(['domfsfreeze', DOMAIN]);
+      assert(/Froze [1-9]\d* filesystem/.test(froze), `domfsfreeze: ${froze}`);
+      assert((await ok('get-freeze-status')) === true, 'the phoenix host does not see the freeze libvirt made');
+      const snapA = hostReadsDisk(disk.path, '/ticks');
+      await sleep(2500);
+      const snapB = hostReadsDisk(disk.path, '/ticks');
+      assert(stamps(snapA).length > 0, 'the host sees no ticks on the frozen disk');
+      assert(
+        snapA === snapB,
+        `the disk changed while libvirt held it frozen (${snapA.length} -> ${snapB.length} bytes)`,
+      );
+      snap = snapA;
+      const out = await virsh(['domfsthaw', DOMAIN]);
+      assert(/Thawed [1-9]\d* filesystem/.test(out), `domfsthaw: ${out}`);
+      thawed = true;
+    } finally {
+      if (!thawed) await unfreezeAll();
+    }
+    const held = (Date.now() - t) / 1000;
+    assert((await ok('get-freeze-status')) === false, 'the phoenix host still sees a freeze after domfsthaw');
+    await sleep(1500);
+    const later = await frozenSnapshot();
+    assert(later.startsWith(snap), 'what the host saw while frozen is not a prefix of the file after the thaw');
+    const after = stamps(later.slice(snap.length));
+    assert(after.length >= 3, `the writer did not resume after domfsthaw (${after.length} new stamps)`);
+    // This boot's stamps around the freeze (the disk also holds the first guest's).
+    const gap = maxGap([...stamps(snap).slice(-1), ...after]);
+    assert(
+      gap >= held * 0.6,
+      `largest gap between writer stamps ${gap.toFixed(2)} s, freeze held ${held.toFixed(1)} s`,
+    );
+    return `${froze.trim()}; held ${held.toFixed(1)} s, writer gap ${gap.toFixed(1)} s`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: while libvirt holds the guest frozen, a phoenix fs-unfreeze thaws it',
+  ['freeze'],
+  async () => {
+    needQga('guest-fsfreeze-freeze', 'guest-fsfreeze-thaw', 'guest-fsfreeze-status');
+    let thawed = false;
+    try {
+      await virsh(['domfsfreeze', DOMAIN]);
+      assert((await ok('get-freeze-status')) === true, 'the phoenix host does not see the freeze libvirt made');
+      assert((await ok('fs-unfreeze')) === true, 'fs-unfreeze');
+      thawed = true;
+    } finally {
+      if (!thawed) await unfreezeAll();
+    }
+    const st = await agentCommand('guest-fsfreeze-status');
+    assert(st === 'thawed', `guest-fsfreeze-status through libvirt ${JSON.stringify(st)} after the phoenix thaw`);
+    await sleep(1000);
+    const all = stamps(await frozenSnapshot());
+    assert(all.length > 0, 'no writer stamps after the thaw');
+    return 'libvirt froze, phoenix thawed, libvirt sees it thawed';
+  },
+  libvirtChecks,
+);
+check(
+  `libvirt: domfsfreeze --mountpoint ${DATA} (guest-fsfreeze-freeze-list)`,
+  ['freeze'],
+  async () => {
+    needQga('guest-fsfreeze-freeze-list', 'guest-fsfreeze-thaw');
+    let out = '';
+    let thawed = false;
+    try {
+      out = await virsh(['domfsfreeze', DOMAIN, '--mountpoint', DATA]);
+      assert(/Froze 1 filesystem/.test(out), `domfsfreeze --mountpoint: ${out}`);
+      assert((await ok('get-freeze-status')) === true, 'the phoenix host does not see the freeze');
+      const thaw = await virsh(['domfsthaw', DOMAIN]);
+      assert(/Thawed 1 filesystem/.test(thaw), `domfsthaw: ${thaw}`);
+      thawed = true;
+    } finally {
+      if (!thawed) await unfreezeAll();
+    }
+    return out.trim();
+  },
+  libvirtChecks,
+);
+check(
+  "libvirt: virsh set-user-password changes the user's entry in the guest's /etc/shadow",
+  ['files'],
+  async () => {
+    needQga('guest-set-user-password');
+    const shadow = async () => {
+      const dest = path.join(path.dirname(disk.path), 'shadow');
+      await client().copyFrom('/etc/shadow', dest);
+      const line = fs
+        .readFileSync(dest, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('ember:'));
+      assert(line, 'no ember entry in the guest /etc/shadow');
+      return line.split(':')[1];
+    };
+    const before = await shadow();
+    await virsh(['set-user-password', DOMAIN, 'ember', 'n3w-Passw0rd']);
+    const after = await shadow();
+    assert(
+      after !== before && /^\$6\$/.test(after),
+      `ember's hash ${JSON.stringify(before)} -> ${JSON.stringify(after)}`,
+    );
+    return `ember: ${before} -> ${after.slice(0, 12)}...`;
+  },
+  libvirtChecks,
+);
+// Last: the domain runs on the snapshot's overlay afterwards, so the host's view of the disk
+// image (debugfs) is the snapshot from then on.
+check(
+  'libvirt: a disk-only snapshot with --quiesce (frozen for it, thawed after; the snapshot needs no journal recovery)',
+  ['freeze'],
+  async () => {
+    needQga('guest-fsfreeze-freeze', 'guest-fsfreeze-thaw');
+    const overlay = path.join(path.dirname(disk.path), 'lv-snap.qcow2');
+    const features = () =>
+      /^Filesystem features:(.*)$/m
+        .exec(
+          execFileSync('dumpe2fs', ['-h', disk.path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+        )?.[1]
+        ?.trim() ?? '';
+    // Mounted in the guest, the disk's ext4 needs journal recovery, as a snapshot of it would
+    // unless the guest froze it for the snapshot (which flushes the journal and clears the flag).
+    assert(features().includes('needs_recovery'), `the mounted disk needs no recovery: ${features()}`);
+    const out = await virsh([
+      'snapshot-create-as',
+      DOMAIN,
+      'quiesced',
+      '--disk-only',
+      '--quiesce',
+      '--atomic',
+      '--no-metadata',
+      '--diskspec',
+      `vda,file=${overlay}`,
+    ]);
+    assert(fs.existsSync(overlay), `no overlay ${overlay}: ${out}`);
+    assert((await ok('get-freeze-status')) === false, 'still frozen after the snapshot');
+    // The snapshot is the image below the overlay now.
+    const after = features();
+    assert(after.includes('has_journal'), `dumpe2fs of the snapshot: ${after}`);
+    assert(!after.includes('needs_recovery'), `the snapshot needs journal recovery: not quiesced (${after})`);
+    const fsck = spawnSync('e2fsck', ['-fn', disk.path], { encoding: 'utf8' });
+    assert(fsck.status === 0, `e2fsck -fn of the snapshot: exit ${fsck.status}\n${fsck.stdout}${fsck.stderr}`);
+    assert(stamps(hostReadsDisk(disk.path, '/ticks')).length > 0, 'the snapshot has no writer stamps');
+    return `overlay ${path.basename(overlay)}; the snapshot has nothing to recover and passes e2fsck -fn`;
+  },
+  libvirtChecks,
 );
 
 // --- the run ---------------------------------------------------------------------------------
@@ -700,6 +1239,12 @@ async function main(): Promise<number> {
           console.log(`skip ${c.name} (group ${absent.join(', ')} not in this tree yet)`);
           continue;
         }
+        const absentQga = (c.qga ?? []).filter((n) => !qgaNames.includes(n));
+        if (absentQga.length) {
+          skipped++;
+          console.log(`skip ${c.name} (qemu-ga ${absentQga.join(', ')} not in this tree yet)`);
+          continue;
+        }
         const t = Date.now();
         try {
           const detail = await withTimeout(
@@ -710,6 +1255,11 @@ async function main(): Promise<number> {
           passed++;
           console.log(`ok   ${c.name} (${((Date.now() - t) / 1000).toFixed(1)} s)${detail ? `: ${detail}` : ''}`);
         } catch (e) {
+          if (e instanceof SkipCheck) {
+            skipped++;
+            console.log(`skip ${c.name} (${e.message})`);
+            continue;
+          }
           fail(c.name, e); // the client connects again by itself if the connection was lost
         }
       }
@@ -744,12 +1294,55 @@ async function main(): Promise<number> {
       if (failed > failedBefore) console.log(`--- systemd guest console (last lines) ---\n${tail(qemu.consoleText())}`);
       console.log(`guest console: ${firstConsole}`);
     }
+
+    // The libvirt guest: the first guest's image under libvirtd, once the QEMU before it is gone.
+    const failedBeforeLv = failed;
+    await disconnect();
+    let lvReady = false;
+    try {
+      console.log(`guest console: ${qemu.consoleLog}`);
+      await qemu.killAndWait();
+      const missing = libvirtMissing();
+      if (missing) throw new Error(`${missing} (build-image.sh installs libvirt-daemon, -driver-qemu and -clients)`);
+      const t = Date.now();
+      lv = await Libvirt.start(path.join(runDir, 'libvirt'), path.join(CACHE, 'libvirt-cache'), LIBVIRT_START_MS);
+      timings.libvirtd = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+      liveGuest = 2;
+      lvGuest = {
+        phoenixSocket: path.join(runDir, 'lv-ga.sock'),
+        consoleLog: path.join(CACHE, 'console-libvirt.log'),
+        createdAt: Date.now(),
+      };
+      fs.rmSync(lvGuest.consoleLog, { force: true });
+      await lv.create({
+        name: DOMAIN,
+        image,
+        disk: disk.path,
+        cmdline: `console=ttyS0 panic=-1 quiet ember_freeze_timeout=${FREEZE_TIMEOUT_S} ember_host_gone_timeout=${HOST_GONE_S}`,
+        phoenixSocket: lvGuest.phoenixSocket,
+        consoleLog: lvGuest.consoleLog,
+      });
+      lvGuest.createdAt = Date.now();
+      lvReady = true;
+    } catch (e) {
+      fail('start libvirtd and virtlogd, and create the libvirt domain', e);
+      if (lv) console.log(lv.logTail());
+    }
+    if (lvReady) {
+      await runChecks(libvirtChecks, LIBVIRT_BOOT_DEADLINE_MS + 10_000);
+      if (failed > failedBeforeLv)
+        console.log(`--- libvirt guest console (last lines) ---\n${tail(lvConsole())}\n${lv!.logTail()}`);
+    }
   } finally {
     await disconnect();
+    await lv?.stop();
     Qemu.killAll();
     clearTimeout(watchdog);
     fs.rmSync(runDir, { recursive: true, force: true });
-    if (qemu) console.log(`guest console: ${qemu.consoleLog}`);
+    if (lvGuest) console.log(`guest console: ${lvGuest.consoleLog}`);
+    else if (qemu) console.log(`guest console: ${qemu.consoleLog}`);
+    if (timings.libvirtd)
+      console.log(`libvirtd started in ${timings.libvirtd}; libvirt boot to guest-ping: ${timings.lvBoot ?? 'n/a'}`);
     console.log(`boot to first answer: ${timings.boot ?? 'n/a'}; total: ${((Date.now() - T0) / 1000).toFixed(1)} s`);
     console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
   }

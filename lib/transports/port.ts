@@ -80,6 +80,9 @@ export class PortTransport implements Transport {
         }
       });
     } catch (e) {
+      // No host can reach a port that did not open: its session ends before it began.
+      this.session?.end();
+      this.session = undefined;
       throw toSystemError(e);
     }
   }

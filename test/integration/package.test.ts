@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'chil
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_PORT, PORT_NAME } from '../../lib/transports/find-port';
+import { KNOWN_PORTS } from '../../lib/transports/find-port';
 import { LineClient, REPO, tmpDir } from '../helpers/agent';
 import { command, suite, waitFor, type Requirement } from '../helpers/harness';
 
@@ -559,31 +559,65 @@ function unitValues(key: string): string[] {
 }
 
 test(
-  'the unit binds to the port device the agent opens by default, restarts always',
+  "the unit starts for either port's device, bound to neither; the agent finds both ports itself; restarts always",
   () => {
-    const device = run('systemd-escape', ['--path', '--suffix=device', DEFAULT_PORT]);
-    assert.is(device.status, 0, device.out);
-    const name = device.out.trim();
-    assert.equal(unitValues('BindsTo'), [name]);
-    assert.equal(unitValues('After'), [name]);
+    // The device units systemd makes of udev's /dev/virtio-ports/NAME symlinks, one per port.
+    const devices = Object.keys(KNOWN_PORTS).map((name) => {
+      const r = run('systemd-escape', ['--path', '--suffix=device', `/dev/virtio-ports/${name}`]);
+      assert.is(r.status, 0, r.out);
+      return r.out.trim();
+    });
+    assert.equal(devices, [
+      'dev-virtio\\x2dports-org.guest\\x2dagent.0.device',
+      'dev-virtio\\x2dports-org.qemu.guest_agent.0.device',
+    ]);
+    // BindsTo= one port would stop the agent, and with it the other port's host, when that one goes.
+    assert.equal(unitValues('BindsTo'), []);
+    assert.equal(unitValues('After'), [devices.join(' ')]);
+    assert.equal(unitValues('WantedBy'), [devices.join(' ')]);
     assert.equal(unitValues('Restart'), ['always']);
-    const exec = unitValues('ExecStart');
-    assert.is(exec.length, 1);
-    assert.match(
-      exec[0],
-      new RegExp(`^/usr/bin/env ${Object.keys(pkg.bin)[0]} -p ${DEFAULT_PORT.replace(/\./g, '\\.')}$`),
-    );
+    // No -p: the agent serves each of the two ports that exists, found by name.
+    assert.equal(unitValues('ExecStart'), [`/usr/bin/env ${Object.keys(pkg.bin)[0]}`]);
     const rules = fs
       .readFileSync(path.join(REPO, 'systemd', '60-ember-ga.rules'), 'utf8')
       .split('\n')
       .filter((l) => l.trim() && !l.startsWith('#'));
-    assert.is(rules.length, 1);
-    assert.ok(rules[0].includes(`SUBSYSTEM=="virtio-ports"`), rules[0]);
-    assert.ok(rules[0].includes(`ATTR{name}=="${PORT_NAME}"`), rules[0]);
-    assert.match(rules[0], /ENV\{SYSTEMD_WANTS\}\+?="ember-ga\.service"/);
-    assert.ok(rules[0].includes('TAG+="systemd"'), rules[0]);
+    assert.is(rules.length, 2);
+    rules.forEach((rule, i) => {
+      assert.ok(rule.includes(`SUBSYSTEM=="virtio-ports"`), rule);
+      assert.ok(rule.includes(`ATTR{name}=="${Object.keys(KNOWN_PORTS)[i]}"`), rule);
+      // += : other rules' wants for the same port (Debian's qemu-guest-agent) are kept, not replaced.
+      assert.match(rule, /ENV\{SYSTEMD_WANTS\}\+="ember-ga\.service"/);
+      assert.ok(rule.includes('TAG+="systemd"'), rule);
+    });
   },
   { needs: [command('systemd-escape')] },
+);
+
+test(
+  "systemctl enable makes both ports' devices want the unit, and disable undoes it (docs/INSTALL.md)",
+  () => {
+    const root = path.join(work, 'enable-root');
+    const unitDir = path.join(root, 'etc', 'systemd', 'system');
+    fs.mkdirSync(unitDir, { recursive: true });
+    fs.copyFileSync(path.join(REPO, 'systemd', 'ember-ga.service'), path.join(unitDir, 'ember-ga.service'));
+    const links = () =>
+      fs
+        .readdirSync(unitDir)
+        .filter((d) => d.endsWith('.wants'))
+        .flatMap((d) => fs.readdirSync(path.join(unitDir, d)).map((f) => `${d}/${f}`))
+        .sort();
+    const en = run('systemctl', ['--root', root, 'enable', 'ember-ga.service']);
+    assert.is(en.status, 0, en.out);
+    assert.equal(links(), [
+      'dev-virtio\\x2dports-org.guest\\x2dagent.0.device.wants/ember-ga.service',
+      'dev-virtio\\x2dports-org.qemu.guest_agent.0.device.wants/ember-ga.service',
+    ]);
+    const dis = run('systemctl', ['--root', root, 'disable', 'ember-ga.service']);
+    assert.is(dis.status, 0, dis.out);
+    assert.equal(links(), []);
+  },
+  { needs: [command('systemctl')] },
 );
 
 test(

@@ -1,5 +1,5 @@
 // Agent.stop(): urgent exit hooks (thaw) run before the agent waits for commands in flight,
-// the others after them.
+// the others after them. Endpoints added and removed while the agent runs.
 import * as assert from 'uvu/assert';
 import { Agent } from '../../lib/agent';
 import { defineCommand } from '../../lib/registry';
@@ -9,17 +9,30 @@ import { suite, waitFor } from '../helpers/harness';
 const test = suite('agent stop');
 
 class FakeTransport implements Transport {
-  description = 'fake';
   session!: SessionSink;
   written: string[] = [];
+  paused = false;
+  closed = false;
+  constructor(
+    readonly description = 'fake',
+    private readonly fail?: Error,
+  ) {}
   async start(sink: TransportSink) {
     this.session = sink.begin((line) => this.written.push(line.toString()));
+    if (this.fail) throw this.fail;
   }
   queued = 0;
-  pause() {}
-  resume() {}
+  pause() {
+    this.paused = true;
+  }
+  resume() {
+    this.paused = false;
+  }
   async flush() {}
-  async close() {}
+  async close() {
+    this.closed = true;
+    this.session.end();
+  }
 }
 
 test('urgent hooks run before in-flight commands finish; the rest after', async () => {
@@ -50,6 +63,86 @@ test('urgent hooks run before in-flight commands finish; the rest after', async 
   await agent.stop();
   assert.equal(events, ['command started', 'thaw', 'command finished', 'close handles']);
   assert.equal(transport.written, ['{"return":true,"tag":"s"}\n']);
+});
+
+const waiting = defineCommand({
+  name: 'wait',
+  doc: '',
+  args: {},
+  handler: (_a, _ctx, call) =>
+    new Promise((_r, reject) => call.signal.addEventListener('abort', () => reject(new Error('cancelled')))),
+});
+const ping = defineCommand({ name: 'ping', doc: '', args: {}, handler: () => 'pong' });
+
+test('endpoints added and removed at run time: the others go on; the removed one ends its session', async () => {
+  const a = new FakeTransport('a');
+  const agent = new Agent({ endpoints: [{ transport: a, protocol: 'phoenix' }], commands: [waiting, ping] });
+  await agent.start();
+  const b = new FakeTransport('b');
+  await agent.addEndpoint({ transport: b, protocol: 'phoenix' });
+  assert.equal(
+    agent.serving.map((e) => e.transport.description),
+    ['a', 'b'],
+  );
+  const gone: number[] = [];
+  agent.ctx.onHostGone((id) => gone.push(id));
+  // b's host has work in flight when b goes away: it is cancelled, its answer dropped.
+  b.session.data(Buffer.from('{"execute":"wait","tag":"w"}\n'));
+  a.session.data(Buffer.from('{"execute":"wait","tag":"w"}\n'));
+  await agent.removeEndpoint(b);
+  assert.ok(b.closed);
+  assert.equal(gone, [2]); // b's session (a's is 1)
+  assert.equal(
+    agent.serving.map((e) => e.transport.description),
+    ['a'],
+  );
+  a.session.data(Buffer.from('{"execute":"ping","tag":"p"}\n'));
+  await waitFor(() => a.written.length > 0, 1_000, "a's answer");
+  assert.equal(a.written, ['{"return":"pong","tag":"p"}\n']);
+  await agent.removeEndpoint(b); // not served any more: nothing happens
+  await agent.stop();
+  assert.equal(b.written, []);
+  assert.ok(a.closed);
+});
+
+test('an endpoint that cannot start is not served, and its session does not linger', async () => {
+  const agent = new Agent({ endpoints: [], commands: [ping] });
+  await agent.start();
+  const gone: number[] = [];
+  agent.ctx.onHostGone((id) => gone.push(id));
+  const bad = new FakeTransport('bad', new Error('open /dev/vport0p1: device or resource busy'));
+  await agent.addEndpoint({ transport: bad, protocol: 'qemu-ga' }).then(
+    () => assert.unreachable('it started'),
+    (e: Error) => assert.match(e.message, /busy/),
+  );
+  assert.equal(agent.serving, []);
+  assert.ok(bad.closed);
+  assert.equal(gone, [1]);
+  await agent.stop();
+  await agent.addEndpoint({ transport: new FakeTransport(), protocol: 'phoenix' }).then(
+    () => assert.unreachable('added to a stopped agent'),
+    (e: Error) => assert.match(e.message, /stopping/),
+  );
+});
+
+test('an endpoint added while the shared budgets hold reading back starts paused', async () => {
+  const a = new FakeTransport('a');
+  const agent = new Agent({
+    endpoints: [{ transport: a, protocol: 'phoenix' }],
+    commands: [waiting],
+    config: { maxHeldInput: 1024 * 1024 },
+  });
+  await agent.start();
+  // One request over the held-input budget: reading pauses on every endpoint.
+  a.session.data(Buffer.from(`{"execute":"wait","tag":"${'x'.repeat(1100 * 1024)}"}\n`));
+  await waitFor(() => a.paused, 1_000, 'a paused');
+  const b = new FakeTransport('b');
+  await agent.addEndpoint({ transport: b, protocol: 'phoenix' });
+  assert.ok(b.paused, 'b reads while the budget is spent');
+  // a goes away, and with it the request holding the budget: b reads again.
+  await agent.removeEndpoint(a);
+  await waitFor(() => !b.paused, 1_000, 'b resumed');
+  await agent.stop();
 });
 
 test.run();
