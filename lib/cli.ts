@@ -15,6 +15,7 @@ import { PortWatcher } from './transports/port-watch';
 import { UnixTransport } from './transports/unix';
 import type { Transport } from './transports/transport';
 import { VERSION } from './version';
+import { installUnit, uninstallUnit } from './install-unit';
 import { PROTOCOL_NAMES, type ProtocolName } from './protocols/protocol';
 import type { Endpoint } from './agent';
 
@@ -59,6 +60,9 @@ export interface CliOptions {
   debug: boolean;
   version: boolean;
   help: boolean;
+  /** --install-unit / --uninstall-unit, and their --unit-root. */
+  unit?: 'install' | 'uninstall';
+  unitRoot?: string;
   config: Partial<AgentConfig>;
 }
 
@@ -153,6 +157,22 @@ export const FLAGS: FlagSpec[] = [
   { names: ['debug'], help: 'log every request to stderr', set: (o) => (o.debug = true) },
   { names: ['v', 'version'], help: 'print the version and exit', set: (o) => (o.version = true) },
   { names: ['h', 'help'], help: 'print this help and exit', set: (o) => (o.help = true) },
+  {
+    names: ['install-unit'],
+    help: 'install the systemd unit (ExecStart: this node and this package, by absolute path) and the udev rule, enable it, start it if a port exists; then exit',
+    set: (o) => (o.unit = 'install'),
+  },
+  {
+    names: ['uninstall-unit'],
+    help: 'stop, disable and remove what --install-unit installed; then exit',
+    set: (o) => (o.unit = 'uninstall'),
+  },
+  {
+    names: ['unit-root'],
+    value: 'DIR',
+    help: 'with --install-unit or --uninstall-unit: the system to change (default /; an image being built)',
+    set: (o, v) => (o.unitRoot = v),
+  },
   {
     names: ['mounts-file'],
     value: 'PATH',
@@ -301,6 +321,17 @@ export async function main(argv: string[]): Promise<number> {
   if (opts.version) {
     process.stdout.write(`${VERSION}\n`);
     return 0;
+  }
+  if (opts.unit) {
+    const log = (l: string) => process.stdout.write(`${l}\n`);
+    try {
+      if (opts.unit === 'install') installUnit({ root: opts.unitRoot, log });
+      else uninstallUnit({ root: opts.unitRoot, log });
+      return 0;
+    } catch (e) {
+      process.stderr.write(`ember-ga: ${(e as Error).message}\n`);
+      return 1;
+    }
   }
   // Bounded memory while moving files (docs/FILES.md): every 1 MiB chunk leaves a few MB of
   // short-lived garbage. A young generation kept at its initial size and old-space collections

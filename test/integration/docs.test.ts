@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { allCommands } from '../../lib/commands';
-import { FLAGS } from '../../lib/cli';
+import { FLAGS, usage } from '../../lib/cli';
 import { REPO } from '../helpers/agent';
 import { suite } from '../helpers/harness';
 
@@ -102,11 +102,21 @@ test('docs/COMMANDS.md and docs/QEMU-GA-COMMANDS.md are what the schemas make (n
   );
 });
 
-test('every agent flag is in the README', () => {
+test("docs/AGENT.md's flag list is the agent's --help; the README's has the everyday ones and points there", () => {
+  const agent = read('docs/AGENT.md');
+  const help = usage().split('\n').slice(4).join('\n').trimEnd();
+  assert.ok(
+    agent.includes('```\nember-ga [flags]\n' + help + '\n```'),
+    'docs/AGENT.md: paste `ember-ga --help` (from -p on)',
+  );
   for (const f of FLAGS) {
     const long = f.names.find((n) => n.length > 1)!;
+    assert.ok(agent.includes(`--${long}`), `docs/AGENT.md does not mention --${long}`);
+  }
+  for (const long of ['port', 'listen', 'protocol', 'install-unit', 'debug', 'version', 'help']) {
     assert.ok(readme.includes(`--${long}`), `README does not mention --${long}`);
   }
+  assert.ok(readme.includes('docs/AGENT.md'), 'README does not point to docs/AGENT.md for the rest');
 });
 
 test.run();

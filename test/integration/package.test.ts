@@ -578,6 +578,8 @@ test(
     assert.equal(unitValues('Restart'), ['always']);
     // No -p: the agent serves each of the two ports that exists, found by name.
     assert.equal(unitValues('ExecStart'), [`/usr/bin/env ${Object.keys(pkg.bin)[0]}`]);
+    // Journal lines tagged ember-ga, not "env" or "node".
+    assert.equal(unitValues('SyslogIdentifier'), ['ember-ga']);
     const rules = fs
       .readFileSync(path.join(REPO, 'systemd', '60-ember-ga.rules'), 'utf8')
       .split('\n')
@@ -618,6 +620,48 @@ test(
     assert.equal(links(), []);
   },
   { needs: [command('systemctl')] },
+);
+
+test(
+  'ember-ga --install-unit from the installed package: absolute ExecStart, enabled for both ports, verified; --uninstall-unit undoes it',
+  () => {
+    if (!installed) throw new Error('the install test did not pass');
+    const root = path.join(work, 'install-unit-root');
+    const bin = path.join(installed.prefix, 'bin', 'ember-ga');
+    const r = run(bin, ['--install-unit', '--unit-root', root], { env: installed.env });
+    assert.is(r.status, 0, r.out);
+    const unit = path.join(root, 'etc', 'systemd', 'system', 'ember-ga.service');
+    const exec = [...fs.readFileSync(unit, 'utf8').matchAll(/^ExecStart=(.*)$/gm)].map((m) => m[1].split(' '));
+    assert.is(exec.length, 1);
+    const [node, cli, ...rest] = exec[0];
+    assert.ok(path.isAbsolute(node) && fs.statSync(node).mode & 0o111, `ExecStart's node: ${node}`);
+    assert.is(cli, path.join(fs.realpathSync(installed.root), 'dist', 'lib', 'cli.js'));
+    assert.equal(rest, []);
+    assert.ok(fs.existsSync(path.join(root, 'etc', 'udev', 'rules.d', '60-ember-ga.rules')));
+    const wants = fs.readdirSync(path.join(root, 'etc', 'systemd', 'system')).filter((d) => d.endsWith('.wants'));
+    assert.is(wants.length, 2);
+    const v = run('systemd-analyze', ['verify', '--man=no', unit]);
+    assert.is(v.status, 0, v.out);
+    assert.is(
+      v.out
+        .split('\n')
+        .filter((l) => l.includes('ember-ga'))
+        .join('\n'),
+      '',
+      'systemd-analyze warned',
+    );
+    const u = run(bin, ['--uninstall-unit', '--unit-root', root], { env: installed.env });
+    assert.is(u.status, 0, u.out);
+    assert.not.ok(fs.existsSync(unit));
+    assert.equal(
+      fs
+        .readdirSync(path.join(root, 'etc', 'systemd', 'system'))
+        .filter((d) => d.endsWith('.wants'))
+        .flatMap((d) => fs.readdirSync(path.join(root, 'etc', 'systemd', 'system', d))),
+      [],
+    );
+  },
+  { needs: [command('systemctl'), command('systemd-analyze')] },
 );
 
 test(
