@@ -63,7 +63,7 @@ function pack() {
 const PACK_TIMEOUT = 240_000;
 const test = suite('package');
 
-test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist/lib/cli.js as it is', () => {
+test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist/lib/agent-bin.js as it is', () => {
   for (const [name, file] of Object.entries(pkg.bin)) {
     const full = path.join(REPO, file);
     assert.ok((fs.statSync(full).mode & 0o111) === 0o111, `${name} (${file}) is not executable`);
@@ -72,6 +72,24 @@ test('the bins are executable scripts: `npx ember-ga` in this checkout runs dist
       `${name} (${file}) has no node shebang`,
     );
   }
+});
+
+test('off Linux the agent says so in one line, loading nothing of the addon; ember-ga-ctl still runs', () => {
+  const asIf = (file: string, args: string[]) =>
+    run(process.execPath, [
+      '-e',
+      `Object.defineProperty(process, 'platform', { value: 'darwin' }); process.argv.splice(1, 0, ${JSON.stringify(file)}); require(${JSON.stringify(file)})`,
+      '--',
+      ...args,
+    ]);
+  const agent = asIf(path.join(REPO, pkg.bin['ember-ga']), ['--version']);
+  assert.is(agent.status, 1);
+  assert.is(
+    agent.out,
+    'ember-ga: the agent runs in Linux guests only (this is darwin); on a host, use ember-ga-ctl or ember-ga/client\n',
+  );
+  const ctl = asIf(path.join(REPO, pkg.bin['ember-ga-ctl']), ['--version']);
+  assert.is(ctl.status, 0, ctl.out);
 });
 
 test(
