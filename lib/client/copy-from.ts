@@ -153,7 +153,7 @@ export async function copyFrom(
   const what = `copy guest:${guestPath}`;
   const f = await ga.features();
   const { chunk, depth } = plan(f, opts, f.maxReadSize);
-  const st = await ga.stat(guestPath);
+  const st = await ga.statFile(guestPath);
   const type = st.stat.Mode & S_IFMT;
   if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: EISDIR });
   const total = type === S_IFREG ? st.stat.Size : undefined;
@@ -174,7 +174,7 @@ export async function copyFrom(
     handle = await ga.fileOpen(guestPath, { mode: 'r', md5: sentMd5 });
     handleOpen = true;
     checkAbort(opts.signal, what);
-    const remoteMd5 = verify && !sentMd5 ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    const remoteMd5 = verify && !sentMd5 ? ga.md5File(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
     const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;

@@ -126,7 +126,7 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
     const name = 'local' in src ? path.basename(src.local) : undefined;
     if (
       target.endsWith('/') ||
-      (await ga.stat(target).then(
+      (await ga.statFile(target).then(
         (s) => s.isdir,
         () => false,
       ))

@@ -45,6 +45,11 @@ function out(g: Globals, value: unknown, human: () => string): void {
   process.stdout.write(g.json ? jsonWithBigInts(value) + '\n' : human()); // stat's exact 64-bit fields as digits
 }
 
+/** A change that answers nothing: `{}` under --json (one JSON value per run), else `human()` or nothing. */
+function done(g: Globals, human: () => string = () => ''): void {
+  out(g, {}, human);
+}
+
 function connectOptions(g: Globals) {
   const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
   if (given !== 1)
@@ -133,7 +138,7 @@ export function program(): Command {
           const [f, s] = await Promise.all([ga.features(), gatherSystem(ga)]);
           return out(g, { agent: f, system: s }, () => fmt.qgaSystemText(f, s));
         }
-        const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
+        const [f, s] = await Promise.all([ga.features(), ga.systemInfo()]);
         out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
       }),
     );
@@ -151,8 +156,8 @@ export function program(): Command {
     .description('agent-shutdown: the agent exits (its supervisor restarts it)')
     .action(
       act(async (ga, g) => {
-        const r = await ga.shutdown();
-        out(g, r, () => 'agent shutting down\n');
+        await ga.shutdown();
+        done(g, () => 'agent shutting down\n');
       }),
     );
 
@@ -162,7 +167,7 @@ export function program(): Command {
     .description('list a guest directory')
     .action(
       act(async (ga, g, dir: string, o: { limit?: number }) => {
-        const list = await ga.readdir(dir, o.limit, { exact: true });
+        const list = await ga.listDirectory(dir, o.limit, { exact: true });
         out(g, list, () => fmt.listing(list));
       }),
     );
@@ -172,7 +177,7 @@ export function program(): Command {
     .description('file-stat (lstat) of a guest path')
     .action(
       act(async (ga, g, file: string) => {
-        const s = await ga.stat(file, { exact: true });
+        const s = await ga.statFile(file, { exact: true });
         out(g, s, () => fmt.statText(s));
       }),
     );
@@ -182,7 +187,7 @@ export function program(): Command {
     .description('md5 of a guest file')
     .action(
       act(async (ga, g, file: string) => {
-        const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
+        const sum = await ga.md5File(file, { timeout: Math.max(g.wait * 1000, 600_000) });
         out(g, sum, () => `${sum}  ${file}\n`);
       }),
     );
@@ -232,7 +237,8 @@ export function program(): Command {
     .description('create a guest directory and its missing parents')
     .action(
       act(async (ga, g, dir: string, o: { mode?: number }) => {
-        out(g, await ga.mkdir(dir, o.mode), () => '');
+        await ga.mkdirAll(dir, o.mode);
+        done(g);
       }),
     );
 
@@ -242,7 +248,8 @@ export function program(): Command {
     .description('change mode bits of a guest path')
     .action(
       act(async (ga, g, mode: number, file: string) => {
-        out(g, await ga.chmod(file, mode), () => '');
+        await ga.chmod(file, mode);
+        done(g);
       }),
     );
 
@@ -252,7 +259,8 @@ export function program(): Command {
     .description('change owner (and group) of a guest path')
     .action(
       act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
-        out(g, await ga.chown(file, uid, gid), () => '');
+        await ga.chown(file, uid, gid);
+        done(g);
       }),
     );
 
@@ -266,11 +274,8 @@ export function program(): Command {
     .description('freeze guest filesystems (before a snapshot)')
     .action(
       act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
-        if (ga.protocol === 'qemu-ga' && o.timeout === undefined) {
-          const n = await ga.qga.fsfreezeFreeze(mounts.length > 0 ? mounts : undefined);
-          return out(g, n, () => `frozen (${n} filesystems)\n`);
-        }
-        out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
+        const r = await ga.freeze({ mountpoints: mounts, timeout: o.timeout });
+        out(g, r, () => (r.count === undefined ? 'frozen\n' : `frozen (${r.count} filesystems)\n`));
       }),
     );
 
@@ -278,11 +283,8 @@ export function program(): Command {
     .description('thaw guest filesystems (after a snapshot)')
     .action(
       act(async (ga, g) => {
-        if (ga.protocol === 'qemu-ga') {
-          const n = await ga.qga.fsfreezeThaw();
-          return out(g, n, () => `thawed (${n} filesystems)\n`);
-        }
-        out(g, await ga.thaw(), () => 'thawed\n');
+        const r = await ga.thaw();
+        out(g, r, () => (r.count === undefined ? 'thawed\n' : `thawed (${r.count} filesystems)\n`));
       }),
     );
 
@@ -303,7 +305,7 @@ export function program(): Command {
           const list = await ga.qga.networkInterfaces();
           return out(g, list, () => fmt.qgaIfacesText(list));
         }
-        const list = await ga.interfaces();
+        const list = await ga.links();
         out(g, list, () => fmt.ifacesText(list));
       }),
     );
@@ -316,9 +318,10 @@ export function program(): Command {
     .action(
       act(async (ga, g, op: string, cidr: string, rest: string[]) => {
         const ifname = devName(rest);
-        if (op === 'add') out(g, await ga.addAddress(cidr, ifname), () => '');
-        else if (op === 'del' || op === 'delete') out(g, await ga.deleteAddress(cidr, ifname), () => '');
+        if (op === 'add') await ga.addAddress({ ifname, cidr });
+        else if (op === 'del' || op === 'delete') await ga.deleteAddress({ ifname, cidr });
         else usage(`addr takes add or del, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 
@@ -328,9 +331,10 @@ export function program(): Command {
     .description('bring an interface up or down')
     .action(
       act(async (ga, g, op: string, ifname: string) => {
-        if (op === 'up') out(g, await ga.linkUp(ifname), () => '');
-        else if (op === 'down') out(g, await ga.linkDown(ifname), () => '');
+        if (op === 'up') await ga.setLinkUp(ifname);
+        else if (op === 'down') await ga.setLinkDown(ifname);
         else usage(`link takes up or down, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 
@@ -340,7 +344,7 @@ export function program(): Command {
     .description('the main routing table')
     .action(
       act(async (ga, g, o: { 4?: boolean; 6?: boolean }) => {
-        const list = await ga.routes(o[4] ? 2 : o[6] ? 10 : 0);
+        const list = await ga.routes({ family: o[4] ? 4 : o[6] ? 6 : 0 });
         out(g, list, () => fmt.routesText(list));
       }),
     );
@@ -352,9 +356,10 @@ export function program(): Command {
     .action(
       act(async (ga, g, op: string, spec: string[]) => {
         const r = routeSpec(spec);
-        if (op === 'add') out(g, await ga.addRoute(r), () => '');
-        else if (op === 'del' || op === 'delete') out(g, await ga.deleteRoute(r), () => '');
+        if (op === 'add') await ga.addRoute(r);
+        else if (op === 'del' || op === 'delete') await ga.deleteRoute(r);
         else usage(`route takes add or del, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 

@@ -225,8 +225,8 @@ test('freeze, thaw, frozen and ifaces over qemu-ga (on the fake: never on this m
       assert.is((await run(['frozen'])).stdout, 'thawed\n');
       assert.is((await run(['freeze'])).stdout, 'frozen (2 filesystems)\n');
       assert.is((await run(['frozen'])).stdout, 'frozen\n');
-      assert.is((await run(['--json', 'thaw'])).stdout, '2\n');
-      assert.is((await run(['--json', 'freeze', '/mnt/a'])).stdout, '1\n');
+      assert.is((await run(['--json', 'thaw'])).stdout, '{"count":2}\n');
+      assert.is((await run(['--json', 'freeze', '/mnt/a'])).stdout, '{"count":1}\n');
       const t = await run(['freeze', '--timeout', '5']);
       assert.equal(
         [t.status, t.stderr],
