@@ -132,7 +132,7 @@ test(
       ],
     ] as const) {
       const r = await q(ctx, [...args]);
-      assert.equal([r.status, r.stderr], [1, `ember-ga-ctl: ${message}\n`], args.join(' '));
+      assert.equal([r.status, r.stderr], [1, `ember-ga-ctl: host: ${message}\n`], args.join(' '));
     }
     assert.is(fs.readFileSync(guest, 'utf8'), 'from stdin', 'a refused copy leaves the file alone');
   },
@@ -230,7 +230,7 @@ test('freeze, thaw, frozen and ifaces over qemu-ga (on the fake: never on this m
       const t = await run(['freeze', '--timeout', '5']);
       assert.equal(
         [t.status, t.stderr],
-        [1, "ember-ga-ctl: freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent\n"],
+        [1, "ember-ga-ctl: host: freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent\n"],
       );
       assert.ok(fake.requests.some((r) => r.execute === 'guest-fsfreeze-freeze-list'));
       const i = await run(['ifaces']);
