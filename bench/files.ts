@@ -428,7 +428,7 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   let refBest = Infinity;
   const timed = async (ga: GuestAgent): Promise<number> => {
     const t0 = process.hrtime.bigint();
-    check('get-file-md5sum', await ga.md5sum(md5file, { timeout: 300_000 }), md5want);
+    check('get-file-md5sum', await ga.md5File(md5file, { timeout: 300_000 }), md5want);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   };
   for (let i = 0; i < 3; i++) {

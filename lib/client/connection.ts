@@ -70,6 +70,8 @@ export class AgentConnection extends EventEmitter {
   private readonly tagPrefix = randomBytes(4).toString('hex') + '-';
   private seq = 0;
   private framer: LineFramer;
+  /** Something came on the current connection (else a timeout may mean another host holds it). */
+  private heard = false;
   private featuresP: Promise<Features> | undefined;
   private maxLineBytes = Infinity;
 
@@ -97,8 +99,15 @@ export class AgentConnection extends EventEmitter {
     this.connecting ??= (async () => {
       try {
         this.framer = this.newFramer();
+        this.heard = false;
         const link = await this.connector.connect(
-          { data: (chunk) => this.framer.push(chunk), close: (reason) => this.lost(reason) },
+          {
+            data: (chunk) => {
+              this.heard = true;
+              this.framer.push(chunk);
+            },
+            close: (reason) => this.lost(reason),
+          },
           this.connectTimeout,
         );
         if (this.closed) {
@@ -256,7 +265,7 @@ export class AgentConnection extends EventEmitter {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.take(tag);
-        reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${timeout} ms`, command));
+        reject(hostError('ETIMEDOUT', `${command}: ${noAnswer(timeout, this.heard, this.connector)}`, command));
       }, timeout);
       this.pending.set(tag, {
         command,
@@ -328,6 +337,12 @@ export class AgentConnection extends EventEmitter {
       readMd5: false,
     };
   }
+}
+
+/** A timeout's words: when nothing at all came since connecting, why that may be (Connector.silenceHint). */
+export function noAnswer(ms: number, heard: boolean, connector: Connector): string {
+  const hint = heard ? undefined : connector.silenceHint;
+  return `no answer from the agent within ${ms} ms${hint ? `; ${hint}` : ''}`;
 }
 
 /** A timeout in ms: > 0, and at most MAX_TIMER_MS (a longer timer would fire at once). */

@@ -19,11 +19,13 @@ import {
   type CopyResult,
   type Transfer,
 } from './copy';
+import { errnoOf, errorAbout, SystemError } from '../errors';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { ReadResult } from './types';
 
-const { EISDIR } = constants.errno;
+const { EEXIST, EISDIR, EOPNOTSUPP } = constants.errno;
+const { O_WRONLY } = fs.constants;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -88,23 +90,122 @@ export class StreamDest {
   }
 }
 
+/** The addon's helpers for a file with no name (O_TMPFILE, linkat), where it loads: the client works without it. */
+interface Unnamed {
+  O_TMPFILE: number;
+  linkFd(fd: number, path: string): Promise<void>;
+}
+
+let unnamedP: Promise<Unnamed | undefined> | undefined;
+
+function unnamedFiles(): Promise<Unnamed | undefined> {
+  unnamedP ??= import('../native').then(
+    ({ native }) => {
+      // linkat needs CAP_DAC_READ_SEARCH, or else /proc/self/fd (fdio::LinkFd): without either
+      // an unnamed file could never be given its name.
+      if (process.getuid?.() !== 0 && !fs.existsSync('/proc/self/fd')) return undefined;
+      return { O_TMPFILE: native.O_TMPFILE, linkFd: native.linkFd };
+    },
+    () => undefined, // no addon here (a macOS host, a copy without prebuilds)
+  );
+  return unnamedP;
+}
+
+/** `.NAME.XXXXXXXX.ember-ga-part` beside `dest`. */
+function tempBeside(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.ember-ga-part`);
+}
+
 /**
- * A local file written under a temporary name next to it and renamed into place on success.
- * Small chunks are gathered and written together (one writev per MiB), so a 4 KiB copy does not
- * pay a thread-pool round trip per chunk.
+ * Named temporary files of downloads under way, removed if a signal would end the process
+ * (SIGINT, SIGTERM, SIGHUP: an ssh session dropped) or it exits: a process that handles the
+ * signal itself (ember-ga-ctl) aborts its copies, which remove them.
+ */
+const liveTemps = new Set<string>();
+const TEMP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function removeTempsNow(): void {
+  for (const t of liveTemps) fs.rmSync(t, { force: true });
+  liveTemps.clear();
+}
+
+function onTempSignal(sig: NodeJS.Signals): void {
+  if (process.listenerCount(sig) > 1) return; // the program's own handler decides
+  removeTempsNow();
+  untrackAll();
+  process.kill(process.pid, sig); // no listener left: the default action, death by `sig`
+}
+
+function untrackAll(): void {
+  for (const s of TEMP_SIGNALS) process.off(s, onTempSignal);
+  process.off('exit', removeTempsNow);
+}
+
+function trackTemp(t: string): void {
+  if (liveTemps.size === 0) {
+    for (const s of TEMP_SIGNALS) process.on(s, onTempSignal);
+    process.on('exit', removeTempsNow);
+  }
+  liveTemps.add(t);
+}
+
+function untrackTemp(t: string): void {
+  if (!liveTemps.delete(t) || liveTemps.size > 0) return;
+  untrackAll();
+}
+
+/**
+ * A local destination written where it has no name until it is complete: a file with no name
+ * in the destination's directory (O_TMPFILE, through the addon), linked in as the destination
+ * when done, so an interrupted download (a signal, a crash, SIGKILL) leaves nothing. Without
+ * the addon or O_TMPFILE, a hidden `.NAME.XXXXXXXX.ember-ga-part` beside it, renamed into
+ * place, and removed on failure or on a signal that ends the process. Errors name the
+ * destination, never the temporary file. Small chunks are gathered and written together (one
+ * writev per MiB), so a 4 KiB copy does not pay a thread-pool round trip per chunk.
  */
 export class LocalDest {
   private fh: fs.promises.FileHandle | undefined;
   private bufs: Buffer[] = [];
   private size = 0;
-  readonly tmp: string;
+  /** The hidden name while there is one (no O_TMPFILE here). */
+  private temp: string | undefined;
+  private linkFd: Unnamed['linkFd'] | undefined;
 
-  constructor(readonly dest: string) {
-    this.tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.ember-ga-part`);
+  constructor(readonly dest: string) {}
+
+  /** Whether the data being written has no name yet (O_TMPFILE). */
+  get unnamed(): boolean {
+    return this.linkFd !== undefined;
+  }
+
+  /** `e` (from a temporary file) as a SystemError of `syscall` on the destination. */
+  private fail(e: unknown, syscall: string): unknown {
+    return errorAbout(e, syscall, this.dest);
   }
 
   async open(): Promise<void> {
-    this.fh = await fs.promises.open(this.tmp, 'wx', 0o666);
+    if ((await fs.promises.stat(this.dest).catch(() => undefined))?.isDirectory())
+      throw new SystemError(EISDIR, 'open', this.dest);
+    const helpers = await unnamedFiles();
+    if (helpers) {
+      try {
+        this.fh = await fs.promises.open(path.dirname(this.dest), helpers.O_TMPFILE | O_WRONLY, 0o666);
+        this.linkFd = helpers.linkFd;
+        return;
+      } catch (e) {
+        // No O_TMPFILE on this filesystem (EOPNOTSUPP) or kernel (EISDIR): a named file.
+        const errno = errnoOf(e);
+        if (errno !== EOPNOTSUPP && errno !== EISDIR) throw this.fail(e, 'open');
+      }
+    }
+    const temp = tempBeside(this.dest);
+    try {
+      this.fh = await fs.promises.open(temp, 'wx', 0o666);
+    } catch (e) {
+      throw this.fail(e, 'open');
+    }
+    this.temp = temp;
+    trackTemp(temp);
   }
 
   async write(buf: Buffer): Promise<void> {
@@ -119,27 +220,84 @@ export class LocalDest {
     const size = this.size;
     this.bufs = [];
     this.size = 0;
-    let done = (await this.fh!.writev(bufs)).bytesWritten;
-    if (done < size) {
-      const all = Buffer.concat(bufs, size);
-      while (done < size) done += (await this.fh!.write(all, done, size - done)).bytesWritten;
+    try {
+      let done = (await this.fh!.writev(bufs)).bytesWritten;
+      if (done < size) {
+        const all = Buffer.concat(bufs, size);
+        while (done < size) done += (await this.fh!.write(all, done, size - done)).bytesWritten;
+      }
+    } catch (e) {
+      throw this.fail(e, 'write');
     }
+  }
+
+  /** Gives the data the destination's name (replacing what is there), then closes it. */
+  private async place(): Promise<void> {
+    if (this.linkFd) {
+      const fd = this.fh!.fd;
+      try {
+        await this.linkFd(fd, this.dest); // a new file: named at once
+      } catch (e) {
+        if (errnoOf(e) !== EEXIST) throw this.fail(e, 'link');
+        // Replacing a file: under a fresh hidden name, at once renamed over it.
+        const temp = tempBeside(this.dest);
+        try {
+          await this.linkFd(fd, temp);
+        } catch (e2) {
+          throw this.fail(e2, 'link');
+        }
+        trackTemp(temp);
+        try {
+          await fs.promises.rename(temp, this.dest);
+        } catch (e2) {
+          await fs.promises.rm(temp, { force: true });
+          throw this.fail(e2, 'rename');
+        } finally {
+          untrackTemp(temp);
+        }
+      }
+      await this.close();
+      return;
+    }
+    await this.close();
+    try {
+      await fs.promises.rename(this.temp!, this.dest);
+    } catch (e) {
+      throw this.fail(e, 'rename');
+    }
+    untrackTemp(this.temp!);
+    this.temp = undefined;
+  }
+
+  private async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    await fh?.close();
   }
 
   async commit(fsync: boolean): Promise<void> {
     await this.flush();
-    if (fsync) await this.fh!.sync();
-    await this.fh!.close();
-    this.fh = undefined;
-    await fs.promises.rename(this.tmp, this.dest);
+    if (fsync) await this.fh!.sync().catch((e: unknown) => Promise.reject(this.fail(e, 'fsync')));
+    await this.place();
   }
 
+  /** A failed download: drops what arrived, or with `keep` gives it the destination's name. */
   async abandon(keep: boolean): Promise<void> {
-    if (keep) await this.flush().catch(noop);
-    await this.fh?.close().catch(noop);
-    this.fh = undefined;
-    if (keep) await fs.promises.rename(this.tmp, this.dest).catch(noop);
-    else await fs.promises.rm(this.tmp, { force: true });
+    if (keep && this.fh) {
+      try {
+        await this.flush();
+        await this.place();
+        return;
+      } catch {
+        // cannot be kept: dropped like the rest
+      }
+    }
+    await this.close().catch(noop);
+    if (this.temp) {
+      await fs.promises.rm(this.temp, { force: true });
+      untrackTemp(this.temp);
+      this.temp = undefined;
+    }
   }
 }
 
@@ -153,7 +311,7 @@ export async function copyFrom(
   const what = `copy guest:${guestPath}`;
   const f = await ga.features();
   const { chunk, depth } = plan(f, opts, f.maxReadSize);
-  const st = await ga.stat(guestPath);
+  const st = await ga.statFile(guestPath);
   const type = st.stat.Mode & S_IFMT;
   if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: EISDIR });
   const total = type === S_IFREG ? st.stat.Size : undefined;
@@ -174,7 +332,7 @@ export async function copyFrom(
     handle = await ga.fileOpen(guestPath, { mode: 'r', md5: sentMd5 });
     handleOpen = true;
     checkAbort(opts.signal, what);
-    const remoteMd5 = verify && !sentMd5 ? ga.md5sum(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    const remoteMd5 = verify && !sentMd5 ? ga.md5File(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
     remoteMd5?.catch(noop);
     const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;

@@ -166,7 +166,7 @@ export async function copyTo(
         throw e;
       }
     } else if (verify) {
-      await checkGuestMd5(ga.md5sum(guestPath, { timeout: md5Timeout(ga, sent) }), digest, opts.signal, what);
+      await checkGuestMd5(ga.md5File(guestPath, { timeout: md5Timeout(ga, sent) }), digest, opts.signal, what);
     }
     return {
       bytes: sent,

@@ -32,8 +32,21 @@ export function dieOf(signal: NodeJS.Signals): void {
 
 /** Set once stdout's reader went away (`| head`): process.stdout says EPIPE only as an 'error' event. */
 let stdoutGone = false;
-function onStdoutError(e: NodeJS.ErrnoException): void {
-  if (e.code === 'EPIPE') stdoutGone = true;
+/** A copy is running: it stops itself on EPIPE (its guest handle closed first), then dies. */
+let copying = false;
+
+/**
+ * Watches stdout for its reader going away (`ember-ga-ctl ls / | head -1`): ember-ga-ctl then
+ * dies of SIGPIPE without a word, as a C program does (Node ignores SIGPIPE and reports an
+ * 'error' event instead, which unheard crashes with "write EPIPE"). A copy under way is left to
+ * stop cleanly first (runCopy). Other stdout errors are `onOther`'s.
+ */
+export function watchStdout(onOther: (e: Error) => void): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') return onOther(e);
+    stdoutGone = true;
+    if (!copying) dieOf('SIGPIPE');
+  });
 }
 
 /**
@@ -60,7 +73,7 @@ export async function runCopy(
     ac.abort();
   };
   for (const s of STOP_SIGNALS) process.on(s, onSig);
-  if (!process.stdout.listeners('error').includes(onStdoutError)) process.stdout.on('error', onStdoutError); // kept: a late EPIPE must not crash
+  copying = true;
   const bar = opts.progress && process.stderr.isTTY ? progressBar(label, process.stderr) : undefined;
   const started = Date.now();
   const t = start(ac.signal);
@@ -81,6 +94,7 @@ export async function runCopy(
     if (stdoutGone) throw new Stopped('SIGPIPE', e);
     throw e;
   } finally {
+    copying = false;
     stopListening();
   }
 }
@@ -126,7 +140,7 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
     const name = 'local' in src ? path.basename(src.local) : undefined;
     if (
       target.endsWith('/') ||
-      (await ga.stat(target).then(
+      (await ga.statFile(target).then(
         (s) => s.isdir,
         () => false,
       ))

@@ -6,7 +6,9 @@ import { Command, CommanderError, Option } from 'commander';
 import * as os from 'os';
 import * as path from 'path';
 import { jsonWithBigInts } from '../wire/json';
+import { SystemError, toSystemError } from '../errors';
 import { VERSION } from '../version';
+import { GuestAgentError } from './errors';
 import { GuestAgent, type Protocol } from './guest-agent';
 import {
   byteCount,
@@ -22,7 +24,7 @@ import {
   usage,
 } from './ctl-args';
 import { execJson, execOptions, gatherSystem, sendQmp, type ExecFlags } from './ctl-qemu-ga';
-import { cp, dieOf, runCopy, Stopped, type CpOptions } from './ctl-copy';
+import { cp, dieOf, runCopy, Stopped, watchStdout, type CpOptions } from './ctl-copy';
 import * as fmt from './format';
 
 interface Globals {
@@ -38,6 +40,8 @@ type Action = (ga: GuestAgent, g: Globals, ...rest: never[]) => Promise<void>;
 
 /** The exit status of a subcommand that has its own (exec: the guest process's; qmp: 1 for an error answer). */
 let status = 0;
+/** --json was given: errors too are JSON (one line on stderr, see report()). */
+let jsonErrors = false;
 
 export { routeSpec } from './ctl-args';
 
@@ -45,15 +49,27 @@ function out(g: Globals, value: unknown, human: () => string): void {
   process.stdout.write(g.json ? jsonWithBigInts(value) + '\n' : human()); // stat's exact 64-bit fields as digits
 }
 
+/** A change that answers nothing: `{}` under --json (one JSON value per run), else `human()` or nothing. */
+function done(g: Globals, human: () => string = () => ''): void {
+  out(g, {}, human);
+}
+
+/** A socket path as the agent's --listen takes it (`unix:PATH`), or plain. */
+function socketPath(p: string): string {
+  return p.startsWith('unix:') ? p.slice(5) : p;
+}
+
 function connectOptions(g: Globals) {
   const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
   if (given !== 1)
     usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
   const timeout = g.wait * 1000;
-  const protocol = g.protocol ?? protocolOf((g.socket ?? g.device ?? g.listen)!);
-  if (g.socket !== undefined) return { socket: g.socket, timeout, reconnect: false, protocol };
+  const socket = g.socket === undefined ? undefined : socketPath(g.socket);
+  const listen = g.listen === undefined ? undefined : socketPath(g.listen);
+  const protocol = g.protocol ?? protocolOf((socket ?? g.device ?? listen)!);
+  if (socket !== undefined) return { socket, timeout, reconnect: false, protocol };
   if (g.device !== undefined) return { device: g.device, timeout, reconnect: false, protocol };
-  return { listen: g.listen!, timeout, connectTimeout: timeout, reconnect: false, protocol };
+  return { listen: listen!, timeout, connectTimeout: timeout, reconnect: false, protocol };
 }
 
 /** Wraps a subcommand: connect, run, close. */
@@ -84,11 +100,11 @@ export function program(): Command {
     .description(
       'Drive a guest agent from the host: ember-ga, phoenix-guest-agent 0.7.1 or qemu-guest-agent (--protocol qemu-ga).',
     )
-    .version(VERSION, '-V, --version')
+    .version(VERSION, '-v, --version') // as the agent's
     .addOption(
       new Option(
         '-s, --socket <path>',
-        "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on)",
+        "unix socket of the VM's guest-agent port (QEMU chardev socket, server=on); PATH or unix:PATH",
       ).env('EMBER_GA_SOCKET'),
     )
     .addOption(
@@ -99,7 +115,7 @@ export function program(): Command {
     .addOption(
       new Option(
         '--listen <path>',
-        'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off)',
+        'listen on a unix socket and wait for QEMU to connect (chardev socket, server=off); unix:PATH as the agent takes it, or PATH',
       ),
     )
     .addOption(
@@ -111,7 +127,12 @@ export function program(): Command {
     .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
     .option('--json', 'print answers as JSON (one line) for scripts')
     .exitOverride();
-  p.configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, 'ember-ga-ctl: ')) });
+  // Under --json main() reports commander's errors as JSON, and help shown for a missing
+  // command would only garble that stream.
+  p.configureOutput({
+    outputError: (s, write) => (jsonErrors ? undefined : write(s.replace(/^error: /, 'ember-ga-ctl: '))),
+    writeErr: (s) => (jsonErrors ? undefined : process.stderr.write(s)),
+  });
 
   p.command('ping')
     .description("the agent's version")
@@ -133,7 +154,7 @@ export function program(): Command {
           const [f, s] = await Promise.all([ga.features(), gatherSystem(ga)]);
           return out(g, { agent: f, system: s }, () => fmt.qgaSystemText(f, s));
         }
-        const [f, s] = await Promise.all([ga.features(), ga.sysinfo()]);
+        const [f, s] = await Promise.all([ga.features(), ga.systemInfo()]);
         out(g, { agent: f, sysinfo: s }, () => fmt.sysinfoText(f, s));
       }),
     );
@@ -151,8 +172,8 @@ export function program(): Command {
     .description('agent-shutdown: the agent exits (its supervisor restarts it)')
     .action(
       act(async (ga, g) => {
-        const r = await ga.shutdown();
-        out(g, r, () => 'agent shutting down\n');
+        await ga.shutdown();
+        done(g, () => 'agent shutting down\n');
       }),
     );
 
@@ -162,7 +183,7 @@ export function program(): Command {
     .description('list a guest directory')
     .action(
       act(async (ga, g, dir: string, o: { limit?: number }) => {
-        const list = await ga.readdir(dir, o.limit, { exact: true });
+        const list = await ga.listDirectory(dir, o.limit, { exact: true });
         out(g, list, () => fmt.listing(list));
       }),
     );
@@ -172,7 +193,7 @@ export function program(): Command {
     .description('file-stat (lstat) of a guest path')
     .action(
       act(async (ga, g, file: string) => {
-        const s = await ga.stat(file, { exact: true });
+        const s = await ga.statFile(file, { exact: true });
         out(g, s, () => fmt.statText(s));
       }),
     );
@@ -182,7 +203,7 @@ export function program(): Command {
     .description('md5 of a guest file')
     .action(
       act(async (ga, g, file: string) => {
-        const sum = await ga.md5sum(file, { timeout: Math.max(g.wait * 1000, 600_000) });
+        const sum = await ga.md5File(file, { timeout: Math.max(g.wait * 1000, 600_000) });
         out(g, sum, () => `${sum}  ${file}\n`);
       }),
     );
@@ -232,7 +253,8 @@ export function program(): Command {
     .description('create a guest directory and its missing parents')
     .action(
       act(async (ga, g, dir: string, o: { mode?: number }) => {
-        out(g, await ga.mkdir(dir, o.mode), () => '');
+        await ga.mkdirAll(dir, o.mode);
+        done(g);
       }),
     );
 
@@ -242,7 +264,8 @@ export function program(): Command {
     .description('change mode bits of a guest path')
     .action(
       act(async (ga, g, mode: number, file: string) => {
-        out(g, await ga.chmod(file, mode), () => '');
+        await ga.chmod(file, mode);
+        done(g);
       }),
     );
 
@@ -252,7 +275,8 @@ export function program(): Command {
     .description('change owner (and group) of a guest path')
     .action(
       act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {
-        out(g, await ga.chown(file, uid, gid), () => '');
+        await ga.chown(file, uid, gid);
+        done(g);
       }),
     );
 
@@ -266,11 +290,8 @@ export function program(): Command {
     .description('freeze guest filesystems (before a snapshot)')
     .action(
       act(async (ga, g, mounts: string[], o: { timeout?: number }) => {
-        if (ga.protocol === 'qemu-ga' && o.timeout === undefined) {
-          const n = await ga.qga.fsfreezeFreeze(mounts.length > 0 ? mounts : undefined);
-          return out(g, n, () => `frozen (${n} filesystems)\n`);
-        }
-        out(g, await ga.freeze({ mountpoints: mounts, timeout: o.timeout }), () => 'frozen\n');
+        const r = await ga.freeze({ mountpoints: mounts, timeout: o.timeout });
+        out(g, r, () => (r.count === undefined ? 'frozen\n' : `frozen (${r.count} filesystems)\n`));
       }),
     );
 
@@ -278,11 +299,8 @@ export function program(): Command {
     .description('thaw guest filesystems (after a snapshot)')
     .action(
       act(async (ga, g) => {
-        if (ga.protocol === 'qemu-ga') {
-          const n = await ga.qga.fsfreezeThaw();
-          return out(g, n, () => `thawed (${n} filesystems)\n`);
-        }
-        out(g, await ga.thaw(), () => 'thawed\n');
+        const r = await ga.thaw();
+        out(g, r, () => (r.count === undefined ? 'thawed\n' : `thawed (${r.count} filesystems)\n`));
       }),
     );
 
@@ -303,7 +321,7 @@ export function program(): Command {
           const list = await ga.qga.networkInterfaces();
           return out(g, list, () => fmt.qgaIfacesText(list));
         }
-        const list = await ga.interfaces();
+        const list = await ga.links();
         out(g, list, () => fmt.ifacesText(list));
       }),
     );
@@ -316,9 +334,10 @@ export function program(): Command {
     .action(
       act(async (ga, g, op: string, cidr: string, rest: string[]) => {
         const ifname = devName(rest);
-        if (op === 'add') out(g, await ga.addAddress(cidr, ifname), () => '');
-        else if (op === 'del' || op === 'delete') out(g, await ga.deleteAddress(cidr, ifname), () => '');
+        if (op === 'add') await ga.addAddress({ ifname, cidr });
+        else if (op === 'del' || op === 'delete') await ga.deleteAddress({ ifname, cidr });
         else usage(`addr takes add or del, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 
@@ -328,9 +347,10 @@ export function program(): Command {
     .description('bring an interface up or down')
     .action(
       act(async (ga, g, op: string, ifname: string) => {
-        if (op === 'up') out(g, await ga.linkUp(ifname), () => '');
-        else if (op === 'down') out(g, await ga.linkDown(ifname), () => '');
+        if (op === 'up') await ga.setLinkUp(ifname);
+        else if (op === 'down') await ga.setLinkDown(ifname);
         else usage(`link takes up or down, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 
@@ -340,7 +360,7 @@ export function program(): Command {
     .description('the main routing table')
     .action(
       act(async (ga, g, o: { 4?: boolean; 6?: boolean }) => {
-        const list = await ga.routes(o[4] ? 2 : o[6] ? 10 : 0);
+        const list = await ga.routes({ family: o[4] ? 4 : o[6] ? 6 : 0 });
         out(g, list, () => fmt.routesText(list));
       }),
     );
@@ -352,9 +372,10 @@ export function program(): Command {
     .action(
       act(async (ga, g, op: string, spec: string[]) => {
         const r = routeSpec(spec);
-        if (op === 'add') out(g, await ga.addRoute(r), () => '');
-        else if (op === 'del' || op === 'delete') out(g, await ga.deleteRoute(r), () => '');
+        if (op === 'add') await ga.addRoute(r);
+        else if (op === 'del' || op === 'delete') await ga.deleteRoute(r);
         else usage(`route takes add or del, got ${JSON.stringify(op)}`);
+        done(g);
       }),
     );
 
@@ -420,27 +441,77 @@ export function program(): Command {
 
 const HELP_HINT = '(ember-ga-ctl --help lists the commands)';
 
+/** An error as --json reports it: where it happened (the agent's answer, or here) and its code. */
+export interface ErrorReport {
+  /** The errno's name ('ENOENT'), the client's ('ETIMEDOUT', 'ECHECKSUM'), 'EGUEST' for a guest error without one, 'EUSAGE'. */
+  code: string;
+  message: string;
+  /** 'guest': the agent answered this error; 'host': it happened here (a local file, the connection, a timeout, a usage error). */
+  side: 'host' | 'guest';
+  /** qemu-ga's error class ('GenericError', 'CommandNotFound'), for its error answers. */
+  class?: string;
+}
+
+export function errorReport(e: unknown): ErrorReport {
+  if (e instanceof GuestAgentError) {
+    const r: ErrorReport = { code: e.code, message: e.message, side: e.remote ? 'guest' : 'host' };
+    if (e.errorClass !== undefined) r.class = e.errorClass;
+    return r;
+  }
+  const err = toSystemError(e); // a local file's: "open /x: no such file or directory"
+  if (err instanceof SystemError) return { code: err.code, message: err.message, side: 'host' };
+  const code = (err as { code?: unknown })?.code;
+  return {
+    code: typeof code === 'string' ? code : 'ERROR',
+    message: err instanceof Error ? err.message : String(err),
+    side: 'host',
+  };
+}
+
+/**
+ * One error on stderr: under --json `{"error": {code, message, side}}` on one line (stdout keeps
+ * only answers: a cat or exec's output is never followed by an error there), else
+ * `ember-ga-ctl: SIDE: message`, the side saying whether the agent answered it or it happened here.
+ */
+function report(r: ErrorReport, usageError = false): void {
+  if (jsonErrors) process.stderr.write(JSON.stringify({ error: r }) + '\n');
+  else process.stderr.write(usageError ? `ember-ga-ctl: ${r.message}\n` : `ember-ga-ctl: ${r.side}: ${r.message}\n`);
+}
+
+/** --json anywhere before `--`, seen before commander parses: its own errors come first. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 export async function main(argv: string[]): Promise<number> {
+  jsonErrors = wantsJson(argv);
+  watchStdout((e) => {
+    report(errorReport(e));
+    process.exit(1);
+  });
   try {
     status = 0;
     await program().parseAsync(argv, { from: 'user' });
     return status;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'ember-ga-ctl.usage') process.stderr.write(`ember-ga-ctl: ${e.message}\n`);
-      else if (e.code === 'commander.help' && e.exitCode !== 0)
-        process.stderr.write('ember-ga-ctl: which command? (see above)\n');
-      // A bad value gets its one line (flag, value, what it takes); a wrong command line the hint.
-      else if (e.exitCode !== 0 && e.code !== 'commander.invalidArgument' && e.code !== 'commander.version')
-        process.stderr.write(`${HELP_HINT}\n`);
-      // commander printed its own message; help and version exit 0
-      return e.exitCode === 0 ? 0 : 2;
+      // help and version exit 0
+      if (e.exitCode === 0) return 0;
+      const usageError = (message: string) => report({ code: 'EUSAGE', message, side: 'host' }, true);
+      if (e.code === 'ember-ga-ctl.usage') usageError(e.message);
+      else if (e.code === 'commander.help')
+        usageError(jsonErrors ? `which command? ${HELP_HINT}` : 'which command? (see above)');
+      else if (jsonErrors) usageError(e.message.replace(/^error: /, ''));
+      // commander printed its own message; a bad value gets its one line (flag, value, what it
+      // takes), a wrong command line the hint too.
+      else if (e.code !== 'commander.invalidArgument') process.stderr.write(`${HELP_HINT}\n`);
+      return 2;
     }
     const stopped = e instanceof Stopped ? e : undefined;
     const failure = stopped ? stopped.failure : e;
     // Like cat, nothing is said when the reader of stdout went away.
-    if (stopped?.signal !== 'SIGPIPE')
-      process.stderr.write(`ember-ga-ctl: ${(failure as Error).message ?? String(failure)}\n`);
+    if (stopped?.signal !== 'SIGPIPE') report(errorReport(failure));
     if (!stopped) return 1;
     dieOf(stopped.signal);
     return 128 + os.constants.signals[stopped.signal];

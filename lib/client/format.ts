@@ -54,8 +54,31 @@ export function fileType(mode: number): string {
   return TYPES[mode & 0o170000]?.[1] ?? 'unknown';
 }
 
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** Minutes east of UTC -> "+0530" / "-0800". */
+function offsetOf(minutesEast: number): string {
+  const m = Math.abs(minutesEast);
+  return `${minutesEast < 0 ? '-' : '+'}${two(Math.floor(m / 60))}${two(m % 60)}`;
+}
+
+/**
+ * Seconds since the epoch as this host's local time, with its offset from UTC, as `ls -l
+ * --time-style=full-iso` prints it: "2026-11-25 14:40:02 +0100" (`nsec`: ".123456789" after the
+ * seconds; `minutes`: no seconds). The host's zone (TZ), not the guest's, which the phoenix
+ * protocol does not tell: the offset says which it is.
+ */
+export function localTime(sec: number, o: { nsec?: number; minutes?: boolean } = {}): string {
+  const d = new Date(sec * 1000);
+  const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+  let clock = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  if (!o.minutes) clock += `:${two(d.getSeconds())}`;
+  if (o.nsec !== undefined) clock += `.${String(o.nsec).padStart(9, '0')}`;
+  return `${day} ${clock} ${offsetOf(-d.getTimezoneOffset())}`;
+}
+
 function time(t: { Sec: number; Nsec: number }): string {
-  return new Date(t.Sec * 1000 + Math.floor(t.Nsec / 1e6)).toISOString().replace('T', ' ').replace('Z', ' UTC');
+  return localTime(t.Sec, { nsec: t.Nsec });
 }
 
 /** Left-aligned columns; `right` lists the columns aligned right (numbers). */
@@ -84,7 +107,7 @@ export function listing(entries: ExactFileStat[]): string {
       e.stat.Uid,
       e.stat.Gid,
       e.stat.Size,
-      time(e.stat.Mtim).slice(0, 19),
+      localTime(e.stat.Mtim.Sec),
       e.name + (e.isdir ? '/' : ''),
     ]),
     [1, 2, 3, 4],
@@ -148,12 +171,7 @@ export function sysinfoText(f: Features, s: SysInfo): string {
       '\n' +
       table(
         ['USER', 'TTY', 'FROM', 'LOGIN'],
-        s.users.map((x) => [
-          x.name,
-          x.device,
-          x.host,
-          new Date(x.login_time * 1000).toISOString().slice(0, 16).replace('T', ' '),
-        ]),
+        s.users.map((x) => [x.name, x.device, x.host, localTime(x.login_time, { minutes: true })]),
       );
   }
   return out;
@@ -180,8 +198,7 @@ export interface QgaSystem {
 }
 
 function offsetText(seconds: number): string {
-  const m = Math.abs(Math.round(seconds / 60));
-  return `${seconds < 0 ? '-' : '+'}${String(Math.floor(m / 60)).padStart(2, '0')}${String(m % 60).padStart(2, '0')}`;
+  return offsetOf(Math.round(seconds / 60));
 }
 
 export function qgaSystemText(f: Features, s: QgaSystem): string {
@@ -195,7 +212,7 @@ export function qgaSystemText(f: Features, s: QgaSystem): string {
   if (s.time !== undefined) {
     const t = new Date(Math.floor(s.time / 1e6)).toISOString().slice(0, 19).replace('T', ' ');
     const tz = s.timezone ? `, timezone ${s.timezone.zone ?? '?'} ${offsetText(s.timezone.offset)}` : '';
-    lines.push(`time:     ${t} UTC${tz}`);
+    lines.push(`time:     ${t} UTC${tz}`); // the guest's clock in UTC, its own zone beside it
   }
   lines.push(`commands: ${s.commands.enabled} enabled of ${s.commands.listed}`);
   let out = lines.join('\n') + '\n';
@@ -204,11 +221,7 @@ export function qgaSystemText(f: Features, s: QgaSystem): string {
       '\n' +
       table(
         ['USER', 'DOMAIN', 'LOGIN'],
-        s.users.map((x) => [
-          x.user,
-          x.domain ?? '-',
-          new Date(x['login-time'] * 1000).toISOString().slice(0, 16).replace('T', ' '),
-        ]),
+        s.users.map((x) => [x.user, x.domain ?? '-', localTime(x['login-time'], { minutes: true })]),
       );
   }
   return out;

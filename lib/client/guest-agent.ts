@@ -16,8 +16,10 @@ import { QemuGaCommands, type ExecOptions } from './qemu-ga-commands';
 import type { ExecResult, QgaAnswers, QgaCommandName } from './qemu-ga-types';
 import { QmpConnection, type QmpAnswer } from './qmp-connection';
 import type {
+  AddressSpec,
   AgentInfo,
   ExactFileStat,
+  GuestFreezeResult,
   FileStat,
   NetIface,
   ReadResult,
@@ -164,14 +166,15 @@ export class GuestAgent extends AgentConnection {
   }
 
   /**
-   * agent-shutdown: the agent answers true, then exits (its supervisor restarts it). Not over
+   * agent-shutdown: the agent exits once it answered (its supervisor restarts it). Not over
    * qemu-ga: its guest-shutdown powers the guest off.
    */
-  shutdown(opts?: CallOptions): Promise<boolean> {
-    return this.pcall('agent-shutdown', undefined, opts);
+  async shutdown(opts?: CallOptions): Promise<void> {
+    await this.pcall('agent-shutdown', undefined, opts);
   }
 
-  sysinfo(opts?: CallOptions): Promise<SysInfo> {
+  /** sysinfo: uname, uptime, load, memory, users, disks (the library's systemInfo(), as the agent gathers it). */
+  systemInfo(opts?: CallOptions): Promise<SysInfo> {
     return this.pcall('sysinfo', undefined, opts);
   }
 
@@ -249,11 +252,13 @@ export class GuestAgent extends AgentConnection {
   }
 
   /** file-write; with eof the handle is closed (the reference drops data sent with eof:true). */
-  fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<boolean> {
-    if (!Number.isSafeInteger(handle))
-      return this.pcall('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+  async fileWrite(handle: number, data: Buffer, eof = false, opts: CallOptions = {}): Promise<void> {
+    if (!Number.isSafeInteger(handle)) {
+      await this.pcall('file-write', { handle_id: handle, bufb64: data.toString('base64'), eof }, opts);
+      return;
+    }
     // Built around the base64 text, which needs no JSON escaping: no JSON pass over the payload.
-    return this.request(
+    await this.request(
       'file-write',
       (tag) =>
         `{"execute":"file-write","arguments":{"handle_id":${handle},"bufb64":"${data.toString('base64')}","eof":${eof === true}},"tag":${JSON.stringify(tag)}}\r\n`,
@@ -267,12 +272,12 @@ export class GuestAgent extends AgentConnection {
    * drops an atomic handle's data, `md5` closes only if the file has that md5 (else EBADMSG),
    * `fsync` flushes it to disk first.
    */
-  fileClose(
+  async fileClose(
     handle: number,
     o: { discard?: boolean; fsync?: boolean; md5?: string } = {},
     opts?: CallOptions,
-  ): Promise<boolean> {
-    return this.pcall(
+  ): Promise<void> {
+    await this.pcall(
       'file-close',
       compact({ handle_id: handle, discard: o.discard || undefined, fsync: o.fsync || undefined, md5: o.md5 }),
       opts,
@@ -280,41 +285,47 @@ export class GuestAgent extends AgentConnection {
   }
 
   /**
-   * get-file-md5sum: lowercase hex. Over qemu-ga, which has no md5, the file is read through
-   * the agent and hashed here (each read with the client's timeout).
+   * get-file-md5sum: lowercase hex (the library's md5File). Over qemu-ga, which has no md5, the
+   * file is read through the agent and hashed here (each read with the client's timeout).
    */
-  async md5sum(path: string, opts?: CallOptions): Promise<string> {
+  async md5File(path: string, opts?: CallOptions): Promise<string> {
     if (this.qmpConn) return (await guestMd5(this, path)).md5;
     return this.pcall('get-file-md5sum', { path }, opts);
   }
 
   /**
-   * file-stat (lstat). Numbers are JSON.parse's, exact up to 2^53; with `exact: true` the 64-bit
-   * fields are Int64 (a bigint past 2^53: an overlayfs inode number with xino, say).
+   * file-stat (lstat; the library's statFile). Numbers are JSON.parse's, exact up to 2^53; with
+   * `exact: true` the 64-bit fields are Int64 (a bigint past 2^53: an overlayfs inode number
+   * with xino, say).
    */
-  stat(path: string, opts: CallOptions & { exact: true }): Promise<ExactFileStat>;
-  stat(path: string, opts?: CallOptions & { exact?: false }): Promise<FileStat>;
-  stat(path: string, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat | ExactFileStat> {
+  statFile(path: string, opts: CallOptions & { exact: true }): Promise<ExactFileStat>;
+  statFile(path: string, opts?: CallOptions & { exact?: false }): Promise<FileStat>;
+  statFile(path: string, opts: CallOptions & { exact?: boolean } = {}): Promise<FileStat | ExactFileStat> {
     return this.callWith('file-stat', { path }, opts, { exactInts: opts.exact === true });
   }
 
-  chmod(path: string, perm: number, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('file-chmod', { path, perm }, opts);
+  /** file-chmod: the mode bits of `path` (as fs.chmod; the library has none of its own). */
+  async chmod(path: string, perm: number, opts?: CallOptions): Promise<void> {
+    await this.pcall('file-chmod', { path, perm }, opts);
   }
 
-  chown(path: string, uid: number, gid: number, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('file-chown', { path, uid, gid }, opts);
+  /** file-chown (as fs.chown). */
+  async chown(path: string, uid: number, gid: number, opts?: CallOptions): Promise<void> {
+    await this.pcall('file-chown', { path, uid, gid }, opts);
   }
 
-  /** directory-create: creates missing parents too (default perm 0o755). */
-  mkdir(path: string, perm?: number, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('directory-create', compact({ path, perm }), opts);
+  /** directory-create (the library's mkdirAll): creates missing parents too (default perm 0o755). */
+  async mkdirAll(path: string, perm?: number, opts?: CallOptions): Promise<void> {
+    await this.pcall('directory-create', compact({ path, perm }), opts);
   }
 
-  /** directory-list: at most n entries (0 = all); `exact` as for stat(). */
-  readdir(path: string, n: number | undefined, opts: CallOptions & { exact: true }): Promise<ExactFileStat[]>;
-  readdir(path: string, n?: number, opts?: CallOptions & { exact?: false }): Promise<FileStat[]>;
-  readdir(
+  /**
+   * directory-list (the library's listDirectory): the entries sorted by name, at most n (0 =
+   * all); `exact` as for statFile().
+   */
+  listDirectory(path: string, n: number | undefined, opts: CallOptions & { exact: true }): Promise<ExactFileStat[]>;
+  listDirectory(path: string, n?: number, opts?: CallOptions & { exact?: false }): Promise<FileStat[]>;
+  listDirectory(
     path: string,
     n?: number,
     opts: CallOptions & { exact?: boolean } = {},
@@ -325,27 +336,26 @@ export class GuestAgent extends AgentConnection {
   /**
    * fs-freeze. ember-ga: `mountpoints` freezes just those, in order; `timeout` (seconds) thaws
    * by itself if no fs-unfreeze comes in time. Over qemu-ga: guest-fsfreeze-freeze, or
-   * guest-fsfreeze-freeze-list with `mountpoints` (qga.fsfreezeFreeze() gives the count); no
-   * `timeout` there.
+   * guest-fsfreeze-freeze-list with `mountpoints`; no `timeout` there. Resolves with what the
+   * protocol tells of the library's FreezeOutcome: over qemu-ga `count`, how many filesystems
+   * this call froze; phoenix's fs-freeze answers only `true`, so over it `count` is absent.
    */
-  async freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<boolean> {
+  async freeze(o: { mountpoints?: string[]; timeout?: number } = {}, opts?: CallOptions): Promise<GuestFreezeResult> {
     if (this.qmpConn) {
       if (o.timeout !== undefined)
         throw hostError('ENOTSUP', "freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent");
-      await this.qga.fsfreezeFreeze(o.mountpoints?.length ? o.mountpoints : undefined, opts);
-      return true;
+      return { count: await this.qga.fsfreezeFreeze(o.mountpoints?.length ? o.mountpoints : undefined, opts) };
     }
     const args = compact({ mountpoints: o.mountpoints?.length ? o.mountpoints : undefined, timeout: o.timeout });
-    return this.pcall('fs-freeze', Object.keys(args).length ? args : undefined, opts);
+    await this.pcall('fs-freeze', Object.keys(args).length ? args : undefined, opts);
+    return {};
   }
 
-  /** fs-unfreeze (over qemu-ga: guest-fsfreeze-thaw). */
-  async thaw(opts?: CallOptions): Promise<boolean> {
-    if (this.qmpConn) {
-      await this.qga.fsfreezeThaw(opts);
-      return true;
-    }
-    return this.pcall('fs-unfreeze', undefined, opts);
+  /** fs-unfreeze (over qemu-ga guest-fsfreeze-thaw, whose `count` says how many it thawed). */
+  async thaw(opts?: CallOptions): Promise<GuestFreezeResult> {
+    if (this.qmpConn) return { count: await this.qga.fsfreezeThaw(opts) };
+    await this.pcall('fs-unfreeze', undefined, opts);
+    return {};
   }
 
   /** get-freeze-status: true while frozen (over qemu-ga: guest-fsfreeze-status). */
@@ -354,46 +364,63 @@ export class GuestAgent extends AgentConnection {
     return this.pcall('get-freeze-status', undefined, opts);
   }
 
-  /** get-netifaces (over qemu-ga, whose answer has another shape: qga.networkInterfaces()). */
-  interfaces(opts?: CallOptions): Promise<NetIface[]> {
+  /**
+   * get-netifaces: every link with its addresses, in the wire's shape (NetIface: flags as text,
+   * addresses as CIDR strings), not the library's Link. Over qemu-ga, whose answer has another
+   * shape: qga.networkInterfaces().
+   */
+  links(opts?: CallOptions): Promise<NetIface[]> {
     if (this.qmpConn)
       return Promise.reject(
         hostError(
           'ENOTSUP',
-          "get-netifaces: phoenix's protocol only; over qemu-ga's, qga.networkInterfaces() (guest-network-get-interfaces, another shape)",
+          "links: phoenix's protocol only; over qemu-ga's, qga.networkInterfaces() (guest-network-get-interfaces, another shape)",
           'get-netifaces',
         ),
       );
     return this.pcall('get-netifaces', undefined, opts);
   }
 
-  addAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('ipaddr-add', { ip, ifname }, opts);
+  /** ipaddr-add: `ip address add CIDR dev IFNAME`, as the library's addAddress({ ifname, cidr }). */
+  async addAddress(spec: AddressSpec, opts?: CallOptions): Promise<void> {
+    await this.pcall('ipaddr-add', addressArgs('addAddress', spec), opts);
   }
 
-  deleteAddress(ip: string, ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('ipaddr-del', { ip, ifname }, opts);
+  /** ipaddr-del: `ip address del CIDR dev IFNAME`. */
+  async deleteAddress(spec: AddressSpec, opts?: CallOptions): Promise<void> {
+    await this.pcall('ipaddr-del', addressArgs('deleteAddress', spec), opts);
   }
 
-  linkUp(ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('net-iface-up', { ifname }, opts);
+  /** net-iface-up: `ip link set dev IFNAME up`. */
+  async setLinkUp(ifname: string, opts?: CallOptions): Promise<void> {
+    await this.pcall('net-iface-up', { ifname }, opts);
   }
 
-  linkDown(ifname: string, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('net-iface-down', { ifname }, opts);
+  /** net-iface-down: `ip link set dev IFNAME down`. */
+  async setLinkDown(ifname: string, opts?: CallOptions): Promise<void> {
+    await this.pcall('net-iface-down', { ifname }, opts);
   }
 
-  /** get-route-list of the main table; family 0 (all, default), 2 (IPv4) or 10 (IPv6). */
-  routes(family: 0 | 2 | 10 = 0, opts?: CallOptions): Promise<GuestRoute[]> {
-    return this.pcall('get-route-list', { family }, opts);
+  /**
+   * get-route-list: the main table; `family` 4 or 6 limits to IPv4 or IPv6 (default 0: both),
+   * as in the library's routes() (the wire's AF_INET 2 / AF_INET6 10 are the client's business).
+   */
+  routes(opts: CallOptions & { family?: 0 | 4 | 6 } = {}): Promise<GuestRoute[]> {
+    const { family, ...call } = opts;
+    const af = WIRE_FAMILY[family ?? 0];
+    if (af === undefined)
+      return Promise.reject(new RangeError(`family must be 4, 6 or 0 (both), got ${JSON.stringify(family)}`));
+    return this.pcall('get-route-list', { family: af }, call);
   }
 
-  addRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('route-add', routeArgs(r), opts);
+  /** route-add: `ip route add DST [via GATEWAY] [dev IFNAME] [src SRC] [scope S]`. */
+  async addRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<void> {
+    await this.pcall('route-add', routeArgs(r), opts);
   }
 
-  deleteRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<boolean> {
-    return this.pcall('route-del', routeArgs(r), opts);
+  /** route-del: `ip route del DST [via GATEWAY] [dev IFNAME] [src SRC] [scope S]`. */
+  async deleteRoute(r: GuestRouteSpec, opts?: CallOptions): Promise<void> {
+    await this.pcall('route-del', routeArgs(r), opts);
   }
 
   // ---- copies ----
@@ -429,6 +456,24 @@ function compact(o: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out;
+}
+
+/** The library's families (4, 6; 0 both) as get-route-list's AF_* numbers. */
+const WIRE_FAMILY: Record<number, number> = { 0: 0, 4: 2, 6: 10 };
+
+/** ipaddr-add / ipaddr-del arguments; a TypeError for anything but `{ ifname, cidr }` strings. */
+function addressArgs(op: string, spec: AddressSpec): { ip: string; ifname: string } {
+  if (spec === null || typeof spec !== 'object' || typeof spec.ifname !== 'string' || typeof spec.cidr !== 'string')
+    throw new TypeError(`${op} takes { ifname, cidr }, two strings, got ${describe(spec)}`);
+  return { ip: spec.cidr, ifname: spec.ifname };
+}
+
+function describe(v: unknown): string {
+  return typeof v === 'string'
+    ? JSON.stringify(v)
+    : typeof v === 'object' && v !== null
+      ? JSON.stringify(v)
+      : String(v);
 }
 
 function routeArgs(r: GuestRouteSpec): Record<string, unknown> {

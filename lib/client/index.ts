@@ -15,7 +15,9 @@ export {
   type Progress,
 } from './copy';
 export type {
+  AddressSpec,
   AgentInfo,
+  GuestFreezeResult,
   ExactFileStat,
   Features,
   NetIface,

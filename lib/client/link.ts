@@ -25,6 +25,11 @@ export interface Link {
 
 export interface Connector {
   readonly description: string;
+  /**
+   * Why a connection that got nothing at all may be silent, for a timeout's message: a unix
+   * socket is served one connection at a time, so a connect that succeeds may still wait.
+   */
+  readonly silenceHint?: string;
   connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link>;
   /** Releases what outlives a connection (the listening socket). */
   close(): void;
@@ -74,6 +79,12 @@ class SocketConnector implements Connector {
 
   get description(): string {
     return `unix:${this.path}`;
+  }
+
+  // The kernel accepts a connection the agent (or QEMU, for its chardev socket) has not taken
+  // yet: both serve one at a time, and the next waits, connected and unanswered.
+  get silenceHint(): string {
+    return `nothing came from ${this.description} since connecting: it serves one connection at a time, so another host (a second ember-ga-ctl, libvirt) may hold it`;
   }
 
   connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {

@@ -11,7 +11,7 @@
 import { EventEmitter } from 'events';
 import { randomBytes, randomInt } from 'crypto';
 import { GuestAgentError, hostError } from './errors';
-import { checkTimeout, type CallOptions, type GuestAgentOptions } from './connection';
+import { checkTimeout, noAnswer, type CallOptions, type GuestAgentOptions } from './connection';
 import { connectorFor, type Connector, type Link } from './link';
 import type { EmberGaInfo, QgaAnswers, QgaCommandName, QgaInfo } from './qemu-ga-types';
 import type { Features } from './types';
@@ -139,6 +139,8 @@ export class QmpConnection extends EventEmitter {
   private readonly idPrefix = randomBytes(4).toString('hex') + '-';
   private seq = 0;
   private readonly stream: QmpStream;
+  /** Something came on the current connection (else a timeout may mean another host holds it). */
+  private heard = false;
 
   constructor(opts: GuestAgentOptions, connector: Connector = connectorFor(opts)) {
     super();
@@ -176,8 +178,15 @@ export class QmpConnection extends EventEmitter {
     this.connecting ??= (async () => {
       try {
         this.stream.reset();
+        this.heard = false;
         const link = await this.connector.connect(
-          { data: (chunk) => this.stream.push(chunk), close: (reason) => this.lost(reason) },
+          {
+            data: (chunk) => {
+              this.heard = true;
+              this.stream.push(chunk);
+            },
+            close: (reason) => this.lost(reason),
+          },
           this.connectTimeout,
         );
         if (this.closed) {
@@ -339,7 +348,9 @@ export class QmpConnection extends EventEmitter {
       this.endSync();
       const err = hostError(
         'ETIMEDOUT',
-        `no answer to guest-sync-delimited from ${this.description} within ${this.timeout} ms: is the agent running?`,
+        `no answer to guest-sync-delimited from ${this.description} within ${this.timeout} ms: ${
+          (!this.heard && this.connector.silenceHint) || 'is the agent running?'
+        }`,
         'guest-sync-delimited',
       );
       for (const p of this.queue.splice(0)) this.fail(p, err);
@@ -442,7 +453,7 @@ export class QmpConnection extends EventEmitter {
     // An answer that comes later would be taken for another's by an agent without ids, and the
     // agent is still busy with it: resynchronise before the next request.
     if (p.sent) this.synced = false;
-    this.fail(p, hostError('ETIMEDOUT', `${p.command}: no answer from the agent within ${timeout} ms`, p.command));
+    this.fail(p, hostError('ETIMEDOUT', `${p.command}: ${noAnswer(timeout, this.heard, this.connector)}`, p.command));
     this.pump();
   }
 

@@ -52,6 +52,18 @@ export type GoStat = AgentGoStat<number>;
 /** file-stat as stat(path, { exact: true }) gives it: 64-bit fields exact (Int64: a bigint past 2^53). */
 export type ExactFileStat = AgentFileStat<Int64>;
 
+/** ipaddr-add / ipaddr-del: the library's `{ ifname, cidr }` (named, so the two strings cannot swap). */
+export type { AddressSpec } from '../net';
+
+/**
+ * What freeze() and thaw() learn: as much of the library's FreezeOutcome as the protocol tells.
+ * phoenix's fs-freeze and fs-unfreeze answer only `true`, so over it the object is empty.
+ */
+export interface GuestFreezeResult {
+  /** qemu-ga: how many filesystems the call froze (thawed): the length of the library's `frozen`. */
+  count?: number;
+}
+
 /** route-add / route-del, like `ip route add|del DST via GATEWAY dev IFNAME [src SRC] [scope S]`. */
 export interface GuestRouteSpec {
   ifname?: string;

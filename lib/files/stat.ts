@@ -17,7 +17,7 @@ export interface Timespec {
  * A 64-bit field: a number, or a bigint when it is past Number.MAX_SAFE_INTEGER (overlayfs
  * inode numbers with xino, for one, have the top bit set). The agent's answers print either as
  * exact JSON digits, as Go does. A host parsing them with JSON.parse gets a number, which is
- * exact up to 2^53 (the client's stat() and readdir() do, unless given `exact: true`).
+ * exact up to 2^53 (the client's statFile() and listDirectory() do, unless given `exact: true`).
  */
 export type Int64 = number | bigint;
 

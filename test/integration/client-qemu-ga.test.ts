@@ -205,7 +205,7 @@ test(
       assert.equal([down.bytes, down.md5, down.verified, down.chunkSize], [MiB + 123, sum, true, 4096]);
       assert.is(total, MiB + 123, 'the size from guest-file-seek');
       assert.is(md5Of(back), sum);
-      assert.is(await ga.md5sum(guest), sum, 'md5 computed here from the bytes read');
+      assert.is(await ga.md5File(guest), sum, 'md5 computed here from the bytes read');
       // a larger chunk when asked; into a Writable; an empty file
       const chunks: Buffer[] = [];
       const sink = new Writable({
@@ -237,14 +237,14 @@ test(
       await ga.ping();
       const before = ga.inFlight;
       const cases: [string, Promise<unknown>][] = [
-        ['file-stat', ga.stat(dir)],
+        ['file-stat', ga.statFile(dir)],
         ['file-chmod', ga.chmod(dir, 0o755)],
-        ['directory-list', ga.readdir(dir)],
+        ['directory-list', ga.listDirectory(dir)],
         ['agent-shutdown', ga.shutdown()],
-        ['sysinfo', ga.sysinfo()],
+        ['sysinfo', ga.systemInfo()],
         ['get-route-list', ga.routes()],
         ['file-open', ga.fileOpen(dir)],
-        ['get-netifaces', ga.interfaces()],
+        ['get-netifaces', ga.links()],
       ];
       for (const [command, p] of cases) {
         const e = await rejects(p);
@@ -343,7 +343,7 @@ test(
       const down = await ga.copyFrom(guest, path.join(dir, 'back'));
       assert.equal([down.md5, down.chunkSize, down.inFlight], [sum, MiB, 4]);
       assert.is(md5Of(path.join(dir, 'back')), sum);
-      assert.is(await ga.md5sum(guest), sum);
+      assert.is(await ga.md5File(guest), sum);
     }),
   { needs: [qgaHas('guest-file-open', 'guest-file-read', 'guest-file-write', 'guest-file-seek', 'guest-file-close')] },
 );
@@ -584,11 +584,11 @@ test('freeze, thaw and frozen map to guest-fsfreeze-* (on the fake: never on thi
     },
     async (ga, fake) => {
       assert.is(await ga.frozen(), false);
-      assert.is(await ga.freeze(), true);
+      assert.equal(await ga.freeze(), { count: 2 }, "qemu-ga's count");
       assert.is(await ga.frozen(), true);
-      assert.is(await ga.thaw(), true);
+      assert.equal(await ga.thaw(), { count: 2 });
       assert.is(await ga.qga.fsfreezeFreeze(['/mnt/a']), 1);
-      assert.is(await ga.freeze({ mountpoints: ['/mnt/a', '/mnt/b'] }), true);
+      assert.equal(await ga.freeze({ mountpoints: ['/mnt/a', '/mnt/b'] }), { count: 2 });
       const sent = fake.requests.filter((r) => r.execute.startsWith('guest-fsfreeze'));
       assert.equal(
         sent.map((r) => [r.execute, r.arguments]),

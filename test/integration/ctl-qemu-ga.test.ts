@@ -132,7 +132,7 @@ test(
       ],
     ] as const) {
       const r = await q(ctx, [...args]);
-      assert.equal([r.status, r.stderr], [1, `ember-ga-ctl: ${message}\n`], args.join(' '));
+      assert.equal([r.status, r.stderr], [1, `ember-ga-ctl: host: ${message}\n`], args.join(' '));
     }
     assert.is(fs.readFileSync(guest, 'utf8'), 'from stdin', 'a refused copy leaves the file alone');
   },
@@ -225,12 +225,12 @@ test('freeze, thaw, frozen and ifaces over qemu-ga (on the fake: never on this m
       assert.is((await run(['frozen'])).stdout, 'thawed\n');
       assert.is((await run(['freeze'])).stdout, 'frozen (2 filesystems)\n');
       assert.is((await run(['frozen'])).stdout, 'frozen\n');
-      assert.is((await run(['--json', 'thaw'])).stdout, '2\n');
-      assert.is((await run(['--json', 'freeze', '/mnt/a'])).stdout, '1\n');
+      assert.is((await run(['--json', 'thaw'])).stdout, '{"count":2}\n');
+      assert.is((await run(['--json', 'freeze', '/mnt/a'])).stdout, '{"count":1}\n');
       const t = await run(['freeze', '--timeout', '5']);
       assert.equal(
         [t.status, t.stderr],
-        [1, "ember-ga-ctl: freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent\n"],
+        [1, "ember-ga-ctl: host: freeze: a timeout: phoenix's protocol only, qemu-ga's has no equivalent\n"],
       );
       assert.ok(fake.requests.some((r) => r.execute === 'guest-fsfreeze-freeze-list'));
       const i = await run(['ifaces']);

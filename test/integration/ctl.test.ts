@@ -181,7 +181,7 @@ test(
         const f = path.join(mnt, 'f');
         const r = await ctl(['-s', socket, 'cp', '--in-place', '--chunk-size', '262144', src, `guest:${f}`]);
         assert.is(r.status, 1);
-        assert.match(r.stderr, /^ember-ga-ctl: write .*\/f: no space left on device\n$/);
+        assert.match(r.stderr, /^ember-ga-ctl: guest: write .*\/f: no space left on device\n$/);
         assert.equal(fdsOn(agent.proc.pid!, f), []);
         fs.rmSync(f);
         const st = fs.statfsSync(mnt);
@@ -238,7 +238,7 @@ test(
         for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
           const r = await stop(sig, [`guest:${fifo}`, path.join(dir, 'sig-dest')], () => fdsOn(pid, fifo).length > 0);
           assert.is(r.signal, sig);
-          assert.match(r.stderr, /^ember-ga-ctl: copy guest:.*sig-fifo: aborted\n$/);
+          assert.match(r.stderr, /^ember-ga-ctl: host: copy guest:.*sig-fifo: aborted\n$/);
           assert.equal(fdsOn(pid, fifo), [], `${sig}: the handle was closed`);
         }
       } finally {
@@ -273,11 +273,11 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   const s = ['-s', agent.socket];
   let r = await ctl([...s, 'stat', '/nonexistent/ember']);
   assert.is(r.status, 1);
-  assert.is(r.stderr, 'ember-ga-ctl: lstat /nonexistent/ember: no such file or directory\n');
+  assert.is(r.stderr, 'ember-ga-ctl: guest: lstat /nonexistent/ember: no such file or directory\n');
   assert.is(r.stdout, '');
   r = await ctl([...s, 'cp', 'guest:/nonexistent/ember', path.join(dir, 'never')]);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /^ember-ga-ctl: lstat \/nonexistent\/ember: no such file or directory\n$/);
+  assert.match(r.stderr, /^ember-ga-ctl: guest: lstat \/nonexistent\/ember: no such file or directory\n$/);
   assert.not.ok(fs.existsSync(path.join(dir, 'never')));
   assert.equal(
     fs.readdirSync(dir).filter((n) => n.includes('ember-ga-part')),
@@ -285,10 +285,10 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   );
   r = await ctl([...s, 'cp', path.join(dir, 'no-such-local'), 'guest:/tmp/x']);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /no such file or directory/);
+  assert.is(r.stderr, `ember-ga-ctl: host: stat ${path.join(dir, 'no-such-local')}: no such file or directory\n`);
   r = await ctl([...s, 'mkdir', '/proc/ember-cannot']);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /^ember-ga-ctl: mkdir \/proc\/ember-cannot: /);
+  assert.match(r.stderr, /^ember-ga-ctl: guest: mkdir \/proc\/ember-cannot: /);
   for (const args of [
     ['ping'],
     [...s],
@@ -310,7 +310,7 @@ test('errors: the guest message on stderr and exit 1; usage errors exit 2; no pa
   }
   r = await ctl(['-s', path.join(dir, 'no.sock'), 'ping']);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /^ember-ga-ctl: cannot connect to unix:.*no\.sock: no such file or directory\n$/);
+  assert.match(r.stderr, /^ember-ga-ctl: host: cannot connect to unix:.*no\.sock: no such file or directory\n$/);
   r = await ctl(['ping'], { env: { EMBER_GA_SOCKET: agent.socket } });
   assert.is(r.status, 0, r.stderr);
   r = await ctl(['-s', agent.socket, 'ping'], { env: { EMBER_GA_DEVICE: '/nonexistent/dev' } }); // the command line wins
