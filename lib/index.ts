@@ -14,9 +14,9 @@ export { findPort } from './transports/find-port';
 export type { Transport, TransportSink } from './transports/transport';
 export { VERSION } from './version';
 export { md5File, type Md5Options } from './files/md5';
-export { FileHandle, DEFAULT_READ_SIZE } from './files/handle';
-export { openFile } from './files/open';
-export type { CloseOptions, OpenMode, OpenOptions } from './files/options';
+export { FileHandle, DEFAULT_READ_SIZE, type FullRead, type HandleIo } from './files/handle';
+export { openFile, fopenFile, isFopenMode } from './files/open';
+export type { Access, CloseOptions, FopenMode, OpenMode, OpenOptions } from './files/options';
 export {
   statFile,
   listDirectory,

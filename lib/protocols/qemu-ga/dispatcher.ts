@@ -11,6 +11,8 @@ import { qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
 
 const SYNC_BYTE = Buffer.from([0xff]);
+/** Answers up to this long are sent as one buffer; longer ones in their pieces (see encodeRawReturn). */
+const ONE_BUFFER_MAX = 4 * 1024 * 1024;
 
 /** qemu-ga's text for an errno: strerror's, as C prints it ("No such file or directory"). */
 export function strerror(errno: number): string {
@@ -94,7 +96,9 @@ export class QgaDispatcher {
           const v = await cmd.handler(args as never, this.ctx, call);
           if (cmd.noSuccessResponse) return '';
           const line = returnLine(v, answerId);
-          return name === 'guest-sync-delimited' ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')]) : line;
+          return name === 'guest-sync-delimited' && typeof line === 'string'
+            ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')])
+            : line;
         } catch (e) {
           return errorLine(e, answerId);
         } finally {
@@ -109,15 +113,24 @@ export class QgaDispatcher {
   }
 }
 
-function returnLine(value: unknown, id: { value: unknown } | undefined): string {
+function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerLine {
   const body: Record<string, unknown> = { return: value ?? {} };
   if (id) body.id = id.value ?? null;
   if (value instanceof RawJson) {
-    // Text already made (a large read's base64): written around, never parsed again.
-    const parts = qdictOrder(Object.keys(body)).map((k) =>
-      k === 'return' ? `"return": ${value.json}` : `"id": ${qmpJson(body.id)}`,
-    );
-    return `{${parts.join(', ')}}\n`;
+    // Text already made (a large read's base64): its pieces are sent as they are, never joined
+    // into one string or parsed again. The JSON around them is ASCII (qmpJson escapes the rest).
+    const parts: Buffer[] = [Buffer.from('{', 'latin1')];
+    qdictOrder(Object.keys(body)).forEach((k, i) => {
+      const sep = i > 0 ? ', ' : '';
+      if (k === 'id') parts.push(Buffer.from(`${sep}"id": ${qmpJson(body.id)}`, 'latin1'));
+      else {
+        parts.push(Buffer.from(`${sep}"return": `, 'latin1'));
+        for (const p of value.parts) parts.push(typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
+      }
+    });
+    parts.push(Buffer.from('}\n', 'latin1'));
+    const bytes = parts.reduce((n, p) => n + p.length, 0);
+    return bytes <= ONE_BUFFER_MAX ? Buffer.concat(parts, bytes) : parts;
   }
   return qmpJson(body) + '\n';
 }

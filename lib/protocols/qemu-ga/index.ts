@@ -24,7 +24,11 @@ export class QgaProtocol implements Protocol {
         bytes: 'bytes' in m ? m.bytes.length : 0,
         answer: (call) => {
           const answer = previous.then(() => this.dispatcher.dispatch(m, call));
-          previous = answer;
+          // The chain keeps the order, not the answer (a 64 MB read's must not live on with it).
+          previous = answer.then(
+            () => undefined,
+            () => undefined,
+          );
           return answer;
         },
       });

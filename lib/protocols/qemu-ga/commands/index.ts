@@ -2,6 +2,7 @@
 // first, as qemu-ga does).
 import type { QgaCommand } from '../schema';
 import { coreCommands } from './core';
+import { fileCommands } from './files';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -54,4 +55,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands].sort((a, b) => rank(a) - rank(b));
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...fileCommands].sort(
+  (a, b) => rank(a) - rank(b),
+);
