@@ -11,7 +11,7 @@ export const COLLECT_EVERY = 2 * 1024 * 1024;
 /** Shorter lines are not counted: their buffers come from Node's pool or the heap. */
 const LARGE_LINE = 64 * 1024;
 
-type Gc = (options: { type: 'minor' | 'major' }) => void;
+type Gc = (options?: { type: 'minor' }) => void;
 let gc: Gc | undefined;
 let since = 0;
 
@@ -42,10 +42,11 @@ export function lineDone(bytes: number): void {
 }
 
 /**
- * A full collection now, when collections are on: for a producer about to make an answer of
- * tens of MB (a guest-exec status) while the buffers of the last one, long-lived enough to be
- * out of a young-generation collection's reach, may still wait for V8 to get to them.
+ * A full collection, before an allocation of tens of MB (a qemu-ga read's answer): the buffers of
+ * the last one are dead by then but, promoted while they were being written, only a full
+ * collection frees them, and without one both would be held at once.
  */
-export function collectNow(): void {
-  gc?.({ type: 'major' });
+export function collectAll(): void {
+  since = 0;
+  gc?.(); // gc({type: 'major'}) leaves the array buffers it finds dead for later
 }

@@ -25,6 +25,11 @@ export interface FileBindings {
   preadCached(fd: number, buffer: Buffer, offset: number): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  /**
+   * lseek(2), synchronous: the new offset (a bigint: ext4 puts a directory's end at 2^63 - 1);
+   * throws errno's error (EINVAL for a negative result, ESPIPE for a pipe).
+   */
+  lseek(fd: number, offset: number, whence: number, path: string): bigint;
   /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
   linkFd(fd: number, path: string): Promise<void>;
   /** open(2)'s O_TMPFILE on this platform (with O_DIRECTORY, as <fcntl.h> defines it). */
@@ -412,6 +417,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   preadCached: 'function',
   pwrite: 'function',
   linkFd: 'function',
+  lseek: 'function',
   O_TMPFILE: 'number',
   cancelStreams: 'function',
   base64: 'function',

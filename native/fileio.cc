@@ -3,6 +3,7 @@
 // It converts arguments and results and runs the blocking calls through Schedule (md5 on a
 // thread of its own through ScheduleOnThread).
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -153,6 +154,19 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
       [buf](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(buf->len)); });
 }
 
+// lseek(fd, offset, whence, path): bigint, synchronous (lseek does no I/O): the new offset, which
+// may be past 2^53 (ext4 puts a directory's end at INT64_MAX). Throws errno's error (EINVAL for
+// a negative result, ESPIPE for a pipe).
+Napi::Value Lseek(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(IntArg(info, 0, "fd"));
+  int64_t offset = IntArg(info, 1, "offset");
+  int whence = static_cast<int>(IntArg(info, 2, "whence"));
+  auto path = StringArg(info, 3, "path");
+  off_t r = lseek(fd, static_cast<off_t>(offset), whence);
+  if (r < 0) throw MakeSysError(info.Env(), SysError::Of(errno, "lseek", path));
+  return Napi::BigInt::New(info.Env(), static_cast<int64_t>(r));
+}
+
 // linkFd(fd, path): Promise<void>. Names the O_TMPFILE file open at fd `path` (EEXIST if taken).
 Napi::Value LinkFd(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
@@ -206,6 +220,7 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
   exports.Set("linkFd", Napi::Function::New<LinkFd>(env, "linkFd"));
+  exports.Set("lseek", Napi::Function::New<Lseek>(env, "lseek"));
   exports.Set("O_TMPFILE", Napi::Number::New(env, O_TMPFILE));
   exports.Set("cancelStreams", Napi::Function::New(
                                    env,

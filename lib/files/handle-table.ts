@@ -1,5 +1,6 @@
 // The agent's table of open file handles: ids from 1 upward, never reused while the agent
-// runs; each handle belongs to the host session that opened it, and goes when that session ends.
+// runs; each handle belongs to the host session that opened it, and goes when that session ends,
+// or (lifetime 'agent': qemu-ga's) to the agent, and stays until it is closed or the agent exits.
 import { constants } from 'os';
 import { AgentError } from '../errors';
 import type { HoldingLogger } from '../log';
@@ -27,7 +28,7 @@ export class HandleTable {
   private next = 1;
   private opening = 0;
   private readonly open = new Map<number, FileHandle>();
-  /** The host session each open handle belongs to. */
+  /** The host session each open handle belongs to (none: an agent-lifetime handle). */
   private readonly owner = new Map<number, number>();
   /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
   private readonly atEof = new Map<number, Promise<string> | undefined>();
@@ -56,16 +57,28 @@ export class HandleTable {
   }
 
   /**
-   * Adds an opened handle in a reserved slot, owned by the call's session; returns its id. One
-   * whose host went away while it was being opened is closed at once, as endSession() would have.
+   * Adds an opened handle in a reserved slot; returns its id. With lifetime 'session' it is owned
+   * by the call's session, and one whose host went away while it was being opened is closed at
+   * once, as endSession() would have. With 'agent' (qemu-ga's handles: its hosts open a file on
+   * one connection and read it on the next) no session end closes it: only close() or exit.
    */
-  add(h: FileHandle, call: { readonly signal: AbortSignal; readonly session: number }): number {
+  add(
+    h: FileHandle,
+    call: { readonly signal: AbortSignal; readonly session: number },
+    lifetime: 'session' | 'agent' = 'session',
+  ): number {
     this.opening--;
     const id = this.next++;
     this.open.set(id, h);
+    if (lifetime === 'agent') return id;
     this.owner.set(id, call.session);
     if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
     return id;
+  }
+
+  /** The open handle `id` if it was added with lifetime 'agent', else undefined. */
+  agentHandle(id: number): FileHandle | undefined {
+    return this.owner.has(id) ? undefined : this.open.get(id);
   }
 
   unreserve(): void {

@@ -18,12 +18,15 @@ import { native, type NativeMd5 } from '../native';
 import { linkTemp, syncDirectory, type AtomicTarget } from './atomic';
 import { StreamIo } from './stream';
 import { quote } from '../wire/json';
+import { chunkPool } from '../buffers';
 
-import type { CloseOptions, OpenMode } from './options';
+import type { Access, CloseOptions } from './options';
 
 export { cancelBlockedStreams } from './stream';
 
-const { EBADF, EBADMSG, EBUSY, ECANCELED, EINVAL, EOPNOTSUPP, ESPIPE } = constants.errno;
+const { EAGAIN, EBADF, EBADMSG, EBUSY, ECANCELED, EINVAL, EOPNOTSUPP, ESPIPE } = constants.errno;
+const SEEK_SET = 0;
+const SEEK_END = 2;
 
 const closeAsync = promisify(fs.close);
 const unlinkAsync = promisify(fs.unlink);
@@ -68,6 +71,32 @@ export interface OutputGate {
   hold(bytes: number): void;
 }
 
+/** What readFull() resolves with. */
+export interface FullRead {
+  /** Bytes read. */
+  count: number;
+  /** Their base64 text, in pieces (see readBase64Parts); none when count is 0. */
+  base64: (string | Buffer)[];
+  /** The read found the end of the file (or of the stream: its writer is gone). */
+  eof: boolean;
+}
+
+/** How a handle does its I/O beyond its direction (openFile's handles need none of it). */
+export interface HandleIo {
+  /** Opened with O_APPEND: every write lands at the end, and the position follows it there. */
+  append?: boolean;
+  /**
+   * Stream reads and writes never wait for the other end, as on a non-blocking fd: a read with
+   * nothing to read, or a write with no room at all, fails with EAGAIN.
+   */
+  noWait?: boolean;
+}
+
+/** readFull() sizes up to this go through the reused buffer of page-cache reads; larger ones through the pool's. */
+const SCRATCH_MAX = 4 * 1024 * 1024;
+/** readFull() reads larger than this go a slice at a time (a multiple of 3: the slices' base64 joins up). */
+const FULL_READ_SLICE = 3 * 1024 * 1024;
+
 /** Most bytes gathered into one write of queued small writes. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -101,10 +130,11 @@ export class FileHandle {
   constructor(
     readonly fd: number,
     readonly path: string,
-    readonly mode: OpenMode,
+    readonly mode: Access,
     private readonly replace?: AtomicTarget,
     /** Opened with `md5`: what the reads return is hashed into it, in order. */
     private readonly hash?: NativeMd5,
+    private readonly how: HandleIo = {},
   ) {
     this.streamIo = new StreamIo(fd, path, hash);
   }
@@ -157,13 +187,142 @@ export class FileHandle {
     return this.readAs(size, base64Parts, true, gate);
   }
 
+  /**
+   * fread(3)'s read (qemu-ga's guest-file-read): up to `size` bytes from the position, as base64
+   * pieces like readBase64Parts; fewer only at the end of the file (`eof`) or, on a stream of a
+   * noWait handle, when it has no more for now (EAGAIN when it has none). Size 0 reads nothing.
+   */
+  readFull(size: number, gate?: OutputGate): Promise<FullRead> {
+    // fread of nothing reads nothing, whatever the direction (qemu-ga answers it on any handle).
+    const bad = size === 0 && !this.closing ? undefined : this.refuse('read');
+    if (bad) return Promise.reject(bad);
+    if (size === 0) return Promise.resolve({ count: 0, base64: [], eof: false });
+    if (!Number.isSafeInteger(size) || size < 0)
+      return Promise.reject(new RangeError(`read size must be an integer >= 0, got ${size}`));
+    if (
+      this.pending === 0 &&
+      this.cacheReads &&
+      !this.stream &&
+      !this.hash &&
+      size <= SCRATCH_MAX &&
+      gate?.room() === undefined
+    ) {
+      const buf = scratch(size);
+      const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      // All of it, or the end: done. A part may be the end or what is cached: the pool reads on.
+      if (n === size || n === 0) {
+        this.advance(n, gate);
+        return Promise.resolve({ count: n, base64: base64Parts(buf, n), eof: n === 0 });
+      }
+      if (n === -EOPNOTSUPP) this.cacheReads = false;
+    }
+    return this.enqueue(async () => {
+      for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
+      // Read a slice at a time into one reused buffer, each slice's base64 made as it comes:
+      // a 48 MiB read then holds its text and one slice, not the text and all the bytes.
+      const slice = Math.min(size, FULL_READ_SLICE);
+      const buf = chunkPool.take(slice);
+      try {
+        const base64: (string | Buffer)[] = [];
+        let count = 0;
+        let fill = 0; // bytes in buf whose base64 is not made yet
+        let eof = false;
+        while (count < size) {
+          const part = buf.subarray(fill, fill + Math.min(slice - fill, size - count));
+          const at = count;
+          let n: number;
+          try {
+            n = await this.io(
+              (offset) => this.streamIo.preadWaiting(part, offset + at),
+              () => (this.how.noWait ? Promise.resolve(this.streamIo.readNow(part)) : this.streamIo.read(part)),
+            );
+          } catch (e) {
+            if (count > 0 && (e as SystemError).errno === EAGAIN) break; // what the stream had
+            throw e;
+          }
+          if (n === 0) {
+            eof = true;
+            break;
+          }
+          count += n;
+          fill += n;
+          if (fill === slice) {
+            base64.push(...base64Parts(buf, fill));
+            fill = 0;
+          }
+          if (this.stream && !this.how.noWait) break; // a waiting stream read gives what one read has
+        }
+        if (fill > 0) base64.push(...base64Parts(buf, fill));
+        this.advance(count, gate);
+        return { count, base64, eof };
+      } finally {
+        chunkPool.give(buf);
+      }
+    });
+  }
+
+  /**
+   * fwrite(3)'s write (qemu-ga's guest-file-write): writes `data` at the position (at the end,
+   * for an append handle) after the operations queued before it; resolves with the bytes
+   * written: all of them, but on a stream of a noWait handle, what it took without waiting
+   * (EAGAIN when it took none). Unlike write(), an earlier failure does not stop later writes.
+   */
+  writeSome(data: Buffer): Promise<number> {
+    const bad = this.refuse('write');
+    if (bad) return Promise.reject(bad);
+    this.batch = undefined; // later write()s must not join a batch queued before this one
+    return this.enqueue(async () => {
+      if (data.length === 0) return 0;
+      const n = await this.io(
+        (offset) => native.pwrite(this.fd, data, offset, this.path),
+        () => (this.how.noWait ? Promise.resolve(this.streamIo.writeNow(data)) : this.streamIo.write(data)),
+      );
+      this.wrote(n);
+      return n;
+    });
+  }
+
+  /**
+   * Moves the position as lseek(2) does (whence 0: to offset, 1: from the position, 2: from the
+   * end of the file) once the operations queued before it are done; resolves with the new
+   * position, a bigint (it may be past 2^53: ext4 puts a directory's end at 2^63 - 1).
+   */
+  seek(offset: number, whence: 0 | 1 | 2): Promise<bigint> {
+    if (this.closing) return Promise.reject(new SystemError(EBADF, 'lseek', this.path, 'file already closed'));
+    return this.enqueue(async () => {
+      const at =
+        whence === 1
+          ? native.lseek(this.fd, this.position + offset, SEEK_SET, this.path)
+          : native.lseek(this.fd, offset, whence, this.path);
+      this.position = Number(at);
+      return at;
+    }).catch((e) => {
+      throw toSystemError(e);
+    });
+  }
+
+  /**
+   * Resolves once every operation queued before it is done (fflush(3)'s place: the data of a
+   * write is in the file once its write resolves, so there is nothing more to push).
+   */
+  flush(): Promise<void> {
+    if (this.closing) return Promise.reject(new SystemError(EBADF, 'flush', this.path, 'file already closed'));
+    return this.enqueue(async () => {});
+  }
+
+  /** After a write of n bytes: the position moves past them (for an append handle, to the end). */
+  private wrote(n: number): void {
+    if (this.how.append && !this.stream) this.position = Number(native.lseek(this.fd, 0, SEEK_END, this.path));
+    else this.position += n;
+  }
+
   private readAs<T>(
     size: number,
     take: (buf: Buffer, n: number) => T,
     scratchOk: boolean,
     gate?: OutputGate,
   ): Promise<T> {
-    const bad = this.refuse('read', 'r');
+    const bad = this.refuse('read');
     if (bad) return Promise.reject(bad);
     if (!Number.isSafeInteger(size) || size < 1)
       return Promise.reject(new RangeError(`read size must be an integer >= 1, got ${size}`));
@@ -211,7 +370,7 @@ export class FileHandle {
    * per batch, not per chunk. Each call still resolves or rejects on its own promise.
    */
   write(data: Buffer): Promise<void> {
-    const bad = this.refuse('write', 'w');
+    const bad = this.refuse('write');
     if (bad) return Promise.reject(bad);
     const open = this.batch;
     if (open && open.bytes + data.length <= WRITE_BATCH) {
@@ -243,7 +402,7 @@ export class FileHandle {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
       }
-      this.position += batch.bytes;
+      this.wrote(batch.bytes);
     });
     return batch.done;
   }
@@ -317,7 +476,7 @@ export class FileHandle {
     const replace = this.replace;
     let failure: SystemError | undefined;
     let discard = options.discard === true;
-    if (this.mode === 'w' && !discard) {
+    if (this.mode !== 'r' && !discard) {
       if (replace && this.writeError) {
         failure = new SystemError(
           this.writeError.errno,
@@ -431,9 +590,9 @@ export class FileHandle {
   }
 
   /** The error for an operation this handle cannot do (closed, wrong direction), else undefined. */
-  private refuse(op: 'read' | 'write', needs: OpenMode): SystemError | undefined {
+  private refuse(op: 'read' | 'write'): SystemError | undefined {
     if (this.closing) return new SystemError(EBADF, op, this.path, 'file already closed');
-    if (this.mode !== needs) {
+    if (this.mode === (op === 'read' ? 'w' : 'r')) {
       return new SystemError(
         EBADF,
         op,
@@ -448,7 +607,11 @@ export class FileHandle {
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
     this.pending++;
     const run = this.tail.then(op).finally(() => this.pending--);
-    this.tail = run.catch(() => undefined);
+    // The queue keeps the order, not the result (a large read's text must not outlive its answer).
+    this.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 }

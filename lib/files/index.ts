@@ -1,8 +1,8 @@
 // Library API of file I/O, usable without the agent (`ember-ga/files`): chunked reads and
 // writes off the main thread, atomic replacement, md5, stat and listings.
-export { openFile } from './open';
-export { FileHandle, DEFAULT_READ_SIZE } from './handle';
-export type { CloseOptions, OpenMode, OpenOptions } from './options';
+export { openFile, fopenFile, isFopenMode } from './open';
+export { FileHandle, DEFAULT_READ_SIZE, type FullRead, type HandleIo } from './handle';
+export type { Access, CloseOptions, FopenMode, OpenMode, OpenOptions } from './options';
 export { md5File, type Md5Options } from './md5';
 export {
   statFile,

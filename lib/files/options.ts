@@ -3,6 +3,13 @@
 /** "r": read an existing file; "w": create or truncate it, then write. */
 export type OpenMode = 'r' | 'w';
 
+/** The directions a handle is open in: an OpenMode, or "rw" for both (fopenFile's "r+", "w+", "a+"). */
+export type Access = OpenMode | 'rw';
+
+/** fopen(3)'s modes (fopenFile): "b" changes nothing on Linux. */
+export type FopenMode =
+  'r' | 'rb' | 'w' | 'wb' | 'a' | 'ab' | 'r+' | 'rb+' | 'r+b' | 'w+' | 'wb+' | 'w+b' | 'a+' | 'ab+' | 'a+b';
+
 export interface OpenOptions {
   /** Default "r". */
   mode?: OpenMode;

@@ -142,6 +142,33 @@ export class StreamIo {
     return buf.length;
   }
 
+  /** One read from a stream that does not wait: EAGAIN (a SystemError) when it has nothing now. */
+  readNow(buf: Buffer): number {
+    if (this.cancelled) throw this.cancelled;
+    try {
+      const n = fs.readSync(this.fd, buf, 0, buf.length, null);
+      this.hash?.update(buf, n);
+      return n;
+    } catch (e) {
+      throw this.streamError(e, 'read');
+    }
+  }
+
+  /** Writes what the stream takes now, without waiting: the bytes written; EAGAIN when it took none. */
+  writeNow(buf: Buffer): number {
+    if (this.cancelled) throw this.cancelled;
+    let done = 0;
+    while (done < buf.length) {
+      try {
+        done += fs.writeSync(this.fd, buf, done, buf.length - done, null);
+      } catch (e) {
+        if (done > 0 && (e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+        throw this.streamError(e, 'write');
+      }
+    }
+    return done;
+  }
+
   private async onPoolStream(call: () => Promise<number>): Promise<number> {
     try {
       return await call();

@@ -10,6 +10,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { cpuTicks, memKiB, startAgent, tmpDir, withTmpfs, type RunningAgent } from '../helpers/agent';
 import { root, sleep, suite, waitFor } from '../helpers/harness';
+import { startEmberQemuGa } from '../helpers/qemu-ga';
 
 const test = suite('hostile hosts');
 
@@ -210,6 +211,75 @@ test(
     }
   },
   { timeout: 180_000, needs: [root] },
+);
+
+test(
+  'qemu-ga front-end: a huge invalid buf-b64, a 2^40-byte read, hosts that leave mid-read: each answered, then a fresh host is served, within budget',
+  async () => {
+    const MiB = 1024 * 1024;
+    const dir = tmpDir('ember-ga-hostile-qga-');
+    const agent = await startEmberQemuGa();
+    const pid = agent.proc.pid!;
+    try {
+      const fdsBefore = fds(pid);
+      const big = path.join(dir, 'big'); // sparse: its reads cost no disk
+      fs.closeSync(fs.openSync(big, 'w'));
+      fs.truncateSync(big, 512 * MiB);
+      let c = await agent.qmp();
+      const out = await c.ok<number>('guest-file-open', { path: path.join(dir, 'out'), mode: 'w' });
+      const write = (b64: string) =>
+        `{"execute":"guest-file-write","arguments":{"handle":${out},"buf-b64":"${b64}"}}\n`;
+      // 15 MiB of characters base64 does not use: qemu-ga's one error.
+      c.send(write('!'.repeat(15 * MiB)));
+      assert.equal((await c.answer(30_000)).error, {
+        class: 'GenericError',
+        desc: 'Base64 data contains invalid characters',
+      });
+      // 12 MiB of base64 broken into lines (not strict: decoded qemu-ga's lenient way).
+      const lines = 160 * 1024;
+      c.send(write(('QUJD'.repeat(19) + '\\n').repeat(lines)));
+      assert.equal((await c.answer(30_000)).return, { count: lines * 57, eof: false });
+      // Past the 16 MiB a request may have: one error, and the connection goes on.
+      c.send(write('A'.repeat(17 * MiB)));
+      assert.ok((await c.answer(30_000)).error, 'an oversize request is answered with an error');
+      const r = await c.ok<number>('guest-file-open', { path: big });
+      assert.equal((await c.call('guest-file-read', { handle: r, count: 2 ** 40 })).error, {
+        class: 'GenericError',
+        desc: "value '1099511627776' is invalid for argument count",
+      });
+      c.close();
+      // Hosts that pipeline 48 MiB reads and leave without reading an answer.
+      for (let i = 0; i < 3; i++) {
+        const read = `{"execute":"guest-file-read","arguments":{"handle":${r},"count":${48 * MiB}}}\n`;
+        await sendAndVanish(agent, read.repeat(8), 300);
+      }
+      // A fresh host: served at once; the handle outlived the hosts (qemu-ga's are the agent's).
+      c = await agent.qmp();
+      const t0 = Date.now();
+      assert.equal(await c.ok('guest-ping', undefined, 5_000), {});
+      assert.ok(Date.now() - t0 < 1_000, `the fresh host's ping took ${Date.now() - t0} ms`);
+      const got = await c.ok<{ count: number; eof: boolean }>('guest-file-read', { handle: r, count: 4096 }, 10_000);
+      assert.equal({ count: got.count, eof: got.eof }, { count: 4096, eof: false });
+      assert.equal(await c.ok('guest-file-close', { handle: r }), {});
+      assert.equal(await c.ok('guest-file-close', { handle: out }), {});
+      c.close();
+      const peak = memKiB(pid, 'VmHWM') / 1024;
+      assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+      process.stdout.write(`  hostile qemu-ga run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
+      await waitFor(
+        () => fds(pid).length <= fdsBefore.length,
+        10_000,
+        `the agent's fds back to ${fdsBefore.join(', ')} (now ${fds(pid).join(', ')})`,
+      );
+      const cpu0 = cpuTicks(pid);
+      await sleep(1_000);
+      assert.ok(cpuTicks(pid) - cpu0 <= 10, `the agent is still busy: ${cpuTicks(pid) - cpu0} ticks in 1 s`);
+    } finally {
+      await agent.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeout: 120_000 },
 );
 
 test.run();

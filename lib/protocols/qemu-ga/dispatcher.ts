@@ -12,6 +12,8 @@ import { qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
 
 const SYNC_BYTE = Buffer.from([0xff]);
+/** Answers up to this long are sent as one buffer; longer ones in their pieces (see encodeRawReturn). */
+const ONE_BUFFER_MAX = 4 * 1024 * 1024;
 
 /** qemu-ga's text for an errno: strerror's, as C prints it ("No such file or directory"). */
 export function strerror(errno: number): string {
@@ -99,8 +101,8 @@ export class QgaDispatcher {
           const v = await cmd.handler(args as never, this.ctx, call);
           if (cmd.noSuccessResponse) return '';
           const line = returnLine(v, answerId);
-          return name === 'guest-sync-delimited'
-            ? Buffer.concat([SYNC_BYTE, Buffer.from(line as string, 'utf8')])
+          return name === 'guest-sync-delimited' && typeof line === 'string'
+            ? Buffer.concat([SYNC_BYTE, Buffer.from(line, 'utf8')])
             : line;
         } catch (e) {
           return errorLine(e, answerId);
@@ -116,28 +118,24 @@ export class QgaDispatcher {
   }
 }
 
-/** Past this, an answer made of RawJson pieces is sent as its pieces, never copied into one buffer. */
-const ONE_BUFFER_MAX = 4 * 1024 * 1024;
-
 function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerLine {
   const body: Record<string, unknown> = { return: value ?? {} };
   if (id) body.id = id.value ?? null;
   if (value instanceof RawJson) {
-    // Text already made (a large read's base64): written around, never parsed again, nor
-    // joined into one string (tens of MB, copied several times over).
-    const parts = qdictOrder(Object.keys(body)).map((k) =>
-      k === 'return' ? '"return": ' : `"id": ${qmpJson(body.id)}`,
-    );
-    const at = parts.indexOf('"return": ');
-    const head = `{${parts.slice(0, at + 1).join(', ')}`;
-    const tail = `${parts
-      .slice(at + 1)
-      .map((p) => `, ${p}`)
-      .join('')}}\n`;
-    const pieces = [head, ...value.parts, tail].map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
-    let len = 0;
-    for (const p of pieces) len += p.length;
-    return len > ONE_BUFFER_MAX ? pieces : Buffer.concat(pieces, len);
+    // Text already made (a large read's base64): its pieces are sent as they are, never joined
+    // into one string or parsed again. The JSON around them is ASCII (qmpJson escapes the rest).
+    const parts: Buffer[] = [Buffer.from('{', 'latin1')];
+    qdictOrder(Object.keys(body)).forEach((k, i) => {
+      const sep = i > 0 ? ', ' : '';
+      if (k === 'id') parts.push(Buffer.from(`${sep}"id": ${qmpJson(body.id)}`, 'latin1'));
+      else {
+        parts.push(Buffer.from(`${sep}"return": `, 'latin1'));
+        for (const p of value.parts) parts.push(typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
+      }
+    });
+    parts.push(Buffer.from('}\n', 'latin1'));
+    const bytes = parts.reduce((n, p) => n + p.length, 0);
+    return bytes <= ONE_BUFFER_MAX ? Buffer.concat(parts, bytes) : parts;
   }
   return qmpJson(body) + '\n';
 }

@@ -49,13 +49,20 @@ export class JsonStreamFramer {
     let i = 0;
     const n = chunk.length;
     const pending = () => this.depth > 0 || this.inScalar;
+    // The next quote, backslash and 0xFF at or after i, each searched for again only once i has
+    // passed it: a string with an escape every line (MIME-style base64) must not rescan the
+    // chunk to its end for each.
+    let q = -2;
+    let bs = -2;
+    let ff = -2;
+    const next = (at: number, byte: number) => (at === -1 || at >= i ? at : chunk.indexOf(byte, i));
     while (i < n) {
       if (this.inString) {
         // Jump to the next quote, backslash or 0xFF: a long base64 string is one indexOf.
-        const q = chunk.indexOf(QUOTE, i);
+        q = next(q, QUOTE);
         const end = q < 0 ? n : q;
-        const bs = chunk.indexOf(BACKSLASH, i);
-        const ff = chunk.indexOf(SYNC, i);
+        bs = next(bs, BACKSLASH);
+        ff = next(ff, SYNC);
         if (this.escaped) {
           this.escaped = false;
           if (chunk[i] === SYNC) {

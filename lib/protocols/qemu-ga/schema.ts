@@ -2,13 +2,15 @@
 // bad arguments with qemu's own messages ("Parameter 'path' is missing", "Invalid parameter type
 // for 'handle', expected: integer", "Parameter 'x' is unexpected").
 import type { Call, Context } from '../../context';
-import { Base64Text, decodeBase64 } from '../../wire/base64';
+import { Base64Text } from '../../wire/base64';
+import { qbase64Decode } from './base64';
 
 /**
  * A QAPI type: a scalar, an enum, an array of a type, an object of members, or an alternate.
- * 'base64' is a str on the wire whose handler gets its strictly decoded bytes, or null when it is
- * not valid base64 (long ones arrive decoded already, see parseJson); the bytes are the
- * handler's only until its answer settles.
+ * 'base64' is a str on the wire whose handler gets its bytes as qemu-ga decodes them
+ * (qbase64Decode), or null when it has a character base64 does not use (long ones arrive decoded
+ * already, see parseJson); the bytes are the handler's only until its answer settles. An
+ * alternate's `name` is its QAPI type's, which qemu's type errors name.
  */
 export type QType =
   | 'str'
@@ -21,7 +23,7 @@ export type QType =
   | { enum: readonly string[] }
   | { array: QType }
   | { object: QSchema }
-  | { alternate: readonly QType[] };
+  | { alternate: readonly QType[]; name?: string };
 
 export interface QArg {
   type: QType;
@@ -123,7 +125,7 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
       case 'base64':
         if (v instanceof Base64Text) return v.decoded.bytes;
         if (typeof v !== 'string') throw bad();
-        return decodeBase64(v) ?? null;
+        return qbase64Decode(v);
       case 'int':
         if (!isInt(v)) throw bad();
         return v;
@@ -164,7 +166,9 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
     (a) => kind(a) === jsonKind || (Array.isArray(v) && typeof a === 'object' && 'array' in a),
   );
   if (alt) return checkValue(name, alt, v);
-  throw new QgaError(`Invalid parameter type for '${name}', expected: ${t.alternate.map(typeName).join(' or ')}`);
+  throw new QgaError(
+    `Invalid parameter type for '${name}', expected: ${t.name ?? t.alternate.map(typeName).join(' or ')}`,
+  );
 }
 
 function checkMembers(schema: QSchema, raw: Record<string, unknown>, prefix: string): Record<string, unknown> {

@@ -7,7 +7,7 @@ import { SystemError, toSystemError } from '../../../errors';
 import { defineQgaCommand, QgaError } from '../schema';
 import { strerror } from '../dispatcher';
 import { qdictOrder } from '../json';
-import { collectNow } from '../../../memory';
+import { collectAll } from '../../../memory';
 import { native } from '../../../native';
 import { RawJson } from '../../../wire/answer';
 
@@ -143,8 +143,8 @@ export const execCommands = [
         // what is queued for it (the status stays in the table meanwhile).
         const room = ctx.outputRoom();
         if (room) await room;
-        // And let the last large status's buffers go first (see collectNow).
-        if (p.held >= LARGE_STATUS) collectNow();
+        // And let the last large status's buffers go first (see collectAll).
+        if (p.held >= LARGE_STATUS) collectAll();
       }
       const s = table.collect(a.pid);
       if (!s) throw new QgaError("Invalid parameter 'pid'"); // collected by another host meanwhile

@@ -11,6 +11,7 @@ import { diskCommands } from './disks';
 import { systemCommands } from './system';
 import { networkCommands } from './network';
 import { execCommands } from './exec';
+import { fileCommands } from './files';
 
 /** qemu-ga 7.2's commands on Linux, in the order it registers them. */
 export const QGA_ORDER = [
@@ -63,15 +64,6 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [
-  ...coreCommands,
-  ...freezeQgaCommands,
-  ...emberCommands,
-  ...powerCommands,
-  ...hotplugCommands,
-  ...userCommands,
-  ...diskCommands,
-  ...systemCommands,
-  ...networkCommands,
-  ...execCommands,
-].sort((a, b) => rank(a) - rank(b));
+export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands, ...diskCommands, ...systemCommands, ...networkCommands, ...execCommands, ...fileCommands].sort(
+  (a, b) => rank(a) - rank(b),
+);

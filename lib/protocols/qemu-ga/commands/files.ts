@@ -1,0 +1,174 @@
+// guest-file-open, guest-file-close, guest-file-read, guest-file-write, guest-file-seek,
+// guest-file-flush (docs/QEMU-GA.md "Files"), on lib/files: fopen(3)'s modes, qemu-ga's answers
+// and messages. The handles are the agent's shared table's, with lifetime 'agent': qemu-ga keeps
+// a handle until guest-file-close or exit, whatever the connection that opened it does.
+import type { Context } from '../../../context';
+import type { FileHandle, FullRead } from '../../../files/handle';
+import { fopenFile, isFopenMode } from '../../../files/open';
+import { collectAll } from '../../../memory';
+import { RawJson } from '../../../wire/answer';
+import { errorText } from '../dispatcher';
+import { qdictOrder } from '../json';
+import { defineQgaCommand, QgaError } from '../schema';
+
+/** Bytes a guest-file-read reads when it gives no count (qemu-ga's QGA_READ_COUNT_DEFAULT). */
+export const QGA_READ_COUNT_DEFAULT = 4096;
+/** The largest count a guest-file-read may ask for (qemu-ga's GUEST_FILE_READ_COUNT_MAX, 48 MiB). */
+export const QGA_READ_COUNT_MAX = 48 * 1024 * 1024;
+
+/**
+ * Reads of this many bytes or more start with a full collection (collectAll), once the output
+ * queued for the hosts is under the limit: the last such answer is freed before the next is made.
+ */
+const COLLECT_BEFORE_READ = 16 * 1024 * 1024;
+
+const SEEK_NAMES = ['set', 'cur', 'end'] as const;
+
+const handle = { type: 'int', doc: 'A handle from guest-file-open.' } as const;
+
+/** The agent-lifetime handle `id`, or qemu-ga's error for an unknown one. */
+function handleOf(ctx: Context, id: number): FileHandle {
+  const h = ctx.handles.agentHandle(id);
+  if (!h) throw new QgaError(`handle '${id}' has not been found`);
+  return h;
+}
+
+/** Rethrows a failure of `what` as qemu-ga words it: "failed to read file: Bad file descriptor". */
+function failed(what: string): (e: unknown) => never {
+  return (e) => {
+    throw new QgaError(`${what}: ${errorText(e)}`);
+  };
+}
+
+function invalidCount(count: number): QgaError {
+  return new QgaError(`value '${count}' is invalid for argument count`);
+}
+
+/** GuestFileRead's members in the order qemu-ga writes them. */
+const READ_KEYS = qdictOrder(['count', 'buf-b64', 'eof']);
+
+/** guest-file-read's answer, spliced around the base64 pieces (megabytes are never one string). */
+function readAnswer(r: FullRead): RawJson {
+  const parts: (string | Buffer)[] = ['{'];
+  READ_KEYS.forEach((k, i) => {
+    if (i > 0) parts.push(', ');
+    if (k === 'count') parts.push(`"count": ${r.count}`);
+    else if (k === 'eof') parts.push(`"eof": ${r.eof}`);
+    else parts.push('"buf-b64": "', ...r.base64, '"');
+  });
+  parts.push('}');
+  return new RawJson(parts);
+}
+
+export const fileCommands = [
+  defineQgaCommand({
+    name: 'guest-file-open',
+    doc: "Opens a file as fopen(3) with `mode` would; answers its handle. A file it creates gets mode 0666, whatever the umask. The handle stays open until guest-file-close or the agent's exit, across connections.",
+    args: {
+      path: { type: 'str', doc: 'Path in the guest.' },
+      mode: {
+        type: 'str',
+        optional: true,
+        doc: 'fopen(3) mode: r, rb, w, wb, a, ab, r+, rb+, r+b, w+, wb+, w+b, a+, ab+, a+b (default r).',
+      },
+    },
+    handler: async (a, ctx, call) => {
+      const mode = a.mode ?? 'r';
+      if (!isFopenMode(mode)) throw new QgaError(`invalid file open mode '${mode}'`);
+      const why = (text: string) => new QgaError(`failed to open file '${a.path}' (mode: '${mode}'): ${text}`);
+      const table = ctx.handles;
+      try {
+        table.reserve();
+      } catch {
+        // The shared --max-handles limit, worded as qemu-ga words its own process's fd limit.
+        throw why('Too many open files');
+      }
+      let h: FileHandle;
+      try {
+        h = await fopenFile(a.path, mode);
+      } catch (e) {
+        table.unreserve();
+        throw why(errorText(e));
+      }
+      return table.add(h, call, 'agent');
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-file-close',
+    doc: 'Closes a handle, once the operations queued on it are done.',
+    args: { handle },
+    handler: async (a, ctx) => {
+      handleOf(ctx, a.handle);
+      await ctx.handles.close(a.handle).catch(failed('failed to close handle'));
+      return {};
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-file-read',
+    doc: `Reads up to \`count\` bytes (default ${QGA_READ_COUNT_DEFAULT}, at most ${QGA_READ_COUNT_MAX}): {count, buf-b64, eof}; fewer only at the end of the file (eof true) or from a pipe with no more for now.`,
+    args: { handle, count: { type: 'int', optional: true, doc: 'Bytes to read.' } },
+    handler: (a, ctx, call) => {
+      const h = handleOf(ctx, a.handle);
+      const count = a.count ?? QGA_READ_COUNT_DEFAULT;
+      if (count < 0 || count > QGA_READ_COUNT_MAX) throw invalidCount(count);
+      // A read its host left before it began would move the position past data nobody gets.
+      if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
+      // Reads wait while the host is behind on its answers (the agent's output limit).
+      const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
+      const read = () => h.readFull(count, gate).then(readAnswer, failed('failed to read file'));
+      if (count < COLLECT_BEFORE_READ) return read();
+      return (async () => {
+        for (let room = ctx.outputRoom(); room; room = ctx.outputRoom()) await room;
+        collectAll();
+        return read();
+      })();
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-file-write',
+    doc: 'Writes the bytes of `buf-b64` (its first `count`) at the position (an "a" mode: at the end): {count, eof}.',
+    args: {
+      handle,
+      'buf-b64': { type: 'base64', doc: 'The data, base64.' },
+      count: { type: 'int', optional: true, doc: 'Bytes of the data to write (default: all).' },
+    },
+    handler: async (a, ctx) => {
+      const h = handleOf(ctx, a.handle);
+      const data = a['buf-b64'];
+      if (data === null) throw new QgaError('Base64 data contains invalid characters');
+      const count = a.count ?? data.length;
+      if (count < 0 || count > data.length) throw invalidCount(count);
+      // fwrite of nothing writes nothing, whatever the direction.
+      const n = count === 0 ? 0 : await h.writeSome(data.subarray(0, count)).catch(failed('failed to write to file'));
+      return { count: n, eof: false };
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-file-seek',
+    doc: 'Moves the position, as fseek(3): whence 0 or "set", 1 or "cur", 2 or "end". {position, eof}.',
+    args: {
+      handle,
+      offset: { type: 'int', doc: 'Bytes from where `whence` says.' },
+      whence: {
+        type: { alternate: ['int', { enum: SEEK_NAMES }], name: 'GuestFileWhence' },
+        doc: '0/"set": from the start; 1/"cur": from the position; 2/"end": from the end.',
+      },
+    },
+    handler: async (a, ctx) => {
+      const h = handleOf(ctx, a.handle);
+      const whence = typeof a.whence === 'string' ? SEEK_NAMES.indexOf(a.whence) : a.whence;
+      if (whence !== 0 && whence !== 1 && whence !== 2) throw new QgaError(`invalid whence code ${whence}`);
+      const position = await h.seek(a.offset, whence).catch(failed('failed to seek file'));
+      return { position, eof: false };
+    },
+  }),
+  defineQgaCommand({
+    name: 'guest-file-flush',
+    doc: 'Answers once the operations queued on the handle are done (each write is in the file when it answers).',
+    args: { handle },
+    handler: async (a, ctx) => {
+      await handleOf(ctx, a.handle).flush().catch(failed('failed to flush file'));
+      return {};
+    },
+  }),
+];

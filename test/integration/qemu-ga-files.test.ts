@@ -1,0 +1,605 @@
+// guest-file-* against qemu-ga 7.2 itself: every fopen mode, reads, writes, seeks, flush and
+// close and every error found, on files in a temporary dir; a large round trip; handles that
+// outlive their connection; the handle limit shared with the phoenix front-end.
+//
+// Each script runs on qemu-ga, then on ember-ga, on the same fixture made afresh in the same
+// dir, so paths in messages match; answers are compared field by field, handle values aside
+// (qemu-ga's start at 1000), and so are the files left behind.
+import { execFileSync } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { Agent } from '../../lib/agent';
+import { allCommands } from '../../lib/commands';
+import { silentLogger } from '../../lib/log';
+import { UnixTransport } from '../../lib/transports/unix';
+import { errorMessage, LineClient, tmpDir } from '../helpers/agent';
+import { suite } from '../helpers/harness';
+import { qgaDownload, qgaUpload, QgaBulkHost } from '../helpers/qga-bulk';
+import {
+  diffAnswers,
+  QmpClient,
+  realQemuGa,
+  startEmberQemuGa,
+  startPair,
+  stopPair,
+  type Pair,
+  type QmpAnswer,
+} from '../helpers/qemu-ga';
+
+const test = suite<{ p?: Pair; dir?: string }>('qemu-ga files', {});
+const needs = [realQemuGa];
+const MiB = 1024 * 1024;
+
+test.before(async (ctx) => {
+  if (realQemuGa() === undefined) {
+    ctx.p = await startPair();
+    ctx.dir = tmpDir('ember-ga-qga-files-');
+  }
+});
+test.after(async (ctx) => {
+  await stopPair(ctx.p);
+  if (ctx.dir) fs.rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+/** Stands for the id of the handle a step opened `as` this name. */
+interface HandleRef {
+  handleOf: string;
+}
+const H = (name: string): HandleRef => ({ handleOf: name });
+/** A handle neither agent has. */
+const UNKNOWN = 999999;
+
+/** A request (its arguments may hold HandleRefs; `as` names the handle it opens), or an action on the files. */
+type Step = { cmd: string; args?: Record<string, unknown>; as?: string } | { act: (dir: string) => void };
+
+/** The fixture every script starts from. */
+function fixture(dir: string): void {
+  for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
+  fs.writeFileSync(path.join(dir, 'a.txt'), 'hello world');
+  fs.writeFileSync(path.join(dir, 'empty'), '');
+  fs.writeFileSync(path.join(dir, 'private'), 'secret', { mode: 0o600 });
+  fs.chmodSync(path.join(dir, 'private'), 0o600);
+  // 100 KiB: reads past 64 KiB have their base64 made by the addon.
+  const big = Buffer.alloc(100 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 8)) & 0xff;
+  fs.writeFileSync(path.join(dir, 'big.bin'), big);
+  fs.mkdirSync(path.join(dir, 'sub'));
+  fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+}
+
+/** What a script left in dir: each entry's type, mode bits and content's md5. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fs.readdirSync(dir).sort()) {
+    const st = fs.lstatSync(path.join(dir, f));
+    const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isFIFO() ? 'fifo' : 'link';
+    const md5 = st.isFile()
+      ? crypto
+          .createHash('md5')
+          .update(fs.readFileSync(path.join(dir, f)))
+          .digest('hex')
+      : '';
+    out[f] = `${kind} ${(st.mode & 0o7777).toString(8)} ${st.size} ${md5}`;
+  }
+  return out;
+}
+
+function resolve(v: unknown, handles: Map<string, number>): unknown {
+  if (v !== null && typeof v === 'object' && 'handleOf' in v) {
+    // A handle whose open failed (on both agents, or the open's answers differ): an unknown one.
+    return handles.get((v as HandleRef).handleOf) ?? UNKNOWN;
+  }
+  if (v !== null && typeof v === 'object' && !Array.isArray(v))
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolve(x, handles)]));
+  return v;
+}
+
+interface Run {
+  answers: (QmpAnswer | undefined)[];
+  handles: Map<string, number>;
+  files: Record<string, string>;
+}
+
+async function runScript(c: QmpClient, dir: string, steps: Step[]): Promise<Run> {
+  fixture(dir);
+  const handles = new Map<string, number>();
+  const answers: (QmpAnswer | undefined)[] = [];
+  try {
+    for (const s of steps) {
+      if ('act' in s) {
+        s.act(dir);
+        answers.push(undefined);
+        continue;
+      }
+      const a = await c.call(s.cmd, s.args && (resolve(s.args, handles) as Record<string, unknown>));
+      if (s.as && typeof a.return === 'number') handles.set(s.as, a.return);
+      answers.push(a);
+    }
+  } finally {
+    for (const id of handles.values()) await c.call('guest-file-close', { handle: id });
+  }
+  return { answers, handles, files: snapshot(dir) };
+}
+
+/** Runs the script on both agents; the differences, each with its step. */
+async function compare(p: Pair, dir: string, steps: Step[]): Promise<string[]> {
+  const real = await runScript(p.q, dir, steps);
+  const ember = await runScript(p.e, dir, steps);
+  // A handle's id is named as qemu-ga's in ember-ga's messages: ids are the one thing that differs.
+  const ids = [...ember.handles].map(([name, id]) => [id, real.handles.get(name)] as const);
+  const sameIds = (a: QmpAnswer | undefined): QmpAnswer | undefined => {
+    if (!a?.error) return a;
+    let desc = a.error.desc;
+    for (const [e, q] of ids) if (q !== undefined) desc = desc.split(`handle '${e}'`).join(`handle '${q}'`);
+    return { ...a, error: { ...a.error, desc } };
+  };
+  const out: string[] = [];
+  steps.forEach((s, i) => {
+    if ('act' in s) return;
+    const r = real.answers[i];
+    const e = sameIds(ember.answers[i]);
+    const opened = s.as !== undefined && typeof r?.return === 'number' && typeof e?.return === 'number';
+    const label = `${s.cmd} ${JSON.stringify(s.args ?? {})}`;
+    for (const d of diffAnswers(r, e, opened ? [/^return$/] : [])) out.push(`${label}: ${d}`);
+  });
+  for (const d of diffAnswers(real.files, ember.files)) out.push(`files: ${d}`);
+  return out;
+}
+
+let unnamed = 0;
+/** A guest-file-open; its handle is named `as` (or a name of its own), so the script closes it. */
+const open = (p: string, mode?: string, as = `open${unnamed++}`): Step => ({
+  cmd: 'guest-file-open',
+  args: mode === undefined ? { path: p } : { path: p, mode },
+  as,
+});
+const read = (h: string, count?: unknown): Step => ({
+  cmd: 'guest-file-read',
+  args: count === undefined ? { handle: H(h) } : { handle: H(h), count },
+});
+const write = (h: string, b64: unknown, count?: number): Step => ({
+  cmd: 'guest-file-write',
+  args: count === undefined ? { handle: H(h), 'buf-b64': b64 } : { handle: H(h), 'buf-b64': b64, count },
+});
+const seek = (h: string, offset: unknown, whence: unknown): Step => ({
+  cmd: 'guest-file-seek',
+  args: { handle: H(h), offset, whence },
+});
+const close = (h: string): Step => ({ cmd: 'guest-file-close', args: { handle: H(h) } });
+const flush = (h: string): Step => ({ cmd: 'guest-file-flush', args: { handle: H(h) } });
+
+const MODES = ['r', 'rb', 'w', 'wb', 'a', 'ab', 'r+', 'rb+', 'r+b', 'w+', 'wb+', 'w+b', 'a+', 'ab+', 'a+b'];
+
+test(
+  'every fopen mode, on an existing file and a new one: the same answers and the same files',
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    const steps: Step[] = [];
+    for (const [i, m] of MODES.entries()) {
+      steps.push(
+        open(f('a.txt'), m, `a${i}`),
+        read(`a${i}`, 3),
+        write(`a${i}`, 'QUJD'),
+        seek(`a${i}`, 0, 'cur'),
+        seek(`a${i}`, 0, 'set'),
+        read(`a${i}`, 100),
+        write(`a${i}`, 'REVG'),
+        seek(`a${i}`, 0, 'end'),
+        read(`a${i}`),
+        close(`a${i}`),
+        // Missing: created 0666 whatever the umask, or ENOENT.
+        open(f(`new-${i}`), m, `n${i}`),
+        write(`n${i}`, 'QUJDREVG'),
+        seek(`n${i}`, 2, 'set'),
+        read(`n${i}`, 10),
+        close(`n${i}`),
+        // An existing file keeps its mode.
+        open(f('private'), m, `p${i}`),
+        close(`p${i}`),
+      );
+    }
+    for (const m of ['', 'x', 'rw', 'br', 'R', 'r ', 'wx', 'x+', 'rb+x', 'a+b+', 'rr']) steps.push(open(f('a.txt'), m));
+    steps.push(
+      open(f('a.txt')), // mode defaults to r
+      open(f('nowhere')),
+      open(f('sub'), 'w'),
+      open(f('sub'), 'r+'),
+      open(f('dangling'), 'w'), // not followed to create its target
+      open(f('fifo'), 'w'), // no reader: ENXIO, not a wait
+      open(''),
+      open(f('sub/deeper/x'), 'w'),
+    );
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs, timeout: 60_000 },
+);
+
+test(
+  'reads: counts, the end of the file, limits, directories, FIFOs, wrong directions',
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    let writer = -1;
+    const steps: Step[] = [
+      open(f('a.txt'), 'r', 'h'),
+      read('h', 5),
+      read('h', 6), // exactly to the end: not eof yet
+      read('h', 6),
+      read('h', 0),
+      seek('h', 0, 'set'),
+      read('h'),
+      read('h', -1),
+      read('h', 48 * MiB),
+      read('h', 48 * MiB + 1),
+      read('h', 2 ** 40),
+      read('h', 1.5),
+      read('h', '1'),
+      read('h', null),
+      { cmd: 'guest-file-read', args: {} },
+      { cmd: 'guest-file-read', args: { handle: H('h'), x: 1 } },
+      { cmd: 'guest-file-read', args: { handle: UNKNOWN } },
+      { cmd: 'guest-file-read', args: { handle: UNKNOWN, count: -1 } },
+      open(f('big.bin'), 'rb', 'b'),
+      read('b', 70000), // > 64 KiB: native base64
+      read('b', 70000), // the rest, eof
+      seek('b', 1000, 'set'),
+      read('b', 48 * MiB),
+      open(f('empty'), 'r', 'e'),
+      read('e'),
+      read('e'),
+      open(f('sub'), 'r', 'd'),
+      read('d'),
+      read('d', 0),
+      open(f('a.txt'), 'a', 'w'),
+      read('w'),
+      read('w', 0),
+      close('h'),
+      read('h'),
+      // A FIFO: no writer is the end; a writer with nothing written yet is EAGAIN (never a
+      // wait); what it wrote before it left, then the end.
+      open(f('fifo'), 'r', 'fifo'),
+      read('fifo'),
+      { act: (d) => (writer = fs.openSync(path.join(d, 'fifo'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)) },
+      read('fifo'),
+      {
+        act: () => {
+          fs.writeSync(writer, 'bye');
+          fs.closeSync(writer);
+        },
+      },
+      read('fifo'),
+      read('fifo'),
+    ];
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs },
+);
+
+test(
+  "writes: counts, qemu-ga's base64 rules, append and read-write positions, wrong directions",
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    const steps: Step[] = [
+      open(f('out'), 'w', 'h'),
+      write('h', 'QUJD'),
+      write('h', 'QUJD', 2),
+      write('h', 'QUJD', 4),
+      write('h', 'QUJD', -1),
+      write('h', 'QUJD', 0),
+      write('h', ''),
+      // qemu-ga's base64: glib's lenient decoding after a check of the characters.
+      ...[
+        '!!',
+        'QQ',
+        'QQ=',
+        'QQ==',
+        'QQ==QUJD',
+        '=AAA',
+        'QU\nJD',
+        'QU\rJD',
+        'QUJD ',
+        ' QUJD',
+        'QQ=A',
+        'A',
+        'AB',
+        'ABC',
+        'Q===',
+        '====',
+        'QUJ',
+        '-_',
+        'QU\u0000JD',
+        'QUJD\u00e9',
+        'QUJD'.repeat(3000) + '\n', // long: not strict, so not decoded on the fast path
+      ].map((b) => write('h', b)),
+      write('h', '!!', 0),
+      write('h', 'QUJD', 9),
+      { cmd: 'guest-file-write', args: { handle: H('h') } },
+      write('h', 5),
+      write('h', null),
+      { cmd: 'guest-file-write', args: { handle: UNKNOWN, 'buf-b64': '!!' } },
+      write('h', Buffer.alloc(40000, 7).toString('base64')), // long and strict: decoded on the fast path
+      seek('h', 0, 'cur'),
+      read('h'),
+      read('h', 0),
+      close('h'),
+      // Wrong direction.
+      open(f('a.txt'), 'r', 'r'),
+      write('r', 'QUJD'),
+      write('r', ''),
+      // Append: the position follows the end; a seek does not move where writes go.
+      open(f('a.txt'), 'a', 'a'),
+      seek('a', 0, 'cur'),
+      write('a', 'QUJD'),
+      seek('a', 0, 'cur'),
+      seek('a', 0, 'set'),
+      write('a', 'REVG'),
+      seek('a', 0, 'cur'),
+      close('a'),
+      open(f('a.txt'), 'a+', 'ap'),
+      seek('ap', 0, 'cur'),
+      read('ap', 3),
+      write('ap', 'WFla'),
+      seek('ap', 0, 'cur'),
+      read('ap', 3),
+      seek('ap', 0, 'set'),
+      read('ap', 3),
+      close('ap'),
+      // Read-write: reads and writes share one position.
+      open(f('a.txt'), 'r+', 'rp'),
+      read('rp', 3),
+      write('rp', 'MTIz'),
+      read('rp', 3),
+      seek('rp', 0, 'cur'),
+      write('rp', 'NDU2'),
+      seek('rp', 0, 'cur'),
+      seek('rp', 100, 'set'),
+      write('rp', 'eg=='), // past the end: a hole
+      close('rp'),
+      open(f('w+'), 'w+', 'wp'),
+      read('wp'),
+      write('wp', 'QUJDREVG'),
+      read('wp'),
+      seek('wp', 2, 'set'),
+      read('wp', 2),
+      close('wp'),
+    ];
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs },
+);
+
+test(
+  'seek: whence as a number and as a name, bad whences, past either end, a directory, a FIFO',
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    const steps: Step[] = [
+      open(f('a.txt'), 'r', 'h'),
+      seek('h', 0, 'set'),
+      seek('h', 2, 0),
+      seek('h', 1, 'cur'),
+      seek('h', 1, 1),
+      seek('h', -3, 'end'),
+      seek('h', 0, 2),
+      seek('h', -30, 'end'),
+      seek('h', -30, 'cur'),
+      seek('h', -1, 'set'),
+      seek('h', 100, 'cur'),
+      read('h'),
+      seek('h', 0, 3),
+      seek('h', 0, -1),
+      seek('h', 0, 2 ** 40),
+      seek('h', 0, 'x'),
+      seek('h', 0, 'SET'),
+      seek('h', 0, true),
+      seek('h', 0, 1.5),
+      seek('h', 0, null),
+      seek('h', 0, [1]),
+      seek('h', 0, {}),
+      seek('h', '1', 0),
+      seek('h', 1.5, 0),
+      { cmd: 'guest-file-seek', args: { handle: H('h'), offset: 0 } },
+      { cmd: 'guest-file-seek', args: { handle: H('h'), whence: 0 } },
+      { cmd: 'guest-file-seek', args: { handle: UNKNOWN, offset: 0, whence: 7 } },
+      open(f('sub'), 'r', 'd'),
+      seek('d', 0, 'end'), // ext4 puts a directory's end at 2^63 - 1
+      seek('d', 0, 'set'),
+      open(f('fifo'), 'r', 'fifo'),
+      seek('fifo', 0, 'set'),
+      seek('fifo', 0, 'cur'),
+    ];
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs },
+);
+
+test(
+  'flush, close, and every command on a closed or unknown handle; bad arguments',
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    const steps: Step[] = [
+      open(f('out'), 'w', 'h'),
+      write('h', 'QUJD'),
+      flush('h'),
+      open(f('out'), 'r', 'r'),
+      read('r'), // flushed: the data is in the file
+      flush('r'),
+      close('r'),
+      close('h'),
+      close('h'),
+      flush('h'),
+      read('h'),
+      write('h', 'QUJD'),
+      seek('h', 0, 0),
+      { cmd: 'guest-file-flush', args: {} },
+      { cmd: 'guest-file-flush', args: { handle: UNKNOWN } },
+      { cmd: 'guest-file-flush', args: { handle: '1' } },
+      { cmd: 'guest-file-close', args: {} },
+      { cmd: 'guest-file-close', args: { handle: UNKNOWN } },
+      { cmd: 'guest-file-close', args: { handle: H('h'), x: 1 } },
+      { cmd: 'guest-file-close', args: { handle: -1 } },
+      { cmd: 'guest-file-open', args: {} },
+      { cmd: 'guest-file-open', args: { path: f('a.txt'), mode: null } },
+      { cmd: 'guest-file-open', args: { path: f('a.txt'), mode: 1 } },
+      { cmd: 'guest-file-open', args: { path: 1 } },
+      { cmd: 'guest-file-open', args: { path: f('a.txt'), extra: 1 } },
+    ];
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs },
+);
+
+test(
+  'ember-ga: a FIFO read gives what the writer has written so far (qemu-ga loses it to EAGAIN)',
+  async ({ p, dir }) => {
+    fixture(dir!);
+    const fifo = path.join(dir!, 'fifo');
+    const h = await p!.e.ok<number>('guest-file-open', { path: fifo });
+    const w = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      fs.writeSync(w, 'hello');
+      assert.equal(await p!.e.ok('guest-file-read', { handle: h }), { count: 5, 'buf-b64': 'aGVsbG8=', eof: false });
+      const again = await p!.e.call('guest-file-read', { handle: h });
+      assert.equal(again.error, {
+        class: 'GenericError',
+        desc: 'failed to read file: Resource temporarily unavailable',
+      });
+    } finally {
+      fs.closeSync(w);
+      await p!.e.ok('guest-file-close', { handle: h });
+    }
+  },
+  { needs },
+);
+
+test(
+  'a large round trip, md5-checked: 48 MiB reads, 8 MiB writes, on both agents',
+  async ({ p, dir }) => {
+    fixture(dir!);
+    const data = crypto.randomBytes(60 * MiB + 12345);
+    const want = crypto.createHash('md5').update(data).digest('hex');
+    const src = path.join(dir!, 'large.bin');
+    fs.writeFileSync(src, data);
+    // Their own connections: each agent serves one at a time, so the pair's clients step aside.
+    p!.q.close();
+    p!.e.close();
+    for (const [name, socket] of [
+      ['qemu-ga', p!.real.socket],
+      ['ember-ga', p!.ember.socket],
+    ] as const) {
+      const host = await QgaBulkHost.connect(socket);
+      try {
+        const down = await qgaDownload(host, src, 48 * MiB);
+        assert.equal({ md5: down.md5, bytes: down.bytes }, { md5: want, bytes: data.length }, `${name}: read`);
+        const dst = path.join(dir!, `copy-${name}`);
+        await qgaUpload(host, data, dst, 8 * MiB);
+        const got = crypto.createHash('md5').update(fs.readFileSync(dst)).digest('hex');
+        assert.is(got, want, `${name}: write`);
+        fs.rmSync(dst);
+      } finally {
+        host.close();
+      }
+    }
+    p!.q = await p!.real.connect();
+    p!.e = await QmpClient.connect(p!.ember.socket);
+    fs.rmSync(src);
+  },
+  { needs, timeout: 120_000 },
+);
+
+test(
+  'a handle survives its connection: opened on one, read and closed on the next (as with qemu-ga)',
+  async (ctx) => {
+    const p = ctx.p!;
+    fixture(ctx.dir!);
+    const file = path.join(ctx.dir!, 'a.txt');
+    for (const side of ['q', 'e'] as const) {
+      const h = await p[side].ok<number>('guest-file-open', { path: file });
+      assert.equal(await p[side].ok('guest-file-read', { handle: h, count: 5 }), {
+        count: 5,
+        'buf-b64': 'aGVsbG8=',
+        eof: false,
+      });
+      p[side].close();
+      p[side] = side === 'q' ? await p.real.connect() : await QmpClient.connect(p.ember.socket);
+      assert.equal(
+        await p[side].ok('guest-file-read', { handle: h }),
+        { count: 6, 'buf-b64': 'IHdvcmxk', eof: true },
+        side,
+      );
+      assert.equal(await p[side].ok('guest-file-close', { handle: h }), {});
+    }
+  },
+  { needs },
+);
+
+test('ember-ga: the handle limit (--max-handles) is one for both protocols', async () => {
+  const dir = tmpDir('ember-ga-qga-limit-');
+  const file = path.join(dir, 'f');
+  fs.writeFileSync(file, 'x');
+  const agent = new Agent({
+    endpoints: [
+      { transport: new UnixTransport(path.join(dir, 'phoenix.sock'), silentLogger), protocol: 'phoenix' },
+      { transport: new UnixTransport(path.join(dir, 'qga.sock'), silentLogger), protocol: 'qemu-ga' },
+    ],
+    commands: allCommands,
+    config: { maxHandles: 2 },
+  });
+  await agent.start();
+  let phoenix: LineClient | undefined;
+  let qga: QmpClient | undefined;
+  try {
+    phoenix = await LineClient.connect(path.join(dir, 'phoenix.sock'));
+    qga = await QmpClient.connect(path.join(dir, 'qga.sock'));
+    const ph = (await phoenix.ok('file-open', { path: file })) as number;
+    const q1 = await qga.ok<number>('guest-file-open', { path: file });
+    assert.equal((await qga.call('guest-file-open', { path: file })).error, {
+      class: 'GenericError',
+      desc: `failed to open file '${file}' (mode: 'r'): Too many open files`,
+    });
+    assert.match(errorMessage(await phoenix.call('file-open', { path: file })), /Too many open file handles/);
+    // The qemu-ga host leaves: its handle stays, and so does its place under the limit.
+    qga.close();
+    qga = await QmpClient.connect(path.join(dir, 'qga.sock'));
+    assert.match(errorMessage(await phoenix.call('file-open', { path: file })), /Too many open file handles/);
+    // The phoenix host leaves: its handle is closed, which frees a place.
+    phoenix.close();
+    phoenix = await LineClient.connect(path.join(dir, 'phoenix.sock'));
+    const q2 = await qga.ok<number>('guest-file-open', { path: file });
+    assert.ok(q2 !== q1 && q2 !== ph, 'a handle id is never reused');
+    await qga.ok('guest-file-close', { handle: q1 });
+    await qga.ok('guest-file-close', { handle: q2 });
+    assert.type(await phoenix.ok('file-open', { path: file }), 'number');
+    // A phoenix handle is not a qemu-ga one.
+    assert.equal((await qga.call('guest-file-read', { handle: ph })).error?.desc, `handle '${ph}' has not been found`);
+  } finally {
+    phoenix?.close();
+    qga?.close();
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ember-ga alone: the file commands answer without qemu-ga installed', async () => {
+  // The conformance tests above need qemu-ga; this one shows the commands work anywhere.
+  const agent = await startEmberQemuGa();
+  const dir = tmpDir('ember-ga-qga-alone-');
+  try {
+    const c = await agent.qmp();
+    const file = path.join(dir, 'f');
+    const h = await c.ok<number>('guest-file-open', { path: file, mode: 'w+' });
+    assert.equal(await c.ok('guest-file-write', { handle: h, 'buf-b64': 'aGVsbG8=' }), { count: 5, eof: false });
+    assert.equal(await c.ok('guest-file-seek', { handle: h, offset: 0, whence: 'set' }), { position: 0, eof: false });
+    assert.equal(await c.ok('guest-file-read', { handle: h }), { count: 5, 'buf-b64': 'aGVsbG8=', eof: true });
+    assert.equal(await c.ok('guest-file-flush', { handle: h }), {});
+    assert.equal(await c.ok('guest-file-close', { handle: h }), {});
+    assert.is(fs.statSync(file).mode & 0o777, 0o666);
+    c.close();
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
