@@ -64,6 +64,16 @@ const rank = (c: QgaCommand) => {
   return i < 0 ? QGA_ORDER.length : i;
 };
 
-export const allQgaCommands: readonly QgaCommand[] = [...coreCommands, ...freezeQgaCommands, ...emberCommands, ...powerCommands, ...hotplugCommands, ...userCommands, ...diskCommands, ...systemCommands, ...networkCommands, ...execCommands, ...fileCommands].sort(
-  (a, b) => rank(a) - rank(b),
-);
+export const allQgaCommands: readonly QgaCommand[] = [
+  ...coreCommands,
+  ...freezeQgaCommands,
+  ...emberCommands,
+  ...powerCommands,
+  ...hotplugCommands,
+  ...userCommands,
+  ...diskCommands,
+  ...systemCommands,
+  ...networkCommands,
+  ...execCommands,
+  ...fileCommands,
+].sort((a, b) => rank(a) - rank(b));
