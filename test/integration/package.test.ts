@@ -27,6 +27,9 @@ const ELF_MACHINE: Record<string, number> = { x64: 62, arm64: 183 };
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) || /^npm_config_cache$/i.test(k)) env[k] = v;
+  // Both set make Node warn on stderr, which run() reads with stdout.
+  delete env.FORCE_COLOR;
+  delete env.NO_COLOR;
   return { ...env, ...extra };
 }
 
