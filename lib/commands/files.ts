@@ -15,7 +15,7 @@ import { DEFAULT_READ_SIZE, type FileHandle } from '../files/handle';
 import { openFile } from '../files/open';
 import type { CloseOptions } from '../files/options';
 import { md5File } from '../files/md5';
-import { listDirectoryBatches, mkdirAll, statFile, type FileStat } from '../files/stat';
+import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat } from '../files/stat';
 
 const { EBADF, EINVAL } = constants.errno;
 
@@ -257,7 +257,7 @@ export const fileCommands = [
     name: 'file-stat',
     doc: "lstat of a path: {name, isdir, stat} with Go's struct stat field names.",
     args: { path },
-    handler: (args) => statFile(args.path),
+    handler: (args) => goStatFile(args.path),
   }),
   defineCommand({
     name: 'directory-create',

@@ -1,4 +1,4 @@
-// FileHandle: a chunked reader or writer on one open file, for the file commands and for any
+// GuestFile: a chunked reader or writer on one open file, for the file commands and for any
 // Node tool that moves files in chunks.
 //
 // Every operation on a handle runs in call order, one at a time, at the handle's own offset
@@ -81,7 +81,7 @@ export interface FullRead {
   eof: boolean;
 }
 
-/** How a handle does its I/O beyond its direction (openFile's handles need none of it). */
+/** How a handle does its I/O beyond its direction (openFile's "a" modes append). */
 export interface HandleIo {
   /** Opened with O_APPEND: every write lands at the end, and the position follows it there. */
   append?: boolean;
@@ -106,9 +106,12 @@ interface WriteBatch {
   done: Promise<void>;
 }
 
-export class FileHandle {
-  /** Bytes read or written so far: where the next operation starts. */
-  position = 0;
+export class GuestFile {
+  /** Where the next read or write starts: bytes read or written so far, or where seek() put it. */
+  get position(): number {
+    return this.pos;
+  }
+  private pos = 0;
   /** Operations queued or running. */
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
@@ -294,7 +297,7 @@ export class FileHandle {
         whence === 1
           ? native.lseek(this.fd, this.position + offset, SEEK_SET, this.path)
           : native.lseek(this.fd, offset, whence, this.path);
-      this.position = Number(at);
+      this.pos = Number(at);
       return at;
     }).catch((e) => {
       throw toSystemError(e);
@@ -312,8 +315,8 @@ export class FileHandle {
 
   /** After a write of n bytes: the position moves past them (for an append handle, to the end). */
   private wrote(n: number): void {
-    if (this.how.append && !this.stream) this.position = Number(native.lseek(this.fd, 0, SEEK_END, this.path));
-    else this.position += n;
+    if (this.how.append && !this.stream) this.pos = Number(native.lseek(this.fd, 0, SEEK_END, this.path));
+    else this.pos += n;
   }
 
   private readAs<T>(
@@ -357,7 +360,7 @@ export class FileHandle {
 
   /** After a read of n bytes (already hashed): the position moves on; at end of file the md5 is taken. */
   private advance(n: number, gate: OutputGate | undefined): void {
-    this.position += n;
+    this.pos += n;
     gate?.hold(n);
     // Taken in the read's own turn: by the time its caller looks, the next read may be hashing.
     if (n === 0 && this.hash) this.endMd5 = this.hash.digest();
@@ -615,3 +618,6 @@ export class FileHandle {
     return run;
   }
 }
+
+/** The agent's own name for a GuestFile (its handle tables hold them). */
+export type FileHandle = GuestFile;

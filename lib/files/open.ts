@@ -1,52 +1,82 @@
-// openFile(): a FileHandle on a path, plain or atomic (atomic.ts).
+// openFile(): a GuestFile on a path, plain or atomic (atomic.ts); fopenFile(): qemu-ga's open.
 import * as fs from 'fs';
-import { constants } from 'os';
 import { promisify } from 'util';
-import { SystemError, toSystemError } from '../errors';
+import { toSystemError } from '../errors';
 import { native } from '../native';
 import { openAtomic } from './atomic';
-import { FileHandle } from './handle';
-import type { Access, FopenMode, OpenOptions } from './options';
+import { GuestFile } from './handle';
+import type { Access, FopenMode, OpenMode, OpenOptions } from './options';
+import { checkOptions, checkPath, invalidArgType, invalidArgValue, optionalBoolean, parseFileMode } from './validate';
 
 // O_NONBLOCK: opening a FIFO must not wait for the other end on a thread-pool thread (nothing
 // could interrupt it, and Node joins its pool at exit). Regular files ignore the flag; stream
 // reads and writes wait for readiness on the event loop (stream.ts).
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_EXCL, O_APPEND, O_NOCTTY, O_NONBLOCK } = fs.constants;
-const { EINVAL } = constants.errno;
 
 const openAsync = promisify(fs.open);
 const unlinkAsync = promisify(fs.unlink);
 const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
 
+/** Each of openFile()'s modes: open(2)'s flags, the directions and append (fs's flags of the same names). */
+const OPEN: Record<OpenMode, { flags: number; access: Access; append: boolean }> = {
+  r: { flags: O_RDONLY, access: 'r', append: false },
+  'r+': { flags: O_RDWR, access: 'rw', append: false },
+  w: { flags: O_WRONLY | O_CREAT | O_TRUNC, access: 'w', append: false },
+  'w+': { flags: O_RDWR | O_CREAT | O_TRUNC, access: 'rw', append: false },
+  a: { flags: O_WRONLY | O_CREAT | O_APPEND, access: 'w', append: true },
+  'a+': { flags: O_RDWR | O_CREAT | O_APPEND, access: 'rw', append: true },
+};
+
+const MODES = Object.keys(OPEN).map((m) => `'${m}'`);
+
+/** openFile()'s options checked as fs checks its own: what fs would throw, naming the option. */
+function checkOpen(path: unknown, options: unknown): { mode: OpenMode; perm: number } & OpenOptions {
+  checkPath(path);
+  checkOptions(options);
+  const o = (options ?? {}) as Record<string, unknown>;
+  const mode = o.mode ?? 'r';
+  if (typeof mode !== 'string') throw invalidArgType('options.mode', 'of type string', mode);
+  if (!Object.prototype.hasOwnProperty.call(OPEN, mode))
+    throw invalidArgValue('options.mode', mode, `must be one of ${MODES.join(', ')}`);
+  const perm = parseFileMode(o.perm, 'options.perm', 0o644) & 0o7777;
+  const force = optionalBoolean(o.force, 'options.force');
+  const atomic = optionalBoolean(o.atomic, 'options.atomic');
+  const md5 = optionalBoolean(o.md5, 'options.md5');
+  if (atomic && mode !== 'w') throw invalidArgValue('options.atomic', atomic, `needs mode 'w', not '${mode}'`);
+  if (md5 && mode !== 'r') throw invalidArgValue('options.md5', md5, `needs mode 'r', not '${mode}'`);
+  return { mode: mode as OpenMode, perm, force, atomic, md5 };
+}
+
 /**
- * Opens `path` for chunked reading ("r") or writing ("w": create + truncate with `perm`).
- * Rejects with a SystemError (`code` 'ENOENT', 'EACCES', ...) like Node's fs.
+ * Opens `path` for chunked reads and writes, in one of fs's modes ("r" by default; "w" creates
+ * or truncates with `perm`; see OpenMode). Options fs would refuse throw as fs throws them
+ * (TypeError or RangeError, code ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE or ERR_OUT_OF_RANGE);
+ * a failed open rejects with a SystemError (`code` 'ENOENT', 'EACCES', ...) like Node's fs.
  */
-export async function openFile(path: string, options: OpenOptions = {}): Promise<FileHandle> {
-  const mode = options.mode ?? 'r';
-  const perm = (options.perm ?? 0o644) & 0o7777;
-  if (options.atomic) {
-    if (mode !== 'w') throw new SystemError(EINVAL, 'open', path, 'atomic needs mode "w"');
+export async function openFile(path: string, options: OpenOptions = {}): Promise<GuestFile> {
+  const { mode, perm, force, atomic, md5 } = checkOpen(path, options);
+  if (atomic) {
     const { fd, replace } = await openAtomic(path, perm);
-    return new FileHandle(fd, path, 'w', replace);
+    return new GuestFile(fd, path, 'w', replace);
   }
-  if (options.md5 && mode !== 'r') throw new SystemError(EINVAL, 'open', path, 'md5 needs mode "r"');
+  const { flags, access, append } = OPEN[mode];
   try {
     if (mode === 'r')
-      return new FileHandle(
+      return new GuestFile(
         await openAsync(path, O_RDONLY | O_NONBLOCK),
         path,
-        mode,
+        access,
         undefined,
-        options.md5 ? new native.Md5() : undefined,
+        md5 ? new native.Md5() : undefined,
       );
+    const how = append ? { append } : {};
     try {
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, perm), path, mode);
+      return new GuestFile(await openAsync(path, flags | O_NONBLOCK, perm), path, access, undefined, undefined, how);
     } catch (e) {
-      if (!options.force || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
+      if (!force || !(flags & O_TRUNC) || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
       await unlinkAsync(path);
-      return new FileHandle(await openAsync(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, perm), path, mode);
+      return new GuestFile(await openAsync(path, flags | O_EXCL | O_NONBLOCK, perm), path, access);
     }
   } catch (e) {
     throw toSystemError(e);
@@ -96,9 +126,11 @@ const FOPEN_NEW_FILE_MODE = 0o666;
  * on a pipe or character device they never wait: nothing to read, or no room, is EAGAIN.
  * Rejects with a SystemError like Node's fs.
  */
-export async function fopenFile(path: string, mode: FopenMode): Promise<FileHandle> {
+export async function fopenFile(path: string, mode: FopenMode): Promise<GuestFile> {
+  checkPath(path);
+  if (typeof mode !== 'string') throw invalidArgType('mode', 'of type string', mode);
+  if (!isFopenMode(mode)) throw invalidArgValue('mode', mode, 'must be an fopen(3) mode');
   const m = FOPEN[mode];
-  if (!m) throw new SystemError(EINVAL, 'open', path, `invalid fopen mode ${JSON.stringify(mode)}`);
   const flags = m.flags | O_NOCTTY | O_NONBLOCK;
   let fd: number;
   let created = false;
@@ -126,5 +158,5 @@ export async function fopenFile(path: string, mode: FopenMode): Promise<FileHand
       throw toSystemError(e);
     }
   }
-  return new FileHandle(fd, path, m.access, undefined, undefined, { append: m.append, noWait: true });
+  return new GuestFile(fd, path, m.access, undefined, undefined, { append: m.append, noWait: true });
 }

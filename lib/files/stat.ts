@@ -1,10 +1,12 @@
+// The library's statFile and listDirectory (GuestStats: fs.Stats's names and units), and
 // file-stat, directory-list and directory-create as the reference agent (Go) does them: lstat
-// results with the field names of Linux's struct stat as Go's encoding/json prints them, and
-// mkdir -p with os.MkdirAll's rules.
+// results with the field names of Linux's struct stat as Go's encoding/json prints them (the
+// phoenix wire's shape only), and mkdir -p with os.MkdirAll's rules.
 import * as fs from 'fs';
 import { constants } from 'os';
 import { SystemError, toSystemError } from '../errors';
 import { native } from '../native';
+import { checkPath, invalidArgType, outOfRange } from './validate';
 
 const { ECANCELED, EEXIST, ENOENT, ENOTDIR } = constants.errno;
 
@@ -108,8 +110,8 @@ export function baseName(path: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-/** lstat of `path` as a file-stat answer. */
-export async function statFile(path: string): Promise<FileStat> {
+/** lstat of `path` as a file-stat answer (the wire's Go shape; the library's is statFile). */
+export async function goStatFile(path: string): Promise<FileStat> {
   let s: fs.BigIntStats;
   try {
     s = await fs.promises.lstat(path, { bigint: true });
@@ -119,14 +121,124 @@ export async function statFile(path: string): Promise<FileStat> {
   return { name: baseName(path), isdir: s.isDirectory(), stat: goStat(s) };
 }
 
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFIFO = 0o010000;
+const S_IFSOCK = 0o140000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+
+const msOf = (t: Timespec) => t.Sec * 1000 + t.Nsec / 1e6;
+const nsOf = (t: Timespec) => BigInt(t.Sec) * NS + BigInt(t.Nsec);
+
+/**
+ * An lstat result as the library gives it: Node's fs.Stats names and units. Each field is a
+ * number where a number is always exact, and a bigint where the value needs 64 bits: `ino`
+ * (overlayfs with xino sets its top bit) and the nanosecond times (`atimeNs`..., as in
+ * fs.BigIntStats). `size` and `blocks` are numbers, exact up to 2^53 (8 PiB of size): only a
+ * sparse file on XFS or btrfs can claim more, and that size rounds as fs.Stats's does.
+ */
+export class GuestStats {
+  /** Device of the file (major and minor as glibc's makedev() joins them: 32 bits on Linux). */
+  readonly dev: number;
+  /** st_mode: the file type (S_IFMT bits) and the permission bits. */
+  readonly mode: number;
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Device a character or block device file stands for; 0 for other files. */
+  readonly rdev: number;
+  readonly blksize: number;
+  /** Inode number: 64 bits, so always a bigint. */
+  readonly ino: bigint;
+  /** Bytes (a symlink: the length of its target). */
+  readonly size: number;
+  /** 512-byte blocks allocated. */
+  readonly blocks: number;
+  /** Times in milliseconds since the epoch, with fractions (Node's atimeMs...). */
+  readonly atimeMs: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  /** Times in nanoseconds since the epoch, exact. */
+  readonly atimeNs: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+
+  /** From the Go shape of the same lstat (its values are exact: see Int64). */
+  constructor(
+    /** The base name: of the path statFile was given ("/" for "/"), or of a listDirectory entry. */
+    readonly name: string,
+    g: GoStat,
+  ) {
+    this.dev = Number(g.Dev);
+    this.mode = g.Mode;
+    this.nlink = Number(g.Nlink);
+    this.uid = g.Uid;
+    this.gid = g.Gid;
+    this.rdev = Number(g.Rdev);
+    this.blksize = Number(g.Blksize);
+    this.ino = BigInt(g.Ino);
+    this.size = Number(g.Size);
+    this.blocks = Number(g.Blocks);
+    this.atimeMs = msOf(g.Atim);
+    this.mtimeMs = msOf(g.Mtim);
+    this.ctimeMs = msOf(g.Ctim);
+    this.atimeNs = nsOf(g.Atim);
+    this.mtimeNs = nsOf(g.Mtim);
+    this.ctimeNs = nsOf(g.Ctim);
+  }
+
+  get atime(): Date {
+    return new Date(this.atimeMs);
+  }
+  get mtime(): Date {
+    return new Date(this.mtimeMs);
+  }
+  get ctime(): Date {
+    return new Date(this.ctimeMs);
+  }
+  isFile(): boolean {
+    return (this.mode & S_IFMT) === S_IFREG;
+  }
+  isDirectory(): boolean {
+    return (this.mode & S_IFMT) === S_IFDIR;
+  }
+  /** lstat: a symlink is one, not what it points to. */
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === S_IFLNK;
+  }
+  isFIFO(): boolean {
+    return (this.mode & S_IFMT) === S_IFIFO;
+  }
+  isSocket(): boolean {
+    return (this.mode & S_IFMT) === S_IFSOCK;
+  }
+  isCharacterDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFCHR;
+  }
+  isBlockDevice(): boolean {
+    return (this.mode & S_IFMT) === S_IFBLK;
+  }
+}
+
+/**
+ * lstat of `path` (a symlink is itself, not its target), as a GuestStats named by the path's
+ * last element. Rejects with a SystemError like Node's fs (`code` 'ENOENT', ...).
+ */
+export async function statFile(path: string): Promise<GuestStats> {
+  checkPath(path);
+  const s = await goStatFile(path);
+  return new GuestStats(s.name, s.stat);
+}
+
 /** Names lstat-ed per call into the addon (a thread-pool task), and such calls in flight at once. */
 const STAT_BATCH = 256;
 const STAT_IN_FLIGHT = 2;
 
 /** Where lstatAt puts each raw value among an entry's words. */
 const W = { ...native.STAT_LAYOUT };
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
 const TWO32 = 2 ** 32;
 /** A high word under this makes a 64-bit value under 2^53: exact as a number. */
 const SAFE_HIGH = 0x200000;
@@ -246,13 +358,17 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
 }
 
 /**
- * The entries of directory `path` (not "." and ".."), each as file-stat answers, sorted by name
- * (byte order); with n > 0 only the first n. Entries removed while listing are left out.
- * `signal` cancels it (see ListOptions).
+ * The entries of directory `path` (not "." and ".."), each lstat-ed as a GuestStats named by the
+ * entry, sorted by name (byte order); with n > 0 only the first n (0 or less: all). Entries removed while
+ * listing are left out. `signal` cancels it (see ListOptions).
  */
-export async function listDirectory(path: string, n = 0, opts: ListOptions = {}): Promise<FileStat[]> {
-  const out: FileStat[] = [];
-  for await (const batch of listDirectoryBatches(path, n, opts)) for (const e of batch) out.push(e);
+export async function listDirectory(path: string, n = 0, opts: ListOptions = {}): Promise<GuestStats[]> {
+  checkPath(path);
+  if (typeof n !== 'number') throw invalidArgType('n', 'of type number', n);
+  if (!Number.isSafeInteger(n)) throw outOfRange('n', 'an integer', n);
+  const out: GuestStats[] = [];
+  for await (const batch of listDirectoryBatches(path, n, opts))
+    for (const e of batch) out.push(new GuestStats(e.name, e.stat));
   return out;
 }
 

@@ -7,8 +7,8 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { SystemError, listDirectory, type FileStat } from '../../lib';
-import { listDirectoryBatches, goStat } from '../../lib/files/stat';
+import { SystemError, listDirectory } from '../../lib';
+import { GuestStats, listDirectoryBatches, goStat, type FileStat } from '../../lib/files/stat';
 import { encodeReturn } from '../../lib/wire/answer';
 import { memKiB, startAgent, tmpDir, withTmpfs } from '../helpers/agent';
 import { command, root, suite } from '../helpers/harness';
@@ -31,6 +31,13 @@ function expectedListing(dir: string, n = 0): FileStat[] {
     const s = fs.lstatSync(Buffer.concat([prefix, b]), { bigint: true });
     return { name: b.toString('utf8'), isdir: s.isDirectory(), stat: goStat(s) };
   });
+}
+
+/** directory-list's entries (the Go shape), as the agent answers them. */
+async function wireListing(dir: string, n = 0): Promise<FileStat[]> {
+  const out: FileStat[] = [];
+  for await (const batch of listDirectoryBatches(dir, n)) out.push(...batch);
+  return out;
 }
 
 /** Entries of every kind, names that are not UTF-8 or that JSON and Go escape, times before 1970. */
@@ -75,7 +82,15 @@ test(
   async ({ dir }) => {
     const d = oddDirectory(dir, 'odd-lib');
     for (const n of [0, 1, 7, -1, 1000]) {
-      assert.is(JSON.stringify(await listDirectory(d, n)), JSON.stringify(expectedListing(d, n)), `n=${n}`);
+      const want = expectedListing(d, n);
+      assert.is(JSON.stringify(await wireListing(d, n)), JSON.stringify(want), `n=${n}`);
+      const lib = await listDirectory(d, n);
+      assert.equal(
+        lib,
+        want.map((e) => new GuestStats(e.name, e.stat)),
+        `n=${n}: the library's entries`,
+      );
+      assert.ok(lib.every((e) => e instanceof GuestStats));
     }
     const empty = path.join(dir, 'empty');
     fs.mkdirSync(empty);

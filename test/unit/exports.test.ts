@@ -16,11 +16,11 @@ const ROOT = [
   'ExecLimitError',
   'ExecProcess',
   'ExecTable',
-  'FileHandle',
   'Freezer',
   'FsfreezeHookError',
   'GuestAgent',
   'GuestAgentError',
+  'GuestFile',
   'NetInputError',
   'OutputBudget',
   'QmpConnection',
@@ -70,6 +70,13 @@ const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
 
 test('the root export is exactly the public names', () => {
   assert.equal(Object.keys(load('dist/lib/index.js')).sort(), ROOT);
+});
+
+test("no name clashes with Node's fs: the file handle is GuestFile, not FileHandle", () => {
+  const root = load('dist/lib/index.js');
+  assert.not.ok('FileHandle' in root);
+  assert.is((root.GuestFile as { name: string }).name, 'GuestFile');
+  assert.is(load('dist/lib/files/index.js').GuestFile, root.GuestFile);
 });
 
 test('every subpath export exists, with its types, and is part of the root', () => {
