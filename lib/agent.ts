@@ -3,7 +3,7 @@
 import { lineDone } from './memory';
 import { answerBytes, encodeError, type AnswerLine } from './wire/answer';
 import { MAX_LINE_BYTES } from './wire/framing';
-import { Registry, type Command } from './registry';
+import { Registry, type Command } from './protocols/phoenix/registry';
 import { Limiter } from './limit';
 import { PhoenixProtocol } from './protocols/phoenix';
 import { QgaProtocol } from './protocols/qemu-ga';

@@ -3,7 +3,7 @@
 // keep working; both -flag and --flag are accepted, with "-flag value" or "-flag=value".
 import * as v8 from 'v8';
 import { Agent } from './agent';
-import { allCommands } from './commands';
+import { allCommands } from './protocols/phoenix/commands';
 import { defaultConfig, type AgentConfig } from './context';
 import { DEFAULT_FSFREEZE_HOOK } from './freeze/hook';
 import { HoldingLogger, stderrLogger } from './log';

@@ -124,6 +124,6 @@ export interface Context {
   readonly handles: HandleTable;
   /** The agent's freeze (thawed by an urgent exit hook). */
   readonly freezer: Freezer;
-  /** sysinfo: the last failure of each part, so each is logged once (lib/commands/sysinfo.ts). */
+  /** sysinfo: the last failure of each part, so each is logged once (lib/protocols/phoenix/commands/sysinfo.ts). */
   readonly sysinfoFailures: Map<SystemInfoPart, string>;
 }

@@ -5,7 +5,7 @@
 // N skipped". QEMU is killed by PID on every exit path (guest.ts).
 //
 // Checks are gated on command groups. A group counts as present when this tree registers any
-// of its commands (lib/commands); the packed agent is built from the same tree, so a present
+// of its commands (lib/protocols/phoenix/commands); the packed agent is built from the same tree, so a present
 // group the agent does not list is a FAILURE (packing or install lost it), never a skip. Groups
 // this tree does not have yet are skipped, each with its reason.
 import { AsyncLocalStorage } from 'async_hooks';
@@ -13,9 +13,9 @@ import * as crypto from 'crypto';
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { allCommands } from '../lib/commands';
-import type { SysInfo } from '../lib/answers';
-import { Registry } from '../lib/registry';
+import { allCommands } from '../lib/protocols/phoenix/commands';
+import type { SysInfo } from '../lib/protocols/phoenix/answers';
+import { Registry } from '../lib/protocols/phoenix/registry';
 import { GuestAgentError } from '../lib/client/errors';
 import { GuestAgent } from '../lib/client/guest-agent';
 import { LineClient, type Answer } from '../test/helpers/agent';

@@ -9,7 +9,7 @@ import { GuestAgentError, hostError } from './errors';
 import { parseExactJson } from './exact-json';
 import { readAnswer, tagOf } from './answer-scan';
 import { connectorFor, type Connector, type Link, type Target } from './link';
-import type { Answers, CommandName } from '../answers';
+import type { Answers, CommandName } from '../protocols/phoenix/answers';
 import type { ProtocolName } from '../protocols/protocol';
 import type { AgentInfo, Features } from './types';
 
@@ -203,7 +203,7 @@ export class AgentConnection extends EventEmitter {
   }
 
   /**
-   * Sends one request and resolves with its `return` value (typed from lib/answers.ts for the
+   * Sends one request and resolves with its `return` value (typed from lib/protocols/phoenix/answers.ts for the
    * agent's commands); rejects with GuestAgentError (the guest's message and errno, or
    * ETIMEDOUT / ECONNRESET / ENOTCONN / EMSGSIZE).
    */

@@ -4,7 +4,7 @@
 // they are a QmpConnection's, and AgentConnection's own link is never opened. Operations with
 // an equivalent in both work over both; the others fail with ENOTSUP naming the protocol.
 import type { Readable, Writable } from 'stream';
-import type { Answers, CommandName } from '../answers';
+import type { Answers, CommandName } from '../protocols/phoenix/answers';
 import { checkCopyOptions, Transfer, type CopyFromOptions, type CopyToOptions } from './copy';
 import { copyFrom } from './copy-from';
 import { copyFromQga, copyToQga, guestMd5 } from './copy-qga';
@@ -94,7 +94,7 @@ export class GuestAgent extends AgentConnection {
 
   /**
    * Sends one request in the agent's protocol and resolves with its `return` value: a phoenix
-   * command (typed from lib/answers.ts) or, over qemu-ga, a qemu-ga command (typed from
+   * command (typed from lib/protocols/phoenix/answers.ts) or, over qemu-ga, a qemu-ga command (typed from
    * qemu-ga-types.ts for those the client knows).
    */
   override call<N extends CommandName>(

@@ -1,8 +1,8 @@
-// The shapes of the agent's answers as the client returns them: lib/answers.ts declares them
+// The shapes of the agent's answers as the client returns them: lib/protocols/phoenix/answers.ts declares them
 // once for the agent and the client; here, what the client makes of them.
-import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../answers';
+import type { FileStat as AgentFileStat, GoStat as AgentGoStat, Int64 } from '../protocols/phoenix/answers';
 
-export type { AgentInfo, GuestRoute, NetIface, SysInfo } from '../answers';
+export type { AgentInfo, GuestRoute, NetIface, SysInfo } from '../protocols/phoenix/answers';
 
 /** What the client found out about the agent on the other end (GuestAgent.features()). */
 export interface Features {
@@ -41,7 +41,7 @@ export interface Features {
   readMd5: boolean;
 }
 
-export type { Timespec } from '../answers';
+export type { Timespec } from '../protocols/phoenix/answers';
 
 /**
  * file-stat (from lstat) and the entries of directory-list, as the client hands them over: the

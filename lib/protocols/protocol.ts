@@ -1,6 +1,6 @@
 // A protocol front-end: how one host's byte stream becomes requests, and how each is answered.
 // The agent, its sessions, budgets and state are the same for every protocol; phoenix 0.7.1
-// (lib/commands) and qemu-ga (lib/protocols/qemu-ga) are the two front-ends over them.
+// (lib/protocols/phoenix/commands) and qemu-ga (lib/protocols/qemu-ga) are the two front-ends over them.
 import type { Call } from '../context';
 import type { AnswerLine } from '../wire/answer';
 

@@ -6,7 +6,7 @@ import { once } from 'events';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { allCommands } from '../../lib/commands';
+import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { REPO } from './agent';
 import { waitFor, type Requirement } from './harness';
 

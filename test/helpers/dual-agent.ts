@@ -7,7 +7,7 @@
 // It says "serving on" (twice) on stderr once both listen, and thaws and exits on SIGTERM.
 import * as path from 'path';
 import { Agent } from '../../lib/agent';
-import { allCommands } from '../../lib/commands';
+import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { HoldingLogger, stderrLogger } from '../../lib/log';
 import { UnixTransport } from '../../lib/transports/unix';
 

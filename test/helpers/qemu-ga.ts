@@ -143,6 +143,11 @@ export async function startRealQemuGa(extra: string[] = [], wrap: string[] = [])
       stdio: 'ignore',
     },
   );
+  // Never what keeps the test process alive, and never left behind it: a test that fails
+  // before its stop() would otherwise leave qemu-ga running and the runner waiting on it.
+  proc.unref();
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let dead = false;
   const exited = new Promise<void>((r) =>
     proc.once('exit', () => {
@@ -164,6 +169,7 @@ export async function startRealQemuGa(extra: string[] = [], wrap: string[] = [])
     dir,
     connect: () => QmpClient.connect(socket),
     stop: async () => {
+      process.removeListener('exit', killOnExit);
       if (!dead) {
         proc.kill('SIGTERM');
         const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);

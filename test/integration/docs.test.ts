@@ -5,7 +5,7 @@
 import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { allCommands } from '../../lib/commands';
+import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { FLAGS, usage } from '../../lib/cli';
 import { REPO } from '../helpers/agent';
 import { suite } from '../helpers/harness';

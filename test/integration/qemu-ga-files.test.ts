@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { Agent } from '../../lib/agent';
-import { allCommands } from '../../lib/commands';
+import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { silentLogger } from '../../lib/log';
 import { UnixTransport } from '../../lib/transports/unix';
 import { errorMessage, LineClient, tmpDir } from '../helpers/agent';

@@ -2,7 +2,7 @@
 // the others after them. Endpoints added and removed while the agent runs.
 import * as assert from 'uvu/assert';
 import { Agent } from '../../lib/agent';
-import { defineCommand } from '../../lib/registry';
+import { defineCommand } from '../../lib/protocols/phoenix/registry';
 import type { SessionSink, Transport, TransportSink } from '../../lib/transports/transport';
 import { suite, waitFor } from '../helpers/harness';
 

@@ -33,7 +33,7 @@ test('errors, the wire and the whole host client load without the addon', () => 
     'wire/request',
     'mounts',
     'net/addr',
-    'answers',
+    'protocols/phoenix/answers',
   ];
   const client = [
     'client/errors',

@@ -4,7 +4,7 @@ import { LineFramer } from '../../lib/wire/framing';
 import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson } from '../../lib/wire/answer';
 import { parseRequest, type Request } from '../../lib/wire/request';
 import { quote } from '../../lib/wire/json';
-import { checkArgs } from '../../lib/registry';
+import { checkArgs } from '../../lib/protocols/phoenix/registry';
 import { suite } from '../helpers/harness';
 
 const test = suite('protocol');

@@ -77,7 +77,7 @@ export interface QgaCommand<S extends QSchema = QSchema> {
   noSuccessResponse?: boolean;
   /** Listed in guest-info but refused, as qemu-ga does with a command it disables. */
   disabled?: boolean;
-  /** See Command.bulk (lib/registry.ts). */
+  /** See Command.bulk (lib/protocols/phoenix/registry.ts). */
   bulk?: boolean;
   /** Served but left out of guest-info (ember-ga's own commands: hosts see qemu-ga's list). */
   unlisted?: boolean;

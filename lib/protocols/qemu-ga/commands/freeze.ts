@@ -6,7 +6,7 @@
 // What qemu-ga 7.2 selects (qga/commands-posix.c): the mount table's block-device filesystems
 // (selectQemuGa), frozen in reverse table order, trimmed in table order and listed in reverse.
 // As with phoenix's commands, nothing here touches a frozen disk: the mount table is read
-// synchronously and the ioctls run on the addon's own threads (lib/commands/freeze.ts says why).
+// synchronously and the ioctls run on the addon's own threads (lib/protocols/phoenix/commands/freeze.ts says why).
 import * as fs from 'fs';
 import { SystemError, toSystemError } from '../../../errors';
 import { selectQemuGa } from '../../../freeze/mounts';

@@ -1,5 +1,5 @@
 // ping, get-commands, agent-shutdown.
-import { MAX_LINE_BYTES } from '../wire/framing';
+import { MAX_LINE_BYTES } from '../../../wire/framing';
 import { defineCommand } from '../registry';
 
 export const coreCommands = [

@@ -1,7 +1,7 @@
 // get-netifaces, ipaddr-add/del, net-iface-up/down, get-route-list, route-add/del: the answer
 // shapes of phoenix-guest-agent 0.7.1 (Go's net.Interfaces and netlink.RouteList), with the errno
 // as the error code where the reference gives -1.
-import { AgentError } from '../errors';
+import { AgentError } from '../../../errors';
 import {
   NetInputError,
   addAddress,
@@ -15,8 +15,8 @@ import {
   setLinkUp,
   type Link,
   type RouteSpec,
-} from '../net';
-import { familyOfAf, maskText } from '../net/addr';
+} from '../../../net';
+import { familyOfAf, maskText } from '../../../net/addr';
 import { defineCommand } from '../registry';
 
 // Go's net.Flags names for the IFF_* bits (linux/if.h), in its order.

@@ -1,14 +1,14 @@
 import * as assert from 'uvu/assert';
-import { Dispatcher } from '../../lib/dispatcher';
-import { HandleTable } from '../../lib/files/handle-table';
-import { Freezer } from '../../lib/freeze/freezer';
-import { Registry, defineCommand, checkArgs, type Command } from '../../lib/registry';
-import { defaultConfig, type Context } from '../../lib/context';
-import { HoldingLogger, silentLogger } from '../../lib/log';
-import { coreCommands } from '../../lib/commands/core';
-import { AgentError, SystemError } from '../../lib/errors';
-import type { AnswerLine } from '../../lib/wire/answer';
-import { suite } from '../helpers/harness';
+import { Dispatcher } from '../../../../lib/protocols/phoenix/dispatcher';
+import { HandleTable } from '../../../../lib/files/handle-table';
+import { Freezer } from '../../../../lib/freeze/freezer';
+import { Registry, defineCommand, checkArgs, type Command } from '../../../../lib/protocols/phoenix/registry';
+import { defaultConfig, type Context } from '../../../../lib/context';
+import { HoldingLogger, silentLogger } from '../../../../lib/log';
+import { coreCommands } from '../../../../lib/protocols/phoenix/commands/core';
+import { AgentError, SystemError } from '../../../../lib/errors';
+import type { AnswerLine } from '../../../../lib/wire/answer';
+import { suite } from '../../../helpers/harness';
 
 const test = suite('dispatcher');
 
@@ -204,7 +204,7 @@ test('system errors carry errno and a Go-style sentence', async () => {
 });
 
 test('errno texts are the ones Go prints, not libuv texts', async () => {
-  const { errnoMessage } = await import('../../lib/errors');
+  const { errnoMessage } = await import('../../../../lib/errors');
   assert.is(errnoMessage(21), 'is a directory');
   assert.is(errnoMessage(26), 'text file busy');
   assert.is(errnoMessage(17), 'file exists');

@@ -1,10 +1,10 @@
 // phoenix-guest-agent 0.7.1's front-end: one JSON request per line (docs/PROTOCOL.md).
-import { Dispatcher } from '../dispatcher';
-import type { Context } from '../context';
-import type { Registry } from '../registry';
-import { encodeError } from '../wire/answer';
-import { LineFramer } from '../wire/framing';
-import type { Framer, Incoming, Protocol } from './protocol';
+import { Dispatcher } from './dispatcher';
+import type { Context } from '../../context';
+import type { Registry } from './registry';
+import { encodeError } from '../../wire/answer';
+import { LineFramer } from '../../wire/framing';
+import type { Framer, Incoming, Protocol } from '../protocol';
 
 export class PhoenixProtocol implements Protocol {
   readonly name = 'phoenix' as const;

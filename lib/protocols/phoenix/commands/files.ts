@@ -6,16 +6,16 @@
 // handle's queue in request order and run in that order.
 import * as fs from 'fs';
 import { constants } from 'os';
-import { AgentError, SystemError, toSystemError } from '../errors';
-import { goJson } from '../wire/json';
-import { RawJson } from '../wire/answer';
+import { AgentError, SystemError, toSystemError } from '../../../errors';
+import { goJson } from '../../../wire/json';
+import { RawJson } from '../../../wire/answer';
 import { defineCommand } from '../registry';
-import type { Context } from '../context';
-import { DEFAULT_READ_SIZE, type FileHandle } from '../files/handle';
-import { openFile } from '../files/open';
-import type { CloseOptions } from '../files/options';
-import { md5File } from '../files/md5';
-import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat } from '../files/stat';
+import type { Context } from '../../../context';
+import { DEFAULT_READ_SIZE, type FileHandle } from '../../../files/handle';
+import { openFile } from '../../../files/open';
+import type { CloseOptions } from '../../../files/options';
+import { md5File } from '../../../files/md5';
+import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat } from '../../../files/stat';
 
 const { EBADF, EINVAL } = constants.errno;
 

@@ -1,13 +1,13 @@
 // Turns one request line into exactly one answer line. Knows nothing about particular commands:
 // it parses, looks the name up in the registry, applies the freeze rule, checks arguments
 // against the command's schema and runs its handler.
-import { decodeBase64Into } from './wire/decode-native';
-import { AgentError, wireError } from './errors';
-import { encodeError, encodeRawReturn, encodeReturn, RawJson, type AnswerLine } from './wire/answer';
-import { parseRequest, RequestError } from './wire/request';
-import { type Base64Decoder } from './wire/base64';
+import { decodeBase64Into } from '../../wire/decode-native';
+import { AgentError, wireError } from '../../errors';
+import { encodeError, encodeRawReturn, encodeReturn, RawJson, type AnswerLine } from '../../wire/answer';
+import { parseRequest, RequestError } from '../../wire/request';
+import { type Base64Decoder } from '../../wire/base64';
 import { checkArgs } from './registry';
-import type { Call, Context } from './context';
+import type { Call, Context } from '../../context';
 import type { Command, Registry } from './registry';
 
 export class Dispatcher {

@@ -1,13 +1,13 @@
 // The command registry: every command is one declaration (name, aliases, argument schema, doc,
 // handler). Dispatch, argument checking, get-commands and docs/PROTOCOL.md's command table all come
 // from these declarations, so adding a command never means touching the dispatcher.
-import { AgentError } from './errors';
-import { Base64Text, decodeBase64 } from './wire/base64';
-import { describe } from './wire/json';
+import { AgentError } from '../../errors';
+import { Base64Text, decodeBase64 } from '../../wire/base64';
+import { describe } from '../../wire/json';
 import type { Answers, CommandName } from './answers';
-import type { Call, Context } from './context';
-import type { RawJson } from './wire/answer';
-import { quote } from './wire/json';
+import type { Call, Context } from '../../context';
+import type { RawJson } from '../../wire/answer';
+import { quote } from '../../wire/json';
 
 /**
  * 'base64': a string of base64 on the wire; the handler gets its strictly decoded bytes, or null
@@ -51,7 +51,7 @@ export type Args<S extends Schema> = {
     : TypeOf<S[K]['type']> | undefined;
 };
 
-/** What command N answers (lib/answers.ts), as a value or as its JSON text already made. */
+/** What command N answers (lib/protocols/phoenix/answers.ts), as a value or as its JSON text already made. */
 export type Answer<N extends string> = N extends CommandName ? Answers[N] | RawJson<Answers[N]> : unknown;
 
 export interface Command<S extends Schema = Schema, N extends string = string> {
@@ -69,7 +69,7 @@ export interface Command<S extends Schema = Schema, N extends string = string> {
   handler(args: Args<S>, ctx: Context, call: Call): Answer<N> | Promise<Answer<N>>;
 }
 
-/** Declares a command with its handler's arguments typed from its schema and its answer from lib/answers.ts. */
+/** Declares a command with its handler's arguments typed from its schema and its answer from lib/protocols/phoenix/answers.ts. */
 export function defineCommand<S extends Schema, N extends string>(c: Command<S, N>): Command {
   return c as unknown as Command;
 }

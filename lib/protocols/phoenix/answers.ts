@@ -1,10 +1,10 @@
 // What every command answers, declared once: handlers are typed by it (defineCommand), the host
 // client returns it (lib/client), and docs/COMMANDS.md prints it (npm run docs).
-import type { FileStat, Int64 } from './files/stat';
-import type { Disk } from './sysinfo/disks';
+import type { FileStat, Int64 } from '../../files/stat';
+import type { Disk } from '../../sysinfo/disks';
 
-export type { FileStat, GoStat, Int64, Timespec } from './files/stat';
-export type { Disk } from './sysinfo/disks';
+export type { FileStat, GoStat, Int64, Timespec } from '../../files/stat';
+export type { Disk } from '../../sysinfo/disks';
 
 /** agent-info (ember-ga only). */
 export interface AgentInfo {

@@ -1,7 +1,7 @@
 // sysinfo: what a host's dashboard polls. Always answers with the full shape (lib/sysinfo).
-import type { Context } from '../context';
+import type { Context } from '../../../context';
 import { defineCommand } from '../registry';
-import { systemInfo, type SystemInfoPart } from '../sysinfo';
+import { systemInfo, type SystemInfoPart } from '../../../sysinfo';
 
 /**
  * Logs a failing part once, not on every poll: again only when its message changes, and once

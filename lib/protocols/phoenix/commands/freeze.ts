@@ -2,17 +2,17 @@
 // has the rules) and the mount selection of lib/freeze/mounts.ts.
 //
 // While frozen nothing here touches a frozen disk: this module and the addon are loaded at
-// start-up (lib/commands/index.ts imports every group), the mount table is read synchronously
+// start-up (lib/protocols/phoenix/commands/index.ts imports every group), the mount table is read synchronously
 // (reads never wait on a frozen filesystem, and this keeps it off libuv's thread pool, which
 // writers blocked on the frozen filesystem may fill), and thaws run on the addon's own threads.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AgentError } from '../errors';
-import { classifyMounts, selectFreezable } from '../freeze/mounts';
+import { AgentError } from '../../../errors';
+import { classifyMounts, selectFreezable } from '../../../freeze/mounts';
 import { defineCommand } from '../registry';
-import { MAX_TIMEOUT_SECONDS } from '../timers';
-import type { Context } from '../context';
-import { quote } from '../wire/json';
+import { MAX_TIMEOUT_SECONDS } from '../../../timers';
+import type { Context } from '../../../context';
+import { quote } from '../../../wire/json';
 
 /** The default selection: the reference's rules applied to the agent's mount table. */
 function defaultMountpoints(ctx: Context): string[] {
