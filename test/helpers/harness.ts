@@ -102,3 +102,17 @@ export async function waitFor<T>(cond: () => T | Promise<T>, ms: number, what: s
     await sleep(every);
   }
 }
+
+/** The error `p` rejects with (an instance of `cls` when given); fails the test when it resolves. */
+export async function rejection<E extends Error = Error>(
+  p: PromiseLike<unknown>,
+  cls?: new (...args: never[]) => E,
+): Promise<E> {
+  try {
+    await p;
+  } catch (e) {
+    if (cls && !(e instanceof cls)) throw new Error(`expected a ${cls.name}, got ${String(e)}`);
+    return e as E;
+  }
+  throw new Error('expected a rejection');
+}

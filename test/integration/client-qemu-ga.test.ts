@@ -14,7 +14,7 @@ import { startEmberQemuGa, realQemuGa, startRealQemuGa, type RealQemuGa } from '
 import { tmpDir, type RunningAgent } from '../helpers/agent';
 import { md5Of, partFiles, randomFile } from '../helpers/client';
 import { startFakeQga, type FakeOptions, type FakeQga, type FakeRequest } from '../helpers/fake-qga';
-import { sleep, suite, waitFor, type Requirement } from '../helpers/harness';
+import { sleep, suite, waitFor, type Requirement, rejection } from '../helpers/harness';
 
 const test = suite('client-qemu-ga');
 const needs = [realQemuGa];
@@ -28,15 +28,7 @@ function qgaHas(...names: string[]): Requirement {
   };
 }
 
-async function rejects(p: PromiseLike<unknown>): Promise<GuestAgentError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, GuestAgentError);
-    return e as GuestAgentError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p, GuestAgentError);
 
 async function withReal(
   fn: (ga: GuestAgent, dir: string, real: RealQemuGa) => Promise<void>,

@@ -23,22 +23,14 @@ import {
   type RunningAgent,
 } from '../helpers/agent';
 import { agentHas, ctl, md5Of, partFiles, randomFile, startPtyBridge } from '../helpers/client';
-import { command, root, sleep, suite, waitFor } from '../helpers/harness';
+import { command, root, sleep, suite, waitFor, rejection } from '../helpers/harness';
 import { startStub } from '../helpers/stub-agent';
 
 const test = suite('client');
 const files = [agentHas('file-open')];
 const MiB = 1024 * 1024;
 
-async function rejects(p: PromiseLike<unknown>): Promise<GuestAgentError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, GuestAgentError);
-    return e as GuestAgentError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p, GuestAgentError);
 
 async function withStub<T>(
   opts: Parameters<typeof startStub>[1],

@@ -5,116 +5,32 @@
 // runs inside withThawGuard(): it thaws in `finally` through the library API, and a timer thaws
 // with util-linux fsfreeze (another process: immune to anything stuck in this one) if the test
 // hangs. Blocked writers are child processes, so nothing here waits on one without a thaw path.
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { freeze, parseMountTable, thaw } from '../../lib';
-import { CLI, errorMessage, LineClient, mountExt4Image, startAgent, tmpDir, type RunningAgent } from '../helpers/agent';
-import { startFreezeGuard, type RunningGuard } from '../helpers/freeze-guard';
-import { command, root, sleep, suite, waitFor } from '../helpers/harness';
+import { freeze, thaw } from '../../lib';
+import { CLI, errorMessage, LineClient, startAgent, type RunningAgent } from '../helpers/agent';
+import {
+  frozenSet,
+  mountLoops,
+  needs,
+  ready,
+  unmountLoops,
+  withThawGuard,
+  writer,
+  type LoopMounts,
+} from '../helpers/loop-mounts';
+import { sleep, suite, waitFor } from '../helpers/harness';
 
-const needs = [root, command('mkfs.ext4'), command('fsfreeze')];
-const ready = () => needs.every((r) => r() === undefined);
-
-interface Ctx {
-  dir: string;
-  /** Three ext4 loop mounts; c's mount point has a space in its name. */
-  a: string;
-  b: string;
-  c: string;
-  mounts: string[];
-  /** /dev/loopN of each mount point. */
-  loop: Record<string, string>;
-  /** Fixture table listing the three loop mounts as /dev/loopN (the default rules select none). */
-  table: string;
-  guard: RunningGuard;
-}
+type Ctx = LoopMounts;
 
 const test = suite<Ctx>('freeze', {} as Ctx);
 
 test.before(async (ctx) => {
-  if (!ready()) return; // the tests themselves report what is missing (a failure under CI)
-  ctx.dir = tmpDir('ember-ga-freeze-');
-  ctx.guard = await startFreezeGuard({ report: path.join(ctx.dir, 'guard.json'), maxSeconds: 600 }); // watching before the first freeze
-  ctx.mounts = [];
-  ctx.loop = {};
-  for (const name of ['a', 'b', 'with space']) {
-    const mnt = path.join(ctx.dir, name);
-    mountExt4Image(mnt);
-    ctx.mounts.push(mnt);
-  }
-  [ctx.a, ctx.b, ctx.c] = ctx.mounts;
-  const escape = (p: string) => p.replace(/ /g, '\\040');
-  const mine = parseMountTable(fs.readFileSync('/proc/self/mounts', 'utf8')).filter((m) =>
-    ctx.mounts.includes(m.mountpoint),
-  );
-  for (const m of mine) ctx.loop[m.mountpoint] = m.source;
-  assert.is(mine.length, 3, 'all three loop mounts are in /proc/self/mounts');
-  ctx.table = path.join(ctx.dir, 'mounts');
-  fs.writeFileSync(ctx.table, mine.map((m) => `${m.source} ${escape(m.mountpoint)} ext4 rw,relatime 0 0\n`).join(''));
-  assert.is(ctx.guard.proc.exitCode, null, 'freeze-guard is running');
+  if (ready()) await mountLoops(ctx, 'ember-ga-freeze-'); // else the tests report what is missing (a failure under CI)
 });
-
-test.after(async (ctx) => {
-  if (!ctx.dir) return;
-  for (const m of [...ctx.mounts].reverse()) {
-    await thaw(m).catch(() => {});
-    try {
-      execFileSync('umount', [m]); // mount -o loop sets autoclear: the loop device detaches too
-    } catch {
-      execFileSync('umount', ['-l', m]);
-    }
-  }
-  await ctx.guard?.stop().catch(() => {});
-  fs.rmSync(ctx.dir, { recursive: true, force: true });
-});
-
-/**
- * Runs fn with a thaw path: `finally` thaws every mount through the library API, and if fn is
- * still running after `ms` a timer thaws them with fsfreeze --unfreeze (a separate process).
- */
-async function withThawGuard<T>(ctx: Ctx, fn: () => Promise<T>, ms = 20_000): Promise<T> {
-  const timer = setTimeout(() => {
-    process.stderr.write('freeze test: guard timer fired, thawing with fsfreeze\n');
-    for (const m of ctx.mounts) spawn('fsfreeze', ['--unfreeze', m], { stdio: 'ignore' });
-  }, ms);
-  try {
-    return await fn();
-  } finally {
-    clearTimeout(timer);
-    for (const m of [...ctx.mounts].reverse()) await thaw(m).catch(() => {});
-  }
-}
-
-/** True when the filesystem at m is frozen. Probes with FIFREEZE: EBUSY = frozen; else it froze it, so thaw. */
-async function isFrozen(m: string): Promise<boolean> {
-  try {
-    await freeze(m);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
-    throw e;
-  }
-  await thaw(m);
-  return false;
-}
-
-async function frozenSet(ctx: Ctx): Promise<string[]> {
-  const out: string[] = [];
-  for (const m of ctx.mounts) if (await isFrozen(m)) out.push(path.basename(m));
-  return out;
-}
-
-let writes = 0;
-/** A child process writing and fsync-ing a file under dir. */
-function writer(dir: string): { proc: ChildProcess; exited: Promise<number | null> } {
-  const proc = spawn(
-    'dd',
-    ['if=/dev/zero', `of=${path.join(dir, `w${++writes}`)}`, 'bs=4096', 'count=4', 'conv=fsync', 'status=none'],
-    { stdio: 'ignore' },
-  );
-  return { proc, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
-}
+test.after((ctx) => unmountLoops(ctx));
 
 /** Runs fn with an agent reading `mountsFile` (default: the loop mounts as /dev/loopN) and a client. */
 async function withAgent(
@@ -154,7 +70,7 @@ test(
         assert.is(await c.ok('fs-unfreeze'), true);
         assert.is(await wa.exited, 0);
         assert.is(await wc.exited, 0);
-        assert.is(fs.statSync(path.join(ctx.a, `w${writes - 2}`)).size, 16384);
+        assert.is(fs.statSync(wa.file).size, 16384);
         assert.is(await status(c), false);
         assert.equal(await frozenSet(ctx), []);
       }),

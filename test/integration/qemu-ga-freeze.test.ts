@@ -5,75 +5,36 @@
 // never had to thaw anything), every test that freezes runs inside withThawGuard() (a thaw in
 // `finally`, and fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are
 // child processes, so nothing here waits on one without a thaw path.
-import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { freeze, parseMountTable, thaw } from '../../lib';
-import { errorMessage, LineClient, mountExt4Image, tmpDir } from '../helpers/agent';
+import { freeze } from '../../lib';
+import { errorMessage, LineClient, tmpDir } from '../helpers/agent';
 import { DUAL_AGENT } from '../helpers/dual-agent';
-import { startFreezeGuard, type RunningGuard } from '../helpers/freeze-guard';
-import { command, root, sleep, suite, waitFor } from '../helpers/harness';
+import {
+  escapeMountPoint,
+  frozenSet,
+  mountLoops,
+  needs,
+  ready,
+  unmountLoops,
+  withThawGuard,
+  writer,
+  type LoopMounts,
+} from '../helpers/loop-mounts';
+import { sleep, suite, waitFor } from '../helpers/harness';
 import { QmpClient, realQemuGa, startEmberQemuGa, startRealQemuGa, type QmpAnswer } from '../helpers/qemu-ga';
 
-const needs = [root, command('mkfs.ext4'), command('fsfreeze')];
-const ready = () => needs.every((r) => r() === undefined);
-
-interface Ctx {
-  dir: string;
-  /** Three ext4 loop mounts, in mount table order; c's mount point has a space in its name. */
-  a: string;
-  b: string;
-  c: string;
-  mounts: string[];
-  /** /dev/loopN of each mount point. */
-  loop: Record<string, string>;
-  /** Fixture table listing the three loop mounts (qemu-ga's rules select all three). */
-  table: string;
-  guard: RunningGuard;
-}
+type Ctx = LoopMounts;
 
 const test = suite<Ctx>('qemu-ga-freeze', {} as Ctx);
-const q = (p: string) => p.replace(/ /g, '\\040');
+const q = escapeMountPoint;
 
 test.before(async (ctx) => {
-  if (!ready()) return; // the tests themselves report what is missing (a failure under CI)
-  ctx.dir = tmpDir('ember-ga-qga-freeze-');
-  ctx.guard = await startFreezeGuard({ report: path.join(ctx.dir, 'guard.json'), maxSeconds: 600 });
-  ctx.mounts = [];
-  ctx.loop = {};
-  for (const name of ['a', 'b', 'with space']) {
-    const mnt = path.join(ctx.dir, name);
-    mountExt4Image(mnt);
-    ctx.mounts.push(mnt);
-  }
-  [ctx.a, ctx.b, ctx.c] = ctx.mounts;
-  const mine = parseMountTable(fs.readFileSync('/proc/self/mounts', 'utf8')).filter((m) =>
-    ctx.mounts.includes(m.mountpoint),
-  );
-  for (const m of mine) ctx.loop[m.mountpoint] = m.source;
-  assert.is(mine.length, 3, 'all three loop mounts are in /proc/self/mounts');
-  ctx.table = writeTable(
-    ctx,
-    'mounts',
-    ctx.mounts.map((m) => `${ctx.loop[m]} ${q(m)} ext4 rw,relatime 0 0`),
-  );
-  assert.is(ctx.guard.proc.exitCode, null, 'freeze-guard is running');
+  if (ready()) await mountLoops(ctx, 'ember-ga-qga-freeze-'); // else the tests report what is missing
 });
-
-test.after(async (ctx) => {
-  if (!ctx.dir) return;
-  for (const m of [...ctx.mounts].reverse()) {
-    await thaw(m).catch(() => {});
-    try {
-      execFileSync('umount', [m]); // mount -o loop sets autoclear: the loop device detaches too
-    } catch {
-      execFileSync('umount', ['-l', m]);
-    }
-  }
-  await ctx.guard?.stop().catch(() => {});
-  fs.rmSync(ctx.dir, { recursive: true, force: true });
-});
+test.after((ctx) => unmountLoops(ctx));
 
 function writeTable(ctx: Ctx, name: string, lines: string[]): string {
   const file = path.join(ctx.dir, name);
@@ -81,50 +42,6 @@ function writeTable(ctx: Ctx, name: string, lines: string[]): string {
   return file;
 }
 
-/** Runs fn with a thaw path: `finally` thaws every mount, a timer thaws with fsfreeze (another process) if fn hangs. */
-async function withThawGuard<T>(ctx: Ctx, fn: () => Promise<T>, ms = 20_000): Promise<T> {
-  const timer = setTimeout(() => {
-    process.stderr.write('qemu-ga freeze test: guard timer fired, thawing with fsfreeze\n');
-    for (const m of ctx.mounts) spawn('fsfreeze', ['--unfreeze', m], { stdio: 'ignore' });
-  }, ms);
-  try {
-    return await fn();
-  } finally {
-    clearTimeout(timer);
-    for (const m of [...ctx.mounts].reverse()) await thaw(m).catch(() => {});
-  }
-}
-
-/** True when the filesystem at m is frozen. Probes with FIFREEZE: EBUSY = frozen; else it froze it, so thaw. */
-async function isFrozen(m: string): Promise<boolean> {
-  try {
-    await freeze(m);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
-    throw e;
-  }
-  await thaw(m);
-  return false;
-}
-
-async function frozenSet(ctx: Ctx): Promise<string[]> {
-  const out: string[] = [];
-  for (const m of ctx.mounts) if (await isFrozen(m)) out.push(path.basename(m));
-  return out;
-}
-
-let writes = 0;
-/** A child process writing and fsync-ing a file under dir. */
-function writer(dir: string): { proc: ChildProcess; exited: Promise<number | null> } {
-  const proc = spawn(
-    'dd',
-    ['if=/dev/zero', `of=${path.join(dir, `w${++writes}`)}`, 'bs=4096', 'count=4', 'conv=fsync', 'status=none'],
-    { stdio: 'ignore' },
-  );
-  return { proc, exited: new Promise((r) => proc.once('exit', (code) => r(code))) };
-}
-
-/** Runs fn with ember-ga serving qemu-ga on a socket, reading `mountsFile` (default: the three loop mounts). */
 async function withQga(
   ctx: Ctx,
   flags: string[],
@@ -164,7 +81,7 @@ test(
         assert.is(w.proc.exitCode, null, 'the writer on b is blocked');
         assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
         assert.is(await w.exited, 0, 'the writer completes after the thaw');
-        assert.is(fs.statSync(path.join(ctx.b, `w${writes}`)).size, 16384);
+        assert.is(fs.statSync(w.file).size, 16384);
         assert.is(await status(c), 'thawed');
         assert.equal(await frozenSet(ctx), []);
         assert.is(await c.ok('guest-fsfreeze-thaw'), 0, 'nothing frozen: nothing thawed, no error');

@@ -2,19 +2,12 @@
 // refusals. The system clock is a recorder here (or ROOT/clock): never this machine's.
 import * as assert from 'uvu/assert';
 import { ClockError, ProgramFailedError, setTime, timeval } from '../../../lib/system';
-import { suite } from '../../helpers/harness';
+import { suite, rejection } from '../../helpers/harness';
 import { SystemFixture } from '../../helpers/system-fixture';
 
 const test = suite('system-clock');
 
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p);
 
 test('timeval: seconds and microseconds as C divides', () => {
   assert.equal(timeval(1_700_000_000_123_456_789n), { seconds: 1_700_000_000, microseconds: 123_456 });

@@ -1,19 +1,12 @@
 // lib/system/passwords.ts with a stub chpasswd that records its arguments and input.
 import * as assert from 'uvu/assert';
 import { PasswordError, ProgramFailedError, setUserPassword } from '../../../lib/system';
-import { suite } from '../../helpers/harness';
+import { suite, rejection } from '../../helpers/harness';
 import { SystemFixture } from '../../helpers/system-fixture';
 
 const test = suite('system-passwords');
 
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p);
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 

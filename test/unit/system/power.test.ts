@@ -3,19 +3,12 @@
 import * as fs from 'fs';
 import * as assert from 'uvu/assert';
 import { ProgramFailedError, shutdown, suspend, SuspendError, type SuspendMode } from '../../../lib/system';
-import { suite } from '../../helpers/harness';
+import { suite, rejection } from '../../helpers/harness';
 import { SystemFixture } from '../../helpers/system-fixture';
 
 const test = suite('system-power');
 
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p);
 
 function fixture(): SystemFixture {
   return new SystemFixture();

@@ -3,7 +3,7 @@
 import * as assert from 'uvu/assert';
 import { CannotOfflineError, setVcpus, UnexpectedEofError, vcpuDir } from '../../../lib/system';
 import { SystemError } from '../../../lib/errors';
-import { suite } from '../../helpers/harness';
+import { suite, rejection } from '../../helpers/harness';
 import { SystemFixture } from '../../helpers/system-fixture';
 
 const test = suite('system-vcpus');
@@ -19,14 +19,7 @@ function cpus(): SystemFixture {
   return fx;
 }
 
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
+const rejects = (p: PromiseLike<unknown>) => rejection(p);
 
 test('each request in order; a state already so is left alone', async () => {
   const fx = cpus();
