@@ -76,12 +76,12 @@ const T0 = Date.now();
 const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
 const DATA = '/mnt/data';
 const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a busy machine
-const GUEST_SMP = 2; // the first guest's vCPUs: guest-set-vcpus takes cpu1 offline and back
+const GUEST_SMP = 2; // the first and the libvirt guest's vCPUs: guest-set-vcpus takes cpu1 offline and back
 const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent (kernel command line)
 const HOST_GONE_S = 4; // the --host-gone-timeout /init gives the agent (kernel command line)
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
-const RUN_DEADLINE_MS = 600_000; // the four boots (one a reboot) and every check: about 250 s here
-/** EMBER_VM_SKIP=systemd,libvirt leaves those guests out (for working on the first guest's checks). */
+const RUN_DEADLINE_MS = 900_000; // the four boots (one a reboot) and every check: 250-370 s here
+/** EMBER_VM_SKIP=plain,systemd,libvirt leaves those guests out (for working on another's checks). */
 const SKIP = new Set((process.env.EMBER_VM_SKIP ?? '').split(',').filter(Boolean));
 const LIBVIRT_START_MS = 90_000; // libvirtd's first start probes QEMU (~10 s); later ones reuse its cache
 const LIBVIRT_BOOT_DEADLINE_MS = 120_000; // the domain's boot to the first guest-ping through libvirt
@@ -91,7 +91,8 @@ const SYSTEMD_APPEND = ['rdinit=/preinit', 'systemd.unit=basic.target', 'systemd
 
 // --- the client: the project's GuestAgent (lib/client) over QEMU's chardev socket ------------
 let ga: GuestAgent | undefined;
-let qemu: Qemu;
+/** The running plain or systemd guest; set before any of their checks runs (unset with EMBER_VM_SKIP=plain until the systemd guest). */
+let qemu = undefined as unknown as Qemu;
 
 /**
  * Which guest a check was started on (0 the first, 1 the systemd guest). A check that timed out
@@ -1408,6 +1409,43 @@ async function agentCommand<T = unknown>(execute: string, args?: Record<string, 
   return a.return as T;
 }
 
+/** `sh -c SCRIPT` in the libvirt guest: guest-exec and guest-exec-status through `virsh qemu-agent-command`. */
+async function lvGuestSh(script: string, ms = 30_000): Promise<string> {
+  const { pid } = await agentCommand<{ pid: number }>('guest-exec', {
+    path: '/bin/sh',
+    arg: ['-c', script],
+    'capture-output': true,
+  });
+  const end = Date.now() + ms;
+  for (;;) {
+    const st = await agentCommand<{ exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string }>(
+      'guest-exec-status',
+      { pid },
+    );
+    const text = (b?: string) => Buffer.from(b ?? '', 'base64').toString('utf8');
+    if (st.exited) {
+      assert(
+        st.exitcode === 0,
+        `${JSON.stringify(script)} in the libvirt guest: exit ${st.exitcode}: ${text(st['err-data'])}`,
+      );
+      return text(st['out-data']);
+    }
+    if (Date.now() > end)
+      throw new Error(`${JSON.stringify(script)} in the libvirt guest: still running after ${ms} ms`);
+    await sleep(200);
+  }
+}
+
+/** `virsh domstate`, polled until it is `want`. */
+async function domstateUntil(want: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  let last = '';
+  while ((last = (await virsh(['domstate', DOMAIN])).trim()) !== want) {
+    if (Date.now() > end) throw new Error(`virsh domstate: ${last}, not ${want} within ${ms} ms`);
+    await sleep(250);
+  }
+}
+
 /** After a check that failed while frozen: thaws through libvirt, and through phoenix (one freeze state for both). */
 async function unfreezeAll(): Promise<void> {
   await lv!.virsh(['domfsthaw', DOMAIN], 30_000);
@@ -1559,7 +1597,10 @@ check(
   async () => {
     needQga('guest-get-vcpus');
     const f = virshFields(await virsh(['guestvcpus', DOMAIN]));
-    assert(f.get('vcpus') === '0' && f.get('online') === '0', `guestvcpus: ${JSON.stringify([...f])}`);
+    assert(
+      f.get('vcpus') === '0-1' && f.get('online') === '0-1' && f.get('offlinable') === '1',
+      `guestvcpus: ${JSON.stringify([...f])}`,
+    );
     return `vcpus ${f.get('vcpus')}, online ${f.get('online')}`;
   },
   libvirtChecks,
@@ -1704,8 +1745,110 @@ check(
   },
   libvirtChecks,
 );
-// Last: the domain runs on the snapshot's overlay afterwards, so the host's view of the disk
-// image (debugfs) is the snapshot from then on.
+check(
+  "libvirt: virsh domtime --time sets the guest clock and RTC, --sync takes the clock back from the RTC, --now the host's",
+  [],
+  async () => {
+    needQga('guest-set-time', 'guest-get-time', 'guest-exec', 'guest-exec-status');
+    const T1 = Date.UTC(2031, 2, 4, 5, 6, 7) / 1000;
+    const domtime = async () => Number(/Time:\s*(\d+)/.exec(await virsh(['domtime', DOMAIN]))?.[1]);
+    const near = (got: number, base: number, since: number, what: string) => {
+      const hi = base + (Date.now() - since) / 1000 + 2;
+      assert(got >= base - 2 && got <= hi, `${what}: ${got}, expected ${base} to ${hi.toFixed(1)}`);
+    };
+    let detail = '';
+    try {
+      const t1 = Date.now();
+      await virsh(['domtime', DOMAIN, '--time', String(T1)]);
+      near(await domtime(), T1, t1, 'virsh domtime after --time');
+      near(Number(await lvGuestSh('cat /sys/class/rtc/rtc0/since_epoch')), T1, t1, "the guest's RTC after --time");
+      // The system clock alone back to 2000; --sync (guest-set-time without time) reads the RTC.
+      await lvGuestSh('date -u -s @946684800 >/dev/null');
+      assert((await domtime()) < 946684800 + 60, 'the guest clock did not move to 2000');
+      await virsh(['domtime', DOMAIN, '--sync']);
+      near(await domtime(), T1, t1, 'virsh domtime after --sync');
+      detail = `--time ${new Date(T1 * 1000).toISOString()}, --sync from the RTC`;
+    } finally {
+      await virsh(['domtime', DOMAIN, '--now']);
+    }
+    const t2 = Date.now();
+    near(await domtime(), Math.floor(t2 / 1000), t2, 'virsh domtime after --now');
+    return `${detail}, --now the host's time`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh setvcpus --guest 1 takes cpu1 offline in the guest, 2 brings it back (guestvcpus and /sys agree)',
+  [],
+  async () => {
+    needQga('guest-get-vcpus', 'guest-set-vcpus', 'guest-exec', 'guest-exec-status');
+    const online = async () => virshFields(await virsh(['guestvcpus', DOMAIN])).get('online');
+    const sys = async () => (await lvGuestSh('cat /sys/devices/system/cpu/online')).trim();
+    try {
+      await virsh(['setvcpus', DOMAIN, '1', '--guest']);
+      const [o, s1] = [await online(), await sys()];
+      assert(o === '0' && s1 === '0', `after setvcpus 1 --guest: guestvcpus online ${o}, /sys ${s1}`);
+    } finally {
+      await virsh(['setvcpus', DOMAIN, String(GUEST_SMP), '--guest']);
+    }
+    const [o, s2] = [await online(), await sys()];
+    assert(o === '0-1' && s2 === '0-1', `after setvcpus ${GUEST_SMP} --guest: guestvcpus online ${o}, /sys ${s2}`);
+    return 'online 0, then 0-1';
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domfstrim discards the freed blocks of the guest disk (the host sees its image file shrink)',
+  [],
+  async () => {
+    needQga('guest-fstrim', 'guest-exec', 'guest-exec-status');
+    const n = 16;
+    await lvGuestSh(
+      `dd if=/dev/urandom of=${DATA}/trim.bin bs=1M count=${n} 2>/dev/null && sync && rm ${DATA}/trim.bin && sync`,
+      60_000,
+    );
+    const before = allocated();
+    await virsh(['domfstrim', DOMAIN], 120_000);
+    const after = allocated();
+    assert(
+      before - after >= (n - 4) << 20,
+      `the image file holds ${MiB(before)} before domfstrim and ${MiB(after)} after: ${n} MiB were freed in the guest`,
+    );
+    return `the image file went from ${MiB(before)} to ${MiB(after)} allocated`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh dompmsuspend mem suspends the guest (pmsuspended) until dompmwakeup; the writer stalls meanwhile',
+  ['freeze'],
+  async () => {
+    needQga('guest-suspend-ram');
+    const before = stamps(await frozenSnapshot()).length;
+    const t = Date.now();
+    let woken = false;
+    try {
+      await virsh(['dompmsuspend', DOMAIN, 'mem'], 60_000);
+      await domstateUntil('pmsuspended', 60_000);
+      await sleep(3000);
+      await virsh(['dompmwakeup', DOMAIN]);
+      woken = true;
+    } finally {
+      if (!woken) await lv!.virsh(['dompmwakeup', DOMAIN]);
+    }
+    await domstateUntil('running', 30_000);
+    const held = (Date.now() - t) / 1000;
+    assert(JSON.stringify(await agentCommand('guest-ping')) === '{}', 'guest-ping through libvirt after the wakeup');
+    await sleep(1500);
+    const all = stamps(await frozenSnapshot());
+    assert(all.length > before + 3, 'the writer did not resume after the wakeup');
+    const gap = maxGap(all.slice(Math.max(0, before - 1)));
+    assert(gap >= 3 * 0.6, `largest gap between writer stamps ${gap.toFixed(2)} s: the guest did not sleep`);
+    return `pmsuspended, woken after ${held.toFixed(1)} s; writer gap ${gap.toFixed(1)} s`;
+  },
+  libvirtChecks,
+);
+// Last but one: the domain runs on the snapshot's overlay afterwards, so the host's view of the
+// disk image (debugfs) is the snapshot from then on.
 check(
   'libvirt: a disk-only snapshot with --quiesce (frozen for it, thawed after; the snapshot needs no journal recovery)',
   ['freeze'],
@@ -1742,6 +1885,29 @@ check(
     assert(fsck.status === 0, `e2fsck -fn of the snapshot: exit ${fsck.status}\n${fsck.stdout}${fsck.stderr}`);
     assert(stamps(hostReadsDisk(disk.path, '/ticks')).length > 0, 'the snapshot has no writer stamps');
     return `overlay ${path.basename(overlay)}; the snapshot has nothing to recover and passes e2fsck -fn`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh shutdown --mode agent (last): guest-shutdown; /init powers the guest off and the domain is gone',
+  [],
+  async () => {
+    needQga('guest-shutdown');
+    const from = lvConsole().length;
+    const out = await virsh(['shutdown', DOMAIN, '--mode', 'agent']);
+    const end = Date.now() + 60_000;
+    while ((await virsh(['list', '--all', '--name'])).split('\n').some((l) => l.trim() === DOMAIN)) {
+      assert(Date.now() < end, 'the domain still exists 60 s after virsh shutdown --mode agent');
+      await sleep(250);
+    }
+    const said = lvConsole().slice(from);
+    for (const re of [
+      /^shutdown: -h -P \+0 hypervisor initiated shutdown/m,
+      /^init: poweroff now/m,
+      /reboot: Power down/,
+    ])
+      assert(re.test(said), `the libvirt guest's console does not show ${re}`);
+    return out.trim();
   },
   libvirtChecks,
 );
@@ -1784,31 +1950,6 @@ async function main(): Promise<number> {
       console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
       process.exit(1);
     }, RUN_DEADLINE_MS);
-    qemu = new Qemu(
-      image,
-      disk.path,
-      runDir,
-      path.join(CACHE, 'console.log'),
-      { ember_freeze_timeout: FREEZE_TIMEOUT_S, ember_host_gone_timeout: HOST_GONE_S },
-      // guest-shutdown reboot: the guest comes back; a DIMM slot for guest-set-memory-blocks
-      {
-        smp: GUEST_SMP,
-        reboot: true,
-        maxMemMiB: 768,
-        append: ['memory_hotplug.online_policy=auto-movable'],
-      },
-    );
-    try {
-      await pingUntil(BOOT_DEADLINE_MS);
-      const boot = (Date.now() - qemu.startedAt) / 1000;
-      timings.boot = `${boot.toFixed(1)} s`;
-      passed++;
-      console.log(`ok   boot: first ping answered ${boot.toFixed(1)} s after QEMU started (pid ${qemu.pid})`);
-    } catch (e) {
-      fail('boot to first answer', e);
-      console.log(`--- guest console ---\n${tail(qemu.consoleText())}`);
-      return 1;
-    }
     const runChecks = async (list: Check[], ms: number) => {
       for (const c of list) {
         const absent = c.needs.filter((g) => !inTree(g));
@@ -1842,8 +1983,35 @@ async function main(): Promise<number> {
         }
       }
     };
-    await runChecks(checks, 90_000);
-    if (failed) console.log(`--- guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+    if (!SKIP.has('plain')) {
+      qemu = new Qemu(
+        image,
+        disk.path,
+        runDir,
+        path.join(CACHE, 'console.log'),
+        { ember_freeze_timeout: FREEZE_TIMEOUT_S, ember_host_gone_timeout: HOST_GONE_S },
+        // guest-shutdown reboot: the guest comes back; a DIMM slot for guest-set-memory-blocks
+        {
+          smp: GUEST_SMP,
+          reboot: true,
+          maxMemMiB: 768,
+          append: ['memory_hotplug.online_policy=auto-movable'],
+        },
+      );
+      try {
+        await pingUntil(BOOT_DEADLINE_MS);
+        const boot = (Date.now() - qemu.startedAt) / 1000;
+        timings.boot = `${boot.toFixed(1)} s`;
+        passed++;
+        console.log(`ok   boot: first ping answered ${boot.toFixed(1)} s after QEMU started (pid ${qemu.pid})`);
+      } catch (e) {
+        fail('boot to first answer', e);
+        console.log(`--- guest console ---\n${tail(qemu.consoleText())}`);
+        return 1;
+      }
+      await runChecks(checks, 90_000);
+      if (failed) console.log(`--- guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+    }
 
     // The systemd guest, once the first is gone (they would share the disk image).
     const failedBefore = failed;
@@ -1851,7 +2019,7 @@ async function main(): Promise<number> {
     if (sdImage) {
       await disconnect();
       try {
-        await qemu.killAndWait();
+        await qemu?.killAndWait();
         stopped = true;
       } catch (e) {
         fail('stop the first guest before the systemd guest', e);
@@ -1859,7 +2027,7 @@ async function main(): Promise<number> {
     }
     if (sdImage && stopped) {
       liveGuest = 1;
-      const firstConsole = qemu.consoleLog;
+      const firstConsole = qemu?.consoleLog;
       qemu = new Qemu(
         sdImage,
         disk.path,
@@ -1870,7 +2038,7 @@ async function main(): Promise<number> {
       );
       await runChecks(systemdChecks, SYSTEMD_BOOT_DEADLINE_MS + 10_000);
       if (failed > failedBefore) console.log(`--- systemd guest console (last lines) ---\n${tail(qemu.consoleText())}`);
-      console.log(`guest console: ${firstConsole}`);
+      if (firstConsole) console.log(`guest console: ${firstConsole}`);
     }
 
     for (const g of SKIP) {
@@ -1883,8 +2051,8 @@ async function main(): Promise<number> {
     let lvReady = false;
     try {
       if (SKIP.has('libvirt')) throw new SkipCheck();
-      console.log(`guest console: ${qemu.consoleLog}`);
-      await qemu.killAndWait();
+      if (qemu) console.log(`guest console: ${qemu.consoleLog}`);
+      await qemu?.killAndWait();
       const missing = libvirtMissing();
       if (missing) throw new Error(`${missing} (build-image.sh installs libvirt-daemon, -driver-qemu and -clients)`);
       const t = Date.now();
@@ -1904,6 +2072,7 @@ async function main(): Promise<number> {
         cmdline: `console=ttyS0 panic=-1 quiet ember_freeze_timeout=${FREEZE_TIMEOUT_S} ember_host_gone_timeout=${HOST_GONE_S}`,
         phoenixSocket: lvGuest.phoenixSocket,
         consoleLog: lvGuest.consoleLog,
+        vcpus: GUEST_SMP,
       });
       lvGuest.createdAt = Date.now();
       lvReady = true;
