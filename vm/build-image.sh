@@ -167,6 +167,25 @@ done
 EOF
 chmod 755 "$root/usr/sbin/chpasswd"
 
+# shutdown(8), which qemu-ga's guest-shutdown runs (`shutdown -h -P|-H|-r +0 MESSAGE`) and busybox
+# lacks: it signals /init as busybox's poweroff, halt and reboot do, and /init does the rest.
+cat >"$root/sbin/shutdown" <<'EOF'
+#!/bin/busybox sh
+sig=USR2
+for a in "$@"; do
+  case "$a" in
+    -P) sig=USR2 ;;
+    -H) sig=USR1 ;;
+    -r) sig=TERM ;;
+    -h | +0 | now) ;;
+    -*) echo "shutdown: unknown option $a" >&2; exit 1 ;;
+  esac
+done
+echo "shutdown: $* (SIG$sig to /init)" >/dev/console
+kill -"$sig" 1
+EOF
+chmod 755 "$root/sbin/shutdown"
+
 rm -rf "$out.new" && mkdir -p "$out.new"
 cp "$work/kernel/boot/vmlinuz-$kver" "$out.new/vmlinuz"
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) >"$out.new/initrd.gz"

@@ -95,6 +95,8 @@ export class Qemu {
   readonly socket: string;
   /** The chardev socket of the second port, org.qemu.guest_agent.0 (the qemu-ga protocol). */
   readonly qgaSocket: string;
+  /** QEMU's own QMP monitor (system_wakeup, query-status, its events). */
+  readonly monitorSocket: string;
   readonly consoleLog: string;
   readonly startedAt = Date.now();
   private exitCode: number | null | undefined;
@@ -104,7 +106,10 @@ export class Qemu {
    * `consoleLog`: where the guest's serial console is written (kept after the run).
    * `initEnv`: name=value pairs for /init, passed on the kernel command line.
    * `opts.append`: more of the kernel command line (the systemd guest's rdinit=...);
-   * `opts.memMiB`: guest memory (512 MiB unless told).
+   * `opts.memMiB`: guest memory (512 MiB unless told); `opts.maxMemMiB`: room for memory the
+   * host hot-plugs through the monitor (two DIMM slots); `opts.smp`: vCPUs (1 unless told), run
+   * by one host thread (`thread=single`) however many there are: the machine is shared;
+   * `opts.reboot`: a guest reboot restarts the guest (else QEMU exits, as for a power-off).
    */
   constructor(
     image: Image,
@@ -112,30 +117,32 @@ export class Qemu {
     dir: string,
     consoleLog: string,
     initEnv: Record<string, string | number> = {},
-    opts: { append?: string[]; memMiB?: number } = {},
+    opts: { append?: string[]; memMiB?: number; maxMemMiB?: number; smp?: number; reboot?: boolean } = {},
   ) {
     this.socket = path.join(dir, 'ga.sock');
     this.qgaSocket = path.join(dir, 'qga.sock');
+    this.monitorSocket = path.join(dir, 'qmp.sock');
     this.consoleLog = consoleLog;
-    fs.rmSync(this.socket, { force: true });
-    fs.rmSync(this.qgaSocket, { force: true });
+    for (const s of [this.socket, this.qgaSocket, this.monitorSocket]) fs.rmSync(s, { force: true });
     const args = [
       '-accel',
-      'tcg',
+      'tcg,thread=single',
       '-cpu',
       'max',
       '-m',
-      String(opts.memMiB ?? 512),
+      `${opts.memMiB ?? 512}${opts.maxMemMiB ? `,slots=2,maxmem=${opts.maxMemMiB}M` : ''}`,
       '-smp',
-      '1',
+      String(opts.smp ?? 1),
       '-display',
       'none',
-      '-no-reboot',
+      ...(opts.reboot ? [] : ['-no-reboot']),
       '-nodefaults',
       '-serial',
       'stdio',
       '-monitor',
       'none',
+      '-qmp',
+      `unix:${this.monitorSocket},server=on,wait=off`,
       '-kernel',
       image.kernel,
       '-initrd',
@@ -158,7 +165,8 @@ export class Qemu {
       '-device',
       'virtserialport,chardev=qga,name=org.qemu.guest_agent.0',
       '-drive',
-      `file=${disk},format=raw,if=none,id=d0`,
+      // discard=unmap: a guest-fstrim punches holes in the image, which the host sees
+      `file=${disk},format=raw,if=none,id=d0,discard=unmap`,
       '-device',
       'virtio-blk-pci,drive=d0',
       // a NIC connected to nothing: a hub port with no other member, so no packet leaves
@@ -194,6 +202,11 @@ export class Qemu {
 
   get exited(): boolean {
     return this.exitCode !== undefined;
+  }
+
+  /** QEMU's exit status once it exited (null when a signal ended it). */
+  get exitStatus(): number | null | undefined {
+    return this.exitCode;
   }
 
   consoleText(): string {
@@ -249,6 +262,116 @@ export class Qemu {
 
   static killAll(): void {
     for (const q of [...Qemu.live]) q.kill();
+  }
+}
+
+/** An event QEMU's monitor sent (SUSPEND, WAKEUP, SHUTDOWN...), with when it arrived. */
+export interface MonitorEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  at: number;
+}
+
+/**
+ * A client of QEMU's own QMP monitor (not the guest agent): `execute` a command (answers matched
+ * by id), and every event kept in `events`, in order.
+ */
+export class Monitor {
+  readonly events: MonitorEvent[] = [];
+  private buf = '';
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buf += d;
+      for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (line) this.onMessage(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    sock.on('close', () => {
+      this.closed = true;
+      for (const p of this.pending.values()) p.reject(new Error('QEMU closed its monitor'));
+      this.pending.clear();
+    });
+    sock.on('error', () => {}); // 'close' follows
+  }
+
+  private onMessage(m: Record<string, unknown>): void {
+    if (typeof m.event === 'string') {
+      this.events.push({ event: m.event, data: m.data as Record<string, unknown> | undefined, at: Date.now() });
+    } else if ('QMP' in m) {
+      // the greeting
+    } else if (typeof m.id === 'number' && this.pending.has(m.id)) {
+      const p = this.pending.get(m.id)!;
+      this.pending.delete(m.id);
+      const err = m.error as { class: string; desc: string } | undefined;
+      if (err) p.reject(new Error(`${err.class}: ${err.desc}`));
+      else p.resolve(m.return);
+    }
+  }
+
+  /** Connects to the monitor socket of `qemu` (waiting for it to appear) and leaves capability negotiation. */
+  static async connect(qemu: Qemu, ms = 20_000): Promise<Monitor> {
+    const end = Date.now() + ms;
+    for (;;) {
+      try {
+        const sock = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.createConnection(qemu.monitorSocket, () => resolve(s));
+          s.once('error', reject);
+        });
+        const m = new Monitor(sock);
+        await m.execute('qmp_capabilities');
+        return m;
+      } catch (e) {
+        if (qemu.exited || Date.now() > end) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
+  /** Runs a monitor command: its `return`; rejects with the class and desc of an error. */
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, ms = 15_000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.closed) return reject(new Error('QEMU closed its monitor'));
+      const id = this.nextId++;
+      const t = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer to ${command} from QEMU's monitor within ${ms} ms`));
+      }, ms);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(t);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      this.sock.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id }) + '\n');
+    });
+  }
+
+  /** The first event named `name` at index `from` or later of `events`, waited for up to `ms`. */
+  async waitEvent(name: string, from: number, ms: number): Promise<MonitorEvent> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const e = this.events.slice(from).find((x) => x.event === name);
+      if (e) return e;
+      if (this.closed) throw new Error(`QEMU closed its monitor before a ${name} event`);
+      if (Date.now() > end) throw new Error(`no ${name} event from QEMU within ${ms} ms`);
+      await sleep(50);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.sock.destroy();
   }
 }
 

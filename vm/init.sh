@@ -48,6 +48,29 @@ echo $! >/run/writer.pid
   done
 ) &
 
+# Power off, halt and reboot: the image's /sbin/shutdown (what guest-shutdown runs) signals
+# /init as busybox's poweroff, halt and reboot do: USR2, USR1, TERM. /init stops the writer and
+# the agent, unmounts the disk (so it is clean after a power-off) and asks the kernel.
+down() {
+  echo "init: $1 requested" >/dev/console
+  kill "$(cat /run/writer.pid)" 2>/dev/null
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
+  fi
+  i=0
+  while ! umount /mnt/data 2>/dev/null && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
+  if grep -q ' /mnt/data ' /proc/mounts; then
+    echo "init: cannot unmount /mnt/data; read-only instead" >/dev/console
+    mount -o remount,ro /mnt/data
+  fi
+  echo "init: $1 now" >/dev/console
+  "$1" -f
+}
+trap 'down poweroff' USR2
+trap 'down halt' USR1
+trap 'down reboot' TERM
+
 # The supervisor: no -p, the agent finds both ports, org.guest-agent.0 (phoenix) and
 # org.qemu.guest_agent.0 (qemu-ga), by their names under /sys/class/virtio-ports.
 # The host picks the auto-thaw and host-gone timeouts on the kernel command line (the kernel

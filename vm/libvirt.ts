@@ -54,6 +54,7 @@ export interface DomainSpec {
   phoenixSocket: string;
   consoleLog: string;
   memMiB?: number;
+  vcpus?: number;
 }
 
 export interface VirshResult {
@@ -65,27 +66,37 @@ export interface VirshResult {
 const esc = (s: string) =>
   s.replace(/[&<>'"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', "'": '&apos;', '"': '&quot;' })[c]!);
 
-/** The domain: TCG, direct kernel boot, the disk, both channels, the console to a file; no graphics. */
+/**
+ * The domain: TCG, direct kernel boot, the disk (discards reach the image), both channels, the
+ * console to a file, ACPI (power-off, suspend to RAM); no graphics.
+ */
 export function domainXml(d: DomainSpec): string {
   return `<domain type='qemu'>
   <name>${esc(d.name)}</name>
   <memory unit='MiB'>${d.memMiB ?? 512}</memory>
-  <vcpu>1</vcpu>
+  <vcpu>${d.vcpus ?? 1}</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>${esc(d.image.kernel)}</kernel>
     <initrd>${esc(d.image.initrd)}</initrd>
     <cmdline>${esc(d.cmdline)}</cmdline>
   </os>
+  <features>
+    <acpi/>
+  </features>
   <cpu mode='maximum'/>
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
+  <pm>
+    <suspend-to-mem enabled='yes'/>
+    <suspend-to-disk enabled='no'/>
+  </pm>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
+      <driver name='qemu' type='raw' discard='unmap'/>
       <source file='${esc(d.disk)}'/>
       <target dev='vda' bus='virtio'/>
     </disk>

@@ -28,6 +28,7 @@ import {
   DISK_MIB,
   GUEST_MAC,
   makeDisk,
+  Monitor,
   Qemu,
   REPO,
   scratchDirs,
@@ -75,10 +76,13 @@ const T0 = Date.now();
 const CACHE = path.resolve(process.env.EMBER_VM_CACHE ?? path.join(REPO, '.cache', 'vm'));
 const DATA = '/mnt/data';
 const BOOT_DEADLINE_MS = 90_000; // ~8-16 s is typical under TCG; generous for a busy machine
+const GUEST_SMP = 2; // the first and the libvirt guest's vCPUs: guest-set-vcpus takes cpu1 offline and back
 const FREEZE_TIMEOUT_S = 8; // the --freeze-timeout /init gives the agent (kernel command line)
 const HOST_GONE_S = 4; // the --host-gone-timeout /init gives the agent (kernel command line)
 const BUILD_DEADLINE_MS = 180_000; // package installs, downloads, npm pack/install, cpio
-const RUN_DEADLINE_MS = 420_000; // the three boots and every check (about 150 s when all groups are in)
+const RUN_DEADLINE_MS = 900_000; // the four boots (one a reboot) and every check: 250-370 s here
+/** EMBER_VM_SKIP=plain,systemd,libvirt leaves those guests out (for working on another's checks). */
+const SKIP = new Set((process.env.EMBER_VM_SKIP ?? '').split(',').filter(Boolean));
 const LIBVIRT_START_MS = 90_000; // libvirtd's first start probes QEMU (~10 s); later ones reuse its cache
 const LIBVIRT_BOOT_DEADLINE_MS = 120_000; // the domain's boot to the first guest-ping through libvirt
 const SYSTEMD_BOOT_DEADLINE_MS = 150_000; // ~20-30 s under TCG: systemd, udev's coldplug, then the agent
@@ -87,7 +91,8 @@ const SYSTEMD_APPEND = ['rdinit=/preinit', 'systemd.unit=basic.target', 'systemd
 
 // --- the client: the project's GuestAgent (lib/client) over QEMU's chardev socket ------------
 let ga: GuestAgent | undefined;
-let qemu: Qemu;
+/** The running plain or systemd guest; set before any of their checks runs (unset with EMBER_VM_SKIP=plain until the systemd guest). */
+let qemu = undefined as unknown as Qemu;
 
 /**
  * Which guest a check was started on (0 the first, 1 the systemd guest). A check that timed out
@@ -152,6 +157,7 @@ async function disconnect(): Promise<void> {
   ga = undefined;
   qmp?.close();
   qmp = undefined;
+  closeMonitor();
 }
 
 // --- the qemu-ga client: test/helpers/qemu-ga.ts's QmpClient on the second port's socket ----
@@ -196,6 +202,68 @@ async function qga(ms = 30_000): Promise<QmpClient> {
     c.close();
     throw e;
   }
+}
+
+/** What guest-exec of a program through the qemu-ga port gave, once it exited. */
+interface Exec {
+  code: number | undefined;
+  signal: number | undefined;
+  out: string;
+  err: string;
+}
+
+/** `sh -c SCRIPT` in the guest through guest-exec (output captured), waited for with guest-exec-status. */
+async function guestSh(script: string, ms = 30_000): Promise<Exec> {
+  const q = await qga();
+  const { pid } = await q.ok<{ pid: number }>('guest-exec', {
+    path: '/bin/sh',
+    arg: ['-c', script],
+    'capture-output': true,
+  });
+  const end = Date.now() + ms;
+  for (;;) {
+    const st = await q.ok<{
+      exited: boolean;
+      exitcode?: number;
+      signal?: number;
+      'out-data'?: string;
+      'err-data'?: string;
+    }>('guest-exec-status', { pid });
+    if (st.exited) {
+      const text = (b?: string) => Buffer.from(b ?? '', 'base64').toString('utf8');
+      return { code: st.exitcode, signal: st.signal, out: text(st['out-data']), err: text(st['err-data']) };
+    }
+    if (Date.now() > end) throw new Error(`guest-exec of ${JSON.stringify(script)}: still running after ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+/** guestSh that must exit 0: its stdout. */
+async function guestShOk(script: string, ms?: number): Promise<string> {
+  const r = await guestSh(script, ms);
+  assert(r.code === 0, `guest-exec of ${JSON.stringify(script)}: exit ${r.code ?? `signal ${r.signal}`}: ${r.err}`);
+  return r.out;
+}
+
+/** An answer that must be qemu-ga's error of class `cls` with the message `desc`. */
+function isQgaError(a: { return?: unknown; error?: { class: string; desc: string } }, cls: string, desc: string) {
+  return a.error?.class === cls && a.error.desc === desc;
+}
+
+// --- QEMU's own monitor (QMP on a socket of its own): guest power state, system_wakeup, events ---
+let mon: { qemu: Qemu; m: Monitor } | undefined;
+
+async function monitor(): Promise<Monitor> {
+  if (mon?.qemu !== qemu) {
+    mon?.m.close();
+    mon = { qemu, m: await Monitor.connect(qemu) };
+  }
+  return mon.m;
+}
+
+function closeMonitor(): void {
+  mon?.m.close();
+  mon = undefined;
 }
 
 /** The agent's pid, CPU ticks (utime + stime) and the guest uptime, from /init's "agent-cpu"
@@ -269,13 +337,21 @@ interface Check {
   fn: () => Promise<string | void>;
   /** qemu-ga commands it drives beyond the core ones. */
   qga?: string[];
+  /** Its deadline, when not that of its list. */
+  ms?: number;
 }
 const checks: Check[] = [];
 const check = (name: string, needs: Group[], fn: () => Promise<string | void>, list = checks) =>
   list.push({ name, needs, fn });
 /** A check that drives these qemu-ga commands: skipped, saying which, while this tree lacks any. */
-const qgaCheck = (name: string, needs: Group[], qga: string[], fn: () => Promise<string | void>, list = checks) =>
-  list.push({ name, needs, fn, qga });
+const qgaCheck = (
+  name: string,
+  needs: Group[],
+  qga: string[],
+  fn: () => Promise<string | void>,
+  list = checks,
+  ms?: number,
+) => list.push({ name, needs, fn, qga, ms });
 
 let disk: { path: string; seedMd5: string; seed: string };
 const timings: Record<string, string> = {};
@@ -630,6 +706,427 @@ qgaCheck(
   },
 );
 
+// --- qemu-ga's commands that act on the machine: here, in the guest, on the qemu-ga port ------
+// Never on the test machine itself (test/helpers/qemu-ga.ts). Each is shown by what the guest
+// and the host then see: the host's reads of the disk image, /sys and /etc/shadow in the guest
+// through guest-exec, QEMU's monitor.
+
+/** What the host reads of /ticks while qemu-ga holds the guest disk frozen (guest-fsfreeze-freeze-list). */
+async function qgaFrozenSnapshot(): Promise<string> {
+  const q = await qga();
+  const n = await q.ok<number>('guest-fsfreeze-freeze-list', { mountpoints: [DATA] });
+  try {
+    assert(n === 1, `guest-fsfreeze-freeze-list [${DATA}] froze ${JSON.stringify(n)}`);
+    return hostReadsDisk(disk.path, '/ticks');
+  } finally {
+    await q.ok('guest-fsfreeze-thaw');
+  }
+}
+
+/** A qemu-ga command that qemu-ga refuses while frozen (it allows only the sync, ping, info, status and thaw). */
+const qgaRefusedWhileFrozen =
+  allQgaCommands.find((c) => c.name === 'guest-get-time' && !c.allowWhileFrozen)?.name ??
+  allQgaCommands.find((c) => !c.allowWhileFrozen && QGA_ORDER.includes(c.name))?.name;
+
+qgaCheck(
+  'qemu-ga: guest-fsfreeze-freeze freezes the guest disk (the writer stalls, other commands are refused) until guest-fsfreeze-thaw',
+  [],
+  ['guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fsfreeze-status', 'guest-fsfreeze-thaw'],
+  async () => {
+    const q = await qga();
+    assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'frozen before guest-fsfreeze-freeze');
+    const t = Date.now();
+    let frozen = false;
+    let snap = '';
+    try {
+      const n = await q.ok<number>('guest-fsfreeze-freeze');
+      frozen = true;
+      assert(n === 1, `guest-fsfreeze-freeze froze ${JSON.stringify(n)}: the guest has one disk filesystem, ${DATA}`);
+      const st = await q.ok('guest-fsfreeze-status');
+      assert(st === 'frozen', `guest-fsfreeze-status ${JSON.stringify(st)} after guest-fsfreeze-freeze`);
+      if (qgaRefusedWhileFrozen) {
+        const a = await q.call(qgaRefusedWhileFrozen);
+        const desc = `Command ${qgaRefusedWhileFrozen} has been disabled: the agent is in frozen state`;
+        assert(isQgaError(a, 'CommandNotFound', desc), `${qgaRefusedWhileFrozen} while frozen: ${JSON.stringify(a)}`);
+        const info = await q.ok<QgaInfo>('guest-info');
+        const enabled = (n: string) => info.supported_commands.find((c) => c.name === n)?.enabled;
+        assert(
+          enabled(qgaRefusedWhileFrozen) === false && enabled('guest-fsfreeze-thaw') === true,
+          `guest-info while frozen: ${qgaRefusedWhileFrozen} enabled ${enabled(qgaRefusedWhileFrozen)}, guest-fsfreeze-thaw ${enabled('guest-fsfreeze-thaw')}`,
+        );
+      }
+      const snapA = hostReadsDisk(disk.path, '/ticks');
+      await sleep(3000);
+      const snapB = hostReadsDisk(disk.path, '/ticks');
+      assert(stamps(snapA).length > 0, 'the host sees no ticks on the frozen disk');
+      assert(
+        snapA === snapB,
+        `the disk changed while qemu-ga held it frozen (${snapA.length} -> ${snapB.length} bytes)`,
+      );
+      snap = snapA;
+      const m = await q.ok<number>('guest-fsfreeze-thaw');
+      frozen = false;
+      assert(m === 1, `guest-fsfreeze-thaw thawed ${JSON.stringify(m)}`);
+    } finally {
+      if (frozen) await q.call('guest-fsfreeze-thaw').catch(() => {});
+    }
+    const held = (Date.now() - t) / 1000;
+    assert((await q.ok('guest-fsfreeze-status')) === 'thawed', 'still frozen after guest-fsfreeze-thaw');
+    await sleep(1500);
+    const later = await qgaFrozenSnapshot();
+    assert(later.startsWith(snap), 'what the host saw while frozen is not a prefix of the file after the thaw');
+    const after = stamps(later.slice(snap.length));
+    assert(after.length >= 3, `the writer did not resume after guest-fsfreeze-thaw (${after.length} new stamps)`);
+    const gap = maxGap([...stamps(snap).slice(-1), ...after]);
+    assert(
+      gap >= held * 0.6,
+      `largest gap between writer stamps ${gap.toFixed(2)} s, freeze held ${held.toFixed(1)} s`,
+    );
+    // A mount point the guest does not have: nothing to freeze, and the agent stays thawed.
+    const none = await q.ok<number>('guest-fsfreeze-freeze-list', { mountpoints: ['/no/such/mount'] });
+    const st = await q.ok('guest-fsfreeze-status');
+    if (st !== 'thawed') await q.call('guest-fsfreeze-thaw');
+    assert(none === 0 && st === 'thawed', `freeze-list of a missing mount point: ${none}, then ${JSON.stringify(st)}`);
+    return `froze 1, held ${held.toFixed(1)} s, writer gap ${gap.toFixed(1)} s${qgaRefusedWhileFrozen ? `, ${qgaRefusedWhileFrozen} refused meanwhile` : ''}`;
+  },
+);
+
+/** Bytes of the guest disk's image file the host has allocated (a discard in the guest punches holes: discard=unmap). */
+const allocated = () => fs.statSync(disk.path).blocks * 512;
+const MiB = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+type Trim = { paths: { path: string; trimmed?: number; minimum?: number; error?: string }[] };
+qgaCheck(
+  'qemu-ga: guest-fstrim discards the free blocks of the guest disk (the host sees its image file shrink)',
+  [],
+  ['guest-fstrim', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const n = 16;
+    await guestShOk(
+      `dd if=/dev/urandom of=${DATA}/trim.bin bs=1M count=${n} 2>/dev/null && sync && rm ${DATA}/trim.bin && sync`,
+      60_000,
+    );
+    const before = allocated();
+    const r = await q.ok<Trim>('guest-fstrim', undefined, 60_000);
+    const after = allocated();
+    assert(r.paths.length === 1, `guest-fstrim paths ${JSON.stringify(r.paths)}: the guest has one disk filesystem`);
+    const [p] = r.paths;
+    assert(
+      p.path === DATA && p.error === undefined && p.minimum === 0 && (p.trimmed ?? 0) >= n << 20,
+      `guest-fstrim: ${JSON.stringify(p)}, after ${n} MiB written and removed`,
+    );
+    assert(
+      before - after >= (n - 4) << 20,
+      `the image file holds ${MiB(before)} before guest-fstrim and ${MiB(after)} after: ${n} MiB were freed in the guest`,
+    );
+    const r2 = await q.ok<Trim>('guest-fstrim', { minimum: 1 << 20 }, 60_000);
+    assert(
+      r2.paths.length === 1 && r2.paths[0].minimum === 1 << 20 && typeof r2.paths[0].trimmed === 'number',
+      `guest-fstrim minimum 1 MiB: ${JSON.stringify(r2)}`,
+    );
+    return `trimmed ${MiB(p.trimmed!)}; the image file went from ${MiB(before)} to ${MiB(after)} allocated`;
+  },
+);
+
+qgaCheck(
+  'qemu-ga: guest-set-time sets the clock and the RTC (guest-get-time, date, /sys/class/rtc); without time, the clock from the RTC',
+  [],
+  ['guest-set-time', 'guest-get-time', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const T1 = Date.UTC(2031, 2, 4, 5, 6, 7) / 1000;
+    const clock = async () => Number(await q.ok<number>('guest-get-time')) / 1e9;
+    /** Since `since` (host ms), the guest clock set to `base` must read base plus the time gone, give or take. */
+    const near = (got: number, base: number, since: number, what: string) => {
+      const hi = base + (Date.now() - since) / 1000 + 2;
+      assert(got >= base - 2 && got <= hi, `${what}: ${got.toFixed(1)}, expected ${base} to ${hi.toFixed(1)}`);
+    };
+    if ((await guestSh('[ -x /sbin/hwclock ]')).code !== 0) {
+      // qemu-ga refuses both forms without hwclock(8)
+      for (const args of [{ time: T1 * 1e9 }, undefined]) {
+        const a = await q.call('guest-set-time', args);
+        const desc = 'this feature or command is not currently supported';
+        assert(isQgaError(a, 'GenericError', desc), `guest-set-time without /sbin/hwclock: ${JSON.stringify(a)}`);
+      }
+      return 'the guest has no /sbin/hwclock: refused as qemu-ga refuses it';
+    }
+    let detail = '';
+    try {
+      const t1 = Date.now();
+      const set = await q.ok('guest-set-time', { time: T1 * 1e9 });
+      assert(JSON.stringify(set) === '{}', `guest-set-time answered ${JSON.stringify(set)}`);
+      near(await clock(), T1, t1, 'guest-get-time after guest-set-time');
+      const [date, rtc] = (await guestShOk('date +%s; cat /sys/class/rtc/rtc0/since_epoch'))
+        .trim()
+        .split('\n')
+        .map(Number);
+      near(date, T1, t1, "the guest's date");
+      near(rtc, T1, t1, "the guest's RTC (hwclock -w)");
+      // The system clock alone moved back to 2000; guest-set-time without time takes the RTC's (hwclock -s).
+      await guestShOk('date -u -s @946684800 >/dev/null');
+      const moved = await clock();
+      assert(moved < 946684800 + 60, `the guest clock did not move to 2000: ${moved}`);
+      assert(JSON.stringify(await q.ok('guest-set-time')) === '{}', 'guest-set-time without time');
+      const back = await clock();
+      near(back, T1, t1, 'guest-get-time after guest-set-time without time (from the RTC)');
+      const bad = await q.call('guest-set-time', { time: (Date.UTC(2100, 0, 1) / 1000) * 1e9 });
+      assert(isQgaError(bad, 'GenericError', 'Invalid time'), `guest-set-time to 2100: ${JSON.stringify(bad)}`);
+      detail = `set ${new Date(T1 * 1000).toISOString()} (date and RTC agree), from the RTC ${new Date(back * 1000).toISOString()}`;
+    } finally {
+      // The host's time again, for the clock and the RTC.
+      await q.ok('guest-set-time', { time: Date.now() * 1e6 });
+    }
+    const t2 = Date.now();
+    near(await clock(), Math.floor(t2 / 1000), t2, 'the guest clock set back to the host time');
+    const rtc = Number(await guestShOk('cat /sys/class/rtc/rtc0/since_epoch'));
+    near(rtc, Math.floor(t2 / 1000), t2, 'the RTC set back to the host time');
+    return `${detail}, then the host's time`;
+  },
+);
+
+type Vcpu = { 'logical-id': number; online: boolean; 'can-offline'?: boolean };
+qgaCheck(
+  'qemu-ga: guest-set-vcpus takes cpu1 offline and back (guest-get-vcpus and /sys agree); cpu0 cannot go',
+  [],
+  ['guest-set-vcpus', 'guest-get-vcpus', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const vcpus = async () => (await q.ok<Vcpu[]>('guest-get-vcpus')).sort((a, b) => a['logical-id'] - b['logical-id']);
+    const sysOnline = async () => (await guestShOk('cat /sys/devices/system/cpu/online')).trim();
+    const v = await vcpus();
+    assert(
+      v.length === GUEST_SMP && v.every((c) => c.online),
+      `guest-get-vcpus ${JSON.stringify(v)}: QEMU gave the guest ${GUEST_SMP}`,
+    );
+    assert(v[0]['can-offline'] === false && v[1]['can-offline'] === true, `can-offline: ${JSON.stringify(v)}`);
+    assert((await sysOnline()) === '0-1', 'cpus online in /sys before');
+    try {
+      assert((await q.ok('guest-set-vcpus', { vcpus: [{ 'logical-id': 1, online: false }] })) === 1, 'offline cpu1');
+      const off = await vcpus();
+      assert(!off[1].online && off[0].online, `guest-get-vcpus after offlining cpu1: ${JSON.stringify(off)}`);
+      assert((await sysOnline()) === '0', 'cpu1 still online in /sys/devices/system/cpu/online');
+      // Done in order up to the first that fails: cpu1 back online, then cpu0 refused.
+      const both = await q.ok('guest-set-vcpus', {
+        vcpus: [
+          { 'logical-id': 1, online: true },
+          { 'logical-id': 0, online: false },
+        ],
+      });
+      assert(both === 1, `guest-set-vcpus cpu1 online then cpu0 offline: ${JSON.stringify(both)}`);
+      const a = await q.call('guest-set-vcpus', { vcpus: [{ 'logical-id': 0, online: false }] });
+      assert(
+        isQgaError(a, 'GenericError', "logical processor #0 can't be offlined"),
+        `cpu0 offline: ${JSON.stringify(a)}`,
+      );
+    } finally {
+      await q.call('guest-set-vcpus', { vcpus: [{ 'logical-id': 1, online: true }] });
+    }
+    assert((await sysOnline()) === '0-1', 'cpu1 not back online in /sys');
+    assert(
+      (await vcpus()).every((c) => c.online),
+      'guest-get-vcpus: not every cpu online again',
+    );
+    return 'cpu1 offline (/sys: 0), online again (/sys: 0-1); cpu0 refused';
+  },
+);
+
+qgaCheck(
+  "qemu-ga: guest-set-user-password changes the user's /etc/shadow entry (raw and crypted); bad input refused",
+  [],
+  ['guest-set-user-password', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const hash = async () => {
+      const line = (await guestShOk('cat /etc/shadow')).split('\n').find((l) => l.startsWith('ember:'));
+      assert(line, "no ember entry in the guest's /etc/shadow");
+      return line.split(':')[1];
+    };
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const before = await hash();
+    const password = 'Qga-s3t-by-the-h0st';
+    const r = await q.ok('guest-set-user-password', { username: 'ember', password: b64(password), crypted: false });
+    assert(JSON.stringify(r) === '{}', `guest-set-user-password answered ${JSON.stringify(r)}`);
+    const raw = await hash();
+    assert(
+      raw !== before && /^\$6\$[^$]+\$/.test(raw),
+      `ember's hash ${JSON.stringify(before)} -> ${JSON.stringify(raw)}`,
+    );
+    // The hash is of that password: the guest's mkpasswd, given the same salt, makes the same.
+    const salt = raw.split('$')[2];
+    const again = (await guestShOk(`mkpasswd -m sha512 -S '${salt}' '${password}'`)).trim();
+    assert(again === raw, `mkpasswd of the password with salt ${salt}: ${again}, shadow has ${raw}`);
+    const crypted = `$6$embersalt$${'x'.repeat(86)}`;
+    await q.ok('guest-set-user-password', { username: 'ember', password: b64(crypted), crypted: true });
+    assert((await hash()) === crypted, 'a crypted password is not stored as given');
+    const cases: [Record<string, unknown>, string][] = [
+      [{ username: 'nosuchuser', password: b64('x'), crypted: false }, 'child process has failed to set user password'],
+      [{ username: 'ember', password: b64('two\nlines'), crypted: false }, 'forbidden characters in raw password'],
+    ];
+    for (const [args, desc] of cases) {
+      const a = await q.call('guest-set-user-password', args);
+      assert(
+        isQgaError(a, 'GenericError', desc),
+        `guest-set-user-password ${JSON.stringify(args)}: ${JSON.stringify(a)}`,
+      );
+    }
+    assert((await hash()) === crypted, 'a refused request changed the shadow entry');
+    return `ember: ${before} -> ${raw.slice(0, 16)}... (mkpasswd agrees), then the crypted one as given`;
+  },
+);
+
+type MemBlock = { 'phys-index': number; online: boolean; 'can-offline'?: boolean };
+type MemResult = { 'phys-index': number; response: string; 'error-code'?: number };
+// Memory the host hot-plugs (a DIMM through QEMU's monitor) and asks the agent to bring online,
+// as hosts use this command. Not the guest's boot memory: offlining a block the kernel cannot
+// empty loops in the kernel until a fatal signal, in qemu-ga as in the agent. The guest onlines
+// it movable (memory_hotplug.online_policy=auto-movable), so it empties again.
+qgaCheck(
+  'qemu-ga: guest-set-memory-blocks brings a hot-plugged DIMM online and offline again (/sys and MemTotal agree); a missing block is not-found',
+  [],
+  ['guest-set-memory-blocks', 'guest-get-memory-blocks', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    if ((await guestSh('[ -d /sys/devices/system/memory ]')).code !== 0) {
+      // no memory hotplug in this kernel: qemu-ga's answer for it
+      const set = await q.ok<MemResult[]>('guest-set-memory-blocks', {
+        'mem-blks': [{ 'phys-index': 1, online: true }],
+      });
+      assert(set[0]?.response === 'operation-not-supported', `without memory hotplug: ${JSON.stringify(set)}`);
+      return 'no /sys/devices/system/memory: operation-not-supported';
+    }
+    const blocks = async () => q.ok<MemBlock[]>('guest-get-memory-blocks');
+    const boot = await blocks();
+    assert(boot.length > 0 && boot.every((b) => b.online), `boot memory blocks: ${JSON.stringify(boot)}`);
+    const state = async (i: number) => (await guestShOk(`cat /sys/devices/system/memory/memory${i}/state`)).trim();
+    const memTotal = async () => Number(/^MemTotal:\s+(\d+) kB/m.exec(await guestShOk('cat /proc/meminfo'))![1]) * 1024;
+    const blockSize = parseInt((await guestShOk('cat /sys/devices/system/memory/block_size_bytes')).trim(), 16);
+    const set = async (blks: { 'phys-index': number; online: boolean }[]) =>
+      q.ok<MemResult[]>('guest-set-memory-blocks', { 'mem-blks': blks }, 60_000);
+    // The host plugs a DIMM of one block; the guest's kernel adds it offline.
+    const m = await monitor();
+    await m.execute('object-add', { 'qom-type': 'memory-backend-ram', id: 'hotmem0', size: blockSize });
+    await m.execute('device_add', { driver: 'pc-dimm', id: 'dimm0', memdev: 'hotmem0' });
+    let added: MemBlock | undefined;
+    const end = Date.now() + 30_000;
+    while (!(added = (await blocks()).find((b) => !boot.some((x) => x['phys-index'] === b['phys-index'])))) {
+      assert(Date.now() < end, 'no new memory block in guest-get-memory-blocks 30 s after the DIMM was plugged');
+      await sleep(250);
+    }
+    const i = added['phys-index'];
+    assert(!added.online && (await state(i)) === 'offline', `the hot-plugged memory${i}: ${JSON.stringify(added)}`);
+    const total = await memTotal();
+    const on = await set([{ 'phys-index': i, online: true }]);
+    assert(on.length === 1 && on[0].response === 'success', `memory${i} online: ${JSON.stringify(on)}`);
+    assert((await state(i)) === 'online', `memory${i} not online in /sys`);
+    const more = (await memTotal()) - total;
+    assert(more === blockSize, `MemTotal went up by ${more} bytes, the block is ${blockSize}`);
+    assert((await blocks()).find((b) => b['phys-index'] === i)?.online === true, 'guest-get-memory-blocks: not online');
+    // Each block gets its own result: this one offline, one already online, one that is not there.
+    const off = await set([
+      { 'phys-index': i, online: false },
+      { 'phys-index': boot[0]['phys-index'], online: true },
+      { 'phys-index': 4096, online: false },
+    ]);
+    const want = [
+      { 'phys-index': i, response: 'success' },
+      { 'phys-index': boot[0]['phys-index'], response: 'success' },
+      { 'phys-index': 4096, response: 'not-found', 'error-code': 2 },
+    ];
+    const canon = (rs: MemResult[]) => JSON.stringify(rs.map((r) => [r['phys-index'], r.response, r['error-code']]));
+    assert(canon(off) === canon(want), `guest-set-memory-blocks ${JSON.stringify(off)}`);
+    assert((await state(i)) === 'offline', `memory${i} not offline in /sys`);
+    assert((await memTotal()) === total, 'MemTotal not back after offlining');
+    return `DIMM plugged: memory${i} offline, online (MemTotal +${MiB(blockSize)}), offline again; memory4096 not-found`;
+  },
+);
+
+qgaCheck(
+  "qemu-ga: guest-suspend-ram suspends the guest to RAM (S3, no answer) until QEMU's system_wakeup; the writer stalls meanwhile",
+  [],
+  ['guest-suspend-ram', 'guest-fsfreeze-freeze-list', 'guest-fsfreeze-thaw', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const m = await monitor();
+    const from = m.events.length;
+    const before = stamps(await qgaFrozenSnapshot()).length;
+    q.send('{"execute":"guest-suspend-ram"}\n');
+    const suspended = await m.waitEvent('SUSPEND', from, 60_000);
+    let woken = false;
+    try {
+      const st = await m.execute<{ status: string }>('query-status');
+      assert(st.status === 'suspended', `QEMU's status ${st.status} after the SUSPEND event`);
+      await sleep(3000);
+      await m.execute('system_wakeup');
+      woken = true;
+    } finally {
+      if (!woken) await m.execute('system_wakeup').catch(() => {});
+    }
+    const wakeup = await m.waitEvent('WAKEUP', from, 30_000);
+    const held = (wakeup.at - suspended.at) / 1000;
+    // guest-suspend-* answer nothing on success; after the resume the agent answers the next request.
+    const early = await q.drain(1000);
+    assert(early.length === 0, `an answer to guest-suspend-ram: ${JSON.stringify(early.toString())}`);
+    assert(JSON.stringify(await q.ok('guest-ping', undefined, 30_000)) === '{}', 'guest-ping after the resume');
+    const dmesg = await guestShOk('dmesg');
+    for (const re of [
+      /ACPI: PM: Preparing to enter system sleep state S3/,
+      /ACPI: PM: Waking up from system sleep state S3/,
+    ])
+      assert(re.test(dmesg), `the guest's kernel log lacks ${re}`);
+    await sleep(1500);
+    const all = stamps(await qgaFrozenSnapshot());
+    assert(all.length > before + 3, 'the writer did not resume after the wakeup');
+    const gap = maxGap(all.slice(Math.max(0, before - 1)));
+    assert(gap >= held * 0.6, `largest gap between writer stamps ${gap.toFixed(2)} s, suspended ${held.toFixed(1)} s`);
+    return `SUSPEND event, suspended ${held.toFixed(1)} s, WAKEUP; writer gap ${gap.toFixed(1)} s`;
+  },
+);
+
+qgaCheck(
+  "qemu-ga: guest-suspend-disk with no swap: the kernel starts hibernating, cannot make or write the image and resumes; qemu-ga's error",
+  [],
+  ['guest-suspend-disk', 'guest-exec', 'guest-exec-status'],
+  async () => {
+    const q = await qga();
+    const m = await monitor();
+    const from = m.events.length;
+    assert((await guestShOk('cat /proc/swaps')).trim().split('\n').length === 1, 'the guest has swap');
+    const a = await q.call('guest-suspend-disk', undefined, 120_000);
+    const desc = 'child process has failed to suspend';
+    assert(isQgaError(a, 'GenericError', desc), `guest-suspend-disk: ${JSON.stringify(a)}`);
+    // Where it stops depends on free memory: no room for the image, or no swap to write it to.
+    const log = (await guestShOk('dmesg')).split('\n').filter((l) => /PM: hibernation|PM: Cannot/.test(l));
+    const at = (re: RegExp) => log.findIndex((l) => re.test(l));
+    const entry = at(/PM: hibernation: hibernation entry/);
+    const exit = at(/PM: hibernation: hibernation exit/);
+    assert(
+      entry >= 0 && exit > entry,
+      `the guest's kernel log shows no hibernation entry and exit:\n${log.join('\n')}`,
+    );
+    const why = log
+      .slice(entry, exit)
+      .find((l) => /pages short|Cannot find swap device|Cannot get swap writer/.test(l));
+    assert(why, `no reason for the failed hibernation in the guest's kernel log:\n${log.join('\n')}`);
+    const st = await m.execute<{ status: string }>('query-status');
+    assert(st.status === 'running', `QEMU's status ${st.status}`);
+    assert(!m.events.slice(from).some((e) => e.event === 'SHUTDOWN'), 'QEMU saw a shutdown');
+    return `${desc} (the kernel: ${why.replace(/^\[[^\]]*\]\s*/, '')})`;
+  },
+);
+
+qgaCheck(
+  'qemu-ga: guest-suspend-hybrid is refused (no systemd, no pm-utils, and /sys/power/state has no hybrid)',
+  [],
+  ['guest-suspend-hybrid'],
+  async () => {
+    const a = await (await qga()).call('guest-suspend-hybrid');
+    const desc = 'the requested suspend mode is not supported by the guest';
+    assert(isQgaError(a, 'GenericError', desc), `guest-suspend-hybrid: ${JSON.stringify(a)}`);
+    return desc;
+  },
+);
+
 check('port: the host closes and reopens the socket; the agent idles meanwhile and answers again', [], async () => {
   // Measured between the first and the last agent-cpu line printed while the host is away.
   const from = qemu.consoleText().length;
@@ -717,6 +1214,78 @@ check('agent-shutdown: answers true, exits, and /init restarts it', [], async ()
   );
   return `pid ${before[before.length - 1]} exited 0, pid ${after[after.length - 1]} answers`;
 });
+
+// Last of the first guest: guest-shutdown, reboot then power-off.
+qgaCheck(
+  'qemu-ga: guest-shutdown reboot: no answer; the guest reboots (QEMU RESET event), /init and the agent come back',
+  [],
+  ['guest-shutdown'],
+  async () => {
+    const q = await qga();
+    const m = await monitor();
+    const from = m.events.length;
+    const console0 = qemu.consoleText().length;
+    const starts = agentStarts().length;
+    q.send('{"execute":"guest-shutdown","arguments":{"mode":"reboot"}}\n');
+    const reset = await m.waitEvent('RESET', from, 60_000);
+    assert(reset.data?.guest === true, `RESET event ${JSON.stringify(reset.data)}`);
+    const early = await q.drain(0);
+    assert(early.length === 0, `an answer to guest-shutdown: ${JSON.stringify(early.toString())}`);
+    await disconnect();
+    const t = Date.now();
+    await pingUntil(BOOT_DEADLINE_MS);
+    const boot = (Date.now() - t) / 1000;
+    await qga();
+    const said = qemu.consoleText().slice(console0);
+    for (const re of [
+      /^shutdown: -h -r \+0 hypervisor initiated shutdown/m,
+      /^init: reboot requested/m,
+      /reboot: Restarting system/,
+      /^init: up after/m,
+    ])
+      assert(re.test(said), `the console does not show ${re}`);
+    assert(agentStarts().length === starts + 1, 'no new agent start after the reboot');
+    assert(!qemu.exited, 'QEMU exited instead of rebooting');
+    return `RESET event; answering again ${boot.toFixed(1)} s later`;
+  },
+  checks,
+  BOOT_DEADLINE_MS + 90_000,
+);
+
+qgaCheck(
+  'qemu-ga: guest-shutdown (powerdown): no answer; /init unmounts the disk and powers off; QEMU exits 0; the disk is clean',
+  [],
+  ['guest-shutdown'],
+  async () => {
+    const q = await qga();
+    const m = await monitor();
+    const from = m.events.length;
+    const console0 = qemu.consoleText().length;
+    q.send('{"execute":"guest-shutdown"}\n');
+    const down = await m.waitEvent('SHUTDOWN', from, 60_000);
+    assert(
+      down.data?.guest === true && down.data.reason === 'guest-shutdown',
+      `SHUTDOWN event ${JSON.stringify(down.data)}`,
+    );
+    const end = Date.now() + 30_000;
+    while (!qemu.exited && Date.now() < end) await sleep(100);
+    assert(qemu.exited, 'QEMU still running 30 s after the SHUTDOWN event');
+    assert(qemu.exitStatus === 0, `QEMU exited with ${qemu.exitStatus}`);
+    const early = await q.drain(0);
+    assert(early.length === 0, `an answer to guest-shutdown: ${JSON.stringify(early.toString())}`);
+    const said = qemu.consoleText().slice(console0);
+    for (const re of [/^init: poweroff requested/m, /^init: poweroff now/m, /reboot: Power down/])
+      assert(re.test(said), `the console does not show ${re}`);
+    assert(!/cannot unmount/.test(said), 'init could not unmount the disk');
+    const fsState = execFileSync('dumpe2fs', ['-h', disk.path], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    assert(/^Filesystem state:\s+clean$/m.test(fsState), 'the disk is not clean after the power-off');
+    assert(!/needs_recovery/.test(fsState), 'the disk needs journal recovery after the power-off');
+    return 'SHUTDOWN event (guest-shutdown), QEMU exited 0, the disk clean';
+  },
+);
 
 // --- the systemd guest: the shipped unit and udev rule under Debian's systemd and udev --------
 // A second boot (vm/systemd-layer.sh): nothing but the rule starts the agent there.
@@ -838,6 +1407,43 @@ async function agentCommand<T = unknown>(execute: string, args?: Record<string, 
   const a = JSON.parse(out) as { return?: T };
   assert('return' in a, `${execute} through libvirt: ${out}`);
   return a.return as T;
+}
+
+/** `sh -c SCRIPT` in the libvirt guest: guest-exec and guest-exec-status through `virsh qemu-agent-command`. */
+async function lvGuestSh(script: string, ms = 30_000): Promise<string> {
+  const { pid } = await agentCommand<{ pid: number }>('guest-exec', {
+    path: '/bin/sh',
+    arg: ['-c', script],
+    'capture-output': true,
+  });
+  const end = Date.now() + ms;
+  for (;;) {
+    const st = await agentCommand<{ exited: boolean; exitcode?: number; 'out-data'?: string; 'err-data'?: string }>(
+      'guest-exec-status',
+      { pid },
+    );
+    const text = (b?: string) => Buffer.from(b ?? '', 'base64').toString('utf8');
+    if (st.exited) {
+      assert(
+        st.exitcode === 0,
+        `${JSON.stringify(script)} in the libvirt guest: exit ${st.exitcode}: ${text(st['err-data'])}`,
+      );
+      return text(st['out-data']);
+    }
+    if (Date.now() > end)
+      throw new Error(`${JSON.stringify(script)} in the libvirt guest: still running after ${ms} ms`);
+    await sleep(200);
+  }
+}
+
+/** `virsh domstate`, polled until it is `want`. */
+async function domstateUntil(want: string, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  let last = '';
+  while ((last = (await virsh(['domstate', DOMAIN])).trim()) !== want) {
+    if (Date.now() > end) throw new Error(`virsh domstate: ${last}, not ${want} within ${ms} ms`);
+    await sleep(250);
+  }
 }
 
 /** After a check that failed while frozen: thaws through libvirt, and through phoenix (one freeze state for both). */
@@ -991,7 +1597,10 @@ check(
   async () => {
     needQga('guest-get-vcpus');
     const f = virshFields(await virsh(['guestvcpus', DOMAIN]));
-    assert(f.get('vcpus') === '0' && f.get('online') === '0', `guestvcpus: ${JSON.stringify([...f])}`);
+    assert(
+      f.get('vcpus') === '0-1' && f.get('online') === '0-1' && f.get('offlinable') === '1',
+      `guestvcpus: ${JSON.stringify([...f])}`,
+    );
     return `vcpus ${f.get('vcpus')}, online ${f.get('online')}`;
   },
   libvirtChecks,
@@ -1136,8 +1745,110 @@ check(
   },
   libvirtChecks,
 );
-// Last: the domain runs on the snapshot's overlay afterwards, so the host's view of the disk
-// image (debugfs) is the snapshot from then on.
+check(
+  "libvirt: virsh domtime --time sets the guest clock and RTC, --sync takes the clock back from the RTC, --now the host's",
+  [],
+  async () => {
+    needQga('guest-set-time', 'guest-get-time', 'guest-exec', 'guest-exec-status');
+    const T1 = Date.UTC(2031, 2, 4, 5, 6, 7) / 1000;
+    const domtime = async () => Number(/Time:\s*(\d+)/.exec(await virsh(['domtime', DOMAIN]))?.[1]);
+    const near = (got: number, base: number, since: number, what: string) => {
+      const hi = base + (Date.now() - since) / 1000 + 2;
+      assert(got >= base - 2 && got <= hi, `${what}: ${got}, expected ${base} to ${hi.toFixed(1)}`);
+    };
+    let detail = '';
+    try {
+      const t1 = Date.now();
+      await virsh(['domtime', DOMAIN, '--time', String(T1)]);
+      near(await domtime(), T1, t1, 'virsh domtime after --time');
+      near(Number(await lvGuestSh('cat /sys/class/rtc/rtc0/since_epoch')), T1, t1, "the guest's RTC after --time");
+      // The system clock alone back to 2000; --sync (guest-set-time without time) reads the RTC.
+      await lvGuestSh('date -u -s @946684800 >/dev/null');
+      assert((await domtime()) < 946684800 + 60, 'the guest clock did not move to 2000');
+      await virsh(['domtime', DOMAIN, '--sync']);
+      near(await domtime(), T1, t1, 'virsh domtime after --sync');
+      detail = `--time ${new Date(T1 * 1000).toISOString()}, --sync from the RTC`;
+    } finally {
+      await virsh(['domtime', DOMAIN, '--now']);
+    }
+    const t2 = Date.now();
+    near(await domtime(), Math.floor(t2 / 1000), t2, 'virsh domtime after --now');
+    return `${detail}, --now the host's time`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh setvcpus --guest 1 takes cpu1 offline in the guest, 2 brings it back (guestvcpus and /sys agree)',
+  [],
+  async () => {
+    needQga('guest-get-vcpus', 'guest-set-vcpus', 'guest-exec', 'guest-exec-status');
+    const online = async () => virshFields(await virsh(['guestvcpus', DOMAIN])).get('online');
+    const sys = async () => (await lvGuestSh('cat /sys/devices/system/cpu/online')).trim();
+    try {
+      await virsh(['setvcpus', DOMAIN, '1', '--guest']);
+      const [o, s1] = [await online(), await sys()];
+      assert(o === '0' && s1 === '0', `after setvcpus 1 --guest: guestvcpus online ${o}, /sys ${s1}`);
+    } finally {
+      await virsh(['setvcpus', DOMAIN, String(GUEST_SMP), '--guest']);
+    }
+    const [o, s2] = [await online(), await sys()];
+    assert(o === '0-1' && s2 === '0-1', `after setvcpus ${GUEST_SMP} --guest: guestvcpus online ${o}, /sys ${s2}`);
+    return 'online 0, then 0-1';
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh domfstrim discards the freed blocks of the guest disk (the host sees its image file shrink)',
+  [],
+  async () => {
+    needQga('guest-fstrim', 'guest-exec', 'guest-exec-status');
+    const n = 16;
+    await lvGuestSh(
+      `dd if=/dev/urandom of=${DATA}/trim.bin bs=1M count=${n} 2>/dev/null && sync && rm ${DATA}/trim.bin && sync`,
+      60_000,
+    );
+    const before = allocated();
+    await virsh(['domfstrim', DOMAIN], 120_000);
+    const after = allocated();
+    assert(
+      before - after >= (n - 4) << 20,
+      `the image file holds ${MiB(before)} before domfstrim and ${MiB(after)} after: ${n} MiB were freed in the guest`,
+    );
+    return `the image file went from ${MiB(before)} to ${MiB(after)} allocated`;
+  },
+  libvirtChecks,
+);
+check(
+  'libvirt: virsh dompmsuspend mem suspends the guest (pmsuspended) until dompmwakeup; the writer stalls meanwhile',
+  ['freeze'],
+  async () => {
+    needQga('guest-suspend-ram');
+    const before = stamps(await frozenSnapshot()).length;
+    const t = Date.now();
+    let woken = false;
+    try {
+      await virsh(['dompmsuspend', DOMAIN, 'mem'], 60_000);
+      await domstateUntil('pmsuspended', 60_000);
+      await sleep(3000);
+      await virsh(['dompmwakeup', DOMAIN]);
+      woken = true;
+    } finally {
+      if (!woken) await lv!.virsh(['dompmwakeup', DOMAIN]);
+    }
+    await domstateUntil('running', 30_000);
+    const held = (Date.now() - t) / 1000;
+    assert(JSON.stringify(await agentCommand('guest-ping')) === '{}', 'guest-ping through libvirt after the wakeup');
+    await sleep(1500);
+    const all = stamps(await frozenSnapshot());
+    assert(all.length > before + 3, 'the writer did not resume after the wakeup');
+    const gap = maxGap(all.slice(Math.max(0, before - 1)));
+    assert(gap >= 3 * 0.6, `largest gap between writer stamps ${gap.toFixed(2)} s: the guest did not sleep`);
+    return `pmsuspended, woken after ${held.toFixed(1)} s; writer gap ${gap.toFixed(1)} s`;
+  },
+  libvirtChecks,
+);
+// Last but one: the domain runs on the snapshot's overlay afterwards, so the host's view of the
+// disk image (debugfs) is the snapshot from then on.
 check(
   'libvirt: a disk-only snapshot with --quiesce (frozen for it, thawed after; the snapshot needs no journal recovery)',
   ['freeze'],
@@ -1177,6 +1888,29 @@ check(
   },
   libvirtChecks,
 );
+check(
+  'libvirt: virsh shutdown --mode agent (last): guest-shutdown; /init powers the guest off and the domain is gone',
+  [],
+  async () => {
+    needQga('guest-shutdown');
+    const from = lvConsole().length;
+    const out = await virsh(['shutdown', DOMAIN, '--mode', 'agent']);
+    const end = Date.now() + 60_000;
+    while ((await virsh(['list', '--all', '--name'])).split('\n').some((l) => l.trim() === DOMAIN)) {
+      assert(Date.now() < end, 'the domain still exists 60 s after virsh shutdown --mode agent');
+      await sleep(250);
+    }
+    const said = lvConsole().slice(from);
+    for (const re of [
+      /^shutdown: -h -P \+0 hypervisor initiated shutdown/m,
+      /^init: poweroff now/m,
+      /reboot: Power down/,
+    ])
+      assert(re.test(said), `the libvirt guest's console does not show ${re}`);
+    return out.trim();
+  },
+  libvirtChecks,
+);
 
 // --- the run ---------------------------------------------------------------------------------
 
@@ -1205,7 +1939,7 @@ async function main(): Promise<number> {
     // guest's checks still run.
     let sdImage: Image | undefined;
     try {
-      sdImage = await buildSystemdImage(CACHE, image, BUILD_DEADLINE_MS);
+      if (!SKIP.has('systemd')) sdImage = await buildSystemdImage(CACHE, image, BUILD_DEADLINE_MS);
     } catch (e) {
       fail('build the systemd guest image', e);
     }
@@ -1216,21 +1950,6 @@ async function main(): Promise<number> {
       console.log(`\n${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
       process.exit(1);
     }, RUN_DEADLINE_MS);
-    qemu = new Qemu(image, disk.path, runDir, path.join(CACHE, 'console.log'), {
-      ember_freeze_timeout: FREEZE_TIMEOUT_S,
-      ember_host_gone_timeout: HOST_GONE_S,
-    });
-    try {
-      await pingUntil(BOOT_DEADLINE_MS);
-      const boot = (Date.now() - qemu.startedAt) / 1000;
-      timings.boot = `${boot.toFixed(1)} s`;
-      passed++;
-      console.log(`ok   boot: first ping answered ${boot.toFixed(1)} s after QEMU started (pid ${qemu.pid})`);
-    } catch (e) {
-      fail('boot to first answer', e);
-      console.log(`--- guest console ---\n${tail(qemu.consoleText())}`);
-      return 1;
-    }
     const runChecks = async (list: Check[], ms: number) => {
       for (const c of list) {
         const absent = c.needs.filter((g) => !inTree(g));
@@ -1249,7 +1968,7 @@ async function main(): Promise<number> {
         try {
           const detail = await withTimeout(
             checkGuest.run(liveGuest, () => c.fn()),
-            ms,
+            c.ms ?? ms,
             c.name,
           );
           passed++;
@@ -1264,8 +1983,35 @@ async function main(): Promise<number> {
         }
       }
     };
-    await runChecks(checks, 90_000);
-    if (failed) console.log(`--- guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+    if (!SKIP.has('plain')) {
+      qemu = new Qemu(
+        image,
+        disk.path,
+        runDir,
+        path.join(CACHE, 'console.log'),
+        { ember_freeze_timeout: FREEZE_TIMEOUT_S, ember_host_gone_timeout: HOST_GONE_S },
+        // guest-shutdown reboot: the guest comes back; a DIMM slot for guest-set-memory-blocks
+        {
+          smp: GUEST_SMP,
+          reboot: true,
+          maxMemMiB: 768,
+          append: ['memory_hotplug.online_policy=auto-movable'],
+        },
+      );
+      try {
+        await pingUntil(BOOT_DEADLINE_MS);
+        const boot = (Date.now() - qemu.startedAt) / 1000;
+        timings.boot = `${boot.toFixed(1)} s`;
+        passed++;
+        console.log(`ok   boot: first ping answered ${boot.toFixed(1)} s after QEMU started (pid ${qemu.pid})`);
+      } catch (e) {
+        fail('boot to first answer', e);
+        console.log(`--- guest console ---\n${tail(qemu.consoleText())}`);
+        return 1;
+      }
+      await runChecks(checks, 90_000);
+      if (failed) console.log(`--- guest console (last lines) ---\n${tail(qemu.consoleText())}`);
+    }
 
     // The systemd guest, once the first is gone (they would share the disk image).
     const failedBefore = failed;
@@ -1273,7 +2019,7 @@ async function main(): Promise<number> {
     if (sdImage) {
       await disconnect();
       try {
-        await qemu.killAndWait();
+        await qemu?.killAndWait();
         stopped = true;
       } catch (e) {
         fail('stop the first guest before the systemd guest', e);
@@ -1281,7 +2027,7 @@ async function main(): Promise<number> {
     }
     if (sdImage && stopped) {
       liveGuest = 1;
-      const firstConsole = qemu.consoleLog;
+      const firstConsole = qemu?.consoleLog;
       qemu = new Qemu(
         sdImage,
         disk.path,
@@ -1292,16 +2038,21 @@ async function main(): Promise<number> {
       );
       await runChecks(systemdChecks, SYSTEMD_BOOT_DEADLINE_MS + 10_000);
       if (failed > failedBefore) console.log(`--- systemd guest console (last lines) ---\n${tail(qemu.consoleText())}`);
-      console.log(`guest console: ${firstConsole}`);
+      if (firstConsole) console.log(`guest console: ${firstConsole}`);
     }
 
+    for (const g of SKIP) {
+      skipped++;
+      console.log(`skip the ${g} guest (EMBER_VM_SKIP)`);
+    }
     // The libvirt guest: the first guest's image under libvirtd, once the QEMU before it is gone.
     const failedBeforeLv = failed;
     await disconnect();
     let lvReady = false;
     try {
-      console.log(`guest console: ${qemu.consoleLog}`);
-      await qemu.killAndWait();
+      if (SKIP.has('libvirt')) throw new SkipCheck();
+      if (qemu) console.log(`guest console: ${qemu.consoleLog}`);
+      await qemu?.killAndWait();
       const missing = libvirtMissing();
       if (missing) throw new Error(`${missing} (build-image.sh installs libvirt-daemon, -driver-qemu and -clients)`);
       const t = Date.now();
@@ -1321,12 +2072,15 @@ async function main(): Promise<number> {
         cmdline: `console=ttyS0 panic=-1 quiet ember_freeze_timeout=${FREEZE_TIMEOUT_S} ember_host_gone_timeout=${HOST_GONE_S}`,
         phoenixSocket: lvGuest.phoenixSocket,
         consoleLog: lvGuest.consoleLog,
+        vcpus: GUEST_SMP,
       });
       lvGuest.createdAt = Date.now();
       lvReady = true;
     } catch (e) {
-      fail('start libvirtd and virtlogd, and create the libvirt domain', e);
-      if (lv) console.log(lv.logTail());
+      if (!(e instanceof SkipCheck)) {
+        fail('start libvirtd and virtlogd, and create the libvirt domain', e);
+        if (lv) console.log(lv.logTail());
+      }
     }
     if (lvReady) {
       await runChecks(libvirtChecks, LIBVIRT_BOOT_DEADLINE_MS + 10_000);
