@@ -177,7 +177,7 @@ export async function startBridgedAgent(cmd: AgentCommand = EMBER_GA): Promise<B
 /** startBridgedAgent() with a plain socket to the bridge instead of the client, for a host of one's own. */
 export async function startBareBridgedAgent(
   cmd: AgentCommand = EMBER_GA,
-): Promise<{ sock: net.Socket; stop(): Promise<void> }> {
+): Promise<{ sock: net.Socket; pid: number; stop(): Promise<void> }> {
   const { bridge, proc, err } = await spawnBridgedAgent(cmd);
   let sock: net.Socket | undefined;
   const stop = async () => {
@@ -188,7 +188,7 @@ export async function startBareBridgedAgent(
   try {
     sock = await connectHost(bridge);
     if (!cmd.ready) await rawPing(sock, cmd, err);
-    return { sock, stop };
+    return { sock, pid: proc.pid!, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -216,7 +216,8 @@ function rawPing(sock: net.Socket, cmd: AgentCommand, log: () => string): Promis
   });
 }
 
-async function spawnBridgedAgent(
+/** A bridge and the agent on its pty, nothing connected to the host side yet. */
+export async function spawnBridgedAgent(
   cmd: AgentCommand,
 ): Promise<{ bridge: Bridge; proc: ChildProcess; err: () => string }> {
   const bridge = await startBridge();

@@ -1,0 +1,510 @@
+// What one 4 KiB request costs the agent, the way every 0.7.1 host moves files (one file-read or
+// file-write at a time): the agent's CPU time per request (user + system, all its threads, from
+// /proc/PID/stat) and the wall-clock rate, each against the reference agent through the same
+// bridge and the same host in the same run, and the rate against a zero-work stand-in guest
+// (bench/helpers/stand-in-guest.ts). Three hosts: the minimal host (bench/helpers/bare-host.ts),
+// the project's client (GuestAgent, one chunk in flight) and a minimal host in Python
+// (bench/helpers/bare-host.py). Also ping: its p50 and CPU per ping, through the minimal host.
+// Every transfer is md5-verified. Without the reference built (scripts/build-reference.sh),
+// the ratios to it are left out.
+import { execFileSync, spawn, type ChildProcess } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import type * as net from 'net';
+import * as path from 'path';
+import * as readline from 'readline';
+import { bareDownload, bareUpload } from './helpers/bare-host';
+import {
+  bridgeRequestResponse,
+  EMBER_GA,
+  REPO,
+  referenceAgent,
+  spawnBridgedAgent,
+  startBareBridgedAgent,
+  startBridgedAgent,
+  type AgentCommand,
+  type BridgedAgent,
+} from './helpers/bridge';
+import { mibps, percentile, ratio, type Reporter } from './report';
+
+const MiB = 1024 * 1024;
+const CHUNK = 4096;
+/** EMBER_BENCH_QUICK=1: small sizes and one round, to show the section runs (test/integration/bench-per-request.test.ts). */
+const QUICK = process.env.EMBER_BENCH_QUICK === '1';
+/** The file moved each way: this many 4 KiB requests and a few more (open, end of file, close). */
+const FILE_BYTES = (QUICK ? 1 : 16) * MiB;
+const ROUNDS = QUICK ? 1 : 5;
+const PINGS = QUICK ? 200 : 5000;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+type Dir = 'down' | 'up';
+type HostName = 'minimal host' | 'client' | 'Python host';
+const HOSTS: HostName[] = ['minimal host', 'client', 'Python host'];
+
+/**
+ * The agent's CPU time so far, seconds, two ways: `stat`, utime + stime of /proc/PID/stat (every
+ * thread, live or gone, in clock ticks: 10 ms); `exact`, the sum of its live threads' run time in
+ * /proc/PID/task/TID/schedstat (nanoseconds; a thread that exits takes its time along, and none
+ * of these agents ends threads while moving a file). One round's few thousand requests take a
+ * few dozen ticks, so each round's figure is the exact one, and the stat one over all rounds
+ * checks it.
+ */
+function cpuSeconds(pid: number): { stat: number; exact: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return { stat: (Number(f[11]) + Number(f[12])) / CLK_TCK, exact: ns / 1e9 }; // fields 14 and 15, counted from 1 before the name
+}
+
+function cpuSince(pid: number, before: { stat: number; exact: number }): { stat: number; exact: number } {
+  const now = cpuSeconds(pid);
+  return { stat: now.stat - before.stat, exact: now.exact - before.exact };
+}
+
+function md5Of(file: string): string {
+  return crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex');
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A transfer as one host saw it: the seconds it took, the requests it made, the agent's CPU seconds meanwhile. */
+interface Measured {
+  seconds: number;
+  requests: number;
+  cpu: { stat: number; exact: number };
+}
+
+/** bare-host.py, on a bridge and agent of its own (socat serves one connection), driven over its stdin. */
+class PythonHost {
+  private constructor(
+    readonly pid: number,
+    private readonly py: ChildProcess,
+    private readonly lines: AsyncIterator<string>,
+    private readonly stopAgent: () => Promise<void>,
+  ) {}
+
+  static async start(cmd: AgentCommand): Promise<PythonHost> {
+    const { bridge, proc } = await spawnBridgedAgent(cmd);
+    const stopAgent = async () => {
+      await stopProcess(proc);
+      await bridge.close();
+    };
+    const py = spawn('python3', [path.join(REPO, 'bench', 'helpers', 'bare-host.py'), bridge.hostSocket], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const lines = readline.createInterface({ input: py.stdout! })[Symbol.asyncIterator]();
+    const host = new PythonHost(proc.pid!, py, lines, stopAgent);
+    try {
+      if ((await host.next()) !== 'ready') throw new Error('the Python host did not start');
+    } catch (e) {
+      await host.stop();
+      throw e;
+    }
+    return host;
+  }
+
+  private async next(): Promise<string> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error('the Python host exited (its error is above)');
+    return r.value;
+  }
+
+  /** Runs one job (see bare-host.py); its answer's words. */
+  async job(line: string): Promise<string[]> {
+    this.py.stdin!.write(`${line}\n`);
+    return (await this.next()).split(' ');
+  }
+
+  async stop(): Promise<void> {
+    this.py.stdin?.end();
+    await stopProcess(this.py);
+    await this.stopAgent();
+  }
+}
+
+function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+/** One agent (ember-ga or the reference) with each host on a bridge of its own. */
+interface Agent {
+  name: string;
+  bare: { sock: net.Socket; pid: number; stop(): Promise<void> };
+  client: BridgedAgent;
+  python: PythonHost | undefined;
+}
+
+async function startAgent(cmd: AgentCommand, withPython: boolean): Promise<Agent> {
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const bare = await startBareBridgedAgent(cmd);
+    stops.push(() => bare.stop());
+    const client = await startBridgedAgent(cmd);
+    stops.push(() => client.stop());
+    const python = withPython ? await PythonHost.start(cmd) : undefined;
+    return { name: cmd.name, bare, client, python };
+  } catch (e) {
+    for (const s of stops.reverse()) await s();
+    throw e;
+  }
+}
+
+async function stopAgent(a: Agent | undefined): Promise<void> {
+  await a?.python?.stop();
+  await a?.client.stop();
+  await a?.bare.stop();
+}
+
+/** One 4 KiB one-at-a-time transfer of `file` by `host` on agent `a`, verified. */
+async function transfer(
+  a: Agent,
+  host: HostName,
+  dir: Dir,
+  file: string,
+  want: string,
+  dir0: string,
+): Promise<Measured> {
+  const copy = path.join(dir0, `copy-${a.name}.bin`);
+  const requests = Math.ceil(FILE_BYTES / CHUNK) + 2; // the chunks, open, and the end of file or close
+  const pid = host === 'minimal host' ? a.bare.pid : host === 'client' ? a.client.pid : a.python!.pid;
+  const cpu0 = cpuSeconds(pid);
+  let seconds: number;
+  let got: string;
+  let n = requests;
+  if (host === 'minimal host') {
+    if (dir === 'down') {
+      const r = await bareDownload(a.bare.sock, file);
+      ({ seconds, md5: got } = r);
+    } else {
+      ({ seconds } = await bareUpload(a.bare.sock, file, copy));
+      got = md5Of(copy);
+    }
+  } else if (host === 'client') {
+    const ga = a.client.client;
+    const opts = { chunkSize: CHUNK, inFlight: 1, verify: false, fsync: false };
+    const t0 = process.hrtime.bigint();
+    if (dir === 'down') await ga.copyFrom(file, copy, opts);
+    else await ga.copyTo(file, copy, opts);
+    seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    got = md5Of(copy);
+  } else {
+    const w = await a.python!.job(dir === 'down' ? `down ${file}` : `up ${file} ${copy}`);
+    seconds = Number(w[0]);
+    n = Number(w[2]);
+    got = dir === 'down' ? w[3] : md5Of(copy);
+  }
+  const cpu = cpuSince(pid, cpu0);
+  fs.rmSync(copy, { force: true });
+  if (got !== want) throw new Error(`${a.name}, ${host}, ${dir}: md5 ${got}, expected ${want}`);
+  return { seconds, requests: n, cpu };
+}
+
+/** A minimal host's requests on a plain socket, one at a time: each answer line, as bytes. */
+class Asker {
+  private parts: Buffer[] = [];
+  private waiter: ((line: Buffer) => void) | undefined;
+  private readonly onData = (d: Buffer) => {
+    const nl = d.indexOf(0x0a);
+    if (nl < 0) {
+      this.parts.push(d);
+      return;
+    }
+    this.parts.push(d.subarray(0, nl));
+    const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
+    this.parts = nl + 1 < d.length ? [d.subarray(nl + 1)] : [];
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(line);
+  };
+
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly who: string,
+  ) {
+    sock.on('data', this.onData);
+  }
+
+  async ask(line: string): Promise<Buffer> {
+    const answer = await new Promise<Buffer>((resolve) => {
+      this.waiter = resolve;
+      this.sock.write(line);
+    });
+    if (answer.indexOf('"error"') >= 0) throw new Error(`${this.who}: ${answer.toString('utf8', 0, 300)}`);
+    return answer;
+  }
+
+  end(): void {
+    this.sock.off('data', this.onData);
+  }
+}
+
+const B64 = Buffer.from('"bufb64":"');
+/** Requests an agent makes in one turn of takingTurns(). */
+const TURN = QUICK ? 64 : 256;
+
+/**
+ * The same requests on every agent's minimal host, the agents taking turns every TURN requests:
+ * `down` reads `file` to its end, `up` writes it to a file of each agent's own, `ping` pings
+ * PINGS times. Each turn's agent CPU per request (exact), by agent, turn by turn: a turn of one
+ * agent and the same turn of the other ran within a few dozen milliseconds of each other, under
+ * the same load from the rest of this shared machine. Also every ping's latency, and each
+ * agent's CPU over the whole run (both counts).
+ */
+async function takingTurns(
+  agents: Agent[],
+  what: Dir | 'ping',
+  file: string,
+  want: string,
+  tmp: string,
+): Promise<Map<string, { turns: number[]; lat: number[]; total: Measured }>> {
+  const data = what === 'up' ? fs.readFileSync(file) : undefined;
+  const state = await Promise.all(
+    agents.map(async (a) => {
+      const asker = new Asker(a.bare.sock, a.name);
+      const copy = path.join(tmp, `turns-${a.name}.bin`);
+      let handle = 0;
+      if (what !== 'ping') {
+        const args = what === 'down' ? { path: file } : { path: copy, mode: 'w' };
+        const open = await asker.ask(`${JSON.stringify({ execute: 'file-open', arguments: args })}\n`);
+        handle = Number(/"return":(\d+)/.exec(open.toString())![1]);
+      }
+      return {
+        a,
+        asker,
+        copy,
+        handle,
+        md5: crypto.createHash('md5'),
+        done: 0,
+        finished: false,
+        turns: [] as number[],
+        lat: [] as number[],
+        start: cpuSeconds(a.bare.pid),
+      };
+    }),
+  );
+  const read = (h: number) => `{"execute":"file-read","arguments":{"handle_id":${h}}}\n`;
+  const total = what === 'ping' ? PINGS : Math.ceil(FILE_BYTES / CHUNK);
+  for (let turn = 0; state.some((x) => !x.finished); turn++) {
+    for (const x of turn % 2 ? [...state].reverse() : state) {
+      if (x.finished) continue;
+      const cpu0 = cpuSeconds(x.a.bare.pid).exact;
+      let n = 0;
+      for (; n < TURN && !x.finished; n++) {
+        if (what === 'down') {
+          const line = await x.asker.ask(read(x.handle));
+          const at = line.indexOf(B64) + B64.length;
+          const chunk = Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
+          x.md5.update(chunk);
+          x.finished = chunk.length === 0; // the agent closed the handle
+        } else if (what === 'up') {
+          const off = x.done * CHUNK;
+          await x.asker.ask(
+            `{"execute":"file-write","arguments":{"handle_id":${x.handle},"bufb64":"${data!.toString('base64', off, Math.min(data!.length, off + CHUNK))}"}}\n`,
+          );
+          x.finished = x.done + 1 >= total;
+        } else {
+          const t0 = process.hrtime.bigint();
+          await x.asker.ask('{"execute":"ping"}\n');
+          x.lat.push(Number(process.hrtime.bigint() - t0) / 1000);
+          x.finished = x.done + 1 >= total;
+        }
+        x.done++;
+      }
+      // A short last turn is left out: too few requests to weigh against a full one.
+      if (n === TURN) x.turns.push(((cpuSeconds(x.a.bare.pid).exact - cpu0) / n) * 1e6);
+    }
+  }
+  const out = new Map<string, { turns: number[]; lat: number[]; total: Measured }>();
+  for (const x of state) {
+    const cpu = cpuSince(x.a.bare.pid, x.start);
+    if (what === 'up') await x.asker.ask(`{"execute":"file-close","arguments":{"handle_id":${x.handle}}}\n`);
+    x.asker.end();
+    if (what !== 'ping') {
+      const got = what === 'down' ? x.md5.digest('hex') : md5Of(x.copy);
+      fs.rmSync(x.copy, { force: true });
+      if (got !== want) throw new Error(`${x.a.name}, taking turns, ${what}: md5 ${got}, expected ${want}`);
+    }
+    out.set(x.a.name, { turns: x.turns, lat: x.lat, total: { seconds: 0, requests: x.done, cpu } });
+  }
+  return out;
+}
+
+export async function run(out: Reporter): Promise<void> {
+  const refCmd = referenceAgent();
+  const python = spawnSyncOk('python3', ['--version']);
+  let ember: Agent | undefined;
+  let ref: Agent | undefined;
+  try {
+    ember = await startAgent(EMBER_GA, python);
+    ref = refCmd ? await startAgent(refCmd, python) : undefined;
+    await measure(out, ember, ref, python);
+  } finally {
+    await stopAgent(ref);
+    await stopAgent(ember);
+  }
+}
+
+function spawnSyncOk(file: string, args: string[]): boolean {
+  try {
+    execFileSync(file, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function measure(out: Reporter, ember: Agent, ref: Agent | undefined, python: boolean): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(ember.client.bridge.dir, 'per-request-'));
+  const file = path.join(dir, 'data.bin');
+  fs.writeFileSync(file, crypto.randomBytes(FILE_BYTES));
+  const want = md5Of(file);
+  const hosts = HOSTS.filter((h) => h !== 'Python host' || python);
+  const agents = ref ? [ember, ref] : [ember];
+  const dirs: Dir[] = ['down', 'up'];
+  // Per key "agent|host|dir", one entry a round.
+  const runs = new Map<string, Measured[]>();
+  const ceiling: Record<Dir, number[]> = { down: [], up: [] };
+  // Per key "agent|down", "agent|up", "agent|ping": takingTurns()'s turns, latencies and totals over the rounds.
+  const turns = new Map<string, { turns: number[]; lat: number[]; total: Measured[] }>();
+  const add = (k: string, m: Measured) => runs.set(k, [...(runs.get(k) ?? []), m]);
+
+  // A warm-up round, not counted: each agent process moves the file each way once (ember-ga's
+  // JIT compiles its hot paths over the first few thousand requests; a daemon lives far longer).
+  if (!QUICK)
+    for (const d of dirs) for (const h of hosts) for (const a of agents) await transfer(a, h, d, file, want, dir);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const d of dirs) ceiling[d].push(await bridgeRequestResponse(CHUNK, 1, FILE_BYTES, d));
+    // Every agent and host takes every place in the round in turn (on this 2-CPU machine the
+    // place matters: see inRoundOrder in files.ts).
+    const order = round % 2 ? [...agents].reverse() : agents;
+    const hostOrder = hosts.map((_, i) => hosts[(i + round) % hosts.length]);
+    for (const d of dirs)
+      for (const h of hostOrder)
+        for (const a of order) add(`${a.name}|${h}|${d}`, await transfer(a, h, d, file, want, dir));
+    for (const what of [...dirs, 'ping'] as const) {
+      for (const [name, r] of await takingTurns(order, what, file, want, dir)) {
+        const t = turns.get(`${name}|${what}`) ?? { turns: [], lat: [], total: [] };
+        turns.set(`${name}|${what}`, {
+          turns: [...t.turns, ...r.turns],
+          lat: [...t.lat, ...r.lat],
+          total: [...t.total, r.total],
+        });
+      }
+    }
+  }
+
+  const refName = ref?.name ?? '';
+  if (QUICK)
+    out.note('EMBER_BENCH_QUICK=1: small sizes and one round, to show the benchmark runs; these figures mean nothing');
+  const us = (m: Measured, how: 'stat' | 'exact') => (m.cpu[how] / m.requests) * 1e6;
+  const perRequestStat = (ms: Measured[]) =>
+    (ms.reduce((t, m) => t + m.cpu.stat, 0) / ms.reduce((t, m) => t + m.requests, 0)) * 1e6;
+  /** "0.45x the reference's 60.1 us (...)": the median of paired ratios, their middle half, and the check by /proc/PID/stat totals. */
+  const versus = (mine: number[], theirs: number[], statMine: number, statTheirs: number) => {
+    const ratios = mine.map((m, i) => m / theirs[i]).sort((x, y) => x - y);
+    const statRatio = statTheirs > 0 ? ratio(statMine / statTheirs) : 'n/a';
+    return (
+      `${ratio(median(ratios))} the reference's ${median(theirs).toFixed(1)} us` +
+      (ratios.length > 1
+        ? ` (middle half ${ratio(percentile(ratios, 25))}-${ratio(percentile(ratios, 75))}; /proc/PID/stat totals: ${statRatio})`
+        : '')
+    );
+  };
+  const verb = { down: 'file-read', up: 'file-write', ping: 'ping' };
+  out.heading(
+    `agent CPU per request, one at a time, minimal host, the agents taking turns every ${TURN} requests (user+system, all threads, /proc; ${ROUNDS} x ${FILE_BYTES / MiB} MiB each way; goal <= 0.50x the reference)`,
+  );
+  for (const what of [...dirs, 'ping'] as const) {
+    const mine = turns.get(`ember-ga|${what}`)!;
+    const theirs = ref ? turns.get(`${refName}|${what}`)! : undefined;
+    const pairs = theirs ? Math.min(mine.turns.length, theirs.turns.length) : 0;
+    out.row(
+      `${verb[what]}${what === 'ping' ? '' : ' 4 KiB'}`,
+      `${median(mine.turns).toFixed(1)} us`,
+      theirs
+        ? versus(
+            mine.turns.slice(0, pairs),
+            theirs.turns.slice(0, pairs),
+            perRequestStat(mine.total),
+            perRequestStat(theirs.total),
+          )
+        : undefined,
+    );
+  }
+  out.note(
+    'each figure the median over turns; the ratio the median of the ratios of turns run one right after the other (a pair shares the load of the rest of the machine)',
+  );
+  out.heading(`agent CPU per request through the other hosts, each transfer whole (median of ${ROUNDS} rounds)`);
+  for (const d of dirs) {
+    for (const h of hosts.filter((x) => x !== 'minimal host')) {
+      const mine = runs.get(`ember-ga|${h}|${d}`)!;
+      const theirs = ref ? runs.get(`${refName}|${h}|${d}`) : undefined;
+      out.row(
+        `${verb[d]} 4 KiB, ${h}`,
+        `${median(mine.map((m) => us(m, 'exact'))).toFixed(1)} us`,
+        theirs
+          ? versus(
+              mine.map((m) => us(m, 'exact')),
+              theirs.map((m) => us(m, 'exact')),
+              perRequestStat(mine),
+              perRequestStat(theirs),
+            )
+          : undefined,
+      );
+    }
+  }
+
+  out.heading(
+    `wall clock, 4 KiB one at a time, ${FILE_BYTES / MiB} MiB each way, md5-verified (median of ${ROUNDS}; goal >= 1.20x the reference, >= 0.90x the stand-in)`,
+  );
+  const rate = (k: string) => median(runs.get(k)!.map((m) => mibps(FILE_BYTES, m.seconds)));
+  for (const d of dirs) {
+    const c = median(ceiling[d]);
+    out.row(`stand-in guest ${d === 'down' ? 'download' : 'upload'}`, `${c.toFixed(1)} MiB/s`, 'no agent work');
+    for (const h of hosts) {
+      const e = rate(`ember-ga|${h}|${d}`);
+      const r = ref ? rate(`${refName}|${h}|${d}`) : undefined;
+      out.row(
+        `${d === 'down' ? 'download' : 'upload'}, ${h}`,
+        `${e.toFixed(1)} MiB/s`,
+        `${r === undefined ? '' : `${ratio(e / r)} the reference's ${r.toFixed(1)}, `}${ratio(e / c)} stand-in`,
+      );
+    }
+  }
+  const lat = [...turns.get('ember-ga|ping')!.lat].sort((a, b) => a - b);
+  const refLat = ref ? [...turns.get(`${refName}|ping`)!.lat].sort((a, b) => a - b) : undefined;
+  const p50 = percentile(lat, 50);
+  out.row(
+    'ping p50, minimal host',
+    `${p50.toFixed(0)} us`,
+    refLat
+      ? `${ratio(p50 / percentile(refLat, 50))} the reference's ${percentile(refLat, 50).toFixed(0)} us (goal <= 0.80x)`
+      : undefined,
+  );
+  out.note(
+    `after a warm-up round (not counted), each round: the stand-in's ceilings, every transfer (agents and hosts taking turns at each place), then the minimal host's turns (reads, writes, ${PINGS} pings); ` +
+      (ref
+        ? 'reference: phoenix-guest-agent 0.7.1 through the same bridge and hosts'
+        : 'no reference built: no ratios to it'),
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,53 @@
+// `npm run bench -- per-request` still runs and prints every row: its quick mode
+// (EMBER_BENCH_QUICK=1, a 1 MiB file, one round, no warm-up) end to end, through the same
+// bridges, hosts and checks. No figure is judged here: benchmarks are scripts, and a timed
+// assertion on this machine would be noise.
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import * as assert from 'uvu/assert';
+import { REPO } from '../helpers/agent';
+import { command, suite } from '../helpers/harness';
+
+const test = suite('bench per-request');
+
+test(
+  'npm run bench -- per-request (quick mode) finishes and prints every row, each with a number',
+  () => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'bench', 'run.js'), 'per-request'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, EMBER_BENCH_QUICK: '1' },
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    assert.is(r.status, 0, out);
+    assert.match(out, /^bench finished in [0-9.]+ s$/m);
+    assert.not.match(out, /section per-request failed/);
+    assert.not.match(out, /NaN|Infinity/, 'every figure is a number');
+    const rows = [
+      'file-read 4 KiB ',
+      'file-write 4 KiB ',
+      'ping ',
+      'file-read 4 KiB, client',
+      'file-write 4 KiB, client',
+      'stand-in guest download',
+      'stand-in guest upload',
+      'download, minimal host',
+      'download, client',
+      'upload, minimal host',
+      'upload, client',
+      'ping p50, minimal host',
+    ];
+    if (command('python3')() === undefined) rows.push('download, Python host', 'file-write 4 KiB, Python host');
+    for (const label of rows) {
+      assert.ok(
+        out.split('\n').some((l) => l.startsWith(`  ${label}`) && /\d/.test(l.slice(36))),
+        `no row "${label}" with a figure:\n${out}`,
+      );
+    }
+    assert.match(out, /these figures mean nothing/);
+  },
+  { timeout: 150_000, needs: [command('socat')] },
+);
+
+test.run();
