@@ -205,27 +205,45 @@ class Port : public Napi::ObjectWrap<Port> {
   }
 
   void ReadSome() {
+    size_t have = 0;  // bytes read into read_buf_ and not yet handed to JS
     for (int i = 0; i < kReadsPerWakeup && fd_ >= 0 && connected_ && !paused_; i++) {
-      Napi::HandleScope scope(Env());
-      ssize_t n = read(fd_, read_buf_.get(), kReadSize);
+      ssize_t n = read(fd_, read_buf_.get() + have, kReadSize - have);
       if (n > 0) {
-        Emit("data", Napi::Buffer<char>::Copy(Env(), read_buf_.get(), n));
-        // Short read: drained. Another read would only answer EAGAIN, a syscall per request;
-        // the poll is level-triggered, so data that arrives meanwhile wakes us again.
+        have += static_cast<size_t>(n);
+        // A request line cut short by the device (a pty hands over 4095 bytes a read, a virtio
+        // port one buffer) usually has its rest there already: read on, so that it reaches JS
+        // in one 'data' and one wake-up. One that ends in a newline is whole: stop there, or the
+        // next read would only answer EAGAIN, a syscall per request.
+        if (have < kReadSize && read_buf_[have - 1] != '\n') continue;
+        EmitData(have);
+        have = 0;
+        // Short read: drained. The poll is level-triggered: data that arrives meanwhile wakes us again.
         if (static_cast<size_t>(n) < kReadSize) return;
       } else if (n == 0) {
+        EmitData(have);
         Hangup();  // virtio: host side closed
         return;
       } else if (errno == EINTR) {
         continue;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        EmitData(have);
         return;
       } else {
-        if (errno != EIO) EmitError(errno, "read");
+        int err = errno;
+        EmitData(have);
+        if (err != EIO) EmitError(err, "read");
         Hangup();  // pty: master gone (EIO)
         return;
       }
     }
+    EmitData(have);
+  }
+
+  // Hands the first n bytes of read_buf_ to JS as a 'data' Buffer (none when n is 0).
+  void EmitData(size_t n) {
+    if (n == 0) return;
+    Napi::HandleScope scope(Env());
+    Emit("data", Napi::Buffer<char>::Copy(Env(), read_buf_.get(), n));
   }
 
   void Hangup() {
