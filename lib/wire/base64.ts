@@ -18,6 +18,19 @@ export function decodeBase64(text: string): Buffer | undefined {
   return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
 }
 
+/**
+ * Strict base64 with nothing skipped (decodeBase64 less its line breaks): the rules of the
+ * addon's decoder, for text cut out of a request line (a raw control character there would be
+ * invalid JSON, not a line break to skip). Any character outside the alphabet, which
+ * Buffer.from drops, leaves the decoded length short of what the text's length implies.
+ */
+export function decodeBase64Exact(s: string): Buffer | undefined {
+  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return undefined;
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  const buf = Buffer.from(s, 'base64');
+  return buf.length === (s.length / 4) * 3 - pad ? buf : undefined;
+}
+
 /** Decoded bytes in memory that is given back (and may then be reused) with release(). */
 export interface DecodedBytes {
   readonly bytes: Buffer;

@@ -16,10 +16,13 @@ export interface Request {
   release(): void;
 }
 
-/** Lines at least this long are searched for long base64 strings to cut out (cutBase64Strings). */
-const CUT_LINE_BYTES = 16 * 1024;
-/** Strings at least this long are cut out; shorter ones cost JSON.parse next to nothing. */
-const CUT_STRING_BYTES = 8 * 1024;
+/**
+ * Lines at least this long are searched for long base64 strings to cut out (cutBase64Strings),
+ * and strings at least this long are cut: a 4 KiB file-write's 5.4 KB of base64 already cost
+ * JSON.parse more than finding and decoding it; shorter ones cost next to nothing.
+ */
+const CUT_LINE_BYTES = 4 * 1024;
+const CUT_STRING_BYTES = 4 * 1024;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /**
@@ -94,26 +97,28 @@ export function parseJson(line: Buffer | string, decode?: Base64Decoder): { valu
   const cut =
     decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
   if (cut) {
-    const found: { holder: Record<string, unknown>; key: string; cut: Base64Text }[] = [];
     try {
-      const value: unknown = JSON.parse(
-        cut.rest.toString('utf8'),
-        function (this: Record<string, unknown>, key: string, v: unknown) {
-          if (typeof v !== 'string' || !v.startsWith(CUT_MARK)) return v;
-          const c = cut.cuts[Number(v.slice(CUT_MARK.length))];
-          found.push({ holder: this, key, cut: c });
-          return c;
-        },
-      );
+      const value: unknown = JSON.parse(cut.rest.toString('utf8'));
       const args =
         value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
-      // Anywhere but as a value of "arguments" (an object), a cut string is the string.
-      for (const f of found) if (f.holder !== args || Array.isArray(args)) f.holder[f.key] = f.cut.text;
-      return { value: value instanceof Base64Text ? value.text : value, cuts: cut.cuts };
+      // Each cut string goes back where JSON.parse put its marker, as a value of "arguments" (an
+      // object). One found anywhere else (a nested value, a duplicate key's loser, a
+      // "__proto__") is needed as the string it is: the line is parsed whole instead.
+      let placed = 0;
+      if (args !== null && typeof args === 'object' && !Array.isArray(args)) {
+        const obj = args as Record<string, unknown>;
+        for (const key of Object.keys(obj)) {
+          const v = obj[key];
+          if (typeof v !== 'string' || !v.startsWith(CUT_MARK) || key === '__proto__') continue;
+          obj[key] = cut.cuts[Number(v.slice(CUT_MARK.length))];
+          placed++;
+        }
+      }
+      if (placed === cut.cuts.length) return { value, cuts: cut.cuts };
     } catch {
-      for (const c of cut.cuts) c.decoded.release();
       // Parsed whole below, for JSON.parse's own message.
     }
+    for (const c of cut.cuts) c.decoded.release();
   }
   return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
 }
