@@ -12,6 +12,7 @@ type Section = { run(out: Reporter): Promise<void> };
 
 const SECTIONS: [name: string, load: () => Promise<Section>][] = [
   ['files', () => import('./files')],
+  ['qemu-ga', () => import('./qemu-ga')],
   ['routes', () => import('./routes')],
   ['sysinfo', () => import('./sysinfo')],
   ['startup', () => import('./startup')],
