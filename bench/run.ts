@@ -13,6 +13,7 @@ type Section = { run(out: Reporter): Promise<void> };
 const SECTIONS: [name: string, load: () => Promise<Section>][] = [
   ['files', () => import('./files')],
   ['per-request', () => import('./per-request')],
+  ['qemu-ga', () => import('./qemu-ga')],
   ['routes', () => import('./routes')],
   ['sysinfo', () => import('./sysinfo')],
   ['startup', () => import('./startup')],

@@ -187,9 +187,13 @@ class Port : public Napi::ObjectWrap<Port> {
         return;
       }
     }
+    // Paused, the poll is stopped: the wake-up handle keeps the loop (and the process) alive
+    // meanwhile, or an agent paused on a large answer would exit while the writer sends it.
     if (events == 0) {
       uv_poll_stop(poll_);
+      uv_ref(reinterpret_cast<uv_handle_t*>(async_));
     } else {
+      uv_unref(reinterpret_cast<uv_handle_t*>(async_));
       uv_poll_start(poll_, events, [](uv_poll_t* h, int status, int ev) {
         if (h->data != nullptr) static_cast<Port*>(h->data)->OnPoll(status, ev);
       });

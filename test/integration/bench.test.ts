@@ -52,4 +52,40 @@ test(
   { timeout: 150_000, needs: [command('socat'), command('md5sum')] },
 );
 
+test(
+  'npm run bench -- qemu-ga (quick mode) finishes and prints every row, each with a number',
+  () => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'bench', 'run.js'), 'qemu-ga'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, EMBER_BENCH_QUICK: '1' },
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    assert.is(r.status, 0, out);
+    assert.not.match(out, /section qemu-ga failed/);
+    assert.not.match(out, /NaN|Infinity/, 'every figure is a number');
+    for (const label of [
+      'raw guest->host',
+      'qemu-ga: read, 4 KiB, 1 in flight',
+      'ember-ga: read, 4 KiB, 1 in flight',
+      'qemu-ga: read, 48 MiB, 2 in flight',
+      'ember-ga: read, 48 MiB, 2 in flight',
+      'qemu-ga: write, 32 MiB, 1 in flight',
+      'ember-ga: write, 8 MiB, 2 in flight',
+      'ember-ga: read 16 MiB, 48 MiB, 2 in flight',
+      'ember-ga: write 16 MiB, 8 MiB, 2 in flight',
+      "ember-ga's best read vs qemu-ga's",
+      "ember-ga's best write vs qemu-ga's",
+      'ember-ga peak RSS',
+    ]) {
+      assert.ok(
+        out.split('\n').some((l) => l.startsWith(`  ${label}`) && /\d/.test(l.slice(label.length + 2))),
+        `no row "${label}" with a figure:\n${out}`,
+      );
+    }
+  },
+  { timeout: 150_000, needs: [command('socat'), command('md5sum'), command('qemu-ga')] },
+);
+
 test.run();

@@ -5,7 +5,7 @@
 // Each script runs on qemu-ga, then on ember-ga, on the same fixture made afresh in the same
 // dir, so paths in messages match; answers are compared field by field, handle values aside
 // (qemu-ga's start at 1000), and so are the files left behind.
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -14,8 +14,9 @@ import { Agent } from '../../lib/agent';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { silentLogger } from '../../lib/log';
 import { UnixTransport } from '../../lib/transports/unix';
-import { errorMessage, LineClient, tmpDir } from '../helpers/agent';
-import { suite } from '../helpers/harness';
+import { errorMessage, LineClient, startAgentWith, tmpDir, type RunningAgent } from '../helpers/agent';
+import { command, suite, waitFor } from '../helpers/harness';
+import { unixListening } from '../helpers/unix-socket';
 import { qgaDownload, qgaUpload, QgaBulkHost } from '../helpers/qga-bulk';
 import {
   diffAnswers,
@@ -601,5 +602,37 @@ test('ember-ga alone: the file commands answer without qemu-ga installed', async
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  'over a pty port, a read whose answer passes the 16 MiB output limit arrives whole (the agent waits for it, paused)',
+  async () => {
+    const dir = tmpDir('ember-ga-qga-pty-');
+    const pty = path.join(dir, 'pty');
+    const hostSocket = path.join(dir, 'host.sock');
+    const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
+    let agent: RunningAgent | undefined;
+    let host: QgaBulkHost | undefined;
+    try {
+      await waitFor(() => fs.existsSync(pty) && unixListening(hostSocket), 5_000, 'socat');
+      agent = await startAgentWith(['-p', pty, '--protocol', 'qemu-ga'], hostSocket, dir);
+      const data = crypto.randomBytes(20 * MiB);
+      const file = path.join(dir, 'data');
+      fs.writeFileSync(file, data);
+      host = await QgaBulkHost.connect(hostSocket);
+      const r = await qgaDownload(host, file, 20 * MiB);
+      assert.equal(
+        { md5: r.md5, bytes: r.bytes },
+        { md5: crypto.createHash('md5').update(data).digest('hex'), bytes: data.length },
+      );
+      assert.is(agent.proc.exitCode, null, 'the agent is still running');
+    } finally {
+      host?.close();
+      await agent?.stop();
+      socat.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs: [command('socat')], timeout: 60_000 },
+);
 
 test.run();

@@ -21,6 +21,8 @@ export const QGA_READ_COUNT_MAX = 48 * 1024 * 1024;
  * queued for the hosts is under the limit: the last such answer is freed before the next is made.
  */
 const COLLECT_BEFORE_READ = 16 * 1024 * 1024;
+/** Writes of this many bytes or more start with one too (see guest-file-write). */
+const COLLECT_BEFORE_WRITE = 4 * 1024 * 1024;
 
 const SEEK_NAMES = ['set', 'cur', 'end'] as const;
 
@@ -138,6 +140,9 @@ export const fileCommands = [
       if (data === null) throw new QgaError('Base64 data contains invalid characters');
       const count = a.count ?? data.length;
       if (count < 0 || count > data.length) throw invalidCount(count);
+      // The buffers of the last large writes (their request lines, their decoded data) are dead
+      // but promoted by now: freed before this one's write, not piled up behind it.
+      if (count >= COLLECT_BEFORE_WRITE) collectAll();
       // fwrite of nothing writes nothing, whatever the direction.
       const n = count === 0 ? 0 : await h.writeSome(data.subarray(0, count)).catch(failed('failed to write to file'));
       return { count: n, eof: false };
