@@ -831,7 +831,7 @@ qgaCheck(
 );
 
 qgaCheck(
-  'qemu-ga: guest-set-time sets the clock and the RTC (guest-get-time, date, /sys/class/rtc); without time, the clock from the RTC',
+  'qemu-ga: guest-set-time sets the clock and the RTC (guest-get-time, date, /sys/class/rtc); without time, the clock from the RTC; refused without hwclock',
   [],
   ['guest-set-time', 'guest-get-time', 'guest-exec', 'guest-exec-status'],
   async () => {
@@ -843,15 +843,23 @@ qgaCheck(
       const hi = base + (Date.now() - since) / 1000 + 2;
       assert(got >= base - 2 && got <= hi, `${what}: ${got.toFixed(1)}, expected ${base} to ${hi.toFixed(1)}`);
     };
-    if ((await guestSh('[ -x /sbin/hwclock ]')).code !== 0) {
-      // qemu-ga refuses both forms without hwclock(8)
+    const tb = Date.now();
+    const before = await clock();
+    // Without hwclock(8) qemu-ga refuses both forms and leaves the clock alone: shown with the
+    // guest's (busybox's) moved aside for the time of it, when the guest has one.
+    const hasHwclock = (await guestSh('[ -x /sbin/hwclock ]')).code === 0;
+    if (hasHwclock) await guestShOk('mv /sbin/hwclock /sbin/hwclock.away');
+    try {
       for (const args of [{ time: T1 * 1e9 }, undefined]) {
         const a = await q.call('guest-set-time', args);
         const desc = 'this feature or command is not currently supported';
         assert(isQgaError(a, 'GenericError', desc), `guest-set-time without /sbin/hwclock: ${JSON.stringify(a)}`);
       }
-      return 'the guest has no /sbin/hwclock: refused as qemu-ga refuses it';
+    } finally {
+      if (hasHwclock) await guestShOk('mv /sbin/hwclock.away /sbin/hwclock');
     }
+    near(await clock(), Math.floor(before), tb, 'the guest clock after the refused guest-set-time');
+    if (!hasHwclock) return 'the guest has no /sbin/hwclock: refused as qemu-ga refuses it';
     let detail = '';
     try {
       const t1 = Date.now();
@@ -1218,7 +1226,7 @@ check('agent-shutdown: answers true, exits, and /init restarts it', [], async ()
 
 // Last of the first guest: guest-shutdown, reboot then power-off.
 qgaCheck(
-  'qemu-ga: guest-shutdown reboot: no answer; the guest reboots (QEMU RESET event), /init and the agent come back',
+  'qemu-ga: guest-shutdown reboot: refused without /sbin/shutdown; with it no answer, the guest reboots (QEMU RESET event), /init and the agent come back',
   [],
   ['guest-shutdown'],
   async () => {
@@ -1227,6 +1235,20 @@ qgaCheck(
     const from = m.events.length;
     const console0 = qemu.consoleText().length;
     const starts = agentStarts().length;
+    // Without /sbin/shutdown: qemu-ga's error, and nothing happens.
+    await guestShOk('mv /sbin/shutdown /sbin/shutdown.away');
+    let refused;
+    try {
+      refused = await q.call('guest-shutdown', { mode: 'reboot' });
+    } finally {
+      await guestShOk('mv /sbin/shutdown.away /sbin/shutdown');
+    }
+    const desc = 'child process has failed to shutdown';
+    assert(
+      isQgaError(refused, 'GenericError', desc),
+      `guest-shutdown without /sbin/shutdown: ${JSON.stringify(refused)}`,
+    );
+    assert(!m.events.slice(from).some((e) => e.event === 'RESET'), 'the guest reset without /sbin/shutdown');
     q.send('{"execute":"guest-shutdown","arguments":{"mode":"reboot"}}\n');
     const reset = await m.waitEvent('RESET', from, 60_000);
     assert(reset.data?.guest === true, `RESET event ${JSON.stringify(reset.data)}`);
@@ -1247,7 +1269,7 @@ qgaCheck(
       assert(re.test(said), `the console does not show ${re}`);
     assert(agentStarts().length === starts + 1, 'no new agent start after the reboot');
     assert(!qemu.exited, 'QEMU exited instead of rebooting');
-    return `RESET event; answering again ${boot.toFixed(1)} s later`;
+    return `without /sbin/shutdown "${desc}"; then a RESET event, answering again ${boot.toFixed(1)} s later`;
   },
   checks,
   REBOOT_DEADLINE_MS + 90_000,
