@@ -791,10 +791,13 @@ async function lineProxy(
         pending += d.toString('latin1');
         let nl: number;
         while ((nl = pending.indexOf('\n')) >= 0) {
-          to.write(edit(pending.slice(0, nl + 1), goingUp), 'latin1');
+          if (!to.destroyed) to.write(edit(pending.slice(0, nl + 1), goingUp), 'latin1');
           pending = pending.slice(nl + 1);
         }
       });
+      // Either side may go first (the client's close, the agent's): the other follows, and a
+      // write racing the close (EPIPE) must not take the test process down.
+      from.on('error', () => to.destroy());
       from.on('close', () => to.destroy());
     };
     relay(c, up, true);
