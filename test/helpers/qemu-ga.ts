@@ -36,6 +36,7 @@ export class QmpClient {
       this.buf = Buffer.concat([this.buf, d]);
       for (const w of this.waiters.splice(0)) w();
     });
+    sock.on('error', () => {}); // ECONNRESET from an agent killed by a test: 'close' follows
     sock.on('close', () => {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w();
