@@ -301,6 +301,22 @@ export class LocalDest {
   }
 }
 
+/**
+ * A download's destination once every byte is in: a local file committed (linked in, fsync'ed
+ * unless told not to), a stream ended and flushed, or left open when `end: false`.
+ */
+export async function finishDest(
+  local: LocalDest | undefined,
+  stream: StreamDest | undefined,
+  opts: CopyFromOptions,
+): Promise<void> {
+  if (local) await local.commit(opts.fsync ?? true);
+  else if (opts.end ?? true) {
+    stream!.dest.end();
+    await once(stream!.dest, 'finish');
+  } else stream!.check();
+}
+
 export async function copyFrom(
   ga: GuestAgent,
   guestPath: string,
@@ -368,11 +384,7 @@ export async function copyFrom(
       t.progress({ bytes, total, phase: 'verify' }, opts);
       await checkGuestMd5(remoteMd5, digest, opts.signal, what);
     }
-    if (local) await local.commit(opts.fsync ?? true);
-    else if (opts.end ?? true) {
-      stream!.dest.end();
-      await once(stream!.dest, 'finish');
-    } else stream!.check();
+    await finishDest(local, stream, opts);
     return {
       bytes,
       md5: digest,

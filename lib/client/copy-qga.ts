@@ -4,7 +4,6 @@
 // read must be the md5 of the bytes copied. Against a real qemu-ga: 4096-byte chunks (its default
 // read count), one request at a time; against an ember-ga: 1 MiB chunks, several in flight.
 import { createHash } from 'crypto';
-import { once } from 'events';
 import * as fs from 'fs';
 import { constants } from 'os';
 import type { Readable, Writable } from 'stream';
@@ -19,7 +18,7 @@ import {
   type CopyToOptions,
   type Transfer,
 } from './copy';
-import { LocalDest, StreamDest } from './copy-from';
+import { LocalDest, StreamDest, finishDest } from './copy-from';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { QemuGaCommands, QgaReadResult } from './qemu-ga-commands';
@@ -181,11 +180,7 @@ export async function copyFromQga(
     }
     handleOpen = false;
     await qga.fileClose(handle);
-    if (local) await local.commit(opts.fsync ?? true);
-    else if (opts.end ?? true) {
-      stream!.dest.end();
-      await once(stream!.dest, 'finish');
-    } else stream!.check();
+    await finishDest(local, stream, opts);
     return {
       bytes,
       md5: digest,
