@@ -3,10 +3,12 @@
 // and noisy, so absolute numbers mean little on their own).
 //
 // A section is a module bench/<name>.ts exporting `async function run(out: Reporter)`; adding
-// one is one file and one line in SECTIONS.
+// one is one file and one line in SECTIONS. What a section printed also goes into the results
+// file, docs/BENCHMARKS.md (unless --no-results), when the section completes.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { consoleReporter, type Reporter } from './report';
+import { runHeader, writeSection } from './results';
 
 type Section = { run(out: Reporter): Promise<void> };
 
@@ -21,6 +23,7 @@ const SECTIONS: [name: string, load: () => Promise<Section>][] = [
 
 async function main(argv: string[]): Promise<number> {
   const wanted = argv.filter((a) => !a.startsWith('-'));
+  const results = !argv.includes('--no-results');
   const unknown = wanted.filter((w) => !SECTIONS.some(([n]) => n === w));
   if (unknown.length) {
     process.stderr.write(
@@ -30,22 +33,39 @@ async function main(argv: string[]): Promise<number> {
   }
   // The pty bridge is socat: installed from Debian's packages when missing, as `npm test` does.
   spawnSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'test-deps.sh'), 'socat'], { stdio: 'inherit' });
-  const out = consoleReporter();
+  const root = path.join(__dirname, '..', '..');
+  const resultsFile = path.join(root, 'docs', 'BENCHMARKS.md');
+  let printed = '';
+  const out = consoleReporter((s) => {
+    printed += s;
+    process.stdout.write(s);
+  });
   let failed = 0;
   const started = Date.now();
   for (const [name, load] of SECTIONS) {
     if (wanted.length && !wanted.includes(name)) continue;
     const t0 = Date.now();
+    const header = runHeader(root);
+    printed = '';
     try {
       await (await load()).run(out);
       out.note(`section ${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (results)
+        writeSection(
+          resultsFile,
+          SECTIONS.map(([n]) => n),
+          name,
+          header,
+          printed,
+        );
     } catch (e) {
       failed++;
       process.stderr.write(`\nsection ${name} failed: ${(e as Error).stack ?? e}\n`);
     }
   }
   process.stdout.write(
-    `\nbench finished in ${((Date.now() - started) / 1000).toFixed(1)} s${failed ? `, ${failed} section(s) failed` : ''}\n`,
+    `\nbench finished in ${((Date.now() - started) / 1000).toFixed(1)} s${failed ? `, ${failed} section(s) failed` : ''}` +
+      `${results ? `; figures in ${path.relative(process.cwd(), resultsFile) || resultsFile}` : ''}\n`,
   );
   return failed ? 1 : 0;
 }
