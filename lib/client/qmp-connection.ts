@@ -1,5 +1,6 @@
 // QmpConnection: the request core for an agent that speaks qemu-guest-agent's protocol (qemu-ga
-// itself, or ember-ga --protocol qemu-ga), over the same links as AgentConnection (link.ts).
+// itself, or ember-ga --protocol qemu-ga), over the same links as AgentConnection (link.ts), with
+// the same lifecycle (BaseConnection).
 //
 // Synchronisation is libvirt's: before the first request on a connection, and again after a
 // timeout or anything that is not an answer, the client sends a 0xFF byte (the agent drops any
@@ -8,11 +9,10 @@
 // the id. Each request carries an "id" and is matched by it. A real qemu-ga gets one request at a
 // time, as libvirt sends them; an ember-ga (it answers ember-ga-info, which qemu-ga does not
 // have) gets them pipelined, since it answers in order.
-import { EventEmitter } from 'events';
-import { randomBytes, randomInt } from 'crypto';
+import { randomInt } from 'crypto';
 import { GuestAgentError, hostError } from './errors';
-import { checkTimeout, noAnswer, type CallOptions, type GuestAgentOptions } from './connection';
-import { connectorFor, type Connector, type Link } from './link';
+import { BaseConnection, type CallOptions, type GuestAgentOptions, type PendingCall } from './base-connection';
+import { connectorFor, type Connector } from './link';
 import type { EmberGaInfo, QgaAnswers, QgaCommandName, QgaInfo } from './qemu-ga-types';
 import type { Features } from './types';
 
@@ -30,15 +30,11 @@ export interface QmpAnswer {
   id?: unknown;
 }
 
-interface Pending {
-  id: string;
-  command: string;
+interface Pending extends PendingCall {
   line: string;
   sent: boolean;
   /** Resolved with the whole answer (execute() takes its `return`). */
   resolve(a: QmpAnswer): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
 }
 
 interface Sync {
@@ -116,16 +112,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * 'unmatched' (an answer nobody waits for, or `{invalid: TEXT}` for bytes that are not one;
  * not for what a sync skips).
  */
-export class QmpConnection extends EventEmitter {
-  readonly timeout: number;
-  readonly connectTimeout: number;
-  readonly reconnect: boolean;
-  private readonly connector: Connector;
-  private link: Link | undefined;
-  private connecting: Promise<void> | undefined;
-  private everConnected = false;
-  private closed = false;
-  private readonly byId = new Map<string, Pending>();
+export class QmpConnection extends BaseConnection<Pending> {
   /** Requests not sent yet, in order. */
   private readonly queue: Pending[] = [];
   /** Requests sent and not answered, oldest first. */
@@ -134,20 +121,10 @@ export class QmpConnection extends EventEmitter {
   private synced = false;
   /** Requests may be sent before the previous one is answered (an ember-ga). */
   private pipelined = false;
-  private maxRequestBytes = Infinity;
-  private featuresP: Promise<Features> | undefined;
-  private readonly idPrefix = randomBytes(4).toString('hex') + '-';
-  private seq = 0;
   private readonly stream: QmpStream;
-  /** Something came on the current connection (else a timeout may mean another host holds it). */
-  private heard = false;
 
   constructor(opts: GuestAgentOptions, connector: Connector = connectorFor(opts)) {
-    super();
-    this.connector = connector;
-    this.timeout = checkTimeout('timeout', opts.timeout ?? 30_000);
-    this.connectTimeout = checkTimeout('connectTimeout', opts.connectTimeout ?? 10_000);
-    this.reconnect = opts.reconnect ?? true;
+    super(opts, connector);
     this.stream = new QmpStream(
       (line) => this.onLine(line),
       () => {
@@ -158,61 +135,21 @@ export class QmpConnection extends EventEmitter {
     );
   }
 
-  get description(): string {
-    return this.connector.description;
+  // The sync comes with a new connection's first request.
+  protected begin(): void {
+    this.stream.reset();
+    this.synced = false;
   }
 
-  get connected(): boolean {
-    return this.link !== undefined;
+  protected received(chunk: Buffer): void {
+    this.stream.push(chunk);
   }
 
-  /** Requests sent or queued and not yet answered. */
-  get inFlight(): number {
-    return this.byId.size;
-  }
-
-  /** Connects (again) if not connected; the sync comes with the first request. */
-  connect(): Promise<void> {
-    if (this.closed) return Promise.reject(hostError('ENOTCONN', 'the client is closed'));
-    if (this.link) return Promise.resolve();
-    this.connecting ??= (async () => {
-      try {
-        this.stream.reset();
-        this.heard = false;
-        const link = await this.connector.connect(
-          {
-            data: (chunk) => {
-              this.heard = true;
-              this.stream.push(chunk);
-            },
-            close: (reason) => this.lost(reason),
-          },
-          this.connectTimeout,
-        );
-        if (this.closed) {
-          link.destroy();
-          throw hostError('ENOTCONN', 'the client was closed while connecting');
-        }
-        this.link = link;
-        this.synced = false;
-        this.everConnected = true;
-        this.emit('connect');
-      } finally {
-        this.connecting = undefined;
-      }
-    })();
-    return this.connecting;
-  }
-
-  /** Closes the connection; requests in flight fail with ECONNRESET. */
-  async close(): Promise<void> {
-    this.closed = true;
-    const link = this.link;
-    this.link = undefined;
-    link?.destroy();
-    this.connector.close();
+  protected dropped(): void {
+    this.stream.reset();
     this.endSync();
-    this.failAll(hostError('ECONNRESET', 'the client was closed'));
+    this.synced = false;
+    this.pipelined = false;
   }
 
   /** Synchronises now (as before a first request), resolving once the agent answered the sync. */
@@ -243,32 +180,14 @@ export class QmpConnection extends EventEmitter {
    * (its `id` removed: it is the client's). For a passthrough that shows the answer as it came.
    */
   request(command: string, args: Record<string, unknown> | undefined, opts: CallOptions = {}): Promise<QmpAnswer> {
-    if (!this.link) {
-      if (this.closed) return Promise.reject(hostError('ENOTCONN', `${command}: the client is closed`, command));
-      if (opts.noReconnect || (this.everConnected && !this.reconnect))
-        return Promise.reject(hostError('ENOTCONN', `${command}: not connected to ${this.description}`, command));
-      return this.connect().then(() => this.request(command, args, opts));
-    }
-    let timeout: number;
-    try {
-      timeout = opts.timeout === undefined ? this.timeout : checkTimeout('timeout', opts.timeout);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const id = this.idPrefix + ++this.seq;
+    if (!this.link) return this.unlinked(command, opts, () => this.request(command, args, opts));
+    const timeout = this.timeoutOf(opts);
+    if (timeout instanceof Error) return Promise.reject(timeout);
+    const id = this.nextId();
     const line =
       JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id }) + '\n';
-    if (line.length - 1 > this.maxRequestBytes / 3) {
-      const bytes = Buffer.byteLength(line) - 1;
-      if (bytes > this.maxRequestBytes)
-        return Promise.reject(
-          hostError(
-            'EMSGSIZE',
-            `${command}: request of ${bytes} bytes is longer than the agent's limit of ${this.maxRequestBytes}`,
-            command,
-          ),
-        );
-    }
+    const tooLong = this.tooLong(command, line, 1);
+    if (tooLong) return Promise.reject(tooLong);
     return new Promise<QmpAnswer>((resolve, reject) => {
       const p: Pending = {
         id,
@@ -279,25 +198,17 @@ export class QmpConnection extends EventEmitter {
         reject,
         timer: setTimeout(() => this.expire(p, timeout), timeout),
       };
-      this.byId.set(id, p);
+      this.pending.set(id, p);
       this.queue.push(p);
       this.pump();
     });
   }
 
   /**
-   * What the agent is, asked once per connection: ember-ga answers ember-ga-info (then requests
-   * are pipelined and reads may be large); qemu-ga answers it CommandNotFound.
+   * What the agent is (features(), once per connection): ember-ga answers ember-ga-info (then
+   * requests are pipelined and reads may be large); qemu-ga answers it CommandNotFound.
    */
-  features(): Promise<Features> {
-    this.featuresP ??= this.detect().catch((e) => {
-      this.featuresP = undefined;
-      throw e;
-    });
-    return this.featuresP;
-  }
-
-  private async detect(): Promise<Features> {
+  protected async detect(): Promise<Features> {
     let ember: EmberGaInfo | undefined;
     try {
       ember = await this.execute('ember-ga-info');
@@ -383,7 +294,7 @@ export class QmpConnection extends EventEmitter {
       return;
     }
     const answer = a as QmpAnswer;
-    const p = typeof answer.id === 'string' ? this.byId.get(answer.id) : undefined;
+    const p = typeof answer.id === 'string' ? this.pending.get(answer.id) : undefined;
     if (this.sync) {
       if (this.sync.sentinel && answer.id === undefined && answer.return === this.sync.id) {
         const id = this.sync.id;
@@ -436,14 +347,8 @@ export class QmpConnection extends EventEmitter {
     this.pump();
   }
 
-  private fail(p: Pending, err: Error): void {
-    this.forget(p);
-    p.reject(err);
-  }
-
-  private forget(p: Pending): void {
-    clearTimeout(p.timer);
-    this.byId.delete(p.id);
+  protected override forget(p: Pending): void {
+    super.forget(p);
     const list = p.sent ? this.wire : this.queue;
     const i = list.indexOf(p);
     if (i >= 0) list.splice(i, 1);
@@ -453,33 +358,7 @@ export class QmpConnection extends EventEmitter {
     // An answer that comes later would be taken for another's by an agent without ids, and the
     // agent is still busy with it: resynchronise before the next request.
     if (p.sent) this.synced = false;
-    this.fail(p, hostError('ETIMEDOUT', `${p.command}: ${noAnswer(timeout, this.heard, this.connector)}`, p.command));
+    this.fail(p, this.noAnswerError(p.command, timeout));
     this.pump();
-  }
-
-  private failAll(err: GuestAgentError): void {
-    for (const p of [...this.wire, ...this.queue])
-      this.fail(
-        p,
-        new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }),
-      );
-  }
-
-  private lost(reason: Error | undefined): void {
-    this.link = undefined;
-    this.stream.reset();
-    this.endSync();
-    this.synced = false;
-    this.pipelined = false;
-    this.featuresP = undefined;
-    this.maxRequestBytes = Infinity;
-    const err = hostError(
-      'ECONNRESET',
-      `connection to ${this.description} lost${reason ? `: ${reason.message}` : ''}`,
-      undefined,
-      reason,
-    );
-    this.failAll(err);
-    this.emit('disconnect', err);
   }
 }

@@ -31,6 +31,8 @@ export interface FakeQga {
   connections: number;
   /** Writes bytes to the current connections. */
   send(bytes: string | Buffer): void;
+  /** Drops the current connections (the agent "dies"). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -77,6 +79,9 @@ export async function startFakeQga(path: string, opts: FakeOptions = {}): Promis
     connections: 0,
     send: (bytes) => {
       for (const s of sockets) s.write(bytes);
+    },
+    dropConnections: () => {
+      for (const s of sockets) s.destroy();
     },
     close: () =>
       new Promise<void>((r) => {
