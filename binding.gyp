@@ -8,6 +8,7 @@
         "native/schedule.cc",
         "native/fileio.cc",
         "native/fdio.cc",
+        "native/write_helper.cc",
         "native/md5.cc",
         "native/base64.cc",
         "native/fdpoll.cc",
