@@ -16,6 +16,7 @@
         "native/hangup.cc",
         "native/port.cc",
         "native/port_writer.cc",
+        "native/port_link.cc",
         "native/freeze.cc",
         "native/sysinfo.cc",
         "native/netlink.cc",

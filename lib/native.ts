@@ -397,6 +397,12 @@ export interface NativePort {
   close(): void;
   readonly queued: number;
   readonly connected: boolean;
+  /**
+   * What found the host there the last time it came (back): 'open' (there when the port was
+   * opened), 'watch' (woken by what brings a host back: the port's waiters, the path's name made
+   * anew) or 'timer' (the backoff check, the safety net).
+   */
+  readonly foundBy: 'open' | 'watch' | 'timer';
 }
 
 /** Watches a stream socket for its peer's close (not a mere shutdown of its sending side). */
