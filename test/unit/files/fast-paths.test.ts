@@ -164,6 +164,42 @@ test('readBase64PartsNow and readFullNow: a cached read is a value, the same pie
   }
 });
 
+test('a hashing handle: a read done at once is hashed after its caller is done, in order with every other read', async ({
+  dir,
+}) => {
+  const f = path.join(dir, 'hashed.bin');
+  const data = crypto.randomBytes(300 * 1024 + 17);
+  fs.writeFileSync(f, data);
+  const h = await openFile(f, { md5: true });
+  // The handle's running md5, its update() counted (an own property over the addon's method).
+  const md5 = (h as unknown as { hash: { update(b: Buffer, n: number): void } }).hash;
+  const update = md5.update.bind(md5);
+  const hashed: number[] = [];
+  Object.defineProperty(md5, 'update', {
+    value: (b: Buffer, n: number) => {
+      hashed.push(n);
+      update(b, n);
+    },
+  });
+  try {
+    const first = h.readBase64PartsNow(4096);
+    assert.ok(!(first instanceof Promise), 'served from the page cache');
+    assert.equal(hashed, [], 'not hashed before its caller has answered');
+    await Promise.resolve();
+    assert.equal(hashed, [4096], 'hashed right after');
+    // Small reads at once, large ones hashed on the pool, one read served by the pool between
+    // two done at once: the md5 at the end is that of the file.
+    for (const size of [4096, 100 * 1024, 4096, 4096, 1]) await h.readBase64Parts(size);
+    const p1 = h.readBase64Parts(4096); // runs at once
+    const p2 = h.readBase64Parts(200 * 1024); // queued behind nothing: hashed on the pool
+    await Promise.all([p1, p2]);
+    while ((await h.read(4096)).length > 0);
+    assert.is(h.md5(), crypto.createHash('md5').update(data).digest('hex'));
+  } finally {
+    await h.close();
+  }
+});
+
 test(
   'FIFOs and character devices never take a fast path, reading or writing',
   async ({ dir }) => {
