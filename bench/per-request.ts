@@ -6,22 +6,27 @@
 // the project's client (GuestAgent, one chunk in flight) and a minimal host in Python
 // (bench/helpers/bare-host.py). Also ping: its p50 and CPU per ping, through the minimal host.
 // Every transfer is md5-verified. Without the reference built (scripts/build-reference.sh),
-// the ratios to it are left out.
+// the ratios to it are left out. Then where ember-ga's CPU goes, by thread (its main thread's
+// user and system time apart), and how soon it answers a host that comes back: the host side
+// goes away (socat exits, the pty's master closes) and a new one appears behind the same path.
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import type * as net from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
 import { bareDownload, bareUpload } from './helpers/bare-host';
 import {
   bridgeRequestResponse,
+  connectHost,
   EMBER_GA,
   REPO,
   referenceAgent,
   spawnBridgedAgent,
   startBareBridgedAgent,
   startBridgedAgent,
+  startHostSide,
   type AgentCommand,
   type BridgedAgent,
 } from './helpers/bridge';
@@ -66,6 +71,43 @@ function cpuSeconds(pid: number): { stat: number; exact: number } {
 function cpuSince(pid: number, before: { stat: number; exact: number }): { stat: number; exact: number } {
   const now = cpuSeconds(pid);
   return { stat: now.stat - before.stat, exact: now.exact - before.exact };
+}
+
+/** ember-ga's threads by what they do: its native threads are named (native/write_helper.cc, port_writer.cc). */
+type ThreadClass = 'main' | 'write helper' | 'port writer' | 'other';
+const THREAD_CLASSES: ThreadClass[] = ['main', 'write helper', 'port writer', 'other'];
+
+/** CPU time so far of each class of the agent's live threads, ns (schedstat); and its main thread's utime and stime, clock ticks. */
+function threadSeconds(pid: number): { ns: Record<ThreadClass, number>; user: number; system: number } {
+  const ns: Record<ThreadClass, number> = { main: 0, 'write helper': 0, 'port writer': 0, other: 0 };
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+      const run = Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+      const cls: ThreadClass =
+        Number(t) === pid
+          ? 'main'
+          : comm === 'ember-ga:write'
+            ? 'write helper'
+            : comm === 'ember-ga:port'
+              ? 'port writer'
+              : 'other';
+      ns[cls] += run;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { ns, user: Number(f[11]), system: Number(f[12]) };
+}
+
+/** Per-class CPU over a run of requests (see threadSeconds), summed over full turns. */
+interface ThreadSplit {
+  ns: Record<ThreadClass, number>;
+  requests: number;
+  user: number;
+  system: number;
 }
 
 function md5Of(file: string): string {
@@ -275,7 +317,7 @@ async function takingTurns(
   file: string,
   want: string,
   tmp: string,
-): Promise<Map<string, { turns: number[]; lat: number[]; total: Measured }>> {
+): Promise<Map<string, { turns: number[]; lat: number[]; total: Measured; split?: ThreadSplit }>> {
   const data = what === 'up' ? fs.readFileSync(file) : undefined;
   const state = await Promise.all(
     agents.map(async (a) => {
@@ -298,6 +340,15 @@ async function takingTurns(
         turns: [] as number[],
         lat: [] as number[],
         start: cpuSeconds(a.bare.pid),
+        split:
+          a.name === EMBER_GA.name
+            ? ({
+                ns: { main: 0, 'write helper': 0, 'port writer': 0, other: 0 },
+                requests: 0,
+                user: 0,
+                system: 0,
+              } as ThreadSplit)
+            : undefined,
       };
     }),
   );
@@ -307,6 +358,7 @@ async function takingTurns(
     for (const x of turn % 2 ? [...state].reverse() : state) {
       if (x.finished) continue;
       const cpu0 = cpuSeconds(x.a.bare.pid).exact;
+      const threads0 = x.split ? threadSeconds(x.a.bare.pid) : undefined;
       let n = 0;
       for (; n < TURN && !x.finished; n++) {
         if (what === 'down') {
@@ -330,10 +382,19 @@ async function takingTurns(
         x.done++;
       }
       // A short last turn is left out: too few requests to weigh against a full one.
-      if (n === TURN) x.turns.push(((cpuSeconds(x.a.bare.pid).exact - cpu0) / n) * 1e6);
+      if (n === TURN) {
+        x.turns.push(((cpuSeconds(x.a.bare.pid).exact - cpu0) / n) * 1e6);
+        if (x.split && threads0) {
+          const t = threadSeconds(x.a.bare.pid);
+          for (const c of THREAD_CLASSES) x.split.ns[c] += t.ns[c] - threads0.ns[c];
+          x.split.user += t.user - threads0.user;
+          x.split.system += t.system - threads0.system;
+          x.split.requests += n;
+        }
+      }
     }
   }
-  const out = new Map<string, { turns: number[]; lat: number[]; total: Measured }>();
+  const out = new Map<string, { turns: number[]; lat: number[]; total: Measured; split?: ThreadSplit }>();
   for (const x of state) {
     const cpu = cpuSince(x.a.bare.pid, x.start);
     if (what === 'up') await x.asker.ask(`{"execute":"file-close","arguments":{"handle_id":${x.handle}}}\n`);
@@ -343,7 +404,7 @@ async function takingTurns(
       fs.rmSync(x.copy, { force: true });
       if (got !== want) throw new Error(`${x.a.name}, taking turns, ${what}: md5 ${got}, expected ${want}`);
     }
-    out.set(x.a.name, { turns: x.turns, lat: x.lat, total: { seconds: 0, requests: x.done, cpu } });
+    out.set(x.a.name, { turns: x.turns, lat: x.lat, total: { seconds: 0, requests: x.done, cpu }, split: x.split });
   }
   return out;
 }
@@ -385,6 +446,8 @@ async function measure(out: Reporter, ember: Agent, ref: Agent | undefined, pyth
   const ceiling: Record<Dir, number[]> = { down: [], up: [] };
   // Per key "agent|down", "agent|up", "agent|ping": takingTurns()'s turns, latencies and totals over the rounds.
   const turns = new Map<string, { turns: number[]; lat: number[]; total: Measured[] }>();
+  // Per "down", "up", "ping": ember-ga's CPU by thread over every round's turns.
+  const splits = new Map<string, ThreadSplit>();
   const add = (k: string, m: Measured) => runs.set(k, [...(runs.get(k) ?? []), m]);
 
   // A warm-up round, not counted: each agent process moves the file each way once (ember-ga's
@@ -402,6 +465,19 @@ async function measure(out: Reporter, ember: Agent, ref: Agent | undefined, pyth
         for (const a of order) add(`${a.name}|${h}|${d}`, await transfer(a, h, d, file, want, dir));
     for (const what of [...dirs, 'ping'] as const) {
       for (const [name, r] of await takingTurns(order, what, file, want, dir)) {
+        if (r.split) {
+          const s = splits.get(what) ?? {
+            ns: { main: 0, 'write helper': 0, 'port writer': 0, other: 0 },
+            requests: 0,
+            user: 0,
+            system: 0,
+          };
+          for (const c of THREAD_CLASSES) s.ns[c] += r.split.ns[c];
+          s.user += r.split.user;
+          s.system += r.split.system;
+          s.requests += r.split.requests;
+          splits.set(what, s);
+        }
         const t = turns.get(`${name}|${what}`) ?? { turns: [], lat: [], total: [] };
         turns.set(`${name}|${what}`, {
           turns: [...t.turns, ...r.turns],
@@ -452,6 +528,22 @@ async function measure(out: Reporter, ember: Agent, ref: Agent | undefined, pyth
   }
   out.note(
     'each figure the median over turns; the ratio the median of the ratios of turns run one right after the other (a pair shares the load of the rest of the machine)',
+  );
+  out.heading(`where ember-ga's CPU goes, by thread, over the same turns (us a request)`);
+  for (const what of [...dirs, 'ping'] as const) {
+    const s = splits.get(what);
+    if (!s || s.requests === 0) continue;
+    const us = (c: ThreadClass) => (s.ns[c] / 1e3 / s.requests).toFixed(1);
+    const ticks = s.user + s.system;
+    const userShare = ticks > 0 ? Math.round((s.user / ticks) * 100) : 0;
+    out.row(
+      `${verb[what]}${what === 'ping' ? '' : ' 4 KiB'}`,
+      `main ${us('main')} us`,
+      `(user ${userShare}%, system ${100 - userShare}% of ${ticks} ticks); write helper ${us('write helper')}, port writer ${us('port writer')}, other threads (V8, pool) ${us('other')}`,
+    );
+  }
+  out.note(
+    'main: the event loop (the port read, the request, the answer and its write to the port); system time is mostly the pty and the wake-ups',
   );
   out.heading(`agent CPU per request through the other hosts, each transfer whole (median of ${ROUNDS} rounds)`);
   for (const d of dirs) {
@@ -507,4 +599,76 @@ async function measure(out: Reporter, ember: Agent, ref: Agent | undefined, pyth
         : 'no reference built: no ratios to it'),
   );
   fs.rmSync(dir, { recursive: true, force: true });
+  await reconnects(out);
+}
+
+/** How long the host side stays away before it comes back, ms: past the old backoff's longest wait (500 ms) and under it. */
+const AWAY_MS = QUICK ? [300, 800] : [300, 800, 1500, 2500, 600, 1200];
+
+/**
+ * ember-ga on a bridge whose host side goes away and comes back (a new socat: a new pty behind
+ * the same path, as port.test.ts does): the time from the host's first request to its answer,
+ * each time. The reference does not reopen a pty that was replaced, so it has no figure here.
+ */
+async function reconnects(out: Reporter): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-reconnect-'));
+  let side = await startHostSide(dir);
+  const logPath = path.join(dir, 'agent.log');
+  const log = fs.openSync(logPath, 'w');
+  const proc = spawn(EMBER_GA.file, EMBER_GA.args(side.pty), { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  const ms: number[] = [];
+  let sock: net.Socket | undefined;
+  try {
+    const t0 = Date.now();
+    while (!EMBER_GA.ready!.test(fs.readFileSync(logPath, 'utf8'))) {
+      if (Date.now() - t0 > 10_000 || proc.exitCode !== null)
+        throw new Error(`ember-ga did not start: ${fs.readFileSync(logPath, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    sock = await connectHost(side);
+    await firstAnswer(sock);
+    for (const away of AWAY_MS) {
+      sock.destroy();
+      await new Promise((r) => (side.proc.exitCode !== null ? r(null) : side.proc.once('exit', r)));
+      await new Promise((r) => setTimeout(r, away));
+      side = await startHostSide(dir);
+      sock = await connectHost(side);
+      ms.push(await firstAnswer(sock));
+    }
+  } finally {
+    sock?.destroy();
+    await stopProcess(proc);
+    await side.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const sorted = [...ms].sort((a, b) => a - b);
+  out.heading('the first answer after the host side comes back (goal < 5 ms)');
+  out.row(
+    'ping, first after coming back',
+    `${percentile(sorted, 50).toFixed(2)} ms`,
+    `median of ${ms.length}, max ${sorted[sorted.length - 1].toFixed(2)} ms; away ${AWAY_MS.join(', ')} ms`,
+  );
+  out.note(
+    'from the request to its answer, the host side being a new socat (a new pty behind the same path); the reference does not reopen a replaced pty (no answer), so it has no figure',
+  );
+}
+
+/** Sends a ping on a fresh connection to the host side and resolves with the ms its answer took (10 s at most). */
+function firstAnswer(sock: net.Socket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    let got = '';
+    const timer = setTimeout(() => reject(new Error('no answer within 10 s after the host side came back')), 10_000);
+    const onData = (d: Buffer) => {
+      got += d.toString('latin1');
+      if (!got.includes('\n')) return;
+      clearTimeout(timer);
+      sock.off('data', onData);
+      if (!got.includes('"return"')) reject(new Error(`ping answered ${got.trim()}`));
+      else resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    sock.on('data', onData);
+    sock.write('{"execute":"ping","tag":"back"}\n');
+  });
 }

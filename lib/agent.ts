@@ -55,6 +55,9 @@ class Session implements SessionSink {
   private idleWaiters: (() => void)[] = [];
   inFlight = 0;
   ended = false;
+  /** In the framer's push: a reset waits until it is done (see reset()). */
+  private pushing = false;
+  private resetLater = false;
 
   constructor(
     readonly id: number,
@@ -75,11 +78,25 @@ class Session implements SessionSink {
   }
 
   data(chunk: Buffer): void {
-    if (!this.ended) this.framer.push(chunk);
+    if (this.ended) return;
+    this.pushing = true;
+    try {
+      this.framer.push(chunk);
+    } finally {
+      this.pushing = false;
+      if (this.resetLater) {
+        this.resetLater = false;
+        this.framer.reset();
+      }
+    }
   }
 
   reset(): void {
-    this.framer.reset();
+    // An answer made at once goes out from within push(), and the port may see the host hang up
+    // in that write: the rest of the chunk, received before, is framed first (as it was when
+    // answers went out later), and only what is left of it after is forgotten.
+    if (this.pushing) this.resetLater = true;
+    else this.framer.reset();
   }
 
   settled(): Promise<void> {
@@ -301,27 +318,36 @@ export class Agent {
     const bytes = req.bytes; // not the request: it would live as long as its answer
     this.heldInput += bytes;
     this.updateFlow();
-    req
-      .answer({ session: session.id, signal: session.signal })
-      // dispatch() answers every failure itself; should it ever throw, the request still ends.
-      .catch((e: Error) => encodeError(`Internal error: ${e.message}`, -1, ''))
-      .then((answer) => {
-        // The host that asked is gone: the next one must not take this answer for its own (a host
-        // that sends no tags would).
-        if (!session.ended) {
-          if (answerBytes(answer) > 0) session.output(answer);
-        } else this.ctx.log.debug('an answer for a host that is gone dropped');
-        lineDone(bytes + answerBytes(answer));
-        this.inFlight--;
-        this.heldInput -= bytes;
-        session.answered();
-        this.updateFlow();
-        if (this.shutdownRequested && !this.stopping) {
-          this.ctx.log.info('agent-shutdown requested');
-          void this.stop();
-        }
-        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
+    // The dispatchers answer every failure themselves; should one ever throw, the request still ends.
+    const internal = (e: Error) => encodeError(`Internal error: ${e.message}`, -1, '');
+    let answer: AnswerLine | Promise<AnswerLine>;
+    try {
+      answer = req.answer({ session: session.id, signal: session.signal });
+    } catch (e) {
+      answer = internal(e as Error);
+    }
+    // An answer made at once goes out at once.
+    if (answer instanceof Promise) void answer.catch(internal).then((a) => this.answered(session, bytes, a));
+    else this.answered(session, bytes, answer);
+  }
+
+  /** A request of `bytes` from `session` has its answer. */
+  private answered(session: Session, bytes: number, answer: AnswerLine): void {
+    // The host that asked is gone: the next one must not take this answer for its own (a host
+    // that sends no tags would).
+    if (!session.ended) {
+      if (answerBytes(answer) > 0) session.output(answer);
+    } else this.ctx.log.debug('an answer for a host that is gone dropped');
+    lineDone(bytes + answerBytes(answer));
+    this.inFlight--;
+    this.heldInput -= bytes;
+    session.answered();
+    this.updateFlow();
+    if (this.shutdownRequested && !this.stopping) {
+      this.ctx.log.info('agent-shutdown requested');
+      void this.stop();
+    }
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Resolves when no request is in flight. */

@@ -26,6 +26,20 @@ export interface FileBindings {
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
   pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
   /**
+   * pwrite() (offset >= 0) on the addon's write helper, a thread of its own, while the caller
+   * waits up to waitMicros for it: the buffer's length when written within the wait, else a
+   * promise settling as pwrite()'s would (an error within the wait: a rejected one); undefined,
+   * with nothing written, while an earlier write that outlasted its wait is still going on (use
+   * pwrite()).
+   */
+  pwriteWait(
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    path: string,
+    waitMicros: number,
+  ): number | Promise<number> | undefined;
+  /**
    * lseek(2), synchronous: the new offset (a bigint: ext4 puts a directory's end at 2^63 - 1);
    * throws errno's error (EINVAL for a negative result, ESPIPE for a pipe).
    */
@@ -383,6 +397,12 @@ export interface NativePort {
   close(): void;
   readonly queued: number;
   readonly connected: boolean;
+  /**
+   * What found the host there the last time it came (back): 'open' (there when the port was
+   * opened), 'watch' (woken by what brings a host back: the port's waiters, the path's name made
+   * anew) or 'timer' (the backoff check, the safety net).
+   */
+  readonly foundBy: 'open' | 'watch' | 'timer';
 }
 
 /** Watches a stream socket for its peer's close (not a mere shutdown of its sending side). */
@@ -416,6 +436,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   pread: 'function',
   preadCached: 'function',
   pwrite: 'function',
+  pwriteWait: 'function',
   linkFd: 'function',
   lseek: 'function',
   O_TMPFILE: 'number',

@@ -1,9 +1,10 @@
 // Glue of the file commands' bindings: chunked reads and writes at an explicit offset, naming
-// an O_TMPFILE file (fdio.h), the md5 of a whole file (md5.h) and the base64 codec (base64.h).
-// It converts arguments and results and runs the blocking calls through Schedule (md5 on a
-// thread of its own through ScheduleOnThread).
+// an O_TMPFILE file (fdio.h), the md5 of a whole file (md5.h), the base64 codec (base64.h) and
+// small writes waited for (write_helper.h). It converts arguments and results and runs the
+// blocking calls through Schedule (md5 on a thread of its own through ScheduleOnThread).
 #include <fcntl.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <atomic>
 #include <memory>
@@ -11,9 +12,11 @@
 #include "base64.h"
 #include "errors.h"
 #include "fdio.h"
+#include "loop.h"
 #include "md5.h"
 #include "module.h"
 #include "schedule.h"
+#include "write_helper.h"
 
 namespace ember {
 namespace {
@@ -212,6 +215,88 @@ Napi::Value Base64Decode(const Napi::CallbackInfo& info) {
                            static_cast<double>(base64::Decode(text, n, reinterpret_cast<unsigned char*>(dst.Data()))));
 }
 
+// pwriteWait(fd, buffer, offset, path, waitMicros): number | Promise<number> | undefined. The
+// whole buffer written at offset (>= 0) on the WriteHelper's thread while this one waits for it
+// up to waitMicros: its length when that was long enough; a promise that settles as pwrite()'s
+// would (rejected at once on an error within the wait) otherwise; undefined, with nothing done,
+// while an earlier write that ran out of time is still going on: the caller uses pwrite().
+// One per environment; a write that ran out of time keeps its buffer and the event loop alive
+// until it is done, like a pending fs call.
+class WaitedWrites {
+ public:
+  explicit WaitedWrites(Napi::Env env) : env_(env), context_(env, "ember-ga:pwriteWait") {
+    async_ = new uv_async_t;
+    uv_async_init(EventLoop(env), async_, [](uv_async_t* a) {
+      if (a->data != nullptr) static_cast<WaitedWrites*>(a->data)->OnLate();
+    });
+    async_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    helper_ = std::make_unique<WriteHelper>([this] { uv_async_send(async_); });
+  }
+
+  ~WaitedWrites() {
+    helper_.reset();  // no notify from here on
+    CloseHandle(async_);
+    // A write still under way may read the buffer until the kernel lets it go: keep it.
+    if (late_) pinned_.SuppressDestruct();
+  }
+
+  Napi::Value Write(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = static_cast<int>(IntArg(info, 0, "fd"));
+    auto buf = BufferArg(info, 1, "buffer");
+    int64_t offset = IntArg(info, 2, "offset");
+    int64_t wait = IntArg(info, 4, "waitMicros");
+    if (offset < 0 || wait < 0) throw Napi::RangeError::New(env, "offset and waitMicros must be >= 0");
+    if (late_) return env.Undefined();
+    ssize_t n = 0;
+    switch (helper_->Write(fd, buf.Data(), buf.Length(), offset, std::chrono::microseconds(wait), &n)) {
+      case WriteHelper::kBusy:
+        return env.Undefined();
+      case WriteHelper::kDone: {
+        if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
+        auto failed = Napi::Promise::Deferred::New(env);
+        failed.Reject(
+            MakeSysError(env, SysError::Of(static_cast<int>(-n), "write", StringArg(info, 3, "path"))).Value());
+        return failed.Promise();
+      }
+      case WriteHelper::kLate:
+        break;
+    }
+    late_ = std::make_unique<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+    pinned_ = Napi::Persistent(buf);
+    path_ = StringArg(info, 3, "path");
+    uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    return late_->Promise();
+  }
+
+ private:
+  // On the main thread, woken by the helper: settles the write that ran out of time.
+  void OnLate() {
+    ssize_t n = 0;
+    if (!late_ || !helper_->TakeLate(&n)) return;
+    Napi::HandleScope scope(env_);
+    // A callback scope of its own, so the promise's reactions run now (as an fs callback's would).
+    Napi::CallbackScope callback(env_, context_);
+    auto deferred = std::move(late_);
+    size_t len = pinned_.Value().Length();
+    pinned_.Reset();
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    if (n >= 0)
+      deferred->Resolve(Napi::Number::New(env_, static_cast<double>(len)));
+    else
+      deferred->Reject(MakeSysError(env_, SysError::Of(static_cast<int>(-n), "write", path_)).Value());
+  }
+
+  Napi::Env env_;
+  Napi::AsyncContext context_;
+  uv_async_t* async_ = nullptr;
+  std::unique_ptr<WriteHelper> helper_;
+  std::unique_ptr<Napi::Promise::Deferred> late_;  // the write that ran out of time, if any
+  Napi::Reference<Napi::Buffer<char>> pinned_;     // its buffer
+  std::string path_;                               // its path, for its error
+};
+
 void Init(Napi::Env env, Napi::Object exports) {
   fdio::Open();
   exports.Set("Md5", Md5::Define(env));
@@ -219,6 +304,13 @@ void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New<Pread>(env, "pread"));
   exports.Set("preadCached", Napi::Function::New<PreadCached>(env, "preadCached"));
   exports.Set("pwrite", Napi::Function::New<Pwrite>(env, "pwrite"));
+  auto* waited = new WaitedWrites(env);
+  env.AddCleanupHook([waited] { delete waited; });
+  exports.Set(
+      "pwriteWait",
+      Napi::Function::New(
+          env, [](const Napi::CallbackInfo& info) { return static_cast<WaitedWrites*>(info.Data())->Write(info); },
+          "pwriteWait", waited));
   exports.Set("linkFd", Napi::Function::New<LinkFd>(env, "linkFd"));
   exports.Set("lseek", Napi::Function::New<Lseek>(env, "lseek"));
   exports.Set("O_TMPFILE", Napi::Number::New(env, O_TMPFILE));

@@ -9,7 +9,9 @@
 // naive loop spins. Instead the driver stops polling and re-checks on a backoff timer (20 ms
 // doubling to 500 ms: near-zero CPU). Once POLLHUP clears, it polls again; QEMU keeps the
 // host's bytes meanwhile, so no request is lost. If the path now names a different device (a
-// new pty behind the same symlink), the driver reopens it.
+// new pty behind the same symlink), the driver reopens it. The timer is the safety net: what
+// brings a host back (the port's waiters woken, the path's name made anew) wakes the driver at
+// once through port_link.h, so the first answer after a reconnect is not up to 500 ms late.
 //
 // Output: write() tries the port at once on the main thread when nothing is queued (the low-
 // latency path for small answers); whatever the port does not take is queued for the writer
@@ -34,6 +36,7 @@
 #include "errors.h"
 #include "loop.h"
 #include "module.h"
+#include "port_link.h"
 #include "port_writer.h"
 #include "stat.h"
 
@@ -63,11 +66,12 @@ int OpenPort(const std::string& path, int* fd_out) {
 class Port : public Napi::ObjectWrap<Port> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    exports.Set("Port", DefineClass(env, "Port",
-                                    {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
-                                     InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
-                                     InstanceAccessor<&Port::Queued>("queued"),
-                                     InstanceAccessor<&Port::Connected>("connected")}));
+    exports.Set("Port",
+                DefineClass(env, "Port",
+                            {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
+                             InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
+                             InstanceAccessor<&Port::Queued>("queued"), InstanceAccessor<&Port::Connected>("connected"),
+                             InstanceAccessor<&Port::FoundBy>("foundBy")}));
   }
 
   Port(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Port>(info) {
@@ -94,7 +98,7 @@ class Port : public Napi::ObjectWrap<Port> {
       throw MakeSysError(env, SysError::Of(e, "eventfd", path_));
     }
     Ref();  // stay alive while the fd is open; released by close()
-    CheckLink();
+    CheckLink("open");
   }
 
   ~Port() override { Shutdown(); }
@@ -137,8 +141,14 @@ class Port : public Napi::ObjectWrap<Port> {
 
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), connected_); }
 
+  Napi::Value FoundBy(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), found_by_); }
+
   // ---- driver ----
   void Shutdown() {
+    StopLinkWatch();
+    CloseHandle(link_poll_);
+    link_poll_ = nullptr;
+    link_.Close();
     writer_.Stop();
     CloseHandle(async_);
     async_ = nullptr;
@@ -257,7 +267,31 @@ class Port : public Napi::ObjectWrap<Port> {
     if (poll_ != nullptr) uv_poll_stop(poll_);
     backoff_ms_ = kBackoffFirstMs;
     ArmTimer();
+    StartLinkWatch();
     Emit("hangup");
+  }
+
+  // While the host is away: wake at once for what may bring it back (port_link.h).
+  void StartLinkWatch() {
+    if (fd_ < 0) return;
+    if (link_poll_ == nullptr) {
+      int r;
+      if (link_.fd() < 0 && link_.Open(path_) != 0 && link_.fd() < 0) return;
+      link_poll_ = NewPoll(loop_, link_.fd(), this, &r);
+      if (link_poll_ == nullptr) return;
+      // The backoff timer keeps the loop alive while the host is away, as before; this does not.
+      uv_unref(reinterpret_cast<uv_handle_t*>(link_poll_));
+    }
+    link_.Arm(fd_);
+    uv_poll_start(link_poll_, UV_READABLE, [](uv_poll_t* h, int status, int ev) {
+      auto* self = static_cast<Port*>(h->data);
+      if (self != nullptr && self->link_.Drain() && !self->connected_) self->CheckLink("watch");
+    });
+  }
+
+  void StopLinkWatch() {
+    if (link_poll_ != nullptr) uv_poll_stop(link_poll_);
+    link_.Disarm(fd_);
   }
 
   void ArmTimer() {
@@ -265,13 +299,14 @@ class Port : public Napi::ObjectWrap<Port> {
     uv_timer_start(
         timer_,
         [](uv_timer_t* t) {
-          if (t->data != nullptr) static_cast<Port*>(t->data)->CheckLink();
+          if (t->data != nullptr) static_cast<Port*>(t->data)->CheckLink("timer");
         },
         backoff_ms_, 0);
   }
 
-  // Is the host there? Called at start and on the backoff timer while disconnected.
-  void CheckLink() {
+  // Is the host there? Called at start ("open"), on the backoff timer ("timer") and when the
+  // link watch wakes ("watch") while disconnected.
+  void CheckLink(const char* by) {
     if (fd_ < 0) return;
     struct pollfd p = {fd_, POLLIN, 0};
     int r = ::poll(&p, 1, 0);
@@ -282,7 +317,9 @@ class Port : public Napi::ObjectWrap<Port> {
       hup = r > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
     }
     if (!hup) {
+      StopLinkWatch();
       bool was = connected_;
+      if (!was) found_by_ = by;
       connected_ = true;
       writer_.LinkUp();
       UpdatePoll();
@@ -292,6 +329,7 @@ class Port : public Napi::ObjectWrap<Port> {
     connected_ = false;
     ArmTimer();
     backoff_ms_ = std::min(backoff_ms_ * 2, kBackoffMaxMs);
+    StartLinkWatch();
   }
 
   // The path may now name another device (a new pty behind the same symlink): switch to it.
@@ -303,6 +341,7 @@ class Port : public Napi::ObjectWrap<Port> {
     if (OpenPort(path_, &fd) != 0) return false;
     CloseHandle(poll_);
     poll_ = nullptr;
+    StopLinkWatch();  // it watched the old fd
     bool had = writer_.SwapFd(fd);
     close(fd_);
     fd_ = fd;
@@ -320,7 +359,10 @@ class Port : public Napi::ObjectWrap<Port> {
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   uv_async_t* async_ = nullptr;
+  uv_poll_t* link_poll_ = nullptr;  // link_'s fd, while the host is away
+  PortLink link_;
   bool connected_ = false;
+  const char* found_by_ = "open";
   bool paused_ = false;
   uint64_t backoff_ms_ = kBackoffFirstMs;
   // Notifies through async_ (cleared, with the writer stopped, by Shutdown).

@@ -49,10 +49,23 @@ function kill(proc: ChildProcess): Promise<void> {
   });
 }
 
-export async function startBridge(): Promise<Bridge> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-bench-'));
+/** socat's side of a bridge in `dir`: the pty (a symlink socat makes) and the host socket it listens on. */
+export interface HostSide {
+  pty: string;
+  hostSocket: string;
+  /** Exits when its one host connection closes (or is stopped). */
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts socat in `dir`, making DIR/pty and listening on DIR/host.sock; a second one in the
+ * same dir (after the first exited) is the host side coming back: a new pty behind the same path.
+ */
+export async function startHostSide(dir: string): Promise<HostSide> {
   const pty = path.join(dir, 'pty');
   const hostSocket = path.join(dir, 'host.sock');
+  fs.rmSync(hostSocket, { force: true });
   const socat = spawn('socat', [`PTY,link=${pty},raw,echo=0`, `UNIX-LISTEN:${hostSocket}`], { stdio: 'ignore' });
   children.add(socat);
   socat.once('exit', () => children.delete(socat));
@@ -74,22 +87,34 @@ export async function startBridge(): Promise<Bridge> {
     );
     if (failed) throw new Error(failed);
   } catch (e) {
+    await kill(socat);
+    throw e;
+  }
+  return { pty, hostSocket, proc: socat, stop: () => kill(socat) };
+}
+
+export async function startBridge(): Promise<Bridge> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ember-ga-bench-'));
+  let side: HostSide;
+  try {
+    side = await startHostSide(dir);
+  } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   return {
     dir,
-    pty,
-    hostSocket,
+    pty: side.pty,
+    hostSocket: side.hostSocket,
     close: async () => {
-      await kill(socat);
+      await side.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 /** A plain socket to the bridge's host side (socat serves one connection). */
-function connectHost(bridge: Bridge): Promise<net.Socket> {
+export function connectHost(bridge: { hostSocket: string }): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const c = net.createConnection(bridge.hostSocket, () => resolve(c));
     c.once('error', reject);

@@ -3,11 +3,14 @@
 //
 // Every operation on a handle runs in call order, one at a time, at the handle's own offset
 // (pread/pwrite at an explicit position, never the fd's shared file position): a caller may
-// issue many reads or writes without waiting and they still apply in order. Reads whose data
-// is already in the page cache are done at once on the calling thread (preadv2 RWF_NOWAIT,
-// which never waits for the disk); everything else runs in the addon on the thread pool.
-// Pipes, FIFOs and character devices (found by pread's ESPIPE) go through stream.ts; atomic
-// replace is atomic.ts.
+// issue many reads or writes without waiting and they still apply in order. With nothing
+// queued, a read whose data is already in the page cache is done at once on the calling thread
+// (preadv2 RWF_NOWAIT, which never waits for the disk), and a small write on a regular file is
+// done by the addon's write helper while the calling thread waits for it, a millisecond at most
+// (a frozen filesystem holds a write for as long as it stays frozen; past the wait the write
+// goes on by itself, native/write_helper.h); everything else runs in the addon on the thread
+// pool. Pipes, FIFOs and character devices (found by pread's ESPIPE, or by openFile's fstat)
+// go through stream.ts; atomic replace is atomic.ts.
 import * as fs from 'fs';
 import { constants } from 'os';
 import * as nodePath from 'path';
@@ -81,6 +84,12 @@ export interface FullRead {
   eof: boolean;
 }
 
+/**
+ * What a handle's fd is open on, as openFile() finds out (fstat): the fast paths are for regular
+ * files (and, for reads, block devices, whose RWF_NOWAIT reads never block either).
+ */
+export type FileKind = 'regular' | 'block' | 'special';
+
 /** How a handle does its I/O beyond its direction (openFile's "a" modes append). */
 export interface HandleIo {
   /** Opened with O_APPEND: every write lands at the end, and the position follows it there. */
@@ -90,6 +99,11 @@ export interface HandleIo {
    * nothing to read, or a write with no room at all, fails with EAGAIN.
    */
   noWait?: boolean;
+  /**
+   * What the fd is open on. Unknown (a handle made without openFile): cached reads are tried,
+   * and no write is waited for.
+   */
+  kind?: FileKind;
 }
 
 /** readFull() sizes up to this go through the reused buffer of page-cache reads; larger ones through the pool's. */
@@ -99,6 +113,25 @@ const FULL_READ_SLICE = 3 * 1024 * 1024;
 
 /** Most bytes gathered into one write of queued small writes. */
 const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * Writes of at most this many bytes on a regular file, with nothing queued before them, are
+ * waited for (native.pwriteWait) instead of going through the thread pool, whose round trip
+ * costs a one-at-a-time 4 KiB upload several times the write itself; a larger one would hold
+ * the calling thread longer than the trip costs.
+ */
+const WAITED_WRITE_MAX = 64 * 1024;
+/**
+ * How long the calling thread waits for such a write: a write to the page cache takes a few
+ * microseconds; one that takes longer (a frozen filesystem, dirty-page throttling, a busy
+ * machine) goes on by itself, and the next writes use the thread pool until it is done.
+ */
+const WRITE_WAIT_US = 1000;
+
+/** A value or its promise, as a promise. */
+function settled<T>(x: T | Promise<T>): Promise<T> {
+  return x instanceof Promise ? x : Promise.resolve(x);
+}
 
 interface WriteBatch {
   parts: Buffer[];
@@ -117,8 +150,10 @@ export class GuestFile {
   private tail: Promise<unknown> = Promise.resolve();
   /** Not a seekable file (a pipe, a character device): plain read/write at the fd's position. */
   private stream = false;
-  /** False once preadv2(RWF_NOWAIT) proved unsupported here (tmpfs, NFS, FUSE...). */
-  private cacheReads = true;
+  /** False once preadv2(RWF_NOWAIT) proved unsupported here (tmpfs, NFS, FUSE...); never for special files. */
+  private cacheReads: boolean;
+  /** Small writes may be waited for (WAITED_WRITE_MAX): a regular file. */
+  private readonly waitWrites: boolean;
   private closing: Promise<void> | undefined;
   private closeOptions: CloseOptions | undefined;
   private writeError: SystemError | undefined;
@@ -128,6 +163,10 @@ export class GuestFile {
   private readonly streamIo: StreamIo;
   /** Opened with `md5`: the digest as of the last read that found the end of file. */
   private endMd5: string | undefined;
+  /** Bytes reads done at once returned that are not hashed yet (hashLater), and how many. */
+  private unhashed: Buffer | undefined;
+  private unhashedLen = 0;
+  private hashQueued = false;
 
   /** Use openFile(). */
   constructor(
@@ -140,6 +179,13 @@ export class GuestFile {
     private readonly how: HandleIo = {},
   ) {
     this.streamIo = new StreamIo(fd, path, hash);
+    this.cacheReads = how.kind !== 'special';
+    this.waitWrites = how.kind === 'regular';
+  }
+
+  /** What the fd is open on, when openFile() found out. */
+  get kind(): FileKind | undefined {
+    return this.how.kind;
   }
 
   /** True once close() was called. */
@@ -170,7 +216,7 @@ export class GuestFile {
    * (a file that grows later can still be read further).
    */
   read(size = DEFAULT_READ_SIZE): Promise<Buffer> {
-    return this.readAs(size, (buf, n) => buf.subarray(0, n), false);
+    return settled(this.readAs(size, (buf, n) => buf.subarray(0, n), false, undefined));
   }
 
   /**
@@ -179,7 +225,7 @@ export class GuestFile {
    * buffer, so moving a large file leaves no per-chunk Buffer behind for the GC.
    */
   readBase64(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<string> {
-    return this.readAs(size, (buf, n) => buf.toString('base64', 0, n), true, gate);
+    return settled(this.readAs(size, (buf, n) => buf.toString('base64', 0, n), true, gate, true));
   }
 
   /**
@@ -187,7 +233,17 @@ export class GuestFile {
    * string, or the bytes of the text (a large chunk, encoded by the addon: no string on the heap).
    */
   readBase64Parts(size = DEFAULT_READ_SIZE, gate?: OutputGate): Promise<(string | Buffer)[]> {
-    return this.readAs(size, base64Parts, true, gate);
+    return settled(this.readAs(size, base64Parts, true, gate, true));
+  }
+
+  /**
+   * readBase64Parts() for a caller that answers at once (the agent's file-read): the pieces
+   * themselves when the read was done at once from the page cache, so its answer spares the trip
+   * through promise reactions; otherwise their promise. A read done at once is not counted as
+   * output on its way (gate.hold): its caller sends it before it returns.
+   */
+  readBase64PartsNow(size = DEFAULT_READ_SIZE, gate?: OutputGate): (string | Buffer)[] | Promise<(string | Buffer)[]> {
+    return this.readAs(size, base64Parts, true, gate, false);
   }
 
   /**
@@ -196,10 +252,20 @@ export class GuestFile {
    * noWait handle, when it has no more for now (EAGAIN when it has none). Size 0 reads nothing.
    */
   readFull(size: number, gate?: OutputGate): Promise<FullRead> {
+    return settled(this.readFullNow(size, gate, true));
+  }
+
+  /**
+   * readFull() for a caller that answers at once (the agent's guest-file-read): the read itself
+   * when it was done at once (size 0, or from the page cache), otherwise its promise. `hold`
+   * false: a read done at once is not counted as output on its way (its caller sends it before
+   * it returns).
+   */
+  readFullNow(size: number, gate?: OutputGate, hold = false): FullRead | Promise<FullRead> {
     // fread of nothing reads nothing, whatever the direction (qemu-ga answers it on any handle).
     const bad = size === 0 && !this.closing ? undefined : this.refuse('read');
     if (bad) return Promise.reject(bad);
-    if (size === 0) return Promise.resolve({ count: 0, base64: [], eof: false });
+    if (size === 0) return { count: 0, base64: [], eof: false };
     if (!Number.isSafeInteger(size) || size < 0)
       return Promise.reject(new RangeError(`read size must be an integer >= 0, got ${size}`));
     if (
@@ -214,8 +280,8 @@ export class GuestFile {
       const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       // All of it, or the end: done. A part may be the end or what is cached: the pool reads on.
       if (n === size || n === 0) {
-        this.advance(n, gate);
-        return Promise.resolve({ count: n, base64: base64Parts(buf, n), eof: n === 0 });
+        this.advance(n, hold ? gate : undefined);
+        return { count: n, base64: base64Parts(buf, n), eof: n === 0 };
       }
       if (n === -EOPNOTSUPP) this.cacheReads = false;
     }
@@ -271,9 +337,28 @@ export class GuestFile {
    * (EAGAIN when it took none). Unlike write(), an earlier failure does not stop later writes.
    */
   writeSome(data: Buffer): Promise<number> {
+    return settled(this.writeSomeNow(data));
+  }
+
+  /** writeSome() for a caller that answers at once: the bytes written when the write was done at once (a waited write), else its promise. */
+  writeSomeNow(data: Buffer): number | Promise<number> {
     const bad = this.refuse('write');
     if (bad) return Promise.reject(bad);
     this.batch = undefined; // later write()s must not join a batch queued before this one
+    const waited = this.waitedWrite(data);
+    if (waited !== undefined) {
+      if (waited === true) return data.length;
+      // Failed, or still being written: the handle's next operations wait for it. An error is
+      // this write's only (no writeError: writeSome does not stop later writes).
+      return this.enqueue(() =>
+        waited.then(
+          () => (this.wrote(data.length), data.length),
+          (e) => {
+            throw toSystemError(e);
+          },
+        ),
+      );
+    }
     return this.enqueue(async () => {
       if (data.length === 0) return 0;
       const n = await this.io(
@@ -319,12 +404,17 @@ export class GuestFile {
     else this.pos += n;
   }
 
+  /**
+   * The read's result, or its promise when it cannot be done at once on this thread. `hold`:
+   * whether a read done at once counts as output on its way (gate.hold), as one done later does.
+   */
   private readAs<T>(
     size: number,
     take: (buf: Buffer, n: number) => T,
     scratchOk: boolean,
-    gate?: OutputGate,
-  ): Promise<T> {
+    gate: OutputGate | undefined,
+    hold = true,
+  ): T | Promise<T> {
     const bad = this.refuse('read');
     if (bad) return Promise.reject(bad);
     if (!Number.isSafeInteger(size) || size < 1)
@@ -339,15 +429,16 @@ export class GuestFile {
       const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
       const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
       if (n >= 0) {
-        this.hash?.update(buf, n);
-        this.advance(n, gate);
-        return Promise.resolve(take(buf, n));
+        if (this.hash) this.hashLater(buf, n);
+        this.advance(n, hold ? gate : undefined);
+        return take(buf, n);
       }
       if (n === -EOPNOTSUPP) this.cacheReads = false;
       // -EAGAIN (not cached), -ESPIPE (a pipe) and real errors: the thread pool answers.
     }
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
+      this.flushHash(); // what the reads before this one returned, first
       const buf = Buffer.allocUnsafe(size);
       const n = await this.io(
         (offset) => this.streamIo.preadWaiting(buf, offset),
@@ -358,12 +449,45 @@ export class GuestFile {
     });
   }
 
-  /** After a read of n bytes (already hashed): the position moves on; at end of file the md5 is taken. */
+  /** After a read of n bytes (hashed, or to be): the position moves on; at end of file the md5 is taken. */
   private advance(n: number, gate: OutputGate | undefined): void {
     this.pos += n;
     gate?.hold(n);
     // Taken in the read's own turn: by the time its caller looks, the next read may be hashing.
-    if (n === 0 && this.hash) this.endMd5 = this.hash.digest();
+    if (n === 0 && this.hash) {
+      this.flushHash();
+      this.endMd5 = this.hash.digest();
+    }
+  }
+
+  /**
+   * Hashes the n bytes a read done at once returned, but once its caller is done with them:
+   * the md5 of a 4 KiB read (~8 us) then comes after its answer is written, not between the
+   * request and the answer. The bytes are copied (the read's buffer is reused by the next);
+   * hashed in a microtask, in order, and before anything else that hashes (flushHash).
+   */
+  private hashLater(buf: Buffer, n: number): void {
+    if (n === 0) return;
+    if (!this.unhashed || this.unhashed.length - this.unhashedLen < n) {
+      const bigger = Buffer.allocUnsafe(Math.max(HASH_ON_POOL, 2 * (this.unhashedLen + n)));
+      this.unhashed?.copy(bigger, 0, 0, this.unhashedLen);
+      this.unhashed = bigger;
+    }
+    this.unhashedLen += buf.copy(this.unhashed, this.unhashedLen, 0, n);
+    if (!this.hashQueued) {
+      this.hashQueued = true;
+      queueMicrotask(() => this.flushHash());
+    }
+  }
+
+  /** Hashes what hashLater() left, now. */
+  private flushHash(): void {
+    this.hashQueued = false;
+    if (this.unhashedLen === 0 || !this.unhashed) return;
+    this.hash!.update(this.unhashed, this.unhashedLen);
+    this.unhashedLen = 0;
+    // A buffer grown past the usual (reads queued in one turn) goes back to the collector.
+    if (this.unhashed.length > HASH_ON_POOL) this.unhashed = undefined;
   }
 
   /**
@@ -373,8 +497,30 @@ export class GuestFile {
    * per batch, not per chunk. Each call still resolves or rejects on its own promise.
    */
   write(data: Buffer): Promise<void> {
+    const r = this.writeNow(data);
+    return r === true ? Promise.resolve() : r;
+  }
+
+  /** write() for a caller that answers at once: true when the data was written at once (a waited write), else its promise. */
+  writeNow(data: Buffer): true | Promise<void> {
     const bad = this.refuse('write');
     if (bad) return Promise.reject(bad);
+    if (!this.writeError) {
+      const waited = this.waitedWrite(data);
+      if (waited === true) return true;
+      if (waited) {
+        // Failed, or still being written: the handle's next operations wait for it.
+        return this.enqueue(async () => {
+          try {
+            await waited;
+          } catch (e) {
+            this.writeError = toSystemError(e) as SystemError;
+            throw this.writeError;
+          }
+          this.wrote(data.length);
+        });
+      }
+    }
     const open = this.batch;
     if (open && open.bytes + data.length <= WRITE_BATCH) {
       open.parts.push(data);
@@ -408,6 +554,22 @@ export class GuestFile {
       this.wrote(batch.bytes);
     });
     return batch.done;
+  }
+
+  /**
+   * A small write on a regular file with nothing queued, done by the addon's write helper while
+   * this thread waits for it (WRITE_WAIT_US at most): true when it is written (the position
+   * moved on); a promise, when it failed (rejected, with pwrite's error) or is still being
+   * written (settling as pwrite's would; the position is the caller's to move); undefined when
+   * it was not tried (the thread pool's path).
+   */
+  private waitedWrite(data: Buffer): true | Promise<number> | undefined {
+    if (this.pending > 0 || !this.waitWrites || this.stream || data.length === 0 || data.length > WAITED_WRITE_MAX)
+      return undefined;
+    const r = native.pwriteWait(this.fd, data, this.position, this.path, WRITE_WAIT_US);
+    if (typeof r !== 'number') return r; // undefined: the helper is still on a write that outlasted its wait
+    this.wrote(r);
+    return true;
   }
 
   /**

@@ -4,7 +4,7 @@ import { promisify } from 'util';
 import { toSystemError } from '../errors';
 import { native } from '../native';
 import { openAtomic } from './atomic';
-import { GuestFile } from './handle';
+import { GuestFile, type FileKind, type HandleIo } from './handle';
 import type { Access, FopenMode, OpenMode, OpenOptions } from './options';
 import { checkOptions, checkPath, invalidArgType, invalidArgValue, optionalBoolean, parseFileMode } from './validate';
 
@@ -17,6 +17,20 @@ const openAsync = promisify(fs.open);
 const unlinkAsync = promisify(fs.unlink);
 const fchmodAsync = promisify(fs.fchmod);
 const closeAsync = promisify(fs.close);
+const fstatAsync = promisify(fs.fstat);
+
+/**
+ * What fd is open on, for the handle's fast paths (on the pool: fstat may wait for an NFS
+ * server); undefined if fstat fails (the handle still works, without them).
+ */
+async function kindOf(fd: number): Promise<FileKind | undefined> {
+  try {
+    const st = await fstatAsync(fd);
+    return st.isFile() ? 'regular' : st.isBlockDevice() ? 'block' : 'special';
+  } catch {
+    return undefined;
+  }
+}
 
 /** Each of openFile()'s modes: open(2)'s flags, the directions and append (fs's flags of the same names). */
 const OPEN: Record<OpenMode, { flags: number; access: Access; append: boolean }> = {
@@ -58,26 +72,25 @@ export async function openFile(path: string, options: OpenOptions = {}): Promise
   const { mode, perm, force, atomic, md5 } = checkOpen(path, options);
   if (atomic) {
     const { fd, replace } = await openAtomic(path, perm);
-    return new GuestFile(fd, path, 'w', replace);
+    return new GuestFile(fd, path, 'w', replace, undefined, { kind: 'regular' });
   }
   const { flags, access, append } = OPEN[mode];
   try {
-    if (mode === 'r')
-      return new GuestFile(
-        await openAsync(path, O_RDONLY | O_NONBLOCK),
-        path,
-        access,
-        undefined,
-        md5 ? new native.Md5() : undefined,
-      );
-    const how = append ? { append } : {};
+    if (mode === 'r') {
+      const fd = await openAsync(path, O_RDONLY | O_NONBLOCK);
+      return new GuestFile(fd, path, access, undefined, md5 ? new native.Md5() : undefined, { kind: await kindOf(fd) });
+    }
+    let fd: number;
+    let how: HandleIo = append ? { append } : {};
     try {
-      return new GuestFile(await openAsync(path, flags | O_NONBLOCK, perm), path, access, undefined, undefined, how);
+      fd = await openAsync(path, flags | O_NONBLOCK, perm);
     } catch (e) {
       if (!force || !(flags & O_TRUNC) || (e as NodeJS.ErrnoException).code !== 'ETXTBSY') throw e;
       await unlinkAsync(path);
-      return new GuestFile(await openAsync(path, flags | O_EXCL | O_NONBLOCK, perm), path, access);
+      fd = await openAsync(path, flags | O_EXCL | O_NONBLOCK, perm);
+      how = {};
     }
+    return new GuestFile(fd, path, access, undefined, undefined, { ...how, kind: await kindOf(fd) });
   } catch (e) {
     throw toSystemError(e);
   }
@@ -158,5 +171,9 @@ export async function fopenFile(path: string, mode: FopenMode): Promise<GuestFil
       throw toSystemError(e);
     }
   }
-  return new GuestFile(fd, path, m.access, undefined, undefined, { append: m.append, noWait: true });
+  return new GuestFile(fd, path, m.access, undefined, undefined, {
+    append: m.append,
+    noWait: true,
+    kind: await kindOf(fd),
+  });
 }

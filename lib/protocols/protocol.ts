@@ -11,8 +11,11 @@ export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
 export interface Incoming {
   /** Bytes it holds (counted against the held-input budget until answered). */
   readonly bytes: number;
-  /** Runs it: the answer line, '' for none (qemu-ga's guest-shutdown). Called once. */
-  answer(call: Call): Promise<AnswerLine>;
+  /**
+   * Runs it: the answer line, '' for none (qemu-ga's guest-shutdown), or its promise (the line
+   * itself when it was made at once, which then goes out at once). Called once.
+   */
+  answer(call: Call): AnswerLine | Promise<AnswerLine>;
 }
 
 /** Splits one session's bytes into requests. */

@@ -62,7 +62,10 @@ export class PortTransport implements Transport {
             this.goneTimer.unref();
             break;
           case 'connect':
-            this.log.info(`host connected on ${this.path}`);
+            // Found by the backoff timer, not at once: what should have woken the driver did not.
+            this.log.info(
+              `host connected on ${this.path}${this.port?.foundBy === 'timer' ? ' (found by the backoff check)' : ''}`,
+            );
             this.stopGoneTimer();
             break;
           case 'reopen':

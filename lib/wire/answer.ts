@@ -1,5 +1,6 @@
 // Answer lines: `{"return":...}` and `{"error":...}` (docs/PROTOCOL.md "Framing").
 import { goJson } from './json';
+import { slabBuffer } from '../buffers';
 
 /**
  * A return value that is already JSON text, exactly as Go's encoding/json would write it. For
@@ -65,7 +66,7 @@ export function encodeRawReturn(value: RawJson, tag: string): Buffer | Buffer[] 
     pieces.push(Buffer.from(tail, 'utf8'));
     return pieces;
   }
-  const out = Buffer.allocUnsafe(len);
+  const out = slabBuffer(len);
   let off = out.write(head, 0, 'latin1');
   for (const p of value.parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);
   out.write(tail, off, 'utf8');

@@ -37,6 +37,7 @@ test(
       'upload, minimal host',
       'upload, client',
       'ping p50, minimal host',
+      'ping, first after coming back',
     ];
     if (command('python3')() === undefined) rows.push('download, Python host', 'file-write 4 KiB, Python host');
     for (const label of rows) {
@@ -45,6 +46,11 @@ test(
         `no row "${label}" with a figure:\n${out}`,
       );
     }
+    // ember-ga's CPU by thread, each class with a figure, for reads, writes and pings.
+    const split = out.split('\n').filter((l) => /^ {2}(file-read 4 KiB|file-write 4 KiB|ping) +main [\d.]+ us/.test(l));
+    assert.is(split.length, 3, `the CPU by thread:\n${out}`);
+    for (const l of split)
+      assert.match(l, /write helper [\d.]+, port writer [\d.]+, other threads \(V8, pool\) [\d.]+/);
     assert.match(out, /these figures mean nothing/);
   },
   { timeout: 150_000, needs: [command('socat')] },

@@ -185,10 +185,50 @@ test(
   { needs },
 );
 
+test(
+  'a host coming back behind the same path is found at once by the watch, not at the next backoff check',
+  async () => {
+    const dir = tmpDir();
+    let bridge = await startBridge(dir);
+    const events: string[] = [];
+    let port: InstanceType<typeof native.Port> | undefined;
+    try {
+      port = new native.Port(bridge.port, (type) => events.push(type));
+      assert.is(port.foundBy, 'open');
+      for (let i = 0; i < 2; i++) {
+        // The host side goes away: socat exits, the pty's master closes.
+        bridge.proc.kill();
+        await waitFor(() => events.includes('hangup'), 5_000, 'the hang-up');
+        // Long enough for the backoff to reach its longest wait (500 ms) between two checks.
+        await sleep(1_500);
+        assert.ok(!port.connected);
+        events.length = 0;
+        bridge = await startBridge(dir);
+        await waitFor(() => events.includes('reopen'), 5_000, 'the reopen');
+        assert.ok(port.connected);
+        assert.is(port.foundBy, 'watch', 'woken by the new name, not found by the backoff timer');
+      }
+    } finally {
+      port?.close();
+      bridge.proc.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs },
+);
+
 /** A PortTransport on a stand-in for the addon's port: `emit` plays the port's events; `events` are what the sink heard. */
 async function standInPort(hostGoneMs: number) {
   let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
-  const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
+  const port = {
+    write: () => 0,
+    pause: () => {},
+    resume: () => {},
+    close: () => {},
+    queued: 0,
+    connected: true,
+    foundBy: 'open' as const,
+  };
   const t = new PortTransport('/dev/stand-in', silentLogger, {
     hostGoneMs,
     open: (_p, onEvent) => ((emit = onEvent), port),

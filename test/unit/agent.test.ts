@@ -3,6 +3,7 @@
 import * as assert from 'uvu/assert';
 import { Agent } from '../../lib/agent';
 import { defineCommand } from '../../lib/protocols/phoenix/registry';
+import { defineQgaCommand } from '../../lib/protocols/qemu-ga/schema';
 import type { SessionSink, Transport, TransportSink } from '../../lib/transports/transport';
 import { suite, waitFor } from '../helpers/harness';
 
@@ -11,6 +12,8 @@ const test = suite('agent stop');
 class FakeTransport implements Transport {
   session!: SessionSink;
   written: string[] = [];
+  /** Called with each answer as it is written (a port's write may see the host hang up). */
+  onWrite?: (line: string) => void;
   paused = false;
   closed = false;
   constructor(
@@ -18,7 +21,10 @@ class FakeTransport implements Transport {
     private readonly fail?: Error,
   ) {}
   async start(sink: TransportSink) {
-    this.session = sink.begin((line) => this.written.push(line.toString()));
+    this.session = sink.begin((line) => {
+      this.written.push(line.toString());
+      this.onWrite?.(line.toString());
+    });
     if (this.fail) throw this.fail;
   }
   queued = 0;
@@ -142,6 +148,51 @@ test('an endpoint added while the shared budgets hold reading back starts paused
   // a goes away, and with it the request holding the budget: b reads again.
   await agent.removeEndpoint(a);
   await waitFor(() => !b.paused, 1_000, 'b resumed');
+  await agent.stop();
+});
+
+test('an answer made at once goes out at once; a hang-up seen in that write forgets only what is left of the chunk', async () => {
+  const t = new FakeTransport();
+  const agent = new Agent({ transport: t, commands: [ping] });
+  await agent.start();
+  const out = t.written;
+  // The port's write may see the host gone and reset the session from within the write.
+  t.onWrite = () => {
+    if (out.length === 1) t.session.reset();
+  };
+  t.session.data(Buffer.from('{"execute":"ping","tag":"a"}\n{"execute":"ping","tag":"b"}\n{"execute":"pi'));
+  // Both whole lines were answered during data() itself: no promise reaction in between.
+  assert.equal(out, ['{"return":"pong","tag":"a"}\n', '{"return":"pong","tag":"b"}\n']);
+  // The partial line at the end was forgotten by the reset: the next host's line stands alone.
+  t.session.data(Buffer.from('{"execute":"ping","tag":"c"}\n'));
+  assert.equal(out.slice(2), ['{"return":"pong","tag":"c"}\n']);
+  await agent.stop();
+});
+
+test('qemu-ga: answered at once when nothing is before it, in order behind a request still running', async () => {
+  let finish!: () => void;
+  const slow = defineQgaCommand({
+    name: 'slow',
+    doc: '',
+    args: {},
+    handler: () => new Promise<string>((r) => (finish = () => r('slow'))),
+  });
+  const fast = defineQgaCommand({ name: 'fast', doc: '', args: {}, handler: () => 'fast' });
+  const t = new FakeTransport();
+  const agent = new Agent({ transport: t, protocol: 'qemu-ga', commands: [], qgaCommands: [slow, fast] });
+  await agent.start();
+  t.session.data(Buffer.from('{"execute":"fast","id":1}'));
+  assert.equal(t.written, ['{"return": "fast", "id": 1}\n'], 'answered during data()');
+  t.session.data(Buffer.from('{"execute":"slow","id":2}{"execute":"fast","id":3}'));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(t.written.length, 1, 'the fast one waits behind the slow one');
+  finish();
+  await waitFor(() => t.written.length === 3, 1_000, 'both answers');
+  assert.equal(t.written.slice(1), ['{"return": "slow", "id": 2}\n', '{"return": "fast", "id": 3}\n']);
+  // Idle again: at once.
+  await new Promise((r) => setTimeout(r, 0));
+  t.session.data(Buffer.from('{"execute":"fast","id":4}'));
+  assert.equal(t.written[3], '{"return": "fast", "id": 4}\n');
   await agent.stop();
 });
 

@@ -21,7 +21,7 @@ export class PhoenixProtocol implements Protocol {
     return new LineFramer(
       (line) => {
         if (isBlank(line)) return; // a blank line is no request: nothing to answer
-        deliver({ bytes: line.length, answer: (call) => this.dispatcher.dispatch(line, call) });
+        deliver({ bytes: line.length, answer: (call) => this.dispatcher.dispatchNow(line, call) });
       },
       () =>
         deliver({

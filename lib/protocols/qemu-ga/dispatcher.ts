@@ -47,9 +47,19 @@ export class QgaDispatcher {
   }
 
   dispatch(framed: Framed, call: Call): Promise<AnswerLine> {
-    if ('error' in framed) return Promise.resolve(errorLine(new QgaError(framed.error), undefined));
+    const answer = this.dispatchNow(framed, call);
+    return answer instanceof Promise ? answer : Promise.resolve(answer);
+  }
+
+  /**
+   * dispatch(), but the answer line itself when it is made at once: an error, or a handler that
+   * answered with a value, not a promise (a 4 KiB guest-file-read served from the page cache, a
+   * waited guest-file-write).
+   */
+  dispatchNow(framed: Framed, call: Call): AnswerLine | Promise<AnswerLine> {
+    if ('error' in framed) return errorLine(new QgaError(framed.error), undefined);
     // Queued behind others when its host went away: nobody will read the answer.
-    if (call.signal.aborted) return Promise.resolve('');
+    if (call.signal.aborted) return '';
     let id: { value: unknown } | undefined;
     let release = () => {};
     try {
@@ -96,9 +106,8 @@ export class QgaDispatcher {
       const args = checkQgaArgs(cmd.args, (req.arguments as Record<string, unknown> | undefined) ?? {});
       this.ctx.log.debug(`<- ${name} (qemu-ga)`);
       const answerId = id;
-      const run = async (): Promise<AnswerLine> => {
+      const done = (v: unknown): AnswerLine => {
         try {
-          const v = await cmd.handler(args as never, this.ctx, call);
           if (cmd.noSuccessResponse) return '';
           const line = returnLine(v, answerId);
           return name === 'guest-sync-delimited' && typeof line === 'string'
@@ -110,12 +119,33 @@ export class QgaDispatcher {
           release();
         }
       };
-      return cmd.bulk ? this.ctx.runBulk(call, name, run) : run();
+      const failed = (e: unknown): AnswerLine => {
+        release();
+        return errorLine(e, answerId);
+      };
+      const run = (): AnswerLine | Promise<AnswerLine> => {
+        let v: unknown;
+        try {
+          v = cmd.handler(args as never, this.ctx, call);
+        } catch (e) {
+          return failed(e);
+        }
+        return isThenable(v) ? Promise.resolve(v).then(done, failed) : done(v);
+      };
+      if (!cmd.bulk) return run();
+      return this.ctx.runBulk(call, name, () => {
+        const answer = run();
+        return answer instanceof Promise ? answer : Promise.resolve(answer);
+      });
     } catch (e) {
       release();
-      return Promise.resolve(errorLine(e, id));
+      return errorLine(e, id);
     }
   }
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && typeof x === 'object' && typeof (x as { then?: unknown }).then === 'function';
 }
 
 function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerLine {

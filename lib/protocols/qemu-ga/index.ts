@@ -1,5 +1,6 @@
 // qemu-guest-agent 7.2's front-end (docs/QEMU-GA.md): qemu's JSON stream in, QMP answers out.
 import type { Context } from '../../context';
+import type { AnswerLine } from '../../wire/answer';
 import type { Framer, Incoming, Protocol } from '../protocol';
 import { QgaDispatcher } from './dispatcher';
 import { JsonStreamFramer } from './framing';
@@ -18,18 +19,29 @@ export class QgaProtocol implements Protocol {
    * answer to the request before it, most of them without an id.
    */
   framer(deliver: (req: Incoming) => void, maxBytes: number): Framer {
-    let previous: Promise<unknown> = Promise.resolve();
+    /** The last request still being answered, if any: the next one starts after it. */
+    let previous: Promise<unknown> | undefined;
+    const follow = (answer: Promise<AnswerLine>) => {
+      // Order only: holding the answer itself would keep it (a 44 MiB exec status, say) for
+      // as long as the session lasts.
+      const p = answer.then(
+        () => undefined,
+        () => undefined,
+      );
+      previous = p;
+      void p.then(() => {
+        if (previous === p) previous = undefined;
+      });
+    };
     return new JsonStreamFramer((m) => {
       deliver({
         bytes: 'bytes' in m ? m.bytes.length : 0,
         answer: (call) => {
-          const answer = previous.then(() => this.dispatcher.dispatch(m, call));
-          // Order only: holding the answer itself would keep it (a 44 MiB exec status, say) for
-          // as long as the session lasts.
-          previous = answer.then(
-            () => undefined,
-            () => undefined,
-          );
+          // Nothing before it: run now, and an answer made at once goes out at once.
+          const answer = previous
+            ? previous.then(() => this.dispatcher.dispatch(m, call))
+            : this.dispatcher.dispatchNow(m, call);
+          if (answer instanceof Promise) follow(answer);
           return answer;
         },
       });

@@ -9,9 +9,10 @@ import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../../../errors';
 import { goJson } from '../../../wire/json';
 import { RawJson } from '../../../wire/answer';
+import type { ReadAnswer } from '../answers';
 import { defineCommand } from '../registry';
 import type { Context } from '../../../context';
-import { DEFAULT_READ_SIZE, type FileHandle } from '../../../files/handle';
+import { DEFAULT_READ_SIZE, type FileHandle, type OutputGate } from '../../../files/handle';
 import { openFile } from '../../../files/open';
 import type { CloseOptions } from '../../../files/options';
 import { md5File } from '../../../files/md5';
@@ -57,6 +58,17 @@ async function listJson(dir: string, n: number, signal: AbortSignal): Promise<Ra
   }
   parts.push(']');
   return new RawJson<FileStat[]>(parts);
+}
+
+/** Reads wait while the host is behind on its answers (the agent's output limit): one gate an agent. */
+const gates = new WeakMap<Context, OutputGate>();
+function outputGate(ctx: Context): OutputGate {
+  let gate = gates.get(ctx);
+  if (!gate) {
+    gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
+    gates.set(ctx, gate);
+  }
+  return gate;
 }
 
 /** file-read's answer at end of file; `md5` only for a handle opened with md5 (0.7.1's answer otherwise). */
@@ -140,18 +152,20 @@ export const fileCommands = [
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
-      // Reads wait while the host is behind on its answers (the agent's output limit).
-      const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
       const h = handleFor(ctx, id, 'r', 'file-read');
-      return h.readBase64Parts(size, gate).then((parts) => {
+      const answer = (parts: (string | Buffer)[]) => {
         // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
-        if (parts.length > 0) return new RawJson(['{"bufb64":"', ...parts, '","eof":false}']);
+        if (parts.length > 0) return new RawJson<ReadAnswer>(['{"bufb64":"', ...parts, '","eof":false}']);
         const md5 = h.md5(); // of what the answers up to this one sent
         void table
           .close(id, true)
           .catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
         return eofAnswer(md5);
-      });
+      };
+      // Served from the page cache, the answer is made at once: one 4 KiB read a request, as
+      // 0.7.1 hosts send them, then costs no promise reactions.
+      const parts = h.readBase64PartsNow(size, outputGate(ctx));
+      return parts instanceof Promise ? parts.then(answer) : answer(parts);
     },
   }),
   defineCommand({
@@ -180,8 +194,12 @@ export const fileCommands = [
           `Invalid argument "bufb64": not valid base64 (standard alphabet with = padding); nothing was written${h.atomic ? ', and this atomic handle will not replace the file' : ''}`,
         );
       }
+      if (!args.eof) {
+        // A waited write is done at once, and so is its answer.
+        const written = h.writeNow(data);
+        return written === true || written.then(() => true as const);
+      }
       const written = h.write(data);
-      if (!args.eof) return written.then(() => true);
       const closed = handles(ctx).close(args.handle_id);
       // Answered once the close is done too (an atomic handle's rename or discard), with the
       // write's error first.

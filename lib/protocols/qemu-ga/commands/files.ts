@@ -3,7 +3,7 @@
 // and messages. The handles are the agent's shared table's, with lifetime 'agent': qemu-ga keeps
 // a handle until guest-file-close or exit, whatever the connection that opened it does.
 import type { Context } from '../../../context';
-import type { FileHandle, FullRead } from '../../../files/handle';
+import type { FileHandle, FullRead, OutputGate } from '../../../files/handle';
 import { fopenFile, isFopenMode } from '../../../files/open';
 import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
@@ -44,6 +44,17 @@ function failed(what: string): (e: unknown) => never {
 
 function invalidCount(count: number): QgaError {
   return new QgaError(`value '${count}' is invalid for argument count`);
+}
+
+/** Reads wait while the host is behind on its answers (the agent's output limit): one gate an agent. */
+const gates = new WeakMap<Context, OutputGate>();
+function outputGate(ctx: Context): OutputGate {
+  let gate = gates.get(ctx);
+  if (!gate) {
+    gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
+    gates.set(ctx, gate);
+  }
+  return gate;
 }
 
 /** GuestFileRead's members in the order qemu-ga writes them. */
@@ -115,10 +126,13 @@ export const fileCommands = [
       if (count < 0 || count > QGA_READ_COUNT_MAX) throw invalidCount(count);
       // A read its host left before it began would move the position past data nobody gets.
       if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
-      // Reads wait while the host is behind on its answers (the agent's output limit).
-      const gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
+      const gate = outputGate(ctx);
+      if (count < COLLECT_BEFORE_READ) {
+        // Served from the page cache, the answer is made at once.
+        const r = h.readFullNow(count, gate);
+        return r instanceof Promise ? r.then(readAnswer, failed('failed to read file')) : readAnswer(r);
+      }
       const read = () => h.readFull(count, gate).then(readAnswer, failed('failed to read file'));
-      if (count < COLLECT_BEFORE_READ) return read();
       return (async () => {
         for (let room = ctx.outputRoom(); room; room = ctx.outputRoom()) await room;
         collectAll();
@@ -134,7 +148,7 @@ export const fileCommands = [
       'buf-b64': { type: 'base64', doc: 'The data, base64.' },
       count: { type: 'int', optional: true, doc: 'Bytes of the data to write (default: all).' },
     },
-    handler: async (a, ctx) => {
+    handler: (a, ctx) => {
       const h = handleOf(ctx, a.handle);
       const data = a['buf-b64'];
       if (data === null) throw new QgaError('Base64 data contains invalid characters');
@@ -144,8 +158,11 @@ export const fileCommands = [
       // but promoted by now: freed before this one's write, not piled up behind it.
       if (count >= COLLECT_BEFORE_WRITE) collectAll();
       // fwrite of nothing writes nothing, whatever the direction.
-      const n = count === 0 ? 0 : await h.writeSome(data.subarray(0, count)).catch(failed('failed to write to file'));
-      return { count: n, eof: false };
+      if (count === 0) return { count: 0, eof: false };
+      // A waited write is done at once, and so is its answer.
+      const n = h.writeSomeNow(data.subarray(0, count));
+      if (typeof n === 'number') return { count: n, eof: false };
+      return n.then((written) => ({ count: written, eof: false }), failed('failed to write to file'));
     },
   }),
   defineQgaCommand({

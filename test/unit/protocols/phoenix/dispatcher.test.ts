@@ -288,6 +288,27 @@ test('decoded base64 arguments are released once the answer settles, never befor
   assert.equal([given, released], [6, 6]);
 });
 
+test('dispatchNow: a value answered at once, byte for byte what dispatch gives; a promise stays one; errors alike', async () => {
+  const ctx = makeCtx();
+  const d = new Dispatcher(ctx, ctx.registry as Registry);
+  const lines = [
+    '{"execute":"ping","tag":"p"}',
+    JSON.stringify({ execute: 'echo-args', arguments: { path: '/x', n: 3 }, tag: 't' }),
+    JSON.stringify({ execute: 'echo-args', arguments: { n: 3 }, tag: 'missing' }),
+    '{"execute":"fail-enoent","tag":"f"}',
+    '{"execute":"nope"}',
+    'not json',
+  ];
+  for (const line of lines) {
+    const now = d.dispatchNow(line, call);
+    assert.ok(!(now instanceof Promise), `${line}: answered at once`);
+    assert.is(now.toString(), (await d.dispatch(line, call)).toString(), line);
+  }
+  const slowNow = d.dispatchNow('{"execute":"slow","tag":"s"}', call);
+  assert.instance(slowNow, Promise);
+  assert.is((await slowNow).toString(), '{"return":"late","tag":"s"}\n');
+});
+
 test('checkArgs ignores unknown arguments and treats null as absent', () => {
   assert.equal(checkArgs(echo.args, { path: '/a', extra: 1, n: null }), { path: '/a', n: 0, mode: 'r', force: false });
   assert.instance(
