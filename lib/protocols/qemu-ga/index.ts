@@ -2,7 +2,8 @@
 import type { Context } from '../../context';
 import type { Framer, Incoming, Protocol } from '../protocol';
 import { QgaDispatcher } from './dispatcher';
-import { JsonStreamFramer } from './framing';
+import { runDecoder } from '../../wire/decode-native';
+import { framedLength, JsonStreamFramer } from './framing';
 import type { QgaCommand } from './schema';
 
 export class QgaProtocol implements Protocol {
@@ -19,20 +20,24 @@ export class QgaProtocol implements Protocol {
    */
   framer(deliver: (req: Incoming) => void, maxBytes: number): Framer {
     let previous: Promise<unknown> = Promise.resolve();
-    return new JsonStreamFramer((m) => {
-      deliver({
-        bytes: 'bytes' in m ? m.bytes.length : 0,
-        answer: (call) => {
-          const answer = previous.then(() => this.dispatcher.dispatch(m, call));
-          // Order only: holding the answer itself would keep it (a 44 MiB exec status, say) for
-          // as long as the session lasts.
-          previous = answer.then(
-            () => undefined,
-            () => undefined,
-          );
-          return answer;
-        },
-      });
-    }, maxBytes);
+    return new JsonStreamFramer(
+      (m) => {
+        deliver({
+          bytes: 'bytes' in m ? framedLength(m) : 0,
+          answer: (call) => {
+            const answer = previous.then(() => this.dispatcher.dispatch(m, call));
+            // Order only: holding the answer itself would keep it (a 44 MiB exec status, say) for
+            // as long as the session lasts.
+            previous = answer.then(
+              () => undefined,
+              () => undefined,
+            );
+            return answer;
+          },
+        });
+      },
+      maxBytes,
+      runDecoder,
+    );
   }
 }
