@@ -67,6 +67,9 @@ test(
     assert.not.match(out, /NaN|Infinity/, 'every figure is a number');
     for (const label of [
       'raw guest->host',
+      'raw guest->host, 21 MiB',
+      'raw host->guest, 21 MiB',
+      'guest page cache, 16 MiB file',
       'qemu-ga: read, 4 KiB, 1 in flight',
       'ember-ga: read, 4 KiB, 1 in flight',
       'qemu-ga: read, 48 MiB, 2 in flight',
