@@ -1,18 +1,27 @@
 // qemu-ga's file commands through the pty bridge: guest-file-read and guest-file-write rates of
 // ember-ga's qemu-ga front-end against qemu-ga 7.2 itself, each agent on a bridge of its own, in
 // the same rounds, from the same minimal host (test/helpers/qga-bulk.ts; no JSON.parse of the
-// data). Every transfer is md5-verified. Rows: the default 4 KiB count (what a host that gives
-// none gets) one at a time, as libvirt sends requests, on both; each agent at its largest counts
-// (qemu-ga: 48 MiB reads, 32 MiB writes, under its 64 MiB request limit; ember-ga: 48 MiB reads,
-// 8 MiB writes, under its 16 MiB request limit), one at a time and two in flight; and 1 GiB each
-// way on ember-ga. Each is also a ratio to the bridge's ideal base64 payload rate (3/4 of its
-// raw rate, measured in this run, as the files section does).
+// data). Every transfer but the one into /dev/null is md5-verified. Rows: the default 4 KiB
+// count (what a host that gives none gets) one at a time, as libvirt sends requests, on both;
+// each agent at its largest counts (qemu-ga: 48 MiB reads, 32 MiB writes, under its 64 MiB
+// request limit; ember-ga: 48 MiB reads, 8 MiB writes, under its 16 MiB request limit), one at
+// a time and two in flight; and 1 GiB each way on ember-ga. Each is also a ratio to the bridge's
+// ideal base64 payload rate (3/4 of its raw rate, measured in this run, as the files section
+// does): the 1 GiB rows against a raw sample as long as they are (as many bytes as their
+// base64), the others against a 64 MiB one, each held to a sample of its own length (on a loaded
+// machine a 1 s sample may catch a quiet moment no 20 s run has throughout). Also measured: what
+// a stand-in guest in a process of its own that only answers the 1 GiB rows' requests (the
+// protocol's shape, with no agent: host and guest in one process, as in the raw sample, is
+// cheaper than any pair), what the guest's page cache costs for a new 1 GiB file with no agent
+// (every upload pays it; the bridge does not), the agent's CPU time on the 1 GiB rows, and its
+// 1 GiB upload into /dev/null (the counts of its answers checked; no page cache to fill, nothing
+// to md5): the agent's own rate.
 // EMBER_BENCH_DEBUG=1 prints each transfer's rate as it is measured.
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { bridgeThroughput, REPO, startBridge, type Bridge } from './helpers/bridge';
+import { bridgeRequestResponse, bridgeThroughput, REPO, startBridge, type Bridge } from './helpers/bridge';
 import { mibps, ratio, type Reporter } from './report';
 import { QgaBulkHost, qgaDownload, qgaUpload } from '../test/helpers/qga-bulk';
 
@@ -24,6 +33,8 @@ const LARGE_FILE = (QUICK ? 8 : 256) * MiB; // moved at each agent's largest cou
 const HUGE_FILE = (QUICK ? 16 : 1024) * MiB; // ember-ga's 1 GiB each way
 const ROUNDS = QUICK ? 1 : 2;
 const RAW_BYTES = (QUICK ? 4 : 64) * MiB;
+/** A 1 GiB transfer's bytes on the wire: its base64. */
+const RAW_HUGE_BYTES = Math.ceil(HUGE_FILE / 3) * 4;
 
 /** qemu-ga's largest read (GUEST_FILE_READ_COUNT_MAX) and a write that fits its 64 MiB request. */
 const QGA_MAX_READ = 48 * MiB;
@@ -129,6 +140,32 @@ function md5File(file: string): string {
   return spawnSync('md5sum', [file], { encoding: 'utf8' }).stdout.split(' ')[0];
 }
 
+/** CPU seconds (user, system) a process has used so far. */
+function cpuSeconds(pid: number): { user: number; system: number } {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const tick = 100; // USER_HZ
+  return { user: Number(f[11]) / tick, system: Number(f[12]) / tick };
+}
+
+/**
+ * A new file of `bytes` written 8 MiB at a time, with nothing else: the guest page cache's
+ * rate and this process's CPU seconds for it.
+ */
+function pageCacheWrite(file: string, bytes: number, chunk: Buffer): { rate: number; cpu: number } {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let off = 0; off < bytes; off += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - off));
+  } finally {
+    fs.closeSync(fd);
+  }
+  const rate = mibps(bytes, Number(process.hrtime.bigint() - t0) / 1e9);
+  const c = process.cpuUsage(c0);
+  fs.rmSync(file);
+  return { rate, cpu: (c.user + c.system) / 1e6 };
+}
+
 function vmHWMKiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
@@ -140,6 +177,8 @@ interface Transfer {
   file: 'small' | 'large' | 'huge';
   count: number;
   depth: number;
+  /** Written to /dev/null: the agent's rate without the guest's page cache (counts checked, no md5). */
+  devNull?: boolean;
 }
 
 const size = (n: number) => (n >= MiB ? `${n / MiB} MiB` : `${n / 1024} KiB`);
@@ -149,15 +188,17 @@ function transfer(
   file: Transfer['file'],
   count: number,
   depth: number,
+  devNull = false,
 ): Transfer {
   const what =
     file === 'huge' ? `${dir === 'down' ? 'read' : 'write'} ${HUGE_FILE / MiB} MiB` : dir === 'down' ? 'read' : 'write';
-  return { key: `${agent}: ${what}, ${size(count)}, ${depth} in flight`, agent, dir, file, count, depth };
+  const to = devNull ? ' to /dev/null' : '';
+  return { key: `${agent}: ${what}${to}, ${size(count)}, ${depth} in flight`, agent, dir, file, count, depth, devNull };
 }
 
 /**
  * Each agent at 4 KiB and at its largest count, one at a time and two in flight; ember-ga's 1 GiB
- * each way. qemu-ga gets no two writes in flight: over the pty it then leaves the last of them
+ * each way, and once more into /dev/null. qemu-ga gets no two writes in flight: over the pty it then leaves the last of them
  * unanswered (the data is written, the answer never comes).
  */
 const TRANSFERS: Transfer[] = [
@@ -174,6 +215,7 @@ const TRANSFERS: Transfer[] = [
   transfer('ember-ga', 'up', 'large', EMBER_WRITE, 2),
   transfer('ember-ga', 'down', 'huge', EMBER_READ, 2),
   transfer('ember-ga', 'up', 'huge', EMBER_WRITE, 2),
+  transfer('ember-ga', 'up', 'huge', EMBER_WRITE, 2, true),
 ];
 
 /** The qemu-ga row an ember-ga row is held against: the same direction, file and depth (else one at a time). */
@@ -214,11 +256,21 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
   const data = { small: fs.readFileSync(files.small), large: fs.readFileSync(files.large) };
   const best = new Map<string, number>();
   const add = (key: string, v: number) => best.set(key, Math.max(best.get(key) ?? -Infinity, v));
+  /** The agent's CPU seconds on the fastest run of each 1 GiB row. */
+  const hugeCpu = new Map<string, { user: number; system: number }>();
   fs.writeFileSync(`/proc/${ember.proc.pid}/clear_refs`, '5'); // VmHWM: the peak of these transfers
   for (let round = 0; round < ROUNDS; round++) {
     const raw = await bridgeThroughput(RAW_BYTES);
     add('raw down', raw.down);
     add('raw up', raw.up);
+    const rawHuge = await bridgeThroughput(RAW_HUGE_BYTES);
+    add('raw huge down', rawHuge.down);
+    add('raw huge up', rawHuge.up);
+    add('stand-in down', await bridgeRequestResponse(EMBER_READ, 2, HUGE_FILE, 'down'));
+    add('stand-in up', await bridgeRequestResponse(EMBER_WRITE, 2, HUGE_FILE, 'up'));
+    const cache = pageCacheWrite(path.join(dir, 'page-cache.bin'), HUGE_FILE, data.large.subarray(0, 8 * MiB));
+    add('page cache', cache.rate);
+    if (cache.rate >= best.get('page cache')!) best.set('page cache cpu', cache.cpu);
     // qemu-ga's rows and ember-ga's take turns at going first.
     const rows = round % 2 === 0 ? TRANSFERS : [...TRANSFERS].reverse();
     for (const t of rows) {
@@ -226,16 +278,24 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
       const copy = path.join(dir, `copy-${t.agent}.bin`);
       let bytes: number;
       let seconds: number;
+      const cpu0 = cpuSeconds(a.proc.pid!);
       if (t.dir === 'down') {
         const r = await qgaDownload(a.host, files[t.file], t.count, t.depth);
         if (r.md5 !== want[t.file]) throw new Error(`${t.key}: md5 ${r.md5}, expected ${want[t.file]}`);
         ({ bytes, seconds } = r);
       } else {
         const src = t.file === 'huge' ? fs.readFileSync(files.huge) : data[t.file];
-        ({ bytes, seconds } = await qgaUpload(a.host, src, copy, t.count, t.depth));
-        const got = md5File(copy);
-        if (got !== want[t.file]) throw new Error(`${t.key}: the copy's md5 is ${got}, expected ${want[t.file]}`);
-        fs.rmSync(copy);
+        ({ bytes, seconds } = await qgaUpload(a.host, src, t.devNull ? '/dev/null' : copy, t.count, t.depth));
+        if (!t.devNull) {
+          const got = md5File(copy);
+          if (got !== want[t.file]) throw new Error(`${t.key}: the copy's md5 is ${got}, expected ${want[t.file]}`);
+          fs.rmSync(copy);
+        }
+      }
+      if (t.file === 'huge' && mibps(bytes, seconds) > (best.get(t.key) ?? -Infinity)) {
+        // Over the transfer and its check (the agent is idle during the check).
+        const cpu1 = cpuSeconds(a.proc.pid!);
+        hugeCpu.set(t.key, { user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system });
       }
       add(t.key, mibps(bytes, seconds));
       if (process.env.EMBER_BENCH_DEBUG) process.stderr.write(`${t.key}: ${mibps(bytes, seconds).toFixed(1)} MiB/s\n`);
@@ -243,6 +303,7 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
   }
   const hwm = vmHWMKiB(ember.proc.pid!);
   const ideal = { down: best.get('raw down')! * 0.75, up: best.get('raw up')! * 0.75 };
+  const idealHuge = { down: best.get('raw huge down')! * 0.75, up: best.get('raw huge up')! * 0.75 };
   if (QUICK)
     out.note('EMBER_BENCH_QUICK=1: small sizes and one round, to show the benchmark runs; these figures mean nothing');
   out.heading(`transport: socat PTY,raw,echo=0 <-> UNIX-LISTEN, no agent (best of ${ROUNDS})`);
@@ -256,17 +317,50 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
     `${best.get('raw up')!.toFixed(1)} MiB/s`,
     `ideal base64 payload ${ideal.up.toFixed(1)} MiB/s`,
   );
+  const hugeWire = `${(RAW_HUGE_BYTES / MiB).toFixed(0)} MiB`;
+  out.row(
+    `raw guest->host, ${hugeWire}`,
+    `${best.get('raw huge down')!.toFixed(1)} MiB/s`,
+    `ideal ${idealHuge.down.toFixed(1)} MiB/s, of the ${HUGE_FILE / MiB} MiB read`,
+  );
+  out.row(
+    `raw host->guest, ${hugeWire}`,
+    `${best.get('raw huge up')!.toFixed(1)} MiB/s`,
+    `ideal ${idealHuge.up.toFixed(1)} MiB/s, of the ${HUGE_FILE / MiB} MiB write`,
+  );
+  for (const [d, verb, count] of [
+    ['down', 'read', EMBER_READ],
+    ['up', 'write', EMBER_WRITE],
+  ] as const) {
+    out.row(
+      `stand-in guest, ${HUGE_FILE / MiB} MiB ${verb}`,
+      `${best.get(`stand-in ${d}`)!.toFixed(1)} MiB/s`,
+      `${ratio(best.get(`stand-in ${d}`)! / idealHuge[d])} ideal: a guest process that only answers, ${verb}s of ${size(count)}, 2 in flight`,
+    );
+  }
+  out.row(
+    `guest page cache, ${HUGE_FILE / MiB} MiB file`,
+    `${best.get('page cache')!.toFixed(1)} MiB/s`,
+    `${best.get('page cache cpu')!.toFixed(1)} s CPU: a new file written 8 MiB at a time, no agent, no bridge`,
+  );
   out.heading(
-    `qemu-ga protocol: guest-file-read/-write, md5-verified, best of ${ROUNDS} (4 KiB: ${SMALL_FILE / MiB} MiB file; largest counts: ${LARGE_FILE / MiB} MiB; goal: ember-ga's best >= 2x qemu-ga's, ${HUGE_FILE / MiB} MiB >= 0.80x ideal)`,
+    `qemu-ga protocol: guest-file-read/-write, md5-verified (not /dev/null), best of ${ROUNDS} (4 KiB: ${SMALL_FILE / MiB} MiB file; largest counts: ${LARGE_FILE / MiB} MiB; goal: ember-ga's best >= 2x qemu-ga's, ${HUGE_FILE / MiB} MiB >= 0.80x ideal)`,
   );
   for (const t of TRANSFERS) {
     const rate = best.get(t.key)!;
     const q = against(t);
     const vs = q ? `${ratio(rate / best.get(q.key)!)} qemu-ga, ` : '';
-    out.row(t.key, `${rate.toFixed(1)} MiB/s`, `${vs}${ratio(rate / ideal[t.dir])} ideal`);
+    const cpu = hugeCpu.get(t.key);
+    const standIn = t.file === 'huge' ? `, ${ratio(rate / best.get(`stand-in ${t.dir}`)!)} the stand-in's` : '';
+    const agentCpu = cpu ? `; agent CPU ${cpu.user.toFixed(1)} s user + ${cpu.system.toFixed(1)} s system` : '';
+    out.row(
+      t.key,
+      `${rate.toFixed(1)} MiB/s`,
+      `${vs}${ratio(rate / (t.file === 'huge' ? idealHuge : ideal)[t.dir])} ideal${standIn}${agentCpu}`,
+    );
   }
   const bestOf = (agent: string, d: string) =>
-    Math.max(...TRANSFERS.filter((t) => t.agent === agent && t.dir === d).map((t) => best.get(t.key)!));
+    Math.max(...TRANSFERS.filter((t) => t.agent === agent && t.dir === d && !t.devNull).map((t) => best.get(t.key)!));
   for (const [d, verb] of [
     ['down', 'read'],
     ['up', 'write'],
@@ -283,7 +377,7 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
     `over every transfer above (48 MiB reads: 64 MiB answers)`,
   );
   out.note(
-    "minimal host (test/helpers/qga-bulk.ts): one request at a time as libvirt sends them, or two in flight (not qemu-ga's writes, see bench/qemu-ga.ts); answers taken apart with indexOf and decoded by the addon, md5 once the clock has stopped. qemu-ga 7.2 runs with -m isa-serial on a bridge of its own; an upload is timed to its guest-file-close, where qemu-ga writes its last buffered bytes",
+    "minimal host (test/helpers/qga-bulk.ts): one request at a time as libvirt sends them, or two in flight (not qemu-ga's writes, see bench/qemu-ga.ts); a read's data decoded by the addon as it arrives, into memory made before the clock starts, md5 once the clock has stopped. qemu-ga 7.2 runs with -m isa-serial on a bridge of its own; an upload is timed to its guest-file-close, where qemu-ga writes its last buffered bytes",
   );
   fs.rmSync(dir, { recursive: true, force: true });
 }

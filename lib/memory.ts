@@ -41,12 +41,20 @@ export function lineDone(bytes: number): void {
   gc({ type: 'minor' });
 }
 
+const dropBeforeCollect: (() => void)[] = [];
+
+/** `drop` lets go of memory kept for reuse; collectAll() calls it first, so that it is freed too. */
+export function onCollectAll(drop: () => void): void {
+  dropBeforeCollect.push(drop);
+}
+
 /**
  * A full collection, before an allocation of tens of MB (a qemu-ga read's answer): the buffers of
  * the last one are dead by then but, promoted while they were being written, only a full
  * collection frees them, and without one both would be held at once.
  */
 export function collectAll(): void {
+  for (const drop of dropBeforeCollect) drop();
   since = 0;
   gc?.(); // gc({type: 'major'}) leaves the array buffers it finds dead for later
 }

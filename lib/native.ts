@@ -50,14 +50,21 @@ export interface FileBindings {
   readonly O_TMPFILE: number;
   /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
   cancelStreams(): void;
-  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous (OpenSSL's encoder). */
+  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous. */
   base64(buffer: Buffer, length: number): Buffer;
   /**
    * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
-   * whitespace or line breaks) into dst, which holds the decoded length; synchronous
-   * (OpenSSL's decoder). The decoded length, or -1 when the text is not strict base64.
+   * whitespace or line breaks) into dst, which holds the decoded length; synchronous. The
+   * decoded length, or -1 when the text is not strict base64.
    */
   base64Decode(src: Buffer, start: number, end: number, dst: Buffer): number;
+  /**
+   * Decodes whole groups of four base64 alphabet characters ('=' not among them) from
+   * src[start, end) into dst from `at`, stopping before the first group with any other byte,
+   * before an incomplete last group, or when dst is full; synchronous. The characters decoded (a
+   * multiple of 4; their bytes are 3/4 as many). For text decoded piece by piece as it arrives.
+   */
+  base64DecodeRun(src: Buffer, start: number, end: number, dst: Buffer, at: number): number;
   /**
    * Readiness of a pipe, FIFO or character device from the event loop, holding no thread. The
    * constructor throws (errno EPERM) for an fd epoll refuses. wait(writable) arms one call of
@@ -443,6 +450,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   cancelStreams: 'function',
   base64: 'function',
   base64Decode: 'function',
+  base64DecodeRun: 'function',
   FdPoll: 'function',
   readDirectory: 'function',
   lstatAt: 'function',

@@ -297,6 +297,27 @@ class WaitedWrites {
   std::string path_;                               // its path, for its error
 };
 
+// base64DecodeRun(src, start, end, dst, at): number, synchronous: base64::DecodeRun of
+// src[start, end) into dst from `at`; the characters decoded. For a long string decoded as its
+// request arrives, piece by piece, with no copy of the request's bytes.
+Napi::Value Base64DecodeRun(const Napi::CallbackInfo& info) {
+  auto src = BufferArg(info, 0, "src");
+  int64_t start = IntArg(info, 1, "start");
+  int64_t end = IntArg(info, 2, "end");
+  auto dst = BufferArg(info, 3, "dst");
+  int64_t at = IntArg(info, 4, "at");
+  if (start < 0 || end < start || static_cast<uint64_t>(end) > src.Length()) {
+    throw Napi::RangeError::New(info.Env(), "start and end must be within the source buffer");
+  }
+  if (at < 0 || static_cast<uint64_t>(at) > dst.Length()) {
+    throw Napi::RangeError::New(info.Env(), "at must be within the destination buffer");
+  }
+  size_t n =
+      base64::DecodeRun(reinterpret_cast<const unsigned char*>(src.Data()) + start, static_cast<size_t>(end - start),
+                        reinterpret_cast<unsigned char*>(dst.Data()) + at, dst.Length() - static_cast<size_t>(at));
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   fdio::Open();
   exports.Set("Md5", Md5::Define(env));
@@ -323,6 +344,7 @@ void Init(Napi::Env env, Napi::Object exports) {
                                    "cancelStreams"));
   exports.Set("base64", Napi::Function::New<Base64>(env, "base64"));
   exports.Set("base64Decode", Napi::Function::New<Base64Decode>(env, "base64Decode"));
+  exports.Set("base64DecodeRun", Napi::Function::New<Base64DecodeRun>(env, "base64DecodeRun"));
 }
 
 Module fileio_module("fileio", Init);

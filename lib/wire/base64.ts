@@ -45,21 +45,37 @@ export interface DecodedBytes {
 export type Base64Decoder = (line: Buffer, start: number, end: number) => DecodedBytes | undefined;
 
 /**
- * A long base64 string value cut out of a request line (cutBase64Strings), decoded. parseRequest
- * puts one in "arguments" where JSON.parse would have put the string; checkArgs turns it into the
- * string for a "string" argument, or gives a "base64" one its bytes. It holds the request line
- * (for `text`): it belongs to the synchronous part of a dispatch, not to a handler.
+ * Decodes long strings as their request arrives, piece by piece (JsonStreamFramer): what framing
+ * needs of the addon, handed to it so that framing itself never loads it (decode-native.ts has
+ * the agent's).
+ */
+export interface Base64RunDecoder {
+  /** A destination for up to `size` decoded bytes, given back with give(). */
+  take(size: number): Buffer;
+  give(buf: Buffer): void;
+  /**
+   * Decodes whole groups of four alphabet characters ('=' not among them) from src[start, end)
+   * into dst from `at`, stopping before a group with any other byte, an incomplete last group, or
+   * when dst is full: the characters decoded, a multiple of 4.
+   */
+  run(src: Buffer, start: number, end: number, dst: Buffer, at: number): number;
+}
+
+/**
+ * A long base64 string value cut out of a request (cutBase64Strings, or its framer as it
+ * arrived), decoded. parseRequest puts one in "arguments" where JSON.parse would have put the
+ * string; checkArgs turns it into the string for a "string" argument, or gives a "base64" one its
+ * bytes. Its text comes from the request's bytes (or is made again from the decoded ones): it
+ * belongs to the synchronous part of a dispatch, not to a handler.
  */
 export class Base64Text {
   constructor(
-    private readonly line: Buffer,
-    private readonly start: number,
-    private readonly end: number,
+    private readonly source: () => string,
     readonly decoded: DecodedBytes,
   ) {}
 
   /** The string's value: it is base64, so ASCII, and has no escapes. */
   get text(): string {
-    return this.line.toString('latin1', this.start, this.end);
+    return this.source();
   }
 }

@@ -3,8 +3,9 @@
 // its write is done; fresh buffers that live that long pile up in V8's old generation). Apart
 // from base64.ts so that parsing requests never needs the addon (the host client parses too).
 import { chunkPool } from '../buffers';
+import { onCollectAll } from '../memory';
 import { native } from '../native';
-import { decodeBase64Exact, type DecodedBytes } from './base64';
+import { decodeBase64Exact, type Base64RunDecoder, type DecodedBytes } from './base64';
 
 const EQUALS = 0x3d;
 /**
@@ -40,4 +41,70 @@ export function decodeBase64Into(line: Buffer, start: number, end: number): Deco
       chunkPool.give(buf);
     },
   };
+}
+
+/** Destinations of strings decoded as they arrive kept for reuse, at most. */
+const KEEP_RUN_BUFFERS = 3;
+/** Kept ones are dropped after this long with none taken (left to the collector). */
+const KEEP_RUN_MS = 1000;
+
+/**
+ * The agent's decoder of strings as they arrive (JsonStreamFramer): the addon's, into
+ * destinations as large as a request's longest string, reused while a host streams writes (a
+ * fresh one for each left tens of MB of garbage, and a full collection for each write to free
+ * it). Only the pages written are resident; kept ones are dropped once writes stop for a second,
+ * or before a full collection (collectAll).
+ */
+class RunDecoder implements Base64RunDecoder {
+  private readonly kept: Buffer[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  /** The memory of every destination made: bytes in it are no garbage to collect (see reusedMemory). */
+  readonly made = new WeakSet<ArrayBufferLike>();
+
+  /** Lets the kept destinations go (to the collector). */
+  drop(): void {
+    this.kept.length = 0;
+  }
+
+  take(size: number): Buffer {
+    const i = this.kept.findIndex((b) => b.length === size);
+    this.touch();
+    if (i >= 0) return this.kept.splice(i, 1)[0];
+    const buf = Buffer.allocUnsafeSlow(size);
+    this.made.add(buf.buffer);
+    return buf;
+  }
+
+  give(buf: Buffer): void {
+    if (this.kept.length < KEEP_RUN_BUFFERS) this.kept.push(buf);
+    this.touch();
+  }
+
+  run(src: Buffer, start: number, end: number, dst: Buffer, at: number): number {
+    return native.base64DecodeRun(src, start, end, dst, at);
+  }
+
+  private touch(): void {
+    if (this.timer) this.timer.refresh();
+    else {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.drop();
+      }, KEEP_RUN_MS);
+      this.timer.unref();
+    }
+  }
+}
+
+const decoder = new RunDecoder();
+export const runDecoder: Base64RunDecoder = decoder;
+// A full collection is made before an allocation of tens of MB: what is kept here must not add to it.
+onCollectAll(() => decoder.drop());
+
+/**
+ * Are these bytes in a destination of runDecoder's (a guest-file-write's data, decoded as it
+ * arrived)? Their memory is reused, not left for a collection to free.
+ */
+export function reusedMemory(bytes: Buffer): boolean {
+  return decoder.made.has(bytes.buffer);
 }

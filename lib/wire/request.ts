@@ -1,7 +1,7 @@
 // Request lines: JSON.parse, with long base64 string values cut out and decoded first, and the
 // request's shape checked (not yet its command's arguments).
 import { randomBytes } from 'crypto';
-import { Base64Text, type Base64Decoder } from './base64';
+import { Base64Text, type Base64Decoder, type DecodedBytes } from './base64';
 import { describe } from './json';
 
 /** A request line, parsed and checked for shape (not yet for its command's arguments). */
@@ -72,7 +72,7 @@ function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; 
     const decoded = decode(line, open + 1, close);
     if (!decoded) continue; // JSON.parse gives its value (or its error)
     pieces.push(line.subarray(copied, open), Buffer.from(`${CUT_MARK_JSON}${cuts.length}"`, 'latin1'));
-    cuts.push(new Base64Text(line, open + 1, close, decoded));
+    cuts.push(new Base64Text(() => line.toString('latin1', open + 1, close), decoded));
     copied = pos;
   }
   if (cuts.length === 0) return undefined;
@@ -96,30 +96,82 @@ function isKey(line: Buffer, pos: number): boolean {
 export function parseJson(line: Buffer | string, decode?: Base64Decoder): { value: unknown; cuts: Base64Text[] } {
   const cut =
     decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
-  if (cut) {
-    try {
-      const value: unknown = JSON.parse(cut.rest.toString('utf8'));
-      const args =
-        value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
-      // Each cut string goes back where JSON.parse put its marker, as a value of "arguments" (an
-      // object). One found anywhere else (a nested value, a duplicate key's loser, a
-      // "__proto__") is needed as the string it is: the line is parsed whole instead.
-      let placed = 0;
-      if (args !== null && typeof args === 'object' && !Array.isArray(args)) {
-        const obj = args as Record<string, unknown>;
-        for (const key of Object.keys(obj)) {
-          const v = obj[key];
-          if (typeof v !== 'string' || !v.startsWith(CUT_MARK) || key === '__proto__') continue;
-          obj[key] = cut.cuts[Number(v.slice(CUT_MARK.length))];
-          placed++;
-        }
-      }
-      if (placed === cut.cuts.length) return { value, cuts: cut.cuts };
-    } catch {
-      // Parsed whole below, for JSON.parse's own message.
-    }
-    for (const c of cut.cuts) c.decoded.release();
+  if (cut) return placeCuts(cut.rest, cut.cuts, () => line);
+  return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
+}
+
+/**
+ * A string its framer cut out of a request as the request arrived, decoded (JsonStreamFramer):
+ * the request's bytes keep its quotes, with nothing between them at `at`.
+ */
+export interface ArrivedCut {
+  readonly at: number;
+  readonly decoded: DecodedBytes;
+  /** Its text, made again from the decoded bytes (for the rare request that needs it whole). */
+  text(): Buffer;
+}
+
+/**
+ * parseJson for a request whose framer already cut strings out (ArrivedCut): the same value,
+ * the same Base64Text for each cut string that is a value of "arguments", and the same error for
+ * an invalid request (it is then parsed whole, its strings put back). Other long strings in it
+ * are left to JSON.parse.
+ */
+export function parseJsonCut(bytes: Buffer, arrived: readonly ArrivedCut[]): { value: unknown; cuts: Base64Text[] } {
+  const pieces: Buffer[] = [];
+  const cuts: Base64Text[] = [];
+  let from = 0;
+  arrived.forEach((c, i) => {
+    pieces.push(bytes.subarray(from, c.at), Buffer.from(`${CUT_MARK_JSON.slice(1)}${i}`, 'latin1'));
+    cuts.push(new Base64Text(() => c.text().toString('latin1'), c.decoded));
+    from = c.at;
+  });
+  pieces.push(bytes.subarray(from));
+  return placeCuts(Buffer.concat(pieces), cuts, () => wholeRequest(bytes, arrived));
+}
+
+/** A request with the strings its framer cut out put back: the bytes as they arrived. */
+export function wholeRequest(bytes: Buffer, arrived: readonly ArrivedCut[]): Buffer {
+  const pieces: Buffer[] = [];
+  let from = 0;
+  for (const c of arrived) {
+    pieces.push(bytes.subarray(from, c.at), c.text());
+    from = c.at;
   }
+  pieces.push(bytes.subarray(from));
+  return Buffer.concat(pieces);
+}
+
+/**
+ * JSON.parse of `rest` (a request with its cut strings' markers), each cut string put back where
+ * JSON.parse put its marker, as a value of "arguments" (an object). One found anywhere else (a
+ * nested value, a key, a duplicate key's loser, a "__proto__") is needed as the string it is,
+ * and an invalid request needs JSON.parse's own message: `whole()` is then parsed instead.
+ */
+function placeCuts(
+  rest: Buffer,
+  cuts: Base64Text[],
+  whole: () => Buffer | string,
+): { value: unknown; cuts: Base64Text[] } {
+  try {
+    const value: unknown = JSON.parse(rest.toString('utf8'));
+    const args = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
+    let placed = 0;
+    if (args !== null && typeof args === 'object' && !Array.isArray(args)) {
+      const obj = args as Record<string, unknown>;
+      for (const key of Object.keys(obj)) {
+        const v = obj[key];
+        if (typeof v !== 'string' || !v.startsWith(CUT_MARK) || key === '__proto__') continue;
+        obj[key] = cuts[Number(v.slice(CUT_MARK.length))];
+        placed++;
+      }
+    }
+    if (placed === cuts.length) return { value, cuts };
+  } catch {
+    // Parsed whole below, for JSON.parse's own message.
+  }
+  const line = whole(); // before the release: a cut's text is made from its decoded bytes
+  for (const c of cuts) c.decoded.release();
   return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
 }
 

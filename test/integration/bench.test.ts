@@ -67,6 +67,11 @@ test(
     assert.not.match(out, /NaN|Infinity/, 'every figure is a number');
     for (const label of [
       'raw guest->host',
+      'raw guest->host, 21 MiB',
+      'raw host->guest, 21 MiB',
+      'stand-in guest, 16 MiB read',
+      'stand-in guest, 16 MiB write',
+      'guest page cache, 16 MiB file',
       'qemu-ga: read, 4 KiB, 1 in flight',
       'ember-ga: read, 4 KiB, 1 in flight',
       'qemu-ga: read, 48 MiB, 2 in flight',
@@ -75,6 +80,7 @@ test(
       'ember-ga: write, 8 MiB, 2 in flight',
       'ember-ga: read 16 MiB, 48 MiB, 2 in flight',
       'ember-ga: write 16 MiB, 8 MiB, 2 in flight',
+      'ember-ga: write 16 MiB to /dev/null, 8 MiB, 2 in flight',
       "ember-ga's best read vs qemu-ga's",
       "ember-ga's best write vs qemu-ga's",
       'ember-ga peak RSS',

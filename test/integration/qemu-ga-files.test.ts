@@ -372,6 +372,42 @@ test(
 );
 
 test(
+  'long base64 strings, which ember-ga decodes as they arrive: every way one ends, and every place one stands',
+  async ({ p, dir }) => {
+    const f = (n: string) => path.join(dir!, n);
+    const long = 'QUJD'.repeat(50_000) + 'REVG'; // 200 KB: many chunks of the stream
+    const steps: Step[] = [
+      open(f('out'), 'w', 'h'),
+      ...[
+        long,
+        `${long}QQ==`,
+        `${long}QR==`, // its dropped bits set
+        `${long}QUI=`,
+        `${long}Q===`,
+        `${long}QQ==QUJD`,
+        `${long}QQ=`,
+        `${long}QU`,
+        `${long}!`,
+        `${long}\n${long}`, // an escape: not decoded as it arrives
+        `${long}\u00e9`,
+        `${long}-_`,
+        `${long} `,
+      ].map((b) => write('h', b)),
+      write('h', long, 7),
+      write('h', long, 1_000_000),
+      // Where a long string is no data to write: a key, a string argument, the wrong type.
+      { cmd: 'guest-file-write', args: { handle: H('h'), 'buf-b64': 'QUJD', [long]: 1 } },
+      { cmd: 'guest-file-write', args: { handle: H('h'), 'buf-b64': long, count: long } },
+      { cmd: 'guest-file-write', args: { handle: H('h'), 'buf-b64': [long] } },
+      open(f(long), 'r'),
+      close('h'),
+    ];
+    assert.equal(await compare(p!, dir!, steps), []);
+  },
+  { needs },
+);
+
+test(
   'seek: whence as a number and as a name, bad whences, past either end, a directory, a FIFO',
   async ({ p, dir }) => {
     const f = (n: string) => path.join(dir!, n);

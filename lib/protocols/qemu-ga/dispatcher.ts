@@ -5,7 +5,7 @@ import { errnoMessage, SystemError, toSystemError } from '../../errors';
 import type { Call, Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
 import { RawJson } from '../../wire/answer';
-import { parseJson } from '../../wire/request';
+import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
 import { qdictOrder, qmpJson } from './json';
@@ -58,18 +58,29 @@ export class QgaDispatcher {
    */
   dispatchNow(framed: Framed, call: Call): AnswerLine | Promise<AnswerLine> {
     if ('error' in framed) return errorLine(new QgaError(framed.error), undefined);
+    // Strings its framer decoded as they arrived: their bytes are given back once it is answered.
+    const arrived = framed.cuts ?? [];
+    let release = () => {
+      for (const c of arrived) c.decoded.release();
+    };
     // Queued behind others when its host went away: nobody will read the answer.
-    if (call.signal.aborted) return '';
+    if (call.signal.aborted) {
+      release();
+      return '';
+    }
     let id: { value: unknown } | undefined;
-    let release = () => {};
     try {
       let value: unknown;
       // qemu's lexer refuses bytes that are not UTF-8, where a decoder would make them U+FFFD.
+      // (The strings cut out were base64, ASCII, between quotes: no sequence changes with them.)
       if (!isUtf8(framed.bytes)) throw new QgaError('JSON parse error, invalid UTF-8 sequence in string');
       try {
-        const parsed = parseJson(framed.bytes, decodeBase64Into);
+        const parsed =
+          arrived.length > 0 ? parseJsonCut(framed.bytes, arrived) : parseJson(framed.bytes, decodeBase64Into);
         value = parsed.value;
+        const released = release;
         release = () => {
+          released();
           for (const c of parsed.cuts) c.decoded.release();
         };
       } catch (e) {

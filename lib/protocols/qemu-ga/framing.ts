@@ -3,19 +3,64 @@
 // next whitespace or bracket. A 0xFF byte, which no JSON text holds, throws away whatever was
 // pending (libvirt's resynchronisation, with guest-sync-delimited) and is answered with qemu's
 // parse error.
+//
+// Given a decoder, a long string inside a value is decoded as it arrives, when it is base64
+// (a guest-file-write's data): its characters are never held, copied or scanned again, and the
+// request comes with the string cut out and its bytes decoded (ArrivedCut). Decoding stops at
+// the first byte that is not base64; the quote, backslash and 0xFF the framer looks for are not,
+// so it frames exactly as without one. A string that turns out not to be strict base64, or is
+// short, has its text made again from the decoded bytes and held as any other.
+import type { Base64RunDecoder, DecodedBytes } from '../../wire/base64';
 import { MAX_LINE_BYTES } from '../../wire/framing';
+import type { ArrivedCut } from '../../wire/request';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SYNC = 0xff;
+const EQUALS = 0x3d;
+/**
+ * Strings shorter than this are held as text even when decoded as they arrived (parseJson cuts
+ * those over 4 KiB out of the request, Node's decoder being the faster one at their size).
+ */
+const CUT_MIN_CHARS = 64 * 1024;
+
+/** The base64 alphabet's bytes ('=' is padding, not one of them). */
+const ALPHABET = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') ALPHABET[c.charCodeAt(0)] = 1;
 /**
  * Consecutive 0xFF bytes answered each with its error, as qemu-ga does; past these, the rest of
  * the run is dropped unanswered, so a flood of them cannot make the agent write 80 bytes for each.
  */
 const MAX_SYNC_ERRORS = 16;
 
-/** What the framer hands on: a request's bytes, or a framing error to answer. */
-export type Framed = { bytes: Buffer } | { error: string };
+/**
+ * What the framer hands on: a request's bytes (less the strings it cut out, with their own
+ * decoded bytes to give back once the request is done), or a framing error to answer.
+ */
+export type Framed = { bytes: Buffer; cuts?: FramedCut[] } | { error: string };
+
+/** A string cut out of a request as it arrived: its place in `bytes`, characters and bytes. */
+export interface FramedCut extends ArrivedCut {
+  readonly chars: number;
+}
+
+/** A request's length as it arrived: its bytes and the characters cut out of them. */
+export function framedLength(m: { bytes: Buffer; cuts?: FramedCut[] }): number {
+  let n = m.bytes.length;
+  for (const c of m.cuts ?? []) n += c.chars;
+  return n;
+}
+
+/** The string being decoded as it arrives. */
+interface Diversion {
+  dst: Buffer;
+  /** Bytes decoded into dst: the string's characters so far, less `tail`, are 4/3 as many. */
+  len: number;
+  /** Its characters after the last whole group decoded: up to 3, or a padded last group of 4. */
+  tail: number[];
+  /** Characters so far. */
+  chars: number;
+}
 
 function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
@@ -33,21 +78,33 @@ export class JsonStreamFramer {
   private overflow = false;
   /** 0xFF bytes in a row so far. */
   private syncRun = 0;
+  /** Strings of the pending value cut out as they arrived, and their characters. */
+  private cuts: FramedCut[] = [];
+  private cutChars = 0;
+  private div: Diversion | undefined;
+  /** The last chunk ended with the quote that opens a string. */
+  private textNext = false;
 
+  /** `decoder`: long base64 strings are decoded as they arrive (see the top of this file). */
   constructor(
     private readonly onMessage: (m: Framed) => void,
     private readonly maxBytes = MAX_LINE_BYTES,
+    private readonly decoder?: Base64RunDecoder,
   ) {}
 
-  /** Bytes of the pending (incomplete) request held in memory. */
+  /** Bytes of the pending (incomplete) request so far (a string decoded as it came counted as its text). */
   get buffered(): number {
-    return this.size;
+    return this.size + this.cutChars + (this.div?.chars ?? 0);
   }
 
   push(chunk: Buffer): void {
     let start = 0; // first byte of the pending value within this chunk
     let i = 0;
     const n = chunk.length;
+    // Where the current string's text begins, when that is in this chunk.
+    let textAt = this.textNext ? 0 : -1;
+    this.textNext = false;
+    if (this.div) i = start = this.feed(chunk, 0);
     const pending = () => this.depth > 0 || this.inScalar;
     // The next quote, backslash and 0xFF at or after i, each searched for again only once i has
     // passed it: a string with an escape every line (MIME-style base64) must not rescan the
@@ -84,8 +141,16 @@ export class JsonStreamFramer {
           continue;
         }
         if (q < 0) {
-          i = n;
-          break;
+          // The whole text of a string opened in this chunk, and no byte of it that framing
+          // looks at: decode it as it comes (a string at the top level is no argument).
+          if (textAt !== i || !this.decoder || this.depth === 0 || this.overflow) {
+            i = n;
+            break;
+          }
+          this.hold(chunk.subarray(start, i));
+          textAt = -1;
+          i = start = this.divert(chunk, i);
+          continue;
         }
         this.inString = false;
         i = q + 1;
@@ -114,6 +179,7 @@ export class JsonStreamFramer {
       }
       if (b === QUOTE) {
         this.inString = true;
+        textAt = i + 1;
       } else if (b === 0x7b || b === 0x5b) {
         this.depth++;
       } else if (b === 0x7d || b === 0x5d) {
@@ -132,14 +198,134 @@ export class JsonStreamFramer {
       i++;
     }
     if (this.inString || pending()) this.hold(chunk.subarray(start, n));
+    this.textNext = this.inString && textAt === n; // the chunk ended with a string's opening quote
   }
 
   /** Forgets a partial request (the peer went away). */
   reset(): void {
+    this.drop();
+    this.depth = 0;
+    this.inString = this.escaped = this.inScalar = this.overflow = this.textNext = false;
+  }
+
+  /** Drops what is held of the pending value, strings decoded as they came included. */
+  private drop(): void {
     this.parts = [];
     this.size = 0;
-    this.depth = 0;
-    this.inString = this.escaped = this.inScalar = this.overflow = false;
+    for (const c of this.cuts) c.decoded.release();
+    this.cuts = [];
+    this.cutChars = 0;
+    if (this.div) this.decoder!.give(this.div.dst);
+    this.div = undefined;
+  }
+
+  /** Starts decoding the string whose text begins at chunk[at] (its quote held), as it arrives. */
+  private divert(chunk: Buffer, at: number): number {
+    if (this.overflow) return at; // the quote made the value too long
+    const dst = this.decoder!.take(Math.floor(this.maxBytes / 4) * 3);
+    this.div = { dst, len: 0, tail: [], chars: 0 };
+    return this.feed(chunk, at);
+  }
+
+  /**
+   * Decodes the string's text from chunk[i] on: where it stopped, at the chunk's end (the
+   * string goes on), or at a byte that is not base64 (the closing quote, or any other; then
+   * the string is done with decoding, cut out or held as text, and the caller frames on from
+   * that byte).
+   */
+  private feed(chunk: Buffer, i: number): number {
+    const d = this.div!;
+    const n = chunk.length;
+    while (i < n) {
+      if (d.tail.length === 0) {
+        const used = this.decoder!.run(chunk, i, n, d.dst, d.len);
+        i += used;
+        d.len += (used / 4) * 3;
+        d.chars += used;
+        if (this.buffered > this.maxBytes) return this.tooLong(i);
+        if (i === n) break;
+      }
+      // Fewer than 4 characters of base64 left, padding, or a byte that is not base64.
+      const c = chunk[i];
+      const t = d.tail;
+      const padded = t.length > 0 && t[t.length - 1] === EQUALS;
+      if (ALPHABET[c] && !padded && t.length < 4) {
+        t.push(c);
+        if (t.length === 4) {
+          if (d.len + 3 > d.dst.length) return this.tooLong(i);
+          const used = this.decoder!.run(Buffer.from(t), 0, 4, d.dst, d.len);
+          d.len += (used / 4) * 3;
+          d.tail = [];
+        }
+      } else if (c === EQUALS && (t.length === 2 || t.length === 3)) {
+        t.push(c); // "xx==" and "xxx=" end the text
+      } else if (c === QUOTE && (t.length === 0 || (t.length === 4 && padded))) {
+        return this.endString(i);
+      } else {
+        this.undivert();
+        return i;
+      }
+      i++;
+      d.chars++;
+      if (this.buffered > this.maxBytes) return this.tooLong(i);
+    }
+    return n;
+  }
+
+  /** The string decoded as it came ends (at chunk[at], its quote): cut out, or held as text when short. */
+  private endString(at: number): number {
+    const d = this.div!;
+    if (d.chars < CUT_MIN_CHARS || (d.tail.length > 0 && d.len + 3 > d.dst.length)) {
+      this.undivert();
+      return at;
+    }
+    const { dst, tail, chars } = d;
+    const body = d.len;
+    let len = body;
+    if (tail.length > 0) {
+      // A padded last group: its bytes, less one for each '='.
+      const group = Buffer.from(tail.map((c) => (c === EQUALS ? 0x41 : c)));
+      this.decoder!.run(group, 0, 4, dst, len);
+      len += 3 - tail.filter((c) => c === EQUALS).length;
+    }
+    let given = false;
+    const decoder = this.decoder!;
+    const decoded: DecodedBytes = {
+      bytes: dst.subarray(0, len),
+      release: () => {
+        if (given) return;
+        given = true;
+        decoder.give(dst);
+      },
+    };
+    const last = Buffer.from(tail);
+    this.cuts.push({
+      at: this.size,
+      chars,
+      decoded,
+      // Whole groups encode back to the very characters they came from; a padded last group
+      // may not (bits past the data are dropped), so its characters are kept.
+      text: () => Buffer.concat([Buffer.from(dst.toString('base64', 0, body), 'latin1'), last]),
+    });
+    this.cutChars += chars;
+    this.div = undefined;
+    return at;
+  }
+
+  /** The string is not one to cut: its text so far, made again, is held, and framing goes on. */
+  private undivert(): void {
+    const d = this.div!;
+    this.div = undefined;
+    const text = Buffer.concat([Buffer.from(d.dst.toString('base64', 0, d.len), 'latin1'), Buffer.from(d.tail)]);
+    this.decoder!.give(d.dst);
+    this.hold(text);
+  }
+
+  /** The pending value grew past the limit while a string was being decoded. */
+  private tooLong(at: number): number {
+    this.drop();
+    this.overflow = true;
+    return at;
   }
 
   /** A 0xFF at `at`: what was pending is dropped, and qemu's error for the stray byte answered. */
@@ -152,10 +338,9 @@ export class JsonStreamFramer {
 
   private hold(piece: Buffer): void {
     if (this.overflow || piece.length === 0) return;
-    if (this.size + piece.length > this.maxBytes) {
+    if (this.buffered + piece.length > this.maxBytes) {
+      this.drop();
       this.overflow = true;
-      this.parts = [];
-      this.size = 0;
       return;
     }
     this.parts.push(piece);
@@ -165,15 +350,18 @@ export class JsonStreamFramer {
   private emit(chunk: Buffer, from: number, to: number): void {
     this.syncRun = 0;
     const piece = chunk.subarray(from, to);
-    if (!this.overflow && this.size + piece.length > this.maxBytes) this.overflow = true;
+    if (!this.overflow && this.buffered + piece.length > this.maxBytes) this.overflow = true;
     if (this.overflow) {
       this.reset();
       this.onMessage({ error: `JSON parse error, request longer than ${this.maxBytes} bytes` });
       return;
     }
     const bytes = this.size === 0 ? piece : Buffer.concat([...this.parts, piece], this.size + piece.length);
+    const cuts = this.cuts;
     this.parts = [];
     this.size = 0;
-    this.onMessage({ bytes });
+    this.cuts = [];
+    this.cutChars = 0;
+    this.onMessage(cuts.length > 0 ? { bytes, cuts } : { bytes });
   }
 }

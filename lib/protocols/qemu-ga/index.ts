@@ -3,7 +3,8 @@ import type { Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
 import type { Framer, Incoming, Protocol } from '../protocol';
 import { QgaDispatcher } from './dispatcher';
-import { JsonStreamFramer } from './framing';
+import { runDecoder } from '../../wire/decode-native';
+import { framedLength, JsonStreamFramer } from './framing';
 import type { QgaCommand } from './schema';
 
 export class QgaProtocol implements Protocol {
@@ -33,18 +34,22 @@ export class QgaProtocol implements Protocol {
         if (previous === p) previous = undefined;
       });
     };
-    return new JsonStreamFramer((m) => {
-      deliver({
-        bytes: 'bytes' in m ? m.bytes.length : 0,
-        answer: (call) => {
-          // Nothing before it: run now, and an answer made at once goes out at once.
-          const answer = previous
-            ? previous.then(() => this.dispatcher.dispatch(m, call))
-            : this.dispatcher.dispatchNow(m, call);
-          if (answer instanceof Promise) follow(answer);
-          return answer;
-        },
-      });
-    }, maxBytes);
+    return new JsonStreamFramer(
+      (m) => {
+        deliver({
+          bytes: 'bytes' in m ? framedLength(m) : 0,
+          answer: (call) => {
+            // Nothing before it: run now, and an answer made at once goes out at once.
+            const answer = previous
+              ? previous.then(() => this.dispatcher.dispatch(m, call))
+              : this.dispatcher.dispatchNow(m, call);
+            if (answer instanceof Promise) follow(answer);
+            return answer;
+          },
+        });
+      },
+      maxBytes,
+      runDecoder,
+    );
   }
 }

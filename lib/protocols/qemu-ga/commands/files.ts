@@ -7,6 +7,7 @@ import type { FileHandle, FullRead, OutputGate } from '../../../files/handle';
 import { fopenFile, isFopenMode } from '../../../files/open';
 import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
+import { reusedMemory } from '../../../wire/decode-native';
 import { errorText } from '../dispatcher';
 import { qdictOrder } from '../json';
 import { defineQgaCommand, QgaError } from '../schema';
@@ -155,8 +156,9 @@ export const fileCommands = [
       const count = a.count ?? data.length;
       if (count < 0 || count > data.length) throw invalidCount(count);
       // The buffers of the last large writes (their request lines, their decoded data) are dead
-      // but promoted by now: freed before this one's write, not piled up behind it.
-      if (count >= COLLECT_BEFORE_WRITE) collectAll();
+      // but promoted by now: freed before this one's write, not piled up behind it. Data decoded
+      // as it arrived leaves none: its request was never held whole, its memory is reused.
+      if (count >= COLLECT_BEFORE_WRITE && !reusedMemory(data)) collectAll();
       // fwrite of nothing writes nothing, whatever the direction.
       if (count === 0) return { count: 0, eof: false };
       // A waited write is done at once, and so is its answer.
