@@ -4,7 +4,7 @@
 //
 // A section is a module bench/<name>.ts exporting `async function run(out: Reporter)`; adding
 // one is one file and one line in SECTIONS. What a section printed also goes into the results
-// file, docs/BENCHMARKS.md (unless --no-results), when the section completes.
+// file, docs/BENCHMARKS.md (unless --no-results or a quick run), when the section completes.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { consoleReporter, type Reporter } from './report';
@@ -23,7 +23,8 @@ const SECTIONS: [name: string, load: () => Promise<Section>][] = [
 
 async function main(argv: string[]): Promise<number> {
   const wanted = argv.filter((a) => !a.startsWith('-'));
-  const results = !argv.includes('--no-results');
+  // A quick run (EMBER_BENCH_QUICK=1, the tests' smoke run) measures nothing worth keeping.
+  const results = !argv.includes('--no-results') && process.env.EMBER_BENCH_QUICK !== '1';
   const unknown = wanted.filter((w) => !SECTIONS.some(([n]) => n === w));
   if (unknown.length) {
     process.stderr.write(
