@@ -73,6 +73,13 @@ class Session implements SessionSink {
     return this.controller.signal;
   }
 
+  /** What its requests run with: the session's id and abort signal (one object for all of them). */
+  get call(): Call {
+    this.callOf ??= { session: this.id, signal: this.controller.signal };
+    return this.callOf;
+  }
+  private callOf: Call | undefined;
+
   get busy(): boolean {
     return this.inFlight > 0;
   }
@@ -107,7 +114,7 @@ class Session implements SessionSink {
   /** A request of this session got its answer. */
   answered(): void {
     this.inFlight--;
-    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Aborts the session's calls (Call.signal); their answers, cancellation errors mostly, still go out. */
@@ -317,18 +324,18 @@ export class Agent {
     session.inFlight++;
     const bytes = req.bytes; // not the request: it would live as long as its answer
     this.heldInput += bytes;
-    this.updateFlow();
-    // The dispatchers answer every failure themselves; should one ever throw, the request still ends.
-    const internal = (e: Error) => encodeError(`Internal error: ${e.message}`, -1, '');
     let answer: AnswerLine | Promise<AnswerLine>;
     try {
-      answer = req.answer({ session: session.id, signal: session.signal });
+      answer = req.answer(session.call);
     } catch (e) {
-      answer = internal(e as Error);
+      answer = internalError(e as Error);
     }
-    // An answer made at once goes out at once.
-    if (answer instanceof Promise) void answer.catch(internal).then((a) => this.answered(session, bytes, a));
-    else this.answered(session, bytes, answer);
+    // An answer made at once goes out at once (answered() updates the flow); one to come holds
+    // its place in the budgets meanwhile.
+    if (answer instanceof Promise) {
+      this.updateFlow();
+      void answer.catch(internalError).then((a) => this.answered(session, bytes, a));
+    } else this.answered(session, bytes, answer);
   }
 
   /** A request of `bytes` from `session` has its answer. */
@@ -347,7 +354,7 @@ export class Agent {
       this.ctx.log.info('agent-shutdown requested');
       void this.stop();
     }
-    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Resolves when no request is in flight. */
@@ -358,7 +365,7 @@ export class Agent {
 
   /** Lets waiting producers go on once output is under the limit (or nothing is queued any more). */
   private wakeRoomWaiters(): void {
-    if (this.hasRoom()) for (const w of this.roomWaiters.splice(0)) w();
+    if (this.roomWaiters.length > 0 && this.hasRoom()) for (const w of this.roomWaiters.splice(0)) w();
   }
 
   private hasRoom(): boolean {
@@ -428,6 +435,11 @@ export class Agent {
       }
     }
   }
+}
+
+/** The dispatchers answer every failure themselves; should one ever throw, the request still ends. */
+function internalError(e: Error): string {
+  return encodeError(`Internal error: ${e.message}`, -1, '');
 }
 
 function cancelled(name: string): AgentError {

@@ -63,6 +63,13 @@ function scratch(size: number): Buffer {
   if (scratchBuf.length < size) scratchBuf = Buffer.allocUnsafe(Math.max(size, 64 * 1024));
   return scratchBuf;
 }
+/** scratch() cut to exactly `size` bytes, the cut kept for the next read of that size (one a request otherwise). */
+let scratchCut: Buffer = Buffer.alloc(0);
+function scratchOf(size: number): Buffer {
+  const whole = scratch(size);
+  if (scratchCut.length !== size || scratchCut.buffer !== whole.buffer) scratchCut = whole.subarray(0, size);
+  return scratchCut;
+}
 
 /**
  * How a consumer of reads that cannot keep up holds them back (the agent's output limit):
@@ -276,8 +283,8 @@ export class GuestFile {
       size <= SCRATCH_MAX &&
       gate?.room() === undefined
     ) {
-      const buf = scratch(size);
-      const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      const buf = scratchOf(size);
+      const n = native.preadCached(this.fd, buf, this.position);
       // All of it, or the end: done. A part may be the end or what is cached: the pool reads on.
       if (n === size || n === 0) {
         this.advance(n, hold ? gate : undefined);
@@ -426,8 +433,8 @@ export class GuestFile {
       !(this.hash && size > HASH_ON_POOL) &&
       gate?.room() === undefined
     ) {
-      const buf = scratchOk ? scratch(size) : Buffer.allocUnsafe(size);
-      const n = native.preadCached(this.fd, buf.length === size ? buf : buf.subarray(0, size), this.position);
+      const buf = scratchOk ? scratchOf(size) : Buffer.allocUnsafe(size);
+      const n = native.preadCached(this.fd, buf, this.position);
       if (n >= 0) {
         if (this.hash) this.hashLater(buf, n);
         this.advance(n, hold ? gate : undefined);

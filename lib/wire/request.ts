@@ -198,7 +198,9 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
           for (const d of decoded) d.release();
         };
   try {
-    return { ...checkShape(value), release };
+    const req = checkShape(value) as Request;
+    req.release = release;
+    return req;
   } catch (e) {
     release();
     throw e;

@@ -38,6 +38,7 @@ test(
       'upload, client',
       'ping p50, minimal host',
       'ping, first after coming back',
+      'stand-in guest, first after coming back',
     ];
     if (command('python3')() === undefined) rows.push('download, Python host', 'file-write 4 KiB, Python host');
     for (const label of rows) {

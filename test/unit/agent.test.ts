@@ -193,6 +193,17 @@ test('qemu-ga: answered at once when nothing is before it, in order behind a req
   await new Promise((r) => setTimeout(r, 0));
   t.session.data(Buffer.from('{"execute":"fast","id":4}'));
   assert.equal(t.written[3], '{"return": "fast", "id": 4}\n');
+  // Errors too: the same bytes at once as behind a request still running.
+  const errors = ['{"execute":"nope","id":5}', '{"execute":"fast","arguments":{"x":1},"id":5}', '{"id":5}', '[]'];
+  for (const e of errors) {
+    const n = t.written.length;
+    t.session.data(Buffer.from(e));
+    assert.is(t.written.length, n + 1, `${e}: answered at once`);
+    t.session.data(Buffer.from(`{"execute":"slow","id":6}${e}`));
+    finish();
+    await waitFor(() => t.written.length === n + 3, 1_000, 'both answers');
+    assert.is(t.written[n + 2], t.written[n], e);
+  }
   await agent.stop();
 });
 

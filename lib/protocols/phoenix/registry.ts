@@ -158,10 +158,21 @@ function rangeText(lo: number | undefined, hi: number | undefined): string {
   return '';
 }
 
+/** Each schema's entries, listed once (a request's check then allocates none). */
+const schemaEntries = new WeakMap<Schema, [string, ArgSpec][]>();
+function entriesOf(schema: Schema): [string, ArgSpec][] {
+  let e = schemaEntries.get(schema);
+  if (!e) {
+    e = Object.entries(schema);
+    schemaEntries.set(schema, e);
+  }
+  return e;
+}
+
 /** Checks raw request arguments against a schema; throws an AgentError naming the argument. */
 export function checkArgs(schema: Schema, raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(schema)) {
+  for (const [name, spec] of entriesOf(schema)) {
     const v = raw[name];
     if (v === undefined || v === null) {
       if (spec.required) throw new AgentError(`Missing argument "${name}"`);

@@ -76,6 +76,23 @@ function eofAnswer(md5?: string): { bufb64: ''; eof: true; md5?: string } {
   return md5 === undefined ? { bufb64: '', eof: true } : { bufb64: '', eof: true, md5 };
 }
 
+/** file-read's answer to a read that gave `parts` (none at end of file, where handle `id` is closed). */
+function readAnswer(
+  ctx: Context,
+  id: number,
+  h: FileHandle,
+  parts: (string | Buffer)[],
+): RawJson<ReadAnswer> | ReturnType<typeof eofAnswer> {
+  // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
+  if (parts.length === 1) return new RawJson<ReadAnswer>(['{"bufb64":"', parts[0], '","eof":false}']);
+  if (parts.length > 0) return new RawJson<ReadAnswer>(['{"bufb64":"', ...parts, '","eof":false}']);
+  const md5 = h.md5(); // of what the answers up to this one sent
+  void handles(ctx)
+    .close(id, true)
+    .catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
+  return eofAnswer(md5);
+}
+
 const path = { type: 'string', required: true, doc: 'Absolute path in the guest.' } as const;
 const handleId = { type: 'int', required: true, doc: 'A handle from file-open.' } as const;
 
@@ -153,19 +170,10 @@ export const fileCommands = [
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
       const h = handleFor(ctx, id, 'r', 'file-read');
-      const answer = (parts: (string | Buffer)[]) => {
-        // Base64 needs no JSON escaping: the answer is spliced from the pieces, not stringified.
-        if (parts.length > 0) return new RawJson<ReadAnswer>(['{"bufb64":"', ...parts, '","eof":false}']);
-        const md5 = h.md5(); // of what the answers up to this one sent
-        void table
-          .close(id, true)
-          .catch((e) => ctx.log.warn(`closing handle ${id} at end of file: ${(e as Error).message}`));
-        return eofAnswer(md5);
-      };
       // Served from the page cache, the answer is made at once: one 4 KiB read a request, as
       // 0.7.1 hosts send them, then costs no promise reactions.
       const parts = h.readBase64PartsNow(size, outputGate(ctx));
-      return parts instanceof Promise ? parts.then(answer) : answer(parts);
+      return parts instanceof Promise ? parts.then((p) => readAnswer(ctx, id, h, p)) : readAnswer(ctx, id, h, parts);
     },
   }),
   defineCommand({
