@@ -12,7 +12,8 @@ import { RawJson } from '../../../wire/answer';
 import type { ReadAnswer } from '../answers';
 import { defineCommand } from '../registry';
 import type { Context } from '../../../context';
-import { DEFAULT_READ_SIZE, type FileHandle, type OutputGate } from '../../../files/handle';
+import { DEFAULT_READ_SIZE, type FileHandle } from '../../../files/handle';
+import { outputGate } from '../../output-gate';
 import { openFile } from '../../../files/open';
 import type { CloseOptions } from '../../../files/options';
 import { md5File } from '../../../files/md5';
@@ -58,17 +59,6 @@ async function listJson(dir: string, n: number, signal: AbortSignal): Promise<Ra
   }
   parts.push(']');
   return new RawJson<FileStat[]>(parts);
-}
-
-/** Reads wait while the host is behind on its answers (the agent's output limit): one gate an agent. */
-const gates = new WeakMap<Context, OutputGate>();
-function outputGate(ctx: Context): OutputGate {
-  let gate = gates.get(ctx);
-  if (!gate) {
-    gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
-    gates.set(ctx, gate);
-  }
-  return gate;
 }
 
 /** file-read's answer at end of file; `md5` only for a handle opened with md5 (0.7.1's answer otherwise). */

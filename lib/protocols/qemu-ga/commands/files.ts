@@ -3,7 +3,8 @@
 // and messages. The handles are the agent's shared table's, with lifetime 'agent': qemu-ga keeps
 // a handle until guest-file-close or exit, whatever the connection that opened it does.
 import type { Context } from '../../../context';
-import type { FileHandle, FullRead, OutputGate } from '../../../files/handle';
+import type { FileHandle, FullRead } from '../../../files/handle';
+import { outputGate } from '../../output-gate';
 import { fopenFile, isFopenMode } from '../../../files/open';
 import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
@@ -45,17 +46,6 @@ function failed(what: string): (e: unknown) => never {
 
 function invalidCount(count: number): QgaError {
   return new QgaError(`value '${count}' is invalid for argument count`);
-}
-
-/** Reads wait while the host is behind on its answers (the agent's output limit): one gate an agent. */
-const gates = new WeakMap<Context, OutputGate>();
-function outputGate(ctx: Context): OutputGate {
-  let gate = gates.get(ctx);
-  if (!gate) {
-    gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
-    gates.set(ctx, gate);
-  }
-  return gate;
 }
 
 /** GuestFileRead's members in the order qemu-ga writes them. */
