@@ -15,6 +15,7 @@
         "native/hangup.cc",
         "native/port.cc",
         "native/port_writer.cc",
+        "native/malloc.cc",
         "native/freeze.cc",
         "native/sysinfo.cc",
         "native/netlink.cc",

@@ -395,6 +395,11 @@ export interface TransportBindings {
   Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
+  /**
+   * native/malloc.cc: mallopt(M_MMAP_THRESHOLD, bytes), for the whole process (the agent's
+   * entry sets it: docs/AGENT.md "Memory"); false when malloc refused it.
+   */
+  mallocMmapThreshold(bytes: number): boolean;
 }
 
 // ---- The addon ---------------------------------------------------------------------------------
@@ -443,6 +448,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   netChangeRoute: 'function',
   Port: 'function',
   HangupWatch: 'function',
+  mallocMmapThreshold: 'function',
   setTimeOfDay: 'function',
   getpwnam: 'function',
   spawnProcess: 'function',
