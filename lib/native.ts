@@ -376,12 +376,19 @@ export interface SpawnBindings {
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 
 export interface NativePort {
-  /** Writes what the kernel takes now and queues the rest; returns the bytes still queued. */
-  write(data: Buffer): number;
+  /**
+   * Writes what the kernel takes now and queues the rest; returns the bytes still queued. The
+   * rest is copied, or with `keep` sent from `data` itself, referenced until written: `data` must
+   * not change until then. With `give` too, `data`'s memory is freed once written (its
+   * ArrayBuffer detached, when `data` is all of it): nothing may use `data` after the call.
+   */
+  write(data: Buffer, keep?: boolean, give?: boolean): number;
   pause(): void;
   resume(): void;
   close(): void;
   readonly queued: number;
+  /** Bytes copied into the queue since the port opened (what writes not kept left for later). */
+  readonly copied: number;
   readonly connected: boolean;
 }
 

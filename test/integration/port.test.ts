@@ -188,7 +188,15 @@ test(
 /** A PortTransport on a stand-in for the addon's port: `emit` plays the port's events; `events` are what the sink heard. */
 async function standInPort(hostGoneMs: number) {
   let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
-  const port = { write: () => 0, pause: () => {}, resume: () => {}, close: () => {}, queued: 0, connected: true };
+  const port = {
+    write: () => 0,
+    pause: () => {},
+    resume: () => {},
+    close: () => {},
+    queued: 0,
+    copied: 0,
+    connected: true,
+  };
   const t = new PortTransport('/dev/stand-in', silentLogger, {
     hostGoneMs,
     open: (_p, onEvent) => ((emit = onEvent), port),
