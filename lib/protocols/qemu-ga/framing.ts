@@ -4,6 +4,7 @@
 // pending (libvirt's resynchronisation, with guest-sync-delimited) and is answered with qemu's
 // parse error.
 import { MAX_LINE_BYTES } from '../../wire/framing';
+import { PendingBytes } from '../../wire/pending';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -22,8 +23,7 @@ function isSpace(b: number): boolean {
 }
 
 export class JsonStreamFramer {
-  private parts: Buffer[] = [];
-  private size = 0;
+  private readonly pending = new PendingBytes();
   private depth = 0;
   private inString = false;
   private escaped = false;
@@ -41,7 +41,7 @@ export class JsonStreamFramer {
 
   /** Bytes of the pending (incomplete) request held in memory. */
   get buffered(): number {
-    return this.size;
+    return this.pending.size;
   }
 
   push(chunk: Buffer): void {
@@ -136,8 +136,7 @@ export class JsonStreamFramer {
 
   /** Forgets a partial request (the peer went away). */
   reset(): void {
-    this.parts = [];
-    this.size = 0;
+    this.pending.clear();
     this.depth = 0;
     this.inString = this.escaped = this.inScalar = this.overflow = false;
   }
@@ -152,28 +151,24 @@ export class JsonStreamFramer {
 
   private hold(piece: Buffer): void {
     if (this.overflow || piece.length === 0) return;
-    if (this.size + piece.length > this.maxBytes) {
+    if (this.pending.size + piece.length > this.maxBytes) {
       this.overflow = true;
-      this.parts = [];
-      this.size = 0;
+      this.pending.clear();
       return;
     }
-    this.parts.push(piece);
-    this.size += piece.length;
+    this.pending.add(piece);
   }
 
   private emit(chunk: Buffer, from: number, to: number): void {
     this.syncRun = 0;
     const piece = chunk.subarray(from, to);
-    if (!this.overflow && this.size + piece.length > this.maxBytes) this.overflow = true;
+    if (!this.overflow && this.pending.size + piece.length > this.maxBytes) this.overflow = true;
     if (this.overflow) {
       this.reset();
       this.onMessage({ error: `JSON parse error, request longer than ${this.maxBytes} bytes` });
       return;
     }
-    const bytes = this.size === 0 ? piece : Buffer.concat([...this.parts, piece], this.size + piece.length);
-    this.parts = [];
-    this.size = 0;
+    const bytes = this.pending.size === 0 ? piece : this.pending.take(piece);
     this.onMessage({ bytes });
   }
 }
