@@ -17,6 +17,7 @@
         "native/port.cc",
         "native/port_writer.cc",
         "native/port_link.cc",
+        "native/malloc.cc",
         "native/freeze.cc",
         "native/sysinfo.cc",
         "native/netlink.cc",

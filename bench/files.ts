@@ -393,7 +393,7 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   out.row(
     `agent peak RSS moving ${(moved / 1024 / MiB).toFixed(1)} GiB`,
     `${(hwm / 1024).toFixed(1)} MiB`,
-    `${ratio(hwm / 1024 / 100)} the 100 MiB goal`,
+    `${ratio(hwm / 1024 / 80)} the 80 MiB goal`,
   );
 
   const pingHosts = ref ? [d, ref.client.client] : [d];

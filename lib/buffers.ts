@@ -13,12 +13,23 @@ function sizeClass(size: number): number {
   return cls;
 }
 
+/**
+ * Kept buffers nothing took for this long are let go, their memory freed at once: what one
+ * transfer kept (an upload's 1 MiB chunks) is not held through the next (a download's).
+ */
+const IDLE_MS = 2_000;
+
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
   private keptBytes = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private takenSince = false;
 
   /** `keep`: at most this many bytes of buffers wait for reuse; more are left to the collector. */
-  constructor(readonly keep: number) {}
+  constructor(
+    readonly keep: number,
+    private readonly idleMs = IDLE_MS,
+  ) {}
 
   /** Bytes of buffers waiting for reuse. */
   get kept(): number {
@@ -32,6 +43,7 @@ export class BufferPool {
   take(size: number): Buffer {
     if (size < MIN_BUFFER) return Buffer.allocUnsafe(size);
     const cls = sizeClass(size);
+    this.takenSince = true;
     const buf = this.free.get(cls)?.pop();
     if (!buf) return Buffer.allocUnsafeSlow(cls);
     this.keptBytes -= cls;
@@ -54,6 +66,33 @@ export class BufferPool {
     const list = this.free.get(buf.length);
     if (list) list.push(buf);
     else this.free.set(buf.length, [buf]);
+    this.watchIdle();
+  }
+
+  /** Lets the kept buffers go once a whole IDLE_MS passes with no take(). */
+  private watchIdle(): void {
+    if (this.idleTimer) return;
+    this.takenSince = false;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.takenSince) this.watchIdle();
+      else this.letGo();
+    }, this.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private letGo(): void {
+    for (const list of this.free.values()) {
+      // Each is the whole of its ArrayBuffer (allocUnsafeSlow) and nobody else's: moved out by a
+      // transfer, its memory goes with the young clone at the next collection, not with the
+      // old-generation buffer at the next full one.
+      for (const buf of list) {
+        const ab = buf.buffer as ArrayBuffer;
+        if (buf.byteOffset === 0 && ab.byteLength === buf.length) structuredClone(ab, { transfer: [ab] });
+      }
+    }
+    this.free.clear();
+    this.keptBytes = 0;
   }
 }
 

@@ -7,7 +7,8 @@ import { allCommands } from './protocols/phoenix/commands';
 import { defaultConfig, type AgentConfig } from './context';
 import { DEFAULT_FSFREEZE_HOOK } from './freeze/hook';
 import { HoldingLogger, stderrLogger } from './log';
-import { enableCollections } from './memory';
+import { enableCollections, MMAP_THRESHOLD } from './memory';
+import { native } from './native';
 import { MAX_TIMEOUT_SECONDS } from './timers';
 import { HOST_GONE_MS, PortTransport } from './transports/port';
 import { KNOWN_PORTS, portNameOf, QGA_PORT_NAME, SYS_PORTS_DIR } from './transports/find-port';
@@ -341,6 +342,8 @@ export async function main(argv: string[]): Promise<number> {
   // And a young-generation collection every few MB of large lines (lib/memory.ts): the buffers
   // of 1 MiB chunks are memory V8 would otherwise let pile up.
   enableCollections();
+  // And malloc's large blocks unmapped when freed, not kept in its heap (lib/memory.ts).
+  native.mallocMmapThreshold(MMAP_THRESHOLD);
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
   const hostGoneMs = opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000;

@@ -397,12 +397,19 @@ export interface SpawnBindings {
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 
 export interface NativePort {
-  /** Writes what the kernel takes now and queues the rest; returns the bytes still queued. */
-  write(data: Buffer): number;
+  /**
+   * Writes what the kernel takes now and queues the rest; returns the bytes still queued. The
+   * rest is copied, or with `keep` sent from `data` itself, referenced until written: `data` must
+   * not change until then. With `give` too, `data`'s memory is freed once written (its
+   * ArrayBuffer detached, when `data` is all of it): nothing may use `data` after the call.
+   */
+  write(data: Buffer, keep?: boolean, give?: boolean): number;
   pause(): void;
   resume(): void;
   close(): void;
   readonly queued: number;
+  /** Bytes copied into the queue since the port opened (what writes not kept left for later). */
+  readonly copied: number;
   readonly connected: boolean;
   /**
    * What found the host there the last time it came (back): 'open' (there when the port was
@@ -422,6 +429,11 @@ export interface TransportBindings {
   Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
+  /**
+   * native/malloc.cc: mallopt(M_MMAP_THRESHOLD, bytes), for the whole process (the agent's
+   * entry sets it: docs/AGENT.md "Memory"); false when malloc refused it.
+   */
+  mallocMmapThreshold(bytes: number): boolean;
 }
 
 // ---- The addon ---------------------------------------------------------------------------------
@@ -472,6 +484,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   netChangeRoute: 'function',
   Port: 'function',
   HangupWatch: 'function',
+  mallocMmapThreshold: 'function',
   setTimeOfDay: 'function',
   getpwnam: 'function',
   spawnProcess: 'function',

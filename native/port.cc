@@ -15,8 +15,10 @@
 //
 // Output: write() tries the port at once on the main thread when nothing is queued (the low-
 // latency path for small answers); whatever the port does not take is queued for the writer
-// thread (port_writer.h). The writer reports "drain" and hang-ups to the main thread through a
-// uv_async_t.
+// thread (port_writer.h): copied, or for write(buf, true) the Buffer itself, referenced until
+// its bytes are written; write(buf, true, true) also frees the Buffer's memory then (detaches
+// its ArrayBuffer), where the collector would free it only once it ran. The writer reports
+// "drain", hang-ups and the Buffers it is done with to the main thread through a uv_async_t.
 //
 // JS sees one callback, onEvent(type, arg): "data" (Buffer), "hangup", "connect", "reopen",
 // "drain", "error" (Error).
@@ -66,12 +68,13 @@ int OpenPort(const std::string& path, int* fd_out) {
 class Port : public Napi::ObjectWrap<Port> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    exports.Set("Port",
-                DefineClass(env, "Port",
-                            {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
-                             InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
-                             InstanceAccessor<&Port::Queued>("queued"), InstanceAccessor<&Port::Connected>("connected"),
-                             InstanceAccessor<&Port::FoundBy>("foundBy")}));
+    exports.Set(
+        "Port",
+        DefineClass(env, "Port",
+                    {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
+                     InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
+                     InstanceAccessor<&Port::Queued>("queued"), InstanceAccessor<&Port::Copied>("copied"),
+                     InstanceAccessor<&Port::Connected>("connected"), InstanceAccessor<&Port::FoundBy>("foundBy")}));
   }
 
   Port(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Port>(info) {
@@ -101,18 +104,32 @@ class Port : public Napi::ObjectWrap<Port> {
     CheckLink("open");
   }
 
-  ~Port() override { Shutdown(); }
+  // From the collector (an environment being torn down): no JS values to touch, Buffers are
+  // only let go of.
+  ~Port() override { Shutdown(false); }
 
  private:
   // ---- JS methods ----
+  // A kept write's Buffer, referenced until the writer is done with it.
+  struct Kept {
+    Napi::Reference<Napi::Buffer<char>> ref;
+    bool give;
+  };
+
+  // write(data, keep = false, give = false): with keep, what the port does not take at once is
+  // sent from data itself, which the driver references until then (the caller must not change
+  // it); with give too, data's memory is freed once written (the caller must not use it after).
   Napi::Value Write(const Napi::CallbackInfo& info) {
     if (!info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument data must be a Buffer");
     auto buf = info[0].As<Napi::Buffer<char>>();
+    bool keep = info.Length() > 1 && !info[1].IsUndefined() && BoolArg(info, 1, "keep");
+    bool give = keep && info.Length() > 2 && !info[2].IsUndefined() && BoolArg(info, 2, "give");
     if (fd_ < 0) throw Napi::Error::New(info.Env(), "port is closed");
-    bool failed;
-    size_t queued = writer_.Write(buf.Data(), buf.Length(), connected_, &failed);
-    if (failed) Hangup();
-    return Napi::Number::New(info.Env(), static_cast<double>(queued));
+    auto* kept = keep ? new Kept{Napi::Persistent(buf), give} : nullptr;
+    PortWriter::WriteResult r = writer_.Write(buf.Data(), buf.Length(), connected_, kept);
+    if (!r.kept && kept != nullptr) Release(kept);  // all of it went out at once
+    if (r.failed) Hangup();
+    return Napi::Number::New(info.Env(), static_cast<double>(r.queued));
   }
 
   Napi::Value Pause(const Napi::CallbackInfo& info) {
@@ -139,17 +156,22 @@ class Port : public Napi::ObjectWrap<Port> {
     return Napi::Number::New(info.Env(), static_cast<double>(writer_.queued()));
   }
 
+  Napi::Value Copied(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(writer_.copied()));
+  }
+
   Napi::Value Connected(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), connected_); }
 
   Napi::Value FoundBy(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), found_by_); }
 
   // ---- driver ----
-  void Shutdown() {
+  void Shutdown(bool can_free = true) {
     StopLinkWatch();
     CloseHandle(link_poll_);
     link_poll_ = nullptr;
     link_.Close();
     writer_.Stop();
+    ReleaseKept(can_free);
     CloseHandle(async_);
     async_ = nullptr;
     CloseHandle(poll_);
@@ -160,10 +182,31 @@ class Port : public Napi::ObjectWrap<Port> {
     fd_ = -1;
   }
 
+  // Lets go of the Buffers of kept writes the writer is done with.
+  void ReleaseKept(bool can_free = true) {
+    for (void* kept : writer_.TakeReleased()) Release(static_cast<Kept*>(kept), can_free);
+  }
+
+  // A kept Buffer is collectable from now on; a given one that is the whole of its ArrayBuffer
+  // (not a slice of Node's pool) is freed now.
+  void Release(Kept* kept, bool can_free = true) {
+    if (can_free && kept->give && !kept->ref.IsEmpty()) {
+      Napi::HandleScope scope(Env());
+      Napi::Buffer<char> buf = kept->ref.Value();
+      Napi::ArrayBuffer ab = buf.ArrayBuffer();
+      if (buf.ByteOffset() == 0 && buf.ByteLength() == ab.ByteLength() && !ab.IsDetached()) {
+        napi_status st = napi_detach_arraybuffer(Env(), ab);
+        (void)st;  // not detachable: the collector frees it
+      }
+    }
+    delete kept;
+  }
+
   // On the main thread: what the writer reported.
   void OnWriterEvent() {
     bool current;
     int what = writer_.TakeEvents(&current);
+    if (what & PortWriter::kReleased) ReleaseKept();
     if ((what & PortWriter::kHungUp) && current) Hangup();
     if ((what & PortWriter::kDrained) && writer_.queued() == 0) Emit("drain");
   }
@@ -343,6 +386,7 @@ class Port : public Napi::ObjectWrap<Port> {
     poll_ = nullptr;
     StopLinkWatch();  // it watched the old fd
     bool had = writer_.SwapFd(fd);
+    ReleaseKept();
     close(fd_);
     fd_ = fd;
     Emit("reopen");

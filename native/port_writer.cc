@@ -30,16 +30,25 @@ void PortWriter::Stop() {
   if (wake_fd_ >= 0) close(wake_fd_);
   wake_fd_ = -1;
   fd_ = -1;
-  queue_.clear();
-  queued_ = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  DropQueue();
 }
 
-size_t PortWriter::Write(const char* p, size_t len, bool direct, bool* failed) {
-  *failed = false;
+// With mu_ held, and the writer not in a write (in_write_ false, or the thread gone).
+void PortWriter::DropQueue() {
+  for (Chunk& c : queue_)
+    if (c.keep != nullptr) released_.push_back(c.keep);
+  queue_.clear();
+  queued_ = 0;
+  front_off_ = 0;
+}
+
+PortWriter::WriteResult PortWriter::Write(const char* p, size_t len, bool direct, void* keep) {
+  WriteResult r{0, false, false};
   std::lock_guard<std::mutex> lock(mu_);
   if (queue_.empty() && direct) {
-    // Fast path: straight from the caller's bytes, copy only what the kernel did not take. The
-    // writer is idle (its queue is empty), so the fd is ours for this write.
+    // Fast path: straight from the caller's bytes; only what the kernel did not take is queued.
+    // The writer is idle (its queue is empty), so the fd is ours for this write.
     while (len > 0) {
       ssize_t n = write(fd_, p, len);
       if (n > 0) {
@@ -48,7 +57,7 @@ size_t PortWriter::Write(const char* p, size_t len, bool direct, bool* failed) {
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else {
-        *failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+        r.failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
         break;
       }
     }
@@ -56,11 +65,21 @@ size_t PortWriter::Write(const char* p, size_t len, bool direct, bool* failed) {
   if (len > 0) {
     // Also after a failed write: the answer's rest waits for the link to come back (a passing
     // error must not leave half a line on the wire with nothing to finish it).
-    queue_.emplace_back(p, len);
+    Chunk& c = queue_.emplace_back();
+    c.len = len;
+    if (keep != nullptr) {
+      c.kept = p;
+      c.keep = keep;
+      r.kept = true;
+    } else {
+      c.own.assign(p, len);
+      copied_ += len;
+    }
     queued_ += len;
     cv_.notify_one();
   }
-  return queued_.load();
+  r.queued = queued_.load();
+  return r;
 }
 
 void PortWriter::LinkDown() {
@@ -81,9 +100,7 @@ bool PortWriter::SwapFd(int fd) {
   cv_.wait(lock, [this] { return !in_write_; });
   fd_ = fd;
   bool had = !queue_.empty();
-  queue_.clear();  // answers meant for the old peer
-  queued_ = 0;
-  front_off_ = 0;
+  DropQueue();  // answers meant for the old peer
   return had;
 }
 
@@ -93,6 +110,13 @@ int PortWriter::TakeEvents(bool* current) {
   pending_events_ = 0;
   *current = hup_gen_ == link_gen_;
   return what;
+}
+
+std::vector<void*> PortWriter::TakeReleased() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<void*> out;
+  out.swap(released_);
+  return out;
 }
 
 void PortWriter::Wake() {
@@ -116,10 +140,10 @@ void PortWriter::Loop() {
     cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
     if (stop_) return;
     int fd = fd_;
-    uint64_t gen = link_gen_;                   // which connection this write belongs to
-    const std::string& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
+    uint64_t gen = link_gen_;             // which connection this write belongs to
+    const Chunk& front = queue_.front();  // stays put: only this thread pops, others wait for in_write_
     const char* p = front.data() + front_off_;
-    size_t len = front.size() - front_off_;
+    size_t len = front.len - front_off_;
     in_write_ = true;
     lock.unlock();
     ssize_t n = write(fd, p, len);
@@ -146,10 +170,16 @@ void PortWriter::Loop() {
     if (n > 0) {
       front_off_ += static_cast<size_t>(n);
       queued_ -= static_cast<size_t>(n);
-      if (front_off_ == queue_.front().size()) {
+      if (front_off_ == queue_.front().len) {
+        void* keep = queue_.front().keep;
         queue_.pop_front();
         front_off_ = 0;
-        if (queue_.empty()) Notify(kDrained);
+        int what = queue_.empty() ? kDrained : 0;
+        if (keep != nullptr) {
+          released_.push_back(keep);  // the caller lets go of its bytes now, not when all is written
+          what |= kReleased;
+        }
+        if (what != 0) Notify(what);
       }
     } else if (hup && gen == link_gen_) {
       link_up_ = false;  // until the main thread sees the host again (LinkUp)

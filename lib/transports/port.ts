@@ -4,6 +4,19 @@ import { toSystemError } from '../errors';
 import type { Logger } from '../log';
 import type { SessionSink, Transport, TransportSink } from './transport';
 
+/**
+ * An answer's pieces of OWN_PIECE bytes or more (a large read's base64: a 1 MiB chunk's, each
+ * 4 MiB of a 48 MiB qemu-ga read's 64 MiB) are sent from their own buffers, never copied, and
+ * given to the port's driver, which frees each one's memory as soon as it is written. Copied, a
+ * copy was held beside them until a collection freed them, two or three 64 MiB answers at a
+ * time; kept without being freed, 1 MiB chunks outlived young-generation collections and ~70 MB
+ * of them waited for a full one. Shorter pieces (the JSON around the base64) are copied as the
+ * port does not take them, except in answers longer than KEEP_ANSWER (a listing's tens of MB, a
+ * piece per 256 entries), whose pieces are kept as they are: old by the time they are written.
+ */
+const OWN_PIECE = 64 * 1024;
+const KEEP_ANSWER = 4 * 1024 * 1024;
+
 /** How long the port may stay hung up before the host's session counts as over (--host-gone-timeout). */
 export const HOST_GONE_MS = 60_000;
 
@@ -96,7 +109,15 @@ export class PortTransport implements Transport {
     this.session = this.sink!.begin((line) => {
       if (typeof line === 'string') this.port?.write(Buffer.from(line, 'utf8'));
       else if (Buffer.isBuffer(line)) this.port?.write(line);
-      else for (const piece of line) this.port?.write(piece);
+      else {
+        let bytes = 0;
+        for (const piece of line) bytes += piece.length;
+        const large = bytes > KEEP_ANSWER;
+        for (const piece of line) {
+          const own = piece.length >= OWN_PIECE;
+          this.port?.write(piece, large || own, own);
+        }
+      }
     });
   }
 

@@ -7,7 +7,11 @@
 
 import type { AnswerLine } from '../wire/answer';
 
-/** The answers of one session go out through this (pieces one after the other, as one line). */
+/**
+ * The answers of one session go out through this (pieces one after the other, as one line). The
+ * pieces of an answer in pieces are the transport's from then on: it may send from those very
+ * buffers and free their memory once sent, so nothing may use them after.
+ */
 export type SessionOutput = (line: AnswerLine) => void;
 
 /** What a transport tells the agent about one host's session. */

@@ -201,9 +201,21 @@ export class UnixTransport implements Transport {
     if (sock.destroyed || !sock.writable) return;
     conn.lastActive = Date.now();
     if (typeof line !== 'string' && !Buffer.isBuffer(line)) {
-      // An answer in pieces (tens of MB): written as they are, in one go.
+      const pieces = line as readonly Buffer[];
+      let bytes = 0;
+      for (const piece of pieces) bytes += piece.length;
+      // An answer in pieces: one the pool keeps (a 1 MiB chunk's, around its base64) is copied
+      // into a reused buffer like a large answer in one (below); a larger one (tens of MB) is
+      // written as it is, in one go.
+      if (bytes >= POOLED_ANSWER && chunkPool.keeps(bytes)) {
+        const copy = chunkPool.take(bytes);
+        let off = 0;
+        for (const piece of pieces) off += piece.copy(copy, off);
+        sock.write(copy.subarray(0, bytes), () => chunkPool.give(copy));
+        return;
+      }
       sock.cork();
-      for (const piece of line as readonly Buffer[]) sock.write(piece);
+      for (const piece of pieces) sock.write(piece);
       sock.uncork();
       return;
     }

@@ -50,10 +50,18 @@ export function answerBytes(line: AnswerLine): number {
 const ONE_BUFFER_MAX = 4 * 1024 * 1024;
 
 /**
+ * A part at least this long (a large chunk's base64) is sent as it is, not copied into the
+ * answer: the transport makes the one copy it needs (the port's writer queue, the unix socket's
+ * reused buffer). Copied here too, it was garbage beside the copy until the next collection.
+ */
+const OWN_PIECE = 64 * 1024;
+
+/**
  * encodeReturn() of a RawJson, straight into the bytes of the answer line: one buffer, each
  * piece copied in (a 1 MiB file-read answer costs a memcpy, where a UTF-8 pass over a joined
- * string took milliseconds of the main thread, during which nothing fed the port); past
- * ONE_BUFFER_MAX, the pieces themselves.
+ * string took milliseconds of the main thread, during which nothing fed the port). An answer
+ * with parts of OWN_PIECE or more is pieces: those parts as they are, the JSON between them one
+ * buffer each; past ONE_BUFFER_MAX, the pieces themselves.
  */
 export function encodeRawReturn(value: RawJson, tag: string): Buffer | Buffer[] {
   const head = '{"return":';
@@ -66,9 +74,33 @@ export function encodeRawReturn(value: RawJson, tag: string): Buffer | Buffer[] 
     pieces.push(Buffer.from(tail, 'utf8'));
     return pieces;
   }
+  if (value.parts.some((p) => typeof p !== 'string' && p.length >= OWN_PIECE)) {
+    const pieces: Buffer[] = [];
+    let between: (string | Buffer)[] = [head];
+    for (const p of value.parts) {
+      if (typeof p === 'string' || p.length < OWN_PIECE) between.push(p);
+      else {
+        pieces.push(splice(between, ''), p);
+        between = [];
+      }
+    }
+    pieces.push(splice(between, tail));
+    return pieces;
+  }
   const out = slabBuffer(len);
   let off = out.write(head, 0, 'latin1');
   for (const p of value.parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);
+  out.write(tail, off, 'utf8');
+  return out;
+}
+
+/** The parts (ASCII strings or bytes) and then `tail` (text), in one buffer. */
+function splice(parts: readonly (string | Buffer)[], tail: string): Buffer {
+  let len = Buffer.byteLength(tail);
+  for (const p of parts) len += p.length;
+  const out = Buffer.allocUnsafe(len);
+  let off = 0;
+  for (const p of parts) off += typeof p === 'string' ? out.write(p, off, 'latin1') : p.copy(out, off);
   out.write(tail, off, 'utf8');
   return out;
 }

@@ -1,4 +1,5 @@
 // Line framing of the wire (docs/PROTOCOL.md "Framing"): one JSON object per line, LF or CRLF.
+import { PendingBytes } from './pending';
 
 /**
  * Longest request line accepted, in bytes (16 MiB: a file-write of up to ~11.9 MiB of data fits;
@@ -16,8 +17,7 @@ const CR = 0x0d;
  * line; past that it reports the overflow once and drops bytes until the next newline.
  */
 export class LineFramer {
-  private parts: Buffer[] = [];
-  private size = 0;
+  private readonly pending = new PendingBytes();
   private discarding = false;
 
   constructor(
@@ -28,7 +28,7 @@ export class LineFramer {
 
   /** Bytes of the pending (incomplete) line held in memory. */
   get buffered(): number {
-    return this.size;
+    return this.pending.size;
   }
 
   push(chunk: Buffer): void {
@@ -39,29 +39,20 @@ export class LineFramer {
       if (this.discarding) {
         if (nl === -1) return;
         this.discarding = false;
-      } else if (this.size + (end - start) > this.maxLine + 1) {
+      } else if (this.pending.size + (end - start) > this.maxLine + 1) {
         // +1 leaves room for the CR of a CRLF line of exactly maxLine bytes.
-        this.parts = [];
-        this.size = 0;
+        this.pending.clear();
         this.onOverflow();
         if (nl === -1) {
           this.discarding = true;
           return;
         }
       } else if (nl === -1) {
-        this.parts.push(chunk.subarray(start));
-        this.size += chunk.length - start;
+        this.pending.add(chunk.subarray(start));
         return;
       } else {
-        let line: Buffer;
-        if (this.size === 0) {
-          line = chunk.subarray(start, end);
-        } else {
-          this.parts.push(chunk.subarray(start, end));
-          line = Buffer.concat(this.parts, this.size + (end - start));
-          this.parts = [];
-          this.size = 0;
-        }
+        const line0 = chunk.subarray(start, end);
+        let line = this.pending.size === 0 ? line0 : this.pending.take(line0);
         if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
         if (line.length > this.maxLine)
           this.onOverflow(); // maxLine + 1 bytes without a CR
@@ -73,8 +64,7 @@ export class LineFramer {
 
   /** Forgets a partial line (the peer went away). */
   reset(): void {
-    this.parts = [];
-    this.size = 0;
+    this.pending.clear();
     this.discarding = false;
   }
 }

@@ -226,6 +226,7 @@ async function standInPort(hostGoneMs: number) {
     resume: () => {},
     close: () => {},
     queued: 0,
+    copied: 0,
     connected: true,
     foundBy: 'open' as const,
   };

@@ -179,6 +179,21 @@ test('a RawJson answer over 4 MiB stays in pieces, the same bytes as one line; s
   assert.instance(small, Buffer);
 });
 
+test('a RawJson answer with a part of 64 KiB or more is pieces: that part as it is, the JSON around it one buffer each', () => {
+  const b64 = Buffer.from('QUJD'.repeat(256 * 1024)); // a 1 MiB chunk's base64
+  const value = new RawJson(['{"bufb64":"', b64, '","eof":false}']);
+  for (const tag of ['t', 'é\u2028']) {
+    const pieces = encodeRawReturn(value, tag);
+    assert.ok(Array.isArray(pieces), 'pieces');
+    assert.is((pieces as Buffer[]).length, 3);
+    assert.is((pieces as Buffer[])[1], b64, 'the base64 itself, not a copy');
+    assert.is(Buffer.concat(pieces as Buffer[]).toString('utf8'), encodeReturn(value, tag));
+  }
+  // Only small parts (a listing of a few MB): one buffer, as before.
+  const entries = new RawJson(['[', Buffer.alloc(60 * 1024, 0x20), ',', Buffer.alloc(60 * 1024, 0x20), ']']);
+  assert.instance(encodeRawReturn(entries, 't'), Buffer);
+});
+
 test('parseRequest: shapes and clear errors', () => {
   assert.equal(fields(parseRequest('{"execute":"ping"}')), { execute: 'ping', arguments: {}, tag: '' });
   assert.equal(fields(parseRequest('{"execute":"x","arguments":{"a":1},"tag":"t"}')), {

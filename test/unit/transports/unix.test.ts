@@ -11,6 +11,7 @@ import { suite, sleep, waitFor } from '../../helpers/harness';
 import { RecordingSink } from '../../helpers/sink';
 
 const test = suite('unix transport');
+const MiB = 1024 * 1024;
 
 test('an answer computed after the host half-closed still reaches it, then the agent closes', async () => {
   const dir = tmpDir();
@@ -106,6 +107,45 @@ test('an answer larger than the pool ever keeps goes out as it is: a copy would 
     await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= big.length + small.length, 10_000, 'both answers');
     assert.ok(Buffer.concat(got).equals(Buffer.concat([big, small])));
     assert.equal(taken, [small.length]);
+    host.destroy();
+  } finally {
+    chunkPool.take = take;
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an answer in pieces the pool keeps goes out from one reused buffer; one larger, as its pieces', async () => {
+  const dir = tmpDir();
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
+  const sink = new RecordingSink();
+  await t.start(sink);
+  const take = chunkPool.take;
+  const taken: number[] = [];
+  chunkPool.take = (size: number) => {
+    taken.push(size);
+    return take.call(chunkPool, size);
+  };
+  try {
+    const host = net.createConnection(sockPath);
+    await new Promise((r) => host.once('connect', r));
+    await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
+    const pieces = (n: number) => [
+      Buffer.from('{"return":{"bufb64":"'),
+      Buffer.from(crypto.randomBytes(n).toString('base64')),
+      Buffer.from('","eof":false},"tag":"x"}\n'),
+    ];
+    const chunk = pieces(MiB);
+    const listing = pieces(6 * MiB);
+    const want = Buffer.concat([...chunk, ...listing]);
+    sink.sessions[0].output(chunk);
+    sink.sessions[0].output(listing);
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want.length, 10_000, 'both answers');
+    assert.ok(Buffer.concat(got).equals(want));
+    assert.equal(taken, [Buffer.concat(chunk).length]);
     host.destroy();
   } finally {
     chunkPool.take = take;

@@ -1,0 +1,193 @@
+// What the port's output costs in memory (docs/AGENT.md "Memory"): an answer's base64 goes out
+// from the buffers it was made in, never copied into the writer's queue, and is freed as soon as
+// it is written. Held to the copy counter of the port's driver and to the buffers themselves, not
+// to RSS or time, so that a loaded machine cannot make it pass or fail.
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Agent } from '../../lib/agent';
+import { GuestAgent } from '../../lib/client/guest-agent';
+import { silentLogger } from '../../lib/log';
+import { native, type NativePort, type PortEvent } from '../../lib/native';
+import { allCommands } from '../../lib/protocols/phoenix/commands';
+import { PortTransport } from '../../lib/transports/port';
+import { tmpDir } from '../helpers/agent';
+import { command, suite, waitFor } from '../helpers/harness';
+import { QgaBulkHost, qgaDownload } from '../helpers/qga-bulk';
+import { unixListening } from '../helpers/unix-socket';
+
+const test = suite('port output memory (pty)');
+const needs = [command('socat')];
+const MiB = 1024 * 1024;
+
+/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST. */
+async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
+  const port = path.join(dir, 'port');
+  const host = path.join(dir, 'host.sock');
+  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
+  try {
+    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
+  } catch (e) {
+    proc.kill();
+    throw e;
+  }
+  return { proc, port, host };
+}
+
+/** The port's driver as the agent opens it, and the base64 written through it with `give`. */
+function watchedPort() {
+  const given: Buffer[] = [];
+  let port: NativePort | undefined;
+  let maxQueued = 0;
+  const open = (p: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void): NativePort => {
+    const real = new native.Port(p, onEvent);
+    port = real;
+    return {
+      write: (data, keep, give) => {
+        if (give && data.length >= 64 * 1024) given.push(data); // not the JSON around it
+        const queued = real.write(data, keep, give);
+        maxQueued = Math.max(maxQueued, queued);
+        return queued;
+      },
+      pause: () => real.pause(),
+      resume: () => real.resume(),
+      close: () => real.close(),
+      get queued() {
+        return real.queued;
+      },
+      get copied() {
+        return real.copied;
+      },
+      get connected() {
+        return real.connected;
+      },
+      get foundBy() {
+        return real.foundBy;
+      },
+    };
+  };
+  return {
+    open,
+    given,
+    get port() {
+      return port!;
+    },
+    get maxQueued() {
+      return maxQueued;
+    },
+  };
+}
+
+test(
+  'the driver: a kept write is sent from its own buffer, a given one freed once written; the rest is copied',
+  async () => {
+    const dir = tmpDir();
+    const out = path.join(dir, 'out');
+    const pty = path.join(dir, 'pty');
+    // socat copies everything the port writes into a file, in its own process.
+    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let port: NativePort | undefined;
+    try {
+      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
+      port = new native.Port(pty, () => undefined);
+      const copied = Buffer.alloc(4 * MiB, 0x41);
+      const kept = Buffer.alloc(8 * MiB, 0x42);
+      const given = [1, 2, 3].map((i) => Buffer.alloc(8 * MiB, 0x42 + i));
+      const slice = Buffer.from('a slice of the pool: never freed by the port\n');
+      const want = Buffer.concat([copied, kept, ...given, slice]);
+      port.write(copied); // a pty takes a few KiB: the rest is copied
+      const afterCopy = port.copied;
+      assert.ok(afterCopy > 3 * MiB && afterCopy <= 4 * MiB, `${afterCopy} bytes copied`);
+      port.write(kept, true);
+      for (const g of given) port.write(g, true, true);
+      port.write(slice, true, true);
+      assert.is(port.copied, afterCopy, 'kept writes are not copied');
+      copied.fill(0x20); // the copy went out, not the caller's buffer
+      await waitFor(() => fs.statSync(out).size === want.length, 20_000, 'everything to arrive');
+      await waitFor(() => given.every((g) => g.length === 0), 5_000, 'the given buffers freed');
+      assert.ok(fs.readFileSync(out).equals(want), 'the bytes, in order');
+      assert.is(kept.length, 8 * MiB, 'a buffer kept and not given stays');
+      assert.is(slice.toString(), 'a slice of the pool: never freed by the port\n');
+      assert.is(port.queued, 0);
+    } finally {
+      port?.close();
+      socat.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs, timeout: 60_000 },
+);
+
+test(
+  'qemu-ga 48 MiB reads over the port: their 64 MiB answers are never copied, freed as written, and queued within the output limit',
+  async () => {
+    const dir = tmpDir();
+    const bridge = await startBridge(dir);
+    const watched = watchedPort();
+    const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
+    const agent = new Agent({ endpoints: [{ transport, protocol: 'qemu-ga' }], commands: allCommands });
+    let host: QgaBulkHost | undefined;
+    try {
+      await agent.start();
+      const file = path.join(dir, 'big'); // sparse: its reads cost no disk
+      fs.closeSync(fs.openSync(file, 'w'));
+      fs.truncateSync(file, 100 * MiB);
+      host = await QgaBulkHost.connect(bridge.host);
+      const r = await qgaDownload(host, file, 48 * MiB, 2);
+      assert.is(r.bytes, 100 * MiB);
+      assert.is(
+        r.md5,
+        createHash('md5')
+          .update(Buffer.alloc(100 * MiB))
+          .digest('hex'),
+      );
+      // Only the JSON around the base64 (a few dozen bytes an answer) may have been copied.
+      assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
+      assert.ok(watched.given.length >= 2 * 16 + 1, `${watched.given.length} pieces of base64 given`);
+      await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
+      // A read waits until less than the output limit (16 MiB) is queued, then queues its answer.
+      assert.ok(watched.maxQueued <= 16 * MiB + 64 * MiB + MiB, `${watched.maxQueued} bytes queued at most`);
+    } finally {
+      host?.close();
+      await agent.stop();
+      bridge.proc.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs, timeout: 120_000 },
+);
+
+test(
+  "phoenix 1 MiB reads over the port: each chunk's base64 goes out from its own buffer, freed as written",
+  async () => {
+    const dir = tmpDir();
+    const bridge = await startBridge(dir);
+    const watched = watchedPort();
+    const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
+    const agent = new Agent({ endpoints: [{ transport, protocol: 'phoenix' }], commands: allCommands });
+    let client: GuestAgent | undefined;
+    try {
+      await agent.start();
+      const src = path.join(dir, 'src');
+      const data = Buffer.alloc(16 * MiB, 0x5a);
+      fs.writeFileSync(src, data);
+      client = await GuestAgent.connect({ socket: bridge.host, timeout: 60_000 });
+      const dst = path.join(dir, 'dst');
+      await client.copyFrom(src, dst, { chunkSize: MiB, inFlight: 4, verify: false, fsync: false });
+      assert.ok(fs.readFileSync(dst).equals(data), 'the copy');
+      assert.ok(watched.given.length >= 16, `${watched.given.length} pieces of base64 given`);
+      assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
+      await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
+    } finally {
+      await client?.close();
+      await agent.stop();
+      bridge.proc.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs, timeout: 120_000 },
+);
+
+test.run();
