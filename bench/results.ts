@@ -20,10 +20,11 @@ const INTRO = [
 export function runHeader(root: string): string {
   let commit = 'unknown commit';
   try {
-    commit = execFileSync('git', ['-C', root, 'describe', '--always', '--dirty'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    commit = git('rev-parse', '--short', 'HEAD');
+    // Changes to the tree make it another tree; the results file itself, rewritten by the run, does not.
+    if (git('status', '--porcelain', '--', '.', ':(exclude)docs/BENCHMARKS.md')) commit += ' with local changes';
   } catch {
     // not a git checkout (an unpacked tarball): the date still places the run
   }
