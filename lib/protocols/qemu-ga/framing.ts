@@ -12,6 +12,7 @@
 // short, has its text made again from the decoded bytes and held as any other.
 import type { Base64RunDecoder, DecodedBytes } from '../../wire/base64';
 import { MAX_LINE_BYTES } from '../../wire/framing';
+import { PendingBytes } from '../../wire/pending';
 import type { ArrivedCut } from '../../wire/request';
 
 const QUOTE = 0x22;
@@ -67,8 +68,11 @@ function isSpace(b: number): boolean {
 }
 
 export class JsonStreamFramer {
-  private parts: Buffer[] = [];
-  private size = 0;
+  /** The pending request's bytes (copied out of its chunks once it is long: they are garbage at once). */
+  private readonly pending = new PendingBytes();
+  private get size(): number {
+    return this.pending.size;
+  }
   private depth = 0;
   private inString = false;
   private escaped = false;
@@ -210,8 +214,7 @@ export class JsonStreamFramer {
 
   /** Drops what is held of the pending value, strings decoded as they came included. */
   private drop(): void {
-    this.parts = [];
-    this.size = 0;
+    this.pending.clear();
     for (const c of this.cuts) c.decoded.release();
     this.cuts = [];
     this.cutChars = 0;
@@ -343,8 +346,7 @@ export class JsonStreamFramer {
       this.overflow = true;
       return;
     }
-    this.parts.push(piece);
-    this.size += piece.length;
+    this.pending.add(piece);
   }
 
   private emit(chunk: Buffer, from: number, to: number): void {
@@ -356,10 +358,8 @@ export class JsonStreamFramer {
       this.onMessage({ error: `JSON parse error, request longer than ${this.maxBytes} bytes` });
       return;
     }
-    const bytes = this.size === 0 ? piece : Buffer.concat([...this.parts, piece], this.size + piece.length);
+    const bytes = this.size === 0 ? piece : this.pending.take(piece);
     const cuts = this.cuts;
-    this.parts = [];
-    this.size = 0;
     this.cuts = [];
     this.cutChars = 0;
     this.onMessage(cuts.length > 0 ? { bytes, cuts } : { bytes });
