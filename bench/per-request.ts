@@ -29,6 +29,7 @@ import {
   startHostSide,
   type AgentCommand,
   type BridgedAgent,
+  kill,
 } from './helpers/bridge';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
@@ -139,7 +140,7 @@ class PythonHost {
   static async start(cmd: AgentCommand): Promise<PythonHost> {
     const { bridge, proc } = await spawnBridgedAgent(cmd);
     const stopAgent = async () => {
-      await stopProcess(proc);
+      await kill(proc);
       await bridge.close();
     };
     const py = spawn('python3', [path.join(REPO, 'bench', 'helpers', 'bare-host.py'), bridge.hostSocket], {
@@ -170,21 +171,9 @@ class PythonHost {
 
   async stop(): Promise<void> {
     this.py.stdin?.end();
-    await stopProcess(this.py);
+    await kill(this.py);
     await this.stopAgent();
   }
-}
-
-function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    proc.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    proc.kill('SIGTERM');
-  });
 }
 
 /** One agent (ember-ga or the reference) with each host on a bridge of its own. */
@@ -645,7 +634,7 @@ async function comingBack(guest: 'ember-ga' | 'stand-in'): Promise<number[]> {
     }
   } finally {
     sock?.destroy();
-    await stopProcess(proc);
+    await kill(proc);
     await side.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -21,7 +21,7 @@ import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { bridgeRequestResponse, bridgeThroughput, REPO, startBridge, type Bridge } from './helpers/bridge';
+import { bridgeRequestResponse, bridgeThroughput, kill, REPO, startBridge, type Bridge } from './helpers/bridge';
 import { mibps, ratio, type Reporter } from './report';
 import { QgaBulkHost, qgaDownload, qgaUpload } from '../test/helpers/qga-bulk';
 
@@ -51,18 +51,6 @@ interface Agent {
   proc: ChildProcess;
   host: QgaBulkHost;
   stop(): Promise<void>;
-}
-
-function kill(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    proc.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    proc.kill('SIGTERM');
-  });
 }
 
 /** An agent speaking qemu-ga on the pty of a bridge of its own, and a host connected to the other end. */

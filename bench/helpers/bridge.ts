@@ -37,7 +37,8 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-function kill(proc: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL if it has not exited within 3 s; resolves once it has exited. */
+export function kill(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
