@@ -15,7 +15,8 @@
 // cheaper than any pair), what the guest's page cache costs for a new 1 GiB file with no agent
 // (every upload pays it; the bridge does not), the agent's CPU time on the 1 GiB rows, and its
 // 1 GiB upload into /dev/null (the counts of its answers checked; no page cache to fill, nothing
-// to md5): the agent's own rate.
+// to md5): the agent's own rate. Last, the same transfers but the 1 GiB ones over a unix socket
+// per agent, no pty: what each agent does when the bridge does not cap it.
 // EMBER_BENCH_DEBUG=1 prints each transfer's rate as it is measured.
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as crypto from 'crypto';
@@ -367,7 +368,91 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
   out.note(
     "minimal host (test/helpers/qga-bulk.ts): one request at a time as libvirt sends them, or two in flight (not qemu-ga's writes, see bench/qemu-ga.ts); a read's data decoded by the addon as it arrives, into memory made before the clock starts, md5 once the clock has stopped. qemu-ga 7.2 runs with -m isa-serial on a bridge of its own; an upload is timed to its guest-file-close, where qemu-ga writes its last buffered bytes",
   );
+  await overUnixSockets(out, dir, files, want, data);
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The same transfers with no pty in the way: each agent on a unix socket of its own (qemu-ga -m
+ * unix-listen, ember-ga --listen unix:), the same host. The pty bridge caps any guest near its
+ * ideal rate, qemu-ga's reads included; here the agents' own costs set the rates.
+ */
+async function overUnixSockets(
+  out: Reporter,
+  dir: string,
+  files: Record<'small' | 'large', string>,
+  want: Record<'small' | 'large', string>,
+  data: Record<'small' | 'large', Buffer>,
+): Promise<void> {
+  const rows = TRANSFERS.filter((t) => t.file !== 'huge');
+  const best = new Map<string, number>();
+  const procs: ChildProcess[] = [];
+  const hosts = new Map<Agent['name'], QgaBulkHost>();
+  try {
+    for (const name of ['qemu-ga', 'ember-ga'] as const) {
+      const sock = path.join(dir, `${name}.sock`);
+      const args =
+        name === 'qemu-ga'
+          ? ['-m', 'unix-listen', '-p', sock, '-t', fs.mkdtempSync(path.join(dir, 'state-'))]
+          : [CLI, '--listen', `unix:${sock}`, '--protocol', 'qemu-ga'];
+      const proc = spawn(name === 'qemu-ga' ? 'qemu-ga' : process.execPath, args, { stdio: 'ignore' });
+      procs.push(proc);
+      for (const t0 = Date.now(); !fs.existsSync(sock); await new Promise((r) => setTimeout(r, 20)))
+        if (Date.now() - t0 > 15_000) throw new Error(`${name} did not listen on ${sock}`);
+      const host = await QgaBulkHost.connect(sock);
+      hosts.set(name, host);
+      await host.ask('{"execute":"guest-ping"}\n');
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of round % 2 === 0 ? rows : [...rows].reverse()) {
+        const host = hosts.get(t.agent)!;
+        const file = t.file as 'small' | 'large';
+        let r: { bytes: number; seconds: number };
+        if (t.dir === 'down') {
+          const d = await qgaDownload(host, files[file], t.count, t.depth);
+          if (d.md5 !== want[file]) throw new Error(`${t.key}, unix socket: md5 ${d.md5}, expected ${want[file]}`);
+          r = d;
+        } else {
+          const copy = path.join(dir, `copy-unix-${t.agent}.bin`);
+          r = await qgaUpload(host, data[file], copy, t.count, t.depth);
+          const got = md5File(copy);
+          if (got !== want[file])
+            throw new Error(`${t.key}, unix socket: the copy's md5 is ${got}, expected ${want[file]}`);
+          fs.rmSync(copy);
+        }
+        best.set(t.key, Math.max(best.get(t.key) ?? 0, mibps(r.bytes, r.seconds)));
+      }
+    }
+  } finally {
+    for (const h of hosts.values()) h.close();
+    for (const p of procs) await kill(p);
+  }
+  out.heading(
+    `the same transfers over a unix socket, no pty bridge (qemu-ga -m unix-listen, ember-ga --listen unix:; the same host; best of ${ROUNDS})`,
+  );
+  for (const t of rows) {
+    const q = against(t);
+    out.row(
+      t.key,
+      `${best.get(t.key)!.toFixed(1)} MiB/s`,
+      q ? `${ratio(best.get(t.key)! / best.get(q.key)!)} qemu-ga` : undefined,
+    );
+  }
+  for (const [d, verb] of [
+    ['down', 'read'],
+    ['up', 'write'],
+  ] as const) {
+    const top = (agent: string) =>
+      Math.max(...rows.filter((t) => t.agent === agent && t.dir === d).map((t) => best.get(t.key)!));
+    out.row(
+      `ember-ga's best ${verb} vs qemu-ga's, unix socket`,
+      ratio(top('ember-ga') / top('qemu-ga')),
+      `${top('ember-ga').toFixed(1)} vs ${top('qemu-ga').toFixed(1)} MiB/s`,
+    );
+  }
+  out.note(
+    'with no pty to cap them, the rates are what each agent itself can do; the pty rows above are what the bridge lets through',
+  );
 }
 
 if (require.main === module) {

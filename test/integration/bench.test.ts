@@ -84,6 +84,8 @@ test(
       "ember-ga's best read vs qemu-ga's",
       "ember-ga's best write vs qemu-ga's",
       'ember-ga peak RSS',
+      "ember-ga's best read vs qemu-ga's, unix socket",
+      "ember-ga's best write vs qemu-ga's, unix socket",
     ]) {
       assert.ok(
         out.split('\n').some((l) => l.startsWith(`  ${label}`) && /\d/.test(l.slice(label.length + 2))),
