@@ -67,14 +67,18 @@ test('a request over 16 MiB: one error, never held whole, and the next request i
 
 test('deep nesting, unbalanced brackets, invalid UTF-8, lone surrogates: errors, no crash', async ({ agent }) => {
   const c = await agent.qmp();
-  c.send('['.repeat(1 << 20) + ']'.repeat(1 << 20));
+  // qemu's limit of 1024 brackets deep: each 1025th is an error and drops the value, as from
+  // qemu-ga; what is left (one bracket) is closed and is a value of its own.
+  c.send('['.repeat(1 << 20) + ']');
+  for (let i = 0; i < Math.floor((1 << 20) / 1025); i++)
+    assert.equal((await c.answer(30_000)).error!.desc, 'JSON nesting depth limit exceeded');
   assert.equal((await c.answer(30_000)).error!.desc, 'QMP input must be a JSON object');
   c.send(Buffer.concat([Buffer.from('{"execute":"guest-ping","id":"'), Buffer.from([0xc3]), Buffer.from('"}')]));
   assert.equal((await c.answer()).error!.class, 'GenericError');
   c.send('{"execute":"guest-ping","id":"\\ud800"}');
   const a = await c.answer();
   assert.ok(a.error || a.return !== undefined);
-  c.send('{"execute":"guest-ping","arguments":{"a":' + '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_001) + '}');
+  c.send('{"execute":"guest-ping","arguments":{"a":' + '{"a":'.repeat(1000) + '1' + '}'.repeat(1001) + '}');
   assert.match((await c.answer()).error!.desc, /Parameter 'a' is unexpected/);
   c.close();
   await servesNext(agent);

@@ -26,6 +26,15 @@ const FRAMING: [string | Buffer, number][] = [
   [Buffer.from('{"execute":"guest-ping"\xff', 'latin1'), 1], // a request cut short by 0xFF is dropped
   ['{"a":"b\\"}"}\n', 1],
   ['{"execute":"guest-ping"}}\n', 2],
+  // Commas, colons and closing brackets between values are tokens of their own, and end a bare word.
+  ['12,13\n', 3],
+  ['abc:def}\n', 4],
+  ['garbage,{"execute":"guest-ping"}\n', 3],
+  ['{"execute":"guest-ping"},\n', 2],
+  // qemu's nesting limit (1024): the 1025th bracket is an error, and framing starts anew there.
+  ['['.repeat(1025) + '{"execute":"guest-ping"}\n', 2],
+  ['['.repeat(1100) + ']'.repeat(1100), 1027],
+  ['{"execute":"guest-ping","arguments":{"a":' + '{"a":'.repeat(2000) + '1' + '}'.repeat(2001) + '}', 1029],
 ];
 
 const BAD: string[] = [

@@ -84,9 +84,16 @@ export class QgaDispatcher {
           for (const c of parsed.cuts) c.decoded.release();
         };
       } catch (e) {
-        // A bare word is what qemu's lexer calls an invalid keyword; other errors are JSON.parse's.
-        const word = /^[A-Za-z_][\w-]*$/.exec(framed.bytes.toString('latin1'));
-        throw new QgaError(`JSON parse error, ${word ? `invalid keyword '${word[0]}'` : (e as Error).message}`);
+        // A bare word is what qemu's lexer calls an invalid keyword, and a lone comma or colon
+        // is where its parser expects a value; other errors are JSON.parse's.
+        const text = framed.bytes.toString('latin1');
+        const word = /^[A-Za-z_][\w-]*$/.exec(text);
+        const why = word
+          ? `invalid keyword '${word[0]}'`
+          : text === ',' || text === ':'
+            ? 'expecting value'
+            : (e as Error).message;
+        throw new QgaError(`JSON parse error, ${why}`);
       }
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new QgaError('QMP input must be a JSON object');

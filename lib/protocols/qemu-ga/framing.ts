@@ -33,6 +33,11 @@ for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
  * the run is dropped unanswered, so a flood of them cannot make the agent write 80 bytes for each.
  */
 const MAX_SYNC_ERRORS = 16;
+/**
+ * qemu's JSON streamer's MAX_NESTING: one bracket more than this (braces and brackets together)
+ * is an error, and the value is dropped there; what follows is framed anew, as qemu does.
+ */
+const MAX_NESTING = 1024;
 
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
@@ -61,6 +66,14 @@ interface Diversion {
   tail: number[];
   /** Characters so far. */
   chars: number;
+}
+
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** The bytes that are JSON tokens on their own: brackets, braces, comma and colon. */
+function isPunctuation(b: number): boolean {
+  return b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === COMMA || b === COLON;
 }
 
 function isSpace(b: number): boolean {
@@ -172,7 +185,8 @@ export class JsonStreamFramer {
         continue;
       }
       if (this.inScalar) {
-        if (isSpace(b) || b === 0x7b || b === 0x5b || b === QUOTE) {
+        // Where qemu's lexer ends a keyword or number: at any byte that starts another token.
+        if (isSpace(b) || isPunctuation(b) || b === QUOTE) {
           this.inScalar = false;
           this.emit(chunk, start, i);
           start = i;
@@ -185,7 +199,13 @@ export class JsonStreamFramer {
         this.inString = true;
         textAt = i + 1;
       } else if (b === 0x7b || b === 0x5b) {
-        this.depth++;
+        if (++this.depth > MAX_NESTING) {
+          this.onMessage({ error: 'JSON nesting depth limit exceeded' });
+          this.drop();
+          this.depth = 0;
+          this.overflow = false;
+          start = i + 1;
+        }
       } else if (b === 0x7d || b === 0x5d) {
         if (this.depth === 0) {
           // A stray closing bracket: refused on its own, as qemu's parser does.
@@ -197,7 +217,11 @@ export class JsonStreamFramer {
         }
       } else if (this.depth === 0) {
         if (isSpace(b)) start = i + 1;
-        else this.inScalar = true;
+        else if (b === COMMA || b === COLON) {
+          // A token of its own between values: a value of its own, as qemu's streamer has it.
+          this.emit(chunk, start, i + 1);
+          start = i + 1;
+        } else this.inScalar = true;
       }
       i++;
     }

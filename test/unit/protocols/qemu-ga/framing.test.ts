@@ -53,9 +53,31 @@ test('a request longer than the limit is one error, never held, and the next is 
   ]);
 });
 
-test('deep nesting costs a counter, not a stack', () => {
-  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
-  assert.equal(frame([deep]).length, 1);
+test('nesting up to 1024 deep is one value, costing a counter, not a stack', () => {
+  const deep = '['.repeat(1024) + ']'.repeat(1024);
+  assert.equal(frame([deep]), [deep]);
+  assert.equal(frame([...deep]), [deep]);
+});
+
+test("the 1025th bracket deep is qemu's error: the value is dropped there and framing starts anew", () => {
+  const err = 'ERR JSON nesting depth limit exceeded';
+  assert.equal(frame(['['.repeat(1025) + '{"a":1}']), [err, '{"a":1}']);
+  // Split across chunks, held bytes and all.
+  assert.equal(frame(['{"x":' + '['.repeat(600), '{'.repeat(424), '{"a":1}']), [err, '{"a":1}']);
+  assert.equal(frame(['['.repeat(3 * 1025 + 2) + ']]']), [err, err, err, '[[]]']);
+});
+
+test('commas, colons and closing brackets end a bare word and are values of their own', () => {
+  assert.equal(frame(['12,13\n']), ['12', ',', '13']);
+  assert.equal(frame(['abc:def}{"a":1},']), [
+    'abc',
+    ':',
+    'def',
+    'ERR JSON parse error, expecting value',
+    '{"a":1}',
+    ',',
+  ]);
+  assert.equal(frame(['{"a":[1,2],"b":3}']), ['{"a":[1,2],"b":3}']);
 });
 
 test.run();
