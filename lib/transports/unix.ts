@@ -24,6 +24,12 @@ export const MAX_WAITING = 64;
  * other host, for ever.
  */
 export const DRAIN_STALL_MS = 10_000;
+/**
+ * What one write queued on a socket costs beyond its bytes (Node's queue entry, its callback):
+ * counted in `queued`, so a flood of tiny answers (a ping, a parse error) is held to the output
+ * budget by what it takes in memory, not by its few bytes each.
+ */
+export const QUEUED_WRITE_COST = 320;
 
 interface Connection {
   readonly sock: net.Socket;
@@ -31,6 +37,10 @@ interface Connection {
   watch?: NativeHangupWatch;
   /** When the host last sent something or got an answer (ms, for the idle handover). */
   lastActive: number;
+  /** Writes given to the socket and not yet done (each is a queue entry until then). */
+  unsent: number;
+  /** A write's callback: it is done. */
+  readonly wrote: () => void;
 }
 
 export class UnixTransport implements Transport {
@@ -72,7 +82,15 @@ export class UnixTransport implements Transport {
 
   private accept(sock: net.Socket): void {
     sock.on('error', (e) => this.log.debug(`connection: ${e.message}`));
-    const conn: Connection = { sock, lastActive: Date.now() };
+    const conn: Connection = {
+      sock,
+      lastActive: Date.now(),
+      unsent: 0,
+      wrote: () => {
+        // The socket's 'drain' comes before its writes' callbacks: the budget hears of these here.
+        if (--conn.unsent === 0 && sock.writableLength === 0) this.sink?.drain();
+      },
+    };
     // A host that closes is gone at once, even while it is not read from (waiting its turn, or
     // paused by backpressure) and so cannot be seen to end.
     this.watchHangup(conn);
@@ -211,18 +229,26 @@ export class UnixTransport implements Transport {
         const copy = chunkPool.take(bytes);
         let off = 0;
         for (const piece of pieces) off += piece.copy(copy, off);
-        sock.write(copy.subarray(0, bytes), () => chunkPool.give(copy));
+        conn.unsent++;
+        sock.write(copy.subarray(0, bytes), () => {
+          conn.wrote();
+          chunkPool.give(copy);
+        });
         return;
       }
       sock.cork();
-      for (const piece of pieces) sock.write(piece);
+      for (const piece of pieces) {
+        conn.unsent++;
+        sock.write(piece, conn.wrote);
+      }
       sock.uncork();
       return;
     }
     // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
     // copy would be just as fresh, and copying tens of MB holds the main thread.
+    conn.unsent++;
     if (typeof line === 'string' || line.length < POOLED_ANSWER || !chunkPool.keeps(line.length)) {
-      sock.write(line);
+      sock.write(line, conn.wrote);
       return;
     }
     // A large answer (a file-read chunk) waits in the socket's queue while the host reads the
@@ -231,18 +257,25 @@ export class UnixTransport implements Transport {
     // written or dropped.
     const copy = chunkPool.take(line.length);
     line.copy(copy);
-    sock.write(copy.subarray(0, line.length), () => chunkPool.give(copy));
+    sock.write(copy.subarray(0, line.length), () => {
+      conn.wrote();
+      chunkPool.give(copy);
+    });
+  }
+
+  private get writingConnections(): Connection[] {
+    const all = [...this.draining];
+    if (this.active) all.push(this.active);
+    return all;
   }
 
   private get writing(): net.Socket[] {
-    const all = [...this.draining].map((c) => c.sock);
-    if (this.active) all.push(this.active.sock);
-    return all;
+    return this.writingConnections.map((c) => c.sock);
   }
 
   get queued(): number {
     let n = 0;
-    for (const s of this.writing) n += s.writableLength;
+    for (const c of this.writingConnections) n += c.sock.writableLength + c.unsent * QUEUED_WRITE_COST;
     return n;
   }
 

@@ -95,6 +95,33 @@ test('100,000 pipelined requests from a host that never reads, then vanishes', a
   assert.ok(memKiB(agent.proc.pid!, 'VmHWM') / 1024 < PEAK_RSS_MIB);
 });
 
+test(
+  'floods of tiny requests and stray tokens from a host that reads: each answered, within budget',
+  async ({ agent }) => {
+    // A million answers of a few bytes each: the output budget must count what each one queued
+    // costs in memory (hundreds of bytes), not its bytes, or the queue outgrows the budget.
+    for (const [flood, answers] of [
+      ['{"execute":"guest-ping"}'.repeat(1 << 20), 1 << 20],
+      [']'.repeat(1 << 18) + ','.repeat(1 << 17), (1 << 18) + (1 << 17)],
+    ] as const) {
+      const s = await raw(agent);
+      let lines = 0;
+      s.removeAllListeners('data');
+      s.on('data', (d: Buffer) => {
+        for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) lines++;
+      });
+      s.write(flood);
+      const t = Date.now();
+      while (lines < answers && Date.now() - t < 90_000) await sleep(100);
+      assert.is(lines, answers, 'every request answered');
+      s.destroy();
+      assert.ok(memKiB(agent.proc.pid!, 'VmHWM') / 1024 < PEAK_RSS_MIB, `${memKiB(agent.proc.pid!, 'VmHWM')} KiB`);
+    }
+    await servesNext(agent);
+  },
+  { timeout: 180_000 },
+);
+
 test('hosts that vanish mid-request, in every state of the framer', async ({ agent }) => {
   for (const part of ['{"execute":"guest-sy', '{"execute":"guest-sync","arguments":{"id":1', '"unterminated', 'garb']) {
     const s = await raw(agent);
