@@ -3,7 +3,6 @@
 // it is written. Held to the copy counter of the port's driver and to the buffers themselves, not
 // to RSS or time, so that a loaded machine cannot make it pass or fail.
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,25 +15,11 @@ import { PortTransport } from '../../lib/transports/port';
 import { tmpDir } from '../helpers/agent';
 import { command, suite, waitFor } from '../helpers/harness';
 import { QgaBulkHost, qgaDownload } from '../helpers/qga-bulk';
-import { unixListening } from '../helpers/unix-socket';
+import { startPtyBridge, startPtyToFile, type PtyToFile } from '../helpers/pty';
 
 const test = suite('port output memory (pty)');
 const needs = [command('socat')];
 const MiB = 1024 * 1024;
-
-/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST. */
-async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
-  const port = path.join(dir, 'port');
-  const host = path.join(dir, 'host.sock');
-  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-  try {
-    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
-  } catch (e) {
-    proc.kill();
-    throw e;
-  }
-  return { proc, port, host };
-}
 
 /** The port's driver as the agent opens it, and the base64 written through it with `give`. */
 function watchedPort() {
@@ -84,14 +69,13 @@ test(
   'the driver: a kept write is sent from its own buffer, a given one freed once written; the rest is copied',
   async () => {
     const dir = tmpDir();
-    const out = path.join(dir, 'out');
-    const pty = path.join(dir, 'pty');
-    // socat copies everything the port writes into a file, in its own process.
-    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let socat: PtyToFile | undefined;
     let port: NativePort | undefined;
     try {
-      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
-      port = new native.Port(pty, () => undefined);
+      // socat copies everything the port writes into a file, in its own process.
+      socat = await startPtyToFile(dir);
+      const out = socat.out;
+      port = new native.Port(socat.pty, () => undefined);
       const copied = Buffer.alloc(4 * MiB, 0x41);
       const kept = Buffer.alloc(8 * MiB, 0x42);
       const given = [1, 2, 3].map((i) => Buffer.alloc(8 * MiB, 0x42 + i));
@@ -113,7 +97,7 @@ test(
       assert.is(port.queued, 0);
     } finally {
       port?.close();
-      socat.kill();
+      socat?.proc.kill();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -124,7 +108,7 @@ test(
   'qemu-ga 48 MiB reads over the port: their 64 MiB answers are never copied, freed as written, and queued within the output limit',
   async () => {
     const dir = tmpDir();
-    const bridge = await startBridge(dir);
+    const bridge = await startPtyBridge(dir);
     const watched = watchedPort();
     const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
     const agent = new Agent({ endpoints: [{ transport, protocol: 'qemu-ga' }], commands: allCommands });
@@ -163,7 +147,7 @@ test(
   "phoenix 1 MiB reads over the port: each chunk's base64 goes out from its own buffer, freed as written",
   async () => {
     const dir = tmpDir();
-    const bridge = await startBridge(dir);
+    const bridge = await startPtyBridge(dir);
     const watched = watchedPort();
     const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
     const agent = new Agent({ endpoints: [{ transport, protocol: 'phoenix' }], commands: allCommands });

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir, unnamed } from '../helpers/agent';
-import { unixListening } from '../helpers/unix-socket';
+import { startPtyBridge, startPtyToFile, type PtyToFile } from '../helpers/pty';
 import { command, sleep, suite, waitFor } from '../helpers/harness';
 import { native, type PortEvent } from '../../lib/native';
 import { silentLogger } from '../../lib/log';
@@ -15,26 +15,11 @@ import { RecordingSink } from '../helpers/sink';
 const test = suite('port (pty)');
 const needs = [command('socat')];
 
-/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST; exits when the host connection closes. */
-async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
-  const port = path.join(dir, 'port');
-  const host = path.join(dir, 'host.sock');
-  fs.rmSync(host, { force: true });
-  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-  try {
-    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
-  } catch (e) {
-    proc.kill();
-    throw e;
-  }
-  return { proc, port, host };
-}
-
 test(
   'serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there',
   async () => {
     const dir = tmpDir();
-    let bridge = await startBridge(dir);
+    let bridge = await startPtyBridge(dir);
     const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     agent.stderr!.on('data', (d) => (err += d));
@@ -57,7 +42,7 @@ test(
       assert.ok(used <= 10, `agent used ${used} ticks (of 200) while the host was away`);
 
       // A new host side: a new pty behind the same path. The agent reopens it and serves again.
-      bridge = await startBridge(dir);
+      bridge = await startPtyBridge(dir);
       c = await LineClient.connect(bridge.host);
       await waitFor(
         async () => {
@@ -85,7 +70,7 @@ test(
   'requests sent before the agent reads are all answered (several in one write, over the pty)',
   async () => {
     const dir = tmpDir();
-    const bridge = await startBridge(dir);
+    const bridge = await startPtyBridge(dir);
     let c: LineClient | undefined;
     let agent: ChildProcess | undefined;
     try {
@@ -111,14 +96,13 @@ test(
   'output the port cannot take at once keeps going out while the main thread is busy (writer thread)',
   async () => {
     const dir = tmpDir();
-    const out = path.join(dir, 'out');
-    const pty = path.join(dir, 'pty');
-    // socat holds the master and copies everything the port writes into a file, in its own process.
-    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let socat: PtyToFile | undefined;
     let port: InstanceType<typeof native.Port> | undefined;
     try {
-      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
-      port = new native.Port(pty, () => undefined);
+      // socat holds the master and copies everything the port writes into a file, in its own process.
+      socat = await startPtyToFile(dir);
+      const out = socat.out;
+      port = new native.Port(socat.pty, () => undefined);
       const data = Buffer.alloc(32 * 1024 * 1024, 0x41);
       port.write(data); // a pty takes a few KiB; the rest is queued
       assert.ok(port.queued > 0, `queued ${port.queued}`);
@@ -135,7 +119,7 @@ test(
       assert.is(port.queued, 0);
     } finally {
       port?.close();
-      socat.kill();
+      socat?.proc.kill();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -146,7 +130,7 @@ test(
   "a line longer than the pty hands over in one read reaches JS whole, in one 'data', when its rest is there",
   async () => {
     const dir = tmpDir();
-    const bridge = await startBridge(dir);
+    const bridge = await startPtyBridge(dir);
     const chunks: Buffer[] = [];
     let waiter: (() => void) | undefined;
     let port: InstanceType<typeof native.Port> | undefined;
@@ -189,7 +173,7 @@ test(
   'a host coming back behind the same path is found at once by the watch, not at the next backoff check',
   async () => {
     const dir = tmpDir();
-    let bridge = await startBridge(dir);
+    let bridge = await startPtyBridge(dir);
     const events: string[] = [];
     let port: InstanceType<typeof native.Port> | undefined;
     try {
@@ -203,7 +187,7 @@ test(
         await sleep(1_500);
         assert.ok(!port.connected);
         events.length = 0;
-        bridge = await startBridge(dir);
+        bridge = await startPtyBridge(dir);
         await waitFor(() => events.includes('reopen'), 5_000, 'the reopen');
         assert.ok(port.connected);
         assert.is(port.foundBy, 'watch', 'woken by the new name, not found by the backoff timer');
@@ -277,7 +261,7 @@ test(
   'host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file',
   async () => {
     const dir = tmpDir();
-    const bridge = await startBridge(dir);
+    const bridge = await startPtyBridge(dir);
     const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
