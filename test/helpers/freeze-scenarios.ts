@@ -81,6 +81,22 @@ export interface SharedScenarios<C> {
     frozen: string[];
     thawAnswer: unknown;
   };
+  /** A freeze that finds nothing to freeze leaves the agent thawed; one with something freezes. */
+  nothingToFreeze: {
+    name: string;
+    /** A tmpfs (cannot freeze) mounted for the scenario. */
+    tmpfs?: boolean;
+    table?: (ctx: Ctx) => string;
+    /** Each sends a freeze with nothing to freeze and asserts its answer. */
+    attempts: ((c: C, ctx: Ctx, tmpfs: string) => Promise<void>)[];
+    /** Asserts the agent serves as usual after them (not refused as frozen). */
+    served?: (c: C, tmpfs: string) => Promise<void>;
+    /** Sends a freeze with something freezable; its answer must be `answer`. */
+    freezeSomething: (c: C, ctx: Ctx, tmpfs: string) => Promise<unknown>;
+    answer: unknown;
+    frozen: string[];
+    thawAnswer: unknown;
+  };
   /** A thaw with no freeze held thaws what the table selects (an earlier agent died frozen). */
   recover: {
     name: string;
@@ -250,6 +266,32 @@ function sharedFreezeScenarios<C extends { close(): void }>(test: Suite<Ctx>, p:
           }
         };
         await (h.tmpfs ? withTmpfs(ctx, 'tmpfs', run) : run(''));
+      }),
+    { needs },
+  );
+
+  test(
+    s.nothingToFreeze.name,
+    (ctx) =>
+      withThawGuard(ctx, async () => {
+        const n = s.nothingToFreeze;
+        const run = (tmp: string) =>
+          withAgent(
+            ctx,
+            async (c) => {
+              for (const attempt of n.attempts) {
+                await attempt(c, ctx, tmp);
+                assert.is(await p.status(c), p.thawed);
+              }
+              await n.served?.(c, tmp);
+              assert.is(await n.freezeSomething(c, ctx, tmp), n.answer, 'with something freezable it freezes');
+              assert.equal(await frozenSet(ctx), n.frozen);
+              assert.is(await p.thaw(c), n.thawAnswer);
+              assert.equal(await frozenSet(ctx), []);
+            },
+            n.table?.(ctx),
+          );
+        await (n.tmpfs ? withTmpfs(ctx, 'tmpfs-only', run) : run(''));
       }),
     { needs },
   );

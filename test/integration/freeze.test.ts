@@ -1,14 +1,14 @@
 // phoenix's fs-freeze, fs-unfreeze, get-freeze-status against real filesystems: ext4 images
 // loop-mounted in a temp dir. The scenarios qemu-ga shares (writers blocked, roll-back, EBUSY,
-// recovery, refusals while frozen, bad arguments) are in test/helpers/freeze-scenarios.ts, run
-// here with phoenix's requests and answers; the rest are phoenix's own. Never this machine's own
-// filesystems: every agent gets a fixture mount table (--mounts-file) listing only these loop
-// mounts, and scripts/freeze-guard.js runs for the whole suite (the last test asserts it never
-// had to thaw anything). Every test that freezes runs inside withThawGuard(): it thaws in
-// `finally` through the library API, and a timer thaws with util-linux fsfreeze (another
-// process: immune to anything stuck in this one) if the test hangs. Blocked writers are child
-// processes, so nothing here waits on one without a thaw path.
-import { execFileSync, spawn } from 'child_process';
+// nothing to freeze, recovery, refusals while frozen, bad arguments) are in
+// test/helpers/freeze-scenarios.ts, run here with phoenix's requests and answers; the rest are
+// phoenix's own. Never this machine's own filesystems: every agent gets a fixture mount table
+// (--mounts-file) listing only these loop mounts, and scripts/freeze-guard.js runs for the whole
+// suite (the last test asserts it never had to thaw anything). Every test that freezes runs inside
+// withThawGuard(): it thaws in `finally` through the library API, and a timer thaws with
+// util-linux fsfreeze (another process: immune to anything stuck in this one) if the test hangs.
+// Blocked writers are child processes, so nothing here waits on one without a thaw path.
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
@@ -66,6 +66,46 @@ const phoenix: FreezeProtocol<LineClient> = {
       mountpoints: (ctx, tmp) => [ctx.a, tmp, ctx.b],
       answer: true,
       frozen: ['a', 'b'],
+      thawAnswer: true,
+    },
+    nothingToFreeze: {
+      name: 'freezing nothing is an error: status stays false and other commands still work',
+      // Only filesystems the default rules skip; then a tmpfs named explicitly (EOPNOTSUPP).
+      tmpfs: true,
+      table: (ctx) => {
+        const table = path.join(ctx.dir, 'nothing-freezable-mounts');
+        fs.writeFileSync(
+          table,
+          'proc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n/dev/loop7 /snap/x squashfs ro 0 0\n',
+        );
+        return table;
+      },
+      attempts: [
+        async (c, ctx) => {
+          const a = await c.call('fs-freeze');
+          assert.is(
+            errorMessage(a),
+            `Nothing to freeze: the default rules skip every filesystem in ${path.join(ctx.dir, 'nothing-freezable-mounts')} (not a block device: /proc (proc), /run (tmpfs); a loop device: /snap/x (squashfs))`,
+          );
+          assert.is(a.error!.code, -1);
+        },
+        async (c, _ctx, tmp) => {
+          const a = await c.call('fs-freeze', { mountpoints: [tmp] });
+          assert.is(
+            errorMessage(a),
+            `Nothing was frozen: ${tmp} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
+          );
+        },
+      ],
+      served: async (c, tmp) =>
+        assert.is(
+          ((await c.ok('file-stat', { path: tmp })) as { isdir: boolean }).isdir,
+          true,
+          'commands are not refused as frozen',
+        ),
+      freezeSomething: (c, ctx, tmp) => c.ok('fs-freeze', { mountpoints: [tmp, ctx.a] }),
+      answer: true,
+      frozen: ['a'],
       thawAnswer: true,
     },
     recover: {
@@ -196,56 +236,6 @@ test(
 );
 
 test(
-  'freezing nothing is an error: status stays false and other commands still work',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      // Only filesystems the default rules skip; then a tmpfs named explicitly (EOPNOTSUPP).
-      const table = path.join(ctx.dir, 'nothing-freezable-mounts');
-      fs.writeFileSync(table, 'proc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n/dev/loop7 /snap/x squashfs ro 0 0\n');
-      const tmp = path.join(ctx.dir, 'tmpfs-only');
-      fs.mkdirSync(tmp, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
-      try {
-        await withAgent(
-          ctx,
-          [],
-          async (c) => {
-            let a = await c.call('fs-freeze');
-            assert.is(
-              errorMessage(a),
-              `Nothing to freeze: the default rules skip every filesystem in ${table} (not a block device: /proc (proc), /run (tmpfs); a loop device: /snap/x (squashfs))`,
-            );
-            assert.is(a.error!.code, -1);
-            assert.is(await status(c), false);
-            a = await c.call('fs-freeze', { mountpoints: [tmp] });
-            assert.is(
-              errorMessage(a),
-              `Nothing was frozen: ${tmp} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
-            );
-            assert.is(await status(c), false);
-            assert.is(
-              ((await c.ok('file-stat', { path: tmp })) as { isdir: boolean }).isdir,
-              true,
-              'commands are not refused as frozen',
-            );
-            assert.is(
-              await c.ok('fs-freeze', { mountpoints: [tmp, ctx.a] }),
-              true,
-              'with something freezable it freezes',
-            );
-            assert.equal(await frozenSet(ctx), ['a']);
-            assert.is(await c.ok('fs-unfreeze'), true);
-          },
-          table,
-        );
-      } finally {
-        execFileSync('umount', [tmp]);
-      }
-    }),
-  { needs },
-);
-
-test(
   'fs-freeze and fs-unfreeze in one write: the unfreeze cancels the freeze, nothing stays frozen',
   (ctx) =>
     withThawGuard(ctx, () =>
@@ -293,22 +283,40 @@ test(
   { needs },
 );
 
+/**
+ * Runs fn once an agent with `flags` serves on a socket, its stderr the file `log` on a's
+ * filesystem (which fn freezes); the agent is stopped after.
+ */
+async function withStderrOnA(
+  ctx: Ctx,
+  log: string,
+  flags: string[],
+  fn: (socket: string, logFile: string) => Promise<void>,
+): Promise<void> {
+  const logFile = path.join(ctx.a, `${log}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const socket = path.join(ctx.dir, `${log}.sock`);
+  const proc = spawn(process.execPath, [CLI, ...flags, '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
+    stdio: ['ignore', 'ignore', fd],
+  });
+  fs.closeSync(fd);
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  try {
+    await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+    await fn(socket, logFile);
+  } finally {
+    proc.kill('SIGTERM');
+    await exited;
+  }
+}
+
 test(
   'stderr redirected to a file on the frozen filesystem: the agent still answers and auto-thaws',
   (ctx) =>
     withThawGuard(ctx, async () => {
       // Node writes to a file synchronously: one log line written while frozen would hang the
       // event loop for good. The freezer holds its log lines back until the thaw.
-      const logFile = path.join(ctx.a, 'agent.log');
-      const fd = fs.openSync(logFile, 'a');
-      const socket = path.join(ctx.dir, 'stderr-file.sock');
-      const proc = spawn(process.execPath, [CLI, '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
-        stdio: ['ignore', 'ignore', fd],
-      });
-      fs.closeSync(fd);
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      try {
-        await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      await withStderrOnA(ctx, 'stderr-file', [], async (socket, logFile) => {
         const c = await LineClient.connect(socket);
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0.5 }, 5_000), true);
         assert.is(await status(c), true);
@@ -318,10 +326,7 @@ test(
         const log = fs.readFileSync(logFile, 'utf8');
         assert.match(log, /frozen: .*\/a; thawing by itself in 0.5 s \(at .*, held back while frozen\)/);
         assert.match(log, /auto-thaw: every filesystem thawed/);
-      } finally {
-        proc.kill('SIGTERM');
-        await exited;
-      }
+      });
     }),
   { needs },
 );
@@ -332,16 +337,7 @@ test(
     withThawGuard(ctx, async () => {
       // Not only the freezer logs: the dispatcher (--debug) and the transport (host connected /
       // disconnected) do too, and any of their lines written while frozen would hang the agent.
-      const logFile = path.join(ctx.a, 'agent-debug.log');
-      const fd = fs.openSync(logFile, 'a');
-      const socket = path.join(ctx.dir, 'stderr-debug.sock');
-      const proc = spawn(process.execPath, [CLI, '--debug', '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
-        stdio: ['ignore', 'ignore', fd],
-      });
-      fs.closeSync(fd);
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      try {
-        await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      await withStderrOnA(ctx, 'stderr-debug', ['--debug'], async (socket, logFile) => {
         let c = await LineClient.connect(socket);
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0 }, 5_000), true);
         c.close(); // "host disconnected" is logged while frozen
@@ -355,10 +351,7 @@ test(
           5_000,
           'the held lines',
         );
-      } finally {
-        proc.kill('SIGTERM');
-        await exited;
-      }
+      });
     }),
   { needs },
 );

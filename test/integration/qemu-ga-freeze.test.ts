@@ -1,13 +1,13 @@
 // qemu-ga's guest-fsfreeze-* and guest-fstrim against real filesystems: ext4 images loop-mounted
 // in a temp dir, as test/integration/freeze.test.ts does. The scenarios phoenix shares (writers
-// blocked, roll-back, EBUSY, recovery, refusals while frozen, bad arguments) are in
-// test/helpers/freeze-scenarios.ts, run here with qemu-ga's requests, counts and error classes;
-// the rest are qemu-ga's own. Never this machine's own filesystems, and never the real qemu-ga:
-// every agent gets a fixture mount table (--mounts-file) listing only these loop mounts,
+// blocked, roll-back, EBUSY, nothing to freeze, recovery, refusals while frozen, bad arguments)
+// are in test/helpers/freeze-scenarios.ts, run here with qemu-ga's requests, counts and error
+// classes; the rest are qemu-ga's own. Never this machine's own filesystems, and never the real
+// qemu-ga: every agent gets a fixture mount table (--mounts-file) listing only these loop mounts,
 // scripts/freeze-guard.js runs for the whole suite (the last test asserts it never had to thaw
 // anything), every test that freezes runs inside withThawGuard() (a thaw in `finally`, and
-// fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are child processes,
-// so nothing here waits on one without a thaw path.
+// fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are child processes, so
+// nothing here waits on one without a thaw path.
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -83,6 +83,20 @@ const qemuGa: FreezeProtocol<QmpClient> = {
       frozen: ['a', 'b', 'with space'],
       thawAnswer: 3,
     },
+    nothingToFreeze: {
+      name: 'guest-fsfreeze-freeze-list with nothing listed in the table: 0 frozen, and the agent is not left frozen',
+      attempts: [
+        async (c, ctx) => {
+          const unknown = path.join(ctx.dir, 'not-a-mount-point');
+          assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, '/no/such/dir'] }), 0);
+        },
+        async (c) => assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [] }), 0),
+      ],
+      freezeSomething: (c) => c.ok('guest-fsfreeze-freeze-list', {}), // no list: everything
+      answer: 3,
+      frozen: ['a', 'b', 'with space'],
+      thawAnswer: 3,
+    },
     recover: {
       name: 'no freeze held: a thaw recovers what an earlier agent left frozen, and counts it (as qemu-ga)',
       mount: (ctx) => ctx.c,
@@ -151,14 +165,6 @@ test(
         assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.a}`, 'still in reverse mount order, not the list order');
         assert.match(stderr(), `ignored: ${unknown}`);
         assert.is(await c.ok('guest-fsfreeze-thaw'), 2);
-        assert.equal(await frozenSet(ctx), []);
-
-        // Nothing listed is in the table: 0 frozen, and the agent is not left frozen.
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, '/no/such/dir'] }), 0);
-        assert.is(await status(c), 'thawed');
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [] }), 0);
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', {}), 3, 'no list: everything');
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
         assert.equal(await frozenSet(ctx), []);
       }),
     ),
