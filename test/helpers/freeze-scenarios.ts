@@ -5,12 +5,10 @@
 // (--mounts-file), explicit mount points wherever a protocol names them, every freeze inside
 // withThawGuard() (a thaw in `finally`), blocked writers in child processes, and freeze-guard
 // watching for the whole suite (the last test asserts it never had to thaw anything).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, thaw } from '../../lib';
-import { type RunningAgent } from './agent';
+import { withTmpfs, type RunningAgent } from './agent';
 import { sleep, suite, type Suite } from './harness';
 import {
   frozenSet,
@@ -178,18 +176,6 @@ export async function withFreezeAgent<C extends { close(): void }>(
   }
 }
 
-/** A tmpfs mounted on DIR/NAME for the time fn takes. */
-async function withTmpfs(ctx: Ctx, name: string, fn: (mnt: string) => Promise<void>): Promise<void> {
-  const tmp = path.join(ctx.dir, name);
-  fs.mkdirSync(tmp, { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
-  try {
-    await fn(tmp);
-  } finally {
-    execFileSync('umount', [tmp]);
-  }
-}
-
 /** Registers the shared scenarios with protocol p's names and expectations. */
 function sharedFreezeScenarios<C extends { close(): void }>(test: Suite<Ctx>, p: FreezeProtocol<C>): void {
   const s = p.scenarios;
@@ -265,7 +251,7 @@ function sharedFreezeScenarios<C extends { close(): void }>(test: Suite<Ctx>, p:
             await thaw(ctx.b).catch(() => {});
           }
         };
-        await (h.tmpfs ? withTmpfs(ctx, 'tmpfs', run) : run(''));
+        await (h.tmpfs ? withTmpfs(ctx.dir, 'tmpfs', 'size=1m', run) : run(''));
       }),
     { needs },
   );
@@ -291,7 +277,7 @@ function sharedFreezeScenarios<C extends { close(): void }>(test: Suite<Ctx>, p:
             },
             n.table?.(ctx),
           );
-        await (n.tmpfs ? withTmpfs(ctx, 'tmpfs-only', run) : run(''));
+        await (n.tmpfs ? withTmpfs(ctx.dir, 'tmpfs-only', 'size=1m', run) : run(''));
       }),
     { needs },
   );
