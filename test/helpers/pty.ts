@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { tmpDir } from './agent';
 import { waitFor } from './harness';
 import { unixListening } from './unix-socket';
 
@@ -41,6 +42,21 @@ export interface PtyToFile {
   pty: string;
   /** The file every byte written to `pty` ends up in. */
   out: string;
+}
+
+/** A temp dir with a bridge in it for the time fn takes; socat is killed and the dir removed after. */
+export async function withPtyBridge(fn: (bridge: PtyBridge, dir: string) => Promise<void>): Promise<void> {
+  const dir = tmpDir();
+  try {
+    const bridge = await startPtyBridge(dir);
+    try {
+      await fn(bridge, dir);
+    } finally {
+      bridge.proc.kill();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** socat -u PTY,link=DIR/pty -> CREATE:DIR/out, once both exist. */
