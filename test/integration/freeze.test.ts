@@ -1,82 +1,172 @@
-// fs-freeze, fs-unfreeze, get-freeze-status against real filesystems: ext4 images loop-mounted
-// in a temp dir. Never this machine's own filesystems: every agent gets a fixture mount table
-// (--mounts-file) listing only these loop mounts, and scripts/freeze-guard.js runs for the
-// whole suite (the last test asserts it never had to thaw anything). Every test that freezes
-// runs inside withThawGuard(): it thaws in `finally` through the library API, and a timer thaws
-// with util-linux fsfreeze (another process: immune to anything stuck in this one) if the test
-// hangs. Blocked writers are child processes, so nothing here waits on one without a thaw path.
-import { execFileSync, spawn } from 'child_process';
+// phoenix's fs-freeze, fs-unfreeze, get-freeze-status against real filesystems: ext4 images
+// loop-mounted in a temp dir. The scenarios qemu-ga shares (writers blocked, roll-back, EBUSY,
+// nothing to freeze, recovery, refusals while frozen, bad arguments) are in
+// test/helpers/freeze-scenarios.ts, run here with phoenix's requests and answers; the rest are
+// phoenix's own. Never this machine's own filesystems: every agent gets a fixture mount table
+// (--mounts-file) listing only these loop mounts, and scripts/freeze-guard.js runs for the whole
+// suite (the last test asserts it never had to thaw anything). Every test that freezes runs inside
+// withThawGuard(): it thaws in `finally` through the library API, and a timer thaws with
+// util-linux fsfreeze (another process: immune to anything stuck in this one) if the test hangs.
+// Blocked writers are child processes, so nothing here waits on one without a thaw path.
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, thaw } from '../../lib';
 import { CLI, errorMessage, LineClient, startAgent, type RunningAgent } from '../helpers/agent';
-import {
-  frozenSet,
-  mountLoops,
-  needs,
-  ready,
-  unmountLoops,
-  withThawGuard,
-  writer,
-  type LoopMounts,
-} from '../helpers/loop-mounts';
-import { sleep, suite, waitFor } from '../helpers/harness';
+import { freezeSuite, runFreezeSuite, withFreezeAgent, type FreezeProtocol } from '../helpers/freeze-scenarios';
+import { frozenSet, needs, withThawGuard, writer, type LoopMounts } from '../helpers/loop-mounts';
+import { sleep, waitFor } from '../helpers/harness';
 
 type Ctx = LoopMounts;
 
-const test = suite<Ctx>('freeze', {} as Ctx);
+const phoenix: FreezeProtocol<LineClient> = {
+  async start(flags) {
+    const agent = await startAgent(flags);
+    return { agent, client: await agent.connect() };
+  },
+  status: (c) => c.ok('get-freeze-status'),
+  thawed: false,
+  frozen: true,
+  freeze: (c, mountpoints) => c.ok('fs-freeze', mountpoints && { mountpoints }),
+  thaw: (c) => c.ok('fs-unfreeze'),
+  alive: async (c) => assert.is(typeof (await c.ok('ping')), 'string'),
+  scenarios: {
+    writerBlocks: {
+      name: 'fs-freeze by mountpoints is real: a writer blocks until fs-unfreeze, then completes',
+      mountpoints: (ctx) => [ctx.a, ctx.c],
+      answer: true,
+      frozen: ['a', 'with space'],
+      blocked: (ctx) => [ctx.a, ctx.c],
+      free: (ctx) => [ctx.b],
+      thawAnswer: true,
+      thawAgain: true,
+    },
+    rollback: {
+      name: 'all or nothing: when a later mount point fails, the earlier ones are thawed and status is false',
+      failures: [
+        async (c, ctx) => {
+          const missing = path.join(ctx.dir, 'no-such-dir');
+          const a = await c.call('fs-freeze', { mountpoints: [ctx.a, ctx.b, missing] });
+          assert.is(errorMessage(a), `open ${missing}: no such file or directory`);
+          assert.is(a.error!.code, 2);
+        },
+        async (c, ctx) => {
+          const file = path.join(ctx.dir, 'a.img'); // a file, not a directory
+          const a = await c.call('fs-freeze', { mountpoints: [ctx.c, file] });
+          assert.is(a.error!.code, 20, errorMessage(a)); // ENOTDIR
+        },
+      ],
+      again: true,
+      thawAnswer: true,
+    },
+    heldElsewhere: {
+      name: 'tolerated: a filesystem that cannot freeze (tmpfs, EOPNOTSUPP) and one already frozen (EBUSY)',
+      tmpfs: true,
+      mountpoints: (ctx, tmp) => [ctx.a, tmp, ctx.b],
+      answer: true,
+      frozen: ['a', 'b'],
+      thawAnswer: true,
+    },
+    nothingToFreeze: {
+      name: 'freezing nothing is an error: status stays false and other commands still work',
+      // Only filesystems the default rules skip; then a tmpfs named explicitly (EOPNOTSUPP).
+      tmpfs: true,
+      table: (ctx) => {
+        const table = path.join(ctx.dir, 'nothing-freezable-mounts');
+        fs.writeFileSync(
+          table,
+          'proc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n/dev/loop7 /snap/x squashfs ro 0 0\n',
+        );
+        return table;
+      },
+      attempts: [
+        async (c, ctx) => {
+          const a = await c.call('fs-freeze');
+          assert.is(
+            errorMessage(a),
+            `Nothing to freeze: the default rules skip every filesystem in ${path.join(ctx.dir, 'nothing-freezable-mounts')} (not a block device: /proc (proc), /run (tmpfs); a loop device: /snap/x (squashfs))`,
+          );
+          assert.is(a.error!.code, -1);
+        },
+        async (c, _ctx, tmp) => {
+          const a = await c.call('fs-freeze', { mountpoints: [tmp] });
+          assert.is(
+            errorMessage(a),
+            `Nothing was frozen: ${tmp} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
+          );
+        },
+      ],
+      served: async (c, tmp) =>
+        assert.is(
+          ((await c.ok('file-stat', { path: tmp })) as { isdir: boolean }).isdir,
+          true,
+          'commands are not refused as frozen',
+        ),
+      freezeSomething: (c, ctx, tmp) => c.ok('fs-freeze', { mountpoints: [tmp, ctx.a] }),
+      answer: true,
+      frozen: ['a'],
+      thawAnswer: true,
+    },
+    recover: {
+      name: 'fs-unfreeze with no freeze held thaws what the mount table selects (a previous agent died frozen)',
+      mount: (ctx) => ctx.a,
+      table: (ctx) => {
+        const file = path.join(ctx.dir, 'recover-mounts');
+        fs.writeFileSync(file, `/dev/ember-test-${process.pid}-a ${ctx.a} ext4 rw 0 0\n`);
+        return file;
+      },
+      thawAnswer: true,
+    },
+    refusedWhileFrozen: {
+      name: 'while frozen other commands are refused; double freeze refused, double thaw fine',
+      answer: true,
+      refused: [{ execute: 'agent-shutdown' }, { execute: 'fs-freeze', args: (ctx) => ({ mountpoints: [ctx.b] }) }],
+      refusal: async (c, execute, args) => {
+        const a = await c.call(execute, args);
+        assert.is(errorMessage(a), `All filesystems are frozen. Cannot execute: ${execute}`);
+        assert.is(a.error!.code, -1);
+      },
+      served: async (c) => assert.ok(((await c.ok('get-commands')) as string[]).includes('get-freeze-status')),
+      thawAnswer: true,
+      thawAgain: true,
+    },
+    badArguments: {
+      name: 'bad arguments: clear errors, nothing frozen, the agent keeps serving',
+      cases: (ctx) => [
+        [{ mountpoints: [] }, /^Invalid argument "mountpoints": expected at least one mount point/],
+        [
+          { mountpoints: ['relative/dir'] },
+          /^Invalid argument "mountpoints": "relative\/dir" is not an absolute path$/,
+        ],
+        [{ mountpoints: ctx.a }, /^Invalid argument "mountpoints": expected an array of strings, got a string$/],
+        [{ mountpoints: [ctx.a, 7] }, /^Invalid argument "mountpoints": expected an array of strings/],
+        [
+          { mountpoints: [ctx.a], timeout: -1 },
+          /^Invalid argument "timeout": expected a number from 0 to 2147483, got -1$/,
+        ],
+        [{ mountpoints: [ctx.a], timeout: 'soon' }, /^Invalid argument "timeout": expected a number, got a string$/],
+        [
+          { mountpoints: [ctx.a], timeout: 1e12 },
+          /^Invalid argument "timeout": expected a number from 0 to 2147483, got 1000000000000$/,
+        ],
+      ],
+      refusal: async (c, args, re) => assert.match(errorMessage(await c.call('fs-freeze', args)), re as RegExp),
+    },
+  },
+};
 
-test.before(async (ctx) => {
-  if (ready()) await mountLoops(ctx, 'ember-ga-freeze-'); // else the tests report what is missing (a failure under CI)
-});
-test.after((ctx) => unmountLoops(ctx));
+const test = freezeSuite('freeze', 'ember-ga-freeze-', phoenix);
 
 /** Runs fn with an agent reading `mountsFile` (default: the loop mounts as /dev/loopN) and a client. */
-async function withAgent(
+const withAgent = (
   ctx: Ctx,
   flags: string[],
-  fn: (c: LineClient, agent: RunningAgent) => Promise<void>,
-  mountsFile = ctx.table,
-): Promise<void> {
-  const agent = await startAgent(['--mounts-file', mountsFile, ...flags]);
-  const c = await agent.connect();
-  try {
-    await fn(c, agent);
-  } finally {
-    c.close();
-    await agent.stop();
-  }
-}
+  fn: (c: LineClient, stderr: () => string) => Promise<void>,
+  mountsFile?: string,
+): Promise<void> => withFreezeAgent(phoenix, ctx, flags, fn, mountsFile);
 
 const status = (c: LineClient) => c.ok('get-freeze-status');
-
-test(
-  'fs-freeze by mountpoints is real: a writer blocks until fs-unfreeze, then completes',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withAgent(ctx, [], async (c) => {
-        assert.is(await status(c), false);
-        assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a, ctx.c] }), true);
-        assert.is(await status(c), true);
-        assert.equal(await frozenSet(ctx), ['a', 'with space']);
-        const wa = writer(ctx.a);
-        const wc = writer(ctx.c);
-        const wb = writer(ctx.b);
-        assert.is(await wb.exited, 0, 'b was not asked for: it stays writable');
-        await sleep(700);
-        assert.is(wa.proc.exitCode, null, 'the writer on a is blocked');
-        assert.is(wc.proc.exitCode, null, 'the writer on "with space" is blocked');
-        assert.is(await c.ok('fs-unfreeze'), true);
-        assert.is(await wa.exited, 0);
-        assert.is(await wc.exited, 0);
-        assert.is(fs.statSync(wa.file).size, 16384);
-        assert.is(await status(c), false);
-        assert.equal(await frozenSet(ctx), []);
-      }),
-    ),
-  { needs, timeout: 30_000 },
-);
 
 test(
   'fs-freeze with the default rules freezes exactly what the mount table selects',
@@ -104,10 +194,10 @@ test(
       await withAgent(
         ctx,
         [],
-        async (c, agent) => {
+        async (c, stderr) => {
           assert.is(await c.ok('fs-freeze'), true);
           assert.equal(await frozenSet(ctx), ['a', 'with space']);
-          assert.match(agent.stderr(), `frozen: ${ctx.a}, ${ctx.c}`);
+          assert.match(stderr(), `frozen: ${ctx.a}, ${ctx.c}`);
           assert.is(await c.ok('fs-unfreeze'), true);
           assert.equal(await frozenSet(ctx), []);
         },
@@ -121,13 +211,13 @@ test(
   'auto-thaw: after the timeout argument, and after --freeze-timeout; timeout 0 never thaws',
   (ctx) =>
     withThawGuard(ctx, () =>
-      withAgent(ctx, ['--freeze-timeout', '1'], async (c, agent) => {
+      withAgent(ctx, ['--freeze-timeout', '1'], async (c, stderr) => {
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0.5 }), true);
         assert.equal(await frozenSet(ctx), ['a']);
         await waitFor(async () => (await status(c)) === false, 5_000, 'the auto-thaw (timeout 0.5)');
         assert.equal(await frozenSet(ctx), []);
-        assert.match(agent.stderr(), /no fs-unfreeze within 0\.5 s: thawing .*\/a by itself/);
-        assert.match(agent.stderr(), /auto-thaw: every filesystem thawed/);
+        assert.match(stderr(), /no fs-unfreeze within 0\.5 s: thawing .*\/a by itself/);
+        assert.match(stderr(), /auto-thaw: every filesystem thawed/);
 
         const t0 = Date.now();
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.b] }), true);
@@ -140,129 +230,6 @@ test(
         assert.is(await status(c), true, 'timeout 0: still frozen');
         assert.equal(await frozenSet(ctx), ['a']);
         assert.is(await c.ok('fs-unfreeze'), true);
-      }),
-    ),
-  { needs },
-);
-
-test(
-  'all or nothing: when a later mount point fails, the earlier ones are thawed and status is false',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withAgent(ctx, [], async (c) => {
-        const missing = path.join(ctx.dir, 'no-such-dir');
-        let a = await c.call('fs-freeze', { mountpoints: [ctx.a, ctx.b, missing] });
-        assert.is(errorMessage(a), `open ${missing}: no such file or directory`);
-        assert.is(a.error!.code, 2);
-        assert.is(await status(c), false);
-        assert.equal(await frozenSet(ctx), []);
-
-        const file = path.join(ctx.dir, 'a.img'); // a file, not a directory
-        a = await c.call('fs-freeze', { mountpoints: [ctx.c, file] });
-        assert.is(a.error!.code, 20, errorMessage(a)); // ENOTDIR
-        assert.is(await status(c), false);
-        assert.equal(await frozenSet(ctx), []);
-
-        // Nothing is held: a new freeze is accepted.
-        assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.b] }), true);
-        assert.is(await c.ok('fs-unfreeze'), true);
-      }),
-    ),
-  { needs },
-);
-
-test(
-  'tolerated: a filesystem that cannot freeze (tmpfs, EOPNOTSUPP) and one already frozen (EBUSY)',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      const tmp = path.join(ctx.dir, 'tmpfs');
-      fs.mkdirSync(tmp, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
-      try {
-        await freeze(ctx.b); // frozen before the agent is asked: EBUSY
-        await withAgent(ctx, [], async (c) => {
-          assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a, tmp, ctx.b] }), true);
-          assert.equal(await frozenSet(ctx), ['a', 'b']);
-          assert.is(await c.ok('fs-unfreeze'), true);
-          assert.equal(await frozenSet(ctx), [], 'b was held with the others and thawed too');
-        });
-      } finally {
-        await thaw(ctx.b).catch(() => {});
-        execFileSync('umount', [tmp]);
-      }
-    }),
-  { needs },
-);
-
-test(
-  'freezing nothing is an error: status stays false and other commands still work',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      // Only filesystems the default rules skip; then a tmpfs named explicitly (EOPNOTSUPP).
-      const table = path.join(ctx.dir, 'nothing-freezable-mounts');
-      fs.writeFileSync(table, 'proc /proc proc rw 0 0\ntmpfs /run tmpfs rw 0 0\n/dev/loop7 /snap/x squashfs ro 0 0\n');
-      const tmp = path.join(ctx.dir, 'tmpfs-only');
-      fs.mkdirSync(tmp, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'ember-test', tmp]);
-      try {
-        await withAgent(
-          ctx,
-          [],
-          async (c) => {
-            let a = await c.call('fs-freeze');
-            assert.is(
-              errorMessage(a),
-              `Nothing to freeze: the default rules skip every filesystem in ${table} (not a block device: /proc (proc), /run (tmpfs); a loop device: /snap/x (squashfs))`,
-            );
-            assert.is(a.error!.code, -1);
-            assert.is(await status(c), false);
-            a = await c.call('fs-freeze', { mountpoints: [tmp] });
-            assert.is(
-              errorMessage(a),
-              `Nothing was frozen: ${tmp} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
-            );
-            assert.is(await status(c), false);
-            assert.is(
-              ((await c.ok('file-stat', { path: tmp })) as { isdir: boolean }).isdir,
-              true,
-              'commands are not refused as frozen',
-            );
-            assert.is(
-              await c.ok('fs-freeze', { mountpoints: [tmp, ctx.a] }),
-              true,
-              'with something freezable it freezes',
-            );
-            assert.equal(await frozenSet(ctx), ['a']);
-            assert.is(await c.ok('fs-unfreeze'), true);
-          },
-          table,
-        );
-      } finally {
-        execFileSync('umount', [tmp]);
-      }
-    }),
-  { needs },
-);
-
-test(
-  'while frozen other commands are refused; double freeze refused, double thaw fine',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withAgent(ctx, [], async (c) => {
-        assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a] }), true);
-        let a = await c.call('agent-shutdown');
-        assert.is(errorMessage(a), 'All filesystems are frozen. Cannot execute: agent-shutdown');
-        assert.is(a.error!.code, -1);
-        a = await c.call('fs-freeze', { mountpoints: [ctx.b] });
-        assert.is(errorMessage(a), 'All filesystems are frozen. Cannot execute: fs-freeze');
-        assert.equal(await frozenSet(ctx), ['a'], 'the refused freeze froze nothing');
-        assert.is(typeof (await c.ok('ping')), 'string');
-        assert.ok(((await c.ok('get-commands')) as string[]).includes('get-freeze-status'));
-        assert.is(await status(c), true);
-        assert.is(await c.ok('fs-unfreeze'), true);
-        assert.is(await c.ok('fs-unfreeze'), true, 'a second fs-unfreeze is no error');
-        assert.is(await status(c), false);
-        assert.equal(await frozenSet(ctx), []);
       }),
     ),
   { needs },
@@ -293,62 +260,6 @@ test(
 );
 
 test(
-  'fs-unfreeze with no freeze held thaws what the mount table selects (a previous agent died frozen)',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      const file = path.join(ctx.dir, 'recover-mounts');
-      fs.writeFileSync(file, `/dev/ember-test-${process.pid}-a ${ctx.a} ext4 rw 0 0\n`);
-      await freeze(ctx.a);
-      await withAgent(
-        ctx,
-        [],
-        async (c) => {
-          assert.is(await status(c), false, 'this agent holds no freeze');
-          assert.is(await c.ok('fs-unfreeze'), true);
-          assert.equal(await frozenSet(ctx), []);
-        },
-        file,
-      );
-    }),
-  { needs },
-);
-
-test(
-  'bad arguments: clear errors, nothing frozen, the agent keeps serving',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withAgent(ctx, [], async (c) => {
-        const bad: [Record<string, unknown>, RegExp][] = [
-          [{ mountpoints: [] }, /^Invalid argument "mountpoints": expected at least one mount point/],
-          [
-            { mountpoints: ['relative/dir'] },
-            /^Invalid argument "mountpoints": "relative\/dir" is not an absolute path$/,
-          ],
-          [{ mountpoints: ctx.a }, /^Invalid argument "mountpoints": expected an array of strings, got a string$/],
-          [{ mountpoints: [ctx.a, 7] }, /^Invalid argument "mountpoints": expected an array of strings/],
-          [
-            { mountpoints: [ctx.a], timeout: -1 },
-            /^Invalid argument "timeout": expected a number from 0 to 2147483, got -1$/,
-          ],
-          [{ mountpoints: [ctx.a], timeout: 'soon' }, /^Invalid argument "timeout": expected a number, got a string$/],
-          [
-            { mountpoints: [ctx.a], timeout: 1e12 },
-            /^Invalid argument "timeout": expected a number from 0 to 2147483, got 1000000000000$/,
-          ],
-        ];
-        for (const [args, re] of bad) {
-          const a = await c.call('fs-freeze', args);
-          assert.match(errorMessage(a), re);
-          assert.is(await status(c), false);
-        }
-        assert.equal(await frozenSet(ctx), []);
-        assert.is(typeof (await c.ok('ping')), 'string');
-      }),
-    ),
-  { needs },
-);
-
-test(
   'a thaw is never queued behind writers blocked on the frozen filesystem (thread pool full)',
   (ctx) =>
     withThawGuard(
@@ -372,22 +283,40 @@ test(
   { needs },
 );
 
+/**
+ * Runs fn once an agent with `flags` serves on a socket, its stderr the file `log` on a's
+ * filesystem (which fn freezes); the agent is stopped after.
+ */
+async function withStderrOnA(
+  ctx: Ctx,
+  log: string,
+  flags: string[],
+  fn: (socket: string, logFile: string) => Promise<void>,
+): Promise<void> {
+  const logFile = path.join(ctx.a, `${log}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const socket = path.join(ctx.dir, `${log}.sock`);
+  const proc = spawn(process.execPath, [CLI, ...flags, '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
+    stdio: ['ignore', 'ignore', fd],
+  });
+  fs.closeSync(fd);
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  try {
+    await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+    await fn(socket, logFile);
+  } finally {
+    proc.kill('SIGTERM');
+    await exited;
+  }
+}
+
 test(
   'stderr redirected to a file on the frozen filesystem: the agent still answers and auto-thaws',
   (ctx) =>
     withThawGuard(ctx, async () => {
       // Node writes to a file synchronously: one log line written while frozen would hang the
       // event loop for good. The freezer holds its log lines back until the thaw.
-      const logFile = path.join(ctx.a, 'agent.log');
-      const fd = fs.openSync(logFile, 'a');
-      const socket = path.join(ctx.dir, 'stderr-file.sock');
-      const proc = spawn(process.execPath, [CLI, '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
-        stdio: ['ignore', 'ignore', fd],
-      });
-      fs.closeSync(fd);
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      try {
-        await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      await withStderrOnA(ctx, 'stderr-file', [], async (socket, logFile) => {
         const c = await LineClient.connect(socket);
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0.5 }, 5_000), true);
         assert.is(await status(c), true);
@@ -397,10 +326,7 @@ test(
         const log = fs.readFileSync(logFile, 'utf8');
         assert.match(log, /frozen: .*\/a; thawing by itself in 0.5 s \(at .*, held back while frozen\)/);
         assert.match(log, /auto-thaw: every filesystem thawed/);
-      } finally {
-        proc.kill('SIGTERM');
-        await exited;
-      }
+      });
     }),
   { needs },
 );
@@ -411,16 +337,7 @@ test(
     withThawGuard(ctx, async () => {
       // Not only the freezer logs: the dispatcher (--debug) and the transport (host connected /
       // disconnected) do too, and any of their lines written while frozen would hang the agent.
-      const logFile = path.join(ctx.a, 'agent-debug.log');
-      const fd = fs.openSync(logFile, 'a');
-      const socket = path.join(ctx.dir, 'stderr-debug.sock');
-      const proc = spawn(process.execPath, [CLI, '--debug', '--listen', `unix:${socket}`, '--mounts-file', ctx.table], {
-        stdio: ['ignore', 'ignore', fd],
-      });
-      fs.closeSync(fd);
-      const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-      try {
-        await waitFor(() => fs.readFileSync(logFile, 'utf8').includes('serving on'), 10_000, 'the agent to start');
+      await withStderrOnA(ctx, 'stderr-debug', ['--debug'], async (socket, logFile) => {
         let c = await LineClient.connect(socket);
         assert.is(await c.ok('fs-freeze', { mountpoints: [ctx.a], timeout: 0 }, 5_000), true);
         c.close(); // "host disconnected" is logged while frozen
@@ -434,10 +351,7 @@ test(
           5_000,
           'the held lines',
         );
-      } finally {
-        proc.kill('SIGTERM');
-        await exited;
-      }
+      });
     }),
   { needs },
 );
@@ -497,15 +411,4 @@ test(
   { needs },
 );
 
-test(
-  "freeze-guard never had to thaw this machine's own filesystems",
-  async (ctx) => {
-    const { code, report } = await ctx.guard.stop();
-    assert.equal(report.thawed, [], 'freeze-guard thawed something');
-    assert.is(code, 0);
-    assert.ok(report.guarded.length > 0, 'it was guarding at least the root filesystem');
-  },
-  { needs },
-);
-
-test.run();
+runFreezeSuite(test);

@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLI, LineClient, errorMessage, fdsOn, mountExt4Image, tmpDir } from '../helpers/agent';
-import { unixListening } from '../helpers/unix-socket';
+import { startPtyBridge } from '../helpers/pty';
 import { QmpClient } from '../helpers/qemu-ga';
 import { command, root, sleep, suite, waitFor } from '../helpers/harness';
 import { allQgaCommands } from '../../lib/protocols/qemu-ga/commands';
@@ -46,13 +46,7 @@ class Guest {
   async plug(entry: string, name: string): Promise<FakePort> {
     const node = path.join(this.dev, entry);
     const host = path.join(this.dir, `${entry}.sock`);
-    const proc = spawn('socat', [`PTY,link=${node},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-    try {
-      await waitFor(() => fs.existsSync(node) && unixListening(host), 5_000, 'socat to create the pty and listen');
-    } catch (e) {
-      proc.kill();
-      throw e;
-    }
+    const { proc } = await startPtyBridge(this.dir, node, host);
     fs.mkdirSync(path.join(this.sys, entry));
     fs.writeFileSync(path.join(this.sys, entry, 'name'), `${name}\n`);
     const port = { entry, node, host, proc, pts: fs.realpathSync(node) };

@@ -3,7 +3,6 @@
 // it is written. Held to the copy counter of the port's driver and to the buffers themselves, not
 // to RSS or time, so that a loaded machine cannot make it pass or fail.
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,29 +11,16 @@ import { GuestAgent } from '../../lib/client/guest-agent';
 import { silentLogger } from '../../lib/log';
 import { native, type NativePort, type PortEvent } from '../../lib/native';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
+import type { ProtocolName } from '../../lib/protocols/protocol';
 import { PortTransport } from '../../lib/transports/port';
 import { tmpDir } from '../helpers/agent';
 import { command, suite, waitFor } from '../helpers/harness';
 import { QgaBulkHost, qgaDownload } from '../helpers/qga-bulk';
-import { unixListening } from '../helpers/unix-socket';
+import { startPtyToFile, withPtyBridge, type PtyBridge, type PtyToFile } from '../helpers/pty';
 
 const test = suite('port output memory (pty)');
 const needs = [command('socat')];
 const MiB = 1024 * 1024;
-
-/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST. */
-async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
-  const port = path.join(dir, 'port');
-  const host = path.join(dir, 'host.sock');
-  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-  try {
-    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
-  } catch (e) {
-    proc.kill();
-    throw e;
-  }
-  return { proc, port, host };
-}
 
 /** The port's driver as the agent opens it, and the base64 written through it with `give`. */
 function watchedPort() {
@@ -84,14 +70,13 @@ test(
   'the driver: a kept write is sent from its own buffer, a given one freed once written; the rest is copied',
   async () => {
     const dir = tmpDir();
-    const out = path.join(dir, 'out');
-    const pty = path.join(dir, 'pty');
-    // socat copies everything the port writes into a file, in its own process.
-    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let socat: PtyToFile | undefined;
     let port: NativePort | undefined;
     try {
-      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
-      port = new native.Port(pty, () => undefined);
+      // socat copies everything the port writes into a file, in its own process.
+      socat = await startPtyToFile(dir);
+      const out = socat.out;
+      port = new native.Port(socat.pty, () => undefined);
       const copied = Buffer.alloc(4 * MiB, 0x41);
       const kept = Buffer.alloc(8 * MiB, 0x42);
       const given = [1, 2, 3].map((i) => Buffer.alloc(8 * MiB, 0x42 + i));
@@ -113,80 +98,82 @@ test(
       assert.is(port.queued, 0);
     } finally {
       port?.close();
-      socat.kill();
+      socat?.proc.kill();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
   { needs, timeout: 60_000 },
 );
 
-test(
-  'qemu-ga 48 MiB reads over the port: their 64 MiB answers are never copied, freed as written, and queued within the output limit',
-  async () => {
-    const dir = tmpDir();
-    const bridge = await startBridge(dir);
+/** An Agent serving `protocol` on a pty bridge's port through a watched driver, for the time fn takes. */
+function withWatchedAgent(
+  protocol: ProtocolName,
+  fn: (bridge: PtyBridge, dir: string, watched: ReturnType<typeof watchedPort>) => Promise<void>,
+): Promise<void> {
+  return withPtyBridge(async (bridge, dir) => {
     const watched = watchedPort();
     const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
-    const agent = new Agent({ endpoints: [{ transport, protocol: 'qemu-ga' }], commands: allCommands });
-    let host: QgaBulkHost | undefined;
+    const agent = new Agent({ endpoints: [{ transport, protocol }], commands: allCommands });
     try {
       await agent.start();
-      const file = path.join(dir, 'big'); // sparse: its reads cost no disk
-      fs.closeSync(fs.openSync(file, 'w'));
-      fs.truncateSync(file, 100 * MiB);
-      host = await QgaBulkHost.connect(bridge.host);
-      const r = await qgaDownload(host, file, 48 * MiB, 2);
-      assert.is(r.bytes, 100 * MiB);
-      assert.is(
-        r.md5,
-        createHash('md5')
-          .update(Buffer.alloc(100 * MiB))
-          .digest('hex'),
-      );
-      // Only the JSON around the base64 (a few dozen bytes an answer) may have been copied.
-      assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
-      assert.ok(watched.given.length >= 2 * 16 + 1, `${watched.given.length} pieces of base64 given`);
-      await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
-      // A read waits until less than the output limit (16 MiB) is queued, then queues its answer.
-      assert.ok(watched.maxQueued <= 16 * MiB + 64 * MiB + MiB, `${watched.maxQueued} bytes queued at most`);
+      await fn(bridge, dir, watched);
     } finally {
-      host?.close();
       await agent.stop();
-      bridge.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
     }
-  },
+  });
+}
+
+test(
+  'qemu-ga 48 MiB reads over the port: their 64 MiB answers are never copied, freed as written, and queued within the output limit',
+  () =>
+    withWatchedAgent('qemu-ga', async (bridge, dir, watched) => {
+      let host: QgaBulkHost | undefined;
+      try {
+        const file = path.join(dir, 'big'); // sparse: its reads cost no disk
+        fs.closeSync(fs.openSync(file, 'w'));
+        fs.truncateSync(file, 100 * MiB);
+        host = await QgaBulkHost.connect(bridge.host);
+        const r = await qgaDownload(host, file, 48 * MiB, 2);
+        assert.is(r.bytes, 100 * MiB);
+        assert.is(
+          r.md5,
+          createHash('md5')
+            .update(Buffer.alloc(100 * MiB))
+            .digest('hex'),
+        );
+        // Only the JSON around the base64 (a few dozen bytes an answer) may have been copied.
+        assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
+        assert.ok(watched.given.length >= 2 * 16 + 1, `${watched.given.length} pieces of base64 given`);
+        await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
+        // A read waits until less than the output limit (16 MiB) is queued, then queues its answer.
+        assert.ok(watched.maxQueued <= 16 * MiB + 64 * MiB + MiB, `${watched.maxQueued} bytes queued at most`);
+      } finally {
+        host?.close();
+      }
+    }),
   { needs, timeout: 120_000 },
 );
 
 test(
   "phoenix 1 MiB reads over the port: each chunk's base64 goes out from its own buffer, freed as written",
-  async () => {
-    const dir = tmpDir();
-    const bridge = await startBridge(dir);
-    const watched = watchedPort();
-    const transport = new PortTransport(bridge.port, silentLogger, { open: watched.open });
-    const agent = new Agent({ endpoints: [{ transport, protocol: 'phoenix' }], commands: allCommands });
-    let client: GuestAgent | undefined;
-    try {
-      await agent.start();
-      const src = path.join(dir, 'src');
-      const data = Buffer.alloc(16 * MiB, 0x5a);
-      fs.writeFileSync(src, data);
-      client = await GuestAgent.connect({ socket: bridge.host, timeout: 60_000 });
-      const dst = path.join(dir, 'dst');
-      await client.copyFrom(src, dst, { chunkSize: MiB, inFlight: 4, verify: false, fsync: false });
-      assert.ok(fs.readFileSync(dst).equals(data), 'the copy');
-      assert.ok(watched.given.length >= 16, `${watched.given.length} pieces of base64 given`);
-      assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
-      await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
-    } finally {
-      await client?.close();
-      await agent.stop();
-      bridge.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+  () =>
+    withWatchedAgent('phoenix', async (bridge, dir, watched) => {
+      let client: GuestAgent | undefined;
+      try {
+        const src = path.join(dir, 'src');
+        const data = Buffer.alloc(16 * MiB, 0x5a);
+        fs.writeFileSync(src, data);
+        client = await GuestAgent.connect({ socket: bridge.host, timeout: 60_000 });
+        const dst = path.join(dir, 'dst');
+        await client.copyFrom(src, dst, { chunkSize: MiB, inFlight: 4, verify: false, fsync: false });
+        assert.ok(fs.readFileSync(dst).equals(data), 'the copy');
+        assert.ok(watched.given.length >= 16, `${watched.given.length} pieces of base64 given`);
+        assert.ok(watched.port.copied < 64 * 1024, `${watched.port.copied} bytes copied into the writer's queue`);
+        await waitFor(() => watched.given.every((b) => b.length === 0), 5_000, 'every piece freed once written');
+      } finally {
+        await client?.close();
+      }
+    }),
   { needs, timeout: 120_000 },
 );
 

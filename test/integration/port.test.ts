@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir, unnamed } from '../helpers/agent';
-import { unixListening } from '../helpers/unix-socket';
+import { startPtyBridge, startPtyToFile, withPtyBridge, type PtyToFile } from '../helpers/pty';
 import { command, sleep, suite, waitFor } from '../helpers/harness';
 import { native, type PortEvent } from '../../lib/native';
 import { silentLogger } from '../../lib/log';
@@ -15,26 +15,11 @@ import { RecordingSink } from '../helpers/sink';
 const test = suite('port (pty)');
 const needs = [command('socat')];
 
-/** socat PTY,link=PORT <-> UNIX-LISTEN:HOST; exits when the host connection closes. */
-async function startBridge(dir: string): Promise<{ proc: ChildProcess; port: string; host: string }> {
-  const port = path.join(dir, 'port');
-  const host = path.join(dir, 'host.sock');
-  fs.rmSync(host, { force: true });
-  const proc = spawn('socat', [`PTY,link=${port},raw,echo=0`, `UNIX-LISTEN:${host}`], { stdio: 'ignore' });
-  try {
-    await waitFor(() => fs.existsSync(port) && unixListening(host), 5_000, 'socat to create the pty and listen');
-  } catch (e) {
-    proc.kill();
-    throw e;
-  }
-  return { proc, port, host };
-}
-
 test(
   'serves over a pty; survives the host closing and a new host side appearing; idles while nobody is there',
   async () => {
     const dir = tmpDir();
-    let bridge = await startBridge(dir);
+    let bridge = await startPtyBridge(dir);
     const agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     agent.stderr!.on('data', (d) => (err += d));
@@ -57,7 +42,7 @@ test(
       assert.ok(used <= 10, `agent used ${used} ticks (of 200) while the host was away`);
 
       // A new host side: a new pty behind the same path. The agent reopens it and serves again.
-      bridge = await startBridge(dir);
+      bridge = await startPtyBridge(dir);
       c = await LineClient.connect(bridge.host);
       await waitFor(
         async () => {
@@ -83,27 +68,24 @@ test(
 
 test(
   'requests sent before the agent reads are all answered (several in one write, over the pty)',
-  async () => {
-    const dir = tmpDir();
-    const bridge = await startBridge(dir);
-    let c: LineClient | undefined;
-    let agent: ChildProcess | undefined;
-    try {
-      c = await LineClient.connect(bridge.host);
-      let batch = '';
-      for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
-      c.send(batch); // written before the agent even starts: the pty holds it
-      await sleep(100);
-      agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
-      const answers = await c.waitLines(200);
-      assert.is(new Set(answers.map((a) => a.tag)).size, 200);
-    } finally {
-      agent?.kill('SIGTERM');
-      bridge.proc.kill(); // a child still running would keep this test process from exiting
-      c?.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+  () =>
+    withPtyBridge(async (bridge) => {
+      let c: LineClient | undefined;
+      let agent: ChildProcess | undefined;
+      try {
+        c = await LineClient.connect(bridge.host);
+        let batch = '';
+        for (let i = 0; i < 200; i++) batch += `{"execute":"ping","tag":"q${i}"}\r\n`;
+        c.send(batch); // written before the agent even starts: the pty holds it
+        await sleep(100);
+        agent = spawn(process.execPath, [CLI, '-p', bridge.port], { stdio: 'ignore' });
+        const answers = await c.waitLines(200);
+        assert.is(new Set(answers.map((a) => a.tag)).size, 200);
+      } finally {
+        agent?.kill('SIGTERM'); // a child still running would keep this test process from exiting
+        c?.close();
+      }
+    }),
   { needs },
 );
 
@@ -111,14 +93,13 @@ test(
   'output the port cannot take at once keeps going out while the main thread is busy (writer thread)',
   async () => {
     const dir = tmpDir();
-    const out = path.join(dir, 'out');
-    const pty = path.join(dir, 'pty');
-    // socat holds the master and copies everything the port writes into a file, in its own process.
-    const socat = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });
+    let socat: PtyToFile | undefined;
     let port: InstanceType<typeof native.Port> | undefined;
     try {
-      await waitFor(() => fs.existsSync(pty) && fs.existsSync(out), 5_000, 'socat to create the pty');
-      port = new native.Port(pty, () => undefined);
+      // socat holds the master and copies everything the port writes into a file, in its own process.
+      socat = await startPtyToFile(dir);
+      const out = socat.out;
+      port = new native.Port(socat.pty, () => undefined);
       const data = Buffer.alloc(32 * 1024 * 1024, 0x41);
       port.write(data); // a pty takes a few KiB; the rest is queued
       assert.ok(port.queued > 0, `queued ${port.queued}`);
@@ -135,7 +116,7 @@ test(
       assert.is(port.queued, 0);
     } finally {
       port?.close();
-      socat.kill();
+      socat?.proc.kill();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   },
@@ -144,44 +125,41 @@ test(
 
 test(
   "a line longer than the pty hands over in one read reaches JS whole, in one 'data', when its rest is there",
-  async () => {
-    const dir = tmpDir();
-    const bridge = await startBridge(dir);
-    const chunks: Buffer[] = [];
-    let waiter: (() => void) | undefined;
-    let port: InstanceType<typeof native.Port> | undefined;
-    let host: LineClient | undefined;
-    try {
-      port = new native.Port(bridge.port, (type, arg) => {
-        if (type !== 'data') return;
-        chunks.push(Buffer.from(arg as Buffer));
-        if ((arg as Buffer)[(arg as Buffer).length - 1] === 0x0a) waiter?.();
-      });
-      host = await LineClient.connect(bridge.host);
-      // A 4 KiB file-write's line: more than the 4095 bytes a pty's reader gets at a time.
-      const line = Buffer.alloc(5529, 0x41);
-      line[line.length - 1] = 0x0a;
-      let whole = 0;
-      for (let i = 0; i < 50; i++) {
-        chunks.length = 0;
-        await new Promise<void>((r) => {
-          waiter = r;
-          host!.send(line);
+  () =>
+    withPtyBridge(async (bridge) => {
+      const chunks: Buffer[] = [];
+      let waiter: (() => void) | undefined;
+      let port: InstanceType<typeof native.Port> | undefined;
+      let host: LineClient | undefined;
+      try {
+        port = new native.Port(bridge.port, (type, arg) => {
+          if (type !== 'data') return;
+          chunks.push(Buffer.from(arg as Buffer));
+          if ((arg as Buffer)[(arg as Buffer).length - 1] === 0x0a) waiter?.();
         });
-        assert.ok(Buffer.concat(chunks).equals(line), `line ${i} arrived intact`);
-        if (chunks.length === 1) whole++;
+        host = await LineClient.connect(bridge.host);
+        // A 4 KiB file-write's line: more than the 4095 bytes a pty's reader gets at a time.
+        const line = Buffer.alloc(5529, 0x41);
+        line[line.length - 1] = 0x0a;
+        let whole = 0;
+        for (let i = 0; i < 50; i++) {
+          chunks.length = 0;
+          await new Promise<void>((r) => {
+            waiter = r;
+            host!.send(line);
+          });
+          assert.ok(Buffer.concat(chunks).equals(line), `line ${i} arrived intact`);
+          if (chunks.length === 1) whole++;
+        }
+        // One read gives 4095 bytes and the next the rest, there already as a rule; the kernel's
+        // worker may lag on a busy machine, and then the rest comes with the next wake-up. How
+        // often is for the bench (per-request) to measure; here: the read-on path exists.
+        assert.ok(whole >= 1, `none of 50 lines reached JS in one piece`);
+      } finally {
+        host?.close();
+        port?.close();
       }
-      // One read gives 4095 bytes and the next the rest, there already as a rule; the kernel's
-      // worker may lag on a busy machine, and then the rest comes with the next wake-up. How
-      // often is for the bench (per-request) to measure; here: the read-on path exists.
-      assert.ok(whole >= 1, `none of 50 lines reached JS in one piece`);
-    } finally {
-      host?.close();
-      port?.close();
-      bridge.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
   { needs },
 );
 
@@ -189,7 +167,7 @@ test(
   'a host coming back behind the same path is found at once by the watch, not at the next backoff check',
   async () => {
     const dir = tmpDir();
-    let bridge = await startBridge(dir);
+    let bridge = await startPtyBridge(dir);
     const events: string[] = [];
     let port: InstanceType<typeof native.Port> | undefined;
     try {
@@ -203,7 +181,7 @@ test(
         await sleep(1_500);
         assert.ok(!port.connected);
         events.length = 0;
-        bridge = await startBridge(dir);
+        bridge = await startPtyBridge(dir);
         await waitFor(() => events.includes('reopen'), 5_000, 'the reopen');
         assert.ok(port.connected);
         assert.is(port.foundBy, 'watch', 'woken by the new name, not found by the backoff timer');
@@ -275,39 +253,36 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
 
 test(
   'host gone over the port (--host-gone-timeout): a hang-up that lasts discards the atomic upload, and its unnamed file',
-  async () => {
-    const dir = tmpDir();
-    const bridge = await startBridge(dir);
-    const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let err = '';
-    agent.stderr!.on('data', (d) => (err += d));
-    const f = path.join(dir, 'f');
-    fs.writeFileSync(f, 'before');
-    try {
-      await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
-      const c = await LineClient.connect(bridge.host);
-      const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
-      await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
-      assert.is(unnamed(agent.pid!, dir).length, 1);
-      c.close(); // socat exits: the port hangs up, and stays hung up
-      await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
-      await waitFor(() => unnamed(agent.pid!, dir).length === 0, 5_000, 'the discard after the timeout');
-      assert.match(err, /no host on .* for 0\.5 s: its session is over/);
-      assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
-      assert.is(fs.readFileSync(f, 'utf8'), 'before');
-      assert.equal(
-        fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part')),
-        [],
-      );
-    } finally {
-      agent.kill('SIGTERM');
-      bridge.proc.kill();
-      await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+  () =>
+    withPtyBridge(async (bridge, dir) => {
+      const agent = spawn(process.execPath, [CLI, '-p', bridge.port, '--host-gone-timeout', '0.5'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      agent.stderr!.on('data', (d) => (err += d));
+      const f = path.join(dir, 'f');
+      fs.writeFileSync(f, 'before');
+      try {
+        await waitFor(() => /serving on/.test(err), 10_000, 'agent start');
+        const c = await LineClient.connect(bridge.host);
+        const h = (await c.ok('file-open', { path: f, mode: 'w', atomic: true })) as number;
+        await c.ok('file-write', { handle_id: h, bufb64: Buffer.from('partial').toString('base64') });
+        assert.is(unnamed(agent.pid!, dir).length, 1);
+        c.close(); // socat exits: the port hangs up, and stays hung up
+        await waitFor(() => /host disconnected/.test(err), 5_000, 'the hang-up');
+        await waitFor(() => unnamed(agent.pid!, dir).length === 0, 5_000, 'the discard after the timeout');
+        assert.match(err, /no host on .* for 0\.5 s: its session is over/);
+        assert.match(err, /host gone: discarding the unfinished atomic upload to .*\/f \(handle \d+\)/);
+        assert.is(fs.readFileSync(f, 'utf8'), 'before');
+        assert.equal(
+          fs.readdirSync(dir).filter((n) => n.endsWith('.ember-ga-part')),
+          [],
+        );
+      } finally {
+        agent.kill('SIGTERM');
+        await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
+      }
+    }),
   { needs },
 );
 

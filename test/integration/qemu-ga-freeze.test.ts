@@ -1,61 +1,32 @@
 // qemu-ga's guest-fsfreeze-* and guest-fstrim against real filesystems: ext4 images loop-mounted
-// in a temp dir, as test/integration/freeze.test.ts does. Never this machine's own filesystems,
-// and never the real qemu-ga: every agent gets a fixture mount table (--mounts-file) listing only
-// these loop mounts, scripts/freeze-guard.js runs for the whole suite (the last test asserts it
-// never had to thaw anything), every test that freezes runs inside withThawGuard() (a thaw in
-// `finally`, and fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are
-// child processes, so nothing here waits on one without a thaw path.
+// in a temp dir, as test/integration/freeze.test.ts does. The scenarios phoenix shares (writers
+// blocked, roll-back, EBUSY, nothing to freeze, recovery, refusals while frozen, bad arguments)
+// are in test/helpers/freeze-scenarios.ts, run here with qemu-ga's requests, counts and error
+// classes; the rest are qemu-ga's own. Never this machine's own filesystems, and never the real
+// qemu-ga: every agent gets a fixture mount table (--mounts-file) listing only these loop mounts,
+// scripts/freeze-guard.js runs for the whole suite (the last test asserts it never had to thaw
+// anything), every test that freezes runs inside withThawGuard() (a thaw in `finally`, and
+// fsfreeze --unfreeze from a timer if the test hangs), and blocked writers are child processes, so
+// nothing here waits on one without a thaw path.
 import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { freeze } from '../../lib';
 import { errorMessage, LineClient, tmpDir } from '../helpers/agent';
 import { DUAL_AGENT } from '../helpers/dual-agent';
-import {
-  escapeMountPoint,
-  frozenSet,
-  mountLoops,
-  needs,
-  ready,
-  unmountLoops,
-  withThawGuard,
-  writer,
-  type LoopMounts,
-} from '../helpers/loop-mounts';
-import { sleep, suite, waitFor } from '../helpers/harness';
+import { freezeSuite, runFreezeSuite, withFreezeAgent, type FreezeProtocol } from '../helpers/freeze-scenarios';
+import { escapeMountPoint, frozenSet, needs, withThawGuard, writer, type LoopMounts } from '../helpers/loop-mounts';
+import { sleep, waitFor } from '../helpers/harness';
 import { QmpClient, realQemuGa, startEmberQemuGa, startRealQemuGa, type QmpAnswer } from '../helpers/qemu-ga';
 
 type Ctx = LoopMounts;
 
-const test = suite<Ctx>('qemu-ga-freeze', {} as Ctx);
 const q = escapeMountPoint;
-
-test.before(async (ctx) => {
-  if (ready()) await mountLoops(ctx, 'ember-ga-qga-freeze-'); // else the tests report what is missing
-});
-test.after((ctx) => unmountLoops(ctx));
 
 function writeTable(ctx: Ctx, name: string, lines: string[]): string {
   const file = path.join(ctx.dir, name);
   fs.writeFileSync(file, lines.join('\n') + '\n');
   return file;
-}
-
-async function withQga(
-  ctx: Ctx,
-  flags: string[],
-  fn: (c: QmpClient, stderr: () => string) => Promise<void>,
-  mountsFile = ctx.table,
-): Promise<void> {
-  const agent = await startEmberQemuGa(['--mounts-file', mountsFile, ...flags]);
-  const c = await agent.qmp();
-  try {
-    await fn(c, agent.stderr);
-  } finally {
-    c.close();
-    await agent.stop();
-  }
 }
 
 /** The error of an answer that must fail. */
@@ -64,81 +35,83 @@ function error(a: QmpAnswer): { class: string; desc: string } {
   return a.error;
 }
 
-const status = (c: QmpClient) => c.ok<string>('guest-fsfreeze-status');
-
-test(
-  'guest-fsfreeze-freeze freezes every filesystem of the table in reverse order; a writer stalls until the thaw; counts',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withQga(ctx, [], async (c, stderr) => {
-        assert.is(await status(c), 'thawed');
-        assert.is(await c.ok('guest-fsfreeze-freeze'), 3);
-        assert.is(await status(c), 'frozen');
-        assert.equal(await frozenSet(ctx), ['a', 'b', 'with space']);
-        assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.b}, ${ctx.a}`); // qemu-ga's order: last mounted first
-        const w = writer(ctx.b);
-        await sleep(700);
-        assert.is(w.proc.exitCode, null, 'the writer on b is blocked');
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
-        assert.is(await w.exited, 0, 'the writer completes after the thaw');
-        assert.is(fs.statSync(w.file).size, 16384);
-        assert.is(await status(c), 'thawed');
-        assert.equal(await frozenSet(ctx), []);
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 0, 'nothing frozen: nothing thawed, no error');
-      }),
-    ),
-  { needs, timeout: 30_000 },
-);
-
-test(
-  'guest-fsfreeze-freeze-list: only the listed mount points; one not in the table is ignored, as qemu-ga',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withQga(ctx, [], async (c, stderr) => {
-        const unknown = path.join(ctx.dir, 'not-a-mount-point');
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, ctx.c, ctx.a] }), 2);
-        assert.equal(await frozenSet(ctx), ['a', 'with space']);
-        assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.a}`, 'still in reverse mount order, not the list order');
-        assert.match(stderr(), `ignored: ${unknown}`);
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 2);
-        assert.equal(await frozenSet(ctx), []);
-
-        // Nothing listed is in the table: 0 frozen, and the agent is not left frozen.
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, '/no/such/dir'] }), 0);
-        assert.is(await status(c), 'thawed');
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [] }), 0);
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', {}), 3, 'no list: everything');
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
-
-        // Argument errors in qemu's words; nothing frozen.
-        assert.equal(error(await c.call('guest-fsfreeze-freeze-list', { mountpoints: ctx.a })), {
-          class: 'GenericError',
-          desc: "Invalid parameter type for 'mountpoints', expected: array",
-        });
-        assert.equal(error(await c.call('guest-fsfreeze-freeze-list', { mountpoints: [ctx.a, 7] })), {
-          class: 'GenericError',
-          desc: "Invalid parameter type for 'mountpoints[1]', expected: string",
-        });
-        assert.equal(await frozenSet(ctx), []);
-      }),
-    ),
-  { needs },
-);
-
-test(
-  'while frozen only the allow-list is served; the rest get CommandNotFound with qemu-ga message',
-  (ctx) =>
-    withThawGuard(ctx, () =>
-      withQga(ctx, [], async (c) => {
-        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [ctx.a] }), 1);
-        for (const name of ['guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fstrim']) {
-          assert.equal(error(await c.call(name)), {
-            class: 'CommandNotFound',
-            desc: `Command ${name} has been disabled: the agent is in frozen state`,
+const qemuGa: FreezeProtocol<QmpClient> = {
+  async start(flags) {
+    const agent = await startEmberQemuGa(flags);
+    return { agent, client: await agent.qmp() };
+  },
+  status: (c) => c.ok<string>('guest-fsfreeze-status'),
+  thawed: 'thawed',
+  frozen: 'frozen',
+  freeze: (c, mountpoints) =>
+    mountpoints ? c.ok('guest-fsfreeze-freeze-list', { mountpoints }) : c.ok('guest-fsfreeze-freeze'),
+  thaw: (c) => c.ok('guest-fsfreeze-thaw'),
+  alive: async (c) => assert.equal(await c.ok('guest-ping'), {}),
+  scenarios: {
+    writerBlocks: {
+      name: 'guest-fsfreeze-freeze freezes every filesystem of the table in reverse order; a writer stalls until the thaw; counts',
+      answer: 3,
+      frozen: ['a', 'b', 'with space'],
+      afterFreeze: (ctx, stderr) => assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.b}, ${ctx.a}`), // qemu-ga's order: last mounted first
+      blocked: (ctx) => [ctx.b],
+      thawAnswer: 3,
+      thawAgain: 0,
+    },
+    rollback: {
+      name: 'a failure part-way rolls back: what this froze is thawed, the error is qemu-ga, the agent stays thawed',
+      // Frozen in reverse order: "with space", b, then the missing one fails.
+      table: (ctx) =>
+        writeTable(ctx, 'partial-mounts', [
+          `/dev/ember-test-${process.pid} ${q(path.join(ctx.dir, 'gone'))} ext4 rw 0 0`,
+          ...[ctx.b, ctx.c].map((m) => `${ctx.loop[m]} ${q(m)} ext4 rw 0 0`),
+        ]),
+      failures: [
+        async (c, ctx, stderr) => {
+          assert.equal(error(await c.call('guest-fsfreeze-freeze')), {
+            class: 'GenericError',
+            desc: `failed to open ${path.join(ctx.dir, 'gone')}: No such file or directory`,
           });
-        }
-        assert.equal(await frozenSet(ctx), ['a'], 'the refused freeze froze nothing');
-        assert.equal(await c.ok('guest-ping'), {});
+          assert.match(stderr(), `; thawing ${ctx.c}, ${ctx.b}`, 'the two frozen before the failure were rolled back');
+        },
+      ],
+      again: 1,
+      thawAnswer: 1,
+    },
+    heldElsewhere: {
+      name: 'already frozen by someone else: not counted by the freeze, thawed and counted by the thaw (as qemu-ga)',
+      answer: 2,
+      frozen: ['a', 'b', 'with space'],
+      thawAnswer: 3,
+    },
+    nothingToFreeze: {
+      name: 'guest-fsfreeze-freeze-list with nothing listed in the table: 0 frozen, and the agent is not left frozen',
+      attempts: [
+        async (c, ctx) => {
+          const unknown = path.join(ctx.dir, 'not-a-mount-point');
+          assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, '/no/such/dir'] }), 0);
+        },
+        async (c) => assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [] }), 0),
+      ],
+      freezeSomething: (c) => c.ok('guest-fsfreeze-freeze-list', {}), // no list: everything
+      answer: 3,
+      frozen: ['a', 'b', 'with space'],
+      thawAnswer: 3,
+    },
+    recover: {
+      name: 'no freeze held: a thaw recovers what an earlier agent left frozen, and counts it (as qemu-ga)',
+      mount: (ctx) => ctx.c,
+      thawAnswer: 1,
+    },
+    refusedWhileFrozen: {
+      name: 'while frozen only the allow-list is served; the rest get CommandNotFound with qemu-ga message',
+      answer: 1,
+      refused: ['guest-fsfreeze-freeze', 'guest-fsfreeze-freeze-list', 'guest-fstrim'].map((execute) => ({ execute })),
+      refusal: async (c, name) =>
+        assert.equal(error(await c.call(name)), {
+          class: 'CommandNotFound',
+          desc: `Command ${name} has been disabled: the agent is in frozen state`,
+        }),
+      served: async (c) => {
         assert.is(await c.ok('guest-sync', { id: 42 }), 42);
         const info = await c.ok<{ supported_commands: { name: string; enabled: boolean }[] }>('guest-info');
         const enabled = Object.fromEntries(info.supported_commands.map((x) => [x.name, x.enabled]));
@@ -152,66 +125,49 @@ test(
           ].map((n) => enabled[n]),
           [true, false, false, true, false],
         );
-        assert.is(await status(c), 'frozen');
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
-        assert.equal(await c.ok('guest-fstrim', { minimum: 1 << 30 }).then(() => 'served'), 'served');
+      },
+      thawAnswer: 1,
+      thawAgain: 0,
+      afterThaw: async (c) =>
+        assert.equal(await c.ok('guest-fstrim', { minimum: 1 << 30 }).then(() => 'served'), 'served'),
+    },
+    badArguments: {
+      name: "bad arguments: errors in qemu's words, nothing frozen, the agent keeps serving",
+      cases: (ctx) => [
+        [{ mountpoints: ctx.a }, "Invalid parameter type for 'mountpoints', expected: array"],
+        [{ mountpoints: [ctx.a, 7] }, "Invalid parameter type for 'mountpoints[1]', expected: string"],
+      ],
+      refusal: async (c, args, desc) =>
+        assert.equal(error(await c.call('guest-fsfreeze-freeze-list', args)), { class: 'GenericError', desc }),
+    },
+  },
+};
+
+const test = freezeSuite('qemu-ga-freeze', 'ember-ga-qga-freeze-', qemuGa);
+
+const withQga = (
+  ctx: Ctx,
+  flags: string[],
+  fn: (c: QmpClient, stderr: () => string) => Promise<void>,
+  mountsFile?: string,
+): Promise<void> => withFreezeAgent(qemuGa, ctx, flags, fn, mountsFile);
+
+const status = (c: QmpClient) => c.ok<string>('guest-fsfreeze-status');
+
+test(
+  'guest-fsfreeze-freeze-list: only the listed mount points; one not in the table is ignored, as qemu-ga',
+  (ctx) =>
+    withThawGuard(ctx, () =>
+      withQga(ctx, [], async (c, stderr) => {
+        const unknown = path.join(ctx.dir, 'not-a-mount-point');
+        assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [unknown, ctx.c, ctx.a] }), 2);
+        assert.equal(await frozenSet(ctx), ['a', 'with space']);
+        assert.match(stderr(), `frozen: ${ctx.c}, ${ctx.a}`, 'still in reverse mount order, not the list order');
+        assert.match(stderr(), `ignored: ${unknown}`);
+        assert.is(await c.ok('guest-fsfreeze-thaw'), 2);
+        assert.equal(await frozenSet(ctx), []);
       }),
     ),
-  { needs },
-);
-
-test(
-  'a failure part-way rolls back: what this froze is thawed, the error is qemu-ga, the agent stays thawed',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      // Frozen in reverse order: "with space", b, then the missing one fails.
-      const missing = path.join(ctx.dir, 'gone');
-      const table = writeTable(ctx, 'partial-mounts', [
-        `/dev/ember-test-${process.pid} ${q(missing)} ext4 rw 0 0`,
-        ...[ctx.b, ctx.c].map((m) => `${ctx.loop[m]} ${q(m)} ext4 rw 0 0`),
-      ]);
-      await withQga(
-        ctx,
-        [],
-        async (c, stderr) => {
-          assert.equal(error(await c.call('guest-fsfreeze-freeze')), {
-            class: 'GenericError',
-            desc: `failed to open ${missing}: No such file or directory`,
-          });
-          assert.match(stderr(), `; thawing ${ctx.c}, ${ctx.b}`, 'the two frozen before the failure were rolled back');
-          assert.is(await status(c), 'thawed');
-          assert.equal(await frozenSet(ctx), []);
-          assert.is(
-            await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [ctx.b] }),
-            1,
-            'nothing held: it freezes again',
-          );
-          assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
-        },
-        table,
-      );
-    }),
-  { needs },
-);
-
-test(
-  'already frozen by someone else: not counted by the freeze, thawed and counted by the thaw (as qemu-ga)',
-  (ctx) =>
-    withThawGuard(ctx, async () => {
-      await freeze(ctx.b);
-      await withQga(ctx, [], async (c) => {
-        assert.is(await status(c), 'thawed', 'this agent holds no freeze');
-        assert.is(await c.ok('guest-fsfreeze-freeze'), 2);
-        assert.equal(await frozenSet(ctx), ['a', 'b', 'with space']);
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 3);
-        assert.equal(await frozenSet(ctx), []);
-
-        // No freeze held: a thaw recovers what an earlier agent left frozen, and counts it.
-        await freeze(ctx.c);
-        assert.is(await c.ok('guest-fsfreeze-thaw'), 1);
-        assert.equal(await frozenSet(ctx), []);
-      });
-    }),
   { needs },
 );
 
@@ -462,15 +418,4 @@ test(
   { needs: [...needs, realQemuGa] },
 );
 
-test(
-  "freeze-guard never had to thaw this machine's own filesystems",
-  async (ctx) => {
-    const { code, report } = await ctx.guard.stop();
-    assert.equal(report.thawed, [], 'freeze-guard thawed something');
-    assert.is(code, 0);
-    assert.ok(report.guarded.length > 0, 'it was guarding at least the root filesystem');
-  },
-  { needs },
-);
-
-test.run();
+runFreezeSuite(test);

@@ -13,13 +13,49 @@ import { RecordingSink } from '../../helpers/sink';
 const test = suite('unix transport');
 const MiB = 1024 * 1024;
 
-test('an answer computed after the host half-closed still reaches it, then the agent closes', async () => {
+/** A UnixTransport on DIR/s.sock, started with a recording sink, for the time fn takes. */
+async function withTransport(
+  fn: (t: UnixTransport, sink: RecordingSink, sockPath: string) => Promise<void>,
+): Promise<void> {
   const dir = tmpDir();
-  const t = new UnixTransport(path.join(dir, 's.sock'), silentLogger);
+  const sockPath = path.join(dir, 's.sock');
+  const t = new UnixTransport(sockPath, silentLogger);
   const sink = new RecordingSink();
   await t.start(sink);
   try {
-    const c = await LineClient.connect(path.join(dir, 's.sock'));
+    await fn(t, sink, sockPath);
+  } finally {
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The sizes chunkPool.take is asked for while fn runs. */
+async function recordingTakes(fn: (taken: number[]) => Promise<void>): Promise<void> {
+  const take = chunkPool.take;
+  const taken: number[] = [];
+  chunkPool.take = (size: number) => {
+    taken.push(size);
+    return take.call(chunkPool, size);
+  };
+  try {
+    await fn(taken);
+  } finally {
+    chunkPool.take = take;
+  }
+}
+
+/** A host's raw connection, once the transport has its session. */
+async function connectHost(sink: RecordingSink, sockPath: string): Promise<net.Socket> {
+  const host = net.createConnection(sockPath);
+  await new Promise((r) => host.once('connect', r));
+  await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
+  return host;
+}
+
+test('an answer computed after the host half-closed still reaches it, then the agent closes', () =>
+  withTransport(async (_t, sink, sockPath) => {
+    const c = await LineClient.connect(sockPath);
     await waitFor(() => sink.sessions.length === 1, 5_000, 'the session');
     const s = sink.sessions[0];
     s.busy = true; // a request in flight
@@ -31,19 +67,10 @@ test('an answer computed after the host half-closed still reaches it, then the a
     const [a] = await c.waitLines(1);
     assert.is(a.return, 'late');
     await waitFor(() => c.closed, 5_000, 'the agent to close its side');
-  } finally {
-    await t.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('large answers go out from reused buffers: the bytes arrive exact and in order, and the buffers come back', async () => {
-  const dir = tmpDir();
-  const sockPath = path.join(dir, 's.sock');
-  const t = new UnixTransport(sockPath, silentLogger);
-  const sink = new RecordingSink();
-  await t.start(sink);
-  try {
+test('large answers go out from reused buffers: the bytes arrive exact and in order, and the buffers come back', () =>
+  withTransport(async (t, sink, sockPath) => {
     const host = net.createConnection(sockPath);
     await new Promise((r) => host.once('connect', r));
     await waitFor(() => t.queued === 0, 5_000, 'the connection to be active');
@@ -74,84 +101,48 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
       'the buffers back in the pool',
     );
     host.destroy();
-  } finally {
-    await t.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('an answer larger than the pool ever keeps goes out as it is: a copy would only cost time and memory', async () => {
-  const dir = tmpDir();
-  const sockPath = path.join(dir, 's.sock');
-  const t = new UnixTransport(sockPath, silentLogger);
-  const sink = new RecordingSink();
-  await t.start(sink);
-  const take = chunkPool.take;
-  const taken: number[] = [];
-  chunkPool.take = (size: number) => {
-    taken.push(size);
-    return take.call(chunkPool, size);
-  };
-  try {
-    const host = net.createConnection(sockPath);
-    await new Promise((r) => host.once('connect', r));
-    await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
-    // 6 MiB: its size class, 8 MiB, is over a quarter of the pool's 16 MiB (a directory listing's
-    // answer is tens of MB); 300 KiB still goes through the pool.
-    const big = Buffer.from(`{"return":"${crypto.randomBytes(6 * 1024 * 1024).toString('base64')}","tag":"big"}\n`);
-    const small = Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024).toString('base64')}","tag":"small"}\n`);
-    sink.sessions[0].output(big);
-    sink.sessions[0].output(small);
-    const got: Buffer[] = [];
-    host.on('data', (d: Buffer) => got.push(d));
-    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= big.length + small.length, 10_000, 'both answers');
-    assert.ok(Buffer.concat(got).equals(Buffer.concat([big, small])));
-    assert.equal(taken, [small.length]);
-    host.destroy();
-  } finally {
-    chunkPool.take = take;
-    await t.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('an answer larger than the pool ever keeps goes out as it is: a copy would only cost time and memory', () =>
+  withTransport((_t, sink, sockPath) =>
+    recordingTakes(async (taken) => {
+      const host = await connectHost(sink, sockPath);
+      // 6 MiB: its size class, 8 MiB, is over a quarter of the pool's 16 MiB (a directory listing's
+      // answer is tens of MB); 300 KiB still goes through the pool.
+      const big = Buffer.from(`{"return":"${crypto.randomBytes(6 * 1024 * 1024).toString('base64')}","tag":"big"}\n`);
+      const small = Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024).toString('base64')}","tag":"small"}\n`);
+      sink.sessions[0].output(big);
+      sink.sessions[0].output(small);
+      const got: Buffer[] = [];
+      host.on('data', (d: Buffer) => got.push(d));
+      await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= big.length + small.length, 10_000, 'both answers');
+      assert.ok(Buffer.concat(got).equals(Buffer.concat([big, small])));
+      assert.equal(taken, [small.length]);
+      host.destroy();
+    }),
+  ));
 
-test('an answer in pieces the pool keeps goes out from one reused buffer; one larger, as its pieces', async () => {
-  const dir = tmpDir();
-  const sockPath = path.join(dir, 's.sock');
-  const t = new UnixTransport(sockPath, silentLogger);
-  const sink = new RecordingSink();
-  await t.start(sink);
-  const take = chunkPool.take;
-  const taken: number[] = [];
-  chunkPool.take = (size: number) => {
-    taken.push(size);
-    return take.call(chunkPool, size);
-  };
-  try {
-    const host = net.createConnection(sockPath);
-    await new Promise((r) => host.once('connect', r));
-    await waitFor(() => sink.sessions.length === 1, 5_000, 'the connection to be active');
-    const pieces = (n: number) => [
-      Buffer.from('{"return":{"bufb64":"'),
-      Buffer.from(crypto.randomBytes(n).toString('base64')),
-      Buffer.from('","eof":false},"tag":"x"}\n'),
-    ];
-    const chunk = pieces(MiB);
-    const listing = pieces(6 * MiB);
-    const want = Buffer.concat([...chunk, ...listing]);
-    sink.sessions[0].output(chunk);
-    sink.sessions[0].output(listing);
-    const got: Buffer[] = [];
-    host.on('data', (d: Buffer) => got.push(d));
-    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want.length, 10_000, 'both answers');
-    assert.ok(Buffer.concat(got).equals(want));
-    assert.equal(taken, [Buffer.concat(chunk).length]);
-    host.destroy();
-  } finally {
-    chunkPool.take = take;
-    await t.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('an answer in pieces the pool keeps goes out from one reused buffer; one larger, as its pieces', () =>
+  withTransport((_t, sink, sockPath) =>
+    recordingTakes(async (taken) => {
+      const host = await connectHost(sink, sockPath);
+      const pieces = (n: number) => [
+        Buffer.from('{"return":{"bufb64":"'),
+        Buffer.from(crypto.randomBytes(n).toString('base64')),
+        Buffer.from('","eof":false},"tag":"x"}\n'),
+      ];
+      const chunk = pieces(MiB);
+      const listing = pieces(6 * MiB);
+      const want = Buffer.concat([...chunk, ...listing]);
+      sink.sessions[0].output(chunk);
+      sink.sessions[0].output(listing);
+      const got: Buffer[] = [];
+      host.on('data', (d: Buffer) => got.push(d));
+      await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want.length, 10_000, 'both answers');
+      assert.ok(Buffer.concat(got).equals(want));
+      assert.equal(taken, [Buffer.concat(chunk).length]);
+      host.destroy();
+    }),
+  ));
 
 test.run();
