@@ -13,6 +13,9 @@ test.after(async (ctx) => {
   await stopPair(ctx.p);
 });
 
+/** Pairs of tokens ("0,") that, after an opening bracket and one more, reach qemu's token limit. */
+const TOKENS = 1024 * 1024 - 1;
+
 /** Bytes sent, how many answers they get. */
 const FRAMING: [string | Buffer, number][] = [
   ['{"execute":"guest-ping","id":5}\n', 1],
@@ -35,6 +38,14 @@ const FRAMING: [string | Buffer, number][] = [
   ['['.repeat(1025) + '{"execute":"guest-ping"}\n', 2],
   ['['.repeat(1100) + ']'.repeat(1100), 1027],
   ['{"execute":"guest-ping","arguments":{"a":' + '{"a":'.repeat(2000) + '1' + '}'.repeat(2001) + '}', 1029],
+  // qemu's token limit (2,097,152 a value): the token that goes over is dropped with the value,
+  // a string or number whole, and framing starts anew after it. Spaces are no tokens.
+  ['[' + '0,'.repeat(TOKENS) + '0]', 1],
+  ['[' + '0,'.repeat(TOKENS - 1) + '0]', 1],
+  ['[' + '0,'.repeat(TOKENS) + '0"abc, [x"]', 2],
+  ['[' + '0,'.repeat(TOKENS) + '0 12345 ]', 2],
+  ['[' + '0, '.repeat(TOKENS) + '0 ]', 1],
+  ['{"a":[' + '0,'.repeat(TOKENS) + '0]}', 5],
 ];
 
 const BAD: string[] = [

@@ -38,6 +38,12 @@ const MAX_SYNC_ERRORS = 16;
  * is an error, and the value is dropped there; what follows is framed anew, as qemu does.
  */
 const MAX_NESTING = 1024;
+/**
+ * qemu's MAX_TOKEN_COUNT: a value of more tokens (brackets, commas, colons, strings, numbers,
+ * words) is an error there, dropped with the token that went over. It also bounds what JSON.parse
+ * makes of one request: a few hundred thousand objects at most, not millions.
+ */
+export const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
 
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
@@ -101,6 +107,12 @@ export class JsonStreamFramer {
   private div: Diversion | undefined;
   /** The last chunk ended with the quote that opens a string. */
   private textNext = false;
+  /** Tokens of the pending value so far (see MAX_TOKEN_COUNT). */
+  private tokens = 0;
+  /** Inside a number or word of the pending value. */
+  private inWord = false;
+  /** The rest of the token that went over MAX_TOKEN_COUNT is being passed over: a string or a word. */
+  private dropping: 'string' | 'word' | undefined;
 
   /** `decoder`: long base64 strings are decoded as they arrive (see the top of this file). */
   constructor(
@@ -160,7 +172,7 @@ export class JsonStreamFramer {
         if (q < 0) {
           // The whole text of a string opened in this chunk, and no byte of it that framing
           // looks at: decode it as it comes (a string at the top level is no argument).
-          if (textAt !== i || !this.decoder || this.depth === 0 || this.overflow) {
+          if (textAt !== i || !this.decoder || this.depth === 0 || this.overflow || this.dropping) {
             i = n;
             break;
           }
@@ -171,7 +183,10 @@ export class JsonStreamFramer {
         }
         this.inString = false;
         i = q + 1;
-        if (this.depth === 0) {
+        if (this.dropping) {
+          this.dropping = undefined;
+          start = i;
+        } else if (this.depth === 0) {
           // A top-level string is a whole value.
           this.emit(chunk, start, i);
           start = i;
@@ -182,6 +197,16 @@ export class JsonStreamFramer {
       if (b === SYNC) {
         i = this.resync(chunk, i);
         start = i;
+        continue;
+      }
+      if (this.dropping === 'word' || this.inWord) {
+        if (isSpace(b) || isPunctuation(b) || b === QUOTE) {
+          if (this.dropping) start = i;
+          this.dropping = undefined;
+          this.inWord = false;
+          continue; // the byte starts the next token (or is space)
+        }
+        i++;
         continue;
       }
       if (this.inScalar) {
@@ -195,15 +220,21 @@ export class JsonStreamFramer {
         i++;
         continue;
       }
+      if (this.depth > 0 && !isSpace(b) && ++this.tokens > MAX_TOKEN_COUNT) {
+        // qemu drops the token that went over with the rest: a string or word to its end.
+        this.giveUp('JSON token count limit exceeded');
+        this.dropping = b === QUOTE ? 'string' : isPunctuation(b) ? undefined : 'word';
+        this.inString = b === QUOTE;
+        start = ++i;
+        continue;
+      }
       if (b === QUOTE) {
         this.inString = true;
         textAt = i + 1;
       } else if (b === 0x7b || b === 0x5b) {
+        if (this.depth === 0) this.tokens = 1;
         if (++this.depth > MAX_NESTING) {
-          this.onMessage({ error: 'JSON nesting depth limit exceeded' });
-          this.drop();
-          this.depth = 0;
-          this.overflow = false;
+          this.giveUp('JSON nesting depth limit exceeded');
           start = i + 1;
         }
       } else if (b === 0x7d || b === 0x5d) {
@@ -215,6 +246,8 @@ export class JsonStreamFramer {
           this.emit(chunk, start, i + 1);
           start = i + 1;
         }
+      } else if (this.depth > 0) {
+        if (!isSpace(b) && b !== COMMA && b !== COLON) this.inWord = true; // a number or word: one token
       } else if (this.depth === 0) {
         if (isSpace(b)) start = i + 1;
         else if (b === COMMA || b === COLON) {
@@ -225,15 +258,22 @@ export class JsonStreamFramer {
       }
       i++;
     }
-    if (this.inString || pending()) this.hold(chunk.subarray(start, n));
+    if ((this.inString && !this.dropping) || pending()) this.hold(chunk.subarray(start, n));
     this.textNext = this.inString && textAt === n; // the chunk ended with a string's opening quote
   }
 
   /** Forgets a partial request (the peer went away). */
   reset(): void {
     this.drop();
-    this.depth = 0;
-    this.inString = this.escaped = this.inScalar = this.overflow = this.textNext = false;
+    this.depth = this.tokens = 0;
+    this.inString = this.escaped = this.inScalar = this.overflow = this.textNext = this.inWord = false;
+    this.dropping = undefined;
+  }
+
+  /** Drops the pending value at one of qemu's limits, answered with `error`; framing starts anew. */
+  private giveUp(error: string): void {
+    this.onMessage({ error });
+    this.reset();
   }
 
   /** Drops what is held of the pending value, strings decoded as they came included. */
@@ -375,6 +415,7 @@ export class JsonStreamFramer {
 
   private emit(chunk: Buffer, from: number, to: number): void {
     this.syncRun = 0;
+    this.tokens = 0;
     const piece = chunk.subarray(from, to);
     if (!this.overflow && this.buffered + piece.length > this.maxBytes) this.overflow = true;
     if (this.overflow) {

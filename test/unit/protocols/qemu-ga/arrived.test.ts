@@ -4,7 +4,7 @@
 // request exactly as it does when nothing was cut.
 import * as crypto from 'crypto';
 import * as assert from 'uvu/assert';
-import { JsonStreamFramer, type Framed } from '../../../../lib/protocols/qemu-ga/framing';
+import { JsonStreamFramer, MAX_TOKEN_COUNT, type Framed } from '../../../../lib/protocols/qemu-ga/framing';
 import { QgaDispatcher } from '../../../../lib/protocols/qemu-ga/dispatcher';
 import { defineQgaCommand, type QgaCommand } from '../../../../lib/protocols/qemu-ga/schema';
 import { silentLogger } from '../../../../lib/log';
@@ -201,6 +201,27 @@ const echo = defineQgaCommand({
     b: a.b === undefined ? 'none' : a.b === null ? 'invalid' : crypto.createHash('md5').update(a.b).digest('hex'),
     s: a.s === undefined ? 'none' : crypto.createHash('md5').update(a.s).digest('hex'),
   }),
+});
+
+test('a long string that goes over the token limit is passed over, not decoded, in any chunks', () => {
+  const pairs = MAX_TOKEN_COUNT / 2 - 1; // '[', these pairs and one '0' reach the limit
+  const text = Buffer.from(
+    '[' +
+      '0,'.repeat(pairs) +
+      `0"${'QUJD'.repeat(50_000)}"]` +
+      `{"execute":"x","arguments":{"b":"${'QUJD'.repeat(50_000)}"}}`,
+    'latin1',
+  );
+  const want = ['ERR JSON token count limit exceeded', 'ERR JSON parse error, expecting value'];
+  const whole = frame([text]).out;
+  assert.equal(whole.slice(0, 2), want);
+  assert.equal(whole.length, 3);
+  for (const seed of [1, 2, 3]) {
+    const d = countingDecoder();
+    const { out } = frame(chunked(text, lcg(seed)), d);
+    assert.equal(out, whole, `seed ${seed}`);
+    assert.is(d.out, 1, 'only the request after it has a string decoded as it came');
+  }
 });
 
 test('the dispatcher answers each request as it does when nothing was cut out', async () => {
