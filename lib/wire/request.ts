@@ -184,6 +184,9 @@ function placeCuts(
 export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base64Decoder } = {}): Request {
   let value: unknown;
   let cuts: Base64Text[];
+  if (typeof line !== 'string' && tokensOver(line, MAX_REQUEST_TOKENS)) {
+    throw new RequestError(`Invalid JSON: more than ${MAX_REQUEST_TOKENS} tokens in one request`, '');
+  }
   try {
     ({ value, cuts } = parseJson(line, opts.decodeBase64));
   } catch (e) {
@@ -208,6 +211,53 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
 }
 
 const noRelease = () => {};
+
+/**
+ * The most JSON tokens (brackets, commas, colons, strings, numbers, words) one request may hold,
+ * as qemu's parser allows (its MAX_TOKEN_COUNT). JSON.parse of a 16 MiB line of empty objects
+ * or nested arrays makes millions of them: 470 MB and two seconds of the main thread. Under
+ * this limit, at most some 60 MB.
+ */
+export const MAX_REQUEST_TOKENS = 2 * 1024 * 1024;
+
+/**
+ * Does `line` hold more than `max` JSON tokens? Counted the way a JSON lexer finds them, a
+ * string as one token (passed over with indexOf: a file-write's base64 costs a few calls).
+ * Only a line longer than `max` bytes can.
+ */
+export function tokensOver(line: Buffer, max: number): boolean {
+  if (line.length <= max) return false;
+  let tokens = 0;
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const b = line[i];
+    if (b === QUOTE) {
+      inWord = false;
+      if (++tokens > max) return true;
+      // Its closing quote: the first one after an even run of backslashes.
+      for (let from = i + 1; ;) {
+        const q = line.indexOf(QUOTE, from);
+        if (q < 0) return false; // unterminated: JSON.parse says so
+        let k = q - 1;
+        while (k > i && line[k] === BACKSLASH) k--;
+        if ((q - 1 - k) % 2 === 0) {
+          i = q;
+          break;
+        }
+        from = q + 1;
+      }
+    } else if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) {
+      inWord = false;
+    } else if (b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === 0x2c || b === 0x3a) {
+      inWord = false;
+      if (++tokens > max) return true;
+    } else if (!inWord) {
+      inWord = true; // a number or word: one token
+      if (++tokens > max) return true;
+    }
+  }
+  return false;
+}
 
 /** The request object's execute, arguments and tag, checked for type. */
 function checkShape(value: unknown): Omit<Request, 'release'> {

@@ -73,6 +73,13 @@ async function badInput(agent: RunningAgent): Promise<void> {
   c.send('\n');
   const more = await c.waitLines(lines.length + 1, 20_000);
   assert.match(Buffer.from(more[lines.length].error!.bufb64, 'base64').toString(), /Request line too long/);
+  // Lines under the limit that JSON.parse would make millions of values of (hundreds of MB):
+  // refused before parsing.
+  c.send('['.repeat(8_000_000) + ']'.repeat(8_000_000) + '\n');
+  c.send('[' + '{},'.repeat(5_000_000) + '{}]\n');
+  const values = await c.waitLines(lines.length + 3, 20_000);
+  for (const a of values.slice(lines.length + 1))
+    assert.match(Buffer.from(a.error!.bufb64, 'base64').toString(), /more than 2097152 tokens in one request/);
   assert.is(await c.ok('ping'), (await c.ok('ping')) as string);
   c.close();
 }

@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { Base64Text, decodeBase64, type Base64Decoder } from '../../lib/wire/base64';
 import { LineFramer } from '../../lib/wire/framing';
 import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson } from '../../lib/wire/answer';
-import { parseRequest, type Request } from '../../lib/wire/request';
+import { MAX_REQUEST_TOKENS, parseRequest, tokensOver, type Request } from '../../lib/wire/request';
 import { quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/protocols/phoenix/registry';
 import { suite } from '../helpers/harness';
@@ -20,6 +20,32 @@ function frame(chunks: (string | Buffer)[], max?: number) {
   for (const c of chunks) f.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
   return { lines, overflows, f };
 }
+
+test('tokens counted as a JSON lexer finds them: a string one, spaces none, escapes kept inside', () => {
+  const b = (t: string) => Buffer.from(t, 'latin1');
+  // Padded with spaces: only a line longer than the limit is counted at all.
+  const over = (t: string, max: number) => tokensOver(b(t.padEnd(max + 1)), max);
+  // 9 tokens: { "a" : [ 1 , true ] }
+  const nine = '{"a" :  [12,  true]}';
+  assert.is(over(nine, 8), true);
+  assert.is(over(nine, 9), false);
+  // A string with an escaped quote, backslashes and brackets is one token; a run of escaped
+  // backslashes before its closing quote ends it.
+  const str = '["a\\"{[,:]}\\\\", 1]';
+  assert.is(over(str, 5), false);
+  assert.is(over(str, 4), true);
+  assert.is(tokensOver(b('"never closed [[[[[[[[[['), 3), false, 'unterminated: left to JSON.parse');
+  assert.is(tokensOver(b('[[[[[[[[[['), 10), false, 'no longer than the limit: not counted');
+});
+
+test('a line of more tokens than the limit is refused before it is parsed', () => {
+  const line = Buffer.from('[' + '[],'.repeat(MAX_REQUEST_TOKENS / 3) + '[]]');
+  assert.throws(() => parseRequest(line), /Invalid JSON: more than 2097152 tokens in one request/);
+  const write = Buffer.from(
+    `{"execute":"file-write","arguments":{"handle_id":1,"bufb64":"${'QUJD'.repeat(MAX_REQUEST_TOKENS)}"}}`,
+  );
+  assert.is(parseRequest(write).execute, 'file-write', 'one long string is one token');
+});
 
 test('LF and CRLF lines, several in one chunk', () => {
   const { lines } = frame(['a\r\nb\nc\r\n']);
