@@ -11,6 +11,8 @@ import type { AnswerLine } from '../wire/answer';
 
 /** Answers this long are queued from a reused buffer (see send). */
 const POOLED_ANSWER = 64 * 1024;
+/** Answers in pieces this long are written piece by piece (see send). */
+const LARGE_ANSWER = 4 * 1024 * 1024;
 /**
  * While another host waits, a host with nothing in flight that has sent nothing for this long
  * makes way for it (its session ends): an idle connection must not lock every other host out.
@@ -236,12 +238,15 @@ export class UnixTransport implements Transport {
         });
         return;
       }
-      sock.cork();
+      // Corked, a small answer's pieces go in one writev; a large one's are written each on its
+      // own, so each is let go once written, as the port's writer does, not all at the end.
+      const cork = bytes < LARGE_ANSWER;
+      if (cork) sock.cork();
       for (const piece of pieces) {
         conn.unsent++;
         sock.write(piece, conn.wrote);
       }
-      sock.uncork();
+      if (cork) sock.uncork();
       return;
     }
     // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
