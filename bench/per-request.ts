@@ -581,7 +581,11 @@ async function measure(
   out.heading(
     `wall clock, 4 KiB one at a time, ${FILE_BYTES / MiB} MiB each way, md5-verified (median of ${ROUNDS}; goal >= 1.20x the reference, >= 0.90x the stand-in guest through the same host)`,
   );
-  const rate = (k: string) => median(runs.get(k)!.map((m) => mibps(FILE_BYTES, m.seconds)));
+  const rates = (k: string) => runs.get(k)!.map((m) => mibps(FILE_BYTES, m.seconds));
+  const rate = (k: string) => median(rates(k));
+  // Each round's transfers through one host ran back to back: their ratio shares that round's
+  // load from the rest of the machine, which moves the rates far more from round to round.
+  const paired = (k: string, other: string) => median(rates(k).map((x, i) => x / rates(other)[i]));
   for (const d of dirs) {
     const way = d === 'down' ? 'download' : 'upload';
     for (const h of hosts) {
@@ -591,7 +595,7 @@ async function measure(
       out.row(
         `${way}, ${h}`,
         `${e.toFixed(1)} MiB/s`,
-        `${r === undefined ? '' : `${ratio(e / r)} the reference's ${r.toFixed(1)}, `}${ratio(e / s)} the stand-in's ${s.toFixed(1)} (same host)`,
+        `${r === undefined ? '' : `${ratio(paired(`ember-ga|${h}|${d}`, `${refName}|${h}|${d}`))} the reference's ${r.toFixed(1)}, `}${ratio(paired(`ember-ga|${h}|${d}`, `${STAND_IN}|${h}|${d}`))} the stand-in's ${s.toFixed(1)} (same host)`,
       );
     }
     const c = median(ceiling[d]);
@@ -612,7 +616,7 @@ async function measure(
       : undefined,
   );
   out.note(
-    "the stand-in guest: an agent's place behind the same hosts taken by one that does nothing but send ember-ga's answer bytes, made before the first request, through the same port driver (bench/helpers/stand-in-guest.ts); its uploads go nowhere, so their copy alone is not md5-checked (its downloads are, as every agent's)",
+    "each rate the median over the rounds, each ratio the median of the rounds' ratios; the stand-in guest: an agent's place behind the same hosts taken by one that does nothing but send ember-ga's answer bytes, made before the first request, through the same port driver (bench/helpers/stand-in-guest.ts); its uploads go nowhere, so their copy alone is not md5-checked (its downloads are, as every agent's)",
   );
   out.note(
     `after a warm-up round (not counted), each round: the bridge alone, every transfer (agents, stand-in and hosts taking turns at each place), then the minimal host's turns (reads, writes, ${PINGS} pings); ` +
