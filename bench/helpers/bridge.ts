@@ -144,6 +144,19 @@ export const EMBER_GA: AgentCommand = {
   ready: /serving on/,
 };
 
+/**
+ * The zero-work stand-in guest speaking phoenix (stand-in-guest.ts), serving `file` for
+ * downloads: an agent that does nothing, for the hosts that drive agents.
+ */
+export function standInGuest(file: string): AgentCommand {
+  return {
+    name: 'stand-in',
+    file: process.execPath,
+    args: (pty) => [path.join(__dirname, 'stand-in-guest.js'), pty, 'phoenix', file],
+    ready: /^ready$/m,
+  };
+}
+
 /** Where scripts/build-reference.sh puts phoenix-guest-agent 0.7.1. */
 export const REFERENCE_BUILD = path.join(REPO, '.cache', 'reference', 'phoenix-guest-agent');
 

@@ -30,8 +30,8 @@ test(
       'ping ',
       'file-read 4 KiB, client',
       'file-write 4 KiB, client',
-      'stand-in guest download',
-      'stand-in guest upload',
+      'download, bridge alone',
+      'upload, bridge alone',
       'download, minimal host',
       'download, client',
       'upload, minimal host',
@@ -47,6 +47,16 @@ test(
         `no row "${label}" with a figure:\n${out}`,
       );
     }
+    // Each wall-clock row of ember-ga against the stand-in guest behind the same host.
+    const hosts = ['minimal host', 'client', ...(command('python3')() === undefined ? ['Python host'] : [])];
+    for (const way of ['download', 'upload'])
+      for (const h of hosts)
+        assert.match(
+          out,
+          new RegExp(`^  ${way}, ${h} +[\\d.]+ MiB/s .*[\\d.]+x the stand-in's [\\d.]+ \\(same host\\)$`, 'm'),
+          `${way}, ${h}: no ratio to the stand-in through the same host`,
+        );
+    assert.match(out, /the bridge with no host or agent work/);
     // ember-ga's CPU by thread, each class with a figure, for reads, writes and pings.
     const split = out.split('\n').filter((l) => /^ {2}(file-read 4 KiB|file-write 4 KiB|ping) +main [\d.]+ us/.test(l));
     assert.is(split.length, 3, `the CPU by thread:\n${out}`);
