@@ -50,7 +50,11 @@ export interface FileBindings {
   readonly O_TMPFILE: number;
   /** Makes every stream read or write (offset -1), waiting now or later, fail with ECANCELED. For exit. */
   cancelStreams(): void;
-  /** The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes; synchronous. */
+  /**
+   * The base64 text (standard alphabet, padded) of buffer's first `length` bytes, as bytes;
+   * synchronous. Text of 128 KiB or more is made in memory reused once an earlier such Buffer is
+   * freed (detached, or collected): native/answer_pool.h.
+   */
   base64(buffer: Buffer, length: number): Buffer;
   /**
    * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no

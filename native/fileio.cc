@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 
+#include "answer_pool.h"
 #include "base64.h"
 #include "errors.h"
 #include "fdio.h"
@@ -182,13 +183,13 @@ Napi::Value LinkFd(const Napi::CallbackInfo& info) {
 // base64(buffer, length): Buffer, synchronous: the base64 text of buffer's first `length` bytes,
 // as bytes. For file-read's large answers, whose text then never is a string on V8's heap: each
 // 1 MiB chunk as strings left 1.4 MB of garbage, and collecting it took more of the main thread
-// than the encoding (about 1 ms a MiB here).
+// than the encoding (about 1 ms a MiB here). A large one's memory is reused (answer_pool.h).
 Napi::Value Base64(const Napi::CallbackInfo& info) {
   auto src = BufferArg(info, 0, "buffer");
   int64_t n = IntArg(info, 1, "length");
   if (n < 0 || static_cast<uint64_t>(n) > src.Length())
     throw Napi::RangeError::New(info.Env(), "length must be within the buffer");
-  auto out = Napi::Buffer<unsigned char>::New(info.Env(), (static_cast<size_t>(n) + 2) / 3 * 4);
+  auto out = AnswerBuffer(info.Env(), (static_cast<size_t>(n) + 2) / 3 * 4);
   base64::Encode(reinterpret_cast<const unsigned char*>(src.Data()), static_cast<size_t>(n), out.Data());
   return out;
 }

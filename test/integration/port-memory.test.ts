@@ -10,6 +10,7 @@ import { Agent } from '../../lib/agent';
 import { GuestAgent } from '../../lib/client/guest-agent';
 import { silentLogger } from '../../lib/log';
 import { native, type NativePort, type PortEvent } from '../../lib/native';
+import { MMAP_THRESHOLD } from '../../lib/memory';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
 import type { ProtocolName } from '../../lib/protocols/protocol';
 import { PortTransport } from '../../lib/transports/port';
@@ -96,6 +97,49 @@ test(
       assert.is(kept.length, 8 * MiB, 'a buffer kept and not given stays');
       assert.is(slice.toString(), 'a slice of the pool: never freed by the port\n');
       assert.is(port.queued, 0);
+    } finally {
+      port?.close();
+      socat?.proc.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { needs, timeout: 60_000 },
+);
+
+/** Minor page faults this process has taken so far (/proc/self/stat). */
+function minorFaults(): number {
+  return Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
+}
+
+test(
+  "the driver: a given piece's memory is reused by the next base64 of its size, not faulted in anew",
+  async () => {
+    const dir = tmpDir();
+    let socat: PtyToFile | undefined;
+    let port: NativePort | undefined;
+    try {
+      socat = await startPtyToFile(dir);
+      const out = socat.out;
+      port = new native.Port(socat.pty, () => undefined);
+      // As in the agent (cli.ts): else glibc would serve the second piece from its heap anyway.
+      assert.ok(native.mallocMmapThreshold(MMAP_THRESHOLD));
+      const src = Buffer.alloc(3 * MiB, 0x5a);
+      const pages = (4 * MiB) / 4096; // a piece's pages: what a new one faults in
+      let before = minorFaults();
+      const first = native.base64(src, src.length);
+      const fresh = minorFaults() - before;
+      assert.ok(fresh >= pages / 2, `${fresh} page faults for a new piece`);
+      port.write(first, true, true);
+      await waitFor(() => first.length === 0, 20_000, 'the piece written and freed');
+      await new Promise((r) => setImmediate(r)); // its memory goes back to the pool in an immediate
+      before = minorFaults();
+      const second = native.base64(src, src.length);
+      const again = minorFaults() - before;
+      assert.ok(again < pages / 4, `${again} page faults for a piece made in a freed one's memory`);
+      assert.ok(second.equals(Buffer.alloc(4 * MiB, 'Wlpa')), 'its text');
+      port.write(second, true, true);
+      await waitFor(() => fs.statSync(out).size === 8 * MiB, 20_000, 'both pieces to arrive');
+      assert.ok(fs.readFileSync(out).equals(Buffer.alloc(8 * MiB, 'Wlpa')), 'the bytes, in order');
     } finally {
       port?.close();
       socat?.proc.kill();
