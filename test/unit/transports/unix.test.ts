@@ -78,8 +78,10 @@ test('large answers go out from reused buffers: the bytes arrive exact and in or
     const answers = [1, 2, 3, 4].map((i) =>
       Buffer.from(`{"return":"${crypto.randomBytes(300 * 1024 + i).toString('base64')}","tag":"${i}"}\n`),
     );
-    const kept = chunkPool.kept;
     for (const a of answers) sink.sessions[0].output(a);
+    // What the pool holds once the copies are taken (some may be earlier tests' buffers); each
+    // comes back only when written, and nothing is written before this turn ends.
+    const kept = chunkPool.kept;
     for (const a of answers) a.fill(0x20); // the caller's buffers are free once write() returns
     const got: Buffer[] = [];
     host.on('data', (d: Buffer) => got.push(d));

@@ -218,9 +218,11 @@ test('a long string that goes over the token limit is passed over, not decoded, 
   assert.equal(whole.length, 3);
   for (const seed of [1, 2, 3]) {
     const d = countingDecoder();
-    const { out } = frame(chunked(text, lcg(seed)), d);
+    const { out, framed } = frame(chunked(text, lcg(seed)), d);
     assert.equal(out, whole, `seed ${seed}`);
     assert.is(d.out, 1, 'only the request after it has a string decoded as it came');
+    for (const m of framed) for (const c of 'bytes' in m ? (m.cuts ?? []) : []) c.decoded.release();
+    assert.is(d.out, 0, 'given back');
   }
 });
 
