@@ -46,29 +46,20 @@ const CUT_MARK_JSON = JSON.stringify(CUT_MARK).slice(0, -1); // opening quote an
 function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; cuts: Base64Text[] } | undefined {
   const pieces: Buffer[] = [];
   const cuts: Base64Text[] = [];
+  const strings = new StringEnds(line);
   let copied = 0;
   let pos = 0;
-  let backslash = line.indexOf(BACKSLASH);
   for (;;) {
     const open = line.indexOf(QUOTE, pos);
     if (open < 0) break;
-    let from = open + 1;
-    let escaped = false;
-    let close: number;
-    for (;;) {
-      close = line.indexOf(QUOTE, from);
-      if (close < 0) {
-        // Unterminated: JSON.parse says so.
-        for (const c of cuts) c.decoded.release();
-        return undefined;
-      }
-      if (backslash !== -1 && backslash < from) backslash = line.indexOf(BACKSLASH, from);
-      if (backslash === -1 || backslash > close) break;
-      escaped = true;
-      from = backslash + 2; // the escaped character is never the closing quote
+    const close = strings.closing(open);
+    if (close < 0) {
+      // Unterminated: JSON.parse says so.
+      for (const c of cuts) c.decoded.release();
+      return undefined;
     }
     pos = close + 1;
-    if (escaped || close - open - 1 < CUT_STRING_BYTES || isKey(line, pos)) continue;
+    if (strings.escaped || close - open - 1 < CUT_STRING_BYTES || isKey(line, pos)) continue;
     const decoded = decode(line, open + 1, close);
     if (!decoded) continue; // JSON.parse gives its value (or its error)
     pieces.push(line.subarray(copied, open), Buffer.from(`${CUT_MARK_JSON}${cuts.length}"`, 'latin1'));
@@ -80,10 +71,49 @@ function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; 
   return { rest: Buffer.concat(pieces), cuts };
 }
 
+/**
+ * Finds where the strings of one line end, the way JSON does: outside strings there are no
+ * quotes, and inside one a backslash escapes the next character. The next backslash is kept
+ * between calls, so that no byte of the line is searched twice.
+ */
+class StringEnds {
+  private backslash: number;
+  /** Whether the string closing() last found has an escape. */
+  escaped = false;
+
+  constructor(private readonly line: Buffer) {
+    this.backslash = line.indexOf(BACKSLASH);
+  }
+
+  /** The quote that closes the string opened at `open`, or -1 when none does. */
+  closing(open: number): number {
+    const line = this.line;
+    this.escaped = false;
+    for (let from = open + 1; ;) {
+      const close = line.indexOf(QUOTE, from);
+      if (close < 0) return -1;
+      if (this.backslash !== -1 && this.backslash < from) this.backslash = line.indexOf(BACKSLASH, from);
+      if (this.backslash === -1 || this.backslash > close) return close;
+      this.escaped = true;
+      from = this.backslash + 2; // the escaped character is never the closing quote
+    }
+  }
+}
+
+/** JSON's white space. */
+export function isJsonSpace(b: number): boolean {
+  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+/** The bytes that are JSON tokens on their own: braces, brackets, comma and colon. */
+export function isJsonPunctuation(b: number): boolean {
+  return b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === 0x2c || b === 0x3a;
+}
+
 /** Is the string that ended before `pos` an object's key (a colon follows it)? */
 function isKey(line: Buffer, pos: number): boolean {
   let i = pos;
-  while (i < line.length && (line[i] === 0x20 || line[i] === 0x09 || line[i] === 0x0a || line[i] === 0x0d)) i++;
+  while (i < line.length && isJsonSpace(line[i])) i++;
   return line[i] === 0x3a;
 }
 
@@ -214,7 +244,7 @@ const noRelease = () => {};
 
 /**
  * The most JSON tokens (brackets, commas, colons, strings, numbers, words) one request may hold,
- * as qemu's parser allows (its MAX_TOKEN_COUNT). JSON.parse of a 16 MiB line of empty objects
+ * as qemu's parser allows (its MAX_TOKEN_COUNT; the qemu-ga framer holds its values to it too). JSON.parse of a 16 MiB line of empty objects
  * or nested arrays makes millions of them: 470 MB and two seconds of the main thread. Under
  * this limit, at most some 60 MB.
  */
@@ -227,6 +257,7 @@ export const MAX_REQUEST_TOKENS = 2 * 1024 * 1024;
  */
 export function tokensOver(line: Buffer, max: number): boolean {
   if (line.length <= max) return false;
+  const strings = new StringEnds(line);
   let tokens = 0;
   let inWord = false;
   for (let i = 0; i < line.length; i++) {
@@ -234,21 +265,11 @@ export function tokensOver(line: Buffer, max: number): boolean {
     if (b === QUOTE) {
       inWord = false;
       if (++tokens > max) return true;
-      // Its closing quote: the first one after an even run of backslashes.
-      for (let from = i + 1; ;) {
-        const q = line.indexOf(QUOTE, from);
-        if (q < 0) return false; // unterminated: JSON.parse says so
-        let k = q - 1;
-        while (k > i && line[k] === BACKSLASH) k--;
-        if ((q - 1 - k) % 2 === 0) {
-          i = q;
-          break;
-        }
-        from = q + 1;
-      }
-    } else if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) {
+      i = strings.closing(i);
+      if (i < 0) return false; // unterminated: JSON.parse says so
+    } else if (isJsonSpace(b)) {
       inWord = false;
-    } else if (b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === 0x2c || b === 0x3a) {
+    } else if (isJsonPunctuation(b)) {
       inWord = false;
       if (++tokens > max) return true;
     } else if (!inWord) {

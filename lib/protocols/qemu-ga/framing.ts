@@ -13,7 +13,12 @@
 import type { Base64RunDecoder, DecodedBytes } from '../../wire/base64';
 import { MAX_LINE_BYTES } from '../../wire/framing';
 import { PendingBytes } from '../../wire/pending';
-import type { ArrivedCut } from '../../wire/request';
+import {
+  isJsonPunctuation as isPunctuation,
+  isJsonSpace as isSpace,
+  MAX_REQUEST_TOKENS as MAX_TOKEN_COUNT,
+  type ArrivedCut,
+} from '../../wire/request';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -38,12 +43,6 @@ const MAX_SYNC_ERRORS = 16;
  * is an error, and the value is dropped there; what follows is framed anew, as qemu does.
  */
 const MAX_NESTING = 1024;
-/**
- * qemu's MAX_TOKEN_COUNT: a value of more tokens (brackets, commas, colons, strings, numbers,
- * words) is an error there, dropped with the token that went over. It also bounds what JSON.parse
- * makes of one request: a few hundred thousand objects at most, not millions.
- */
-export const MAX_TOKEN_COUNT = 2 * 1024 * 1024;
 
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
@@ -77,15 +76,6 @@ interface Diversion {
 const COMMA = 0x2c;
 const COLON = 0x3a;
 
-/** The bytes that are JSON tokens on their own: brackets, braces, comma and colon. */
-function isPunctuation(b: number): boolean {
-  return b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === COMMA || b === COLON;
-}
-
-function isSpace(b: number): boolean {
-  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
-}
-
 export class JsonStreamFramer {
   /** The pending request's bytes (copied out of its chunks once it is long: they are garbage at once). */
   private readonly pending = new PendingBytes();
@@ -107,7 +97,7 @@ export class JsonStreamFramer {
   private div: Diversion | undefined;
   /** The last chunk ended with the quote that opens a string. */
   private textNext = false;
-  /** Tokens of the pending value so far (see MAX_TOKEN_COUNT). */
+  /** Tokens of the pending value so far: more than qemu's MAX_TOKEN_COUNT is its error. */
   private tokens = 0;
   /** Inside a number or word of the pending value. */
   private inWord = false;

@@ -4,13 +4,13 @@
 // request exactly as it does when nothing was cut.
 import * as crypto from 'crypto';
 import * as assert from 'uvu/assert';
-import { JsonStreamFramer, MAX_TOKEN_COUNT, type Framed } from '../../../../lib/protocols/qemu-ga/framing';
+import { JsonStreamFramer, type Framed } from '../../../../lib/protocols/qemu-ga/framing';
 import { QgaDispatcher } from '../../../../lib/protocols/qemu-ga/dispatcher';
 import { defineQgaCommand, type QgaCommand } from '../../../../lib/protocols/qemu-ga/schema';
 import { silentLogger } from '../../../../lib/log';
 import type { Base64RunDecoder } from '../../../../lib/wire/base64';
 import { runDecoder } from '../../../../lib/wire/decode-native';
-import { wholeRequest } from '../../../../lib/wire/request';
+import { MAX_REQUEST_TOKENS as MAX_TOKEN_COUNT, wholeRequest } from '../../../../lib/wire/request';
 import type { Call, Context } from '../../../../lib/context';
 import { suite } from '../../../helpers/harness';
 
