@@ -225,17 +225,9 @@ export class UnixTransport implements Transport {
       let bytes = 0;
       for (const piece of pieces) bytes += piece.length;
       // An answer in pieces: one the pool keeps (a 1 MiB chunk's, around its base64) is copied
-      // into a reused buffer like a large answer in one (below); a larger one (tens of MB) is
-      // written as it is, in one go.
+      // into a reused buffer like a large answer in one (below); a larger one is written as it is.
       if (bytes >= POOLED_ANSWER && chunkPool.keeps(bytes)) {
-        const copy = chunkPool.take(bytes);
-        let off = 0;
-        for (const piece of pieces) off += piece.copy(copy, off);
-        conn.unsent++;
-        sock.write(copy.subarray(0, bytes), () => {
-          conn.wrote();
-          chunkPool.give(copy);
-        });
+        this.writeCopy(conn, pieces, bytes);
         return;
       }
       // Corked, a small answer's pieces go in one writev; a large one's are written each on its
@@ -251,18 +243,26 @@ export class UnixTransport implements Transport {
     }
     // An answer larger than the pool keeps (a directory listing's) gains nothing from a copy: the
     // copy would be just as fresh, and copying tens of MB holds the main thread.
-    conn.unsent++;
     if (typeof line === 'string' || line.length < POOLED_ANSWER || !chunkPool.keeps(line.length)) {
+      conn.unsent++;
       sock.write(line, conn.wrote);
       return;
     }
-    // A large answer (a file-read chunk) waits in the socket's queue while the host reads the
-    // ones before it: a copy in a reused buffer leaves the answer garbage at once, where the
-    // answer itself would outlast young-generation collections. The socket gives it back once
-    // written or dropped.
-    const copy = chunkPool.take(line.length);
-    line.copy(copy);
-    sock.write(copy.subarray(0, line.length), () => {
+    this.writeCopy(conn, [line], line.length);
+  }
+
+  /**
+   * A large answer (a file-read chunk) waits in the socket's queue while the host reads the ones
+   * before it: a copy in a reused buffer leaves the answer garbage at once, where the answer
+   * itself would outlast young-generation collections. The socket gives it back once written or
+   * dropped.
+   */
+  private writeCopy(conn: Connection, pieces: readonly Buffer[], bytes: number): void {
+    const copy = chunkPool.take(bytes);
+    let off = 0;
+    for (const piece of pieces) off += piece.copy(copy, off);
+    conn.unsent++;
+    conn.sock.write(copy.subarray(0, bytes), () => {
       conn.wrote();
       chunkPool.give(copy);
     });
