@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { native, type NativePort } from '../../lib/native';
 import { tmpDir } from './agent';
 import { waitFor } from './harness';
 import { unixListening } from './unix-socket';
@@ -36,7 +37,7 @@ export async function startPtyBridge(
   return { proc, port, host };
 }
 
-export interface PtyToFile {
+interface PtyToFile {
   proc: ChildProcess;
   /** The pty's slave, to open as a port. */
   pty: string;
@@ -59,8 +60,27 @@ export async function withPtyBridge(fn: (bridge: PtyBridge, dir: string) => Prom
   }
 }
 
+/**
+ * A native Port on a pty whose every byte socat copies into a file, in its own process, for the
+ * time fn takes; the port closed, socat killed and the temp dir removed after.
+ */
+export async function withPortToFile(fn: (port: NativePort, out: string) => Promise<void>): Promise<void> {
+  const dir = tmpDir();
+  let socat: PtyToFile | undefined;
+  let port: NativePort | undefined;
+  try {
+    socat = await startPtyToFile(dir);
+    port = new native.Port(socat.pty, () => undefined);
+    await fn(port, socat.out);
+  } finally {
+    port?.close();
+    socat?.proc.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** socat -u PTY,link=DIR/pty -> CREATE:DIR/out, once both exist. */
-export async function startPtyToFile(dir: string): Promise<PtyToFile> {
+async function startPtyToFile(dir: string): Promise<PtyToFile> {
   const out = path.join(dir, 'out');
   const pty = path.join(dir, 'pty');
   const proc = spawn('socat', ['-u', `PTY,link=${pty},raw,echo=0`, `CREATE:${out}`], { stdio: 'ignore' });

@@ -14,10 +14,9 @@ import { MMAP_THRESHOLD } from '../../lib/memory';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
 import type { ProtocolName } from '../../lib/protocols/protocol';
 import { PortTransport } from '../../lib/transports/port';
-import { tmpDir } from '../helpers/agent';
 import { command, suite, waitFor } from '../helpers/harness';
 import { QgaBulkHost, qgaDownload } from '../helpers/qga-bulk';
-import { startPtyToFile, withPtyBridge, type PtyBridge, type PtyToFile } from '../helpers/pty';
+import { withPortToFile, withPtyBridge, type PtyBridge } from '../helpers/pty';
 
 const test = suite('port output memory (pty)');
 const needs = [command('socat')];
@@ -69,15 +68,8 @@ function watchedPort() {
 
 test(
   'the driver: a kept write is sent from its own buffer, a given one freed once written; the rest is copied',
-  async () => {
-    const dir = tmpDir();
-    let socat: PtyToFile | undefined;
-    let port: NativePort | undefined;
-    try {
-      // socat copies everything the port writes into a file, in its own process.
-      socat = await startPtyToFile(dir);
-      const out = socat.out;
-      port = new native.Port(socat.pty, () => undefined);
+  () =>
+    withPortToFile(async (port, out) => {
       const copied = Buffer.alloc(4 * MiB, 0x41);
       const kept = Buffer.alloc(8 * MiB, 0x42);
       const given = [1, 2, 3].map((i) => Buffer.alloc(8 * MiB, 0x42 + i));
@@ -97,12 +89,7 @@ test(
       assert.is(kept.length, 8 * MiB, 'a buffer kept and not given stays');
       assert.is(slice.toString(), 'a slice of the pool: never freed by the port\n');
       assert.is(port.queued, 0);
-    } finally {
-      port?.close();
-      socat?.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
   { needs, timeout: 60_000 },
 );
 
@@ -113,14 +100,8 @@ function minorFaults(): number {
 
 test(
   "the driver: a given piece's memory is reused by the next base64 of its size, not faulted in anew",
-  async () => {
-    const dir = tmpDir();
-    let socat: PtyToFile | undefined;
-    let port: NativePort | undefined;
-    try {
-      socat = await startPtyToFile(dir);
-      const out = socat.out;
-      port = new native.Port(socat.pty, () => undefined);
+  () =>
+    withPortToFile(async (port, out) => {
       // As in the agent (cli.ts): else glibc would serve the second piece from its heap anyway.
       assert.ok(native.mallocMmapThreshold(MMAP_THRESHOLD));
       const src = Buffer.alloc(3 * MiB, 0x5a);
@@ -140,12 +121,7 @@ test(
       port.write(second, true, true);
       await waitFor(() => fs.statSync(out).size === 8 * MiB, 20_000, 'both pieces to arrive');
       assert.ok(fs.readFileSync(out).equals(Buffer.alloc(8 * MiB, 'Wlpa')), 'the bytes, in order');
-    } finally {
-      port?.close();
-      socat?.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
   { needs, timeout: 60_000 },
 );
 

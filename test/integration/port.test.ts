@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir, unnamed } from '../helpers/agent';
-import { startPtyBridge, startPtyToFile, withPtyBridge, type PtyToFile } from '../helpers/pty';
+import { startPtyBridge, withPortToFile, withPtyBridge } from '../helpers/pty';
 import { command, sleep, suite, waitFor } from '../helpers/harness';
 import { native, type PortEvent } from '../../lib/native';
 import { silentLogger } from '../../lib/log';
@@ -91,15 +91,8 @@ test(
 
 test(
   'output the port cannot take at once keeps going out while the main thread is busy (writer thread)',
-  async () => {
-    const dir = tmpDir();
-    let socat: PtyToFile | undefined;
-    let port: InstanceType<typeof native.Port> | undefined;
-    try {
-      // socat holds the master and copies everything the port writes into a file, in its own process.
-      socat = await startPtyToFile(dir);
-      const out = socat.out;
-      port = new native.Port(socat.pty, () => undefined);
+  () =>
+    withPortToFile(async (port, out) => {
       const data = Buffer.alloc(32 * 1024 * 1024, 0x41);
       port.write(data); // a pty takes a few KiB; the rest is queued
       assert.ok(port.queued > 0, `queued ${port.queued}`);
@@ -114,12 +107,7 @@ test(
       );
       await waitFor(() => fs.statSync(out).size === data.length, 10_000, 'everything to arrive');
       assert.is(port.queued, 0);
-    } finally {
-      port?.close();
-      socat?.proc.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
   { needs },
 );
 
