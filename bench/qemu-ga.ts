@@ -155,6 +155,34 @@ function pageCacheWrite(file: string, bytes: number, chunk: Buffer): { rate: num
   return { rate, cpu: (c.user + c.system) / 1e6 };
 }
 
+/**
+ * Moves one transfer's file through `host`: a download md5-checked against `want`, an upload of
+ * `src()` into `copy` checked the same way once it is written (into /dev/null, unchecked, when
+ * there is no copy). `what` names it in an error.
+ */
+async function moveFile(
+  host: QgaBulkHost,
+  t: Transfer,
+  what: string,
+  file: string,
+  src: () => Buffer,
+  want: string,
+  copy: string | undefined,
+): Promise<{ bytes: number; seconds: number }> {
+  if (t.dir === 'down') {
+    const r = await qgaDownload(host, file, t.count, t.depth);
+    if (r.md5 !== want) throw new Error(`${what}: md5 ${r.md5}, expected ${want}`);
+    return r;
+  }
+  const r = await qgaUpload(host, src(), copy ?? '/dev/null', t.count, t.depth);
+  if (copy) {
+    const got = md5File(copy);
+    if (got !== want) throw new Error(`${what}: the copy's md5 is ${got}, expected ${want}`);
+    fs.rmSync(copy);
+  }
+  return r;
+}
+
 function vmHWMKiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
@@ -264,23 +292,10 @@ async function measure(out: Reporter, qga: Agent, ember: Agent): Promise<void> {
     const rows = round % 2 === 0 ? TRANSFERS : [...TRANSFERS].reverse();
     for (const t of rows) {
       const a = t.agent === 'qemu-ga' ? qga : ember;
-      const copy = path.join(dir, `copy-${t.agent}.bin`);
-      let bytes: number;
-      let seconds: number;
       const cpu0 = cpuSeconds(a.proc.pid!);
-      if (t.dir === 'down') {
-        const r = await qgaDownload(a.host, files[t.file], t.count, t.depth);
-        if (r.md5 !== want[t.file]) throw new Error(`${t.key}: md5 ${r.md5}, expected ${want[t.file]}`);
-        ({ bytes, seconds } = r);
-      } else {
-        const src = t.file === 'huge' ? fs.readFileSync(files.huge) : data[t.file];
-        ({ bytes, seconds } = await qgaUpload(a.host, src, t.devNull ? '/dev/null' : copy, t.count, t.depth));
-        if (!t.devNull) {
-          const got = md5File(copy);
-          if (got !== want[t.file]) throw new Error(`${t.key}: the copy's md5 is ${got}, expected ${want[t.file]}`);
-          fs.rmSync(copy);
-        }
-      }
+      const src = () => (t.file === 'huge' ? fs.readFileSync(files.huge) : data[t.file]);
+      const copy = t.devNull ? undefined : path.join(dir, `copy-${t.agent}.bin`);
+      const { bytes, seconds } = await moveFile(a.host, t, t.key, files[t.file], src, want[t.file], copy);
       if (t.file === 'huge' && mibps(bytes, seconds) > (best.get(t.key) ?? -Infinity)) {
         // Over the transfer and its check (the agent is idle during the check).
         const cpu1 = cpuSeconds(a.proc.pid!);
@@ -407,19 +422,8 @@ async function overUnixSockets(
       for (const t of round % 2 === 0 ? rows : [...rows].reverse()) {
         const host = hosts.get(t.agent)!;
         const file = t.file as 'small' | 'large';
-        let r: { bytes: number; seconds: number };
-        if (t.dir === 'down') {
-          const d = await qgaDownload(host, files[file], t.count, t.depth);
-          if (d.md5 !== want[file]) throw new Error(`${t.key}, unix socket: md5 ${d.md5}, expected ${want[file]}`);
-          r = d;
-        } else {
-          const copy = path.join(dir, `copy-unix-${t.agent}.bin`);
-          r = await qgaUpload(host, data[file], copy, t.count, t.depth);
-          const got = md5File(copy);
-          if (got !== want[file])
-            throw new Error(`${t.key}, unix socket: the copy's md5 is ${got}, expected ${want[file]}`);
-          fs.rmSync(copy);
-        }
+        const copy = path.join(dir, `copy-unix-${t.agent}.bin`);
+        const r = await moveFile(host, t, `${t.key}, unix socket`, files[file], () => data[file], want[file], copy);
         best.set(t.key, Math.max(best.get(t.key) ?? 0, mibps(r.bytes, r.seconds)));
       }
     }
