@@ -12,6 +12,7 @@
 // the ratios to it are left out. Then where ember-ga's CPU goes, by thread (its main thread's
 // user and system time apart), and how soon it answers a host that comes back: the host side
 // goes away (socat exits, the pty's master closes) and a new one appears behind the same path.
+// Last, the agent's own work per request with no bridge at all (bench/helpers/no-bridge.ts).
 import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
@@ -20,6 +21,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
 import { bareDownload, bareUpload } from './helpers/bare-host';
+import type { NoBridgeResult } from './helpers/no-bridge';
 import {
   bridgeRequestResponse,
   connectHost,
@@ -426,12 +428,39 @@ export async function run(out: Reporter): Promise<void> {
     ref = refCmd ? await startAgent(refCmd, python) : undefined;
     standIn = await startAgent(standInGuest(file), python);
     await measure(out, { ember, ref, standIn }, python, dir, file);
+    noBridge(out, file, dir);
   } finally {
     await stopAgent(standIn);
     await stopAgent(ref);
     await stopAgent(ember);
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The agent's own work per request with nothing between it and its host (bench/helpers/no-bridge.ts),
+ * in a process of its own: what of the figures above is the agent's, and what the bridge's.
+ */
+function noBridge(out: Reporter, file: string, dir: string): void {
+  const r = JSON.parse(
+    execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'no-bridge.js'), file, dir], {
+      encoding: 'utf8',
+      env: { ...process.env, EMBER_BENCH_QUICK: QUICK ? '1' : '0' },
+    }),
+  ) as NoBridgeResult;
+  out.heading(
+    `the agent's own work per request, no bridge: its host in its process, one request at a time (median of ${r.ping.length} passes of ${FILE_BYTES / MiB} MiB)`,
+  );
+  for (const [kind, passes] of Object.entries(r)) {
+    out.row(
+      `${kind}${kind === 'ping' ? '' : ' 4 KiB'}`,
+      `${median(passes.map((p) => p.wallUs)).toFixed(1)} us`,
+      `from the request line to its answer; CPU ${median(passes.map((p) => p.cpuUs)).toFixed(1)} us a request (all threads of the process)`,
+    );
+  }
+  out.note(
+    "no port, pty, wake-up or host process: the parse, the dispatch, the file call, the answer and the write helper's hand-off",
+  );
 }
 
 function spawnSyncOk(file: string, args: string[]): boolean {

@@ -62,6 +62,13 @@ test(
     assert.is(split.length, 3, `the CPU by thread:\n${out}`);
     for (const l of split)
       assert.match(l, /write helper [\d.]+, port writer [\d.]+, other threads \(V8, pool\) [\d.]+/);
+    // The agent's own work with no bridge: each kind with its time and its CPU.
+    const own = out.split('\n').slice(out.split('\n').findIndex((l) => l.includes("the agent's own work per request")));
+    for (const kind of ['file-read 4 KiB', 'file-write 4 KiB', 'ping'])
+      assert.ok(
+        own.some((l) => new RegExp(`^  ${kind} +[\\d.]+ us .*CPU [\\d.]+ us a request`).test(l)),
+        `no no-bridge row for ${kind}:\n${out}`,
+      );
     assert.match(out, /these figures mean nothing/);
   },
   { timeout: 150_000, needs: [command('socat')] },
