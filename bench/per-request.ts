@@ -459,7 +459,7 @@ function noBridge(out: Reporter, file: string, dir: string): void {
     );
   }
   out.note(
-    "no port, pty, wake-up or host process: the parse, the dispatch, the file call, the answer and the write helper's hand-off",
+    "no port, pty, wake-up or host process: the parse, the dispatch, the file call, the answer and the write helper's hand-off (the file-write rows: the helper follows the main thread's CPU)",
   );
 }
 

@@ -2,6 +2,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ struct WriteHelper::State {
   static constexpr uint32_t kLate = 2;      // the main thread stopped waiting: `notify` when done
   static constexpr uint32_t kWaiting = 3;   // the write is the helper's; the main thread sleeps on it
 
+  std::atomic<pid_t> tid{0};        // the helper thread's id, once it runs (for its affinity)
   std::atomic<uint32_t> posted{0};  // raised for each write handed over (the helper waits on it)
   std::atomic<uint32_t> outcome{kFinished};
   std::atomic<bool> stop{false};
@@ -52,6 +54,7 @@ struct WriteHelper::State {
 
   void Run() {
     pthread_setname_np(pthread_self(), "ember-ga:write");  // the bench tells the agent's threads apart by name
+    tid.store(static_cast<pid_t>(syscall(SYS_gettid)), std::memory_order_release);
     uint32_t seen = 0;
     for (;;) {
       uint32_t now;
@@ -107,6 +110,7 @@ WriteHelper::Outcome WriteHelper::Write(int fd, const char* buf, size_t len, int
     }
     started_ = true;
   }
+  FollowMainThread();
   s.fd = fd;
   s.buf = buf;
   s.len = len;
@@ -134,6 +138,19 @@ WriteHelper::Outcome WriteHelper::Write(int fd, const char* buf, size_t len, int
   }
   *result = s.result;
   return kDone;
+}
+
+void WriteHelper::FollowMainThread() {
+  int cpu = sched_getcpu();
+  pid_t tid = state_->tid.load(std::memory_order_acquire);
+  if (cpu < 0 || tid == 0 || cpu == pinned_cpu_) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  // Refused (a cpuset that changed under us): the helper stays where it may run, and this is
+  // not tried again until the main thread moves.
+  (void)sched_setaffinity(tid, sizeof one, &one);
+  pinned_cpu_ = cpu;
 }
 
 bool WriteHelper::TakeLate(ssize_t* result) {

@@ -315,6 +315,42 @@ test('a waited write still under way when the wait ends: the helper takes no oth
   }
 });
 
+/** This thread's CPU now (/proc/self/stat, field 39), and the CPUs a thread of this process may use. */
+function cpuNow(): number {
+  const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[36]);
+}
+function allowedCpus(tid: string): string {
+  return /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))![1];
+}
+
+test('the write helper runs on the CPU of the thread that hands it the write', async ({ dir }) => {
+  const f = path.join(dir, 'pinned.bin');
+  const fd = fs.openSync(f, 'w');
+  try {
+    const chunk = Buffer.alloc(4096, 7);
+    const settle = (r: number | Promise<number> | undefined) => (r instanceof Promise ? r : Promise.resolve(r));
+    await settle(native.pwriteWait(fd, chunk, 0, f, 1_000_000)); // the helper starts, and says its id
+    const helper = fs
+      .readdirSync('/proc/self/task')
+      .find((t) => fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'ember-ga:write');
+    assert.ok(helper, 'the write helper thread is there');
+    // The main thread may move between the write and the look: a few tries, each checked.
+    let seen = '';
+    let followed = false;
+    for (let i = 0; i < 20 && !followed; i++) {
+      const before = cpuNow();
+      await settle(native.pwriteWait(fd, chunk, 4096, f, 1_000_000));
+      seen = allowedCpus(helper);
+      followed = cpuNow() === before && seen === String(before);
+    }
+    assert.ok(followed, `the helper is held to the writing thread's CPU (it may use ${seen})`);
+    assert.ok(fs.readFileSync(f).equals(Buffer.concat([chunk, chunk])));
+  } finally {
+    fs.closeSync(fd);
+  }
+});
+
 test("a waited write's error: within the wait, a rejected promise with pwrite's error", async ({ dir }) => {
   const f = path.join(dir, 'readonly.bin');
   fs.writeFileSync(f, '');
