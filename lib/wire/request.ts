@@ -2,6 +2,7 @@
 // request's shape checked (not yet its command's arguments).
 import { randomBytes } from 'crypto';
 import { Base64Text, type Base64Decoder, type DecodedBytes } from './base64';
+import { AnswerError, withoutStacks } from '../errors';
 import { describe } from './json';
 
 /** A request line, parsed and checked for shape (not yet for its command's arguments). */
@@ -218,7 +219,7 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
     throw new RequestError(`Invalid JSON: more than ${MAX_REQUEST_TOKENS} tokens in one request`, '');
   }
   try {
-    ({ value, cuts } = parseJson(line, opts.decodeBase64));
+    ({ value, cuts } = withoutStacks(() => parseJson(line, opts.decodeBase64)));
   } catch (e) {
     throw new RequestError(`Invalid JSON: ${(e as Error).message}`, '');
   }
@@ -310,7 +311,8 @@ function checkShape(value: unknown): Omit<Request, 'release'> {
   return { execute: obj.execute, arguments: args, tag };
 }
 
-export class RequestError extends Error {
+/** A request the agent cannot take, answered as an error. */
+export class RequestError extends AnswerError {
   constructor(
     message: string,
     readonly tag: string,

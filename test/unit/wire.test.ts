@@ -2,7 +2,9 @@ import * as assert from 'uvu/assert';
 import { Base64Text, decodeBase64, type Base64Decoder } from '../../lib/wire/base64';
 import { LineFramer } from '../../lib/wire/framing';
 import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson } from '../../lib/wire/answer';
-import { MAX_REQUEST_TOKENS, parseRequest, tokensOver, type Request } from '../../lib/wire/request';
+import { MAX_REQUEST_TOKENS, parseRequest, RequestError, tokensOver, type Request } from '../../lib/wire/request';
+import { AgentError, withoutStacks } from '../../lib/errors';
+import { QgaError } from '../../lib/protocols/qemu-ga/schema';
 import { quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/protocols/phoenix/registry';
 import { suite } from '../helpers/harness';
@@ -403,6 +405,35 @@ test('parseRequest: cutting long strings out never changes what the line says', 
       (e: Error) => e.message === want,
     );
   }
+});
+
+test('errors answered to a host are made without a stack; others keep theirs', () => {
+  const framesOf = (e: unknown) =>
+    ((e as Error).stack ?? '').split('\n').filter((l) => l.trim().startsWith('at ')).length;
+  const limit = Error.stackTraceLimit;
+  const thrown = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return e;
+    }
+    assert.unreachable('no error thrown');
+  };
+  // A bad line: JSON.parse's SyntaxError inside, then the RequestError answered.
+  const bad = thrown(() => parseRequest(Buffer.from('{"execute":"ping",,}')));
+  assert.instance(bad, RequestError);
+  assert.match((bad as Error).message, /^Invalid JSON: /);
+  assert.is(framesOf(bad), 0);
+  assert.is(framesOf(thrown(() => parseRequest('{"execute":1}'))), 0);
+  assert.is(framesOf(new AgentError('Unknown command: nope')), 0);
+  assert.is(framesOf(new QgaError('The command nope has not been found', 'CommandNotFound')), 0);
+  assert.is(new QgaError('x', 'CommandNotFound').errorClass, 'CommandNotFound');
+  assert.is(new AgentError('x', 2).code, 2);
+  // The limit is put back, also after a throw: an error of a bug still says where it came from.
+  assert.is(Error.stackTraceLimit, limit);
+  assert.ok(framesOf(new Error('a bug')) > 0);
+  assert.ok(framesOf(thrown(() => withoutStacks(() => JSON.parse('{')))) === 0);
+  assert.is(Error.stackTraceLimit, limit);
 });
 
 test.run();

@@ -1,6 +1,7 @@
 // qemu-ga's argument schema, as qga/qapi-schema.json declares it, and its checker, which answers
 // bad arguments with qemu's own messages ("Parameter 'path' is missing", "Invalid parameter type
 // for 'handle', expected: integer", "Parameter 'x' is unexpected").
+import { AnswerError } from '../../errors';
 import type { Call, Context } from '../../context';
 import { Base64Text } from '../../wire/base64';
 import { qbase64Decode } from './base64';
@@ -35,7 +36,7 @@ export interface QArg {
 export type QSchema = Record<string, QArg>;
 
 /** An error answer: `{"error": {"class": CLASS, "desc": DESC}}`. */
-export class QgaError extends Error {
+export class QgaError extends AnswerError {
   constructor(
     message: string,
     readonly errorClass: 'GenericError' | 'CommandNotFound' | 'DeviceNotActive' | 'DeviceNotFound' = 'GenericError',
