@@ -164,6 +164,49 @@ test('readBase64PartsNow and readFullNow: a cached read is a value, the same pie
   }
 });
 
+test('a large fread whose host left stops between slices and leaves the position where it was', async ({ dir }) => {
+  const f = path.join(dir, 'left.bin');
+  const data = crypto.randomBytes(10 << 20);
+  fs.writeFileSync(f, data);
+  const h = await fopenFile(f, 'r');
+  try {
+    const gone = new AbortController();
+    gone.abort();
+    const before = await h.readFull(8 << 20, undefined, gone.signal).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    assert.is(before?.name, 'AbortError');
+    assert.is(h.position, 0);
+    // The host leaves during the first slice: no second slice is read.
+    const leaving = new AbortController();
+    const err = await counting(async (calls) => {
+      const pread = native.pread;
+      (native as unknown as Record<string, unknown>).pread = (...a: Parameters<typeof pread>) => {
+        leaving.abort();
+        return pread(...a);
+      };
+      try {
+        return await h.readFull(8 << 20, undefined, leaving.signal).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      } finally {
+        (native as unknown as Record<string, unknown>).pread = pread;
+        assert.is(calls.pread.length, 1, 'one slice read, then the read stopped');
+      }
+    });
+    assert.is(err?.name, 'AbortError');
+    assert.is(h.position, 0);
+    // The next host gets those bytes: nothing was skipped.
+    const r = await h.readFull(8 << 20);
+    assert.is(r.count, 8 << 20);
+    assert.ok(Buffer.from(r.base64.join(''), 'base64').equals(data.subarray(0, 8 << 20)));
+  } finally {
+    await h.close();
+  }
+});
+
 test('a hashing handle: a read done at once is hashed after its caller is done, in order with every other read', async ({
   dir,
 }) => {

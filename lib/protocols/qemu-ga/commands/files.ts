@@ -123,7 +123,7 @@ export const fileCommands = [
         const r = h.readFullNow(count, gate);
         return r instanceof Promise ? r.then(readAnswer, failed('failed to read file')) : readAnswer(r);
       }
-      const read = () => h.readFull(count, gate).then(readAnswer, failed('failed to read file'));
+      const read = () => h.readFull(count, gate, call.signal).then(readAnswer, failed('failed to read file'));
       return (async () => {
         for (let room = ctx.outputRoom(); room; room = ctx.outputRoom()) await room;
         collectAll();
