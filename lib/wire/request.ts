@@ -118,6 +118,11 @@ function isKey(line: Buffer, pos: number): boolean {
   return line[i] === 0x3a;
 }
 
+/** JSON.parse, its SyntaxError made without a stack: a bad line's error is an answer (withoutStacks). */
+function parseText(text: string): unknown {
+  return withoutStacks(() => JSON.parse(text) as unknown);
+}
+
 /**
  * JSON.parse of a line. With a decoder, long base64 strings are cut out first
  * (cutBase64Strings): each comes back as a Base64Text when it is a value of the request's
@@ -128,7 +133,7 @@ export function parseJson(line: Buffer | string, decode?: Base64Decoder): { valu
   const cut =
     decode && typeof line !== 'string' && line.length >= CUT_LINE_BYTES ? cutBase64Strings(line, decode) : undefined;
   if (cut) return placeCuts(cut.rest, cut.cuts, () => line);
-  return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
+  return { value: parseText(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
 }
 
 /**
@@ -185,7 +190,7 @@ function placeCuts(
   whole: () => Buffer | string,
 ): { value: unknown; cuts: Base64Text[] } {
   try {
-    const value: unknown = JSON.parse(rest.toString('utf8'));
+    const value: unknown = parseText(rest.toString('utf8'));
     const args = value !== null && typeof value === 'object' ? (value as Record<string, unknown>).arguments : undefined;
     let placed = 0;
     if (args !== null && typeof args === 'object' && !Array.isArray(args)) {
@@ -203,7 +208,7 @@ function placeCuts(
   }
   const line = whole(); // before the release: a cut's text is made from its decoded bytes
   for (const c of cuts) c.decoded.release();
-  return { value: JSON.parse(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
+  return { value: parseText(typeof line === 'string' ? line : line.toString('utf8')), cuts: [] };
 }
 
 /**
@@ -219,7 +224,7 @@ export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base6
     throw new RequestError(`Invalid JSON: more than ${MAX_REQUEST_TOKENS} tokens in one request`, '');
   }
   try {
-    ({ value, cuts } = withoutStacks(() => parseJson(line, opts.decodeBase64)));
+    ({ value, cuts } = parseJson(line, opts.decodeBase64));
   } catch (e) {
     throw new RequestError(`Invalid JSON: ${(e as Error).message}`, '');
   }

@@ -1,7 +1,7 @@
 // qemu-ga's dispatch (qapi/qmp-dispatch.c, qga/main.c): one JSON request in, one answer out,
 // `{"return": ...}` or `{"error": {"class": ..., "desc": ...}}`, with the request's "id" echoed.
 import { isUtf8 } from 'buffer';
-import { errnoMessage, SystemError, toSystemError, withoutStacks } from '../../errors';
+import { errnoMessage, SystemError, toSystemError } from '../../errors';
 import type { Call, Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
 import { RawJson } from '../../wire/answer';
@@ -75,9 +75,8 @@ export class QgaDispatcher {
       // (The strings cut out were base64, ASCII, between quotes: no sequence changes with them.)
       if (!isUtf8(framed.bytes)) throw new QgaError('JSON parse error, invalid UTF-8 sequence in string');
       try {
-        const parsed = withoutStacks(() =>
-          arrived.length > 0 ? parseJsonCut(framed.bytes, arrived) : parseJson(framed.bytes, decodeBase64Into),
-        );
+        const parsed =
+          arrived.length > 0 ? parseJsonCut(framed.bytes, arrived) : parseJson(framed.bytes, decodeBase64Into);
         value = parsed.value;
         const released = release;
         release = () => {
