@@ -342,10 +342,11 @@ export class Agent {
   private answered(session: Session, bytes: number, answer: AnswerLine): void {
     // The host that asked is gone: the next one must not take this answer for its own (a host
     // that sends no tags would).
+    const answerLength = answerBytes(answer); // before output: the transport may free its pieces
     if (!session.ended) {
-      if (answerBytes(answer) > 0) session.output(answer);
+      if (answerLength > 0) session.output(answer);
     } else this.ctx.log.debug('an answer for a host that is gone dropped');
-    lineDone(bytes + answerBytes(answer));
+    lineDone(bytes + answerLength);
     this.inFlight--;
     this.heldInput -= bytes;
     session.answered();

@@ -57,6 +57,13 @@ export interface FileBindings {
    */
   base64(buffer: Buffer, length: number): Buffer;
   /**
+   * Frees a Buffer's memory now, when it is the whole of its ArrayBuffer (a large base64()
+   * Buffer goes back to the pool for the next answer): detaches it, so that later it reads as
+   * empty. False, with nothing done, for a slice (the collector frees it). For a transport done
+   * with an answer's piece.
+   */
+  freeWhole(buffer: Buffer): boolean;
+  /**
    * Decodes src[start, end) as strict base64 (standard alphabet, '=' padding only at the end, no
    * whitespace or line breaks) into dst, which holds the decoded length; synchronous. The
    * decoded length, or -1 when the text is not strict base64.
@@ -465,6 +472,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   O_TMPFILE: 'number',
   cancelStreams: 'function',
   base64: 'function',
+  freeWhole: 'function',
   base64Decode: 'function',
   base64DecodeRun: 'function',
   FdPoll: 'function',

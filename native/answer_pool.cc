@@ -7,7 +7,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "errors.h"
 #include "loop.h"
+#include "module.h"
 
 namespace ember {
 namespace {
@@ -125,5 +127,26 @@ Napi::Buffer<unsigned char> AnswerBuffer(Napi::Env env, size_t len) {
   return Napi::Buffer<unsigned char>::New(env, static_cast<unsigned char*>(p), len, GiveBack,
                                           reinterpret_cast<void*>(static_cast<uintptr_t>(cls)));
 }
+
+bool FreeWhole(Napi::Env env, Napi::Buffer<char> buf) {
+  Napi::ArrayBuffer ab = buf.ArrayBuffer();
+  if (buf.ByteOffset() != 0 || buf.ByteLength() != ab.ByteLength() || ab.IsDetached()) return false;
+  return napi_detach_arraybuffer(env, ab) == napi_ok;  // not detachable: the collector frees it
+}
+
+namespace {
+
+// freeWhole(buffer): boolean, synchronous: FreeWhole, for a transport done with an answer's piece.
+Napi::Value FreeWholeJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), FreeWhole(info.Env(), BufferArg(info, 0, "buffer")));
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("freeWhole", Napi::Function::New(env, FreeWholeJs, "freeWhole"));
+}
+
+Module module("answer_pool", Init);
+
+}  // namespace
 
 }  // namespace ember

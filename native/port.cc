@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "answer_pool.h"
 #include "errors.h"
 #include "loop.h"
 #include "module.h"
@@ -192,12 +193,7 @@ class Port : public Napi::ObjectWrap<Port> {
   void Release(Kept* kept, bool can_free = true) {
     if (can_free && kept->give && !kept->ref.IsEmpty()) {
       Napi::HandleScope scope(Env());
-      Napi::Buffer<char> buf = kept->ref.Value();
-      Napi::ArrayBuffer ab = buf.ArrayBuffer();
-      if (buf.ByteOffset() == 0 && buf.ByteLength() == ab.ByteLength() && !ab.IsDetached()) {
-        napi_status st = napi_detach_arraybuffer(Env(), ab);
-        (void)st;  // not detachable: the collector frees it
-      }
+      FreeWhole(Env(), kept->ref.Value());
     }
     delete kept;
   }

@@ -2,7 +2,7 @@
 import { native, type NativePort, type PortEvent } from '../native';
 import { toSystemError } from '../errors';
 import type { Logger } from '../log';
-import type { SessionSink, Transport, TransportSink } from './transport';
+import { OWN_PIECE, type SessionSink, type Transport, type TransportSink } from './transport';
 
 /**
  * An answer's pieces of OWN_PIECE bytes or more (a large read's base64: a 1 MiB chunk's, each
@@ -14,7 +14,6 @@ import type { SessionSink, Transport, TransportSink } from './transport';
  * port does not take them, except in answers longer than KEEP_ANSWER (a listing's tens of MB, a
  * piece per 256 entries), whose pieces are kept as they are: old by the time they are written.
  */
-const OWN_PIECE = 64 * 1024;
 const KEEP_ANSWER = 4 * 1024 * 1024;
 
 /** How long the port may stay hung up before the host's session counts as over (--host-gone-timeout). */

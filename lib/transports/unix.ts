@@ -6,7 +6,7 @@ import { constants } from 'os';
 import { chunkPool } from '../buffers';
 import type { Logger } from '../log';
 import { native, type NativeHangupWatch } from '../native';
-import type { SessionSink, Transport, TransportSink } from './transport';
+import { OWN_PIECE, type SessionSink, type Transport, type TransportSink } from './transport';
 import type { AnswerLine } from '../wire/answer';
 
 /** Answers this long are queued from a reused buffer (see send). */
@@ -227,16 +227,19 @@ export class UnixTransport implements Transport {
       // An answer in pieces: one the pool keeps (a 1 MiB chunk's, around its base64) is copied
       // into a reused buffer like a large answer in one (below); a larger one is written as it is.
       if (bytes >= POOLED_ANSWER && chunkPool.keeps(bytes)) {
-        this.writeCopy(conn, pieces, bytes);
+        this.writeCopy(conn, pieces, bytes, true);
         return;
       }
       // Corked, a small answer's pieces go in one writev; a large one's are written each on its
-      // own, so each is let go once written, as the port's writer does, not all at the end.
+      // own, so each is freed once written, as the port's writer does, not all at the end.
       const cork = bytes < LARGE_ANSWER;
       if (cork) sock.cork();
       for (const piece of pieces) {
         conn.unsent++;
-        sock.write(piece, conn.wrote);
+        sock.write(
+          piece,
+          cork || piece.length < OWN_PIECE ? conn.wrote : () => (conn.wrote(), native.freeWhole(piece)),
+        );
       }
       if (cork) sock.uncork();
       return;
@@ -248,19 +251,22 @@ export class UnixTransport implements Transport {
       sock.write(line, conn.wrote);
       return;
     }
-    this.writeCopy(conn, [line], line.length);
+    this.writeCopy(conn, [line], line.length, false);
   }
 
   /**
    * A large answer (a file-read chunk) waits in the socket's queue while the host reads the ones
    * before it: a copy in a reused buffer leaves the answer garbage at once, where the answer
    * itself would outlast young-generation collections. The socket gives it back once written or
-   * dropped.
+   * dropped. `own`: the pieces are an answer's in pieces, freed once copied.
    */
-  private writeCopy(conn: Connection, pieces: readonly Buffer[], bytes: number): void {
+  private writeCopy(conn: Connection, pieces: readonly Buffer[], bytes: number, own: boolean): void {
     const copy = chunkPool.take(bytes);
     let off = 0;
-    for (const piece of pieces) off += piece.copy(copy, off);
+    for (const piece of pieces) {
+      off += piece.copy(copy, off);
+      if (own && piece.length >= OWN_PIECE) native.freeWhole(piece);
+    }
     conn.unsent++;
     conn.sock.write(copy.subarray(0, bytes), () => {
       conn.wrote();

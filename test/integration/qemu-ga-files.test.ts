@@ -14,7 +14,7 @@ import { Agent } from '../../lib/agent';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
 import { silentLogger } from '../../lib/log';
 import { UnixTransport } from '../../lib/transports/unix';
-import { errorMessage, LineClient, startAgentWith, tmpDir, type RunningAgent } from '../helpers/agent';
+import { errorMessage, LineClient, memKiB, startAgentWith, tmpDir, type RunningAgent } from '../helpers/agent';
 import { command, suite, waitFor } from '../helpers/harness';
 import { unixListening } from '../helpers/unix-socket';
 import { qgaDownload, qgaUpload, QgaBulkHost } from '../helpers/qga-bulk';
@@ -638,6 +638,32 @@ test('ember-ga alone: the file commands answer without qemu-ga installed', async
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  'back-to-back 48 MiB reads, two in flight, on a unix socket: each answer freed as written, not held beside the next',
+  async () => {
+    const agent = await startEmberQemuGa();
+    const dir = tmpDir('ember-ga-qga-back-to-back-');
+    let host: QgaBulkHost | undefined;
+    try {
+      const file = path.join(dir, 'big'); // sparse: its reads cost no disk
+      fs.closeSync(fs.openSync(file, 'w'));
+      fs.truncateSync(file, 256 * MiB);
+      host = await QgaBulkHost.connect(agent.socket);
+      const r = await qgaDownload(host, file, 48 * MiB, 2);
+      assert.is(r.bytes, 256 * MiB);
+      // One 64 MiB answer at a time: ~123 MiB here. With the written pieces left to the
+      // collector, the next answer was made beside the last one: 183 MiB.
+      const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
+      assert.ok(peak < 160, `peak RSS ${peak.toFixed(1)} MiB`);
+    } finally {
+      host?.close();
+      await agent.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeout: 60_000 },
+);
 
 test(
   'over a pty port, a read whose answer passes the 16 MiB output limit arrives whole (the agent waits for it, paused)',

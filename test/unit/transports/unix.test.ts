@@ -136,15 +136,46 @@ test('an answer in pieces the pool keeps goes out from one reused buffer; one la
       const chunk = pieces(MiB);
       const listing = pieces(6 * MiB);
       const want = Buffer.concat([...chunk, ...listing]);
+      const chunkBytes = Buffer.concat(chunk).length; // the pieces are the transport's once sent
       sink.sessions[0].output(chunk);
       sink.sessions[0].output(listing);
       const got: Buffer[] = [];
       host.on('data', (d: Buffer) => got.push(d));
       await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want.length, 10_000, 'both answers');
       assert.ok(Buffer.concat(got).equals(want));
-      assert.equal(taken, [Buffer.concat(chunk).length]);
+      assert.equal(taken, [chunkBytes]);
       host.destroy();
     }),
   ));
+
+test("an answer's own pieces (64 KiB or more) are freed once copied or written; a Buffer line is left as it is", () =>
+  withTransport(async (_t, sink, sockPath) => {
+    const host = await connectHost(sink, sockPath);
+    const pieces = (n: number) => [
+      Buffer.from('{"return":{"bufb64":"'),
+      Buffer.from(crypto.randomBytes(n).toString('base64')),
+      Buffer.from('","eof":false},"tag":"x"}\n'),
+    ];
+    const chunk = pieces(MiB); // copied into a reused buffer
+    const read = pieces(6 * MiB); // written piece by piece
+    const line = Buffer.from(crypto.randomBytes(MiB).toString('base64') + '\n'); // copied, not the transport's
+    const want = Buffer.concat([...chunk, ...read, line]);
+    const got: Buffer[] = [];
+    host.on('data', (d: Buffer) => got.push(d));
+    sink.sessions[0].output(chunk);
+    assert.is(chunk[1].length, 0, 'a copied piece is freed at once');
+    sink.sessions[0].output(read);
+    sink.sessions[0].output(line);
+    await waitFor(() => got.reduce((n, d) => n + d.length, 0) >= want.length, 10_000, 'every answer');
+    assert.ok(Buffer.concat(got).equals(want));
+    await waitFor(() => read[1].length === 0, 5_000, 'the written piece freed');
+    assert.equal(
+      [chunk[0].length, chunk[2].length, read[0].length, read[2].length],
+      [21, 26, 21, 26],
+      'short pieces untouched',
+    );
+    assert.ok(line.length > MiB, 'the Buffer line untouched');
+    host.destroy();
+  }));
 
 test.run();
