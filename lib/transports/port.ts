@@ -2,7 +2,8 @@
 import { native, type NativePort, type PortEvent } from '../native';
 import { toSystemError } from '../errors';
 import type { Logger } from '../log';
-import { OWN_PIECE, type SessionSink, type Transport, type TransportSink } from './transport';
+import type { SessionSink, Transport, TransportSink } from './transport';
+import { OWN_PIECE } from '../wire/answer';
 
 /**
  * An answer's pieces of OWN_PIECE bytes or more (a large read's base64: a 1 MiB chunk's, each

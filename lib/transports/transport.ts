@@ -14,13 +14,6 @@ import type { AnswerLine } from '../wire/answer';
  */
 export type SessionOutput = (line: AnswerLine) => void;
 
-/**
- * Pieces of an answer this long or longer (a read's base64) are freed by the transport as soon
- * as it is done with them (native.freeWhole), not left to the collector: the next large answer
- * then reuses their memory instead of being made beside them.
- */
-export const OWN_PIECE = 64 * 1024;
-
 /** What a transport tells the agent about one host's session. */
 export interface SessionSink {
   /** Bytes from the host. */

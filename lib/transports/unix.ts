@@ -6,8 +6,8 @@ import { constants } from 'os';
 import { chunkPool } from '../buffers';
 import type { Logger } from '../log';
 import { native, type NativeHangupWatch } from '../native';
-import { OWN_PIECE, type SessionSink, type Transport, type TransportSink } from './transport';
-import type { AnswerLine } from '../wire/answer';
+import type { SessionSink, Transport, TransportSink } from './transport';
+import { OWN_PIECE, type AnswerLine } from '../wire/answer';
 
 /** Answers this long are queued from a reused buffer (see send). */
 const POOLED_ANSWER = 64 * 1024;

@@ -53,8 +53,10 @@ const ONE_BUFFER_MAX = 4 * 1024 * 1024;
  * A part at least this long (a large chunk's base64) is sent as it is, not copied into the
  * answer: the transport makes the one copy it needs (the port's writer queue, the unix socket's
  * reused buffer). Copied here too, it was garbage beside the copy until the next collection.
+ * Such a piece is its own Buffer, and the transport frees it once done with it (native.freeWhole),
+ * so that the next large answer reuses its memory instead of being made beside it.
  */
-const OWN_PIECE = 64 * 1024;
+export const OWN_PIECE = 64 * 1024;
 
 /**
  * encodeReturn() of a RawJson, straight into the bytes of the answer line: one buffer, each
