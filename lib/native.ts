@@ -437,7 +437,16 @@ export interface NativeHangupWatch {
 }
 
 export interface TransportBindings {
-  Port: new (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
+  /**
+   * Opens a port and drives it. onEvent(type, arg): 'data' with a Buffer of the bytes read, or
+   * with `views`, onEvent('data', slab, start, end): the bytes are slab[start, end), in a slab the
+   * driver never writes again there (no Buffer is made per read).
+   */
+  Port: new (
+    path: string,
+    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
+    options?: { views?: boolean },
+  ) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
   /**

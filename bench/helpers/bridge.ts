@@ -314,14 +314,18 @@ async function rawOneWay(dir: 'down' | 'up', bytes: number): Promise<number> {
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
     const drains: (() => void)[] = [];
-    port = new native.Port(bridge.pty, (type, arg) => {
-      if (type === 'data' && dir === 'up') {
-        received += (arg as Buffer).length;
-        if (received >= bytes) done();
-      } else if (type === 'drain') {
-        drains.splice(0).forEach((f) => f());
-      }
-    });
+    port = new native.Port(
+      bridge.pty,
+      (type, _arg, start, end) => {
+        if (type === 'data' && dir === 'up') {
+          received += end! - start!;
+          if (received >= bytes) done();
+        } else if (type === 'drain') {
+          drains.splice(0).forEach((f) => f());
+        }
+      },
+      { views: true },
+    );
     sock = await connectHost(bridge);
     if (dir === 'down') {
       sock.on('data', (d: Buffer) => {

@@ -37,11 +37,16 @@ if (mode === 'phoenix') {
 } else {
   const answer = Buffer.alloc(Math.max(1, Number(mode)), 0x41);
   answer[answer.length - 1] = 0x0a;
-  const port = new native.Port(pty, (type, arg) => {
-    if (type !== 'data') return;
-    const d = arg as Buffer;
-    for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) port.write(answer);
-  });
+  // The port opened as the agent opens it (lib/transports/port.ts): 'data' as views of a slab.
+  const port = new native.Port(
+    pty,
+    (type, arg, start, end) => {
+      if (type !== 'data') return;
+      const d = (arg as Buffer).subarray(start, end);
+      for (let i = d.indexOf(0x0a); i >= 0; i = d.indexOf(0x0a, i + 1)) port.write(answer);
+    },
+    { views: true },
+  );
   closeOnTerm(() => port.close());
   process.stdout.write('ready\n');
 }
@@ -248,18 +253,22 @@ async function phoenix(ptyPath: string, served: string): Promise<void> {
     if (!holds(line, EXECUTE, 0) || !fast(line, end)) slow(line, end);
   };
 
-  const port = new native.Port(ptyPath, (type, arg) => {
-    if (type !== 'data') return;
-    let d = arg as Buffer;
-    for (let nl = d.indexOf(0x0a); nl >= 0; nl = d.indexOf(0x0a)) {
-      if (pending.length > 0) {
-        pending.push(d.subarray(0, nl + 1));
-        onLine(Buffer.concat(pending));
-        pending = [];
-      } else onLine(nl + 1 === d.length ? d : d.subarray(0, nl + 1));
-      d = d.subarray(nl + 1);
-    }
-    if (d.length > 0) pending.push(d);
-  });
+  const port = new native.Port(
+    ptyPath,
+    (type, arg, start, end) => {
+      if (type !== 'data') return;
+      let d = (arg as Buffer).subarray(start, end); // as the agent's transport takes it
+      for (let nl = d.indexOf(0x0a); nl >= 0; nl = d.indexOf(0x0a)) {
+        if (pending.length > 0) {
+          pending.push(d.subarray(0, nl + 1));
+          onLine(Buffer.concat(pending));
+          pending = [];
+        } else onLine(nl + 1 === d.length ? d : d.subarray(0, nl + 1));
+        d = d.subarray(nl + 1);
+      }
+      if (d.length > 0) pending.push(d);
+    },
+    { views: true },
+  );
   closeOnTerm(() => port.close());
 }

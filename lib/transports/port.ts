@@ -24,7 +24,10 @@ export interface PortOptions {
   /** Milliseconds of hang-up after which the host's session is over (sink.hostGone); 0: never. */
   hostGoneMs?: number;
   /** Opens the port (the addon's Port; a test gives a stand-in). */
-  open?: (path: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void) => NativePort;
+  open?: (
+    path: string,
+    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
+  ) => NativePort;
 }
 
 export class PortTransport implements Transport {
@@ -43,7 +46,7 @@ export class PortTransport implements Transport {
     opts: PortOptions = {},
   ) {
     this.hostGoneMs = opts.hostGoneMs ?? HOST_GONE_MS;
-    this.open = opts.open ?? ((p, onEvent) => new native.Port(p, onEvent));
+    this.open = opts.open ?? ((p, onEvent) => new native.Port(p, onEvent, { views: true }));
   }
 
   get description(): string {
@@ -54,10 +57,11 @@ export class PortTransport implements Transport {
     this.sink = sink;
     this.newSession();
     try {
-      this.port = this.open(this.path, (type: PortEvent, arg?: Buffer | Error) => {
+      this.port = this.open(this.path, (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => {
         switch (type) {
           case 'data':
-            this.session!.data(arg as Buffer);
+            // A view of the driver's slab (the bytes stay put there), or a Buffer of their own.
+            this.session!.data(start === undefined ? (arg as Buffer) : (arg as Buffer).subarray(start, end));
             break;
           case 'hangup':
             this.log.info(`host disconnected from ${this.path}; waiting for it`);

@@ -27,8 +27,11 @@ function watchedPort() {
   const given: Buffer[] = [];
   let port: NativePort | undefined;
   let maxQueued = 0;
-  const open = (p: string, onEvent: (type: PortEvent, arg?: Buffer | Error) => void): NativePort => {
-    const real = new native.Port(p, onEvent);
+  const open = (
+    p: string,
+    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
+  ): NativePort => {
+    const real = new native.Port(p, onEvent, { views: true });
     port = real;
     return {
       write: (data, keep, give) => {

@@ -152,6 +152,69 @@ test(
 );
 
 test(
+  "with views, 'data' is a place in a slab the driver never writes again: views kept across slabs stay intact",
+  () =>
+    withPtyBridge(async (bridge) => {
+      const views: Buffer[] = [];
+      const slabs = new Set<Buffer>();
+      let got = 0;
+      let waiter: (() => void) | undefined;
+      let port: InstanceType<typeof native.Port> | undefined;
+      let host: LineClient | undefined;
+      try {
+        port = new native.Port(
+          bridge.port,
+          (type, arg, start, end) => {
+            if (type !== 'data') return;
+            assert.ok(Buffer.isBuffer(arg) && Number.isInteger(start) && Number.isInteger(end) && end! > start!);
+            slabs.add(arg as Buffer);
+            const view = (arg as Buffer).subarray(start, end); // kept, not copied
+            views.push(view);
+            got += view.length;
+            waiter?.();
+          },
+          { views: true },
+        );
+        host = await LineClient.connect(bridge.host);
+        // Lines of a ping's length up to a 4 KiB file-write's, one at a time, each of its own
+        // bytes, ~400 KiB in all: several slabs, lines straddling their ends.
+        const sent: Buffer[] = [];
+        for (let i = 0; i < 120; i++) {
+          const line = Buffer.alloc([19, 62, 5529, 300][i % 4] + (i % 7), 0x61 + (i % 26));
+          line[line.length - 1] = 0x0a;
+          sent.push(line);
+          const want = got + line.length;
+          await new Promise<void>((r) => {
+            waiter = () => got >= want && r();
+            host!.send(line);
+          });
+        }
+        assert.ok(Buffer.concat(views).equals(Buffer.concat(sent)), 'every byte, in order, still in its view');
+        assert.ok(slabs.size >= 4, `${slabs.size} slabs for ~400 KiB`);
+        for (let i = 1; i < views.length; i++) {
+          const [a, b] = [views[i - 1], views[i]];
+          if (a.buffer === b.buffer) assert.ok(b.byteOffset >= a.byteOffset + a.length, 'views never overlap');
+        }
+      } finally {
+        host?.close();
+        port?.close();
+      }
+    }),
+  { needs },
+);
+
+test('Port options are checked', () => {
+  assert.throws(
+    () => new native.Port('/dev/null', () => undefined, { views: 1 as unknown as boolean }),
+    /views must be a boolean/,
+  );
+  assert.throws(
+    () => new native.Port('/dev/null', () => undefined, 'views' as unknown as object),
+    /options must be an object/,
+  );
+});
+
+test(
   'a host coming back behind the same path is found at once by the watch, not at the next backoff check',
   async () => {
     const dir = tmpDir();
