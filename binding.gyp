@@ -18,6 +18,7 @@
         "native/port_writer.cc",
         "native/port_link.cc",
         "native/malloc.cc",
+        "native/event_loop.cc",
         "native/answer_pool.cc",
         "native/freeze.cc",
         "native/sysinfo.cc",

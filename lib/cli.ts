@@ -344,6 +344,8 @@ export async function main(argv: string[]): Promise<number> {
   enableCollections();
   // And malloc's large blocks unmapped when freed, not kept in its heap (lib/memory.ts).
   native.mallocMmapThreshold(MMAP_THRESHOLD);
+  // One poll a wait instead of two (native/event_loop.cc): a request at a time, one a request.
+  native.stopLoopIdleTime();
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
   const hostGoneMs = opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000;

@@ -454,6 +454,13 @@ export interface TransportBindings {
    * entry sets it: docs/AGENT.md "Memory"); false when malloc refused it.
    */
   mallocMmapThreshold(bytes: number): boolean;
+  /**
+   * native/event_loop.cc: turns off libuv's idle-time metrics on this loop (Node turns them on;
+   * performance.eventLoopUtilization() then reads no idle time), sparing a zero-timeout poll
+   * each time the loop waits. The agent's entry calls it; false when this libuv is not one whose
+   * loop state it knows (nothing changed).
+   */
+  stopLoopIdleTime(): boolean;
 }
 
 // ---- The addon ---------------------------------------------------------------------------------
@@ -506,6 +513,7 @@ export const ADDON_EXPORTS: { readonly [K in keyof Addon]-?: 'function' | 'numbe
   Port: 'function',
   HangupWatch: 'function',
   mallocMmapThreshold: 'function',
+  stopLoopIdleTime: 'function',
   setTimeOfDay: 'function',
   getpwnam: 'function',
   spawnProcess: 'function',

@@ -56,4 +56,25 @@ test('errors, the wire and the whole host client load without the addon', () => 
   }
 });
 
+test("stopLoopIdleTime: the loop's waits are no longer timed as idle (its one zero-timeout poll a wait is gone)", () => {
+  // In a process of its own: it changes that process's event loop for good. Each half waits
+  // 100 ms on a timer; with the metrics on, that wait is idle time.
+  const script = `
+    const { native } = require(${JSON.stringify(path.join(LIB, 'native'))});
+    const { performance } = require('perf_hooks');
+    const idleOver = (ms) => new Promise((r) => { const a = performance.eventLoopUtilization(); setTimeout(() => r(performance.eventLoopUtilization(a).idle), ms); });
+    (async () => {
+      const before = await idleOver(100);
+      const stopped = native.stopLoopIdleTime();
+      const after = await idleOver(100);
+      process.stdout.write(JSON.stringify({ before, stopped, after }));
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const { before, stopped, after } = JSON.parse(r.stdout) as { before: number; stopped: boolean; after: number };
+  assert.ok(stopped, `this Node's libuv (${process.versions.uv}) is one the binding knows`);
+  assert.ok(before > 50, `idle ${before} ms of a 100 ms wait before`);
+  assert.is(after, 0, 'no idle time after');
+});
+
 test.run();
