@@ -52,8 +52,8 @@ namespace {
 
 constexpr size_t kReadSize = 256 * 1024;
 // Slabs for `views`: under malloc's mmap threshold (lib/cli.ts), so their pages stay resident.
-// One with less room than kSlabMinRoom is left for a new one before a wake-up's reads, so that a
-// request line (a 4 KiB file-write's is 5.5 KB) seldom straddles two 'data' events.
+// One with less room than kSlabMinRoom is left for a new one before a read that starts a 'data'
+// event, so that a request line (a 4 KiB file-write's is 5.5 KB) seldom straddles two of them.
 constexpr size_t kSlabSize = 64 * 1024;
 constexpr size_t kSlabMinRoom = 16 * 1024;
 constexpr int kReadsPerWakeup = 16;
@@ -237,7 +237,8 @@ class Port : public Napi::ObjectWrap<Port> {
       napi_value args[4];
       size_t argc = 0;
       args[argc++] = Napi::String::New(env, type);
-      for (napi_value v : rest) args[argc++] = v;
+      for (napi_value v : rest)
+        if (argc < 4) args[argc++] = v;
       on_event_.MakeCallback(env.Global(), argc, args, *context_);
     } catch (const Napi::Error& e) {
       napi_fatal_exception(env, e.Value());
@@ -284,8 +285,8 @@ class Port : public Napi::ObjectWrap<Port> {
 
   void ReadSome() {
     size_t have = 0;  // bytes read (at ReadAt(0)) and not yet handed to JS
-    if (views_ && slab_size_ - slab_used_ < kSlabMinRoom && !NewSlab()) return;
     for (int i = 0; i < kReadsPerWakeup && fd_ >= 0 && connected_ && !paused_; i++) {
+      if (views_ && have == 0 && Room(0) < kSlabMinRoom && !NewSlab()) return;
       size_t room = Room(have);
       ssize_t n = read(fd_, ReadAt(have), room);
       if (n > 0) {
@@ -297,7 +298,6 @@ class Port : public Napi::ObjectWrap<Port> {
         if (static_cast<size_t>(n) < room && ReadAt(0)[have - 1] != '\n') continue;
         EmitData(have);
         have = 0;
-        if (views_ && Room(0) == 0 && !NewSlab()) return;
         // Short read: drained. The poll is level-triggered: data that arrives meanwhile wakes us again.
         if (static_cast<size_t>(n) < room) return;
       } else if (n == 0) {
@@ -324,7 +324,8 @@ class Port : public Napi::ObjectWrap<Port> {
   char* ReadAt(size_t have) { return views_ ? slab_data_ + slab_used_ + have : read_buf_.get() + have; }
   size_t Room(size_t have) const { return (views_ ? slab_size_ - slab_used_ : kReadSize) - have; }
 
-  // views: the next slab (false, with an 'error' emitted, when there is no memory for one).
+  // views: the next slab. False when there is no memory for one: then an 'error', and the port
+  // is not polled until the backoff timer's check (the poll is level-triggered: it would spin).
   bool NewSlab() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -332,6 +333,8 @@ class Port : public Napi::ObjectWrap<Port> {
     try {
       slab = Napi::Buffer<char>::New(env, kSlabSize);
     } catch (const Napi::Error&) {
+      if (poll_ != nullptr) uv_poll_stop(poll_);
+      ArmTimer();
       EmitError(ENOMEM, "read");
       return false;
     }
@@ -403,7 +406,8 @@ class Port : public Napi::ObjectWrap<Port> {
   }
 
   // Is the host there? Called at start ("open"), on the backoff timer ("timer") and when the
-  // link watch wakes ("watch") while disconnected.
+  // link watch wakes ("watch") while disconnected; on the timer while connected too, after a
+  // read found no memory for a slab (NewSlab).
   void CheckLink(const char* by) {
     if (fd_ < 0) return;
     struct pollfd p = {fd_, POLLIN, 0};
@@ -424,7 +428,10 @@ class Port : public Napi::ObjectWrap<Port> {
       if (!was) Emit("connect");
       return;
     }
-    connected_ = false;
+    if (connected_) {
+      Hangup();  // gone meanwhile: as if the poll had seen it
+      return;
+    }
     ArmTimer();
     backoff_ms_ = std::min(backoff_ms_ * 2, kBackoffMaxMs);
     StartLinkWatch();
