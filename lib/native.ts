@@ -407,6 +407,13 @@ export interface SpawnBindings {
 
 export type PortEvent = 'data' | 'hangup' | 'connect' | 'reopen' | 'drain' | 'error';
 
+/**
+ * A Port's events: 'data' with a Buffer of the bytes read, or with the option `views`,
+ * ('data', slab, start, end): the bytes are slab[start, end), in a slab the driver never writes
+ * again there (no Buffer is made per read); 'error' with an Error; the others with nothing.
+ */
+export type PortEventHandler = (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void;
+
 export interface NativePort {
   /**
    * Writes what the kernel takes now and queues the rest; returns the bytes still queued. The
@@ -437,16 +444,8 @@ export interface NativeHangupWatch {
 }
 
 export interface TransportBindings {
-  /**
-   * Opens a port and drives it. onEvent(type, arg): 'data' with a Buffer of the bytes read, or
-   * with `views`, onEvent('data', slab, start, end): the bytes are slab[start, end), in a slab the
-   * driver never writes again there (no Buffer is made per read).
-   */
-  Port: new (
-    path: string,
-    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
-    options?: { views?: boolean },
-  ) => NativePort;
+  /** Opens a port and drives it, telling onEvent what happens (PortEventHandler). */
+  Port: new (path: string, onEvent: PortEventHandler, options?: { views?: boolean }) => NativePort;
   /** onHangup runs once, when the peer of the socket at fd has closed it (or it is in error). */
   HangupWatch: new (fd: number, onHangup: () => void) => NativeHangupWatch;
   /**

@@ -1,5 +1,5 @@
 // The virtio-serial port (or a pty standing in for it), through the addon's event-loop driver.
-import { native, type NativePort, type PortEvent } from '../native';
+import { native, type NativePort, type PortEventHandler } from '../native';
 import { toSystemError } from '../errors';
 import type { Logger } from '../log';
 import type { SessionSink, Transport, TransportSink } from './transport';
@@ -24,10 +24,7 @@ export interface PortOptions {
   /** Milliseconds of hang-up after which the host's session is over (sink.hostGone); 0: never. */
   hostGoneMs?: number;
   /** Opens the port (the addon's Port; a test gives a stand-in). */
-  open?: (
-    path: string,
-    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
-  ) => NativePort;
+  open?: (path: string, onEvent: PortEventHandler) => NativePort;
 }
 
 export class PortTransport implements Transport {
@@ -57,7 +54,7 @@ export class PortTransport implements Transport {
     this.sink = sink;
     this.newSession();
     try {
-      this.port = this.open(this.path, (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => {
+      this.port = this.open(this.path, (type, arg, start, end) => {
         switch (type) {
           case 'data':
             // A view of the driver's slab (the bytes stay put there), or a Buffer of their own.

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { Agent } from '../../lib/agent';
 import { GuestAgent } from '../../lib/client/guest-agent';
 import { silentLogger } from '../../lib/log';
-import { native, type NativePort, type PortEvent } from '../../lib/native';
+import { native, type NativePort, type PortEventHandler } from '../../lib/native';
 import { MMAP_THRESHOLD } from '../../lib/memory';
 import { allCommands } from '../../lib/protocols/phoenix/commands';
 import type { ProtocolName } from '../../lib/protocols/protocol';
@@ -27,10 +27,7 @@ function watchedPort() {
   const given: Buffer[] = [];
   let port: NativePort | undefined;
   let maxQueued = 0;
-  const open = (
-    p: string,
-    onEvent: (type: PortEvent, arg?: Buffer | Error, start?: number, end?: number) => void,
-  ): NativePort => {
+  const open = (p: string, onEvent: PortEventHandler): NativePort => {
     const real = new native.Port(p, onEvent, { views: true });
     port = real;
     return {
