@@ -21,6 +21,7 @@ import {
   type BridgedAgent,
 } from './helpers/bridge';
 import type { GuestAgent } from '../lib/client/guest-agent';
+import { makeRandomFile, vmHWMKiB } from './helpers/setup';
 import { mibps, percentile, ratio, type Reporter } from './report';
 
 /**
@@ -50,61 +51,28 @@ const DEPTH_4K = 16;
 const DEPTH_1M = 4;
 
 /**
- * Downloads `file` into `dst` through the client (GuestAgent.copyFrom) in chunks of `size` with
- * `depth` reads in flight; its own md5 check and fsync off: the copy is md5-verified afterwards.
+ * Copies `src` to `dst` through the client (GuestAgent.copyFrom down, copyTo up) in chunks of
+ * `chunk` with `depth` requests in flight; its own md5 check and fsync off: the copy is
+ * md5-verified afterwards. Uploads must be atomic on ember-ga (the client's default there: a
+ * temporary file renamed into place; 0.7.1 writes in place).
  */
-async function download(
+async function clientCopy(
   ga: GuestAgent,
-  file: string,
-  dst: string,
-  size: number,
-  depth: number,
-): Promise<{ bytes: number; seconds: number }> {
-  const t0 = process.hrtime.bigint();
-  const r = await ga.copyFrom(file, dst, { chunkSize: size, inFlight: depth, verify: false, fsync: false });
-  return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
-}
-
-/**
- * Uploads src to dst through the client (GuestAgent.copyTo), `chunk` bytes a write, `depth` in
- * flight; atomic on ember-ga (the client's default there: a temporary file renamed into place;
- * 0.7.1 writes in place), its own md5 check and fsync off, as for downloads: the copy is
- * md5-verified afterwards.
- */
-async function upload(
-  ga: GuestAgent,
+  dir: 'down' | 'up',
   src: string,
   dst: string,
   chunk: number,
   depth: number,
 ): Promise<{ bytes: number; seconds: number }> {
   const t0 = process.hrtime.bigint();
-  const r = await ga.copyTo(src, dst, { chunkSize: chunk, inFlight: depth, verify: false, fsync: false });
-  if (!r.atomic && r.emberGa) throw new Error(`upload to ${dst} was not atomic`);
+  const opts = { chunkSize: chunk, inFlight: depth, verify: false, fsync: false };
+  const r = dir === 'down' ? await ga.copyFrom(src, dst, opts) : await ga.copyTo(src, dst, opts);
+  if (dir === 'up' && !r.atomic && r.emberGa) throw new Error(`upload to ${dst} was not atomic`);
   return { bytes: r.bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
 function md5Local(file: string): string {
   return execFileSync('md5sum', [file], { encoding: 'utf8' }).split(' ')[0];
-}
-
-function makeRandomFile(file: string, bytes: number): string {
-  const fd = fs.openSync(file, 'w');
-  const hash = crypto.createHash('md5');
-  try {
-    for (let off = 0; off < bytes; off += 16 * MiB) {
-      const b = crypto.randomBytes(Math.min(16 * MiB, bytes - off));
-      hash.update(b);
-      fs.writeSync(fd, b);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-function vmHWMKiB(pid: number): number {
-  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 /** Best of 3: seconds for node's OpenSSL MD5 (the library the addon calls) over `bytes` in memory. */
@@ -249,49 +217,27 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
   // Transfers, ROUNDS times, each round next to a fresh measurement of the bridge itself; the
   // best of each is kept (load from other processes only ever slows things down).
   const best = new Best();
-  const oneAtATime = (dir: 'down' | 'up', verb: string): Transfer[] => {
-    const rows: Transfer[] = [
-      { key: `${verb} 4 KiB, 1 in flight`, dir, file: small, want: smallMd5, chunk: 4096, depth: 1 },
-      {
-        key: `${verb} 4 KiB, 1 in flight, minimal host`,
-        dir,
-        file: small,
-        want: smallMd5,
-        chunk: 4096,
-        depth: 1,
-        bare: true,
-      },
-    ];
+  // A row of the small file (4 KiB chunks) or the large one (1 MiB chunks), through the client.
+  const row = (dir: 'down' | 'up', chunk: number, depth: number): Transfer => ({
+    key: `${dir === 'down' ? 'download' : 'upload'} ${chunk === MiB ? '1 MiB' : '4 KiB'}, ${depth} in flight`,
+    dir,
+    file: chunk === MiB ? large : small,
+    want: chunk === MiB ? largeMd5 : smallMd5,
+    chunk,
+    depth,
+  });
+  const oneAtATime = (dir: 'down' | 'up'): Transfer[] => {
+    const client = row(dir, 4096, 1);
+    const rows: Transfer[] = [client, { ...client, key: `${client.key}, minimal host`, bare: true }];
     return ref ? [...rows, ...rows.map((t) => ({ ...t, key: `reference: ${t.key}`, ref: true }))] : rows;
   };
   const transfers: Transfer[] = [
-    ...oneAtATime('down', 'download'),
-    {
-      key: `download 4 KiB, ${DEPTH_4K} in flight`,
-      dir: 'down',
-      file: small,
-      want: smallMd5,
-      chunk: 4096,
-      depth: DEPTH_4K,
-    },
-    ...oneAtATime('up', 'upload'),
-    {
-      key: `upload 4 KiB, ${DEPTH_4K} in flight`,
-      dir: 'up',
-      file: small,
-      want: smallMd5,
-      chunk: 4096,
-      depth: DEPTH_4K,
-    },
-    {
-      key: `download 1 MiB, ${DEPTH_1M} in flight`,
-      dir: 'down',
-      file: large,
-      want: largeMd5,
-      chunk: MiB,
-      depth: DEPTH_1M,
-    },
-    { key: `upload 1 MiB, ${DEPTH_1M} in flight`, dir: 'up', file: large, want: largeMd5, chunk: MiB, depth: DEPTH_1M },
+    ...oneAtATime('down'),
+    row('down', 4096, DEPTH_4K),
+    ...oneAtATime('up'),
+    row('up', 4096, DEPTH_4K),
+    row('down', MiB, DEPTH_1M),
+    row('up', MiB, DEPTH_1M),
   ];
   const ceilings = new Map(transfers.filter((t) => !t.bare && !t.ref).map((t) => [ceilingKey(t), t]));
   fs.writeFileSync(`/proc/${agent.pid}/clear_refs`, '5'); // reset VmHWM: the peak of the transfers only
@@ -316,9 +262,7 @@ async function measure(out: Reporter, ember: Hosts, ref: Hosts | undefined): Pro
       }
       const r = t.bare
         ? await bareUpload(hosts.bare.sock, t.file, copy)
-        : t.dir === 'down'
-          ? await download(hosts.client.client, t.file, copy, t.chunk, t.depth)
-          : await upload(hosts.client.client, t.file, copy, t.chunk, t.depth);
+        : await clientCopy(hosts.client.client, t.dir, t.file, copy, t.chunk, t.depth);
       check(t.key, md5Local(copy), t.want);
       fs.rmSync(copy);
       if (!t.bare && !t.ref) moved += r.bytes;

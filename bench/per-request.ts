@@ -21,7 +21,7 @@ import type * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
-import { bareDownload, bareUpload } from './helpers/bare-host';
+import { bareDownload, bareUpload, OneAtATime, openedHandle, readData } from './helpers/bare-host';
 import type { NoBridgeResult } from './helpers/no-bridge';
 import {
   bridgeRequestResponse,
@@ -118,6 +118,11 @@ interface ThreadSplit {
   requests: number;
   user: number;
   system: number;
+}
+
+/** A split with nothing counted yet. */
+function noSplit(): ThreadSplit {
+  return { ns: { main: 0, 'write helper': 0, 'port writer': 0, other: 0 }, requests: 0, user: 0, system: 0 };
 }
 
 function md5Of(file: string): string {
@@ -263,46 +268,6 @@ async function transfer(
   return { seconds, requests: n, cpu };
 }
 
-/** A minimal host's requests on a plain socket, one at a time: each answer line, as bytes. */
-class Asker {
-  private parts: Buffer[] = [];
-  private waiter: ((line: Buffer) => void) | undefined;
-  private readonly onData = (d: Buffer) => {
-    const nl = d.indexOf(0x0a);
-    if (nl < 0) {
-      this.parts.push(d);
-      return;
-    }
-    this.parts.push(d.subarray(0, nl));
-    const line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
-    this.parts = nl + 1 < d.length ? [d.subarray(nl + 1)] : [];
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.(line);
-  };
-
-  constructor(
-    private readonly sock: net.Socket,
-    private readonly who: string,
-  ) {
-    sock.on('data', this.onData);
-  }
-
-  async ask(line: string): Promise<Buffer> {
-    const answer = await new Promise<Buffer>((resolve) => {
-      this.waiter = resolve;
-      this.sock.write(line);
-    });
-    if (answer.indexOf('"error"') >= 0) throw new Error(`${this.who}: ${answer.toString('utf8', 0, 300)}`);
-    return answer;
-  }
-
-  end(): void {
-    this.sock.off('data', this.onData);
-  }
-}
-
-const B64 = Buffer.from('"bufb64":"');
 /** Requests an agent makes in one turn of takingTurns(). */
 const TURN = QUICK ? 64 : 256;
 
@@ -324,13 +289,13 @@ async function takingTurns(
   const data = what === 'up' ? fs.readFileSync(file) : undefined;
   const state = await Promise.all(
     agents.map(async (a) => {
-      const asker = new Asker(a.bare.sock, a.name);
+      const asker = new OneAtATime(a.bare.sock, a.name);
       const copy = path.join(tmp, `turns-${a.name}.bin`);
       let handle = 0;
       if (what !== 'ping') {
         const args = what === 'down' ? { path: file } : { path: copy, mode: 'w' };
-        const open = await asker.ask(`${JSON.stringify({ execute: 'file-open', arguments: args })}\n`);
-        handle = Number(/"return":(\d+)/.exec(open.toString())![1]);
+        const open = await asker.askOk(`${JSON.stringify({ execute: 'file-open', arguments: args })}\n`);
+        handle = openedHandle(open);
       }
       return {
         a,
@@ -343,15 +308,7 @@ async function takingTurns(
         turns: [] as number[],
         lat: [] as number[],
         start: cpuSeconds(a.bare.pid),
-        split:
-          a.name === EMBER_GA.name
-            ? ({
-                ns: { main: 0, 'write helper': 0, 'port writer': 0, other: 0 },
-                requests: 0,
-                user: 0,
-                system: 0,
-              } as ThreadSplit)
-            : undefined,
+        split: a.name === EMBER_GA.name ? noSplit() : undefined,
       };
     }),
   );
@@ -365,20 +322,19 @@ async function takingTurns(
       let n = 0;
       for (; n < TURN && !x.finished; n++) {
         if (what === 'down') {
-          const line = await x.asker.ask(read(x.handle));
-          const at = line.indexOf(B64) + B64.length;
-          const chunk = Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
+          const line = await x.asker.askOk(read(x.handle));
+          const chunk = readData(line);
           x.md5.update(chunk);
           x.finished = chunk.length === 0; // the agent closed the handle
         } else if (what === 'up') {
           const off = x.done * CHUNK;
-          await x.asker.ask(
+          await x.asker.askOk(
             `{"execute":"file-write","arguments":{"handle_id":${x.handle},"bufb64":"${data!.toString('base64', off, Math.min(data!.length, off + CHUNK))}"}}\n`,
           );
           x.finished = x.done + 1 >= total;
         } else {
           const t0 = process.hrtime.bigint();
-          await x.asker.ask('{"execute":"ping"}\n');
+          await x.asker.askOk('{"execute":"ping"}\n');
           x.lat.push(Number(process.hrtime.bigint() - t0) / 1000);
           x.finished = x.done + 1 >= total;
         }
@@ -400,7 +356,7 @@ async function takingTurns(
   const out = new Map<string, { turns: number[]; lat: number[]; total: Measured; split?: ThreadSplit }>();
   for (const x of state) {
     const cpu = cpuSince(x.a.bare.pid, x.start);
-    if (what === 'up') await x.asker.ask(`{"execute":"file-close","arguments":{"handle_id":${x.handle}}}\n`);
+    if (what === 'up') await x.asker.askOk(`{"execute":"file-close","arguments":{"handle_id":${x.handle}}}\n`);
     x.asker.end();
     if (what !== 'ping') {
       const got = what === 'down' ? x.md5.digest('hex') : md5Of(x.copy);
@@ -602,12 +558,7 @@ async function measure(
     for (const what of [...dirs, 'ping'] as const) {
       for (const [name, r] of await takingTurns(order, what, file, want, dir)) {
         if (r.split) {
-          const s = splits.get(what) ?? {
-            ns: { main: 0, 'write helper': 0, 'port writer': 0, other: 0 },
-            requests: 0,
-            user: 0,
-            system: 0,
-          };
+          const s = splits.get(what) ?? noSplit();
           for (const c of THREAD_CLASSES) s.ns[c] += r.split.ns[c];
           s.user += r.split.user;
           s.system += r.split.system;

@@ -19,10 +19,10 @@
 // per agent, no pty: what each agent does when the bridge does not cap it.
 // EMBER_BENCH_DEBUG=1 prints each transfer's rate as it is measured.
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { bridgeRequestResponse, bridgeThroughput, kill, REPO, startBridge, type Bridge } from './helpers/bridge';
+import { makeRandomFile, vmHWMKiB } from './helpers/setup';
 import { mibps, ratio, type Reporter } from './report';
 import { QgaBulkHost, qgaDownload, qgaUpload } from '../test/helpers/qga-bulk';
 
@@ -110,21 +110,6 @@ async function startAgent(name: Agent['name']): Promise<Agent> {
   }
 }
 
-function makeRandomFile(file: string, bytes: number): string {
-  const fd = fs.openSync(file, 'w');
-  const hash = crypto.createHash('md5');
-  try {
-    for (let off = 0; off < bytes; off += 16 * MiB) {
-      const b = crypto.randomBytes(Math.min(16 * MiB, bytes - off));
-      hash.update(b);
-      fs.writeSync(fd, b);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
 function md5File(file: string): string {
   return spawnSync('md5sum', [file], { encoding: 'utf8' }).stdout.split(' ')[0];
 }
@@ -183,10 +168,6 @@ async function moveFile(
   return r;
 }
 
-function vmHWMKiB(pid: number): number {
-  return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-}
-
 interface Transfer {
   key: string;
   agent: Agent['name'];
@@ -213,22 +194,28 @@ function transfer(
   return { key: `${agent}: ${what}${to}, ${size(count)}, ${depth} in flight`, agent, dir, file, count, depth, devNull };
 }
 
+/** The same row on each agent, qemu-ga's first, each at its own count. */
+function onBoth(
+  dir: Transfer['dir'],
+  file: Transfer['file'],
+  qgaCount: number,
+  emberCount: number,
+  depth: number,
+): Transfer[] {
+  return [transfer('qemu-ga', dir, file, qgaCount, depth), transfer('ember-ga', dir, file, emberCount, depth)];
+}
+
 /**
  * Each agent at 4 KiB and at its largest count, one at a time and two in flight; ember-ga's 1 GiB
  * each way, and once more into /dev/null. qemu-ga gets no two writes in flight: over the pty it then leaves the last of them
  * unanswered (the data is written, the answer never comes).
  */
 const TRANSFERS: Transfer[] = [
-  transfer('qemu-ga', 'down', 'small', 4096, 1),
-  transfer('ember-ga', 'down', 'small', 4096, 1),
-  transfer('qemu-ga', 'down', 'large', QGA_MAX_READ, 1),
-  transfer('ember-ga', 'down', 'large', EMBER_READ, 1),
-  transfer('qemu-ga', 'down', 'large', QGA_MAX_READ, 2),
-  transfer('ember-ga', 'down', 'large', EMBER_READ, 2),
-  transfer('qemu-ga', 'up', 'small', 4096, 1),
-  transfer('ember-ga', 'up', 'small', 4096, 1),
-  transfer('qemu-ga', 'up', 'large', QGA_MAX_WRITE, 1),
-  transfer('ember-ga', 'up', 'large', EMBER_WRITE, 1),
+  ...onBoth('down', 'small', 4096, 4096, 1),
+  ...onBoth('down', 'large', QGA_MAX_READ, EMBER_READ, 1),
+  ...onBoth('down', 'large', QGA_MAX_READ, EMBER_READ, 2),
+  ...onBoth('up', 'small', 4096, 4096, 1),
+  ...onBoth('up', 'large', QGA_MAX_WRITE, EMBER_WRITE, 1),
   transfer('ember-ga', 'up', 'large', EMBER_WRITE, 2),
   transfer('ember-ga', 'down', 'huge', EMBER_READ, 2),
   transfer('ember-ga', 'up', 'huge', EMBER_WRITE, 2),

@@ -12,7 +12,7 @@ import * as net from 'net';
  * transfer makes one on the bench's shared socket and must end() it: a listener left behind
  * would go on scanning and joining every later answer, slowing the next transfers down.
  */
-class OneAtATime {
+export class OneAtATime {
   private parts: Buffer[] = [];
   private waiter: ((line: Buffer) => void) | undefined;
   private readonly onData = (d: Buffer) => {
@@ -29,7 +29,11 @@ class OneAtATime {
     w?.(line);
   };
 
-  constructor(private readonly sock: net.Socket) {
+  /** `who` names the agent in the error askOk() throws. */
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly who = 'agent',
+  ) {
     sock.on('data', this.onData);
   }
 
@@ -40,17 +44,33 @@ class OneAtATime {
     });
   }
 
+  /** ask(), throwing on an error answer. */
+  async askOk(line: string): Promise<Buffer> {
+    return check(await this.ask(line), this.who);
+  }
+
   end(): void {
     this.sock.off('data', this.onData);
   }
 }
 
-function check(line: Buffer): Buffer {
-  if (line.indexOf('"error"') >= 0) throw new Error(`agent: ${line.toString('utf8', 0, 300)}`);
+function check(line: Buffer, who = 'agent'): Buffer {
+  if (line.indexOf('"error"') >= 0) throw new Error(`${who}: ${line.toString('utf8', 0, 300)}`);
   return line;
 }
 
+/** The handle a file-open answered with. */
+export function openedHandle(line: Buffer): number {
+  return Number(/"return":(\d+)/.exec(line.toString())![1]);
+}
+
 const B64 = Buffer.from('"bufb64":"');
+
+/** The data a file-read answered with, decoded; empty at the end of the file. */
+export function readData(line: Buffer): Buffer {
+  const at = line.indexOf(B64) + B64.length;
+  return Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
+}
 
 async function withHost<T>(sock: net.Socket, run: (host: OneAtATime) => Promise<T>): Promise<T> {
   const host = new OneAtATime(sock);
@@ -68,15 +88,14 @@ export function bareDownload(sock: net.Socket, file: string): Promise<{ bytes: n
 
 async function download(host: OneAtATime, file: string): Promise<{ bytes: number; seconds: number; md5: string }> {
   const open = check(await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(file)}}}\n`));
-  const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
+  const id = openedHandle(open);
   const read = `{"execute":"file-read","arguments":{"handle_id":${id}}}\n`;
   const chunks: Buffer[] = [];
   let bytes = 0;
   const t0 = process.hrtime.bigint();
   for (;;) {
     const line = check(await host.ask(read));
-    const at = line.indexOf(B64) + B64.length;
-    const data = Buffer.from(line.toString('latin1', at, line.indexOf(0x22, at)), 'base64');
+    const data = readData(line);
     if (data.length === 0) break; // eof: the agent closed the handle
     chunks.push(data);
     bytes += data.length;
@@ -101,7 +120,7 @@ async function upload(host: OneAtATime, src: string, dst: string): Promise<{ byt
   const open = check(
     await host.ask(`{"execute":"file-open","arguments":{"path":${JSON.stringify(dst)},"mode":"w"}}\n`),
   );
-  const id = Number(/"return":(\d+)/.exec(open.toString())![1]);
+  const id = openedHandle(open);
   const t0 = process.hrtime.bigint();
   for (let off = 0; off < data.length; off += 4096) {
     const end = Math.min(data.length, off + 4096);
