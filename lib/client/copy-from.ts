@@ -11,6 +11,7 @@ import {
   abortable,
   checkAbort,
   checkGuestMd5,
+  copyResult,
   md5Timeout,
   noop,
   plan,
@@ -301,6 +302,23 @@ export class LocalDest {
   }
 }
 
+/** A download's destination: a local path or a Writable (the other one undefined). */
+export function destOf(dest: string | Writable): { local?: LocalDest; stream?: StreamDest } {
+  return typeof dest === 'string' ? { local: new LocalDest(dest) } : { stream: new StreamDest(dest) };
+}
+
+/** Writes `data` to the destination; waiting for a full Writable to drain ends with an abort. */
+export async function writeDest(
+  local: LocalDest | undefined,
+  stream: StreamDest | undefined,
+  data: Buffer,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<void> {
+  if (local) await local.write(data);
+  else await abortable(stream!.write(data), signal, what);
+}
+
 /**
  * A download's destination once every byte is in: a local file committed (linked in, fsync'ed
  * unless told not to), a stream ended and flushed, or left open when `end: false`.
@@ -333,8 +351,7 @@ export async function copyFrom(
   const total = type === S_IFREG ? st.stat.Size : undefined;
   const verify = opts.verify ?? true;
 
-  const local = typeof dest === 'string' ? new LocalDest(dest) : undefined;
-  const stream = typeof dest === 'string' ? undefined : new StreamDest(dest);
+  const { local, stream } = destOf(dest);
   await local?.open();
   let handle: number | undefined;
   let handleOpen = false;
@@ -367,8 +384,7 @@ export async function copyFrom(
       if (!r.eof) topUp(); // the agent has the next reads before this chunk is written out
       if (r.data.length > 0) {
         md5?.update(r.data);
-        if (local) await local.write(r.data);
-        else await abortable(stream!.write(r.data), opts.signal, what);
+        await writeDest(local, stream, r.data, opts.signal, what);
         bytes += r.data.length;
         t.progress({ bytes, total, phase: 'copy' }, opts);
       }
@@ -385,15 +401,7 @@ export async function copyFrom(
       await checkGuestMd5(remoteMd5, digest, opts.signal, what);
     }
     await finishDest(local, stream, opts);
-    return {
-      bytes,
-      md5: digest,
-      verified: verify,
-      atomic: false,
-      chunkSize: chunk,
-      inFlight: depth,
-      emberGa: f.emberGa,
-    };
+    return copyResult(f, { chunk, depth }, { bytes, md5: digest, verified: verify, atomic: false });
   } catch (e) {
     if (handleOpen && handle !== undefined) await release(ga, handle, false);
     await local?.abandon(opts.keepPartial ?? false);

@@ -4,54 +4,41 @@
 // read must be the md5 of the bytes copied. Against a real qemu-ga: 4096-byte chunks (its default
 // read count), one request at a time; against an ember-ga: 1 MiB chunks, several in flight.
 import { createHash } from 'crypto';
-import * as fs from 'fs';
-import { constants } from 'os';
 import type { Readable, Writable } from 'stream';
 import {
   abortable,
   abortError,
   checkAbort,
+  copyResult,
+  depthFor,
   noop,
+  releaseOptions,
   type CopyFromOptions,
   type CopyOptions,
   type CopyResult,
   type CopyToOptions,
+  type Plan,
   type Transfer,
 } from './copy';
-import { LocalDest, StreamDest, finishDest } from './copy-from';
+import { destOf, finishDest, writeDest } from './copy-from';
+import { eachChunk, openSource, writeLimit } from './copy-to';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { QemuGaCommands, QgaReadResult } from './qemu-ga-commands';
 import { QEMU_GA_READ_COUNT } from './qmp-connection';
 import type { Features } from './types';
 
-const { EISDIR } = constants.errno;
 const MiB = 1024 * 1024;
 /** Largest chunk asked of a real qemu-ga (it allocates the whole count for each read). */
 const QEMU_GA_MAX_CHUNK = 16 * MiB;
-/** Longest a failed copy waits for the agent to close its handle. */
-const RELEASE_MS = 10_000;
 /** Pause after a read that brought nothing and no end of file (a pipe with nothing in it yet). */
 const EMPTY_READ_PAUSE_MS = 20;
 
-interface QgaPlan {
-  chunk: number;
-  depth: number;
-}
-
 /** Chunk and requests in flight for a copy over qemu-ga; `limit`: the agent's largest chunk. */
-export function qgaPlan(f: Features, opts: CopyOptions, limit: number): QgaPlan {
+export function qgaPlan(f: Features, opts: CopyOptions, limit: number): Plan {
   const max = f.emberGa ? limit : QEMU_GA_MAX_CHUNK;
   const chunk = Math.max(1, Math.min(opts.chunkSize ?? (f.emberGa ? MiB : QEMU_GA_READ_COUNT), max));
-  const depth = f.orderedHandles
-    ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk))))
-    : 1;
-  return { chunk, depth };
-}
-
-/** Largest write payload whose request stays well under the agent's limit. */
-function writeLimit(f: Features): number {
-  return Math.floor((f.maxLineBytes - 4096) / 4) * 3;
+  return { chunk, depth: depthFor(f, opts, chunk) };
 }
 
 function unsupported(what: string, thing: string): GuestAgentError {
@@ -65,7 +52,7 @@ function unsupported(what: string, thing: string): GuestAgentError {
 async function readToEnd(
   qga: QemuGaCommands,
   handle: number,
-  plan: QgaPlan,
+  plan: Plan,
   signal: AbortSignal | undefined,
   what: string,
   take: (data: Buffer) => void | Promise<void>,
@@ -95,7 +82,7 @@ async function readToEnd(
 
 /** Closes a failed copy's handle and waits for the answer (see release() in copy.ts). */
 async function release(ga: GuestAgent, handle: number): Promise<void> {
-  await ga.qga.fileClose(handle, { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) }).catch(noop);
+  await ga.qga.fileClose(handle, releaseOptions(ga)).catch(noop);
 }
 
 /** The md5 of a guest file, computed here from its bytes read through the agent. */
@@ -132,8 +119,7 @@ export async function copyFromQga(
   const f = await ga.features();
   const plan = qgaPlan(f, opts, f.maxReadSize);
   const verify = opts.verify ?? true;
-  const local = typeof dest === 'string' ? new LocalDest(dest) : undefined;
-  const stream = typeof dest === 'string' ? undefined : new StreamDest(dest);
+  const { local, stream } = destOf(dest);
   let handle: number | undefined;
   let handleOpen = false;
   try {
@@ -158,8 +144,7 @@ export async function copyFromQga(
     let done = 0;
     const bytes = await readToEnd(qga, handle, plan, opts.signal, what, async (data) => {
       md5?.update(data);
-      if (local) await local.write(data);
-      else await abortable(stream!.write(data), opts.signal, what);
+      await writeDest(local, stream, data, opts.signal, what);
       done += data.length;
       t.progress({ bytes: done, total, phase: 'copy' }, opts);
     });
@@ -181,15 +166,7 @@ export async function copyFromQga(
     handleOpen = false;
     await qga.fileClose(handle);
     await finishDest(local, stream, opts);
-    return {
-      bytes,
-      md5: digest,
-      verified: verify,
-      atomic: false,
-      chunkSize: plan.chunk,
-      inFlight: plan.depth,
-      emberGa: f.emberGa,
-    };
+    return copyResult(f, plan, { bytes, md5: digest, verified: verify, atomic: false });
   } catch (e) {
     if (handleOpen && handle !== undefined) await release(ga, handle);
     await local?.abandon(opts.keepPartial ?? false);
@@ -215,17 +192,7 @@ export async function copyToQga(
   if (opts.fsync === true) throw unsupported(what, 'fsync');
   const f = await ga.features();
   const plan = qgaPlan(f, opts, writeLimit(f));
-  let total = opts.total;
-  let input: Readable;
-  if (typeof src === 'string') {
-    const st = await fs.promises.stat(src);
-    if (st.isDirectory())
-      throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
-    if (st.isFile()) total = st.size;
-    input = fs.createReadStream(src, { highWaterMark: Math.max(plan.chunk, 64 * 1024) });
-  } else {
-    input = src;
-  }
+  const { input, total } = await openSource(src, plan.chunk, opts.total, what);
   const stopInput = () => input.destroy();
   opts.signal?.addEventListener('abort', stopInput, { once: true });
   const verify = opts.verify ?? true;
@@ -255,23 +222,7 @@ export async function copyToQga(
     handle = await qga.fileOpen(guestPath, 'w');
     handleOpen = true;
     checkAbort(opts.signal, what);
-    const parts: Buffer[] = [];
-    let have = 0;
-    for await (const piece of input) {
-      let p: Buffer = typeof piece === 'string' ? Buffer.from(piece) : (piece as Buffer);
-      while (p.length > 0) {
-        const take = Math.min(plan.chunk - have, p.length);
-        parts.push(p.subarray(0, take));
-        have += take;
-        p = p.subarray(take);
-        if (have === plan.chunk) {
-          await send(parts.length === 1 ? parts[0] : Buffer.concat(parts, have));
-          parts.length = 0;
-          have = 0;
-        }
-      }
-    }
-    if (have > 0) await send(Buffer.concat(parts, have));
+    await eachChunk(input, plan.chunk, send);
     while (inflight.length > 0) await abortable(inflight.shift()!, opts.signal, what);
     handleOpen = false;
     await qga.fileClose(handle);
@@ -285,15 +236,7 @@ export async function copyToQga(
           `${what}: md5 mismatch after the copy (host ${digest}, the guest file read back ${back.md5})`,
         );
     }
-    return {
-      bytes: sent,
-      md5: digest,
-      verified: verify,
-      atomic: false,
-      chunkSize: plan.chunk,
-      inFlight: plan.depth,
-      emberGa: f.emberGa,
-    };
+    return copyResult(f, plan, { bytes: sent, md5: digest, verified: verify, atomic: false });
   } catch (e) {
     const failure = opts.signal?.aborted ? abortError(what) : e;
     input.destroy();

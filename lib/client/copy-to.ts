@@ -10,6 +10,7 @@ import {
   abortError,
   checkAbort,
   checkGuestMd5,
+  copyResult,
   md5Timeout,
   noop,
   plan,
@@ -28,8 +29,46 @@ const { EISDIR } = constants.errno;
 const IN_PLACE_INSTEAD = new Set(['EINVAL', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ENAMETOOLONG']);
 
 /** Largest file-write payload whose request line stays well under the agent's limit. */
-function writeLimit(f: Features): number {
+export function writeLimit(f: Features): number {
   return Math.floor((f.maxLineBytes - 4096) / 4) * 3;
+}
+
+/**
+ * An upload's input and its size when known: a local path is stat'ed (a regular file's size
+ * replaces `total`; a directory is refused) and read in pieces of at least `chunk` bytes.
+ */
+export async function openSource(
+  src: string | Readable,
+  chunk: number,
+  total: number | undefined,
+  what: string,
+): Promise<{ input: Readable; total: number | undefined }> {
+  if (typeof src !== 'string') return { input: src, total };
+  const st = await fs.promises.stat(src);
+  if (st.isDirectory()) throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
+  if (st.isFile()) total = st.size;
+  return { input: fs.createReadStream(src, { highWaterMark: Math.max(chunk, 64 * 1024) }), total };
+}
+
+/** Hands `input` to `take` in chunks of exactly `chunk` bytes, in order; the last may be shorter. */
+export async function eachChunk(input: Readable, chunk: number, take: (buf: Buffer) => Promise<void>): Promise<void> {
+  const parts: Buffer[] = [];
+  let have = 0;
+  for await (const piece of input) {
+    let p: Buffer = typeof piece === 'string' ? Buffer.from(piece) : (piece as Buffer);
+    while (p.length > 0) {
+      const n = Math.min(chunk - have, p.length);
+      parts.push(p.subarray(0, n));
+      have += n;
+      p = p.subarray(n);
+      if (have === chunk) {
+        await take(parts.length === 1 ? parts[0] : Buffer.concat(parts, have));
+        parts.length = 0;
+        have = 0;
+      }
+    }
+  }
+  if (have > 0) await take(Buffer.concat(parts, have));
 }
 
 export async function copyTo(
@@ -47,17 +86,7 @@ export async function copyTo(
       'ENOTSUP',
       `${what}: the agent cannot replace a file atomically (it is not an ember-ga with atomic_write)`,
     );
-  let total = opts.total;
-  let input: Readable;
-  if (typeof src === 'string') {
-    const st = await fs.promises.stat(src);
-    if (st.isDirectory())
-      throw new GuestAgentError(`${what}: ${src} is a directory`, { code: 'EISDIR', errno: EISDIR });
-    if (st.isFile()) total = st.size;
-    input = fs.createReadStream(src, { highWaterMark: Math.max(chunk, 64 * 1024) });
-  } else {
-    input = src;
-  }
+  const { input, total } = await openSource(src, chunk, opts.total, what);
   // An abort ends a wait for input (stdin with nothing to say) as it ends any other wait. No
   // error is given to destroy(): before the loop reads, nothing would listen for it.
   const stopInput = () => input.destroy();
@@ -105,29 +134,12 @@ export async function copyTo(
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
     handleOpen = true;
     checkAbort(opts.signal, what);
-    // Chunks of exactly `chunk` bytes; the last one is held back to go out with eof.
+    // The last chunk is held back to go out with eof.
     let held: Buffer | undefined;
-    const parts: Buffer[] = [];
-    let have = 0;
-    const full = async (buf: Buffer) => {
+    await eachChunk(input, chunk, async (buf) => {
       if (held) await send(held, false);
       held = buf;
-    };
-    for await (const piece of input) {
-      let p: Buffer = typeof piece === 'string' ? Buffer.from(piece) : (piece as Buffer);
-      while (p.length > 0) {
-        const take = Math.min(chunk - have, p.length);
-        parts.push(p.subarray(0, take));
-        have += take;
-        p = p.subarray(take);
-        if (have === chunk) {
-          await full(parts.length === 1 ? parts[0] : Buffer.concat(parts, have));
-          parts.length = 0;
-          have = 0;
-        }
-      }
-    }
-    if (have > 0) await full(Buffer.concat(parts, have));
+    });
     // An agent with the file-close options ends with one: the md5 is checked (and the data
     // synced) before an atomic handle's data replaces the file. Otherwise the last write
     // carries eof, and get-file-md5sum checks the file afterwards.
@@ -168,15 +180,7 @@ export async function copyTo(
     } else if (verify) {
       await checkGuestMd5(ga.md5File(guestPath, { timeout: md5Timeout(ga, sent) }), digest, opts.signal, what);
     }
-    return {
-      bytes: sent,
-      md5: digest,
-      verified: verify,
-      atomic,
-      chunkSize: chunk,
-      inFlight: depth,
-      emberGa: f.emberGa,
-    };
+    return copyResult(f, { chunk, depth }, { bytes: sent, md5: digest, verified: verify, atomic });
   } catch (e) {
     const failure = opts.signal?.aborted ? abortError(what) : e; // input destroyed by the abort says "premature close"
     input.destroy();

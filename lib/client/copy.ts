@@ -5,6 +5,7 @@
 // downloads are copy-from.ts, uploads copy-to.ts.
 import { EventEmitter } from 'events';
 import { MAX_TIMER_MS } from '../timers';
+import type { CallOptions } from './base-connection';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { Features } from './types';
@@ -107,7 +108,8 @@ export const noop = () => {};
 /** Longest a failed copy waits for the agent to close its handle (the agent may be the failure). */
 const RELEASE_MS = 10_000;
 
-interface Plan {
+/** Bytes per request and requests in flight of one copy. */
+export interface Plan {
   chunk: number;
   depth: number;
 }
@@ -135,10 +137,29 @@ export function plan(f: Features, opts: CopyOptions, limit: number): Plan {
     1,
     Math.min(opts.chunkSize ?? (f.emberGa ? MiB : REFERENCE_CHUNK), f.emberGa ? limit : REFERENCE_CHUNK),
   );
-  const depth = f.orderedHandles
-    ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk))))
-    : 1;
-  return { chunk, depth };
+  return { chunk, depth: depthFor(f, opts, chunk) };
+}
+
+/** Requests in flight for `chunk`-byte requests: one unless the agent runs a handle's requests in order. */
+export function depthFor(f: Features, opts: CopyOptions, chunk: number): number {
+  return f.orderedHandles ? Math.max(1, opts.inFlight ?? Math.min(64, Math.max(2, Math.ceil((4 * MiB) / chunk)))) : 1;
+}
+
+/** A finished copy's result: what it moved, then the plan it moved it with. */
+export function copyResult(
+  f: Features,
+  p: Plan,
+  done: Pick<CopyResult, 'bytes' | 'md5' | 'verified' | 'atomic'>,
+): CopyResult {
+  return {
+    bytes: done.bytes,
+    md5: done.md5,
+    verified: done.verified,
+    atomic: done.atomic,
+    chunkSize: p.chunk,
+    inFlight: p.depth,
+    emberGa: f.emberGa,
+  };
 }
 
 /** Generous time for get-file-md5sum: the client's timeout, or more for a large file. */
@@ -172,7 +193,12 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined, wha
  * reported: the copy's is.
  */
 export async function release(ga: GuestAgent, handle: number, discard: boolean): Promise<void> {
-  await ga.fileClose(handle, { discard }, { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) }).catch(noop);
+  await ga.fileClose(handle, { discard }, releaseOptions(ga)).catch(noop);
+}
+
+/** The close of a failed copy's handle: on this connection only, and not waited for long. */
+export function releaseOptions(ga: GuestAgent): CallOptions {
+  return { noReconnect: true, timeout: Math.min(ga.timeout, RELEASE_MS) };
 }
 
 /** Waits for get-file-md5sum's answer and fails with ECHECKSUM unless it is `digest`, the md5 of what was copied. */

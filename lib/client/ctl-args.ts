@@ -62,6 +62,19 @@ export function usage(message: string): never {
   throw new CommanderError(2, 'ember-ga-ctl.usage', message);
 }
 
+/** raw's and qmp's argument: JSON with a string "execute", else a usage error naming `cmd`. */
+export function jsonRequest(cmd: string, text: string): { execute: string; arguments?: unknown; id?: unknown } {
+  let req: { execute?: unknown; arguments?: unknown; id?: unknown };
+  try {
+    req = JSON.parse(text);
+  } catch (e) {
+    usage(`${cmd}: not JSON: ${(e as Error).message}`);
+  }
+  if (req === null || typeof req !== 'object' || typeof req.execute !== 'string')
+    usage(`${cmd}: expected {"execute": NAME, "arguments": {...}}`);
+  return req as { execute: string; arguments?: unknown; id?: unknown };
+}
+
 /** A cp argument: guest:PATH, a local path, or - (stdin or stdout). */
 export type Location = { guest: string } | { local: string } | { stdio: true };
 

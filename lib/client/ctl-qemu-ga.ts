@@ -6,7 +6,7 @@ import type { ExecOptions } from './qemu-ga-commands';
 import type { ExecResult } from './qemu-ga-types';
 import type { QmpAnswer } from './qmp-connection';
 import type { QgaSystem } from './format';
-import { usage } from './ctl-args';
+import { jsonRequest, usage } from './ctl-args';
 
 /** info over qemu-ga: each part from its command, where guest-info says it is enabled. */
 export async function gatherSystem(ga: GuestAgent): Promise<QgaSystem> {
@@ -32,16 +32,9 @@ export async function gatherSystem(ga: GuestAgent): Promise<QgaSystem> {
 /** qmp JSON: the request as given (its own "id" echoed back), the whole answer. */
 export async function sendQmp(ga: GuestAgent, text: string): Promise<QmpAnswer> {
   if (ga.protocol !== 'qemu-ga') usage('qmp speaks qemu-ga: add --protocol qemu-ga');
-  let req: { execute?: unknown; arguments?: unknown; id?: unknown };
-  try {
-    req = JSON.parse(text);
-  } catch (e) {
-    usage(`qmp: not JSON: ${(e as Error).message}`);
-  }
-  if (req === null || typeof req !== 'object' || typeof req.execute !== 'string')
-    usage('qmp: expected {"execute": NAME, "arguments": {...}}');
+  const req = jsonRequest('qmp', text);
   const args = req.arguments === undefined ? undefined : (req.arguments as Record<string, unknown>); // the agent judges it
-  const answer = await ga.qmp(req.execute as string, args);
+  const answer = await ga.qmp(req.execute, args);
   return 'id' in req ? { ...answer, id: req.id } : answer;
 }
 

@@ -15,6 +15,7 @@ import {
   collect,
   devName,
   integer,
+  jsonRequest,
   octalMode,
   owner,
   protocolOf,
@@ -384,19 +385,12 @@ export function program(): Command {
     .description("send one request as JSON and print its return value as JSON (in the agent's protocol)")
     .action(
       act(async (ga, _g, text: string) => {
-        let req: { execute?: unknown; arguments?: unknown };
-        try {
-          req = JSON.parse(text);
-        } catch (e) {
-          usage(`raw: not JSON: ${(e as Error).message}`);
-        }
-        if (req === null || typeof req !== 'object' || typeof req.execute !== 'string')
-          usage('raw: expected {"execute": NAME, "arguments": {...}}');
+        const req = jsonRequest('raw', text);
         const args =
           req.arguments === undefined || req.arguments === null
             ? undefined
             : (req.arguments as Record<string, unknown>);
-        const v = await ga.call(req.execute as string, args);
+        const v = await ga.call(req.execute, args);
         process.stdout.write(JSON.stringify(v) + '\n');
       }),
     );
