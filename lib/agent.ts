@@ -1,5 +1,6 @@
 // The agent: its transports, each with a protocol front-end, the host sessions on them, the
 // shared state and budgets, and the lifecycle around them.
+import { setMaxListeners } from 'events';
 import { lineDone } from './memory';
 import { answerBytes, encodeError, type AnswerLine } from './wire/answer';
 import { MAX_LINE_BYTES } from './wire/framing';
@@ -19,11 +20,16 @@ import type { SessionOutput, SessionSink, Transport } from './transports/transpo
 import { VERSION } from './version';
 
 /**
- * Reading pauses while this many requests are in flight, while their request lines add up to
- * more than the held-input budget (AgentConfig.maxHeldInput), or while this much output is
- * queued for the host.
+ * An endpoint's reading pauses while its host's session has this many requests in flight, or
+ * while this much output is queued on it: its own budgets, so that a host that stops reading or
+ * waits on FIFOs holds back only itself, never the host of another port or listener (libvirt's
+ * thaw on the qemu-ga port behind a stalled phoenix host). Every endpoint pauses while the request
+ * lines in flight add up to the held-input budget (AgentConfig.maxHeldInput), or while all the
+ * sessions together have MAX_IN_FLIGHT_ALL requests in flight (hosts that half-close with
+ * requests pending, one after the other).
  */
 const MAX_IN_FLIGHT = 256;
+const MAX_IN_FLIGHT_ALL = 4 * MAX_IN_FLIGHT;
 const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
 /** How long stop() waits for requests it could not cancel (a write into a frozen filesystem) before it exits anyway. */
 const STOP_WAIT_MS = 10_000;
@@ -61,12 +67,16 @@ class Session implements SessionSink {
 
   constructor(
     readonly id: number,
+    readonly transport: Transport,
     readonly output: SessionOutput,
     private readonly agent: Agent,
     protocol: Protocol,
     maxBytes: number,
   ) {
     this.framer = protocol.framer((req) => agent.onRequest(this, req), maxBytes);
+    // Each call still running listens for the abort (a digest, a listing, a wait on a FIFO): a
+    // host may pipeline hundreds, which is no leak.
+    setMaxListeners(0, this.controller.signal);
   }
 
   get signal(): AbortSignal {
@@ -145,12 +155,17 @@ export class Agent {
   private inFlight = 0;
   /** Bytes of the request lines in flight: what their requests hold (decoded data, arguments). */
   private heldInput = 0;
-  private paused = false;
+  /** The endpoints whose reading is paused (updateFlow). */
+  private readonly pausedTransports = new Set<Transport>();
+  /** Each endpoint's session being read: the last one its transport began. */
+  private readonly reading = new Map<Transport, Session>();
   private stopping: Promise<void> | undefined;
   private shutdownRequested = false;
   private idleWaiters: (() => void)[] = [];
-  private roomWaiters: (() => void)[] = [];
-  private heldOutput = 0;
+  /** Producers waiting for room on a transport (undefined: on every transport). */
+  private roomWaiters: { transport: Transport | undefined; wake: () => void }[] = [];
+  /** Output being produced this turn, not yet queued on its transport (holdOutput). */
+  private readonly heldOutput = new Map<Transport | undefined, number>();
   /** Resolves when the agent has stopped (agent-shutdown, stop()). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -180,20 +195,22 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
-      outputRoom: () => {
-        if (this.hasRoom()) return undefined;
-        return new Promise<void>((r) => this.roomWaiters.push(r));
+      outputRoom: (call) => {
+        const transport = this.transportOf(call);
+        if (this.hasRoom(transport)) return undefined;
+        return new Promise<void>((wake) => this.roomWaiters.push({ transport, wake }));
       },
-      holdOutput: (bytes) => {
+      holdOutput: (bytes, call) => {
         // Everything held in this turn is released together at the next one: one timer, not
         // one per read (a 4 KiB download makes thousands of these a second).
-        if (this.heldOutput === 0) {
+        if (this.heldOutput.size === 0) {
           setImmediate(() => {
-            this.heldOutput = 0;
+            this.heldOutput.clear();
             this.wakeRoomWaiters();
           });
         }
-        this.heldOutput += bytes;
+        const transport = this.transportOf(call);
+        this.heldOutput.set(transport, (this.heldOutput.get(transport) ?? 0) + bytes);
       },
       runBulk: (call, name, produce) => this.runBulk(bulk, call, name, produce),
     };
@@ -223,8 +240,10 @@ export class Agent {
   private async startEndpoint({ transport, protocol }: Endpoint): Promise<void> {
     await transport.start({
       begin: (output) => {
-        const s = new Session(this.nextSession++, output, this, this.protocols[protocol], this.maxLineBytes);
+        const s = new Session(this.nextSession++, transport, output, this, this.protocols[protocol], this.maxLineBytes);
         this.sessions.add(s);
+        this.reading.set(transport, s);
+        this.updateFlow(); // the new host's own budgets are not spent
         return s;
       },
       drain: () => {
@@ -233,7 +252,7 @@ export class Agent {
       },
     });
     // Held back like the others while the shared budgets are spent.
-    if (this.paused) transport.pause();
+    this.updateFlow();
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${transport.description} (${protocol})`);
   }
 
@@ -268,6 +287,8 @@ export class Agent {
     const i = this.endpoints.findIndex((e) => e.transport === transport);
     if (i < 0) return;
     this.endpoints.splice(i, 1);
+    this.pausedTransports.delete(transport);
+    this.reading.delete(transport);
     await transport.close();
     this.ctx.log.info(`no longer serving on ${transport.description}`);
     // Its queued output is gone from the budget: waiting producers and reading may go on.
@@ -291,12 +312,12 @@ export class Agent {
       throw cancelled(name);
     });
     try {
-      for (let room = this.ctx.outputRoom(); room && !call.signal.aborted; room = this.ctx.outputRoom()) {
+      for (let room = this.ctx.outputRoom(call); room && !call.signal.aborted; room = this.ctx.outputRoom(call)) {
         await untilAborted(room, call.signal);
       }
       if (call.signal.aborted) throw cancelled(name);
       const answer = await produce();
-      this.ctx.holdOutput(answerBytes(answer)); // counted until the agent has queued it
+      this.ctx.holdOutput(answerBytes(answer), call); // counted until the agent has queued it
       return answer;
     } finally {
       gate.release();
@@ -306,6 +327,7 @@ export class Agent {
   /** A session ended (Session.end): its work was aborted; now the hooks (close its handles). */
   sessionEnded(session: Session): void {
     this.sessions.delete(session);
+    if (this.reading.get(session.transport) === session) this.reading.delete(session.transport);
     for (const hook of this.hostGoneHooks) {
       try {
         hook(session.id);
@@ -364,38 +386,61 @@ export class Agent {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  /** Lets waiting producers go on once output is under the limit (or nothing is queued any more). */
+  /** Lets waiting producers go on once their transport's output is under the limit (or nothing is queued any more). */
   private wakeRoomWaiters(): void {
-    if (this.roomWaiters.length > 0 && this.hasRoom()) for (const w of this.roomWaiters.splice(0)) w();
+    if (this.roomWaiters.length === 0) return;
+    const waiting = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of waiting) {
+      if (this.hasRoom(w.transport)) w.wake();
+      else this.roomWaiters.push(w);
+    }
   }
 
-  private hasRoom(): boolean {
-    return this.stopping !== undefined || this.queued() + this.heldOutput < MAX_QUEUED_OUTPUT;
+  /** The transport of a call's host; undefined without a call, or when its session is over. */
+  private transportOf(call: Call | undefined): Transport | undefined {
+    if (!call) return undefined;
+    for (const s of this.reading.values()) if (s.id === call.session) return s.transport;
+    for (const s of this.sessions) if (s.id === call.session) return s.transport;
+    return undefined;
   }
 
-  /** Output written to the transports but not yet taken by the kernel. */
-  private queued(): number {
-    let n = 0;
-    for (const e of this.endpoints) n += e.transport.queued;
-    return n;
+  /** Room for output on `transport`, or on every transport when it is undefined. */
+  private hasRoom(transport: Transport | undefined): boolean {
+    if (this.stopping !== undefined) return true;
+    const all = this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(undefined) ?? 0);
+    if (transport) return this.roomOn(transport, all);
+    for (const e of this.endpoints) if (!this.roomOn(e.transport, all)) return false;
+    return true;
+  }
+
+  private roomOn(transport: Transport, alsoHeld: number): boolean {
+    const held = this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(transport) ?? 0);
+    return transport.queued + held + alsoHeld < MAX_QUEUED_OUTPUT;
   }
 
   /**
-   * Backpressure: stop reading while too much is in flight, held or queued for the host. One
-   * request is always let in, however long its line (up to the line limit).
+   * Backpressure, an endpoint at a time: stop reading one whose host has too much in flight or
+   * queued, and every one while the shared budgets are spent. One request is always let in,
+   * however long its line (up to the line limit).
    */
   private updateFlow(): void {
     if (this.stopping) return;
-    const over =
-      this.inFlight >= MAX_IN_FLIGHT ||
-      (this.inFlight > 0 && this.heldInput >= this.ctx.config.maxHeldInput) ||
-      this.queued() >= MAX_QUEUED_OUTPUT;
-    if (over && !this.paused) {
-      this.paused = true;
-      for (const e of this.endpoints) e.transport.pause();
-    } else if (!over && this.paused) {
-      this.paused = false;
-      for (const e of this.endpoints) e.transport.resume();
+    const shared =
+      this.inFlight >= MAX_IN_FLIGHT_ALL || (this.inFlight > 0 && this.heldInput >= this.ctx.config.maxHeldInput);
+    for (const { transport } of this.endpoints) {
+      const over =
+        shared ||
+        (this.reading.get(transport)?.inFlight ?? 0) >= MAX_IN_FLIGHT ||
+        transport.queued >= MAX_QUEUED_OUTPUT;
+      if (over === this.pausedTransports.has(transport)) continue;
+      if (over) {
+        this.pausedTransports.add(transport);
+        transport.pause();
+      } else {
+        this.pausedTransports.delete(transport);
+        transport.resume();
+      }
     }
   }
 

@@ -1,15 +1,17 @@
 // The gate both front-ends' file reads wait at while the host is behind on its answers (the
-// agent's output limit), counting a read by the base64 it becomes: one gate an agent.
-import type { Context } from '../context';
+// agent's output limit), counting a read by the base64 it becomes: one gate a host session (its
+// Call), so that a read waits only for its own host's backlog.
+import type { Call, Context } from '../context';
 import type { OutputGate } from '../files/handle';
 
-const gates = new WeakMap<Context, OutputGate>();
+const gates = new WeakMap<Context | Call, OutputGate>();
 
-export function outputGate(ctx: Context): OutputGate {
-  let gate = gates.get(ctx);
+export function outputGate(ctx: Context, call?: Call): OutputGate {
+  const key = call ?? ctx;
+  let gate = gates.get(key);
   if (!gate) {
-    gate = { room: ctx.outputRoom, hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4) };
-    gates.set(ctx, gate);
+    gate = { room: () => ctx.outputRoom(call), hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call) };
+    gates.set(key, gate);
   }
   return gate;
 }

@@ -23,7 +23,8 @@ export const MAX_WAITING = 64;
 /**
  * A host that stopped sending and takes none of the answers queued for it for this long is
  * gone (its session ends): otherwise its queue would hold the output budget, and so every
- * other host, for ever.
+ * other host, for ever. A host still connected that takes none for this long while another
+ * waits makes way for it: otherwise the socket would be its for as long as it stalls.
  */
 export const DRAIN_STALL_MS = 10_000;
 /**
@@ -41,6 +42,10 @@ interface Connection {
   lastActive: number;
   /** Writes given to the socket and not yet done (each is a queue entry until then). */
   unsent: number;
+  /** When the host last took some of its answers, or had none waiting (ms, for the stall check). */
+  takenAt: number;
+  /** Bytes libuv had still to write at the last check: less since then is the host reading. */
+  unwritten: number;
   /** A write's callback: it is done. */
   readonly wrote: () => void;
 }
@@ -88,7 +93,10 @@ export class UnixTransport implements Transport {
       sock,
       lastActive: Date.now(),
       unsent: 0,
+      takenAt: Date.now(),
+      unwritten: 0,
       wrote: () => {
+        conn.takenAt = Date.now();
         // The socket's 'drain' comes before its writes' callbacks: the budget hears of these here.
         if (--conn.unsent === 0 && sock.writableLength === 0) this.sink?.drain();
       },
@@ -130,6 +138,7 @@ export class UnixTransport implements Transport {
     });
     sock.on('drain', () => {
       conn.lastActive = Date.now(); // it is reading its answers
+      conn.takenAt = conn.lastActive;
       sink.drain();
     });
     sock.once('end', () => {
@@ -206,8 +215,27 @@ export class UnixTransport implements Transport {
         );
         conn.sock.destroy();
       }
+    } else if (conn && this.waiting.length > 0 && this.stalled(conn, now)) {
+      this.log.info(
+        `the host took none of its answers for ${DRAIN_STALL_MS / 1000} s while another waits; serving the next host`,
+      );
+      conn.sock.destroy();
     }
     if (this.waiting.length === 0 && this.draining.size === 0) this.stopChecks();
+  }
+
+  /** Has the host of `conn` taken none of the answers queued for it for DRAIN_STALL_MS? */
+  private stalled(conn: Connection, now: number): boolean {
+    if (conn.sock.writableLength === 0) {
+      conn.takenAt = now;
+      return false;
+    }
+    // A large answer is one write: libuv's count of its bytes still unwritten shows the host
+    // reading it before the write is done.
+    const unwritten = (conn.sock as unknown as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? 0;
+    if (unwritten < conn.unwritten) conn.takenAt = now;
+    conn.unwritten = unwritten;
+    return now - conn.takenAt >= DRAIN_STALL_MS;
   }
 
   private stopChecks(): void {

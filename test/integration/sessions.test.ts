@@ -101,6 +101,62 @@ test('a host that only stopped sending still gets its answer, while the next hos
     }
   }));
 
+test('a host that half-closes with 256 reads waiting on a FIFO (a full session): the next host is served at once', () =>
+  withFifo(async (fifo) => {
+    const agent = await startAgent();
+    try {
+      const a = await agent.connect();
+      const h = (await a.ok('file-open', { path: fifo })) as number;
+      const read = JSON.stringify({ execute: 'file-read', arguments: { handle_id: h } }) + '\n';
+      a.sock.end(read.repeat(256)); // its in-flight budget, all of it, then a half-close
+      await sleep(300);
+      const ms = await pingTime(agent.socket);
+      assert.ok(ms < 1_000, `the next host waited ${ms} ms`);
+      a.close();
+    } finally {
+      await agent.stop();
+    }
+  }));
+
+test('a host that stops reading its answers holds back only its own listener; a waiting host gets it after 10 s', async () => {
+  const other = path.join(tmpDir('ember-ga-other-'), 'other.sock');
+  const agent = await startAgent(['--listen', `qemu-ga:unix:${other}`]);
+  let stalled: net.Socket | undefined;
+  try {
+    await waitFor(() => fs.existsSync(other), 5_000, 'the second listener');
+    const big = path.join(agent.dir, 'big');
+    fs.closeSync(fs.openSync(big, 'w'));
+    fs.truncateSync(big, 128 * 1024 * 1024);
+    // A raw connection with no 'data' listener: once its file-open answer is read, it reads nothing.
+    const sock = net.createConnection(agent.socket);
+    stalled = sock;
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(JSON.stringify({ execute: 'file-open', arguments: { path: big } }) + '\n');
+    let opened = '';
+    await waitFor(() => (opened += String(sock.read() ?? '')).includes('\n'), 5_000, 'the file-open answer');
+    const h = Number(/"return":(\d+)/.exec(opened)![1]);
+    const read = JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4194304 } }) + '\n';
+    sock.write(read.repeat(20)); // ~110 MB of answers, far past the 16 MiB output budget
+    await sleep(1_000);
+    // Another listener's host (libvirt's qemu-ga socket, say) is served at once.
+    const q = await LineClient.connect(other);
+    const t0 = Date.now();
+    q.send('{"execute":"guest-ping"}\n');
+    await q.waitLines(1, 5_000);
+    assert.ok(Date.now() - t0 < 1_000, `the other listener's host waited ${Date.now() - t0} ms`);
+    q.close();
+    // A host waiting on the stalled host's socket gets it once the stall has lasted 10 s.
+    const ms = await pingTime(agent.socket);
+    assert.ok(ms >= 7_000 && ms < 15_000, `the waiting host was served after ${ms} ms`);
+    assert.match(agent.stderr(), /took none of its answers for 10 s while another waits/);
+  } finally {
+    stalled?.destroy();
+    await agent.stop();
+    fs.rmSync(path.dirname(other), { recursive: true, force: true });
+  }
+});
+
 test('waiting connections that hang up give their fds back at once; past 64 waiting, new ones are refused', async () => {
   const agent = await startAgent();
   const pid = agent.proc.pid!;

@@ -153,7 +153,7 @@ export const fileCommands = [
         doc: 'ember-ga: bytes to read (0 or absent: 4096); more than the maximum agent-info reports reads that maximum; ignored under --no-large-reads.',
       },
     },
-    handler: (args, ctx) => {
+    handler: (args, ctx, call) => {
       const table = handles(ctx);
       const id = args.handle_id;
       // A size past the maximum is clamped, not refused: any read may return less than asked.
@@ -162,7 +162,7 @@ export const fileCommands = [
       const h = handleFor(ctx, id, 'r', 'file-read');
       // Served from the page cache, the answer is made at once: one 4 KiB read a request, as
       // 0.7.1 hosts send them, then costs no promise reactions.
-      const parts = h.readBase64PartsNow(size, outputGate(ctx));
+      const parts = h.readBase64PartsNow(size, outputGate(ctx, call));
       return parts instanceof Promise ? parts.then((p) => readAnswer(ctx, id, h, p)) : readAnswer(ctx, id, h, parts);
     },
   }),

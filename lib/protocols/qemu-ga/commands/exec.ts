@@ -134,14 +134,14 @@ export const execCommands = [
     name: 'guest-exec-status',
     doc: "A process's state: `{exited: false}` while it runs; once it has ended and closed its output, its exit code or signal and captured output, after which its pid is forgotten.",
     args: { pid: { type: 'int', doc: 'What guest-exec answered.' } },
-    handler: async (a, ctx) => {
+    handler: async (a, ctx, call) => {
       const table = tableOf(ctx);
       const p = table.find(a.pid);
       if (!p) throw new QgaError("Invalid parameter 'pid'");
       if (p.finished && p.held > 0) {
         // Up to two 16 MiB streams as base64: wait, as file reads do, until the host has taken
         // what is queued for it (the status stays in the table meanwhile).
-        const room = ctx.outputRoom();
+        const room = ctx.outputRoom(call);
         if (room) await room;
         // And let the last large status's buffers go first (see collectAll).
         if (p.held >= LARGE_STATUS) collectAll();
@@ -149,7 +149,7 @@ export const execCommands = [
       const s = table.collect(a.pid);
       if (!s) throw new QgaError("Invalid parameter 'pid'"); // collected by another host meanwhile
       const answer = statusAnswer(s);
-      if (s.exited) ctx.holdOutput(Math.ceil((s.stdout.length + s.stderr.length) / 3) * 4);
+      if (s.exited) ctx.holdOutput(Math.ceil((s.stdout.length + s.stderr.length) / 3) * 4, call);
       return answer;
     },
   }),

@@ -117,7 +117,7 @@ export const fileCommands = [
       if (count < 0 || count > QGA_READ_COUNT_MAX) throw invalidCount(count);
       // A read its host left before it began would move the position past data nobody gets.
       if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
-      const gate = outputGate(ctx);
+      const gate = outputGate(ctx, call);
       if (count < COLLECT_BEFORE_READ) {
         // Served from the page cache, the answer is made at once.
         const r = h.readFullNow(count, gate);
@@ -125,7 +125,7 @@ export const fileCommands = [
       }
       const read = () => h.readFull(count, gate, call.signal).then(readAnswer, failed('failed to read file'));
       return (async () => {
-        for (let room = ctx.outputRoom(); room; room = ctx.outputRoom()) await room;
+        for (let room = ctx.outputRoom(call); room; room = ctx.outputRoom(call)) await room;
         collectAll();
         return read();
       })();
