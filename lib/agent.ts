@@ -150,7 +150,7 @@ export class Agent {
   private readonly exitHooks: ExitHook[] = [];
   private readonly hostGoneHooks: ((session: number) => void)[] = [];
   private readonly urgentExitHooks: ExitHook[] = [];
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Map<number, Session>();
   private nextSession = 1;
   private inFlight = 0;
   /** Bytes of the request lines in flight: what their requests hold (decoded data, arguments). */
@@ -241,7 +241,7 @@ export class Agent {
     await transport.start({
       begin: (output) => {
         const s = new Session(this.nextSession++, transport, output, this, this.protocols[protocol], this.maxLineBytes);
-        this.sessions.add(s);
+        this.sessions.set(s.id, s);
         this.reading.set(transport, s);
         this.updateFlow(); // the new host's own budgets are not spent
         return s;
@@ -326,7 +326,7 @@ export class Agent {
 
   /** A session ended (Session.end): its work was aborted; now the hooks (close its handles). */
   sessionEnded(session: Session): void {
-    this.sessions.delete(session);
+    this.sessions.delete(session.id);
     if (this.reading.get(session.transport) === session) this.reading.delete(session.transport);
     for (const hook of this.hostGoneHooks) {
       try {
@@ -399,10 +399,7 @@ export class Agent {
 
   /** The transport of a call's host; undefined without a call, or when its session is over. */
   private transportOf(call: Call | undefined): Transport | undefined {
-    if (!call) return undefined;
-    for (const s of this.reading.values()) if (s.id === call.session) return s.transport;
-    for (const s of this.sessions) if (s.id === call.session) return s.transport;
-    return undefined;
+    return call ? this.sessions.get(call.session)?.transport : undefined;
   }
 
   /** Room for output on `transport`, or on every transport when it is undefined. */
@@ -454,7 +451,7 @@ export class Agent {
       for (const e of this.endpoints) e.transport.pause();
       this.wakeRoomWaiters();
       await this.runHooks(this.urgentExitHooks);
-      for (const s of this.sessions) s.cancel('the agent is stopping');
+      for (const s of this.sessions.values()) s.cancel('the agent is stopping');
       if (this.inFlight > 0) {
         await Promise.race([this.settled(), delay(STOP_WAIT_MS)]);
       }
