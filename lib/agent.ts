@@ -21,15 +21,17 @@ import { VERSION } from './version';
 
 /**
  * An endpoint's reading pauses while its host's session has this many requests in flight, or
- * while this much output is queued on it: its own budgets, so that a host that stops reading or
- * waits on FIFOs holds back only itself, never the host of another port or listener (libvirt's
- * thaw on the qemu-ga port behind a stalled phoenix host). Every endpoint pauses while the request
- * lines in flight add up to the held-input budget (AgentConfig.maxHeldInput), or while all the
- * sessions together have MAX_IN_FLIGHT_ALL requests in flight (hosts that half-close with
+ * request lines in flight adding up to the held-input budget (AgentConfig.maxHeldInput), or
+ * while this much output is queued on it: its own budgets, so that a host that stops reading,
+ * waits on FIFOs or writes into one nobody reads holds back only itself, never the host of
+ * another port or listener (libvirt's thaw on the qemu-ga port behind a stalled phoenix host).
+ * Every endpoint pauses while all the sessions together have MAX_IN_FLIGHT_ALL requests in
+ * flight, or HELD_INPUT_ALL budgets' worth of request lines (hosts that half-close with
  * requests pending, one after the other).
  */
 const MAX_IN_FLIGHT = 256;
 const MAX_IN_FLIGHT_ALL = 4 * MAX_IN_FLIGHT;
+const HELD_INPUT_ALL = 2;
 const MAX_QUEUED_OUTPUT = 16 * 1024 * 1024;
 /** How long stop() waits for requests it could not cancel (a write into a frozen filesystem) before it exits anyway. */
 const STOP_WAIT_MS = 10_000;
@@ -60,6 +62,8 @@ class Session implements SessionSink {
   private readonly controller = new AbortController();
   private idleWaiters: (() => void)[] = [];
   inFlight = 0;
+  /** Bytes of this session's request lines in flight. */
+  heldInput = 0;
   ended = false;
   /** In the framer's push: a reset waits until it is done (see reset()). */
   private pushing = false;
@@ -346,6 +350,7 @@ export class Agent {
     session.inFlight++;
     const bytes = req.bytes; // not the request: it would live as long as its answer
     this.heldInput += bytes;
+    session.heldInput += bytes;
     let answer: AnswerLine | Promise<AnswerLine>;
     try {
       answer = req.answer(session.call);
@@ -371,6 +376,7 @@ export class Agent {
     lineDone(bytes + answerLength);
     this.inFlight--;
     this.heldInput -= bytes;
+    session.heldInput -= bytes;
     session.answered();
     this.updateFlow();
     if (this.shutdownRequested && !this.stopping) {
@@ -423,12 +429,13 @@ export class Agent {
    */
   private updateFlow(): void {
     if (this.stopping) return;
-    const shared =
-      this.inFlight >= MAX_IN_FLIGHT_ALL || (this.inFlight > 0 && this.heldInput >= this.ctx.config.maxHeldInput);
+    const held = this.ctx.config.maxHeldInput;
+    const shared = this.inFlight >= MAX_IN_FLIGHT_ALL || (this.inFlight > 0 && this.heldInput >= HELD_INPUT_ALL * held);
     for (const { transport } of this.endpoints) {
+      const s = this.reading.get(transport);
       const over =
         shared ||
-        (this.reading.get(transport)?.inFlight ?? 0) >= MAX_IN_FLIGHT ||
+        (s !== undefined && (s.inFlight >= MAX_IN_FLIGHT || (s.inFlight > 0 && s.heldInput >= held))) ||
         transport.queued >= MAX_QUEUED_OUTPUT;
       if (over === this.pausedTransports.has(transport)) continue;
       if (over) {

@@ -208,7 +208,7 @@ export const FLAGS: FlagSpec[] = [
   {
     names: ['max-held-input'],
     value: 'MIB',
-    help: `MiB of request data held in flight before the agent stops reading from the host (default ${defaultConfig.maxHeldInput / 1048576})`,
+    help: `MiB of a host's request data held in flight before the agent stops reading from it; twice this for all hosts together (default ${defaultConfig.maxHeldInput / 1048576})`,
     set: (o, v) => {
       const mib = positiveNumber('--max-held-input', v, false);
       if (mib < 1) throw new UsageError(`--max-held-input takes at least 1 (MiB), got ${JSON.stringify(v)}`);

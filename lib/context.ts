@@ -19,8 +19,9 @@ export interface AgentConfig {
   /** utmp file sysinfo reads its users from. */
   utmpFile: string;
   /**
-   * Bytes of request lines the agent holds in flight (a file-write's data waiting for a stalled
-   * target, say) before it stops reading from the host until some are done.
+   * Bytes of request lines a host's session holds in flight (a file-write's data waiting for a
+   * stalled target, say) before the agent stops reading from that host until some are done;
+   * twice this for all the sessions together stops reading from every host.
    */
   maxHeldInput: number;
   /** qemu-ga's fsfreeze hook: run with "freeze" before every freeze, "thaw" after (unset: none). */

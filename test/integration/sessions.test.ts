@@ -248,9 +248,10 @@ test('SIGTERM with a read waiting on a FIFO exits at once, answering the read as
     await agent.stop();
   }));
 
-test('pipelined writes to a FIFO nobody reads: the agent stops reading at its held-input budget, RSS stays bounded, and a host leaving frees it all', () =>
-  withFifo(async (fifo) => {
-    const agent = await startAgent();
+test('pipelined writes to a FIFO nobody reads: the agent stops reading that host at its held-input budget, serves another listener, RSS stays bounded, and a host leaving frees it all', () =>
+  withFifo(async (fifo, dir) => {
+    const other = path.join(dir, 'other.sock');
+    const agent = await startAgent(['--listen', `unix:${other}`]);
     const pid = agent.proc.pid!;
     const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // there, but never reads
     try {
@@ -275,6 +276,9 @@ test('pipelined writes to a FIFO nobody reads: the agent stops reading at its he
       const peak = memKiB(pid, 'VmHWM') / 1024;
       assert.ok(peak < 200, `peak RSS ${peak.toFixed(0)} MiB with ${sent} lines of 12 MiB sent`);
       assert.ok(pushedBack, `the agent took all ${sent} lines`);
+      // Its budget is its own: a host on the other listener is served at once.
+      const ms = await pingTime(other);
+      assert.ok(ms < 1_000, `the other listener's host waited ${ms} ms`);
       c.close();
       await waitFor(() => !openFds(pid).some((t) => t === fifo), 5_000, 'the FIFO handle to be closed');
       assert.ok((await pingTime(agent.socket)) < 1_000);
