@@ -4,6 +4,7 @@ import { randomBytes } from 'crypto';
 import { Base64Text, type Base64Decoder, type DecodedBytes } from './base64';
 import { AnswerError, withoutStacks } from '../errors';
 import { describe } from './json';
+import { beforeParse } from '../memory';
 
 /** A request line, parsed and checked for shape (not yet for its command's arguments). */
 export interface Request {
@@ -220,8 +221,16 @@ function placeCuts(
 export function parseRequest(line: Buffer | string, opts: { decodeBase64?: Base64Decoder } = {}): Request {
   let value: unknown;
   let cuts: Base64Text[];
-  if (typeof line !== 'string' && tokensOver(line, MAX_REQUEST_TOKENS)) {
-    throw new RequestError(`Invalid JSON: more than ${MAX_REQUEST_TOKENS} tokens in one request`, '');
+  // Only a line longer than the depth limit can pass either limit (MAX_REQUEST_TOKENS is larger).
+  if (typeof line !== 'string' && line.length > MAX_NESTING_DEPTH) {
+    const { tokens, depth } = countJson(line, MAX_REQUEST_TOKENS, MAX_NESTING_DEPTH);
+    if (tokens > MAX_REQUEST_TOKENS) {
+      throw new RequestError(`Invalid JSON: more than ${MAX_REQUEST_TOKENS} tokens in one request`, '');
+    }
+    if (depth > MAX_NESTING_DEPTH) {
+      throw new RequestError(`Invalid JSON: nested more than ${MAX_NESTING_DEPTH} deep`, '');
+    }
+    beforeParse(tokens);
   }
   try {
     ({ value, cuts } = parseJson(line, opts.decodeBase64));
@@ -257,33 +266,46 @@ const noRelease = () => {};
 export const MAX_REQUEST_TOKENS = 2 * 1024 * 1024;
 
 /**
- * Does `line` hold more than `max` JSON tokens? Counted the way a JSON lexer finds them, a
- * string as one token (passed over with indexOf: a file-write's base64 costs a few calls).
- * Only a line longer than `max` bytes can.
+ * The deepest arrays and objects may nest in one request: Go's encoding/json (maxNestingDepth,
+ * the reference agent's parser) reads 10000 deep and refuses 10001. A 2 MiB line of 1,048,560
+ * nested arrays alone took the agent to 160 MiB.
  */
-export function tokensOver(line: Buffer, max: number): boolean {
-  if (line.length <= max) return false;
+export const MAX_NESTING_DEPTH = 10_000;
+
+/**
+ * The JSON tokens in `line` and the deepest its arrays and objects nest, found the way a JSON
+ * lexer finds them: a string is one token (passed over with indexOf: a file-write's base64 costs
+ * a few calls). Stops at the token past `maxTokens`, at the bracket past `maxDepth`, and at an
+ * unterminated string (JSON.parse says so), with what was counted up to there.
+ */
+export function countJson(line: Buffer, maxTokens: number, maxDepth: number): { tokens: number; depth: number } {
   const strings = new StringEnds(line);
   let tokens = 0;
+  let depth = 0;
+  let deepest = 0;
   let inWord = false;
   for (let i = 0; i < line.length; i++) {
     const b = line[i];
     if (b === QUOTE) {
       inWord = false;
-      if (++tokens > max) return true;
+      if (++tokens > maxTokens) break;
       i = strings.closing(i);
-      if (i < 0) return false; // unterminated: JSON.parse says so
+      if (i < 0) break;
     } else if (isJsonSpace(b)) {
       inWord = false;
     } else if (isJsonPunctuation(b)) {
       inWord = false;
-      if (++tokens > max) return true;
+      if (++tokens > maxTokens) break;
+      if (b === 0x5b || b === 0x7b) {
+        deepest = Math.max(deepest, ++depth);
+        if (deepest > maxDepth) break;
+      } else if (b === 0x5d || b === 0x7d) depth--;
     } else if (!inWord) {
       inWord = true; // a number or word: one token
-      if (++tokens > max) return true;
+      if (++tokens > maxTokens) break;
     }
   }
-  return false;
+  return { tokens, depth: deepest };
 }
 
 /** The request object's execute, arguments and tag, checked for type. */

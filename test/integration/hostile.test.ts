@@ -8,9 +8,19 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { cpuTicks, memKiB, startAgent, tmpDir, withTmpfs, type RunningAgent } from '../helpers/agent';
+import {
+  cpuTicks,
+  errorMessage,
+  LineClient,
+  memKiB,
+  startAgent,
+  startAgentWith,
+  tmpDir,
+  withTmpfs,
+  type RunningAgent,
+} from '../helpers/agent';
 import { root, sleep, suite, waitFor } from '../helpers/harness';
-import { startEmberQemuGa } from '../helpers/qemu-ga';
+import { QmpClient, startEmberQemuGa } from '../helpers/qemu-ga';
 
 const test = suite('hostile hosts');
 
@@ -74,12 +84,15 @@ async function badInput(agent: RunningAgent): Promise<void> {
   const more = await c.waitLines(lines.length + 1, 20_000);
   assert.match(Buffer.from(more[lines.length].error!.bufb64, 'base64').toString(), /Request line too long/);
   // Lines under the limit that JSON.parse would make millions of values of (hundreds of MB):
-  // refused before parsing.
+  // refused before parsing, at the first limit they pass.
   c.send('['.repeat(8_000_000) + ']'.repeat(8_000_000) + '\n');
   c.send('[' + '{},'.repeat(5_000_000) + '{}]\n');
   const values = await c.waitLines(lines.length + 3, 20_000);
-  for (const a of values.slice(lines.length + 1))
-    assert.match(Buffer.from(a.error!.bufb64, 'base64').toString(), /more than 2097152 tokens in one request/);
+  const refused = values.slice(lines.length + 1).map((a) => Buffer.from(a.error!.bufb64, 'base64').toString());
+  assert.equal(refused, [
+    'Invalid JSON: nested more than 10000 deep',
+    'Invalid JSON: more than 2097152 tokens in one request',
+  ]);
   assert.is(await c.ok('ping'), (await c.ok('ping')) as string);
   c.close();
 }
@@ -287,6 +300,55 @@ test(
     }
   },
   { timeout: 120_000 },
+);
+
+test(
+  'requests just under the token limit that parse into millions of values, pipelined on both protocols: answered, within budget',
+  async () => {
+    const dir = tmpDir('ember-ga-hostile-json-');
+    const phoenix = path.join(dir, 'ga.sock');
+    const qga = path.join(dir, 'qga.sock');
+    const agent = await startAgentWith(
+      ['--listen', `phoenix:unix:${phoenix}`, '--listen', `qemu-ga:unix:${qga}`],
+      phoenix,
+      dir,
+    );
+    const pid = agent.proc.pid!;
+    try {
+      // The worst shapes a fuzz campaign found, each just under 2,097,152 tokens, pipelined. Before
+      // the depth limit and the collection before each such parse: 224 MiB (3 lines of 1,048,560
+      // nested arrays alone), 178 MiB (10 of 699,040 empty objects), 181-217 MiB (qemu-ga).
+      const stat = (json: string) => `{"execute":"file-stat","arguments":{"path":${json}}}\n`;
+      const c = await LineClient.connect(phoenix);
+      const shapes: [string, number, RegExp][] = [
+        [stat('['.repeat(1_048_560) + ']'.repeat(1_048_560)), 3, /^Invalid JSON: nested more than 10000 deep$/],
+        [stat('[{"a":'.repeat(349_520) + '0' + '}]'.repeat(349_520)), 3, /^Invalid JSON: nested more than 10000 deep$/],
+        [stat('[' + '{},'.repeat(699_039) + '{}]'), 10, /"path": expected a string, got an array/],
+      ];
+      const answers: [string, RegExp][] = [];
+      for (const [line, times, error] of shapes) {
+        c.send(line.repeat(times));
+        const got = await c.waitLines(answers.length + times, 60_000);
+        for (const a of got.slice(answers.length)) answers.push([errorMessage(a), error]);
+      }
+      assert.is(typeof (await c.ok('ping')), 'string');
+      c.close();
+      const q = await QmpClient.connect(qga);
+      const keys = Array.from({ length: 524_270 }, (_, i) => `"k${i}":0`).join(',');
+      q.send(`{"execute":"guest-ping","arguments":{"a":{${keys}}}}\n`.repeat(15));
+      for (let i = 0; i < 15; i++)
+        answers.push([(await q.answer(60_000)).error!.desc, /^Parameter 'a' is unexpected$/]);
+      assert.equal(await q.ok('guest-ping', undefined, 5_000), {});
+      q.close();
+      const peak = memKiB(pid, 'VmHWM') / 1024;
+      assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+      process.stdout.write(`  hostile JSON run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
+      for (const [message, expected] of answers) assert.match(message, expected);
+    } finally {
+      await agent.stop();
+    }
+  },
+  { timeout: 180_000 },
 );
 
 test.run();

@@ -2,7 +2,14 @@ import * as assert from 'uvu/assert';
 import { Base64Text, decodeBase64, type Base64Decoder } from '../../lib/wire/base64';
 import { LineFramer } from '../../lib/wire/framing';
 import { answerBytes, encodeError, encodeRawReturn, encodeReturn, RawJson } from '../../lib/wire/answer';
-import { MAX_REQUEST_TOKENS, parseRequest, RequestError, tokensOver, type Request } from '../../lib/wire/request';
+import {
+  countJson,
+  MAX_NESTING_DEPTH,
+  MAX_REQUEST_TOKENS,
+  parseRequest,
+  RequestError,
+  type Request,
+} from '../../lib/wire/request';
 import { AgentError, withoutStacks } from '../../lib/errors';
 import { QgaError } from '../../lib/protocols/qemu-ga/schema';
 import { quote } from '../../lib/wire/json';
@@ -25,8 +32,7 @@ function frame(chunks: (string | Buffer)[], max?: number) {
 
 test('tokens counted as a JSON lexer finds them: a string one, spaces none, escapes kept inside', () => {
   const b = (t: string) => Buffer.from(t, 'latin1');
-  // Padded with spaces: only a line longer than the limit is counted at all.
-  const over = (t: string, max: number) => tokensOver(b(t.padEnd(max + 1)), max);
+  const over = (t: string, max: number) => countJson(b(t), max, Infinity).tokens > max;
   // 9 tokens: { "a" : [ 1 , true ] }
   const nine = '{"a" :  [12,  true]}';
   assert.is(over(nine, 8), true);
@@ -36,8 +42,40 @@ test('tokens counted as a JSON lexer finds them: a string one, spaces none, esca
   const str = '["a\\"{[,:]}\\\\", 1]';
   assert.is(over(str, 5), false);
   assert.is(over(str, 4), true);
-  assert.is(tokensOver(b('"never closed [[[[[[[[[['), 3), false, 'unterminated: left to JSON.parse');
-  assert.is(tokensOver(b('[[[[[[[[[['), 10), false, 'no longer than the limit: not counted');
+  assert.is(over('"never closed [[[[[[[[[[', 3), false, 'unterminated: left to JSON.parse');
+  // Depth: brackets and braces together, none inside strings, each closed one off again.
+  assert.equal(countJson(b('[{"a":[1,{}]},["[[[{{{"]]'), 100, 100), { tokens: 16, depth: 4 });
+  assert.is(countJson(b('['.repeat(50)), 100, 10).depth, 11, 'stops at the bracket past the limit');
+});
+
+test('nesting: 10000 deep is parsed as before, 10001 refused before parsing, as Go reads JSON', () => {
+  assert.is(MAX_NESTING_DEPTH, 10_000);
+  // The request object and "arguments" are two levels; the path holds the rest.
+  const line = (depth: number, close = true) => {
+    const inner = depth - 2;
+    return Buffer.from(
+      `{"execute":"file-stat","arguments":{"path":${'['.repeat(inner)}${close ? ']'.repeat(inner) : ''}}}`,
+    );
+  };
+  const path = parseRequest(line(MAX_NESTING_DEPTH)).arguments.path;
+  let depth = 0;
+  for (let v: unknown = path; Array.isArray(v); v = v[0]) depth++;
+  assert.is(depth, MAX_NESTING_DEPTH - 2);
+  assert.throws(() => parseRequest(line(MAX_NESTING_DEPTH + 1)), /^Invalid JSON: nested more than 10000 deep$/);
+  // The error is the request's: a RequestError with no tag.
+  try {
+    parseRequest(line(MAX_NESTING_DEPTH + 1));
+  } catch (e) {
+    assert.instance(e, RequestError);
+    assert.is((e as RequestError).tag, '');
+  }
+  // Refused even when it would not parse, and strings' brackets are not counted.
+  assert.throws(() => parseRequest(line(MAX_NESTING_DEPTH + 1, false)), /nested more than 10000 deep/);
+  const inString = `{"execute":"ping","tag":"${'['.repeat(3 * MAX_NESTING_DEPTH)}"}`;
+  assert.is(parseRequest(Buffer.from(inString)).tag.length, 3 * MAX_NESTING_DEPTH);
+  // Deep and wide: siblings at 10000 deep do not add up.
+  const wide = `{"execute":"x","arguments":{"a":${'['.repeat(9_997)}${'[],'.repeat(10)}[]${']'.repeat(9_997)}}}`;
+  assert.is(parseRequest(Buffer.from(wide)).execute, 'x');
 });
 
 test('a line of more tokens than the limit is refused before it is parsed', () => {

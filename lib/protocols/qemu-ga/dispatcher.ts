@@ -7,6 +7,7 @@ import type { AnswerLine } from '../../wire/answer';
 import { RawJson } from '../../wire/answer';
 import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
+import { beforeParse } from '../../memory';
 import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
 import { qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
@@ -74,6 +75,7 @@ export class QgaDispatcher {
       // qemu's lexer refuses bytes that are not UTF-8, where a decoder would make them U+FFFD.
       // (The strings cut out were base64, ASCII, between quotes: no sequence changes with them.)
       if (!isUtf8(framed.bytes)) throw new QgaError('JSON parse error, invalid UTF-8 sequence in string');
+      beforeParse(framed.tokens ?? 0);
       try {
         const parsed =
           arrived.length > 0 ? parseJsonCut(framed.bytes, arrived) : parseJson(framed.bytes, decodeBase64Into);

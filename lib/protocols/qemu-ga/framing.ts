@@ -46,9 +46,10 @@ const MAX_NESTING = 1024;
 
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
- * decoded bytes to give back once the request is done), or a framing error to answer.
+ * decoded bytes to give back once the request is done) and its tokens (for beforeParse), or a
+ * framing error to answer.
  */
-export type Framed = { bytes: Buffer; cuts?: FramedCut[] } | { error: string };
+export type Framed = { bytes: Buffer; cuts?: FramedCut[]; tokens?: number } | { error: string };
 
 /** A string cut out of a request as it arrived: its place in `bytes`, characters and bytes. */
 export interface FramedCut extends ArrivedCut {
@@ -405,6 +406,7 @@ export class JsonStreamFramer {
 
   private emit(chunk: Buffer, from: number, to: number): void {
     this.syncRun = 0;
+    const tokens = this.tokens;
     this.tokens = 0;
     const piece = chunk.subarray(from, to);
     if (!this.overflow && this.buffered + piece.length > this.maxBytes) this.overflow = true;
@@ -417,6 +419,6 @@ export class JsonStreamFramer {
     const cuts = this.cuts;
     this.cuts = [];
     this.cutChars = 0;
-    this.onMessage(cuts.length > 0 ? { bytes, cuts } : { bytes });
+    this.onMessage(cuts.length > 0 ? { bytes, cuts, tokens } : { bytes, tokens });
   }
 }
