@@ -385,3 +385,23 @@ export async function withXinoOverlay(
     }
   });
 }
+
+/**
+ * A phoenix host on `socket` that opens a 128 MiB sparse file made in `dir`, asks for twenty 4 MiB
+ * reads of it (~110 MB of answers, far past the agent's 16 MiB output budget) and reads none of
+ * them: a raw connection with no 'data' listener. Destroy it when done.
+ */
+export async function stalledReader(socket: string, dir: string): Promise<net.Socket> {
+  const big = path.join(dir, 'big');
+  fs.closeSync(fs.openSync(big, 'w'));
+  fs.truncateSync(big, 128 * 1024 * 1024);
+  const sock = net.createConnection(socket);
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(JSON.stringify({ execute: 'file-open', arguments: { path: big } }) + '\n');
+  let opened = '';
+  await waitFor(() => (opened += String(sock.read() ?? '')).includes('\n'), 5_000, 'the file-open answer');
+  const h = Number(/"return":(\d+)/.exec(opened)![1]);
+  sock.write((JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4194304 } }) + '\n').repeat(20));
+  return sock;
+}

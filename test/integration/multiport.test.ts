@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { CLI, LineClient, errorMessage, fdsOn, mountExt4Image, tmpDir } from '../helpers/agent';
+import { CLI, LineClient, errorMessage, fdsOn, mountExt4Image, stalledReader, tmpDir } from '../helpers/agent';
 import { startPtyBridge } from '../helpers/pty';
 import { QmpClient } from '../helpers/qemu-ga';
 import { command, root, sleep, suite, waitFor } from '../helpers/harness';
@@ -161,22 +161,9 @@ test(
       g.start();
       await g.logs(serving(ph, 'phoenix'), 'the phoenix port');
       await g.logs(serving(q, 'qemu-ga'), 'the qemu-ga port');
-      const big = path.join(g.dir, 'big');
-      fs.closeSync(fs.openSync(big, 'w'));
-      fs.truncateSync(big, 128 * 1024 * 1024);
-      // The phoenix host opens the file, then asks for ~110 MB of answers and reads none: socat
-      // and the pty fill, and the answers queue in the agent past the 16 MiB output budget.
-      const sock = net.createConnection(ph.host);
-      stalled = sock;
-      sock.on('error', () => {});
-      await new Promise((r) => sock.once('connect', r));
-      sock.write(JSON.stringify({ execute: 'file-open', arguments: { path: big } }) + '\n');
-      let opened = '';
-      await waitFor(() => (opened += String(sock.read() ?? '')).includes('\n'), 5_000, 'the file-open answer');
-      const h = Number(/"return":(\d+)/.exec(opened)![1]);
-      sock.write(
-        (JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4194304 } }) + '\n').repeat(20),
-      );
+      // The phoenix host reads none of its answers: socat and the pty fill, and the answers
+      // queue in the agent past the 16 MiB output budget.
+      stalled = await stalledReader(ph.host, g.dir);
       await sleep(2_000);
       // libvirt's port: answered at once.
       const qc = await QmpClient.connect(q.host);

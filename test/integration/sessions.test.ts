@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, memKiB, startAgent, tmpDir } from '../helpers/agent';
+import { CLI, LineClient, memKiB, stalledReader, startAgent, tmpDir } from '../helpers/agent';
 import { sleep, suite, waitFor } from '../helpers/harness';
 
 const test = suite('host sessions');
@@ -124,20 +124,7 @@ test('a host that stops reading its answers holds back only its own listener; a 
   let stalled: net.Socket | undefined;
   try {
     await waitFor(() => fs.existsSync(other), 5_000, 'the second listener');
-    const big = path.join(agent.dir, 'big');
-    fs.closeSync(fs.openSync(big, 'w'));
-    fs.truncateSync(big, 128 * 1024 * 1024);
-    // A raw connection with no 'data' listener: once its file-open answer is read, it reads nothing.
-    const sock = net.createConnection(agent.socket);
-    stalled = sock;
-    sock.on('error', () => {});
-    await new Promise((r) => sock.once('connect', r));
-    sock.write(JSON.stringify({ execute: 'file-open', arguments: { path: big } }) + '\n');
-    let opened = '';
-    await waitFor(() => (opened += String(sock.read() ?? '')).includes('\n'), 5_000, 'the file-open answer');
-    const h = Number(/"return":(\d+)/.exec(opened)![1]);
-    const read = JSON.stringify({ execute: 'file-read', arguments: { handle_id: h, size: 4194304 } }) + '\n';
-    sock.write(read.repeat(20)); // ~110 MB of answers, far past the 16 MiB output budget
+    stalled = await stalledReader(agent.socket, agent.dir);
     await sleep(1_000);
     // Another listener's host (libvirt's qemu-ga socket, say) is served at once.
     const q = await LineClient.connect(other);
