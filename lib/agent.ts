@@ -255,7 +255,9 @@ export class Agent {
         this.updateFlow();
       },
     });
-    // Held back like the others while the shared budgets are spent.
+    // Held back like the others while the shared budgets are spent. A pause() before start()
+    // may have found nothing to pause (the port not open yet): undone, and asked again now.
+    if (this.pausedTransports.delete(transport)) transport.resume();
     this.updateFlow();
     this.ctx.log.info(`ember-ga ${VERSION} serving on ${transport.description} (${protocol})`);
   }

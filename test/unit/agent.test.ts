@@ -139,8 +139,9 @@ test('an endpoint added while the shared budgets hold reading back starts paused
     config: { maxHeldInput: 1024 * 1024 },
   });
   await agent.start();
-  // One request over the held-input budget: reading pauses on every endpoint.
-  a.session.data(Buffer.from(`{"execute":"wait","tag":"${'x'.repeat(1100 * 1024)}"}\n`));
+  // One request over twice the held-input budget (one is always let in): the shared budget is
+  // spent, and reading pauses on every endpoint.
+  a.session.data(Buffer.from(`{"execute":"wait","tag":"${'x'.repeat(2100 * 1024)}"}\n`));
   await waitFor(() => a.paused, 1_000, 'a paused');
   const b = new FakeTransport('b');
   await agent.addEndpoint({ transport: b, protocol: 'phoenix' });
@@ -148,6 +149,27 @@ test('an endpoint added while the shared budgets hold reading back starts paused
   // a goes away, and with it the request holding the budget: b reads again.
   await agent.removeEndpoint(a);
   await waitFor(() => !b.paused, 1_000, 'b resumed');
+  await agent.stop();
+});
+
+test('a host over its own held-input budget holds back only its endpoint, one added meanwhile included', async () => {
+  const a = new FakeTransport('a');
+  const b = new FakeTransport('b');
+  const agent = new Agent({
+    endpoints: [
+      { transport: a, protocol: 'phoenix' },
+      { transport: b, protocol: 'phoenix' },
+    ],
+    commands: [waiting],
+    config: { maxHeldInput: 1024 * 1024 },
+  });
+  await agent.start();
+  a.session.data(Buffer.from(`{"execute":"wait","tag":"${'x'.repeat(1100 * 1024)}"}\n`));
+  await waitFor(() => a.paused, 1_000, 'a paused');
+  assert.not.ok(b.paused, "b is held back by a's budget");
+  const c = new FakeTransport('c');
+  await agent.addEndpoint({ transport: c, protocol: 'phoenix' });
+  assert.not.ok(c.paused, "c starts held back by a's budget");
   await agent.stop();
 });
 
