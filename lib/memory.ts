@@ -51,14 +51,11 @@ let manyParsed = false;
 
 /**
  * Before JSON.parse of a request of `tokens` tokens: one of MANY_TOKENS or more first collects
- * the values of the last such request (a full collection: 5-16 ms; a minor one frees none of them).
+ * the values of the last such request (collectAll: 5-16 ms; a minor one frees none of them).
  */
 export function beforeParse(tokens: number): void {
   if (tokens < MANY_TOKENS || !gc) return;
-  if (manyParsed) {
-    since = 0;
-    gc();
-  }
+  if (manyParsed) collectAll();
   manyParsed = true;
 }
 
