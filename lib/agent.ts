@@ -405,9 +405,9 @@ export class Agent {
     }
   }
 
-  /** The transport of a call's host; undefined without a call, or when its session is over. */
-  private transportOf(call: Call | undefined): Transport | undefined {
-    return call ? this.sessions.get(call.session)?.transport : undefined;
+  /** The transport of a call's host; undefined once its session is over. */
+  private transportOf(call: Call): Transport | undefined {
+    return this.sessions.get(call.session)?.transport;
   }
 
   /** Room for output on `transport`, or on every transport when it is undefined. */

@@ -101,18 +101,18 @@ export interface Context {
    * output queued for it is back under the agent's limit. Producers of large answers (file-read)
    * wait on it, so a host that pipelines big reads and reads slowly cannot make the agent
    * buffer without bound (pausing input alone still lets every request in flight complete).
-   * With `call`, the output queued on its host's transport only (another host's backlog does not
-   * hold it up); without, on every transport.
+   * The output queued on the transport of the call's host only (another host's backlog does not
+   * hold it up); once that host's session is over, on every transport.
    */
-  outputRoom(call?: Call): Promise<void> | undefined;
+  outputRoom(call: Call): Promise<void> | undefined;
   /**
    * Counts `bytes` of an answer being produced now against the output limit until the next turn
    * of the event loop, by which time the agent has handed the answer to the transport (whose
    * queue then counts it). Without it, reads served synchronously in one burst of pipelined
-   * requests would all pass outputRoom() before any answer is queued. With `call`, counted on its
-   * host's transport; without, on every one.
+   * requests would all pass outputRoom() before any answer is queued. Counted on the transport of
+   * the call's host; once that host's session is over, on every one.
    */
-  holdOutput(bytes: number, call?: Call): void;
+  holdOutput(bytes: number, call: Call): void;
   /**
    * Runs `produce` (a bulk command's answer: a listing, a route table) once the other bulk
    * commands are done and the output queued for the hosts is under the limit; rejects when the

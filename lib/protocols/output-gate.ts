@@ -4,14 +4,13 @@
 import type { Call, Context } from '../context';
 import type { OutputGate } from '../files/handle';
 
-const gates = new WeakMap<Context | Call, OutputGate>();
+const gates = new WeakMap<Call, OutputGate>();
 
-export function outputGate(ctx: Context, call?: Call): OutputGate {
-  const key = call ?? ctx;
-  let gate = gates.get(key);
+export function outputGate(ctx: Context, call: Call): OutputGate {
+  let gate = gates.get(call);
   if (!gate) {
     gate = { room: () => ctx.outputRoom(call), hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call) };
-    gates.set(key, gate);
+    gates.set(call, gate);
   }
   return gate;
 }
