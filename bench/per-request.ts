@@ -10,7 +10,7 @@
 // (bridgeRequestResponse) is one row of context. Also ping: its p50 and CPU per ping, through
 // the minimal host. Every transfer is md5-verified but the stand-in's uploads (they go nowhere). Without the reference built (scripts/build-reference.sh),
 // the ratios to it are left out. Then where ember-ga's CPU goes, by thread (its main thread's
-// user and system time apart), and how soon it answers a host that comes back: the host side
+// user and system time apart), the CPU per request less the stand-in's (aboveStandIn), and how soon it answers a host that comes back: the host side
 // goes away (socat exits, the pty's master closes) and a new one appears behind the same path.
 // Last, the CPU per request again with the guest on a CPU of its own (ownCpuTurns), and the
 // agent's own work per request with no bridge at all (bench/helpers/no-bridge.ts).
@@ -359,7 +359,8 @@ async function takingTurns(
     if (what === 'up') await x.asker.askOk(`{"execute":"file-close","arguments":{"handle_id":${x.handle}}}\n`);
     x.asker.end();
     if (what !== 'ping') {
-      const got = what === 'down' ? x.md5.digest('hex') : md5Of(x.copy);
+      // The stand-in's uploads go nowhere (see Agent.standIn): only its reads are checked.
+      const got = what === 'down' ? x.md5.digest('hex') : x.a.standIn ? want : md5Of(x.copy);
       fs.rmSync(x.copy, { force: true });
       if (got !== want) throw new Error(`${x.a.name}, taking turns, ${what}: md5 ${got}, expected ${want}`);
     }
@@ -556,7 +557,8 @@ async function measure(
       for (const h of hostOrder)
         for (const a of guestOrder) add(`${a.name}|${h}|${d}`, await transfer(a, h, d, file, want, dir));
     for (const what of [...dirs, 'ping'] as const) {
-      for (const [name, r] of await takingTurns(order, what, file, want, dir)) {
+      // The stand-in takes its turns beside the agents': what the bridge and the host cost it.
+      for (const [name, r] of await takingTurns([...order, standIn], what, file, want, dir)) {
         if (r.split) {
           const s = splits.get(what) ?? noSplit();
           for (const c of THREAD_CLASSES) s.ns[c] += r.split.ns[c];
@@ -616,6 +618,7 @@ async function measure(
   out.note(
     'each figure the median over turns; the ratio the median of the ratios of turns run one right after the other (a pair shares the load of the rest of the machine)',
   );
+  aboveStandIn(out, turns, refName, verb);
   out.heading(`where ember-ga's CPU goes, by thread, over the same turns (us a request)`);
   for (const what of [...dirs, 'ping'] as const) {
     const s = splits.get(what);
@@ -693,12 +696,43 @@ async function measure(
     "each rate the median over the rounds, each ratio the median of the rounds' ratios; the stand-in guest: an agent's place behind the same hosts taken by one that does nothing but send ember-ga's answer bytes, made before the first request, through the same port driver (bench/helpers/stand-in-guest.ts); its uploads go nowhere, so their copy alone is not md5-checked (its downloads are, as every agent's)",
   );
   out.note(
-    `after a warm-up round (not counted), each round: the bridge alone, every transfer (agents, stand-in and hosts taking turns at each place), then the minimal host's turns (reads, writes, ${PINGS} pings); ` +
+    `after a warm-up round (not counted), each round: the bridge alone, every transfer (agents, stand-in and hosts taking turns at each place), then the minimal host's turns (reads, writes, ${PINGS} pings; the agents', then the stand-in's); ` +
       (ref
         ? 'reference: phoenix-guest-agent 0.7.1 through the same bridge and hosts'
         : 'no reference built: no ratios to it'),
   );
   await reconnects(out);
+}
+
+/**
+ * The same turns less the zero-work stand-in's (bench/helpers/stand-in-guest.ts, on the same port
+ * driver, behind the same bridge and host): the CPU a request costs an agent for its own work,
+ * without the pty's and the wake-ups' share, which every guest process pays on this bridge and a
+ * real virtio port does not. Context for the goal above, not the goal.
+ */
+function aboveStandIn(
+  out: Reporter,
+  turns: Map<string, { turns: number[] }>,
+  refName: string,
+  verb: Record<Dir | 'ping', string>,
+): void {
+  const standIn = (what: Dir | 'ping') => median(turns.get(`${STAND_IN}|${what}`)!.turns);
+  out.heading(
+    "agent CPU per request above the zero-work stand-in's, over the same rounds (the stand-in taking its turns beside theirs)",
+  );
+  for (const what of ['down', 'up', 'ping'] as const) {
+    const s = standIn(what);
+    const mine = median(turns.get(`ember-ga|${what}`)!.turns) - s;
+    const theirs = refName ? median(turns.get(`${refName}|${what}`)!.turns) - s : undefined;
+    out.row(
+      `${verb[what]}${what === 'ping' ? '' : ' 4 KiB'}, above the stand-in`,
+      `${mine.toFixed(1)} us`,
+      `${theirs === undefined ? '' : `${theirs > 0 ? ratio(mine / theirs) : 'n/a:'} the reference's ${theirs.toFixed(1)} us; `}the stand-in ${s.toFixed(1)} us a request`,
+    );
+  }
+  out.note(
+    "each the median over turns less the stand-in's median: the agent's own work with the bridge's share taken out (the no-bridge rows below measure it with no bridge at all)",
+  );
 }
 
 /** How long the host side stays away before it comes back, ms: past the old backoff's longest wait (500 ms) and under it. */

@@ -62,6 +62,13 @@ test(
     assert.is(split.length, 3, `the CPU by thread:\n${out}`);
     for (const l of split)
       assert.match(l, /write helper [\d.]+, port writer [\d.]+, other threads \(V8, pool\) [\d.]+/);
+    // The same turns less the zero-work stand-in's, for each kind.
+    for (const kind of ['file-read 4 KiB', 'file-write 4 KiB', 'ping'])
+      assert.match(
+        out,
+        new RegExp(`^  ${kind}, above the stand-in +-?[\\d.]+ us .*the stand-in [\\d.]+ us a request$`, 'm'),
+        `no row of ${kind} above the stand-in:\n${out}`,
+      );
     // The turns again with the guest on a CPU of its own (where there are two CPUs and taskset).
     const lines = out.split('\n');
     const own = lines.findIndex((l) => l.includes('the guest on a CPU of its own'));
