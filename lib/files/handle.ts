@@ -538,7 +538,6 @@ export class GuestFile {
       return open.done;
     }
     const batch: WriteBatch = { parts: [data], bytes: data.length, done: Promise.resolve() };
-    this.batch = batch;
     batch.done = this.enqueue(async () => {
       if (this.batch === batch) this.batch = undefined; // running: no more appends
       if (this.writeError) {
@@ -563,6 +562,7 @@ export class GuestFile {
       }
       this.wrote(batch.bytes);
     });
+    this.batch = batch; // after enqueue(), which closes any batch before it
     return batch.done;
   }
 
@@ -620,7 +620,6 @@ export class GuestFile {
    */
   poison(err: SystemError): void {
     if (!this.replace) return;
-    this.batch = undefined; // no later write joins a batch queued before this point
     void this.enqueue(async () => {
       this.writeError ??= err;
     });
@@ -780,6 +779,8 @@ export class GuestFile {
 
   /** Runs op after every operation queued before it, whatever their outcome. */
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    // A write issued after this operation must run after it: it may not join an earlier batch.
+    this.batch = undefined;
     this.pending++;
     const run = this.tail.then(op).finally(() => this.pending--);
     // The queue keeps the order, not the result (a large read's text must not outlive its answer).

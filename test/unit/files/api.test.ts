@@ -186,6 +186,41 @@ test('GuestFile: position is read-only from outside, and moves with reads and se
   await h.close();
 });
 
+test('GuestFile: operations apply in call order, a write issued after a seek or a read never joins an earlier write', async ({
+  dir,
+}) => {
+  // A large first write keeps the later ones queued, where small writes are gathered into one.
+  const f = path.join(dir, 'order');
+  const w = await openFile(f, { mode: 'w+' });
+  const big = w.write(Buffer.alloc(128 * 1024, 'A'));
+  const b = w.write(Buffer.from('BBBB'));
+  const s = w.seek(0, 0);
+  const c = w.write(Buffer.from('CCCC'));
+  await Promise.all([big, b, s, c]);
+  assert.is(w.position, 4);
+  await w.close();
+  const got = fs.readFileSync(f);
+  assert.is(got.length, 128 * 1024 + 4);
+  assert.is(got.subarray(0, 4).toString(), 'CCCC');
+  assert.is(got.subarray(-4).toString(), 'BBBB');
+
+  fs.writeFileSync(f, '.'.repeat(200 * 1024));
+  const rw = await openFile(f, { mode: 'r+' });
+  const writes = [rw.write(Buffer.alloc(128 * 1024, 'x')), rw.write(Buffer.from('1111'))];
+  const read = rw.read(4);
+  writes.push(rw.write(Buffer.from('2222')));
+  await Promise.all(writes);
+  assert.is((await read).toString(), '....', 'the read sees the file as it was when it was issued');
+  await rw.close();
+  assert.is(
+    fs
+      .readFileSync(f)
+      .subarray(128 * 1024, 128 * 1024 + 12)
+      .toString(),
+    '1111....2222',
+  );
+});
+
 /** What fs.lstatSync says, in GuestStats' fields. */
 function expected(p: string) {
   const b = fs.lstatSync(p, { bigint: true });
