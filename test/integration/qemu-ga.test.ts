@@ -25,6 +25,17 @@ const FRAMING: [string | Buffer, number][] = [
   ['{"execute":"guest-ping","id":null}\n', 1],
   ['{"execute":"guest-sync","arguments":{"id":-1}}\n', 1],
   ['{"execute":"guest-sync-delimited","arguments":{"id":123}}\n', 1],
+  // Integers past 2^53 are echoed exactly, as qemu's int64 and uint64 numbers; past those, a double.
+  ['{"execute":"guest-sync","arguments":{"id":9007199254740993}}\n', 1],
+  ['{"execute":"guest-sync","arguments":{"id":9223372036854775807}}\n', 1],
+  ['{"execute":"guest-sync","arguments":{"id":-9223372036854775808}}\n', 1],
+  ['{"execute":"guest-sync-delimited","arguments":{"id":4611686018427387905}}\n', 1],
+  ['{"execute":"guest-sync","arguments":{"\\u0069d":4611686018427387905},"id":4611686018427387906}\n', 1],
+  ['{"execute":"guest-ping","id":12345678901234567}\n', 1],
+  ['{"execute":"guest-ping","id":18446744073709551615}\n', 1],
+  ['{"execute":"guest-ping","id":-9223372036854775808}\n', 1],
+  ['{"execute":"guest-ping","id":100000000000000000000}\n', 1],
+  ['{"execute":"guest-ping","id":1e300}\n', 1],
   [Buffer.from('\xff{"execute":"guest-ping"}\n', 'latin1'), 2], // the 0xFF is answered, then the request
   [Buffer.from('{"execute":"guest-ping"\xff', 'latin1'), 1], // a request cut short by 0xFF is dropped
   ['{"a":"b\\"}"}\n', 1],
@@ -66,6 +77,9 @@ const BAD: string[] = [
   '{"execute":"guest-sync","arguments":{"id":"a"}}\n',
   '{"execute":"guest-sync","arguments":{"id":1.5}}\n',
   '{"execute":"guest-sync","arguments":{"id":99999999999999999999}}\n',
+  '{"execute":"guest-sync","arguments":{"id":9223372036854775808}}\n',
+  '{"execute":"guest-sync","arguments":{"id":18446744073709551615},"id":18446744073709551615}\n',
+  '{"execute":"nope","id":-9223372036854775809}\n',
 ];
 
 test(

@@ -9,7 +9,7 @@ import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { beforeParse } from '../../memory';
 import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
-import { qdictOrder, qmpJson } from './json';
+import { integerAt, qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
 
 const SYNC_BYTE = Buffer.from([0xff]);
@@ -101,7 +101,7 @@ export class QgaDispatcher {
         throw new QgaError('QMP input must be a JSON object');
       }
       const req = value as Record<string, unknown>;
-      if ('id' in req) id = { value: req.id };
+      if ('id' in req) id = { value: exactId(req.id, framed.bytes) };
       // Members are checked in the order qemu's dictionary holds them, so the first complaint is qemu's.
       for (const key of qdictOrder(Object.keys(req))) {
         if (key === 'execute') {
@@ -123,7 +123,7 @@ export class QgaDispatcher {
       if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
         throw new QgaError(`Command ${name} has been disabled: the agent is in frozen state`, 'CommandNotFound');
       }
-      const args = checkQgaArgs(cmd.args, (req.arguments as Record<string, unknown> | undefined) ?? {});
+      const args = checkQgaArgs(cmd.args, (req.arguments as Record<string, unknown> | undefined) ?? {}, framed.bytes);
       this.ctx.log.debug(`<- ${name} (qemu-ga)`);
       const answerId = id;
       const done = (v: unknown): AnswerLine => {
@@ -166,6 +166,16 @@ export class QgaDispatcher {
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {
   return x !== null && typeof x === 'object' && typeof (x as { then?: unknown }).then === 'function';
+}
+
+/**
+ * The request's id as qemu echoes it: an integer past 2^53 exactly while it is an int64 or a
+ * uint64 (qemu's numbers), from the request's text; past those, the double.
+ */
+function exactId(v: unknown, text: Buffer): unknown {
+  if (typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) return v;
+  const exact = integerAt(text, ['id']);
+  return exact !== undefined && exact >= -(2n ** 63n) && exact < 2n ** 64n ? exact : v;
 }
 
 function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerLine {

@@ -106,3 +106,71 @@ export function qmpJson(value: unknown): string {
       throw new TypeError(`cannot write ${typeof value} as JSON`);
   }
 }
+
+/**
+ * The integer written at `path` (object members from the top: ['id'], ['arguments', 'id']) in a
+ * request's JSON text, exactly, when it is one: JSON.parse keeps only the double nearest to it,
+ * where qemu reads an int64 or uint64. The last member of a name counts, as for JSON.parse.
+ * Only asked of a number that is not a safe integer: the request has parsed, so the text is JSON.
+ */
+export function integerAt(json: Buffer, path: readonly string[]): bigint | undefined {
+  const n = json.length;
+  let i = 0;
+  let found: string | undefined;
+  const space = () => {
+    while (i < n && (json[i] === 0x20 || json[i] === 0x09 || json[i] === 0x0a || json[i] === 0x0d)) i++;
+  };
+  const string = (): string => {
+    const start = i++;
+    while (i < n && json[i] !== 0x22) i += json[i] === 0x5c ? 2 : 1;
+    i++;
+    return json.toString('utf8', start, i);
+  };
+  /** Past one value; its text when it is a scalar. */
+  const value = (): string | undefined => {
+    space();
+    const c = json[i];
+    if (c === 0x22) return string();
+    if (c !== 0x7b && c !== 0x5b) {
+      const start = i;
+      while (i < n && !(json[i] === 0x2c || json[i] === 0x7d || json[i] === 0x5d || json[i] <= 0x20)) i++;
+      return json.toString('latin1', start, i);
+    }
+    for (let depth = 0; i < n;) {
+      const d = json[i];
+      if (d === 0x22) {
+        string();
+        continue;
+      }
+      i++;
+      if (d === 0x7b || d === 0x5b) depth++;
+      else if ((d === 0x7d || d === 0x5d) && --depth === 0) break;
+    }
+    return undefined;
+  };
+  const members = (level: number): void => {
+    i++; // {
+    for (;;) {
+      space();
+      if (i >= n || json[i] === 0x7d) {
+        i++;
+        return;
+      }
+      const key = JSON.parse(string()) as string;
+      space();
+      i++; // :
+      space();
+      if (key !== path[level]) value();
+      else if (level === path.length - 1) found = value();
+      else if (json[i] === 0x7b) {
+        found = undefined; // a later member of the name replaces an earlier one whole
+        members(level + 1);
+      } else value();
+      space();
+      if (json[i] === 0x2c) i++;
+    }
+  };
+  space();
+  if (json[i] === 0x7b) members(0);
+  return found !== undefined && /^-?(0|[1-9][0-9]*)$/.test(found) ? BigInt(found) : undefined;
+}

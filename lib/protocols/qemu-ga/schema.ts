@@ -5,6 +5,7 @@ import { AnswerError } from '../../errors';
 import type { Call, Context } from '../../context';
 import { Base64Text } from '../../wire/base64';
 import { qbase64Decode } from './base64';
+import { integerAt } from './json';
 
 /**
  * A QAPI type: a scalar, an enum, an array of a type, an object of members, or an alternate.
@@ -30,6 +31,11 @@ export interface QArg {
   type: QType;
   /** Optional members may be absent; a present one is checked (null included, as qemu does). */
   optional?: boolean;
+  /**
+   * An int whose value is echoed (guest-sync's id): read from the request's text, so that past
+   * 2^53 it is the int64 sent (a bigint), not the double nearest to it.
+   */
+  exact?: boolean;
   doc: string;
 }
 
@@ -65,8 +71,9 @@ type QTypeOf<T> = T extends 'str'
 
 /** A handler's view of its arguments, typed from its schema: optional ones may be undefined. */
 export type QArgs<S extends QSchema> = {
-  [K in keyof S]: S[K] extends { optional: true } ? QTypeOf<S[K]['type']> | undefined : QTypeOf<S[K]['type']>;
+  [K in keyof S]: S[K] extends { optional: true } ? QArgOf<S[K]> | undefined : QArgOf<S[K]>;
 };
+type QArgOf<A extends QArg> = A extends { exact: true } ? number | bigint : QTypeOf<A['type']>;
 
 export interface QgaCommand<S extends QSchema = QSchema> {
   name: string;
@@ -111,7 +118,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * qemu's int is an int64: a JSON number with no fraction. Past 2^53 the number is the double
  * JSON.parse made of it (guest-set-time's nanoseconds since 1970 are ~2^60).
  */
-function isInt(v: unknown): v is number {
+function isInt(v: unknown): v is number | bigint {
+  if (typeof v === 'bigint') return v >= -(2n ** 63n) && v < 2n ** 63n; // an exact one (QArg.exact)
   return typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63;
 }
 
@@ -187,7 +195,17 @@ function checkMembers(schema: QSchema, raw: Record<string, unknown>, prefix: str
   return out;
 }
 
-/** A command's arguments checked against its schema, as qemu's input visitor checks them. */
-export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>): Record<string, unknown> {
-  return checkMembers(schema, raw, '');
+/**
+ * A command's arguments checked against its schema, as qemu's input visitor checks them. `text`:
+ * the request's JSON, where an exact int past 2^53 is read again (QArg.exact).
+ */
+export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>, text?: Buffer): Record<string, unknown> {
+  let args = raw;
+  for (const [name, spec] of Object.entries(schema)) {
+    const v = raw[name];
+    if (!spec.exact || !text || typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
+    const exact = integerAt(text, ['arguments', name]);
+    if (exact !== undefined) args = { ...args, [name]: exact };
+  }
+  return checkMembers(schema, args, '');
 }

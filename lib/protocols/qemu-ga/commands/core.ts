@@ -6,14 +6,14 @@ export const coreCommands = [
     name: 'guest-sync-delimited',
     doc: 'Echoes `id`, the answer preceded by a 0xFF byte: a host that reads up to it is past any stale answer.',
     allowWhileFrozen: true,
-    args: { id: { type: 'int', doc: 'Any integer, echoed.' } },
+    args: { id: { type: 'int', exact: true, doc: 'Any int64, echoed exactly.' } },
     handler: (a) => a.id,
   }),
   defineQgaCommand({
     name: 'guest-sync',
     doc: 'Echoes `id`.',
     allowWhileFrozen: true,
-    args: { id: { type: 'int', doc: 'Any integer, echoed.' } },
+    args: { id: { type: 'int', exact: true, doc: 'Any int64, echoed exactly.' } },
     handler: (a) => a.id,
   }),
   defineQgaCommand({

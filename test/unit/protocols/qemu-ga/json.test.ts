@@ -1,5 +1,5 @@
 import * as assert from 'uvu/assert';
-import { qdictOrder, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
+import { integerAt, qdictOrder, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
 import { RawJson } from '../../../../lib/wire/answer';
 import { suite } from '../../../helpers/harness';
 
@@ -26,6 +26,23 @@ test('separators, escapes and numbers as qemu writes them', () => {
   assert.is(qmpJson([1, -2, 0.1, 2.5, 1e21]), '[1, -2, 0.10000000000000001, 2.5, 1e+21]');
   assert.is(qmpJson({ a: undefined, b: null }), '{"b": null}');
   assert.is(qmpJson(new RawJson('"abc"')), '"abc"');
+});
+
+test("integerAt: an integer's exact text at a member path, the last member of a name counting", () => {
+  const at = (json: string, path: string[]) => integerAt(Buffer.from(json), path);
+  assert.is(at('{"id":9223372036854775807}', ['id']), 9223372036854775807n);
+  assert.is(at(' { "x" : [1,{"id":2}], "id" : -12345678901234567 } ', ['id']), -12345678901234567n);
+  assert.is(at('{"id":1,"id":12345678901234567}', ['id']), 12345678901234567n);
+  assert.is(at('{"\\u0069d":12345678901234567}', ['id']), 12345678901234567n);
+  assert.is(
+    at('{"s":"}{\\"id\\":5","arguments":{"id":18446744073709551615}}', ['arguments', 'id']),
+    18446744073709551615n,
+  );
+  // A later "arguments" replaces the earlier one whole, as JSON.parse does.
+  assert.is(at('{"arguments":{"id":12345678901234567},"arguments":{"x":1}}', ['arguments', 'id']), undefined);
+  assert.is(at('{"arguments":{"id":1},"id":12345678901234567}', ['arguments', 'id']), 1n);
+  for (const text of ['1e300', '1.5', '"7"', '[1]', 'null']) assert.is(at(`{"id":${text}}`, ['id']), undefined, text);
+  assert.is(at('{"x":1}', ['id']), undefined);
 });
 
 test.run();
