@@ -425,6 +425,8 @@ export interface NativePort {
   pause(): void;
   resume(): void;
   close(): void;
+  /** Drops what is queued for a host that is gone for good (the rest of its answers); true when there was any. */
+  discard(): boolean;
   readonly queued: number;
   /** Bytes copied into the queue since the port opened (what writes not kept left for later). */
   readonly copied: number;

@@ -78,13 +78,13 @@ int OpenPort(const std::string& path, int* fd_out) {
 class Port : public Napi::ObjectWrap<Port> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    exports.Set(
-        "Port",
-        DefineClass(env, "Port",
-                    {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
-                     InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
-                     InstanceAccessor<&Port::Queued>("queued"), InstanceAccessor<&Port::Copied>("copied"),
-                     InstanceAccessor<&Port::Connected>("connected"), InstanceAccessor<&Port::FoundBy>("foundBy")}));
+    exports.Set("Port",
+                DefineClass(env, "Port",
+                            {InstanceMethod<&Port::Write>("write"), InstanceMethod<&Port::Pause>("pause"),
+                             InstanceMethod<&Port::Resume>("resume"), InstanceMethod<&Port::Close>("close"),
+                             InstanceMethod<&Port::Discard>("discard"), InstanceAccessor<&Port::Queued>("queued"),
+                             InstanceAccessor<&Port::Copied>("copied"), InstanceAccessor<&Port::Connected>("connected"),
+                             InstanceAccessor<&Port::FoundBy>("foundBy")}));
   }
 
   Port(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Port>(info) {
@@ -167,6 +167,13 @@ class Port : public Napi::ObjectWrap<Port> {
       Unref();
     }
     return info.Env().Undefined();
+  }
+
+  // discard(): drops what is queued for a host that is gone for good; true when there was any.
+  Napi::Value Discard(const Napi::CallbackInfo& info) {
+    bool had = fd_ >= 0 && writer_.Discard();
+    ReleaseKept();
+    return Napi::Boolean::New(info.Env(), had);
   }
 
   Napi::Value Queued(const Napi::CallbackInfo& info) {

@@ -94,13 +94,36 @@ void PortWriter::LinkUp() {
   cv_.notify_one();
 }
 
-bool PortWriter::SwapFd(int fd) {
-  std::unique_lock<std::mutex> lock(mu_);
+// With mu_ held: waits until the writer is out of its write (its wake-up ends a wait in poll()),
+// and keeps it from starting the next one until Release(). Without the hold, a writer whose port
+// still takes nothing went straight back into poll() before this thread had the lock again.
+void PortWriter::Hold(std::unique_lock<std::mutex>& lock) {
+  held_ = true;
   Wake();
   cv_.wait(lock, [this] { return !in_write_; });
+}
+
+void PortWriter::Release() {
+  held_ = false;
+  cv_.notify_all();
+}
+
+bool PortWriter::SwapFd(int fd) {
+  std::unique_lock<std::mutex> lock(mu_);
+  Hold(lock);
   fd_ = fd;
   bool had = !queue_.empty();
   DropQueue();  // answers meant for the old peer
+  Release();
+  return had;
+}
+
+bool PortWriter::Discard() {
+  std::unique_lock<std::mutex> lock(mu_);
+  Hold(lock);
+  bool had = !queue_.empty();
+  DropQueue();
+  Release();
   return had;
 }
 
@@ -137,7 +160,7 @@ void PortWriter::Loop() {
   pthread_setname_np(pthread_self(), "ember-ga:port");  // the bench tells the agent's threads apart by name
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stop_ || (link_up_ && fd_ >= 0 && !queue_.empty()); });
+    cv_.wait(lock, [this] { return stop_ || (!held_ && link_up_ && fd_ >= 0 && !queue_.empty()); });
     if (stop_) return;
     int fd = fd_;
     uint64_t gen = link_gen_;             // which connection this write belongs to

@@ -60,6 +60,9 @@ class PortWriter {
   // the old peer is dropped (true when there was any; its kept tokens go to TakeReleased). The
   // caller closes the old fd.
   bool SwapFd(int fd);
+  // The host whose output is queued is gone for good: drops the queue, as SwapFd does (true when
+  // there was any), so that the next host on the same device does not get the rest of its lines.
+  bool Discard();
   // kDrained | kHungUp since the last call; *current: the hang-up was seen on the connection
   // that is up now (one seen on a connection since found back up is old news).
   int TakeEvents(bool* current);
@@ -74,6 +77,8 @@ class PortWriter {
   void Wake();
   void Notify(int what);
   void DropQueue();
+  void Hold(std::unique_lock<std::mutex>& lock);
+  void Release();
 
   // A write's bytes waiting for the port: a copy, or the caller's (keep).
   struct Chunk {
@@ -98,6 +103,7 @@ class PortWriter {
   int fd_ = -1;
   bool link_up_ = false;   // the host is there: the writer may write
   bool in_write_ = false;  // the writer is using fd_ outside the lock
+  bool held_ = false;      // the main thread needs the queue and fd_ between two writes (Hold)
   bool stop_ = false;
   int pending_events_ = 0;  // kDrained | kHungUp, for TakeEvents
   uint64_t link_gen_ = 0;   // raised each time the link comes back up

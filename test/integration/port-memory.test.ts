@@ -40,6 +40,7 @@ function watchedPort() {
       pause: () => real.pause(),
       resume: () => real.resume(),
       close: () => real.close(),
+      discard: () => real.discard(),
       get queued() {
         return real.queued;
       },

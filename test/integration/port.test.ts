@@ -3,6 +3,7 @@
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as path from 'path';
 import { CLI, LineClient, cpuTicks, tmpDir, unnamed } from '../helpers/agent';
 import { startPtyBridge, withPortToFile, withPtyBridge } from '../helpers/pty';
@@ -246,14 +247,56 @@ test(
   { needs },
 );
 
+test(
+  'discard(): what is queued for a host gone for good is dropped, and the next bytes written start the stream',
+  () =>
+    withPtyBridge(async (bridge) => {
+      // socat reads the pty only once a host connects: the pty fills, and the rest is queued.
+      const port = new native.Port(bridge.port, () => {}, { views: true });
+      try {
+        let stream = '';
+        for (let i = 0; stream.length < 4 * 1024 * 1024; i++) stream += `line ${i} of what the old host was sent\n`;
+        port.write(Buffer.from(stream));
+        assert.ok(port.queued > 0, `queued ${port.queued}`);
+        assert.is(port.discard(), true);
+        assert.is(port.queued, 0);
+        assert.is(port.discard(), false, 'nothing left to drop');
+        port.write(Buffer.from('MARKER\n'));
+        const c = net.connect(bridge.host);
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        try {
+          await waitFor(() => got.includes('MARKER\n'), 10_000, 'the marker');
+          // What the pty took before the discard arrives (it may end within a line), then the
+          // marker: nothing of the dropped rest.
+          const before = got.slice(0, got.indexOf('MARKER\n'));
+          assert.ok(
+            before.length < stream.length / 2,
+            `${before.length} bytes arrived of the ${stream.length} written`,
+          );
+          assert.ok(stream.startsWith(before), 'what arrived before the marker is the start of the stream');
+          assert.is(got.length, before.length + 'MARKER\n'.length);
+        } finally {
+          c.destroy();
+        }
+      } finally {
+        port.close();
+      }
+    }),
+  { needs },
+);
+
 /** A PortTransport on a stand-in for the addon's port: `emit` plays the port's events; `events` are what the sink heard. */
 async function standInPort(hostGoneMs: number) {
+  const sink = new RecordingSink();
   let emit: (type: PortEvent, arg?: Buffer | Error) => void = () => {};
   const port = {
     write: () => 0,
     pause: () => {},
     resume: () => {},
     close: () => {},
+    // What is queued for a host gone for good is dropped before the next host's session begins.
+    discard: () => (sink.events.push('discard'), true),
     queued: 0,
     copied: 0,
     connected: true,
@@ -263,7 +306,6 @@ async function standInPort(hostGoneMs: number) {
     hostGoneMs,
     open: (_p, onEvent) => ((emit = onEvent), port),
   });
-  const sink = new RecordingSink();
   await t.start(sink);
   return { t, events: sink.events, emit: (type: PortEvent) => emit(type) };
 }
@@ -279,13 +321,13 @@ test('host gone: a hang-up ends the session only if it lasts the host-gone timeo
     assert.equal(events, ['begin', 'reset']);
     emit('hangup');
     await waitFor(() => events.includes('end'), 2_000, 'the session to end');
-    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin']);
-    emit('reopen'); // another device behind the path: another host
-    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin', 'end', 'begin']);
+    assert.equal(events, ['begin', 'reset', 'reset', 'discard', 'end', 'begin']);
+    emit('reopen'); // another device behind the path: another host (the driver dropped the queue)
+    assert.equal(events, ['begin', 'reset', 'reset', 'discard', 'end', 'begin', 'end', 'begin']);
     emit('hangup');
     await t.close(); // closing ends the session and stops the timer
     await sleep(300);
-    assert.equal(events, ['begin', 'reset', 'reset', 'end', 'begin', 'end', 'begin', 'reset', 'end']);
+    assert.equal(events, ['begin', 'reset', 'reset', 'discard', 'end', 'begin', 'end', 'begin', 'reset', 'end']);
   } finally {
     await t.close();
   }
