@@ -4,9 +4,9 @@
 //
 // The agent runs as root in a directory the user owns, so it never follows a symbolic link the
 // user may have put there when it writes: ~/.ssh is opened with O_NOFOLLOW and everything after
-// goes through that descriptor (a link swapped in meanwhile changes nothing), and the file it
-// reads to add to or remove from is opened with O_NOFOLLOW too. Otherwise a user could have a
-// host's innocent key change write to, or copy from, any file of the system.
+// goes through that descriptor (a link swapped in meanwhile changes nothing), the reading of the
+// file to add to or remove from included, which is opened with O_NOFOLLOW too. Otherwise a user
+// could have a host's innocent key change write to, or copy from, any file of the system.
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -76,8 +76,8 @@ function readError(file: string, e: unknown): SshKeysError {
   return new SshKeysError(`failed to read '${file}': ${what} \u201C${file}\u201D: ${strerror(errno)}`, errno);
 }
 
-/** A file's lines; `follow`: through a symbolic link at its name (else ELOOP). */
-async function readLines(file: string, follow: boolean): Promise<Buffer[]> {
+/** A file's lines; `follow`: through a symbolic link at its name (else ELOOP). `shown`: its name in errors. */
+async function readLines(file: string, follow: boolean, shown = file): Promise<Buffer[]> {
   try {
     const flags = fs.constants.O_RDONLY | (follow ? 0 : fs.constants.O_NOFOLLOW);
     const fh = await fs.promises.open(file, flags);
@@ -87,7 +87,7 @@ async function readLines(file: string, follow: boolean): Promise<Buffer[]> {
       await fh.close();
     }
   } catch (e) {
-    throw readError(file, e);
+    throw readError(shown, e);
   }
 }
 
@@ -175,54 +175,73 @@ async function makeSshDir(dir: string, user: UserEntry): Promise<void> {
 }
 
 /**
- * Replaces authorized_keys with `lines` joined by "\n": a new file, 0600 and the user's, renamed
- * over the old one (which may be a link: the link is replaced, not what it leads to).
+ * Replaces authorized_keys in ~/.ssh, open as `dir`, with `lines` joined by "\n": a new file,
+ * 0600 and the user's, renamed over the old one (which may be a link: the link is replaced, not
+ * what it leads to).
  */
-async function writeLines(user: UserEntry, lines: readonly Buffer[]): Promise<void> {
+async function writeLines(user: UserEntry, dir: fs.promises.FileHandle, lines: readonly Buffer[]): Promise<void> {
   const file = authorizedKeysPath(user);
+  const tmpName = `authorized_keys.${randomBytes(3).toString('hex')}`;
+  const tmp = inside(dir, tmpName);
+  const contents = Buffer.concat(lines.flatMap((l, i) => (i === 0 ? [l] : [Buffer.from('\n'), l])));
+  let step = 'create';
+  try {
+    const fh = await fs.promises.open(
+      tmp,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      step = 'chown';
+      await fh.chown(user.uid, user.gid);
+      step = 'chmod';
+      await fh.chmod(0o600);
+      step = 'write';
+      await fh.writeFile(contents);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    step = 'rename';
+    await fs.promises.rename(tmp, inside(dir, 'authorized_keys'));
+  } catch (e) {
+    await fs.promises.unlink(tmp).catch(() => {});
+    const errno = errnoOf(e) ?? 5;
+    const reason = strerror(errno);
+    const tmpPath = path.join(sshDir(user), tmpName);
+    throw new SshKeysError(
+      step === 'chown'
+        ? `failed to set ownership of directory '${file}': ${reason}`
+        : step === 'chmod'
+          ? `failed to set permissions of '${file}': ${reason}`
+          : step === 'create'
+            ? `failed to write to '${file}': Failed to create file \u201C${tmpPath}\u201D: ${reason}`
+            : step === 'write'
+              ? `failed to write to '${file}': Failed to write file \u201C${tmpPath}\u201D: ${reason}`
+              : `failed to write to '${file}': Failed to rename file \u201C${tmpPath}\u201D to \u201C${file}\u201D: g_rename() failed: ${reason}`,
+      errno,
+    );
+  }
+}
+
+/**
+ * Reads authorized_keys (unless `reset`) and writes it anew through one ~/.ssh opened without
+ * following a link: read through a link that was then swapped for a directory, another user's
+ * keys would be copied into this user's file.
+ */
+async function rewrite(user: UserEntry, change: (lines: Buffer[]) => Buffer[], reset = false): Promise<void> {
   const dir = await openSshDir(sshDir(user));
   try {
-    const tmpName = `authorized_keys.${randomBytes(3).toString('hex')}`;
-    const tmp = inside(dir, tmpName);
-    const contents = Buffer.concat(lines.flatMap((l, i) => (i === 0 ? [l] : [Buffer.from('\n'), l])));
-    let step = 'create';
-    try {
-      const fh = await fs.promises.open(
-        tmp,
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-        0o600,
-      );
+    let lines: Buffer[] = [];
+    if (!reset) {
       try {
-        step = 'chown';
-        await fh.chown(user.uid, user.gid);
-        step = 'chmod';
-        await fh.chmod(0o600);
-        step = 'write';
-        await fh.writeFile(contents);
-        await fh.sync();
-      } finally {
-        await fh.close();
+        lines = await readLines(inside(dir, 'authorized_keys'), false, authorizedKeysPath(user));
+      } catch (e) {
+        // None yet (or unreadable): a new file. A link is refused, never replaced unread.
+        if (e instanceof SshKeysError && e.errno === ELOOP) throw e;
       }
-      step = 'rename';
-      await fs.promises.rename(tmp, inside(dir, 'authorized_keys'));
-    } catch (e) {
-      await fs.promises.unlink(tmp).catch(() => {});
-      const errno = errnoOf(e) ?? 5;
-      const reason = strerror(errno);
-      const tmpPath = path.join(sshDir(user), tmpName);
-      throw new SshKeysError(
-        step === 'chown'
-          ? `failed to set ownership of directory '${file}': ${reason}`
-          : step === 'chmod'
-            ? `failed to set permissions of '${file}': ${reason}`
-            : step === 'create'
-              ? `failed to write to '${file}': Failed to create file \u201C${tmpPath}\u201D: ${reason}`
-              : step === 'write'
-                ? `failed to write to '${file}': Failed to write file \u201C${tmpPath}\u201D: ${reason}`
-                : `failed to write to '${file}': Failed to rename file \u201C${tmpPath}\u201D to \u201C${file}\u201D: g_rename() failed: ${reason}`,
-        errno,
-      );
     }
+    await writeLines(user, dir, change(lines));
   } finally {
     await dir.close();
   }
@@ -249,19 +268,15 @@ export async function addAuthorizedKeys(
 ): Promise<void> {
   const add = checkKeys(keys);
   const user = await lookUpUser(username);
-  let lines: Buffer[] | undefined;
-  if (!opts.reset) {
-    try {
-      lines = await readLines(authorizedKeysPath(user), false);
-    } catch (e) {
-      // None yet (or unreadable): a new file. A link is refused, never replaced unread.
-      if (e instanceof SshKeysError && e.errno === ELOOP) throw e;
-    }
-  }
-  if (lines === undefined && !(await isDirectory(sshDir(user)))) await makeSshDir(sshDir(user), user);
-  const out = lines ?? [];
-  for (const k of add) if (!out.some((l) => l.equals(k))) out.push(k);
-  await writeLines(user, out);
+  if (!(await isDirectory(sshDir(user)))) await makeSshDir(sshDir(user), user);
+  await rewrite(
+    user,
+    (lines) => {
+      for (const k of add) if (!lines.some((l) => l.equals(k))) lines.push(k);
+      return lines;
+    },
+    opts.reset,
+  );
 }
 
 const ELOOP = 40;
@@ -280,9 +295,5 @@ export async function removeAuthorizedKeys(username: string, keys: readonly (str
   } catch {
     return;
   }
-  const lines = await readLines(file, false);
-  await writeLines(
-    user,
-    lines.filter((l) => !remove.some((k) => k.equals(l))),
-  );
+  await rewrite(user, (lines) => lines.filter((l) => !remove.some((k) => k.equals(l))));
 }

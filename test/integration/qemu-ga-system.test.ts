@@ -8,7 +8,7 @@
 // key commands for users that do not exist or a temporary user this test creates. Everything
 // else runs on ember-ga alone with --system-root at a fixture tree of stub programs and sysfs
 // files (whose clock is the file ROOT/clock).
-import { execFileSync } from 'child_process';
+import { execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
@@ -375,6 +375,57 @@ test(
     }
   },
   { needs: [root, command('useradd'), command('userdel')] },
+);
+
+test(
+  "a ~/.ssh swapped between a link and a directory while keys are added: another file's keys never land in the user's (ember-ga)",
+  async ({ e }) => {
+    const user = `ember-ga-s${process.pid}`;
+    const home = tmpDir('ember-ga-home-');
+    const elsewhere = tmpDir('ember-ga-target-');
+    const ssh = path.join(home, '.ssh');
+    const alt = path.join(home, '.ssh-alt');
+    // Swaps ~/.ssh and ~/.ssh-alt (a link to `elsewhere`, a directory) over and over, each swap
+    // atomic (renameat2 RENAME_EXCHANGE), until killed.
+    const swapper = [
+      'import ctypes, sys',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'a, b = sys.argv[1].encode(), sys.argv[2].encode()',
+      'while True: libc.renameat2(-100, a, -100, b, 2)',
+    ].join('\n');
+    let swapping: ReturnType<typeof spawn> | undefined;
+    try {
+      execFileSync('useradd', ['-M', '-d', home, user], { stdio: 'pipe' });
+      fs.writeFileSync(path.join(elsewhere, 'authorized_keys'), 'root key\n');
+      fs.mkdirSync(ssh, 0o700);
+      fs.symlinkSync(elsewhere, alt);
+      swapping = spawn('python3', ['-c', swapper, ssh, alt], { stdio: 'ignore' });
+      let added = 0;
+      for (let i = 0; i < 300; i++) {
+        const a = await e!.call('guest-ssh-add-authorized-keys', { username: user, keys: [`user key ${i}`] });
+        if (a.return) added++;
+      }
+      swapping.kill();
+      await new Promise((r) => swapping!.once('exit', r));
+      assert.ok(added > 0, 'some adds went through the directory');
+      for (const dir of [ssh, alt]) {
+        const f = path.join(dir, 'authorized_keys');
+        if (!fs.lstatSync(dir).isDirectory() || !fs.existsSync(f)) continue;
+        assert.not.match(fs.readFileSync(f, 'utf8'), /root key/, `${f} got the other file's keys`);
+      }
+      assert.is(fs.readFileSync(path.join(elsewhere, 'authorized_keys'), 'utf8'), 'root key\n');
+    } finally {
+      swapping?.kill();
+      try {
+        execFileSync('userdel', [user], { stdio: 'pipe' });
+      } catch {
+        // not created
+      }
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(elsewhere, { recursive: true, force: true });
+    }
+  },
+  { needs: [root, command('useradd'), command('userdel'), command('python3')], timeout: 60_000 },
 );
 
 // ---- ember-ga on a fixture system -----------------------------------------------------------------
