@@ -302,7 +302,10 @@ export class Freezer {
       }
     }
     this.held = this.held.filter((h) => failed.has(h));
-    if (this.held.length === 0 && !this.freezing) this.setActive(false);
+    if (this.held.length === 0) {
+      if (!this.freezing) this.setActive(false);
+    } else this.setActive(true); // a fallback thaw (nothing held before) left one frozen: say so
+
     if (first !== undefined) {
       // Some filesystem is still frozen (a failed rollback, unfreeze or auto-thaw): keep trying,
       // since a host that got an error may never send fs-unfreeze.

@@ -177,6 +177,25 @@ test('unfreeze with nothing held thaws the fallback list in reverse, EINVAL tole
   assert.not.ok(z.frozen);
 });
 
+test('a fallback thaw that fails leaves that mount point held and frozen true, until a retry thaws it', async () => {
+  const fail = { thaw: { '/b': E.EIO } as Record<string, number> };
+  const f = fakeOps(fail);
+  const changes: boolean[] = [];
+  const z = new Freezer({ ops: f.ops, retryMs: 50, log: logSink().log, onChange: (v) => changes.push(v) });
+  const err = await rejection(z.unfreeze(['/a', '/b']));
+  assert.match(err.message, /thaw/);
+  assert.ok(z.frozen, 'a filesystem still frozen: the state says so');
+  assert.equal(z.mountpoints, ['/b']);
+  assert.equal(changes, [true]);
+  // A freeze is refused while it is held, and the retry goes on thawing it.
+  assert.match((await rejection(z.freeze(['/c']))).message, /already frozen/);
+  await waitFor(() => f.calls.filter((c) => c === 'thaw /b').length >= 2, 2000, 'the retry');
+  delete fail.thaw['/b'];
+  await waitFor(() => !z.frozen, 2000, 'the retry that succeeds');
+  assert.equal(z.mountpoints, []);
+  assert.equal(changes, [true, false]);
+});
+
 test('auto-thaw after the timeout, logged; a failed auto-thaw is retried', async () => {
   const f = fakeOps({ thaw: { '/b': E.EIO } });
   const { lines, log } = logSink();
