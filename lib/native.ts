@@ -388,12 +388,13 @@ export interface SpawnBindings {
    * the others are /dev/null. Signals are at their defaults in the child, none blocked. On a
    * thread of its own. Rejects with the errno of the failed execve (syscall "execve", path
    * `file`), or of what failed before it. The child is the caller's to reap (reapProcess).
+   * Every string is its bytes, a Buffer without NUL (lib/exec encodes them).
    */
   spawnProcess(
-    file: string,
-    searchPath: string | null,
-    args: string[],
-    env: string[] | null,
+    file: Buffer,
+    searchPath: Buffer | null,
+    args: Buffer[],
+    env: Buffer[] | null,
     pipes: number,
   ): Promise<NativeSpawned>;
   /** waitpid(pid, WNOHANG): -1 while the child runs, else its wait status; throws (errno) for no such child. */

@@ -186,34 +186,42 @@ SysError Spawn(Plan& p, Spawned* out) {
   return SysError::Ok();
 }
 
-std::vector<std::string> StringsArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+// A C string's bytes, from a Buffer: lib/exec encodes text (qemu-ga's strings carry a NUL as
+// 0xC0 0x80); a NUL here would end the string early, so it is refused.
+std::string BytesOf(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsBuffer()) throw Napi::TypeError::New(env, what + " must be a Buffer");
+  auto b = v.As<Napi::Buffer<char>>();
+  std::string s(b.Data(), b.Length());
+  if (s.find('\0') != std::string::npos) throw Napi::TypeError::New(env, what + " contains a NUL byte");
+  return s;
+}
+
+std::string BytesArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return BytesOf(info.Env(), info.Length() > i ? info[i] : info.Env().Undefined(), std::string("argument ") + name);
+}
+
+std::vector<std::string> BytesListArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsArray())
-    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be an array of strings");
+    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be an array of Buffers");
   Napi::Array a = info[i].As<Napi::Array>();
   std::vector<std::string> v;
-  for (uint32_t k = 0; k < a.Length(); k++) {
-    Napi::Value e = a.Get(k);
-    if (!e.IsString())
-      throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be an array of strings");
-    std::string s = e.As<Napi::String>().Utf8Value();
-    if (s.find('\0') != std::string::npos)
-      throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " contains a NUL byte");
-    v.push_back(std::move(s));
-  }
+  for (uint32_t k = 0; k < a.Length(); k++)
+    v.push_back(BytesOf(info.Env(), a.Get(k), std::string("argument ") + name + " element"));
   return v;
 }
 
-// spawnProcess(file, searchPath | null, args, env | null, pipes) -> Promise<{pid, stdin, stdout, stderr}>
+// spawnProcess(file, searchPath | null, args, env | null, pipes) -> Promise<{pid, stdin, stdout, stderr}>,
+// the strings as Buffers.
 Napi::Value SpawnProcess(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto plan = std::make_shared<Plan>();
   Plan& p = *plan;
-  p.file = StringArg(info, 0, "file");
-  bool search = info.Length() > 1 && info[1].IsString();
-  std::string path = search ? StringArg(info, 1, "searchPath") : "";
-  p.args = StringsArg(info, 2, "args");
+  p.file = BytesArg(info, 0, "file");
+  bool search = info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined();
+  std::string path = search ? BytesArg(info, 1, "searchPath") : "";
+  p.args = BytesListArg(info, 2, "args");
   if (info.Length() > 3 && info[3].IsArray()) {
-    p.env = StringsArg(info, 3, "env");
+    p.env = BytesListArg(info, 3, "env");
   } else {
     for (char** e = environ; *e != nullptr; e++) p.env.emplace_back(*e);  // the agent's, as of now
   }

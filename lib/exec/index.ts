@@ -8,5 +8,6 @@ export {
   type CapturedOutput,
   type ExecOptions,
   type ExecResult,
+  type ExecString,
 } from './process';
 export { ExecLimitError, ExecTable, type ExecLimits, type ExecStatus } from './table';

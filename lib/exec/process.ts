@@ -26,11 +26,14 @@ export class OutputBudget {
   }
 }
 
+/** A C string: text (UTF-8) or its bytes as they are (qemu-ga's, where a NUL is 0xC0 0x80). */
+export type ExecString = string | Uint8Array;
+
 export interface ExecOptions {
   /** Arguments after argv[0], which is the path as given. */
-  args?: readonly string[];
+  args?: readonly ExecString[];
   /** The whole environment, "NAME=value" entries (an empty list: none); default the caller's own. */
-  env?: readonly string[];
+  env?: readonly ExecString[];
   /** Written to the program's stdin, which is then closed (copied at once); without it, stdin is /dev/null. */
   input?: Uint8Array;
   /** Capture stdout and stderr; without it they are /dev/null. */
@@ -304,19 +307,31 @@ function listen(): void {
   }
 }
 
+/** A C string's bytes, for the addon; a NUL (which would end it early) is a TypeError. */
+function cBytes(s: ExecString, what: string): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s.buffer, s.byteOffset, s.byteLength);
+  if (b.includes(0)) throw new TypeError(`${what} contains a NUL byte`);
+  return b;
+}
+
+const PATH_IS = Buffer.from('PATH=');
+
 /** The PATH glib's spawn searches for qemu-ga: the child's, else the agent's, else its default. */
-function searchPathFor(env: readonly string[] | undefined): string {
-  const fromEnv = env?.find((e) => e.startsWith('PATH='));
-  if (fromEnv !== undefined) return fromEnv.slice(5);
-  return process.env.PATH ?? '/bin:/usr/bin:.';
+function searchPathFor(env: readonly Buffer[] | undefined): Buffer {
+  const fromEnv = env?.find((e) => e.subarray(0, PATH_IS.length).equals(PATH_IS));
+  if (fromEnv !== undefined) return fromEnv.subarray(PATH_IS.length);
+  return Buffer.from(process.env.PATH ?? '/bin:/usr/bin:.');
 }
 
 /**
  * Starts `path`. Rejects with a SystemError when it cannot run: syscall "execve" and the errno
  * execve gave (ENOENT, EACCES, ENOEXEC...), or the call that failed before ("fork", "pipe2").
- * Strings with a NUL byte are a TypeError.
+ * A path, argument or entry with a NUL byte is a TypeError.
  */
-export async function exec(path: string, opts: ExecOptions = {}): Promise<ExecProcess> {
+export async function exec(path: ExecString, opts: ExecOptions = {}): Promise<ExecProcess> {
+  const file = cBytes(path, 'the path');
+  const args = (opts.args ?? []).map((a) => cBytes(a, 'an argument'));
+  const env = opts.env?.map((e) => cBytes(e, 'an environment entry'));
   const capture = opts.capture === true;
   const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
   const pipes = (opts.input ? native.PIPE_STDIN : 0) | (capture ? native.PIPE_STDOUT | native.PIPE_STDERR : 0);
@@ -326,10 +341,10 @@ export async function exec(path: string, opts: ExecOptions = {}): Promise<ExecPr
   let spawned;
   try {
     spawned = await native.spawnProcess(
-      path,
-      opts.searchPath === false ? null : searchPathFor(opts.env),
-      [path, ...(opts.args ?? [])],
-      opts.env ? [...opts.env] : null,
+      file,
+      opts.searchPath === false ? null : searchPathFor(env),
+      [file, ...args],
+      env ?? null,
       pipes,
     );
   } finally {

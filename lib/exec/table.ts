@@ -1,7 +1,7 @@
 // The processes a host started and has not yet collected, as qemu-ga keeps them for
 // guest-exec-status: looked up by pid, a finished one's status given once and then forgotten.
 // Unlike qemu-ga's list, this one is bounded: in processes, and in captured bytes altogether.
-import { exec, OutputBudget, type ExecOptions, type ExecProcess, type ExecResult } from './process';
+import { exec, OutputBudget, type ExecOptions, type ExecProcess, type ExecResult, type ExecString } from './process';
 
 export interface ExecLimits {
   /** Processes tracked at once: running, or finished and not yet collected. */
@@ -46,7 +46,7 @@ export class ExecTable {
    * process nobody collected is forgotten to make room (onForget); when none has finished, this
    * throws ExecLimitError. exec()'s errors otherwise.
    */
-  async start(path: string, opts: Omit<ExecOptions, 'maxOutput' | 'budget'> = {}): Promise<ExecProcess> {
+  async start(path: ExecString, opts: Omit<ExecOptions, 'maxOutput' | 'budget'> = {}): Promise<ExecProcess> {
     if (this.size >= this.limits.maxProcesses) {
       const old = this.entries.find((e) => e.finished);
       if (!old) throw new ExecLimitError(this.limits.maxProcesses);

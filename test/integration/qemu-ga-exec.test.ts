@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { memKiB, tmpDir } from '../helpers/agent';
 import { sleep, suite, waitFor } from '../helpers/harness';
 import {
+  both,
   diffAnswers,
   QmpClient,
   realQemuGa,
@@ -171,6 +172,35 @@ test(
       ]);
       assert.equal(diffAnswers(r, e), [], `status of pid ${pid}`);
     }
+  },
+  { needs },
+);
+
+test(
+  "a NUL in path, arg, env or input-data: qemu's C0 80 (its modified UTF-8), never the end of a string",
+  async ({ p }) => {
+    // No program is named "/bin/sh\0": a host that allow-lists "/bin/sh" by its string is not
+    // bypassed. The error names the path with its NUL, byte for byte as qemu-ga writes it.
+    for (const path of ['/bin/sh\u0000', 'sh\u0000zz', '/bin/sh\u0000/x']) {
+      const line = `${JSON.stringify({ execute: 'guest-exec', arguments: { path } })}\n`;
+      const { real, ember } = await both(p!, line);
+      assert.is(ember.toString('latin1'), real.toString('latin1'), JSON.stringify(path));
+      assert.match(ember.toString(), '\\u0000');
+    }
+    // Not base64: refused, not cut to "hel".
+    const { ember: refused } = await same(p!, { path: 'cat', 'input-data': 'aGVs\u0000bG8K', 'capture-output': true });
+    assert.is(refused.error?.desc, 'Base64 data contains invalid characters');
+    // Arguments and environment reach the program with C0 80 where the NUL was.
+    const { ember } = await same(p!, {
+      path: '/bin/sh',
+      arg: ['-c', 'printf "%s|%s" "$0" "$X" | od -An -tx1', 'a\u0000b'],
+      env: ['X=a\u0000b\u0000'],
+      'capture-output': true,
+    });
+    const out = Buffer.from((ember.return as { 'out-data': string })['out-data'], 'base64').toString();
+    assert.is(out.trim().split(/\s+/).join(' '), '61 c0 80 62 7c 61 c0 80 62 c0 80');
+    await same(p!, { path: 'env', env: ['\u0000', 'A\u0000=b', 'B=\u0000'], 'capture-output': true });
+    await same(p!, { path: '/bin/echo', arg: ['\u0000', '', 'x\u0000\u0000'], 'capture-output': true });
   },
   { needs },
 );

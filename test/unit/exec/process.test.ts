@@ -103,6 +103,24 @@ test('env replaces the environment, entries as given; PATH searched as GLib does
   }
 });
 
+test('path, arguments and environment as bytes: passed as they are, none cut', async () => {
+  const c080 = Buffer.from([0x61, 0xc0, 0x80, 0x62]); // qemu's "a\u0000b"
+  const p = await exec(Buffer.from('/bin/sh'), {
+    args: ['-c', 'printf "%s|%s" "$0" "$X"', c080],
+    env: [Buffer.concat([Buffer.from('X='), Buffer.from([0xff, 0xfe])])],
+    capture: true,
+  });
+  assert.equal((await p.done).stdout.bytes(), Buffer.from([0x61, 0xc0, 0x80, 0x62, 0x7c, 0xff, 0xfe]));
+  const e = toSystemError(await exec(Buffer.from('/bin/sh\xc0\x80', 'latin1')).catch((x: unknown) => x));
+  assert.is((e as SystemError).code, 'ENOENT'); // no /bin/sh: the bytes name another file
+  for (const nul of [Buffer.from('/bin/sh\0'), '/bin/sh\0']) {
+    await exec(nul).then(
+      () => assert.unreachable('a NUL byte in the path'),
+      (x: unknown) => assert.instance(x, TypeError),
+    );
+  }
+});
+
 test('ExecTable: a status collected once, the limit, the oldest finished one forgotten for room', async () => {
   const forgotten: number[] = [];
   const t = new ExecTable({ maxProcesses: 2, maxOutput: 100, maxHeldOutput: 1000 }, (pid) => forgotten.push(pid));

@@ -6,7 +6,8 @@ import { ExecLimitError, ExecTable, type ExecStatus } from '../../../exec';
 import { SystemError, toSystemError } from '../../../errors';
 import { defineQgaCommand, QgaError } from '../schema';
 import { strerror } from '../dispatcher';
-import { qdictOrder } from '../json';
+import { qbase64Decode } from '../base64';
+import { qdictOrder, qemuBytes } from '../json';
 import { collectAll } from '../../../memory';
 import { native } from '../../../native';
 import { RawJson } from '../../../wire/answer';
@@ -32,50 +33,6 @@ function tableOf(ctx: Context): ExecTable {
   }
   return t;
 }
-
-/** qemu's base64_valid_chars (util/base64.c): newlines pass, nothing else outside the alphabet. */
-const QBASE64_VALID = /^[A-Za-z0-9+/=\n]*$/;
-const STRICT = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const RANK = new Int8Array(256).fill(-1);
-for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries())
-  RANK[c.charCodeAt(0)] = i;
-RANK['='.charCodeAt(0)] = 0;
-
-/**
- * qbase64_decode(): qemu's check of the characters, then g_base64_decode, which skips newlines,
- * decodes '=' as a zero sextet of a group whose trailing '='s shorten it, and drops a last
- * incomplete group.
- */
-export function qbase64Decode(text: string): Buffer {
-  const s = text.includes('\0') ? text.slice(0, text.indexOf('\0')) : text; // a C string
-  if (!QBASE64_VALID.test(s)) throw new QgaError('Base64 data contains invalid characters');
-  if (STRICT.test(s)) return Buffer.from(s, 'base64');
-  const out = Buffer.alloc(Math.floor(s.length / 4) * 3);
-  let n = 0;
-  let v = 0;
-  let i = 0;
-  let last0 = 0;
-  let last1 = 0;
-  const EQ = 0x3d;
-  for (let k = 0; k < s.length; k++) {
-    const c = s.charCodeAt(k);
-    const rank = RANK[c];
-    if (rank < 0) continue;
-    last1 = last0;
-    last0 = c;
-    v = ((v << 6) | rank) & 0xffffff;
-    if (++i === 4) {
-      out[n++] = v >> 16;
-      if (last1 !== EQ) out[n++] = (v >> 8) & 0xff;
-      if (last0 !== EQ) out[n++] = v & 0xff;
-      i = 0;
-    }
-  }
-  return out.subarray(0, n);
-}
-
-/** A string as qemu-ga's C code sees it: up to its first NUL. */
-const cString = (s: string) => (s.includes('\0') ? s.slice(0, s.indexOf('\0')) : s);
 
 /** glib's g_spawn error texts, as qemu-ga wraps them. */
 function spawnError(path: string, e: unknown): QgaError {
@@ -165,17 +122,18 @@ export const execCommands = [
     },
     handler: async (a, ctx) => {
       const input = a['input-data'] === undefined ? undefined : qbase64Decode(a['input-data']);
-      const path = cString(a.path);
+      if (input === null) throw new QgaError('Base64 data contains invalid characters');
+      // qemu's bytes: a NUL is 0xC0 0x80, no end of the string ("/bin/sh\u0000" is no /bin/sh).
       try {
-        const p = await tableOf(ctx).start(path, {
-          args: a.arg?.map(cString),
-          env: a.env?.map(cString),
+        const p = await tableOf(ctx).start(qemuBytes(a.path), {
+          args: a.arg?.map(qemuBytes),
+          env: a.env?.map(qemuBytes),
           input,
           capture: a['capture-output'] === true,
         });
         return { pid: p.pid };
       } catch (e) {
-        throw spawnError(path, e);
+        throw spawnError(a.path, e);
       }
     },
   }),

@@ -26,6 +26,15 @@ const CASES: [string, number[] | null][] = [
   ['-_', null],
   ['QU\u0000JD', null],
   ['QUJD\u00e9', null],
+  // guest-exec's input-data and guest-set-user-password's password decode the same way
+  ['a=Gk', [0x68, 0x01, 0xa4]],
+  ['aG==aGk=', [...Buffer.from('hhi')]],
+  ['aGk=\naGk=', [...Buffer.from('hihi')]],
+  ['eA=\n=', [0x78]],
+  ['aGVsbG8', [...Buffer.from('hel')]],
+  ['aGVs\u0000bG8K', null], // a NUL is 0xC0 0x80 to qemu: no base64, no end of the text
+  ['aGk=\r\n', null],
+  ['YW_j', null],
 ];
 
 test('decodes as qemu-ga does, refuses what it refuses', () => {

@@ -1,5 +1,5 @@
 import * as assert from 'uvu/assert';
-import { integerAt, qdictOrder, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
+import { integerAt, qdictOrder, qemuBytes, qemuString, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
 import { RawJson } from '../../../../lib/wire/answer';
 import { suite } from '../../../helpers/harness';
 
@@ -26,6 +26,19 @@ test('separators, escapes and numbers as qemu writes them', () => {
   assert.is(qmpJson([1, -2, 0.1, 2.5, 1e21]), '[1, -2, 0.10000000000000001, 2.5, 1e+21]');
   assert.is(qmpJson({ a: undefined, b: null }), '{"b": null}');
   assert.is(qmpJson(new RawJson('"abc"')), '"abc"');
+});
+
+test('strings as qemu holds them: NUL as 0xC0 0x80, and back; what its writer replaces', () => {
+  assert.equal([...qemuBytes('a\u0000b\u00e9')], [0x61, 0xc0, 0x80, 0x62, 0xc3, 0xa9]);
+  assert.is(qemuString(qemuBytes('a\u0000b\u00e9\u{1f600}')), 'a\u0000b\u00e9\u{1f600}');
+  const bytes = (...b: number[]) => Buffer.from(b);
+  assert.is(qemuString(bytes(0x61, 0x00, 0x62)), 'a'); // a real NUL ends it
+  assert.is(qemuString(bytes(0xff, 0x61)), '\ufffda');
+  assert.is(qemuString(bytes(0x80, 0x61)), '\ufffda'); // a stray continuation byte
+  assert.is(qemuString(bytes(0xc3, 0x61)), '\ufffda'); // a continuation missing
+  assert.is(qemuString(bytes(0xe0, 0x80, 0xaf)), '\ufffd'); // overlong
+  assert.is(qemuString(bytes(0xef, 0xbf, 0xbe)), '\ufffd'); // U+FFFE, a noncharacter
+  assert.is(qemuString(bytes(0xf4, 0x90, 0x80, 0x80)), '\ufffd'); // past U+10FFFF
 });
 
 test("integerAt: an integer's exact text at a member path, the last member of a name counting", () => {
