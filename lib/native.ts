@@ -244,6 +244,7 @@ export interface NativeLinkStats {
 /** A link (interface), as the kernel reports it. */
 export interface NativeLink extends NativeLinkStats {
   index: number;
+  /** Its bytes, a latin1 character each: the kernel's names need not be UTF-8 (lib/net decodes). */
   name: string;
   /** IFF_* flags (IFF_UP = 1, IFF_BROADCAST = 2, IFF_LOOPBACK = 8, ...). */
   flags: number;
@@ -273,6 +274,7 @@ export interface NativeAddress {
   flags: number;
   /** The peer of a point-to-point address, else "". */
   peer: string;
+  /** IFA_LABEL (IPv4 only, else ""): bytes, a latin1 character each, as `NativeLink.name`. */
   label: string;
 }
 

@@ -26,7 +26,8 @@ SysError ToSysError(const rtnl::Status& s) {
 }
 
 // Dumps travel column by column, each column by name: a string column as one string (each value
-// followed by NUL), a number column as one Float64Array, a 64-bit counter column (exact past
+// followed by NUL; a name column in latin1, a character per byte: the kernel's names are bytes,
+// not always UTF-8), a number column as one Float64Array, a 64-bit counter column (exact past
 // 2^53) as one BigUint64Array, built on the worker thread. lib/native.ts
 // splits the strings, and lib/net reads each row's fields by column name: creating 10,000 objects
 // property by property through N-API costs more than the dump itself.
@@ -38,6 +39,13 @@ class Table {
     text += s;
     text += '\0';
   }
+  // A string of bytes (an interface name), handed over as they are.
+  void Bytes(const char* name, const std::string& s) {
+    Column& c = Next(name, true);
+    c.latin1 = true;
+    c.text += s;
+    c.text += '\0';
+  }
   void Num(const char* name, double v) { Next(name, false).nums.push_back(v); }
   void U64(const char* name, uint64_t v) { Next(name, false, true).u64s.push_back(v); }
   void EndRow() {
@@ -48,6 +56,12 @@ class Table {
   Napi::Value ToJs(Napi::Env env) const {
     Napi::Object columns = Napi::Object::New(env);
     for (const Column& c : columns_) {
+      if (c.is_text && c.latin1) {
+        napi_value v;
+        NAPI_THROW_IF_FAILED(env, napi_create_string_latin1(env, c.text.data(), c.text.size(), &v), Napi::Value());
+        columns.Set(c.name, v);
+        continue;
+      }
       if (c.is_text) {
         columns.Set(c.name, Napi::String::New(env, c.text));
         continue;
@@ -73,13 +87,14 @@ class Table {
     const char* name;
     bool is_text;
     bool is_u64;
+    bool latin1;  // a Bytes column
     std::string text;
     std::vector<double> nums;
     std::vector<uint64_t> u64s;
   };
 
   Column& Next(const char* name, bool is_text, bool is_u64 = false) {
-    if (rows_ == 0) columns_.push_back(Column{name, is_text, is_u64, {}, {}, {}});
+    if (rows_ == 0) columns_.push_back(Column{name, is_text, is_u64, false, {}, {}, {}});
     return columns_[at_++];
   }
 
@@ -128,7 +143,7 @@ Napi::Value Links(const Napi::CallbackInfo& info) {
   return DumpTable<rtnl::Link>(
       info.Env(), "ember-ga:netLinks", [ns](std::vector<rtnl::Link>* out) { return rtnl::DumpLinks(ns, out); },
       [](Table& t, const rtnl::Link& l) {
-        t.Str("name", l.name), t.Str("hwaddr", l.hwaddr);
+        t.Bytes("name", l.name), t.Str("hwaddr", l.hwaddr);
         t.Num("index", l.index), t.Num("flags", l.flags), t.Num("type", l.type), t.Num("mtu", l.mtu);
         t.Num("operstate", l.operstate), t.Num("hasStats", l.has_stats);
         const rtnl::LinkStats& s = l.stats;
@@ -147,7 +162,7 @@ Napi::Value Addresses(const Napi::CallbackInfo& info) {
       info.Env(), "ember-ga:netAddresses",
       [ns, family](std::vector<rtnl::Address>* out) { return rtnl::DumpAddresses(ns, family, out); },
       [](Table& t, const rtnl::Address& a) {
-        t.Str("address", a.address), t.Str("peer", a.peer), t.Str("label", a.label);
+        t.Str("address", a.address), t.Str("peer", a.peer), t.Bytes("label", a.label);
         t.Num("index", a.index), t.Num("family", a.family), t.Num("prefixlen", a.prefixlen);
         t.Num("scope", a.scope), t.Num("flags", a.flags);
       });

@@ -38,14 +38,42 @@ export interface NetOptions {
 /** A link's counters (see NativeLinkStats): exact 64-bit values. */
 export type LinkStats = NativeLinkStats;
 
-/** A link; `up` is IFF_UP of its flags; `stats` its counters, when the kernel reports them. */
+/**
+ * A link; `up` is IFF_UP of its flags; `stats` its counters, when the kernel reports them.
+ * `name` is its name's bytes decoded as UTF-8; when they are not UTF-8 (the kernel takes any
+ * bytes but '/', ':' and white space), `name` has U+FFFD in their place, and `nameBytes` holds
+ * them: two links may then have the same `name`.
+ */
 export interface Link extends Omit<NativeLink, keyof NativeLinkStats | 'hasStats'> {
   up: boolean;
   stats?: LinkStats;
+  nameBytes?: Buffer;
 }
 
+/** An address; `label` and `labelBytes` as a Link's `name` and `nameBytes`. */
 export interface Address extends Omit<NativeAddress, 'family'> {
   family: Family;
+  labelBytes?: Buffer;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** A name from the addon (its bytes as latin1): as UTF-8, and its bytes when they are not. */
+function decodeName(raw: string): { text: string; bytes?: Buffer } {
+  if (!NON_ASCII.test(raw)) return { text: raw };
+  const bytes = Buffer.from(raw, 'latin1');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? { text } : { text, bytes };
+}
+
+function linkName(raw: string): Pick<Link, 'name' | 'nameBytes'> {
+  const n = decodeName(raw);
+  return n.bytes ? { name: n.text, nameBytes: n.bytes } : { name: n.text };
+}
+
+function addressLabel(raw: string): Pick<Address, 'label' | 'labelBytes'> {
+  const n = decodeName(raw);
+  return n.bytes ? { label: n.text, labelBytes: n.bytes } : { label: n.text };
 }
 
 export interface Route extends Omit<NativeRoute, 'family'> {
@@ -139,7 +167,7 @@ export async function links(opts?: NetOptions): Promise<Link[]> {
   const t = await run('link list', '', native.netLinks(netnsOf(opts)));
   return mapRows(t, (c, r) => ({
     index: c.index[r],
-    name: c.name[r],
+    ...linkName(c.name[r]),
     flags: c.flags[r],
     up: (c.flags[r] & IFF_UP) !== 0,
     type: c.type[r],
@@ -175,7 +203,7 @@ export async function addresses(opts?: NetOptions & { family?: Family | 0 }): Pr
     scope: c.scope[r],
     flags: c.flags[r],
     peer: c.peer[r],
-    label: c.label[r],
+    ...addressLabel(c.label[r]),
   }));
 }
 

@@ -2,12 +2,14 @@
 // namespace of the test's own (ip netns exec), holding links of several kinds (loopback, veth
 // pairs up and down, a tun device without a hardware address, an IPv4 alias with a label, a
 // point-to-point address, IPv6). Documentation addresses only; the test sends no traffic.
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as assert from 'uvu/assert';
 import * as netlib from '../../lib/net';
 import { command, root, suite } from '../helpers/harness';
 import { TestNetns } from '../helpers/netns';
 import {
+  both,
   diffAnswers,
   QmpClient,
   realQemuGa,
@@ -167,6 +169,65 @@ test(
     const names = (ours.return as Iface[]).map((i) => i.name);
     assert.not.ok(names.includes('a:two'));
     assert.not.ok(names.includes('longname0123456'));
+  },
+  { needs },
+);
+
+test(
+  'names that are not UTF-8: an interface per name, as qemu-ga tells them apart and writes them',
+  async ({ ns, q, e, real, ember }) => {
+    // Names are bytes ("a\xff", "a\xfe": both "a\uFFFD" decoded), so `ip` gets them in a
+    // latin1 batch. C0 80 is a NUL to qemu's writer, U+FFFE a noncharacter it replaces.
+    const batch = (lines: string[]) =>
+      execFileSync('ip', ['-n', ns!.name, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+    batch([
+      'link add name a\xff type veth peer name a\xfe',
+      'link add name b\xc0\x80 type veth peer name c\xef\xbf\xbe',
+      'link add name d\xe2\x82 type veth peer name f\xc3\xa9',
+      'address add 198.51.100.65/27 dev a\xff',
+      'address add 198.51.100.97/27 dev a\xfe',
+      'address add 203.0.113.65/27 dev a\xff label a\xff:1',
+      'address add 203.0.113.97/27 dev a\xfe label a\xfe:1',
+      'address add 2001:db8:2::1/64 dev a\xfe',
+      'address add 203.0.113.129/27 dev b\xc0\x80 label b\xc0\x80:\xff',
+    ]);
+    try {
+      // Byte for byte, counters aside.
+      const p = { real: real!, ember: ember!, q: q!, e: e! };
+      const { real: r, ember: m } = await both(p, REQUEST);
+      const noStats = (b: Buffer) => b.toString('latin1').replace(/"statistics": \{[^}]*\}/g, '"statistics": {}');
+      assert.is(noStats(m), noStats(r));
+      const ours = (JSON.parse(m.toString()) as QmpAnswer).return as Iface[];
+      const named = (n: string) => ours.filter((i) => i.name === n);
+      assert.is(named('a\ufffd').length, 2);
+      assert.equal(
+        named('a\ufffd').map((i) => i['ip-addresses']!.map((x) => x['ip-address'])),
+        [['198.51.100.97', '2001:db8:2::1'], ['198.51.100.65']],
+      );
+      assert.equal(
+        named('a\ufffd:1').map((i) => i['ip-addresses']!.map((x) => x['ip-address'])),
+        [['203.0.113.97'], ['203.0.113.65']],
+      );
+      for (const n of ['b\u0000', 'c\ufffd', 'd\ufffd', 'f\u00e9', 'b\u0000:\ufffd']) assert.is(named(n).length, 1, n);
+      // lib/net: the name decoded, and the bytes of those that are not UTF-8.
+      const raw = (await netlib.links({ netns: ns!.name })).filter((l) => l.nameBytes);
+      assert.equal(raw.map((l) => [l.name, l.nameBytes!.toString('hex')]).sort(), [
+        ['a\ufffd', '61fe'],
+        ['a\ufffd', '61ff'],
+        ['b\ufffd\ufffd', '62c080'],
+        ['d\ufffd', '64e282'],
+      ]);
+      const labels = (await netlib.addresses({ netns: ns!.name })).filter((a) => a.labelBytes);
+      assert.equal(labels.map((a) => a.labelBytes!.toString('hex')).sort(), [
+        '61fe',
+        '61fe3a31',
+        '61ff',
+        '61ff3a31',
+        '62c0803aff',
+      ]);
+    } finally {
+      batch(['link del dev a\xff', 'link del dev b\xc0\x80', 'link del dev d\xe2\x82']);
+    }
   },
   { needs },
 );

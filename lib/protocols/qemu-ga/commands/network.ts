@@ -7,6 +7,7 @@ import { addresses, links, type Address, type Link, type LinkStats } from '../..
 import { errnoOf } from '../../../errors';
 import { defineQgaCommand, QgaError } from '../schema';
 import { strerror } from '../dispatcher';
+import { qemuString } from '../json';
 
 export interface GuestIpAddress {
   'ip-address-type': 'ipv4' | 'ipv6';
@@ -68,29 +69,45 @@ export function hardwareAddress(hwaddr: string): string {
   return six.join(':');
 }
 
-/** The interfaces as qemu-ga 7.2 lists them, from a link and an address dump of one namespace. */
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** A name's bytes, a latin1 character each: what qemu-ga compares (strcmp) and looks up. */
+function rawName(text: string, bytes: Buffer | undefined): string {
+  if (bytes) return bytes.toString('latin1');
+  return NON_ASCII.test(text) ? Buffer.from(text, 'utf8').toString('latin1') : text;
+}
+
+/** Bytes as qemu-ga's JSON writer writes them (U+FFFD for what is not UTF-8, C0 80 a NUL). */
+const nameText = (raw: string) => (NON_ASCII.test(raw) ? qemuString(Buffer.from(raw, 'latin1')) : raw);
+
+/**
+ * The interfaces as qemu-ga 7.2 lists them, from a link and an address dump of one namespace.
+ * Interfaces are told apart by their names' bytes, as qemu-ga does: links "a\xff" and "a\xfe"
+ * are two interfaces, though both are named "a\uFFFD" in the answer.
+ */
 export function qgaInterfaces(ls: readonly Link[], as: readonly Address[]): GuestNetworkInterface[] {
-  const byName = new Map(ls.map((l) => [l.name, l]));
-  const byIndex = new Map(ls.map((l) => [l.index, l]));
+  const raws = ls.map((l) => rawName(l.name, l.nameBytes));
+  const byName = new Map(ls.map((l, i) => [raws[i], l]));
+  const nameOf = new Map(ls.map((l, i) => [l.index, raws[i]]));
   const out: GuestNetworkInterface[] = [];
   const found = new Map<string, GuestNetworkInterface>();
-  const entry = (name: string) => {
-    let i = found.get(name);
+  const entry = (raw: string) => {
+    let i = found.get(raw);
     if (!i) {
-      i = { name };
+      i = { name: nameText(raw) };
       // The ioctl drops what follows a ':' of the name (an alias's label) and fails only for a
       // name no link has: then qemu-ga leaves the field out.
-      const link = byName.get(name.split(':')[0]);
+      const link = byName.get(raw.split(':')[0]);
       if (link) i['hardware-address'] = hardwareAddress(link.hwaddr);
-      found.set(name, i);
+      found.set(raw, i);
       out.push(i);
     }
     return i;
   };
-  for (const l of ls) entry(l.name);
+  for (const raw of raws) entry(raw);
   for (const a of as) {
     // glibc names an address by its IFA_LABEL (IPv4 has one), else by its link.
-    const name = a.label !== '' ? a.label : byIndex.get(a.index)?.name;
+    const name = a.label !== '' ? rawName(a.label, a.labelBytes) : nameOf.get(a.index);
     if (name === undefined) continue; // its link appeared after the link dump
     const i = entry(name);
     (i['ip-addresses'] ??= []).push({

@@ -89,6 +89,41 @@ test('links first in dump order, then addresses; aliases by label; statistics on
   });
 });
 
+test('names are told apart by their bytes (links "a\\xff" and "a\\xfe" are two) and written as qemu-ga does', () => {
+  const bytes = (...b: number[]) => Buffer.from(b);
+  const ls = [
+    { ...link(2, 'a\ufffd', '02:00:00:00:00:02'), nameBytes: bytes(0x61, 0xff) },
+    { ...link(3, 'a\ufffd', '02:00:00:00:00:03'), nameBytes: bytes(0x61, 0xfe) },
+    { ...link(4, 'b\ufffd\ufffd', '02:00:00:00:00:04'), nameBytes: bytes(0x62, 0xc0, 0x80) },
+    link(5, 'c\ufffe', '02:00:00:00:00:05'), // valid UTF-8, a noncharacter to qemu
+    link(6, '\u00e9', '02:00:00:00:00:06'),
+  ];
+  const as = [
+    addr(2, 4, '192.0.2.2', 24, 'a\ufffd'),
+    addr(3, 4, '192.0.2.3', 24, 'a\ufffd'),
+    addr(3, 4, '192.0.2.33', 24, 'a\ufffd:1'),
+    addr(2, 4, '192.0.2.22', 24, 'a\ufffd:1'),
+    addr(6, 4, '192.0.2.6', 24, '\u00e9'),
+  ];
+  as[0].labelBytes = bytes(0x61, 0xff);
+  as[1].labelBytes = bytes(0x61, 0xfe);
+  as[2].labelBytes = bytes(0x61, 0xfe, 0x3a, 0x31);
+  as[3].labelBytes = bytes(0x61, 0xff, 0x3a, 0x31);
+  const out = qgaInterfaces(ls, as);
+  assert.equal(
+    out.map((i) => [i.name, i['hardware-address'], i['ip-addresses']?.map((x) => x['ip-address']), !!i.statistics]),
+    [
+      ['a\ufffd', '02:00:00:00:00:02', ['192.0.2.2'], true],
+      ['a\ufffd', '02:00:00:00:00:03', ['192.0.2.3'], true],
+      ['b\u0000', '02:00:00:00:00:04', undefined, false], // C0 80: qemu's NUL
+      ['c\ufffd', '02:00:00:00:00:05', undefined, false],
+      ['\u00e9', '02:00:00:00:00:06', ['192.0.2.6'], true],
+      ['a\ufffd:1', '02:00:00:00:00:03', ['192.0.2.33'], false],
+      ['a\ufffd:1', '02:00:00:00:00:02', ['192.0.2.22'], false],
+    ],
+  );
+});
+
 test("statistics are /proc/net/dev's as qemu-ga scans them: drops plus misses, at most 2^63-1", () => {
   const big = (1n << 64n) - 5n;
   const s = qgaStatistics({ ...zero, rxBytes: 2n ** 60n + 1n, txBytes: big, rxDropped: big, rxMissed: 10n });
