@@ -234,7 +234,7 @@ export const FLAGS: FlagSpec[] = [
   {
     names: ['exec-max-held'],
     value: 'MIB',
-    help: `guest-exec output held for all processes together (default ${defaultConfig.execMaxHeldOutput / 1048576})`,
+    help: `guest-exec output held for all processes together, and input-data they have not read (default ${defaultConfig.execMaxHeldOutput / 1048576})`,
     set: (o, v) => (o.config.execMaxHeldOutput = Math.round(positiveNumber('--exec-max-held', v, false) * 1048576)),
   },
   {

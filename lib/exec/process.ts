@@ -42,6 +42,8 @@ export interface ExecOptions {
   maxOutput?: number;
   /** Shared by several processes: captured bytes past what it has left are dropped as well. */
   budget?: OutputBudget;
+  /** Takes `input`'s bytes until the program has read them or closed its stdin (ExecTable's check). */
+  inputBudget?: OutputBudget;
   /**
    * Search PATH for a path without a '/' (default true): the PATH of `env` when it has one,
    * else the caller's, else "/bin:/usr/bin:.", as GLib's spawn does for qemu-ga.
@@ -336,6 +338,8 @@ export async function exec(path: ExecString, opts: ExecOptions = {}): Promise<Ex
   const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
   const pipes = (opts.input ? native.PIPE_STDIN : 0) | (capture ? native.PIPE_STDOUT | native.PIPE_STDERR : 0);
   const input = opts.input ? Buffer.from(opts.input) : undefined; // ours: the caller may reuse its own
+  const inputBudget = input && opts.inputBudget;
+  inputBudget?.take(input!.length); // before any await: ExecTable checked it in this same turn
   starting++;
   listen(); // before the fork: an exit must find the listener (or the check below)
   let spawned;
@@ -347,6 +351,9 @@ export async function exec(path: ExecString, opts: ExecOptions = {}): Promise<Ex
       env ?? null,
       pipes,
     );
+  } catch (e) {
+    inputBudget?.give(input!.length);
+    throw e;
   } finally {
     starting--;
     listen();
@@ -354,7 +361,8 @@ export async function exec(path: ExecString, opts: ExecOptions = {}): Promise<Ex
   const p = new ExecProcess(spawned.pid, capture, maxOutput, opts.budget);
   alive.set(p.pid, p);
   listen();
-  if (spawned.stdin >= 0) writeInput(spawned.stdin, input!);
+  if (spawned.stdin >= 0) writeInput(spawned.stdin, input!, inputBudget);
+  else inputBudget?.give(input!.length);
   if (capture) {
     p.capture('out', spawned.stdout);
     p.capture('err', spawned.stderr);
@@ -363,8 +371,10 @@ export async function exec(path: ExecString, opts: ExecOptions = {}): Promise<Ex
   return p;
 }
 
-function writeInput(fd: number, input: Buffer): void {
+function writeInput(fd: number, input: Buffer, budget: OutputBudget | undefined): void {
   const s = new net.Socket({ fd, readable: false, writable: true });
+  // Held until written or dropped: a program that never reads its stdin holds it while it runs.
+  if (budget) s.once('close', () => budget.give(input.length));
   s.on('error', () => s.destroy()); // EPIPE: the program closed its stdin without reading it all
   // Closed once written: the program sees the end of its input.
   if (input.length === 0) s.destroy();

@@ -10,13 +10,21 @@ export interface ExecLimits {
   maxOutput: number;
   /** Bytes of captured output held for all processes together. */
   maxHeldOutput: number;
+  /**
+   * Bytes of input written to programs and not yet read by them, for all processes together
+   * (default maxHeldOutput). A start whose input would pass it is refused unless none is held.
+   */
+  maxHeldInput?: number;
 }
 
 /** guest-exec when maxProcesses are running (or starting) and none has finished. */
 export class ExecLimitError extends Error {
   readonly code = 'EAGAIN';
-  constructor(readonly limit: number) {
-    super(`Too many processes running (${limit}): wait for one to finish`);
+  constructor(
+    readonly limit: number,
+    message = `Too many processes running (${limit}): wait for one to finish`,
+  ) {
+    super(message);
     this.name = 'ExecLimitError';
   }
 }
@@ -28,12 +36,15 @@ export class ExecTable {
   private readonly entries: ExecProcess[] = [];
   private starting = 0;
   readonly budget: OutputBudget;
+  /** Input not yet read by the programs it was given to (maxHeldInput). */
+  readonly inputBudget: OutputBudget;
 
   constructor(
     readonly limits: ExecLimits,
     private readonly onForget: (pid: number) => void = () => {},
   ) {
     this.budget = new OutputBudget(limits.maxHeldOutput);
+    this.inputBudget = new OutputBudget(limits.maxHeldInput ?? limits.maxHeldOutput);
   }
 
   /** Processes tracked (running or uncollected), and being started. */
@@ -44,9 +55,24 @@ export class ExecTable {
   /**
    * Starts a program with the table's output caps. At the process limit, the oldest finished
    * process nobody collected is forgotten to make room (onForget); when none has finished, this
-   * throws ExecLimitError. exec()'s errors otherwise.
+   * throws ExecLimitError; so it does when its input would take the input not yet read past
+   * maxHeldInput (programs that never read their stdin would otherwise hold any amount).
+   * exec()'s errors otherwise.
    */
-  async start(path: ExecString, opts: Omit<ExecOptions, 'maxOutput' | 'budget'> = {}): Promise<ExecProcess> {
+  async start(
+    path: ExecString,
+    opts: Omit<ExecOptions, 'maxOutput' | 'budget' | 'inputBudget'> = {},
+  ): Promise<ExecProcess> {
+    const input = opts.input?.length ?? 0;
+    const held = this.inputBudget;
+    if (input > 0 && held.held > 0 && input > held.available) {
+      const mib = held.limit / 1048576;
+      const size = mib >= 1 ? `${Math.round(mib)} MiB` : `${Math.round(held.limit / 1024)} KiB`;
+      throw new ExecLimitError(
+        held.limit,
+        `Too much input-data not yet read by the programs it was given to (${size}): wait for them to read it or end`,
+      );
+    }
     if (this.size >= this.limits.maxProcesses) {
       const old = this.entries.find((e) => e.finished);
       if (!old) throw new ExecLimitError(this.limits.maxProcesses);
@@ -56,7 +82,12 @@ export class ExecTable {
     }
     this.starting++;
     try {
-      const p = await exec(path, { ...opts, maxOutput: this.limits.maxOutput, budget: this.budget });
+      const p = await exec(path, {
+        ...opts,
+        maxOutput: this.limits.maxOutput,
+        budget: this.budget,
+        inputBudget: this.inputBudget,
+      });
       this.entries.push(p);
       return p;
     } finally {

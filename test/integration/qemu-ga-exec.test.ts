@@ -351,6 +351,33 @@ test('output that never ends: kept up to the cap, the rest read and dropped, the
   }
 });
 
+test('input-data programs do not read is held only up to the budget: past it, guest-exec is refused until they end', async () => {
+  const agent = await startEmberQemuGa(FLAGS); // --exec-max-held: 128 KiB, for input too
+  const c = await agent.qmp();
+  const pids: number[] = [];
+  try {
+    // `sleep` never reads its stdin: what the pipe does not take waits in the agent while it runs.
+    const input = Buffer.alloc(100_000, 0x61).toString('base64');
+    pids.push(await execOk(c, { path: 'sleep', arg: ['30'], 'input-data': input }));
+    assert.equal((await c.call('guest-exec', { path: 'sleep', arg: ['30'], 'input-data': input })).error, {
+      class: 'GenericError',
+      desc: "Guest agent command failed, error was 'Too much input-data not yet read by the programs it was given to (128 KiB): wait for them to read it or end'",
+    });
+    // Without input, or with a little that fits, programs still start.
+    pids.push(await execOk(c, { path: 'sleep', arg: ['30'] }));
+    pids.push(await execOk(c, { path: 'sleep', arg: ['30'], 'input-data': b64('x'.repeat(1000)) }));
+    // The program that held it ends: its input is dropped, and the budget is free again.
+    process.kill(pids[0], 'SIGKILL');
+    assert.equal((await waitStatus(c, pids[0])).return, { exited: true, signal: 9 });
+    pids.shift();
+    await waitFor(async () => !(await c.call('guest-exec', { path: 'true', 'input-data': input })).error, 5000, 'room');
+  } finally {
+    for (const pid of pids) if (state(pid) !== 'gone') process.kill(pid, 'SIGKILL');
+    c.close();
+    await agent.stop();
+  }
+});
+
 test('output held for all processes together is bounded: past it, dropped and flagged', async () => {
   const agent = await startEmberQemuGa(FLAGS);
   const c = await agent.qmp();
