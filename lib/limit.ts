@@ -38,6 +38,11 @@ export class Limiter {
     }
   }
 
+  /** Nothing holds a slot or waits for one. */
+  get idle(): boolean {
+    return this.running === 0 && this.waiting.size === 0;
+  }
+
   /** Runs fn holding a slot. */
   async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     await this.acquire(signal);

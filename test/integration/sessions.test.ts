@@ -275,6 +275,33 @@ test('pipelined writes to a FIFO nobody reads: the agent stops reading that host
     }
   }));
 
+test("a host whose digests never end holds only its own share of the digest threads: another listener's md5 runs at once", () =>
+  withFifo(async (_fifo, dir) => {
+    const other = path.join(dir, 'other.sock');
+    const agent = await startAgent(['--listen', `unix:${other}`]);
+    try {
+      const huge = path.join(dir, 'huge'); // sparse: hours of hashing, no disk
+      fs.closeSync(fs.openSync(huge, 'w'));
+      fs.truncateSync(huge, 2 ** 40);
+      fs.writeFileSync(path.join(dir, 'small'), 'hello\n');
+      const a = await agent.connect();
+      for (let i = 0; i < 6; i++)
+        a.send(JSON.stringify({ execute: 'get-file-md5sum', arguments: { path: huge }, tag: `h${i}` }) + '\n');
+      await sleep(300);
+      const b = await LineClient.connect(other);
+      const t0 = Date.now();
+      assert.is(
+        await b.ok('get-file-md5sum', { path: path.join(dir, 'small') }, 5_000),
+        'b1946ac92492d2347c6235b4d2611184',
+      );
+      assert.ok(Date.now() - t0 < 1_000, `the other host's md5 took ${Date.now() - t0} ms`);
+      b.close();
+      a.close(); // its digests are cancelled
+    } finally {
+      await agent.stop();
+    }
+  }));
+
 test('--max-held-input takes MiB, at least 1', () => {
   const bad = spawn(process.execPath, [CLI, '--max-held-input', '0.5'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';

@@ -247,8 +247,9 @@ export const fileCommands = [
     name: 'get-file-md5sum',
     doc: 'The md5 of a regular file or block device, lowercase hex (EINVAL for a pipe, socket or character device: a stream has no end to hash up to).',
     args: { path },
-    // A digest of a disk-sized file takes minutes: it stops when its host's session ends.
-    handler: (args, _ctx, call) => md5File(args.path, { signal: call.signal }),
+    // A digest of a disk-sized file takes minutes: it stops when its host's session ends, and
+    // holds only that session's share of the digest threads.
+    handler: (args, _ctx, call) => md5File(args.path, { signal: call.signal, owner: call.session }),
   }),
   defineCommand({
     name: 'file-chown',
