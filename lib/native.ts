@@ -85,9 +85,10 @@ export interface FileBindings {
   /**
    * Opens the directory at path (O_DIRECTORY: ENOTDIR from open for anything else) and reads the
    * names of its entries but "." and "..": `count` of them in byte order, each NUL-terminated, in
-   * `names`. The caller closes fd. Rejects with syscall open or getdents64.
+   * `names`. The caller closes fd. Rejects with syscall open or getdents64; E2BIG (getdents64)
+   * as soon as the names with their NULs pass `maxBytes` (default: no limit).
    */
-  readDirectory(path: string): Promise<{ fd: number; names: Buffer; count: number }>;
+  readDirectory(path: string, maxBytes?: number): Promise<{ fd: number; names: Buffer; count: number }>;
   /**
    * lstat of each NUL-terminated name in names[start, end), relative to the directory open at fd:
    * STAT_LAYOUT.words words of raw values per name, errno's 0 or the errno lstat failed with.

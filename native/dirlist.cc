@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -25,8 +26,9 @@ namespace dirlist {
 
 // Opens the directory at path and reads the name of every entry but "." and "..", in byte
 // order (memcmp, shorter first on a tie), into names as NUL-terminated strings. The fd stays
-// open for StatAt; on failure it is closed and *fd is -1.
-SysError ReadNames(const std::string& path, int* fd, std::string* names, uint32_t* count) {
+// open for StatAt; on failure it is closed and *fd is -1. Names adding up to more than max_bytes
+// (with their NULs) stop the reading: E2BIG, before they are all held (and sorted, and copied).
+SysError ReadNames(const std::string& path, uint64_t max_bytes, int* fd, std::string* names, uint32_t* count) {
   *fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (*fd < 0) return SysError::Of(errno, "open", path);
   int dup_fd = fcntl(*fd, F_DUPFD_CLOEXEC, 0);  // closedir() closes the one it reads from
@@ -38,17 +40,33 @@ SysError ReadNames(const std::string& path, int* fd, std::string* names, uint32_
     *fd = -1;
     return SysError::Of(err, "fdopendir", path);
   }
-  std::string arena;
-  std::vector<std::pair<size_t, size_t>> spans;  // offset and length of each name in arena
+  // The names in blocks of a fixed size, never moved: one string grown by doubling held the old
+  // and the new copy at once (3 times the names, with the sorted copy after).
+  constexpr size_t kBlock = 1 << 20;
+  std::vector<std::unique_ptr<char[]>> blocks;
+  size_t room = 0;                                    // left in the last block
+  size_t total = 0;                                   // bytes of names so far
+  std::vector<std::pair<const char*, size_t>> spans;  // where each name is, and its length
   for (;;) {
     errno = 0;
     struct dirent* e = readdir(dir);
     if (e == nullptr) break;
     const char* n = e->d_name;
     if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
-    size_t len = strlen(n);
-    spans.emplace_back(arena.size(), len);
-    arena.append(n, len);
+    size_t len = strlen(n);  // at most NAME_MAX: always fits a block
+    if (total + spans.size() + len + 1 > max_bytes) {
+      errno = E2BIG;
+      break;
+    }
+    if (len > room) {
+      blocks.emplace_back(new char[kBlock]);
+      room = kBlock;
+    }
+    char* at = blocks.back().get() + (kBlock - room);
+    memcpy(at, n, len);
+    room -= len;
+    total += len;
+    spans.emplace_back(at, len);
   }
   int err = errno;
   closedir(dir);
@@ -57,14 +75,13 @@ SysError ReadNames(const std::string& path, int* fd, std::string* names, uint32_
     *fd = -1;
     return SysError::Of(err, "getdents64", path);
   }
-  const char* base = arena.data();
-  std::sort(spans.begin(), spans.end(), [base](const auto& a, const auto& b) {
-    int c = memcmp(base + a.first, base + b.first, std::min(a.second, b.second));
+  std::sort(spans.begin(), spans.end(), [](const auto& a, const auto& b) {
+    int c = memcmp(a.first, b.first, std::min(a.second, b.second));
     return c != 0 ? c < 0 : a.second < b.second;
   });
-  names->reserve(arena.size() + spans.size());
-  for (const auto& [off, len] : spans) {
-    names->append(base + off, len);
+  names->reserve(total + spans.size());
+  for (const auto& [at, len] : spans) {
+    names->append(at, len);
     names->push_back('\0');
   }
   *count = static_cast<uint32_t>(spans.size());
@@ -166,23 +183,36 @@ void StatAt(int dirfd, const std::string& names, std::vector<uint32_t>* words) {
 
 namespace {
 
-// readDirectory(path): Promise<{fd, names, count}>: the directory open (O_DIRECTORY; the caller
-// closes fd) and its entries' names but "." and "..", in byte order, NUL-terminated in one Buffer.
+// readDirectory(path, maxBytes?): Promise<{fd, names, count}>: the directory open (O_DIRECTORY;
+// the caller closes fd) and its entries' names but "." and "..", in byte order, NUL-terminated in
+// one Buffer; E2BIG (syscall getdents64) when that would pass maxBytes.
 Napi::Value ReadDirectory(const Napi::CallbackInfo& info) {
   struct Result {
     int fd = -1;
-    std::string names;
+    std::string* names = new std::string;  // handed to the Buffer, which frees it
     uint32_t count = 0;
+    ~Result() { delete names; }
   };
   auto path = StringArg(info, 0, "path");
+  int64_t max = info.Length() > 1 && !info[1].IsUndefined() ? IntArg(info, 1, "maxBytes") : -1;
+  uint64_t max_bytes = max < 0 ? UINT64_MAX : static_cast<uint64_t>(max);
   auto r = std::make_shared<Result>();
   return Schedule(
       info.Env(), "ember-ga:readDirectory",
-      [path, r] { return dirlist::ReadNames(path, &r->fd, &r->names, &r->count); },
+      [path, max_bytes, r] { return dirlist::ReadNames(path, max_bytes, &r->fd, r->names, &r->count); },
       [r](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("fd", Napi::Number::New(env, r->fd));
-        o.Set("names", Napi::Buffer<char>::Copy(env, r->names.data(), r->names.size()));
+        // Not copied: tens of MB for a large directory, held twice while the copy was made.
+        if (r->names->empty()) {
+          o.Set("names", Napi::Buffer<char>::New(env, 0));
+        } else {
+          std::string* names = r->names;
+          r->names = nullptr;
+          o.Set("names",
+                Napi::Buffer<char>::New(
+                    env, names->data(), names->size(), [](Napi::Env, char*, std::string* s) { delete s; }, names));
+        }
         o.Set("count", Napi::Number::New(env, r->count));
         return o;
       });

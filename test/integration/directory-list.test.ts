@@ -11,6 +11,7 @@ import { SystemError, listDirectory } from '../../lib';
 import { GuestStats, listDirectoryBatches, goStat, type FileStat } from '../../lib/files/stat';
 import { encodeReturn } from '../../lib/wire/answer';
 import { memKiB, startAgent, tmpDir, withTmpfs } from '../helpers/agent';
+import { MAX_LISTING_BYTES, MAX_LISTING_NAME_BYTES } from '../../lib/protocols/phoenix/commands/files';
 import { command, root, suite } from '../helpers/harness';
 
 const test = suite<{ dir: string }>('directory listing', { dir: '' });
@@ -336,6 +337,55 @@ test(
           `  directory listing: eight at once in ${(performance.now() - t0).toFixed(0)} ms, peak RSS ${peak.toFixed(0)} MiB\n`,
         );
         assert.is(new Set(digests).size, 1, 'the eight answers are the same');
+        assert.ok(peak < EIGHT_LISTINGS_PEAK_MIB, `peak RSS ${peak.toFixed(0)} MiB`);
+      } finally {
+        c.close();
+        await agent.stop();
+      }
+    });
+  },
+  { needs: [root, command('mount')], timeout: 180_000 },
+);
+
+/** `count` empty files in dir named by `len`-byte names, each ending in its number. */
+function makeEntries(dir: string, count: number, len: number): void {
+  fs.mkdirSync(dir);
+  const stem = 'x'.repeat(len - 7);
+  for (let i = 0; i < count; i++) fs.closeSync(fs.openSync(path.join(dir, stem + String(i).padStart(7, '0')), 'w'));
+}
+
+test(
+  `directories past the listing limits (a ${MAX_LISTING_BYTES / 1048576} MiB answer, ${MAX_LISTING_NAME_BYTES / 1048576} MiB of names): refused, the first n of the first still answered, pipelined, under ${EIGHT_LISTINGS_PEAK_MIB} MiB`,
+  async ({ dir }) => {
+    await withTmpfs(dir, 'limits', 'nr_inodes=400k', async (mnt) => {
+      // 140,000 names of 100 bytes: a 56 MB answer, 14 MB of names; of 240 bytes: 34 MB of names.
+      const wide = path.join(mnt, 'wide');
+      const long = path.join(mnt, 'long');
+      makeEntries(wide, 140_000, 100);
+      makeEntries(long, 140_000, 240);
+      const agent = await startAgent();
+      const c = await TimedClient.connect(agent.socket);
+      const answer = (t: Timed) =>
+        JSON.parse(t.line.toString()) as { return?: FileStat[]; error?: { bufb64: string; code: number } };
+      const refused = (t: Timed, why: RegExp) => {
+        const a = answer(t);
+        assert.ok(a.error, `refused, not ${a.return?.length} entries`);
+        assert.is(a.error.code, 7); // E2BIG
+        assert.match(Buffer.from(a.error.bufb64, 'base64').toString(), why);
+      };
+      try {
+        // Before: every one answered whole; 300,000 entries (108 MB) took the agent to 182 MiB,
+        // three in a row to 232 MiB, and a million names to 188 MiB with n = 1.
+        const all = [0, 0, 0].map(() => c.call('directory-list', { path: wide }));
+        const some = [0, 0, 0].map(() => c.call('directory-list', { path: wide, n: 100_000 }));
+        const names = [0, 1].map((n) => c.call('directory-list', { path: long, n }));
+        for (const t of await Promise.all(all))
+          refused(t, /\/wide: too many entries for one answer: more than 48 MiB after \d+; list at most n of them$/);
+        for (const t of await Promise.all(some)) assert.is(answer(t).return?.length, 100_000);
+        for (const t of await Promise.all(names))
+          refused(t, /\/long: too many entries to list: their names pass 33554432 bytes$/);
+        const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
+        process.stderr.write(`  directory listing: past the limits, peak RSS ${peak.toFixed(0)} MiB\n`);
         assert.ok(peak < EIGHT_LISTINGS_PEAK_MIB, `peak RSS ${peak.toFixed(0)} MiB`);
       } finally {
         c.close();

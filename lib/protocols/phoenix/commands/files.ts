@@ -9,6 +9,7 @@ import { constants } from 'os';
 import { AgentError, SystemError, toSystemError } from '../../../errors';
 import { goJson } from '../../../wire/json';
 import { RawJson } from '../../../wire/answer';
+import { collectAll } from '../../../memory';
 import type { ReadAnswer } from '../answers';
 import { defineCommand } from '../registry';
 import type { Context } from '../../../context';
@@ -19,7 +20,26 @@ import type { CloseOptions } from '../../../files/options';
 import { md5File } from '../../../files/md5';
 import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat } from '../../../files/stat';
 
-const { EBADF, EINVAL } = constants.errno;
+const { E2BIG, EBADF, EINVAL } = constants.errno;
+
+/**
+ * The largest directory-list answer (~150,000 entries of short names, ~90,000 of 240 bytes): it
+ * is held whole until written, and 300,000 entries (108 MB) took the agent to 232 MiB; three
+ * 64 MiB answers in a row still reached 186 MiB.
+ */
+export const MAX_LISTING_BYTES = 48 * 1024 * 1024;
+/**
+ * The most a directory's names may add up to: they are read whole and sorted before the first
+ * entry (even with n), 2 to 3 times their size at once. 32 MiB is ~500,000 names of 60 bytes.
+ */
+export const MAX_LISTING_NAME_BYTES = 32 * 1024 * 1024;
+/**
+ * A listing after one whose answer passed this first has V8 free what that one left (its
+ * answer's buffers, promoted while written, die only in a full collection), before the next
+ * directory's names are read: 3 listings of 64 MiB one after another otherwise peaked at 229 MiB.
+ */
+const LARGE_LISTING = 8 * 1024 * 1024;
+let collectBeforeNext = false;
 
 const handles = (ctx: Context) => ctx.handles;
 
@@ -52,10 +72,26 @@ function succeeds(p: Promise<unknown>): Promise<true> {
  */
 async function listJson(dir: string, n: number, signal: AbortSignal): Promise<RawJson<FileStat[]>> {
   const parts: (string | Buffer)[] = ['['];
-  for await (const batch of listDirectoryBatches(dir, n, { signal })) {
+  let bytes = 0;
+  let entries = 0;
+  if (collectBeforeNext) {
+    collectAll(); // 5-20 ms, where the listing after a large one takes hundreds
+    collectBeforeNext = false;
+  }
+  for await (const batch of listDirectoryBatches(dir, n, { signal, maxNameBytes: MAX_LISTING_NAME_BYTES })) {
     if (batch.length === 0) continue;
     if (parts.length > 1) parts.push(',');
-    parts.push(Buffer.from(goJson(batch), 'utf8').subarray(1, -1)); // the entries, without the batch's brackets
+    const json = Buffer.from(goJson(batch), 'utf8').subarray(1, -1); // the entries, without the batch's brackets
+    bytes += json.length + 1;
+    entries += batch.length;
+    if (bytes >= LARGE_LISTING) collectBeforeNext = true;
+    if (bytes > MAX_LISTING_BYTES) {
+      throw new AgentError(
+        `${dir}: too many entries for one answer: more than ${MAX_LISTING_BYTES / 1048576} MiB after ${entries}; list at most n of them`,
+        E2BIG,
+      );
+    }
+    parts.push(json);
   }
   parts.push(']');
   return new RawJson<FileStat[]>(parts);
@@ -288,7 +324,7 @@ export const fileCommands = [
   defineCommand({
     name: 'directory-list',
     bulk: true,
-    doc: 'The entries of a directory as file-stat objects, sorted by name; n > 0: at most n.',
+    doc: 'The entries of a directory as file-stat objects, sorted by name; n > 0: at most n. E2BIG (ember-ga) past 48 MiB of answer (list fewer with n) or 32 MiB of names in the directory.',
     args: {
       path,
       n: { type: 'int', default: 0, doc: 'At most this many entries; 0 or less: all.' },
