@@ -13,6 +13,7 @@ import { VERSION } from '../../lib/version';
 import { CLI, REPO, fdsOn, startAgent, tmpDir, unnamed, withTmpfs, type RunningAgent } from '../helpers/agent';
 import { CTL, ctl, md5Of, randomFile } from '../helpers/client';
 import { command, root, suite, waitFor } from '../helpers/harness';
+import { unixListening } from '../helpers/unix-socket';
 
 interface Ctx {
   agent: RunningAgent;
@@ -53,7 +54,7 @@ test('--listen and -s take unix:PATH, as the agent does, and a plain PATH', asyn
     const sock = path.join(dir, `listen-${i}.sock`);
     const run = ctl(['--listen', spelled(sock), 'ping']);
     // QEMU's part (chardev socket, server=off): connect to the listener and carry the bytes to the agent.
-    await waitFor(() => fs.existsSync(sock), 5_000, 'ember-ga-ctl to listen');
+    await waitFor(() => unixListening(sock), 5_000, 'ember-ga-ctl to listen'); // listening, not just bound
     const qemu = net.createConnection(sock);
     const guest = net.createConnection(agent.socket);
     qemu.pipe(guest).pipe(qemu);

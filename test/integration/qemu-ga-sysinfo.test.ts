@@ -12,6 +12,7 @@ import { localTimezone } from '../../lib/sysinfo';
 import { encodeUtmp, UtType } from '../../lib/sysinfo';
 import { startAgent, tmpDir, type RunningAgent } from '../helpers/agent';
 import { command, root, suite, waitFor } from '../helpers/harness';
+import { unixListening } from '../helpers/unix-socket';
 import {
   both,
   diffAnswers,
@@ -352,8 +353,16 @@ async function qemuGaWithUtmp(dir: string, utmp: string): Promise<{ q: QmpClient
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  await waitFor(() => fs.existsSync(sock), 10_000, 'qemu-ga in its namespace to listen');
-  const q = await QmpClient.connect(sock);
+  let q: QmpClient;
+  try {
+    // Listening, not just bound: a connect between the two is refused (a loaded machine shows it).
+    await waitFor(() => unixListening(sock), 10_000, 'qemu-ga in its namespace to listen');
+    q = await QmpClient.connect(sock);
+  } catch (e) {
+    proc.kill('SIGTERM'); // not left running past a failed start
+    await exited;
+    throw e;
+  }
   return {
     q,
     stop: async () => {
