@@ -225,20 +225,25 @@ async function writeLines(user: UserEntry, dir: fs.promises.FileHandle, lines: r
 }
 
 /**
- * Reads authorized_keys (unless `reset`) and writes it anew through one ~/.ssh opened without
- * following a link: read through a link that was then swapped for a directory, another user's
- * keys would be copied into this user's file.
+ * Reads authorized_keys and writes it anew through one ~/.ssh opened without following a link:
+ * read through a link that was then swapped for a directory, another user's keys would be copied
+ * into this user's file. `read`: 'none' (a reset), 'if-readable' (add: none yet, or unreadable,
+ * is a new file), 'must' (remove: a file it cannot read is an error, never replaced by nothing).
  */
-async function rewrite(user: UserEntry, change: (lines: Buffer[]) => Buffer[], reset = false): Promise<void> {
+async function rewrite(
+  user: UserEntry,
+  read: 'none' | 'if-readable' | 'must',
+  change: (lines: Buffer[]) => Buffer[],
+): Promise<void> {
   const dir = await openSshDir(sshDir(user));
   try {
     let lines: Buffer[] = [];
-    if (!reset) {
+    if (read !== 'none') {
       try {
         lines = await readLines(inside(dir, 'authorized_keys'), false, authorizedKeysPath(user));
       } catch (e) {
-        // None yet (or unreadable): a new file. A link is refused, never replaced unread.
-        if (e instanceof SshKeysError && e.errno === ELOOP) throw e;
+        // A link is refused, never replaced unread.
+        if (read === 'must' || (e instanceof SshKeysError && e.errno === ELOOP)) throw e;
       }
     }
     await writeLines(user, dir, change(lines));
@@ -269,14 +274,10 @@ export async function addAuthorizedKeys(
   const add = checkKeys(keys);
   const user = await lookUpUser(username);
   if (!(await isDirectory(sshDir(user)))) await makeSshDir(sshDir(user), user);
-  await rewrite(
-    user,
-    (lines) => {
-      for (const k of add) if (!lines.some((l) => l.equals(k))) lines.push(k);
-      return lines;
-    },
-    opts.reset,
-  );
+  await rewrite(user, opts.reset ? 'none' : 'if-readable', (lines) => {
+    for (const k of add) if (!lines.some((l) => l.equals(k))) lines.push(k);
+    return lines;
+  });
 }
 
 const ELOOP = 40;
@@ -295,5 +296,5 @@ export async function removeAuthorizedKeys(username: string, keys: readonly (str
   } catch {
     return;
   }
-  await rewrite(user, (lines) => lines.filter((l) => !remove.some((k) => k.equals(l))));
+  await rewrite(user, 'must', (lines) => lines.filter((l) => !remove.some((k) => k.equals(l))));
 }

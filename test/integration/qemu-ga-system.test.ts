@@ -285,6 +285,10 @@ const STEPS = (user: string): Step[] => {
     { setup: (home) => fs.rmSync(path.join(home, '.ssh'), { recursive: true, force: true }) },
     add(['k9'], true),
     get,
+    // authorized_keys that cannot be read: remove answers the read's error and writes nothing.
+    { setup: (home) => fs.rmSync(path.join(home, '.ssh'), { recursive: true, force: true }) },
+    { setup: (home) => fs.mkdirSync(path.join(home, '.ssh', 'authorized_keys'), { recursive: true }) },
+    remove(['k9']),
     { setup: (home) => fs.rmSync(path.join(home, '.ssh'), { recursive: true, force: true }) },
     { setup: (home) => fs.writeFileSync(path.join(home, '.ssh'), 'a file') },
     add(['k10']),
