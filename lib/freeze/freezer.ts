@@ -21,7 +21,7 @@
 //   the timer is a plain event-loop timer, and when the log would land on a filesystem being
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
 import { constants } from 'os';
-import { AgentError, errnoOf, toSystemError } from '../errors';
+import { AgentError, errnoOf, SystemError, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { FsfreezeHookError, runFsfreezeHook, type FsfreezeHook, type FsfreezeHookAction } from './hook';
@@ -79,6 +79,8 @@ interface Held {
   mountpoint: string;
   /** Frozen by this freeze (false: it was already frozen, EBUSY). */
   ours: boolean;
+  /** From unfreeze()'s fallback list: not known to be frozen (nothing was held). */
+  fallback?: boolean;
 }
 
 export class Freezer {
@@ -193,7 +195,7 @@ export class Freezer {
     return this.serial(async () => {
       this.clearTimer(); // a freeze queued ahead of us may have armed it
       if (!this.active && this.held.length === 0)
-        this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false }));
+        this.held = fallback.map((mountpoint) => ({ mountpoint, ours: false, fallback: true }));
       const thawed = await this.thawHeld();
       await this.runHook('thaw');
       return thawed;
@@ -294,6 +296,12 @@ export class Freezer {
         if (errno === EINVAL) continue; // not frozen (any more)
         if (errno === ENOENT || errno === ENOTDIR) {
           this.log.warn(`${h.mountpoint} is gone; nothing to thaw there`);
+          continue;
+        }
+        // A fallback mount point that cannot be opened (a FUSE mount whose daemon died) was not
+        // frozen by anyone here: skipped, as qemu-ga skips it, not held as frozen for ever.
+        if (h.fallback && err instanceof SystemError && err.syscall === 'open') {
+          this.log.warn(`${h.mountpoint}: ${(err as Error).message}; not thawed`);
           continue;
         }
         this.log.error(`thaw ${h.mountpoint}: ${(err as Error).message}`);

@@ -196,6 +196,28 @@ test('a fallback thaw that fails leaves that mount point held and frozen true, u
   assert.equal(changes, [true, false]);
 });
 
+test('a fallback mount point that cannot be opened is skipped, not held frozen', async () => {
+  const calls: string[] = [];
+  const ops = {
+    freeze: () => Promise.resolve(),
+    thaw: (m: string) => {
+      calls.push(`thaw ${m}`);
+      return m === '/fuse' ? Promise.reject(new SystemError(E.ENOTCONN, 'open', m)) : Promise.resolve();
+    },
+  };
+  const { lines, log } = logSink();
+  const z = new Freezer({ ops, log, retryMs: 50 });
+  assert.equal(await z.unfreeze(['/a', '/fuse', '/b']), ['/b', '/a']);
+  assert.not.ok(z.frozen);
+  assert.equal(z.mountpoints, []);
+  assert.ok(
+    lines.some((l) => l.startsWith('warn /fuse:') && l.endsWith('not thawed')),
+    lines.join('\n'),
+  );
+  await sleep(150);
+  assert.equal(calls, ['thaw /b', 'thaw /fuse', 'thaw /a'], 'no retry');
+});
+
 test('auto-thaw after the timeout, logged; a failed auto-thaw is retried', async () => {
   const f = fakeOps({ thaw: { '/b': E.EIO } });
   const { lines, log } = logSink();
