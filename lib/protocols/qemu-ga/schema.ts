@@ -195,15 +195,24 @@ function checkMembers(schema: QSchema, raw: Record<string, unknown>, prefix: str
   return out;
 }
 
+const exactOf = new WeakMap<QSchema, string[]>();
+
+/** The schema's `exact` arguments, worked out once per schema (none for almost every command). */
+function exactArgs(schema: QSchema): string[] {
+  let names = exactOf.get(schema);
+  if (!names) exactOf.set(schema, (names = Object.keys(schema).filter((k) => schema[k].exact)));
+  return names;
+}
+
 /**
  * A command's arguments checked against its schema, as qemu's input visitor checks them. `text`:
  * the request's JSON, where an exact int past 2^53 is read again (QArg.exact).
  */
 export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>, text?: Buffer): Record<string, unknown> {
   let args = raw;
-  for (const [name, spec] of Object.entries(schema)) {
+  for (const name of exactArgs(schema)) {
     const v = raw[name];
-    if (!spec.exact || !text || typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
+    if (!text || typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
     const exact = integerAt(text, ['arguments', name]);
     if (exact !== undefined) args = { ...args, [name]: exact };
   }
