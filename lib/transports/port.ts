@@ -73,7 +73,10 @@ export class PortTransport implements Transport {
               this.log.info(`no host on ${this.path} for ${this.hostGoneMs / 1000} s: its session is over`);
               // What is still queued for it (a virtio port takes nothing while its host is away)
               // would start the next host's stream with the rest of a line.
-              if (this.port?.discard()) sink.drain();
+              if (this.port?.discard()) {
+                this.wakeDrainWaiters();
+                sink.drain();
+              }
               this.newSession();
             }, this.hostGoneMs);
             this.goneTimer.unref();
