@@ -171,8 +171,10 @@ export class LocalDest {
   /** The hidden name while there is one (no O_TMPFILE here). */
   private temp: string | undefined;
   private linkFd: Unnamed['linkFd'] | undefined;
+  /** The file replaced: its mode and owner go to the new one, as cp(1), writing into it, keeps them. */
+  private replaced: fs.Stats | undefined;
 
-  constructor(readonly dest: string) {}
+  constructor(public dest: string) {}
 
   /** Whether the data being written has no name yet (O_TMPFILE). */
   get unnamed(): boolean {
@@ -185,8 +187,11 @@ export class LocalDest {
   }
 
   async open(): Promise<void> {
-    if ((await fs.promises.stat(this.dest).catch(() => undefined))?.isDirectory())
-      throw new SystemError(EISDIR, 'open', this.dest);
+    const st = await fs.promises.stat(this.dest).catch(() => undefined);
+    if (st?.isDirectory()) throw new SystemError(EISDIR, 'open', this.dest);
+    // A link to a file is written through, as cp(1) does: the file it names is replaced.
+    if (st && (await fs.promises.lstat(this.dest)).isSymbolicLink()) this.dest = await fs.promises.realpath(this.dest);
+    if (st?.isFile()) this.replaced = st;
     const helpers = await unnamedFiles();
     if (helpers) {
       try {
@@ -234,6 +239,16 @@ export class LocalDest {
 
   /** Gives the data the destination's name (replacing what is there), then closes it. */
   private async place(): Promise<void> {
+    const old = this.replaced;
+    if (old) {
+      // A 0600 key stays 0600, a script executable. The owner only where we may give it.
+      await this.fh!.chown(old.uid, old.gid).catch(() => {});
+      try {
+        await this.fh!.chmod(old.mode & 0o7777);
+      } catch (e) {
+        throw this.fail(e, 'chmod');
+      }
+    }
     if (this.linkFd) {
       const fd = this.fh!.fd;
       try {
@@ -347,7 +362,8 @@ export async function copyFrom(
   const { chunk, depth } = plan(f, opts, f.maxReadSize);
   const st = await ga.statFile(guestPath);
   const type = st.stat.Mode & S_IFMT;
-  if (type === S_IFDIR) throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: EISDIR });
+  if (type === S_IFDIR)
+    throw new GuestAgentError(`${what}: is a directory`, { code: 'EISDIR', errno: EISDIR, remote: true });
   const total = type === S_IFREG ? st.stat.Size : undefined;
   const verify = opts.verify ?? true;
 

@@ -138,13 +138,7 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
   } else if ('guest' in dst && !('guest' in src)) {
     let target = dst.guest;
     const name = 'local' in src ? path.basename(src.local) : undefined;
-    if (
-      target.endsWith('/') ||
-      (await ga.statFile(target).then(
-        (s) => s.isdir,
-        () => false,
-      ))
-    ) {
+    if (target.endsWith('/') || (await isGuestDir(ga, target))) {
       if (!name) usage('copying stdin into a guest directory: name the guest file');
       target = path.posix.join(target, name);
     }
@@ -165,4 +159,18 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
     usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');
   }
   return r;
+}
+
+/**
+ * Whether a guest path is a directory, through a symbolic link as cp(1) takes it: file-stat is
+ * lstat, and a link's "PATH/." resolves it.
+ */
+async function isGuestDir(ga: GuestAgent, target: string): Promise<boolean> {
+  const st = await ga.statFile(target).catch(() => undefined);
+  if (!st || st.isdir) return st?.isdir ?? false;
+  if ((st.stat.Mode & 0o170000) !== 0o120000) return false;
+  return ga.statFile(`${target}/.`).then(
+    (s) => s.isdir,
+    () => false,
+  );
 }

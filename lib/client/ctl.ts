@@ -244,7 +244,8 @@ export function program(): Command {
     .action(
       act(async (ga, g, srcArg: string, dstArg: string, o: CpOptions) => {
         const r = await cp(ga, srcArg, dstArg, o);
-        if (g.json) out(g, r, () => '');
+        // To stdout, the file is the output: a result after it would become part of it.
+        if (g.json && dstArg !== '-') out(g, r, () => '');
       }),
     );
 

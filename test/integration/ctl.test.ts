@@ -148,6 +148,49 @@ test('cp both ways, into directories, stdin and stdout; cat; nothing on stderr w
   assert.match(r.stderr, /name the guest file/);
 });
 
+test('cp as cp(1) does: a replaced local file keeps its mode, links are written through, --json to stdout is the data alone', async ({
+  agent,
+  dir,
+}) => {
+  const s = ['-s', agent.socket];
+  const src = path.join(dir, 'cp1-src');
+  fs.writeFileSync(src, 'new data\n');
+  // A download over a 0600 file (a key) leaves it 0600; over a 0755 script, executable.
+  for (const mode of [0o600, 0o755]) {
+    const dest = path.join(dir, `cp1-${mode.toString(8)}`);
+    fs.writeFileSync(dest, 'old');
+    fs.chmodSync(dest, mode);
+    const r = await ctl([...s, 'cp', `guest:${src}`, dest]);
+    assert.is(r.status, 0, r.stderr);
+    assert.is(fs.readFileSync(dest, 'utf8'), 'new data\n');
+    assert.is(fs.statSync(dest).mode & 0o777, mode);
+  }
+  // A local link to a file: the file it names gets the data, the link stays.
+  const target = path.join(dir, 'cp1-target');
+  const link = path.join(dir, 'cp1-link');
+  fs.writeFileSync(target, 'orig');
+  fs.symlinkSync(target, link);
+  let r = await ctl([...s, 'cp', `guest:${src}`, link]);
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(fs.lstatSync(link).isSymbolicLink());
+  assert.is(fs.readFileSync(target, 'utf8'), 'new data\n');
+  // A guest link to a directory is a directory to copy into.
+  const gdir = path.join(dir, 'cp1-gdir');
+  fs.mkdirSync(gdir);
+  fs.symlinkSync(gdir, path.join(dir, 'cp1-gdir-link'));
+  r = await ctl([...s, 'cp', src, `guest:${dir}/cp1-gdir-link`]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(fs.readFileSync(path.join(gdir, 'cp1-src'), 'utf8'), 'new data\n');
+  // To stdout under --json: the file's bytes and nothing after them.
+  r = await ctl([...s, '--json', 'cp', `guest:${src}`, '-']);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, 'new data\n');
+  // A guest directory as the source is the guest's answer, not the host's.
+  r = await ctl([...s, '--json', 'cp', `guest:${gdir}`, path.join(dir, 'cp1-nowhere')]);
+  assert.is(r.status, 1);
+  assert.is(JSON.parse(r.stderr).error.side, 'guest');
+});
+
 test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it in place', async ({ agent, dir }) => {
   const src = path.join(dir, 'long-src');
   const sum = randomFile(src, MiB + 1);
