@@ -9,7 +9,7 @@ import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { beforeParse } from '../../memory';
 import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
-import { integerAt, qdictOrder, qmpJson } from './json';
+import { exactInteger, qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
 
 const SYNC_BYTE = Buffer.from([0xff]);
@@ -173,8 +173,7 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
  * uint64 (qemu's numbers), from the request's text; past those, the double.
  */
 function exactId(v: unknown, text: Buffer): unknown {
-  if (typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) return v;
-  const exact = integerAt(text, ['id']);
+  const exact = exactInteger(v, text, ['id']);
   return exact !== undefined && exact >= -(2n ** 63n) && exact < 2n ** 64n ? exact : v;
 }
 

@@ -2,6 +2,7 @@
 // ASCII escaped as \uXXXX, and object members in the order qemu's QDict iterates them (by hash
 // bucket), so an answer is byte for byte what qemu-ga 7.2 would send for the same value.
 import { RawJson } from '../../wire/answer';
+import { isJsonPunctuation, isJsonSpace } from '../../wire/request';
 
 const BUCKETS = 512;
 
@@ -163,6 +164,15 @@ export function qmpJson(value: unknown): string {
 }
 
 /**
+ * `v` as qemu read it, when JSON.parse lost it: an integer that is not a safe one is read again
+ * from the request's text at `path` (integerAt); undefined for anything else.
+ */
+export function exactInteger(v: unknown, json: Buffer, path: readonly string[]): bigint | undefined {
+  if (typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) return undefined;
+  return integerAt(json, path);
+}
+
+/**
  * The integer written at `path` (object members from the top: ['id'], ['arguments', 'id']) in a
  * request's JSON text, exactly, when it is one: JSON.parse keeps only the double nearest to it,
  * where qemu reads an int64 or uint64. The last member of a name counts, as for JSON.parse.
@@ -173,7 +183,7 @@ export function integerAt(json: Buffer, path: readonly string[]): bigint | undef
   let i = 0;
   let found: string | undefined;
   const space = () => {
-    while (i < n && (json[i] === 0x20 || json[i] === 0x09 || json[i] === 0x0a || json[i] === 0x0d)) i++;
+    while (i < n && isJsonSpace(json[i])) i++;
   };
   const string = (): string => {
     const start = i++;
@@ -188,7 +198,7 @@ export function integerAt(json: Buffer, path: readonly string[]): bigint | undef
     if (c === 0x22) return string();
     if (c !== 0x7b && c !== 0x5b) {
       const start = i;
-      while (i < n && !(json[i] === 0x2c || json[i] === 0x7d || json[i] === 0x5d || json[i] <= 0x20)) i++;
+      while (i < n && !(isJsonPunctuation(json[i]) || isJsonSpace(json[i]))) i++;
       return json.toString('latin1', start, i);
     }
     for (let depth = 0; i < n;) {

@@ -5,7 +5,7 @@ import { AnswerError } from '../../errors';
 import type { Call, Context } from '../../context';
 import { Base64Text } from '../../wire/base64';
 import { qbase64Decode } from './base64';
-import { integerAt } from './json';
+import { exactInteger } from './json';
 
 /**
  * A QAPI type: a scalar, an enum, an array of a type, an object of members, or an alternate.
@@ -210,11 +210,10 @@ function exactArgs(schema: QSchema): string[] {
  */
 export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>, text?: Buffer): Record<string, unknown> {
   let args = raw;
-  for (const name of exactArgs(schema)) {
-    const v = raw[name];
-    if (!text || typeof v !== 'number' || !Number.isInteger(v) || Number.isSafeInteger(v)) continue;
-    const exact = integerAt(text, ['arguments', name]);
-    if (exact !== undefined) args = { ...args, [name]: exact };
-  }
+  if (text)
+    for (const name of exactArgs(schema)) {
+      const exact = exactInteger(raw[name], text, ['arguments', name]);
+      if (exact !== undefined) args = { ...args, [name]: exact };
+    }
   return checkMembers(schema, args, '');
 }
