@@ -73,10 +73,7 @@ export class PortTransport implements Transport {
               this.log.info(`no host on ${this.path} for ${this.hostGoneMs / 1000} s: its session is over`);
               // What is still queued for it (a virtio port takes nothing while its host is away)
               // would start the next host's stream with the rest of a line.
-              if (this.port?.discard()) {
-                this.wakeDrainWaiters();
-                sink.drain();
-              }
+              if (this.port?.discard()) this.drained();
               this.newSession();
             }, this.hostGoneMs);
             this.goneTimer.unref();
@@ -94,8 +91,7 @@ export class PortTransport implements Transport {
             this.newSession();
             break;
           case 'drain':
-            this.wakeDrainWaiters();
-            sink.drain();
+            this.drained();
             break;
           case 'error':
             this.log.warn((arg as Error).message);
@@ -149,6 +145,12 @@ export class PortTransport implements Transport {
         resolve();
       });
     });
+  }
+
+  /** Nothing is queued any more: flush() and the agent's budgets hear it. */
+  private drained(): void {
+    this.wakeDrainWaiters();
+    this.sink?.drain();
   }
 
   private wakeDrainWaiters(): void {
