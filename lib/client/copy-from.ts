@@ -27,9 +27,11 @@ import type { ReadResult } from './types';
 
 const { EEXIST, EISDIR, EOPNOTSUPP } = constants.errno;
 const { O_WRONLY } = fs.constants;
-const S_IFMT = 0o170000;
+/** The type bits of a guest file's Mode (Linux's, whatever the host's are). */
+export const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
 /** Bytes gathered before a local write. */
 const WRITE_BATCH = 1024 * 1024;
 

@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { CopyResult, Transfer } from './copy';
+import { S_IFLNK, S_IFMT } from './copy-from';
 import { location, usage } from './ctl-args';
 import * as fmt from './format';
 import type { GuestAgent } from './guest-agent';
@@ -167,8 +168,9 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
  */
 async function isGuestDir(ga: GuestAgent, target: string): Promise<boolean> {
   const st = await ga.statFile(target).catch(() => undefined);
-  if (!st || st.isdir) return st?.isdir ?? false;
-  if ((st.stat.Mode & 0o170000) !== 0o120000) return false;
+  if (!st) return false;
+  if (st.isdir) return true;
+  if ((st.stat.Mode & S_IFMT) !== S_IFLNK) return false;
   return ga.statFile(`${target}/.`).then(
     (s) => s.isdir,
     () => false,
