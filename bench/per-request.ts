@@ -692,6 +692,13 @@ async function measure(
       ? `${ratio(p50 / percentile(refLat, 50))} the reference's ${percentile(refLat, 50).toFixed(0)} us (goal <= 0.80x)`
       : undefined,
   );
+  const standInLat = [...turns.get(`${STAND_IN}|ping`)!.lat].sort((a, b) => a - b);
+  const s50 = percentile(standInLat, 50);
+  out.row(
+    'ping p50, stand-in guest',
+    `${s50.toFixed(0)} us`,
+    `${refLat ? `${ratio(s50 / percentile(refLat, 50))} the reference's; ` : ''}ember-ga ${ratio(p50 / s50)} of it (context: the same bridge, host and port driver with no agent work: the least a ping can take here)`,
+  );
   out.note(
     "each rate the median over the rounds, each ratio the median of the rounds' ratios; the stand-in guest: an agent's place behind the same hosts taken by one that does nothing but send ember-ga's answer bytes, made before the first request, through the same port driver (bench/helpers/stand-in-guest.ts); its uploads go nowhere, so their copy alone is not md5-checked (its downloads are, as every agent's)",
   );

@@ -37,6 +37,7 @@ test(
       'upload, minimal host',
       'upload, client',
       'ping p50, minimal host',
+      'ping p50, stand-in guest',
       'ping, first after coming back',
       'stand-in guest, first after coming back',
     ];
