@@ -1,6 +1,8 @@
 // The agent's table of open file handles: ids from 1 upward, never reused while the agent
 // runs; each handle belongs to the host session that opened it, and goes when that session ends,
 // or (lifetime 'agent': qemu-ga's) to the agent, and stays until it is closed or the agent exits.
+// Each lifetime may hold at most half of --max-handles, so that handles qemu-ga hosts left open
+// cannot lock phoenix hosts out of file-open, nor phoenix hosts qemu-ga's.
 import { constants } from 'os';
 import { AgentError } from '../errors';
 import type { HoldingLogger } from '../log';
@@ -8,6 +10,9 @@ import { cancelBlockedStreams, type FileHandle } from './handle';
 import type { CloseOptions } from './options';
 
 const { EMFILE } = constants.errno;
+
+/** 'session': a phoenix host's handle, closed when its session ends; 'agent': a qemu-ga one. */
+export type HandleLifetime = 'session' | 'agent';
 
 /** What the table needs of the agent (its Context). */
 export interface HandleTableContext {
@@ -26,7 +31,9 @@ const EOF_MEMORY = 4096;
 /** The agent's open handles: ids from 1 upward, never reused while the agent runs. */
 export class HandleTable {
   private next = 1;
-  private opening = 0;
+  /** Slots reserved for opens under way, by lifetime. */
+  private openingSession = 0;
+  private openingAgent = 0;
   private readonly open = new Map<number, FileHandle>();
   /** The host session each open handle belongs to (none: an agent-lifetime handle). */
   private readonly owner = new Map<number, number>();
@@ -44,16 +51,50 @@ export class HandleTable {
     ctx.onHostGone((session) => this.endSession(session));
   }
 
-  /** Reserves a slot for a handle about to be opened (throws past --max-handles). */
-  reserve(): void {
+  /**
+   * Reserves a slot for a handle about to be opened by `call`'s host. Throws EMFILE past
+   * --max-handles, or past the half of it that handles of this lifetime may hold: the other
+   * half stays for the other protocol's hosts, whatever this one's leave open.
+   */
+  reserve(call: { readonly session: number }, lifetime: HandleLifetime = 'session'): void {
     const max = this.ctx.config.maxHandles;
-    if (this.open.size + this.opening >= max) {
+    const share = Math.ceil(max / 2);
+    const agent = lifetime === 'agent';
+    const held = agent ? this.open.size - this.owner.size + this.openingAgent : this.owner.size + this.openingSession;
+    if (held >= share && share < max) throw this.shareError(call.session, agent, held, share, max);
+    if (this.open.size + this.openingSession + this.openingAgent >= max) {
       throw new AgentError(
-        `Too many open file handles: the agent allows ${max} at once (--max-handles); close some with file-close or read them to the end`,
+        agent
+          ? `ember-ga allows ${max} handles at once (--max-handles), qemu-ga and phoenix hosts together; close some with guest-file-close`
+          : `Too many open file handles: the agent allows ${max} at once (--max-handles), phoenix and qemu-ga hosts together; close some with file-close or read them to the end`,
         EMFILE,
       );
     }
-    this.opening++;
+    if (agent) this.openingAgent++;
+    else this.openingSession++;
+  }
+
+  /** EMFILE for an open past its lifetime's share: what holds it, and how to free some. */
+  private shareError(session: number, agent: boolean, held: number, share: number, max: number): AgentError {
+    if (agent) {
+      let oldest: number | undefined;
+      for (const id of this.open.keys()) {
+        if (!this.owner.has(id)) {
+          oldest = id;
+          break;
+        }
+      }
+      return new AgentError(
+        `qemu-ga hosts hold ${held} of the ${share} handles they may at once (half of ember-ga's --max-handles, ${max}; the rest is for phoenix hosts), and a handle stays open when its host goes: close some with guest-file-close${oldest === undefined ? '' : ` (the oldest open is handle ${oldest})`}`,
+        EMFILE,
+      );
+    }
+    let mine = 0;
+    for (const s of this.owner.values()) if (s === session) mine++;
+    return new AgentError(
+      `Too many open file handles: phoenix hosts hold ${held} of the ${share} they may at once (half of --max-handles, ${max}; the rest is for qemu-ga hosts), ${mine} of them this host's; close some with file-close or read them to the end (a host's handles close when it goes)`,
+      EMFILE,
+    );
   }
 
   /**
@@ -65,12 +106,15 @@ export class HandleTable {
   add(
     h: FileHandle,
     call: { readonly signal: AbortSignal; readonly session: number },
-    lifetime: 'session' | 'agent' = 'session',
+    lifetime: HandleLifetime = 'session',
   ): number {
-    this.opening--;
     const id = this.next++;
     this.open.set(id, h);
-    if (lifetime === 'agent') return id;
+    if (lifetime === 'agent') {
+      this.openingAgent--;
+      return id;
+    }
+    this.openingSession--;
     this.owner.set(id, call.session);
     if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
     return id;
@@ -81,8 +125,10 @@ export class HandleTable {
     return this.owner.has(id) ? undefined : this.open.get(id);
   }
 
-  unreserve(): void {
-    this.opening--;
+  /** Gives back a slot reserve() took for an open that failed. */
+  unreserve(lifetime: HandleLifetime = 'session'): void {
+    if (lifetime === 'agent') this.openingAgent--;
+    else this.openingSession--;
   }
 
   get(id: number): FileHandle {

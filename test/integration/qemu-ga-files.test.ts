@@ -571,52 +571,129 @@ test(
   { needs },
 );
 
-test('ember-ga: the handle limit (--max-handles) is one for both protocols', async () => {
+/** Both protocols' hosts on one in-process agent: phoenix sockets (one per name) and a qemu-ga one. */
+async function withBothProtocols(
+  maxHandles: number,
+  fn: (h: {
+    file: string;
+    phoenix: (name?: string) => Promise<LineClient>;
+    qga: () => Promise<QmpClient>;
+  }) => Promise<void>,
+): Promise<void> {
   const dir = tmpDir('ember-ga-qga-limit-');
   const file = path.join(dir, 'f');
   fs.writeFileSync(file, 'x');
+  const sock = (name: string) => path.join(dir, `${name}.sock`);
   const agent = new Agent({
     endpoints: [
-      { transport: new UnixTransport(path.join(dir, 'phoenix.sock'), silentLogger), protocol: 'phoenix' },
-      { transport: new UnixTransport(path.join(dir, 'qga.sock'), silentLogger), protocol: 'qemu-ga' },
+      { transport: new UnixTransport(sock('phoenix'), silentLogger), protocol: 'phoenix' },
+      { transport: new UnixTransport(sock('phoenix2'), silentLogger), protocol: 'phoenix' },
+      { transport: new UnixTransport(sock('qga'), silentLogger), protocol: 'qemu-ga' },
     ],
     commands: allCommands,
-    config: { maxHandles: 2 },
+    config: { maxHandles },
   });
   await agent.start();
-  let phoenix: LineClient | undefined;
-  let qga: QmpClient | undefined;
+  const clients: { close(): void }[] = [];
+  const kept = <T extends { close(): void }>(c: T): T => (clients.push(c), c);
   try {
-    phoenix = await LineClient.connect(path.join(dir, 'phoenix.sock'));
-    qga = await QmpClient.connect(path.join(dir, 'qga.sock'));
-    const ph = (await phoenix.ok('file-open', { path: file })) as number;
-    const q1 = await qga.ok<number>('guest-file-open', { path: file });
-    assert.equal((await qga.call('guest-file-open', { path: file })).error, {
-      class: 'GenericError',
-      desc: `failed to open file '${file}' (mode: 'r'): Too many open files`,
+    await fn({
+      file,
+      phoenix: async (name = 'phoenix') => kept(await LineClient.connect(sock(name))),
+      qga: async () => kept(await QmpClient.connect(sock('qga'))),
     });
-    assert.match(errorMessage(await phoenix.call('file-open', { path: file })), /Too many open file handles/);
-    // The qemu-ga host leaves: its handle stays, and so does its place under the limit.
-    qga.close();
-    qga = await QmpClient.connect(path.join(dir, 'qga.sock'));
-    assert.match(errorMessage(await phoenix.call('file-open', { path: file })), /Too many open file handles/);
-    // The phoenix host leaves: its handle is closed, which frees a place.
-    phoenix.close();
-    phoenix = await LineClient.connect(path.join(dir, 'phoenix.sock'));
-    const q2 = await qga.ok<number>('guest-file-open', { path: file });
-    assert.ok(q2 !== q1 && q2 !== ph, 'a handle id is never reused');
-    await qga.ok('guest-file-close', { handle: q1 });
-    await qga.ok('guest-file-close', { handle: q2 });
-    assert.type(await phoenix.ok('file-open', { path: file }), 'number');
-    // A phoenix handle is not a qemu-ga one.
-    assert.equal((await qga.call('guest-file-read', { handle: ph })).error?.desc, `handle '${ph}' has not been found`);
   } finally {
-    phoenix?.close();
-    qga?.close();
+    for (const c of clients) c.close();
     await agent.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+/** Opens `file` until the agent refuses: the ids opened, and the refusal's message. */
+async function openUntilRefused(
+  open: () => Promise<{ id?: number; error?: string }>,
+): Promise<{ ids: number[]; error: string }> {
+  const ids: number[] = [];
+  for (let i = 0; i < 64; i++) {
+    const r = await open();
+    if (r.error !== undefined) return { ids, error: r.error };
+    ids.push(r.id!);
+  }
+  throw new Error('64 opens and no refusal');
+}
+const qgaOpen = (c: QmpClient, file: string) => async () => {
+  const a = await c.call('guest-file-open', { path: file });
+  return a.error ? { error: a.error.desc } : { id: a.return as number };
+};
+const phoenixOpen = (c: LineClient, file: string) => async () => {
+  const a = await c.call('file-open', { path: file });
+  if (!a.error) return { id: a.return as number };
+  assert.is(a.error.code, 24, 'EMFILE');
+  return { error: errorMessage(a) };
+};
+
+test('ember-ga: a qemu-ga host that fills its half of --max-handles and leaves does not lock phoenix hosts out', () =>
+  withBothProtocols(4, async ({ file, phoenix, qga }) => {
+    let q = await qga();
+    const filled = await openUntilRefused(qgaOpen(q, file));
+    q.close(); // its handles stay open (libvirt reconnects and uses them)
+    const ph = await phoenix();
+    const phIds = [await ph.ok('file-open', { path: file }), await ph.ok('file-open', { path: file })];
+    assert.equal(filled.ids.length, 2, 'qemu-ga hosts hold half of 4');
+    assert.is(
+      filled.error,
+      `failed to open file '${file}' (mode: 'r'): Too many open files; qemu-ga hosts hold 2 of the 2 handles they may at once (half of ember-ga's --max-handles, 4; the rest is for phoenix hosts), and a handle stays open when its host goes: close some with guest-file-close (the oldest open is handle ${filled.ids[0]})`,
+    );
+    assert.match(errorMessage(await ph.call('file-open', { path: file })), /phoenix hosts hold 2 of the 2/);
+    // The next qemu-ga host finds its half still held, closes the oldest, and opens again.
+    q = await qga();
+    assert.match((await q.call('guest-file-open', { path: file })).error!.desc, /the oldest open is handle /);
+    assert.equal(await q.ok('guest-file-close', { handle: filled.ids[0] }), {});
+    const again = await q.ok<number>('guest-file-open', { path: file });
+    assert.not.ok([...filled.ids, ...phIds].includes(again), 'a handle id is never reused');
+    // A phoenix handle is not a qemu-ga one.
+    assert.equal(
+      (await q.call('guest-file-read', { handle: phIds[0] })).error?.desc,
+      `handle '${phIds[0]}' has not been found`,
+    );
+  }));
+
+test('ember-ga: phoenix hosts that fill their half of --max-handles do not lock qemu-ga hosts out', () =>
+  withBothProtocols(4, async ({ file, phoenix, qga }) => {
+    const ph = await phoenix();
+    const filled = await openUntilRefused(phoenixOpen(ph, file));
+    const q = await qga();
+    const qIds = [
+      await q.ok<number>('guest-file-open', { path: file }),
+      await q.ok<number>('guest-file-open', { path: file }),
+    ];
+    assert.equal(filled.ids.length, 2, 'phoenix hosts hold half of 4');
+    assert.is(
+      filled.error,
+      "Too many open file handles: phoenix hosts hold 2 of the 2 they may at once (half of --max-handles, 4; the rest is for qemu-ga hosts), 2 of them this host's; close some with file-close or read them to the end (a host's handles close when it goes)",
+    );
+    // Phoenix hosts share their half: another one is refused until the first closes one, or goes.
+    const other = await phoenix('phoenix2');
+    assert.match(errorMessage(await other.call('file-open', { path: file })), /2 of the 2 .*, 0 of them this host's/);
+    ph.close();
+    await waitFor(async () => !(await other.call('file-open', { path: file })).error, 5000, 'the first host gone');
+    assert.match((await q.call('guest-file-open', { path: file })).error!.desc, /qemu-ga hosts hold 2 of the 2/);
+    for (const h of qIds) assert.equal(await q.ok('guest-file-close', { handle: h }), {});
+  }));
+
+test('ember-ga: an odd --max-handles is all the handles of both protocols together', () =>
+  withBothProtocols(3, async ({ file, phoenix, qga }) => {
+    const ph = await phoenix();
+    const q = await qga();
+    await ph.ok('file-open', { path: file });
+    await ph.ok('file-open', { path: file }); // half of 3, rounded up
+    await q.ok('guest-file-open', { path: file });
+    assert.is(
+      (await q.call('guest-file-open', { path: file })).error!.desc,
+      `failed to open file '${file}' (mode: 'r'): Too many open files; ember-ga allows 3 handles at once (--max-handles), qemu-ga and phoenix hosts together; close some with guest-file-close`,
+    );
+    assert.match(errorMessage(await ph.call('file-open', { path: file })), /phoenix hosts hold 2 of the 2/);
+  }));
 
 test('ember-ga alone: the file commands answer without qemu-ga installed', async () => {
   // The conformance tests above need qemu-ga; this one shows the commands work anywhere.

@@ -161,7 +161,7 @@ export const fileCommands = [
       if (args.atomic && args.mode !== 'w') throw new AgentError('Invalid argument "atomic": only with mode "w"');
       if (args.md5 && args.mode !== 'r') throw new AgentError('Invalid argument "md5": only with mode "r"');
       const table = handles(ctx);
-      table.reserve();
+      table.reserve(call);
       let h: FileHandle;
       try {
         h = await openFile(args.path, {

@@ -82,16 +82,16 @@ export const fileCommands = [
       const why = (text: string) => new QgaError(`failed to open file '${a.path}' (mode: '${mode}'): ${text}`);
       const table = ctx.handles;
       try {
-        table.reserve();
-      } catch {
-        // The shared --max-handles limit, worded as qemu-ga words its own process's fd limit.
-        throw why('Too many open files');
+        table.reserve(call, 'agent');
+      } catch (e) {
+        // The --max-handles limits, worded as qemu-ga words its process's fd limit, then which one.
+        throw why(`Too many open files; ${(e as Error).message}`);
       }
       let h: FileHandle;
       try {
         h = await fopenFile(a.path, mode);
       } catch (e) {
-        table.unreserve();
+        table.unreserve('agent');
         throw why(errorText(e));
       }
       return table.add(h, call, 'agent');
