@@ -297,7 +297,7 @@ test('ember-ga: found by ember-ga-info (unlisted), pipelined, ping, info, sync',
       emberGa: true,
       version: '7.2.0',
       emberVersion: f.emberVersion,
-      maxReadSize: 4 * MiB,
+      maxReadSize: 48 * MiB, // guest-file-read's largest count
       maxLineBytes: 16 * MiB,
       orderedHandles: true,
       atomicWrite: false,

@@ -149,7 +149,7 @@ test('ember-ga --protocol qemu-ga: ping, info, qmp, and found to be ember-ga', a
     assert.is(info.status, 0, info.stderr);
     assert.match(
       info.stdout,
-      /^agent: +ember-ga \d+\.\d+\.\d+\S*, qemu-ga 7\.2\.0 protocol \(reads up to 4\.00 MiB, requests up to 16\.0 MiB, pipelined copies\)\n/,
+      /^agent: +ember-ga \d+\.\d+\.\d+\S*, qemu-ga 7\.2\.0 protocol \(reads up to 48\.0 MiB, requests up to 16\.0 MiB, pipelined copies\)\n/,
     );
     assert.match(info.stdout, /\ncommands: \d+ enabled of \d+\n$/);
     assert.is((await run(['qmp', '{"execute":"guest-sync","arguments":{"id":9}}'])).stdout, '{"return":9}\n');

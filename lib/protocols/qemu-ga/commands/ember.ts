@@ -3,6 +3,7 @@
 // one that gets an answer may pipeline requests and read in large counts.
 import type { EmberGaInfo } from '../../../client/qemu-ga-types';
 import { MAX_LINE_BYTES } from '../../../wire/framing';
+import { QGA_READ_COUNT_MAX } from './files';
 import { defineQgaCommand } from '../schema';
 
 export const emberCommands = [
@@ -15,7 +16,7 @@ export const emberCommands = [
     handler: (_a, ctx): EmberGaInfo => ({
       name: 'ember-ga',
       version: ctx.version,
-      'max-read-count': ctx.config.maxReadSize,
+      'max-read-count': QGA_READ_COUNT_MAX, // guest-file-read's, not phoenix's --max-read-size
       'max-request-bytes': MAX_LINE_BYTES,
       pipelined: true,
     }),
