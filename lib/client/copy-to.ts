@@ -129,6 +129,7 @@ export async function copyTo(
         // place would truncate the file first and then likely fail the same way.
         if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && IN_PLACE_INSTEAD.has(e.code)))
           throw e;
+        t.emit('inPlace', e);
       }
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });

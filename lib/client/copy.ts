@@ -73,7 +73,11 @@ export interface CopyResult {
   emberGa: boolean;
 }
 
-/** A copy under way: a promise of its result that also emits 'progress' (Progress). */
+/**
+ * A copy under way: a promise of its result that also emits 'progress' (Progress), and for an
+ * upload whose atomic open the agent refused, 'inPlace' with that refusal (a GuestAgentError)
+ * before it writes the guest file in place instead.
+ */
 export class Transfer extends EventEmitter implements PromiseLike<CopyResult> {
   private readonly result: Promise<CopyResult>;
 

@@ -5,6 +5,7 @@ import * as path from 'path';
 import type { CopyResult, Transfer } from './copy';
 import { S_IFLNK, S_IFMT } from './copy-from';
 import { location, usage } from './ctl-args';
+import type { GuestAgentError } from './errors';
 import * as fmt from './format';
 import type { GuestAgent } from './guest-agent';
 import { progressBar } from './progress';
@@ -51,14 +52,26 @@ export function watchStdout(onOther: (e: Error) => void): void {
 }
 
 /**
+ * The warning for an upload written in place because the agent refused its atomic open, or
+ * undefined where in place is the only way to write the target: a device, a FIFO or a
+ * bind-mounted file (EINVAL).
+ */
+function inPlaceWarning(target: string, refusal: GuestAgentError): string | undefined {
+  if (refusal.code === 'EINVAL') return undefined;
+  const why = refusal.message.replace(/; without atomic the file is written in place$/, '');
+  return `ember-ga-ctl: warning: ${target} written in place, not atomically: ${why}\n`;
+}
+
+/**
  * Runs a copy with a progress bar on a terminal. SIGINT, SIGTERM and SIGHUP stop it cleanly (its
  * guest handle closed; a second one stops at once), and so does EPIPE on stdout; the copy then
- * rejects with Stopped.
+ * rejects with Stopped. `warnings`: an upload written in place instead of atomically says so on
+ * stderr once it ends, whether or not it succeeded (--json has the result's `atomic` instead).
  */
 export async function runCopy(
   start: (signal: AbortSignal) => Transfer,
   label: string,
-  opts: { progress: boolean },
+  opts: { progress: boolean; warnings?: { target: string } },
 ): Promise<CopyResult> {
   const ac = new AbortController();
   let caught: NodeJS.Signals | undefined;
@@ -79,9 +92,17 @@ export async function runCopy(
   const started = Date.now();
   const t = start(ac.signal);
   if (bar) t.on('progress', (p) => bar.update(p));
+  let warning: string | undefined;
+  const warnings = opts.warnings;
+  if (warnings) t.on('inPlace', (e: GuestAgentError) => (warning = inPlaceWarning(warnings.target, e)));
+  // After the bar, which a line in its midst would break.
+  const warn = () => {
+    bar?.stop();
+    if (warning) process.stderr.write(warning);
+  };
   try {
     const r = await t;
-    bar?.stop();
+    warn();
     if (process.stderr.isTTY && opts.progress) {
       const s = (Date.now() - started) / 1000;
       process.stderr.write(
@@ -90,7 +111,7 @@ export async function runCopy(
     }
     return r;
   } catch (e) {
-    bar?.stop();
+    warn();
     if (caught) throw new Stopped(caught, e);
     if (stdoutGone) throw new Stopped('SIGPIPE', e);
     throw e;
@@ -111,8 +132,17 @@ export interface CpOptions {
   chunkSize?: number;
 }
 
-/** cp SRC DST: one of them a guest path, the other a local path or - (stdin, stdout). */
-export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOptions): Promise<CopyResult> {
+/**
+ * cp SRC DST: one of them a guest path, the other a local path or - (stdin, stdout). `json`: the
+ * result is printed as JSON, and its `atomic` says what a warning would.
+ */
+export async function cp(
+  ga: GuestAgent,
+  srcArg: string,
+  dstArg: string,
+  o: CpOptions,
+  json = false,
+): Promise<CopyResult> {
   const src = location(srcArg);
   const dst = location(dstArg);
   const common = { verify: o.verify, chunkSize: o.chunkSize };
@@ -154,7 +184,7 @@ export async function cp(ga: GuestAgent, srcArg: string, dstArg: string, o: CpOp
           atomic: o.inPlace ? false : undefined,
         }),
       name ?? path.posix.basename(target),
-      { progress: o.progress },
+      { progress: o.progress, warnings: json ? undefined : { target: `guest:${target}` } },
     );
   } else {
     usage('one of SRC and DST must be a guest path (guest:/path), the other local or -');

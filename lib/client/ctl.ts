@@ -243,7 +243,7 @@ export function program(): Command {
     .description('copy between host and guest; guest paths start with guest:')
     .action(
       act(async (ga, g, srcArg: string, dstArg: string, o: CpOptions) => {
-        const r = await cp(ga, srcArg, dstArg, o);
+        const r = await cp(ga, srcArg, dstArg, o, g.json);
         // To stdout, the file is the output: a result after it would become part of it.
         if (g.json && dstArg !== '-') out(g, r, () => '');
       }),

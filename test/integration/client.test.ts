@@ -664,8 +664,16 @@ test(
     withAgent(async (ga, dir) => {
       const f = longPath(dir, 4080);
       fs.writeFileSync(f, 'old');
-      const r = await ga.copyTo(Readable.from([Buffer.from('new content')]), f);
+      const t = ga.copyTo(Readable.from([Buffer.from('new content')]), f);
+      const refusals: GuestAgentError[] = [];
+      t.on('inPlace', (e: GuestAgentError) => refusals.push(e));
+      const r = await t;
       assert.equal([r.atomic, r.verified], [false, true]);
+      assert.equal(
+        refusals.map((e) => [e.code, e.remote]),
+        [['ENAMETOOLONG', true]],
+        "'inPlace' tells why, once",
+      );
       assert.is(fs.readFileSync(f, 'utf8'), 'new content');
       const e = await rejects(ga.copyTo(Readable.from([Buffer.from('x')]), f, { atomic: true }));
       assert.is(e.code, 'ENAMETOOLONG');

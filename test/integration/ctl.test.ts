@@ -4,7 +4,7 @@
 // bar in a real terminal (tmux).
 import * as assert from 'uvu/assert';
 import { VERSION } from '../../lib/version';
-import { execFile, execFileSync, spawn, spawnSync } from 'child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'child_process';
 import { once } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,6 +13,7 @@ import {
   longPath,
   mountExt4Image,
   startAgent,
+  startAgentWith,
   tmpDir,
   unnamed,
   withTmpfs,
@@ -191,15 +192,82 @@ test('cp as cp(1) does: a replaced local file keeps its mode, links are written 
   assert.is(JSON.parse(r.stderr).error.side, 'guest');
 });
 
-test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it in place', async ({ agent, dir }) => {
+test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it in place, and warns', async ({
+  agent,
+  dir,
+}) => {
   const src = path.join(dir, 'long-src');
   const sum = randomFile(src, MiB + 1);
   const f = longPath(path.join(dir, 'long'), 4090);
-  const r = await ctl(['-s', agent.socket, '--json', 'cp', src, `guest:${f}`]);
+  let r = await ctl(['-s', agent.socket, '--json', 'cp', src, `guest:${f}`]);
   assert.is(r.status, 0, r.stderr);
   assert.is(JSON.parse(r.stdout).atomic, false);
+  assert.is(r.stderr, '');
   assert.is(md5Of(f), sum);
+  r = await ctl(['-s', agent.socket, 'cp', src, `guest:${f}`]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^ember-ga-ctl: warning: guest:\/\S+ written in place, not atomically: open \/\S+: file name too long for an atomic replace: the temporary file beside it would have a path of \d+ bytes, over the 4095 a path may have\n$/,
+  );
 });
+
+test(
+  'cp as an agent that is not root, over a root-owned file (EPERM): written in place, with one warning line; none for a FIFO',
+  async ({ dir }) => {
+    // The agent runs as nobody; the shared directory and the root-owned file are writable by all.
+    const base = tmpDir();
+    fs.chmodSync(base, 0o777);
+    const shared = path.join(dir, 'shared-eperm');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o777);
+    fs.chmodSync(dir, 0o755);
+    const theirs = path.join(shared, 'theirs');
+    fs.writeFileSync(theirs, 'old');
+    fs.chmodSync(theirs, 0o666);
+    const fifo = path.join(shared, 'fifo');
+    execFileSync('mkfifo', ['-m', '666', fifo]);
+    const src = path.join(dir, 'eperm-src');
+    const sum = randomFile(src, 100_000);
+    const socket = path.join(base, 'ga.sock');
+    const nobody = await startAgentWith(['--listen', `unix:${socket}`], socket, base, [
+      'setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+    ]);
+    let reader: ChildProcess | undefined;
+    try {
+      const ino = fs.statSync(theirs).ino;
+      let r = await ctl(['-s', socket, 'cp', src, `guest:${theirs}`]);
+      assert.is(r.status, 0, r.stderr);
+      assert.is(r.stdout, '');
+      assert.is(
+        r.stderr,
+        `ember-ga-ctl: warning: guest:${theirs} written in place, not atomically: open ${theirs}: cannot give the new file the owner of the old one (0:0): operation not permitted\n`,
+      );
+      assert.equal([md5Of(theirs), fs.statSync(theirs).ino, fs.statSync(theirs).uid], [sum, ino, 0]);
+      // --json: the result says it (atomic: false), stderr stays empty.
+      r = await ctl(['-s', socket, '--json', 'cp', src, `guest:${theirs}`]);
+      assert.is(r.status, 0, r.stderr);
+      assert.equal([JSON.parse(r.stdout).atomic, r.stderr], [false, '']);
+      // A FIFO can only be written in place: no warning.
+      reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const got: Buffer[] = [];
+      reader.stdout!.on('data', (d: Buffer) => got.push(d));
+      const read = once(reader, 'close');
+      r = await ctl(['-s', socket, 'cp', '--no-verify', src, `guest:${fifo}`]);
+      await read;
+      assert.is(r.status, 0, r.stderr);
+      assert.is(r.stderr, '');
+      assert.is(Buffer.concat(got).length, 100_000);
+    } finally {
+      reader?.kill();
+      await nobody.stop();
+    }
+  },
+  { needs: [root, command('setpriv'), command('mkfifo')] },
+);
 
 /**
  * `run` with a socket in front of the agent that keeps the agent's host session across
