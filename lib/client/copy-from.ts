@@ -9,10 +9,11 @@ import * as path from 'path';
 import type { Writable } from 'stream';
 import {
   abortable,
+  alongsideTimeout,
   checkAbort,
   checkGuestMd5,
   copyResult,
-  md5Timeout,
+  finishWait,
   noop,
   plan,
   release,
@@ -383,7 +384,8 @@ export async function copyFrom(
     handle = await ga.fileOpen(guestPath, { mode: 'r', md5: sentMd5 });
     handleOpen = true;
     checkAbort(opts.signal, what);
-    const remoteMd5 = verify && !sentMd5 ? ga.md5File(guestPath, { timeout: md5Timeout(ga, total) }) : undefined;
+    const remoteMd5 =
+      verify && !sentMd5 ? ga.md5File(guestPath, { timeout: alongsideTimeout(ga, opts, total) }) : undefined;
     remoteMd5?.catch(noop);
     const md5 = verify ? createHash('md5') : undefined;
     let bytes = 0;
@@ -416,7 +418,7 @@ export async function copyFrom(
       checkSent(what, digest, agentMd5);
     } else if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
-      await checkGuestMd5(remoteMd5, digest, opts.signal, what);
+      await checkGuestMd5(finishWait(remoteMd5, opts, 'get-file-md5sum'), digest, opts.signal, what);
     }
     await finishDest(local, stream, opts);
     return copyResult(f, { chunk, depth }, { bytes, md5: digest, verified: verify, atomic: false });

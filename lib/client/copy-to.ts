@@ -11,7 +11,7 @@ import {
   checkAbort,
   checkGuestMd5,
   copyResult,
-  md5Timeout,
+  finishTimeout,
   noop,
   plan,
   release,
@@ -163,7 +163,7 @@ export async function copyTo(
         await ga.fileClose(
           handle,
           { md5: verify ? digest : undefined, fsync: opts.fsync ?? true },
-          { timeout: md5Timeout(ga, sent) },
+          { timeout: finishTimeout(ga, opts, sent) },
         );
       } catch (e) {
         if (!(e instanceof GuestAgentError)) throw e;
@@ -179,7 +179,7 @@ export async function copyTo(
         throw e;
       }
     } else if (verify) {
-      await checkGuestMd5(ga.md5File(guestPath, { timeout: md5Timeout(ga, sent) }), digest, opts.signal, what);
+      await checkGuestMd5(ga.md5File(guestPath, { timeout: finishTimeout(ga, opts, sent) }), digest, opts.signal, what);
     }
     return copyResult(f, { chunk, depth }, { bytes: sent, md5: digest, verified: verify, atomic });
   } catch (e) {

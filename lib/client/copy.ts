@@ -5,7 +5,7 @@
 // downloads are copy-from.ts, uploads copy-to.ts.
 import { EventEmitter } from 'events';
 import { MAX_TIMER_MS } from '../timers';
-import type { CallOptions } from './base-connection';
+import { checkTimeout, type CallOptions } from './base-connection';
 import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { Features } from './types';
@@ -21,6 +21,12 @@ export interface CopyOptions {
   onProgress?: (p: Progress) => void;
   /** Stops the copy; it rejects with code 'ABORT_ERR' and cleans up like any failure. */
   signal?: AbortSignal;
+  /**
+   * Longest wait in ms, once the data has moved, for what ends the copy: an upload's file-close
+   * (the agent reads the file back for the md5, syncs and renames it) or get-file-md5sum's
+   * answer. Default: the client's timeout, or longer for a large copy (60 s plus 1 s per 20 MB).
+   */
+  finishTimeout?: number;
 }
 
 export interface CopyFromOptions extends CopyOptions {
@@ -120,9 +126,11 @@ export interface Plan {
 
 /**
  * Throws when chunkSize or inFlight is not a whole number >= 1 (TypeError for a non-integer,
- * RangeError below 1): 0 would otherwise be taken for 1-byte chunks.
+ * RangeError below 1): 0 would otherwise be taken for 1-byte chunks; and for a finishTimeout
+ * that is no timeout (checkTimeout's).
  */
 export function checkCopyOptions(opts: CopyOptions): void {
+  if (opts.finishTimeout !== undefined) checkTimeout('finishTimeout', opts.finishTimeout);
   for (const [name, v] of [
     ['chunkSize', opts.chunkSize],
     ['inFlight', opts.inFlight],
@@ -167,8 +175,34 @@ export function copyResult(
 }
 
 /** Generous time for get-file-md5sum: the client's timeout, or more for a large file. */
-export function md5Timeout(ga: GuestAgent, size: number | undefined): number {
+function md5Timeout(ga: GuestAgent, size: number | undefined): number {
   return Math.min(Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000), MAX_TIMER_MS);
+}
+
+/** The timeout of the request that ends a copy of `size` bytes, sent once the data has moved. */
+export function finishTimeout(ga: GuestAgent, opts: CopyOptions, size: number | undefined): number {
+  return opts.finishTimeout ?? md5Timeout(ga, size);
+}
+
+/**
+ * The timeout of a get-file-md5sum sent as a download starts, alongside its reads: long enough
+ * for the whole copy, since finishWait() bounds what is left of it once the data is in.
+ */
+export function alongsideTimeout(ga: GuestAgent, opts: CopyOptions, size: number | undefined): number {
+  return Math.max(md5Timeout(ga, size), opts.finishTimeout ?? 0);
+}
+
+/** `p` (the answer to `command`, sent earlier), or ETIMEDOUT once opts.finishTimeout passes from now. */
+export function finishWait<T>(p: Promise<T>, opts: CopyOptions, command: string): Promise<T> {
+  const ms = opts.finishTimeout;
+  if (ms === undefined) return p;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(hostError('ETIMEDOUT', `${command}: no answer from the agent within ${ms} ms`, command)),
+      ms,
+    );
+    p.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }
 
 export function abortError(what: string): GuestAgentError {

@@ -130,6 +130,8 @@ export interface CpOptions {
   verify: boolean;
   progress: boolean;
   chunkSize?: number;
+  /** -w in ms when given (not commander's: ember-ga-ctl's global). */
+  finishTimeout?: number;
 }
 
 /**
@@ -145,7 +147,7 @@ export async function cp(
 ): Promise<CopyResult> {
   const src = location(srcArg);
   const dst = location(dstArg);
-  const common = { verify: o.verify, chunkSize: o.chunkSize };
+  const common = { verify: o.verify, chunkSize: o.chunkSize, finishTimeout: o.finishTimeout };
   let r: CopyResult;
   if ('guest' in src && !('guest' in dst)) {
     let dest: string | NodeJS.WritableStream = process.stdout;

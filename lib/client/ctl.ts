@@ -33,6 +33,8 @@ interface Globals {
   device?: string;
   listen?: string;
   wait: number;
+  /** -w given: it bounds the end of a copy too (CopyOptions.finishTimeout), in ms. */
+  finishTimeout?: number;
   json?: boolean;
   protocol?: Protocol;
 }
@@ -86,6 +88,8 @@ function act(fn: Action) {
     );
     if (explicit.length > 0)
       for (const k of ['socket', 'device', 'listen'] as const) if (!explicit.includes(k)) g[k] = undefined;
+    // Without -w a copy's end waits as long as a large file takes to check (see CLIENT.md).
+    if (top.getOptionValueSource('wait') !== 'default') g.finishTimeout = g.wait * 1000;
     const ga = new GuestAgent(connectOptions(g));
     try {
       await ga.connect();
@@ -125,7 +129,14 @@ export function program(): Command {
         "the agent's protocol (default: qemu-ga when the socket or device is named org.qemu.guest_agent.0, else phoenix)",
       ).choices(['phoenix', 'qemu-ga']),
     )
-    .addOption(new Option('-w, --wait <seconds>', 'how long to wait for each answer').argParser(seconds).default(30))
+    .addOption(
+      new Option(
+        '-w, --wait <seconds>',
+        "how long to wait for each answer, a copy's last included (without -w a copy's last waits 60 s or more)",
+      )
+        .argParser(seconds)
+        .default(30),
+    )
     .option('--json', 'print answers as JSON (one line) for scripts')
     .exitOverride();
   // Under --json main() reports commander's errors as JSON, and help shown for a missing
@@ -214,9 +225,15 @@ export function program(): Command {
     .option('--no-verify', 'skip the md5 check')
     .description('write a guest file to stdout (md5-verified at the end)')
     .action(
-      act(async (ga, _g, file: string, o: { verify: boolean }) => {
+      act(async (ga, g, file: string, o: { verify: boolean }) => {
         await runCopy(
-          (signal) => ga.copyFrom(file, process.stdout, { end: false, verify: o.verify, signal }),
+          (signal) =>
+            ga.copyFrom(file, process.stdout, {
+              end: false,
+              verify: o.verify,
+              signal,
+              finishTimeout: g.finishTimeout,
+            }),
           path.posix.basename(file),
           { progress: false },
         );
@@ -243,7 +260,7 @@ export function program(): Command {
     .description('copy between host and guest; guest paths start with guest:')
     .action(
       act(async (ga, g, srcArg: string, dstArg: string, o: CpOptions) => {
-        const r = await cp(ga, srcArg, dstArg, o, g.json);
+        const r = await cp(ga, srcArg, dstArg, { ...o, finishTimeout: g.finishTimeout }, g.json);
         // To stdout, the file is the output: a result after it would become part of it.
         if (g.json && dstArg !== '-') out(g, r, () => '');
       }),

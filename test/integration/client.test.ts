@@ -385,6 +385,8 @@ test('bad chunkSize, inFlight and timeouts throw at once (TypeError, RangeError)
       [{ chunkSize: '4096' }, TypeError, /^chunkSize must be a whole number >= 1, got "4096"$/],
       [{ inFlight: 0 }, RangeError, /^inFlight must be a whole number >= 1, got 0$/],
       [{ inFlight: Infinity }, TypeError, /^inFlight must be a whole number >= 1, got Infinity$/],
+      [{ finishTimeout: 0 }, RangeError, /^finishTimeout must be more than 0 and at most \d+ ms, got 0$/],
+      [{ finishTimeout: '1000' }, TypeError, /^finishTimeout must be a number of milliseconds, got "1000"$/],
     ];
     for (const [opts, type, re] of bad) {
       assert.throws(

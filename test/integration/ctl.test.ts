@@ -708,6 +708,54 @@ test('the request each subcommand sends (stub agent recording them)', async () =
   }
 });
 
+test('-w bounds the end of a copy too: an upload whose file-close never comes, a download whose get-file-md5sum never comes', async () => {
+  const dir = tmpDir();
+  // An ember-ga with atomic_write ends an upload with file-close (md5, fsync); one without
+  // read_md5 checks a download with get-file-md5sum. Neither answer comes.
+  const stub = await startStub(path.join(dir, 's.sock'), {
+    answers: {
+      'agent-info': {
+        name: 'ember-ga',
+        version: '0.1.0-stub',
+        max_line_bytes: 16 << 20,
+        max_read_size: 4 << 20,
+        atomic_write: true,
+      },
+    },
+    silent: ['file-close', 'get-file-md5sum'],
+  });
+  try {
+    const src = path.join(dir, 'src');
+    randomFile(src, 100_000);
+    let started = Date.now();
+    let r = await ctl(['-s', stub.path, 'cp', '-w', '1', src, `guest:${dir}/up`], { timeout: 15_000 });
+    const upload = Date.now() - started;
+    assert.is(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^ember-ga-ctl: host: copy to guest:\S+\/up: file-close: no answer from the agent within 1000 ms; the guest file is either unchanged or completely replaced/,
+    );
+    assert.ok(upload < 5_000, `the upload failed after ${upload} ms`);
+    assert.ok(stub.requests.some((q) => q.execute === 'file-close'));
+    started = Date.now();
+    r = await ctl(['--json', '-w', '1', '-s', stub.path, 'cp', `guest:${src}`, path.join(dir, 'down')], {
+      timeout: 15_000,
+    });
+    const download = Date.now() - started;
+    assert.is(r.status, 1, r.stderr);
+    assert.equal(JSON.parse(r.stderr).error, {
+      code: 'ETIMEDOUT',
+      message: 'get-file-md5sum: no answer from the agent within 1000 ms',
+      side: 'host',
+    });
+    assert.ok(download < 5_000, `the download failed after ${download} ms`);
+    assert.not.ok(fs.existsSync(path.join(dir, 'down')));
+  } finally {
+    await stub.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test(
   'cp in a real terminal (tmux) draws the progress bar with rate and ETA',
   async ({ agent, dir }) => {
