@@ -39,6 +39,51 @@ export function goJson(value: unknown): string {
   return GO_ESCAPE_RE.test(s) ? s.replace(GO_ESCAPE_RE, (c) => GO_ESCAPES[c]) : s;
 }
 
+/**
+ * The JSON text Go's encoding/json writes for a Go string holding `bytes` (a name the kernel
+ * gives as bytes): each byte that does not begin valid UTF-8 is the escape `\ufffd`, where a
+ * U+FFFD that is there as text is written as it is; the rest as goJson writes text.
+ */
+export function goBytesJson(bytes: Buffer): string {
+  let out = '';
+  let start = 0;
+  for (let i = 0; i < bytes.length;) {
+    const n = utf8Length(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    out += `${goJson(bytes.toString('utf8', start, i)).slice(1, -1)}\\ufffd`;
+    start = ++i;
+  }
+  return `"${out}${goJson(bytes.toString('utf8', start)).slice(1, -1)}"`;
+}
+
+/**
+ * The length of the UTF-8 sequence at bytes[i], or 0 where none begins there, as Go's
+ * utf8.DecodeRune takes it: no overlong forms, surrogates or code points past U+10FFFF.
+ */
+function utf8Length(b: Buffer, i: number): number {
+  const c = b[i];
+  if (c < 0x80) return 1;
+  let n: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c === 0xe0) lo = 0xa0;
+    else if (c === 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c === 0xf0) lo = 0x90;
+    else if (c === 0xf4) hi = 0x8f;
+  } else return 0;
+  if (i + n > b.length || b[i + 1] < lo || b[i + 1] > hi) return 0;
+  for (let k = 2; k < n; k++) if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
+  return n;
+}
+
 /** JSON.stringify, with any bigint in `value` written as its plain digits (the way Go prints an int64). */
 export function jsonWithBigInts(value: unknown): string {
   try {

@@ -165,6 +165,51 @@ test(
 );
 
 test(
+  'get-netifaces: a name that is not UTF-8 is written from its bytes as Go writes it, \\ufffd for each stray byte',
+  async ({ ns, c }) => {
+    // Names are bytes: `ip` gets them in a latin1 batch, and its -j output read as latin1 gives
+    // them back a character per byte.
+    const batch = (lines: string[]) =>
+      execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+    batch([
+      'link add name a\xff type veth peer name a\xfe',
+      'link add name d\xe2\x82 type veth peer name e\xef\xbf\xbd',
+      'address add 198.51.100.65/27 dev a\xff',
+    ]);
+    try {
+      const links = JSON.parse(
+        execFileSync('ip', ['-j', '-n', ns.name, 'link', 'show'], { encoding: 'latin1' }),
+      ) as IpLink[];
+      const indexOf = new Map(links.map((l) => [l.ifname, l.ifindex]));
+      c.send('{"execute":"get-netifaces","tag":"raw-names"}\r\n');
+      await waitFor(() => c.lines.some((l) => l.endsWith('"tag":"raw-names"}')), 10_000, 'the answer');
+      const at = c.lines.findIndex((l) => l.endsWith('"tag":"raw-names"}'));
+      const line = c.lines.splice(at, 1)[0];
+      // What phoenix-guest-agent 0.7.1 writes (Go's encoding/json, go1.19 checked): a byte that
+      // begins no UTF-8 character is the escape \ufffd; a U+FFFD that is in the name is itself.
+      const want: [string, string][] = [
+        ['a\xff', '"a\\ufffd"'],
+        ['a\xfe', '"a\\ufffd"'],
+        ['d\xe2\x82', '"d\\ufffd\\ufffd"'],
+        ['e\xef\xbf\xbd', '"e\ufffd"'],
+      ];
+      for (const [bytes, json] of want) {
+        const index = indexOf.get(bytes);
+        assert.ok(index !== undefined, Buffer.from(bytes, 'latin1').toString('hex'));
+        assert.ok(line.includes(`{"index":${index},"name":${json},"hwaddr":`), `${json} in ${line}`);
+      }
+      // The rest of the answer as before, ip's.
+      const rest = (l: { name: string }) => ({ ...l, name: undefined });
+      const got = (JSON.parse(line) as { return: { name: string }[] }).return;
+      assert.equal(got.map(rest), ipNetifaces(ns).map(rest));
+    } finally {
+      batch(['link del dev a\xff', 'link del dev d\xe2\x82']);
+    }
+  },
+  opts,
+);
+
+test(
   'get-route-list agrees with ip -j route for family 0, 2 and 10',
   async ({ ns, c }) => {
     for (const family of [0, 2, 10] as const) {

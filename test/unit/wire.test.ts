@@ -12,7 +12,7 @@ import {
 } from '../../lib/wire/request';
 import { AgentError, withoutStacks } from '../../lib/errors';
 import { QgaError } from '../../lib/protocols/qemu-ga/schema';
-import { quote } from '../../lib/wire/json';
+import { goBytesJson, quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/protocols/phoenix/registry';
 import { suite } from '../helpers/harness';
 
@@ -188,6 +188,26 @@ test('a lone surrogate in an answer string is written as U+FFFD, as Go writes it
     `{"error":{"bufb64":"${Buffer.from('bad \ufffd').toString('base64')}","code":-1},"tag":"\ufffd"}\n`,
   );
   assert.is(quote('\ud800x'), '"\ufffdx"');
+});
+
+test('a string of bytes that are not UTF-8 is written as Go writes it: \\ufffd per byte that begins no character', () => {
+  // What go1.19's json.Marshal wrote for string([]byte) of these (the hex is the bytes).
+  const cases: [string, string][] = [
+    ['61ff', '"a\\ufffd"'],
+    ['61efbfbd', '"a\ufffd"'], // a U+FFFD that is there as text: as it is
+    ['64e282', '"d\\ufffd\\ufffd"'], // a cut sequence: one per byte (Node's decoder makes one U+FFFD)
+    ['eda080', '"\\ufffd\\ufffd\\ufffd"'], // a surrogate
+    ['62c080', '"b\\ufffd\\ufffd"'], // overlong
+    ['f4908080', '"\\ufffd\\ufffd\\ufffd\\ufffd"'], // past U+10FFFF
+    ['3c3e26', '"\\u003c\\u003e\\u0026"'],
+    ['e280a8', '"\\u2028"'],
+    ['c3a9', '"\u00e9"'],
+    ['01220a5c', '"\\u0001\\"\\n\\\\"'],
+    ['61ff62fe63', '"a\\ufffdb\\ufffdc"'],
+    ['f09f9880ff', '"\ud83d\ude00\\ufffd"'],
+    ['', '""'],
+  ];
+  for (const [hex, json] of cases) assert.is(goBytesJson(Buffer.from(hex, 'hex')), json, hex);
 });
 
 test('every answer is well-formed UTF-8 holding what the string holds, lone surrogates as U+FFFD', () => {

@@ -17,6 +17,9 @@ import {
   type RouteSpec,
 } from '../../../net';
 import { familyOfAf, maskText } from '../../../net/addr';
+import { RawJson } from '../../../wire/answer';
+import { goBytesJson, goJson } from '../../../wire/json';
+import type { NetIface } from '../answers';
 import { defineCommand } from '../registry';
 
 // Go's net.Flags names for the IFF_* bits (linux/if.h), in its order.
@@ -157,13 +160,21 @@ export const netCommands = [
         if (list.length === 0) ips.set(x.index, list);
         list.push(`${x.address}/${x.prefixlen}`);
       }
-      return ls.map((l) => ({
+      const answer = ls.map((l) => ({
         index: l.index,
         name: l.name,
         hwaddr: hwaddr(l),
         flags: flagsText(l.flags),
         ips: ips.get(l.index) ?? [],
       }));
+      if (!ls.some((l) => l.nameBytes)) return answer;
+      // A name that is not UTF-8 is written from its bytes, as Go does: `\ufffd` escapes where
+      // the decoded name has U+FFFD itself, which goJson would write as it is.
+      const json = answer.map(({ index, name, ...rest }, i) => {
+        const bytes = ls[i].nameBytes;
+        return `{"index":${index},"name":${bytes ? goBytesJson(bytes) : goJson(name)},${goJson(rest).slice(1)}`;
+      });
+      return new RawJson<NetIface[]>([Buffer.from(`[${json.join(',')}]`, 'utf8')]);
     },
   }),
   addressCommand('ipaddr-add', 'linux-ipaddr-add', true),
