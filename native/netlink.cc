@@ -180,13 +180,13 @@ Napi::Value Routes(const Napi::CallbackInfo& info) {
       [ns, family, table](std::vector<rtnl::Route>* out) { return rtnl::DumpRoutes(ns, family, table, out); },
       [](std::array<Table, 2>& t, const rtnl::Route& r, size_t i) {
         t[0].Str("dst", r.dst), t[0].Str("gateway", r.gateway), t[0].Str("prefsrc", r.prefsrc);
-        t[0].Str("ifname", r.ifname);
+        t[0].Bytes("ifname", r.ifname);
         t[0].Num("family", r.family), t[0].Num("dstLen", r.dst_len), t[0].Num("oif", r.oif);
         t[0].Num("scope", r.scope), t[0].Num("table", r.table), t[0].Num("protocol", r.protocol);
         t[0].Num("type", r.type), t[0].Num("metric", r.priority);
         t[0].EndRow();
         for (const rtnl::NextHop& h : r.nexthops) {
-          t[1].Str("ifname", h.ifname), t[1].Str("gateway", h.gateway);
+          t[1].Bytes("ifname", h.ifname), t[1].Str("gateway", h.gateway);
           t[1].Num("route", static_cast<double>(i));
           t[1].EndRow();
         }

@@ -76,13 +76,23 @@ function addressLabel(raw: string): Pick<Address, 'label' | 'labelBytes'> {
   return n.bytes ? { label: n.text, labelBytes: n.bytes } : { label: n.text };
 }
 
+function ifName(raw: string): Pick<Route, 'ifname' | 'ifnameBytes'> {
+  const n = decodeName(raw);
+  return n.bytes ? { ifname: n.text, ifnameBytes: n.bytes } : { ifname: n.text };
+}
+
+/** A route; `ifname` and `ifnameBytes` as a Link's `name` and `nameBytes`. */
 export interface Route extends Omit<NativeRoute, 'family'> {
   family: Family;
+  ifnameBytes?: Buffer;
   /** A multipath route's paths (`nexthop via GATEWAY dev IFNAME` in `ip route`); empty for one path. */
   nexthops: NextHop[];
 }
 
-export type NextHop = Omit<NativeNextHop, 'route'>;
+/** A path of a multipath route; `ifname` and `ifnameBytes` as a Route's. */
+export interface NextHop extends Omit<NativeNextHop, 'route'> {
+  ifnameBytes?: Buffer;
+}
 
 export interface RouteSpec {
   /** "192.0.2.0/24", "2001:db8::/64", a bare address (host route), or "default" / "". */
@@ -219,7 +229,7 @@ export async function routes(opts?: NetOptions & { family?: Family | 0; table?: 
   const paths: NextHop[][] = []; // a multipath route's, by its row
   for (const { route, hop } of mapRows(t.nexthops, (c, r) => ({
     route: c.route[r],
-    hop: { ifname: c.ifname[r], gateway: c.gateway[r] },
+    hop: { ...ifName(c.ifname[r]), gateway: c.gateway[r] },
   }))) {
     (paths[route] ??= []).push(hop);
   }
@@ -230,7 +240,7 @@ export async function routes(opts?: NetOptions & { family?: Family | 0; table?: 
     gateway: c.gateway[r],
     prefsrc: c.prefsrc[r],
     oif: c.oif[r],
-    ifname: c.ifname[r],
+    ...ifName(c.ifname[r]),
     scope: c.scope[r],
     table: c.table[r],
     protocol: c.protocol[r],

@@ -210,6 +210,45 @@ test(
 );
 
 test(
+  'get-route-list: an interface name that is not UTF-8 is written from its bytes as Go writes it',
+  async ({ ns, c }) => {
+    const batch = (lines: string[]) =>
+      execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+    batch([
+      'link add name r\xff type veth peer name r\xfe',
+      'link set dev r\xff up',
+      'link set dev r\xfe up',
+      'route add 198.51.100.128/26 dev r\xff',
+      'route add 198.51.100.192/26 nexthop via 192.0.2.77 dev r\xff onlink nexthop via 192.0.2.78 dev r\xfe onlink',
+    ]);
+    try {
+      c.send('{"execute":"get-route-list","arguments":{"family":2},"tag":"raw-routes"}\r\n');
+      await waitFor(() => c.lines.some((l) => l.endsWith('"tag":"raw-routes"}')), 10_000, 'the answer');
+      const at = c.lines.findIndex((l) => l.endsWith('"tag":"raw-routes"}'));
+      const line = c.lines.splice(at, 1)[0];
+      assert.ok(
+        line.includes(
+          '{"ifname":"r\\ufffd","scope":253,"dst":{"ip":"198.51.100.128","mask":"255.255.255.192"},"src":"","gateway":""}',
+        ),
+        line,
+      );
+      assert.ok(
+        line.includes(
+          '"nexthops":[{"ifname":"r\\ufffd","gateway":"192.0.2.77"},{"ifname":"r\\ufffd","gateway":"192.0.2.78"}]',
+        ),
+        line,
+      );
+      // The rest of the answer as before, ip's.
+      const got = (JSON.parse(line) as { return: unknown[] }).return;
+      assert.equal(got.length, ipRoutes(ns, 2).length);
+    } finally {
+      batch(['link del dev r\xff']);
+    }
+  },
+  opts,
+);
+
+test(
   'get-route-list agrees with ip -j route for family 0, 2 and 10',
   async ({ ns, c }) => {
     for (const family of [0, 2, 10] as const) {

@@ -19,7 +19,7 @@ import {
 import { familyOfAf, maskText } from '../../../net/addr';
 import { RawJson } from '../../../wire/answer';
 import { goBytesJson, goJson } from '../../../wire/json';
-import type { NetIface } from '../answers';
+import type { GuestRoute, NetIface } from '../answers';
 import { defineCommand } from '../registry';
 
 // Go's net.Flags names for the IFF_* bits (linux/if.h), in its order.
@@ -191,15 +191,26 @@ export const netCommands = [
       if (family === undefined)
         throw new AgentError(`Invalid argument "family": expected 0, 2 (AF_INET) or 10 (AF_INET6), got ${a.family}`);
       const list = await routes({ family });
-      return list.map((r) => ({
+      const answer = list.map((r) => ({
         ifname: r.ifname,
         scope: r.scope,
         dst: r.dstLen === 0 ? { ip: '', mask: '' } : { ip: r.dst, mask: maskText(r.family, r.dstLen) },
         src: r.prefsrc,
         gateway: r.gateway,
         // ember-ga: the paths of a multipath route, whose own ifname and gateway are "".
-        ...(r.nexthops.length ? { nexthops: r.nexthops } : {}),
+        ...(r.nexthops.length ? { nexthops: r.nexthops.map((h) => ({ ifname: h.ifname, gateway: h.gateway })) } : {}),
       }));
+      if (!list.some((r) => r.ifnameBytes || r.nexthops.some((h) => h.ifnameBytes))) return answer;
+      // As get-netifaces: a name that is not UTF-8 is written from its bytes, as Go does.
+      const name = (text: string, bytes: Buffer | undefined) => (bytes ? goBytesJson(bytes) : goJson(text));
+      const json = answer.map(({ ifname, nexthops, ...rest }, i) => {
+        const hops = (nexthops ?? []).map(
+          (h, k) => `{"ifname":${name(h.ifname, list[i].nexthops[k].ifnameBytes)},"gateway":${goJson(h.gateway)}}`,
+        );
+        const tail = nexthops ? `,"nexthops":[${hops.join(',')}]` : '';
+        return `{"ifname":${name(ifname, list[i].ifnameBytes)},${goJson(rest).slice(1, -1)}${tail}}`;
+      });
+      return new RawJson<GuestRoute[]>([Buffer.from(`[${json.join(',')}]`, 'utf8')]);
     },
   }),
   routeCommand('route-add', true),
