@@ -1,5 +1,6 @@
 // Logging to stderr only: filesystems may be frozen, so the agent never writes a log file.
 import * as fs from 'fs';
+import type { MountPath } from './mounts';
 
 export interface Logger {
   debug(msg: string): void;
@@ -82,7 +83,7 @@ export function holdingLogger(log: Logger = silentLogger): HoldingLogger {
  * synchronously, so a log line written while it is frozen would hang the event loop, and with it
  * every thaw. (A pipe, a tty or the journal's socket never blocks on a freeze.)
  */
-export function stderrIsFileOn(mountpoints: readonly string[]): boolean {
+export function stderrIsFileOn(mountpoints: readonly MountPath[]): boolean {
   let dev: number;
   try {
     const st = fs.fstatSync(2);

@@ -5,6 +5,7 @@
 // hosts send are the domain libraries'.
 import * as path from 'path';
 import load from 'node-gyp-build';
+import type { MountPath } from './mounts';
 
 // ---- Files: native/fileio.cc, fdpoll.cc, dirlist.cc --------------------------------------------
 
@@ -136,23 +137,26 @@ export interface NativeFdPoll {
 
 // ---- Freeze: native/freeze.cc ------------------------------------------------------------------
 
-export interface FreezeResult {
-  mountpoint: string;
+/** `mountpoint`: the one given (lib/freeze/ioctl.ts; the addon's is its bytes decoded as UTF-8). */
+export interface FreezeResult<P extends MountPath = string> {
+  mountpoint: P;
   /** true after freeze(), false after thaw(). */
   frozen: boolean;
 }
 
+/** Mount points are strings (their UTF-8) or Buffers (their bytes, for names that are not UTF-8). */
 export interface FreezeBindings {
   /** FIFREEZE on the mount point, on a thread of its own. */
-  freeze(mountpoint: string): Promise<FreezeResult>;
+  freeze(mountpoint: MountPath): Promise<FreezeResult>;
   /** FITHAW on the mount point, on a thread of its own. */
-  thaw(mountpoint: string): Promise<FreezeResult>;
+  thaw(mountpoint: MountPath): Promise<FreezeResult>;
   /** FITRIM of the whole filesystem at the mount point (minimum: an int64, taken as u64), on a thread of its own. */
-  fstrim(mountpoint: string, minimum: number): Promise<TrimResult>;
+  fstrim(mountpoint: MountPath, minimum: number): Promise<TrimResult>;
 }
 
-export interface TrimResult {
-  mountpoint: string;
+/** `mountpoint` as in FreezeResult. */
+export interface TrimResult<P extends MountPath = string> {
+  mountpoint: P;
   /** Bytes trimmed (the kernel's fstrim_range.len afterwards). */
   trimmed: number;
   /** The minimum extent length the kernel used, in bytes (raised to the discard granularity). */

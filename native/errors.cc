@@ -28,6 +28,18 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name
   return s;
 }
 
+std::string PathArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsBuffer()) {
+    if (info.Length() > i && info[i].IsString()) return StringArg(info, i, name);
+    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a string or a Buffer");
+  }
+  Napi::Buffer<char> b = info[i].As<Napi::Buffer<char>>();
+  std::string s(b.Data(), b.Length());
+  if (s.find('\0') != std::string::npos)
+    throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " contains a NUL byte");
+  return s;
+}
+
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsNumber())
     throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a number");

@@ -52,7 +52,7 @@ SysError FreezeOp(Op op, const std::string& mountpoint) {
 }
 
 Napi::Value Start(const Napi::CallbackInfo& info, Op op) {
-  std::string mountpoint = StringArg(info, 0, "mountpoint");
+  std::string mountpoint = PathArg(info, 0, "mountpoint");
   return ScheduleOnThread(
       info.Env(), op == Op::kFreeze ? "ember:freeze" : "ember:thaw",
       [op, mountpoint] { return FreezeOp(op, mountpoint); },
@@ -87,7 +87,7 @@ SysError TrimOp(const std::string& mountpoint, fstrim_range* range) {
 // fstrim(mountpoint, minimum) -> {mountpoint, trimmed, minimum}: `minimum` is an int64 taken
 // as the u64 the ioctl wants (a negative one wraps, as in qemu-ga).
 Napi::Value Fstrim(const Napi::CallbackInfo& info) {
-  std::string mountpoint = StringArg(info, 0, "mountpoint");
+  std::string mountpoint = PathArg(info, 0, "mountpoint");
   auto range = std::make_shared<fstrim_range>();
   range->start = 0;
   range->len = UINT64_MAX;

@@ -20,16 +20,20 @@
 // - Nothing here touches the disk: thaws go through the addon's own threads (native/freeze.cc),
 //   the timer is a plain event-loop timer, and when the log would land on a filesystem being
 //   frozen (logBlocksOn), log lines wait in memory until the thaw.
+// - Mount points are strings or, for names that are not UTF-8, Buffers of their bytes (a mount
+//   table read as bytes selects those): one is the same as another with the same bytes, and log
+//   lines name them as mountPathText does.
 import { constants } from 'os';
 import { AgentError, errnoOf, SystemError, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
+import { mountPathText, type MountPath } from '../mounts';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { FsfreezeHookError, runFsfreezeHook, type FsfreezeHook, type FsfreezeHookAction } from './hook';
 import { freeze, thaw } from './ioctl';
 
 export interface FreezeOps {
-  freeze(mountpoint: string): Promise<unknown>;
-  thaw(mountpoint: string): Promise<unknown>;
+  freeze(mountpoint: MountPath): Promise<unknown>;
+  thaw(mountpoint: MountPath): Promise<unknown>;
 }
 
 export interface FreezerOptions {
@@ -45,7 +49,7 @@ export interface FreezerOptions {
    * file on one of them: Node writes files synchronously, so the event loop itself would hang
    * and nothing could thaw). Log lines are then held back until everything is thawed.
    */
-  logBlocksOn?: (mountpoints: readonly string[]) => boolean;
+  logBlocksOn?: (mountpoints: readonly MountPath[]) => boolean;
   /**
    * qemu-ga's fsfreeze hook: the path of an executable run with "freeze" before a freeze and
    * "thaw" after a thaw (runFsfreezeHook), or a function doing the same (tests).
@@ -66,17 +70,17 @@ export interface FreezeOptions {
 /** What a freeze did. */
 export interface FreezeOutcome {
   /** Every mount point now held frozen, in freeze order. */
-  held: string[];
+  held: MountPath[];
   /** Those this call froze (FIFREEZE succeeded): qemu-ga's count. The rest were frozen already (EBUSY). */
-  frozen: string[];
+  frozen: MountPath[];
   /** Those that cannot be frozen (EOPNOTSUPP), skipped. */
-  skipped: string[];
+  skipped: MountPath[];
 }
 
 const { EBUSY, EINVAL, ENOENT, ENOTDIR, EOPNOTSUPP } = constants.errno;
 
 interface Held {
-  mountpoint: string;
+  mountpoint: MountPath;
   /** Frozen by this freeze (false: it was already frozen, EBUSY). */
   ours: boolean;
   /** From unfreeze()'s fallback list: not known to be frozen (nothing was held). */
@@ -110,7 +114,7 @@ export class Freezer {
   }
 
   /** The mount points held frozen, in freeze order. */
-  get mountpoints(): string[] {
+  get mountpoints(): MountPath[] {
     return this.held.map((h) => h.mountpoint);
   }
 
@@ -119,12 +123,12 @@ export class Freezer {
    * `timeoutSeconds` > 0 everything is thawed by itself if unfreeze() has not come by then.
    * `frozen` turns true synchronously, before the first ioctl (and before the hook).
    */
-  async freeze(mountpoints: readonly string[], timeoutSeconds = 0): Promise<string[]> {
+  async freeze(mountpoints: readonly MountPath[], timeoutSeconds = 0): Promise<MountPath[]> {
     return (await this.freezeList(mountpoints, { timeoutSeconds })).held;
   }
 
   /** freeze() with options, resolving to what each mount point came to. */
-  freezeList(mountpoints: readonly string[], options: FreezeOptions = {}): Promise<FreezeOutcome> {
+  freezeList(mountpoints: readonly MountPath[], options: FreezeOptions = {}): Promise<FreezeOutcome> {
     const timeoutSeconds = options.timeoutSeconds ?? 0;
     if (!(timeoutSeconds >= 0 && timeoutSeconds <= MAX_TIMEOUT_SECONDS)) {
       return Promise.reject(
@@ -148,7 +152,7 @@ export class Freezer {
           });
           hookRan = true;
         }
-        outcome = await this.freezeEach([...new Set(mountpoints)], options.allowNothing === true);
+        outcome = await this.freezeEach(once(mountpoints), options.allowNothing === true);
       } catch (e) {
         this.freezing = false;
         this.held = this.held.filter((h) => h.ours); // leave what was frozen before as we found it
@@ -169,9 +173,7 @@ export class Freezer {
       if (this.held.length === 0) {
         // allowNothing: nothing was frozen, so nothing stays frozen, and the hook hears "thaw".
         this.setActive(false);
-        this.log.info(
-          `froze nothing${outcome.skipped.length ? ` (cannot be frozen: ${outcome.skipped.join(', ')})` : ''}`,
-        );
+        this.log.info(`froze nothing${outcome.skipped.length ? ` (cannot be frozen: ${names(outcome.skipped)})` : ''}`);
         if (hookRan) await this.runHook('thaw').catch((h) => this.log.error((h as Error).message));
         return outcome;
       }
@@ -189,7 +191,7 @@ export class Freezer {
    * left frozen. Cancels a freeze in progress. Resolves to the mount points it thawed (FITHAW
    * succeeded: qemu-ga's count), once the hook, if any, has run with "thaw".
    */
-  unfreeze(fallback: readonly string[] = []): Promise<string[]> {
+  unfreeze(fallback: readonly MountPath[] = []): Promise<MountPath[]> {
     this.clearTimer();
     this.cancelFreeze();
     return this.serial(async () => {
@@ -243,9 +245,9 @@ export class Freezer {
     await this.hook(action);
   }
 
-  private async freezeEach(mountpoints: string[], allowNothing: boolean): Promise<FreezeOutcome> {
-    const unsupported: string[] = [];
-    const frozen: string[] = [];
+  private async freezeEach(mountpoints: MountPath[], allowNothing: boolean): Promise<FreezeOutcome> {
+    const unsupported: MountPath[] = [];
+    const frozen: MountPath[] = [];
     for (const mountpoint of mountpoints) {
       if (this.cancelled) throw cancelledError();
       try {
@@ -256,10 +258,10 @@ export class Freezer {
         const err = toSystemError(e);
         const errno = errnoOf(err);
         if (errno === EBUSY) {
-          this.log.info(`${mountpoint} is already frozen; holding it with the others`);
+          this.log.info(`${mountPathText(mountpoint)} is already frozen; holding it with the others`);
           this.held.push({ mountpoint, ours: false });
         } else if (errno === EOPNOTSUPP) {
-          this.log.info(`${mountpoint} cannot be frozen (EOPNOTSUPP); skipped`);
+          this.log.info(`${mountPathText(mountpoint)} cannot be frozen (EOPNOTSUPP); skipped`);
           unsupported.push(mountpoint);
         } else {
           throw err;
@@ -272,7 +274,7 @@ export class Freezer {
       throw new AgentError(
         mountpoints.length === 0
           ? 'Nothing to freeze: no mount points given'
-          : `Nothing was frozen: ${unsupported.join(', ')} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
+          : `Nothing was frozen: ${names(unsupported)} cannot be frozen (EOPNOTSUPP: the filesystem type does not support freezing)`,
       );
     }
     return { held: this.mountpoints, frozen, skipped: unsupported };
@@ -282,9 +284,9 @@ export class Freezer {
    * Thaws every held mount point in reverse order; keeps the ones that failed; updates `frozen`.
    * Resolves to those a FITHAW thawed.
    */
-  private async thawHeld(): Promise<string[]> {
+  private async thawHeld(): Promise<MountPath[]> {
     const failed = new Set<Held>();
-    const thawed: string[] = [];
+    const thawed: MountPath[] = [];
     let first: unknown;
     for (const h of [...this.held].reverse()) {
       try {
@@ -295,16 +297,16 @@ export class Freezer {
         const errno = errnoOf(err);
         if (errno === EINVAL) continue; // not frozen (any more)
         if (errno === ENOENT || errno === ENOTDIR) {
-          this.log.warn(`${h.mountpoint} is gone; nothing to thaw there`);
+          this.log.warn(`${mountPathText(h.mountpoint)} is gone; nothing to thaw there`);
           continue;
         }
         // A fallback mount point that cannot be opened (a FUSE mount whose daemon died) was not
         // frozen by anyone here: skipped, as qemu-ga skips it, not held as frozen for ever.
         if (h.fallback && err instanceof SystemError && err.syscall === 'open') {
-          this.log.warn(`${h.mountpoint}: ${(err as Error).message}; not thawed`);
+          this.log.warn(`${mountPathText(h.mountpoint)}: ${(err as Error).message}; not thawed`);
           continue;
         }
-        this.log.error(`thaw ${h.mountpoint}: ${(err as Error).message}`);
+        this.log.error(`thaw ${mountPathText(h.mountpoint)}: ${(err as Error).message}`);
         failed.add(h);
         first ??= err;
       }
@@ -372,7 +374,7 @@ export class Freezer {
   }
 
   private describe(): string {
-    return this.held.length ? this.held.map((h) => h.mountpoint).join(', ') : '(nothing)';
+    return this.held.length ? names(this.mountpoints) : '(nothing)';
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -380,6 +382,22 @@ export class Freezer {
     this.queue = p.catch(() => {});
     return p;
   }
+}
+
+/** Mount points as log lines and errors name them. */
+function names(mountpoints: readonly MountPath[]): string {
+  return mountpoints.map(mountPathText).join(', ');
+}
+
+/** The list without repeats, in order: a string and a Buffer of the same bytes are one mount point. */
+function once(mountpoints: readonly MountPath[]): MountPath[] {
+  const seen = new Set<string>();
+  return mountpoints.filter((m) => {
+    const key = (typeof m === 'string' ? Buffer.from(m, 'utf8') : m).toString('latin1');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 function cancelledError(): AgentError {

@@ -12,7 +12,7 @@ export {
   type MountChoice,
   type SourceIsDirectory,
 } from './mounts';
-export { parseMountTable, unescapeMountField, type MountEntry } from '../mounts';
+export { mountPathText, parseMountTable, unescapeMountField, type MountEntry, type MountPath } from '../mounts';
 export { fstrim, type TrimResult } from './trim';
 export {
   DEFAULT_FSFREEZE_HOOK,

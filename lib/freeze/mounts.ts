@@ -1,8 +1,9 @@
-// Which mount points fs-freeze freezes by default: a pure function of the mount table text
-// (the format of /proc/self/mounts), with symlink resolution injected so it can be tested on
-// fixture tables without the devices existing.
+// Which mount points fs-freeze freezes by default: a pure function of the mount table (the
+// format of /proc/self/mounts), with symlink resolution injected so it can be tested on fixture
+// tables without the devices existing. Given the table's bytes, a mount point whose name is not
+// UTF-8 is selected as its bytes (a Buffer), which the freeze library takes as a path.
 import * as fs from 'fs';
-import { parseMountTable, type MountEntry } from '../mounts';
+import { mountPathOf, parseMountTable, type MountEntry, type MountPath } from '../mounts';
 
 /** Maps a device path to the path it really names (follows symlinks); returns it unchanged when it cannot. */
 export type DeviceResolver = (source: string) => string;
@@ -32,15 +33,18 @@ export interface MountChoice extends MountEntry {
  * device-mapper devices (`dm-*`, also behind /dev/mapper or other symlinks). Loop and
  * device-mapper checks apply to the source and to what it resolves to, and "the same device"
  * means the same resolved path, so `/dev/disk/by-uuid/X` and `/dev/sda1` count once.
+ * The table as text gives strings; as bytes, a Buffer for each mount point not named in UTF-8.
  */
-export function selectFreezable(table: string, resolve: DeviceResolver = realDevice): string[] {
+export function selectFreezable(table: string, resolve?: DeviceResolver): string[];
+export function selectFreezable(table: string | Buffer, resolve?: DeviceResolver): MountPath[];
+export function selectFreezable(table: string | Buffer, resolve: DeviceResolver = realDevice): MountPath[] {
   return classifyMounts(table, resolve)
     .filter((m) => m.skipped === undefined)
-    .map((m) => m.mountpoint);
+    .map(mountPathOf);
 }
 
 /** Every entry of the mount table with selectFreezable's verdict on it, in table order. */
-export function classifyMounts(table: string, resolve: DeviceResolver = realDevice): MountChoice[] {
+export function classifyMounts(table: string | Buffer, resolve: DeviceResolver = realDevice): MountChoice[] {
   const firstMount = new Map<string, string>(); // resolved device -> its selected mount point
   return parseMountTable(table).map((m): MountChoice => {
     if (!m.source.startsWith('/')) return { ...m, skipped: 'not a block device' };
@@ -74,9 +78,12 @@ export const sourceIsDirectory: SourceIsDirectory = (source) => {
  * applies to a table in this format). Unlike selectFreezable, loop and device-mapper devices are
  * kept (LVM and LUKS roots are what libvirt hosts snapshot), and a device mounted twice is listed
  * twice as in 7.2 (freezing it again is EBUSY, which qemu-ga ignores and does not count).
+ * Strings and Buffers as selectFreezable's.
  */
-export function selectQemuGa(table: string, isDirectory: SourceIsDirectory = sourceIsDirectory): string[] {
+export function selectQemuGa(table: string, isDirectory?: SourceIsDirectory): string[];
+export function selectQemuGa(table: string | Buffer, isDirectory?: SourceIsDirectory): MountPath[];
+export function selectQemuGa(table: string | Buffer, isDirectory: SourceIsDirectory = sourceIsDirectory): MountPath[] {
   return parseMountTable(table)
     .filter((m) => m.source.startsWith('/') && m.fstype !== 'smbfs' && m.fstype !== 'cifs' && !isDirectory(m.source))
-    .map((m) => m.mountpoint);
+    .map(mountPathOf);
 }

@@ -89,6 +89,73 @@ export async function withThawGuard<T>(ctx: LoopMounts, fn: () => Promise<T>, ms
   }
 }
 
+export interface NonUtf8Mount {
+  /** The mount point's name: DIR/m and the byte 0xff, not UTF-8. */
+  bytes: Buffer;
+  /** An ASCII symlink to it: the test reaches the filesystem through it (isFrozen, thaw, umount). */
+  alias: string;
+  /** Its /dev/loopN. */
+  loop: string;
+  /** Writes a mount table of these lines (strings and bytes) to DIR/FILE; its path. */
+  table(file: string, lines: (string | Buffer)[]): string;
+}
+
+/**
+ * A fourth ext4 image mounted at a mount point whose name is not UTF-8 (DIR/m\xff) for the time
+ * fn takes, then unmounted. fn runs inside withThawGuard(), and that mount point has a thaw
+ * path of its own: thawed in `finally`, and from a timer (fsfreeze --unfreeze on the alias) if
+ * fn hangs. No table lists it unless fn writes one. Everything it made is removed after.
+ */
+export async function withNonUtf8Mount(
+  ctx: LoopMounts,
+  fn: (m: NonUtf8Mount) => Promise<void>,
+  ms = 20_000,
+): Promise<void> {
+  const bytes = Buffer.concat([Buffer.from(path.join(ctx.dir, 'm')), Buffer.from([0xff])]);
+  const alias = path.join(ctx.dir, 'm-ff');
+  const img = path.join(ctx.dir, 'm-ff.img');
+  execFileSync('truncate', ['-s', '16M', img]);
+  execFileSync('mkfs.ext4', ['-q', img]);
+  fs.mkdirSync(bytes);
+  fs.symlinkSync(Buffer.from([0x6d, 0xff]), alias);
+  execFileSync('mount', ['-o', 'loop', img, alias]); // mounted on what the alias names
+  try {
+    const name = bytes.toString('latin1'); // no space, tab or backslash: the table has it as it is
+    const mine = fs
+      .readFileSync('/proc/self/mounts', 'latin1')
+      .split('\n')
+      .filter((l) => l.split(' ')[1] === name);
+    assert.is(mine.length, 1, 'the mount point named by its bytes is in /proc/self/mounts');
+    const table = (file: string, lines: (string | Buffer)[]) => {
+      file = path.join(ctx.dir, file);
+      fs.writeFileSync(file, Buffer.concat(lines.map((l) => Buffer.concat([Buffer.from(l), Buffer.from('\n')]))));
+      return file;
+    };
+    await withThawGuard(
+      ctx,
+      async () => {
+        const timer = setTimeout(() => spawn('fsfreeze', ['--unfreeze', alias], { stdio: 'ignore' }), ms);
+        try {
+          await fn({ bytes, alias, loop: mine[0].split(' ')[0], table });
+        } finally {
+          clearTimeout(timer);
+          await thaw(alias).catch(() => {});
+        }
+      },
+      ms,
+    );
+  } finally {
+    try {
+      execFileSync('umount', [alias]);
+    } catch {
+      execFileSync('umount', ['-l', alias]);
+    }
+    fs.rmSync(alias);
+    fs.rmdirSync(bytes);
+    fs.rmSync(img);
+  }
+}
+
 /** True when the filesystem at m is frozen. Probes with FIFREEZE: EBUSY = frozen; else it froze it, so thaw. */
 export async function isFrozen(m: string): Promise<boolean> {
   try {

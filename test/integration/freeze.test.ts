@@ -15,7 +15,15 @@ import * as assert from 'uvu/assert';
 import { freeze, thaw } from '../../lib';
 import { CLI, errorMessage, LineClient, startAgent, type RunningAgent } from '../helpers/agent';
 import { freezeSuite, runFreezeSuite, withFreezeAgent, type FreezeProtocol } from '../helpers/freeze-scenarios';
-import { frozenSet, needs, withThawGuard, writer, type LoopMounts } from '../helpers/loop-mounts';
+import {
+  frozenSet,
+  isFrozen,
+  needs,
+  withNonUtf8Mount,
+  withThawGuard,
+  writer,
+  type LoopMounts,
+} from '../helpers/loop-mounts';
 import { sleep, waitFor } from '../helpers/harness';
 
 type Ctx = LoopMounts;
@@ -202,6 +210,54 @@ test(
           assert.equal(await frozenSet(ctx), []);
         },
         file,
+      );
+    }),
+  { needs },
+);
+
+test(
+  'a mount point whose name is not UTF-8 (m\\xff) is frozen by its bytes with the default rules, and thawed',
+  (ctx) =>
+    withNonUtf8Mount(ctx, async (m) => {
+      // Under /dev names that are no loop device, as above; the mount table lists the bytes.
+      const dev = `/dev/ember-test-${process.pid}`;
+      const table = m.table('non-utf8-mounts', [
+        `${dev}-a ${ctx.a} ext4 rw 0 0`,
+        Buffer.concat([Buffer.from(`${dev}-m `), m.bytes, Buffer.from(' ext4 rw 0 0')]),
+      ]);
+      await withAgent(
+        ctx,
+        [],
+        async (c, stderr) => {
+          assert.is(await c.ok('fs-freeze'), true);
+          assert.ok(await isFrozen(m.alias), 'm\\xff is frozen');
+          assert.equal(await frozenSet(ctx), ['a']);
+          // Named as qemu-ga's JSON writer names it.
+          assert.match(stderr(), `frozen: ${ctx.a}, ${ctx.dir}/m\ufffd;`);
+          assert.is(await c.ok('fs-unfreeze'), true);
+          assert.not.ok(await isFrozen(m.alias), 'm\\xff is thawed');
+          assert.equal(await frozenSet(ctx), []);
+        },
+        table,
+      );
+      // A missing one fails the freeze, named as qemu-ga's writer names it ("\xf0\x80\x80" is
+      // one U+FFFD there), and the freeze rolls back.
+      const gone = Buffer.concat([Buffer.from(`${ctx.dir}/gone`), Buffer.from([0xf0, 0x80, 0x80]), Buffer.from('b')]);
+      const partial = m.table('non-utf8-gone-mounts', [
+        Buffer.concat([Buffer.from(`${dev}-m `), m.bytes, Buffer.from(' ext4 rw 0 0')]),
+        Buffer.concat([Buffer.from(`${dev}-gone `), gone, Buffer.from(' ext4 rw 0 0')]),
+      ]);
+      await withAgent(
+        ctx,
+        [],
+        async (c) => {
+          const a = await c.call('fs-freeze');
+          assert.is(errorMessage(a), `open ${ctx.dir}/gone\ufffdb: no such file or directory`);
+          assert.is(a.error!.code, 2);
+          assert.not.ok(await isFrozen(m.alias), 'rolled back');
+          assert.is(await status(c), false);
+        },
+        partial,
       );
     }),
   { needs },

@@ -15,7 +15,16 @@ import * as assert from 'uvu/assert';
 import { errorMessage, LineClient, tmpDir } from '../helpers/agent';
 import { DUAL_AGENT } from '../helpers/dual-agent';
 import { freezeSuite, runFreezeSuite, withFreezeAgent, type FreezeProtocol } from '../helpers/freeze-scenarios';
-import { escapeMountPoint, frozenSet, needs, withThawGuard, writer, type LoopMounts } from '../helpers/loop-mounts';
+import {
+  escapeMountPoint,
+  frozenSet,
+  isFrozen,
+  needs,
+  withNonUtf8Mount,
+  withThawGuard,
+  writer,
+  type LoopMounts,
+} from '../helpers/loop-mounts';
 import { sleep, waitFor } from '../helpers/harness';
 import { QmpClient, realQemuGa, startEmberQemuGa, startRealQemuGa, type QmpAnswer } from '../helpers/qemu-ga';
 
@@ -169,6 +178,61 @@ test(
       }),
     ),
   { needs },
+);
+
+test(
+  'a mount point whose name is not UTF-8 (m\\xff): frozen, thawed and trimmed by its bytes, named as qemu-ga names it',
+  (ctx) =>
+    withNonUtf8Mount(ctx, async (m) => {
+      const line = (source: string, mp: Buffer) =>
+        Buffer.concat([Buffer.from(`${source} `), mp, Buffer.from(' ext4 rw 0 0')]);
+      const table = m.table('non-utf8-mounts', [
+        ...fs.readFileSync(ctx.table, 'utf8').trimEnd().split('\n'),
+        line(m.loop, m.bytes),
+      ]);
+      const name = `${ctx.dir}/m\ufffd`; // qemu's JSON writer: U+FFFD for the byte 0xff
+      await withQga(
+        ctx,
+        [],
+        async (c, stderr) => {
+          assert.is(await c.ok('guest-fsfreeze-freeze'), 4);
+          assert.ok(await isFrozen(m.alias), 'm\\xff is frozen');
+          assert.equal(await frozenSet(ctx), ['a', 'b', 'with space']);
+          assert.match(stderr(), `frozen: ${name}, ${ctx.c}, ${ctx.b}, ${ctx.a}`);
+          assert.is(await c.ok('guest-fsfreeze-thaw'), 4);
+          assert.not.ok(await isFrozen(m.alias), 'm\\xff is thawed');
+          assert.equal(await frozenSet(ctx), []);
+          // A host's list is JSON strings: "m\uFFFD" is not the name's bytes, so nothing is frozen.
+          assert.is(await c.ok('guest-fsfreeze-freeze-list', { mountpoints: [name] }), 0);
+          assert.not.ok(await isFrozen(m.alias));
+          const trim = await c.ok<{ paths: { path: string; trimmed?: number; error?: string }[] }>('guest-fstrim');
+          assert.is(trim.paths[0].path, name);
+          assert.is(typeof trim.paths[0].trimmed, 'number', JSON.stringify(trim.paths[0]));
+        },
+        table,
+      );
+      // A missing one: qemu-ga's error names it through its writer ("\xf0\x80\x80" is one
+      // U+FFFD there), and what was frozen before it is thawed.
+      const gone = Buffer.concat([Buffer.from(`${ctx.dir}/gone`), Buffer.from([0xf0, 0x80, 0x80]), Buffer.from('b')]);
+      const partial = m.table('non-utf8-gone-mounts', [
+        line(`/dev/ember-test-${process.pid}`, gone),
+        line(m.loop, m.bytes),
+      ]);
+      await withQga(
+        ctx,
+        [],
+        async (c) => {
+          assert.equal(error(await c.call('guest-fsfreeze-freeze')), {
+            class: 'GenericError',
+            desc: `failed to open ${ctx.dir}/gone\ufffdb: No such file or directory`,
+          });
+          assert.not.ok(await isFrozen(m.alias), 'rolled back');
+          assert.is(await status(c), 'thawed');
+        },
+        partial,
+      );
+    }),
+  { needs, timeout: 30_000 },
 );
 
 /** The dual agent (phoenix + qemu-ga on one Freezer) for the time fn takes. */

@@ -44,6 +44,7 @@ const ROOT = [
   'listDirectory',
   'md5File',
   'mkdirAll',
+  'mountPathText',
   'openFile',
   'parseCidr',
   'parseIp',

@@ -2,7 +2,14 @@
 // cancellation, auto-thaw, release, and the `frozen` state after each.
 import { constants } from 'os';
 import * as assert from 'uvu/assert';
-import { Freezer, FsfreezeHookError, SystemError, type FsfreezeHookAction } from '../../../lib';
+import {
+  Freezer,
+  FsfreezeHookError,
+  mountPathText,
+  SystemError,
+  type FsfreezeHookAction,
+  type MountPath,
+} from '../../../lib';
 import { sleep, suite, waitFor } from '../../helpers/harness';
 
 const test = suite('freezer');
@@ -12,7 +19,8 @@ const E = constants.errno;
 function fakeOps(fail: { freeze?: Record<string, number>; thaw?: Record<string, number> } = {}) {
   const calls: string[] = [];
   const gates = new Map<string, () => void>();
-  const op = (kind: 'freeze' | 'thaw') => async (m: string) => {
+  const op = (kind: 'freeze' | 'thaw') => async (mp: MountPath) => {
+    const m = mountPathText(mp);
     calls.push(`${kind} ${m}`);
     const gate = gates.get(`${kind} ${m}`);
     if (gate) await new Promise<void>((r) => gates.set(`${kind} ${m}`, r)).then(() => gates.delete(`${kind} ${m}`));
@@ -265,6 +273,30 @@ test('release (exit path) thaws at once, also during a freeze that hangs', async
   f.open('freeze /b');
   assert.match(String((await frz).message), /cancelled/);
   assert.equal(f.calls.filter((c) => c === 'thaw /b').length, 1, 'the late freeze of /b was rolled back');
+  assert.not.ok(z.frozen);
+});
+
+test('mount points as bytes: handed to the ioctls as they are, one with a string of the same bytes, named as text', async () => {
+  const given: MountPath[] = [];
+  const f = fakeOps({ thaw: { '/m\ufffd': E.EIO } });
+  const ops = {
+    freeze: (m: MountPath) => (given.push(m), f.ops.freeze(m)),
+    thaw: (m: MountPath) => (given.push(m), f.ops.thaw(m)),
+  };
+  const { lines, log } = logSink();
+  const z = new Freezer({ ops, log });
+  const ff = Buffer.from('/m\xff', 'latin1');
+  const e9 = Buffer.from('/\u00e9');
+  // "/\u00e9" and its bytes are one mount point; "/m\xff" and "/m\xfe" read alike but are two.
+  const held = await z.freeze([ff, e9, '/\u00e9', Buffer.from('/m\xfe', 'latin1')]);
+  assert.equal(held, [ff, e9, Buffer.from('/m\xfe', 'latin1')]);
+  assert.equal(given, held, 'the Buffers themselves');
+  assert.ok(lines.includes('info frozen: /m\ufffd, /\u00e9, /m\ufffd'), lines.join('\n'));
+  const err = await rejection(z.unfreeze());
+  assert.is((err as SystemError).code, 'EIO');
+  assert.ok(lines.includes('error thaw /m\ufffd: thaw /m\ufffd: input/output error'), lines.join('\n'));
+  (z as unknown as { ops: unknown }).ops = fakeOps().ops;
+  await z.unfreeze();
   assert.not.ok(z.frozen);
 });
 

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as assert from 'uvu/assert';
 import {
   classifyMounts,
+  mountPathText,
   parseMountTable,
   selectFreezable,
   selectQemuGa,
@@ -143,6 +144,58 @@ test("qemu-ga's selection: block devices in table order, loop and device-mapper 
     ['/', '/boot', '/snap/core', '/var/www', '/mnt/with space'],
   );
   assert.equal(selectQemuGa(''), []);
+});
+
+test('a table read as bytes: a mount point whose name is not UTF-8 is selected as its bytes', () => {
+  // "/srv/m\xff", "/mnt/é" in UTF-8, "/mnt/a\xf0\x80\x80b" with a space escaped, "/mnt/b\xc0\x80".
+  const table = Buffer.concat([
+    Buffer.from('/dev/vdb1 /srv/m'),
+    Buffer.from([0xff]),
+    Buffer.from(' ext4 rw 0 0\n/dev/vdb2 /mnt/\u00e9 ext4 rw 0 0\n/dev/vdb3 /mnt/a\\040'),
+    Buffer.from([0xf0, 0x80, 0x80]),
+    Buffer.from('b xfs rw 0 0\n/dev/vdb4 /mnt/b'),
+    Buffer.from([0xc0, 0x80]),
+    Buffer.from(' ext4 rw 0 0\ntmpfs /run/m'),
+    Buffer.from([0xfe]),
+    Buffer.from(' tmpfs rw 0 0\n'),
+  ]);
+  const entries = parseMountTable(table);
+  assert.equal(
+    entries.map((e) => [e.mountpoint, e.mountpointBytes?.toString('hex')]),
+    [
+      // As qemu-ga's JSON writer reads them: U+FFFD for each sequence it rejects, C0 80 a NUL.
+      ['/srv/m\ufffd', Buffer.from('/srv/m\xff', 'latin1').toString('hex')],
+      ['/mnt/\u00e9', undefined],
+      ['/mnt/a \ufffdb', Buffer.from('/mnt/a \xf0\x80\x80b', 'latin1').toString('hex')],
+      ['/mnt/b\u0000', Buffer.from('/mnt/b\xc0\x80', 'latin1').toString('hex')],
+      ['/run/m\ufffd', Buffer.from('/run/m\xfe', 'latin1').toString('hex')],
+    ],
+  );
+  assert.equal(entries[0], {
+    source: '/dev/vdb1',
+    mountpoint: '/srv/m\ufffd',
+    mountpointBytes: Buffer.from('/srv/m\xff', 'latin1'),
+    fstype: 'ext4',
+    options: 'rw',
+  });
+  const chosen = selectFreezable(table, resolve);
+  assert.equal(chosen, [
+    entries[0].mountpointBytes,
+    '/mnt/\u00e9',
+    entries[2].mountpointBytes,
+    entries[3].mountpointBytes,
+  ]);
+  assert.equal(
+    selectQemuGa(table, () => false),
+    chosen,
+  );
+  assert.equal(chosen.map(mountPathText), ['/srv/m\ufffd', '/mnt/\u00e9', '/mnt/a \ufffdb', '/mnt/b\u0000']);
+  // Two names that read alike ("/x\uFFFD") are each frozen by their own bytes.
+  const twins = Buffer.from('/dev/vdc /x\xff ext4 rw 0 0\n/dev/vdd /x\xfe ext4 rw 0 0\n', 'latin1');
+  assert.equal(selectFreezable(twins, resolve), [Buffer.from('/x\xff', 'latin1'), Buffer.from('/x\xfe', 'latin1')]);
+  // As text, a table is read as before: no bytes.
+  assert.equal(parseMountTable(table.toString('utf8'))[0].mountpointBytes, undefined);
+  assert.is(mountPathText(Buffer.from('/mnt/\u00e9')), '/mnt/\u00e9');
 });
 
 test.run();

@@ -5,25 +5,28 @@
 // start-up (lib/protocols/phoenix/commands/index.ts imports every group), the mount table is read synchronously
 // (reads never wait on a frozen filesystem, and this keeps it off libuv's thread pool, which
 // writers blocked on the frozen filesystem may fill), and thaws run on the addon's own threads.
+// The table is read as bytes: a mount point whose name is not UTF-8 is frozen by its bytes, and
+// named in errors as qemu-ga names it (lib/mounts.ts, mountPathText).
 import * as fs from 'fs';
 import * as path from 'path';
 import { AgentError } from '../../../errors';
 import { classifyMounts, selectFreezable } from '../../../freeze/mounts';
+import { mountPathOf, type MountPath } from '../../../mounts';
 import { defineCommand } from '../registry';
 import { MAX_TIMEOUT_SECONDS } from '../../../timers';
 import type { Context } from '../../../context';
 import { quote } from '../../../wire/json';
 
 /** The default selection: the reference's rules applied to the agent's mount table. */
-function defaultMountpoints(ctx: Context): string[] {
-  return selectFreezable(fs.readFileSync(ctx.config.mountsFile, 'utf8'));
+function defaultMountpoints(ctx: Context): MountPath[] {
+  return selectFreezable(fs.readFileSync(ctx.config.mountsFile));
 }
 
 /** fs-freeze's default selection; an error saying what the table held when it selects nothing. */
-function mountpointsToFreeze(ctx: Context): string[] {
+function mountpointsToFreeze(ctx: Context): MountPath[] {
   const file = ctx.config.mountsFile;
-  const table = classifyMounts(fs.readFileSync(file, 'utf8'));
-  const chosen = table.filter((m) => m.skipped === undefined).map((m) => m.mountpoint);
+  const table = classifyMounts(fs.readFileSync(file));
+  const chosen = table.filter((m) => m.skipped === undefined).map(mountPathOf);
   if (chosen.length > 0) return chosen;
   if (table.length === 0) throw new AgentError(`Nothing to freeze: ${file} lists no filesystems`);
   const byReason = new Map<string, string[]>();

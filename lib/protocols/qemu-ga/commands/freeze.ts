@@ -7,20 +7,23 @@
 // (selectQemuGa), frozen in reverse table order, trimmed in table order and listed in reverse.
 // As with phoenix's commands, nothing here touches a frozen disk: the mount table is read
 // synchronously and the ioctls run on the addon's own threads (lib/protocols/phoenix/commands/freeze.ts says why).
+// The table is read as bytes, as qemu-ga reads it: a mount point whose name is not UTF-8 is
+// frozen and trimmed by its bytes and named as qemu-ga's JSON writer names it (mountPathText).
 import * as fs from 'fs';
 import { SystemError, toSystemError } from '../../../errors';
 import { selectQemuGa } from '../../../freeze/mounts';
 import { fstrim } from '../../../freeze/trim';
+import { mountPathText, type MountPath } from '../../../mounts';
 import type { Context } from '../../../context';
 import { strerror } from '../dispatcher';
 import { defineQgaCommand, QgaError } from '../schema';
 
 /** qemu-ga's selection from the agent's mount table, in table order. */
-function qgaMounts(ctx: Context): string[] {
+function qgaMounts(ctx: Context): MountPath[] {
   const file = ctx.config.mountsFile;
-  let table: string;
+  let table: Buffer;
   try {
-    table = fs.readFileSync(file, 'utf8');
+    table = fs.readFileSync(file);
   } catch {
     throw new QgaError(`failed to open mtab file: '${file}'`);
   }
@@ -40,13 +43,14 @@ function qgaError(e: unknown): unknown {
 async function freeze(ctx: Context, only: string[] | undefined): Promise<number> {
   let targets = qgaMounts(ctx).reverse();
   if (only !== undefined) {
-    // As qemu-ga: the selection filtered by the list; a path that is not in it is ignored.
+    // As qemu-ga: the selection filtered by the list; a path that is not in it is ignored. A
+    // host's path is a JSON string, UTF-8: it names no mount point whose name is not.
     const ignored = only.filter((m) => !targets.includes(m));
     if (ignored.length > 0)
       ctx.log.info(
         `guest-fsfreeze-freeze-list: not a mount point qemu-ga would freeze, ignored: ${ignored.join(', ')}`,
       );
-    targets = targets.filter((m) => only.includes(m));
+    targets = targets.filter((m) => typeof m === 'string' && only.includes(m));
   }
   try {
     const outcome = await ctx.freezer.freezeList(targets, {
@@ -123,7 +127,7 @@ export const freezeQgaCommands = [
         if (call.signal.aborted) break; // nobody reads the answer
         try {
           const r = await fstrim(path, a.minimum ?? 0);
-          paths.unshift({ path, trimmed: r.trimmed, minimum: r.minimum });
+          paths.unshift({ path: mountPathText(path), trimmed: r.trimmed, minimum: r.minimum });
         } catch (e) {
           const err = toSystemError(e);
           const errno = err instanceof SystemError ? err.errno : undefined;
@@ -131,7 +135,7 @@ export const freezeQgaCommands = [
           if (err instanceof SystemError && err.syscall === 'open') error = `failed to open: ${strerror(err.errno)}`;
           else if (errno === ENOTTY || errno === EOPNOTSUPP) error = 'trim not supported';
           else error = `failed to trim: ${errno !== undefined ? strerror(errno) : (err as Error).message}`;
-          paths.unshift({ path, error }); // qemu-ga lists the paths newest first
+          paths.unshift({ path: mountPathText(path), error }); // qemu-ga lists the paths newest first
         }
       }
       return { paths };
