@@ -23,15 +23,20 @@ export function quote(value: unknown): string {
 }
 
 // Go's encoding/json escapes these even inside strings, and writes a lone surrogate as U+FFFD
-// (wellFormedJson); answers match it byte for byte.
+// (wellFormedJson); answers match it byte for byte. Backspace and form feed are \u0008 and
+// \u000c before Go 1.22, which 0.7.1 predates, where JSON.stringify writes \b and \f (an escaped
+// backslash is matched whole, so that the b of "\\b" is left alone).
 const GO_ESCAPES: Record<string, string> = {
   '<': '\\u003c',
   '>': '\\u003e',
   '&': '\\u0026',
   '\u2028': '\\u2028',
   '\u2029': '\\u2029',
+  '\\\\': '\\\\',
+  '\\b': '\\u0008',
+  '\\f': '\\u000c',
 };
-const GO_ESCAPE_RE = /[<>&\u2028\u2029]/g;
+const GO_ESCAPE_RE = /[<>&\u2028\u2029]|\\[\\bf]/g;
 
 /** The JSON text Go's encoding/json writes for `value` (bigints as digits, see jsonWithBigInts). */
 export function goJson(value: unknown): string {

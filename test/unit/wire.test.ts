@@ -12,7 +12,7 @@ import {
 } from '../../lib/wire/request';
 import { AgentError, withoutStacks } from '../../lib/errors';
 import { QgaError } from '../../lib/protocols/qemu-ga/schema';
-import { goBytesJson, quote } from '../../lib/wire/json';
+import { goBytesJson, goJson, quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/protocols/phoenix/registry';
 import { suite } from '../helpers/harness';
 
@@ -151,6 +151,12 @@ test('answers are byte-compatible with the reference (Go encoding/json)', () => 
   assert.is(encodeReturn(undefined, 't'), '{"return":null,"tag":"t"}\n');
   // Go escapes <, > and & inside strings
   assert.is(encodeReturn('<a&b>', 'x<'), '{"return":"\\u003ca\\u0026b\\u003e","tag":"x\\u003c"}\n');
+  // Backspace and form feed as Go before 1.22 writes them (go1.19's json.Marshal, checked); an
+  // escaped backslash before a b or f stays what it is.
+  assert.is(
+    goJson(['a\b\f\t<', 'x\\b', '\\\b', 'q"\\f']),
+    '["a\\u0008\\u000c\\t\\u003c","x\\\\b","\\\\\\u0008","q\\"\\\\f"]',
+  );
   const msg = 'open /nonexistent: no such file or directory';
   assert.is(
     encodeError(msg, 2, 'q'),
