@@ -29,9 +29,17 @@ export interface Mount {
   dev: string;
   /** Path inside the filesystem that is mounted ("/" unless a bind mount of a subtree). */
   root: string;
+  /** As in MountEntry: text, and `mountpointBytes` when the name is not UTF-8. */
   mountpoint: string;
+  /** The mount point's bytes, when they are not UTF-8 (only from a table given as a Buffer). */
+  mountpointBytes?: Buffer;
   fstype: string;
   source: string;
+}
+
+/** The bytes of a path: what a coalesced call on it is keyed by (a string and a Buffer of the same bytes are one path). */
+export function mountPathKey(p: MountPath): string {
+  return (typeof p === 'string' ? Buffer.from(p, 'utf8') : p).toString('latin1');
 }
 
 /** Bytes as UTF-8 text, or undefined when they are not UTF-8. */
@@ -49,7 +57,7 @@ export function mountPathText(p: MountPath): string {
   return typeof p === 'string' ? p : (utf8(p) ?? qemuString(p));
 }
 
-/** The path to give fs calls and the freeze library for an entry: its bytes when they are not UTF-8. */
+/** The path to give fs calls and the freeze library for an entry (of either table): its bytes when they are not UTF-8. */
 export function mountPathOf(m: Pick<MountEntry, 'mountpoint' | 'mountpointBytes'>): MountPath {
   return m.mountpointBytes ?? m.mountpoint;
 }
@@ -92,19 +100,25 @@ export function parseMountTable(table: string | Buffer): MountEntry[] {
   return out;
 }
 
-/** Parses /proc/PID/mountinfo text; malformed lines are skipped. */
-export function parseMountInfo(text: string): Mount[] {
+/**
+ * Parses /proc/PID/mountinfo; malformed lines are skipped. As parseMountTable: given the table's
+ * bytes, a mount point whose name is not UTF-8 comes with `mountpointBytes`.
+ */
+export function parseMountInfo(info: string | Buffer): Mount[] {
+  const bytes = typeof info !== 'string';
   const out: Mount[] = [];
-  for (const line of text.split('\n')) {
+  for (const line of (bytes ? info.toString('latin1') : info).split('\n')) {
     const f = line.split(' ');
     const sep = f.indexOf('-', 6);
     if (f.length < 10 || sep < 0 || sep + 2 >= f.length) continue;
+    const mountpoint = fieldOf(unescapeMountField(f[4]), bytes);
     out.push({
       dev: f[2],
-      root: unescapeMountField(f[3]),
-      mountpoint: unescapeMountField(f[4]),
-      fstype: f[sep + 1],
-      source: unescapeMountField(f[sep + 2]),
+      root: fieldOf(unescapeMountField(f[3]), bytes).text,
+      mountpoint: mountpoint.text,
+      ...(mountpoint.bytes && { mountpointBytes: mountpoint.bytes }),
+      fstype: fieldOf(f[sep + 1], bytes).text,
+      source: fieldOf(unescapeMountField(f[sep + 2]), bytes).text,
     });
   }
   return out;

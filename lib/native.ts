@@ -193,7 +193,7 @@ export interface SysinfoBindings {
   /** The width of a C long in bits. */
   readonly LONG_BIT: number;
   /** statvfs(3): sizes in units of frsize bytes, on the thread pool. */
-  statvfs(path: string): Promise<{ frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }>;
+  statvfs(path: MountPath): Promise<{ frsize: bigint; blocks: bigint; bfree: bigint; bavail: bigint }>;
   /** clock_gettime(CLOCK_REALTIME): [seconds, nanoseconds]; synchronous. */
   realTime(): [number, number];
   /** The 512-byte SMART / health log page of an NVMe device node; rejects with open or ioctl. */

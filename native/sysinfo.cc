@@ -110,10 +110,11 @@ Napi::Value Uname(const Napi::CallbackInfo& info) {
 }
 
 // statvfs(path): Promise<{frsize, blocks, bfree, bavail}>, as BigInts: struct statvfs as the C
-// library fills it. Why not fs.statfs: it gives f_bsize, and statvfs' sizes count f_frsize units
-// (qemu-ga's guest-get-fsinfo multiplies by f_frsize).
+// library fills it; `path` is a string or a Buffer (a mount point's bytes, when not UTF-8).
+// Why not fs.statfs: it gives f_bsize, and statvfs' sizes count f_frsize units (qemu-ga's
+// guest-get-fsinfo multiplies by f_frsize).
 Napi::Value Statvfs(const Napi::CallbackInfo& info) {
-  std::string path = StringArg(info, 0, "path");
+  std::string path = PathArg(info, 0, "path");
   auto st = std::make_shared<struct statvfs>();
   return Schedule(
       info.Env(), "ember-ga:statvfs",

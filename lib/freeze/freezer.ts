@@ -26,7 +26,7 @@
 import { constants } from 'os';
 import { AgentError, errnoOf, SystemError, toSystemError } from '../errors';
 import { holdingLogger, type HoldingLogger, type Logger } from '../log';
-import { mountPathText, type MountPath } from '../mounts';
+import { mountPathKey, mountPathText, type MountPath } from '../mounts';
 import { MAX_TIMEOUT_SECONDS } from '../timers';
 import { FsfreezeHookError, runFsfreezeHook, type FsfreezeHook, type FsfreezeHookAction } from './hook';
 import { freeze, thaw } from './ioctl';
@@ -393,7 +393,7 @@ function names(mountpoints: readonly MountPath[]): string {
 function once(mountpoints: readonly MountPath[]): MountPath[] {
   const seen = new Set<string>();
   return mountpoints.filter((m) => {
-    const key = (typeof m === 'string' ? Buffer.from(m, 'utf8') : m).toString('latin1');
+    const key = mountPathKey(m);
     if (seen.has(key)) return false;
     seen.add(key);
     return true;

@@ -5,14 +5,21 @@
 
 export { withTimeout } from '../timers';
 
-/** fn, except that a call while one with the same argument is in flight joins that one. */
-export function coalesce<A, T>(fn: (arg: A) => Promise<T>): (arg: A) => Promise<T> {
-  const inflight = new Map<A, Promise<T>>();
+/**
+ * fn, except that a call while one with the same argument is in flight joins that one. `key`
+ * says which arguments are the same (default: the argument itself; a Buffer needs one).
+ */
+export function coalesce<A, T>(
+  fn: (arg: A) => Promise<T>,
+  key: (arg: A) => unknown = (a) => a,
+): (arg: A) => Promise<T> {
+  const inflight = new Map<unknown, Promise<T>>();
   return (arg: A) => {
-    let p = inflight.get(arg);
+    const k = key(arg);
+    let p = inflight.get(k);
     if (p === undefined) {
-      p = fn(arg).finally(() => inflight.delete(arg));
-      inflight.set(arg, p);
+      p = fn(arg).finally(() => inflight.delete(k));
+      inflight.set(k, p);
     }
     return p;
   };

@@ -4,7 +4,7 @@
 // the device node they name. Bind mounts are listed again (each with its mount point).
 import { promises as fs } from 'fs';
 import { native } from '../native';
-import { parseMountInfo, parseMountTable } from '../mounts';
+import { mountPathKey, mountPathOf, parseMountInfo, parseMountTable, type MountPath } from '../mounts';
 import { coalesce, withTimeout } from './async';
 import { disksUnder, type BlockDeviceOptions, type DiskAddress } from './blockdev';
 import { mapLimit } from './sysfs';
@@ -12,7 +12,10 @@ import { mapLimit } from './sysfs';
 export interface FilesystemInfo {
   /** The sysfs name of its device ("vda1", "dm-0"), or "MAJOR:MINOR" when sysfs has none. */
   name: string;
+  /** As text: a name that is not UTF-8 as qemu-ga writes it (mountPathText), its bytes in `mountpointBytes`. */
   mountpoint: string;
+  /** The mount point's bytes, when they are not UTF-8. */
+  mountpointBytes?: Buffer;
   /** The filesystem type ("ext4"). */
   type: string;
   /** Bytes in use, and bytes in use plus those free to unprivileged users (statvfs). Absent when statvfs fails. */
@@ -27,8 +30,8 @@ export interface FilesystemOptions extends BlockDeviceOptions {
   mountInfo?: string;
   /** Read when mountInfo cannot be (default /proc/self/mounts). */
   mounts?: string;
-  /** statvfs(3) of a mount point; tests inject failures and hangs. */
-  statvfs?: (mountpoint: string) => Promise<Statvfs>;
+  /** statvfs(3) of a mount point (a Buffer when its name is not UTF-8); tests inject failures and hangs. */
+  statvfs?: (mountpoint: MountPath) => Promise<Statvfs>;
   /** A statvfs that has not answered by then (a hung filesystem) leaves the sizes out (default 5000 ms). */
   statvfsTimeoutMs?: number;
 }
@@ -43,6 +46,7 @@ export interface Statvfs {
 
 interface MountedDevice {
   mountpoint: string;
+  mountpointBytes?: Buffer;
   type: string;
   major: number;
   minor: number;
@@ -65,46 +69,47 @@ async function nodeDevice(p: string): Promise<[number, number] | 'dir' | undefin
 
 /** The mounts fsinfo describes, in mount table order. */
 async function mountedDevices(opts: FilesystemOptions): Promise<MountedDevice[]> {
-  let text: string;
+  let table: Buffer;
   try {
-    text = await fs.readFile(opts.mountInfo ?? '/proc/self/mountinfo', 'utf8');
+    // As bytes: a mount point's name need not be UTF-8, and is statted by its bytes.
+    table = await fs.readFile(opts.mountInfo ?? '/proc/self/mountinfo');
   } catch {
     return mountedFromMtab(opts.mounts ?? '/proc/self/mounts');
   }
   const out: MountedDevice[] = [];
-  for (const m of parseMountInfo(text)) {
+  for (const m of parseMountInfo(table)) {
     let [major, minor] = m.dev.split(':').map(Number);
     if (major === 0) {
       const dev = m.fstype === 'btrfs' ? await nodeDevice(m.source) : undefined;
       if (!Array.isArray(dev)) continue;
       [major, minor] = dev;
     }
-    out.push({ mountpoint: m.mountpoint, type: m.fstype, major, minor });
+    out.push({ mountpoint: m.mountpoint, mountpointBytes: m.mountpointBytes, type: m.fstype, major, minor });
   }
   return out;
 }
 
 /** Without mountinfo: the mounts of device nodes (not bind mounts of directories, not CIFS). */
 async function mountedFromMtab(file: string): Promise<MountedDevice[]> {
-  let text: string;
+  let table: Buffer;
   try {
-    text = await fs.readFile(file, 'utf8');
+    table = await fs.readFile(file);
   } catch {
     throw new Error(`failed to open mtab file: '${file}'`);
   }
   const out: MountedDevice[] = [];
-  for (const m of parseMountTable(text)) {
+  for (const m of parseMountTable(table)) {
     if (!m.source.startsWith('/') || m.fstype === 'smbfs' || m.fstype === 'cifs') continue;
     const dev = await nodeDevice(m.source);
     if (dev === 'dir') continue;
     const [major, minor] = dev ?? [0, 0];
-    out.push({ mountpoint: m.mountpoint, type: m.fstype, major, minor });
+    out.push({ mountpoint: m.mountpoint, mountpointBytes: m.mountpointBytes, type: m.fstype, major, minor });
   }
   return out;
 }
 
 /** statvfs through the addon, one call per mount point at a time (see async.ts). */
-const sharedStatvfs = coalesce((mountpoint: string) => native.statvfs(mountpoint));
+const sharedStatvfs = coalesce((mountpoint: MountPath) => native.statvfs(mountpoint), mountPathKey);
 
 /**
  * Every mounted block device filesystem, in qemu-ga's order (the reverse of the mount table).
@@ -117,9 +122,15 @@ export async function listFilesystems(opts: FilesystemOptions = {}): Promise<Fil
   const mounts = await mountedDevices(opts);
   const found = await mapLimit(mounts, 8, async (m): Promise<FilesystemInfo> => {
     const under = await disksUnder(`${opts.sysRoot ?? ''}/sys/dev/block/${m.major}:${m.minor}`, opts);
-    const info: FilesystemInfo = { name: under.name, mountpoint: m.mountpoint, type: m.type, disks: under.disks };
+    const info: FilesystemInfo = {
+      name: under.name,
+      mountpoint: m.mountpoint,
+      ...(m.mountpointBytes && { mountpointBytes: m.mountpointBytes }),
+      type: m.type,
+      disks: under.disks,
+    };
     try {
-      const s = await withTimeout(statvfs(m.mountpoint), timeoutMs, `statvfs: no answer within ${timeoutMs} ms`);
+      const s = await withTimeout(statvfs(mountPathOf(m)), timeoutMs, `statvfs: no answer within ${timeoutMs} ms`);
       const used = s.blocks - s.bfree;
       info.usedBytes = Number(BigInt.asUintN(64, used * s.frsize));
       info.totalBytes = Number(BigInt.asUintN(64, (used + s.bavail) * s.frsize));

@@ -70,7 +70,7 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
 }
 
 export { listDisks, mountOf, fsSizes, type Disk, type DiskOptions, type Sizes } from './disks';
-export { parseMountInfo, type Mount } from '../mounts';
+export { mountPathText, parseMountInfo, type Mount, type MountPath } from '../mounts';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 export { coalesce, withTimeout } from './async';
 export {

@@ -295,6 +295,37 @@ export function mountExt4Image(mnt: string): void {
   execFileSync('mount', ['-o', 'loop', img, mnt]);
 }
 
+/**
+ * An ext4 image loop-mounted at DIR/NAME followed by the byte 0xff (a mount point whose name is
+ * not UTF-8) for the time `run` takes; unmounted and removed after. mount(8) is given an ASCII
+ * symlink to it (`alias`), as child process arguments are UTF-8. Needs root and mkfs.ext4.
+ */
+export async function withNonUtf8Ext4(
+  dir: string,
+  name: string,
+  run: (m: { bytes: Buffer; alias: string }) => Promise<void>,
+): Promise<void> {
+  const bytes = Buffer.concat([Buffer.from(path.join(dir, name)), Buffer.from([0xff])]);
+  const alias = path.join(dir, `${name}-ff`);
+  const img = `${alias}.img`;
+  execFileSync('truncate', ['-s', '16M', img]);
+  execFileSync('mkfs.ext4', ['-q', img]);
+  fs.mkdirSync(bytes);
+  fs.symlinkSync(Buffer.concat([Buffer.from(name), Buffer.from([0xff])]), alias);
+  try {
+    execFileSync('mount', ['-o', 'loop', img, alias]);
+    try {
+      await run({ bytes, alias });
+    } finally {
+      unmount(alias);
+    }
+  } finally {
+    fs.rmSync(alias);
+    fs.rmdirSync(bytes);
+    fs.rmSync(img);
+  }
+}
+
 /** A tmpfs mounted with `options` on a new directory DIR/NAME for the time `run` takes; unmounted after. Needs root and mount. */
 export async function withTmpfs(
   dir: string,

@@ -10,7 +10,7 @@ import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { localTimezone } from '../../lib/sysinfo';
 import { encodeUtmp, UtType } from '../../lib/sysinfo';
-import { startAgent, tmpDir, type RunningAgent } from '../helpers/agent';
+import { startAgent, tmpDir, withNonUtf8Ext4, type RunningAgent } from '../helpers/agent';
 import { command, root, suite, waitFor } from '../helpers/harness';
 import { unixListening } from '../helpers/unix-socket';
 import {
@@ -246,6 +246,30 @@ test(
     }
   },
   { needs: [...needs, root, command('losetup'), command('addpart'), command('mkfs.ext4')], timeout: 60_000 },
+);
+
+test(
+  'guest-get-fsinfo: a mount point whose name is not UTF-8, statted by its bytes, named as qemu-ga names it',
+  async ({ p, dir }) => {
+    await withNonUtf8Ext4(dir, 'm', async () => {
+      const fsinfo = await settled(p!, 'guest-get-fsinfo', fsinfoKey);
+      sameFsinfo(fsinfo.q, fsinfo.e);
+      // "m\xff": U+FFFD for the byte qemu's JSON writer rejects, and the sizes statvfs gives.
+      const ours = (fsinfo.e.return as { mountpoint: string; type: string; 'total-bytes'?: number }[]).filter(
+        (f) => f.mountpoint === `${dir}/m\ufffd`,
+      );
+      assert.equal(
+        ours.map((f) => [f.type, typeof f['total-bytes']]),
+        [['ext4', 'number']],
+      );
+      // On the wire, both write it as the escape \uFFFD.
+      const { real, ember } = await texts(p!, 'guest-get-fsinfo');
+      const escaped = `"mountpoint": ${JSON.stringify(`${dir}/m`).slice(0, -1)}\\uFFFD"`;
+      assert.ok(real.includes(escaped), real);
+      assert.ok(ember.includes(escaped), ember);
+    });
+  },
+  { needs: [...needs, root, command('mkfs.ext4')], timeout: 60_000 },
 );
 
 /** Starts a pair with `env` set for both processes. */

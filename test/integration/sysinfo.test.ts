@@ -218,6 +218,12 @@ test('mountinfo: optional fields, octal escapes, malformed lines skipped', () =>
     { dev: '254:15', root: '/', mountpoint: '/boot/my efi', fstype: 'vfat', source: '/dev/vda15' },
     { dev: '0:40', root: '/sub', mountpoint: '/srv', fstype: 'btrfs', source: '/dev/sda' },
   ]);
+  // Read as bytes: the same entries, and a mount point that is not UTF-8 with its bytes.
+  assert.equal(parseMountInfo(Buffer.from(text)), parseMountInfo(text));
+  const ff = Buffer.from('/srv/m\xff', 'latin1');
+  assert.equal(parseMountInfo(Buffer.from('32 27 254:2 / /srv/m\xff rw - ext4 /dev/vdb rw\n', 'latin1')), [
+    { dev: '254:2', root: '/', mountpoint: '/srv/m\ufffd', mountpointBytes: ff, fstype: 'ext4', source: '/dev/vdb' },
+  ]);
 });
 
 /** A fake /sys/block: name -> {dev, device link?, partitions}. */

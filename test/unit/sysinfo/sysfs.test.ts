@@ -15,8 +15,10 @@ import {
   readNvmeSmart,
   type BlockDevice,
   type DiskAddress,
+  type MountPath,
   type Statvfs,
 } from '../../../lib/sysinfo';
+import { native } from '../../../lib/native';
 import { readdirRaw } from '../../../lib/sysinfo/sysfs';
 import { tmpDir } from '../../helpers/agent';
 import { suite } from '../../helpers/harness';
@@ -369,7 +371,7 @@ test('fsinfo: mounts of devices (pseudo filesystems skipped), their disks and si
       '',
     ].join('\n'),
   );
-  const statvfs = (mp: string): Promise<Statvfs> => {
+  const statvfs = (mp: MountPath): Promise<Statvfs> => {
     if (mp === '/') return Promise.resolve({ frsize: 4096n, blocks: 1000n, bfree: 400n, bavail: 300n });
     if (mp === '/srv') return Promise.reject(new Error('EIO'));
     if (mp === '/nvme') return new Promise(() => {}); // hung
@@ -396,6 +398,65 @@ test('fsinfo: mounts of devices (pseudo filesystems skipped), their disks and si
     { name: 'dm-0', mountpoint: '/srv', type: 'xfs', disks: dmDisks },
     { name: 'vda1', mountpoint: '/', type: 'ext4', disks: [vda1], usedBytes: 600 * 4096, totalBytes: 900 * 4096 },
   ]);
+});
+
+test('fsinfo: a mount point whose name is not UTF-8 is statted by its bytes, named as qemu-ga names it', async ({
+  dir,
+}) => {
+  const opts = fixture(dir);
+  // Plain directories stand for the mount points: statvfs answers for any path.
+  const ff = Buffer.concat([Buffer.from(path.join(dir, 'm')), Buffer.from([0xff])]);
+  const cut = Buffer.concat([Buffer.from(path.join(dir, 'n')), Buffer.from([0xf0, 0x80, 0x80]), Buffer.from('b')]);
+  const utf8 = path.join(dir, 'd\u00e9j\u00e0 vu');
+  for (const d of [ff, cut, utf8]) fs.mkdirSync(d);
+  const mountInfo = path.join(dir, 'mountinfo-bytes');
+  fs.writeFileSync(
+    mountInfo,
+    Buffer.concat([
+      Buffer.from('40 1 254:1 / '),
+      ff,
+      Buffer.from(' rw - ext4 /dev/vda1 rw\n41 1 254:1 / '),
+      cut,
+      Buffer.from(` rw - ext4 /dev/vda1 rw\n42 1 254:1 / ${utf8.replace(/ /g, '\\040')} rw - ext4 /dev/vda1 rw\n`),
+    ]),
+  );
+  const vda1 = [addr({ ...VDA_ADDR, serial: 'SER1', dev: '/dev/vda1' })];
+  const got = await listFilesystems({ ...opts, mountInfo });
+  const sizes = await native.statvfs(dir);
+  const used = Number((sizes.blocks - sizes.bfree) * sizes.frsize);
+  assert.equal(
+    got.map((f) => [f.name, f.mountpoint, f.mountpointBytes, f.type, f.disks, f.totalBytes === undefined]),
+    [
+      // qemu-ga's JSON writer: one U+FFFD for each sequence it rejects (F0 80 80 is one).
+      ['vda1', utf8, undefined, 'ext4', vda1, false],
+      ['vda1', `${dir}/n\ufffdb`, cut, 'ext4', vda1, false],
+      ['vda1', `${dir}/m\ufffd`, ff, 'ext4', vda1, false],
+    ],
+  );
+  for (const f of got) {
+    assert.is(f.totalBytes, Number((sizes.blocks - sizes.bfree + sizes.bavail) * sizes.frsize), f.mountpoint);
+    // Others write to this filesystem meanwhile: near, not equal.
+    assert.ok(Math.abs(f.usedBytes! - used) < 64 << 20, `${f.mountpoint}: used ${f.usedBytes} ~ ${used}`);
+  }
+  // An injected statvfs is given the bytes; a UTF-8 name stays a string.
+  const asked: MountPath[] = [];
+  await listFilesystems({
+    ...opts,
+    mountInfo,
+    statvfs: (mp) => {
+      asked.push(mp);
+      return Promise.reject(new Error('x'));
+    },
+  });
+  assert.equal(asked.slice().sort(), [ff, cut, utf8].sort());
+  // Without mountinfo, the mounts file is read as bytes too.
+  const mounts = path.join(dir, 'mounts-bytes');
+  fs.writeFileSync(mounts, Buffer.concat([Buffer.from('/nonexistent/dev '), ff, Buffer.from(' ext4 rw 0 0\n')]));
+  const mtab = await listFilesystems({ ...opts, mountInfo: path.join(dir, 'no-mountinfo'), mounts });
+  assert.equal(
+    mtab.map((f) => [f.mountpoint, f.mountpointBytes, f.totalBytes !== undefined]),
+    [[`${dir}/m\ufffd`, ff, true]],
+  );
 });
 
 test('fsinfo: a sysfs walk that fails fails the listing (a slaves that is no directory)', async ({ dir }) => {
