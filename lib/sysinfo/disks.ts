@@ -11,7 +11,7 @@
 // "/boot/efi"; its sizes are that filesystem's, as `df -k MOUNTPOINT` shows them.
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { parseMountInfo, type Mount } from '../mounts';
+import { mountPathKey, mountPathOf, parseMountInfo, type Mount, type MountPath } from '../mounts';
 import { coalesce, withTimeout } from './async';
 
 export interface Disk {
@@ -34,7 +34,15 @@ export interface DiskOptions {
   /** A statfs that has not answered by then (a hung filesystem) gives zero sizes (default 1000 ms). */
   statfsTimeoutMs?: number;
   /** Sizes of the filesystem at a mount point (default fsSizes, coalesced); tests inject failures. */
-  sizes?: (mountpoint: string) => Promise<Sizes>;
+  sizes?: (mountpoint: MountPath) => Promise<Sizes>;
+}
+
+/**
+ * A disk as listDisks lists it. `mountpoint` names a mount point whose name is not UTF-8 as
+ * mountPathText does, and `mountpointBytes` holds its bytes (an answer writes it from them).
+ */
+export interface ListedDisk extends Disk {
+  mountpointBytes?: Buffer;
 }
 
 export type Sizes = Pick<Disk, 'size_total' | 'size_used' | 'size_avail'>;
@@ -103,22 +111,22 @@ export function mountOf(devs: Set<string>, paths: Set<string>, mounts: Mount[]):
   return best;
 }
 
-/** `df -k` figures of the filesystem mounted at mountpoint, in KiB. */
-export async function fsSizes(mountpoint: string): Promise<Sizes> {
+/** `df -k` figures of the filesystem mounted at mountpoint (a Buffer: by its bytes), in KiB. */
+export async function fsSizes(mountpoint: MountPath): Promise<Sizes> {
   const s = await fs.statfs(mountpoint, { bigint: true });
   const kib = (blocks: bigint) => Number((blocks * s.bsize) / 1024n);
   return { size_total: kib(s.blocks), size_used: kib(s.blocks - s.bfree), size_avail: kib(s.bavail) };
 }
 
 /** fsSizes, one statfs per mount point at a time (see async.ts). */
-const sharedFsSizes = coalesce(fsSizes);
+const sharedFsSizes = coalesce(fsSizes, mountPathKey);
 
 /**
  * Every disk, sorted by name. Only an unreadable sysBlock directory throws: an unreadable mount
  * table lists every disk as not mounted, and a disk whose statfs fails is listed as mounted with
  * zero sizes; both are reported through `warn`.
  */
-export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
+export async function listDisks(opts: DiskOptions = {}): Promise<ListedDisk[]> {
   const sysBlock = opts.sysBlock ?? DEFAULT_SYS_BLOCK;
   const mountInfo = opts.mountInfo ?? DEFAULT_MOUNTINFO;
   const warn = opts.warn ?? (() => {});
@@ -126,19 +134,21 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
   const timeoutMs = opts.statfsTimeoutMs ?? 1000;
   const [names, mounts] = await Promise.all([
     fs.readdir(sysBlock),
-    fs.readFile(mountInfo, 'utf8').then(parseMountInfo, (e: Error) => {
+    // As bytes: a mount point's name need not be UTF-8, and is statted by its bytes.
+    fs.readFile(mountInfo).then(parseMountInfo, (e: Error) => {
       warn(`cannot read the mount table: ${e.message}`);
       return [] as Mount[];
     }),
   ]);
   const devices = (await Promise.all(names.sort().map((n) => blockDevice(sysBlock, n)))).filter((d) => d !== undefined);
   return Promise.all(
-    devices.map(async (d): Promise<Disk> => {
+    devices.map(async (d): Promise<ListedDisk> => {
       const m = mountOf(d.devs, d.paths, mounts);
-      const disk: Disk = {
+      const disk: ListedDisk = {
         name: `/dev/${d.name}`,
         is_mounted: m !== undefined,
         mountpoint: m?.mountpoint ?? '',
+        ...(m?.mountpointBytes && { mountpointBytes: m.mountpointBytes }),
         size_total: 0,
         size_used: 0,
         size_avail: 0,
@@ -147,7 +157,7 @@ export async function listDisks(opts: DiskOptions = {}): Promise<Disk[]> {
       try {
         return {
           ...disk,
-          ...(await withTimeout(sizes(m.mountpoint), timeoutMs, `statfs: no answer within ${timeoutMs} ms`)),
+          ...(await withTimeout(sizes(mountPathOf(m)), timeoutMs, `statfs: no answer within ${timeoutMs} ms`)),
         };
       } catch (e) {
         warn(`${disk.name} at ${m.mountpoint}: ${(e as Error).message}`);

@@ -1,7 +1,7 @@
 // The sysinfo report: every part gathered at once, none able to fail the whole answer. A part
 // that fails or takes too long (a hung statfs) is answered with its empty value (zeros, "", [])
 // and reported through onPartError, so a host's dashboard always gets the full shape.
-import { listDisks, type Disk, type DiskOptions } from './disks';
+import { listDisks, type DiskOptions, type ListedDisk } from './disks';
 import { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 import { coalesce, withTimeout } from './async';
 import { DEFAULT_UTMP_PATH, readUsers, type User } from './utmp';
@@ -10,7 +10,8 @@ export interface SystemInfo extends Memory {
   uname: Uname;
   long_bit: number;
   users: User[];
-  disks: Disk[];
+  /** A mount point whose name is not UTF-8 comes with its bytes (ListedDisk), which the answer is written from. */
+  disks: ListedDisk[];
 }
 
 export type SystemInfoPart = 'uname' | 'memory' | 'users' | 'disks';
@@ -69,7 +70,7 @@ export async function systemInfo(opts: SystemInfoOptions = {}): Promise<SystemIn
   return { uname: u, long_bit: LONG_BIT, uptime: m.uptime, loadavg: m.loadavg, ram: m.ram, swap: m.swap, users, disks };
 }
 
-export { listDisks, mountOf, fsSizes, type Disk, type DiskOptions, type Sizes } from './disks';
+export { listDisks, mountOf, fsSizes, type Disk, type DiskOptions, type ListedDisk, type Sizes } from './disks';
 export { mountPathText, parseMountInfo, type Mount, type MountPath } from '../mounts';
 export { LONG_BIT, memory, uname, type Memory, type Uname } from './kernel';
 export { coalesce, withTimeout } from './async';

@@ -22,6 +22,8 @@ import {
   type SystemInfoPart,
   type UtmpRecord,
 } from '../../lib/sysinfo';
+import { sysinfoAnswer } from '../../lib/protocols/phoenix/commands/sysinfo';
+import { RawJson, encodeReturn } from '../../lib/wire/answer';
 
 interface Ctx {
   dir: string;
@@ -301,6 +303,50 @@ test('disks over a fake /sys/block and mount table: partitions, device numbers, 
   for (const d of [vdb, vdc]) assert.equal([d.size_total, d.size_used, d.size_avail], [0, 0, 0], d.name);
   assert.is(warnings.length, 1, warnings.join('\n'));
   assert.match(warnings[0], /\/dev\/vdb .*gone: .*no such file or directory/i);
+});
+
+test('disks: a mount point whose name is not UTF-8 is statted by its bytes; the answer writes them as Go', async ({
+  dir,
+}) => {
+  // A plain directory stands for the mount point: statfs answers for any path.
+  const ff = Buffer.concat([Buffer.from(path.join(dir, 'm')), Buffer.from([0xff])]);
+  fs.mkdirSync(ff);
+  const sysBlock = fakeSysBlock(path.join(dir, 'bytes'), { vda: { dev: '254:0' }, vdb: { dev: '254:16' } });
+  const mountInfo = path.join(dir, 'mountinfo-bytes');
+  fs.writeFileSync(
+    mountInfo,
+    Buffer.concat([Buffer.from('1 0 254:0 / '), ff, Buffer.from(' rw - ext4 /dev/vda rw\n')]),
+  );
+  const warnings: string[] = [];
+  const disks = await listDisks({ sysBlock, mountInfo, warn: (m) => warnings.push(m) });
+  assert.equal(warnings, []);
+  const want = await fsSizes(dir);
+  const [vda, vdb] = disks;
+  assert.equal([vda.mountpoint, vda.mountpointBytes, vda.size_total], [`${dir}/m\ufffd`, ff, want.size_total]);
+  assert.ok(Math.abs(vda.size_used - want.size_used) <= 256 * 1024, `${vda.size_used} ~ ${want.size_used}`);
+  assert.ok(vda.size_total > 0);
+  assert.is('mountpointBytes' in vdb, false, 'a disk not mounted, or mounted at a UTF-8 name, has no bytes');
+
+  // The phoenix answer: Go's encoding/json writes the stray byte as the escape \ufffd.
+  const info = await systemInfo({ sysBlock, mountInfo, utmpPath: path.join(dir, 'no-utmp') });
+  const raw = sysinfoAnswer(info);
+  assert.instance(raw, RawJson);
+  const line = encodeReturn(raw, '7');
+  const sizes = `"size_total":${vda.size_total},"size_used":`;
+  assert.ok(line.includes(`{"name":"/dev/vda","is_mounted":true,"mountpoint":"${dir}/m\\ufffd",${sizes}`), line);
+  assert.ok(
+    line.endsWith(
+      '{"name":"/dev/vdb","is_mounted":false,"mountpoint":"","size_total":0,"size_used":0,"size_avail":0}]},"tag":"7"}\n',
+    ),
+    line,
+  );
+  assert.not.match(line, /mountpointBytes/);
+  // The rest as the report: the same JSON as without the bytes.
+  const parsed = JSON.parse(line).return as SystemInfo;
+  const plain = { ...info, disks: info.disks.map(({ mountpointBytes: _, ...d }) => d) };
+  assert.equal(parsed, plain);
+  // Without such a name the report is the answer as it is.
+  assert.is(sysinfoAnswer(plain), plain);
 });
 
 test('disks: a statfs that fails or hangs gives that disk zero sizes; the others keep theirs', async ({ dir }) => {

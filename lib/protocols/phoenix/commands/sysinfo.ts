@@ -1,7 +1,10 @@
 // sysinfo: what a host's dashboard polls. Always answers with the full shape (lib/sysinfo).
 import type { Context } from '../../../context';
 import { defineCommand } from '../registry';
-import { systemInfo, type SystemInfoPart } from '../../../sysinfo';
+import { systemInfo, type SystemInfo, type SystemInfoPart } from '../../../sysinfo';
+import { RawJson } from '../../../wire/answer';
+import { goBytesJson, goJson } from '../../../wire/json';
+import type { SysInfo } from '../answers';
 
 /**
  * Logs a failing part once, not on every poll: again only when its message changes, and once
@@ -29,6 +32,20 @@ function failureLogger(ctx: Context) {
   };
 }
 
+/**
+ * The answer: the report as it is, or, when a disk's mount point is not UTF-8, its JSON with that
+ * name written from its bytes, as Go does (as get-netifaces writes such link names).
+ */
+export function sysinfoAnswer(info: SystemInfo): SysInfo | RawJson<SysInfo> {
+  if (!info.disks.some((d) => d.mountpointBytes)) return info;
+  const disks = info.disks.map(({ name, is_mounted, mountpoint, mountpointBytes, ...sizes }) => {
+    const mp = mountpointBytes ? goBytesJson(mountpointBytes) : goJson(mountpoint);
+    return `{"name":${goJson(name)},"is_mounted":${is_mounted},"mountpoint":${mp},${goJson(sizes).slice(1)}`;
+  });
+  const { disks: _, ...rest } = info;
+  return new RawJson<SysInfo>([Buffer.from(`${goJson(rest).slice(0, -1)},"disks":[${disks.join(',')}]}`, 'utf8')]);
+}
+
 export const sysinfoCommands = [
   defineCommand({
     name: 'sysinfo',
@@ -38,7 +55,7 @@ export const sysinfoCommands = [
       const log = failureLogger(ctx);
       const info = await systemInfo({ utmpPath: ctx.config.utmpFile, onPartError: log.onPartError });
       log.flush();
-      return info;
+      return sysinfoAnswer(info);
     },
   }),
 ];
