@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { freeze, parseMountTable, thaw } from '../../lib';
-import { mountExt4Image, tmpDir } from './agent';
+import { mountExt4Image, tmpDir, withNonUtf8Ext4 } from './agent';
 import { startFreezeGuard, type RunningGuard } from './freeze-guard';
 import { command, root } from './harness';
 
@@ -111,15 +111,7 @@ export async function withNonUtf8Mount(
   fn: (m: NonUtf8Mount) => Promise<void>,
   ms = 20_000,
 ): Promise<void> {
-  const bytes = Buffer.concat([Buffer.from(path.join(ctx.dir, 'm')), Buffer.from([0xff])]);
-  const alias = path.join(ctx.dir, 'm-ff');
-  const img = path.join(ctx.dir, 'm-ff.img');
-  execFileSync('truncate', ['-s', '16M', img]);
-  execFileSync('mkfs.ext4', ['-q', img]);
-  fs.mkdirSync(bytes);
-  fs.symlinkSync(Buffer.from([0x6d, 0xff]), alias);
-  execFileSync('mount', ['-o', 'loop', img, alias]); // mounted on what the alias names
-  try {
+  await withNonUtf8Ext4(ctx.dir, 'm', async ({ bytes, alias }) => {
     const name = bytes.toString('latin1'); // no space, tab or backslash: the table has it as it is
     const mine = fs
       .readFileSync('/proc/self/mounts', 'latin1')
@@ -144,16 +136,7 @@ export async function withNonUtf8Mount(
       },
       ms,
     );
-  } finally {
-    try {
-      execFileSync('umount', [alias]);
-    } catch {
-      execFileSync('umount', ['-l', alias]);
-    }
-    fs.rmSync(alias);
-    fs.rmdirSync(bytes);
-    fs.rmSync(img);
-  }
+  });
 }
 
 /** True when the filesystem at m is frozen. Probes with FIFREEZE: EBUSY = frozen; else it froze it, so thaw. */
