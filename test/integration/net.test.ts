@@ -164,13 +164,17 @@ test(
   opts,
 );
 
+/** `ip -batch` in namespace `ns`, each line's characters as bytes (latin1): names need not be UTF-8. */
+function ipBatch(ns: string, lines: string[]): void {
+  execFileSync('ip', ['-n', ns, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+}
+
 test(
   'get-netifaces: a name that is not UTF-8 is written from its bytes as Go writes it, \\ufffd for each stray byte',
   async ({ ns, c }) => {
     // Names are bytes: `ip` gets them in a latin1 batch, and its -j output read as latin1 gives
     // them back a character per byte.
-    const batch = (lines: string[]) =>
-      execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+    const batch = (lines: string[]) => ipBatch(ns.name, lines);
     batch([
       'link add name a\xff type veth peer name a\xfe',
       'link add name d\xe2\x82 type veth peer name e\xef\xbf\xbd',
@@ -212,8 +216,7 @@ test(
 test(
   'get-route-list: an interface name that is not UTF-8 is written from its bytes as Go writes it',
   async ({ ns, c }) => {
-    const batch = (lines: string[]) =>
-      execFileSync('ip', ['-n', ns.name, '-batch', '-'], { input: Buffer.from(`${lines.join('\n')}\n`, 'latin1') });
+    const batch = (lines: string[]) => ipBatch(ns.name, lines);
     batch([
       'link add name r\xff type veth peer name r\xfe',
       'link set dev r\xff up',
