@@ -305,7 +305,9 @@ export class Agent {
   /**
    * A bulk command's answer (Command.bulk): produced once the other bulk commands are done and
    * the output queued for the hosts is under the limit, so answers that may each take megabytes
-   * (listings, route tables) never pile up faster than the hosts read them.
+   * (listings, route tables) never pile up faster than the hosts read them. It waits for room
+   * on its host's endpoint before its turn, not in it: a host that does not read its answers
+   * must not hold every endpoint's bulk commands back.
    */
   private async runBulk(
     gate: Limiter,
@@ -314,13 +316,19 @@ export class Agent {
     produce: () => Promise<AnswerLine>,
   ): Promise<AnswerLine> {
     // A request whose host is gone leaves the queue and the wait for room at once.
-    await gate.acquire(call.signal).catch(() => {
-      throw cancelled(name);
-    });
-    try {
+    for (;;) {
       for (let room = this.ctx.outputRoom(call); room && !call.signal.aborted; room = this.ctx.outputRoom(call)) {
         await untilAborted(room, call.signal);
       }
+      if (call.signal.aborted) throw cancelled(name);
+      await gate.acquire(call.signal).catch(() => {
+        throw cancelled(name);
+      });
+      // Its host's own answers may have filled the queue while it waited for its turn.
+      if (this.hasRoom(this.transportOf(call))) break;
+      gate.release();
+    }
+    try {
       if (call.signal.aborted) throw cancelled(name);
       const answer = await produce();
       this.ctx.holdOutput(answerBytes(answer), call); // counted until the agent has queued it

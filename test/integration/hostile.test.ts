@@ -40,6 +40,13 @@ function fds(pid: number): string[] {
     .filter((t) => t !== '');
 }
 
+/** The agent used at most 2 ticks of CPU in the last 500 ms. */
+async function cpuIdle(pid: number): Promise<boolean> {
+  const t0 = cpuTicks(pid);
+  await sleep(500);
+  return cpuTicks(pid) - t0 <= 2;
+}
+
 /** Connects, sends `data` (no waiting for answers), and vanishes after `ms`. */
 async function sendAndVanish(agent: RunningAgent, data: string | Buffer, ms = 50): Promise<void> {
   const s = net.createConnection(agent.socket);
@@ -300,6 +307,62 @@ test(
     }
   },
   { timeout: 120_000 },
+);
+
+/** A directory of `n` empty files with names of ~31 bytes: a listing of it is ~360 bytes an entry. */
+function filledDir(dir: string, n: number): string {
+  const d = path.join(dir, `entries-${n}`);
+  fs.mkdirSync(d);
+  for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(path.join(d, `entry-with-a-longish-name-${i}`), 'w'));
+  return d;
+}
+
+/** A host on `socket` that sends `lines` and reads none of its answers. Destroy it when done. */
+async function stalledHost(socket: string, lines: string): Promise<net.Socket> {
+  const s = net.createConnection(socket);
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.pause();
+  s.write(lines);
+  return s;
+}
+
+test(
+  "a host whose pipelined listings wait for it to read its answers holds back no other endpoint's bulk command",
+  async () => {
+    const dir = tmpDir('ember-ga-hostile-bulk-');
+    const stalled = path.join(dir, 'stalled.sock');
+    const other = path.join(dir, 'other.sock');
+    const qga = path.join(dir, 'qga.sock');
+    const agent = await startAgentWith(
+      ['--listen', `phoenix:unix:${stalled}`, '--listen', `phoenix:unix:${other}`, '--listen', `qemu-ga:unix:${qga}`],
+      stalled,
+      dir,
+    );
+    let s: net.Socket | undefined;
+    try {
+      // 20 listings of ~7 MiB for a host that reads none: after the first ones its queue is past
+      // the 16 MiB output limit, and the rest wait for it to read.
+      const big = filledDir(dir, 20_000);
+      s = await stalledHost(stalled, req('directory-list', { path: big }).repeat(20));
+      await waitFor(() => cpuIdle(agent.proc.pid!), 30_000, 'the agent to be done with what it can answer');
+      const c = await LineClient.connect(other);
+      const t0 = Date.now();
+      const list = (await c.ok('directory-list', { path: dir }, 5_000)) as { name: string }[];
+      assert.ok(Date.now() - t0 < 1_000, `the other host's listing took ${Date.now() - t0} ms`);
+      assert.ok(list.some((e) => e.name === 'entries-20000'));
+      c.close();
+      const q = await QmpClient.connect(qga);
+      const t1 = Date.now();
+      assert.ok(Array.isArray(await q.ok('guest-network-get-interfaces', undefined, 5_000)));
+      assert.ok(Date.now() - t1 < 1_000, `the qemu-ga host's guest-network-get-interfaces took ${Date.now() - t1} ms`);
+      q.close();
+    } finally {
+      s?.destroy();
+      await agent.stop();
+    }
+  },
+  { timeout: 60_000 },
 );
 
 test(
