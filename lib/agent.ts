@@ -2,7 +2,8 @@
 // shared state and budgets, and the lifecycle around them.
 import { setMaxListeners } from 'events';
 import { lineDone } from './memory';
-import { answerBytes, encodeError, type AnswerLine } from './wire/answer';
+import { answerBytes, encodeError, heldBy, type AnswerLine } from './wire/answer';
+import { LARGE_ANSWER, LARGE_ANSWERS_HELD, LargeAnswers, type AnswerHold } from './large-answers';
 import { MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './protocols/phoenix/registry';
 import { Limiter } from './limit';
@@ -170,6 +171,12 @@ export class Agent {
   private roomWaiters: { transport: Transport | undefined; wake: () => void }[] = [];
   /** Output being produced this turn, not yet queued on its transport (holdOutput). */
   private readonly heldOutput = new Map<Transport | undefined, number>();
+  /** One bulk command's answer made at a time (runBulk). */
+  private readonly bulk = new Limiter(1);
+  /** The bulk command that has the turn, while it runs. */
+  private bulkTurn: BulkTurn | undefined;
+  /** Large answers, from before they are made until they are written, for every host together. */
+  private readonly large = new LargeAnswers(LARGE_ANSWERS_HELD);
   /** Resolves when the agent has stopped (agent-shutdown, stop()). */
   readonly stopped: Promise<void>;
   private markStopped!: () => void;
@@ -181,7 +188,6 @@ export class Agent {
     // Endpoints may also come and go later (addEndpoint, removeEndpoint): the list may start empty.
     if (!opts.endpoints && !opts.transport) throw new Error('the agent needs a transport');
     this.endpoints = [...(opts.endpoints ?? [{ transport: opts.transport!, protocol: opts.protocol ?? 'phoenix' }])];
-    const bulk = new Limiter(1);
     this.maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
     this.stopped = new Promise((r) => (this.markStopped = r));
     const ctx: Omit<Context, 'handles' | 'freezer' | 'sysinfoFailures' | 'qemuGa'> = {
@@ -216,7 +222,9 @@ export class Agent {
         const transport = this.transportOf(call);
         this.heldOutput.set(transport, (this.heldOutput.get(transport) ?? 0) + bytes);
       },
-      runBulk: (call, name, produce) => this.runBulk(bulk, call, name, produce),
+      runBulk: (call, name, produce) => this.runBulk(call, name, produce),
+      largeAnswer: (call, bytes, inBulk = false) => this.largeAnswer(call, bytes, inBulk),
+      largeAnswerNow: (call, bytes) => this.large.takeNow(bytes, call.signal),
     };
     // State that lives as long as the agent. The freeze is thawed first when the agent stops
     // (urgent: requests in flight may be blocked on it); the handle table closes what is left
@@ -309,33 +317,55 @@ export class Agent {
    * on its host's endpoint before its turn, not in it: a host that does not read its answers
    * must not hold every endpoint's bulk commands back.
    */
-  private async runBulk(
-    gate: Limiter,
-    call: Call,
-    name: string,
-    produce: () => Promise<AnswerLine>,
-  ): Promise<AnswerLine> {
+  private async runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine> {
     // A request whose host is gone leaves the queue and the wait for room at once.
     for (;;) {
       for (let room = this.ctx.outputRoom(call); room && !call.signal.aborted; room = this.ctx.outputRoom(call)) {
         await untilAborted(room, call.signal);
       }
       if (call.signal.aborted) throw cancelled(name);
-      await gate.acquire(call.signal).catch(() => {
+      await this.bulk.acquire(call.signal).catch(() => {
         throw cancelled(name);
       });
       // Its host's own answers may have filled the queue while it waited for its turn.
       if (this.hasRoom(this.transportOf(call))) break;
-      gate.release();
+      this.bulk.release();
     }
+    const turn: BulkTurn = { call, holding: true };
+    this.bulkTurn = turn;
     try {
       if (call.signal.aborted) throw cancelled(name);
       const answer = await produce();
       this.ctx.holdOutput(answerBytes(answer), call); // counted until the agent has queued it
       return answer;
     } finally {
-      gate.release();
+      if (this.bulkTurn === turn) this.bulkTurn = undefined;
+      if (turn.holding) this.bulk.release();
     }
+  }
+
+  /** Context.largeAnswer: a bulk command waits for its share out of its turn. */
+  private async largeAnswer(call: Call, bytes: number, inBulk: boolean): Promise<AnswerHold> {
+    const turn = this.bulkTurn;
+    if (!inBulk || turn?.call !== call) return this.large.take(bytes, call.signal);
+    const now = this.large.takeNow(bytes, call.signal);
+    if (now) return now;
+    // A large answer held for a host that reads none of it (another endpoint's, say) must not
+    // keep every bulk command waiting: the turn is the next one's meanwhile.
+    this.bulkTurn = undefined;
+    turn.holding = false;
+    this.bulk.release();
+    let hold: AnswerHold | undefined;
+    try {
+      hold = await this.large.take(bytes, call.signal);
+      await this.bulk.acquire(call.signal);
+    } catch (e) {
+      hold?.release();
+      throw e;
+    }
+    turn.holding = true;
+    this.bulkTurn = turn;
+    return hold;
   }
 
   /** A session ended (Session.end): its work was aborted; now the hooks (close its handles). */
@@ -380,9 +410,14 @@ export class Agent {
     // The host that asked is gone: the next one must not take this answer for its own (a host
     // that sends no tags would).
     const answerLength = answerBytes(answer); // before output: the transport may free its pieces
+    // A large answer's share of the budget is held until its transport has written it.
+    const held = answerLength > LARGE_ANSWER ? heldBy(answer) : undefined;
     if (!session.ended) {
-      if (answerLength > 0) session.output(answer);
-    } else this.ctx.log.debug('an answer for a host that is gone dropped');
+      if (answerLength > 0) session.output(answer, held?.release);
+    } else {
+      held?.release();
+      this.ctx.log.debug('an answer for a host that is gone dropped');
+    }
     lineDone(bytes + answerLength);
     this.inFlight--;
     this.heldInput -= bytes;
@@ -495,6 +530,12 @@ export class Agent {
       }
     }
   }
+}
+
+/** The bulk command that has the turn (runBulk), and whether it holds it now (see largeAnswer). */
+interface BulkTurn {
+  readonly call: Call;
+  holding: boolean;
 }
 
 /** The dispatchers answer every failure themselves; should one ever throw, the request still ends. */

@@ -1,6 +1,7 @@
 // What a command handler sees of the agent: configuration, shared state, logging and lifecycle.
 import type { HandleTable } from './files/handle-table';
 import type { Freezer } from './freeze/freezer';
+import type { AnswerHold } from './large-answers';
 import type { HoldingLogger } from './log';
 import type { SystemInfoPart } from './sysinfo';
 import type { AnswerLine } from './wire/answer';
@@ -119,6 +120,18 @@ export interface Context {
    * call's host goes away first.
    */
   runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine>;
+  /**
+   * A share of `bytes` (at most all of it) of the agent's budget of large answers
+   * (lib/large-answers.ts), for an answer that may pass LARGE_ANSWER bytes, taken before it is
+   * made: resolves once the large answers held for every host leave room for it, in the order
+   * asked; rejects (AbortError) if the call's host goes first. The answer keeps it
+   * (AnswerHold.keep) until it is written; a failure must release it. `inBulk`: asked by the
+   * bulk command that has the bulk turn (runBulk), which gives its turn up while it waits and
+   * has it back before this resolves: it must hold nothing large meanwhile.
+   */
+  largeAnswer(call: Call, bytes: number, inBulk?: boolean): Promise<AnswerHold>;
+  /** largeAnswer() when the budget has room now and no other large answer waits; else undefined. */
+  largeAnswerNow(call: Call, bytes: number): AnswerHold | undefined;
   /** The qemu-ga front-end's commands (guest-info lists them, with whether each is served now). */
   readonly qemuGa: {
     readonly commands: readonly { name: string; noSuccessResponse?: boolean; unlisted?: boolean }[];

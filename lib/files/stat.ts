@@ -303,6 +303,16 @@ export interface ListOptions {
   maxNameBytes?: number;
 }
 
+/** listDirectoryBatches's options: ListOptions, and what the agent's directory-list needs. */
+export interface BatchOptions extends ListOptions {
+  /**
+   * Told, once the names are read and before any entry is lstat-ed, how many entries the listing
+   * has at most and the bytes of the directory's names (one more each, of every name: with `n`,
+   * more than those listed). A throw ends the listing with that error, the directory closed.
+   */
+  sized?: (entries: number, nameBytes: number) => void;
+}
+
 function checkCancelled(path: string, signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new SystemError(ECANCELED, undefined, path, 'listing cancelled');
 }
@@ -313,7 +323,7 @@ function checkCancelled(path: string, signal: AbortSignal | undefined): void {
  * addon reads and sorts the names and lstats them off the main thread, relative to the
  * directory's fd; this turns its raw numbers into FileStats.
  */
-export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptions = {}): AsyncGenerator<FileStat[]> {
+export async function* listDirectoryBatches(path: string, n = 0, opts: BatchOptions = {}): AsyncGenerator<FileStat[]> {
   checkCancelled(path, opts.signal);
   let dir: { fd: number; names: Buffer; count: number };
   try {
@@ -347,6 +357,7 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
     batches.push({ start, end: pos, words: native.lstatAt(fd, names, start, pos) });
   };
   try {
+    opts.sized?.(total, names.length);
     while (batches.length < STAT_IN_FLIGHT && queued < total) queue();
     while (batches.length > 0) {
       const { start, end, words } = batches[0];
@@ -368,6 +379,9 @@ export async function* listDirectoryBatches(path: string, n = 0, opts: ListOptio
     // The fd stays open until no thread uses it: closed earlier, its number could name another file.
     await Promise.allSettled(batches.map((b) => b.words));
     await new Promise<void>((r) => fs.close(fd, () => r()));
+    // Up to 32 MiB, freed now rather than at a collection: listings that stop once their names
+    // are read (the agent's, waiting for their share of its budget) would pile them up.
+    native.freeWhole(names);
   }
 }
 

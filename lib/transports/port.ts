@@ -17,6 +17,12 @@ import { OWN_PIECE } from '../wire/answer';
  */
 const KEEP_ANSWER = 4 * 1024 * 1024;
 
+/**
+ * While large answers wait to be known written (SessionOutput's `written`), how often the port's
+ * queue is looked at: the driver tells only when it has emptied.
+ */
+const WRITTEN_CHECK_MS = 20;
+
 /** How long the port may stay hung up before the host's session counts as over (--host-gone-timeout). */
 export const HOST_GONE_MS = 60_000;
 
@@ -36,6 +42,11 @@ export class PortTransport implements Transport {
   private sink: TransportSink | undefined;
   private readonly hostGoneMs: number;
   private readonly open: NonNullable<PortOptions['open']>;
+  /** Bytes given to the port since it was made: those not queued any more are written (or dropped). */
+  private sent = 0;
+  /** Lines to be told written (SessionOutput's `written`), in order, each at the count of bytes that ends it. */
+  private heldLines: { end: number; written: () => void }[] = [];
+  private writtenCheck: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
@@ -109,19 +120,45 @@ export class PortTransport implements Transport {
   /** Ends the session under way, if any, and begins the next host's. */
   private newSession(): void {
     this.session?.end();
-    this.session = this.sink!.begin((line) => {
-      if (typeof line === 'string') this.port?.write(Buffer.from(line, 'utf8'));
-      else if (Buffer.isBuffer(line)) this.port?.write(line);
-      else {
+    this.session = this.sink!.begin((line, written) => {
+      if (typeof line === 'string') {
+        const bytes = Buffer.from(line, 'utf8');
+        this.sent += bytes.length;
+        this.port?.write(bytes);
+      } else if (Buffer.isBuffer(line)) {
+        this.sent += line.length;
+        this.port?.write(line);
+      } else {
         let bytes = 0;
         for (const piece of line) bytes += piece.length;
+        this.sent += bytes;
         const large = bytes > KEEP_ANSWER;
         for (const piece of line) {
           const own = piece.length >= OWN_PIECE;
           this.port?.write(piece, large || own, own);
         }
       }
+      if (written) this.whenWritten(written);
     });
+  }
+
+  /** Calls `written` once what was given to the port so far is out of its queue. */
+  private whenWritten(written: () => void): void {
+    this.heldLines.push({ end: this.sent, written });
+    this.checkWritten();
+    if (this.heldLines.length > 0 && !this.writtenCheck) {
+      this.writtenCheck = setInterval(() => this.checkWritten(), WRITTEN_CHECK_MS);
+      this.writtenCheck.unref();
+    }
+  }
+
+  private checkWritten(): void {
+    const out = this.sent - (this.port?.queued ?? 0);
+    while (this.heldLines.length > 0 && this.heldLines[0].end <= out) this.heldLines.shift()!.written();
+    if (this.heldLines.length === 0 && this.writtenCheck) {
+      clearInterval(this.writtenCheck);
+      this.writtenCheck = undefined;
+    }
   }
 
   get queued(): number {
@@ -149,6 +186,7 @@ export class PortTransport implements Transport {
 
   /** Nothing is queued any more: flush() and the agent's budgets hear it. */
   private drained(): void {
+    this.checkWritten();
     this.wakeDrainWaiters();
     this.sink?.drain();
   }
@@ -163,6 +201,7 @@ export class PortTransport implements Transport {
     this.session = undefined;
     this.port?.close();
     this.port = undefined;
+    this.checkWritten(); // all of it dropped
     this.wakeDrainWaiters();
   }
 

@@ -10,9 +10,11 @@ import type { AnswerLine } from '../wire/answer';
 /**
  * The answers of one session go out through this (pieces one after the other, as one line). The
  * pieces of an answer in pieces are the transport's from then on: it may send from those very
- * buffers and free their memory once sent, so nothing may use them after.
+ * buffers and free their memory once sent, so nothing may use them after. `written`, when given
+ * (a large answer: see lib/large-answers.ts), is called once the line is written, or dropped
+ * with the rest of a host's output when that host is gone.
  */
-export type SessionOutput = (line: AnswerLine) => void;
+export type SessionOutput = (line: AnswerLine, written?: () => void) => void;
 
 /** What a transport tells the agent about one host's session. */
 export interface SessionSink {

@@ -130,7 +130,7 @@ export class UnixTransport implements Transport {
     this.active = conn;
     conn.lastActive = Date.now();
     this.log.info('host connected');
-    const session = sink.begin((line) => this.send(conn, line));
+    const session = sink.begin((line, written) => this.send(conn, line, written));
     conn.session = session;
     sock.on('data', (chunk: Buffer) => {
       conn.lastActive = Date.now();
@@ -244,10 +244,17 @@ export class UnixTransport implements Transport {
   }
 
   /** An answer for the host of `conn`; dropped once that connection is gone. */
-  private send(conn: Connection, line: AnswerLine): void {
+  private send(conn: Connection, line: AnswerLine, written?: () => void): void {
     const { sock } = conn;
-    if (sock.destroyed || !sock.writable) return;
+    if (sock.destroyed || !sock.writable) {
+      written?.();
+      return;
+    }
     conn.lastActive = Date.now();
+    if (written) {
+      this.writeHeld(conn, line, written);
+      return;
+    }
     if (typeof line !== 'string' && !Buffer.isBuffer(line)) {
       const pieces = line as readonly Buffer[];
       let bytes = 0;
@@ -280,6 +287,24 @@ export class UnixTransport implements Transport {
       return;
     }
     this.writeCopy(conn, [line], line.length, false);
+  }
+
+  /**
+   * A large answer the agent's budget holds until it is written (SessionOutput): each piece
+   * written on its own and freed once written (an answer's own pieces), `written` called after
+   * the last. (Such answers are past what the pool keeps: never copied.)
+   */
+  private writeHeld(conn: Connection, line: AnswerLine, written: () => void): void {
+    const own = typeof line !== 'string' && !Buffer.isBuffer(line);
+    const pieces = own ? (line as readonly Buffer[]) : [typeof line === 'string' ? Buffer.from(line, 'utf8') : line];
+    pieces.forEach((piece, i) => {
+      conn.unsent++;
+      conn.sock.write(piece, () => {
+        conn.wrote();
+        if (own && piece.length >= OWN_PIECE) native.freeWhole(piece);
+        if (i === pieces.length - 1) written();
+      });
+    });
   }
 
   /**

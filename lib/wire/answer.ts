@@ -18,6 +18,12 @@ export class RawJson<T = unknown> {
    * so encodeRawReturn copies the pieces into the answer as bytes with no encoding pass.
    */
   readonly parts: readonly (string | Buffer)[];
+  /**
+   * What a large answer holds until it is written (its share of the agent's budget of them, set
+   * by AnswerHold.keep): the answer line made of it carries it (heldBy), and the agent lets it go
+   * once its transport has written that line.
+   */
+  held?: Held;
   constructor(json: string | readonly (string | Buffer)[]) {
     this.parts = typeof json === 'string' ? [json] : json;
   }
@@ -34,6 +40,24 @@ export function encodeReturn(value: unknown, tag: string): string {
 
 /** An answer line as text, as its bytes, or as pieces of its bytes sent one after the other. */
 export type AnswerLine = string | Buffer | readonly Buffer[];
+
+/** Something an answer holds until it is written (see RawJson.held). */
+export interface Held {
+  readonly release: () => void;
+}
+
+const holds = new WeakMap<object, Held>();
+
+/** The hold of an answer line made of a RawJson with one (see RawJson.held). */
+export function heldBy(line: AnswerLine): Held | undefined {
+  return typeof line === 'string' ? undefined : holds.get(line);
+}
+
+/** `line`, the answer made of `value`, carrying its hold (RawJson.held), if any. */
+export function carryHeld<L extends Buffer | readonly Buffer[]>(value: RawJson, line: L): L {
+  if (value.held) holds.set(line, value.held);
+  return line;
+}
 
 /** Bytes of an answer line (a string's UTF-16 length stands in: it is only counted, never sent). */
 export function answerBytes(line: AnswerLine): number {
@@ -74,7 +98,7 @@ export function encodeRawReturn(value: RawJson, tag: string): Buffer | Buffer[] 
     const pieces: Buffer[] = [Buffer.from(head, 'latin1')];
     for (const p of value.parts) pieces.push(typeof p === 'string' ? Buffer.from(p, 'latin1') : p);
     pieces.push(Buffer.from(tail, 'utf8'));
-    return pieces;
+    return carryHeld(value, pieces);
   }
   if (value.parts.some((p) => typeof p !== 'string' && p.length >= OWN_PIECE)) {
     const pieces: Buffer[] = [];

@@ -28,12 +28,16 @@ export interface QmpAnswer {
  */
 export class QmpClient {
   private buf = Buffer.alloc(0);
+  /** Chunks received since the last newline: joined once one ends a line (a 64 MiB answer comes in thousands). */
+  private pending: Buffer[] = [];
   private waiters: (() => void)[] = [];
   private closed = false;
 
   private constructor(private readonly sock: net.Socket) {
-    sock.on('data', (d) => {
-      this.buf = Buffer.concat([this.buf, d]);
+    sock.on('data', (d: Buffer) => {
+      this.pending.push(d);
+      if (d.indexOf(0x0a) < 0) return;
+      this.buf = Buffer.concat([this.buf, ...this.pending.splice(0)]);
       for (const w of this.waiters.splice(0)) w();
     });
     sock.on('error', () => {}); // ECONNRESET from an agent killed by a test: 'close' follows
@@ -80,7 +84,7 @@ export class QmpClient {
   /** Bytes that arrive within ms (for checking that nothing does). */
   async drain(ms: number): Promise<Buffer> {
     await new Promise((r) => setTimeout(r, ms));
-    const b = this.buf;
+    const b = Buffer.concat([this.buf, ...this.pending.splice(0)]);
     this.buf = Buffer.alloc(0);
     return b;
   }

@@ -309,11 +309,12 @@ test(
   { timeout: 120_000 },
 );
 
-/** A directory of `n` empty files with names of ~31 bytes: a listing of it is ~360 bytes an entry. */
-function filledDir(dir: string, n: number): string {
-  const d = path.join(dir, `entries-${n}`);
+/** A directory of `n` empty files with names of ~31 bytes (`pad` more): a listing of it is ~360 bytes an entry (and `pad`). */
+function filledDir(dir: string, n: number, pad = 0): string {
+  const d = path.join(dir, `entries-${n}-${pad}`);
   fs.mkdirSync(d);
-  for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(path.join(d, `entry-with-a-longish-name-${i}`), 'w'));
+  for (let i = 0; i < n; i++)
+    fs.closeSync(fs.openSync(path.join(d, `entry-with-a-longish-name-${'x'.repeat(pad)}${i}`), 'w'));
   return d;
 }
 
@@ -350,7 +351,7 @@ test(
       const t0 = Date.now();
       const list = (await c.ok('directory-list', { path: dir }, 5_000)) as { name: string }[];
       assert.ok(Date.now() - t0 < 1_000, `the other host's listing took ${Date.now() - t0} ms`);
-      assert.ok(list.some((e) => e.name === 'entries-20000'));
+      assert.ok(list.some((e) => e.name === 'entries-20000-0'));
       c.close();
       const q = await QmpClient.connect(qga);
       const t1 = Date.now();
@@ -363,6 +364,92 @@ test(
     }
   },
   { timeout: 60_000 },
+);
+
+/** A qemu-ga host on `socket` that opens `file` and asks for `reads` 48 MiB reads of it, reading none of the answers. */
+async function stalledReads(socket: string, file: string, reads: number): Promise<net.Socket> {
+  const s = net.createConnection(socket);
+  s.on('error', () => {});
+  await new Promise((r) => s.once('connect', r));
+  s.write(JSON.stringify({ execute: 'guest-file-open', arguments: { path: file } }) + '\n');
+  let opened = '';
+  await waitFor(() => (opened += String(s.read() ?? '')).includes('\n'), 5_000, 'the guest-file-open answer');
+  const handle = (JSON.parse(opened) as { return: number }).return;
+  const read = JSON.stringify({ execute: 'guest-file-read', arguments: { handle, count: 48 * 1024 * 1024 } }) + '\n';
+  s.write(read.repeat(reads));
+  return s;
+}
+
+test(
+  'hosts of four endpoints asking for large answers and reading none: the agent stays within budget as a whole, and a host of another endpoint is served at once',
+  async () => {
+    const MiB = 1024 * 1024;
+    const dir = tmpDir('ember-ga-hostile-endpoints-');
+    const qgas = [1, 2, 3].map((i) => path.join(dir, `qga${i}.sock`));
+    const phoenix = path.join(dir, 'phoenix.sock');
+    const fresh = path.join(dir, 'fresh.sock');
+    const agent = await startAgentWith(
+      [
+        ...qgas.flatMap((q) => ['--listen', `qemu-ga:unix:${q}`]),
+        '--listen',
+        `phoenix:unix:${phoenix}`,
+        '--listen',
+        `qemu-ga:unix:${fresh}`,
+      ],
+      fresh,
+      dir,
+    );
+    const pid = agent.proc.pid!;
+    const stalled: net.Socket[] = [];
+    try {
+      const big = path.join(dir, 'big'); // sparse: its reads cost no disk
+      fs.closeSync(fs.openSync(big, 'w'));
+      fs.truncateSync(big, 512 * MiB);
+      const small = path.join(dir, 'small');
+      fs.writeFileSync(small, crypto.randomBytes(8192));
+      // 3.2 MiB of names: each listing waiting for its share has read them once.
+      const listing = filledDir(dir, 16_000, 170);
+      // Each qemu-ga host's 48 MiB reads make 64 MiB answers; the phoenix host's listings ~8 MiB
+      // each. Per endpoint that was within budget; four endpoints' together were not.
+      for (const q of qgas) stalled.push(await stalledReads(q, big, 8));
+      stalled.push(await stalledHost(phoenix, req('directory-list', { path: listing }).repeat(80)));
+      await waitFor(() => cpuIdle(pid), 60_000, 'the agent to be done with what it can answer');
+      const stalledPeak = memKiB(pid, 'VmHWM') / 1024;
+
+      // A host of another endpoint: its ping and its 4 KiB read are answered at once.
+      const c = await QmpClient.connect(fresh);
+      const t0 = Date.now();
+      assert.equal(await c.ok('guest-ping', undefined, 5_000), {});
+      assert.ok(Date.now() - t0 < 1_000, `the fresh host's ping took ${Date.now() - t0} ms`);
+      const h = await c.ok<number>('guest-file-open', { path: small });
+      const t1 = Date.now();
+      const got = await c.ok<{ count: number }>('guest-file-read', { handle: h, count: 4096 }, 5_000);
+      assert.is(got.count, 4096);
+      assert.ok(Date.now() - t1 < 1_000, `the fresh host's 4 KiB read took ${Date.now() - t1} ms`);
+      // So is its bulk command: the stalled listings wait for their share out of their turn.
+      const t2 = Date.now();
+      assert.ok(Array.isArray(await c.ok('guest-network-get-interfaces', undefined, 5_000)));
+      assert.ok(Date.now() - t2 < 1_000, `the fresh host's guest-network-get-interfaces took ${Date.now() - t2} ms`);
+      // Its own 48 MiB read goes ahead once the others' large answers are gone with their hosts.
+      const b = await c.ok<number>('guest-file-open', { path: big });
+      c.send(JSON.stringify({ execute: 'guest-file-read', arguments: { handle: b, count: 48 * MiB } }) + '\n');
+      await sleep(500);
+      for (const s of stalled.splice(0)) s.destroy();
+      const large = await c.answer(30_000);
+      assert.is((large.return as { count: number }).count, 48 * MiB);
+      c.close();
+
+      const peak = memKiB(pid, 'VmHWM') / 1024;
+      process.stdout.write(
+        `  hostile endpoints run: agent peak RSS ${stalledPeak.toFixed(1)} MiB with the hosts stalled, ${peak.toFixed(1)} MiB in all\n`,
+      );
+      assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+    } finally {
+      for (const s of stalled) s.destroy();
+      await agent.stop();
+    }
+  },
+  { timeout: 120_000 },
 );
 
 test(

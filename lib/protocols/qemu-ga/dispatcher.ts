@@ -4,7 +4,7 @@ import { isUtf8 } from 'buffer';
 import { errnoMessage, SystemError, toSystemError } from '../../errors';
 import type { Call, Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
-import { RawJson } from '../../wire/answer';
+import { carryHeld, RawJson } from '../../wire/answer';
 import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { beforeParse } from '../../memory';
@@ -194,7 +194,7 @@ function returnLine(value: unknown, id: { value: unknown } | undefined): AnswerL
     });
     parts.push(Buffer.from('}\n', 'latin1'));
     const bytes = parts.reduce((n, p) => n + p.length, 0);
-    return bytes <= ONE_BUFFER_MAX ? Buffer.concat(parts, bytes) : parts;
+    return bytes <= ONE_BUFFER_MAX ? Buffer.concat(parts, bytes) : carryHeld(value, parts);
   }
   return qmpJson(body) + '\n';
 }

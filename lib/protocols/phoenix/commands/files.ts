@@ -12,13 +12,14 @@ import { RawJson } from '../../../wire/answer';
 import { collectAll } from '../../../memory';
 import type { ReadAnswer } from '../answers';
 import { defineCommand } from '../registry';
-import type { Context } from '../../../context';
+import type { Call, Context } from '../../../context';
+import { LARGE_ANSWER, type AnswerHold } from '../../../large-answers';
 import { DEFAULT_READ_SIZE, type FileHandle } from '../../../files/handle';
 import { outputGate } from '../../output-gate';
 import { openFile } from '../../../files/open';
 import type { CloseOptions } from '../../../files/options';
 import { md5File } from '../../../files/md5';
-import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat } from '../../../files/stat';
+import { goStatFile, listDirectoryBatches, mkdirAll, type FileStat, type GoStat } from '../../../files/stat';
 
 const { E2BIG, EBADF, EINVAL } = constants.errno;
 
@@ -66,11 +67,95 @@ function succeeds(p: Promise<unknown>): Promise<true> {
 }
 
 /**
+ * The most JSON an entry of a listing takes beside its name: its stat's numbers each at their
+ * widest (20 characters: -2^63, 2^64 - 1), and the comma before it.
+ */
+const ENTRY_JSON_MAX = (() => {
+  const t = { Sec: 0, Nsec: 0 };
+  const stat: GoStat = {
+    Dev: 0,
+    Ino: 0,
+    Nlink: 0,
+    Mode: 0,
+    Uid: 0,
+    Gid: 0,
+    X__pad0: 0,
+    Rdev: 0,
+    Size: 0,
+    Blksize: 0,
+    Blocks: 0,
+    Atim: t,
+    Mtim: t,
+    Ctim: t,
+    X__unused: [0, 0, 0],
+  };
+  const numbers = (v: unknown): number =>
+    typeof v === 'object' && v !== null ? Object.values(v).reduce((n: number, x) => n + numbers(x), 0) : 1;
+  return goJson({ name: '', isdir: false, stat } satisfies FileStat).length + numbers(stat) * 19 + 1;
+})();
+
+/**
+ * The most a listing of `entries` entries whose names add up to `nameBytes` can take: each byte
+ * of a name at most 6 in JSON (`\u003c`), a name at most 255 bytes.
+ */
+function listingBytesAtMost(entries: number, nameBytes: number): number {
+  return Math.min(entries * ENTRY_JSON_MAX + Math.min(nameBytes, entries * 256) * 6, MAX_LISTING_BYTES) + 2;
+}
+
+/** Thrown out of a listing that needs a share of the budget of large answers it cannot have now. */
+class NeedsShare extends Error {
+  constructor(readonly bytes: number) {
+    super('the listing waits for its share of the budget of large answers');
+  }
+}
+
+/**
  * directory-list's answer, spliced from each batch's JSON text as it comes: the entries never
  * exist as one string or as one array of objects. (A bulk command: the dispatcher runs one at a
- * time, once the answers before it are mostly out.)
+ * time, once the answers before it are mostly out.) A listing that may be large (more than
+ * LARGE_ANSWER once its names are known) is made within its share of the agent's budget of
+ * large answers; when that is not there now, it lets go of its names and of its turn, waits for
+ * it, and reads the directory again.
  */
-async function listJson(dir: string, n: number, signal: AbortSignal): Promise<RawJson<FileStat[]>> {
+async function listJson(ctx: Context, call: Call, dir: string, n: number): Promise<RawJson<FileStat[]>> {
+  let hold: AnswerHold | undefined;
+  try {
+    for (;;) {
+      const sized = (entries: number, nameBytes: number) => {
+        const bytes = listingBytesAtMost(entries, nameBytes);
+        if (bytes <= LARGE_ANSWER) {
+          hold?.release(); // the directory shrank since it waited
+          hold = undefined;
+          return;
+        }
+        if (hold && !hold.resize(bytes)) throw new NeedsShare(bytes);
+        hold ??= ctx.largeAnswerNow(call, bytes);
+        if (!hold) throw new NeedsShare(bytes);
+      };
+      let needs: number;
+      try {
+        const raw = await listOnce(dir, n, call.signal, sized);
+        return hold ? hold.keep(raw) : raw;
+      } catch (e) {
+        if (!(e instanceof NeedsShare)) throw e;
+        needs = e.bytes;
+      }
+      hold?.release();
+      hold = undefined;
+      hold = await ctx.largeAnswer(call, needs, true);
+    }
+  } catch (e) {
+    hold?.release();
+    throw e;
+  }
+}
+
+async function listOnce(
+  dir: string,
+  n: number,
+  signal: AbortSignal,
+  sized: (entries: number, nameBytes: number) => void,
+): Promise<RawJson<FileStat[]>> {
   const parts: (string | Buffer)[] = ['['];
   let bytes = 0;
   let entries = 0;
@@ -78,7 +163,7 @@ async function listJson(dir: string, n: number, signal: AbortSignal): Promise<Ra
     collectAll(); // 5-20 ms, where the listing after a large one takes hundreds
     collectBeforeNext = false;
   }
-  for await (const batch of listDirectoryBatches(dir, n, { signal, maxNameBytes: MAX_LISTING_NAME_BYTES })) {
+  for await (const batch of listDirectoryBatches(dir, n, { signal, maxNameBytes: MAX_LISTING_NAME_BYTES, sized })) {
     if (batch.length === 0) continue;
     if (parts.length > 1) parts.push(',');
     const json = Buffer.from(goJson(batch), 'utf8').subarray(1, -1); // the entries, without the batch's brackets
@@ -329,6 +414,6 @@ export const fileCommands = [
       path,
       n: { type: 'int', default: 0, doc: 'At most this many entries; 0 or less: all.' },
     },
-    handler: (args, _ctx, call) => listJson(args.path, args.n, call.signal),
+    handler: (args, ctx, call) => listJson(ctx, call, args.path, args.n),
   }),
 ];

@@ -7,6 +7,7 @@ import { SystemError, toSystemError } from '../../../errors';
 import { defineQgaCommand, QgaError } from '../schema';
 import { strerror } from '../dispatcher';
 import { qdictOrder, qemuBytes } from '../json';
+import { LARGE_ANSWER, type AnswerHold } from '../../../large-answers';
 import { collectAll } from '../../../memory';
 import { native } from '../../../native';
 import { RawJson } from '../../../wire/answer';
@@ -15,6 +16,8 @@ const tables = new WeakMap<Context, ExecTable>();
 
 /** Captured bytes from which a status is worth a full garbage collection before it is made. */
 const LARGE_STATUS = 4 * 1024 * 1024;
+/** A status's JSON beside its output's base64, with room to spare. */
+const STATUS_JSON = 256;
 
 /** The agent's process table, made with its budgets on first use. */
 function tableOf(ctx: Context): ExecTable {
@@ -94,19 +97,30 @@ export const execCommands = [
       const table = tableOf(ctx);
       const p = table.find(a.pid);
       if (!p) throw new QgaError("Invalid parameter 'pid'");
+      let hold: AnswerHold | undefined;
       if (p.finished && p.held > 0) {
         // Up to two 16 MiB streams as base64: wait, as file reads do, until the host has taken
         // what is queued for it (the status stays in the table meanwhile).
         const room = ctx.outputRoom(call);
         if (room) await room;
+        // A large answer, made within the agent's budget of them.
+        const bytes = Math.ceil(p.held / 3) * 4 + STATUS_JSON;
+        if (bytes > LARGE_ANSWER) hold = await ctx.largeAnswer(call, bytes);
         // And let the last large status's buffers go first (see collectAll).
         if (p.held >= LARGE_STATUS) collectAll();
       }
-      const s = table.collect(a.pid);
-      if (!s) throw new QgaError("Invalid parameter 'pid'"); // collected by another host meanwhile
-      const answer = statusAnswer(s);
-      if (s.exited) ctx.holdOutput(Math.ceil((s.stdout.length + s.stderr.length) / 3) * 4, call);
-      return answer;
+      try {
+        const s = table.collect(a.pid);
+        if (!s) throw new QgaError("Invalid parameter 'pid'"); // collected by another host meanwhile
+        const answer = statusAnswer(s);
+        if (s.exited) ctx.holdOutput(Math.ceil((s.stdout.length + s.stderr.length) / 3) * 4, call);
+        if (hold && answer instanceof RawJson) return hold.keep(answer);
+        hold?.release();
+        return answer;
+      } catch (e) {
+        hold?.release();
+        throw e;
+      }
     },
   }),
   defineQgaCommand({

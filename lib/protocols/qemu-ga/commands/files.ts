@@ -6,6 +6,7 @@ import type { Context } from '../../../context';
 import type { FileHandle, FullRead } from '../../../files/handle';
 import { outputGate } from '../../output-gate';
 import { fopenFile, isFopenMode } from '../../../files/open';
+import { LARGE_ANSWER } from '../../../large-answers';
 import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
 import { reusedMemory } from '../../../wire/decode-native';
@@ -23,6 +24,13 @@ export const QGA_READ_COUNT_MAX = 48 * 1024 * 1024;
  * queued for the hosts is under the limit: the last such answer is freed before the next is made.
  */
 const COLLECT_BEFORE_READ = 16 * 1024 * 1024;
+/** An answer's JSON beside its base64 (`{"count": N, "buf-b64": "", "eof": false}`), with room to spare. */
+const READ_ANSWER_JSON = 64;
+/**
+ * Reads of more than this many bytes make large answers (LARGE_ANSWER): each first waits for its
+ * share of the agent's budget of them.
+ */
+const LARGE_READ = ((LARGE_ANSWER - READ_ANSWER_JSON) / 4) * 3;
 /** Writes of this many bytes or more start with one too (see guest-file-write). */
 const COLLECT_BEFORE_WRITE = 4 * 1024 * 1024;
 
@@ -118,16 +126,23 @@ export const fileCommands = [
       // A read its host left before it began would move the position past data nobody gets.
       if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
       const gate = outputGate(ctx, call);
-      if (count < COLLECT_BEFORE_READ) {
+      if (count <= LARGE_READ) {
         // Served from the page cache, the answer is made at once.
         const r = h.readFullNow(count, gate);
         return r instanceof Promise ? r.then(readAnswer, failed('failed to read file')) : readAnswer(r);
       }
-      const read = () => h.readFull(count, gate, call.signal).then(readAnswer, failed('failed to read file'));
       return (async () => {
         for (let room = ctx.outputRoom(call); room; room = ctx.outputRoom(call)) await room;
-        collectAll();
-        return read();
+        const hold = await ctx
+          .largeAnswer(call, Math.ceil(count / 3) * 4 + READ_ANSWER_JSON)
+          .catch(failed('failed to read file'));
+        try {
+          if (count >= COLLECT_BEFORE_READ) collectAll();
+          return hold.keep(readAnswer(await h.readFull(count, gate, call.signal)));
+        } catch (e) {
+          hold.release();
+          return failed('failed to read file')(e);
+        }
       })();
     },
   }),

@@ -3,7 +3,8 @@ import { Dispatcher } from '../../../../lib/protocols/phoenix/dispatcher';
 import { HandleTable } from '../../../../lib/files/handle-table';
 import { Freezer } from '../../../../lib/freeze/freezer';
 import { Registry, defineCommand, checkArgs, type Command } from '../../../../lib/protocols/phoenix/registry';
-import { defaultConfig, type Context } from '../../../../lib/context';
+import { defaultConfig, type Call, type Context } from '../../../../lib/context';
+import { LARGE_ANSWERS_HELD, LargeAnswers } from '../../../../lib/large-answers';
 import { HoldingLogger, silentLogger } from '../../../../lib/log';
 import { coreCommands } from '../../../../lib/protocols/phoenix/commands/core';
 import { AgentError, SystemError } from '../../../../lib/errors';
@@ -41,6 +42,7 @@ const slow = defineCommand({
 });
 
 function makeCtx(extra: Command[] = []): Context {
+  const large = new LargeAnswers(LARGE_ANSWERS_HELD);
   const registry = new Registry([...coreCommands, echo, failing, slow, ...extra]);
   const ctx = {
     config: defaultConfig,
@@ -54,6 +56,8 @@ function makeCtx(extra: Command[] = []): Context {
     outputRoom: () => undefined,
     holdOutput: () => {},
     runBulk: (_call: unknown, _name: string, produce: () => Promise<AnswerLine>) => produce(),
+    largeAnswer: (call: Call, bytes: number) => large.take(bytes, call.signal),
+    largeAnswerNow: (call: Call, bytes: number) => large.takeNow(bytes, call.signal),
   };
   return {
     ...ctx,
