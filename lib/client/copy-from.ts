@@ -418,7 +418,7 @@ export async function copyFrom(
       checkSent(what, digest, agentMd5);
     } else if (remoteMd5) {
       t.progress({ bytes, total, phase: 'verify' }, opts);
-      await checkGuestMd5(finishWait(remoteMd5, opts, 'get-file-md5sum'), digest, opts.signal, what);
+      await checkGuestMd5(finishWait(remoteMd5, opts, 'get-file-md5sum', bytes), digest, opts.signal, what);
     }
     await finishDest(local, stream, opts);
     return copyResult(f, { chunk, depth }, { bytes, md5: digest, verified: verify, atomic: false });

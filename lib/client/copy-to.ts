@@ -116,6 +116,7 @@ export async function copyTo(
   };
 
   try {
+    let refused: GuestAgentError | undefined; // the atomic open's refusal, when written in place
     if (f.atomicWrite && opts.atomic !== false) {
       try {
         handle = await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, atomic: true });
@@ -129,11 +130,12 @@ export async function copyTo(
         // place would truncate the file first and then likely fail the same way.
         if (opts.atomic === true || !(e instanceof GuestAgentError && e.remote && IN_PLACE_INSTEAD.has(e.code)))
           throw e;
-        t.emit('inPlace', e);
+        refused = e;
       }
     }
     handle ??= await ga.fileOpen(guestPath, { mode: 'w', perm: opts.perm, force: opts.force });
     handleOpen = true;
+    if (refused) t.emit('inPlace', refused); // only once the file is open: nothing is written otherwise
     checkAbort(opts.signal, what);
     // The last chunk is held back to go out with eof.
     let held: Buffer | undefined;

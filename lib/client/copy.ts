@@ -24,7 +24,8 @@ export interface CopyOptions {
   /**
    * Longest wait in ms, once the data has moved, for what ends the copy: an upload's file-close
    * (the agent reads the file back for the md5, syncs and renames it) or get-file-md5sum's
-   * answer. Default: the client's timeout, or longer for a large copy (60 s plus 1 s per 20 MB).
+   * answer, plus 1 s per 20 MB copied (the agent reads them back). Default: the client's timeout,
+   * or longer for a large copy (60 s plus 1 s per 20 MB).
    */
   finishTimeout?: number;
 }
@@ -82,7 +83,7 @@ export interface CopyResult {
 /**
  * A copy under way: a promise of its result that also emits 'progress' (Progress), and for an
  * upload whose atomic open the agent refused, 'inPlace' with that refusal (a GuestAgentError)
- * before it writes the guest file in place instead.
+ * once it has opened the guest file to write it in place instead.
  */
 export class Transfer extends EventEmitter implements PromiseLike<CopyResult> {
   private readonly result: Promise<CopyResult>;
@@ -179,9 +180,18 @@ function md5Timeout(ga: GuestAgent, size: number | undefined): number {
   return Math.min(Math.max(ga.timeout, 60_000 + (size ?? 0) / 20_000), MAX_TIMER_MS);
 }
 
+/**
+ * opts.finishTimeout for the end of a copy of `size` bytes, plus 1 s per 20 MB: the agent reads
+ * them all back for the md5, so a patient -w is not cut short by a large file.
+ */
+function finishMs(opts: CopyOptions, size: number | undefined): number | undefined {
+  if (opts.finishTimeout === undefined) return undefined;
+  return Math.min(Math.ceil(opts.finishTimeout + (size ?? 0) / 20_000), MAX_TIMER_MS);
+}
+
 /** The timeout of the request that ends a copy of `size` bytes, sent once the data has moved. */
 export function finishTimeout(ga: GuestAgent, opts: CopyOptions, size: number | undefined): number {
-  return opts.finishTimeout ?? md5Timeout(ga, size);
+  return finishMs(opts, size) ?? md5Timeout(ga, size);
 }
 
 /**
@@ -192,9 +202,9 @@ export function alongsideTimeout(ga: GuestAgent, opts: CopyOptions, size: number
   return Math.max(md5Timeout(ga, size), opts.finishTimeout ?? 0);
 }
 
-/** `p` (the answer to `command`, sent earlier), or ETIMEDOUT once opts.finishTimeout passes from now. */
-export function finishWait<T>(p: Promise<T>, opts: CopyOptions, command: string): Promise<T> {
-  const ms = opts.finishTimeout;
+/** `p` (the answer to `command`, sent earlier), or ETIMEDOUT once finishTimeout() of `size` passes from now. */
+export function finishWait<T>(p: Promise<T>, opts: CopyOptions, command: string, size: number): Promise<T> {
+  const ms = finishMs(opts, size);
   if (ms === undefined) return p;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(

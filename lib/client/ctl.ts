@@ -132,7 +132,7 @@ export function program(): Command {
     .addOption(
       new Option(
         '-w, --wait <seconds>',
-        "how long to wait for each answer, a copy's last included (without -w a copy's last waits 60 s or more)",
+        "how long to wait for each answer, a copy's last included, plus 1 s per 20 MB copied (without -w a copy's last waits 60 s or more)",
       )
         .argParser(seconds)
         .default(30),

@@ -210,6 +210,11 @@ test('cp to a guest path too long for an atomic replace (ENAMETOOLONG) writes it
     r.stderr,
     /^ember-ga-ctl: warning: guest:\/\S+ written in place, not atomically: open \/\S+: file name too long for an atomic replace: the temporary file beside it would have a path of \d+ bytes, over the 4095 a path may have\n$/,
   );
+  // Where the open in place fails too (no such directory), nothing was written: no warning.
+  r = await ctl(['-s', agent.socket, 'cp', src, `guest:${path.join(dir, 'no-such-dir', 'f')}`]);
+  assert.is(r.status, 1);
+  assert.not.match(r.stderr, /warning/);
+  assert.match(r.stderr, /no such file or directory/);
 });
 
 test(
@@ -728,12 +733,13 @@ test('-w bounds the end of a copy too: an upload whose file-close never comes, a
     const src = path.join(dir, 'src');
     randomFile(src, 100_000);
     let started = Date.now();
+    // -w 1: 1 s, and 5 ms for the 100,000 bytes the agent would read back.
     let r = await ctl(['-s', stub.path, 'cp', '-w', '1', src, `guest:${dir}/up`], { timeout: 15_000 });
     const upload = Date.now() - started;
     assert.is(r.status, 1, r.stderr);
     assert.match(
       r.stderr,
-      /^ember-ga-ctl: host: copy to guest:\S+\/up: file-close: no answer from the agent within 1000 ms; the guest file is either unchanged or completely replaced/,
+      /^ember-ga-ctl: host: copy to guest:\S+\/up: file-close: no answer from the agent within 1005 ms; the guest file is either unchanged or completely replaced/,
     );
     assert.ok(upload < 5_000, `the upload failed after ${upload} ms`);
     assert.ok(stub.requests.some((q) => q.execute === 'file-close'));
@@ -745,7 +751,7 @@ test('-w bounds the end of a copy too: an upload whose file-close never comes, a
     assert.is(r.status, 1, r.stderr);
     assert.equal(JSON.parse(r.stderr).error, {
       code: 'ETIMEDOUT',
-      message: 'get-file-md5sum: no answer from the agent within 1000 ms',
+      message: 'get-file-md5sum: no answer from the agent within 1005 ms',
       side: 'host',
     });
     assert.ok(download < 5_000, `the download failed after ${download} ms`);
