@@ -103,9 +103,10 @@ export const execCommands = [
         // what is queued for it (the status stays in the table meanwhile).
         const room = ctx.outputRoom(call);
         if (room) await room;
-        // A large answer, made within the agent's budget of them.
+        // A large answer, made within the agent's budget of them when it has room now; never a
+        // wait for it (the session's later requests would wait behind), so past it as before.
         const bytes = Math.ceil(p.held / 3) * 4 + STATUS_JSON;
-        if (bytes > LARGE_ANSWER) hold = await ctx.largeAnswer(call, bytes);
+        if (bytes > LARGE_ANSWER) hold = ctx.largeAnswerNow(call, bytes);
         // And let the last large status's buffers go first (see collectAll).
         if (p.held >= LARGE_STATUS) collectAll();
       }

@@ -27,8 +27,8 @@ const COLLECT_BEFORE_READ = 16 * 1024 * 1024;
 /** An answer's JSON beside its base64 (`{"count": N, "buf-b64": "", "eof": false}`), with room to spare. */
 const READ_ANSWER_JSON = 64;
 /**
- * Reads of more than this many bytes make large answers (LARGE_ANSWER): each first waits for its
- * share of the agent's budget of them.
+ * Reads of more than this many bytes make large answers (LARGE_ANSWER): each takes its share of
+ * the agent's budget of them, or, when other hosts' answers hold it, reads this many instead.
  */
 const LARGE_READ = ((LARGE_ANSWER - READ_ANSWER_JSON) / 4) * 3;
 /** Writes of this many bytes or more start with one too (see guest-file-write). */
@@ -117,7 +117,7 @@ export const fileCommands = [
   }),
   defineQgaCommand({
     name: 'guest-file-read',
-    doc: `Reads up to \`count\` bytes (default ${QGA_READ_COUNT_DEFAULT}, at most ${QGA_READ_COUNT_MAX}): {count, buf-b64, eof}; fewer only at the end of the file (eof true) or from a pipe with no more for now.`,
+    doc: `Reads up to \`count\` bytes (default ${QGA_READ_COUNT_DEFAULT}, at most ${QGA_READ_COUNT_MAX}): {count, buf-b64, eof}; fewer only at the end of the file (eof true), from a pipe with no more for now, or 4.5 MiB of a larger count while other hosts' unread large answers hold the agent's budget of them (eof false).`,
     args: { handle, count: { type: 'int', optional: true, doc: 'Bytes to read.' } },
     handler: (a, ctx, call) => {
       const h = handleOf(ctx, a.handle);
@@ -126,16 +126,19 @@ export const fileCommands = [
       // A read its host left before it began would move the position past data nobody gets.
       if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
       const gate = outputGate(ctx, call);
-      if (count <= LARGE_READ) {
+      const small = (n: number) => {
         // Served from the page cache, the answer is made at once.
-        const r = h.readFullNow(count, gate);
+        const r = h.readFullNow(n, gate);
         return r instanceof Promise ? r.then(readAnswer, failed('failed to read file')) : readAnswer(r);
-      }
+      };
+      if (count <= LARGE_READ) return small(count);
       return (async () => {
         for (let room = ctx.outputRoom(call); room; room = ctx.outputRoom(call)) await room;
-        const hold = await ctx
-          .largeAnswer(call, Math.ceil(count / 3) * 4 + READ_ANSWER_JSON)
-          .catch(failed('failed to read file'));
+        // Never a wait for the budget: a session's requests run one at a time, so its thaw and
+        // pings would wait behind the read for as long as another host left its answers unread.
+        // A read shorter than asked, eof false, is one every qemu-ga host reads on from.
+        const hold = ctx.largeAnswerNow(call, Math.ceil(count / 3) * 4 + READ_ANSWER_JSON);
+        if (!hold) return small(LARGE_READ);
         try {
           if (count >= COLLECT_BEFORE_READ) collectAll();
           return hold.keep(readAnswer(await h.readFull(count, gate, call.signal)));
