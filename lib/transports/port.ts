@@ -73,6 +73,7 @@ export class PortTransport implements Transport {
             break;
           case 'hangup':
             this.log.info(`host disconnected from ${this.path}; waiting for it`);
+            this.pollWritten(); // nothing is written while it is away: no looking meanwhile
             this.session!.reset();
             sink.drain(); // output queued for the host may be gone: reading may go on
             // QEMU keeps a host's bytes while it reconnects, so a brief hang-up does not end its
@@ -95,11 +96,13 @@ export class PortTransport implements Transport {
               `host connected on ${this.path}${this.port?.foundBy === 'timer' ? ' (found by the backoff check)' : ''}`,
             );
             this.stopGoneTimer();
+            this.pollWritten();
             break;
           case 'reopen':
             this.log.info(`${this.path} now names another device; reopened it`);
             this.stopGoneTimer();
             this.newSession();
+            this.pollWritten();
             break;
           case 'drain':
             this.drained();
@@ -146,19 +149,25 @@ export class PortTransport implements Transport {
   private whenWritten(written: () => void): void {
     this.heldLines.push({ end: this.sent, written });
     this.checkWritten();
-    if (this.heldLines.length > 0 && !this.writtenCheck) {
+    this.pollWritten();
+  }
+
+  /** Looks at the queue every WRITTEN_CHECK_MS while lines wait to be told written and a host is there to take them. */
+  private pollWritten(): void {
+    const poll = this.heldLines.length > 0 && this.port?.connected === true;
+    if (poll && !this.writtenCheck) {
       this.writtenCheck = setInterval(() => this.checkWritten(), WRITTEN_CHECK_MS);
       this.writtenCheck.unref();
+    } else if (!poll && this.writtenCheck) {
+      clearInterval(this.writtenCheck);
+      this.writtenCheck = undefined;
     }
   }
 
   private checkWritten(): void {
     const out = this.sent - (this.port?.queued ?? 0);
     while (this.heldLines.length > 0 && this.heldLines[0].end <= out) this.heldLines.shift()!.written();
-    if (this.heldLines.length === 0 && this.writtenCheck) {
-      clearInterval(this.writtenCheck);
-      this.writtenCheck = undefined;
-    }
+    if (this.heldLines.length === 0) this.pollWritten();
   }
 
   get queued(): number {
