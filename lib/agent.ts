@@ -6,7 +6,7 @@ import { answerBytes, encodeError, heldBy, type AnswerLine } from './wire/answer
 import { LARGE_ANSWER, LARGE_ANSWERS_HELD, LargeAnswers, type AnswerHold } from './large-answers';
 import { MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './protocols/phoenix/registry';
-import { Limiter } from './limit';
+import { Limiter, untilAborted } from './limit';
 import { PhoenixProtocol } from './protocols/phoenix';
 import { QgaProtocol } from './protocols/qemu-ga';
 import { allQgaCommands } from './protocols/qemu-ga/commands';
@@ -545,19 +545,6 @@ function internalError(e: Error): string {
 
 function cancelled(name: string): AgentError {
   return new AgentError(`${name}: cancelled: the host that asked is gone`, 125);
-}
-
-/** Resolves when p does or when signal aborts, whichever comes first. */
-function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    signal.addEventListener('abort', done, { once: true });
-    void p.then(done);
-  });
 }
 
 function delay(ms: number): Promise<void> {

@@ -53,3 +53,16 @@ export class Limiter {
     }
   }
 }
+
+/** Resolves when p does or when signal aborts, whichever comes first. */
+export function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void p.then(done);
+  });
+}
