@@ -171,6 +171,8 @@ export class Agent {
   private roomWaiters: { transport: Transport | undefined; wake: () => void }[] = [];
   /** Output being produced this turn, not yet queued on its transport (holdOutput). */
   private readonly heldOutput = new Map<Transport | undefined, number>();
+  /** Output reserved by reads under way (reserveOutput), until each is done. */
+  private readonly reservedOutput = new Map<Transport | undefined, number>();
   /** One bulk command's answer made at a time (runBulk). */
   private readonly bulk = new Limiter(1);
   /** The bulk command that has the turn, while it runs. */
@@ -221,6 +223,19 @@ export class Agent {
         }
         const transport = this.transportOf(call);
         this.heldOutput.set(transport, (this.heldOutput.get(transport) ?? 0) + bytes);
+      },
+      reserveOutput: (bytes, call) => {
+        const transport = this.transportOf(call);
+        this.reservedOutput.set(transport, (this.reservedOutput.get(transport) ?? 0) + bytes);
+        let done = false;
+        return () => {
+          if (done) return;
+          done = true;
+          const left = (this.reservedOutput.get(transport) ?? 0) - bytes;
+          if (left > 0) this.reservedOutput.set(transport, left);
+          else this.reservedOutput.delete(transport);
+          this.wakeRoomWaiters();
+        };
       },
       runBulk: (call, name, produce) => this.runBulk(call, name, produce),
       largeAnswer: (call, bytes, inBulk = false) => this.largeAnswer(call, bytes, inBulk),
@@ -456,7 +471,9 @@ export class Agent {
   /** Room for output on `transport`, or on every transport when it is undefined. */
   private hasRoom(transport: Transport | undefined): boolean {
     if (this.stopping !== undefined) return true;
-    const all = this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(undefined) ?? 0);
+    const all =
+      (this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(undefined) ?? 0)) +
+      (this.reservedOutput.size === 0 ? 0 : (this.reservedOutput.get(undefined) ?? 0));
     if (transport) return this.roomOn(transport, all);
     for (const e of this.endpoints) if (!this.roomOn(e.transport, all)) return false;
     return true;
@@ -464,7 +481,8 @@ export class Agent {
 
   private roomOn(transport: Transport, alsoHeld: number): boolean {
     const held = this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(transport) ?? 0);
-    return transport.queued + held + alsoHeld < MAX_QUEUED_OUTPUT;
+    const reserved = this.reservedOutput.size === 0 ? 0 : (this.reservedOutput.get(transport) ?? 0);
+    return transport.queued + held + reserved + alsoHeld < MAX_QUEUED_OUTPUT;
   }
 
   /**

@@ -115,6 +115,12 @@ export interface Context {
    */
   holdOutput(bytes: number, call: Call): void;
   /**
+   * Counts `bytes` of an answer on its way against the output limit until the returned function
+   * is called (a read waiting on the thread pool, from when it passed outputRoom() until it is
+   * done and counted by holdOutput()). Counted where holdOutput counts.
+   */
+  reserveOutput(bytes: number, call: Call): () => void;
+  /**
    * Runs `produce` (a bulk command's answer: a listing, a route table) once the other bulk
    * commands are done and the output queued for the hosts is under the limit; rejects when the
    * call's host goes away first.

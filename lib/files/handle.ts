@@ -79,6 +79,12 @@ function scratchOf(size: number): Buffer {
 export interface OutputGate {
   room(): Promise<void> | undefined;
   hold(bytes: number): void;
+  /**
+   * Counts a read of up to `bytes` as output from the moment it passes room() until the returned
+   * function is called (once it has counted itself with hold()): reads that wait on the thread
+   * pool (a device, a stream, a file not cached) all passed room() before any was counted.
+   */
+  reserve?(bytes: number): () => void;
 }
 
 /** What readFull() resolves with. */
@@ -300,6 +306,7 @@ export class GuestFile {
       // a 48 MiB read then holds its text and one slice, not the text and all the bytes.
       const slice = Math.min(size, FULL_READ_SLICE);
       const buf = chunkPool.take(slice);
+      const unreserve = gate?.reserve?.(size);
       try {
         const base64: (string | Buffer)[] = [];
         let count = 0;
@@ -335,6 +342,7 @@ export class GuestFile {
         this.advance(count, gate);
         return { count, base64, eof };
       } finally {
+        unreserve?.();
         chunkPool.give(buf);
       }
     });
@@ -448,14 +456,19 @@ export class GuestFile {
     }
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
-      this.flushHash(); // what the reads before this one returned, first
-      const buf = Buffer.allocUnsafe(size);
-      const n = await this.io(
-        (offset) => this.streamIo.preadWaiting(buf, offset),
-        () => this.streamIo.read(buf),
-      ); // hashed there
-      this.advance(n, gate);
-      return take(buf, n);
+      const unreserve = gate?.reserve?.(size);
+      try {
+        this.flushHash(); // what the reads before this one returned, first
+        const buf = Buffer.allocUnsafe(size);
+        const n = await this.io(
+          (offset) => this.streamIo.preadWaiting(buf, offset),
+          () => this.streamIo.read(buf),
+        ); // hashed there
+        this.advance(n, gate);
+        return take(buf, n);
+      } finally {
+        unreserve?.();
+      }
     });
   }
 

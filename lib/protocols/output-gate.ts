@@ -9,7 +9,11 @@ const gates = new WeakMap<Call, OutputGate>();
 export function outputGate(ctx: Context, call: Call): OutputGate {
   let gate = gates.get(call);
   if (!gate) {
-    gate = { room: () => ctx.outputRoom(call), hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call) };
+    gate = {
+      room: () => ctx.outputRoom(call),
+      hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call),
+      reserve: (n: number) => ctx.reserveOutput(Math.ceil(n / 3) * 4, call),
+    };
     gates.set(call, gate);
   }
   return gate;

@@ -366,6 +366,45 @@ test(
   { timeout: 60_000 },
 );
 
+test(
+  'a host that pipelines 4 MiB reads of 64 devices and reads none: reads on the thread pool count before they are done',
+  async () => {
+    const dir = tmpDir('ember-ga-hostile-zero-');
+    const sock = path.join(dir, 'ga.sock');
+    const agent = await startAgentWith(['--listen', `unix:${sock}`], sock, dir);
+    const s = net.createConnection(sock);
+    s.on('error', () => {});
+    try {
+      await new Promise((r) => s.once('connect', r));
+      // Handles are the session's: it opens them, then stops reading and asks for 4 MiB of each,
+      // four times. /dev/zero is never cached: every read waits on the thread pool.
+      s.write(req('file-open', { path: '/dev/zero', mode: 'r' }).repeat(64));
+      let opened = '';
+      await waitFor(() => (opened += String(s.read() ?? '')).split('\n').length > 64, 10_000, 'the file-open answers');
+      const handles = opened
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { return: number }).return);
+      s.pause();
+      s.write(
+        handles
+          .map((id) => req('file-read', { handle_id: id, size: 4 * 1024 * 1024 }))
+          .join('')
+          .repeat(4),
+      );
+      await waitFor(() => cpuIdle(agent.proc.pid!), 60_000, 'the agent to be done with what it can answer');
+      // Before, all 64 passed the output limit before any counted: 449 MiB.
+      const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
+      process.stdout.write(`  device reads run: agent peak RSS ${peak.toFixed(1)} MiB\n`);
+      assert.ok(peak < PEAK_RSS_MIB, `peak RSS ${peak.toFixed(1)} MiB (budget ${PEAK_RSS_MIB})`);
+    } finally {
+      s.destroy();
+      await agent.stop();
+    }
+  },
+  { timeout: 120_000 },
+);
+
 /** A qemu-ga host on `socket` that opens `file` and asks for `reads` 48 MiB reads of it, reading none of the answers. */
 async function stalledReads(socket: string, file: string, reads: number): Promise<net.Socket> {
   const s = net.createConnection(socket);

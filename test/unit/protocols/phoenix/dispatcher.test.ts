@@ -55,6 +55,7 @@ function makeCtx(extra: Command[] = []): Context {
     onHostGone: () => {},
     outputRoom: () => undefined,
     holdOutput: () => {},
+    reserveOutput: () => () => {},
     runBulk: (_call: unknown, _name: string, produce: () => Promise<AnswerLine>) => produce(),
     largeAnswer: (call: Call, bytes: number) => large.take(bytes, call.signal),
     largeAnswerNow: (call: Call, bytes: number) => large.takeNow(bytes, call.signal),
