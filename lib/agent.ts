@@ -225,17 +225,23 @@ export class Agent {
         this.heldOutput.set(transport, (this.heldOutput.get(transport) ?? 0) + bytes);
       },
       reserveOutput: (bytes, call) => {
+        // For a host that is there: one gone reads nothing out, and a read of its that never ends
+        // (a device with nothing more to say) must not hold the next host's room.
         const transport = this.transportOf(call);
+        if (!transport || call.signal.aborted) return () => {};
         this.reservedOutput.set(transport, (this.reservedOutput.get(transport) ?? 0) + bytes);
         let done = false;
-        return () => {
+        const release = () => {
           if (done) return;
           done = true;
+          call.signal.removeEventListener('abort', release);
           const left = (this.reservedOutput.get(transport) ?? 0) - bytes;
           if (left > 0) this.reservedOutput.set(transport, left);
           else this.reservedOutput.delete(transport);
           this.wakeRoomWaiters();
         };
+        call.signal.addEventListener('abort', release, { once: true });
+        return release;
       },
       runBulk: (call, name, produce) => this.runBulk(call, name, produce),
       largeAnswer: (call, bytes, inBulk = false) => this.largeAnswer(call, bytes, inBulk),

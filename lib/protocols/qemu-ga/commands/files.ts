@@ -129,7 +129,7 @@ export const fileCommands = [
       const gate = outputGate(ctx, call);
       const small = (n: number) => {
         // Served from the page cache, the answer is made at once.
-        const r = h.readFullNow(n, gate);
+        const r = h.readFullNow(n, gate, false, call.signal);
         return r instanceof Promise ? r.then(readAnswer, failed('failed to read file')) : readAnswer(r);
       };
       if (count <= LARGE_READ) return small(count);
@@ -140,7 +140,8 @@ export const fileCommands = [
         if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
         // Never a wait for the budget: a session's requests run one at a time, so its thaw and
         // pings would wait behind the read for as long as another host left its answers unread.
-        // A read shorter than asked, eof false, is one every qemu-ga host reads on from.
+        // A read shorter than asked, eof false, is one every qemu-ga host reads on from. (Its own
+        // last large answer is written before this runs: room comes when its queue drains.)
         const hold = ctx.largeAnswerNow(call, Math.ceil(count / 3) * 4 + READ_ANSWER_JSON);
         if (!hold) return small(LARGE_READ);
         try {
