@@ -211,8 +211,9 @@ export async function qgaDownload(
   file: string,
   count: number,
   depth = 1,
-): Promise<{ bytes: number; seconds: number; md5: string }> {
+): Promise<{ bytes: number; seconds: number; md5: string; reads: number }> {
   const dst = Buffer.alloc(fs.statSync(file).size);
+  let reads = 0; // answers up to the one at end of file
   const h = await qgaOpen(host, file, 'rb');
   const read = `{"execute":"guest-file-read","arguments":{"handle":${h},"count":${count}}}\n`;
   const cursor = { at: 0 }; // where the next answer's data goes
@@ -224,6 +225,7 @@ export async function qgaDownload(
     for (let i = 0; i < depth; i++) send();
     for (;;) {
       const line = await inFlight.shift()!;
+      reads++;
       if (line.indexOf(EOF_TRUE) >= 0) break;
       send();
     }
@@ -234,7 +236,7 @@ export async function qgaDownload(
     await qgaClose(host, h);
   }
   const bytes = cursor.at;
-  return { bytes, seconds, md5: createHash('md5').update(dst.subarray(0, bytes)).digest('hex') };
+  return { bytes, seconds, md5: createHash('md5').update(dst.subarray(0, bytes)).digest('hex'), reads };
 }
 
 /**

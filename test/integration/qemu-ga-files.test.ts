@@ -729,6 +729,9 @@ test(
       host = await QgaBulkHost.connect(agent.socket);
       const r = await qgaDownload(host, file, 48 * MiB, 2);
       assert.is(r.bytes, 256 * MiB);
+      // Each read whole: the second in flight runs once the first's answer is written (its queue
+      // drained, the budget of large answers given back), never cut to 4.5 MiB.
+      assert.is(r.reads, 6);
       // One 64 MiB answer at a time: ~123 MiB here. With the written pieces left to the
       // collector, the next answer was made beside the last one: 183 MiB.
       const peak = memKiB(agent.proc.pid!, 'VmHWM') / 1024;
