@@ -207,6 +207,9 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
+      // Ports come and go (found by name): the halves hold while both protocols have one.
+      servesBothProtocols: () =>
+        this.endpoints.some((e) => e.protocol === 'qemu-ga') && this.endpoints.some((e) => e.protocol === 'phoenix'),
       outputRoom: (call) => {
         const transport = this.transportOf(call);
         if (this.hasRoom(transport)) return undefined;

@@ -202,7 +202,7 @@ export const FLAGS: FlagSpec[] = [
   {
     names: ['max-handles'],
     value: 'N',
-    help: `open file handles allowed at once, both protocols together; each protocol's hosts at most half, so neither locks the other out (default ${defaultConfig.maxHandles})`,
+    help: `open file handles allowed at once, both protocols together; while both are served, each protocol's hosts at most half, so neither locks the other out (default ${defaultConfig.maxHandles})`,
     set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)),
   },
   {

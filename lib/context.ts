@@ -97,6 +97,8 @@ export interface Context {
    * session's calls have been aborted (Call.signal) by then.
    */
   onHostGone(hook: (session: number) => void): void;
+  /** Whether the agent has endpoints of both protocols now (the handle table's halves hold then). */
+  servesBothProtocols(): boolean;
   /**
    * undefined while the host is taking our answers; otherwise a promise that resolves once the
    * output queued for it is back under the agent's limit. Producers of large answers (file-read)

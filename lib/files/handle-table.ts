@@ -1,8 +1,8 @@
 // The agent's table of open file handles: ids from 1 upward, never reused while the agent
 // runs; each handle belongs to the host session that opened it, and goes when that session ends,
 // or (lifetime 'agent': qemu-ga's) to the agent, and stays until it is closed or the agent exits.
-// Each lifetime may hold at most half of --max-handles, so that handles qemu-ga hosts left open
-// cannot lock phoenix hosts out of file-open, nor phoenix hosts qemu-ga's.
+// While the agent serves both protocols, each lifetime may hold at most half of --max-handles, so
+// that handles qemu-ga hosts left open cannot lock phoenix hosts out of file-open, nor the reverse.
 import { constants } from 'os';
 import { AgentError } from '../errors';
 import type { HoldingLogger } from '../log';
@@ -20,6 +20,8 @@ export interface HandleTableContext {
   readonly log: HoldingLogger;
   onExit(hook: () => void | Promise<void>, urgent?: boolean): void;
   onHostGone(hook: (session: number) => void): void;
+  /** Whether hosts of both protocols may be served now (absent: yes): only then are there halves. */
+  servesBothProtocols?(): boolean;
 }
 
 /** How long exit waits for handles with operations still running before it goes anyway. */
@@ -53,20 +55,27 @@ export class HandleTable {
 
   /**
    * Reserves a slot for a handle about to be opened by `call`'s host. Throws EMFILE past
-   * --max-handles, or past the half of it that handles of this lifetime may hold: the other
-   * half stays for the other protocol's hosts, whatever this one's leave open.
+   * --max-handles, or, while both protocols are served, past the half of it that handles of
+   * this lifetime may hold: the other half stays for the other protocol's hosts, whatever this
+   * one's leave open.
    */
   reserve(call: { readonly session: number }, lifetime: HandleLifetime = 'session'): void {
     const max = this.ctx.config.maxHandles;
     const share = Math.ceil(max / 2);
     const agent = lifetime === 'agent';
     const held = agent ? this.open.size - this.owner.size + this.openingAgent : this.owner.size + this.openingSession;
-    if (held >= share && share < max) throw this.shareError(call.session, agent, held, share, max);
+    const both = this.ctx.servesBothProtocols?.() !== false;
+    if (held >= share && share < max && both) throw this.shareError(call.session, agent, held, share, max);
     if (this.open.size + this.openingSession + this.openingAgent >= max) {
+      const together = both
+        ? agent
+          ? ', qemu-ga and phoenix hosts together'
+          : ', phoenix and qemu-ga hosts together'
+        : '';
       throw new AgentError(
         agent
-          ? `ember-ga allows ${max} handles at once (--max-handles), qemu-ga and phoenix hosts together; close some with guest-file-close`
-          : `Too many open file handles: the agent allows ${max} at once (--max-handles), phoenix and qemu-ga hosts together; close some with file-close or read them to the end`,
+          ? `ember-ga allows ${max} handles at once (--max-handles)${together}; close some with guest-file-close`
+          : `Too many open file handles: the agent allows ${max} at once (--max-handles)${together}; close some with file-close or read them to the end`,
         EMFILE,
       );
     }

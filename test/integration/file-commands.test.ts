@@ -620,28 +620,28 @@ async function withAgent(
   }
 }
 
-limits("--max-handles 8: a phoenix host's fifth open is a clear EMFILE error (its half) until one closes", async () => {
+limits("--max-handles 8, phoenix only: a host's ninth open is a clear EMFILE error until one closes", async () => {
+  // No qemu-ga endpoint: no halves (test/integration/qemu-ga-files.test.ts has the agent serving both).
   const agent = await startAgent(['--max-handles', '8']);
   try {
     const c = await agent.connect();
     const ids: number[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await c.ok('file-open', { path: '/proc/self/status' })) as number);
-    assert.equal(ids, [1, 2, 3, 4]);
-    // The other half is kept for qemu-ga hosts (test/integration/qemu-ga-files.test.ts).
+    for (let i = 0; i < 8; i++) ids.push((await c.ok('file-open', { path: '/proc/self/status' })) as number);
+    assert.equal(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
     await fails(
       c,
       'file-open',
       { path: '/proc/self/status' },
       24,
-      /Too many open file handles: phoenix hosts hold 4 of the 4 they may at once \(half of --max-handles, 8; the rest is for qemu-ga hosts\), 4 of them this host's; close some with file-close/,
+      /Too many open file handles: the agent allows 8 at once \(--max-handles\)/,
     );
     await c.ok('file-close', { handle_id: 3 });
-    assert.is(await c.ok('file-open', { path: '/proc/self/status' }), 5);
+    assert.is(await c.ok('file-open', { path: '/proc/self/status' }), 9);
     // Failed opens do not use up slots or ids.
     await fails(c, 'file-open', { path: '/nonexistent' }, 24, /Too many open file handles/);
-    await c.ok('file-close', { handle_id: 5 });
+    await c.ok('file-close', { handle_id: 9 });
     await fails(c, 'file-open', { path: '/nonexistent' }, 2, /no such file/);
-    assert.is(await c.ok('file-open', { path: '/proc/self/status' }), 6);
+    assert.is(await c.ok('file-open', { path: '/proc/self/status' }), 10);
     c.close();
   } finally {
     await agent.stop();

@@ -53,6 +53,7 @@ function makeCtx(extra: Command[] = []): Context {
     shutdown: () => {},
     onExit: () => {},
     onHostGone: () => {},
+    servesBothProtocols: () => true,
     outputRoom: () => undefined,
     holdOutput: () => {},
     reserveOutput: () => () => {},
