@@ -4,7 +4,7 @@
 // A mount point's name is bytes to the kernel, not always UTF-8. A table read as bytes (a
 // Buffer) keeps them: the mount point of such a name is a Buffer (MountPath), which Node's fs
 // and the freeze library take as a path, and its text is what qemu-ga's JSON writer makes of it.
-import { qemuString } from './utf8';
+import { byteName, qemuString, utf8Text } from './utf8';
 
 /**
  * A path as Node's fs takes it: a string (the path is its UTF-8) or a Buffer of the path's
@@ -42,19 +42,13 @@ export function mountPathKey(p: MountPath): string {
   return (typeof p === 'string' ? Buffer.from(p, 'utf8') : p).toString('latin1');
 }
 
-/** Bytes as UTF-8 text, or undefined when they are not UTF-8. */
-function utf8(bytes: Buffer): string | undefined {
-  const text = bytes.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
-}
-
 /**
  * How answers and log lines name a mount path: a string as it is, bytes as UTF-8 or, when they
  * are not, as qemu-ga's JSON writer reads them (U+FFFD for each sequence it rejects: "m\xff" is
  * "m\uFFFD"), which is how qemu-ga names such a mount point in its answers.
  */
 export function mountPathText(p: MountPath): string {
-  return typeof p === 'string' ? p : (utf8(p) ?? qemuString(p));
+  return typeof p === 'string' ? p : (utf8Text(p) ?? qemuString(p));
 }
 
 /** The path to give fs calls and the freeze library for an entry (of either table): its bytes when they are not UTF-8. */
@@ -62,14 +56,11 @@ export function mountPathOf(m: Pick<MountEntry, 'mountpoint' | 'mountpointBytes'
   return m.mountpointBytes ?? m.mountpoint;
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
-
 /** A field of a table read as bytes (latin1: a character per byte) as text, and its bytes when they are not UTF-8. */
 function fieldOf(raw: string, bytes: boolean): { text: string; bytes?: Buffer } {
-  if (!bytes || !NON_ASCII.test(raw)) return { text: raw };
-  const b = Buffer.from(raw, 'latin1');
-  const text = utf8(b);
-  return text !== undefined ? { text } : { text: qemuString(b), bytes: b };
+  if (!bytes) return { text: raw };
+  const n = byteName(raw);
+  return n.bytes ? { text: qemuString(n.bytes), bytes: n.bytes } : { text: n.text };
 }
 
 /** Undoes the kernel's octal escapes in a mount table field (`\040` space, `\011` tab, `\012` newline, `\134` backslash). */

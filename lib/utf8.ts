@@ -41,3 +41,22 @@ export function qemuString(b: Buffer): string {
   }
   return out;
 }
+
+/** Bytes as UTF-8 text, or undefined when they are not UTF-8. */
+export function utf8Text(bytes: Buffer): string | undefined {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * A name the kernel gave as bytes, carried as a latin1 string (a character per byte): its text
+ * when the bytes are UTF-8, else the bytes themselves (each caller chooses how to show them).
+ */
+export function byteName(raw: string): { text: string; bytes?: undefined } | { text?: undefined; bytes: Buffer } {
+  if (!NON_ASCII.test(raw)) return { text: raw };
+  const bytes = Buffer.from(raw, 'latin1');
+  const text = utf8Text(bytes);
+  return text !== undefined ? { text } : { bytes };
+}

@@ -24,6 +24,7 @@ import {
   type Prefix,
 } from './addr';
 import { quote } from '../wire/json';
+import { byteName } from '../utf8';
 
 export { NetInputError, parseCidr, parseIp, type Family, type Prefix } from './addr';
 
@@ -56,14 +57,10 @@ export interface Address extends Omit<NativeAddress, 'family'> {
   labelBytes?: Buffer;
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
-
-/** A name from the addon (its bytes as latin1): as UTF-8, and its bytes when they are not. */
+/** A name from the addon (its bytes as latin1): as UTF-8 (Node's decoding), and its bytes when they are not. */
 function decodeName(raw: string): { text: string; bytes?: Buffer } {
-  if (!NON_ASCII.test(raw)) return { text: raw };
-  const bytes = Buffer.from(raw, 'latin1');
-  const text = bytes.toString('utf8');
-  return Buffer.from(text, 'utf8').equals(bytes) ? { text } : { text, bytes };
+  const n = byteName(raw);
+  return n.bytes ? { text: n.bytes.toString('utf8'), bytes: n.bytes } : { text: n.text };
 }
 
 function linkName(raw: string): Pick<Link, 'name' | 'nameBytes'> {
