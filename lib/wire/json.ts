@@ -64,6 +64,11 @@ export function goBytesJson(bytes: Buffer): string {
   return `"${out}${goJson(bytes.toString('utf8', start)).slice(1, -1)}"`;
 }
 
+/** A name's JSON as Go writes it: from its `bytes` when it has them (not UTF-8), else from its text. */
+export function goNameJson(text: string, bytes: Buffer | undefined): string {
+  return bytes ? goBytesJson(bytes) : goJson(text);
+}
+
 /**
  * The length of the UTF-8 sequence at bytes[i], or 0 where none begins there, as Go's
  * utf8.DecodeRune takes it: no overlong forms, surrogates or code points past U+10FFFF.

@@ -18,7 +18,7 @@ import {
 } from '../../../net';
 import { familyOfAf, maskText } from '../../../net/addr';
 import { RawJson } from '../../../wire/answer';
-import { goBytesJson, goJson } from '../../../wire/json';
+import { goJson, goNameJson } from '../../../wire/json';
 import type { GuestRoute, NetIface } from '../answers';
 import { defineCommand } from '../registry';
 
@@ -172,7 +172,7 @@ export const netCommands = [
       // the decoded name has U+FFFD itself, which goJson would write as it is.
       const json = answer.map(({ index, name, ...rest }, i) => {
         const bytes = ls[i].nameBytes;
-        return `{"index":${index},"name":${bytes ? goBytesJson(bytes) : goJson(name)},${goJson(rest).slice(1)}`;
+        return `{"index":${index},"name":${goNameJson(name, bytes)},${goJson(rest).slice(1)}`;
       });
       return new RawJson<NetIface[]>([Buffer.from(`[${json.join(',')}]`, 'utf8')]);
     },
@@ -202,13 +202,13 @@ export const netCommands = [
       }));
       if (!list.some((r) => r.ifnameBytes || r.nexthops.some((h) => h.ifnameBytes))) return answer;
       // As get-netifaces: a name that is not UTF-8 is written from its bytes, as Go does.
-      const name = (text: string, bytes: Buffer | undefined) => (bytes ? goBytesJson(bytes) : goJson(text));
       const json = answer.map(({ ifname, nexthops, ...rest }, i) => {
         const hops = (nexthops ?? []).map(
-          (h, k) => `{"ifname":${name(h.ifname, list[i].nexthops[k].ifnameBytes)},"gateway":${goJson(h.gateway)}}`,
+          (h, k) =>
+            `{"ifname":${goNameJson(h.ifname, list[i].nexthops[k].ifnameBytes)},"gateway":${goJson(h.gateway)}}`,
         );
         const tail = nexthops ? `,"nexthops":[${hops.join(',')}]` : '';
-        return `{"ifname":${name(ifname, list[i].ifnameBytes)},${goJson(rest).slice(1, -1)}${tail}}`;
+        return `{"ifname":${goNameJson(ifname, list[i].ifnameBytes)},${goJson(rest).slice(1, -1)}${tail}}`;
       });
       return new RawJson<GuestRoute[]>([Buffer.from(`[${json.join(',')}]`, 'utf8')]);
     },

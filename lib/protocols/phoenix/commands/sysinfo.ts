@@ -3,7 +3,7 @@ import type { Context } from '../../../context';
 import { defineCommand } from '../registry';
 import { systemInfo, type SystemInfo, type SystemInfoPart } from '../../../sysinfo';
 import { RawJson } from '../../../wire/answer';
-import { goBytesJson, goJson } from '../../../wire/json';
+import { goJson, goNameJson } from '../../../wire/json';
 import type { SysInfo } from '../answers';
 
 /**
@@ -39,7 +39,7 @@ function failureLogger(ctx: Context) {
 export function sysinfoAnswer(info: SystemInfo): SysInfo | RawJson<SysInfo> {
   if (!info.disks.some((d) => d.mountpointBytes)) return info;
   const disks = info.disks.map(({ name, is_mounted, mountpoint, mountpointBytes, ...sizes }) => {
-    const mp = mountpointBytes ? goBytesJson(mountpointBytes) : goJson(mountpoint);
+    const mp = goNameJson(mountpoint, mountpointBytes);
     return `{"name":${goJson(name)},"is_mounted":${is_mounted},"mountpoint":${mp},${goJson(sizes).slice(1)}`;
   });
   const { disks: _, ...rest } = info;
