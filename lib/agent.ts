@@ -172,7 +172,7 @@ export class Agent {
   /** Output being produced this turn, not yet queued on its transport (holdOutput). */
   private readonly heldOutput = new Map<Transport | undefined, number>();
   /** Output reserved by reads under way (reserveOutput), until each is done. */
-  private readonly reservedOutput = new Map<Transport | undefined, number>();
+  private readonly reservedOutput = new Map<Transport, number>();
   /** One bulk command's answer made at a time (runBulk). */
   private readonly bulk = new Limiter(1);
   /** The bulk command that has the turn, while it runs. */
@@ -480,9 +480,7 @@ export class Agent {
   /** Room for output on `transport`, or on every transport when it is undefined. */
   private hasRoom(transport: Transport | undefined): boolean {
     if (this.stopping !== undefined) return true;
-    const all =
-      (this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(undefined) ?? 0)) +
-      (this.reservedOutput.size === 0 ? 0 : (this.reservedOutput.get(undefined) ?? 0));
+    const all = this.heldOutput.size === 0 ? 0 : (this.heldOutput.get(undefined) ?? 0); // reservations have a transport
     if (transport) return this.roomOn(transport, all);
     for (const e of this.endpoints) if (!this.roomOn(e.transport, all)) return false;
     return true;
