@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
 import { suite, waitFor, type Suite } from './harness';
+import { rawConnection } from './unix-socket';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const CLI = path.join(REPO, 'dist', 'lib', 'cli.js');
@@ -426,9 +427,7 @@ export async function stalledReader(socket: string, dir: string): Promise<net.So
   const big = path.join(dir, 'big');
   fs.closeSync(fs.openSync(big, 'w'));
   fs.truncateSync(big, 128 * 1024 * 1024);
-  const sock = net.createConnection(socket);
-  sock.on('error', () => {});
-  await new Promise((r) => sock.once('connect', r));
+  const sock = await rawConnection(socket);
   sock.write(JSON.stringify({ execute: 'file-open', arguments: { path: big } }) + '\n');
   let opened = '';
   await waitFor(() => (opened += String(sock.read() ?? '')).includes('\n'), 5_000, 'the file-open answer');
