@@ -6,9 +6,10 @@ import { answerBytes, encodeError, heldBy, type AnswerLine } from './wire/answer
 import { LARGE_ANSWER, LARGE_ANSWERS_HELD, LargeAnswers, type AnswerHold } from './large-answers';
 import { MAX_LINE_BYTES } from './wire/framing';
 import { Registry, type Command } from './protocols/phoenix/registry';
-import { Limiter, untilAborted } from './limit';
+import { Limiter } from './limit';
 import { PhoenixProtocol } from './protocols/phoenix';
 import { QgaProtocol } from './protocols/qemu-ga';
+import { roomFor } from './protocols/output-gate';
 import { allQgaCommands } from './protocols/qemu-ga/commands';
 import type { QgaCommand } from './protocols/qemu-ga/schema';
 import type { Framer, Incoming, Protocol, ProtocolName } from './protocols/protocol';
@@ -215,6 +216,7 @@ export class Agent {
         if (this.hasRoom(transport)) return undefined;
         return new Promise<void>((wake) => this.roomWaiters.push({ transport, wake }));
       },
+      hasOutputRoom: (call) => this.hasRoom(this.transportOf(call)),
       holdOutput: (bytes, call) => {
         // Everything held in this turn is released together at the next one: one timer, not
         // one per read (a 4 KiB download makes thousands of these a second).
@@ -344,10 +346,7 @@ export class Agent {
   private async runBulk(call: Call, name: string, produce: () => Promise<AnswerLine>): Promise<AnswerLine> {
     // A request whose host is gone leaves the queue and the wait for room at once.
     for (;;) {
-      for (let room = this.ctx.outputRoom(call); room && !call.signal.aborted; room = this.ctx.outputRoom(call)) {
-        await untilAborted(room, call.signal);
-      }
-      if (call.signal.aborted) throw cancelled(name);
+      if (!(await roomFor(this.ctx, call))) throw cancelled(name);
       await this.bulk.acquire(call.signal).catch(() => {
         throw cancelled(name);
       });

@@ -108,6 +108,8 @@ export interface Context {
    * hold it up); once that host's session is over, on every transport.
    */
   outputRoom(call: Call): Promise<void> | undefined;
+  /** Whether outputRoom(call) would be undefined now: a check that leaves no waiter behind. */
+  hasOutputRoom(call: Call): boolean;
   /**
    * Counts `bytes` of an answer being produced now against the output limit until the next turn
    * of the event loop, by which time the agent has handed the answer to the transport (whose

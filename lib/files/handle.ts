@@ -78,6 +78,8 @@ function scratchOf(size: number): Buffer {
  */
 export interface OutputGate {
   room(): Promise<void> | undefined;
+  /** Whether room() would be undefined now, registering no waiter. */
+  hasRoom(): boolean;
   hold(bytes: number): void;
   /**
    * Counts a read of up to `bytes` as output from the moment it passes room() until the returned
@@ -289,7 +291,7 @@ export class GuestFile {
       !this.stream &&
       !this.hash &&
       size <= SCRATCH_MAX &&
-      gate?.room() === undefined
+      (gate === undefined || gate.hasRoom())
     ) {
       const buf = scratchOf(size);
       const n = native.preadCached(this.fd, buf, this.position);
@@ -442,7 +444,7 @@ export class GuestFile {
       this.cacheReads &&
       !this.stream &&
       !(this.hash && size > HASH_ON_POOL) &&
-      gate?.room() === undefined
+      (gate === undefined || gate.hasRoom())
     ) {
       const buf = scratchOk ? scratchOf(size) : Buffer.allocUnsafe(size);
       const n = native.preadCached(this.fd, buf, this.position);

@@ -3,6 +3,7 @@
 // Call), so that a read waits only for its own host's backlog.
 import type { Call, Context } from '../context';
 import type { OutputGate } from '../files/handle';
+import { untilAborted } from '../limit';
 
 const gates = new WeakMap<Call, OutputGate>();
 
@@ -11,10 +12,21 @@ export function outputGate(ctx: Context, call: Call): OutputGate {
   if (!gate) {
     gate = {
       room: () => ctx.outputRoom(call),
+      hasRoom: () => ctx.hasOutputRoom(call),
       hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call),
       reserve: (n: number) => ctx.reserveOutput(Math.ceil(n / 3) * 4, call),
     };
     gates.set(call, gate);
   }
   return gate;
+}
+
+/**
+ * Resolves once the answers queued for the call's host are under the agent's limit: true, or
+ * false as soon as that host is gone (its call aborted), whatever room there is by then.
+ */
+export async function roomFor(ctx: Context, call: Call): Promise<boolean> {
+  for (let room = ctx.outputRoom(call); room && !call.signal.aborted; room = ctx.outputRoom(call))
+    await untilAborted(room, call.signal);
+  return !call.signal.aborted;
 }

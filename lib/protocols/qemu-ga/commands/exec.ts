@@ -11,7 +11,7 @@ import { LARGE_ANSWER, type AnswerHold } from '../../../large-answers';
 import { collectAll } from '../../../memory';
 import { native } from '../../../native';
 import { RawJson } from '../../../wire/answer';
-import { untilAborted } from '../../../limit';
+import { roomFor } from '../../output-gate';
 
 const tables = new WeakMap<Context, ExecTable>();
 
@@ -102,10 +102,8 @@ export const execCommands = [
       if (p.finished && p.held > 0) {
         // Up to two 16 MiB streams as base64: wait, as file reads do, until the host has taken
         // what is queued for it (the status stays in the table meanwhile).
-        const room = ctx.outputRoom(call);
-        if (room) await untilAborted(room, call.signal);
         // Its host gone, the status stays for the next one to collect.
-        if (call.signal.aborted) throw new QgaError('the host that asked is gone');
+        if (!(await roomFor(ctx, call))) throw new QgaError('the host that asked is gone');
         // A large answer, made within the agent's budget of them when it has room now; never a
         // wait for it (the session's later requests would wait behind), so past it as before.
         const bytes = Math.ceil(p.held / 3) * 4 + STATUS_JSON;

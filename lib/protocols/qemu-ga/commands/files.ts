@@ -4,10 +4,9 @@
 // a handle until guest-file-close or exit, whatever the connection that opened it does.
 import type { Context } from '../../../context';
 import type { FileHandle, FullRead } from '../../../files/handle';
-import { outputGate } from '../../output-gate';
+import { outputGate, roomFor } from '../../output-gate';
 import { fopenFile, isFopenMode } from '../../../files/open';
 import { LARGE_ANSWER } from '../../../large-answers';
-import { untilAborted } from '../../../limit';
 import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
 import { reusedMemory } from '../../../wire/decode-native';
@@ -135,9 +134,7 @@ export const fileCommands = [
       if (count <= LARGE_READ) return small(count);
       return (async () => {
         // Its host gone, it leaves the wait at once (the room it waited for may be every endpoint's).
-        for (let room = ctx.outputRoom(call); room && !call.signal.aborted; room = ctx.outputRoom(call))
-          await untilAborted(room, call.signal);
-        if (call.signal.aborted) throw new QgaError('failed to read file: the host that asked is gone');
+        if (!(await roomFor(ctx, call))) throw new QgaError('failed to read file: the host that asked is gone');
         // Never a wait for the budget: a session's requests run one at a time, so its thaw and
         // pings would wait behind the read for as long as another host left its answers unread.
         // A read shorter than asked, eof false, is one every qemu-ga host reads on from. (Its own

@@ -55,6 +55,7 @@ function makeCtx(extra: Command[] = []): Context {
     onHostGone: () => {},
     servesBothProtocols: () => true,
     outputRoom: () => undefined,
+    hasOutputRoom: () => true,
     holdOutput: () => {},
     reserveOutput: () => () => {},
     runBulk: (_call: unknown, _name: string, produce: () => Promise<AnswerLine>) => produce(),
