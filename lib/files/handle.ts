@@ -19,7 +19,7 @@ import { AbortError, errorAbout, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
 import { native, type NativeMd5 } from '../native';
 import { linkTemp, syncDirectory, type AtomicTarget } from './atomic';
-import { StreamIo } from './stream';
+import { StreamIo, type ReadClaim } from './stream';
 import { quote } from '../wire/json';
 import { chunkPool } from '../buffers';
 
@@ -87,6 +87,34 @@ export interface OutputGate {
    * pool (a device, a stream, a file not cached) all passed room() before any was counted.
    */
   reserve?(bytes: number): () => void;
+}
+
+/**
+ * A read's reservation of output (OutputGate.reserve), given up while the read waits on a stream
+ * or a device with nothing to say yet and taken again, once its host has room, when there is
+ * data: reads waiting on quiet FIFOs then hold none of their host's room (the data waits in the
+ * pipe). Without a gate that reserves, nothing.
+ */
+function outputClaim(gate: OutputGate | undefined, bytes: number): ReadClaim | undefined {
+  if (!gate?.reserve) return undefined;
+  const reserve = () => gate.reserve!(bytes);
+  let release: (() => void) | undefined = reserve();
+  let ended = false;
+  const drop = () => {
+    release?.();
+    release = undefined;
+  };
+  return {
+    drop,
+    async take() {
+      for (let wait = gate.room(); wait && !ended; wait = gate.room()) await wait;
+      if (!ended) release ??= reserve();
+    },
+    end() {
+      ended = true;
+      drop();
+    },
+  };
 }
 
 /** What readFull() resolves with. */
@@ -308,7 +336,7 @@ export class GuestFile {
       // a 48 MiB read then holds its text and one slice, not the text and all the bytes.
       const slice = Math.min(size, FULL_READ_SLICE);
       const buf = chunkPool.take(slice);
-      const unreserve = gate?.reserve?.(size);
+      const claim = outputClaim(gate, size);
       try {
         const base64: (string | Buffer)[] = [];
         let count = 0;
@@ -321,8 +349,8 @@ export class GuestFile {
           let n: number;
           try {
             n = await this.io(
-              (offset) => this.streamIo.preadWaiting(part, offset + at),
-              () => (this.how.noWait ? Promise.resolve(this.streamIo.readNow(part)) : this.streamIo.read(part)),
+              (offset) => this.streamIo.preadWaiting(part, offset + at, claim),
+              () => (this.how.noWait ? Promise.resolve(this.streamIo.readNow(part)) : this.streamIo.read(part, claim)),
             );
           } catch (e) {
             if (count > 0 && (e as SystemError).errno === EAGAIN) break; // what the stream had
@@ -344,7 +372,7 @@ export class GuestFile {
         this.advance(count, gate);
         return { count, base64, eof };
       } finally {
-        unreserve?.();
+        claim?.end();
         chunkPool.give(buf);
       }
     });
@@ -458,18 +486,18 @@ export class GuestFile {
     }
     return this.enqueue(async () => {
       for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
-      const unreserve = gate?.reserve?.(size);
+      const claim = outputClaim(gate, size);
       try {
         this.flushHash(); // what the reads before this one returned, first
         const buf = Buffer.allocUnsafe(size);
         const n = await this.io(
-          (offset) => this.streamIo.preadWaiting(buf, offset),
-          () => this.streamIo.read(buf),
+          (offset) => this.streamIo.preadWaiting(buf, offset, claim),
+          () => this.streamIo.read(buf, claim),
         ); // hashed there
         this.advance(n, gate);
         return take(buf, n);
       } finally {
-        unreserve?.();
+        claim?.end();
       }
     });
   }

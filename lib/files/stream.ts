@@ -21,6 +21,17 @@ export function cancelBlockedStreams(): void {
   native.cancelStreams();
 }
 
+/**
+ * What a waiting read holds only while it has data to read (its reader's output reservation):
+ * dropped before each wait for the other end, taken again (take() may wait for it) once there
+ * is something to read, and ended by the reader when the read is over.
+ */
+export interface ReadClaim {
+  drop(): void;
+  take(): Promise<void>;
+  end(): void;
+}
+
 /** One stream's readiness on the event loop: at most one wait at a time (a handle runs one operation at a time). */
 class StreamWaiter {
   private readonly poll: NativeFdPoll;
@@ -62,6 +73,8 @@ export class StreamIo {
   private waiter: StreamWaiter | null | undefined;
   /** Set by cancel(): every stream read or write from then on fails with it. */
   private cancelled: SystemError | undefined;
+  /** Reads waiting to take their claim back (ReadClaim.take), failed by cancel() too. */
+  private readonly claiming = new Set<(err: SystemError) => void>();
 
   constructor(
     private readonly fd: number,
@@ -74,13 +87,27 @@ export class StreamIo {
   cancel(err: SystemError): void {
     this.cancelled ??= err;
     this.waiter?.cancel(this.cancelled);
+    for (const fail of this.claiming) fail(this.cancelled);
+  }
+
+  /** claim.take(), failed at once by cancel() (exit and close do not wait on a host's reading). */
+  private retake(claim: ReadClaim): Promise<void> {
+    if (this.cancelled) return Promise.reject(this.cancelled);
+    return new Promise<void>((resolve, reject) => {
+      this.claiming.add(reject);
+      claim
+        .take()
+        .then(resolve, reject)
+        .finally(() => this.claiming.delete(reject));
+    });
   }
 
   /**
    * A positional read; on a device that answers EAGAIN (/dev/kmsg once everything is read), it
-   * waits for data on the event loop and asks again, holding no pool thread meanwhile.
+   * waits for data on the event loop and asks again, holding no pool thread meanwhile, nor
+   * `claim` (taken again before it asks).
    */
-  async preadWaiting(buf: Buffer, offset: number): Promise<number> {
+  async preadWaiting(buf: Buffer, offset: number, claim?: ReadClaim): Promise<number> {
     for (;;) {
       try {
         return await native.pread(this.fd, buf, offset, this.path, this.hash);
@@ -89,8 +116,10 @@ export class StreamIo {
         if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
       }
       const waiter = this.streamWaiter();
+      claim?.drop();
       if (waiter) await waiter.wait(false);
       else await new Promise((r) => setTimeout(r, RETRY_UNPOLLABLE_MS));
+      if (claim) await this.retake(claim);
     }
   }
 
@@ -109,13 +138,19 @@ export class StreamIo {
     return this.waiter ?? undefined;
   }
 
-  /** One read from a stream: waits (on the event loop) for data, end of stream or an error. */
-  async read(buf: Buffer): Promise<number> {
+  /**
+   * One read from a stream: waits (on the event loop) for data, end of stream or an error,
+   * holding `claim` only once there is one of those (taken again before it reads).
+   */
+  async read(buf: Buffer, claim?: ReadClaim): Promise<number> {
     const waiter = this.streamWaiter();
     if (!waiter) return this.onPoolStream(() => native.pread(this.fd, buf, -1, this.path, this.hash));
     for (;;) {
       // Wait first: a FIFO whose writer has not come yet would read as end of file.
+      claim?.drop();
       await waiter.wait(false);
+      if (claim) await this.retake(claim);
+      if (this.cancelled) throw this.cancelled;
       try {
         const n = fs.readSync(this.fd, buf, 0, buf.length, null);
         this.hash?.update(buf, n);

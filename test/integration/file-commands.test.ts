@@ -672,17 +672,22 @@ limits('handles left open are closed at exit, and the written data is there', ()
 );
 
 limits(
-  'FIFOs nobody writes to: reads wait without holding threads, file-close cancels one, md5 refuses, exit is not held up',
+  'FIFOs nobody writes to: reads wait without holding threads or output room, file-close cancels one, md5 refuses, exit is not held up',
   () =>
     withAgent([], async (agent, c, dir) => {
       const fifo = path.join(dir, 'fifo');
       execFileSync('mkfifo', [fifo]);
       // More waiting reads than libuv has pool threads (4): each once held one, and file-open,
-      // get-file-md5sum and the rest then waited behind them for good.
+      // get-file-md5sum and the rest then waited behind them for good. Each asks for 4 MiB: six
+      // such answers are past the host's 16 MiB of output, which a read waiting for data once
+      // held, so the next read of a plain file waited for room that only data in the FIFO gave.
       const ids: number[] = [];
       for (let i = 0; i < 6; i++) ids.push((await c.ok('file-open', { path: fifo })) as number); // no writer: does not wait
       for (const id of ids)
-        c.send(JSON.stringify({ execute: 'file-read', arguments: { handle_id: id }, tag: `stuck-${id}` }) + '\r\n');
+        c.send(
+          JSON.stringify({ execute: 'file-read', arguments: { handle_id: id, size: 4 << 20 }, tag: `stuck-${id}` }) +
+            '\r\n',
+        );
       const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK); // connects, never writes
       try {
         await new Promise((r) => setTimeout(r, 300));
