@@ -22,6 +22,7 @@ import { linkTemp, syncDirectory, type AtomicTarget } from './atomic';
 import { StreamIo, type ReadClaim } from './stream';
 import { quote } from '../wire/json';
 import { chunkPool } from '../buffers';
+import { untilAborted } from '../limit';
 
 import type { Access, CloseOptions } from './options';
 
@@ -87,6 +88,25 @@ export interface OutputGate {
    * pool (a device, a stream, a file not cached) all passed room() before any was counted.
    */
   reserve?(bytes: number): () => void;
+  /**
+   * Aborted once the host the reads are for is gone: a read waiting for room then fails with an
+   * AbortError, reading nothing (what it would have read stays for the next reader).
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * undefined when `gate` has room now (so the caller goes on in the same turn, before any other
+ * read can pass the check); else a promise to wait on before asking again, which rejects with an
+ * AbortError once the host the reads are for is gone (gate.signal).
+ */
+function roomWait(gate: OutputGate | undefined): Promise<void> | undefined {
+  const wait = gate?.room();
+  const signal = gate?.signal;
+  if (!wait || !signal) return wait;
+  return untilAborted(wait, signal).then(() => {
+    if (signal.aborted) throw new AbortError(signal);
+  });
 }
 
 /**
@@ -107,7 +127,7 @@ function outputClaim(gate: OutputGate | undefined, bytes: number): ReadClaim | u
   return {
     drop,
     async take() {
-      for (let wait = gate.room(); wait && !ended; wait = gate.room()) await wait;
+      for (let wait = roomWait(gate); wait && !ended; wait = roomWait(gate)) await wait;
       if (!ended) release ??= reserve();
     },
     end() {
@@ -331,7 +351,7 @@ export class GuestFile {
       if (n === -EOPNOTSUPP) this.cacheReads = false;
     }
     return this.enqueue(async () => {
-      for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
+      for (let wait = roomWait(gate); wait; wait = roomWait(gate)) await wait;
       // Read a slice at a time into one reused buffer, each slice's base64 made as it comes:
       // a 48 MiB read then holds its text and one slice, not the text and all the bytes.
       const slice = Math.min(size, FULL_READ_SLICE);
@@ -485,7 +505,7 @@ export class GuestFile {
       // -EAGAIN (not cached), -ESPIPE (a pipe) and real errors: the thread pool answers.
     }
     return this.enqueue(async () => {
-      for (let wait = gate?.room(); wait; wait = gate?.room()) await wait;
+      for (let wait = roomWait(gate); wait; wait = roomWait(gate)) await wait;
       const claim = outputClaim(gate, size);
       try {
         this.flushHash(); // what the reads before this one returned, first

@@ -15,6 +15,7 @@ export function outputGate(ctx: Context, call: Call): OutputGate {
       hasRoom: () => ctx.hasOutputRoom(call),
       hold: (n: number) => ctx.holdOutput(Math.ceil(n / 3) * 4, call),
       reserve: (n: number) => ctx.reserveOutput(Math.ceil(n / 3) * 4, call),
+      signal: call.signal,
     };
     gates.set(call, gate);
   }

@@ -309,6 +309,62 @@ test(
 );
 
 test(
+  'a FIFO read gives up its output room while it waits, and leaves once its host is gone, reading nothing',
+  async ({ dir }) => {
+    const fifo = path.join(dir, 'gated');
+    execFileSync('mkfifo', [fifo]);
+    const h = await openFile(fifo);
+    const writer = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    const host = new AbortController();
+    let reserved = 0;
+    let full = false;
+    // The agent's gate (lib/protocols/output-gate.ts) in miniature: no room once `full`.
+    const gate = {
+      room: () => (full ? new Promise<void>(() => {}) : undefined),
+      hasRoom: () => !full,
+      hold: () => {},
+      reserve: (n: number) => {
+        reserved += n;
+        return () => (reserved -= n);
+      },
+      signal: host.signal,
+    };
+    try {
+      const read = h.readBase64(4096, gate);
+      read.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.is(reserved, 0, 'nothing reserved while the FIFO has nothing to say');
+      // Data comes while the host is behind, and the host then goes: the read must not wait
+      // for room that host will never make, nor take the data for nobody.
+      full = true;
+      fs.writeSync(writer, 'kept');
+      await new Promise((r) => setTimeout(r, 100));
+      host.abort();
+      const got = await within(
+        read.then(
+          () => 'read',
+          (e: Error) => e.name,
+        ),
+        5000,
+      );
+      assert.is(got, 'AbortError');
+      assert.is(reserved, 0);
+      const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const buf = Buffer.alloc(16);
+      try {
+        assert.is(buf.toString('utf8', 0, fs.readSync(rfd, buf)), 'kept', 'the data stays in the FIFO');
+      } finally {
+        fs.closeSync(rfd);
+      }
+    } finally {
+      fs.closeSync(writer);
+      await h.close();
+    }
+  },
+  { needs: [command('mkfifo')] },
+);
+
+test(
   'a write to a full FIFO waits on the event loop for the reader, and nothing is lost',
   async ({ dir }) => {
     const fifo = path.join(dir, 'full');
