@@ -369,7 +369,10 @@ export class GuestFile {
           let n: number;
           try {
             n = await this.io(
-              (offset) => this.streamIo.preadWaiting(part, offset + at, claim),
+              (offset) =>
+                this.how.noWait
+                  ? this.streamIo.preadNow(part, offset + at)
+                  : this.streamIo.preadWaiting(part, offset + at, claim),
               () => (this.how.noWait ? Promise.resolve(this.streamIo.readNow(part)) : this.streamIo.read(part, claim)),
             );
           } catch (e) {

@@ -123,6 +123,15 @@ export class StreamIo {
     }
   }
 
+  /** One positional read that does not wait: EAGAIN (a SystemError) when the device has nothing now. */
+  async preadNow(buf: Buffer, offset: number): Promise<number> {
+    try {
+      return await native.pread(this.fd, buf, offset, this.path, this.hash);
+    } catch (e) {
+      throw toSystemError(e);
+    }
+  }
+
   /** The stream's waiter, made on first use; undefined when epoll cannot watch the fd. */
   private streamWaiter(): StreamWaiter | undefined {
     // Cancelled before its first stream call (a read queued just ahead of file-close): fail

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { GuestFile, SystemError, listDirectory, md5File, mkdirAll, openFile } from '../../../lib';
+import { GuestFile, SystemError, fopenFile, listDirectory, md5File, mkdirAll, openFile } from '../../../lib';
 import { RawJson, encodeRawReturn, encodeReturn } from '../../../lib/wire/answer';
 import { decodeBase64 } from '../../../lib/wire/base64';
 import { baseName, goStat, goStatFile } from '../../../lib/files/stat';
@@ -362,6 +362,25 @@ test(
     }
   },
   { needs: [command('mkfifo')] },
+);
+
+test(
+  "fopen's handles do not wait on a device: a large read of /dev/kmsg answers what the log has",
+  async () => {
+    const h = await fopenFile('/dev/kmsg', 'r');
+    try {
+      // Records are read one a read; at the end of the log the device says EAGAIN: fread's read
+      // (qemu-ga's guest-file-read) then answers the records it has, not waiting for more.
+      const r = await within(h.readFull(4 << 20), 5000);
+      assert.is.not(r, 'timeout', 'the read waited for 4 MiB of log records');
+      const { count, eof } = r as { count: number; eof: boolean };
+      assert.ok(count > 0 && count < 4 << 20, `count ${count}`);
+      assert.is(eof, false);
+    } finally {
+      await h.close();
+    }
+  },
+  { needs: [root] },
 );
 
 test(
