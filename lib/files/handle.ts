@@ -158,8 +158,8 @@ export interface HandleIo {
   /** Opened with O_APPEND: every write lands at the end, and the position follows it there. */
   append?: boolean;
   /**
-   * Stream reads and writes never wait for the other end, as on a non-blocking fd: a read with
-   * nothing to read, or a write with no room at all, fails with EAGAIN.
+   * Reads never wait for the other end, as on a non-blocking fd: a read of a stream or a device
+   * with nothing to read fails with EAGAIN. So do stream writes with no room at all.
    */
   noWait?: boolean;
   /**
@@ -311,8 +311,9 @@ export class GuestFile {
 
   /**
    * fread(3)'s read (qemu-ga's guest-file-read): up to `size` bytes from the position, as base64
-   * pieces like readBase64Parts; fewer only at the end of the file (`eof`) or, on a stream of a
-   * noWait handle, when it has no more for now (EAGAIN when it has none). Size 0 reads nothing.
+   * pieces like readBase64Parts; fewer only at the end of the file (`eof`), on a character device
+   * with positions as one read gives (a /dev/kmsg record), or on a noWait handle when the stream
+   * or device has no more for now (EAGAIN when it has none). Size 0 reads nothing.
    * `signal` aborted (its host left) stops the read between slices with an AbortError, the
    * position where it was: a 48 MiB answer is not made for nobody.
    */
@@ -390,6 +391,10 @@ export class GuestFile {
             fill = 0;
           }
           if (this.stream && !this.how.noWait) break; // a waiting stream read gives what one read has
+          // A device with positions short of the part gives what one read has: reading on into
+          // what is left may meet a /dev/kmsg record longer than that, which the kernel skips
+          // (EINVAL). (A pipe reads on: to its end, as fread does.)
+          if (this.how.kind === 'special' && !this.stream && n < part.length) break;
         }
         if (fill > 0) base64.push(...base64Parts(buf, fill));
         this.advance(count, gate);

@@ -117,7 +117,7 @@ export const fileCommands = [
   }),
   defineQgaCommand({
     name: 'guest-file-read',
-    doc: `Reads up to \`count\` bytes (default ${QGA_READ_COUNT_DEFAULT}, at most ${QGA_READ_COUNT_MAX}): {count, buf-b64, eof}; fewer only at the end of the file (eof true), from a pipe with no more for now, or 4.5 MiB of a larger count while other hosts' unread large answers hold the agent's budget of them (eof false).`,
+    doc: `Reads up to \`count\` bytes (default ${QGA_READ_COUNT_DEFAULT}, at most ${QGA_READ_COUNT_MAX}): {count, buf-b64, eof}; fewer only at the end of the file (eof true), from a pipe or a device with less for now (one read's worth: a /dev/kmsg record), or 4.5 MiB of a larger count while other hosts' unread large answers hold the agent's budget of them (eof false).`,
     args: { handle, count: { type: 'int', optional: true, doc: 'Bytes to read.' } },
     handler: (a, ctx, call) => {
       const h = handleOf(ctx, a.handle);
