@@ -140,8 +140,13 @@ export class HandleTable {
     else this.openingSession--;
   }
 
-  get(id: number): FileHandle {
-    const h = this.open.get(id);
+  /**
+   * The open handle `id` of host session `session` (phoenix's handles are their host's): the
+   * same error as for an unknown id when it is another host's, or one of the agent's lifetime
+   * (qemu-ga's), which a phoenix host must not read or close from under libvirt.
+   */
+  get(id: number, session: number): FileHandle {
+    const h = this.has(id, session) ? this.open.get(id) : undefined;
     if (!h) throw this.endedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
     return h;
   }
@@ -181,8 +186,9 @@ export class HandleTable {
     return closing;
   }
 
-  has(id: number): boolean {
-    return this.open.has(id);
+  /** Whether `id` is an open handle of host session `session` (see get()). */
+  has(id: number, session: number): boolean {
+    return this.owner.get(id) === session && this.open.has(id);
   }
 
   /**

@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import * as assert from 'uvu/assert';
-import { CLI, LineClient, memKiB, stalledReader, startAgent, tmpDir } from '../helpers/agent';
+import { CLI, LineClient, fails, memKiB, stalledReader, startAgent, tmpDir } from '../helpers/agent';
+import { QmpClient } from '../helpers/qemu-ga';
 import { sleep, suite, waitFor } from '../helpers/harness';
 
 const test = suite('host sessions');
@@ -141,6 +142,37 @@ test('a host that stops reading its answers holds back only its own listener; a 
     stalled?.destroy();
     await agent.stop();
     fs.rmSync(path.dirname(other), { recursive: true, force: true });
+  }
+});
+
+test("a phoenix host cannot read or close another host's handle, nor a qemu-ga one", async () => {
+  const dir = tmpDir('ember-ga-owners-');
+  const qga = path.join(dir, 'qga.sock');
+  const second = path.join(dir, 'phoenix2.sock');
+  const agent = await startAgent(['--listen', `qemu-ga:unix:${qga}`, '--listen', `phoenix:unix:${second}`]);
+  try {
+    await waitFor(() => fs.existsSync(qga) && fs.existsSync(second), 5_000, 'the other listeners');
+    const f = path.join(dir, 'data');
+    fs.writeFileSync(f, 'mine');
+    const q = await QmpClient.connect(qga);
+    const mine = await agent.connect();
+    const other = await LineClient.connect(second);
+    const qh = await q.ok<number>('guest-file-open', { path: f });
+    const ph = (await mine.ok('file-open', { path: f })) as number;
+    for (const id of [qh, ph]) {
+      await fails(other, 'file-read', { handle_id: id }, -1, /Incorrect handle id/);
+      await fails(other, 'file-write', { handle_id: id, bufb64: 'eA==' }, -1, /Incorrect handle id/);
+      assert.is(await other.ok('file-close', { handle_id: id }), true, "0.7.1's answer for a handle it does not know");
+    }
+    // Both still open, for their own hosts.
+    assert.equal(await q.ok('guest-file-read', { handle: qh }), { count: 4, 'buf-b64': 'bWluZQ==', eof: true });
+    assert.equal(await mine.ok('file-read', { handle_id: ph }), { bufb64: 'bWluZQ==', eof: false });
+    q.close();
+    mine.close();
+    other.close();
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

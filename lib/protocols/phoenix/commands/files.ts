@@ -45,8 +45,8 @@ let collectBeforeNext = false;
 const handles = (ctx: Context) => ctx.handles;
 
 /** The handle, checked to be open in the direction the command needs. */
-function handleFor(ctx: Context, id: number, mode: 'r' | 'w', command: string): FileHandle {
-  const h = handles(ctx).get(id);
+function handleFor(ctx: Context, call: Call, id: number, mode: 'r' | 'w', command: string): FileHandle {
+  const h = handles(ctx).get(id, call.session);
   if (h.mode !== mode) {
     throw new AgentError(
       `${command}: handle ${id} (${h.path}) is open for ${h.mode === 'r' ? 'reading (mode "r")' : 'writing (mode "w")'}; open it with mode "${mode}" to ${mode === 'r' ? 'read' : 'write'}`,
@@ -280,7 +280,7 @@ export const fileCommands = [
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
       if (table.closedAtEof(id)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
-      const h = handleFor(ctx, id, 'r', 'file-read');
+      const h = handleFor(ctx, call, id, 'r', 'file-read');
       // Served from the page cache, the answer is made at once: one 4 KiB read a request, as
       // 0.7.1 hosts send them, then costs no promise reactions.
       const parts = h.readBase64PartsNow(size, outputGate(ctx, call));
@@ -295,8 +295,8 @@ export const fileCommands = [
       bufb64: { type: 'base64', default: '', doc: 'The data, base64 (standard alphabet, padded).' },
       eof: { type: 'bool', default: false, doc: 'This is the last chunk: write it, then close.' },
     },
-    handler: (args, ctx) => {
-      const h = handleFor(ctx, args.handle_id, 'w', 'file-write');
+    handler: (args, ctx, call) => {
+      const h = handleFor(ctx, call, args.handle_id, 'w', 'file-write');
       const data = args.bufb64;
       if (!data) {
         // A plain handle stays usable (the host may send the chunk again); an atomic one could
@@ -344,7 +344,7 @@ export const fileCommands = [
         doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have; otherwise EBADMSG (74), and an atomic handle is discarded.',
       },
     },
-    handler: (args, ctx) => {
+    handler: (args, ctx, call) => {
       const table = handles(ctx);
       const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
       // Closed or discarded when its host went away: to a discard, how that went; to anything
@@ -356,10 +356,13 @@ export const fileCommands = [
       }
       // The 0.7.1 answer for an unknown handle is true; a host asking for more than a close
       // (a check, a discard) must learn that nothing was checked or discarded.
-      if (!table.has(args.handle_id) && (args.discard || args.fsync || args.md5 !== undefined)) {
-        throw new AgentError(
-          `Incorrect handle id: ${args.handle_id} is not an open file handle (nothing was ${args.discard ? 'discarded' : args.md5 !== undefined ? 'checked' : 'synced'})`,
-        );
+      if (!table.has(args.handle_id, call.session)) {
+        if (args.discard || args.fsync || args.md5 !== undefined) {
+          throw new AgentError(
+            `Incorrect handle id: ${args.handle_id} is not an open file handle (nothing was ${args.discard ? 'discarded' : args.md5 !== undefined ? 'checked' : 'synced'})`,
+          );
+        }
+        return true; // another host's handle, or a qemu-ga one, stays open
       }
       return succeeds(table.close(args.handle_id, false, options));
     },
