@@ -2,7 +2,10 @@
 // (or array) closes, newline or not, as qemu's JSON streamer finds it; a bare scalar ends at the
 // next whitespace or bracket. A 0xFF byte, which no JSON text holds, throws away whatever was
 // pending (libvirt's resynchronisation, with guest-sync-delimited) and is answered with qemu's
-// parse error.
+// parse error; so is a string holding 0xFE or 0xFF. As in qemu's lexer, what follows such an
+// error is skipped up to the next bracket, comma, colon, control character or 0xFE/0xFF, where
+// framing starts anew: the rest of a broken string never opens one that swallows the next
+// request.
 //
 // Given a decoder, a long string inside a value is decoded as it arrives, when it is base64
 // (a guest-file-write's data): its characters are never held, copied or scanned again, and the
@@ -13,6 +16,7 @@
 import type { Base64RunDecoder, DecodedBytes } from '../../wire/base64';
 import { MAX_LINE_BYTES } from '../../wire/framing';
 import { PendingBytes } from '../../wire/pending';
+import { qemuString } from '../../utf8';
 import {
   isJsonPunctuation as isPunctuation,
   isJsonSpace as isSpace,
@@ -23,6 +27,8 @@ import {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const SYNC = 0xff;
+/** 0xFE: with 0xFF, the bytes no UTF-8 text holds, which qemu's lexer refuses anywhere. */
+const BAD_BYTE = 0xfe;
 const EQUALS = 0x3d;
 /**
  * Strings shorter than this are held as text even when decoded as they arrived (parseJson cuts
@@ -76,6 +82,13 @@ interface Diversion {
 
 const COMMA = 0x2c;
 const COLON = 0x3a;
+/** The most of a broken string its error echoes (qemu echoes all of it, up to 64 MiB). */
+const MAX_ECHO = 1024;
+
+/** Where qemu's lexer ends its recovery after an error: a structural or control character, 0xFE, 0xFF. */
+function endsRecovery(b: number): boolean {
+  return isPunctuation(b) || (b < 0x20 && b !== 0x09) || b >= 0xfe;
+}
 
 export class JsonStreamFramer {
   /** The pending request's bytes (copied out of its chunks once it is long: they are garbage at once). */
@@ -104,6 +117,10 @@ export class JsonStreamFramer {
   private inWord = false;
   /** The rest of the token that went over MAX_TOKEN_COUNT is being passed over: a string or a word. */
   private dropping: 'string' | 'word' | undefined;
+  /** After a lexical error: bytes are skipped up to one that endsRecovery(). */
+  private recovering = false;
+  /** Where the current string's opening quote is, in the pending value's bytes. */
+  private stringAt = 0;
 
   /** `decoder`: long base64 strings are decoded as they arrive (see the top of this file). */
   constructor(
@@ -132,6 +149,7 @@ export class JsonStreamFramer {
     let q = -2;
     let bs = -2;
     let ff = -2;
+    let fe = -2;
     const next = (at: number, byte: number) => (at === -1 || at >= i ? at : chunk.indexOf(byte, i));
     while (i < n) {
       if (this.inString) {
@@ -142,17 +160,19 @@ export class JsonStreamFramer {
         ff = next(ff, SYNC);
         if (this.escaped) {
           this.escaped = false;
-          if (chunk[i] === SYNC) {
-            i = this.resync(chunk, i);
-            start = i;
+          if (chunk[i] >= BAD_BYTE) {
+            i = start = this.badString(chunk, start, i);
             continue;
           }
           i++;
           continue;
         }
-        if (ff >= 0 && ff < end && (bs < 0 || ff < bs)) {
-          i = this.resync(chunk, ff);
-          start = i;
+        // 0xFF or 0xFE before the string's next quote or backslash: a string no JSON text
+        // holds (a control character is left to the parser, which refuses it in its own words).
+        fe = next(fe, BAD_BYTE);
+        const bad = Math.min(ff < 0 ? n : ff, fe < 0 ? n : fe);
+        if (bad < end && (bs < 0 || bad < bs)) {
+          i = start = this.badString(chunk, start, bad);
           continue;
         }
         if (bs >= 0 && bs < end) {
@@ -185,6 +205,13 @@ export class JsonStreamFramer {
         continue;
       }
       const b = chunk[i];
+      if (this.recovering) {
+        if (!endsRecovery(b)) {
+          start = ++i;
+          continue;
+        }
+        this.recovering = false;
+      }
       if (b === SYNC) {
         i = this.resync(chunk, i);
         start = i;
@@ -221,6 +248,7 @@ export class JsonStreamFramer {
       }
       if (b === QUOTE) {
         this.inString = true;
+        this.stringAt = this.size + (i - start);
         textAt = i + 1;
       } else if (b === 0x7b || b === 0x5b) {
         if (this.depth === 0) this.tokens = 1;
@@ -258,6 +286,7 @@ export class JsonStreamFramer {
     this.drop();
     this.depth = this.tokens = 0;
     this.inString = this.escaped = this.inScalar = this.overflow = this.textNext = this.inWord = false;
+    this.recovering = false;
     this.dropping = undefined;
   }
 
@@ -389,9 +418,33 @@ export class JsonStreamFramer {
   /** A 0xFF at `at`: what was pending is dropped, and qemu's error for the stray byte answered. */
   private resync(_chunk: Buffer, at: number): number {
     this.reset();
+    this.recovering = true;
     if (++this.syncRun > MAX_SYNC_ERRORS) return at + 1;
     this.onMessage({ error: "JSON parse error, stray '\uFFFD'" }); // the replacement character qemu decodes 0xFF to
     return at + 1;
+  }
+
+  /**
+   * A byte no string may hold, at chunk[at] (the pending value's bytes run from chunk[start]):
+   * the value is dropped, and qemu's error echoes the string from its quote to that byte; what
+   * follows is skipped as qemu's lexer skips it. Returns where framing goes on.
+   */
+  private badString(chunk: Buffer, start: number, at: number): number {
+    const token = this.overflow ? Buffer.from('"') : this.pendingFrom(this.stringAt, chunk.subarray(start, at + 1));
+    const echo = qemuString(token.subarray(0, MAX_ECHO));
+    this.reset();
+    this.recovering = true;
+    if (chunk[at] === SYNC && ++this.syncRun > MAX_SYNC_ERRORS) return at + 1;
+    this.onMessage({ error: `JSON parse error, stray '${echo}'` });
+    return at + 1;
+  }
+
+  /** The pending value's bytes from `from` on, followed by `last` (up to MAX_ECHO of them). */
+  private pendingFrom(from: number, last: Buffer): Buffer {
+    if (this.div) this.undivert();
+    const held = this.pending.take(Buffer.alloc(0));
+    if (from >= held.length) return last.subarray(from - held.length, from - held.length + MAX_ECHO);
+    return Buffer.concat([held.subarray(from, from + MAX_ECHO), last]).subarray(0, MAX_ECHO);
   }
 
   private hold(piece: Buffer): void {
