@@ -40,7 +40,7 @@ export class HandleTable {
   /** The host session each open handle belongs to (none: an agent-lifetime handle). */
   private readonly owner = new Map<number, number>();
   /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
-  private readonly atEof = new Map<number, Promise<string> | undefined>();
+  private readonly atEof = new Map<number, { session: number | undefined; md5: Promise<string> | undefined }>();
   /** Closes and discards started when a host went away (endSession), until done. */
   private readonly discarding = new Set<Promise<void>>();
   /** Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, and the close. */
@@ -151,14 +151,14 @@ export class HandleTable {
     return h;
   }
 
-  /** True for a handle that a read closed at end of file. */
-  closedAtEof(id: number): boolean {
-    return this.atEof.has(id);
+  /** True for a handle of host session `session` that a read closed at end of file. */
+  closedAtEof(id: number, session: number): boolean {
+    return this.atEof.get(id)?.session === session;
   }
 
   /** For a hashing handle closed at end of file: the md5 of all it read. */
   eofMd5(id: number): Promise<string> | undefined {
-    return this.atEof.get(id);
+    return this.atEof.get(id)?.md5;
   }
 
   /**
@@ -170,6 +170,7 @@ export class HandleTable {
     if (!h) return Promise.resolve();
     const closing = h.close(options);
     if (!h.closed) return closing; // refused: the handle stays open, and in the table
+    const session = this.owner.get(id);
     this.open.delete(id);
     this.owner.delete(id);
     if (atEof) {
@@ -180,7 +181,7 @@ export class HandleTable {
             () => h.md5()!,
           )
         : undefined;
-      this.atEof.set(id, md5);
+      this.atEof.set(id, { session, md5 });
       if (this.atEof.size > EOF_MEMORY) this.atEof.delete(this.atEof.keys().next().value as number);
     }
     return closing;

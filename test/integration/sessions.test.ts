@@ -159,6 +159,16 @@ test("a phoenix host cannot read or close another host's handle, nor a qemu-ga o
     const other = await LineClient.connect(second);
     const qh = await q.ok<number>('guest-file-open', { path: f });
     const ph = (await mine.ok('file-open', { path: f })) as number;
+    // A handle of its read to the end (closed there, its md5 kept for pipelined reads): the other
+    // host learns neither that nor the digest.
+    const done = (await mine.ok('file-open', { path: f, md5: true })) as number;
+    await mine.ok('file-read', { handle_id: done });
+    assert.equal(await mine.ok('file-read', { handle_id: done }), {
+      bufb64: '',
+      eof: true,
+      md5: '918b81db5e91d031548b963c93845e5b',
+    });
+    await fails(other, 'file-read', { handle_id: done }, -1, /Incorrect handle id/);
     for (const id of [qh, ph]) {
       await fails(other, 'file-read', { handle_id: id }, -1, /Incorrect handle id/);
       await fails(other, 'file-write', { handle_id: id, bufb64: 'eA==' }, -1, /Incorrect handle id/);

@@ -279,7 +279,7 @@ export const fileCommands = [
       const id = args.handle_id;
       // A size past the maximum is clamped, not refused: any read may return less than asked.
       const size = args.size && ctx.config.largeReads ? Math.min(args.size, ctx.config.maxReadSize) : DEFAULT_READ_SIZE;
-      if (table.closedAtEof(id)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
+      if (table.closedAtEof(id, call.session)) return table.eofMd5(id)?.then(eofAnswer) ?? eofAnswer();
       const h = handleFor(ctx, call, id, 'r', 'file-read');
       // Served from the page cache, the answer is made at once: one 4 KiB read a request, as
       // 0.7.1 hosts send them, then costs no promise reactions.
