@@ -66,6 +66,23 @@ export class PendingBytes {
     return out;
   }
 
+  /** A copy of pending bytes `from` to `to` (clamped), leaving them pending. */
+  slice(from: number, to: number): Buffer {
+    to = Math.min(to, this.bytes);
+    if (from >= to) return Buffer.alloc(0);
+    if (this.buf) return Buffer.from(this.buf.subarray(from, to));
+    const out: Buffer[] = [];
+    let at = 0;
+    for (const p of this.parts) {
+      const lo = Math.max(from - at, 0);
+      const hi = Math.min(to - at, p.length);
+      if (lo < hi) out.push(p.subarray(lo, hi));
+      at += p.length;
+      if (at >= to) break;
+    }
+    return Buffer.concat(out);
+  }
+
   /** Forgets the pending bytes. */
   clear(): void {
     if (this.buf) chunkPool.give(this.buf);

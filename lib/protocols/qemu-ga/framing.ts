@@ -140,6 +140,8 @@ export class JsonStreamFramer {
     const n = chunk.length;
     // Where the current string's text begins, when that is in this chunk.
     let textAt = this.textNext ? 0 : -1;
+    // Where the current string's quote is in this chunk (-1: in an earlier one).
+    let quoteAt = -1;
     this.textNext = false;
     if (this.div) i = start = this.feed(chunk, 0);
     const pending = () => this.depth > 0 || this.inScalar;
@@ -161,7 +163,7 @@ export class JsonStreamFramer {
         if (this.escaped) {
           this.escaped = false;
           if (chunk[i] >= BAD_BYTE) {
-            i = start = this.badString(chunk, start, i);
+            i = start = this.badString(chunk, start, i, quoteAt);
             continue;
           }
           i++;
@@ -172,7 +174,7 @@ export class JsonStreamFramer {
         fe = next(fe, BAD_BYTE);
         const bad = Math.min(ff < 0 ? n : ff, fe < 0 ? n : fe);
         if (bad < end && (bs < 0 || bad < bs)) {
-          i = start = this.badString(chunk, start, bad);
+          i = start = this.badString(chunk, start, bad, quoteAt);
           continue;
         }
         if (bs >= 0 && bs < end) {
@@ -243,12 +245,14 @@ export class JsonStreamFramer {
         this.giveUp('JSON token count limit exceeded');
         this.dropping = b === QUOTE ? 'string' : isPunctuation(b) ? undefined : 'word';
         this.inString = b === QUOTE;
+        quoteAt = i;
         start = ++i;
         continue;
       }
       if (b === QUOTE) {
         this.inString = true;
         this.stringAt = this.size + (i - start);
+        quoteAt = i;
         textAt = i + 1;
       } else if (b === 0x7b || b === 0x5b) {
         if (this.depth === 0) this.tokens = 1;
@@ -429,8 +433,15 @@ export class JsonStreamFramer {
    * the value is dropped, and qemu's error echoes the string from its quote to that byte; what
    * follows is skipped as qemu's lexer skips it. Returns where framing goes on.
    */
-  private badString(chunk: Buffer, start: number, at: number): number {
-    const token = this.overflow ? Buffer.from('"') : this.pendingFrom(this.stringAt, chunk.subarray(start, at + 1));
+  private badString(chunk: Buffer, start: number, at: number, quoteAt: number): number {
+    // A string passed over (at the token limit) or past the size limit was not held: its quote
+    // and what this chunk has of it.
+    const unheld = () =>
+      quoteAt >= 0
+        ? chunk.subarray(quoteAt, at + 1).subarray(0, MAX_ECHO)
+        : Buffer.concat([Buffer.from('"'), chunk.subarray(0, at + 1).subarray(0, MAX_ECHO - 1)]);
+    const token =
+      this.overflow || this.dropping ? unheld() : this.pendingFrom(this.stringAt, chunk.subarray(start, at + 1));
     const echo = qemuString(token.subarray(0, MAX_ECHO));
     this.reset();
     this.recovering = true;
@@ -442,9 +453,9 @@ export class JsonStreamFramer {
   /** The pending value's bytes from `from` on, followed by `last` (up to MAX_ECHO of them). */
   private pendingFrom(from: number, last: Buffer): Buffer {
     if (this.div) this.undivert();
-    const held = this.pending.take(Buffer.alloc(0));
-    if (from >= held.length) return last.subarray(from - held.length, from - held.length + MAX_ECHO);
-    return Buffer.concat([held.subarray(from, from + MAX_ECHO), last]).subarray(0, MAX_ECHO);
+    const held = this.size;
+    if (from >= held) return last.subarray(from - held, from - held + MAX_ECHO);
+    return Buffer.concat([this.pending.slice(from, from + MAX_ECHO), last]).subarray(0, MAX_ECHO);
   }
 
   private hold(piece: Buffer): void {

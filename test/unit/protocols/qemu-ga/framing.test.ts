@@ -69,6 +69,33 @@ test("0xFF or 0xFE in a string is qemu's stray error, and recovery skips to a br
   assert.equal(frame([Buffer.from(`\xff"abc"${ping}`, 'latin1')]), ["ERR JSON parse error, stray '\uFFFD'", ping]);
   // A control character is framed with its value and left to the parser (Node's words).
   assert.equal(frame([`{"id":"\x01"}${ping}`]), ['{"id":"\x01"}', ping]);
+  // Past the size limit the string is not held: its quote and what the chunk has of it.
+  assert.equal(frame([`{"s":"${'x'.repeat(100)}`, Buffer.from('ab\xffcd"}', 'latin1'), ping], 64), [
+    "ERR JSON parse error, stray '\"ab\uFFFD'",
+    'ERR JSON parse error, expecting value',
+    ping,
+  ]);
+  // An earlier string of the value, and one split across chunks, do not shift the echo.
+  assert.equal(frame(['{"execute":"x","arguments":{"p":"lo', Buffer.from('ng\xff"}}', 'latin1'), ping]), [
+    "ERR JSON parse error, stray '\"long\uFFFD'",
+    'ERR JSON parse error, expecting value',
+    'ERR JSON parse error, expecting value',
+    ping,
+  ]);
+});
+
+test('the string that goes over the token limit and holds a 0xFF echoes itself, not an earlier one', () => {
+  // (qemu's lexer fails on the string before its streamer counts it: no token-limit error there.)
+  const many = '[[' + '1,'.repeat(1_048_575);
+  const out = frame(['{"execute":"guest-ping"}', many, Buffer.from('"ABCDEFGHIJKLMNOP\xff"]]{"a":1}', 'latin1')]);
+  assert.equal(out, [
+    '{"execute":"guest-ping"}',
+    'ERR JSON token count limit exceeded',
+    "ERR JSON parse error, stray '\"ABCDEFGHIJKLMNOP\uFFFD'",
+    'ERR JSON parse error, expecting value',
+    'ERR JSON parse error, expecting value',
+    '{"a":1}',
+  ]);
 });
 
 test('a request longer than the limit is one error, never held, and the next is served', () => {
