@@ -100,7 +100,7 @@ export interface OutputGate {
  * read can pass the check); else a promise to wait on before asking again, which rejects with an
  * AbortError once the host the reads are for is gone (gate.signal).
  */
-function roomWait(gate: OutputGate | undefined): Promise<void> | undefined {
+export function roomWait(gate: OutputGate | undefined): Promise<void> | undefined {
   const wait = gate?.room();
   const signal = gate?.signal;
   if (!wait || !signal) return wait;

@@ -110,9 +110,8 @@ export class StreamIo {
   async preadWaiting(buf: Buffer, offset: number, claim?: ReadClaim): Promise<number> {
     for (;;) {
       try {
-        return await native.pread(this.fd, buf, offset, this.path, this.hash);
-      } catch (e) {
-        const err = toSystemError(e);
+        return await this.preadNow(buf, offset);
+      } catch (err) {
         if (!(err instanceof SystemError) || err.errno !== EAGAIN) throw err;
       }
       const waiter = this.streamWaiter();

@@ -2,8 +2,8 @@
 // agent's output limit), counting a read by the base64 it becomes: one gate a host session (its
 // Call), so that a read waits only for its own host's backlog.
 import type { Call, Context } from '../context';
-import type { OutputGate } from '../files/handle';
-import { untilAborted } from '../limit';
+import { roomWait, type OutputGate } from '../files/handle';
+import { AbortError } from '../errors';
 
 const gates = new WeakMap<Call, OutputGate>();
 
@@ -27,7 +27,11 @@ export function outputGate(ctx: Context, call: Call): OutputGate {
  * false as soon as that host is gone (its call aborted), whatever room there is by then.
  */
 export async function roomFor(ctx: Context, call: Call): Promise<boolean> {
-  for (let room = ctx.outputRoom(call); room && !call.signal.aborted; room = ctx.outputRoom(call))
-    await untilAborted(room, call.signal);
+  const gate = outputGate(ctx, call);
+  try {
+    for (let wait = roomWait(gate); wait; wait = roomWait(gate)) await wait;
+  } catch (e) {
+    if (!(e instanceof AbortError)) throw e;
+  }
   return !call.signal.aborted;
 }

@@ -420,12 +420,8 @@ export class JsonStreamFramer {
   }
 
   /** A 0xFF at `at`: what was pending is dropped, and qemu's error for the stray byte answered. */
-  private resync(_chunk: Buffer, at: number): number {
-    this.reset();
-    this.recovering = true;
-    if (++this.syncRun > MAX_SYNC_ERRORS) return at + 1;
-    this.onMessage({ error: "JSON parse error, stray '\uFFFD'" }); // the replacement character qemu decodes 0xFF to
-    return at + 1;
+  private resync(chunk: Buffer, at: number): number {
+    return this.lexError(chunk.subarray(at, at + 1), chunk, at); // "stray '\uFFFD'"
   }
 
   /**
@@ -442,11 +438,19 @@ export class JsonStreamFramer {
         : Buffer.concat([Buffer.from('"'), chunk.subarray(0, at + 1).subarray(0, MAX_ECHO - 1)]);
     const token =
       this.overflow || this.dropping ? unheld() : this.pendingFrom(this.stringAt, chunk.subarray(start, at + 1));
-    const echo = qemuString(token.subarray(0, MAX_ECHO));
+    return this.lexError(token, chunk, at);
+  }
+
+  /**
+   * qemu's lexer refused chunk[at], the end of `token`: the pending value is dropped, the error
+   * echoes the token (qemu's JSON writer decodes 0xFF to U+FFFD), and what follows is skipped
+   * until recovery ends. A run of 0xFF bytes is answered MAX_SYNC_ERRORS times at most.
+   */
+  private lexError(token: Buffer, chunk: Buffer, at: number): number {
     this.reset();
     this.recovering = true;
     if (chunk[at] === SYNC && ++this.syncRun > MAX_SYNC_ERRORS) return at + 1;
-    this.onMessage({ error: `JSON parse error, stray '${echo}'` });
+    this.onMessage({ error: `JSON parse error, stray '${qemuString(token)}'` });
     return at + 1;
   }
 
