@@ -9,6 +9,9 @@ import type { MountPath } from './mounts';
 
 // ---- Files: native/fileio.cc, fdpoll.cc, dirlist.cc --------------------------------------------
 
+/** A file offset: a number, or a bigint where it may be past 2^53 (exact over the whole int64 range). */
+export type FileOffset = number | bigint;
+
 export interface FileBindings {
   /**
    * md5 of the whole file, 32 lowercase hex digits (a thread of its own; large reads, read-ahead).
@@ -19,13 +22,13 @@ export interface FileBindings {
    * One read into buffer at offset (-1: at the current position); 0 at end of file. The bytes
    * read are hashed into `md5`, when given, on the pool thread.
    */
-  pread(fd: number, buffer: Buffer, offset: number, path: string, md5?: NativeMd5): Promise<number>;
+  pread(fd: number, buffer: Buffer, offset: FileOffset, path: string, md5?: NativeMd5): Promise<number>;
   /** A running md5 (OpenSSL's); calls on one must not overlap with a pread hashing into it. */
   Md5: new () => NativeMd5;
   /** Synchronous page-cache-only read (RWF_NOWAIT): bytes read, or -errno when it would block or is unsupported. */
-  preadCached(fd: number, buffer: Buffer, offset: number): number;
+  preadCached(fd: number, buffer: Buffer, offset: FileOffset): number;
   /** Writes the whole buffer at offset (-1: at the current position); resolves with its length. */
-  pwrite(fd: number, buffer: Buffer, offset: number, path: string): Promise<number>;
+  pwrite(fd: number, buffer: Buffer, offset: FileOffset, path: string): Promise<number>;
   /**
    * pwrite() (offset >= 0) on the addon's write helper, a thread of its own, while the caller
    * waits up to waitMicros for it: the buffer's length when written within the wait, else a
@@ -36,7 +39,7 @@ export interface FileBindings {
   pwriteWait(
     fd: number,
     buffer: Buffer,
-    offset: number,
+    offset: FileOffset,
     path: string,
     waitMicros: number,
   ): number | Promise<number> | undefined;
@@ -44,7 +47,7 @@ export interface FileBindings {
    * lseek(2), synchronous: the new offset (a bigint: ext4 puts a directory's end at 2^63 - 1);
    * throws errno's error (EINVAL for a negative result, ESPIPE for a pipe).
    */
-  lseek(fd: number, offset: number, whence: number, path: string): bigint;
+  lseek(fd: number, offset: FileOffset, whence: number, path: string): bigint;
   /** Names the file open at fd (an O_TMPFILE file) `path`, which must not exist yet (linkat). */
   linkFd(fd: number, path: string): Promise<void>;
   /** open(2)'s O_TMPFILE on this platform (with O_DIRECTORY, as <fcntl.h> defines it). */

@@ -41,6 +41,12 @@ std::string PathArg(const Napi::CallbackInfo& info, size_t i, const char* name) 
 }
 
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() > i && info[i].IsBigInt()) {
+    bool lossless = false;
+    int64_t v = info[i].As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(info.Env(), std::string("argument ") + name + " is not an int64");
+    return v;
+  }
   if (info.Length() <= i || !info[i].IsNumber())
     throw Napi::TypeError::New(info.Env(), std::string("argument ") + name + " must be a number");
   return info[i].As<Napi::Number>().Int64Value();

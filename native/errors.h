@@ -18,6 +18,7 @@ Napi::Error MakeSysError(Napi::Env env, const SysError& e);
 std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* name);
 // A path: a string (its UTF-8) or a Buffer (its bytes: names need not be UTF-8), as Node's fs.
 std::string PathArg(const Napi::CallbackInfo& info, size_t i, const char* name);
+// A number, or a bigint (exact over the whole int64 range: a file offset past 2^53).
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* name);
 bool BoolArg(const Napi::CallbackInfo& info, size_t i, const char* name);
 Napi::Buffer<char> BufferArg(const Napi::CallbackInfo& info, size_t i, const char* name);

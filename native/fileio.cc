@@ -159,8 +159,8 @@ Napi::Value Pwrite(const Napi::CallbackInfo& info) {
 }
 
 // lseek(fd, offset, whence, path): bigint, synchronous (lseek does no I/O): the new offset, which
-// may be past 2^53 (ext4 puts a directory's end at INT64_MAX). Throws errno's error (EINVAL for
-// a negative result, ESPIPE for a pipe).
+// may be past 2^53 (ext4 puts a directory's end at INT64_MAX), as offset may be (a bigint).
+// Throws errno's error (EINVAL for a negative result, ESPIPE for a pipe).
 Napi::Value Lseek(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(IntArg(info, 0, "fd"));
   int64_t offset = IntArg(info, 1, "offset");

@@ -17,7 +17,7 @@ import * as nodePath from 'path';
 import { promisify } from 'util';
 import { AbortError, errorAbout, SystemError, toSystemError } from '../errors';
 import { md5CloseCheck } from './md5';
-import { native, type NativeMd5 } from '../native';
+import { native, type FileOffset, type NativeMd5 } from '../native';
 import { linkTemp, syncDirectory, type AtomicTarget } from './atomic';
 import { StreamIo, type ReadClaim } from './stream';
 import { quote } from '../wire/json';
@@ -31,6 +31,8 @@ export { cancelBlockedStreams } from './stream';
 const { EAGAIN, EBADF, EBADMSG, EBUSY, ECANCELED, EINVAL, EOPNOTSUPP, ESPIPE } = constants.errno;
 const SEEK_SET = 0;
 const SEEK_END = 2;
+const INT64_MAX = 2n ** 63n - 1n;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 const closeAsync = promisify(fs.close);
 const unlinkAsync = promisify(fs.unlink);
@@ -191,6 +193,12 @@ const WAITED_WRITE_MAX = 64 * 1024;
  */
 const WRITE_WAIT_US = 1000;
 
+/** offset + n, exactly: a number while that is a safe integer. */
+function plus(offset: FileOffset, n: number): FileOffset {
+  if (typeof offset === 'number' && Number.isSafeInteger(offset + n)) return offset + n;
+  return BigInt(offset) + BigInt(n);
+}
+
 /** A value or its promise, as a promise. */
 function settled<T>(x: T | Promise<T>): Promise<T> {
   return x instanceof Promise ? x : Promise.resolve(x);
@@ -203,11 +211,16 @@ interface WriteBatch {
 }
 
 export class GuestFile {
-  /** Where the next read or write starts: bytes read or written so far, or where seek() put it. */
-  get position(): number {
-    return this.pos;
+  /**
+   * Where the next read or write starts: bytes read or written so far, or where seek() put it;
+   * a bigint past 2^53 - 1 (ext4 puts a directory's end at 2^63 - 1; a tmpfs file may be as long).
+   */
+  get position(): FileOffset {
+    return this.far ?? this.pos;
   }
   private pos = 0;
+  /** The position when it is past Number.MAX_SAFE_INTEGER (pos is then stale), exactly. */
+  private far: bigint | undefined;
   /** Operations queued or running. */
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
@@ -372,8 +385,8 @@ export class GuestFile {
             n = await this.io(
               (offset) =>
                 this.how.noWait
-                  ? this.streamIo.preadNow(part, offset + at)
-                  : this.streamIo.preadWaiting(part, offset + at, claim),
+                  ? this.streamIo.preadNow(part, plus(offset, at))
+                  : this.streamIo.preadWaiting(part, plus(offset, at), claim),
               () => (this.how.noWait ? Promise.resolve(this.streamIo.readNow(part)) : this.streamIo.read(part, claim)),
             );
           } catch (e) {
@@ -449,16 +462,21 @@ export class GuestFile {
   /**
    * Moves the position as lseek(2) does (whence 0: to offset, 1: from the position, 2: from the
    * end of the file) once the operations queued before it are done; resolves with the new
-   * position, a bigint (it may be past 2^53: ext4 puts a directory's end at 2^63 - 1).
+   * position, a bigint (it may be past 2^53: ext4 puts a directory's end at 2^63 - 1). Exact
+   * over the whole int64 range, offset included.
    */
-  seek(offset: number, whence: 0 | 1 | 2): Promise<bigint> {
+  seek(offset: FileOffset, whence: 0 | 1 | 2): Promise<bigint> {
     if (this.closing) return Promise.reject(new SystemError(EBADF, 'lseek', this.path, 'file already closed'));
     return this.enqueue(async () => {
-      const at =
-        whence === 1
-          ? native.lseek(this.fd, this.position + offset, SEEK_SET, this.path)
-          : native.lseek(this.fd, offset, whence, this.path);
-      this.pos = Number(at);
+      let at: bigint;
+      if (whence === 1) {
+        // The fd's own offset is not the position (reads and writes are positional): the sum is
+        // made here, and one past int64 is EINVAL, as the kernel's SEEK_CUR would have it.
+        const to = BigInt(this.position) + BigInt(offset);
+        if (to < 0n || to > INT64_MAX) throw new SystemError(EINVAL, 'lseek', this.path);
+        at = native.lseek(this.fd, to, SEEK_SET, this.path);
+      } else at = native.lseek(this.fd, offset, whence, this.path);
+      this.moveTo(at);
       return at;
     }).catch((e) => {
       throw toSystemError(e);
@@ -476,8 +494,21 @@ export class GuestFile {
 
   /** After a write of n bytes: the position moves past them (for an append handle, to the end). */
   private wrote(n: number): void {
-    if (this.how.append && !this.stream) this.pos = Number(native.lseek(this.fd, 0, SEEK_END, this.path));
-    else this.pos += n;
+    if (this.how.append && !this.stream) this.moveTo(native.lseek(this.fd, 0, SEEK_END, this.path));
+    else this.moveOn(n);
+  }
+
+  private moveTo(at: bigint): void {
+    if (at <= MAX_SAFE) {
+      this.pos = Number(at);
+      this.far = undefined;
+    } else this.far = at;
+  }
+
+  private moveOn(n: number): void {
+    const to = plus(this.position, n);
+    if (typeof to === 'number') this.pos = to;
+    else this.far = to;
   }
 
   /**
@@ -532,7 +563,7 @@ export class GuestFile {
 
   /** After a read of n bytes (hashed, or to be): the position moves on; at end of file the md5 is taken. */
   private advance(n: number, gate: OutputGate | undefined): void {
-    this.pos += n;
+    this.moveOn(n);
     gate?.hold(n);
     // Taken in the read's own turn: by the time its caller looks, the next read may be hashing.
     if (n === 0 && this.hash) {
@@ -821,7 +852,10 @@ export class GuestFile {
   }
 
   /** Runs a positional call on the pool; on ESPIPE the handle becomes a stream and `streamed` does it instead. */
-  private async io(positional: (offset: number) => Promise<number>, streamed: () => Promise<number>): Promise<number> {
+  private async io(
+    positional: (offset: FileOffset) => Promise<number>,
+    streamed: () => Promise<number>,
+  ): Promise<number> {
     if (!this.stream) {
       try {
         return await positional(this.position);

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import { constants } from 'os';
 import { errorAbout, SystemError, toSystemError } from '../errors';
-import { native, type NativeFdPoll, type NativeMd5 } from '../native';
+import { native, type FileOffset, type NativeFdPoll, type NativeMd5 } from '../native';
 
 const { EAGAIN } = constants.errno;
 /** How often a device that says "not yet" but that epoll cannot watch is asked again. */
@@ -107,7 +107,7 @@ export class StreamIo {
    * waits for data on the event loop and asks again, holding no pool thread meanwhile, nor
    * `claim` (taken again before it asks).
    */
-  async preadWaiting(buf: Buffer, offset: number, claim?: ReadClaim): Promise<number> {
+  async preadWaiting(buf: Buffer, offset: FileOffset, claim?: ReadClaim): Promise<number> {
     for (;;) {
       try {
         return await this.preadNow(buf, offset);
@@ -123,7 +123,7 @@ export class StreamIo {
   }
 
   /** One positional read that does not wait: EAGAIN (a SystemError) when the device has nothing now. */
-  async preadNow(buf: Buffer, offset: number): Promise<number> {
+  async preadNow(buf: Buffer, offset: FileOffset): Promise<number> {
     try {
       return await native.pread(this.fd, buf, offset, this.path, this.hash);
     } catch (e) {

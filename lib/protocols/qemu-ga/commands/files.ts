@@ -182,7 +182,7 @@ export const fileCommands = [
     doc: 'Moves the position, as fseek(3): whence 0 or "set", 1 or "cur", 2 or "end". {position, eof}.',
     args: {
       handle,
-      offset: { type: 'int', doc: 'Bytes from where `whence` says.' },
+      offset: { type: 'int', exact: true, doc: 'Bytes from where `whence` says: any int64, exactly.' },
       whence: {
         type: { alternate: ['int', { enum: SEEK_NAMES }], name: 'GuestFileWhence' },
         doc: '0/"set": from the start; 1/"cur": from the position; 2/"end": from the end.',
