@@ -208,6 +208,7 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
+      endpointOf: (session) => this.sessions.get(session)?.transport.description,
       // Ports come and go (found by name): the halves hold while both protocols have one.
       servesBothProtocols: () =>
         this.endpoints.some((e) => e.protocol === 'qemu-ga') && this.endpoints.some((e) => e.protocol === 'phoenix'),

@@ -97,6 +97,11 @@ export interface Context {
    * session's calls have been aborted (Call.signal) by then.
    */
   onHostGone(hook: (session: number) => void): void;
+  /**
+   * The endpoint a host session came through, while it lasts (undefined after): its transport's
+   * description, `unix:PATH` or `port PATH`, the same for a port that went away and came back.
+   */
+  endpointOf(session: number): string | undefined;
   /** Whether the agent has endpoints of both protocols now (the handle table's halves hold then). */
   servesBothProtocols(): boolean;
   /**

@@ -20,6 +20,8 @@ export interface HandleTableContext {
   readonly log: HoldingLogger;
   onExit(hook: () => void | Promise<void>, urgent?: boolean): void;
   onHostGone(hook: (session: number) => void): void;
+  /** The endpoint a live host session came through (Context.endpointOf). */
+  endpointOf(session: number): string | undefined;
   /** Whether hosts of both protocols may be served now (absent: yes): only then are there halves. */
   servesBothProtocols?(): boolean;
 }
@@ -39,12 +41,20 @@ export class HandleTable {
   private readonly open = new Map<number, FileHandle>();
   /** The host session each open handle belongs to (none: an agent-lifetime handle). */
   private readonly owner = new Map<number, number>();
+  /** The endpoint the owner came through, for each handle of a session. */
+  private readonly ownerEndpoint = new Map<number, string | undefined>();
   /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
   private readonly atEof = new Map<number, { session: number | undefined; md5: Promise<string> | undefined }>();
   /** Closes and discards started when a host went away (endSession), until done. */
   private readonly discarding = new Set<Promise<void>>();
-  /** Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, and the close. */
-  private readonly ended = new Map<number, { path: string; atomic: boolean; done: Promise<void> }>();
+  /**
+   * Handles closed when their host went away, by id (the last EOF_MEMORY): path, atomic, the
+   * close, and the endpoint that host came through (only its hosts are told: see endedError).
+   */
+  private readonly ended = new Map<
+    number,
+    { path: string; atomic: boolean; done: Promise<void>; endpoint: string | undefined }
+  >();
 
   constructor(private readonly ctx: HandleTableContext) {
     ctx.onExit(() => this.closeAll());
@@ -125,6 +135,7 @@ export class HandleTable {
     }
     this.openingSession--;
     this.owner.set(id, call.session);
+    this.ownerEndpoint.set(id, this.ctx.endpointOf(call.session));
     if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
     return id;
   }
@@ -147,7 +158,8 @@ export class HandleTable {
    */
   get(id: number, session: number): FileHandle {
     const h = this.has(id, session) ? this.open.get(id) : undefined;
-    if (!h) throw this.endedError(id) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
+    if (!h)
+      throw this.endedError(id, session) ?? new AgentError(`Incorrect handle id: ${id} is not an open file handle`);
     return h;
   }
 
@@ -173,6 +185,7 @@ export class HandleTable {
     const session = this.owner.get(id);
     this.open.delete(id);
     this.owner.delete(id);
+    this.ownerEndpoint.delete(id);
     if (atEof) {
       // Reads queued before the close still run (and find the end again): the md5 once they have.
       const md5 = h.hashing
@@ -208,8 +221,9 @@ export class HandleTable {
       `host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`,
     );
     h.cancelWaits('the host that opened it is gone');
+    const endpoint = this.ownerEndpoint.get(id);
     const done = this.close(id, false, { discard: h.atomic });
-    this.ended.set(id, { path: h.path, atomic: h.atomic, done });
+    this.ended.set(id, { path: h.path, atomic: h.atomic, done, endpoint });
     if (this.ended.size > EOF_MEMORY) this.ended.delete(this.ended.keys().next().value as number);
     const discarding = done
       .catch((e: Error) => this.ctx.log.warn(`closing handle ${id}: ${e.message}`))
@@ -223,12 +237,14 @@ export class HandleTable {
   }
 
   /**
-   * The error for a handle closed when its host went away, else undefined: a later request on
-   * it must not pass for a success (file-close's 0.7.1 answer for an unknown handle is true).
+   * The error for a handle closed when its host went away, asked by host session `session`,
+   * else undefined: a later request on it must not pass for a success (file-close's 0.7.1 answer
+   * for an unknown handle is true). Only for a host of the endpoint that one came through (the
+   * same host coming back): to any other the id is unknown, and the file's path not its to know.
    */
-  endedError(id: number): AgentError | undefined {
+  endedError(id: number, session: number): AgentError | undefined {
     const d = this.ended.get(id);
-    if (d === undefined) return undefined;
+    if (d === undefined || d.endpoint === undefined || d.endpoint !== this.ctx.endpointOf(session)) return undefined;
     if (d.atomic)
       return new AgentError(
         `Handle ${id} was discarded when the host that opened it went away: ${d.path} was not replaced (its data is dropped); upload it again`,

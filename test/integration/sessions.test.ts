@@ -186,6 +186,61 @@ test("a phoenix host cannot read or close another host's handle, nor a qemu-ga o
   }
 });
 
+test("a handle closed when its host went away: only that listener's hosts are told, and its path", async () => {
+  const dir = tmpDir('ember-ga-ended-');
+  const second = path.join(dir, 'phoenix2.sock');
+  const agent = await startAgent(['--listen', `phoenix:unix:${second}`]);
+  try {
+    await waitFor(() => fs.existsSync(second), 5_000, 'the second listener');
+    const plain = path.join(dir, 'secret-plain');
+    const upload = path.join(dir, 'secret-upload');
+    fs.writeFileSync(plain, 'mine');
+    const gone = await agent.connect();
+    const ph = (await gone.ok('file-open', { path: plain })) as number;
+    const ah = (await gone.ok('file-open', { path: upload, mode: 'w', atomic: true })) as number;
+    gone.close();
+    await waitFor(() => /discarding the unfinished atomic upload/.test(agent.stderr()), 5_000, 'the handles to end');
+    // Another listener's host: unknown ids, as 0.7.1 answers them, and no path.
+    const other = await LineClient.connect(second);
+    const unknown = /^Incorrect handle id: \d+ is not an open file handle$/;
+    for (const id of [ph, ah]) {
+      await fails(other, 'file-read', { handle_id: id }, -1, unknown);
+      await fails(other, 'file-write', { handle_id: id, bufb64: 'eA==' }, -1, unknown);
+      assert.is(await other.ok('file-close', { handle_id: id }), true, "0.7.1's answer for a handle it does not know");
+      await fails(
+        other,
+        'file-close',
+        { handle_id: id, discard: true },
+        -1,
+        /^Incorrect handle id: \d+ .*nothing was discarded/,
+      );
+    }
+    other.close();
+    // The same listener's next host (the one that left, back): the handle's end, never a success.
+    const back = await agent.connect();
+    await fails(
+      back,
+      'file-read',
+      { handle_id: ph },
+      -1,
+      /^Handle \d+ was closed when the host .*secret-plain\); open it again$/,
+    );
+    await fails(back, 'file-close', { handle_id: ph }, -1, /was closed when the host that opened it went away/);
+    await fails(
+      back,
+      'file-write',
+      { handle_id: ah, bufb64: 'eA==' },
+      -1,
+      /^Handle \d+ was discarded .*secret-upload was not replaced/,
+    );
+    assert.is(await back.ok('file-close', { handle_id: ah, discard: true }), true, 'a discard is what happened');
+    back.close();
+  } finally {
+    await agent.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('waiting connections that hang up give their fds back at once; past 64 waiting, new ones are refused', async () => {
   const agent = await startAgent();
   const pid = agent.proc.pid!;

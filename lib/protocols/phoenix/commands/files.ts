@@ -349,7 +349,7 @@ export const fileCommands = [
       const options: CloseOptions = { discard: args.discard, fsync: args.fsync, md5: args.md5 };
       // Closed or discarded when its host went away: to a discard, how that went; to anything
       // else, an error.
-      const gone = table.endedError(args.handle_id);
+      const gone = table.endedError(args.handle_id, call.session);
       if (gone) {
         if (args.discard) return succeeds(table.endOf(args.handle_id)!);
         throw gone;

@@ -53,6 +53,7 @@ function makeCtx(extra: Command[] = []): Context {
     shutdown: () => {},
     onExit: () => {},
     onHostGone: () => {},
+    endpointOf: () => 'unix:test',
     servesBothProtocols: () => true,
     outputRoom: () => undefined,
     hasOutputRoom: () => true,
