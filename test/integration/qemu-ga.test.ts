@@ -80,6 +80,10 @@ const BAD: string[] = [
   '{"execute":"guest-sync","arguments":{"id":9223372036854775808}}\n',
   '{"execute":"guest-sync","arguments":{"id":18446744073709551615},"id":18446744073709551615}\n',
   '{"execute":"nope","id":-9223372036854775809}\n',
+  // A duplicate key is a parse error (no id echoed), where JSON.parse keeps the last.
+  '{"execute":"guest-ping","execute":"guest-ping"}\n',
+  '{"id":7,"execute":"guest-sync","arguments":{"id":1,"id":2}}\n',
+  '{"execute":"guest-ping","id":{"a":1,"\\u0061":2}}\n',
 ];
 
 test(

@@ -5,6 +5,7 @@ import { errnoMessage, SystemError, toSystemError } from '../../errors';
 import type { Call, Context } from '../../context';
 import type { AnswerLine } from '../../wire/answer';
 import { carryHeld, RawJson } from '../../wire/answer';
+import { Base64Text } from '../../wire/base64';
 import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { beforeParse } from '../../memory';
@@ -97,6 +98,11 @@ export class QgaDispatcher {
             : (e as Error).message;
         throw new QgaError(`JSON parse error, ${why}`);
       }
+      // JSON.parse keeps a duplicate key's last value, where qemu's parser refuses the request:
+      // only a dropped member leaves the value with fewer tokens than the framer counted.
+      if (framed.tokens !== undefined && value !== null && typeof value === 'object') {
+        if (tokenCount(value) !== framed.tokens) throw new QgaError('JSON parse error, duplicate key');
+      }
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         throw new QgaError('QMP input must be a JSON object');
       }
@@ -162,6 +168,21 @@ export class QgaDispatcher {
       return errorLine(e, id);
     }
   }
+}
+
+/** The JSON tokens of a parsed value, as the framer counts them: a string cut out of it is one. */
+function tokenCount(v: unknown): number {
+  if (v === null || typeof v !== 'object' || v instanceof Base64Text) return 1;
+  if (Array.isArray(v)) {
+    let n = v.length > 0 ? v.length + 1 : 2; // brackets and commas
+    for (let i = 0; i < v.length; i++) n += tokenCount(v[i]);
+    return n;
+  }
+  const obj = v as Record<string, unknown>;
+  // for-in, not Object.keys (half the cost, no array): JSON.parse's objects inherit no key.
+  let n = 1; // braces and commas: one more than the members
+  for (const k in obj) n += 3 + tokenCount(obj[k]); // the key, its colon, a comma or brace, the value
+  return n === 1 ? 2 : n;
 }
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {

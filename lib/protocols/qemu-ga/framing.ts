@@ -52,8 +52,8 @@ const MAX_NESTING = 1024;
 
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
- * decoded bytes to give back once the request is done) and its tokens (for beforeParse), or a
- * framing error to answer.
+ * decoded bytes to give back once the request is done) and its tokens (for beforeParse, and to
+ * find a duplicate key JSON.parse dropped), or a framing error to answer.
  */
 export type Framed = { bytes: Buffer; cuts?: FramedCut[]; tokens?: number } | { error: string };
 
