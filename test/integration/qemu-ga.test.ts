@@ -84,6 +84,12 @@ const BAD: string[] = [
   '{"execute":"guest-ping","execute":"guest-ping"}\n',
   '{"id":7,"execute":"guest-sync","arguments":{"id":1,"id":2}}\n',
   '{"execute":"guest-ping","id":{"a":1,"\\u0061":2}}\n',
+  // A number with a fraction or an exponent is a double to qemu, which no int argument takes.
+  '{"execute":"guest-sync","arguments":{"id":5.0}}\n',
+  '{"execute":"guest-sync","arguments":{"id":1e3},"id":1E3}\n',
+  '{"execute":"guest-file-read","arguments":{"handle":1000,"count":10e-1}}\n',
+  '{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":0,"whence":0.0}}\n',
+  '{"execute":"guest-exec-status","arguments":{"pid":-1.0}}\n',
 ];
 
 test(

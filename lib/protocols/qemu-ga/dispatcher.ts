@@ -129,7 +129,8 @@ export class QgaDispatcher {
       if (this.ctx.state.frozen && !cmd.allowWhileFrozen) {
         throw new QgaError(`Command ${name} has been disabled: the agent is in frozen state`, 'CommandNotFound');
       }
-      const args = checkQgaArgs(cmd.args, (req.arguments as Record<string, unknown> | undefined) ?? {}, framed.bytes);
+      const given = (req.arguments as Record<string, unknown> | undefined) ?? {};
+      const args = checkQgaArgs(cmd.args, given, framed.bytes, framed.fractions === true);
       this.ctx.log.debug(`<- ${name} (qemu-ga)`);
       const answerId = id;
       const done = (v: unknown): AnswerLine => {

@@ -53,9 +53,16 @@ const MAX_NESTING = 1024;
 /**
  * What the framer hands on: a request's bytes (less the strings it cut out, with their own
  * decoded bytes to give back once the request is done) and its tokens (for beforeParse, and to
- * find a duplicate key JSON.parse dropped), or a framing error to answer.
+ * find a duplicate key JSON.parse dropped), or a framing error to answer. `fractions`: a number
+ * in it has a fraction or an exponent (qemu reads it as a double, never as an int).
  */
-export type Framed = { bytes: Buffer; cuts?: FramedCut[]; tokens?: number } | { error: string };
+export type Framed = FramedRequest | { error: string };
+export interface FramedRequest {
+  bytes: Buffer;
+  cuts?: FramedCut[];
+  tokens?: number;
+  fractions?: true;
+}
 
 /** A string cut out of a request as it arrived: its place in `bytes`, characters and bytes. */
 export interface FramedCut extends ArrivedCut {
@@ -115,6 +122,10 @@ export class JsonStreamFramer {
   private tokens = 0;
   /** Inside a number or word of the pending value. */
   private inWord = false;
+  /** The word is a number (its first byte a digit or '-'). */
+  private inNumber = false;
+  /** A number of the pending value has a '.', 'e' or 'E' (Framed.fractions). */
+  private fractions = false;
   /** The rest of the token that went over MAX_TOKEN_COUNT is being passed over: a string or a word. */
   private dropping: 'string' | 'word' | undefined;
   /** After a lexical error: bytes are skipped up to one that endsRecovery(). */
@@ -226,6 +237,7 @@ export class JsonStreamFramer {
           this.inWord = false;
           continue; // the byte starts the next token (or is space)
         }
+        if (this.inNumber && (b === 0x2e || b === 0x65 || b === 0x45)) this.fractions = true;
         i++;
         continue;
       }
@@ -270,7 +282,10 @@ export class JsonStreamFramer {
           start = i + 1;
         }
       } else if (this.depth > 0) {
-        if (!isSpace(b) && b !== COMMA && b !== COLON) this.inWord = true; // a number or word: one token
+        if (!isSpace(b) && b !== COMMA && b !== COLON) {
+          this.inWord = true; // a number or word: one token
+          this.inNumber = b === 0x2d || (b >= 0x30 && b <= 0x39);
+        }
       } else if (this.depth === 0) {
         if (isSpace(b)) start = i + 1;
         else if (b === COMMA || b === COLON) {
@@ -290,6 +305,7 @@ export class JsonStreamFramer {
     this.drop();
     this.depth = this.tokens = 0;
     this.inString = this.escaped = this.inScalar = this.overflow = this.textNext = this.inWord = false;
+    this.fractions = false;
     this.recovering = false;
     this.dropping = undefined;
   }
@@ -475,7 +491,9 @@ export class JsonStreamFramer {
   private emit(chunk: Buffer, from: number, to: number): void {
     this.syncRun = 0;
     const tokens = this.tokens;
+    const fractions = this.fractions;
     this.tokens = 0;
+    this.fractions = false;
     const piece = chunk.subarray(from, to);
     if (!this.overflow && this.buffered + piece.length > this.maxBytes) this.overflow = true;
     if (this.overflow) {
@@ -487,6 +505,8 @@ export class JsonStreamFramer {
     const cuts = this.cuts;
     this.cuts = [];
     this.cutChars = 0;
-    this.onMessage(cuts.length > 0 ? { bytes, cuts, tokens } : { bytes, tokens });
+    const m: FramedRequest = cuts.length > 0 ? { bytes, cuts, tokens } : { bytes, tokens };
+    if (fractions) m.fractions = true;
+    this.onMessage(m);
   }
 }

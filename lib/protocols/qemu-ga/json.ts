@@ -201,3 +201,66 @@ export function integerAt(json: Buffer, path: readonly string[]): bigint | undef
   if (json[i] === 0x7b) members(0);
   return found !== undefined && /^-?(0|[1-9][0-9]*)$/.test(found) ? BigInt(found) : undefined;
 }
+
+/**
+ * The arguments written as numbers with a fraction or an exponent (`5.0`, `1e3`) in a request's
+ * JSON text, named as qemu's errors name them: `count`, `vcpus[0].logical-id`. qemu reads those
+ * as doubles, which no int argument takes, where JSON.parse makes 5 of `5.0`. Only asked of a
+ * request the framer saw such a number in (Framed.fractions); the request has parsed, and has no
+ * duplicate key.
+ */
+export function fractionArgs(json: Buffer): Set<string> {
+  const names = new Set<string>();
+  const n = json.length;
+  let i = 0;
+  const space = () => {
+    while (i < n && isJsonSpace(json[i])) i++;
+  };
+  let backslash = -2; // the next one at or after where it was last looked for
+  /** Past a string: it ends at the first quote with no backslash before it. */
+  const string = () => {
+    for (let from = i + 1; ;) {
+      const q = json.indexOf(0x22, from);
+      if (backslash !== -1 && backslash < from) backslash = json.indexOf(0x5c, from);
+      if (q < 0 || backslash === -1 || backslash > q) {
+        i = q < 0 ? n : q + 1;
+        return;
+      }
+      from = backslash + 2;
+    }
+  };
+  /** Past one value; `name` is its qemu name, '' for "arguments" itself, undefined for none. */
+  const value = (name: string | undefined, top: boolean): void => {
+    space();
+    const c = json[i];
+    if (c === 0x22) return string();
+    if (c === 0x7b || c === 0x5b) {
+      i++;
+      for (let index = 0; ; index++) {
+        space();
+        if (json[i] === 0x2c) i++;
+        space();
+        if (i >= n || json[i] === 0x7d || json[i] === 0x5d) {
+          i++;
+          return;
+        }
+        let member: string | undefined;
+        if (c === 0x7b) {
+          const start = i;
+          string();
+          const key = top || name !== undefined ? (JSON.parse(json.toString('utf8', start, i)) as string) : '';
+          space();
+          i++; // :
+          if (top) member = key === 'arguments' ? '' : undefined;
+          else if (name !== undefined) member = name === '' ? key : `${name}.${key}`;
+        } else if (name !== undefined) member = `${name}[${index}]`;
+        value(member, false);
+      }
+    }
+    const start = i;
+    while (i < n && !(isJsonPunctuation(json[i]) || isJsonSpace(json[i]))) i++;
+    if (name !== undefined && /^-?[0-9].*[.eE]/.test(json.toString('latin1', start, i))) names.add(name);
+  };
+  value(undefined, true);
+  return names;
+}

@@ -5,7 +5,7 @@ import { AnswerError } from '../../errors';
 import type { Call, Context } from '../../context';
 import { Base64Text } from '../../wire/base64';
 import { qbase64Decode } from './base64';
-import { exactInteger } from './json';
+import { exactInteger, fractionArgs } from './json';
 
 /**
  * A QAPI type: a scalar, an enum, an array of a type, an object of members, or an alternate.
@@ -123,7 +123,10 @@ function isInt(v: unknown): v is number | bigint {
   return typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63;
 }
 
-function checkValue(name: string, t: QType, raw: unknown): unknown {
+/** The arguments written with a fraction or an exponent (fractionArgs): qemu's doubles, never ints. */
+type Fractions = ReadonlySet<string> | undefined;
+
+function checkValue(name: string, t: QType, raw: unknown, fractions: Fractions): unknown {
   const v = raw instanceof Base64Text && t !== 'base64' ? raw.text : raw;
   const bad = () => new QgaError(`Invalid parameter type for '${name}', expected: ${typeName(t)}`);
   if (typeof t === 'string') {
@@ -136,11 +139,14 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
         if (typeof v !== 'string') throw bad();
         return qbase64Decode(v);
       case 'int':
-        if (!isInt(v)) throw bad();
+        if (!isInt(v) || fractions?.has(name)) throw bad();
         return v;
       case 'uint64':
         // qemu takes a negative int64 too (as 2^64 plus it): the handler gets it as sent.
-        if (!(isInt(v) || (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 64))) {
+        if (
+          !(isInt(v) || (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 64)) ||
+          fractions?.has(name)
+        ) {
           throw new QgaError(`Parameter '${name}' expects uint64`);
         }
         return v;
@@ -161,11 +167,11 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
   }
   if ('array' in t) {
     if (!Array.isArray(v)) throw bad();
-    return v.map((x, i) => checkValue(`${name}[${i}]`, t.array, x));
+    return v.map((x, i) => checkValue(`${name}[${i}]`, t.array, x, fractions));
   }
   if ('object' in t) {
     if (!isObject(v)) throw bad();
-    return checkMembers(t.object, v, `${name}.`);
+    return checkMembers(t.object, v, `${name}.`, fractions);
   }
   // qemu picks the alternative by the value's JSON type, and that one's complaint stands.
   const kind = (x: QType) => (typeof x === 'string' ? (x === 'int' ? 'number' : x) : 'enum' in x ? 'str' : x);
@@ -174,20 +180,25 @@ function checkValue(name: string, t: QType, raw: unknown): unknown {
   const alt = t.alternate.find(
     (a) => kind(a) === jsonKind || (Array.isArray(v) && typeof a === 'object' && 'array' in a),
   );
-  if (alt) return checkValue(name, alt, v);
+  if (alt) return checkValue(name, alt, v, fractions);
   throw new QgaError(
     `Invalid parameter type for '${name}', expected: ${t.name ?? t.alternate.map(typeName).join(' or ')}`,
   );
 }
 
-function checkMembers(schema: QSchema, raw: Record<string, unknown>, prefix: string): Record<string, unknown> {
+function checkMembers(
+  schema: QSchema,
+  raw: Record<string, unknown>,
+  prefix: string,
+  fractions: Fractions,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(schema)) {
     if (!(name in raw)) {
       if (!spec.optional) throw new QgaError(`Parameter '${prefix}${name}' is missing`);
       continue;
     }
-    out[name] = checkValue(`${prefix}${name}`, spec.type, raw[name]);
+    out[name] = checkValue(`${prefix}${name}`, spec.type, raw[name], fractions);
   }
   for (const name of Object.keys(raw)) {
     if (!(name in schema)) throw new QgaError(`Parameter '${prefix}${name}' is unexpected`);
@@ -206,14 +217,20 @@ function exactArgs(schema: QSchema): string[] {
 
 /**
  * A command's arguments checked against its schema, as qemu's input visitor checks them. `text`:
- * the request's JSON, where an exact int past 2^53 is read again (QArg.exact).
+ * the request's JSON, where an exact int past 2^53 is read again (QArg.exact); `fractions`: the
+ * text has a number with a fraction or an exponent, which is then found (fractionArgs).
  */
-export function checkQgaArgs(schema: QSchema, raw: Record<string, unknown>, text?: Buffer): Record<string, unknown> {
+export function checkQgaArgs(
+  schema: QSchema,
+  raw: Record<string, unknown>,
+  text?: Buffer,
+  fractions = false,
+): Record<string, unknown> {
   let args = raw;
   if (text)
     for (const name of exactArgs(schema)) {
       const exact = exactInteger(raw[name], text, ['arguments', name]);
       if (exact !== undefined) args = { ...args, [name]: exact };
     }
-  return checkMembers(schema, args, '');
+  return checkMembers(schema, args, '', fractions && text ? fractionArgs(text) : undefined);
 }

@@ -27,7 +27,7 @@ const echo = defineQgaCommand({
 /** Each answer to `bytes`, sent whole and then in two chunks split at every byte. */
 async function answers(bytes: string | Buffer): Promise<string[]> {
   const ctx = { state: { frozen: false }, log: silentLogger } as unknown as Context;
-  const d = new QgaDispatcher(ctx, [...coreCommands, echo] as QgaCommand[]);
+  const d = new QgaDispatcher(ctx, [...coreCommands, echo, nested] as QgaCommand[]);
   const call: Call = { session: 1, signal: new AbortController().signal };
   const text = Buffer.from(bytes);
   const run = async (chunks: Buffer[]) => {
@@ -74,6 +74,51 @@ test('a duplicate key anywhere is a parse error, with no id', async () => {
   assert.equal(await answers(write('')), ['{"return": {"count": 98304, "eof": false}}\n']);
   assert.equal(await answers(write(`,"buf-b64":"${b64}"`)), [DUPLICATE]);
   assert.equal(await answers(write(',"handle":1')), [DUPLICATE]);
+});
+
+/** Stands in for guest-set-vcpus and guest-set-memory-blocks: ints and uint64s inside arrays. */
+const nested = defineQgaCommand({
+  name: 'nested',
+  doc: '',
+  args: {
+    vcpus: {
+      type: { array: { object: { 'logical-id': { type: 'int', doc: '' }, online: { type: 'bool', doc: '' } } } },
+      optional: true,
+      doc: '',
+    },
+    'mem-blks': { type: { array: { object: { 'phys-index': { type: 'uint64', doc: '' } } } }, optional: true, doc: '' },
+    whence: { type: { alternate: ['int', { enum: ['set', 'cur', 'end'] }] }, optional: true, doc: '' },
+    ratio: { type: 'number', optional: true, doc: '' },
+  },
+  handler: () => ({}),
+});
+
+const notInteger = (name: string) =>
+  `{"error": {"class": "GenericError", "desc": "Invalid parameter type for '${name}', expected: integer"}}\n`;
+
+test('a number with a fraction or an exponent is no integer, though its value is one', async () => {
+  const cases: [string, string][] = [
+    ['{"execute":"guest-file-write","arguments":{"handle":5.0,"buf-b64":""}}', notInteger('handle')],
+    ['{"execute":"guest-file-write","arguments":{"handle":1e3,"buf-b64":""}}', notInteger('handle')],
+    ['{"execute":"guest-file-write","arguments":{"handle":1,"buf-b64":"","count":10e-1}}', notInteger('count')],
+    ['{"execute":"guest-file-write","arguments":{"buf-b64":"1.5e3","handle":-2E0}}', notInteger('handle')],
+    ['{"execute":"guest-sync","arguments":{"id":5.0}}', notInteger('id')],
+    ['{"execute":"nested","arguments":{"whence":0.0}}', notInteger('whence')],
+    [
+      '{"execute":"nested","arguments":{"vcpus":[{"logical-id":1,"online":true},{"logical-id":1.0,"online":true}]}}',
+      notInteger('vcpus[1].logical-id'),
+    ],
+    [
+      '{"execute":"nested","arguments":{"mem-blks":[{"phys-index":1e0}]}}',
+      `{"error": {"class": "GenericError", "desc": "Parameter 'mem-blks[0].phys-index' expects uint64"}}\n`,
+    ],
+    // Where no int is expected, or no argument is, a fraction is as good as any number.
+    ['{"execute":"nested","arguments":{"ratio":2.5e0,"whence":"cur"}}', '{"return": {}}\n'],
+    ['{"execute":"guest-sync","arguments":{"id":5},"id":5.0}', '{"return": 5, "id": 5}\n'],
+    ['{"execute":"guest-sync","arguments":{"id":7,"\\u0069d":7}}', DUPLICATE],
+    ['{"execute":"guest-file-write","arguments":{"handle":1,"buf-b64":"","count":true}}', notInteger('count')],
+  ];
+  for (const [req, answer] of cases) assert.equal(await answers(req), [answer], req);
 });
 
 test.run();
