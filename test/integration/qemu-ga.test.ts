@@ -36,6 +36,11 @@ const FRAMING: [string | Buffer, number][] = [
   ['{"execute":"guest-ping","id":-9223372036854775808}\n', 1],
   ['{"execute":"guest-ping","id":100000000000000000000}\n', 1],
   ['{"execute":"guest-ping","id":1e300}\n', 1],
+  // A double past the largest is echoed as qemu's printf writes it: inf, which is no JSON.
+  ['{"execute":"guest-ping","id":1e400}\n', 1],
+  ['{"execute":"guest-ping","id":[-1e400,{"a":1E999}]}\n', 1],
+  ['{"execute":"guest-ping","id":-0.0}\n', 1],
+  ['{"execute":"guest-ping","id":123456789012345678901234567890}\n', 1],
   [Buffer.from('\xff{"execute":"guest-ping"}\n', 'latin1'), 2], // the 0xFF is answered, then the request
   [Buffer.from('{"execute":"guest-ping"\xff', 'latin1'), 1], // a request cut short by 0xFF is dropped
   ['{"a":"b\\"}"}\n', 1],

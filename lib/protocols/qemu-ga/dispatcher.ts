@@ -10,7 +10,7 @@ import { parseJson, parseJsonCut } from '../../wire/request';
 import { decodeBase64Into } from '../../wire/decode-native';
 import { beforeParse } from '../../memory';
 import { checkQgaArgs, QgaError, type QgaCommand } from './schema';
-import { exactInteger, qdictOrder, qmpJson } from './json';
+import { exactInteger, integerAt, qdictOrder, qmpJson } from './json';
 import type { Framed } from './framing';
 
 const SYNC_BYTE = Buffer.from([0xff]);
@@ -192,9 +192,11 @@ function isThenable(x: unknown): x is PromiseLike<unknown> {
 
 /**
  * The request's id as qemu echoes it: an integer past 2^53 exactly while it is an int64 or a
- * uint64 (qemu's numbers), from the request's text; past those, the double.
+ * uint64 (qemu's numbers), from the request's text; past those, the double. -0.0 is a double's
+ * "-0", where -0 is the integer 0.
  */
 function exactId(v: unknown, text: Buffer): unknown {
+  if (Object.is(v, -0)) return integerAt(text, ['id']) === undefined ? new RawJson('-0') : 0;
   const exact = exactInteger(v, text, ['id']);
   return exact !== undefined && exact >= -(2n ** 63n) && exact < 2n ** 64n ? exact : v;
 }

@@ -80,10 +80,13 @@ function hex4(n: number): string {
   return n.toString(16).toUpperCase().padStart(4, '0');
 }
 
-/** A double as printf's %.17g writes it (qemu's json_writer_double); integers as integers. */
+/**
+ * A double as printf's %.17g writes it (qemu's json_writer_double); integers as integers. An
+ * infinity (what JSON.parse makes of 1e400, as qemu's strtod does) is "inf", which is no JSON.
+ */
 function number(n: number): string {
   if (Number.isInteger(n) && Math.abs(n) < 1e17) return String(n);
-  if (!Number.isFinite(n)) return 'null';
+  if (!Number.isFinite(n)) return n > 0 ? 'inf' : n < 0 ? '-inf' : 'nan';
   let s = n.toPrecision(17);
   let exp = '';
   const e = s.indexOf('e');

@@ -121,4 +121,22 @@ test('a number with a fraction or an exponent is no integer, though its value is
   for (const [req, answer] of cases) assert.equal(await answers(req), [answer], req);
 });
 
+test('an id past any integer is echoed as qemu writes its double: inf past the largest', async () => {
+  const cases: [string, string][] = [
+    ['123456789012345678901234567890', '1.2345678901234568e+29'],
+    ['-123456789012345678901234567890', '-1.2345678901234568e+29'],
+    ['1e400', 'inf'],
+    ['-1e400', '-inf'],
+    ['[1e400,{"a":-1E999}]', '[inf, {"a": -inf}]'],
+    ['1e-400', '0'],
+    ['-0', '0'],
+    ['-0.0', '-0'],
+    ['5.0', '5'],
+    ['1e17', '1e+17'],
+  ];
+  for (const [id, echo] of cases) {
+    assert.equal(await answers(`{"execute":"guest-ping","id":${id}}`), [`{"return": {}, "id": ${echo}}\n`], id);
+  }
+});
+
 test.run();
