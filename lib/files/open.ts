@@ -137,10 +137,11 @@ const FOPEN_NEW_FILE_MODE = 0o666;
  * existing file keeps its mode, and a dangling symlink is not followed to create its target:
  * ENOENT). Reads and writes are at the handle's position (an "a" mode's writes at the end), and
  * on a pipe or character device they never wait: nothing to read, or no room, is EAGAIN.
- * Rejects with a SystemError like Node's fs.
+ * Rejects with a SystemError like Node's fs. A Buffer `path` is opened as those bytes.
  */
-export async function fopenFile(path: string, mode: FopenMode): Promise<GuestFile> {
-  checkPath(path);
+export async function fopenFile(path: string | Buffer, mode: FopenMode): Promise<GuestFile> {
+  if (!Buffer.isBuffer(path)) checkPath(path);
+  else if (path.includes(0)) throw invalidArgValue('path', path, 'must be a Buffer without null bytes');
   if (typeof mode !== 'string') throw invalidArgType('mode', 'of type string', mode);
   if (!isFopenMode(mode)) throw invalidArgValue('mode', mode, 'must be an fopen(3) mode');
   const m = FOPEN[mode];
@@ -171,7 +172,7 @@ export async function fopenFile(path: string, mode: FopenMode): Promise<GuestFil
       throw toSystemError(e);
     }
   }
-  return new GuestFile(fd, path, m.access, undefined, undefined, {
+  return new GuestFile(fd, path.toString(), m.access, undefined, undefined, {
     append: m.append,
     noWait: true,
     kind: await kindOf(fd),

@@ -11,7 +11,7 @@ import { collectAll } from '../../../memory';
 import { RawJson } from '../../../wire/answer';
 import { reusedMemory } from '../../../wire/decode-native';
 import { errorText } from '../dispatcher';
-import { qdictOrder } from '../json';
+import { qdictOrder, qemuBytes } from '../json';
 import { defineQgaCommand, QgaError } from '../schema';
 
 /** Bytes a guest-file-read reads when it gives no count (qemu-ga's QGA_READ_COUNT_DEFAULT). */
@@ -97,7 +97,8 @@ export const fileCommands = [
       }
       let h: FileHandle;
       try {
-        h = await fopenFile(a.path, mode);
+        // qemu holds a JSON string's NUL as 0xC0 0x80 (qemuBytes): those bytes are the name opened.
+        h = await fopenFile(a.path.includes('\u0000') ? qemuBytes(a.path) : a.path, mode);
       } catch (e) {
         table.unreserve('agent');
         throw why(errorText(e));
