@@ -26,7 +26,7 @@ import { GuestAgentError, hostError } from './errors';
 import type { GuestAgent } from './guest-agent';
 import type { ReadResult } from './types';
 
-const { EEXIST, EISDIR, EOPNOTSUPP } = constants.errno;
+const { EEXIST, EINVAL, EISDIR, EOPNOTSUPP, EROFS } = constants.errno;
 const { O_WRONLY } = fs.constants;
 /** The type bits of a guest file's Mode (Linux's, whatever the host's are). */
 export const S_IFMT = 0o170000;
@@ -176,6 +176,11 @@ export class LocalDest {
   private linkFd: Unnamed['linkFd'] | undefined;
   /** The file replaced: its mode and owner go to the new one, as cp(1), writing into it, keeps them. */
   private replaced: fs.Stats | undefined;
+  /**
+   * The destination is a device, a FIFO (/dev/stdout in a pipe) or a socket: written in place,
+   * as cp(1) writes it. A new file linked over it would replace /dev/null itself.
+   */
+  private inPlace = false;
 
   constructor(public dest: string) {}
 
@@ -192,6 +197,15 @@ export class LocalDest {
   async open(): Promise<void> {
     const st = await fs.promises.stat(this.dest).catch(() => undefined);
     if (st?.isDirectory()) throw new SystemError(EISDIR, 'open', this.dest);
+    if (st && !st.isFile()) {
+      try {
+        this.fh = await fs.promises.open(this.dest, O_WRONLY);
+      } catch (e) {
+        throw this.fail(e, 'open');
+      }
+      this.inPlace = true;
+      return;
+    }
     // A link to a file is written through, as cp(1) does: the file it names is replaced.
     if (st && (await fs.promises.lstat(this.dest)).isSymbolicLink()) this.dest = await fs.promises.realpath(this.dest);
     if (st?.isFile()) this.replaced = st;
@@ -242,6 +256,7 @@ export class LocalDest {
 
   /** Gives the data the destination's name (replacing what is there), then closes it. */
   private async place(): Promise<void> {
+    if (this.inPlace) return this.close();
     const old = this.replaced;
     if (old) {
       // A 0600 key stays 0600, a script executable. The owner only where we may give it.
@@ -296,7 +311,13 @@ export class LocalDest {
 
   async commit(fsync: boolean): Promise<void> {
     await this.flush();
-    if (fsync) await this.fh!.sync().catch((e: unknown) => Promise.reject(this.fail(e, 'fsync')));
+    // A character device or a FIFO has nothing to sync (EINVAL); a block device has.
+    if (fsync)
+      await this.fh!.sync().catch((e: unknown) =>
+        this.inPlace && (errnoOf(e) === EINVAL || errnoOf(e) === EROFS)
+          ? undefined
+          : Promise.reject(this.fail(e, 'fsync')),
+      );
     await this.place();
   }
 

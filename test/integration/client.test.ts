@@ -932,6 +932,40 @@ test(
 );
 
 test(
+  'a download onto a device or a FIFO is written into it, in place: the node stays what it was',
+  () =>
+    withAgent(async (ga, dir) => {
+      const src = path.join(dir, 'guest');
+      const sum = randomFile(src, 300 * 1024);
+      // A FIFO, written through a symbolic link (as /dev/stdout in a pipe is): its reader gets the data.
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      fs.symlinkSync(fifo, path.join(dir, 'stdout'));
+      const reader = new Promise<Buffer>((resolve, reject) =>
+        fs.readFile(fifo, (e, b) => (e ? reject(e) : resolve(b))),
+      );
+      const r = await ga.copyFrom(src, path.join(dir, 'stdout'));
+      assert.equal([r.bytes, r.md5, r.verified], [300 * 1024, sum, true]);
+      assert.is(
+        createHash('md5')
+          .update(await reader)
+          .digest('hex'),
+        sum,
+      );
+      assert.ok(fs.lstatSync(fifo).isFIFO(), 'the FIFO is still a FIFO');
+      // A character device of our own (/dev/null's numbers): it stays a device, and nothing is left beside it.
+      const dev = path.join(dir, 'null');
+      execFileSync('mknod', ['-m', '666', dev, 'c', '1', '3']);
+      assert.equal((await ga.copyFrom(src, dev)).md5, sum);
+      const st = fs.lstatSync(dev);
+      assert.ok(st.isCharacterDevice(), 'the device node is still a device');
+      assert.is(st.rdev, fs.statSync('/dev/null').rdev);
+      assert.equal(partFiles(dir), []);
+    }),
+  { needs: [...files, root, command('mkfifo'), command('mknod')] },
+);
+
+test(
   'stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint',
   () =>
     withAgent(async (ga, dir, agent) => {
