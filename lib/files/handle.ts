@@ -11,6 +11,7 @@
 // goes on by itself, native/write_helper.h); everything else runs in the addon on the thread
 // pool. Pipes, FIFOs and character devices (found by pread's ESPIPE, or by openFile's fstat)
 // go through stream.ts; atomic replace is atomic.ts.
+import { createHash, type Hash } from 'crypto';
 import * as fs from 'fs';
 import { constants } from 'os';
 import * as nodePath from 'path';
@@ -233,6 +234,11 @@ export class GuestFile {
   private closing: Promise<void> | undefined;
   private closeOptions: CloseOptions | undefined;
   private writeError: SystemError | undefined;
+  /**
+   * A device or FIFO has no content to hash at close (nothing to read back): close's md5 check
+   * is of the bytes written to it, hashed as they go.
+   */
+  private written: Hash | undefined;
   /** Writes queued behind a running one and not started yet, which later small writes join. */
   private batch: WriteBatch | undefined;
   /** Reads and writes once the fd proved to be a stream (pread said ESPIPE), and their cancellation. */
@@ -454,7 +460,7 @@ export class GuestFile {
         (offset) => native.pwrite(this.fd, data, offset, this.path),
         () => (this.how.noWait ? Promise.resolve(this.streamIo.writeNow(data)) : this.streamIo.write(data)),
       );
-      this.wrote(n);
+      this.wrote(n, data);
       return n;
     });
   }
@@ -492,8 +498,12 @@ export class GuestFile {
     return this.enqueue(async () => {});
   }
 
-  /** After a write of n bytes: the position moves past them (for an append handle, to the end). */
-  private wrote(n: number): void {
+  /**
+   * After a write of n bytes (the first n of `data`, where given): the position moves past them
+   * (for an append handle, to the end).
+   */
+  private wrote(n: number, data?: Buffer): void {
+    if (data && this.how.kind === 'special') (this.written ??= createHash('md5')).update(data.subarray(0, n));
     if (this.how.append && !this.stream) this.moveTo(native.lseek(this.fd, 0, SEEK_END, this.path));
     else this.moveOn(n);
   }
@@ -662,7 +672,7 @@ export class GuestFile {
         this.writeError = toSystemError(e) as SystemError;
         throw this.writeError;
       }
-      this.wrote(batch.bytes);
+      this.wrote(batch.bytes, buf);
     });
     this.batch = batch; // after enqueue(), which closes any batch before it
     return batch.done;
@@ -807,7 +817,10 @@ export class GuestFile {
     if (options.md5 !== undefined) {
       let got: string;
       try {
-        got = await md5CloseCheck(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
+        got =
+          this.how.kind === 'special'
+            ? (this.written ?? createHash('md5')).digest('hex')
+            : await md5CloseCheck(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
       } catch (e) {
         return this.asOwn(toSystemError(e), 'md5', `md5 check failed (${outcome})`);
       }
