@@ -80,6 +80,8 @@ function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; 
  */
 class StringEnds {
   private backslash: number;
+  /** The next quote at or after where it was last looked for (a string of escapes is not searched again per escape). */
+  private quote = -2;
   /** Whether the string closing() last found has an escape. */
   escaped = false;
 
@@ -92,7 +94,8 @@ class StringEnds {
     const line = this.line;
     this.escaped = false;
     for (let from = open + 1; ;) {
-      const close = line.indexOf(QUOTE, from);
+      if (this.quote !== -1 && this.quote < from) this.quote = line.indexOf(QUOTE, from);
+      const close = this.quote;
       if (close < 0) return -1;
       if (this.backslash !== -1 && this.backslash < from) this.backslash = line.indexOf(BACKSLASH, from);
       if (this.backslash === -1 || this.backslash > close) return close;

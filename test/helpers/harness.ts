@@ -116,3 +116,24 @@ export async function rejection<E extends Error = Error>(
   }
   throw new Error('expected a rejection');
 }
+
+/**
+ * The bytes Buffer#indexOf passes over while `fn` runs (each call: from where it starts to what
+ * it finds, or to the end): a search's cost counted, not timed.
+ */
+export function bytesSearched(fn: () => void): number {
+  const original = Buffer.prototype.indexOf;
+  let searched = 0;
+  Buffer.prototype.indexOf = function (this: Buffer, value: unknown, from?: unknown, enc?: unknown) {
+    const at = original.call(this, value as number, from as number, enc as BufferEncoding);
+    const start = typeof from === 'number' ? from : 0;
+    searched += (at < 0 ? this.length : at) - start;
+    return at;
+  };
+  try {
+    fn();
+  } finally {
+    Buffer.prototype.indexOf = original;
+  }
+  return searched;
+}

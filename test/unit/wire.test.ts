@@ -11,6 +11,7 @@ import {
   type Request,
 } from '../../lib/wire/request';
 import { AgentError, withoutStacks } from '../../lib/errors';
+import { bytesSearched } from '../helpers/harness';
 import { QgaError } from '../../lib/protocols/qemu-ga/schema';
 import { goBytesJson, goJson, quote } from '../../lib/wire/json';
 import { checkArgs } from '../../lib/protocols/phoenix/registry';
@@ -498,6 +499,15 @@ test('errors answered to a host are made without a stack; others keep theirs', (
   assert.ok(framesOf(new Error('a bug')) > 0);
   assert.is(framesOf(thrown(() => withoutStacks(() => JSON.parse('{')))), 0);
   assert.is(Error.stackTraceLimit, limit);
+});
+
+test('countJson finds the end of a string of many escapes in time linear in its length', () => {
+  // Each escape once searched again for the closing quote: 20,000 escapes were 20,000 passes.
+  const line = Buffer.from(`{"a":"${'\\n'.repeat(20_000)}","b":1}`);
+  let counted: { tokens: number; depth: number } | undefined;
+  const searched = bytesSearched(() => (counted = countJson(line, 1000, 10)));
+  assert.equal(counted, { tokens: 9, depth: 1 });
+  assert.ok(searched < 4 * line.length, `searched ${searched} bytes of a ${line.length}-byte line`);
 });
 
 test.run();
