@@ -3,6 +3,7 @@
 // bucket), so an answer is byte for byte what qemu-ga 7.2 would send for the same value.
 import { RawJson } from '../../wire/answer';
 import { isJsonPunctuation, isJsonSpace } from '../../wire/request';
+import type { QSchema, QType } from './schema';
 
 export { qemuString } from '../../utf8';
 
@@ -210,34 +211,40 @@ export function integerAt(json: Buffer, path: readonly string[]): bigint | undef
  * JSON text, named as qemu's errors name them: `count`, `vcpus[0].logical-id`. qemu reads those
  * as doubles, which no int argument takes, where JSON.parse makes 5 of `5.0`. Only asked of a
  * request the framer saw such a number in (Framed.fractions); the request has parsed, and has no
- * duplicate key.
+ * duplicate key. Only members `schema` declares are named (any other is refused anyway): a
+ * hostile request's long unknown keys build no names. Linear in the text.
  */
-export function fractionArgs(json: Buffer): Set<string> {
+export function fractionArgs(json: Buffer, schema: QSchema): Set<string> {
   const names = new Set<string>();
   const n = json.length;
   let i = 0;
   const space = () => {
     while (i < n && isJsonSpace(json[i])) i++;
   };
-  let backslash = -2; // the next one at or after where it was last looked for
+  // The next quote and backslash at or after where each was last looked for: no byte is searched twice.
+  let quote = -2;
+  let backslash = -2;
   /** Past a string: it ends at the first quote with no backslash before it. */
   const string = () => {
     for (let from = i + 1; ;) {
-      const q = json.indexOf(0x22, from);
+      if (quote !== -1 && quote < from) quote = json.indexOf(0x22, from);
       if (backslash !== -1 && backslash < from) backslash = json.indexOf(0x5c, from);
-      if (q < 0 || backslash === -1 || backslash > q) {
-        i = q < 0 ? n : q + 1;
+      if (quote === -1 || backslash === -1 || backslash > quote) {
+        i = quote === -1 ? n : quote + 1;
         return;
       }
       from = backslash + 2;
     }
   };
-  /** Past one value; `name` is its qemu name, '' for "arguments" itself, undefined for none. */
-  const value = (name: string | undefined, top: boolean): void => {
+  /** Past one value of type `t` named `name` ('' for "arguments" itself); neither: not an argument. */
+  const value = (name: string | undefined, t: QType | undefined, top = false): void => {
     space();
     const c = json[i];
     if (c === 0x22) return string();
     if (c === 0x7b || c === 0x5b) {
+      const members: Record<string, { type: QType }> | undefined =
+        c === 0x7b ? (top ? { arguments: { type: { object: schema } } } : objectOf(t)) : undefined;
+      const items = c === 0x5b ? arrayOf(t) : undefined;
       i++;
       for (let index = 0; ; index++) {
         space();
@@ -248,22 +255,46 @@ export function fractionArgs(json: Buffer): Set<string> {
           return;
         }
         let member: string | undefined;
+        let type: QType | undefined;
         if (c === 0x7b) {
           const start = i;
           string();
-          const key = top || name !== undefined ? (JSON.parse(json.toString('utf8', start, i)) as string) : '';
+          if (members) {
+            const key = JSON.parse(json.toString('utf8', start, i)) as string;
+            if (Object.prototype.hasOwnProperty.call(members, key)) {
+              type = members[key].type;
+              member = top ? '' : name ? `${name}.${key}` : key;
+            }
+          }
           space();
           i++; // :
-          if (top) member = key === 'arguments' ? '' : undefined;
-          else if (name !== undefined) member = name === '' ? key : `${name}.${key}`;
-        } else if (name !== undefined) member = `${name}[${index}]`;
-        value(member, false);
+        } else if (items) {
+          type = items;
+          member = `${name}[${index}]`;
+        }
+        value(member, type);
       }
     }
     const start = i;
     while (i < n && !(isJsonPunctuation(json[i]) || isJsonSpace(json[i]))) i++;
     if (name !== undefined && /^-?[0-9].*[.eE]/.test(json.toString('latin1', start, i))) names.add(name);
   };
-  value(undefined, true);
+  value(undefined, undefined, true);
   return names;
+}
+
+/** The members of an object type (or of an alternate's object). */
+function objectOf(t: QType | undefined): QSchema | undefined {
+  if (t === undefined || typeof t === 'string') return undefined;
+  if ('object' in t) return t.object;
+  if ('alternate' in t) for (const a of t.alternate) if (objectOf(a)) return objectOf(a);
+  return undefined;
+}
+
+/** The items' type of an array type (or of an alternate's array). */
+function arrayOf(t: QType | undefined): QType | undefined {
+  if (t === undefined || typeof t === 'string') return undefined;
+  if ('array' in t) return t.array;
+  if ('alternate' in t) for (const a of t.alternate) if (arrayOf(a)) return arrayOf(a);
+  return undefined;
 }

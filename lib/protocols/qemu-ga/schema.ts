@@ -232,5 +232,5 @@ export function checkQgaArgs(
       const exact = exactInteger(raw[name], text, ['arguments', name]);
       if (exact !== undefined) args = { ...args, [name]: exact };
     }
-  return checkMembers(schema, args, '', fractions && text ? fractionArgs(text) : undefined);
+  return checkMembers(schema, args, '', fractions && text ? fractionArgs(text, schema) : undefined);
 }

@@ -1,7 +1,15 @@
 import * as assert from 'uvu/assert';
-import { integerAt, qdictOrder, qemuBytes, qemuString, qmpJson } from '../../../../lib/protocols/qemu-ga/json';
+import {
+  fractionArgs,
+  integerAt,
+  qdictOrder,
+  qemuBytes,
+  qemuString,
+  qmpJson,
+} from '../../../../lib/protocols/qemu-ga/json';
+import type { QSchema } from '../../../../lib/protocols/qemu-ga/schema';
 import { RawJson } from '../../../../lib/wire/answer';
-import { suite } from '../../../helpers/harness';
+import { bytesSearched, suite } from '../../../helpers/harness';
 
 const test = suite('qemu-ga JSON writer');
 
@@ -56,6 +64,28 @@ test("integerAt: an integer's exact text at a member path, the last member of a 
   assert.is(at('{"arguments":{"id":1},"id":12345678901234567}', ['arguments', 'id']), 1n);
   for (const text of ['1e300', '1.5', '"7"', '[1]', 'null']) assert.is(at(`{"id":${text}}`, ['id']), undefined, text);
   assert.is(at('{"x":1}', ['id']), undefined);
+});
+
+test('fractionArgs: the declared arguments written as 5.0 or 1e3, by qemu name; unknown keys build no names', () => {
+  const schema: QSchema = {
+    count: { type: 'int', doc: '' },
+    vcpus: { type: { array: { object: { 'logical-id': { type: 'int', doc: '' } } } }, doc: '' },
+  };
+  const names = (text: string) => [...fractionArgs(Buffer.from(text), schema)].sort();
+  assert.equal(names('{"execute":"x","arguments":{"count":1.0},"id":2.5}'), ['count']);
+  assert.equal(names('{"arguments":{"vcpus":[{"logical-id":1},{"logical-id":1e0}]}}'), ['vcpus[1].logical-id']);
+  // A hostile request's long unknown keys, each over fractions: nothing named (they are refused anyway).
+  const key = '~'.repeat(1000);
+  assert.equal(names(`{"arguments":{"${key}":{"${key}":[1.5,2.5]},"count":3}}`), []);
+  assert.equal(names('{"arguments":{"__proto__":1.5,"toString":2.5}}'), []);
+});
+
+test('fractionArgs passes a string of many escapes in time linear in its length', () => {
+  const text = Buffer.from(`{"arguments":{"count":1.5,"s":"${'\\n'.repeat(20_000)}"}}`);
+  let got: Set<string> | undefined;
+  const searched = bytesSearched(() => (got = fractionArgs(text, { count: { type: 'int', doc: '' } })));
+  assert.equal([...got!], ['count']);
+  assert.ok(searched < 4 * text.length, `searched ${searched} bytes of ${text.length}`);
 });
 
 test.run();
