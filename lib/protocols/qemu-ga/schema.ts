@@ -201,7 +201,9 @@ function checkMembers(
     out[name] = checkValue(`${prefix}${name}`, spec.type, raw[name], fractions);
   }
   for (const name of Object.keys(raw)) {
-    if (!(name in schema)) throw new QgaError(`Parameter '${prefix}${name}' is unexpected`);
+    // Own members only: `constructor` or `__proto__` is no argument of any command.
+    if (!Object.prototype.hasOwnProperty.call(schema, name))
+      throw new QgaError(`Parameter '${prefix}${name}' is unexpected`);
   }
   return out;
 }

@@ -30,6 +30,8 @@ function message(raw: Record<string, unknown>): string {
 test("qemu's messages for missing, unexpected and mistyped arguments", () => {
   assert.is(message({}), "Parameter 'handle' is missing");
   assert.is(message({ handle: 1, x: 1 }), "Parameter 'x' is unexpected");
+  assert.is(message(JSON.parse('{"handle":1,"constructor":1}')), "Parameter 'constructor' is unexpected");
+  assert.is(message(JSON.parse('{"handle":1,"__proto__":1}')), "Parameter '__proto__' is unexpected");
   assert.is(message({ handle: 'x' }), "Invalid parameter type for 'handle', expected: integer");
   assert.is(message({ handle: 1.5 }), "Invalid parameter type for 'handle', expected: integer");
   assert.is(message({ handle: 2 ** 64 }), "Invalid parameter type for 'handle', expected: integer");
