@@ -177,10 +177,14 @@ export class LocalDest {
   /** The file replaced: its mode and owner go to the new one, as cp(1), writing into it, keeps them. */
   private replaced: fs.Stats | undefined;
   /**
-   * The destination is a device, a FIFO (/dev/stdout in a pipe) or a socket: written in place,
-   * as cp(1) writes it. A new file linked over it would replace /dev/null itself.
+   * The destination is a device or a FIFO (/dev/stdout in a pipe): written in place, as cp(1)
+   * writes it. A new file linked over it would replace /dev/null itself. (A socket cannot be
+   * opened: ENXIO, and it stays what it is.)
    */
   private inPlace = false;
+  /** The copy's abort (open's): a FIFO nobody reads can block its open and its writes for good. */
+  private signal: AbortSignal | undefined;
+  private what = '';
 
   constructor(public dest: string) {}
 
@@ -194,14 +198,23 @@ export class LocalDest {
     return errorAbout(e, syscall, this.dest);
   }
 
-  async open(): Promise<void> {
+  async open(signal?: AbortSignal, what = ''): Promise<void> {
+    this.signal = signal;
+    this.what = what;
     const st = await fs.promises.stat(this.dest).catch(() => undefined);
     if (st?.isDirectory()) throw new SystemError(EISDIR, 'open', this.dest);
     if (st && !st.isFile()) {
+      // Blocks until the FIFO has a reader: an abort ends the wait (a late open is closed).
+      const opening = fs.promises.open(this.dest, O_WRONLY);
       try {
-        this.fh = await fs.promises.open(this.dest, O_WRONLY);
+        this.fh = await abortable(
+          opening.catch((e: unknown) => Promise.reject(this.fail(e, 'open'))),
+          signal,
+          what,
+        );
       } catch (e) {
-        throw this.fail(e, 'open');
+        opening.then((fh) => fh.close(), noop).catch(noop);
+        throw e;
       }
       this.inPlace = true;
       return;
@@ -244,13 +257,16 @@ export class LocalDest {
     this.bufs = [];
     this.size = 0;
     try {
-      let done = (await this.fh!.writev(bufs)).bytesWritten;
+      // A FIFO whose reader does not read blocks the write: an abort ends the wait.
+      let done = (
+        await (this.inPlace ? abortable(this.fh!.writev(bufs), this.signal, this.what) : this.fh!.writev(bufs))
+      ).bytesWritten;
       if (done < size) {
         const all = Buffer.concat(bufs, size);
         while (done < size) done += (await this.fh!.write(all, done, size - done)).bytesWritten;
       }
     } catch (e) {
-      throw this.fail(e, 'write');
+      throw this.signal?.aborted ? e : this.fail(e, 'write');
     }
   }
 
@@ -332,7 +348,9 @@ export class LocalDest {
         // cannot be kept: dropped like the rest
       }
     }
-    await this.close().catch(noop);
+    // A write blocked on a FIFO still holds the handle: it closes once the write returns.
+    if (this.inPlace) void this.close().catch(noop);
+    else await this.close().catch(noop);
     if (this.temp) {
       await fs.promises.rm(this.temp, { force: true });
       untrackTemp(this.temp);
@@ -392,7 +410,7 @@ export async function copyFrom(
   const verify = opts.verify ?? true;
 
   const { local, stream } = destOf(dest);
-  await local?.open();
+  await local?.open(opts.signal, what);
   let handle: number | undefined;
   let handleOpen = false;
   const inflight: Promise<ReadResult>[] = [];

@@ -139,7 +139,7 @@ export async function copyFromQga(
         `${what}: cannot verify: qemu-ga has no md5 and the guest file cannot be read a second time (it does not seek); copy it without verification`,
       );
     checkAbort(opts.signal, what);
-    await local?.open();
+    await local?.open(opts.signal, what);
     const md5 = verify ? createHash('md5') : undefined;
     let done = 0;
     const bytes = await readToEnd(qga, handle, plan, opts.signal, what, async (data) => {

@@ -986,6 +986,40 @@ test(
 );
 
 test(
+  'a download onto a FIFO nobody reads, or nobody opens, ends at its abort',
+  () =>
+    withAgent(async (ga, dir) => {
+      const src = path.join(dir, 'guest');
+      randomFile(src, MiB);
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      // Nobody opens it: the open waits for a reader, until the abort.
+      let ac = new AbortController();
+      let t = ga.copyFrom(src, fifo, { signal: ac.signal });
+      await sleep(300);
+      ac.abort();
+      assert.is((await rejects(t)).code, 'ABORT_ERR');
+      // The open still waiting on the pool ends when a reader comes, and is closed at once.
+      let reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(reader);
+      // A reader that never reads: the writes fill the pipe and wait, until the abort.
+      reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        ac = new AbortController();
+        t = ga.copyFrom(src, fifo, { signal: ac.signal });
+        await sleep(500);
+        ac.abort();
+        assert.is((await rejects(t)).code, 'ABORT_ERR');
+      } finally {
+        fs.closeSync(reader); // the blocked write ends (EPIPE) and its handle closes
+      }
+      assert.ok(fs.lstatSync(fifo).isFIFO());
+      assert.ok(await ga.ping());
+    }),
+  { needs: [...files, command('mkfifo')] },
+);
+
+test(
   'stat and readdir with exact: an inode number past 2^53 (overlayfs xino) comes back as the exact bigint',
   () =>
     withAgent(async (ga, dir, agent) => {
