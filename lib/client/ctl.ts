@@ -3,6 +3,7 @@
 // subcommand per agent command, in human form (tables) or --json for scripts; `cp` with a
 // progress bar when stderr is a terminal.
 import { Command, CommanderError, Option } from 'commander';
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { jsonWithBigInts } from '../wire/json';
@@ -27,6 +28,7 @@ import {
 import { execJson, execOptions, gatherSystem, sendQmp, type ExecFlags } from './ctl-qemu-ga';
 import { cp, dieOf, runCopy, Stopped, watchStdout, type CpOptions } from './ctl-copy';
 import * as fmt from './format';
+import { notADevice } from './link';
 
 interface Globals {
   socket?: string;
@@ -66,6 +68,7 @@ function connectOptions(g: Globals) {
   const given = [g.socket, g.device, g.listen].filter((x) => x !== undefined).length;
   if (given !== 1)
     usage('say where the agent is: one of --socket PATH, --device PATH, --listen PATH (or EMBER_GA_SOCKET)');
+  if (g.device !== undefined) checkDevice(g.device);
   const timeout = g.wait * 1000;
   const socket = g.socket === undefined ? undefined : socketPath(g.socket);
   const listen = g.listen === undefined ? undefined : socketPath(g.listen);
@@ -73,6 +76,18 @@ function connectOptions(g: Globals) {
   if (socket !== undefined) return { socket, timeout, reconnect: false, protocol };
   if (g.device !== undefined) return { device: g.device, timeout, reconnect: false, protocol };
   return { listen: listen!, timeout, connectTimeout: timeout, reconnect: false, protocol };
+}
+
+/** -d: a usage error for what is not a pty or character device, before it is opened; a missing one fails connecting. */
+function checkDevice(device: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(device);
+  } catch {
+    return;
+  }
+  const wrong = notADevice(st);
+  if (wrong) usage(`--device ${device}: ${wrong}${st.isSocket() ? ' (a socket takes --socket)' : ''}`);
 }
 
 /** Wraps a subcommand: connect, run, close. */

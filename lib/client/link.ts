@@ -196,6 +196,23 @@ class ListenConnector implements Connector {
   }
 }
 
+/** Why a device target that is `st` is refused ("a regular file, not a pty or character device"), or undefined for a character device. */
+export function notADevice(st: fs.Stats): string | undefined {
+  if (st.isCharacterDevice()) return undefined;
+  const kind = st.isFile()
+    ? 'a regular file'
+    : st.isDirectory()
+      ? 'a directory'
+      : st.isSocket()
+        ? 'a unix socket'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isBlockDevice()
+            ? 'a block device'
+            : 'not a device';
+  return `${kind}, not a pty or character device`;
+}
+
 /**
  * A pty (QEMU's chardev pty) or another character device, through the addon's event-loop
  * driver (libuv would read a character device with blocking calls on its thread pool). A pty is
@@ -210,6 +227,15 @@ class DeviceConnector implements Connector {
   }
 
   async connect(handlers: LinkHandlers, timeoutMs: number): Promise<Link> {
+    // Opened for writing, a regular file would get the requests written over its first bytes.
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.stat(this.path);
+    } catch (e) {
+      throw connectFailure(this.path, e);
+    }
+    const wrong = notADevice(st);
+    if (wrong) throw hostError('ENOTTY', `cannot connect to ${this.path}: ${wrong}`);
     // Only a device needs the addon (its port driver); sockets, and so every other use of the
     // client, work where it is not installed (a host on macOS, say).
     let Port: Addon['Port'];

@@ -120,6 +120,14 @@ test('connection failures: missing socket, missing device, nobody listening', as
     assert.is(e.remote, false);
     e = await rejects(GuestAgent.connect({ device: path.join(dir, 'none-dev') }));
     assert.is(e.code, 'ENOENT');
+    // A regular file is refused before it is opened: the request would be written over its bytes.
+    fs.writeFileSync(path.join(dir, 'file'), 'keep');
+    e = await rejects(GuestAgent.connect({ device: path.join(dir, 'file'), timeout: 500 }));
+    assert.equal(
+      [e.code, e.message],
+      ['ENOTTY', `cannot connect to ${path.join(dir, 'file')}: a regular file, not a pty or character device`],
+    );
+    assert.is(fs.readFileSync(path.join(dir, 'file'), 'utf8'), 'keep');
     e = await rejects(GuestAgent.connect({ listen: path.join(dir, 'l.sock'), connectTimeout: 100 }));
     assert.is(e.code, 'ETIMEDOUT');
     // close() while waiting for QEMU to connect: the wait ends at once.

@@ -70,6 +70,33 @@ test('--listen and -s take unix:PATH, as the agent does, and a plain PATH', asyn
   assert.equal([r.status, r.stdout], [0, `${VERSION}\n`]);
 });
 
+test('-d refuses what is not a pty or character device before opening it: a regular file is never written', async ({
+  dir,
+}) => {
+  const victim = path.join(dir, 'victim.txt');
+  fs.writeFileSync(victim, 'precious data\n');
+  fs.mkdirSync(path.join(dir, 'a-dir'), { recursive: true });
+  for (const [target, kind] of [
+    [victim, 'a regular file'],
+    [path.join(dir, 'a-dir'), 'a directory'],
+  ]) {
+    const r = await ctl(['-d', target, '-w', '1', 'ping']);
+    assert.equal(
+      [r.status, r.stdout, r.stderr],
+      [2, '', `ember-ga-ctl: --device ${target}: ${kind}, not a pty or character device\n`],
+    );
+  }
+  const r = await ctl(['-w', '1', 'ping'], { env: { EMBER_GA_DEVICE: victim } });
+  assert.is(r.status, 2);
+  assert.is(fs.readFileSync(victim, 'utf8'), 'precious data\n');
+  // A missing one: the connection's own error.
+  const missing = await ctl(['-d', path.join(dir, 'no-such-pty'), 'ping']);
+  assert.equal(
+    [missing.status, missing.stderr],
+    [1, `ember-ga-ctl: host: cannot connect to ${path.join(dir, 'no-such-pty')}: no such file or directory\n`],
+  );
+});
+
 test('--json: errors are one JSON line on stderr, {error: {code, message, side}}; stdout stays empty', async ({
   agent,
   dir,
