@@ -59,7 +59,7 @@ export function watchStdout(onOther: (e: Error) => void): void {
 function inPlaceWarning(target: string, refusal: GuestAgentError): string | undefined {
   if (refusal.code === 'EINVAL') return undefined;
   const why = refusal.message.replace(/; without atomic the file is written in place$/, '');
-  return `ember-ga-ctl: warning: ${target} written in place, not atomically: ${why}\n`;
+  return `ember-ga-ctl: warning: ${fmt.escaped(target)} written in place, not atomically: ${fmt.escaped(why)}\n`;
 }
 
 /**

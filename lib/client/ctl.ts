@@ -51,7 +51,8 @@ let jsonErrors = false;
 export { routeSpec } from './ctl-args';
 
 function out(g: Globals, value: unknown, human: () => string): void {
-  process.stdout.write(g.json ? jsonWithBigInts(value) + '\n' : human()); // stat's exact 64-bit fields as digits
+  // stat's exact 64-bit fields as digits; human text escapes what a guest could use to drive the terminal
+  process.stdout.write(g.json ? jsonWithBigInts(value) + '\n' : fmt.terminalSafe(human()));
 }
 
 /** A change that answers nothing: `{}` under --json (one JSON value per run), else `human()` or nothing. */
@@ -166,7 +167,7 @@ export function program(): Command {
     .action(
       act(async (ga, g) => {
         const v = await ga.ping();
-        out(g, v, () => `${v}\n`);
+        out(g, v, () => `${fmt.escaped(v)}\n`);
       }),
     );
 
@@ -191,7 +192,7 @@ export function program(): Command {
     .action(
       act(async (ga, g) => {
         const list = await ga.commands();
-        out(g, list, () => list.join('\n') + '\n');
+        out(g, list, () => list.map(fmt.escaped).join('\n') + '\n');
       }),
     );
 
@@ -231,7 +232,7 @@ export function program(): Command {
     .action(
       act(async (ga, g, file: string) => {
         const sum = await ga.md5File(file, { timeout: Math.max(g.wait * 1000, 600_000) });
-        out(g, sum, () => `${sum}  ${file}\n`);
+        out(g, sum, () => `${fmt.escaped(sum)}  ${fmt.escaped(file)}\n`);
       }),
     );
 
@@ -502,7 +503,10 @@ export function errorReport(e: unknown): ErrorReport {
  */
 function report(r: ErrorReport, usageError = false): void {
   if (jsonErrors) process.stderr.write(JSON.stringify({ error: r }) + '\n');
-  else process.stderr.write(usageError ? `ember-ga-ctl: ${r.message}\n` : `ember-ga-ctl: ${r.side}: ${r.message}\n`);
+  else {
+    const message = fmt.escaped(r.message); // a guest's message, or one that names a guest's path
+    process.stderr.write(usageError ? `ember-ga-ctl: ${message}\n` : `ember-ga-ctl: ${r.side}: ${message}\n`);
+  }
 }
 
 /** --json anywhere before `--`, seen before commander parses: its own errors come first. */

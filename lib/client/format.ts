@@ -2,6 +2,39 @@
 import type { ExactFileStat, NetIface, GuestRoute, SysInfo, Features } from './types';
 import type { QgaNetworkInterface, QgaOsInfo, QgaTimezone, QgaUser } from './qemu-ga-types';
 
+const C_ESCAPES: Record<string, string> = {
+  '\x07': '\\a',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\v': '\\v',
+  '\\': '\\\\',
+};
+
+/** A control character as ls -b writes it: a C escape, else the octal of its UTF-8 bytes (ESC -> \033). */
+function escapeChar(c: string): string {
+  return C_ESCAPES[c] ?? [...Buffer.from(c)].map((b) => '\\' + b.toString(8).padStart(3, '0')).join('');
+}
+
+/**
+ * A guest-supplied string (a file name, a host name, an error message) for a terminal, as GNU
+ * `ls --quoting-style=escape` (-b) writes names: control characters (C0, DEL, C1) as `\n`, `\t`,
+ * `\033`..., a backslash as `\\`. A hostile guest can then neither split a row nor send its own
+ * terminal escapes to the admin's terminal.
+ */
+export function escaped(s: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return String(s).replace(/[\\\x00-\x1f\x7f-\x9f]/g, escapeChar);
+}
+
+/** Human output as a whole: every control character but the newlines it is made of escaped (see escaped()). */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/g, escapeChar);
+}
+
 /** 1536 -> "1.5 KiB". */
 export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -83,7 +116,7 @@ function time(t: { Sec: number; Nsec: number }): string {
 
 /** Left-aligned columns; `right` lists the columns aligned right (numbers). */
 export function table(header: string[], rows: (string | number | bigint)[][], right: number[] = []): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
+  const cells = [header, ...rows.map((r) => r.map((c) => escaped(String(c))))];
   const width = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return (
     cells
@@ -118,7 +151,7 @@ export function statText(s: ExactFileStat): string {
   const st = s.stat;
   return (
     [
-      `  File: ${s.name}`,
+      `  File: ${escaped(s.name)}`,
       `  Type: ${fileType(st.Mode)}`,
       `  Size: ${st.Size} (${bytes(Number(st.Size))})   Blocks: ${st.Blocks}   IO Block: ${st.Blksize}`,
       `  Mode: ${(st.Mode & 0o7777).toString(8).padStart(4, '0')} (${modeString(st.Mode)})   Uid: ${st.Uid}   Gid: ${st.Gid}`,
@@ -131,20 +164,21 @@ export function statText(s: ExactFileStat): string {
 }
 
 export function agentLine(f: Features): string {
+  const version = escaped(String(f.version));
   if (f.protocol === 'qemu-ga')
     return f.emberGa
-      ? `ember-ga ${f.emberVersion}, qemu-ga ${f.version} protocol (reads up to ${bytes(f.maxReadSize)}, requests up to ${bytes(f.maxLineBytes)}, pipelined copies)`
-      : `qemu-ga ${f.version} (4 KiB chunks, one request at a time)`;
+      ? `ember-ga ${escaped(String(f.emberVersion))}, qemu-ga ${version} protocol (reads up to ${bytes(f.maxReadSize)}, requests up to ${bytes(f.maxLineBytes)}, pipelined copies)`
+      : `qemu-ga ${version} (4 KiB chunks, one request at a time)`;
   return f.emberGa
-    ? `ember-ga ${f.version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies${f.atomicWrite ? ', atomic uploads' : ''}${f.readMd5 ? ', hashed downloads' : ''})`
-    : `${f.version}, 0.7.1 protocol (4 KiB chunks, one request per handle)`;
+    ? `ember-ga ${version} (reads up to ${bytes(f.maxReadSize)}, lines up to ${bytes(f.maxLineBytes)}, pipelined copies${f.atomicWrite ? ', atomic uploads' : ''}${f.readMd5 ? ', hashed downloads' : ''})`
+    : `${version}, 0.7.1 protocol (4 KiB chunks, one request per handle)`;
 }
 
 export function sysinfoText(f: Features, s: SysInfo): string {
   const u = s.uname;
   const lines = [
     `agent:    ${agentLine(f)}`,
-    `host:     ${u.nodename} (${u.sysname} ${u.release} ${u.machine}, ${s.long_bit}-bit)`,
+    `host:     ${escaped(u.nodename)} (${escaped(`${u.sysname} ${u.release} ${u.machine}`)}, ${s.long_bit}-bit)`,
     `uptime:   ${duration(s.uptime)}`,
     `load:     ${s.loadavg['1m'].toFixed(2)} ${s.loadavg['5m'].toFixed(2)} ${s.loadavg['15m'].toFixed(2)}`,
     `memory:   ${bytes(s.ram.total * 1024)} total, ${bytes(s.ram.free * 1024)} free, ${bytes(s.ram.buffer * 1024)} buffers`,
@@ -203,15 +237,17 @@ function offsetText(seconds: number): string {
 
 export function qgaSystemText(f: Features, s: QgaSystem): string {
   const lines = [`agent:    ${agentLine(f)}`];
-  if (s['host-name'] !== undefined) lines.push(`host:     ${s['host-name']}`);
+  if (s['host-name'] !== undefined) lines.push(`host:     ${escaped(s['host-name'])}`);
   const o = s.osinfo;
   if (o) {
     const kernel = [o['kernel-release'], o.machine].filter((x) => x).join(' ');
-    lines.push(`os:       ${o['pretty-name'] ?? o.name ?? o.id ?? '?'}${kernel ? `, Linux ${kernel}` : ''}`);
+    lines.push(
+      `os:       ${escaped(o['pretty-name'] ?? o.name ?? o.id ?? '?')}${kernel ? `, Linux ${escaped(kernel)}` : ''}`,
+    );
   }
   if (s.time !== undefined) {
     const t = new Date(Math.floor(s.time / 1e6)).toISOString().slice(0, 19).replace('T', ' ');
-    const tz = s.timezone ? `, timezone ${s.timezone.zone ?? '?'} ${offsetText(s.timezone.offset)}` : '';
+    const tz = s.timezone ? `, timezone ${escaped(s.timezone.zone ?? '?')} ${offsetText(s.timezone.offset)}` : '';
     lines.push(`time:     ${t} UTC${tz}`); // the guest's clock in UTC, its own zone beside it
   }
   lines.push(`commands: ${s.commands.enabled} enabled of ${s.commands.listed}`);

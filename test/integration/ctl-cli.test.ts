@@ -13,6 +13,7 @@ import { VERSION } from '../../lib/version';
 import { CLI, REPO, fdsOn, startAgent, tmpDir, unnamed, withTmpfs, type RunningAgent } from '../helpers/agent';
 import { CTL, ctl, md5Of, randomFile } from '../helpers/client';
 import { command, root, suite, waitFor } from '../helpers/harness';
+import { startStub } from '../helpers/stub-agent';
 import { unixListening } from '../helpers/unix-socket';
 
 interface Ctx {
@@ -165,6 +166,84 @@ test('ls and stat print local times with their offset from UTC (TZ decides)', as
     assert.match(r.stdout, new RegExp(`^-\\S+ .* ${local} \\${offset}  f$`, 'm'), `${tz}: ${r.stdout}${r.stderr}`);
     r = await ctl(['-s', agent.socket, 'stat', f], { env: { TZ: tz } });
     assert.match(r.stdout, new RegExp(`^Modify: ${local}\\.6\\d{8} \\${offset}$`, 'm'), tz); // utimes takes a float
+  }
+});
+
+test('guest strings reach the terminal escaped as ls -b does: no split rows, no terminal escapes; --json as is', async ({
+  agent,
+  dir,
+}) => {
+  // eslint-disable-next-line no-control-regex
+  const control = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+  const d = path.join(dir, 'hostile');
+  fs.mkdirSync(d);
+  const names = ['two\nrows', 'red\x1b[31m', 'back\\slash', 'tab\there', 'c1\u009b2J'];
+  for (const n of names) fs.writeFileSync(path.join(d, n), '');
+  const s = ['-s', agent.socket];
+  let r = await ctl([...s, 'ls', d]);
+  assert.is(r.status, 0, r.stderr);
+  const shown = r.stdout
+    .split('\n')
+    .slice(1, -1)
+    .map((l) => l.split('  ').pop());
+  assert.equal(shown, ['back\\\\slash', 'c1\\302\\2332J', 'red\\033[31m', 'tab\\there', 'two\\nrows']);
+  assert.not.match(r.stdout, control);
+  r = await ctl([...s, '--json', 'ls', d]);
+  assert.equal(
+    JSON.parse(r.stdout)
+      .map((e: { name: string }) => e.name)
+      .sort(),
+    [...names].sort(),
+  );
+  r = await ctl([...s, 'stat', path.join(d, 'red\x1b[31m')]);
+  assert.match(r.stdout, /^ {2}File: .*red\\033\[31m\n/);
+  // The agent's error message names the path: one line, escaped.
+  r = await ctl([...s, 'stat', path.join(d, 'gone\n\x1b[2J')]);
+  assert.is(r.stderr, `ember-ga-ctl: guest: lstat ${d}/gone\\n\\033[2J: no such file or directory\n`);
+  // What a hostile agent says of itself.
+  const stub = await startStub(path.join(dir, 'hostile.sock'), {
+    reference: true,
+    answers: {
+      ping: '0.7.1\x1b]0;pwned\x07',
+      'get-commands': ['ping', 'evil\x1b[2J'],
+      'get-file-md5sum': 'd41d8cd98f00b204e9800998ecf8427e\x1b[31m',
+      sysinfo: {
+        uname: {
+          sysname: 'Linux',
+          nodename: 'vm\r\x1b[Khost',
+          release: '6',
+          version: '',
+          machine: 'x86_64',
+          domain: '',
+        },
+        long_bit: 64,
+        uptime: 1,
+        loadavg: { '1m': 0, '5m': 0, '15m': 0 },
+        ram: { total: 1, free: 1, buffer: 0 },
+        swap: { total: 0, free: 0 },
+        users: [{ name: 'root\x1b[8m', device: 'pts/0', host: '', login_time: 0 }],
+        disks: [],
+      },
+    },
+  });
+  try {
+    const h = ['-s', stub.path];
+    const runs = await Promise.all([
+      ctl([...h, 'ping']),
+      ctl([...h, 'commands']),
+      ctl([...h, 'md5', '/x']),
+      ctl([...h, 'info']),
+    ]);
+    for (const run of runs) {
+      assert.is(run.status, 0, run.stderr);
+      assert.not.match(run.stdout, control, run.stdout);
+    }
+    assert.is(runs[0].stdout, '0.7.1\\033]0;pwned\\a\n');
+    assert.is(runs[1].stdout, 'ping\nevil\\033[2J\n');
+    assert.match(runs[3].stdout, /^host: +vm\\r\\033\[Khost \(/m);
+    assert.match(runs[3].stdout, /^root\\033\[8m +pts\/0/m);
+  } finally {
+    await stub.close();
   }
 });
 
