@@ -207,12 +207,32 @@ export abstract class BaseConnection<P extends PendingCall> extends EventEmitter
   }
 
   /** Fails every pending request, oldest first, with `err` under its own command's name. */
-  private failPending(err: GuestAgentError): void {
+  protected failPending(err: GuestAgentError): void {
     for (const p of this.pending.values())
       this.fail(
         p,
-        new GuestAgentError(`${p.command}: ${err.message}`, { code: err.code, command: p.command, cause: err.cause }),
+        new GuestAgentError(`${p.command}: ${err.message}`, {
+          code: err.code,
+          command: p.command,
+          cause: err.cause,
+          speaks: err.speaks,
+        }),
       );
+  }
+
+  /**
+   * The agent answered in the other protocol's shape (`line`): every request waiting fails at
+   * once with EPROTO naming the protocol it speaks, instead of each timing out.
+   */
+  protected otherProtocol(speaks: Protocol, line: string): void {
+    const mine = speaks === 'qemu-ga' ? 'phoenix' : 'qemu-ga';
+    const said = line.length > 80 ? `${line.slice(0, 80)}...` : line;
+    this.failPending(
+      new GuestAgentError(
+        `the agent at ${this.description} speaks ${speaks}'s protocol, not ${mine}'s (it answered ${said}): connect with protocol ${speaks}`,
+        { code: 'EPROTO', speaks },
+      ),
+    );
   }
 
   private lost(reason: Error | undefined): void {

@@ -81,6 +81,10 @@ export class AgentConnection extends BaseConnection<Pending> {
     }
     const p = typeof answer?.tag === 'string' ? this.pending.get(answer.tag) : undefined;
     if (!p) {
+      // qemu-ga's shape (no tag, an error with a class): a phoenix agent always echoes the tag.
+      const error: unknown = answer?.error;
+      if (isObject(answer) && !('tag' in answer) && isObject(error) && typeof error.class === 'string')
+        this.otherProtocol('qemu-ga', line.toString('utf8'));
       this.emit('unmatched', answer);
       return;
     }
@@ -188,4 +192,8 @@ export class AgentConnection extends BaseConnection<Pending> {
       readMd5: false,
     };
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

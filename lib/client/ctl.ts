@@ -482,7 +482,11 @@ export interface ErrorReport {
 
 export function errorReport(e: unknown): ErrorReport {
   if (e instanceof GuestAgentError) {
-    const r: ErrorReport = { code: e.code, message: e.message, side: e.remote ? 'guest' : 'host' };
+    // The other protocol's answers: the flag that fixes it, not the library's option.
+    const message = e.speaks
+      ? e.message.replace(/connect with protocol \S+$/, `add --protocol ${e.speaks}`)
+      : e.message;
+    const r: ErrorReport = { code: e.code, message, side: e.remote ? 'guest' : 'host' };
     if (e.errorClass !== undefined) r.class = e.errorClass;
     return r;
   }

@@ -12,7 +12,7 @@ export class GuestAgentError extends Error {
    * 'ENOENT', 'EACCES', ... for a guest error with an errno; 'EGUEST' for one without (wire
    * code -1); for failures on the host side: 'ETIMEDOUT', 'ECONNRESET' (connection lost with
    * the request in flight), 'ENOTCONN', 'EMSGSIZE' (request longer than the agent's line
-   * limit), 'EPROTO' (an answer that is not the protocol), 'ECHECKSUM' (md5 mismatch after a copy).
+   * limit), 'EPROTO' (an answer that is not the protocol; `speaks` set when it is the other one), 'ECHECKSUM' (md5 mismatch after a copy).
    */
   readonly code: string;
   /** The wire code of a guest error (errno, or -1); -1 for failures on the host side. */
@@ -23,10 +23,20 @@ export class GuestAgentError extends Error {
   readonly remote: boolean;
   /** A qemu-ga error answer's class ('GenericError', 'CommandNotFound', ...); absent otherwise. */
   readonly errorClass?: string;
+  /** EPROTO because the agent answers in the other protocol: the one it speaks. */
+  readonly speaks?: 'phoenix' | 'qemu-ga';
 
   constructor(
     message: string,
-    opts: { code: string; errno?: number; command?: string; remote?: boolean; cause?: unknown; errorClass?: string },
+    opts: {
+      code: string;
+      errno?: number;
+      command?: string;
+      remote?: boolean;
+      cause?: unknown;
+      errorClass?: string;
+      speaks?: 'phoenix' | 'qemu-ga';
+    },
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'GuestAgentError';
@@ -35,6 +45,7 @@ export class GuestAgentError extends Error {
     this.command = opts.command;
     this.remote = opts.remote ?? false;
     if (opts.errorClass !== undefined) this.errorClass = opts.errorClass;
+    if (opts.speaks !== undefined) this.speaks = opts.speaks;
   }
 
   /**

@@ -289,6 +289,13 @@ export class QmpConnection extends BaseConnection<Pending> {
     } catch {
       a = undefined;
     }
+    // phoenix's shape: its answers always carry a "tag", which no qemu-ga answer has.
+    if (isObject(a) && 'tag' in a) {
+      this.endSync();
+      this.synced = false;
+      this.otherProtocol('phoenix', text);
+      return;
+    }
     if (!isObject(a) || !('return' in a || 'error' in a)) {
       this.garbage(text.trim() === '' ? undefined : text);
       return;

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { realQemuGa, startEmberQemuGa, startRealQemuGa, type RealQemuGa } from '../helpers/qemu-ga';
-import { tmpDir } from '../helpers/agent';
+import { startAgent, tmpDir } from '../helpers/agent';
+import { GuestAgent, GuestAgentError } from '../../lib/client';
 import { ctl, md5Of, randomFile } from '../helpers/client';
 import { startFakeQga, type FakeOptions, type FakeQga } from '../helpers/fake-qga';
 import { suite } from '../helpers/harness';
@@ -138,6 +139,80 @@ test(
   },
   { needs },
 );
+
+/** A run that failed at once (well within its 30 s wait), exit 1, with this one line. */
+function failedFast(r: Awaited<ReturnType<typeof ctl>>, ms: number, line: RegExp): void {
+  assert.ok(ms < 5_000, `failed at once, not after the 30 s wait: ${ms} ms`);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, line);
+  assert.is(r.stderr.split('\n').length, 2, r.stderr);
+}
+
+async function timed(args: string[]): Promise<[Awaited<ReturnType<typeof ctl>>, number]> {
+  const t0 = Date.now();
+  const r = await ctl(args, { timeout: 40_000 });
+  return [r, Date.now() - t0];
+}
+
+test(
+  'the wrong protocol fails at once naming the right --protocol: qemu-ga (a socket named VMID.qga) taken for phoenix',
+  async (ctx) => {
+    const qga = path.join(ctx.dir, '101.qga'); // Proxmox's name: not org.qemu.guest_agent.0
+    fs.symlinkSync(ctx.real!.socket, qga);
+    const [r, ms] = await timed(['-s', qga, 'ping']);
+    failedFast(
+      r,
+      ms,
+      /^ember-ga-ctl: host: ping: the agent at unix:\S+101\.qga speaks qemu-ga's protocol, not phoenix's \(it answered \{"error": \{"class": "GenericError".*\): add --protocol qemu-ga\n$/,
+    );
+  },
+  { needs },
+);
+
+test('the wrong protocol fails at once, both ways, against ember-ga; the library says so with EPROTO', async () => {
+  const phoenix = await startAgent();
+  const qemu = await startAgent(['--protocol', 'qemu-ga']);
+  try {
+    let [r, ms] = await timed(['-s', qemu.socket, 'ping']);
+    failedFast(
+      r,
+      ms,
+      /^ember-ga-ctl: host: ping: .* speaks qemu-ga's protocol, not phoenix's .*: add --protocol qemu-ga\n$/,
+    );
+    [r, ms] = await timed(['-s', phoenix.socket, '--protocol', 'qemu-ga', 'ping']);
+    failedFast(
+      r,
+      ms,
+      /^ember-ga-ctl: host: guest-ping: .* speaks phoenix's protocol, not qemu-ga's .*: add --protocol phoenix\n$/,
+    );
+    [r, ms] = await timed(['-s', phoenix.socket, '--protocol', 'qemu-ga', '--json', 'info']);
+    assert.ok(ms < 5_000, `${ms} ms`);
+    assert.is(JSON.parse(r.stderr).error.code, 'EPROTO');
+    for (const [socket, protocol, speaks] of [
+      [qemu.socket, 'phoenix', 'qemu-ga'],
+      [phoenix.socket, 'qemu-ga', 'phoenix'],
+    ] as const) {
+      const ga = new GuestAgent({ socket, protocol });
+      try {
+        const e = await ga.ping().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        assert.ok(e instanceof GuestAgentError, String(e));
+        assert.equal([e.code, e.speaks], ['EPROTO', speaks]);
+        assert.match(
+          e.message,
+          new RegExp(`speaks ${speaks}'s protocol, not ${protocol}'s .*: connect with protocol ${speaks}$`),
+        );
+      } finally {
+        await ga.close();
+      }
+    }
+  } finally {
+    await phoenix.stop();
+    await qemu.stop();
+  }
+});
 
 test('ember-ga --protocol qemu-ga: ping, info, qmp, and found to be ember-ga', async () => {
   const agent = await startEmberQemuGa();
