@@ -28,7 +28,7 @@ import {
 import { execJson, execOptions, gatherSystem, sendQmp, type ExecFlags } from './ctl-qemu-ga';
 import { cp, dieOf, runCopy, Stopped, watchStdout, type CpOptions } from './ctl-copy';
 import * as fmt from './format';
-import { notADevice } from './link';
+import { notADevice, socketPath } from './link';
 
 interface Globals {
   socket?: string;
@@ -58,11 +58,6 @@ function out(g: Globals, value: unknown, human: () => string): void {
 /** A change that answers nothing: `{}` under --json (one JSON value per run), else `human()` or nothing. */
 function done(g: Globals, human: () => string = () => ''): void {
   out(g, {}, human);
-}
-
-/** A socket path as the agent's --listen takes it (`unix:PATH`), or plain. */
-function socketPath(p: string): string {
-  return p.startsWith('unix:') ? p.slice(5) : p;
 }
 
 function connectOptions(g: Globals) {

@@ -37,9 +37,14 @@ export interface Connector {
 
 export type Target = { socket: string } | { listen: string } | { device: string };
 
+/** A socket path as the agent's --listen takes it (`unix:PATH`), or plain: the path. */
+export function socketPath(p: string): string {
+  return p.startsWith('unix:') ? p.slice(5) : p;
+}
+
 export function connectorFor(target: Target): Connector {
-  if ('socket' in target) return new SocketConnector(target.socket);
-  if ('listen' in target) return new ListenConnector(target.listen);
+  if ('socket' in target) return new SocketConnector(socketPath(target.socket));
+  if ('listen' in target) return new ListenConnector(socketPath(target.listen));
   if ('device' in target) return new DeviceConnector(target.device);
   throw new TypeError('GuestAgent needs one of socket, listen or device');
 }

@@ -111,6 +111,39 @@ test('real agent: guest errors are GuestAgentError with the decoded message and 
     }
   }));
 
+test('socket and listen paths may be written unix:PATH, as ember-ga-ctl and the agent take them', async () => {
+  const dir = tmpDir();
+  const stub = await startStub(path.join(dir, 'stub.sock'), { answers: { ping: 'pong' } });
+  try {
+    const ga = await GuestAgent.connect({ socket: `unix:${stub.path}` });
+    try {
+      assert.is(await ga.ping(), 'pong');
+    } finally {
+      await ga.close();
+    }
+    // --listen's side: QEMU connects to the path without the prefix.
+    const listen = path.join(dir, 'listen.sock');
+    const lga = new GuestAgent({ listen: `unix:${listen}`, connectTimeout: 5_000 });
+    try {
+      const connecting = lga.connect();
+      await waitFor(() => fs.existsSync(listen), 2_000, 'the client to listen');
+      const qemu = net.createConnection(listen);
+      const upstream = net.createConnection(stub.path);
+      qemu.pipe(upstream).pipe(qemu);
+      await connecting;
+      assert.is(await lga.ping(), 'pong');
+      qemu.destroy();
+      upstream.destroy();
+    } finally {
+      await lga.close();
+    }
+    assert.not.ok(fs.existsSync(path.join(dir, 'unix:listen.sock')));
+  } finally {
+    await stub.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('connection failures: missing socket, missing device, nobody listening', async () => {
   const dir = tmpDir();
   try {
