@@ -281,6 +281,9 @@ export function parseArgs(argv: string[]): CliOptions {
   }
   if (o.protocol !== undefined && o.endpoints.length === 0)
     throw new UsageError('--protocol applies to -p and --listen; the ports found by name speak their own');
+  // Alone it would be ignored, and the agent would start serving instead of changing that system.
+  if (o.unitRoot !== undefined && o.unit === undefined)
+    throw new UsageError('--unit-root goes with --install-unit or --uninstall-unit');
   return o;
 }
 

@@ -66,6 +66,26 @@ test('parseArgs: Go-style and GNU-style forms', () => {
   }
 });
 
+test('--unit-root alone is a usage error, never ignored (the agent would start serving)', () => {
+  for (const args of [
+    ['--unit-root', '/img'],
+    ['--unit-root=/img', '-p', '/dev/x'],
+  ])
+    assert.throws(
+      () => parseArgs(args),
+      (e: unknown) =>
+        e instanceof UsageError && e.message === '--unit-root goes with --install-unit or --uninstall-unit',
+      args.join(' '),
+    );
+  assert.equal(
+    [
+      parseArgs(['--unit-root', '/img', '--install-unit']).unitRoot,
+      parseArgs(['--uninstall-unit', '--unit-root=/img']).unit,
+    ],
+    ['/img', 'uninstall'],
+  );
+});
+
 test('parseArgs: several -p and --listen, each with an optional PROTO: prefix, in the order given', () => {
   const o = parseArgs([
     '-p',
