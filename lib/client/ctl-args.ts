@@ -75,15 +75,21 @@ export function jsonRequest(cmd: string, text: string): { execute: string; argum
   return req as { execute: string; arguments?: unknown; id?: unknown };
 }
 
+/**
+ * A guest path argument (ls, stat, cat...): absolute, since a relative one would be resolved
+ * against the agent's working directory; written as cp's `guest:PATH` is taken too.
+ */
+export function guestPath(arg: string): string {
+  const p = arg.startsWith('guest:') ? arg.slice(6) : arg;
+  if (!p.startsWith('/')) usage(`guest paths are absolute: ${JSON.stringify(arg)}`);
+  return p;
+}
+
 /** A cp argument: guest:PATH, a local path, or - (stdin or stdout). */
 export type Location = { guest: string } | { local: string } | { stdio: true };
 
 export function location(arg: string): Location {
-  if (arg.startsWith('guest:')) {
-    const p = arg.slice(6);
-    if (!p.startsWith('/')) usage(`guest paths are absolute: ${JSON.stringify(arg)}`);
-    return { guest: p };
-  }
+  if (arg.startsWith('guest:')) return { guest: guestPath(arg) };
   if (arg === '-') return { stdio: true };
   return { local: arg };
 }

@@ -15,6 +15,7 @@ import {
   byteCount,
   collect,
   devName,
+  guestPath,
   integer,
   jsonRequest,
   octalMode,
@@ -201,7 +202,7 @@ export function program(): Command {
     );
 
   p.command('ls')
-    .argument('<path>', 'guest directory')
+    .argument('<path>', 'guest directory', guestPath)
     .option('-n, --limit <n>', 'at most n entries', integer)
     .description('list a guest directory')
     .action(
@@ -212,7 +213,7 @@ export function program(): Command {
     );
 
   p.command('stat')
-    .argument('<path>', 'guest path')
+    .argument('<path>', 'guest path', guestPath)
     .description('file-stat (lstat) of a guest path')
     .action(
       act(async (ga, g, file: string) => {
@@ -222,7 +223,7 @@ export function program(): Command {
     );
 
   p.command('md5')
-    .argument('<path>', 'guest file')
+    .argument('<path>', 'guest file', guestPath)
     .description('md5 of a guest file')
     .action(
       act(async (ga, g, file: string) => {
@@ -232,7 +233,7 @@ export function program(): Command {
     );
 
   p.command('cat')
-    .argument('<path>', 'guest file')
+    .argument('<path>', 'guest file', guestPath)
     .option('--no-verify', 'skip the md5 check')
     .description('write a guest file to stdout (md5-verified at the end)')
     .action(
@@ -278,7 +279,7 @@ export function program(): Command {
     );
 
   p.command('mkdir')
-    .argument('<path>', 'guest directory')
+    .argument('<path>', 'guest directory', guestPath)
     .option('-m, --mode <mode>', 'mode (octal, default 755)', octalMode)
     .description('create a guest directory and its missing parents')
     .action(
@@ -290,7 +291,7 @@ export function program(): Command {
 
   p.command('chmod')
     .argument('<mode>', 'octal mode, e.g. 644', octalMode)
-    .argument('<path>', 'guest path')
+    .argument('<path>', 'guest path', guestPath)
     .description('change mode bits of a guest path')
     .action(
       act(async (ga, g, mode: number, file: string) => {
@@ -301,7 +302,7 @@ export function program(): Command {
 
   p.command('chown')
     .argument('<owner>', 'UID[:GID], numeric', owner)
-    .argument('<path>', 'guest path')
+    .argument('<path>', 'guest path', guestPath)
     .description('change owner (and group) of a guest path')
     .action(
       act(async (ga, g, { uid, gid }: { uid: number; gid: number }, file: string) => {

@@ -247,6 +247,42 @@ test('guest strings reach the terminal escaped as ls -b does: no split rows, no 
   }
 });
 
+test('guest paths are absolute for every subcommand, as for cp; guest:PATH is taken where only a guest path goes', async ({
+  agent,
+  dir,
+}) => {
+  const s = ['-s', agent.socket];
+  for (const args of [
+    ['ls', 'rel'],
+    ['ls', '.'],
+    ['stat', './x'],
+    ['md5', 'x'],
+    ['cat', 'x'],
+    ['cat', 'guest:x'],
+    ['mkdir', 'a/b'],
+    ['chmod', '644', 'x'],
+    ['chown', '0', 'x'],
+  ]) {
+    const r = await ctl([...s, ...args]);
+    const arg = args[args.length - 1];
+    assert.equal(
+      [r.status, r.stdout, r.stderr],
+      [2, '', `ember-ga-ctl: guest paths are absolute: ${JSON.stringify(arg)}\n`],
+      args.join(' '),
+    );
+  }
+  const f = path.join(dir, 'prefixed');
+  fs.writeFileSync(f, 'through guest:\n');
+  let r = await ctl([...s, 'cat', `guest:${f}`]);
+  assert.equal([r.status, r.stdout, r.stderr], [0, 'through guest:\n', '']);
+  r = await ctl([...s, 'md5', `guest:${f}`]);
+  assert.equal([r.status, r.stdout], [0, `${md5Of(f)}  ${f}\n`]);
+  r = await ctl([...s, 'stat', `guest:${f}`]);
+  assert.match(r.stdout, /^ {2}File: prefixed\n/);
+  r = await ctl([...s, 'ls', `guest:${dir}`]);
+  assert.match(r.stdout, / prefixed$/m);
+});
+
 test("a host-side failure says so and names the user's path, never a temporary file", async ({ agent, dir }) => {
   const src = path.join(dir, 'host-src');
   randomFile(src, 1000);
