@@ -150,6 +150,7 @@ export function program(): Command {
         .default(30),
     )
     .option('--json', 'print answers as JSON (one line) for scripts')
+    .allowExcessArguments(false) // `ping extra` is a mistake, not a ping (subcommands inherit it)
     .exitOverride();
   // Under --json main() reports commander's errors as JSON, and help shown for a missing
   // command would only garble that stream.
@@ -203,7 +204,7 @@ export function program(): Command {
 
   p.command('ls')
     .argument('<path>', 'guest directory', guestPath)
-    .option('-n, --limit <n>', 'at most n entries', integer)
+    .option('-n, --limit <n>', 'at most n entries (0: all)', integer)
     .description('list a guest directory')
     .action(
       act(async (ga, g, dir: string, o: { limit?: number }) => {

@@ -283,6 +283,27 @@ test('guest paths are absolute for every subcommand, as for cp; guest:PATH is ta
   assert.match(r.stdout, / prefixed$/m);
 });
 
+test('extra arguments are a usage error, not ignored; ls -n 0 means all, as its help says', async ({ agent }) => {
+  const s = ['-s', agent.socket];
+  for (const [args, name, expected] of [
+    [['ping', 'extra'], 'ping', '0 arguments but got 1'],
+    [['frozen', 'a', 'b'], 'frozen', '0 arguments but got 2'],
+    [['stat', '/a', '/b'], 'stat', '1 argument but got 2'],
+  ] as const) {
+    const r = await ctl([...s, ...args]);
+    assert.equal(
+      [r.status, r.stdout, r.stderr.split('\n')[0]],
+      [2, '', `ember-ga-ctl: too many arguments for '${name}'. Expected ${expected}.`],
+    );
+  }
+  const help = await ctl(['ls', '--help']);
+  assert.match(help.stdout, /-n, --limit <n> +at most n entries \(0: all\)/);
+  const all = await ctl([...s, '--json', 'ls', '/']);
+  const zero = await ctl([...s, '--json', 'ls', '-n', '0', '/']);
+  assert.ok(JSON.parse(all.stdout).length > 1);
+  assert.is(JSON.parse(zero.stdout).length, JSON.parse(all.stdout).length);
+});
+
 test("a host-side failure says so and names the user's path, never a temporary file", async ({ agent, dir }) => {
   const src = path.join(dir, 'host-src');
   randomFile(src, 1000);
