@@ -64,12 +64,12 @@ async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** exec --json: the output base64, as qemu-ga sends it. */
+/** exec --json: the output base64, as qemu-ga sends it; exitcode or signal null where it does not apply. */
 export function execJson(r: ExecResult): Record<string, unknown> {
   return {
     pid: r.pid,
-    exitcode: r.exitcode,
-    signal: r.signal,
+    exitcode: r.exitcode ?? null,
+    signal: r.signal ?? null,
     stdout: r.stdout.toString('base64'),
     stderr: r.stderr.toString('base64'),
     'stdout-truncated': r.stdoutTruncated,

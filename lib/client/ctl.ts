@@ -444,6 +444,10 @@ export function program(): Command {
     .option('-i, --input <file>', "the program's stdin: a local file, or - for ember-ga-ctl's stdin")
     .option('--no-capture', "do not collect the program's output")
     .option('--timeout <seconds>', 'stop waiting after this long (the program runs on)', seconds)
+    // `exec /bin/sh -c CMD`: -c is taken for exec's own option; say how to pass it on.
+    .exitOverride((err) => {
+      throw err.code === 'commander.unknownOption' ? Object.assign(err, { hint: EXEC_HINT }) : err;
+    })
     .description(
       'qemu-ga: run a program in the guest (guest-exec), print its output and exit with its status (128+N for signal N)',
     )
@@ -454,8 +458,9 @@ export function program(): Command {
         else {
           process.stdout.write(r.stdout);
           process.stderr.write(r.stderr);
-          if (r.stdoutTruncated || r.stderrTruncated)
-            process.stderr.write('ember-ga-ctl: the agent cut the output short\n');
+          const cut = [r.stdoutTruncated && 'stdout', r.stderrTruncated && 'stderr'].filter((x) => x);
+          if (cut.length > 0)
+            process.stderr.write(`ember-ga-ctl: warning: the agent cut the program's ${cut.join(' and ')} short\n`);
         }
         status = r.signal !== undefined ? 128 + r.signal : (r.exitcode ?? 0);
       }),
@@ -465,6 +470,7 @@ export function program(): Command {
 }
 
 const HELP_HINT = '(ember-ga-ctl --help lists the commands)';
+const EXEC_HINT = "(options after PATH are the program's own: put -- before PATH, as in exec -- /bin/sh -c CMD)";
 
 /** An error as --json reports it: where it happened (the agent's answer, or here) and its code. */
 export interface ErrorReport {
@@ -531,13 +537,14 @@ export async function main(argv: string[]): Promise<number> {
       // help and version exit 0
       if (e.exitCode === 0) return 0;
       const usageError = (message: string) => report({ code: 'EUSAGE', message, side: 'host' }, true);
+      const hint = (e as { hint?: string }).hint;
       if (e.code === 'ember-ga-ctl.usage') usageError(e.message);
       else if (e.code === 'commander.help')
         usageError(jsonErrors ? `which command? ${HELP_HINT}` : 'which command? (see above)');
-      else if (jsonErrors) usageError(e.message.replace(/^error: /, ''));
+      else if (jsonErrors) usageError(e.message.replace(/^error: /, '') + (hint ? ` ${hint}` : ''));
       // commander printed its own message; a bad value gets its one line (flag, value, what it
       // takes), a wrong command line the hint too.
-      else if (e.code !== 'commander.invalidArgument') process.stderr.write(`${HELP_HINT}\n`);
+      else if (e.code !== 'commander.invalidArgument') process.stderr.write(`${hint ?? HELP_HINT}\n`);
       return 2;
     }
     const stopped = e instanceof Stopped ? e : undefined;

@@ -246,7 +246,9 @@ test("exec: the guest process's exit status, 128+N for a signal, stderr passed o
             pid,
             arg[0] === 'signal'
               ? { exited: true, signal: 9 }
-              : { exited: true, exitcode: 3, 'out-data': 'b3V0', 'err-data': 'ZXJy', 'out-truncated': false },
+              : arg[0] === 'long'
+                ? { exited: true, exitcode: 0, 'out-data': 'b3V0', 'out-truncated': true }
+                : { exited: true, exitcode: 3, 'out-data': 'b3V0', 'err-data': 'ZXJy', 'out-truncated': false },
           );
           return { return: { pid } };
         }
@@ -259,6 +261,24 @@ test("exec: the guest process's exit status, 128+N for a signal, stderr passed o
       assert.equal([r.status, r.stdout, r.stderr], [3, 'out', 'err']);
       const s = await run(['exec', '/bin/x', 'signal']);
       assert.is(s.status, 128 + 9);
+      // --json: both keys, null where it does not apply.
+      let j = JSON.parse((await run(['--json', 'exec', '/bin/x', 'signal'])).stdout);
+      assert.equal([j.exitcode, j.signal], [null, 9]);
+      j = JSON.parse((await run(['--json', 'exec', '/bin/false'])).stdout);
+      assert.equal([j.exitcode, j.signal], [3, null]);
+      // Output the agent cut short: a warning, and the program's status (0).
+      const cut = await run(['exec', '/bin/x', 'long']);
+      assert.equal(
+        [cut.status, cut.stdout, cut.stderr],
+        [0, 'out', "ember-ga-ctl: warning: the agent cut the program's stdout short\n"],
+      );
+      // The program's options without --: how to pass them.
+      const hint = "(options after PATH are the program's own: put -- before PATH, as in exec -- /bin/sh -c CMD)";
+      const opt = await run(['exec', '/bin/sh', '-c', 'true']);
+      assert.equal([opt.status, opt.stderr], [2, `ember-ga-ctl: unknown option '-c'\n${hint}\n`]);
+      const optJson = await run(['--json', 'exec', '/bin/sh', '-c', 'true']);
+      assert.equal([optJson.status, JSON.parse(optJson.stderr).error.message], [2, `unknown option '-c' ${hint}`]);
+      assert.is((await run(['exec', '--', '/bin/sh', '-c', 'true'])).status, 3); // the fake's status
     },
   );
 });
