@@ -203,7 +203,12 @@ export const FLAGS: FlagSpec[] = [
     names: ['max-handles'],
     value: 'N',
     help: `open file handles allowed at once, both protocols together; while both are served, each protocol's hosts at most half, so neither locks the other out (default ${defaultConfig.maxHandles})`,
-    set: (o, v) => (o.config.maxHandles = positiveNumber('--max-handles', v, true)),
+    set: (o, v) => {
+      const n = positiveNumber('--max-handles', v, true);
+      if (n < 1)
+        throw new UsageError(`--max-handles takes at least 1 (0 would fail every open), got ${JSON.stringify(v)}`);
+      o.config.maxHandles = n;
+    },
   },
   {
     names: ['max-held-input'],

@@ -86,6 +86,20 @@ test('--unit-root alone is a usage error, never ignored (the agent would start s
   );
 });
 
+test('--max-handles takes at least 1: 0 would fail every open', () => {
+  assert.is(parseArgs(['--max-handles', '1']).config.maxHandles, 1);
+  for (const v of ['0', '-1', '1.5'])
+    assert.throws(
+      () => parseArgs(['--max-handles', v]),
+      (e: unknown) => e instanceof UsageError && /^--max-handles takes /.test(e.message),
+      v,
+    );
+  assert.throws(
+    () => parseArgs(['--max-handles=0']),
+    /--max-handles takes at least 1 \(0 would fail every open\), got "0"/,
+  );
+});
+
 test('parseArgs: several -p and --listen, each with an optional PROTO: prefix, in the order given', () => {
   const o = parseArgs([
     '-p',
