@@ -235,8 +235,8 @@ export class GuestFile {
   private closeOptions: CloseOptions | undefined;
   private writeError: SystemError | undefined;
   /**
-   * A device or FIFO has no content to hash at close (nothing to read back): close's md5 check
-   * is of the bytes written to it, hashed as they go.
+   * A device or FIFO has no content to hash at close: nothing to read back, or (a disk) far more
+   * than was written. Close's md5 check is of the bytes written to it, hashed as they go.
    */
   private written: Hash | undefined;
   /** Writes queued behind a running one and not started yet, which later small writes join. */
@@ -498,12 +498,17 @@ export class GuestFile {
     return this.enqueue(async () => {});
   }
 
+  /** Whether close's md5 check is of the bytes written (see `written`): a device or a FIFO. */
+  private get hashesWrites(): boolean {
+    return this.how.kind === 'special' || this.how.kind === 'block';
+  }
+
   /**
    * After a write of n bytes (the first n of `data`, where given): the position moves past them
    * (for an append handle, to the end).
    */
   private wrote(n: number, data?: Buffer): void {
-    if (data && this.how.kind === 'special') (this.written ??= createHash('md5')).update(data.subarray(0, n));
+    if (data && this.hashesWrites) (this.written ??= createHash('md5')).update(data.subarray(0, n));
     if (this.how.append && !this.stream) this.moveTo(native.lseek(this.fd, 0, SEEK_END, this.path));
     else this.moveOn(n);
   }
@@ -817,10 +822,9 @@ export class GuestFile {
     if (options.md5 !== undefined) {
       let got: string;
       try {
-        got =
-          this.how.kind === 'special'
-            ? (this.written ?? createHash('md5')).digest('hex')
-            : await md5CloseCheck(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
+        got = this.hashesWrites
+          ? (this.written ?? createHash('md5')).digest('hex')
+          : await md5CloseCheck(`/proc/self/fd/${this.fd}`); // the file this handle wrote, whatever its name now
       } catch (e) {
         return this.asOwn(toSystemError(e), 'md5', `md5 check failed (${outcome})`);
       }

@@ -2,7 +2,7 @@
 // stub agents for what a real ember-ga cannot show (0.7.1 protocol, answers in reverse order,
 // silence).
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import { once } from 'events';
 import * as fs from 'fs';
@@ -677,6 +677,29 @@ test(
       assert.equal(partFiles(dir), []);
     }),
   { needs: [...files, command('mkfifo')] },
+);
+
+test(
+  'an upload to a block device smaller than it is checked against the bytes written, not the whole disk',
+  () =>
+    withAgent(async (ga, dir) => {
+      const img = path.join(dir, 'disk.img');
+      fs.writeFileSync(img, Buffer.alloc(4 * MiB, 0x5a)); // the disk: 4 MiB, the image written to it: 300 KiB
+      const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+      try {
+        const src = path.join(dir, 'image');
+        const sum = randomFile(src, 300 * 1024);
+        const r = await ga.copyTo(src, dev);
+        assert.equal([r.atomic, r.verified, r.md5], [false, true, sum]);
+        execFileSync('losetup', ['-d', dev]);
+        const disk = fs.readFileSync(img);
+        assert.ok(disk.subarray(0, 300 * 1024).equals(fs.readFileSync(src)), 'the image is at the start of the disk');
+        assert.is(disk[300 * 1024], 0x5a, 'the rest of the disk as it was');
+      } finally {
+        spawnSync('losetup', ['-d', dev]);
+      }
+    }),
+  { needs: [...files, root, command('losetup')] },
 );
 
 test(

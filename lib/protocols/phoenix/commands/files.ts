@@ -341,7 +341,7 @@ export const fileCommands = [
       fsync: { type: 'bool', default: false, doc: 'ember-ga, a "w" handle: flush the data to disk before closing.' },
       md5: {
         type: 'string',
-        doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have (a character device or FIFO: the bytes written to it); otherwise EBADMSG (74), and an atomic handle is discarded.',
+        doc: 'ember-ga, a "w" handle: the md5 (hex) the file must have (a device or FIFO: the bytes written to it); otherwise EBADMSG (74), and an atomic handle is discarded.',
       },
     },
     handler: (args, ctx, call) => {
