@@ -320,7 +320,8 @@ export async function main(argv: string[]): Promise<number> {
     opts = parseArgs(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`ember-ga: ${e.message}\n\n${usage()}`);
+    // One line and a pointer, as ember-ga-ctl's: fifty lines of flags would bury the mistake.
+    process.stderr.write(`ember-ga: ${e.message}\n(ember-ga --help lists the flags)\n`);
     return 2;
   }
   if (opts.help) {

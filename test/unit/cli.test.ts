@@ -36,7 +36,7 @@ test('an unknown flag is an error with exit 2, never ignored', () => {
   for (const args of [['--bogus'], ['-x'], ['stray'], ['-p'], ['--listen', 'tcp:1'], ['-debug=1']]) {
     const r = run(...args);
     assert.is(r.status, 2, args.join(' '));
-    assert.match(r.stderr, /^ember-ga: /);
+    assert.match(r.stderr, /^ember-ga: [^\n]+\n\(ember-ga --help lists the flags\)\n$/);
   }
 });
 
