@@ -200,6 +200,7 @@ export async function copyToQga(
   const inflight: Promise<void>[] = [];
   let handle: number | undefined;
   let handleOpen = false;
+  let written = false; // every byte, and the close
   let sent = 0;
   let acked = 0;
 
@@ -226,6 +227,7 @@ export async function copyToQga(
     while (inflight.length > 0) await abortable(inflight.shift()!, opts.signal, what);
     handleOpen = false;
     await qga.fileClose(handle);
+    written = true;
     const digest = md5?.digest('hex') ?? '';
     if (verify) {
       t.progress({ bytes: acked, total, phase: 'verify' }, opts);
@@ -241,8 +243,27 @@ export async function copyToQga(
     const failure = opts.signal?.aborted ? abortError(what) : e;
     input.destroy();
     if (handleOpen && handle !== undefined) await release(ga, handle);
-    throw failure;
+    throw handle === undefined || written ? failure : leftPartial(failure);
   } finally {
     opts.signal?.removeEventListener('abort', stopInput);
   }
+}
+
+/**
+ * A failed upload's error once the guest file was opened (mode "w" truncates it): saying that
+ * it now holds only what was written, where a phoenix upload would have left it as it was.
+ */
+function leftPartial(e: unknown): unknown {
+  if (!(e instanceof GuestAgentError)) return e;
+  return new GuestAgentError(
+    `${e.message} (the guest file holds only what was written before: qemu-ga writes in place)`,
+    {
+      code: e.code,
+      errno: e.errno,
+      command: e.command,
+      remote: e.remote,
+      cause: e,
+      errorClass: e.errorClass,
+    },
+  );
 }

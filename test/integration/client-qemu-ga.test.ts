@@ -218,6 +218,18 @@ test(
       assert.is((await t).bytes, 5);
       assert.is(fs.readFileSync(guest, 'utf8'), 'short');
       assert.equal(partFiles(dir), []);
+      // Failing once the file is open (mode "w" truncated it), the error says what is left.
+      const ac = new AbortController();
+      const s2 = new PassThrough();
+      const t2 = ga.copyTo(s2, guest, { signal: ac.signal });
+      await waitFor(() => fs.readFileSync(guest).length === 0, 5000, 'the open to truncate the file');
+      ac.abort();
+      const e = await rejection(t2, GuestAgentError);
+      assert.is(e.code, 'ABORT_ERR');
+      assert.match(
+        e.message,
+        /aborted \(the guest file holds only what was written before: qemu-ga writes in place\)$/,
+      );
     }),
   { needs, timeout: 60_000 },
 );
