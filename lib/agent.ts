@@ -208,7 +208,10 @@ export class Agent {
       onHostGone: (hook) => {
         this.hostGoneHooks.push(hook);
       },
-      endpointOf: (session) => this.sessions.get(session)?.transport.description,
+      endpointOf: (session) => {
+        const t = this.sessions.get(session)?.transport;
+        return t && (t.endpoint ?? t.description);
+      },
       // Ports come and go (found by name): the halves hold while both protocols have one.
       servesBothProtocols: () =>
         this.endpoints.some((e) => e.protocol === 'qemu-ga') && this.endpoints.some((e) => e.protocol === 'phoenix'),

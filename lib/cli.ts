@@ -358,7 +358,7 @@ export async function main(argv: string[]): Promise<number> {
   // One holding logger for the transport and the agent: see HoldingLogger (freeze safety).
   const log = new HoldingLogger(stderrLogger(opts.debug));
   const hostGoneMs = opts.hostGoneTimeout === undefined ? undefined : opts.hostGoneTimeout * 1000;
-  const portTransport = (p: string) => new PortTransport(p, log, { hostGoneMs });
+  const portTransport = (p: string, name?: string) => new PortTransport(p, log, { hostGoneMs, name });
   const agent = new Agent({ endpoints: [], commands: allCommands, config: opts.config, log });
   // -p and --listen: each must open, or the agent does not start.
   for (const spec of opts.endpoints) {
@@ -386,7 +386,7 @@ export async function main(argv: string[]): Promise<number> {
       { names: Object.keys(KNOWN_PORTS), sysDir: opts.sysDir, devDir: opts.devDir, intervalMs: scan * 1000, log },
       {
         add: async (p) => {
-          const transport = portTransport(p.path);
+          const transport = portTransport(p.path, p.name);
           await agent.addEndpoint({ transport, protocol: KNOWN_PORTS[p.name] });
           byPort.set(p.entry, transport);
         },

@@ -99,7 +99,8 @@ export interface Context {
   onHostGone(hook: (session: number) => void): void;
   /**
    * The endpoint a host session came through, while it lasts (undefined after): its transport's
-   * description, `unix:PATH` or `port PATH`, the same for a port that went away and came back.
+   * endpoint (`unix:PATH`, `port PATH`, or `port named NAME` for a port found by its name), the
+   * same for a port that went away and came back, under another device path too.
    */
   endpointOf(session: number): string | undefined;
   /** Whether the agent has endpoints of both protocols now (the handle table's halves hold then). */

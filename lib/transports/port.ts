@@ -31,6 +31,8 @@ export interface PortOptions {
   hostGoneMs?: number;
   /** Opens the port (the addon's Port; a test gives a stand-in). */
   open?: (path: string, onEvent: PortEventHandler) => NativePort;
+  /** The port's name (org.guest-agent.0), when it was found by it: its endpoint (Transport.endpoint). */
+  name?: string;
 }
 
 export class PortTransport implements Transport {
@@ -41,6 +43,7 @@ export class PortTransport implements Transport {
   private session: SessionSink | undefined;
   private sink: TransportSink | undefined;
   private readonly hostGoneMs: number;
+  private readonly name: string | undefined;
   private readonly open: NonNullable<PortOptions['open']>;
   /** Bytes given to the port since it was made: those not queued any more are written (or dropped). */
   private sent = 0;
@@ -54,11 +57,16 @@ export class PortTransport implements Transport {
     opts: PortOptions = {},
   ) {
     this.hostGoneMs = opts.hostGoneMs ?? HOST_GONE_MS;
+    this.name = opts.name;
     this.open = opts.open ?? ((p, onEvent) => new native.Port(p, onEvent, { views: true }));
   }
 
   get description(): string {
     return `port ${this.path}`;
+  }
+
+  get endpoint(): string {
+    return this.name === undefined ? this.description : `port named ${this.name}`;
   }
 
   async start(sink: TransportSink): Promise<void> {

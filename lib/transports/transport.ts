@@ -42,6 +42,11 @@ export interface TransportSink {
 
 export interface Transport {
   readonly description: string;
+  /**
+   * Who the hosts on the other side are, the same when the endpoint comes back (a port found by
+   * its name, whatever device path it has then); `description` where absent.
+   */
+  readonly endpoint?: string;
   start(sink: TransportSink): Promise<void>;
   /** Bytes written but not yet taken by the kernel, for every session. */
   readonly queued: number;

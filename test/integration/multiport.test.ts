@@ -151,6 +151,41 @@ test(
 );
 
 test(
+  'a port back under another device path is the same endpoint: its host hears how its handle ended',
+  async () => {
+    const g = new Guest(tmpDir());
+    try {
+      g.start();
+      const ph = await g.plug('vport0p1', PHOENIX);
+      await g.logs(serving(ph, 'phoenix'), 'the phoenix port to be served');
+      const f = path.join(g.dir, 'f');
+      let c = await LineClient.connect(ph.host);
+      const h = (await c.ok('file-open', { path: f, mode: 'w' })) as number;
+      c.close();
+      // Unplugged (its session ends, the handle is closed) and plugged in again at another entry.
+      const from = g.err.length;
+      await g.unplug('vport0p1');
+      await g.logs(/host gone: closing .*\(handle \d+\)/, 'the handle closed', from);
+      const back = await g.plug('vport1p1', PHOENIX);
+      await g.logs(serving(back, 'phoenix'), 'the port served again');
+      c = await LineClient.connect(back.host);
+      try {
+        const a = await c.call('file-write', { handle_id: h, bufb64: Buffer.from('x').toString('base64') });
+        assert.match(
+          errorMessage(a),
+          /^Handle \d+ was closed when the host that opened it went away \(.*\/f\); open it again$/,
+        );
+      } finally {
+        c.close();
+      }
+    } finally {
+      await g.stop();
+    }
+  },
+  { needs, timeout: 40_000 },
+);
+
+test(
   "a phoenix host that stops reading its answers does not hold the qemu-ga port's host",
   async () => {
     const g = new Guest(tmpDir());
