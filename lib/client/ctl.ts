@@ -229,7 +229,11 @@ export function program(): Command {
     .action(
       act(async (ga, g, file: string) => {
         const sum = await ga.md5File(file, { timeout: Math.max(g.wait * 1000, 600_000) });
-        out(g, sum, () => `${fmt.escaped(sum)}  ${fmt.escaped(file)}\n`);
+        // md5sum's line (`md5sum -c` reads it back): a name with a backslash or a newline has
+        // those escaped and a backslash first. The sum is the agent's: escaped as its text.
+        const tricky = /[\\\n]/.test(file);
+        const name = tricky ? file.replace(/\\/g, '\\\\').replace(/\n/g, '\\n') : file;
+        out(g, sum, () => `${tricky ? '\\' : ''}${fmt.escaped(sum)}  ${name}\n`);
       }),
     );
 
@@ -511,7 +515,9 @@ export function errorReport(e: unknown): ErrorReport {
 function report(r: ErrorReport, usageError = false): void {
   if (jsonErrors) process.stderr.write(JSON.stringify({ error: r }) + '\n');
   else {
-    const message = fmt.escaped(r.message); // a guest's message, or one that names a guest's path
+    // The agent's words are the guest's to choose (escape sequences for this terminal); ours
+    // name what the user typed, kept as typed so that it can be copied back.
+    const message = r.side === 'guest' && !usageError ? fmt.escaped(r.message) : r.message;
     process.stderr.write(usageError ? `ember-ga-ctl: ${message}\n` : `ember-ga-ctl: ${r.side}: ${message}\n`);
   }
 }

@@ -148,6 +148,24 @@ test('--json: errors are one JSON line on stderr, {error: {code, message, side}}
   assert.equal([r.status, r.stdout], [0, '{}\n']);
 });
 
+test('what the user typed is printed as typed: errors naming it, and md5 lines md5sum -c reads back', async ({
+  agent,
+  dir,
+}) => {
+  const s = ['-s', agent.socket];
+  let r = await ctl([...s, 'stat', 'rel"x']);
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /"rel\\"x"/); // JSON.stringify's one backslash, not escaped again
+  assert.not.match(r.stderr, /\\\\/);
+  const f = path.join(dir, 'back\\slash');
+  randomFile(f, 1000);
+  r = await ctl([...s, 'md5', f]);
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stdout, `\\${md5Of(f)}  ${f.replace(/\\/g, '\\\\')}\n`);
+  const check = spawnSync('md5sum', ['-c'], { input: r.stdout, encoding: 'utf8' });
+  assert.is(check.status, 0, check.stdout + check.stderr);
+});
+
 test('ls and stat print local times with their offset from UTC (TZ decides)', async ({ agent, dir }) => {
   const d = path.join(dir, 'times');
   fs.mkdirSync(d);
