@@ -254,16 +254,18 @@ export async function copyToQga(
  * it now holds only what was written, where a phoenix upload would have left it as it was.
  */
 function leftPartial(e: unknown): unknown {
-  if (!(e instanceof GuestAgentError)) return e;
-  return new GuestAgentError(
-    `${e.message} (the guest file holds only what was written before: qemu-ga writes in place)`,
-    {
-      code: e.code,
-      errno: e.errno,
-      command: e.command,
-      remote: e.remote,
-      cause: e,
-      errorClass: e.errorClass,
-    },
-  );
+  const note = ' (the guest file holds only what was written before: qemu-ga writes in place)';
+  if (!(e instanceof GuestAgentError)) {
+    // A local read error (an ErrnoException, kept as one for its code): told the same.
+    if (e instanceof Error) e.message += note;
+    return e;
+  }
+  return new GuestAgentError(`${e.message}${note}`, {
+    code: e.code,
+    errno: e.errno,
+    command: e.command,
+    remote: e.remote,
+    cause: e,
+    errorClass: e.errorClass,
+  });
 }

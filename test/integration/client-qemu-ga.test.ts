@@ -7,7 +7,7 @@
 import * as assert from 'uvu/assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { PassThrough, Writable } from 'stream';
+import { PassThrough, Readable, Writable } from 'stream';
 import { GuestAgent, GuestAgentError } from '../../lib';
 import { allQgaCommands } from '../../lib/protocols/qemu-ga/commands';
 import { startEmberQemuGa, realQemuGa, startRealQemuGa, type RealQemuGa } from '../helpers/qemu-ga';
@@ -230,6 +230,15 @@ test(
         e.message,
         /aborted \(the guest file holds only what was written before: qemu-ga writes in place\)$/,
       );
+      // So does a local read error (not the agent's), the file open and truncated.
+      const failing = new Readable({
+        read() {
+          this.destroy(Object.assign(new Error('read: input/output error'), { code: 'EIO' }));
+        },
+      });
+      const e2 = await rejection(ga.copyTo(failing, guest), Error);
+      assert.match(e2.message, /input\/output error \(the guest file holds only what was written before/);
+      assert.is(fs.readFileSync(guest).length, 0);
     }),
   { needs, timeout: 60_000 },
 );
