@@ -97,10 +97,10 @@ function timerSeconds(flag: string, v: string): number {
   return s;
 }
 
-function positiveNumber(flag: string, v: string, integer: boolean): number {
+function positiveNumber(flag: string, v: string, integer: boolean, min = 0): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`${flag} takes a ${integer ? 'whole ' : ''}number >= 0, got ${JSON.stringify(v)}`);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`${flag} takes a ${integer ? 'whole ' : ''}number >= ${min}, got ${JSON.stringify(v)}`);
   }
   return n;
 }
@@ -204,10 +204,7 @@ export const FLAGS: FlagSpec[] = [
     value: 'N',
     help: `open file handles allowed at once, both protocols together; while both are served, each protocol's hosts at most half, so neither locks the other out (default ${defaultConfig.maxHandles})`,
     set: (o, v) => {
-      const n = positiveNumber('--max-handles', v, true);
-      if (n < 1)
-        throw new UsageError(`--max-handles takes at least 1 (0 would fail every open), got ${JSON.stringify(v)}`);
-      o.config.maxHandles = n;
+      o.config.maxHandles = positiveNumber('--max-handles', v, true, 1); // 0 would fail every open
     },
   },
   {
@@ -284,6 +281,7 @@ export function parseArgs(argv: string[]): CliOptions {
     }
     spec.set(o, value ?? '');
   }
+  if (o.help) return o; // --help answers whatever else is given
   if (o.protocol !== undefined && o.endpoints.length === 0)
     throw new UsageError('--protocol applies to -p and --listen; the ports found by name speak their own');
   // Alone it would be ignored, and the agent would start serving instead of changing that system.

@@ -91,13 +91,18 @@ test('--max-handles takes at least 1: 0 would fail every open', () => {
   for (const v of ['0', '-1', '1.5'])
     assert.throws(
       () => parseArgs(['--max-handles', v]),
-      (e: unknown) => e instanceof UsageError && /^--max-handles takes /.test(e.message),
+      (e: unknown) => e instanceof UsageError && /^--max-handles takes a whole number >= 1, got /.test(e.message),
       v,
     );
-  assert.throws(
-    () => parseArgs(['--max-handles=0']),
-    /--max-handles takes at least 1 \(0 would fail every open\), got "0"/,
-  );
+  assert.throws(() => parseArgs(['--max-handles=0']), /--max-handles takes a whole number >= 1, got "0"/);
+});
+
+test('--help answers whatever else is given: it is never a usage error', () => {
+  for (const args of [
+    ['--unit-root', '/img', '--help'],
+    ['--protocol', 'qemu-ga', '-h'],
+  ])
+    assert.ok(parseArgs(args).help, args.join(' '));
 });
 
 test('parseArgs: several -p and --listen, each with an optional PROTO: prefix, in the order given', () => {
