@@ -78,7 +78,7 @@ function cutBase64Strings(line: Buffer, decode: Base64Decoder): { rest: Buffer; 
  * quotes, and inside one a backslash escapes the next character. The next backslash is kept
  * between calls, so that no byte of the line is searched twice.
  */
-class StringEnds {
+export class StringEnds {
   private backslash: number;
   /** The next quote at or after where it was last looked for (a string of escapes is not searched again per escape). */
   private quote = -2;

@@ -2,7 +2,7 @@
 // ASCII escaped as \uXXXX, and object members in the order qemu's QDict iterates them (by hash
 // bucket), so an answer is byte for byte what qemu-ga 7.2 would send for the same value.
 import { RawJson } from '../../wire/answer';
-import { isJsonPunctuation, isJsonSpace } from '../../wire/request';
+import { isJsonPunctuation, isJsonSpace, StringEnds } from '../../wire/request';
 import type { QSchema, QType } from './schema';
 
 export { qemuString } from '../../utf8';
@@ -221,20 +221,11 @@ export function fractionArgs(json: Buffer, schema: QSchema): Set<string> {
   const space = () => {
     while (i < n && isJsonSpace(json[i])) i++;
   };
-  // The next quote and backslash at or after where each was last looked for: no byte is searched twice.
-  let quote = -2;
-  let backslash = -2;
-  /** Past a string: it ends at the first quote with no backslash before it. */
+  const strings = new StringEnds(json); // no byte searched twice: the walk only goes on
+  /** Past the string whose quote is at i. */
   const string = () => {
-    for (let from = i + 1; ;) {
-      if (quote !== -1 && quote < from) quote = json.indexOf(0x22, from);
-      if (backslash !== -1 && backslash < from) backslash = json.indexOf(0x5c, from);
-      if (quote === -1 || backslash === -1 || backslash > quote) {
-        i = quote === -1 ? n : quote + 1;
-        return;
-      }
-      from = backslash + 2;
-    }
+    const close = strings.closing(i);
+    i = close < 0 ? n : close + 1;
   };
   /** Past one value of type `t` named `name` ('' for "arguments" itself); neither: not an argument. */
   const value = (name: string | undefined, t: QType | undefined, top = false): void => {
@@ -287,7 +278,11 @@ export function fractionArgs(json: Buffer, schema: QSchema): Set<string> {
 function objectOf(t: QType | undefined): QSchema | undefined {
   if (t === undefined || typeof t === 'string') return undefined;
   if ('object' in t) return t.object;
-  if ('alternate' in t) for (const a of t.alternate) if (objectOf(a)) return objectOf(a);
+  if ('alternate' in t)
+    for (const a of t.alternate) {
+      const o = objectOf(a);
+      if (o) return o;
+    }
   return undefined;
 }
 
@@ -295,6 +290,10 @@ function objectOf(t: QType | undefined): QSchema | undefined {
 function arrayOf(t: QType | undefined): QType | undefined {
   if (t === undefined || typeof t === 'string') return undefined;
   if ('array' in t) return t.array;
-  if ('alternate' in t) for (const a of t.alternate) if (arrayOf(a)) return arrayOf(a);
+  if ('alternate' in t)
+    for (const a of t.alternate) {
+      const items = arrayOf(a);
+      if (items) return items;
+    }
   return undefined;
 }
