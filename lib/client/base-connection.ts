@@ -13,6 +13,11 @@ import { connectorFor, type Connector, type Link, type Target } from './link';
 import type { ProtocolName } from '../protocols/protocol';
 import type { Features } from './types';
 
+/** A JSON object (not null, not an array): what an answer line must parse to. */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 export type GuestAgentOptions = Target & {
   /** Milliseconds a request may wait for its answer (default 30 s; at most 2^31-1, else RangeError). */
   timeout?: number;

@@ -5,7 +5,13 @@ import { LineFramer } from '../wire/framing';
 import { GuestAgentError, hostError } from './errors';
 import { parseExactJson } from './exact-json';
 import { readAnswer, tagOf } from './answer-scan';
-import { BaseConnection, type CallOptions, type GuestAgentOptions, type PendingCall } from './base-connection';
+import {
+  BaseConnection,
+  isObject,
+  type CallOptions,
+  type GuestAgentOptions,
+  type PendingCall,
+} from './base-connection';
 import type { Answers, CommandName } from '../protocols/phoenix/answers';
 import type { AgentInfo, Features } from './types';
 
@@ -192,8 +198,4 @@ export class AgentConnection extends BaseConnection<Pending> {
       readMd5: false,
     };
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }

@@ -11,7 +11,13 @@
 // have) gets them pipelined, since it answers in order.
 import { randomInt } from 'crypto';
 import { GuestAgentError, hostError } from './errors';
-import { BaseConnection, type CallOptions, type GuestAgentOptions, type PendingCall } from './base-connection';
+import {
+  BaseConnection,
+  isObject,
+  type CallOptions,
+  type GuestAgentOptions,
+  type PendingCall,
+} from './base-connection';
 import { connectorFor, type Connector } from './link';
 import type { EmberGaInfo, QgaAnswers, QgaCommandName, QgaInfo } from './qemu-ga-types';
 import type { Features } from './types';
@@ -101,10 +107,6 @@ class QmpStream {
     this.parts.push(b);
     this.size += b.length;
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /**
