@@ -39,10 +39,11 @@ export class HandleTable {
   private openingSession = 0;
   private openingAgent = 0;
   private readonly open = new Map<number, FileHandle>();
-  /** The host session each open handle belongs to (none: an agent-lifetime handle). */
-  private readonly owner = new Map<number, number>();
-  /** The endpoint the owner came through, for each handle of a session. */
-  private readonly ownerEndpoint = new Map<number, string | undefined>();
+  /**
+   * The host session each open handle belongs to (none: an agent-lifetime handle), and the
+   * endpoint it came through (told how the handle ended once that session is over: endedError).
+   */
+  private readonly owner = new Map<number, { session: number; endpoint: string | undefined }>();
   /** Handles closed at end of file (the last EOF_MEMORY): a hashing one's md5, once its reads are done. */
   private readonly atEof = new Map<number, { session: number | undefined; md5: Promise<string> | undefined }>();
   /** Closes and discards started when a host went away (endSession), until done. */
@@ -109,7 +110,7 @@ export class HandleTable {
       );
     }
     let mine = 0;
-    for (const s of this.owner.values()) if (s === session) mine++;
+    for (const o of this.owner.values()) if (o.session === session) mine++;
     return new AgentError(
       `Too many open file handles: phoenix hosts hold ${held} of the ${share} they may at once (half of --max-handles, ${max}; the rest is for qemu-ga hosts), ${mine} of them this host's; close some with file-close or read them to the end (a host's handles close when it goes)`,
       EMFILE,
@@ -134,8 +135,7 @@ export class HandleTable {
       return id;
     }
     this.openingSession--;
-    this.owner.set(id, call.session);
-    this.ownerEndpoint.set(id, this.ctx.endpointOf(call.session));
+    this.owner.set(id, { session: call.session, endpoint: this.ctx.endpointOf(call.session) });
     if (call.signal.aborted) this.endHandle(id, h); // that host answers nobody
     return id;
   }
@@ -182,10 +182,9 @@ export class HandleTable {
     if (!h) return Promise.resolve();
     const closing = h.close(options);
     if (!h.closed) return closing; // refused: the handle stays open, and in the table
-    const session = this.owner.get(id);
+    const session = this.owner.get(id)?.session;
     this.open.delete(id);
     this.owner.delete(id);
-    this.ownerEndpoint.delete(id);
     if (atEof) {
       // Reads queued before the close still run (and find the end again): the md5 once they have.
       const md5 = h.hashing
@@ -202,7 +201,7 @@ export class HandleTable {
 
   /** Whether `id` is an open handle of host session `session` (see get()). */
   has(id: number, session: number): boolean {
-    return this.owner.get(id) === session && this.open.has(id);
+    return this.owner.get(id)?.session === session && this.open.has(id);
   }
 
   /**
@@ -213,7 +212,7 @@ export class HandleTable {
    * and a deleted file's disk space, until the agent exits.
    */
   private endSession(session: number): void {
-    for (const [id, h] of this.open) if (this.owner.get(id) === session) this.endHandle(id, h);
+    for (const [id, h] of this.open) if (this.owner.get(id)?.session === session) this.endHandle(id, h);
   }
 
   private endHandle(id: number, h: FileHandle): void {
@@ -221,7 +220,7 @@ export class HandleTable {
       `host gone: ${h.atomic ? 'discarding the unfinished atomic upload to' : 'closing'} ${h.path} (handle ${id})`,
     );
     h.cancelWaits('the host that opened it is gone');
-    const endpoint = this.ownerEndpoint.get(id);
+    const endpoint = this.owner.get(id)?.endpoint;
     const done = this.close(id, false, { discard: h.atomic });
     this.ended.set(id, { path: h.path, atomic: h.atomic, done, endpoint });
     if (this.ended.size > EOF_MEMORY) this.ended.delete(this.ended.keys().next().value as number);
