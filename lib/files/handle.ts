@@ -217,11 +217,9 @@ export class GuestFile {
    * a bigint past 2^53 - 1 (ext4 puts a directory's end at 2^63 - 1; a tmpfs file may be as long).
    */
   get position(): FileOffset {
-    return this.far ?? this.pos;
+    return this.pos;
   }
-  private pos = 0;
-  /** The position when it is past Number.MAX_SAFE_INTEGER (pos is then stale), exactly. */
-  private far: bigint | undefined;
+  private pos: FileOffset = 0;
   /** Operations queued or running. */
   private pending = 0;
   private tail: Promise<unknown> = Promise.resolve();
@@ -514,16 +512,11 @@ export class GuestFile {
   }
 
   private moveTo(at: bigint): void {
-    if (at <= MAX_SAFE) {
-      this.pos = Number(at);
-      this.far = undefined;
-    } else this.far = at;
+    this.pos = at <= MAX_SAFE ? Number(at) : at;
   }
 
   private moveOn(n: number): void {
-    const to = plus(this.position, n);
-    if (typeof to === 'number') this.pos = to;
-    else this.far = to;
+    this.pos = plus(this.pos, n);
   }
 
   /**
